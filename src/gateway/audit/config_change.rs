@@ -100,12 +100,7 @@ async fn changed_teams(core: &Core) -> crate::error::Result<Vec<&Team>> {
 pub async fn record_departures(core: &Core, gone: &[String], now: Timestamp) {
     use futures::TryStreamExt as _;
     let empty = ConfigPrint::default();
-    let teams = gone.iter().map(|id| Recorded {
-        id,
-        print: &empty,
-        api_keys: Vec::new(),
-        kids: Vec::new(),
-    });
+    let teams = gone.iter().map(|id| Recorded::gone(id, &empty));
     let recorded = futures::stream::iter(teams.map(Ok::<_, crate::error::Error>))
         .try_for_each_concurrent(AT_ONCE, |team| record(core, team, Source::Reload, now))
         .await;
@@ -123,19 +118,35 @@ struct Recorded<'a> {
     kids: Vec<String>,
 }
 
+impl<'a> Recorded<'a> {
+    /// `team` as it is, in its keyspace.
+    fn of(team: &'a Team) -> Self {
+        Recorded {
+            id: &team.keyspace,
+            print: &team.print,
+            api_keys: team.api_keys.iter().map(|k| k.id.clone()).collect(),
+            kids: team.security_keys.iter().map(|k| k.kid.clone()).collect(),
+        }
+    }
+
+    /// The team of keyspace `id` gone: the empty configuration `empty`.
+    fn gone(id: &'a str, empty: &'a ConfigPrint) -> Self {
+        Recorded {
+            id,
+            print: empty,
+            api_keys: Vec::new(),
+            kids: Vec::new(),
+        }
+    }
+}
+
 async fn record_team(
     core: &Core,
     team: &Team,
     source: Source,
     now: Timestamp,
 ) -> crate::error::Result<()> {
-    let recorded = Recorded {
-        id: &team.keyspace,
-        print: &team.print,
-        api_keys: team.api_keys.iter().map(|k| k.id.clone()).collect(),
-        kids: team.security_keys.iter().map(|k| k.kid.clone()).collect(),
-    };
-    record(core, recorded, source, now).await
+    record(core, Recorded::of(team), source, now).await
 }
 
 /// Records `team`'s configuration when it is not the one last recorded:
@@ -213,9 +224,9 @@ fn record_in(
 }
 
 /// In `c`, which read [`recorded_keys`] of `id` (a team's keyspace,
-/// `keys::keyspace`): the `config.changed` entry of a write through the
-/// operator API by `acting`, the team now `team` (`None`: deleted,
-/// recorded as the empty configuration).
+/// `keys::keyspace`, `team`'s when there is one): the `config.changed`
+/// entry of a write through the operator API by `acting`, the team now
+/// `team` (`None`: deleted, recorded as the empty configuration).
 pub fn record_api_write(
     c: &mut Change,
     id: &str,
@@ -225,18 +236,8 @@ pub fn record_api_write(
 ) -> crate::error::Result<()> {
     let empty = ConfigPrint::default();
     let recorded = match team {
-        Some(t) => Recorded {
-            id,
-            print: &t.print,
-            api_keys: t.api_keys.iter().map(|k| k.id.clone()).collect(),
-            kids: t.security_keys.iter().map(|k| k.kid.clone()).collect(),
-        },
-        None => Recorded {
-            id,
-            print: &empty,
-            api_keys: Vec::new(),
-            kids: Vec::new(),
-        },
+        Some(t) => Recorded::of(t),
+        None => Recorded::gone(id, &empty),
     };
     record_in(c, &recorded, Source::Api, acting, Some(retention)).map(|_| ())
 }
@@ -249,14 +250,15 @@ pub fn record_restore(
     team: &Team,
     retention: std::time::Duration,
 ) -> crate::error::Result<()> {
-    let recorded = Recorded {
-        id: &team.keyspace,
-        print: &team.print,
-        api_keys: team.api_keys.iter().map(|k| k.id.clone()).collect(),
-        kids: team.security_keys.iter().map(|k| k.kid.clone()).collect(),
-    };
     let acting = Acting::system(None);
-    record_in(c, &recorded, Source::Restore, &acting, Some(retention)).map(|_| ())
+    record_in(
+        c,
+        &Recorded::of(team),
+        Source::Restore,
+        &acting,
+        Some(retention),
+    )
+    .map(|_| ())
 }
 
 /// The `config.changed` entry of `team`, now at `digest`, from what was
