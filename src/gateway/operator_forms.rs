@@ -96,6 +96,19 @@ pub(super) fn kept_secrets(
     Ok((secrets, team_secrets::salts_of(body, &is_secret_member)))
 }
 
+/// The salts of `edited`, an edit of the stored `body` whose secrets
+/// `opened` holds opened: a secret kept where it stands keeps its salt,
+/// any other is salted anew.
+pub(super) fn salts_of_edit(body: &Value, opened: &Value, edited: &Value) -> Salts {
+    let secrets = team_secrets::secrets_at(opened, &is_secret_member);
+    let salts = team_secrets::salts_of(body, &is_secret_member);
+    let kept = team_secrets::Kept {
+        secrets: &secrets,
+        salts: &salts,
+    };
+    team_secrets::salts_of_edit(edited, &is_secret_member, &kept)
+}
+
 /// The body `w` writes over what `stored` (sealed at `place`) keeps, and
 /// the salts of its secrets: its `member` (`id`, `name`) the path's, each
 /// `{"hmac"}` replaced by the secret stored at its pointer whose

@@ -165,8 +165,8 @@ pub async fn generation(core: &Core, now: Timestamp) -> Result<Looked> {
 /// has one, so that a team deleted and written again with the same
 /// configuration moves the index, and every instance puts the new
 /// tenant in force (docs/decisions/0437-a-team-id-written-again-is-a-new-tenant.md).
-pub fn indexed_as(digest: &str, keyspace: &str) -> String {
-    match keys::incarnation_of(keyspace) {
+pub fn indexed_as(digest: &str, incarnation: Option<&str>) -> String {
+    match incarnation {
         Some(incarnation) => format!("{digest}~{incarnation}"),
         None => digest.to_string(),
     }
@@ -184,7 +184,7 @@ async fn repair(core: &Core, id: &str, token: u64, now: Timestamp) -> Result<u64
              digest,
              incarnation,
              ..
-         }| { indexed_as(&digest, &keys::keyspace(id, incarnation.as_deref())) },
+         }| { indexed_as(&digest, incarnation.as_deref()) },
     );
     tracing::warn!(team = %id, "a write of an API team stopped before its index; indexed as stored");
     let read = [keys::api_teams(), keys::api_teams_generation()];

@@ -168,8 +168,8 @@ async fn write_back(
                     incarnation,
                     ..
                 }) if !replace => {
-                    let keyspace = keys::keyspace(id, incarnation.as_deref());
-                    let indexed = super::operator_index::indexed_as(&digest, &keyspace);
+                    let indexed =
+                        super::operator_index::indexed_as(&digest, incarnation.as_deref());
                     digests.insert((*id).clone(), indexed);
                 }
                 _ => absent.push(*id),
@@ -227,7 +227,7 @@ async fn write_team(
             record_restore(c, team, retention)?;
         }
         let StoredApiForm::V1 { digest, .. } = form;
-        let indexed = super::operator_index::indexed_as(digest, &keyspace);
+        let indexed = super::operator_index::indexed_as(digest, incarnation.as_deref());
         Ok(Step::Write(Some((id.to_string(), indexed))))
     })
     .await

@@ -11,16 +11,16 @@ use serde_json::Value;
 use super::audit::{record_api_write, recorded_keys};
 use super::change::Change;
 use super::operator_forms::{
-    built, etag_of, opened, operator, sealed, stored_forms, written_body, Conditions, Write,
+    built, etag_of, opened, operator, salts_of_edit, sealed, stored_forms, written_body,
+    Conditions, Write,
 };
 use super::operator_index;
 use super::records::{DeletedTeam, Loaded, StoredApiTeam};
 use super::work::Step;
 use super::Core;
-use crate::config::{is_secret_member, Config, Team};
+use crate::config::{Config, Team};
 use crate::domain::audit::Acting;
 use crate::domain::secrets_cipher::Salts;
-use crate::domain::team_secrets;
 use crate::error::{Error, Result};
 use crate::store::keys;
 use crate::time::Timestamp;
@@ -122,6 +122,18 @@ impl Tenant {
                 fresh: true,
             }),
             _ => Tenant::of(core, id).await,
+        }
+    }
+
+    /// The tenant of stored team `id` to edit or delete at attempt `n`:
+    /// `None` to try again (none in force here: the store is read next),
+    /// 404 when the store holds no such team.
+    async fn held_at(core: &Core, id: &str, n: usize) -> Result<Option<Tenant>> {
+        let tenant = Tenant::at(core, id, n).await?;
+        match (tenant.fresh, n) {
+            (true, 0) => Ok(None),
+            (true, _) => Err(Error::NotFound("no such team")),
+            (false, _) => Ok(Some(tenant)),
         }
     }
 
@@ -259,12 +271,9 @@ async fn edited<T>(
     mut edit: impl FnMut(&Config, &Value) -> Result<Edited<T>>,
 ) -> Result<(T, ToIndex)> {
     for n in 0..TENANT_TRIES {
-        let tenant = Tenant::at(core, id, n).await?;
-        match (tenant.fresh, n) {
-            (true, 0) => continue,
-            (true, _) => return Err(Error::NotFound("no such team")),
-            (false, _) => {}
-        }
+        let Some(tenant) = Tenant::held_at(core, id, n).await? else {
+            continue;
+        };
         let read = tenant.read(id);
         let edited = core.change(&tenant.keyspace, &read, now, |c| {
             edit_in(c, config, id, &tenant, purpose, acting, now, &mut edit)
@@ -302,13 +311,7 @@ fn edit_in<T>(
         Edited::Unchanged(answer) => return Ok(Step::Answer(Some((answer, ToIndex::Nothing)))),
         Edited::To(body, answer) => (body, answer),
     };
-    let secrets = team_secrets::secrets_at(&opened, &is_secret_member);
-    let salts = team_secrets::salts_of(stored_body, &is_secret_member);
-    let kept = team_secrets::Kept {
-        secrets: &secrets,
-        salts: &salts,
-    };
-    let salts = team_secrets::salts_of_edit(&body, &is_secret_member, &kept);
+    let salts = salts_of_edit(stored_body, &opened, &body);
     let team = match purpose {
         Purpose::Edit => config.team_of_json(&body, &salts),
         Purpose::Rebuild => config.stored_team_of_json(&body, &salts),
@@ -317,13 +320,17 @@ fn edit_in<T>(
     team.keyspace = tenant.keyspace.clone();
     if team.print.digest() == *digest {
         let index = match purpose {
-            Purpose::Rebuild => ToIndex::At(operator_index::indexed_as(digest, &team.keyspace)),
+            Purpose::Rebuild => ToIndex::At(operator_index::indexed_as(
+                digest,
+                keys::incarnation_of(&team.keyspace),
+            )),
             Purpose::Edit => ToIndex::Nothing,
         };
         return Ok(Step::Answer(Some((answer, index))));
     }
     put_team(c, config, &stored, &team, (&body, &salts), acting, now)?;
-    let index = operator_index::indexed_as(&team.print.digest(), &team.keyspace);
+    let index =
+        operator_index::indexed_as(&team.print.digest(), keys::incarnation_of(&team.keyspace));
     Ok(Step::Write(Some((answer, ToIndex::At(index)))))
 }
 
@@ -338,8 +345,10 @@ pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Wri
     }
     let write = async {
         let written = written(core, &w, now).await?;
-        let index =
-            operator_index::indexed_as(&written.team.print.digest(), &written.team.keyspace);
+        let index = operator_index::indexed_as(
+            &written.team.print.digest(),
+            keys::incarnation_of(&written.team.keyspace),
+        );
         Ok((written, ToIndex::At(index)))
     };
     let (mut written, generation) = marked(core, w.id, now, write).await?;
@@ -429,12 +438,9 @@ pub async fn delete_team(
 ) -> Result<u64> {
     let delete = async {
         for n in 0..TENANT_TRIES {
-            let tenant = Tenant::at(core, id, n).await?;
-            match (tenant.fresh, n) {
-                (true, 0) => continue,
-                (true, _) => return Err(Error::NotFound("no such team")),
-                (false, _) => {}
-            }
+            let Some(tenant) = Tenant::held_at(core, id, n).await? else {
+                continue;
+            };
             let mut read = tenant.read(id);
             read.push(keys::deleted_team(id));
             let deleted = core.change(&tenant.keyspace, &read, now, |c| {

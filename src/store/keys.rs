@@ -57,10 +57,7 @@ pub fn incarnation_of(keyspace: &str) -> Option<&str> {
 /// allocation for the whole key. `team` is a [`keyspace`]: in an
 /// incarnation, `{id}:~<incarnation>:` then `rest`.
 fn scoped(team: &str, rest: &str, more: usize) -> String {
-    let (id, gen) = match team.split_once('~') {
-        Some((id, gen)) => (id, Some(gen)),
-        None => (team, None),
-    };
+    let (id, gen) = (team_of(team), incarnation_of(team));
     let extra = gen.map_or(0, |g| g.len() + 2);
     let mut key = String::with_capacity(id.len() + 3 + extra + rest.len() + more);
     key.push('{');
