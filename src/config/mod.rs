@@ -243,6 +243,12 @@ impl Config {
         self.teams.get(id).filter(|t| t.keyspace == keyspace)
     }
 
+    /// The keyspaces of the teams in force (`store::keys::keyspace`): a
+    /// team deleted and written again under its id is another keyspace.
+    pub fn keyspaces(&self) -> impl Iterator<Item = &String> + Clone {
+        self.teams.values().map(|t| &t.keyspace)
+    }
+
     /// The teams whose voice calls may go to any country: a
     /// `voice_channel` and empty `otp.voice_regions` (docs/api.md#codes-read-by-a-voice-call),
     /// by id.

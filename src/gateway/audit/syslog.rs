@@ -167,13 +167,6 @@ impl Former {
     }
 }
 
-/// The keyspaces of the teams in force (`keys::keyspace`): a team
-/// deleted and written again under its id is two teams here, and the one
-/// gone is sent until caught up.
-fn keyspaces(core: &Core) -> impl Iterator<Item = &String> + Clone {
-    core.config().teams.values().map(|t| &t.keyspace)
-}
-
 impl Sink for SyslogSink {
     const LABEL: &'static str = "syslog";
     const BATCH: u64 = 200;
@@ -188,7 +181,7 @@ impl Sink for SyslogSink {
             host,
             address: String::new(),
             conn: None,
-            former: Former::since(keyspaces(core)),
+            former: Former::since(core.config().keyspaces()),
             failing: Failing::new("the syslog receiver"),
         }
     }
@@ -222,7 +215,9 @@ impl Sink for SyslogSink {
                 }
             };
         }
-        let teams = keyspaces(core);
+        // A team deleted and written again under its id is two teams
+        // here, and the one gone is sent until caught up.
+        let teams = core.config().keyspaces();
         self.former.note(teams.clone());
         let teams = teams.chain(self.former.teams()).cloned().collect();
         Some(Round {

@@ -144,12 +144,9 @@ impl Rescan {
         if slice == 0 {
             return;
         }
-        let ids: Vec<&String> = config
-            .teams
-            .values()
+        let ids: Vec<&String> = (config.keyspaces())
             .skip(self.at.min(teams))
             .take(slice)
-            .map(|t| &t.keyspace)
             .collect();
         // A slice that failed is read again next round. The slow pass's
         // few teams wait no longer than a round: one whose master hangs
@@ -180,7 +177,7 @@ impl Rescan {
     async fn note_added(&mut self, store: &dyn Store, config: &Config, generation: u64) {
         let Some((last, teams)) = self.seen.as_mut() else {
             // The start's first pass reads every team.
-            let teams = keyspaces(config).cloned().collect();
+            let teams = config.keyspaces().cloned().collect();
             self.seen = Some((generation, teams));
             return;
         };
@@ -189,8 +186,8 @@ impl Rescan {
         }
         let skipped = generation > *last + 1;
         *last = generation;
-        let added: Vec<&String> = keyspaces(config).filter(|t| !teams.contains(*t)).collect();
-        *teams = keyspaces(config).cloned().collect();
+        let added: Vec<&String> = config.keyspaces().filter(|t| !teams.contains(*t)).collect();
+        *teams = config.keyspaces().cloned().collect();
         if skipped || added.len() > FIRST_PASS {
             self.again();
         } else if let Err(e) = note_queues(store, &added).await {
@@ -198,12 +195,6 @@ impl Rescan {
             self.again();
         }
     }
-}
-
-/// The keyspaces of the teams in force: what the due indexes list
-/// (`keys::due_index_of`).
-fn keyspaces(config: &Config) -> impl Iterator<Item = &String> {
-    config.teams.values().map(|t| &t.keyspace)
 }
 
 /// Reads `teams`' queues of both indexes and notes each that holds something.

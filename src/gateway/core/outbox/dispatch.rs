@@ -137,9 +137,9 @@ impl Dispatcher {
             // a keyspace's: a team written again under a deleted team's
             // id gets one of its own.
             if std::mem::take(&mut reloaded) {
-                for team in this.live.current().config.teams.values() {
-                    if started.insert(team.keyspace.clone()) {
-                        let keyspace = team.keyspace.clone();
+                for keyspace in this.live.current().config.keyspaces() {
+                    if started.insert(keyspace.clone()) {
+                        let keyspace = keyspace.clone();
                         teams.spawn(TeamDispatch::new(Arc::clone(&this), keyspace).run());
                     }
                 }
