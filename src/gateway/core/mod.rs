@@ -303,9 +303,14 @@ impl Core {
         let subject = channel_cfg
             .and_then(|c| c.templates.subject.as_deref())
             .map(|s| channels::render(s, fill));
-        let identity_key_hash = identity_key_hash(self, team, chat, channel, &to, purpose)
-            .await
-            .map_err(|e| channels::ChannelError::new(e.to_string()))?;
+        // A WhatsApp Cloud API channel: its sends know the identity, and
+        // are remembered for their statuses (docs/channels.md#identity-changes).
+        let cloud_api =
+            channel_cfg.is_some_and(|c| matches!(c.kind, channels::ChannelKind::Whatsapp(_)));
+        let identity_key_hash =
+            identity_key_hash(self, team, chat, (channel, cloud_api), &to, purpose)
+                .await
+                .map_err(|e| channels::ChannelError::new(e.to_string()))?;
         let msg = Message {
             id,
             purpose,
@@ -327,7 +332,9 @@ impl Core {
             identity_key_hash,
         };
         let sent = self.channels.send(&msg).await?;
-        remember_sent(self, team, chat, channel, &sent, now).await;
+        if cloud_api {
+            remember_sent(self, team, chat, channel, &sent, now).await;
+        }
         Ok(sent)
     }
 
@@ -387,7 +394,7 @@ impl Core {
 /// Remembers that WhatsApp Cloud API channel `channel` of `team` sent
 /// `sent` (docs/channels.md#identity-changes: a status about a message
 /// the gateway never sent changes nothing), for as long as the chat's
-/// interaction may live. Any other kind remembers nothing. The message
+/// interaction may live. The message
 /// went: a failure to remember it is logged, and its statuses are then
 /// taken for another sender's.
 async fn remember_sent(
@@ -398,12 +405,7 @@ async fn remember_sent(
     sent: &channels::Sent,
     now: Timestamp,
 ) {
-    let cloud_api = core
-        .config
-        .channels
-        .get(channel)
-        .is_some_and(|c| matches!(c.kind, channels::ChannelKind::Whatsapp(_)));
-    let Some(message_id) = sent.message_id.as_deref().filter(|_| cloud_api) else {
+    let Some(message_id) = sent.message_id.as_deref() else {
         return;
     };
     let key = crate::store::keys::whatsapp_sent(&team.keyspace, channel, message_id);
@@ -421,13 +423,14 @@ async fn remember_sent(
 /// The identity hash a message of `purpose` on `channel` into `chat`
 /// carries (docs/channels.md#sends-know-the-identity): the one Meta last
 /// gave for the person behind the conversation, for a code or a link into
-/// the interaction's own conversation on a Cloud API channel. One read of
-/// the store for those, none for any other message.
+/// the interaction's own conversation on a Cloud API channel (`channel`
+/// and whether it is one). One read of the store for those, none for any
+/// other message.
 async fn identity_key_hash(
     core: &Core,
     team: &Team,
     chat: &Chat<'_>,
-    channel: &str,
+    (channel, cloud_api): (&str, bool),
     to: &Option<String>,
     purpose: Purpose,
 ) -> Result<Option<String>> {
@@ -435,11 +438,6 @@ async fn identity_key_hash(
         purpose,
         Purpose::Otp | Purpose::LoginLink | Purpose::AppPrompt | Purpose::NetworkLink
     );
-    let cloud_api = core
-        .config
-        .channels
-        .get(channel)
-        .is_some_and(|c| matches!(c.kind, channels::ChannelKind::Whatsapp(_)));
     let into_chat =
         channel == chat.channel && to.as_deref().is_none_or(|to| to == chat.conversation_id);
     if !(carries_proof && cloud_api && into_chat) {
