@@ -187,10 +187,8 @@ fn start_workers(
     workers
 }
 
-/// The event publisher and its log, on the store the config names: Redis
-/// streams (shared by every instance) or an in-process history.
 /// The store `config` names.
-async fn store_of(config: &Config) -> std::io::Result<SharedStore> {
+pub(crate) async fn store_of(config: &Config) -> std::io::Result<SharedStore> {
     Ok(match config.store.backend {
         StoreBackend::Memory => {
             warn_once(StartupWarning::MemoryStore, "", || {
@@ -225,6 +223,8 @@ pub async fn core_for_command(config: Config) -> std::io::Result<Arc<Core>> {
     Ok(Arc::new(Core::new(config, store, channels, events)))
 }
 
+/// The event publisher and its log, on the store the config names: Redis
+/// streams (shared by every instance) or an in-process history.
 async fn event_publisher(config: &Config) -> std::io::Result<Publisher> {
     let store = &config.store;
     Ok(match store.backend {

@@ -14,9 +14,7 @@ use crate::domain::audit_keys::{verify_signed, Jwks};
 /// retention, the store is the memory store, or it cannot be read.
 pub fn export_deleted(config: &crate::config::Config, team: &str) -> Result<Vec<String>, String> {
     use crate::config::StoreBackend;
-    use crate::store::redis::RedisStore;
-    let store = &config.store;
-    if matches!(store.backend, StoreBackend::Memory) {
+    if matches!(config.store.backend, StoreBackend::Memory) {
         return Err("store.backend is memory: a trail lives only as long as its gateway".into());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -25,12 +23,9 @@ pub fn export_deleted(config: &crate::config::Config, team: &str) -> Result<Vec<
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let trail = runtime.block_on(async {
-        let redis = match store.cluster_nodes.is_empty() {
-            true => RedisStore::connect(&store.redis_url, &store.key_prefix).await,
-            false => RedisStore::connect_cluster(&store.cluster_nodes, &store.key_prefix).await,
-        };
-        let redis = redis.map_err(|e| format!("the store: {e}"))?;
-        crate::gateway::audit::deleted_trail(&redis, team).await
+        let store = crate::app::store_of(config).await;
+        let store = store.map_err(|e| format!("the store: {e}"))?;
+        crate::gateway::audit::deleted_trail(store.as_ref(), team).await
     })?;
     trail.ok_or_else(|| format!("no API team {team:?} was deleted within the audit retention"))
 }
