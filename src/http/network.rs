@@ -185,15 +185,21 @@ fn answered(
     let html = pages::wants_html(headers);
     let config = st.gateway.config();
     match target {
-        Ok(NetworkLinkTarget::Gone(used, speaks)) if html => {
-            let said = Said::of(config, speaks.as_ref(), headers, gone_key(used));
-            no_store(pages::render_said(StatusCode::GONE, &said, None))
-        }
+        Ok(NetworkLinkTarget::Gone(used, speaks)) if html => page(
+            st,
+            speaks.as_ref(),
+            headers,
+            StatusCode::GONE,
+            gone_key(used),
+        ),
         Ok(NetworkLinkTarget::Gone(..)) => Error::TokenExpired.into_response(),
-        Ok(NetworkLinkTarget::Refused(speaks)) if html => {
-            let said = Said::of(config, Some(&speaks), headers, TextKey::PageSignInFailed);
-            no_store(pages::render_said(StatusCode::FORBIDDEN, &said, None))
-        }
+        Ok(NetworkLinkTarget::Refused(speaks)) if html => page(
+            st,
+            Some(&speaks),
+            headers,
+            StatusCode::FORBIDDEN,
+            TextKey::PageSignInFailed,
+        ),
         Ok(NetworkLinkTarget::Refused(_)) => {
             Error::Forbidden("no form token of this browser's page").into_response()
         }
