@@ -341,10 +341,8 @@ async fn a_master_back_without_its_data_gets_the_api_teams_it_held_written_back(
 /// for it (every incarnation of the id is in one slot, on one master).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_a_cluster_an_id_written_again_is_a_new_tenant() {
-    use crate::new_tenant::{
-        a_tenant_that_leaves_data, hook, sees_nothing_left, the_new_tenant, NEW_KEY, OLD_KEY,
-    };
-    use crate::operator_writes::{delete, with_operator, within_two_seconds};
+    use crate::new_tenant::written_again_on_one_is_new_on_the_other;
+    use crate::operator_writes::with_operator;
     const TEST: &str = "on_a_cluster_an_id_written_again_is_a_new_tenant";
     let cluster = tokio::task::spawn_blocking(|| shared_cluster(TEST));
     let Some(cluster) = cluster.await.unwrap() else {
@@ -356,14 +354,5 @@ async fn on_a_cluster_an_id_written_again_is_a_new_tenant() {
     };
     let a = spawn_with(Backend::Redis, on_cluster()).await.unwrap();
     let b = spawn_beside(&a, on_cluster()).await;
-    let left = a_tenant_that_leaves_data(&a).await;
-    within_two_seconds(&b, OLD_KEY, 200).await;
-    let res = delete(&a, "newco", &[("If-Match", &left.etag)]).await;
-    assert_eq!(res.status(), 204);
-    let hook = hook().await;
-    the_new_tenant(&a, &hook).await;
-    within_two_seconds(&b, NEW_KEY, 200).await;
-    within_two_seconds(&b, OLD_KEY, 401).await;
-    sees_nothing_left(&b, &left).await;
-    b.stop_keeping_keys().await;
+    written_again_on_one_is_new_on_the_other(&a, b).await;
 }

@@ -451,8 +451,13 @@ impl TestApp {
 
     /// Creates an interaction as the bot; returns its JSON.
     pub async fn create(&self, body: Value) -> Value {
+        self.create_as(&self.keys.bot, body).await
+    }
+
+    /// Creates (or finds) an interaction with API key `key`; returns its JSON.
+    pub async fn create_as(&self, key: &str, body: Value) -> Value {
         let res = self
-            .request(Method::POST, "/v1/interactions", Some(&self.keys.bot))
+            .request(Method::POST, "/v1/interactions", Some(key))
             .json(&body)
             .send()
             .await

@@ -460,8 +460,8 @@ async fn the_number_s_own_sms_conversation_is_authenticated_at_once(backend: Bac
     assert_eq!(app.get(&other).await["status"], "pending");
 }
 
-/// The path of the last network link sent by SMS (Twilio's mock).
-async fn last_sms_link(app: &TestApp) -> String {
+/// The form of the last SMS sent (Twilio's mock).
+async fn last_sms(app: &TestApp) -> std::collections::HashMap<String, String> {
     let sms = app
         .chat
         .received_requests()
@@ -471,15 +471,23 @@ async fn last_sms_link(app: &TestApp) -> String {
         .rev()
         .find(|r| r.url.path().ends_with("/Messages.json"))
         .expect("an SMS");
-    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&sms.body)
+    url::form_urlencoded::parse(&sms.body)
         .into_owned()
-        .collect();
+        .collect()
+}
+
+/// The path of the network link in an SMS's `form`.
+fn sms_link(form: &std::collections::HashMap<String, String>) -> String {
     let url = form["Body"]
         .split_whitespace()
         .find(|w| w.starts_with("http://gateway.test/n/"))
-        .expect("the link")
-        .to_string();
+        .expect("the link");
     url.trim_start_matches("http://gateway.test").to_string()
+}
+
+/// The path of the last network link sent by SMS (Twilio's mock).
+async fn last_sms_link(app: &TestApp) -> String {
+    sms_link(&last_sms(app).await)
 }
 
 /// The link's page asks first: it names the team (its `display_name`)
@@ -952,25 +960,10 @@ async fn by_sms_and_hashed(backend: Backend) {
         (started["delivery"].as_str(), started["channel"].as_str()),
         (Some("sms"), None)
     );
-    let sms = app
-        .chat
-        .received_requests()
-        .await
-        .unwrap()
-        .into_iter()
-        .rev()
-        .find(|r| r.url.path().ends_with("/Messages.json"))
-        .expect("an SMS");
-    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&sms.body)
-        .into_owned()
-        .collect();
+    let form = last_sms(&app).await;
     assert_eq!(form["To"], PHONE);
-    let url = form["Body"]
-        .split_whitespace()
-        .find(|w| w.starts_with("http://gateway.test/n/"))
-        .unwrap();
-    let link = url.trim_start_matches("http://gateway.test");
-    let page = round_trip(&app, link).await;
+    let link = sms_link(&form);
+    let page = round_trip(&app, &link).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let bodies = op.verify_bodies();
     let hashed = bodies[0]["hashedPhoneNumber"].as_str().unwrap();

@@ -87,14 +87,7 @@ pub(crate) async fn a_tenant_that_leaves_data(app: &TestApp) -> Left {
 /// or found with `key`.
 async fn create(app: &TestApp, key: &str) -> Value {
     let body = json!({"channel": "webchat", "conversation_id": "conv-1", "customer_ref": "cust-1"});
-    let res = app
-        .request(Method::POST, "/v1/interactions", Some(key))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "create: {}", res.status());
-    res.json().await.unwrap()
+    app.create_as(key, body).await
 }
 
 /// Team `newco` written again, new keys, its webhook `hook`: 201.
@@ -230,16 +223,23 @@ async fn an_id_written_again_is_a_new_tenant_on_every_instance_within_two_second
         return;
     };
     let b = spawn_beside(&a, with_operator()).await;
-    let left = a_tenant_that_leaves_data(&a).await;
+    written_again_on_one_is_new_on_the_other(&a, b).await;
+}
+
+/// On `a`, a team that leaves data, deleted and written again; on `b`,
+/// beside it, the new tenant's key in force within 2 s, the deleted
+/// team's refused, and nothing the deleted team left read for it.
+pub(crate) async fn written_again_on_one_is_new_on_the_other(a: &TestApp, b: TestApp) {
+    let left = a_tenant_that_leaves_data(a).await;
     within_two_seconds(&b, OLD_KEY, 200).await;
     assert_eq!(
-        delete(&a, "newco", &[("If-Match", &left.etag)])
+        delete(a, "newco", &[("If-Match", &left.etag)])
             .await
             .status(),
         204
     );
     let hook = hook().await;
-    the_new_tenant(&a, &hook).await;
+    the_new_tenant(a, &hook).await;
     within_two_seconds(&b, NEW_KEY, 200).await;
     within_two_seconds(&b, OLD_KEY, 401).await;
     sees_nothing_left(&b, &left).await;
