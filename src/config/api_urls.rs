@@ -1,9 +1,11 @@
 //! The URLs of a team or channel written through the operator API
-//! (docs/operator-api.md#destinations): every string of a body that is an
-//! absolute URL names no loopback, private, link-local or unspecified
-//! address (unless `[operator] allow_private_destinations`), and carries
-//! no credential. A file is not held to these: what a file names, the
-//! people who deploy the gateway chose.
+//! (docs/operator-api.md#destinations): every string of a body that a URL
+//! parser reads as a URL with a host (as the loaders read it: `http:host`
+//! and `http:\\host` too), and every `host` member (an `smtp` channel's
+//! server), names no loopback, private, link-local or unspecified address
+//! (unless `[operator] allow_private_destinations`), and a URL carries no
+//! credential. A file is not held to these: what a file names, the people
+//! who deploy the gateway chose.
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use url::{Host, Url};
@@ -56,19 +58,28 @@ fn walk(
         J::Object(members) => {
             for (name, v) in members {
                 let at = format!("{pointer}/{}", escape(name));
-                walk(v, &at, is_secret_member(name), allow_private, problems);
+                match v {
+                    J::String(host) if name == "host" && !allow_private => {
+                        if let Some(detail) = host_problem(host) {
+                            problems.push(FormProblem {
+                                pointer: at,
+                                detail: detail.to_string(),
+                            });
+                        }
+                    }
+                    _ => walk(v, &at, is_secret_member(name), allow_private, problems),
+                }
             }
         }
         _ => {}
     }
 }
 
-/// Why `text`, when it is an absolute URL with a host, may not be written
-/// through the API; `None` for any other text.
+/// Why `text`, when a URL parser reads it as a URL with a host, may not be
+/// written through the API; `None` for any other text. Every text is
+/// parsed, not only those with `://`: the parser repairs `http:host`,
+/// `http:\\host` and slashes split by a tab into the same address.
 fn url_problem(text: &str, allow_private: bool) -> Option<&'static str> {
-    if !text.contains("://") {
-        return None;
-    }
     let url = Url::parse(text).ok()?;
     let host = host_of(&url)?;
     if !url.username().is_empty() || url.password().is_some() {
@@ -85,6 +96,17 @@ fn url_problem(text: &str, allow_private: bool) -> Option<&'static str> {
         return Some("must not name a loopback, private, link-local or unspecified address, nor localhost ([operator] allow_private_destinations)");
     }
     None
+}
+
+/// Why `text`, a server's host name or address (an `smtp` channel's
+/// `host`), may not be written through the API; `None` when it names a
+/// host elsewhere, or is no host at all (the channel's own check says so).
+fn host_problem(text: &str) -> Option<&'static str> {
+    let url = Url::parse(&format!("http://{}/", text.trim())).ok()?;
+    let host = host_of(&url)?;
+    beside_the_gateway(&host).then_some(
+        "must not name a loopback, private, link-local or unspecified address, nor localhost ([operator] allow_private_destinations)",
+    )
 }
 
 /// The host of `url` as an `http` URL would read it, so that a scheme the
@@ -162,6 +184,12 @@ mod tests {
             "http://0x7f.1/",
             "tcp://127.0.0.1:6514",
             "wss://[fc00::2]/",
+            // Spellings the URL parser repairs into the same address.
+            "http:127.0.0.1:6379/",
+            "http:\\\\10.0.0.1\\",
+            "http:/\t/169.254.169.254/",
+            "HTTPS:/localhost/",
+            " http://127.0.0.1/",
         ] {
             assert!(refused(url, false), "{url}");
             assert!(!refused(url, true), "{url}");
@@ -182,6 +210,7 @@ mod tests {
         for url in [
             "https://user:pass@bot.example/",
             "https://user@bot.example/",
+            "https:user:pass@bot.example/",
             "https://bot.example/?access_token=x",
             "https://bot.example/?API_KEY=x",
             "https://bot.example/?client_secret=x",
@@ -213,5 +242,25 @@ mod tests {
             ["/a~1b", "/list/1", "/oidc/issuer", "/webhook/url"]
         );
         assert_eq!(api_url_problems(&body, true).len(), 1);
+    }
+
+    #[test]
+    fn a_server_host_beside_the_gateway_is_refused_unless_allowed() {
+        for host in [
+            "127.0.0.1",
+            "localhost",
+            "10.0.0.7",
+            "[::1]",
+            "2130706433",
+            " 192.168.0.2 ",
+        ] {
+            let body = json!({"kind": "smtp", "host": host, "port": 6379});
+            let problems = api_url_problems(&body, false);
+            assert_eq!(problems.len(), 1, "{host}");
+            assert_eq!(problems[0].pointer, "/host");
+            assert!(api_url_problems(&body, true).is_empty(), "{host}");
+        }
+        let elsewhere = json!({"kind": "smtp", "host": "smtp.example.com", "port": 587});
+        assert!(api_url_problems(&elsewhere, false).is_empty());
     }
 }

@@ -330,9 +330,9 @@ pub(super) async fn guard(req: Request, next: Next) -> Response {
 
 /// The largest body a request to `path` may declare: [`MAX_BODY`], and
 /// [`operator_writes::MAX_OPERATOR_BODY`] for an operator's team or channel
-/// (docs/api.md#errors).
+/// itself (not its key endpoints) (docs/api.md#errors).
 fn max_body(path: &str) -> usize {
-    if path.starts_with("/v1/teams/") || path.starts_with("/v1/channels/") {
+    if operator_writes::is_resource_path(path) {
         operator_writes::MAX_OPERATOR_BODY
     } else {
         MAX_BODY

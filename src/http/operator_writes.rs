@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{
-    json_bytes, parse_json, JsonBody, NoQuery, Now, PathParam, QueryParams, RequestVia,
+    json_bytes, parse_json, JsonBody, NoQuery, Now, PathParam, QueryParams, RequestVia, MAX_BODY,
 };
 use super::openapi::{
     ApiKeyErrors, ChannelE409, JsonBodyErrors, KeyAddE409, KeyRemoveE409, ManagedE409,
@@ -36,16 +36,29 @@ pub const MAX_OPERATOR_BODY: usize = 1024 * 1024;
 const MANAGED_TEAM: &str = "this team is kept in a file: change its file";
 const MANAGED_CHANNEL: &str = "this channel is kept in a file: change its file";
 
-/// The writes, their bodies up to [`MAX_OPERATOR_BODY`].
+/// The writes: a team's or channel's body up to [`MAX_OPERATOR_BODY`],
+/// a key endpoint's up to the API's [`MAX_BODY`] (docs/api.md#errors).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(put_team, delete_team))
-        .routes(routes!(put_channel, delete_channel))
+    let keys = OpenApiRouter::new()
         .routes(routes!(add_api_key))
         .routes(routes!(remove_api_key))
         .routes(routes!(add_security_key))
         .routes(routes!(remove_security_key))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
+    OpenApiRouter::new()
+        .routes(routes!(put_team, delete_team))
+        .routes(routes!(put_channel, delete_channel))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_OPERATOR_BODY))
+        .merge(keys)
+}
+
+/// Whether `path` is a team's or a channel's own (`/v1/teams/{id}`,
+/// `/v1/channels/{name}`), whose body may be up to [`MAX_OPERATOR_BODY`].
+pub fn is_resource_path(path: &str) -> bool {
+    ["/v1/teams/", "/v1/channels/"].iter().any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+    })
 }
 
 /// `PUT /v1/teams/{id}` query parameters.

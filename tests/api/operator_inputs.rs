@@ -285,6 +285,26 @@ both_stores!(a_url_naming_a_service_beside_the_gateway_is_refused_by_default, se
     assert_eq!(res.status(), 201);
 });
 
+both_stores!(a_destination_spelled_without_slashes_or_as_a_server_host_is_refused_too, setup: strict(), |app: TestApp| async move {
+    // What a URL parser repairs names the same address.
+    for (hook, login) in [
+        ("http:127.0.0.1:6379/", "http:\\\\10.0.0.1\\"),
+        ("http:/\t/169.254.169.254/", "HTTPS:/localhost/"),
+    ] {
+        let res = put(&app, "newco", &team_with_urls(hook, login), &[]).await;
+        assert_eq!(refused_at(res).await, ["/login_url", "/webhook/url"], "{hook} {login}");
+    }
+    // An SMTP server beside the gateway (its Redis, say) is refused.
+    let mut mail = json!({"name": "newmail", "kind": "smtp", "host": "127.0.0.1", "port": 6379,
+        "tls": "none", "from": "no-reply@newco.example", "templates": {"otp": "#PIN# is your code."}});
+    let path = "/v1/channels/newmail";
+    let res = app.request(Method::PUT, path, Some(OPS)).json(&mail).send().await.unwrap();
+    assert_eq!(refused_at(res).await, ["/host"]);
+    mail["host"] = json!("smtp.newco.example");
+    let res = app.request(Method::PUT, path, Some(OPS)).json(&mail).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+});
+
 both_stores!(a_private_destination_is_taken_where_the_system_allows_it, setup: with_operator(), |app: TestApp| async move {
     let body = team_with_urls("http://127.0.0.1:9000/hook", "https://localhost/login");
     assert_eq!(put(&app, "newco", &body, &[]).await.status(), 201);

@@ -478,3 +478,23 @@ async fn a_stored_team_with_a_file_team_s_id_is_left_out_and_the_rest_goes_in() 
         .unwrap();
     assert_eq!(res.headers()["chatgate-source"], "file", "the file's stays");
 }
+
+both_stores!(a_key_endpoint_takes_a_body_of_at_most_64_kib, setup: with_operator(), |app: TestApp| async move {
+    newco(&app).await;
+    // Over 64 KiB, declared or not: 413 and no key made.
+    let big = json!({"id": "desk", "role": "agent", "padding": "x".repeat(64 * 1024)});
+    for path in ["/v1/teams/newco/api-keys", "/v1/teams/newco/security-keys"] {
+        // A connection of its own: the gateway closes one it answered 413
+        // before reading the body.
+        let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let req = client.post(app.url(path)).bearer_auth(OPS).json(&big);
+        assert_problem(req.send().await.unwrap(), 413, "payload_too_large").await;
+    }
+    let shown = app.get_json("/v1/teams/newco", Some(OPS)).await;
+    let ids: Vec<&str> = shown["api_keys"].as_array().unwrap().iter().filter_map(|k| k["id"].as_str()).collect();
+    assert!(!ids.contains(&"desk"), "{shown}");
+    // Under it, the body is read (and its unknown member refused).
+    let small = json!({"id": "desk", "role": "agent", "padding": "x"});
+    let res = post(&app, "/v1/teams/newco/api-keys", small).await;
+    assert_problem(res, 422, "invalid_request").await;
+});
