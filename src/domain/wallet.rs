@@ -4,12 +4,14 @@
 //! request's `client_id` and `nonce`, at a `now` given; its claims are
 //! compared with what the bank expects ([`matching::compare`]); the wallet's
 //! encrypted answer is opened with the request's key ([`response`],
-//! [`request_key`]). Nothing here reads the clock, the store or the network.
+//! [`request_key`]); the request itself is signed ([`request::sign`]).
+//! Nothing here reads the clock, the store or the network.
 pub mod disclosures;
 pub mod invalid;
 pub mod issuers;
 pub mod jose;
 pub mod matching;
+pub mod request;
 pub mod request_key;
 pub mod response;
 pub mod sd_jwt;

@@ -61,24 +61,12 @@ impl PublicKey {
         let bytes = |k: &str| member(k).and_then(b64url);
         match (member("kty")?, member("crv")?) {
             ("EC", "P-256") => {
-                let (x, y) = (bytes("x")?, bytes("y")?);
-                let point = p256::EncodedPoint::from_affine_coordinates(
-                    <&p256::FieldBytes>::try_from(x.as_slice()).ok()?,
-                    <&p256::FieldBytes>::try_from(y.as_slice()).ok()?,
-                    false,
-                );
-                p256::ecdsa::VerifyingKey::from_encoded_point(&point)
+                p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1(&bytes("x")?, &bytes("y")?, 32)?)
                     .ok()
                     .map(Self::P256)
             }
             ("EC", "P-384") => {
-                let (x, y) = (bytes("x")?, bytes("y")?);
-                let point = p384::EncodedPoint::from_affine_coordinates(
-                    <&p384::FieldBytes>::try_from(x.as_slice()).ok()?,
-                    <&p384::FieldBytes>::try_from(y.as_slice()).ok()?,
-                    false,
-                );
-                p384::ecdsa::VerifyingKey::from_encoded_point(&point)
+                p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1(&bytes("x")?, &bytes("y")?, 48)?)
                     .ok()
                     .map(Self::P384)
             }
@@ -108,6 +96,12 @@ impl PublicKey {
     }
 }
 
+/// The uncompressed SEC1 point of coordinates `x` and `y`, each `size`
+/// bytes long (checked one by one: their total alone could be right).
+fn sec1(x: &[u8], y: &[u8], size: usize) -> Option<Vec<u8>> {
+    (x.len() == size && y.len() == size).then(|| [&[4u8][..], x, y].concat())
+}
+
 /// A compact JWS, split and decoded, its signature not yet checked.
 #[derive(Debug, Clone)]
 pub struct Jws<'a> {
@@ -120,15 +114,20 @@ pub struct Jws<'a> {
 
 impl<'a> Jws<'a> {
     /// Splits `compact` into its three parts; the header and the payload
-    /// must be base64url (unpadded) JSON objects.
+    /// must be base64url (unpadded) JSON objects, the header without `crit`.
     pub fn split(compact: &'a str) -> Option<Self> {
         let mut parts = compact.split('.');
         let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() {
             return None;
         }
+        let header = object(&b64url(h)?)?;
+        // No header extension is understood, so none may be critical.
+        if header.contains_key("crit") {
+            return None;
+        }
         Some(Jws {
-            header: object(&b64url(h)?)?,
+            header,
             claims: object(&b64url(p)?)?,
             signing_input: compact.get(..h.len() + 1 + p.len())?,
             signature: b64url(s)?,

@@ -124,7 +124,7 @@ fn content_key(header: &Object, enc: Enc, key: &RequestKey) -> Result<Vec<u8>, U
         Enc::A128Gcm => (b"A128GCM", 128),
         Enc::A256Gcm => (b"A256GCM", 256),
     };
-    Ok(concat_kdf(&shared.x().to_vec(), name, &apu, &apv, bits))
+    Ok(concat_kdf(&shared.x(), name, &apu, &apv, bits))
 }
 
 /// RFC 7518's Concat KDF (NIST SP 800-56A) with SHA-256, for at most 256

@@ -438,3 +438,252 @@ fn an_answer_for_another_key_another_enc_or_changed_does_not_open() {
     );
     assert_eq!(open("a.b.c", &key).unwrap_err(), Unopened::Malformed);
 }
+
+mod request_object {
+    use p256::pkcs8::DecodePrivateKey as _;
+    use serde_json::json;
+
+    use super::super::issuers::rfc4514;
+    use super::super::jose::{Jws, PublicKey};
+    use super::super::request::{sign, Credential, Mode, Request, Signer, AUDIENCE};
+    use super::super::request_key::RequestKey;
+    use super::now;
+
+    fn signer() -> Signer {
+        let made = rcgen::generate_simple_self_signed(vec!["chatgate.example".into()]).unwrap();
+        Signer {
+            key: p256::ecdsa::SigningKey::from_pkcs8_der(&made.key_pair.serialize_der()).unwrap(),
+            chain: vec![made.cert.der().to_vec()],
+        }
+    }
+
+    fn request<'a>(
+        mode: Mode<'a>,
+        credential: Credential<'a>,
+        key: &'a RequestKey,
+        claims: &'a [String],
+    ) -> Request<'a> {
+        Request {
+            client_id: "x509_san_dns:chatgate.example",
+            mode,
+            state: "st-1",
+            nonce: "n-1",
+            credential,
+            claims,
+            key,
+            wallet_nonce: None,
+            now: now(),
+        }
+    }
+
+    #[test]
+    fn a_direct_post_request_is_signed_by_the_access_certificate_and_asks_only_the_match_claims() {
+        let (signer, key) = (signer(), RequestKey::generate(&mut rand::rngs::OsRng));
+        let (vct, claims) = (
+            vec!["urn:eudi:pid:1".to_string()],
+            vec!["family_name".to_string(), "birthdate".to_string()],
+        );
+        let mode = Mode::DirectPost {
+            response_uri: "https://chatgate.example/w/response",
+        };
+        let mut req = request(
+            mode,
+            Credential::SdJwt {
+                id: "pid",
+                vct: &vct,
+            },
+            &key,
+            &claims,
+        );
+        req.wallet_nonce = Some("wn-1");
+        let token = sign(&req, &signer);
+        let jws = Jws::split(&token).unwrap();
+        assert_eq!(jws.header["typ"], "oauth-authz-req+jwt");
+        assert_eq!(jws.header["alg"], "ES256");
+        let leaf = super::super::jose::b64(jws.header["x5c"][0].as_str().unwrap()).unwrap();
+        assert_eq!(leaf, signer.chain[0]);
+        let cert = rustls_pki_types::CertificateDer::from(leaf.as_slice());
+        let cert = webpki::EndEntityCert::try_from(&cert).unwrap();
+        let public = PublicKey::from_spki(cert.subject_public_key_info().as_ref()).unwrap();
+        assert!(jws.signed_by(&public));
+        assert!(rfc4514(cert.subject()).is_some());
+        let c = &jws.claims;
+        assert_eq!(
+            (c["iss"].as_str(), c["client_id"].as_str()),
+            (
+                Some("x509_san_dns:chatgate.example"),
+                Some("x509_san_dns:chatgate.example")
+            )
+        );
+        assert_eq!(c["aud"], AUDIENCE);
+        assert_eq!(c["response_type"], "vp_token");
+        assert_eq!(c["response_mode"], "direct_post.jwt");
+        assert_eq!(c["response_uri"], "https://chatgate.example/w/response");
+        assert_eq!(
+            (
+                c["state"].as_str(),
+                c["nonce"].as_str(),
+                c["wallet_nonce"].as_str()
+            ),
+            (Some("st-1"), Some("n-1"), Some("wn-1"))
+        );
+        assert_eq!(
+            c["dcql_query"],
+            json!({"credentials": [{
+                "id": "pid", "format": "dc+sd-jwt", "meta": {"vct_values": ["urn:eudi:pid:1"]},
+                "claims": [{"path": ["family_name"]}, {"path": ["birthdate"]}],
+            }]})
+        );
+        assert_eq!(
+            c["client_metadata"]["jwks"]["keys"],
+            json!([key.public_jwk()])
+        );
+        assert_eq!(
+            c["client_metadata"]["encrypted_response_enc_values_supported"],
+            json!(["A128GCM", "A256GCM"])
+        );
+        assert!(
+            c["client_metadata"]["vp_formats_supported"]["dc+sd-jwt"]["kb-jwt_alg_values"]
+                .is_array()
+        );
+        assert_eq!(c["iat"].as_i64(), Some(now().unix_seconds()));
+        assert_eq!(c["exp"].as_i64(), Some(now().unix_seconds() + 300));
+        assert!(!c.contains_key("expected_origins"));
+    }
+
+    #[test]
+    fn a_dc_api_request_names_its_origins_and_no_response_uri_and_an_mdoc_query_its_namespace() {
+        let (signer, key) = (signer(), RequestKey::generate(&mut rand::rngs::OsRng));
+        let (origins, claims) = (
+            vec!["https://chatgate.example".to_string()],
+            vec!["family_name".to_string()],
+        );
+        let mdoc = Credential::Mdoc {
+            id: "mdl",
+            doctype: "org.iso.18013.5.1.mDL",
+            namespace: "org.iso.18013.5.1",
+        };
+        let req = request(
+            Mode::DcApi {
+                expected_origins: &origins,
+            },
+            mdoc,
+            &key,
+            &claims,
+        );
+        let token = sign(&req, &signer);
+        let c = Jws::split(&token).unwrap().claims;
+        assert_eq!(c["response_mode"], "dc_api.jwt");
+        assert_eq!(c["expected_origins"], json!(["https://chatgate.example"]));
+        assert!(!c.contains_key("response_uri") && !c.contains_key("wallet_nonce"));
+        assert_eq!(
+            c["dcql_query"]["credentials"][0],
+            json!({
+                "id": "mdl", "format": "mso_mdoc", "meta": {"doctype_value": "org.iso.18013.5.1.mDL"},
+                "claims": [{"path": ["org.iso.18013.5.1", "family_name"]}],
+            })
+        );
+        assert_eq!(
+            c["client_metadata"]["vp_formats_supported"]["mso_mdoc"]["deviceauth_alg_values"],
+            json!([-7])
+        );
+    }
+}
+
+mod disclosing {
+    use serde_json::{json, Value};
+
+    use super::super::disclosures::{disclose, HashAlg};
+    use super::super::invalid::Invalid;
+    use super::super::jose::{to_b64url, Object};
+
+    fn disclosure(array: Value) -> String {
+        to_b64url(array.to_string().as_bytes())
+    }
+
+    fn payload(v: Value) -> Object {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_registered_claim_may_not_be_disclosed_at_the_top_but_may_be_deeper() {
+        let exp = disclosure(json!(["s1", "exp", 1]));
+        let top = payload(json!({"_sd": [HashAlg::Sha256.digest(&exp)]}));
+        assert_eq!(
+            disclose(top, &[&exp], HashAlg::Sha256).unwrap_err(),
+            Invalid::ProtectedClaimDisclosed
+        );
+        let deep = payload(json!({"trip": {"_sd": [HashAlg::Sha256.digest(&exp)]}}));
+        let out = disclose(deep, &[&exp], HashAlg::Sha256).unwrap();
+        assert_eq!(Value::Object(out), json!({"trip": {"exp": 1}}));
+    }
+
+    #[test]
+    fn a_disclosed_name_already_present_or_of_the_wrong_shape_is_refused() {
+        let name = disclosure(json!(["s1", "name", "B"]));
+        let clash = payload(json!({"name": "A", "_sd": [HashAlg::Sha256.digest(&name)]}));
+        assert_eq!(
+            disclose(clash, &[&name], HashAlg::Sha256).unwrap_err(),
+            Invalid::BadDisclosure
+        );
+        let element = disclosure(json!(["s2", "GB"]));
+        let in_object = payload(json!({"_sd": [HashAlg::Sha256.digest(&element)]}));
+        assert_eq!(
+            disclose(in_object, &[&element], HashAlg::Sha256).unwrap_err(),
+            Invalid::BadDisclosure
+        );
+        let in_array = payload(json!({"list": [{"...": HashAlg::Sha256.digest(&name)}]}));
+        assert_eq!(
+            disclose(in_array, &[&name], HashAlg::Sha256).unwrap_err(),
+            Invalid::BadDisclosure
+        );
+        let sd = disclosure(json!(["s3", "_sd", []]));
+        assert_eq!(
+            disclose(Object::new(), &[&sd], HashAlg::Sha256).unwrap_err(),
+            Invalid::BadDisclosure
+        );
+    }
+
+    #[test]
+    fn decoys_are_dropped_and_nested_disclosures_put_back() {
+        let street = disclosure(json!(["s1", "street", "Main"]));
+        let address = disclosure(
+            json!(["s2", "address", {"_sd": [HashAlg::Sha256.digest(&street), "decoy"]}]),
+        );
+        let claims = payload(
+            json!({"_sd": [HashAlg::Sha256.digest(&address), "decoy2"], "_sd_alg": "sha-256"}),
+        );
+        let out = disclose(claims, &[&address, &street], HashAlg::Sha256).unwrap();
+        assert_eq!(Value::Object(out), json!({"address": {"street": "Main"}}));
+    }
+}
+
+#[test]
+fn a_jwk_with_coordinates_of_the_wrong_lengths_is_no_key() {
+    use super::jose::PublicKey;
+    let holder = verified(case("es256")).claims["cnf"]["jwk"].clone();
+    let good = holder.as_object().unwrap();
+    assert!(PublicKey::from_jwk(good).is_some());
+    let (x, y) = (
+        b64url(good["x"].as_str().unwrap()).unwrap(),
+        b64url(good["y"].as_str().unwrap()).unwrap(),
+    );
+    let mut shifted = good.clone();
+    shifted.insert("x".into(), json!(to_b64url(&x[..31])));
+    shifted.insert("y".into(), json!(to_b64url(&[&x[31..], &y[..]].concat())));
+    assert!(PublicKey::from_jwk(&shifted).is_none());
+    let mut p384 = good.clone();
+    p384.insert("crv".into(), json!("P-384"));
+    assert!(PublicKey::from_jwk(&p384).is_none());
+}
+
+#[test]
+fn a_jws_with_a_critical_header_is_malformed() {
+    let good = case("es256");
+    let (jwt, rest) = good.split_once('~').unwrap();
+    let (header, body_sig) = jwt.split_once('.').unwrap();
+    let mut h: Value = serde_json::from_slice(&b64url(header).unwrap()).unwrap();
+    h["crit"] = json!(["exp"]);
+    let crit = format!("{}.{body_sig}~{rest}", to_b64url(h.to_string().as_bytes()));
+    assert_eq!(invalid(&rebind(&crit, json!({}))), Invalid::Malformed);
+}
