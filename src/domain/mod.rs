@@ -48,6 +48,7 @@ pub mod team_secrets;
 pub mod transaction;
 pub mod verify_challenge;
 pub mod voice;
+pub mod wallet;
 pub mod webhook_sig;
 
 #[cfg(test)]

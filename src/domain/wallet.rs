@@ -1,0 +1,20 @@
+//! Credentials from the customer's wallet (docs/wallet.md): the verifier's
+//! core on plain values. An SD-JWT VC presentation is verified
+//! ([`sd_jwt::verify`]) against the trusted issuers ([`issuers`]) and the
+//! request's `client_id` and `nonce`, at a `now` given; its claims are
+//! compared with what the bank expects ([`matching::compare`]); the wallet's
+//! encrypted answer is opened with the request's key ([`response`],
+//! [`request_key`]); the request itself is signed ([`request::sign`]).
+//! Nothing here reads the clock, the store or the network.
+pub mod disclosures;
+pub mod invalid;
+pub mod issuers;
+pub mod jose;
+pub mod matching;
+pub mod request;
+pub mod request_key;
+pub mod response;
+pub mod sd_jwt;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+//! The signed request object (docs/wallet.md#the-request): a JWT signed
+//! with ES256 by the verifier's access certificate key, header `typ`
+//! `oauth-authz-req+jwt` and `x5c` its chain, asking for one credential by
+//! a DCQL query naming only the claims to compare, and carrying the
+//! request's fresh encryption key.
+use p256::ecdsa::signature::Signer as _;
+use serde_json::{json, Value};
+
+use super::jose::{to_b64url, Object};
+use super::request_key::RequestKey;
+use crate::time::Timestamp;
+
+/// The audience of a request to a wallet (OpenID4VP's static discovery).
+pub const AUDIENCE: &str = "https://self-issued.me/v2";
+
+/// How long a request object holds, in seconds, from its `iat`.
+pub const LIFETIME: i64 = 300;
+
+/// The JWS algorithms this verifier accepts from issuers and holders.
+const JWS_ALGS: [&str; 3] = ["ES256", "ES384", "EdDSA"];
+
+/// The verifier's signing key and its certificate chain (DER, leaf first).
+pub struct Signer {
+    pub key: p256::ecdsa::SigningKey,
+    pub chain: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("chain", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The credential asked for.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    SdJwt {
+        id: &'a str,
+        vct: &'a [String],
+    },
+    Mdoc {
+        id: &'a str,
+        doctype: &'a str,
+        namespace: &'a str,
+    },
+}
+
+/// Where the answer goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode<'a> {
+    /// The wallet POSTs the answer to `response_uri`.
+    DirectPost { response_uri: &'a str },
+    /// The page hands the request to the Digital Credentials API.
+    DcApi { expected_origins: &'a [String] },
+}
+
+/// One request.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub client_id: &'a str,
+    pub mode: Mode<'a>,
+    pub state: &'a str,
+    pub nonce: &'a str,
+    pub credential: Credential<'a>,
+    /// The names of the claims to compare.
+    pub claims: &'a [String],
+    pub key: &'a RequestKey,
+    /// The wallet's `wallet_nonce`, when its POST carried one.
+    pub wallet_nonce: Option<&'a str>,
+    pub now: Timestamp,
+}
+
+/// The request object of `request`, signed by `signer`.
+pub fn sign(request: &Request<'_>, signer: &Signer) -> String {
+    let x5c: Vec<String> = signer.chain.iter().map(|c| base64_std(c)).collect();
+    let header = json!({"alg": "ES256", "typ": "oauth-authz-req+jwt", "x5c": x5c});
+    let input = format!(
+        "{}.{}",
+        to_b64url(header.to_string().as_bytes()),
+        to_b64url(Value::Object(claims(request)).to_string().as_bytes())
+    );
+    let signature: p256::ecdsa::Signature = signer.key.sign(input.as_bytes());
+    format!("{input}.{}", to_b64url(&signature.to_bytes()))
+}
+
+/// The claims of the request object.
+pub fn claims(request: &Request<'_>) -> Object {
+    let iat = request.now.unix_seconds();
+    let claims = json!({
+        "iss": request.client_id, "aud": AUDIENCE, "client_id": request.client_id,
+        "response_type": "vp_token", "state": request.state, "nonce": request.nonce,
+        "dcql_query": {"credentials": [credential_query(request)]},
+        "client_metadata": {
+            "jwks": {"keys": [request.key.public_jwk()]},
+            "encrypted_response_enc_values_supported": ["A128GCM", "A256GCM"],
+            "vp_formats_supported": formats(request.credential),
+        },
+        "iat": iat, "exp": iat.saturating_add(LIFETIME),
+    });
+    let Value::Object(mut object) = claims else {
+        return Object::new();
+    };
+    match request.mode {
+        Mode::DirectPost { response_uri } => {
+            object.insert("response_mode".into(), json!("direct_post.jwt"));
+            object.insert("response_uri".into(), json!(response_uri));
+        }
+        Mode::DcApi { expected_origins } => {
+            object.insert("response_mode".into(), json!("dc_api.jwt"));
+            object.insert("expected_origins".into(), json!(expected_origins));
+        }
+    }
+    if let Some(wallet_nonce) = request.wallet_nonce {
+        object.insert("wallet_nonce".into(), json!(wallet_nonce));
+    }
+    object
+}
+
+/// The DCQL credential query: the credential's id, format, meta, and the
+/// asked claims' paths, nothing else.
+fn credential_query(request: &Request<'_>) -> Value {
+    match request.credential {
+        Credential::SdJwt { id, vct } => json!({
+            "id": id, "format": "dc+sd-jwt", "meta": {"vct_values": vct},
+            "claims": request.claims.iter().map(|c| json!({"path": [c]})).collect::<Vec<_>>(),
+        }),
+        Credential::Mdoc {
+            id,
+            doctype,
+            namespace,
+        } => json!({
+            "id": id, "format": "mso_mdoc", "meta": {"doctype_value": doctype},
+            "claims": request.claims.iter()
+                .map(|c| json!({"path": [namespace, c]}))
+                .collect::<Vec<_>>(),
+        }),
+    }
+}
+
+/// `vp_formats_supported` for the credential's format.
+fn formats(credential: Credential<'_>) -> Value {
+    match credential {
+        Credential::SdJwt { .. } => json!({
+            "dc+sd-jwt": {"sd-jwt_alg_values": JWS_ALGS, "kb-jwt_alg_values": JWS_ALGS},
+        }),
+        // COSE's ES256 (-7).
+        Credential::Mdoc { .. } => json!({
+            "mso_mdoc": {"issuerauth_alg_values": [-7], "deviceauth_alg_values": [-7]},
+        }),
+    }
+}
+
+/// Padded standard base64, as `x5c` writes a certificate.
+fn base64_std(der: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
