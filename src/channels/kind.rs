@@ -39,12 +39,72 @@ pub struct KindInfo {
     /// The provider reports how far a message got (docs/api.md#delivery-receipts),
     /// so a delivery ladder can move on from a channel of this kind.
     pub receipts: bool,
+    /// A send that carries a code or a link into a conversation carries
+    /// the identity hash Meta last gave for the person behind it, and each
+    /// send is remembered for its statuses
+    /// (docs/channels.md#sends-know-the-identity): WhatsApp's Cloud API.
+    pub identity_hash: bool,
+    /// Its texts go as SMS, counted in segments against
+    /// `locale.max_sms_segments` (docs/configuration.md#sms-length).
+    pub sms_segments: bool,
 }
 
 /// One channel kind: its keys (`Self`, read with serde, unknown keys
 /// refused), its facts and its sender. Register it in `kinds!` (mod.rs).
+///
+/// Every fact a channel's keys decide is an item without a default, so
+/// the compiler asks a new kind about each
+/// (docs/decisions/0449-channel-kinds-declare-their-facts.md): a kind
+/// that leaves out `shows_text` does not compile.
+///
+/// ```compile_fail,E0046
+/// use std::sync::Arc;
+/// use chatgate::channels::kind::{Kind, KindInfo, Reach};
+/// use chatgate::channels::{Channel, ChannelError};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Pigeon {}
+///
+/// impl Kind for Pigeon {
+///     const INFO: KindInfo = KindInfo {
+///         name: "pigeon",
+///         text_limit: None,
+///         addressing: Reach::Conversation,
+///         serves: &[],
+///         vouches_for_sender: false,
+///         receipts: false,
+///         identity_hash: false,
+///         sms_segments: false,
+///     };
+///     fn whatsapp_chat(&self) -> bool {
+///         false
+///     }
+///     fn sends_templates(&self) -> bool {
+///         false
+///     }
+///     fn sender(&self, _: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+///         Err(ChannelError::new("no pigeons"))
+///     }
+/// }
+/// ```
 pub trait Kind: for<'de> Deserialize<'de> {
     const INFO: KindInfo;
+
+    /// Whether a code sent through this channel shows the text of its
+    /// template (`#AMOUNT#` and `#PAYEE#` of a payment,
+    /// docs/payments.md): not where the provider's own template carries
+    /// the code, nor where the code goes alone.
+    fn shows_text(&self) -> bool;
+
+    /// Whether a conversation on this channel is a WhatsApp chat, named by
+    /// a number or a business-scoped user id
+    /// (docs/channels.md#business-scoped-user-ids).
+    fn whatsapp_chat(&self) -> bool;
+
+    /// Whether this channel sends every OTP as a WhatsApp authentication
+    /// template, which Meta delivers to phone numbers only
+    /// (docs/channels.md#authentication-templates).
+    fn sends_templates(&self) -> bool;
 
     /// The rules serde does not state (a value not empty, a key that needs
     /// another); an error names the key.

@@ -49,6 +49,34 @@ macro_rules! kinds {
                 }
             }
 
+            /// Whether a code sent through this channel shows the text of
+            /// its template ([`Kind::shows_text`]).
+            pub fn shows_text(&self) -> bool {
+                match self {
+                    $(ChannelKind::$variant(keys) => keys.shows_text()),+
+                }
+            }
+
+            /// Whether a conversation on this channel is a WhatsApp chat
+            /// ([`Kind::whatsapp_chat`]): there `conversation_id` is a
+            /// number or a business-scoped user id
+            /// (docs/channels.md#business-scoped-user-ids).
+            pub fn whatsapp_chat(&self) -> bool {
+                match self {
+                    $(ChannelKind::$variant(keys) => keys.whatsapp_chat()),+
+                }
+            }
+
+            /// Whether this channel sends every OTP as a WhatsApp
+            /// authentication template ([`Kind::sends_templates`]), which
+            /// Meta delivers to phone numbers only
+            /// (docs/channels.md#business-scoped-user-ids).
+            pub fn otp_template(&self) -> bool {
+                match self {
+                    $(ChannelKind::$variant(keys) => keys.sends_templates()),+
+                }
+            }
+
             /// The sender of a channel of this kind.
             pub fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
                 match self {
@@ -91,18 +119,6 @@ impl ChannelKind {
         self.info().name
     }
 
-    /// Whether a conversation on this channel is a WhatsApp chat: a
-    /// `whatsapp` channel, or a `twilio` channel whose `from` starts with
-    /// `whatsapp:`. There `conversation_id` is a number or a
-    /// business-scoped user id (docs/channels.md#business-scoped-user-ids).
-    pub fn whatsapp_chat(&self) -> bool {
-        match self {
-            ChannelKind::Whatsapp(_) => true,
-            ChannelKind::Twilio(k) => k.sends_whatsapp(),
-            _ => false,
-        }
-    }
-
     /// Whether a conversation on this channel is an SMS conversation with
     /// the phone number its `conversation_id` names: a `twilio` channel
     /// that does not send WhatsApp. Only the SIM is in such a
@@ -132,17 +148,6 @@ impl ChannelKind {
             ChannelKind::TwilioVoice(_) => "phone call",
             ChannelKind::Smtp(_) => "e-mail",
             ChannelKind::Webhook(_) => "chat",
-        }
-    }
-
-    /// Whether this channel sends every OTP as a WhatsApp authentication
-    /// template (`otp_template`, `otp_content_sid`), which Meta delivers
-    /// to phone numbers only (docs/channels.md#business-scoped-user-ids).
-    pub fn otp_template(&self) -> bool {
-        match self {
-            ChannelKind::Whatsapp(k) => k.otp_template.is_some(),
-            ChannelKind::Twilio(k) => k.otp_content_sid.is_some(),
-            _ => false,
         }
     }
 

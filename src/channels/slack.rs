@@ -31,7 +31,21 @@ impl Kind for SlackConfig {
         // would vouch for every member (docs/channels.md#who-writes-in-a-conversation).
         vouches_for_sender: false,
         receipts: false,
+        identity_hash: false,
+        sms_segments: false,
     };
+
+    fn shows_text(&self) -> bool {
+        true
+    }
+
+    fn whatsapp_chat(&self) -> bool {
+        false
+    }
+
+    fn sends_templates(&self) -> bool {
+        false
+    }
 
     fn check(&mut self) -> Result<(), Problem> {
         self.0.check("https://slack.com")

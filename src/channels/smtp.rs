@@ -89,7 +89,21 @@ impl Kind for SmtpConfig {
         serves: &[Delivery::Email],
         vouches_for_sender: false,
         receipts: false,
+        identity_hash: false,
+        sms_segments: false,
     };
+
+    fn shows_text(&self) -> bool {
+        true
+    }
+
+    fn whatsapp_chat(&self) -> bool {
+        false
+    }
+
+    fn sends_templates(&self) -> bool {
+        false
+    }
 
     fn check(&mut self) -> Result<(), Problem> {
         self.host = self.host.trim().to_string();

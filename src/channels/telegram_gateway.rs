@@ -48,7 +48,22 @@ impl Kind for TelegramGatewayConfig {
         serves: &[],
         vouches_for_sender: false,
         receipts: true,
+        identity_hash: false,
+        sms_segments: false,
     };
+
+    fn shows_text(&self) -> bool {
+        // The code goes alone, in Telegram's own text.
+        false
+    }
+
+    fn whatsapp_chat(&self) -> bool {
+        false
+    }
+
+    fn sends_templates(&self) -> bool {
+        false
+    }
 
     fn check(&mut self) -> Result<(), Problem> {
         required("token", self.token.get().expose_secret())?;

@@ -57,7 +57,22 @@ impl Kind for TwilioConfig {
         serves: &[Delivery::Sms],
         vouches_for_sender: true,
         receipts: true,
+        identity_hash: false,
+        sms_segments: true,
     };
+
+    fn shows_text(&self) -> bool {
+        // Not with `otp_content_sid`: the Content template carries the code.
+        self.otp_content_sid.is_none()
+    }
+
+    fn whatsapp_chat(&self) -> bool {
+        self.sends_whatsapp()
+    }
+
+    fn sends_templates(&self) -> bool {
+        self.otp_content_sid.is_some()
+    }
 
     fn check(&mut self) -> Result<(), Problem> {
         required("account_sid", &self.account_sid)?;

@@ -51,7 +51,22 @@ impl Kind for TwilioVoiceConfig {
         serves: &[Delivery::Voice],
         vouches_for_sender: false,
         receipts: true,
+        identity_hash: false,
+        sms_segments: false,
     };
+
+    fn shows_text(&self) -> bool {
+        // The call reads the text (`voice_otp_transaction`).
+        true
+    }
+
+    fn whatsapp_chat(&self) -> bool {
+        false
+    }
+
+    fn sends_templates(&self) -> bool {
+        false
+    }
 
     fn check(&mut self) -> Result<(), Problem> {
         required("account_sid", &self.account_sid)?;

@@ -107,7 +107,21 @@ impl Kind for WebhookConfig {
         serves: &[],
         vouches_for_sender: false,
         receipts: false,
+        identity_hash: false,
+        sms_segments: false,
     };
+
+    fn shows_text(&self) -> bool {
+        true
+    }
+
+    fn whatsapp_chat(&self) -> bool {
+        false
+    }
+
+    fn sends_templates(&self) -> bool {
+        false
+    }
 
     fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
         Ok(Arc::new(WebhookChannel::new(

@@ -76,7 +76,22 @@ impl Kind for WhatsappConfig {
         serves: &[Delivery::Sms],
         vouches_for_sender: true,
         receipts: true,
+        identity_hash: true,
+        sms_segments: false,
     };
+
+    fn shows_text(&self) -> bool {
+        // Not with `otp_template`: Meta's template carries the code.
+        self.otp_template.is_none()
+    }
+
+    fn whatsapp_chat(&self) -> bool {
+        true
+    }
+
+    fn sends_templates(&self) -> bool {
+        self.otp_template.is_some()
+    }
 
     fn check(&mut self) -> Result<(), Problem> {
         required("api_version", &self.api_version)?;

@@ -189,17 +189,11 @@ pub fn for_transaction(key: TextKey) -> TextKey {
 }
 
 /// Whether a code sent through `channel` shows the text of its template
-/// (docs/api.md#approving-one-payment): not on a channel that sends codes
-/// through the provider's own template (a `whatsapp` channel's
-/// `otp_template`, a `twilio` channel's `otp_content_sid`) nor on
-/// `telegram_gateway`, which sends the code alone.
+/// (docs/api.md#approving-one-payment), as its kind declares
+/// ([`crate::channels::kind::Kind::shows_text`]); a channel the
+/// configuration does not hold shows nothing.
 pub fn shows_text(channel: Option<&ChannelConfig>) -> bool {
-    match channel.map(|c| &c.kind) {
-        Some(ChannelKind::Whatsapp(k)) => k.otp_template.is_none(),
-        Some(ChannelKind::Twilio(k)) => k.otp_content_sid.is_none(),
-        Some(ChannelKind::TelegramGateway(_)) => false,
-        _ => true,
-    }
+    channel.is_some_and(|c| c.kind.shows_text())
 }
 
 /// The template key of a voice call's text.

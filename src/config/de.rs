@@ -3,6 +3,7 @@
 //! (a wrong-typed value may be a secret).
 use serde::de::DeserializeOwned;
 
+use super::members::Member;
 use super::ConfigError;
 
 /// Deserialises `table`, which sits at `prefix` in `file`.
@@ -11,7 +12,8 @@ pub(super) fn from_table<T: DeserializeOwned>(
     file: &str,
     prefix: &str,
 ) -> Result<T, ConfigError> {
-    T::deserialize(toml::Value::Table(table)).map_err(|e| translate(&e, file, prefix))
+    T::deserialize(Member::table(table))
+        .map_err(|e| keyed(&e.keys.join("."), &e.message, file, prefix))
 }
 
 /// `prefix.key`, or `key` at the top level.
@@ -31,7 +33,13 @@ pub(super) fn translate(e: &toml::de::Error, file: &str, prefix: &str) -> Config
         .rev()
         .find_map(|l| l.strip_prefix("in `").and_then(|l| l.strip_suffix('`')))
         .unwrap_or("");
-    let (field, problem) = describe(e.message());
+    keyed(path, e.message(), file, prefix)
+}
+
+/// The error `message` about the value at `path` (its members joined by
+/// `.`) of the table at `prefix` in `file`.
+fn keyed(path: &str, message: &str, file: &str, prefix: &str) -> ConfigError {
+    let (field, problem) = describe(message);
     let key = join(&join(prefix, path), field.unwrap_or(""));
     let key = if key.is_empty() {
         "(file)".to_string()

@@ -1,9 +1,12 @@
 //! The raw shapes of the files, as written (after `${VAR}` interpolation).
 //! Every struct refuses unknown keys; `load` turns them into the validated
 //! types of `mod.rs` and `team.rs`.
+//! A team's secrets are [`Secret`]s: the loader hands one its value only
+//! under a name the JSON form seals (`members.rs`).
 use serde::Deserialize;
 
 use super::{Dur, OnCredentialChange, Role};
+use crate::channels::kind::Secret;
 
 /// `config/chatgate.toml`.
 #[derive(Debug, Deserialize)]
@@ -216,7 +219,7 @@ pub(crate) fn team_file_members() -> Vec<String> {
 pub(super) struct SecurityKeyEntry {
     pub kid: String,
     /// `whsec_` + base64 of at least 32 bytes.
-    pub secret: String,
+    pub secret: Secret,
     #[serde(default)]
     pub primary: bool,
 }
@@ -252,7 +255,7 @@ pub(super) struct TeamAuditEntry {
 pub(super) struct WebhookEntry {
     pub url: String,
     /// `whsec_…`.
-    pub secret: String,
+    pub secret: Secret,
 }
 
 /// A team's `[oidc]`: its OpenID Connect provider.
@@ -264,7 +267,7 @@ pub(super) struct OidcEntry {
     pub issuer: String,
     pub client_id: String,
     /// Written `${VAR}`; sent by HTTP basic auth at the token endpoint.
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// Default `["openid"]`; `openid` is always sent.
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -307,7 +310,7 @@ pub(super) struct ConsoleOidcEntry {
     /// As `[oidc] issuer`.
     pub issuer: String,
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: Secret,
     #[serde(default)]
     pub scopes: Vec<String>,
     /// The claim whose values give a person a role; default `groups`.

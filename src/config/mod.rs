@@ -20,6 +20,7 @@ mod files;
 mod form;
 mod interpolate;
 mod load;
+mod members;
 mod number_checks;
 mod number_verification;
 mod oidc;

@@ -4,13 +4,14 @@
 //! gateway with the key named.
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
 use super::de::from_table;
 use super::oidc::{https_or_loopback, is_token};
 use super::ConfigError;
+use crate::channels::kind::Secret;
 use crate::time::Dur;
 
 /// The shortest and longest `link_ttl`.
@@ -50,7 +51,7 @@ struct Entry {
     token_endpoint: String,
     verify_url: String,
     client_id: String,
-    client_secret: String,
+    client_secret: Secret,
     scopes: Option<Vec<String>>,
     link_ttl: Option<Dur>,
     #[serde(default)]
@@ -87,7 +88,7 @@ pub(super) fn load_number_verification(
     if raw.client_id.trim().is_empty() {
         return Err(err("client_id", "must not be empty"));
     }
-    if raw.client_secret.is_empty() {
+    if raw.client_secret.get().expose_secret().is_empty() {
         return Err(err("client_secret", "must not be empty"));
     }
     let scopes = raw
@@ -111,7 +112,7 @@ pub(super) fn load_number_verification(
         token_endpoint,
         verify_url,
         client_id: raw.client_id,
-        client_secret: SecretString::from(raw.client_secret),
+        client_secret: raw.client_secret.get().clone(),
         scopes,
         link_ttl,
         hash_number: raw.hash_number,

@@ -1,6 +1,6 @@
 //! A team's `[oidc]` section: its OpenID Connect provider, checked at start
 //! so that a bad value stops the gateway with the key named.
-use secrecy::SecretString;
+use secrecy::ExposeSecret;
 use url::{Host, Url};
 
 use super::de::from_table;
@@ -126,7 +126,7 @@ fn checked_provider(raw: OidcEntry, file: &str, section: &str) -> Result<OidcCon
     if raw.client_id.trim().is_empty() {
         return Err(err("client_id", "must not be empty"));
     }
-    if raw.client_secret.is_empty() {
+    if raw.client_secret.get().expose_secret().is_empty() {
         return Err(err("client_secret", "must not be empty"));
     }
     let mut scopes = vec!["openid".to_string()];
@@ -155,7 +155,7 @@ fn checked_provider(raw: OidcEntry, file: &str, section: &str) -> Result<OidcCon
     Ok(OidcConfig {
         issuer: raw.issuer,
         client_id: raw.client_id,
-        client_secret: SecretString::from(raw.client_secret),
+        client_secret: raw.client_secret.get().clone(),
         scopes,
         customer_claim: raw.customer_claim,
         max_age: raw.max_age.enabled(),

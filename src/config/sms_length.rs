@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::validate::{at_longest, longest_short_url, written_at};
-use super::{ChannelConfig, ChannelKind, Config, ConfigError, Settings, Team};
+use super::{ChannelConfig, Config, ConfigError, Settings, Team};
 use crate::channels::Purpose;
 use crate::domain::sms_segments::{self, Segments};
 
@@ -99,7 +99,7 @@ fn twilio_targets<'a>(
     names
         .into_iter()
         .filter_map(|n| config.channels.get(n))
-        .filter(|c| matches!(c.kind, ChannelKind::Twilio(_)))
+        .filter(|c| c.kind.info().sms_segments)
         .collect()
 }
 

@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use secrecy::ExposeSecret;
+
 use super::de::from_table;
 use super::env::Environment;
 use super::files::{ApiKeyEntry, DialogflowEntry, SecurityKeyEntry, TeamFile, WebhookEntry};
@@ -430,7 +432,7 @@ fn team_webhook(table: toml::Table, file: &str, at: &str) -> Result<TeamWebhook,
     let err = |key: &str, problem: String| ConfigError::new(file, format!("{at}.{key}"), problem);
     let w: WebhookEntry = from_table(table, file, at)?;
     let url = http_url(&w.url).map_err(|p| err("url", p))?;
-    let secret = parse_whsec(&w.secret).map_err(|p| err("secret", p))?;
+    let secret = parse_whsec(w.secret.get().expose_secret()).map_err(|p| err("secret", p))?;
     Ok(TeamWebhook {
         url,
         key: HmacKey::new(secret.expose()),
@@ -456,7 +458,8 @@ fn security_keys(entries: Vec<toml::Table>, file: &str) -> Result<Vec<SecurityKe
                 format!("kid {:?} is used twice", k.kid),
             ));
         }
-        let secret = parse_whsec(&k.secret).map_err(|p| err(format!("{at}.secret"), p))?;
+        let secret = parse_whsec(k.secret.get().expose_secret())
+            .map_err(|p| err(format!("{at}.secret"), p))?;
         keys.push(SecurityKey::new(k.kid, secret, k.primary));
     }
     match keys.iter().filter(|k| k.primary).count() {

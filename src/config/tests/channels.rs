@@ -548,3 +548,49 @@ fn a_template_for_an_sms_channel_lives_as_long_as_the_longest_code_it_carries() 
     let config = fx.load().unwrap();
     assert_eq!(config.teams["acme"].otp_ttl_through("wa"), minutes(3));
 }
+
+#[test]
+fn each_channel_answers_its_kind_s_facts() {
+    let mut fx = Fixture::new();
+    fx.set_env("FX_TOKEN", "tok");
+    fx.write(
+        "channels/wa.toml",
+        "name = \"wa\"\nkind = \"whatsapp\"\nphone_number_id = \"123\"\ntoken = \"${FX_TOKEN}\"",
+    );
+    let config = fx.load().unwrap();
+    let facts = |name: &str| {
+        let kind = &config.channels[name].kind;
+        (
+            crate::config::shows_text(config.channels.get(name)),
+            kind.whatsapp_chat(),
+            kind.otp_template(),
+            kind.info().identity_hash,
+            kind.info().sms_segments,
+        )
+    };
+    assert_eq!(facts("webchat"), (true, false, false, false, false));
+    assert_eq!(facts("sms"), (true, false, false, false, true));
+    assert_eq!(facts("email"), (true, false, false, false, false));
+    assert_eq!(facts("wa"), (true, true, false, true, false));
+    // A channel the configuration does not hold shows nothing of a text
+    // (docs/api.md#approving-one-payment).
+    assert!(!crate::config::shows_text(None));
+    fx.edit(
+        "channels/wa.toml",
+        "token = \"${FX_TOKEN}\"",
+        "token = \"${FX_TOKEN}\"\notp_template = \"chatgate_otp\"",
+    );
+    fx.edit(
+        "channels/sms.toml",
+        "from = \"+15550006666\"",
+        "from = \"whatsapp:+15550006666\"\notp_content_sid = \"HX1\"",
+    );
+    let config = fx.load().unwrap();
+    let facts = |name: &str| {
+        let kind = &config.channels[name].kind;
+        let shows = crate::config::shows_text(config.channels.get(name));
+        (shows, kind.whatsapp_chat(), kind.otp_template())
+    };
+    assert_eq!(facts("wa"), (false, true, true));
+    assert_eq!(facts("sms"), (false, true, true));
+}

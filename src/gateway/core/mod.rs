@@ -305,8 +305,7 @@ impl Core {
             .map(|s| channels::render(s, fill));
         // A WhatsApp Cloud API channel: its sends know the identity, and
         // are remembered for their statuses (docs/channels.md#identity-changes).
-        let cloud_api =
-            channel_cfg.is_some_and(|c| matches!(c.kind, channels::ChannelKind::Whatsapp(_)));
+        let cloud_api = channel_cfg.is_some_and(|c| c.kind.info().identity_hash);
         let identity_key_hash =
             identity_key_hash(self, team, chat, (channel, cloud_api), &to, purpose)
                 .await
