@@ -61,9 +61,14 @@ pub(in crate::gateway) async fn start_ladder(
     req: &ChallengeRequest,
     now: Timestamp,
 ) -> Result<StartedChallenge> {
-    // A ladder that begins with the network step sends its link first.
-    if let Some(started) = super::network::start_network_ladder(core, team, id, req, now).await? {
-        return Ok(started);
+    // A ladder that begins with the network step sends its link first;
+    // a code typed on the page skips that step (its page would show the
+    // code to type into the chat).
+    if !req.page_entry {
+        let network = super::network::start_network_ladder(core, team, id, req, now);
+        if let Some(started) = network.await? {
+            return Ok(started);
+        }
     }
     let cid = Uuid::now_v7();
     let checked = check_numbers(core, team, id, cid, now).await?;
@@ -97,6 +102,13 @@ pub(in crate::gateway) async fn start_ladder(
         withdraw(core, &took).await;
         return Err(Error::ChallengeExpired);
     };
+    if req.page_entry {
+        // Then, and only then, the page's link goes into the conversation.
+        let linked = crate::gateway::code_entry::send_entry_link(
+            core, team, &done.rec, cid, expires_at, now,
+        );
+        linked.await?;
+    }
     super::announce(core, team, &done.rec, cid, &started, Delivery::Ladder, now).await?;
     remember_step(core, team, id, cid, &took, now).await;
     let step = Some(took.claimed.target.channel.clone());
@@ -105,7 +117,8 @@ pub(in crate::gateway) async fn start_ladder(
     let found = done.rec.challenge.as_ref().filter(|c| c.id == cid);
     Ok(answer
         .checked(found.and_then(|c| c.number_check.as_ref()))
-        .for_transaction(req.transaction.as_ref()))
+        .for_transaction(req.transaction.as_ref())
+        .entered(req.page_entry))
 }
 
 /// The number checks of a ladder's steps (docs/number-checks.md): the

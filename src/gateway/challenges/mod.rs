@@ -113,7 +113,11 @@ fn decide(
         link_ttl: team.number_verification.as_ref().map(|n| n.link_ttl),
     };
     let (rec, subject) = w.records();
-    start_challenge::decide(req, cid, code, rec, subject, &rules, now)
+    let started = start_challenge::decide(req, cid, code, rec, subject, &rules, now)?;
+    if let Some(c) = rec.challenge.as_mut().filter(|c| c.id == cid) {
+        c.page_entry = req.page_entry;
+    }
+    Ok(started)
 }
 
 /// A started challenge is counted and announced (`challenge.created`),

@@ -40,7 +40,20 @@ pub(super) async fn start(
         rec,
         view,
     } = reserved;
-    let link = super::network::link_for(core, team, (id, cid), req, &started, now).await?;
+    let link = match super::network::link_for(core, team, (id, cid), req, &started, now).await? {
+        // A PIN typed on the page: its link is the prompt.
+        None if req.page_entry && req.method == ChallengeMethod::Pin => {
+            let url = crate::gateway::code_entry::entry_url(
+                core,
+                team,
+                (id, cid),
+                started.expires_at,
+                now,
+            );
+            Some(url.await?)
+        }
+        link => link,
+    };
     let sent = send_challenge(core, team, &rec, &started, (&code, link.as_deref()), now);
     let sent = match sent.await {
         Ok(sent) => sent,
@@ -53,6 +66,15 @@ pub(super) async fn start(
             return Err(Error::Channel(e.to_string()));
         }
     };
+    if req.page_entry && req.method == ChallengeMethod::Otp {
+        // Then, and only then, the page's link goes into the conversation.
+        let until = started.expires_at;
+        let linked = crate::gateway::code_entry::send_entry_link(core, team, &rec, cid, until, now);
+        if let Err(e) = linked.await {
+            super::destinations::undo_challenge(core, team, id, cid, &started, now).await?;
+            return Err(e);
+        }
+    }
     super::announce(core, team, &rec, cid, &started, req.delivery, now).await?;
     // Its receipts name the provider's id of the message: remembered
     // after `challenge.created`, so that a receipt that came first is
@@ -71,7 +93,8 @@ pub(super) async fn start(
     let answer = StartedChallenge::of(cid, &started, req.delivery, None, delivered, state);
     let answer = answer
         .checked(checked.as_ref().map(|(_, c)| c))
-        .for_transaction(req.transaction.as_ref());
+        .for_transaction(req.transaction.as_ref())
+        .entered(req.page_entry);
     Ok((answer, view))
 }
 
@@ -213,6 +236,14 @@ async fn send_challenge(
                 ..Fill::default()
             };
             (Purpose::Otp, fill)
+        }
+        // Typed on the page: its link replaces the prompt.
+        ChallengeMethod::Pin if link.is_some() => {
+            let fill = Fill {
+                url: link,
+                ..Fill::default()
+            };
+            (Purpose::PinEntryLink, fill)
         }
         ChallengeMethod::Pin => (Purpose::PinPrompt, Fill::default()),
         // Its request goes to the identity provider (`ciba.rs`).
