@@ -8,19 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use uuid::Uuid;
-
-use super::challenges::network::save_link_at;
 use super::challenges::verify::verify_on_page;
 use super::login::Speaks;
 use super::records::{StoredNetworkLink, StoredSends};
 use super::work::Step;
 use super::Core;
-use crate::channels::{Fill, Purpose};
 use crate::config::Team;
 use crate::domain::challenge::ChallengeMethod;
 use crate::domain::destination::DestinationSends;
-use crate::domain::interaction::InteractionRecord;
 use crate::domain::network_auth;
 use crate::error::{Error, Result};
 use crate::store::keys;
@@ -64,41 +59,6 @@ pub enum EntryAnswer {
     /// The challenge was used, expired, was replaced or failed: its 410
     /// page, in the interaction's language when known.
     Gone(Option<Speaks>),
-}
-
-/// Sends a page-entry challenge's link into `rec`'s conversation, after
-/// its code went (`code_entry_link`); a PIN's link is its prompt
-/// ([`pin_entry_url`]).
-pub(in crate::gateway) async fn send_entry_link(
-    core: &Core,
-    team: &Team,
-    rec: &InteractionRecord,
-    cid: Uuid,
-    until: Timestamp,
-    now: Timestamp,
-) -> Result<()> {
-    let url = entry_url(core, team, (rec.id, cid), until, now).await?;
-    let fill = Fill {
-        url: Some(&url),
-        ..Fill::default()
-    };
-    let purpose = Purpose::CodeEntryLink;
-    let sent = core.send(team, rec, &rec.channel, None, purpose, fill, None, now);
-    sent.await.map_err(|e| Error::Channel(e.to_string()))?;
-    Ok(())
-}
-
-/// A fresh link to the page of challenge `cid` of interaction `id`
-/// (256 random bits, unrelated to the code), saved until it can only
-/// answer 410: `{public_url}/c/{code}`.
-pub(in crate::gateway) async fn entry_url(
-    core: &Core,
-    team: &Team,
-    ids: (Uuid, Uuid),
-    until: Timestamp,
-    now: Timestamp,
-) -> Result<String> {
-    save_link_at(core, team, ids, until, (keys::code_entry_link, "c"), now).await
 }
 
 /// The link `code` names while its challenge is open: its team, the link,

@@ -11,12 +11,16 @@
 //! - [`network`]: a network challenge's link, sent as a single message,
 //!   and the mobile operator's answer (docs/network-authentication.md).
 //!
+//! [`entry`] sends the link to the page where a code is typed instead of
+//! the chat (docs/api.md#codes-typed-on-the-gateways-page).
+//!
 //! [`verify`] answers a code (and reveals one to an agent), [`read`]
 //! reads one challenge and holds the answers' types,
 //! [`destinations`] counts what each destination was sent, and
 //! [`steps`] records a ladder's step before it is sent.
 pub mod app;
 mod destinations;
+mod entry;
 pub mod ladder;
 pub mod network;
 pub mod read;

@@ -40,20 +40,9 @@ pub(super) async fn start(
         rec,
         view,
     } = reserved;
-    let link = match super::network::link_for(core, team, (id, cid), req, &started, now).await? {
-        // A PIN typed on the page: its link is the prompt.
-        None if req.page_entry && req.method == ChallengeMethod::Pin => {
-            let url = crate::gateway::code_entry::entry_url(
-                core,
-                team,
-                (id, cid),
-                started.expires_at,
-                now,
-            );
-            Some(url.await?)
-        }
-        link => link,
-    };
+    let link = super::network::link_for(core, team, (id, cid), req, &started, now).await?;
+    let link = super::entry::message_link(core, team, (id, cid), (req, &started), link, now);
+    let link = link.await?;
     let sent = send_challenge(core, team, &rec, &started, (&code, link.as_deref()), now);
     let sent = match sent.await {
         Ok(sent) => sent,
@@ -66,15 +55,8 @@ pub(super) async fn start(
             return Err(Error::Channel(e.to_string()));
         }
     };
-    if req.page_entry && req.method == ChallengeMethod::Otp {
-        // Then, and only then, the page's link goes into the conversation.
-        let until = started.expires_at;
-        let linked = crate::gateway::code_entry::send_entry_link(core, team, &rec, cid, until, now);
-        if let Err(e) = linked.await {
-            super::destinations::undo_challenge(core, team, id, cid, &started, now).await?;
-            return Err(e);
-        }
-    }
+    // Then, and only then, the page's link goes into the conversation.
+    super::entry::after_code(core, team, &rec, (cid, req, &started), now).await?;
     super::announce(core, team, &rec, cid, &started, req.delivery, now).await?;
     // Its receipts name the provider's id of the message: remembered
     // after `challenge.created`, so that a receipt that came first is
