@@ -60,6 +60,10 @@ pub enum Error {
     /// 409: a ladder has no step left to move to, or the challenge has no ladder.
     #[error("{0}")]
     NoNextStep(&'static str),
+    /// 409: a code typed on the gateway's page, never through the bot
+    /// (docs/api.md#codes-typed-on-the-gateways-page).
+    #[error("this challenge's code is typed on the gateway's page, not verified by the bot")]
+    EntryPage,
     #[error("the login token or assertion has expired")]
     TokenExpired,
     #[error("the challenge has expired or was replaced by a newer one")]
@@ -168,6 +172,7 @@ impl Error {
             Error::ChallengeUsed => "challenge_used",
             Error::NoSessionPin => "no_session_pin",
             Error::NoNextStep(_) => "no_next_step",
+            Error::EntryPage => "entry_page",
             Error::TokenExpired => "token_expired",
             Error::ChallengeExpired => "challenge_expired",
             Error::ChallengeExhausted => "challenge_exhausted",

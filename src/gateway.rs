@@ -25,6 +25,7 @@ pub mod assurance;
 pub mod audit;
 pub mod bots;
 pub mod challenges;
+pub mod code_entry;
 pub mod console;
 pub mod core;
 mod expiry;

@@ -170,11 +170,17 @@ pub enum Purpose {
     AppPrompt,
     /// A network challenge's link (docs/network-authentication.md).
     NetworkLink,
+    /// The link to the page where the customer types a code
+    /// (docs/api.md#codes-typed-on-the-gateways-page).
+    CodeEntryLink,
+    /// The link to the page where the customer types their session PIN;
+    /// it replaces the PIN prompt.
+    PinEntryLink,
 }
 
 impl Purpose {
     /// Every purpose (metric series are registered for each).
-    pub const ALL: [Purpose; 7] = [
+    pub const ALL: [Purpose; 9] = [
         Purpose::LoginLink,
         Purpose::Otp,
         Purpose::PinPrompt,
@@ -182,6 +188,8 @@ impl Purpose {
         Purpose::Expired,
         Purpose::AppPrompt,
         Purpose::NetworkLink,
+        Purpose::CodeEntryLink,
+        Purpose::PinEntryLink,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -193,6 +201,8 @@ impl Purpose {
             Purpose::Expired => "expired",
             Purpose::AppPrompt => "app_prompt",
             Purpose::NetworkLink => "network_link",
+            Purpose::CodeEntryLink => "code_entry_link",
+            Purpose::PinEntryLink => "pin_entry_link",
         }
     }
 }

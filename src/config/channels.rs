@@ -159,7 +159,9 @@ pub fn template_key(purpose: Purpose, channel: Option<&ChannelConfig>) -> TextKe
         | Purpose::Authenticated
         | Purpose::Expired
         | Purpose::AppPrompt
-        | Purpose::NetworkLink => purpose_key(purpose),
+        | Purpose::NetworkLink
+        | Purpose::CodeEntryLink
+        | Purpose::PinEntryLink => purpose_key(purpose),
     }
 }
 
@@ -173,6 +175,8 @@ pub fn purpose_key(purpose: Purpose) -> TextKey {
         Purpose::Expired => TextKey::Expired,
         Purpose::AppPrompt => TextKey::AppPrompt,
         Purpose::NetworkLink => TextKey::NetworkLink,
+        Purpose::CodeEntryLink => TextKey::CodeEntryLink,
+        Purpose::PinEntryLink => TextKey::PinEntryLink,
     }
 }
 

@@ -233,6 +233,9 @@ pub struct Challenge {
     /// `id`, as an OTP's), never the code
     /// (docs/network-authentication.md#the-code-typed-into-the-chat).
     pub network_code: Option<String>,
+    /// Its code or PIN is typed on the gateway's page, never into the
+    /// chat: `verify` refuses it (docs/api.md#codes-typed-on-the-gateways-page).
+    pub page_entry: bool,
 }
 
 impl Challenge {
@@ -275,6 +278,7 @@ impl Challenge {
             call: None,
             network: None,
             network_code: None,
+            page_entry: false,
         })
     }
 
@@ -306,6 +310,7 @@ impl Challenge {
             call: None,
             network: None,
             network_code: None,
+            page_entry: false,
         }
     }
 
@@ -338,6 +343,7 @@ impl Challenge {
             call: None,
             network: None,
             network_code: None,
+            page_entry: false,
         })
     }
 
@@ -368,6 +374,7 @@ impl Challenge {
             call: None,
             network: None,
             network_code: None,
+            page_entry: false,
         }
     }
 
@@ -399,6 +406,7 @@ impl Challenge {
             call: None,
             network: None,
             network_code: None,
+            page_entry: false,
         }
     }
 
@@ -433,6 +441,7 @@ impl Challenge {
             sealed_code: None,
             call: None,
             network_code: None,
+            page_entry: false,
             ladder: self.ladder.as_ref().map(|l| Ladder {
                 sealed_code: String::new(),
                 answers: Vec::new(),

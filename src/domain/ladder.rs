@@ -600,6 +600,7 @@ mod tests {
             call: None,
             network: None,
             network_code: None,
+            page_entry: false,
         }
     }
 

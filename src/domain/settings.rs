@@ -329,7 +329,27 @@ pub struct Templates {
     /// A verified answer in a conversation that is not the number's own
     /// SMS conversation: `#CODE#` is the code to type into the chat.
     pub page_network_code: String,
+    /// The link to the page where a code is typed instead of the chat
+    /// (docs/api.md#codes-typed-on-the-gateways-page): `#URL#` is the link;
+    /// for a session PIN `pin_entry_link`, which replaces `pin_prompt`.
+    pub code_entry_link: String,
+    pub pin_entry_link: String,
+    /// That page's heading; for a PIN, when the team did not write one,
+    /// "Type your PIN" (docs/decisions/0446-the-page-s-text-for-a-pin.md).
+    pub page_code_entry: String,
+    /// What that page answers: the code was right; it was wrong (`#LEFT#`
+    /// tries left); no tries are left.
+    pub page_code_done: String,
+    pub page_code_wrong: String,
+    pub page_code_ended: String,
 }
+
+/// `page_code_entry`'s default, for a code.
+pub const PAGE_CODE_ENTRY: &str = "Type the code you received";
+
+/// What the page asks for a session PIN while `page_code_entry` is its
+/// default (docs/decisions/0446-the-page-s-text-for-a-pin.md).
+pub const PAGE_PIN_ENTRY: &str = "Type your PIN";
 
 impl Default for Templates {
     fn default() -> Self {
@@ -396,6 +416,13 @@ impl Default for Templates {
                 .into(),
             page_network_code: "Your number is confirmed. Type #CODE# in the chat to finish."
                 .into(),
+            code_entry_link: "Type the code you received on this page: #URL#".into(),
+            pin_entry_link: "Type your PIN on this page: #URL#".into(),
+            page_code_entry: PAGE_CODE_ENTRY.into(),
+            page_code_done: "Thank you, you are verified\nYou can go back to the chat now.".into(),
+            page_code_wrong: "That is not the code. #LEFT# tries left.".into(),
+            page_code_ended: "This code can no longer be used. Ask in the chat for a new one."
+                .into(),
         }
     }
 }
@@ -425,6 +452,12 @@ macro_rules! template_keys {
             PageNetworkRetry page_network_retry,
             PageNetworkConfirm page_network_confirm,
             PageNetworkCode page_network_code,
+            CodeEntryLink code_entry_link,
+            PinEntryLink pin_entry_link,
+            PageCodeEntry page_code_entry,
+            PageCodeDone page_code_done,
+            PageCodeWrong page_code_wrong,
+            PageCodeEnded page_code_ended,
             PageLinkExpired page_link_expired,
             PageLinkUsed page_link_used,
             PageLinkUnknown page_link_unknown,

@@ -37,6 +37,10 @@ pub struct ChallengeRequest {
     pub locale: Option<LocaleTag>,
     /// The payment the code approves (docs/api.md#approving-one-payment).
     pub transaction: Option<Transaction>,
+    /// `"entry": "page"`: the code or PIN is typed on the gateway's page,
+    /// reached by a link in the conversation, never into the chat
+    /// (docs/api.md#codes-typed-on-the-gateways-page).
+    pub page_entry: bool,
 }
 
 impl ChallengeRequest {
@@ -94,7 +98,33 @@ impl ChallengeRequest {
             to,
             locale: None,
             transaction: None,
+            page_entry: false,
         })
+    }
+
+    /// The request as sent with its `entry` (`"chat"`, the default, or
+    /// `"page"`): `"page"` goes with an OTP whose code goes somewhere other
+    /// than the conversation (`delivery` `sms`, `email`, `voice`, `ladder`
+    /// or `agent`) and with a PIN; with a code into the chat, or any other
+    /// method, it is 422 naming `entry`, before any other rule of the
+    /// method. Then as [`ChallengeRequest::parse`].
+    pub fn parse_entered(
+        method: &str,
+        delivery: Option<&str>,
+        to: Option<&str>,
+        entry: Option<&str>,
+    ) -> Result<ChallengeRequest, Error> {
+        let page_entry = match entry {
+            None | Some("chat") => false,
+            Some("page") => true,
+            Some(_) => return Err(Error::invalid("entry", "must be chat or page")),
+        };
+        if page_entry {
+            page_entry_allowed(method, delivery)?;
+        }
+        let mut req = ChallengeRequest::parse(method, delivery, to)?;
+        req.page_entry = page_entry;
+        Ok(req)
     }
 
     /// The request, for `transaction` (docs/api.md#approving-one-payment):
@@ -186,6 +216,27 @@ pub struct Rules<'a> {
 pub struct Message {
     pub channel: String,
     pub to: Option<String>,
+}
+
+/// Whether a code of `method` (as named in the request), sent as
+/// `delivery` asks, may be typed on the gateway's page: an OTP that goes
+/// somewhere other than the conversation itself, or a PIN; 422 naming
+/// `entry` otherwise. An unknown method is left to the method's own rule.
+fn page_entry_allowed(method: &str, delivery: Option<&str>) -> Result<(), Error> {
+    let refused = |why| Err(Error::invalid("entry", why));
+    match method {
+        "pin" => Ok(()),
+        "otp" if matches!(delivery, None | Some("chat")) => refused(
+            "a code delivered into the chat is typed there: send it by sms, email, voice, \
+             ladder or to an agent to have it typed on the page",
+        ),
+        "otp" => Ok(()),
+        // Nothing to type: the customer approves, or opens a link.
+        "app" | "network" | "wallet" => {
+            refused("only a code (otp) or a session PIN (pin) is typed on the page")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The delivery of a request for `method` that asked for `requested`

@@ -433,7 +433,7 @@ fn verifying_team<'c>(core: &'c Core, id: &str) -> Option<(&'c Team, &'c NumberV
 }
 
 /// The language `rec`'s pages speak.
-fn speaks(team: &Team, rec: &InteractionRecord) -> Speaks {
+pub(super) fn speaks(team: &Team, rec: &InteractionRecord) -> Speaks {
     Speaks {
         team: team.id.clone(),
         channel: rec.channel.clone(),

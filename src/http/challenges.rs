@@ -52,6 +52,9 @@ pub struct NewChallenge {
     /// The payment the code approves (docs/api.md#approving-one-payment),
     /// read member by member by the domain.
     pub transaction: Option<serde_json::Value>,
+    /// `"page"`: the code or PIN is typed on the gateway's page
+    /// (docs/api.md#codes-typed-on-the-gateways-page); `"chat"` (default).
+    pub entry: Option<String>,
 }
 
 impl NewChallenge {
@@ -59,8 +62,12 @@ impl NewChallenge {
     /// not name, or that do not go together, and for a `locale` that is
     /// not a BCP 47 tag.
     fn parse(&self) -> Result<ChallengeRequest> {
-        let mut req =
-            ChallengeRequest::parse(&self.method, self.delivery.as_deref(), self.to.as_deref())?;
+        let mut req = ChallengeRequest::parse_entered(
+            &self.method,
+            self.delivery.as_deref(),
+            self.to.as_deref(),
+            self.entry.as_deref(),
+        )?;
         req.locale = self
             .locale
             .as_deref()
@@ -100,7 +107,8 @@ impl RawSchema for NewChallenge {
             json!({"title": title, "type": "object", "additionalProperties": false, "required": required,
                    "properties": {"method": {"const": method}, "delivery": delivery, "to": to,
                                   "locale": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/LocaleText"}]},
-                                  "transaction": transaction.clone()}})
+                                  "transaction": transaction.clone(),
+                                  "entry": {"enum": ["chat", "page", null]}}})
         };
         let null = json!({"type": "null"});
         let (otp, pin) = (M::Otp.as_str(), M::Pin.as_str());
@@ -113,6 +121,8 @@ impl RawSchema for NewChallenge {
             false,
         );
         pin_variant["properties"]["transaction"] = null.clone();
+        // Nothing to type: the customer approves in the app, or opens a link.
+        let chat_only = json!({"enum": ["chat", null]});
         // A network check proves a SIM, not a payment, and checks the
         // number on file, never a `to`.
         let mut network_variant = variant(
@@ -123,11 +133,21 @@ impl RawSchema for NewChallenge {
             false,
         );
         network_variant["properties"]["transaction"] = null.clone();
+        network_variant["properties"]["entry"] = chat_only.clone();
+        let mut app_variant = variant(
+            "app (the team's [oidc] has ciba = true)",
+            M::App.as_str(),
+            null.clone(),
+            null.clone(),
+            false,
+        );
+        app_variant["properties"]["entry"] = chat_only;
         json!({
             "description": "`method` `otp`, `pin`, `app` or `network`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `voice` (a call on the team's `voice_channel`), `agent` or `ladder` (the team's `otp.ladder`); \
                 `to` names the number or address for `sms`/`voice`/`email`, else the interaction's `contact` is used. \
                 A PIN prompt goes into the chat. `app` asks the customer to approve in their own app                 (docs/api.md#approval-in-the-customers-app): it needs the interaction's `customer_ref`, and takes no `delivery` or `to`. \
-                `network` sends a one-time link (`delivery` `chat`, the default, or `sms`) that the customer opens on mobile data: the mobile operator confirms the phone holds the interaction's `contact.phone` (docs/network-authentication.md); it takes no `to` or `transaction`. `transaction` (with `otp` or `app`) names the one payment the code or approval is for (docs/api.md#approving-one-payment).",
+                `network` sends a one-time link (`delivery` `chat`, the default, or `sms`) that the customer opens on mobile data: the mobile operator confirms the phone holds the interaction's `contact.phone` (docs/network-authentication.md); it takes no `to` or `transaction`. `transaction` (with `otp` or `app`) names the one payment the code or approval is for (docs/api.md#approving-one-payment). \
+                `entry` `page` (default `chat`), for an `otp` whose code does not go into the chat (`sms`, `email`, `voice`, `ladder`, `agent`) or a `pin`: the customer types it on the gateway's page `/c/{code}`, reached by a link the gateway sends into the conversation after the code (docs/api.md#codes-typed-on-the-gateways-page); `verify` of such a challenge is 409 `entry_page`. With a code into the chat or another method it is 422.",
             "anyOf": [
                 variant("otp in the chat or for an agent", otp, json!({"enum": [chat, agent, null]}), null.clone(), false),
                 variant("otp by sms", otp, json!({"const": D::Sms.as_str()}),
@@ -138,7 +158,7 @@ impl RawSchema for NewChallenge {
                         json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/EmailText"}]}), true),
                 variant("otp by the delivery ladder", otp, json!({"const": D::Ladder.as_str()}), null.clone(), true),
                 pin_variant,
-                variant("app (the team's [oidc] has ciba = true)", M::App.as_str(), null.clone(), null.clone(), false),
+                app_variant,
                 network_variant,
             ]
         })

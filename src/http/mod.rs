@@ -6,6 +6,7 @@ mod assurance;
 mod audit;
 mod auth;
 mod challenges;
+mod code_entry;
 mod console;
 mod denials;
 mod dialogflow;
@@ -151,6 +152,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(login::router())
         .merge(oidc::router())
         .merge(network::router())
+        .merge(code_entry::router())
         .merge(revocation::router())
         .merge(assertion::router())
         .merge(assurance::router())

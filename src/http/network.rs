@@ -27,7 +27,7 @@ use crate::gateway::network::{NetworkFinish, NetworkLinkTarget, NetworkRefusal};
 use crate::gateway::Speaks;
 use crate::oidc::flow::{cookie_name, random_value, STATE_TTL};
 
-mod page;
+pub(super) mod page;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -350,7 +350,8 @@ fn gone_key(used: bool) -> TextKey {
     }
 }
 
-fn no_store(mut res: Response) -> Response {
+/// `res` kept by no cache, and its address sent to no other site.
+pub(super) fn no_store(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(

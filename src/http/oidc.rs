@@ -132,12 +132,35 @@ pub(super) fn state_cookie(
     value: &str,
     max_age: u64,
 ) -> String {
+    cookie_of(public_url, (path, name, value), max_age, "Lax")
+}
+
+/// [`state_cookie`], but `SameSite=Strict`: a cookie no other site's
+/// link or form ever sends along.
+pub(super) fn strict_cookie(
+    public_url: &str,
+    path: &str,
+    name: &str,
+    value: &str,
+    max_age: u64,
+) -> String {
+    cookie_of(public_url, (path, name, value), max_age, "Strict")
+}
+
+fn cookie_of(
+    public_url: &str,
+    (path, name, value): (&str, &str, &str),
+    max_age: u64,
+    same_site: &str,
+) -> String {
     let secure = if public_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
-    format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
+    format!(
+        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}"
+    )
 }
 
 /// The value of the cookie `name` among the request's cookies.

@@ -27,6 +27,7 @@ fn title(code: &str) -> &'static str {
         "challenge_used" => "Challenge already used",
         "no_session_pin" => "No session PIN",
         "no_next_step" => "No next step",
+        "entry_page" => "Code typed on the page",
         "token_expired" => "Token expired",
         "challenge_expired" => "Challenge expired",
         "challenge_exhausted" => "Challenge exhausted",
@@ -69,6 +70,9 @@ pub enum ProblemCode {
     ChallengeUsed,
     NoSessionPin,
     NoNextStep,
+    /// 409: `verify` of a challenge whose code is typed on the gateway's
+    /// page (docs/api.md#codes-typed-on-the-gateways-page); nothing counted.
+    EntryPage,
     TokenExpired,
     ChallengeExpired,
     ChallengeExhausted,
@@ -205,9 +209,11 @@ pub fn status(e: &Error) -> StatusCode {
         | Error::NumberRefused(_) => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        Error::TokenUsed | Error::ChallengeUsed | Error::NoSessionPin | Error::NoNextStep(_) => {
-            StatusCode::CONFLICT
-        }
+        Error::TokenUsed
+        | Error::ChallengeUsed
+        | Error::NoSessionPin
+        | Error::NoNextStep(_)
+        | Error::EntryPage => StatusCode::CONFLICT,
         Error::TokenExpired | Error::ChallengeExpired | Error::ChallengeExhausted => {
             StatusCode::GONE
         }
@@ -302,6 +308,7 @@ mod tests {
             Error::ChallengeUsed,
             Error::NoSessionPin,
             Error::NoNextStep(""),
+            Error::EntryPage,
             Error::TokenExpired,
             Error::ChallengeExpired,
             Error::ChallengeExhausted,
@@ -348,6 +355,7 @@ mod tests {
             "challenge_used",
             "no_session_pin",
             "no_next_step",
+            "entry_page",
             "token_expired",
             "challenge_expired",
             "challenge_exhausted",

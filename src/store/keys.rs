@@ -264,6 +264,22 @@ pub fn network_link(code: &str) -> String {
     with_digest(String::with_capacity(2 + DIGEST) + "n:", &[code])
 }
 
+/// A page-entry challenge's link code → its team, interaction and
+/// challenge (docs/api.md#codes-typed-on-the-gateways-page). Not
+/// team-scoped: the code is all a browser has; hashed, so the key does
+/// not hold the code. Kept for the challenge's life and as long again as
+/// an interaction lives after it, so that an ended challenge's link
+/// answers its 410 page.
+pub fn code_entry_link(code: &str) -> String {
+    with_digest(String::with_capacity(3 + DIGEST) + "ce:", &[code])
+}
+
+/// The POSTs to a page-entry link within the last minute, by the link's
+/// code (hashed): more than 10 are refused. Kept a minute.
+pub fn code_entry_posts(team: &str, code: &str) -> String {
+    with_digest(scoped(team, "cep:", DIGEST), &[code])
+}
+
 /// The operator checks started from one network link (its newest few
 /// states), by the link's tag that each of its states carries (hashed).
 /// Not team-scoped: it is found from the state alone.
@@ -559,6 +575,11 @@ mod tests {
                     (due_queue(team), format!("{{{team}}}:dueq")),
                     (short_link(text), format!("l:{}", h(text))),
                     (network_link(text), format!("n:{}", h(text))),
+                    (code_entry_link(text), format!("ce:{}", h(text))),
+                    (
+                        code_entry_posts(team, text),
+                        format!("{{{team}}}:cep:{}", h(text)),
+                    ),
                     (network_states(text), format!("ns:{}", h(text))),
                     (
                         answered_request(team, "cb", text),

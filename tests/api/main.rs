@@ -19,6 +19,7 @@ mod channels;
 mod ciba;
 mod cluster_outage;
 mod cluster_teams;
+mod code_entry;
 mod connections;
 mod console_sign_in;
 mod delivery;

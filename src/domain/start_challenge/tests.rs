@@ -475,6 +475,7 @@ fn every_method_is_asked_whether_it_approves_a_payment() {
             to: None,
             locale: None,
             transaction: None,
+            page_entry: false,
         };
         let answer = asked.for_transaction(Some(payment.clone()));
         assert_eq!(answer.is_ok(), method.approves_payment(), "{method:?}");
@@ -583,4 +584,37 @@ fn a_network_link_opens_for_link_ttl_and_counts_a_send_even_in_an_unvouched_chat
     // By SMS: to the number on file, counted there.
     let started = x.start(&req("network", Some("sms"), None)).unwrap();
     assert_eq!(started.destination.as_deref(), Some(PHONE));
+}
+
+#[test]
+fn a_code_is_typed_on_the_page_only_where_it_does_not_go_into_the_chat() {
+    let entered = |m: &str, d: Option<&str>, e: Option<&str>| {
+        ChallengeRequest::parse_entered(m, d, None, e).map(|r| r.page_entry)
+    };
+    let field = |r: Result<bool, Error>| match r {
+        Err(Error::Unprocessable(msg)) => msg,
+        other => panic!("{other:?}"),
+    };
+    for d in ["sms", "email", "voice", "ladder", "agent"] {
+        assert!(entered("otp", Some(d), Some("page")).unwrap(), "{d}");
+    }
+    assert!(entered("pin", None, Some("page")).unwrap());
+    assert!(!entered("otp", None, Some("chat")).unwrap());
+    assert!(!entered("otp", Some("sms"), None).unwrap());
+    for (m, d) in [
+        ("otp", None),
+        ("otp", Some("chat")),
+        ("network", Some("sms")),
+        ("app", None),
+        ("wallet", None),
+    ] {
+        assert!(
+            field(entered(m, d, Some("page"))).starts_with("entry:"),
+            "{m} {d:?}"
+        );
+    }
+    // Before any other rule of the method: a network check's `to`.
+    let r = ChallengeRequest::parse_entered("network", None, Some("+447400123456"), Some("page"));
+    assert!(field(r.map(|r| r.page_entry)).starts_with("entry:"));
+    assert!(field(entered("otp", Some("sms"), Some("browser"))).starts_with("entry:"));
 }

@@ -133,6 +133,7 @@ fn started_app(
         number_check: None,
         transaction: None,
         transaction_hash: None,
+        entry: super::read::Entry::Chat,
     }
     .for_transaction(transaction)
 }

@@ -61,8 +61,7 @@ pub(in crate::gateway) async fn start_ladder(
     req: &ChallengeRequest,
     now: Timestamp,
 ) -> Result<StartedChallenge> {
-    // A ladder that begins with the network step sends its link first.
-    if let Some(started) = super::network::start_network_ladder(core, team, id, req, now).await? {
+    if let Some(started) = network_first(core, team, id, req, now).await? {
         return Ok(started);
     }
     let cid = Uuid::now_v7();
@@ -97,6 +96,10 @@ pub(in crate::gateway) async fn start_ladder(
         withdraw(core, &took).await;
         return Err(Error::ChallengeExpired);
     };
+    // Then, and only then, the page's link goes into the conversation.
+    let linked =
+        super::entry::after_ladder_code(core, team, &done.rec, (cid, req), expires_at, now);
+    linked.await?;
     super::announce(core, team, &done.rec, cid, &started, Delivery::Ladder, now).await?;
     remember_step(core, team, id, cid, &took, now).await;
     let step = Some(took.claimed.target.channel.clone());
@@ -105,7 +108,24 @@ pub(in crate::gateway) async fn start_ladder(
     let found = done.rec.challenge.as_ref().filter(|c| c.id == cid);
     Ok(answer
         .checked(found.and_then(|c| c.number_check.as_ref()))
-        .for_transaction(req.transaction.as_ref()))
+        .for_transaction(req.transaction.as_ref())
+        .entered(req.page_entry))
+}
+
+/// A ladder that begins with the network step sends its link first
+/// (`None`: it does not, or the step is skipped); a code typed on the
+/// page skips that step, whose page shows a code to type into the chat.
+async fn network_first(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    req: &ChallengeRequest,
+    now: Timestamp,
+) -> Result<Option<StartedChallenge>> {
+    if req.page_entry {
+        return Ok(None);
+    }
+    super::network::start_network_ladder(core, team, id, req, now).await
 }
 
 /// The number checks of a ladder's steps (docs/number-checks.md): the

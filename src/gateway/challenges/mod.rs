@@ -11,12 +11,16 @@
 //! - [`network`]: a network challenge's link, sent as a single message,
 //!   and the mobile operator's answer (docs/network-authentication.md).
 //!
+//! [`entry`] sends the link to the page where a code is typed instead of
+//! the chat (docs/api.md#codes-typed-on-the-gateways-page).
+//!
 //! [`verify`] answers a code (and reveals one to an agent), [`read`]
 //! reads one challenge and holds the answers' types,
 //! [`destinations`] counts what each destination was sent, and
 //! [`steps`] records a ladder's step before it is sent.
 pub mod app;
 mod destinations;
+mod entry;
 pub mod ladder;
 pub mod network;
 pub mod read;
@@ -113,7 +117,11 @@ fn decide(
         link_ttl: team.number_verification.as_ref().map(|n| n.link_ttl),
     };
     let (rec, subject) = w.records();
-    start_challenge::decide(req, cid, code, rec, subject, &rules, now)
+    let started = start_challenge::decide(req, cid, code, rec, subject, &rules, now)?;
+    if let Some(c) = rec.challenge.as_mut().filter(|c| c.id == cid) {
+        c.page_entry = req.page_entry;
+    }
+    Ok(started)
 }
 
 /// A started challenge is counted and announced (`challenge.created`),

@@ -53,16 +53,29 @@ pub(super) async fn link_for(
     }
 }
 
-/// Saves a fresh link (256 random bits) to challenge `cid` of
-/// interaction `id` on its own key: until `until`, then as long as an
-/// interaction written then lives (the longest `interaction_ttl` of the
-/// team), so that an expired link answers its 410 page, not 404
-/// (docs/network-authentication.md#the-link). Its URL.
+/// Saves a fresh network link (`/n/{code}`): [`save_link_at`].
 async fn save_link(
+    core: &Core,
+    team: &Team,
+    ids: (Uuid, Uuid),
+    until: Timestamp,
+    now: Timestamp,
+) -> Result<String> {
+    save_link_at(core, team, ids, until, (keys::network_link, "n"), now).await
+}
+
+/// Saves a fresh link (256 random bits) to challenge `cid` of
+/// interaction `id` on its own key (`key_of` its code): until `until`,
+/// then as long as an interaction written then lives (the longest
+/// `interaction_ttl` of the team), so that an expired link answers its
+/// 410 page, not 404 (docs/network-authentication.md#the-link). Its URL,
+/// `{public_url}/{path}/{code}`.
+pub(in crate::gateway) async fn save_link_at(
     core: &Core,
     team: &Team,
     (id, cid): (Uuid, Uuid),
     until: Timestamp,
+    (key_of, path): (fn(&str) -> String, &str),
     now: Timestamp,
 ) -> Result<String> {
     let code = random_value();
@@ -77,7 +90,7 @@ async fn save_link(
         .max()
         .unwrap_or_default();
     let ttl = until.since(now).max(std::time::Duration::from_secs(1)) + lives;
-    let key = keys::network_link(&code);
+    let key = key_of(&code);
     let saved = change::once(core, &team.keyspace, now, |c| {
         c.claim(&key, &link, Some(ttl))?;
         Ok(Step::Write(()))
@@ -86,7 +99,7 @@ async fn save_link(
         .await?
         .ok_or_else(|| Error::internal("a 256-bit link code collided"))?;
     let public_url = &core.config().server.public_url;
-    Ok(format!("{public_url}/n/{code}"))
+    Ok(format!("{public_url}/{path}/{code}"))
 }
 
 /// A ladder whose `otp.ladder` begins with the network step

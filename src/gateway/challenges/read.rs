@@ -51,6 +51,30 @@ pub struct StartedChallenge {
     /// The base64url SHA-256 of the transaction's RFC 8785 canonical JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_hash: Option<String>,
+    /// Where the code or PIN is typed: `chat`, or `page`, the gateway's
+    /// page (docs/api.md#codes-typed-on-the-gateways-page).
+    pub entry: Entry,
+}
+
+/// Where a challenge's code or PIN is typed
+/// (docs/api.md#codes-typed-on-the-gateways-page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Entry {
+    /// Into the conversation, and the bot verifies it.
+    Chat,
+    /// On the gateway's page `/c/{code}`, never through the chat.
+    Page,
+}
+
+impl Entry {
+    pub fn of(page_entry: bool) -> Self {
+        if page_entry {
+            Entry::Page
+        } else {
+            Entry::Chat
+        }
+    }
 }
 
 impl StartedChallenge {
@@ -80,7 +104,14 @@ impl StartedChallenge {
             number_check: None,
             transaction: None,
             transaction_hash: None,
+            entry: Entry::Chat,
         }
+    }
+
+    /// The answer, for a code typed where `page_entry` says.
+    pub(super) fn entered(mut self, page_entry: bool) -> Self {
+        self.entry = Entry::of(page_entry);
+        self
     }
 
     /// The answer, for `transaction`.
@@ -199,6 +230,8 @@ pub struct ChallengeView {
     /// (docs/network-authentication.md); absent for other methods.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkView>,
+    /// Where its code or PIN is typed: `chat` or `page`.
+    pub entry: Entry,
 }
 
 /// What the mobile operator last answered about a network challenge's
@@ -249,6 +282,7 @@ impl ChallengeView {
             transaction,
             transaction_hash,
             approval: None,
+            entry: Entry::of(c.page_entry),
             // Awaited only while it can still be answered.
             network: NetworkView::of(c).map(|n| NetworkView {
                 awaiting_code: n.awaiting_code && state == State::Open,

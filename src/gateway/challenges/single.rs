@@ -41,6 +41,8 @@ pub(super) async fn start(
         view,
     } = reserved;
     let link = super::network::link_for(core, team, (id, cid), req, &started, now).await?;
+    let link = super::entry::message_link(core, team, (id, cid), (req, &started), link, now);
+    let link = link.await?;
     let sent = send_challenge(core, team, &rec, &started, (&code, link.as_deref()), now);
     let sent = match sent.await {
         Ok(sent) => sent,
@@ -53,6 +55,8 @@ pub(super) async fn start(
             return Err(Error::Channel(e.to_string()));
         }
     };
+    // Then, and only then, the page's link goes into the conversation.
+    super::entry::after_code(core, team, &rec, (cid, req, &started), now).await?;
     super::announce(core, team, &rec, cid, &started, req.delivery, now).await?;
     // Its receipts name the provider's id of the message: remembered
     // after `challenge.created`, so that a receipt that came first is
@@ -71,7 +75,8 @@ pub(super) async fn start(
     let answer = StartedChallenge::of(cid, &started, req.delivery, None, delivered, state);
     let answer = answer
         .checked(checked.as_ref().map(|(_, c)| c))
-        .for_transaction(req.transaction.as_ref());
+        .for_transaction(req.transaction.as_ref())
+        .entered(req.page_entry);
     Ok((answer, view))
 }
 
@@ -213,6 +218,14 @@ async fn send_challenge(
                 ..Fill::default()
             };
             (Purpose::Otp, fill)
+        }
+        // Typed on the page: its link replaces the prompt.
+        ChallengeMethod::Pin if link.is_some() => {
+            let fill = Fill {
+                url: link,
+                ..Fill::default()
+            };
+            (Purpose::PinEntryLink, fill)
         }
         ChallengeMethod::Pin => (Purpose::PinPrompt, Fill::default()),
         // Its request goes to the identity provider (`ciba.rs`).

@@ -65,11 +65,46 @@ pub async fn verify_challenge_seen(
     code: &str,
     now: Timestamp,
 ) -> Result<(Result<Verified>, InteractionView)> {
+    verify_entered(core, team, id, cid, (code, false), now).await
+}
+
+/// [`verify_challenge_seen`] of a code typed on the gateway's page
+/// (docs/api.md#codes-typed-on-the-gateways-page): counted exactly as the
+/// bot's.
+pub(in crate::gateway) async fn verify_on_page(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    code: &str,
+    now: Timestamp,
+) -> Result<(Result<Verified>, InteractionView)> {
+    verify_entered(core, team, id, cid, (code, true), now).await
+}
+
+/// A code for challenge `cid`, typed on the page (`on_page`) or given by
+/// the bot: a page-entry challenge's code through the bot is 409
+/// `entry_page`, nothing counted.
+async fn verify_entered(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    (code, on_page): (&str, bool),
+    now: Timestamp,
+) -> Result<(Result<Verified>, InteractionView)> {
     // A malformed code is 422 before anything is read.
     crate::domain::pin::parse_code(code)?;
     let done = core
         .transact(team, id, now, |w| {
             Box::pin(async move {
+                let page_entry = w
+                    .rec
+                    .challenge_at(cid, now)
+                    .is_some_and(|(c, _)| c.page_entry);
+                if page_entry && !on_page {
+                    return Err(Error::EntryPage);
+                }
                 let s = w.settings;
                 let (rec, subject) = w.records();
                 let verdict =

@@ -435,7 +435,12 @@ async fn identity_key_hash(
 ) -> Result<Option<String>> {
     let carries_proof = matches!(
         purpose,
-        Purpose::Otp | Purpose::LoginLink | Purpose::AppPrompt | Purpose::NetworkLink
+        Purpose::Otp
+            | Purpose::LoginLink
+            | Purpose::AppPrompt
+            | Purpose::NetworkLink
+            | Purpose::CodeEntryLink
+            | Purpose::PinEntryLink
     );
     let into_chat =
         channel == chat.channel && to.as_deref().is_none_or(|to| to == chat.conversation_id);

@@ -25,7 +25,7 @@ const DEFAULT_LABEL: &str = "OK";
 
 /// Whether a browser cookie's value is one the gateway could have set:
 /// 1..128 base64url characters.
-pub(super) fn sane_secret(value: &str) -> bool {
+pub(in crate::http) fn sane_secret(value: &str) -> bool {
     (1..=128).contains(&value.len())
         && value
             .bytes()
@@ -34,7 +34,7 @@ pub(super) fn sane_secret(value: &str) -> bool {
 
 /// The form token of a posted form (`application/x-www-form-urlencoded`);
 /// `None` when it is missing, sent twice or too long.
-pub(super) fn form_token(body: &[u8]) -> Option<String> {
+pub(in crate::http) fn form_token(body: &[u8]) -> Option<String> {
     let mut tokens = url::form_urlencoded::parse(body)
         .filter(|(k, _)| k == TOKEN_FIELD)
         .map(|(_, v)| v.into_owned());

@@ -684,6 +684,9 @@ struct StoredChallenge {
     /// showed, while it is awaited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nh: Option<String>,
+    /// Its code is typed on the gateway's page.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pe: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1038,6 +1041,7 @@ impl From<&Challenge> for StoredChallenge {
             vc: c.call.as_ref().map(Into::into),
             nv: c.network.as_ref().map(Into::into),
             nh: c.network_code.clone(),
+            pe: c.page_entry,
         }
     }
 }
@@ -1062,6 +1066,7 @@ impl From<StoredChallenge> for Challenge {
             call: c.vc.and_then(StoredCall::call),
             network: c.nv.map(Into::into),
             network_code: c.nh,
+            page_entry: c.pe,
         }
     }
 }

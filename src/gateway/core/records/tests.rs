@@ -172,6 +172,7 @@ fn full() -> InteractionRecord {
                 answered_at: ms(8),
             }),
             network_code: Some("networkcodehash".into()),
+            page_entry: true,
         }),
         past_challenges: vec![
             PastChallenge {
@@ -198,6 +199,7 @@ fn full() -> InteractionRecord {
                     call: None,
                     network: None,
                     network_code: None,
+                    page_entry: false,
                 }),
             },
             PastChallenge {
@@ -314,7 +316,7 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#""na":[{"n":"+447400123456","s":"no","f":"unknown","at":1800000000003}]},"#,
         r#""nc":{"s":false,"fa":true,"at":1800000000006,"src":"t"},"#,
         r#""vc":{"ch":"voice","g":"00112233445566778899aabbccddeeff.acme","v":42},"#,
-        r#""nv":{"r":"not_on_mobile_network","at":1800000000008},"nh":"networkcodehash"},"#,
+        r#""nv":{"r":"not_on_mobile_network","at":1800000000008},"nh":"networkcodehash","pe":true},"#,
         &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),
         r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),

@@ -1,0 +1,208 @@
+//! Codes typed on the gateway's page, not into the chat
+//! (docs/api.md#codes-typed-on-the-gateways-page): after a page-entry
+//! challenge's code goes, its link goes into the conversation; `GET
+//! /c/{code}` shows the one-field form (nothing used up), and its `POST`
+//! answers the code exactly as the bot's `verify` would, through the same
+//! use case, so attempts, lockouts and events count alike. A POST without
+//! its browser's form token, or past ten a minute, counts nothing.
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::challenges::verify::verify_on_page;
+use super::login::Speaks;
+use super::records::{StoredNetworkLink, StoredSends};
+use super::work::Step;
+use super::Core;
+use crate::config::Team;
+use crate::domain::challenge::ChallengeMethod;
+use crate::domain::destination::DestinationSends;
+use crate::domain::network_auth;
+use crate::error::{Error, Result};
+use crate::store::keys;
+use crate::time::Timestamp;
+
+/// The POSTs one link takes within [`POST_WINDOW`]; more are 429.
+pub const POSTS_PER_MINUTE: usize = 10;
+
+/// The window [`POSTS_PER_MINUTE`] counts in.
+const POST_WINDOW: Duration = Duration::from_secs(60);
+
+/// The one-field form of an open page-entry challenge.
+#[derive(Debug)]
+pub struct EntryForm {
+    pub speaks: Speaks,
+    /// A session PIN, not a code that was sent.
+    pub pin: bool,
+    /// The form's token, for the browser the request named.
+    pub form_token: String,
+    /// How long the challenge has left: the browser cookie's life.
+    pub left: Duration,
+    /// The wrong codes it still takes.
+    pub tries: u32,
+}
+
+/// What `GET /c/{code}` and its `POST` answer.
+#[derive(Debug)]
+pub enum EntryAnswer {
+    /// The form (the `GET` of an open link).
+    Form(EntryForm),
+    /// The code was right: the interaction is authenticated.
+    Done(Speaks),
+    /// The code was wrong: the form again, with the tries left.
+    Wrong(EntryForm, u32),
+    /// No tries are left (or the subject is now locked or banned).
+    Ended(Speaks),
+    /// No form token of this browser's page: nothing counted.
+    Refused(Speaks),
+    /// More than [`POSTS_PER_MINUTE`]: nothing counted.
+    Limited(Speaks),
+    /// The challenge was used, expired, was replaced or failed: its 410
+    /// page, in the interaction's language when known.
+    Gone(Option<Speaks>),
+}
+
+/// The link `code` names while its challenge is open: its team, the link,
+/// and the form without its token; else what it answers (`Gone`). 404 for
+/// a code never issued (or long gone).
+async fn open_link<'c>(
+    core: &'c Core,
+    code: &str,
+    now: Timestamp,
+) -> Result<std::result::Result<(&'c Team, StoredNetworkLink, EntryForm), EntryAnswer>> {
+    let raw = core
+        .get(&[keys::code_entry_link(code)])
+        .await?
+        .pop()
+        .flatten();
+    let raw = raw.ok_or(Error::NotFound("no such link"))?;
+    let gone = |speaks| Ok(Err(EntryAnswer::Gone(speaks)));
+    let Ok(link) = serde_json::from_str::<StoredNetworkLink>(&raw.value) else {
+        return gone(None);
+    };
+    let Some(team) = core.config().team(&link.t) else {
+        return gone(None);
+    };
+    let pair = match core.load_pair(team, link.i, now).await {
+        Ok(pair) => pair,
+        Err(Error::NotFound(_)) => return gone(None),
+        Err(e) => return Err(e),
+    };
+    let rec = pair.rec()?;
+    let speaks = super::network::speaks(team, rec);
+    let open = rec.open_challenge(now);
+    let Some(c) = open.filter(|c| c.id == link.c && c.page_entry) else {
+        return gone(Some(speaks));
+    };
+    let form = EntryForm {
+        speaks,
+        pin: c.method == ChallengeMethod::Pin,
+        form_token: String::new(),
+        left: c.expires_at.since(now),
+        tries: c.attempts_remaining(),
+    };
+    Ok(Ok((team, link, form)))
+}
+
+/// `GET /c/{code}`: the form of the open page-entry challenge the code
+/// names, with its token for the browser whose cookie keeps `browser`.
+/// Nothing is written (link previews use nothing up).
+pub async fn open_entry(
+    core: &Core,
+    code: &str,
+    browser: &str,
+    now: Timestamp,
+) -> Result<EntryAnswer> {
+    Ok(match open_link(core, code, now).await? {
+        Ok((_, _, form)) => EntryAnswer::Form(EntryForm {
+            form_token: network_auth::form_token(core.pepper(), code, browser),
+            ..form
+        }),
+        Err(answer) => answer,
+    })
+}
+
+/// `POST /c/{code}` with the `typed` code: counted among the link's
+/// POSTs (past [`POSTS_PER_MINUTE`]: 429), then only with the form token
+/// of the browser whose cookie keeps `browser`, answered as the bot's
+/// `verify` would answer it.
+pub async fn post_entry(
+    core: &Arc<Core>,
+    code: &str,
+    (browser, token): (Option<&str>, Option<&str>),
+    typed: Option<&str>,
+    now: Timestamp,
+) -> Result<EntryAnswer> {
+    let (team, link, form) = match open_link(core, code, now).await? {
+        Ok(open) => open,
+        Err(answer) => return Ok(answer),
+    };
+    let counted = |result: &'static str| {
+        metrics::counter!("chatgate_code_entries_total", "result" => result).increment(1);
+    };
+    if !take_post(core, team, code, now).await? {
+        counted("refused");
+        return Ok(EntryAnswer::Limited(form.speaks));
+    }
+    if !network_auth::form_token_holds(core.pepper(), code, browser, token) {
+        tracing::info!(team = %team.id, "a code typed on the page without its browser's form token");
+        counted("refused");
+        return Ok(EntryAnswer::Refused(form.speaks));
+    }
+    let form = EntryForm {
+        form_token: token.unwrap_or_default().to_string(),
+        ..form
+    };
+    let typed = typed.unwrap_or_default();
+    let verified = verify_on_page(core, team, link.i, link.c, typed, now).await;
+    let answer = match verified {
+        Ok((Ok(_), _)) => {
+            counted("right");
+            EntryAnswer::Done(form.speaks)
+        }
+        Ok((Err(e), _)) | Err(e) => refused_code(e, form)?,
+    };
+    if matches!(answer, EntryAnswer::Wrong(..) | EntryAnswer::Ended(_)) {
+        counted("wrong");
+    }
+    Ok(answer)
+}
+
+/// What a code `verify` refused answers on the page: a wrong code the
+/// form again with the tries left, the last one (or a lockout) the end;
+/// a code that is not 1..20 digits the form again, nothing counted; a
+/// challenge that ended meanwhile its 410 page.
+fn refused_code(e: Error, form: EntryForm) -> Result<EntryAnswer> {
+    Ok(match e {
+        Error::InvalidCode {
+            attempts_remaining: 0,
+        }
+        | Error::Locked { .. }
+        | Error::Banned => EntryAnswer::Ended(form.speaks),
+        Error::InvalidCode { attempts_remaining } => EntryAnswer::Wrong(form, attempts_remaining),
+        Error::Unprocessable(_) => {
+            let tries = form.tries;
+            EntryAnswer::Wrong(form, tries)
+        }
+        Error::ChallengeExpired
+        | Error::ChallengeExhausted
+        | Error::ChallengeUsed
+        | Error::NotFound(_) => EntryAnswer::Gone(Some(form.speaks)),
+        e => return Err(e),
+    })
+}
+
+/// Counts one more POST to link `code` of `team` at `now`; `false`,
+/// counting nothing, past [`POSTS_PER_MINUTE`] within the minute.
+async fn take_post(core: &Core, team: &Team, code: &str, now: Timestamp) -> Result<bool> {
+    let key = keys::code_entry_posts(&team.keyspace, code);
+    core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
+        let read = c.read::<DestinationSends>(&key)?;
+        let mut posts = read.value.clone().unwrap_or_default();
+        if !posts.admit(now, POST_WINDOW, POSTS_PER_MINUTE) {
+            return Ok(Step::Answer(false));
+        }
+        c.put(&read, &StoredSends::from(&posts), Some(POST_WINDOW))?;
+        Ok(Step::Write(true))
+    })
+    .await
+}

@@ -1,0 +1,199 @@
+//! The page where the customer types a code or PIN instead of the chat
+//! (docs/api.md#codes-typed-on-the-gateways-page): `GET /c/{code}` shows
+//! the one-field form, its `POST` answers the code. Every answer is a page
+//! for the customer, `no-store`, `no-referrer`, showing no state, token or
+//! code. The form token is tied to the browser by a cookie of its own
+//! (`Path=/c/`, `HttpOnly`, `SameSite=Strict`), good until the challenge
+//! ends.
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{Now, PathParam};
+use super::network::no_store;
+use super::network::page::{form_token, sane_secret};
+use super::oidc::{cookie_value, strict_cookie};
+use super::pages::{self, Said};
+use super::AppState;
+use crate::domain::settings::{TextKey, PAGE_CODE_ENTRY, PAGE_PIN_ENTRY};
+use crate::error::Error;
+use crate::gateway::code_entry::{EntryAnswer, EntryForm};
+use crate::gateway::Speaks;
+use crate::oidc::flow::random_value;
+
+mod page;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(code_page, code_typed))
+}
+
+/// The cookie path of the page's browser cookie.
+const COOKIE_PATH: &str = "/c/";
+
+/// The cookie that keeps the browser secret the form token is made for.
+const BROWSER_COOKIE: &str = "cg_cb";
+
+/// A page-entry challenge's link: 200, the form where the customer types
+/// the code they received (or their session PIN).
+///
+/// One field (`autocomplete="one-time-code"`, `inputmode="numeric"`),
+/// in the conversation's language, and a form token tied to this browser
+/// by a cookie. Fetching it uses nothing up and writes nothing (chat apps
+/// fetch previews). Every answer is a page.
+#[utoipa::path(get, path = "/c/{code}", operation_id = "code_entry_page", tag = "challenges", security(),
+    params(("code" = String, Path, max_length = 128, description = "the code of a page-entry challenge's link")),
+    responses(
+        (status = 200, description = "the form (`page_code_entry`): one field, its form token tied to this browser by a cookie",
+         content_type = "text/html", body = String,
+         headers(("Set-Cookie" = String, description = "the browser cookie of the form token: HttpOnly, SameSite=Strict, Path=/c/"))),
+        (status = 404, description = "a code that was never issued (`page_link_unknown`)", content_type = "text/html", body = String),
+        (status = 410, description = "the challenge was used, expired, replaced or failed (`page_code_ended`)", content_type = "text/html", body = String),
+        (status = 503, description = "the link cannot be checked now (`page_try_again`)", content_type = "text/html", body = String)))]
+async fn code_page(
+    State(st): State<AppState>,
+    Now(now): Now,
+    code: std::result::Result<PathParam<String>, Error>,
+    headers: HeaderMap,
+) -> Response {
+    // This browser's secret, kept if its cookie is sane, else a new one.
+    let browser = cookie_value(&headers, BROWSER_COOKIE)
+        .filter(|b| sane_secret(b))
+        .unwrap_or_else(random_value);
+    let answer = match code {
+        Ok(PathParam(code)) if code.len() <= 128 => {
+            crate::gateway::code_entry::open_entry(&st.gateway, &code, &browser, now).await
+        }
+        _ => Err(Error::NotFound("no such link")),
+    };
+    let mut res = answered(&st, answer, &headers);
+    if let Some(left) = res.extensions().get::<FormShown>().map(|f| f.0) {
+        let public_url = &st.gateway.config().server.public_url;
+        let max_age = left.as_secs().max(1);
+        let cookie = strict_cookie(public_url, COOKIE_PATH, BROWSER_COOKIE, &browser, max_age);
+        if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+            res.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+    }
+    res
+}
+
+/// The form's button: the typed code, answered as `verify` would.
+///
+/// Right: the interaction is authenticated (method `otp` or `pin`), 200
+/// `page_code_done`. Wrong: counted as any wrong code (attempts, lockout,
+/// ban), 200, the form again with `page_code_wrong` (`#LEFT#` tries
+/// left), or `page_code_ended` once none are left (the link then answers
+/// 410). Without the form token of this browser's page, or with one of
+/// another link: 403, nothing counted. More than 10 POSTs a minute to one
+/// link: 429, nothing counted.
+#[utoipa::path(post, path = "/c/{code}", operation_id = "code_entry_submit", tag = "challenges", security(),
+    params(("code" = String, Path, max_length = 128, description = "the code of a page-entry challenge's link")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "`code`: what the customer typed; `form_token`: the page's form token"),
+    responses(
+        (status = 200, description = "`page_code_done` (right), the form with `page_code_wrong` (wrong), or `page_code_ended` (no tries left)", content_type = "text/html", body = String),
+        (status = 403, description = "no form token of this browser's page: nothing counted (`page_sign_in_failed`)", content_type = "text/html", body = String),
+        (status = 404, description = "a code that was never issued (`page_link_unknown`)", content_type = "text/html", body = String),
+        (status = 410, description = "the challenge was used, expired, replaced or failed (`page_code_ended`)", content_type = "text/html", body = String),
+        (status = 413, description = "`payload_too_large`: a body over the limit", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "more than 10 POSTs to this link within a minute: nothing counted (`page_try_again`)", content_type = "text/html", body = String),
+        (status = 503, description = "the store cannot be reached (`page_try_again`)", content_type = "text/html", body = String)))]
+async fn code_typed(
+    State(st): State<AppState>,
+    Now(now): Now,
+    code: std::result::Result<PathParam<String>, Error>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let browser = cookie_value(&headers, BROWSER_COOKIE);
+    let token = form_token(&body);
+    let typed = page::typed_code(&body);
+    let answer = match code {
+        Ok(PathParam(code)) if code.len() <= 128 => {
+            let given = (browser.as_deref(), token.as_deref());
+            let posted = crate::gateway::code_entry::post_entry(
+                &st.gateway,
+                &code,
+                given,
+                typed.as_deref(),
+                now,
+            );
+            posted.await
+        }
+        _ => Err(Error::NotFound("no such link")),
+    };
+    answered(&st, answer, &headers)
+}
+
+/// Marks an answer that shows the form: the browser cookie lives as long
+/// as the challenge.
+#[derive(Clone, Copy)]
+struct FormShown(std::time::Duration);
+
+/// The page of every answer.
+fn answered(
+    st: &AppState,
+    answer: crate::error::Result<EntryAnswer>,
+    headers: &HeaderMap,
+) -> Response {
+    let page = |speaks: Option<&Speaks>, status, key| {
+        let said = Said::of(st.gateway.config(), speaks, headers, key);
+        pages::render_said(status, &said, None)
+    };
+    let res = match answer {
+        Ok(EntryAnswer::Form(form)) => shown(st, headers, &form, None),
+        Ok(EntryAnswer::Wrong(form, left)) => shown(st, headers, &form, Some(left)),
+        Ok(EntryAnswer::Done(s)) => page(Some(&s), StatusCode::OK, TextKey::PageCodeDone),
+        Ok(EntryAnswer::Ended(s)) => page(Some(&s), StatusCode::OK, TextKey::PageCodeEnded),
+        Ok(EntryAnswer::Refused(s)) => {
+            page(Some(&s), StatusCode::FORBIDDEN, TextKey::PageSignInFailed)
+        }
+        Ok(EntryAnswer::Limited(s)) => {
+            let mut res = page(
+                Some(&s),
+                StatusCode::TOO_MANY_REQUESTS,
+                TextKey::PageTryAgain,
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            res
+        }
+        Ok(EntryAnswer::Gone(s)) => page(s.as_ref(), StatusCode::GONE, TextKey::PageCodeEnded),
+        Err(e) => {
+            let problem = e.into_response();
+            let key = match problem.status() {
+                StatusCode::NOT_FOUND => TextKey::PageLinkUnknown,
+                _ => TextKey::PageTryAgain,
+            };
+            let mut res = page(None, problem.status(), key);
+            if let Some(label) = problem.extensions().get::<super::ProblemLabel>() {
+                res.extensions_mut().insert(*label);
+            }
+            res
+        }
+    };
+    no_store(res)
+}
+
+/// The form of `form`: `page_code_entry` (for a PIN, while the team kept
+/// the default, "Type your PIN"), or after a wrong code `page_code_wrong`
+/// with the tries `left`.
+fn shown(st: &AppState, headers: &HeaderMap, form: &EntryForm, left: Option<u32>) -> Response {
+    let config = st.gateway.config();
+    let mut said = match left {
+        None => Said::of(config, Some(&form.speaks), headers, TextKey::PageCodeEntry),
+        Some(_) => Said::of(config, Some(&form.speaks), headers, TextKey::PageCodeWrong),
+    };
+    if form.pin && said.text == PAGE_CODE_ENTRY {
+        said.text = PAGE_PIN_ENTRY.to_string();
+    }
+    if let Some(left) = left {
+        said.text = said.text.replace("#LEFT#", &left.to_string());
+    }
+    let mut res = page::form(StatusCode::OK, &said, &form.form_token);
+    res.extensions_mut().insert(FormShown(form.left));
+    res
+}

@@ -1,0 +1,144 @@
+//! The page where a code or PIN is typed instead of the chat
+//! (docs/api.md#codes-typed-on-the-gateways-page): a heading, one field
+//! and one button, in a form that posts its token back to the link. Its
+//! policy lets the form go to the gateway only.
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::http::pages::{escape, Said, STYLE};
+
+/// The name of the form's code field.
+const CODE_FIELD: &str = "code";
+
+/// The field's and the button's stylesheet, beside the pages' own
+/// ([`STYLE`]).
+const FORM_STYLE: &str = "\
+form{margin:1.5rem 0 0;display:flex;flex-direction:column;gap:1rem}\
+input{width:100%;min-height:3rem;padding:.5rem .75rem;border:.125rem solid var(--muted);\
+border-radius:.5rem;background:var(--bg);color:var(--fg);font:inherit;font-size:1.5rem;\
+letter-spacing:.25em;text-align:center}\
+input:focus-visible{outline:.2rem solid var(--accent);outline-offset:.1rem}\
+button{width:100%;min-height:3rem;border:0;border-radius:.5rem;background:var(--accent);\
+color:#fff;font:inherit;font-weight:600;cursor:pointer}\
+button:focus-visible{outline:.2rem solid var(--fg);outline-offset:.2rem}";
+
+/// The button's label when the text names none (a text of one line).
+const DEFAULT_LABEL: &str = "OK";
+
+/// The code typed into the form (`application/x-www-form-urlencoded`);
+/// `None` when it is missing, sent twice or longer than 64 bytes.
+pub(super) fn typed_code(body: &[u8]) -> Option<String> {
+    let mut codes = url::form_urlencoded::parse(body)
+        .filter(|(k, _)| k == CODE_FIELD)
+        .map(|(_, v)| v.into_owned());
+    let code = codes.next()?;
+    (codes.next().is_none() && code.len() <= 64).then(|| code.trim().to_string())
+}
+
+/// The form: `said`'s first line the heading (the field's label), its
+/// last (of two or more) the button's label, the lines between what to
+/// do; the field asks for digits and offers the code the phone received
+/// (`autocomplete="one-time-code"`); the form carries `token` and posts
+/// to the page's own address.
+pub(super) fn form(status: StatusCode, said: &Said, token: &str) -> Response {
+    let text = escape(&said.text);
+    let lines: Vec<&str> = text.lines().collect();
+    let (heading, rest) = lines.split_first().map_or(("", &[][..]), |(h, r)| (*h, r));
+    let (label, advice) = rest
+        .split_last()
+        .map_or((DEFAULT_LABEL, &[][..]), |(l, a)| (*l, a));
+    let advice: String = advice.iter().map(|l| format!("<p>{l}</p>\n")).collect();
+    let dir = if crate::domain::locale::is_rtl(&said.lang) {
+        " dir=\"rtl\""
+    } else {
+        ""
+    };
+    let html = format!(
+        "<!doctype html>\n<html lang=\"{lang}\"{dir}>\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"robots\" content=\"noindex\">\n<title>{heading}</title>\n\
+         <style>{STYLE}</style>\n<style>{FORM_STYLE}</style>\n</head>\n<body>\n<main>\n\
+         <h1 id=\"asked\">{heading}</h1>\n{advice}<form method=\"post\">\n\
+         <input type=\"hidden\" name=\"form_token\" value=\"{token}\">\n\
+         <input id=\"{CODE_FIELD}\" name=\"{CODE_FIELD}\" type=\"text\" \
+         autocomplete=\"one-time-code\" inputmode=\"numeric\" pattern=\"[0-9]*\" \
+         maxlength=\"20\" required autofocus aria-labelledby=\"asked\">\n\
+         <button type=\"submit\">{label}</button>\n</form>\n</main>\n</body>\n</html>\n",
+        lang = escape(&said.lang),
+        token = escape(token),
+    );
+    let mut res = (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        html,
+    )
+        .into_response();
+    if let Ok(csp) = HeaderValue::from_str(&policy()) {
+        res.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    res
+}
+
+/// The page's content security policy: the pages' own, with the form's
+/// stylesheet, and a form that may go to the gateway only.
+fn policy() -> String {
+    let hash = |css: &str| {
+        let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(css));
+        format!("'sha256-{digest}'")
+    };
+    format!(
+        "default-src 'none'; style-src {} {}; frame-ancestors 'none'; base-uri 'none'; \
+         form-action 'self'",
+        hash(STYLE),
+        hash(FORM_STYLE),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(res: Response) -> String {
+        let b = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 16));
+        String::from_utf8(b.unwrap().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_page_has_one_field_for_a_code_and_loads_nothing() {
+        let said = Said {
+            lang: "es".into(),
+            text: "Escribe el código <ya>".into(),
+        };
+        let res = form(StatusCode::OK, &said, "t0k\"en");
+        let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(csp.ends_with("form-action 'self'"), "{csp}");
+        assert!(csp.starts_with("default-src 'none'"), "{csp}");
+        let html = body(res);
+        assert!(html.contains("<html lang=\"es\">"), "{html}");
+        assert!(html.contains("<h1 id=\"asked\">Escribe el código &lt;ya&gt;</h1>"));
+        assert_eq!(html.matches("name=\"code\"").count(), 1);
+        assert!(html.contains("autocomplete=\"one-time-code\" inputmode=\"numeric\""));
+        assert!(html.contains("value=\"t0k&quot;en\""), "{html}");
+        assert!(html.contains(">OK</button>"));
+        assert!(!html.contains("src=") && !html.contains("href="), "{html}");
+    }
+
+    #[test]
+    fn a_typed_code_is_read_once_or_not_at_all() {
+        assert_eq!(typed_code(b"code=123456").as_deref(), Some("123456"));
+        assert_eq!(typed_code(b"form_token=x&code=+12+").as_deref(), Some("12"));
+        assert_eq!(typed_code(b"code=1&code=1"), None);
+        assert_eq!(typed_code(b"form_token=x"), None);
+        let long = format!("code={}", "1".repeat(65));
+        assert_eq!(typed_code(long.as_bytes()), None);
+    }
+}
