@@ -35,6 +35,9 @@
 //!     ├──► channels/  sending text into chat / SMS / e-mail providers.
 //!     ├──► number_checks/  asking a team's operator (CAMARA) or Twilio
 //!     │               Lookup about a phone number before a code goes to it.
+//!     ├──► network_verification/  asking a team's provider (CAMARA
+//!     │               Number Verification) whether the phone that opened
+//!     │               a network link holds the number on file.
 //!     └──► events/    the publisher the dispatcher hands events to, the
 //!                     event log (memory, or a Redis stream per team) and the
 //!                     live stream `GET /v1/events` reads.
@@ -74,6 +77,7 @@ pub mod events;
 pub mod fared;
 pub mod gateway;
 pub mod http;
+pub mod network_verification;
 pub mod number_checks;
 pub mod oidc;
 mod server;

@@ -56,6 +56,7 @@ pub use crate::domain::settings::{
     AuthMethod, Intent, LocaleSettings, LockoutSettings, LoginBinding, OtpSettings, PinSettings,
     Settings, StepUpSettings, Templates, Texts,
 };
+pub use crate::network_verification::NumberVerification;
 pub use crate::time::Dur;
 pub use api_urls::api_url_problems;
 pub use approvals::ApprovalsConfig;
@@ -70,7 +71,6 @@ pub(crate) use files::team_file_members;
 pub use form::{channel_place, is_secret_member};
 pub use form::{escape as pointer_token, FormProblem, SECRET_MEMBERS};
 pub use load::{load, load_all_but_sms_length, load_with_env};
-pub use number_verification::NumberVerification;
 pub use oidc::{https_or_loopback, may_reach};
 pub use once::{warn_once, StartupWarning};
 pub use operator::{OperatorConfig, OperatorKey, OperatorRole};

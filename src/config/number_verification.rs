@@ -1,61 +1,32 @@
-//! A team's `[number_verification]` (docs/network-authentication.md): the
-//! mobile operator's (or an aggregator's) authorization server and its
-//! Number Verification API, checked at start so that a bad value stops the
-//! gateway with the key named.
+//! A team's `[number_verification]` (docs/network-authentication.md): its
+//! network-verification provider, checked at start so that a bad value
+//! stops the gateway with the key named. The settings every kind shares
+//! (`provider`, `link_ttl`) are read here; the provider's own keys by its
+//! kind's type (`network_verification::ProviderConfig`, its registry).
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use url::Url;
 
-use super::de::from_table;
-use super::oidc::{https_or_loopback, is_token};
+use super::de::{from_table, translate};
+use super::oidc::https_or_loopback;
 use super::ConfigError;
-use crate::channels::kind::Secret;
+use crate::network_verification::{NumberVerification, ProviderConfig};
 use crate::time::Dur;
 
 /// The shortest and longest `link_ttl`.
 const LINK_TTL: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(1800));
 
-/// A team's `[number_verification]`, checked.
-#[derive(Debug)]
-pub struct NumberVerification {
-    /// Where the customer's browser is sent (`prompt=none`).
-    pub authorization_endpoint: Url,
-    /// Where the authorization code is exchanged (`client_secret_basic`).
-    pub token_endpoint: Url,
-    /// The API root with its version: `POST {verify_url}/verify`.
-    pub verify_url: Url,
-    pub client_id: String,
-    pub client_secret: SecretString,
-    /// Sent space-separated as `scope`.
-    pub scopes: Vec<String>,
-    /// How long a network link stays open.
-    pub link_ttl: Duration,
-    /// Send `hashedPhoneNumber` (hex SHA-256 of `+E.164`) instead of
-    /// `phoneNumber`.
-    pub hash_number: bool,
-}
+/// The kind of a section that names none.
+const DEFAULT_PROVIDER: &str = "camara";
 
-impl NumberVerification {
-    /// `POST` address of the verify call.
-    pub fn verify_endpoint(&self) -> String {
-        format!("{}/verify", self.verify_url.as_str().trim_end_matches('/'))
-    }
-}
+/// The keys every kind shares.
+const SHARED: [&str; 2] = ["provider", "link_ttl"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Entry {
-    authorization_endpoint: String,
-    token_endpoint: String,
-    verify_url: String,
-    client_id: String,
-    client_secret: Secret,
-    scopes: Option<Vec<String>>,
+struct Shared {
+    provider: Option<String>,
     link_ttl: Option<Dur>,
-    #[serde(default)]
-    hash_number: bool,
 }
 
 /// Reads and checks `[number_verification]` from `file`.
@@ -66,57 +37,30 @@ pub(super) fn load_number_verification(
     const SECTION: &str = "number_verification";
     let err =
         |key: &str, problem: &str| ConfigError::new(file, format!("{SECTION}.{key}"), problem);
-    let raw: Entry = from_table(table, file, SECTION)?;
-    let url = |key: &str, v: &str| {
-        Url::parse(v)
-            .ok()
-            .filter(https_or_loopback)
-            .filter(|u| u.fragment().is_none())
-            .ok_or_else(|| {
-                err(
-                    key,
-                    "must be an https URL (http only on a loopback address)",
-                )
-            })
+    let (shared, own): (toml::Table, toml::Table) = table
+        .into_iter()
+        .partition(|(k, _)| SHARED.contains(&k.as_str()));
+    let raw: Shared = from_table(shared, file, SECTION)?;
+    let kind = raw.provider.as_deref().unwrap_or(DEFAULT_PROVIDER);
+    let unknown_kind = || err("provider", &format!("must be {}", ProviderConfig::names()));
+    if !ProviderConfig::ALL.iter().any(|p| p.name == kind) {
+        return Err(unknown_kind());
+    }
+    let foreign = own.keys().find(|k| ProviderConfig::foreign(kind, k));
+    if let Some(key) = foreign {
+        return Err(err(key, &format!("is not a key of provider {kind}")));
+    }
+    let provider = match ProviderConfig::parse(kind, toml::Value::Table(own), https_or_loopback) {
+        None => return Err(unknown_kind()),
+        Some(Err(e)) => return Err(translate(&e, file, SECTION)),
+        Some(Ok(Err((key, problem)))) => return Err(err(&key, &problem)),
+        Some(Ok(Ok(provider))) => provider,
     };
-    let authorization_endpoint = url("authorization_endpoint", &raw.authorization_endpoint)?;
-    let token_endpoint = url("token_endpoint", &raw.token_endpoint)?;
-    let verify_url = url("verify_url", &raw.verify_url)?;
-    if verify_url.query().is_some() {
-        return Err(err("verify_url", "must not have a query"));
-    }
-    if raw.client_id.trim().is_empty() {
-        return Err(err("client_id", "must not be empty"));
-    }
-    if raw.client_secret.get().expose_secret().is_empty() {
-        return Err(err("client_secret", "must not be empty"));
-    }
-    let scopes = raw
-        .scopes
-        .unwrap_or_else(|| vec!["openid".into(), "number-verification:verify".into()]);
-    if scopes.is_empty() {
-        return Err(err("scopes", "must name at least one scope"));
-    }
-    if let Some(i) = scopes.iter().position(|s| !is_token(s)) {
-        return Err(err(
-            &format!("scopes[{i}]"),
-            "must be a scope name (printable ASCII, no space, quote or backslash)",
-        ));
-    }
     let link_ttl = raw.link_ttl.map_or(Duration::from_secs(300), Dur::get);
     if !(LINK_TTL.0..=LINK_TTL.1).contains(&link_ttl) {
         return Err(err("link_ttl", "must be from \"1m\" to \"30m\""));
     }
-    Ok(NumberVerification {
-        authorization_endpoint,
-        token_endpoint,
-        verify_url,
-        client_id: raw.client_id,
-        client_secret: raw.client_secret.get().clone(),
-        scopes,
-        link_ttl,
-        hash_number: raw.hash_number,
-    })
+    Ok(NumberVerification { link_ttl, provider })
 }
 
 #[cfg(test)]
@@ -133,6 +77,13 @@ mod tests {
         toml::from_str(&text).unwrap()
     }
 
+    /// The CAMARA keys of a section read.
+    fn camara(nv: &NumberVerification) -> &crate::network_verification::CamaraConfig {
+        match &nv.provider {
+            ProviderConfig::Camara(c) => c,
+        }
+    }
+
     fn key_of(extra: &str) -> String {
         load_number_verification(table(extra), "acme.toml")
             .unwrap_err()
@@ -141,9 +92,10 @@ mod tests {
 
     #[test]
     fn the_defaults_are_the_camara_scope_and_five_minutes() {
-        let nv = load_number_verification(table(""), "acme.toml").unwrap();
+        let read = load_number_verification(table(""), "acme.toml").unwrap();
+        let nv = camara(&read);
         assert_eq!(nv.scopes, ["openid", "number-verification:verify"]);
-        assert_eq!(nv.link_ttl, Duration::from_secs(300));
+        assert_eq!(read.link_ttl, Duration::from_secs(300));
         assert!(!nv.hash_number);
         assert_eq!(
             nv.verify_endpoint(),
@@ -172,6 +124,16 @@ mod tests {
         assert!(e.to_string().contains("number_verification.client_secret"));
     }
 
+    /// `provider` names a registered kind, `camara` when absent.
+    #[test]
+    fn the_provider_is_camara_unless_named() {
+        let read = load_number_verification(table("provider = \"camara\""), "acme.toml");
+        assert_eq!(read.unwrap().provider.info().name, "camara");
+        let e = key_of("provider = \"sinch\"");
+        assert!(e.contains("number_verification.provider"), "{e}");
+        assert!(e.contains("must be camara"), "{e}");
+    }
+
     #[test]
     fn http_is_for_loopback_only() {
         let mut t = table("");
@@ -179,9 +141,9 @@ mod tests {
             "verify_url".into(),
             "http://127.0.0.1:9/number-verification/v2/".into(),
         );
-        let nv = load_number_verification(t, "acme.toml").unwrap();
+        let read = load_number_verification(t, "acme.toml").unwrap();
         assert_eq!(
-            nv.verify_endpoint(),
+            camara(&read).verify_endpoint(),
             "http://127.0.0.1:9/number-verification/v2/verify"
         );
     }

@@ -1,12 +1,10 @@
-//! Silent network authentication (docs/network-authentication.md): what the
-//! mobile operator's answer says, and what it does to a network challenge,
-//! on plain values.
+//! Silent network authentication (docs/network-authentication.md): what a
+//! provider's answer, read as a [`NetworkResult`] by its provider
+//! (`network_verification`), does to a network challenge, on plain values.
 //!
-//! [`read_verify_answer`] reads the Number Verification API's answer
-//! strictly (anything unexpected is an error, never a confirmation);
 //! [`conclude`] applies a result to the interaction's open network
-//! challenge.
-use sha2::{Digest, Sha256};
+//! challenge; the link's form token and whose conversation a verified
+//! answer proves are decided here too.
 use uuid::Uuid;
 
 use super::challenge::{AdvanceReason, Challenge, ChallengeMethod, PastOutcome};
@@ -16,51 +14,6 @@ use super::secrets::Pepper;
 use super::settings::Settings;
 use super::subject::SubjectRecord;
 use crate::time::Timestamp;
-
-/// The CAMARA error code of a verify call made off the mobile network.
-pub const NOT_ON_MOBILE_NETWORK: &str =
-    "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK";
-
-/// The most of a verify answer that is read; a longer one is an error.
-pub const MAX_ANSWER: usize = 16 * 1024;
-
-/// What the Number Verification API's answer (`status`, `body`) says. A
-/// 200 must be a JSON object whose `devicePhoneNumberVerified` is a
-/// boolean; a 403 whose `code` is [`NOT_ON_MOBILE_NETWORK`] is a phone off
-/// the mobile network; anything else (another status, a malformed or
-/// oversized body, a member named twice in one object at any depth, as a
-/// request body may not (`json_members`), a missing or mistyped member)
-/// is an error. Its caller holds the answer to `application/json`.
-pub fn read_verify_answer(status: u16, body: &[u8]) -> NetworkResult {
-    if body.len() > MAX_ANSWER || super::json_members::repeated_member(body).is_some() {
-        return NetworkResult::Error;
-    }
-    let Ok(serde_json::Value::Object(answer)) = serde_json::from_slice(body) else {
-        return NetworkResult::Error;
-    };
-    match status {
-        200 => match answer.get("devicePhoneNumberVerified") {
-            Some(serde_json::Value::Bool(true)) => NetworkResult::Verified,
-            Some(serde_json::Value::Bool(false)) => NetworkResult::Mismatch,
-            _ => NetworkResult::Error,
-        },
-        403 if answer.get("code").and_then(|c| c.as_str()) == Some(NOT_ON_MOBILE_NETWORK) => {
-            NetworkResult::NotOnMobileNetwork
-        }
-        _ => NetworkResult::Error,
-    }
-}
-
-/// The verify call's body for the number on file (`+E.164`): the number,
-/// or with `hashed` the hex SHA-256 of it.
-pub fn verify_body(e164: &str, hashed: bool) -> serde_json::Value {
-    if hashed {
-        let digest = hex::encode(Sha256::digest(e164.as_bytes()));
-        serde_json::json!({ "hashedPhoneNumber": digest })
-    } else {
-        serde_json::json!({ "phoneNumber": e164 })
-    }
-}
 
 /// The form token of the confirm page of link `code` for the browser
 /// whose cookie keeps `browser`: a keyed hash of both, so a token works

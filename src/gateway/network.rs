@@ -21,9 +21,9 @@ use crate::domain::interaction::InteractionRecord;
 use crate::domain::network_auth::{self, is_open_network, Ending, NetworkResult};
 use crate::domain::otp::OtpCode;
 use crate::error::{Error, Result};
-use crate::oidc::flow::{Flow, ProviderAnswer, Started, STATE_TTL};
+use crate::network_verification::{self as verification, Ask, Begin, NetworkError};
+use crate::oidc::flow::{s256, Flow, ProviderAnswer, Started, STATE_TTL};
 use crate::oidc::states::{self, LinkStates};
-use crate::oidc::{camara, OidcError};
 use crate::store::keys;
 use crate::time::Timestamp;
 
@@ -134,7 +134,7 @@ async fn open_link<'c>(
         speaks: speaks(team, rec),
         team_name: team.display_name.clone().unwrap_or_else(|| team.id.clone()),
         channel_words: words.map_or("chat", |c| c.kind.in_words()),
-        operator: nv.authorization_endpoint.to_string(),
+        operator: nv.provider.operator().to_string(),
         left,
         form_token: String::new(),
     };
@@ -198,8 +198,12 @@ pub async fn confirm_network_link(
         return Ok(NetworkLinkTarget::Refused(confirm.speaks));
     }
     let state = states::new_state(link.c);
-    let (flow, browser_secret) = Flow::begin(nv.authorization_endpoint.as_str(), None, now);
-    let location = camara::authorization_url(nv, &redirect_uri(core), &state, &flow.verifier);
+    let (flow, browser_secret) = Flow::begin(nv.provider.operator().as_str(), None, now);
+    let location = nv.provider.begin(&Begin {
+        redirect_uri: &redirect_uri(core),
+        state: &state,
+        code_challenge: &s256(&flow.verifier),
+    });
     let started = Started {
         team: team.id.clone(),
         interaction_id: link.i,
@@ -281,7 +285,7 @@ async fn answer_started(
     let (team, nv) = verifying_team(core, &started.team).ok_or(gone)?;
     // Started with an operator the team no longer names: its code is
     // not the new one's to exchange.
-    if started.flow.issuer.as_deref() != Some(nv.authorization_endpoint.as_str()) {
+    if started.flow.issuer.as_deref() != Some(nv.provider.operator().as_str()) {
         return Err((
             NetworkRefusal::BadState("started with another operator"),
             None,
@@ -337,8 +341,8 @@ async fn move_on(
     }
 }
 
-/// What the operator says of the phone: the code exchanged, then the
-/// verify call, within [`OPERATOR_DEADLINE`]; any failure is
+/// What the team's provider says of the phone, from the answer the
+/// browser brought back, within [`OPERATOR_DEADLINE`]; any failure is
 /// [`NetworkResult::Error`], logged once while the operator keeps failing.
 async fn asked(
     core: &Core,
@@ -354,12 +358,15 @@ async fn asked(
             .code
             .as_deref()
             .filter(|c| !c.is_empty() && c.len() <= 2048)
-            .ok_or(OidcError::Provider("operator: no usable code".into()))?;
-        let redirect = redirect_uri(core);
-        let providers = core.oidc();
-        let token = providers.network_exchange(nv, code, &redirect, &flow.verifier);
-        let token = token.await?;
-        providers.network_verify(nv, &token, number).await
+            .ok_or(NetworkError("operator: no usable code".into()))?;
+        let q = Ask {
+            http: verification::client(),
+            code,
+            redirect_uri: &redirect_uri(core),
+            verifier: &flow.verifier,
+            number,
+        };
+        nv.provider.answer(&q).await
     };
     let name = format!("network:{}", team.id);
     let waited = crate::waits::on_provider("mobile operator", &name, async {
@@ -367,7 +374,7 @@ async fn asked(
     });
     let answered = match waited.await {
         Ok(answered) => answered,
-        Err(_) => Err(OidcError::Provider("operator: no answer in time".into())),
+        Err(_) => Err(NetworkError("operator: no answer in time".into())),
     };
     let fared = core.oidc().fared(&name, answered.is_err(), now);
     match (&answered, fared) {

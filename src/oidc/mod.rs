@@ -16,7 +16,6 @@
 //!
 //! The use cases (`gateway::oidc`) join these to the login callback's
 //! rules; the browser's two routes are `http::oidc`'s.
-pub mod camara;
 pub mod ciba;
 pub mod flow;
 pub mod id_token;

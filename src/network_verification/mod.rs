@@ -1,0 +1,274 @@
+//! Asking a team's network-verification provider whether the phone that
+//! opened a network link holds the number on file
+//! (docs/network-authentication.md): CAMARA Number Verification's
+//! front-end flow at the mobile operator ([`camara`]).
+//!
+//! A provider is a kind, as a number-check provider is: a type of its
+//! keys that implements [`Provider`] (its name and keys, the rules serde
+//! does not state, where the confirm button sends the browser, and how
+//! the answer the browser brings back is read), registered once in
+//! `providers!` below. A team's [`NumberVerification`] is its
+//! configuration: the settings every kind shares and its provider's
+//! keys. What the answer means for the challenge is the domain's
+//! (`domain::network_auth`, over a [`NetworkResult`]); how the provider
+//! says it is the provider's. Every call has [`TIMEOUT`]; errors name
+//! what failed, never a code, token, state or number.
+pub mod camara;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+pub use camara::CamaraConfig;
+
+pub use crate::domain::network_auth::NetworkResult;
+
+/// The longest one call to a provider may take.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The key of `[number_verification]` that is wrong, and what is wrong
+/// with it.
+pub type Problem = (String, String);
+
+/// Whether the gateway may send a request to a URL a team names (the
+/// configuration's rule: https, or http on a loopback address).
+pub type MayReach = fn(&Url) -> bool;
+
+/// The facts of one provider kind that the loader reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderInfo {
+    /// Its name as written in `provider = "…"`.
+    pub name: &'static str,
+    /// The keys of `[number_verification]` this kind takes besides the
+    /// settings every kind shares: a key of another kind is refused by
+    /// name.
+    pub keys: &'static [&'static str],
+}
+
+/// Why a provider gave no usable answer: a few safe words (never a code,
+/// a token, a state or the number).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the provider failed: {0}")]
+pub struct NetworkError(pub String);
+
+impl NetworkError {
+    /// `what` failed for `why`.
+    pub fn of(what: &str, why: impl std::fmt::Display) -> Self {
+        NetworkError(format!("{what}: {why}"))
+    }
+}
+
+/// The confirm button's check, as the gateway started it.
+pub struct Begin<'a> {
+    /// Where the provider sends the browser back (`{public_url}/n/callback`).
+    pub redirect_uri: &'a str,
+    /// The check's fresh state, which names it when the browser comes back.
+    pub state: &'a str,
+    /// The PKCE S256 challenge of the check's verifier.
+    pub code_challenge: &'a str,
+}
+
+/// The answer a browser brought back for a started check, to be read
+/// with the provider.
+pub struct Ask<'a> {
+    /// The client every provider call goes through ([`client`]).
+    pub http: &'a reqwest::Client,
+    /// What the provider handed the browser (an authorization code).
+    pub code: &'a str,
+    /// The `redirect_uri` the check was started with.
+    pub redirect_uri: &'a str,
+    /// The check's PKCE verifier.
+    pub verifier: &'a str,
+    /// The number on file, `+E.164`.
+    pub number: &'a str,
+}
+
+/// One provider kind: its keys (`Self::Keys`, read with serde, unknown
+/// keys refused), its facts, where its checks begin and how their answer
+/// is read. Register it in `providers!` (below).
+#[async_trait]
+pub trait Provider: std::fmt::Debug + Send + Sync + Sized {
+    const INFO: ProviderInfo;
+
+    /// Its keys as written.
+    type Keys: for<'de> Deserialize<'de>;
+
+    /// The provider of `keys`, checked for what serde does not state (a
+    /// value not empty, a URL the gateway may reach); an error names the
+    /// key.
+    fn from_keys(keys: Self::Keys, may_reach: MayReach) -> Result<Self, Problem>;
+
+    /// Where the confirm page's button sends the browser: the page's
+    /// only destination besides the gateway, and the provider a started
+    /// check belongs to (an answer to a check started with another is
+    /// refused).
+    fn operator(&self) -> &Url;
+
+    /// The address the confirm button sends the browser to for check `q`.
+    fn begin(&self, q: &Begin<'_>) -> String;
+
+    /// What the provider says of the phone, from the answer the browser
+    /// brought back: only a well-formed verdict is a result; anything
+    /// else is an error.
+    async fn answer(&self, q: &Ask<'_>) -> Result<NetworkResult, NetworkError>;
+}
+
+/// Registers the provider kinds: each line a variant and the provider of
+/// that kind, which implements [`Provider`]. Everything that differs by
+/// kind asks that type.
+macro_rules! providers {
+    ($($variant:ident($provider:ty)),+ $(,)?) => {
+        /// Who a team asks, with its checked keys (boxed: kinds differ
+        /// much in size).
+        #[derive(Debug)]
+        pub enum ProviderConfig {
+            $($variant(Box<$provider>)),+
+        }
+
+        impl ProviderConfig {
+            /// Every kind, in the order docs/network-authentication.md
+            /// lists them.
+            pub const ALL: &'static [ProviderInfo] = &[$(<$provider as Provider>::INFO),+];
+
+            pub fn info(&self) -> &'static ProviderInfo {
+                match self {
+                    $(ProviderConfig::$variant(_) => &<$provider as Provider>::INFO),+
+                }
+            }
+
+            /// Reads the keys of the kind named `name` from `keys`, then
+            /// checks them. `None`: no kind has that name.
+            pub fn parse<'de, D: Deserializer<'de>>(
+                name: &str,
+                keys: D,
+                may_reach: MayReach,
+            ) -> Option<Result<Result<Self, Problem>, D::Error>> {
+                $(
+                    if name == <$provider as Provider>::INFO.name {
+                        return Some(<<$provider as Provider>::Keys>::deserialize(keys).map(|k| {
+                            <$provider>::from_keys(k, may_reach).map(|p| ProviderConfig::$variant(Box::new(p)))
+                        }));
+                    }
+                )+
+                None
+            }
+
+            /// See [`Provider::operator`].
+            pub fn operator(&self) -> &Url {
+                match self {
+                    $(ProviderConfig::$variant(p) => p.operator()),+
+                }
+            }
+
+            /// See [`Provider::begin`].
+            pub fn begin(&self, q: &Begin<'_>) -> String {
+                match self {
+                    $(ProviderConfig::$variant(p) => p.begin(q)),+
+                }
+            }
+
+            /// See [`Provider::answer`].
+            pub async fn answer(&self, q: &Ask<'_>) -> Result<NetworkResult, NetworkError> {
+                match self {
+                    $(ProviderConfig::$variant(p) => p.answer(q).await),+
+                }
+            }
+        }
+    };
+}
+
+providers! {
+    Camara(camara::CamaraConfig),
+}
+
+impl ProviderConfig {
+    /// The kind names, for a message: `a or b`.
+    pub fn names() -> String {
+        crate::domain::challenge::one_of(Self::ALL, |p: ProviderInfo| p.name)
+    }
+
+    /// Whether `key` is a key of a kind other than the one named `name`,
+    /// and not of that one: written under `name`, it is refused by name.
+    pub fn foreign(name: &str, key: &str) -> bool {
+        let (own, others): (Vec<&ProviderInfo>, Vec<&ProviderInfo>) =
+            Self::ALL.iter().partition(|p| p.name == name);
+        !own.iter().any(|p| p.keys.contains(&key)) && others.iter().any(|p| p.keys.contains(&key))
+    }
+}
+
+/// A team's `[number_verification]`: the settings every kind shares and
+/// its provider's keys.
+#[derive(Debug)]
+pub struct NumberVerification {
+    /// How long a network link stays open.
+    pub link_ttl: Duration,
+    pub provider: ProviderConfig,
+}
+
+/// The client every provider call goes through: [`TIMEOUT`], no
+/// redirect followed, and no proxy from the environment (one would carry
+/// a loopback provider's code and client secret off the machine).
+pub fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+/// The words of a transport error (reqwest's own text names the URL).
+fn transport(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_decode() {
+        "unreadable answer"
+    } else {
+        "request failed"
+    }
+}
+
+/// The most of any answer that is read: one byte more and the provider
+/// counts as failing.
+const MAX_BODY: usize = 1 << 20;
+
+/// The body of `res`, read up to [`MAX_BODY`]: a longer one (declared or
+/// sent) fails as soon as it is known to be longer.
+async fn capped(what: &str, res: reqwest::Response) -> Result<Vec<u8>, NetworkError> {
+    use crate::answers::{body_capped, Uncapped};
+    body_capped(res, MAX_BODY).await.map_err(|e| match e {
+        Uncapped::TooLong => NetworkError::of(what, format!("answer over {MAX_BODY} bytes")),
+        Uncapped::Read(e) => NetworkError::of(what, transport(&e)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind has its own name; a key of another kind is foreign, a
+    /// kind's own keys and keys of no kind are not (serde names the
+    /// latter unknown).
+    #[test]
+    fn every_network_kind_has_its_own_name_and_keys() {
+        for (i, p) in ProviderConfig::ALL.iter().enumerate() {
+            for o in &ProviderConfig::ALL[i + 1..] {
+                assert_ne!(p.name, o.name);
+            }
+            for k in p.keys {
+                assert!(!ProviderConfig::foreign(p.name, k), "{} {k}", p.name);
+            }
+        }
+        assert!(!ProviderConfig::foreign("camara", "surprise"));
+        assert_eq!(ProviderConfig::names(), "camara");
+    }
+}
