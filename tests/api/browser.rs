@@ -4,6 +4,7 @@
 //! Also the console's headers, without a browser. Screenshots go to `target/screenshots/`, or to `docs/` (shown in
 //! the README) with `CHATGATE_UPDATE_SCREENSHOTS=1`.
 mod ciba;
+mod code_entry;
 mod console_sign_in;
 mod delivery;
 mod demo;
