@@ -15,8 +15,8 @@ use crate::config::{warn_once, Config, Environment, StartupWarning, StoreBackend
 use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
-use crate::fared::{Failing, Fared};
 use crate::gateway::audit::ConfigSource;
+use crate::gateway::operator::in_force::{self, InForce, PutInForce};
 use crate::gateway::{self, Core, Dispatcher, Live, Poller, Sweeper, Workers};
 use crate::server::Routes;
 use crate::store::memory::MemoryStore;
@@ -70,13 +70,16 @@ impl App {
         if let Some(every) = opts.sse_keep_alive {
             events = events.with_keep_alive(every);
         }
-        let gateway = Arc::new(Core::new(Arc::clone(&config), store, channels, events));
-        let (gateway, api) = with_api_teams(gateway, &senders).await?;
+        let mut gateway = Arc::new(Core::new(Arc::clone(&config), store, channels, events));
+        let stored = in_force::at_start(&gateway).await?;
+        let known = stored.map(|(config, known)| {
+            let channels = senders.for_config(&config);
+            gateway = Arc::new(gateway.reloaded(Arc::new(config), channels));
+            known
+        });
         let config = Arc::clone(gateway.config());
         // The recorder first: series registered before it would be lost.
         let lasting = crate::http::Lasting::new(&config, Arc::clone(&clock), Metrics::install());
-        lasting.api_teams().in_force(api.generation);
-        metrics::gauge!("chatgate_api_teams_refused").set(api.left_out.len() as f64);
         crate::telemetry::register_config(&config);
         let router = crate::http::router(Arc::clone(&gateway), &lasting);
         let routes: Routes = Arc::new(arc_swap::ArcSwap::from_pointee(router));
@@ -85,16 +88,22 @@ impl App {
         let started = clock.now();
         crate::gateway::audit::record_configuration(&gateway, ConfigSource::Start, started).await;
         let live = Live::new(gateway);
-        let reloader = Reloader(Arc::new(Reloading {
-            clock: Arc::clone(&clock),
-            start_env: Environment::from_process(),
+        let bell = lasting.operator_bell();
+        let putting = Arc::new(Putting {
             live: Arc::clone(&live),
             routes: Arc::clone(&routes),
             lasting,
             senders,
-            one_at_a_time: tokio::sync::Mutex::new(()),
-            api: tokio::sync::Mutex::new(api),
-            failing: Failing::default(),
+        });
+        let put = Arc::clone(&putting);
+        let put: PutInForce = Arc::new(move |running, config, out| put.put(running, config, out));
+        let known = known.unwrap_or_default();
+        let in_force = InForce::new(Arc::clone(&clock), Arc::clone(&live), bell, known, put);
+        let reloader = Reloader(Arc::new(Reloading {
+            clock: Arc::clone(&clock),
+            start_env: Environment::from_process(),
+            putting,
+            in_force,
         }));
         let listen = &config.server.listen;
         let listener = TcpListener::bind(listen).await.map_err(|e| {
@@ -134,8 +143,8 @@ impl App {
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut workers = start_workers(&self.live, &self.clock, stop_rx);
-        let sync = self.reloader.clone().keep_api_teams(workers.stopped());
-        workers.spawn("api teams", sync);
+        let in_force = Arc::clone(&self.reloader.0.in_force).run(workers.stopped());
+        workers.spawn("operator's teams", in_force);
         // `[server]` is kept by a reload: the gateway in force has the start's.
         let gateway = self.live.current();
         let limits = gateway.config().server.limits;
@@ -268,100 +277,42 @@ struct Reloading {
     clock: Arc<dyn Clock>,
     /// The environment as it was at start: `${NAME}` keeps its value.
     start_env: Environment,
+    putting: Arc<Putting>,
+    /// The worker keeping the operator's teams in force; a reload takes
+    /// its turn.
+    in_force: Arc<InForce>,
+}
+
+/// What puts a configuration in force: the gateway made of it, with the
+/// senders of its channels and its teams' metric series, taken from
+/// `live` by the workers and by the router of `routes`
+/// (docs/operations.md#reloading-the-configuration).
+struct Putting {
     live: Arc<Live>,
     routes: Routes,
     lasting: crate::http::Lasting,
     senders: Senders,
-    /// Two signals in a row reload one after the other.
-    one_at_a_time: tokio::sync::Mutex<()>,
-    /// The API teams in force: their digests as the store's index gave
-    /// them, and its generation.
-    api: tokio::sync::Mutex<ApiKnown>,
-    /// Whether the looks at the API teams fail, for a log said once.
-    failing: Failing,
 }
 
-/// What an instance put in force of the API teams.
-#[derive(Default)]
-struct ApiKnown {
-    known: gateway::operator_look::Known,
-    generation: u64,
-    /// Their stored forms, written back when the store comes back empty.
-    held: gateway::operator_look::Held,
-    /// The `born` of the generation's record last read (`None`: not read
-    /// yet): another one is a store that came back empty.
-    born: Option<u64>,
-    /// The nodes of the store found to have lost their data, as counted
-    /// at the last look: a loss since is a Cluster master that may have
-    /// lost API teams while the index stayed.
-    losses: u64,
-    /// The stored teams and channels left out, each with why: each is
-    /// logged when it is first left out (or for another reason).
-    left_out: std::collections::BTreeSet<(String, String)>,
-}
-
-impl ApiKnown {
-    /// What was read of the API teams (all of them: `Default` known),
-    /// put in force, the left out logged and counted.
-    fn read(mut changes: gateway::operator_look::Changes) -> ApiKnown {
-        let mut api = ApiKnown::default();
-        api.took(&mut changes);
-        api
+impl Putting {
+    /// `config` in force in place of `running`'s: every request that
+    /// starts after this returns is answered with it. The senders of
+    /// `running` serve on when the channels are the same ones (a team
+    /// written); `takes_out`: `config` may lack a team's keyspace
+    /// `running` has.
+    fn put(&self, running: &Core, config: Config, takes_out: bool) -> Arc<Core> {
+        crate::telemetry::register_config(&config);
+        let channels = match Arc::ptr_eq(&running.config().channels, &config.channels) {
+            true => running.channels().clone(),
+            false => self.senders.for_config(&config),
+        };
+        let gateway = Arc::new(running.reloaded(Arc::new(config), channels));
+        let router = crate::http::router(Arc::clone(&gateway), &self.lasting);
+        self.live
+            .replace_taking_out(Arc::clone(&gateway), takes_out);
+        self.routes.store(Arc::new(router));
+        gateway
     }
-
-    /// What a look read, put in force: the left out logged once each and
-    /// counted by `chatgate_api_teams_refused`.
-    fn took(&mut self, changes: &mut gateway::operator_look::Changes) {
-        self.held.take(changes);
-        let left_out = (changes
-            .refused_channels
-            .iter()
-            .map(|(n, w)| ("channel", n, w)))
-        .chain(changes.refused.iter().map(|(n, w)| ("team", n, w)))
-        .chain(changes.clashing.iter().map(|(n, w)| ("team", n, w)));
-        let mut now = std::collections::BTreeSet::new();
-        for (what, name, why) in left_out {
-            if !self.left_out.contains(&(name.clone(), why.clone())) {
-                log_left_out(what, name, why);
-            }
-            now.insert((name.clone(), why.clone()));
-        }
-        metrics::gauge!("chatgate_api_teams_refused").set(now.len() as f64);
-        self.left_out = now;
-        self.known = std::mem::take(&mut changes.known);
-        self.generation = changes.generation;
-    }
-}
-
-/// How often an instance reads the generation of the API teams.
-const API_TEAMS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The name of the looks at the API teams in [`Reloading::failing`].
-const API_TEAMS_LOOK: &str = "api teams";
-
-/// `gateway` with every API team the store holds (none while the operator
-/// API is off): a stored team or channel sealed under a key id no longer
-/// listed stops the start-up, naming it and the key id; one that cannot
-/// be put in force for another reason (a rule it breaks against the
-/// files, a channel it lists gone) is left out with one error line.
-async fn with_api_teams(
-    gateway: Arc<Core>,
-    senders: &Senders,
-) -> std::io::Result<(Arc<Core>, ApiKnown)> {
-    if gateway.config().operator.is_none() {
-        return Ok((gateway, ApiKnown::default()));
-    }
-    let changes = gateway::operator_look::changes(&gateway, &Default::default())
-        .await
-        .map_err(|e| std::io::Error::other(format!("cannot read the API teams: {e}")))?;
-    if let Some(e) = changes.first_refusal() {
-        return Err(std::io::Error::other(e.to_string()));
-    }
-    let config =
-        (changes.applied_to(gateway.config())).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let channels = senders.for_config(&config);
-    let gateway = Arc::new(gateway.reloaded(Arc::new(config), channels));
-    Ok((gateway, ApiKnown::read(changes)))
 }
 
 /// What a reload did.
@@ -376,7 +327,7 @@ pub enum Reloaded {
 impl Reloader {
     /// The gateway in force: what the next request is answered with.
     pub fn in_force(&self) -> Arc<Core> {
-        self.0.live.current()
+        self.0.putting.live.current()
     }
 
     /// Re-reads the team files, channel files, `[defaults]` and the secret
@@ -389,10 +340,9 @@ impl Reloader {
     /// (docs/operations.md#reloading-the-configuration).
     pub async fn reload(&self) -> Reloaded {
         let r = &self.0;
-        // In the order a look at the API teams takes them.
-        let mut api = r.api.lock().await;
-        let _one = r.one_at_a_time.lock().await;
-        let running = r.live.current();
+        // No look at the store's teams puts a set in force meanwhile.
+        let mut turn = r.in_force.turn().await;
+        let running = r.putting.live.current();
         let env = r.start_env.clone();
         let config = Arc::clone(running.config());
         let read = tokio::task::spawn_blocking(move || crate::config::reload(&config, &env)).await;
@@ -412,7 +362,7 @@ impl Reloader {
                 return Reloaded::Refused(e);
             }
         };
-        let (config, read) = match self.with_api_teams_rebuilt(&running, &next.config).await {
+        let (config, read) = match turn.rebuilt(&running, &next.config).await {
             Ok(rebuilt) => rebuilt,
             Err(e) => {
                 tracing::error!(file = %e.file, key = %e.key, problem = %e.problem, "configuration not reloaded: {e}; the running one stays in force");
@@ -431,16 +381,9 @@ impl Reloader {
             .filter(|t| config.team_in(&t.keyspace).is_none())
             .map(|t| t.keyspace.clone())
             .collect();
-        let gateway = self.put_in_force(&running, config);
-        if let Some(read) = read {
-            *api = ApiKnown {
-                born: api.born,
-                losses: api.losses,
-                ..read
-            };
-            r.lasting.api_teams().in_force(api.generation);
-        }
-        drop(api);
+        let gateway = r.putting.put(&running, config, true);
+        turn.keep(read);
+        drop(turn);
         let now = r.clock.now();
         crate::gateway::audit::record_configuration(&gateway, ConfigSource::Reload, now).await;
         crate::gateway::audit::record_departures(&gateway, &gone, now).await;
@@ -463,147 +406,10 @@ impl Reloader {
 }
 
 impl Reloader {
-    /// `files` (the configuration re-read, its teams from files) with every
-    /// API team the store holds built again against it, and what was read
-    /// of them (docs/operator-api.md#every-instance-at-once). A file with
-    /// an API team's id, or a stored team sealed under a key id no longer
-    /// listed, refuses the reload, naming the team and why; a stored team
-    /// these files refuse (a channel it lists gone, a rule it now breaks)
-    /// is left out with one error line; a store that does not answer keeps the API teams in
-    /// force as they were built (one line), and the files apply
-    /// (docs/decisions/0427-a-reload-builds-the-api-teams-again.md).
-    async fn with_api_teams_rebuilt(
-        &self,
-        running: &Core,
-        files: &Config,
-    ) -> Result<(Config, Option<ApiKnown>), crate::config::ConfigError> {
-        let kept = files.keeping_api_teams(running.config())?;
-        if kept.operator.is_none() {
-            return Ok((kept, None));
-        }
-        // A gateway of the new files, to build the stored teams against.
-        let kept = Arc::new(kept);
-        let probe = running.reloaded(Arc::clone(&kept), running.channels().clone());
-        let read = gateway::operator_look::changes(&probe, &Default::default()).await;
-        drop(probe);
-        let changes = match read {
-            Ok(changes) => changes,
-            Err(e) => {
-                tracing::warn!(error = %e, "the API teams were not read at the reload: those in force stay as they were built");
-                return Ok((Arc::unwrap_or_clone(kept), None));
-            }
-        };
-        if let Some(e) = changes.first_refusal() {
-            return Err(e);
-        }
-        let config = changes.applied_to(files)?;
-        Ok((config, Some(ApiKnown::read(changes))))
-    }
-
-    /// `config` in force in place of `running`'s: every request that
-    /// starts after this returns is answered with it.
-    fn put_in_force(&self, running: &Core, config: Config) -> Arc<Core> {
-        let r = &self.0;
-        crate::telemetry::register_config(&config);
-        let channels = r.senders.for_config(&config);
-        let gateway = Arc::new(running.reloaded(Arc::new(config), channels));
-        let router = crate::http::router(Arc::clone(&gateway), &r.lasting);
-        r.live.replace(Arc::clone(&gateway));
-        r.routes.store(Arc::new(router));
-        gateway
-    }
-
-    /// Puts the API teams the store holds in force, once a second and
-    /// whenever a write rings, until `stop`
-    /// (docs/operator-api.md#every-instance-at-once).
-    async fn keep_api_teams(self, stop: impl Future<Output = ()>) {
-        tokio::pin!(stop);
-        let bell = self.0.lasting.api_teams();
-        let mut tick = tokio::time::interval(API_TEAMS_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tick.tick() => {}
-                _ = bell.rung() => {}
-            }
-            self.sync_api_teams().await;
-        }
-    }
-
-    /// One look at the API teams: the generation read (one small record,
-    /// whatever the number of teams); when it moved, the teams whose
-    /// digest moved read and put in force, those gone removed. A store
-    /// that does not answer changes nothing: the teams in force stay. It
-    /// is said once when the looks start failing, and once when one reads
-    /// again (docs/operations.md#logs).
-    pub async fn sync_api_teams(&self) {
-        let r = &self.0;
-        if r.live.current().config().operator.is_none() {
-            return;
-        }
-        let looked = self.look_at_api_teams().await;
-        let fared = (r.failing).fared(API_TEAMS_LOOK, looked.is_err(), r.clock.now());
-        match (looked, fared) {
-            (Err(e), Fared::StartedFailing) => {
-                tracing::warn!(error = %e, "the API teams cannot be read: those in force stay (said once while it lasts)")
-            }
-            (Ok(()), Fared::Recovered { since, failed }) => {
-                tracing::info!(failed_looks = failed, since = %since, "the API teams are read again")
-            }
-            _ => {}
-        }
-    }
-
-    /// [`Reloader::sync_api_teams`]' look: the store's error, if any.
-    async fn look_at_api_teams(&self) -> crate::error::Result<()> {
-        let r = &self.0;
-        let bell = r.lasting.api_teams();
-        let mut api = r.api.lock().await;
-        let now = r.clock.now();
-        let looked = gateway::operator_index::generation(&r.live.current(), now).await?;
-        // The store came back empty: what this instance holds is written
-        // back before anything is read as gone.
-        let losses = gateway::store_epoch::node_losses(&r.live.current());
-        let reset = api.born.is_some_and(|born| born != looked.born) || losses != api.losses;
-        if reset && !api.held.is_empty() {
-            let running = r.live.current();
-            gateway::operator_restore::restore(&running, &api.held, api.generation, now).await?;
-        }
-        (api.born, api.losses) = (Some(looked.born), losses);
-        if looked.generation != api.generation {
-            let _one = r.one_at_a_time.lock().await;
-            let running = r.live.current();
-            let mut changes = gateway::operator_look::changes(&running, &api.known).await?;
-            if !changes.is_empty() {
-                match changes.applied_to(running.config()) {
-                    Ok(config) => drop(self.put_in_force(&running, config)),
-                    Err(e) => {
-                        tracing::error!(problem = %e.problem, "the API teams were not put in force")
-                    }
-                }
-            }
-            api.took(&mut changes);
-        }
-        bell.in_force(api.generation);
-        // A channel's writer that stopped: its teams built again, now that
-        // the channel is in force here.
-        let rebuild = &looked.rebuild;
-        gateway::operator_channels::rebuild_stopped(&r.live.current(), rebuild, now).await;
-        Ok(())
-    }
-}
-
-/// The error line of an API team or channel left out: named, with why
-/// (a pointer, a key id; never a value).
-fn log_left_out(what: &str, name: &str, why: &str) {
-    match what {
-        "channel" => {
-            tracing::error!(channel = %name, problem = %why, "an API channel was not put in force; the one in force, if any, stays")
-        }
-        _ => {
-            tracing::error!(team = %name, problem = %why, "an API team was not put in force; the one in force, if any, stays")
-        }
+    /// The worker keeping the operator's teams in force: a test has it
+    /// look at the store now.
+    pub fn operator(&self) -> &InForce {
+        &self.0.in_force
     }
 }
 

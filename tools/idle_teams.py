@@ -50,7 +50,10 @@ and the answers' statuses are printed) and is stopped, then the K
 instances start on a store that holds N API teams and no team file: their
 start to /readyz 200 is the start with N API teams, and the idle window
 counts what they cost with them. The teams are those of the files (the
-same ids and keys), so --due works with them too.
+same ids and keys), so --due works with them too. It prints how long a
+write took to be answered by its place in the run (the first writes'
+median against the last's), the writes a second by the thousand, and
+the writer's RSS once the writes are done against a reader's.
 
     python3 tools/idle_teams.py --api-teams --teams 10000 --instances 4
 
@@ -87,6 +90,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -434,7 +438,7 @@ def api_team(i: int, agent: str) -> dict:
     sha = lambda key: hashlib.sha256(key.encode()).hexdigest()
     return {
         "id": team,
-        "login_url": f"http://127.0.0.1:8090/login?team={team}",
+        "login_url": f"https://login.example/login?team={team}",
         "channels": ["webchat"],
         "security_keys": [{"kid": f"{team}-1", "primary": True,
                            "secret": "whsec_" + base64.b64encode(os.urandom(32)).decode()}],
@@ -457,24 +461,48 @@ def call(method: str, url: str, key: str, body=None, headers=None, timeout: floa
         return e.code, e.headers, e.read().decode()
 
 
-def write_api_teams(port: int, teams: int, writers: int) -> None:
+def write_api_teams(port: int, teams: int, writers: int) -> dict:
     """PUTs teams t00000.. through the operator API of the instance on
-    `port`, `writers` at once; prints the time and the answers."""
-    def put(i: int) -> int:
+    `port`, `writers` at once; prints the time, the answers, and how long
+    a write took to be answered by its place in the run: the first
+    writes' median against the last's, and the rate by thousand."""
+    def put(i: int) -> tuple:
         body = api_team(i, agent_key(f"t{i:05d}"))
-        status, _, _ = call("PUT", f"http://127.0.0.1:{port}/v1/teams/t{i:05d}", OPERATOR_KEY,
-                            body, {"If-None-Match": "*"}, timeout=60)
-        return status
+        asked = time.monotonic()
+        status, _, text = call("PUT", f"http://127.0.0.1:{port}/v1/teams/t{i:05d}", OPERATOR_KEY,
+                               body, {"If-None-Match": "*"}, timeout=60)
+        if status != 201 and not refused:
+            refused.append(text[:2000])
+        return status, time.monotonic() - asked, time.monotonic()
+    refused = []
     started = time.monotonic()
-    statuses = {}
+    statuses, took_each, done_at = {}, [], []
     with concurrent.futures.ThreadPoolExecutor(writers) as pool:
-        for status in pool.map(put, range(teams)):
+        for status, took_one, at in pool.map(put, range(teams)):
             statuses[status] = statuses.get(status, 0) + 1
+            took_each.append(took_one)
+            done_at.append(at - started)
+            if len(took_each) % 1000 == 0:
+                print(f"  {len(took_each)} written after {at - started:.1f} s; this one answered "
+                      f"after {took_one * 1000:.0f} ms", flush=True)
     took = time.monotonic() - started
     print(f"wrote {teams} teams through the operator API ({writers} at once): {took:.1f} s, "
           f"{teams / took:.0f} a second; answers {dict(sorted(statuses.items()))}")
     if statuses.get(201, 0) != teams:
-        sys.exit("idle_teams: not every team was written")
+        sys.exit(f"idle_teams: not every team was written; the first refused: {refused[0]}")
+    ends = max(1, min(100, teams // 10))
+    first = statistics.median(took_each[:ends])
+    last = statistics.median(took_each[-ends:])
+    print(f"a write answered after (median of {ends}): the first {first * 1000:.1f} ms, "
+          f"the last {last * 1000:.1f} ms ({last / first:.2f}x)")
+    step = 1000 if teams >= 2000 else max(1, teams // 10)
+    rates, at = [], 0.0
+    for end in range(step, teams + 1, step):
+        finished = max(done_at[end - step:end])
+        rates.append(f"{end}: {step / max(finished - at, 1e-9):.0f}/s")
+        at = finished
+    print("writes a second, by the thousand written: " + ", ".join(rates))
+    return {"first": first, "last": last}
 
 
 def propagation(a: int, b: int, n: int, pause: float) -> None:
@@ -487,7 +515,7 @@ def propagation(a: int, b: int, n: int, pause: float) -> None:
         "GET", url(port, f"/v1/interactions/{uuid.uuid4()}"), key, timeout=10)[0]
     body = api_team(99_999, f"cg_prop-{uuid.uuid4().hex}")
     body["id"] = "tprop"
-    body["login_url"] = "http://127.0.0.1:8090/login?team=tprop"
+    body["login_url"] = "https://login.example/login?team=tprop"
     body["security_keys"][0]["kid"] = "tprop-1"
     for k, name in zip(body["api_keys"], ("tprop-bot", "tprop-agent")):
         k["id"] = name
@@ -616,10 +644,13 @@ def main() -> None:
                 time.sleep(0.01)
             return proc, p, time.monotonic() - started
 
+        writer_rss = None
         if args.api_teams and not args.prefix:
             writer, p, _ = start("writer")
             print(f"key prefix: {prefix}")
             write_api_teams(p, args.teams, args.writers)
+            writer_rss = rss_mb(writer.pid)
+            print(f"the writer's RSS after the writes: {writer_rss:.0f} MB")
             writer.send_signal(signal.SIGTERM)
             writer.wait(timeout=30)
             procs.remove(writer)
@@ -643,8 +674,12 @@ def main() -> None:
               + ", ".join(f"{c} {n:.1f}" for c, n in sorted(moved.items()) if n))
         nodes = cluster.ports if cluster else [int(port)]
         held = [clients("127.0.0.1" if cluster else host, n) for n in nodes]
+        readers = [rss_mb(proc.pid) for proc in procs]
         print(f"connections per node (all instances): {held}; "
-              f"RSS per instance: {[round(rss_mb(proc.pid)) for proc in procs]} MB")
+              f"RSS per instance: {[round(r) for r in readers]} MB")
+        if writer_rss:
+            print(f"the writer's RSS against a reader's: {writer_rss:.0f} MB against "
+                  f"{max(readers):.0f} MB ({writer_rss / max(readers):.2f}x)")
         if args.reload:
             path = os.path.join(root, "log-0")
             asked = time.monotonic()

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::gateway::operator_look::Held;
-use crate::gateway::operator_restore;
+use crate::gateway::operator::look::Held;
+use crate::gateway::operator::restore as operator_restore;
 use crate::time::{Clock, SystemClock};
 
 /// Runs `work` on a core of `config` on its store, in a runtime of its own.

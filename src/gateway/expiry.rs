@@ -58,7 +58,10 @@ impl Sweeper {
                 _ = &mut shutdown => return,
                 _ = tick.tick() => {
                     // The generation before the gateway: never newer than it.
-                    let generation = self.live.generation();
+                    let generation = due_teams::Generations {
+                        now: self.live.generation(),
+                        last_removal: self.live.last_removal(),
+                    };
                     let gw = self.live.current();
                     rescan.step(gw.store().as_ref(), gw.config(), generation, SWEEP_EVERY).await;
                     // The index answers again after failing: its first

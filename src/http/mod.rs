@@ -86,7 +86,7 @@ pub struct Shared {
     pub sign_in_starts: Arc<console::SignInStarts>,
     /// Rung by an operator's write to put the API teams in force at once
     /// (`operator_writes.rs`).
-    pub api_teams: Arc<crate::gateway::operator_teams::ApiTeamsBell>,
+    pub api_teams: Arc<crate::gateway::operator::teams::ApiTeamsBell>,
 }
 
 /// What a router shares with the routers that replace it when the
@@ -100,7 +100,13 @@ pub struct Lasting {
     streams: Arc<crate::events::slots::StreamSlots>,
     team_gates: Arc<team_gate::TeamGates>,
     sign_in_starts: Arc<console::SignInStarts>,
-    api_teams: Arc<crate::gateway::operator_teams::ApiTeamsBell>,
+    api_teams: Arc<crate::gateway::operator::teams::ApiTeamsBell>,
+    /// The routes and the OpenAPI document of the handlers, made once.
+    api: Arc<std::sync::OnceLock<(Router<AppState>, utoipa::openapi::OpenApi)>>,
+    /// The served documents of the last router, with what they were made
+    /// of: a router whose configuration changed none of it (a team
+    /// written) shares them.
+    documents: Arc<std::sync::Mutex<Option<(openapi::Deployment, openapi::Documents)>>>,
 }
 
 impl Lasting {
@@ -120,11 +126,33 @@ impl Lasting {
             team_gates: Arc::default(),
             sign_in_starts: Arc::default(),
             api_teams: Arc::default(),
+            api: Arc::default(),
+            documents: Arc::default(),
         }
     }
 
+    /// The routes and the document of the handlers: made by the first
+    /// router, shared by those that replace it.
+    fn api(&self) -> &(Router<AppState>, utoipa::openapi::OpenApi) {
+        self.api.get_or_init(api)
+    }
+
+    /// The served documents of `config`: the last router's when what they
+    /// are made of did not move, else made again.
+    fn documents(&self, config: &crate::config::Config) -> openapi::Documents {
+        let deployment = openapi::Deployment::of(config);
+        let mut last = self.documents.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, documents)) = last.as_ref().filter(|(d, _)| *d == deployment) {
+            return documents.clone();
+        }
+        let full = openapi::for_deployment(self.api().1.clone(), config, &raw_schemas());
+        let documents = openapi::Documents::of(full, &config.server.public_url);
+        *last = Some((deployment, documents.clone()));
+        documents
+    }
+
     /// What an operator's write rings to put the API teams in force.
-    pub fn api_teams(&self) -> Arc<crate::gateway::operator_teams::ApiTeamsBell> {
+    pub fn operator_bell(&self) -> Arc<crate::gateway::operator::teams::ApiTeamsBell> {
         Arc::clone(&self.api_teams)
     }
 }
@@ -211,12 +239,9 @@ pub fn openapi_document(config: &crate::config::Config, version: DocumentVersion
 /// `gateway`'s configuration (API keys, the OpenAPI document); a reload
 /// builds another with the same `lasting`.
 pub fn router(gateway: Arc<Core>, lasting: &Lasting) -> Router {
-    let (routes, doc) = api();
+    let routes = lasting.api().0.clone();
     let api_keys = ApiKeys::from_config(gateway.config());
-    let document = openapi::Documents::of(
-        openapi::for_deployment(doc, gateway.config(), &raw_schemas()),
-        &gateway.config().server.public_url,
-    );
+    let document = lasting.documents(gateway.config());
     let state = AppState(Arc::new(Shared {
         gateway,
         clock: Arc::clone(&lasting.clock),

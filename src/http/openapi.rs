@@ -228,6 +228,37 @@ fn actor_param(description: &str) -> utoipa::openapi::path::Parameter {
         .build()
 }
 
+/// What of a configuration [`for_deployment`] and [`Documents::of`] read:
+/// a configuration with the same makes the same documents.
+#[derive(PartialEq)]
+pub struct Deployment {
+    channels: std::collections::BTreeSet<String>,
+    pin: (u32, u32),
+    oidc: bool,
+    operator: bool,
+    public_url: String,
+}
+
+impl Deployment {
+    pub fn of(config: &Config) -> Deployment {
+        let teams = config.teams.values();
+        let mut channels = std::collections::BTreeSet::new();
+        for name in teams.clone().flat_map(|t| t.channels.iter()) {
+            if !channels.contains(name) {
+                channels.insert(name.clone());
+            }
+        }
+        let pin = &config.defaults.pin;
+        Deployment {
+            channels,
+            pin: (pin.min_length, pin.max_length),
+            oidc: teams.clone().any(|t| t.oidc.is_some()),
+            operator: config.operator.is_some(),
+            public_url: config.server.public_url.clone(),
+        }
+    }
+}
+
 /// The document as served by this deployment: the `ChannelName` schema lists
 /// the configured channel names and `SessionPinText` the configured lengths.
 pub fn for_deployment(

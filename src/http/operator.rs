@@ -210,7 +210,7 @@ async fn api_read(
     channel: bool,
     in_force: Option<(&serde_json::Value, String)>,
 ) -> Result<Response> {
-    use crate::gateway::operator_look::stored_read;
+    use crate::gateway::operator::look::stored_read;
     let none = Error::NotFound(if channel {
         "no such channel"
     } else {

@@ -1,8 +1,8 @@
 //! The operator API's writes (docs/operator-api.md): the role, the
 //! person, the preconditions (428, 412), 409 `managed_by_file` for a team
 //! or channel kept in a file; a team's `PUT` and `DELETE`, kept in the
-//! store (`gateway::operator_teams`), a channel's likewise
-//! (`gateway::operator_channels`), `?dry_run=true` answering as the
+//! store (`gateway::operator::teams`), a channel's likewise
+//! (`gateway::operator::channels`), `?dry_run=true` answering as the
 //! write would.
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -24,10 +24,10 @@ use super::AppState;
 use crate::config::ConfigPrint;
 use crate::domain::audit::{Acting, Actor, Via};
 use crate::error::{Error, Result};
-use crate::gateway::operator_channels;
-use crate::gateway::operator_forms::{Conditions, Write};
-use crate::gateway::operator_keys;
-use crate::gateway::operator_teams;
+use crate::gateway::operator::channels as operator_channels;
+use crate::gateway::operator::forms::{Conditions, Write};
+use crate::gateway::operator::keys as operator_keys;
+use crate::gateway::operator::teams as operator_teams;
 use secrecy::ExposeSecret;
 
 /// The largest body of a team or channel.

@@ -153,7 +153,7 @@ pub fn register_config(config: &Config) {
     let mut registered = REGISTERED_TEAMS.lock().unwrap_or_else(|p| p.into_inner());
     for team in config.teams.keys() {
         // The recorder is the process's: a team's series, once there, stay.
-        if !registered.insert(team.clone()) {
+        if registered.contains(team) || !registered.insert(team.clone()) {
             continue;
         }
         for receiver in Receiver::ALL.map(Receiver::as_str) {

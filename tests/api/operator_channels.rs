@@ -626,8 +626,8 @@ both_stores!(a_channel_write_whose_writer_stopped_is_finished_by_a_later_look, s
     assert_ne!(format!("\"{built}\""), before, "the team is built with the channel");
     assert_eq!(team_etag(&app, "newco").await, before);
     assert_eq!(writes::entries(&app, "newco").await.len(), trail);
-    app.clock.advance(chatgate::gateway::operator_index::STOPPED_AFTER);
-    app.reloader.sync_api_teams().await;
+    app.clock.advance(chatgate::gateway::operator::index::STOPPED_AFTER);
+    app.reloader.operator().sync().await;
     let entries = writes::entries(&app, "newco").await;
     assert_eq!(entries.len(), trail + 1, "one entry for the team");
     let entry = entries.last().unwrap();
@@ -636,7 +636,7 @@ both_stores!(a_channel_write_whose_writer_stopped_is_finished_by_a_later_look, s
     let changed = entry["detail"]["changed"].as_array().unwrap();
     assert!(changed.contains(&json!("channels.newsms.from")), "{entry}");
     // The team rebuilt is indexed: the next look puts its digest in force.
-    app.reloader.sync_api_teams().await;
+    app.reloader.operator().sync().await;
     let after = team_etag(&app, "newco").await;
     assert_ne!(after, before);
     assert_eq!(after.trim_matches('"'), entry["detail"]["digest"].as_str().unwrap());
@@ -649,8 +649,8 @@ both_stores!(a_channel_write_whose_writer_stopped_is_finished_by_a_later_look, s
     index["t"]["newco"] = json!(before.trim_matches('"'));
     overwrite(&app, &keys::api_teams(), index.to_string()).await;
     left_a_mark(&app).await;
-    app.clock.advance(chatgate::gateway::operator_index::STOPPED_AFTER);
-    app.reloader.sync_api_teams().await;
+    app.clock.advance(chatgate::gateway::operator::index::STOPPED_AFTER);
+    app.reloader.operator().sync().await;
     let index: Value = serde_json::from_str(&raw(&app, &keys::api_teams()).await.unwrap().value).unwrap();
     // The index keeps the digest, and after a `~` the team's incarnation.
     let indexed = index["t"]["newco"].as_str().unwrap().split('~').next();

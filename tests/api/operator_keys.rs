@@ -256,7 +256,7 @@ async fn a_write_whose_writer_stopped_before_its_index_is_indexed_by_a_later_loo
     // Old, it is repaired by the next look of either instance.
     for app in [&a, &b] {
         app.clock
-            .advance(chatgate::gateway::operator_index::STOPPED_AFTER);
+            .advance(chatgate::gateway::operator::index::STOPPED_AFTER);
     }
     within_two_seconds(&b, "the-key-of-a-stopped-write", 200).await;
     within_two_seconds(&a, "the-key-of-a-stopped-write", 200).await;
@@ -404,7 +404,7 @@ async fn of_two_api_teams_with_one_key_every_instance_keeps_the_first() {
     };
     let in_force =
         |app: &TestApp, id: &str| app.reloader.in_force().config().teams.contains_key(id);
-    app.reloader.sync_api_teams().await;
+    app.reloader.operator().sync().await;
     assert!(!in_force(&app, "twin"), "left out where newco is in force");
     assert_eq!(status(&app, "newco").await, 200);
     // An instance that starts with both keeps the one written first.
@@ -421,7 +421,7 @@ async fn of_two_api_teams_with_one_key_every_instance_keeps_the_first() {
         .header("If-Match", &first);
     assert_eq!(gone.send().await.unwrap().status(), 204);
     for app in [&app, &started] {
-        app.reloader.sync_api_teams().await;
+        app.reloader.operator().sync().await;
         assert_eq!(status(app, "twin").await, 200);
         assert_eq!(key_status(app, "newco-bot-key").await, 200, "twin's now");
     }
@@ -456,7 +456,7 @@ async fn a_stored_team_with_a_file_team_s_id_is_left_out_and_the_rest_goes_in() 
         201
     );
     let core = with_file.reloader.in_force();
-    let read = chatgate::gateway::operator_look::changes(&core, &Default::default())
+    let read = chatgate::gateway::operator::look::changes(&core, &Default::default())
         .await
         .unwrap();
     assert_eq!(

@@ -527,7 +527,7 @@ fn api_team_in_force(app: &TestApp, id: &str) -> bool {
 async fn an_instance_that_cannot_reach_the_store_keeps_the_api_teams_it_has() {
     let (app, store) = on_a_stalling_store().await;
     store.stall(true);
-    app.reloader.sync_api_teams().await;
+    app.reloader.operator().sync().await;
     assert!(api_team_in_force(&app, "newco"), "a failed look removed it");
     // Its key is still known: the request fails on the store, not on the key.
     let res = app
@@ -546,7 +546,7 @@ async fn an_instance_that_cannot_reach_the_store_keeps_the_api_teams_it_has() {
         "a reload without the store removed it"
     );
     store.stall(false);
-    app.reloader.sync_api_teams().await;
+    app.reloader.operator().sync().await;
     assert_eq!(key_status(&app, "newco-bot-key").await, 200);
 }
 
@@ -557,11 +557,11 @@ async fn the_failing_looks_at_the_api_teams_are_said_once() {
     let (lines, _guard) = crate::cluster_outage::Lines::at_info();
     store.stall(true);
     for _ in 0..3 {
-        app.reloader.sync_api_teams().await;
+        app.reloader.operator().sync().await;
     }
     store.stall(false);
     for _ in 0..2 {
-        app.reloader.sync_api_teams().await;
+        app.reloader.operator().sync().await;
     }
     let said = |what: &str| -> Vec<String> {
         let lines = lines.0.lock().unwrap();
@@ -582,3 +582,24 @@ async fn the_failing_looks_at_the_api_teams_are_said_once() {
     );
     assert!(api_team_in_force(&app, "newco"));
 }
+
+both_stores!(a_team_written_keeps_no_earlier_configuration_alive, setup: with_operator(), |app: TestApp| async move {
+    let secret = chatgate::domain::secrets::generate_whsec();
+    let body = |id: &str| {
+        let mut body = team(id, &secret);
+        body["api_keys"][0]["sha256"] = json!(ApiKeyHash::of_key(&format!("{id}-bot-key")).to_hex());
+        body
+    };
+    let res = put(&app, "one", &body("one"), &[("If-None-Match", "*")]).await;
+    assert_eq!(res.status(), 201);
+    // The gateway in force with the first team: its outbox loop starts on it.
+    let first = std::sync::Arc::downgrade(&app.reloader.in_force());
+    let res = put(&app, "two", &body("two"), &[("If-None-Match", "*")]).await;
+    assert_eq!(res.status(), 201);
+    // Once another is in force, nothing keeps it: an idle team's loop
+    // sleeps without a configuration (docs/performance.md#teams-written-through-the-operator-api).
+    in_two_seconds("the gateway of the first write let go", || async {
+        first.upgrade().is_none()
+    })
+    .await;
+});

@@ -118,17 +118,17 @@ impl Rescan {
     }
 
     /// One round, `every` after the last: notes at once the queues of the
-    /// teams `config` (of reload `generation`) has and the last round's had
-    /// not, then reads the next slice of its teams and notes what their
-    /// queues hold.
+    /// teams `config` (of reload `generations.now`) has and the last
+    /// round's had not, then reads the next slice of its teams and notes
+    /// what their queues hold.
     pub async fn step(
         &mut self,
         store: &dyn Store,
         config: &Config,
-        generation: u64,
+        generations: Generations,
         every: Duration,
     ) {
-        self.note_added(store, config, generation).await;
+        self.note_added(store, config, generations).await;
         let teams = config.teams.len();
         if teams == 0 {
             return;
@@ -172,9 +172,13 @@ impl Rescan {
     /// Notes the queues of the teams a reload added since the last round
     /// (new to this process, or added back: a worker dropped a team no
     /// longer configured from the index, whatever its queue held). Several
-    /// reloads since the last round may have removed and added back a team
-    /// in between: every team is gone round again.
-    async fn note_added(&mut self, store: &dyn Store, config: &Config, generation: u64) {
+    /// reloads since the last round, one of which may have taken a team
+    /// out, may have removed and added back a team in between: every team
+    /// is gone round again. Several that only added or changed teams (API
+    /// teams written one after the other) left nothing to find but the
+    /// keyspaces new since the last round.
+    async fn note_added(&mut self, store: &dyn Store, config: &Config, generations: Generations) {
+        let generation = generations.now;
         let Some((last, teams)) = self.seen.as_mut() else {
             // The start's first pass reads every team.
             let teams = config.keyspaces().cloned().collect();
@@ -184,17 +188,42 @@ impl Rescan {
         if *last == generation {
             return;
         }
-        let skipped = generation > *last + 1;
-        *last = generation;
         let added: Vec<&String> = config.keyspaces().filter(|t| !teams.contains(*t)).collect();
-        *teams = config.keyspaces().cloned().collect();
-        if skipped || added.len() > FIRST_PASS {
+        let again = goes_round_again(*last, generations, added.len());
+        let added: Vec<String> = added.into_iter().cloned().collect();
+        if generations.last_removal > *last {
+            *teams = config.keyspaces().cloned().collect();
+        } else {
+            // Nothing taken out: the teams are those seen and the new ones.
+            teams.extend(added.iter().cloned());
+        }
+        *last = generation;
+        let added: Vec<&String> = added.iter().collect();
+        if again {
             self.again();
         } else if let Err(e) = note_queues(store, &added).await {
             tracing::debug!(error = %e, "the added teams' queues were not noted; every team is gone round again");
             self.again();
         }
     }
+}
+
+/// Whether a round that saw `generations`, the last round having seen
+/// reload `last`, goes round every team again rather than noting the
+/// `added` teams' queues: when it missed a reload that may have taken a
+/// team out (and added it back since), or when there are too many.
+fn goes_round_again(last: u64, generations: Generations, added: usize) -> bool {
+    let missed_a_removal = generations.now > last + 1 && generations.last_removal > last;
+    missed_a_removal || added > FIRST_PASS
+}
+
+/// The reloads a worker saw: the count of the gateway it took, and of the
+/// last one that may have taken a team out (`Live::generation`, then
+/// `Live::last_removal`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Generations {
+    pub now: u64,
+    pub last_removal: u64,
 }
 
 /// Reads `teams`' queues of both indexes and notes each that holds something.
@@ -221,6 +250,27 @@ async fn note_queues(store: &dyn Store, teams: &[&String]) -> Result<(), StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reloads_missed_that_only_added_teams_note_the_new_ones_and_go_round_no_other() {
+        let seen = |now, last_removal| Generations { now, last_removal };
+        // API teams written one after the other, several between two
+        // rounds: nothing taken out, only the new keyspaces to note.
+        assert!(!goes_round_again(3, seen(40, 0), 37));
+        assert!(
+            !goes_round_again(3, seen(40, 3), 37),
+            "the removal was seen"
+        );
+        assert!(
+            !goes_round_again(3, seen(4, 4), 1),
+            "one reload: none missed"
+        );
+        // One of those missed may have taken a team out and another added
+        // it back: every team again.
+        assert!(goes_round_again(3, seen(40, 4), 0));
+        assert!(goes_round_again(3, seen(40, 40), 0));
+        assert!(goes_round_again(3, seen(4, 0), FIRST_PASS + 1), "too many");
+    }
 
     #[test]
     fn a_take_that_answers_after_one_that_failed_starts_a_pass_over_every_team() {

@@ -13,6 +13,9 @@ pub struct Live {
     current: ArcSwap<Core>,
     /// Counts the replacements, for workers that act on one (new teams).
     replaced: watch::Sender<u64>,
+    /// The count of the last replacement that may have taken a team's
+    /// keyspace out (one that only adds or changes teams does not move it).
+    last_removal: std::sync::atomic::AtomicU64,
 }
 
 impl Live {
@@ -20,6 +23,7 @@ impl Live {
         Arc::new(Live {
             current: ArcSwap::new(gateway),
             replaced: watch::channel(0).0,
+            last_removal: Default::default(),
         })
     }
 
@@ -28,10 +32,32 @@ impl Live {
         self.current.load_full()
     }
 
-    /// Puts `gateway` in force for everyone who takes it from now on.
+    /// Puts `gateway` in force for everyone who takes it from now on; it
+    /// may lack teams of the one it replaces.
     pub fn replace(&self, gateway: Arc<Core>) {
+        self.replace_taking_out(gateway, true);
+    }
+
+    /// [`Live::replace`], saying whether `gateway` may lack a team's
+    /// keyspace of the one it replaces (`false`: it only adds or changes
+    /// teams, so a worker that missed it has only new keyspaces to find).
+    pub fn replace_taking_out(&self, gateway: Arc<Core>, takes_out: bool) {
+        use std::sync::atomic::Ordering;
+        if takes_out {
+            // Before the count moves: whoever reads the count, then this,
+            // sees every removal up to that count.
+            let next = self.generation() + 1;
+            self.last_removal.fetch_max(next, Ordering::SeqCst);
+        }
         self.current.store(gateway);
         self.replaced.send_modify(|n| *n += 1);
+    }
+
+    /// The count of the last replacement that may have taken a team's
+    /// keyspace out (read after [`Live::generation`], never older than
+    /// the removals up to it).
+    pub fn last_removal(&self) -> u64 {
+        self.last_removal.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How many times [`Live::replace`] has run: a worker that saw two

@@ -211,8 +211,12 @@ struct TeamDispatch {
     /// What every team's loop shares.
     shared: Arc<Dispatcher>,
     /// The gateway this round took from the one in force: the team's
-    /// configuration, and the senders its notices go through.
-    gw: Arc<Core>,
+    /// configuration, and the senders its notices go through. `None`
+    /// while the loop sleeps with nothing in hand: an idle team's loop
+    /// keeps no configuration alive once another is in force (each team
+    /// written through the operator API starts its loop on a gateway of
+    /// its own).
+    gw: Option<Arc<Core>>,
     team: String,
     queue: String,
     lanes: HashMap<Destination, Lane>,
@@ -238,7 +242,7 @@ impl TeamDispatch {
         TeamDispatch {
             bell: shared.outbox.bell(&team).subscribe(),
             queue: keys::outbox(&team),
-            gw: shared.live.current(),
+            gw: None,
             shared,
             team,
             lanes: HashMap::new(),
@@ -278,7 +282,7 @@ impl TeamDispatch {
         loop {
             // Each round works with the configuration in force (a reload
             // may have changed the team's webhook or channels).
-            self.gw = self.shared.live.current();
+            self.gw = Some(self.shared.live.current());
             while let Some(ended) = self.running.try_join_next_with_id() {
                 self.ended(ended);
             }
@@ -292,6 +296,9 @@ impl TeamDispatch {
                 look = false;
                 behind = false;
                 claiming = Some(self.claim());
+            }
+            if self.held == 0 && self.running.is_empty() && claiming.is_none() {
+                self.gw = None;
             }
             tokio::select! {
                 Some(ended) = self.running.join_next_with_id() => self.ended(ended),
@@ -328,13 +335,15 @@ impl TeamDispatch {
         }
     }
 
+    /// The gateway of this round (the one in force, for a loop woken from
+    /// its sleep).
+    fn gw(&self) -> Arc<Core> {
+        (self.gw.clone()).unwrap_or_else(|| self.shared.live.current())
+    }
+
     /// A claim of what there is room for: how many it asks, and the batch.
     fn claim(&self) -> Claiming {
-        let (gw, shared, team) = (
-            Arc::clone(&self.gw),
-            Arc::clone(&self.shared),
-            self.team.clone(),
-        );
+        let (gw, shared, team) = (self.gw(), Arc::clone(&self.shared), self.team.clone());
         let asked = (TEAM_HELD - self.held).min(BATCH);
         Box::pin(async move {
             let Some(team) = gw.config.team_in(&team) else {
@@ -398,7 +407,7 @@ impl TeamDispatch {
     /// once: the claim came back full and no lane it filled would turn the
     /// next batch away.
     async fn place(&mut self, batch: Option<Batch>, asked: usize) -> Result<bool> {
-        let gw = Arc::clone(&self.gw);
+        let gw = self.gw();
         let Some(mut batch) = batch else {
             return Ok(false);
         };
@@ -481,11 +490,7 @@ impl TeamDispatch {
     fn start(&mut self, to: Destination, claimed: Claimed) {
         self.lanes.entry(to.clone()).or_default().in_flight += 1;
         self.held += 1;
-        let (gw, clock, team) = (
-            Arc::clone(&self.gw),
-            Arc::clone(&self.shared.clock),
-            self.team.clone(),
-        );
+        let (gw, clock, team) = (self.gw(), Arc::clone(&self.shared.clock), self.team.clone());
         let (queue, settle) = (self.queue.clone(), self.settle.clone());
         let task = self.running.spawn(async move {
             let mut ended = Ended::default();
@@ -580,7 +585,7 @@ impl TeamDispatch {
     /// on where the last look stopped. A look that finds nothing waiting
     /// beyond a lease at all ends the destination's recent failure.
     async fn look_for_waiting(&mut self) -> Vec<IndexEntry> {
-        let gw = Arc::clone(&self.gw);
+        let gw = self.gw();
         let Some(team) = gw.config.team_in(&self.team) else {
             return Vec::new();
         };

@@ -7,16 +7,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use super::operator_forms::{breaks, channel_place, operator, stored_forms};
-use super::records::{
-    ApiTeamsGeneration, Loaded, StoredApiChannel, StoredApiChannels, StoredApiForm, StoredApiTeam,
-    StoredApiTeams,
-};
-use super::Core;
+use super::forms::{breaks, channel_place, operator, stored_forms};
 use crate::config::{is_secret_member, ChannelConfig, Config, ConfigError, Team};
 use crate::domain::secrets_cipher::OpenError;
 use crate::domain::team_secrets;
 use crate::error::Result;
+use crate::gateway::records::{
+    ApiTeamsGeneration, Loaded, StoredApiChannel, StoredApiChannels, StoredApiForm, StoredApiTeam,
+    StoredApiTeams,
+};
+use crate::gateway::Core;
 use crate::store::keys;
 
 /// What an instance put in force of the API teams and channels: their
@@ -508,7 +508,7 @@ impl StoredRead {
     /// is answered where no version of it is in force (one left out).
     pub fn form(&self, core: &Core) -> Result<serde_json::Value> {
         let op = operator(core.config())?;
-        let opened = super::operator_forms::opened(op, &self.place, &self.body)?;
+        let opened = super::forms::opened(op, &self.place, &self.body)?;
         let salts = team_secrets::salts_of(&self.body, &is_secret_member);
         let read_back = |pointer: &str, v: &str| {
             (op.secrets).read_back(&self.place, pointer, salts.get(pointer), v)

@@ -9,17 +9,17 @@
 //! (docs/decisions/0438-a-store-reset-keeps-the-operators-teams.md).
 use std::collections::BTreeMap;
 
-use super::audit::{record_restore, recorded_keys};
-use super::change::{self, Change};
-use super::operator_forms::stored_forms;
-use super::operator_look::{built, with_held_channels, Held};
-use super::records::{
-    ApiTeamsGeneration, Loaded, StoredApiChannels, StoredApiForm, StoredApiTeams,
-};
-use super::work::Step;
-use super::Core;
+use super::forms::stored_forms;
+use super::look::{built, with_held_channels, Held};
 use crate::config::Config;
 use crate::error::Result;
+use crate::gateway::audit::{record_restore, recorded_keys};
+use crate::gateway::change::{self, Change};
+use crate::gateway::records::{
+    ApiTeamsGeneration, Loaded, StoredApiChannels, StoredApiForm, StoredApiTeams,
+};
+use crate::gateway::work::Step;
+use crate::gateway::Core;
 use crate::store::keys;
 use crate::time::Timestamp;
 
@@ -168,8 +168,7 @@ async fn write_back(
                     incarnation,
                     ..
                 }) if !replace => {
-                    let indexed =
-                        super::operator_index::indexed_as(&digest, incarnation.as_deref());
+                    let indexed = super::index::indexed_as(&digest, incarnation.as_deref());
                     digests.insert((*id).clone(), indexed);
                 }
                 _ => absent.push(*id),
@@ -227,7 +226,7 @@ async fn write_team(
             record_restore(c, team, retention)?;
         }
         let StoredApiForm::V1 { digest, .. } = form;
-        let indexed = super::operator_index::indexed_as(digest, incarnation.as_deref());
+        let indexed = super::index::indexed_as(digest, incarnation.as_deref());
         Ok(Step::Write(Some((id.to_string(), indexed))))
     })
     .await

@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::records::{Loaded, StoredApiForm};
-use super::Core;
 use crate::config::{api_url_problems, is_secret_member, Config, FormProblem, OperatorConfig};
 use crate::domain::audit::Acting;
 use crate::domain::preconditions::{self, Refusal};
 use crate::domain::secrets_cipher::{Salt, Salts};
 use crate::domain::team_secrets;
 use crate::error::{Error, Pointed, Result};
+use crate::gateway::records::{Loaded, StoredApiForm};
+use crate::gateway::Core;
 use crate::time::Timestamp;
 
 /// A write of a team or a channel through the operator API.

@@ -2,20 +2,20 @@
 //! time (docs/operator-api.md#keys): an API key the gateway makes and
 //! shows once, or one the operator made (its hash only); a security key
 //! made and shown once; either removed. Each change is a write of the
-//! team as a whole (`operator_teams::edit_team`): checked as a `PUT`,
+//! team as a whole (`teams::edit_team`): checked as a `PUT`,
 //! sealed, recorded as `config.changed`, in force on every instance as
 //! any write. What is made is never stored as it is: an API key as its
 //! hash, a security key sealed.
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::operator_teams::{edit_team, Edited};
-use super::Core;
+use super::teams::{edit_team, Edited};
 use crate::config::check_label;
 use crate::domain::audit::Acting;
 use crate::domain::secrets::{generate_api_key, generate_whsec, ApiKeyHash};
 use crate::domain::team_keys::{self, Added, ApiKeyEntry, KeyRefusal, ROLES};
 use crate::error::{Error, Result};
+use crate::gateway::Core;
 use crate::time::Timestamp;
 
 const ID_TAKEN: &str = "the team has a key of this id, or this very key under another id";

@@ -6,13 +6,15 @@
 //! mark older than [`STOPPED_AFTER`] is a writer that stopped between
 //! the two, and the next instance to look indexes what its team's record
 //! holds.
-use super::change::{self, Change};
-use super::operator_forms::stored_forms;
-use super::records::{ApiTeamsGeneration, Loaded, PendingWrite, StoredApiTeam, StoredApiTeams};
-use super::work::Step;
-use super::Core;
+use super::forms::stored_forms;
 use crate::domain::audit::Actor;
 use crate::error::Result;
+use crate::gateway::change::{self, Change};
+use crate::gateway::records::{
+    ApiTeamsGeneration, Loaded, PendingWrite, StoredApiTeam, StoredApiTeams,
+};
+use crate::gateway::work::Step;
+use crate::gateway::Core;
 use crate::store::keys;
 use crate::time::Timestamp;
 

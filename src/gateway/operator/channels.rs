@@ -9,22 +9,22 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::change::{self, Change};
-use super::operator_forms::{
+use super::forms::{
     built, channel_place, etag_of, opened, operator, sealed, stored_forms, written_body,
     Conditions, Write,
 };
-use super::operator_look;
-use super::operator_teams;
-use super::records::{
-    ApiTeamsGeneration, Loaded, PendingWrite, StoredApiChannel, StoredApiChannels, StoredApiTeam,
-};
-use super::work::Step;
-use super::Core;
+use super::look;
+use super::teams;
 use crate::config::{ChannelConfig, Config, Team};
 use crate::domain::audit::{Acting, Actor};
 use crate::domain::secrets_cipher::Salts;
 use crate::error::{Error, Result};
+use crate::gateway::change::{self, Change};
+use crate::gateway::records::{
+    ApiTeamsGeneration, Loaded, PendingWrite, StoredApiChannel, StoredApiChannels, StoredApiTeam,
+};
+use crate::gateway::work::Step;
+use crate::gateway::Core;
 use crate::store::keys;
 use crate::time::Timestamp;
 
@@ -277,7 +277,7 @@ const REBUILDS: usize = 3;
 async fn rebuild(core: &Core, config: &Config, teams: &[Rebuilt<'_>], now: Timestamp) -> u64 {
     let mut generation = 0;
     for _ in 0..REBUILDS {
-        let stored = match operator_look::stored_channels(core, config).await {
+        let stored = match look::stored_channels(core, config).await {
             Ok(stored) => stored,
             Err(e) => return not_rebuilt(generation, e),
         };
@@ -287,15 +287,14 @@ async fn rebuild(core: &Core, config: &Config, teams: &[Rebuilt<'_>], now: Times
                 tracing::warn!(team = %id, "a team lists an API channel this instance does not put in force; another instance builds it");
                 continue;
             }
-            match operator_teams::rebuild_team(core, &stored.config, id, *token, acting, now).await
-            {
+            match teams::rebuild_team(core, &stored.config, id, *token, acting, now).await {
                 Ok(rebuilt) => generation = generation.max(rebuilt.unwrap_or_default()),
                 Err(e) => {
                     tracing::warn!(team = %id, error = %e, "a team that lists a channel written was not built again; its mark has a later look do it")
                 }
             }
         }
-        match operator_look::channel_digests(core).await {
+        match look::channel_digests(core).await {
             Ok(digests) if digests == stored.digests => break,
             Ok(_) => {}
             Err(e) => return not_rebuilt(generation, e),

@@ -8,20 +8,20 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::audit::{record_api_write, recorded_keys};
-use super::change::Change;
-use super::operator_forms::{
+use super::forms::{
     built, etag_of, opened, operator, salts_of_edit, sealed, stored_forms, written_body,
     Conditions, Write,
 };
-use super::operator_index;
-use super::records::{DeletedTeam, Loaded, StoredApiTeam};
-use super::work::Step;
-use super::Core;
+use super::index;
 use crate::config::{Config, Team};
 use crate::domain::audit::Acting;
 use crate::domain::secrets_cipher::Salts;
 use crate::error::{Error, Result};
+use crate::gateway::audit::{record_api_write, recorded_keys};
+use crate::gateway::change::Change;
+use crate::gateway::records::{DeletedTeam, Loaded, StoredApiTeam};
+use crate::gateway::work::Step;
+use crate::gateway::Core;
 use crate::store::keys;
 use crate::time::Timestamp;
 
@@ -320,7 +320,7 @@ fn edit_in<T>(
     team.keyspace = tenant.keyspace.clone();
     if team.print.digest() == *digest {
         let index = match purpose {
-            Purpose::Rebuild => ToIndex::At(operator_index::indexed_as(
+            Purpose::Rebuild => ToIndex::At(index::indexed_as(
                 digest,
                 keys::incarnation_of(&team.keyspace),
             )),
@@ -329,8 +329,7 @@ fn edit_in<T>(
         return Ok(Step::Answer(Some((answer, index))));
     }
     put_team(c, config, &stored, &team, (&body, &salts), acting, now)?;
-    let index =
-        operator_index::indexed_as(&team.print.digest(), keys::incarnation_of(&team.keyspace));
+    let index = index::indexed_as(&team.print.digest(), keys::incarnation_of(&team.keyspace));
     Ok(Step::Write(Some((answer, ToIndex::At(index)))))
 }
 
@@ -345,7 +344,7 @@ pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Wri
     }
     let write = async {
         let written = written(core, &w, now).await?;
-        let index = operator_index::indexed_as(
+        let index = index::indexed_as(
             &written.team.print.digest(),
             keys::incarnation_of(&written.team.keyspace),
         );
@@ -388,7 +387,7 @@ async fn marked<T>(
     now: Timestamp,
     write: impl std::future::Future<Output = Result<(T, ToIndex)>>,
 ) -> Result<(T, Option<u64>)> {
-    let token = operator_index::mark(core, id, now).await?;
+    let token = index::mark(core, id, now).await?;
     with_mark(core, id, token, now, write).await
 }
 
@@ -413,14 +412,14 @@ async fn with_mark<T>(
             return Err(e);
         }
     };
-    let generation = operator_index::index(core, id, digest, token, now).await?;
+    let generation = index::index(core, id, digest, token, now).await?;
     Ok((answer, Some(generation)))
 }
 
 /// Clears mark `token` of a write that changed nothing; one that is not
 /// cleared is repaired by the next look.
 async fn unmark(core: &Core, id: &str, token: u64, now: Timestamp) {
-    if let Err(e) = operator_index::unmark(core, id, token, now).await {
+    if let Err(e) = index::unmark(core, id, token, now).await {
         tracing::warn!(team = %id, error = %e, "the mark of a write was not cleared; the next look clears it");
     }
 }
