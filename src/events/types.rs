@@ -334,6 +334,9 @@ pub struct ReportedChallenge {
     pub delivery_error: Option<ReportedError>,
     #[serde(serialize_with = "delivery_status_name")]
     pub delivery_status: DeliveryStatus,
+    /// Where its code is typed: `chat`, or `page`
+    /// (docs/api.md#codes-typed-on-the-gateways-page).
+    pub entry: &'static str,
     pub expires_at: Timestamp,
     #[serde(serialize_with = "method_name")]
     pub method: ChallengeMethod,
@@ -366,6 +369,7 @@ impl ReportedChallenge {
                 title: e.title.clone(),
             }),
             delivery_status: delivery.status,
+            entry: if c.page_entry { "page" } else { "chat" },
             expires_at: c.expires_at,
             method: c.method,
             state,

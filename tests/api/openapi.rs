@@ -319,7 +319,7 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 25] = [
+const PUBLIC: [&str; 26] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -327,6 +327,7 @@ const PUBLIC: [&str; 25] = [
     "/l/{code}",
     "/n/{code}",
     "/n/callback",
+    "/c/{code}",
     "/v1/login/callback",
     "/v1/customers/logout",
     "/oidc/callback/{team}",
@@ -433,9 +434,11 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
             for (status, r) in responses {
                 // Pages for a customer's browser, never problem+json: every
                 // answer of the identity provider's return, and a provider
-                // link whose provider is down.
+                // link whose provider is down; the page where a code is
+                // typed (but a body over the limit, refused before it).
                 let page_only = path == "/oidc/callback/{team}"
                     || path == "/n/callback"
+                    || (path == "/c/{code}" && status != "413")
                     || (path.starts_with("/console/{team}/")
                         && !status.starts_with('3')
                         && status != "422"
@@ -465,12 +468,14 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                     );
                 }
             }
-            // A network link's button is a browser's form: a body that
-            // does not read carries no form token (403).
+            // A network link's button and the page where a code is typed
+            // are a browser's forms: a body that does not read carries no
+            // form token (403).
             if method == "post"
                 && !REVOCATION.contains(&path.as_str())
                 && !RECEIPTS.contains(&path.as_str())
                 && path != "/n/{code}"
+                && path != "/c/{code}"
             {
                 for status in ["400", "413", "415", "422"] {
                     assert!(
@@ -483,7 +488,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
     }
     // The operator API's 12 are not offered: this gateway has no
     // `[operator]` (operator_api::the_document_offers_the_paths_served).
-    assert_eq!(operations, 49);
+    assert_eq!(operations, 51);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]
