@@ -51,6 +51,7 @@ both_stores!(
                 "challenge_id": first,
                 "method": "otp",
                 "delivery": "chat",
+                "entry": "chat",
                 "channel": app.get(&id).await["channel"],
                 "expires_at": started["expires_at"],
                 "attempts_remaining": 3,
