@@ -6,16 +6,30 @@
 //! with the operations they share: the unit of work ([`work`]: load the
 //! interaction and its subject, let the domain decide, commit
 //! atomically, retry on a concurrent write), load, send, emit and
-//! enqueue. No file of the core imports a family. Each feature family is a module of functions
-//! that take `&Core` (never methods on it): [`interactions`], [`login`],
-//! [`oidc`] and [`oidc_logout`], [`assertion`], [`assurance`],
-//! [`challenges`] (single sends, the ladder and app approval, each a file
-//! of its own), [`receipts`] and [`reports`], [`identity_changes`] (a
-//! WhatsApp user who changed), [`recognition`],
-//! [`revocation`], [`ssf`], [`subjects`], [`website`] and
-//! [`store_epoch`], [`voice`] (codes read by a call), and [`bots`] (a bot
-//! platform's turn over the API's use cases). A family calls another only through its public
-//! functions, so every call between them is an import.
+//! enqueue. No file of the core imports a family
+//! (docs/decisions/0460-the-core-is-the-floor-and-families-are-functions.md).
+//!
+//! Each feature family is a module of functions that take `&Core` (never
+//! methods on it):
+//!
+//! - the interaction and its proofs: [`interactions`], [`login`],
+//!   [`oidc`] and [`oidc_logout`], [`assertion`], [`assurance`],
+//!   [`challenges`] (single sends, the ladder and app approval, each a
+//!   file of its own), [`code_entry`] (a code typed on the gateway's
+//!   page), [`network`] (silent network authentication), [`voice`]
+//!   (codes read by a call), [`number_checks`];
+//! - what providers report back: [`receipts`] and [`reports`],
+//!   [`identity_changes`] (a WhatsApp user who changed);
+//! - who the customer is and stays: [`recognition`], [`subjects`],
+//!   [`revocation`], [`ssf`], [`website`], [`store_epoch`];
+//! - the operators and auditors: [`operator`] (teams and channels
+//!   written through the API, and the worker that keeps them in force on
+//!   every instance), [`console`] (the agents' sign-in), [`audit`] (the
+//!   trail's pages, head and sinks);
+//! - [`bots`]: a bot platform's turn over the API's use cases.
+//!
+//! A family calls another only through its public functions, so every
+//! call between them is an import.
 //!
 //! Every use case takes `now`; the workers (`expiry`, `poller`,
 //! `outbox`) read the injected clock. This file only declares and
