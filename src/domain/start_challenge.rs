@@ -356,6 +356,9 @@ pub fn decide(
     if req.method == ChallengeMethod::Otp && req.delivery == Delivery::Chat {
         refuse_unvouched_chat(&rules.routes.chat)?;
     }
+    if req.page_entry {
+        refuse_unreachable_chat(&rules.routes.chat, rec)?;
+    }
     if req.transaction.is_some() && route.is_some_and(|r| !r.shows_text) {
         return Err(Error::invalid(
             "delivery",
@@ -480,6 +483,24 @@ fn route(routes: &Routes, delivery: Delivery) -> Result<Option<&Route>, Error> {
         Delivery::Email => routes.email.as_ref().map(Some).ok_or_else(not_allowed),
         Delivery::Voice => routes.voice.as_ref().map(Some).ok_or_else(not_allowed),
     }
+}
+
+/// A page-entry challenge's link goes into the conversation after the
+/// code: on a channel that reaches the customer's phone or e-mail address
+/// rather than a conversation, the interaction must have that contact,
+/// else 422 naming `entry` before anything is sent or counted (the code
+/// would go out with nowhere to type it).
+fn refuse_unreachable_chat(chat: &Route, rec: &InteractionRecord) -> Result<(), Error> {
+    let reach = chat.reach_in(&rec.channel, &rec.conversation_id, None);
+    let to_person = matches!(reach, Reach::Phone | Reach::Voice | Reach::Email);
+    if to_person && reach.recipient(&rec.contact, None).is_none() {
+        return Err(Error::invalid(
+            "entry",
+            "the page's link goes into the conversation, whose channel needs the \
+             interaction's contact, and it has none",
+        ));
+    }
+    Ok(())
 }
 
 /// The recipient of an SMS or e-mail: the request's, else the contact's

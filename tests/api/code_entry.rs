@@ -386,3 +386,37 @@ both_stores!(
         assert_eq!(read(&app, &id, cid).await["entry"], "chat");
     }
 );
+
+/// An `smtp` channel beside the chat; nothing reaches its server in these
+/// tests (port 9 answers nothing).
+fn with_email_channel() -> Setup {
+    let smtp =
+        "name = \"email\"\nkind = \"smtp\"\nhost = \"127.0.0.1\"\nport = 9\ntls = \"none\"\n\
+                from = \"no-reply@acme.example\"\n[templates]\nsubject = \"Your code\"\n";
+    Setup {
+        team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
+        extra_channels: vec![("email".to_string(), smtp.to_string())],
+        ..Setup::default()
+    }
+}
+
+both_stores!(
+    the_page_is_refused_where_its_link_could_reach_no_one,
+    setup: with_email_channel(),
+    |app: TestApp| async move {
+        // An e-mail conversation without an address: its link could go
+        // nowhere, so the code does not go either.
+        let v = app
+            .create(json!({"channel": "email", "conversation_id": "thread-1", "customer_ref": "cust-mail"}))
+            .await;
+        let id = v["id"].as_str().unwrap().to_string();
+        let body = json!({"method": "otp", "delivery": "agent", "entry": "page"});
+        let b = assert_problem(start_raw(&app, &id, body).await, 422, "invalid_request").await;
+        let detail = b["detail"].as_str().unwrap();
+        assert!(detail.starts_with("entry:"), "{detail}");
+        assert!(app.get(&id).await["open_challenge"].is_null(), "no challenge opened");
+        // Asked in the chat, the same challenge is taken.
+        let res = start_raw(&app, &id, json!({"method": "otp", "delivery": "agent"})).await;
+        assert_eq!(res.status(), 201);
+    }
+);
