@@ -2,11 +2,10 @@
 //! (docs/api.md#codes-typed-on-the-gateways-page): a heading, one field
 //! and one button, in a form that posts its token back to the link. Its
 //! policy lets the form go to the gateway only.
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use sha2::{Digest, Sha256};
+use axum::http::StatusCode;
+use axum::response::Response;
 
+use crate::http::network::page::{one_form, style_hash};
 use crate::http::pages::{escape, Said, STYLE};
 
 /// The name of the form's code field.
@@ -24,9 +23,6 @@ button{width:100%;min-height:3rem;border:0;border-radius:.5rem;background:var(--
 color:#fff;font:inherit;font-weight:600;cursor:pointer}\
 button:focus-visible{outline:.2rem solid var(--fg);outline-offset:.2rem}";
 
-/// The button's label when the text names none (a text of one line).
-const DEFAULT_LABEL: &str = "OK";
-
 /// The code typed into the form (`application/x-www-form-urlencoded`);
 /// `None` when it is missing, sent twice or longer than 64 bytes.
 pub(super) fn typed_code(body: &[u8]) -> Option<String> {
@@ -43,66 +39,37 @@ pub(super) fn typed_code(body: &[u8]) -> Option<String> {
 /// (`autocomplete="one-time-code"`); the form carries `token` and posts
 /// to the page's own address.
 pub(super) fn form(status: StatusCode, said: &Said, token: &str) -> Response {
-    let text = escape(&said.text);
-    let lines: Vec<&str> = text.lines().collect();
-    let (heading, rest) = lines.split_first().map_or(("", &[][..]), |(h, r)| (*h, r));
-    let (label, advice) = rest
-        .split_last()
-        .map_or((DEFAULT_LABEL, &[][..]), |(l, a)| (*l, a));
-    let advice: String = advice.iter().map(|l| format!("<p>{l}</p>\n")).collect();
-    let dir = if crate::domain::locale::is_rtl(&said.lang) {
-        " dir=\"rtl\""
-    } else {
-        ""
-    };
-    let html = format!(
-        "<!doctype html>\n<html lang=\"{lang}\"{dir}>\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"robots\" content=\"noindex\">\n<title>{heading}</title>\n\
-         <style>{STYLE}</style>\n<style>{FORM_STYLE}</style>\n</head>\n<body>\n<main>\n\
-         <h1 id=\"asked\">{heading}</h1>\n{advice}<form method=\"post\">\n\
-         <input type=\"hidden\" name=\"form_token\" value=\"{token}\">\n\
-         <input id=\"{CODE_FIELD}\" name=\"{CODE_FIELD}\" type=\"text\" \
+    let field = format!(
+        "<input id=\"{CODE_FIELD}\" name=\"{CODE_FIELD}\" type=\"text\" \
          autocomplete=\"one-time-code\" inputmode=\"numeric\" pattern=\"[0-9]*\" \
-         maxlength=\"20\" required autofocus aria-labelledby=\"asked\">\n\
-         <button type=\"submit\">{label}</button>\n</form>\n</main>\n</body>\n</html>\n",
-        lang = escape(&said.lang),
-        token = escape(token),
+         maxlength=\"20\" required autofocus aria-labelledby=\"asked\">\n"
     );
-    let mut res = (
+    let text = escape(&said.text);
+    one_form(
         status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
-        html,
+        &said.lang,
+        &text,
+        (token, &field),
+        FORM_STYLE,
+        &policy(),
     )
-        .into_response();
-    if let Ok(csp) = HeaderValue::from_str(&policy()) {
-        res.headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
-    res
 }
 
 /// The page's content security policy: the pages' own, with the form's
 /// stylesheet, and a form that may go to the gateway only.
 fn policy() -> String {
-    let hash = |css: &str| {
-        let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(css));
-        format!("'sha256-{digest}'")
-    };
     format!(
         "default-src 'none'; style-src {} {}; frame-ancestors 'none'; base-uri 'none'; \
          form-action 'self'",
-        hash(STYLE),
-        hash(FORM_STYLE),
+        style_hash(STYLE),
+        style_hash(FORM_STYLE),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     fn body(res: Response) -> String {
         let b = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 16));

@@ -50,13 +50,46 @@ pub(super) fn confirm(said: &Said, confirm: &NetworkConfirm) -> Response {
     let text = escape(&said.text)
         .replace("#TEAM#", &escape(&confirm.team_name))
         .replace("#CHANNEL#", confirm.channel_words);
+    let policy = policy(&confirm.operator);
+    let form = (confirm.form_token.as_str(), "");
+    one_form(
+        StatusCode::OK,
+        &said.lang,
+        &text,
+        form,
+        BUTTON_STYLE,
+        &policy,
+    )
+}
+
+/// A page of one form posting to the page's own address: `text`
+/// (escaped) its first line the heading (with a field, `id="asked"`,
+/// which the field names as its label), its last (of two or more) the button's label,
+/// the lines between what to do; the form carries `token` and then
+/// `field` (empty: a button alone); `style` the form's stylesheet beside
+/// the pages' own ([`STYLE`]), `policy` the page's content security
+/// policy. Shared by the confirm page and the page where a code is typed
+/// (`http/code_entry/page.rs`).
+pub(in crate::http) fn one_form(
+    status: StatusCode,
+    lang: &str,
+    text: &str,
+    (token, field): (&str, &str),
+    style: &str,
+    policy: &str,
+) -> Response {
     let lines: Vec<&str> = text.lines().collect();
     let (heading, rest) = lines.split_first().map_or(("", &[][..]), |(h, r)| (*h, r));
     let (label, advice) = rest
         .split_last()
         .map_or((DEFAULT_LABEL, &[][..]), |(l, a)| (*l, a));
     let advice: String = advice.iter().map(|l| format!("<p>{l}</p>\n")).collect();
-    let dir = if crate::domain::locale::is_rtl(&said.lang) {
+    let h1 = if field.is_empty() {
+        "<h1>"
+    } else {
+        "<h1 id=\"asked\">"
+    };
+    let dir = if crate::domain::locale::is_rtl(lang) {
         " dir=\"rtl\""
     } else {
         ""
@@ -65,15 +98,15 @@ pub(super) fn confirm(said: &Said, confirm: &NetworkConfirm) -> Response {
         "<!doctype html>\n<html lang=\"{lang}\"{dir}>\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"robots\" content=\"noindex\">\n<title>{heading}</title>\n\
-         <style>{STYLE}</style>\n<style>{BUTTON_STYLE}</style>\n</head>\n<body>\n<main>\n\
-         <h1>{heading}</h1>\n{advice}<form method=\"post\">\n\
-         <input type=\"hidden\" name=\"{TOKEN_FIELD}\" value=\"{token}\">\n\
+         <style>{STYLE}</style>\n<style>{style}</style>\n</head>\n<body>\n<main>\n\
+         {h1}{heading}</h1>\n{advice}<form method=\"post\">\n\
+         <input type=\"hidden\" name=\"{TOKEN_FIELD}\" value=\"{token}\">\n{field}\
          <button type=\"submit\">{label}</button>\n</form>\n</main>\n</body>\n</html>\n",
-        lang = escape(&said.lang),
-        token = escape(&confirm.form_token),
+        lang = escape(lang),
+        token = escape(token),
     );
     let mut res = (
-        StatusCode::OK,
+        status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
@@ -81,29 +114,31 @@ pub(super) fn confirm(said: &Said, confirm: &NetworkConfirm) -> Response {
         html,
     )
         .into_response();
-    if let Ok(csp) = HeaderValue::from_str(&policy(&confirm.operator)) {
+    if let Ok(csp) = HeaderValue::from_str(policy) {
         res.headers_mut()
             .insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     res
 }
 
+/// A stylesheet's CSP source: `'sha256-…'` of `css`.
+pub(in crate::http) fn style_hash(css: &str) -> String {
+    let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(css));
+    format!("'sha256-{digest}'")
+}
+
 /// The page's content security policy: the pages' own, with the button's
 /// stylesheet, and a form that may go to the gateway and, through the
 /// button's redirect, to the operator's origin only.
 fn policy(operator: &str) -> String {
-    let hash = |css: &str| {
-        let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(css));
-        format!("'sha256-{digest}'")
-    };
     let origin = url::Url::parse(operator)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_default();
     format!(
         "default-src 'none'; style-src {} {}; frame-ancestors 'none'; base-uri 'none'; \
          form-action 'self' {origin}",
-        hash(STYLE),
-        hash(BUTTON_STYLE),
+        style_hash(STYLE),
+        style_hash(BUTTON_STYLE),
     )
 }
 
