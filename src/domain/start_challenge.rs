@@ -320,7 +320,8 @@ pub fn decide(
     now: Timestamp,
 ) -> Result<Started, Error> {
     let s = rules.settings;
-    if req.method == ChallengeMethod::Network {
+    let own = MethodRungs::of(req.method);
+    if own.network {
         network_possible(rules, &rec.contact)?;
     }
     destination_policy::allow(&s.otp, req.delivery, req.to.as_deref(), &rec.contact)?;
@@ -347,13 +348,13 @@ pub fn decide(
     subject.ensure_clear_for(rec.lockout_origin(s).as_deref(), now)?;
     let route = route?;
     let same_channel = route.is_some_and(|r| r.channel == rec.channel);
-    if s.otp.require_other_channel && req.method == ChallengeMethod::Otp && same_channel {
+    if s.otp.require_other_channel && own.code && same_channel {
         return Err(Error::invalid(
             "delivery",
             "the code must travel on another channel than the chat",
         ));
     }
-    if req.method == ChallengeMethod::Otp && req.delivery == Delivery::Chat {
+    if own.code && req.delivery == Delivery::Chat {
         refuse_unvouched_chat(&rules.routes.chat)?;
     }
     if req.page_entry {
@@ -366,7 +367,7 @@ pub fn decide(
         ));
     }
     let to = to?;
-    if req.method == ChallengeMethod::Otp
+    if own.code
         && route.is_some_and(|r| r.otp_template)
         && recipient.is_none()
         && reach == Some(Reach::PhoneChat)
@@ -435,6 +436,53 @@ pub fn decide(
     };
     rec.open_new_challenge(opened, now);
     Ok(started)
+}
+
+/// The rungs of [`decide`] that are one method's own, said for every
+/// method by one exhaustive `match`: a method added to
+/// [`ChallengeMethod`] does not compile until its rungs are said here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MethodRungs {
+    /// Before rung 1: the team's `[number_verification]` and a phone on
+    /// file ([`network_possible`]).
+    network: bool,
+    /// Rung 4's rules of a code the customer reads: another channel than
+    /// the chat under `otp.require_other_channel`, a chat that vouches
+    /// for its sender, a WhatsApp authentication template only to a
+    /// phone number.
+    code: bool,
+    /// What is opened ([`new_challenge`]).
+    opens: Opens,
+}
+
+/// The challenge a method opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opens {
+    /// A prompt for the session PIN (rung 8: 409 without one).
+    Pin,
+    /// A link the mobile operator confirms.
+    Network,
+    /// A code: sent, typed in, or approved in the app.
+    Code,
+}
+
+impl MethodRungs {
+    fn of(method: ChallengeMethod) -> Self {
+        let (network, code, opens) = match method {
+            ChallengeMethod::Otp => (false, true, Opens::Code),
+            ChallengeMethod::Pin => (false, false, Opens::Pin),
+            ChallengeMethod::App => (false, false, Opens::Code),
+            ChallengeMethod::Network => (true, false, Opens::Network),
+            // Never started here (`ChallengeRequest::parse` refuses it):
+            // a login page shows it.
+            ChallengeMethod::Binding => (false, false, Opens::Code),
+        };
+        MethodRungs {
+            network,
+            code,
+            opens,
+        }
+    }
 }
 
 /// A network challenge needs the team's `[number_verification]` and a
@@ -537,12 +585,13 @@ fn new_challenge(
     now: Timestamp,
 ) -> Result<Challenge, Error> {
     let s = rules.settings;
-    if req.method == ChallengeMethod::Pin {
+    let opens = MethodRungs::of(req.method).opens;
+    if opens == Opens::Pin {
         let hash = rec.session_pin_hash.as_ref().ok_or(Error::NoSessionPin)?;
         return Ok(Challenge::new_pin(id, hash, &s.pin, now));
     }
     let step_up = rec.live_step_up(now).map(|p| p.until);
-    if let (ChallengeMethod::Network, Some(ttl)) = (req.method, rules.link_ttl) {
+    if let (Opens::Network, Some(ttl)) = (opens, rules.link_ttl) {
         let c = Challenge::new_network(id, req.delivery, ttl, step_up.is_some(), now);
         return Ok(c.ending_by(step_up));
     }

@@ -618,3 +618,26 @@ fn a_code_is_typed_on_the_page_only_where_it_does_not_go_into_the_chat() {
     assert!(field(r.map(|r| r.page_entry)).starts_with("entry:"));
     assert!(field(entered("otp", Some("sms"), Some("browser"))).starts_with("entry:"));
 }
+
+/// The method's own rungs come from one exhaustive `match`
+/// (`MethodRungs::of`): only a network link asks for the team's number
+/// verification, only a one-time code is held to the rules of a code the
+/// customer reads, and a PIN prompt alone opens on the session PIN.
+#[test]
+fn every_method_says_its_own_rungs() {
+    for method in ChallengeMethod::ALL {
+        let own = MethodRungs::of(method);
+        assert_eq!(
+            own.network,
+            method == ChallengeMethod::Network,
+            "{method:?}"
+        );
+        assert_eq!(own.code, method == ChallengeMethod::Otp, "{method:?}");
+        let opens = match method {
+            ChallengeMethod::Pin => Opens::Pin,
+            ChallengeMethod::Network => Opens::Network,
+            _ => Opens::Code,
+        };
+        assert_eq!(own.opens, opens, "{method:?}");
+    }
+}
