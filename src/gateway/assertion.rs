@@ -7,10 +7,11 @@ use std::time::Duration;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::records::{put, Loaded, StoredDevices, UsedJti};
-use super::store_epoch;
+use super::records::{Loaded, StoredDevices, UsedJti};
 use super::view::StepUpReason;
 use super::work::{Step, Work};
+use super::writes::Writes;
+use super::{doors, store_epoch};
 use super::{Core, InteractionView};
 use crate::config::Team;
 use crate::domain::assertion::{self, Assertion};
@@ -170,15 +171,14 @@ fn apply_assertion(
                 let mut known = p.devices.value.clone().unwrap_or_default();
                 let (fingerprint, region) = (a.fingerprint.as_deref(), a.region.as_deref());
                 known.record_validated(fingerprint, region, core.pepper());
-                let dkey = &p.devices.key;
                 let known = StoredDevices::from(&known);
-                w.also(put(dkey, p.devices.version, &known, Some(DEVICES_TTL))?);
+                w.put(&p.devices, &known, Some(DEVICES_TTL))?;
             }
         }
     }
     let jti_key = keys::assertion_jti(&team.keyspace, &a.jti);
     let ttl = assertion_verdict::jti_ttl(a, now);
-    w.also(put(&jti_key, 0, &UsedJti {}, Some(ttl))?);
+    w.create(&jti_key, &UsedJti {}, Some(ttl))?;
     Ok(failure)
 }
 
@@ -220,25 +220,21 @@ fn assertion_outcome(
     })
 }
 
-/// The op that records a completed step-up's fingerprint and region as
+/// Records in `w` a completed step-up's fingerprint and region as
 /// validated for its customer.
 pub(in crate::gateway) async fn validated_devices(
     core: &Core,
     team: &Team,
+    w: &mut Work<'_>,
     p: &PendingStepUp,
-) -> Result<crate::store::Op> {
+) -> Result<()> {
     let dkey = keys::devices(
         &team.keyspace,
         p.customer.get("id").map_or("", String::as_str),
     );
-    let raw = core.get(std::slice::from_ref(&dkey)).await?.pop().flatten();
-    let devices: Loaded<CustomerDevices> = Loaded::parse(dkey.clone(), raw)?;
+    let devices: Loaded<CustomerDevices> = doors::read(core, &dkey).await?;
     let mut d = devices.value.clone().unwrap_or_default();
     d.record_validated(p.fingerprint.as_deref(), p.region.as_deref(), core.pepper());
-    put(
-        &dkey,
-        devices.version,
-        &StoredDevices::from(&d),
-        Some(DEVICES_TTL),
-    )
+    w.put(&devices, &StoredDevices::from(&d), Some(DEVICES_TTL))?;
+    Ok(())
 }

@@ -12,7 +12,8 @@ use super::change::Change;
 use super::oidc::{authorization_endpoint, proven_claims, ProviderAnswer};
 use super::records::{Loaded, SessionTeam, StoredSession, StoredSignIn};
 use super::work::Step;
-use super::Core;
+use super::writes::{DueEntry, Writes};
+use super::{doors, Core};
 use crate::config::{ConsoleOidc, Team};
 use crate::domain::audit::{Acting, Action, Actor, Draft, Outcome, Target, Via};
 use crate::domain::console_session::{self as rules, Ended, Limits, Session};
@@ -20,7 +21,7 @@ use crate::error::Error;
 use crate::oidc::flow::{self, Flow, STATE_TTL};
 use crate::oidc::provider::KeyUse;
 use crate::oidc::OidcError;
-use crate::store::{keys, Op};
+use crate::store::keys;
 use crate::time::Timestamp;
 
 /// The purpose of the keyed hash under which a session is stored.
@@ -324,7 +325,7 @@ async fn begin_session(
     core.change(&session.team, &[], now, |c| {
         let stored = StoredSession::from(session);
         c.create(&key, &stored, Some(session.keep_for(now, limits)))?;
-        c.also(end_due(&session.team, &hash, session, limits, now));
+        end_due(c, &session.team, &hash, session, limits, now);
         c.audit(Draft::success(
             Action::ConsoleSignedIn,
             &acting,
@@ -339,16 +340,24 @@ async fn begin_session(
 /// so never renamed.
 pub(in crate::gateway) const SESSION_END: &str = "cse";
 
-/// The due entry of the session `hash` names: due when it ends if no
-/// request comes ([`Session::ends_at`]); the queue lives past the
-/// session's record.
-fn end_due(team: &str, hash: &str, session: &Session, limits: Limits, now: Timestamp) -> Op {
-    Op::QueueAdd {
-        key: keys::due_queue(team),
-        member: format!("{SESSION_END}:{hash}"),
-        score: session.ends_at(limits).unix_millis(),
-        ttl: session.keep_for(now, limits),
-    }
+/// The due entry of the session `hash` names, in `team`'s queue.
+fn end_entry(team: &str, hash: &str) -> DueEntry {
+    DueEntry::new(team, format!("{SESSION_END}:{hash}"))
+}
+
+/// Schedules in `c` the due entry of the session `hash` names: due when
+/// it ends if no request comes ([`Session::ends_at`]); the queue lives
+/// past the session's record.
+fn end_due(
+    c: &mut Change,
+    team: &str,
+    hash: &str,
+    session: &Session,
+    limits: Limits,
+    now: Timestamp,
+) {
+    let ttl = session.keep_for(now, limits);
+    c.schedule(&end_entry(team, hash), session.ends_at(limits), ttl);
 }
 
 /// How long after its last look a session of a team whose
@@ -369,7 +378,7 @@ pub(in crate::gateway) async fn session_end_due(
     core: &Core,
     team: &Team,
     hash: &str,
-    remove: Op,
+    entry: &DueEntry,
     now: Timestamp,
 ) -> Result<(), Error> {
     let key = keys::console_session(&team.keyspace, hash);
@@ -381,20 +390,20 @@ pub(in crate::gateway) async fn session_end_due(
             .as_ref()
             .ok_or(Error::NotFound("console session"))?;
         let Some(limits) = console.map(limits) else {
-            c.also(remove.clone());
-            c.also(Op::QueueAdd {
-                key: keys::due_queue(&team.keyspace),
-                member: format!("{SESSION_END}:{hash}"),
-                score: now.plus(LOOK_AGAIN).unix_millis(),
-                ttl: LOOK_AGAIN + rules::KEPT_AFTER_END,
-            });
+            c.cancel(entry);
+            let again = end_entry(&team.keyspace, hash);
+            c.schedule(
+                &again,
+                now.plus(LOOK_AGAIN),
+                LOOK_AGAIN + rules::KEPT_AFTER_END,
+            );
             return Ok(Step::Write(()));
         };
         match session.ended(now, limits) {
             Some(ended) => end(c, &at, hash, ended, &Via::default()),
             None => {
-                c.also(remove.clone());
-                c.also(end_due(&team.keyspace, hash, session, limits, now));
+                c.cancel(entry);
+                end_due(c, &team.keyspace, hash, session, limits, now);
             }
         }
         Ok(Step::Write(()))
@@ -470,12 +479,7 @@ async fn locate(core: &Core, session_id: &str) -> Result<Located, Error> {
     }
     let hash = session_hash(core, session_id);
     let pointer = keys::console_session_team(&hash);
-    let raw = core
-        .get(std::slice::from_ref(&pointer))
-        .await?
-        .pop()
-        .flatten();
-    let loaded = Loaded::<SessionTeam>::parse(pointer, raw)?;
+    let loaded = doors::read::<SessionTeam>(core, &pointer).await?;
     let pointer_version = loaded.version;
     let team = loaded.value.ok_or(Error::Unauthorized)?.team;
     // A team whose [console.oidc] went since signs no one in any more, nor
@@ -582,8 +586,7 @@ pub async fn sign_out(
 }
 
 async fn read_session(core: &Core, key: &str) -> crate::error::Result<(u64, Option<Session>)> {
-    let raw = core.get(&[key.to_string()]).await?.pop().flatten();
-    let loaded = Loaded::<Session>::parse(key.to_string(), raw)?;
+    let loaded = doors::read::<Session>(core, key).await?;
     Ok((loaded.version, loaded.value))
 }
 
@@ -596,10 +599,7 @@ fn end(c: &mut Change, at: &Loaded<Session>, hash: &str, ended: Ended, via: &Via
     };
     let acting = Acting::new(session_actor(session), via);
     c.delete(at);
-    c.also(Op::QueueRemove {
-        key: keys::due_queue(&session.team),
-        member: format!("{SESSION_END}:{hash}"),
-    });
+    c.cancel(&end_entry(&session.team, hash));
     c.audit(
         Draft::success(Action::ConsoleSignedOut, &acting, Target::default())
             .with("ended", ended.as_str()),

@@ -17,13 +17,14 @@ use super::due_teams;
 use super::outbox::Notice;
 use super::polls::Polls;
 use super::work::Step;
+use super::writes::{DueEntry, Writes};
 use super::{Core, Live};
 use crate::config::Team;
 use crate::domain::interaction::Announcement;
 use crate::error::{Error, Result};
 use crate::events::types::Plain;
 use crate::events::EventData;
-use crate::store::{keys, IndexEntry, Op, Store};
+use crate::store::{keys, IndexEntry, Store};
 use crate::time::{Clock, Timestamp};
 
 /// How often the sweeper looks for due work; well inside the 5 s docs/api.md#events allows.
@@ -140,21 +141,22 @@ impl Sweeper {
     }
 }
 
-/// Handles one claimed due entry, `member` as queued, at `now`: the one
-/// place that tells the kinds of entry apart, an arm each, which calls the
-/// kind's own function with `remove`, the op that takes the entry off the
-/// queue, to commit with what it writes (its write may queue it again).
+/// Handles one claimed due entry, `taken`, at `now`: the one place that
+/// tells the kinds of entry apart (by its member's `<kind>:`), an arm
+/// each, which calls the kind's own function with the entry, whose
+/// removal it commits with what it writes (its write may queue it again).
 /// `None`: an entry of no kind this gateway knows, to drop. (Adding a
 /// kind: docs/architecture.md#time-outs.)
 async fn handle(
     gw: &Core,
     team: &Team,
-    member: &str,
-    remove: Op,
+    taken: &DueEntry,
     lease: i64,
     now: Timestamp,
     polls: &Polls,
 ) -> Option<Result<()>> {
+    let member = taken.member();
+    let remove = taken.clone();
     let (kind, key) = member.split_once(':')?;
     Some(match kind {
         // `x:<id>`; `n:<id>`, an earlier version's notice entry, is handled
@@ -167,7 +169,7 @@ async fn handle(
         // An app challenge's poll (`challenges/app.rs`), held with `lease`: claimed
         // here, asked by the poller (never awaited here).
         super::challenges::app::KIND => {
-            super::challenges::app::claim_app_poll(gw, team, member, remove, lease, polls).await
+            super::challenges::app::claim_app_poll(gw, team, remove, lease, polls).await
         }
         // A delivery ladder's step timed out (`ladder.rs`): held with
         // `lease`, claimed here, moved on by the poller (never awaited
@@ -179,7 +181,7 @@ async fn handle(
         // A console session's end by time (`console.rs`): recorded when it
         // comes, whether or not its cookie comes back.
         super::console::SESSION_END => {
-            super::console::session_end_due(gw, team, key, remove, now).await
+            super::console::session_end_due(gw, team, key, &remove, now).await
         }
         _ => return None,
     })
@@ -244,12 +246,9 @@ async fn sweep_slice(gw: &Core, team: &Team, now: Timestamp, polls: &Polls) -> R
     for (at, entry) in due.iter().enumerate() {
         renew_lease(store, &index, &mut lease, &due).await;
         let lease = lease.until;
-        let remove = Op::QueueRemove {
-            key: index.clone(),
-            member: entry.member.clone(),
-        };
-        let handled = handle(gw, team, &entry.member, remove.clone(), lease, now, polls).await;
-        if settle(gw, team, entry, remove, handled, now).await? {
+        let taken = DueEntry::new(&team.keyspace, entry.member.clone());
+        let handled = handle(gw, team, &taken, lease, now, polls).await;
+        if settle(gw, team, &taken, handled, now).await? {
             in_a_row = 0;
             continue;
         }
@@ -281,8 +280,7 @@ async fn sweep_slice(gw: &Core, team: &Team, now: Timestamp, polls: &Polls) -> R
 async fn settle(
     gw: &Core,
     team: &Team,
-    entry: &IndexEntry,
-    remove: Op,
+    entry: &DueEntry,
     handled: Option<Result<()>>,
     now: Timestamp,
 ) -> Result<bool> {
@@ -294,12 +292,12 @@ async fn settle(
         Some(Err(Error::NotFound(_))) => {}
         Some(Err(Error::StoreUnavailable)) => return Ok(false),
         Some(Err(e)) => {
-            tracing::error!(team = %team.id, entry = %entry.member, error = %e, "due entry cannot be handled; quarantined");
+            tracing::error!(team = %team.id, entry = %entry.member(), error = %e, "due entry cannot be handled; quarantined");
             metrics::counter!("chatgate_due_quarantined_total").increment(1);
         }
     }
     gw.change(&team.keyspace, &[], now, |c| {
-        c.also(remove.clone());
+        c.cancel(entry);
         Ok(Step::Write(()))
     })
     .await?;
@@ -355,14 +353,20 @@ async fn hand_back(
 /// text), else its expiry notice once due; committed (with `entry`, the
 /// entry's removal) in the outbox. The write puts the entry back at what is
 /// due next, if anything.
-async fn announce_due(gw: &Core, team: &Team, id: Uuid, entry: Op, now: Timestamp) -> Result<()> {
+async fn announce_due(
+    gw: &Core,
+    team: &Team,
+    id: Uuid,
+    entry: DueEntry,
+    now: Timestamp,
+) -> Result<()> {
     let done = gw
         .transact(team, id, now, |w| {
             let s = w.settings;
             let mut expired = false;
             // The taken entry goes first: the write may put it back at a
             // new due time.
-            w.first(entry.clone());
+            w.cancel_first(&entry);
             // Nothing due (moved by activity, or announced already): the
             // write re-schedules it.
             match w.rec.announce_due(now, s) {

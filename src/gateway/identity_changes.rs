@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::records::{ConversationLink, IdentityHash, Loaded, LogoutAnswer};
+use super::change::{self, Change};
+use super::records::{ActedDelivery, ConversationLink, IdentityHash, SentMessage};
 use super::work::Step;
-use super::{audit, change, Core};
+use super::{audit, Core};
 use crate::channels::whatsapp_identity::{HashFrom, IdentitySignal};
 use crate::channels::{ChannelError, Refusal};
 use crate::config::Team;
@@ -21,7 +22,7 @@ use crate::domain::recognition::Recognition;
 use crate::error::{Error, Result};
 use crate::events::types::{ChallengeFailed, FailedChallenge, LoggedOut};
 use crate::events::EventData;
-use crate::store::{keys, Op};
+use crate::store::keys;
 use crate::time::Timestamp;
 use uuid::Uuid;
 
@@ -74,27 +75,19 @@ async fn take(
     now: Timestamp,
 ) -> Result<usize> {
     let ids = signal.ids();
-    match signal {
-        IdentitySignal::Changed { message_id, .. } | IdentitySignal::Refused { message_id, .. } => {
-            let memory = keys::answered_request(&team.keyspace, SEEN_KIND, message_id);
-            let mut read = vec![memory.clone()];
-            if let IdentitySignal::Refused { .. } = signal {
-                // A status is about a message of the gateway's, or nothing.
-                read.push(keys::whatsapp_sent(&team.keyspace, channel, message_id));
-            }
-            let found = core.get(&read).await?;
-            let sent = found.get(1).is_none_or(Option::is_some);
-            if found[0].is_some() || !sent {
-                return Ok(0);
-            }
-            let n = end_conversations(core, team, channel, ids, acting, now).await?;
-            if let IdentitySignal::Refused { .. } = signal {
-                // The hash Meta refused is no longer the person's: later
-                // sends go without it until Meta gives the new one.
-                forget_hashes(core, team, channel, ids, now).await?;
-            }
-            remember(core, team, &memory, n, now).await?;
-            Ok(n)
+    let memory = |id: &str| keys::answered_request(&team.keyspace, SEEN_KIND, id);
+    let sent = |id: &str| keys::whatsapp_sent(&team.keyspace, channel, id);
+    let (look, hashes) = match signal {
+        IdentitySignal::Changed { message_id, .. } => {
+            let look = Look::of(team, channel, ids, Some(memory(message_id)), None);
+            (look, Hashes::Leave)
+        }
+        // A status is about a message of the gateway's, or nothing; the
+        // hash Meta refused is no longer the person's: later sends go
+        // without it until Meta gives the new one.
+        IdentitySignal::Refused { message_id, .. } => {
+            let (memory, sent) = (Some(memory(message_id)), Some(sent(message_id)));
+            (Look::of(team, channel, ids, memory, sent), Hashes::Forget)
         }
         IdentitySignal::Hash { hash, at, from, .. } => {
             let given = SeenHash {
@@ -102,88 +95,239 @@ async fn take(
                 // Meta's time, never past ours (none given: now).
                 at: Some(at.unwrap_or(i64::MAX).min(now.unix_seconds())),
             };
-            take_hash(core, team, (channel, ids), given, from, acting, now).await
+            let sent = match from {
+                HashFrom::Status { message_id, .. } => Some(sent(message_id)),
+                _ => None,
+            };
+            let memory = from.delivery().map(|d| memory(&d));
+            (
+                Look::of(team, channel, ids, memory, sent),
+                Hashes::Keep(given),
+            )
         }
+    };
+    act(core, team, channel, &look, &hashes, acting, now).await
+}
+
+/// What is done with the identity hashes kept for a signal's user ids.
+enum Hashes {
+    /// Left as they are (a system message).
+    Leave,
+    /// Forgotten (a send refused for a changed identity).
+    Forget,
+    /// The hash Meta gives now, kept with them: a change when it is one
+    /// (`identity_change::take_hash`).
+    Keep(SeenHash),
+}
+
+/// What one signal for one team is decided on, read in one round trip:
+/// where a delivery that acted is remembered, the message a status is
+/// about (which must be the gateway's), the hashes kept for the user ids,
+/// and each spelling of the conversation (`conversation_ids`) with its
+/// link to an interaction and its recognition.
+struct Look {
+    memory: Option<String>,
+    sent: Option<String>,
+    hashes: Vec<String>,
+    /// `(conversation, its link's key, its recognition's key)`.
+    spellings: Vec<(String, String, String)>,
+}
+
+impl Look {
+    fn of(
+        team: &Team,
+        channel: &str,
+        ids: &[String],
+        memory: Option<String>,
+        sent: Option<String>,
+    ) -> Self {
+        let ks = &team.keyspace;
+        Look {
+            memory,
+            sent,
+            hashes: ids
+                .iter()
+                .map(|id| keys::identity_hash(ks, channel, id))
+                .collect(),
+            spellings: conversation_ids(ids)
+                .into_iter()
+                .map(|c| {
+                    let link = keys::conversation(ks, channel, &c);
+                    let recognition = keys::recognition(ks, channel, &c);
+                    (c, link, recognition)
+                })
+                .collect(),
+        }
+    }
+
+    fn keys(&self) -> Vec<String> {
+        let spellings = self.spellings.iter().flat_map(|(_, l, r)| [l, r]);
+        (self.memory.iter().chain(&self.sent).chain(&self.hashes))
+            .chain(spellings)
+            .cloned()
+            .collect()
     }
 }
 
-/// Remembers under `memory`, for Meta's retry window, that a delivery
-/// acted (ended `n` conversations), once it did: a failure before is
-/// seen again when Meta retries. A conflict is a concurrent twin.
-async fn remember(core: &Core, team: &Team, memory: &str, n: usize, now: Timestamp) -> Result<()> {
-    let answer = LogoutAnswer { logged_out: n };
-    change::once(core, &team.keyspace, now, |c| {
-        c.claim(memory, &answer, Some(SEEN_FOR))?;
-        Ok(Step::Write(()))
-    })
-    .await?;
-    Ok(())
-}
-
-/// The identity hash Meta gives now (`given`, beside `from`) for the user
-/// behind `ids` on `channel`, for `team`: the conversations end when it is
-/// a change (`identity_change::take_hash`), unless the same delivery
-/// acted already, and what is known of the hashes is kept. A status of a
-/// message the gateway never sent changes nothing. How many
+/// Takes a signal for `team` on `channel`, looking at `look` (one read):
+/// nothing for a status of a message the gateway never sent; else, when
+/// it is a change and the same delivery did not act already, the
+/// conversations' interactions end (each its own unit of work), then one
+/// change keeps or forgets the hashes (`hashes`), forgets what the
+/// conversations remember (where an interaction's unit of work did not)
+/// and remembers the delivery: ended first, remembered after, so that a
+/// failure in between is seen again when Meta retries. How many
 /// conversations changed.
-async fn take_hash(
-    core: &Arc<Core>,
+async fn act(
+    core: &Core,
     team: &Team,
-    (channel, ids): (&str, &[String]),
-    given: SeenHash,
-    from: &HashFrom,
+    channel: &str,
+    look: &Look,
+    hashes: &Hashes,
     acting: &Acting,
     now: Timestamp,
 ) -> Result<usize> {
-    let mut read: Vec<String> = ids
-        .iter()
-        .map(|id| keys::identity_hash(&team.keyspace, channel, id))
-        .collect();
-    let hashes = read.len();
-    let memory = from
-        .delivery()
-        .map(|d| keys::answered_request(&team.keyspace, SEEN_KIND, &d));
-    read.extend(memory.clone());
-    if let HashFrom::Status { message_id, .. } = from {
-        read.push(keys::whatsapp_sent(&team.keyspace, channel, message_id));
+    let read = change::read(core, &look.keys()).await?;
+    if let Some(sent) = &look.sent {
+        if read.get::<SentMessage>(sent)?.value.is_none() {
+            return Ok(0);
+        }
     }
-    let mut raw = core.get(&read).await?;
-    if matches!(from, HashFrom::Status { .. }) && raw.pop().flatten().is_none() {
-        return Ok(0);
-    }
-    let acted = memory.is_some() && raw.get(hashes).is_some_and(Option::is_some);
-    let mut taken = Vec::with_capacity(hashes);
-    for (key, raw) in read.into_iter().zip(raw).take(hashes) {
-        let known = Loaded::<IdentityHash>::parse(key, raw)?;
-        let was = known.value.clone().map(KnownHashes::from);
-        taken.push((
-            known,
-            identity_change::take_hash(was.as_ref(), given.clone()),
-        ));
-    }
-    let changed = !acted && taken.iter().any(|(_, t)| t.change);
-    // Ended first, remembered after: a failure in between is seen
-    // again when Meta retries.
-    let n = match changed {
-        true => end_conversations(core, team, channel, ids, acting, now).await?,
-        false => 0,
+    let acted = match &look.memory {
+        Some(memory) => read.get::<ActedDelivery>(memory)?.value.is_some(),
+        None => false,
     };
+    let changed = !acted && is_change(&read, look, hashes)?;
+    let ended = match changed {
+        true => end_interactions(core, team, &read, look, acting, now).await?,
+        false => vec![false; look.spellings.len()],
+    };
+    let n = held(team, channel, &read, look, &ended, changed)?;
+    // What an ended interaction's unit of work forgot already.
+    let forgotten = core.config().recognize_for(team, channel).is_some();
     let ttl = team.settings_for(channel).interaction_ttl.get();
-    for (known, keep) in taken
-        .iter()
-        .filter_map(|(k, t)| Some((k, t.keep.as_ref()?)))
-    {
-        // A conflict is a concurrent webhook's hash: it stands.
-        change::once(core, &team.keyspace, now, |c| {
-            c.put(known, &IdentityHash::from(keep), Some(ttl))?;
-            Ok(Step::Write(()))
-        })
-        .await?;
-    }
-    if let (true, Some(memory)) = (changed, memory) {
-        remember(core, team, &memory, n, now).await?;
+    change::on(core, &team.keyspace, read, now, |c| {
+        // A hash is kept whatever the delivery did; one is forgotten only
+        // by a change.
+        let mut wrote = match (hashes, changed) {
+            (Hashes::Forget, false) => false,
+            _ => kept_hashes(c, look, hashes, ttl)?,
+        };
+        if !changed {
+            return Ok(step(wrote));
+        }
+        for ((_, _, rkey), ended) in look.spellings.iter().zip(&ended) {
+            let r = c.read::<Recognition>(rkey)?;
+            if r.value.is_some() && !(*ended && forgotten) {
+                c.delete(&r);
+                wrote = true;
+            }
+        }
+        if let Some(memory) = &look.memory {
+            let seen = c.read::<ActedDelivery>(memory)?;
+            if seen.value.is_some() {
+                // A concurrent twin of the delivery acted: the same work.
+                return Ok(Step::Answer(()));
+            }
+            c.put(&seen, &ActedDelivery { c: n }, Some(SEEN_FOR))?;
+            wrote = true;
+        }
+        Ok(step(wrote))
+    })
+    .await?;
+    Ok(n)
+}
+
+/// How many spellings of `look` held what a change (`changed`) ended: an
+/// interaction (`ended`), or a recognition (as `read`).
+fn held(
+    team: &Team,
+    channel: &str,
+    read: &change::Read,
+    look: &Look,
+    ended: &[bool],
+    changed: bool,
+) -> Result<usize> {
+    let mut n = 0;
+    for ((_, _, rkey), ended) in look.spellings.iter().zip(ended) {
+        let remembered = read.get::<Recognition>(rkey)?.value.is_some();
+        if *ended || (changed && remembered) {
+            tracing::info!(team = %team.id, channel, "the person behind a WhatsApp conversation changed: what was proven in it ended");
+            n += 1;
+        }
     }
     Ok(n)
+}
+
+/// Whether a signal is a change: any but a hash is; a hash is when it is
+/// not the one known (`identity_change::take_hash`).
+fn is_change(read: &change::Read, look: &Look, hashes: &Hashes) -> Result<bool> {
+    let Hashes::Keep(given) = hashes else {
+        return Ok(true);
+    };
+    for key in &look.hashes {
+        let was = read.get::<IdentityHash>(key)?.value.map(KnownHashes::from);
+        if identity_change::take_hash(was.as_ref(), given.clone()).change {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Ends the interactions the conversations' links (as `read`) name:
+/// whether each spelling of `look` held one.
+async fn end_interactions(
+    core: &Core,
+    team: &Team,
+    read: &change::Read,
+    look: &Look,
+    acting: &Acting,
+    now: Timestamp,
+) -> Result<Vec<bool>> {
+    let mut ended = Vec::with_capacity(look.spellings.len());
+    for (_, link, _) in &look.spellings {
+        let held = match read.get::<ConversationLink>(link)?.value {
+            Some(link) => end_interaction(core, team, link.id, acting, now).await?,
+            None => false,
+        };
+        ended.push(held);
+    }
+    Ok(ended)
+}
+
+/// Keeps or forgets in `c` the hashes of `look` as `hashes` says, each as
+/// read (a conflict reads them again: a concurrent webhook's hash is
+/// kept with this one): whether it wrote any.
+fn kept_hashes(c: &mut Change, look: &Look, hashes: &Hashes, ttl: Duration) -> Result<bool> {
+    let mut wrote = false;
+    for key in &look.hashes {
+        let known = c.read::<IdentityHash>(key)?;
+        match hashes {
+            Hashes::Leave => {}
+            Hashes::Forget if known.value.is_none() => {}
+            Hashes::Forget => {
+                c.delete(&known);
+                wrote = true;
+            }
+            Hashes::Keep(given) => {
+                let was = known.value.clone().map(KnownHashes::from);
+                let taken = identity_change::take_hash(was.as_ref(), given.clone());
+                if let Some(keep) = &taken.keep {
+                    c.put(&known, &IdentityHash::from(keep), Some(ttl))?;
+                    wrote = true;
+                }
+            }
+        }
+    }
+    Ok(wrote)
+}
+
+/// Commits what was decided, or answers with nothing to write.
+fn step(wrote: bool) -> Step<()> {
+    match wrote {
+        true => Step::Write(()),
+        false => Step::Answer(()),
+    }
 }
 
 /// A send of `team` on `channel` for interaction `rec` failed with
@@ -206,8 +350,8 @@ pub async fn on_send_error(
     }
     let ids = [identity_change::meta_user_id(&rec.conversation_id).to_string()];
     let acting = Acting::new(Actor::provider("whatsapp"), &Via::default());
-    let changes = end_conversations(core, team, channel, &ids, &acting, now).await?;
-    forget_hashes(core, team, channel, &ids, now).await?;
+    let look = Look::of(team, channel, &ids, None, None);
+    let changes = act(core, team, channel, &look, &Hashes::Forget, &acting, now).await?;
     if changes > 0 {
         metrics::counter!("chatgate_whatsapp_identity_changes_total").increment(1);
     }
@@ -225,34 +369,6 @@ fn conversation_ids(ids: &[String]) -> Vec<String> {
         }
     }
     out
-}
-
-/// Ends what was proven in the conversations of `team` on `channel`
-/// named by `ids`: how many of them the gateway held (an interaction, or
-/// a recognition).
-async fn end_conversations(
-    core: &Core,
-    team: &Team,
-    channel: &str,
-    ids: &[String],
-    acting: &Acting,
-    now: Timestamp,
-) -> Result<usize> {
-    let mut found = 0;
-    for conversation in conversation_ids(ids) {
-        let ckey = keys::conversation(&team.keyspace, channel, &conversation);
-        let raw = core.get(std::slice::from_ref(&ckey)).await?.pop().flatten();
-        let mut held = false;
-        if let Some(link) = Loaded::<ConversationLink>::parse(ckey, raw)?.value {
-            held |= end_interaction(core, team, link.id, acting, now).await?;
-        }
-        held |= forget_recognition(core, team, channel, &conversation, now).await?;
-        if held {
-            tracing::info!(team = %team.id, channel, "the person behind a WhatsApp conversation changed: what was proven in it ended");
-            found += 1;
-        }
-    }
-    Ok(found)
 }
 
 /// Ends interaction `id` of `team` as a change of identity ends it
@@ -292,58 +408,6 @@ async fn end_interaction(
         Err(Error::NotFound(_)) => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// Forgets the identity hashes kept for `ids` of `team` on `channel`.
-async fn forget_hashes(
-    core: &Core,
-    team: &Team,
-    channel: &str,
-    ids: &[String],
-    now: Timestamp,
-) -> Result<()> {
-    let hkeys: Vec<String> = ids
-        .iter()
-        .map(|id| keys::identity_hash(&team.keyspace, channel, id))
-        .collect();
-    let raw = core.get(&hkeys).await?;
-    for (key, raw) in hkeys.into_iter().zip(raw) {
-        let Some(version) = raw.map(|v| v.version) else {
-            continue;
-        };
-        // A conflict is a concurrent webhook's newer hash: it stands.
-        change::once(core, &team.keyspace, now, |c| {
-            c.also(Op::Delete {
-                key,
-                expected: version,
-            });
-            Ok(Step::Write(()))
-        })
-        .await?;
-    }
-    Ok(())
-}
-
-/// Forgets what conversation `conversation` of `team` on `channel`
-/// remembers, also when its interaction is gone: whether it remembered
-/// someone.
-async fn forget_recognition(
-    core: &Core,
-    team: &Team,
-    channel: &str,
-    conversation: &str,
-    now: Timestamp,
-) -> Result<bool> {
-    let rkey = keys::recognition(&team.keyspace, channel, conversation);
-    core.change(&team.keyspace, std::slice::from_ref(&rkey), now, |c| {
-        let loaded = c.read::<Recognition>(&rkey)?;
-        if loaded.value.is_none() {
-            return Ok(Step::Answer(false));
-        }
-        c.delete(&loaded);
-        Ok(Step::Write(true))
-    })
-    .await
 }
 
 #[cfg(test)]

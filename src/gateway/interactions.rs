@@ -7,12 +7,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::outbox::OutboxItem;
-use super::records::{
-    put, remembered_subject_key, retry, write_interaction, Bookkeeping, ConversationLink, Loaded,
-    Pair, PairRead,
-};
-use super::work::Step;
-use super::{audit, change, number_checks, view, Core, InteractionView};
+use super::records::{remembered_subject_key, ConversationLink, Loaded, Pair, PairRead};
+use super::work::{self, Look, NewIn, Step};
+use super::writes::Writes;
+use super::{audit, number_checks, view, Core, InteractionView};
 use crate::config::Team;
 use crate::domain::audit::{Acting, Action};
 use crate::domain::destination_policy::Reach;
@@ -27,7 +25,7 @@ use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
 use crate::events::types::{LoggedOut, Plain};
 use crate::events::EventData;
-use crate::store::{keys, IndexEntry, Op, Versioned};
+use crate::store::{keys, IndexEntry, Versioned};
 use crate::time::Timestamp;
 
 /// A bot's request to create (or find) an interaction, as received.
@@ -125,9 +123,6 @@ struct Conversation {
     link: Loaded<ConversationLink>,
     subject: Option<SubjectRecord>,
     recognition: Option<Recognition>,
-    /// Where the conversation's recognition is kept (`None`: its channel
-    /// remembers nothing).
-    recognition_key: Option<String>,
     /// The subject of the customer it remembers, when the new interaction
     /// names no customer (`records::remembered_subject_key`).
     remembered: Option<SubjectRecord>,
@@ -162,23 +157,29 @@ pub async fn create_interaction(
     let reach = core.reach(&req.channel);
     let whatsapp = core.config().whatsapp_chat(&req.channel);
     let new = Checked::parse(team, req, reach, whatsapp)?;
-    let (view, created) = retry(|| create_or_find(core, team, &new, now)).await?;
+    let look = || look_in_conversation(core, team, &new, now);
+    let (view, created) = work::create_or_find(core, team, now, look).await?;
     if created {
+        let conversation = new.conversation.as_str();
+        let ckey = keys::conversation(&team.keyspace, &new.channel, conversation);
+        let rkey = core
+            .config()
+            .recognize_for(team, &new.channel)
+            .map(|_| keys::recognition(&team.keyspace, &new.channel, conversation));
+        remember_created(core, team, view.id, &ckey, rkey.as_deref());
         metrics::counter!("chatgate_interactions_created_total").increment(1);
     }
     Ok((view, created))
 }
 
-/// One try of [`Self::create_interaction`]: the conversation's
-/// interaction if it has a live one, else a new one committed with its
-/// conversation key and `interaction.created` event; `None` on a
-/// concurrent write (try again).
-async fn create_or_find(
+/// One look of [`create_interaction`]: the conversation's interaction if
+/// it has a live one, else a new one to create there.
+async fn look_in_conversation(
     core: &Core,
     team: &Team,
     new: &Checked,
     now: Timestamp,
-) -> Result<Option<(InteractionView, bool)>> {
+) -> Result<Look<InteractionView>> {
     let mut seen = read_conversation(core, team, new, now).await?;
     let guesses = core.conversation_interactions();
     let linked = seen.link.value.as_ref().map(|l| l.id);
@@ -207,64 +208,47 @@ async fn create_or_find(
                 if !hit {
                     guesses.remember(&seen.link.key, &keys::interaction(&team.keyspace, id));
                 }
-                return Ok(Some((view, false)));
+                return Ok(Look::Found(view));
             }
             Err(Error::NotFound(_)) => {} // forgotten: start a new one
             Err(e) => return Err(e),
         }
     }
-    create_new(core, team, new, &seen, now).await
+    new_in(core, team, new, seen, now).await
 }
 
-/// A new interaction in the conversation `seen`, committed with its
-/// conversation key and `interaction.created`; `None` when another
-/// request wrote the conversation first (found on the next try).
-async fn create_new(
+/// A new interaction for the conversation `seen`, with its
+/// `interaction.created`; once created, this process remembers it as the
+/// conversation's.
+async fn new_in(
     core: &Core,
     team: &Team,
     new: &Checked,
-    seen: &Conversation,
+    seen: Conversation,
     now: Timestamp,
-) -> Result<Option<(InteractionView, bool)>> {
+) -> Result<Look<InteractionView>> {
     let s = team.settings_for(&new.channel);
     let mut rec = new.record(team, core.pepper(), now);
     if seen.recognition.is_some() {
         rec.recognition_refused = number_checks::refuses_recognition(core, team, &rec, now).await;
     }
-    let link = ConversationLink { id: rec.id };
-    let mut ttl = s.interaction_ttl.get();
-    let mut ops = vec![];
-    for op in write_interaction(team, 0, None, Bookkeeping::default(), &mut rec, now)? {
-        match op {
-            // The conversation key is written here: for as long as
-            // the interaction's write would keep it, in the same SET.
-            Op::Touch { key, ttl: kept } if key == seen.link.key => ttl = ttl.max(kept),
-            op => ops.push(op),
-        }
-    }
-    ops.insert(0, put(&seen.link.key, seen.link.version, &link, Some(ttl))?);
     let (subject, recognition) = (seen.subject.as_ref(), seen.recognition.as_ref());
     let remembered = seen.remembered.as_ref();
     let view = InteractionView::build_recognized(&rec, subject, recognition, remembered, s, now)
         .in_conversation(team.conversation_kind(&rec));
     let created = OutboxItem::about_interaction(&EventData::InteractionCreated(Plain), now, &view)?;
-    let committed = change::once(core, &team.keyspace, now, |c| {
-        ops.into_iter().for_each(|op| c.also(op));
-        c.announce(created);
-        Ok(Step::Write(()))
-    });
-    // Another request created one there first: found on the next try.
-    match committed.await? {
-        Some(()) => {
-            let ikey = keys::interaction(&team.keyspace, rec.id);
-            core.conversation_interactions()
-                .remember(&seen.link.key, &ikey);
-            if let Some(rkey) = &seen.recognition_key {
-                core.companions().0.remember(&ikey, rkey);
-            }
-            Ok(Some((view, true)))
-        }
-        None => Ok(None),
+    let link = seen.link;
+    Ok(Look::Create(NewIn { link, rec, created }, view))
+}
+
+/// This process remembers interaction `id`, just created, as the one of
+/// its conversation (`ckey`), and where its conversation's recognition
+/// is kept (`rkey`, where its channel remembers any).
+fn remember_created(core: &Core, team: &Team, id: Uuid, ckey: &str, rkey: Option<&str>) {
+    let ikey = keys::interaction(&team.keyspace, id);
+    core.conversation_interactions().remember(ckey, &ikey);
+    if let Some(rkey) = rkey {
+        core.companions().0.remember(&ikey, rkey);
     }
 }
 
@@ -370,7 +354,6 @@ async fn read_conversation(
         link,
         subject,
         recognition,
-        recognition_key: rkey,
         remembered,
         guessed,
     })
@@ -534,16 +517,14 @@ async fn live_batch(
             Some(rec) if !rec.is_forgotten(now, team.settings_for(&rec.channel)) => {
                 live.push((entry, rec))
             }
-            _ => gone.push(Op::IndexRemove {
-                key: index.clone(),
-                member: entry.member,
-            }),
+            _ => gone.push(entry.member),
         }
     }
     if !gone.is_empty() {
         // Lazy clean-up of ids whose records expired; never conflicts.
         core.change(&team.keyspace, &[], now, |c| {
-            gone.iter().cloned().for_each(|op| c.also(op));
+            gone.iter()
+                .for_each(|member| c.index_remove(&index, member));
             Ok(Step::Write(()))
         })
         .await?;

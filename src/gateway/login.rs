@@ -9,9 +9,10 @@ use rand::RngCore;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::records::{put, ShortLink};
+use super::records::{EndedSession, Loaded, ShortLink};
 use super::work::{Step, Work};
-use super::{change, identity_changes, store_epoch};
+use super::writes::Writes;
+use super::{change, doors, identity_changes, store_epoch};
 use super::{Chat, Core, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::{SecurityKey, Settings, Team};
@@ -26,7 +27,7 @@ use crate::domain::otp::{self, OtpCode};
 use crate::domain::secrets::Pepper;
 use crate::domain::{input, webhook_sig};
 use crate::error::{Error, Result};
-use crate::store::{keys, Op};
+use crate::store::keys;
 use crate::time::Timestamp;
 
 /// `POST /v1/interactions/{id}/login-links`, as the use case takes it (the
@@ -392,7 +393,7 @@ async fn save_short_link(
     now: Timestamp,
 ) -> Result<()> {
     let key = keys::short_link(code);
-    let saved = change::once(core, &team.keyspace, now, |c| {
+    let saved = change::once(core, &team.keyspace, &[], now, |c| {
         c.claim(&key, short, Some(ttl))?;
         Ok(Step::Write(()))
     });
@@ -589,7 +590,7 @@ pub async fn login_callback(
                 match login::check_link(&w.rec, link_id, retry, w.claim_taken(), now) {
                     LinkCheck::Unused(i) => {
                         let settled = settle(core, w, i, proof, request.used_by(), now);
-                        w.claim(request.remembered(w.settings)?);
+                        request.remember(w)?;
                         Ok(Step::Write(settled))
                     }
                     LinkCheck::Repeat(answer) => Ok(Step::Answer(repeated(core, answer, w))),
@@ -700,15 +701,12 @@ pub(crate) async fn provider_login(
                 if let Some(key) = ended {
                     // Read here, and absent still when this commits: a
                     // logout that marks it in between conflicts.
-                    let mark = core.get(&[key.to_string()]).await?.pop();
-                    if mark.flatten().is_some() {
+                    let mark: Loaded<EndedSession> = doors::read(core, key).await?;
+                    if mark.value.is_some() {
                         return Err(Error::InvalidToken("the provider ended this session"));
                     }
-                    let expected = 0;
-                    w.also(Op::Delete {
-                        key: key.to_string(),
-                        expected,
-                    });
+                    // Absent: its deletion at version 0 is that check.
+                    w.delete(&mark);
                 }
                 let LinkCheck::Unused(i) = login::check_link(&w.rec, link_id, None, false, now)
                 else {
@@ -795,12 +793,14 @@ impl SignedRequest {
         }
     }
 
-    /// The claim of the `webhook-id`, committed with the link's use, for
+    /// Claims the `webhook-id` in `w`, committed with the link's use, for
     /// as long as an untouched interaction keeps the link's own record of
     /// it (a `webhook-id` that used a link answers nothing but retries of
     /// itself).
-    fn remembered(&self, s: &Settings) -> Result<Op> {
-        put(&self.memory, 0, &true, Some(s.interaction_ttl.get()))
+    fn remember(&self, w: &mut Work<'_>) -> Result<()> {
+        let ttl = w.settings.interaction_ttl.get();
+        w.claim(&self.memory, &true, Some(ttl))?;
+        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::records::EndedSession;
 use super::revocation::{count_received, count_refused};
 use super::work::Step;
+use super::writes::Writes;
 use super::{audit, Core};
 use crate::config::{OidcConfig, Team};
 use crate::domain::audit::{Acting, Action, Actor, Via};
@@ -23,7 +24,7 @@ use crate::oidc::flow::STATE_TTL;
 use crate::oidc::logout_token::{self, Logout};
 use crate::oidc::provider::KeyUse;
 use crate::oidc::{id_token, OidcError};
-use crate::store::{keys, Op};
+use crate::store::keys;
 use crate::time::Timestamp;
 
 /// How long a logout token's `jti` is remembered: longer than the `iat`
@@ -104,28 +105,22 @@ pub(super) async fn remember_session(
         return Ok(());
     };
     let ttl = longest_authentication(team);
-    let mut ops = Vec::new();
+    let mut entries = Vec::new();
     if let Some(sid) = &session.sid {
-        ops.push(Op::IndexAdd {
-            key: keys::oidc_session(&team.keyspace, &oidc.issuer, sid),
-            member: interaction_id.to_string(),
-            score: now.unix_millis(),
-            ttl,
-        });
+        let index = keys::oidc_session(&team.keyspace, &oidc.issuer, sid);
+        entries.push((index, interaction_id.to_string()));
     }
     if let Some(sub) = &session.sub {
-        ops.push(Op::IndexAdd {
-            key: keys::oidc_subject(&team.keyspace, &oidc.issuer, sub),
-            member: customer_id.to_string(),
-            score: now.unix_millis(),
-            ttl,
-        });
+        let index = keys::oidc_subject(&team.keyspace, &oidc.issuer, sub);
+        entries.push((index, customer_id.to_string()));
     }
-    if ops.is_empty() {
+    if entries.is_empty() {
         return Ok(());
     }
     core.change(&team.keyspace, &[], now, |c| {
-        ops.iter().cloned().for_each(|op| c.also(op));
+        for (index, member) in &entries {
+            c.index_add(index, member, now, ttl);
+        }
         Ok(Step::Write(()))
     })
     .await

@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::change;
-use super::records::{put, retry, Loaded, StoredMessage, StoredReport};
+use super::records::{Loaded, StoredMessage, StoredReport};
 use super::work::{Step, Work};
+use super::writes::Writes;
 use super::Core;
+use super::{change, doors};
 use crate::config::Team;
 use crate::domain::challenge::ChallengeState;
 use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Moved, Report};
@@ -178,40 +179,58 @@ pub(super) async fn take_report<'t>(
     report: &Report,
     now: Timestamp,
 ) -> Result<Taken<'t>> {
-    retry(|| async {
-        let mut unmapped = Vec::with_capacity(teams.len());
-        // One read per team: their keys live in different slots.
-        for team in teams {
-            let key = keys::message(&team.keyspace, channel, &report.message_id);
-            let raw = core.get(std::slice::from_ref(&key)).await?;
-            let read: Loaded<StoredMessage> = Loaded::parse(key, raw.into_iter().next().flatten())?;
-            if let Some((i, c)) = read.value.as_ref().and_then(|m| m.i.zip(m.c)) {
-                let one = [(report.status, report.error.clone())];
-                let applied = apply_reports(core, team, i, c, &report.message_id, &one, now);
-                return applied.await.map(Some);
-            }
-            unmapped.push((*team, read));
+    let mut unmapped = Vec::with_capacity(teams.len());
+    // One read per team: their keys live in different slots.
+    for team in teams {
+        let key = keys::message(&team.keyspace, channel, &report.message_id);
+        let read = change::read(core, std::slice::from_ref(&key)).await?;
+        if let Some((i, c)) = mapped(&read.get(&key)?) {
+            return apply_one(core, team, (i, c), report, now).await;
         }
-        for (team, read) in unmapped {
+        unmapped.push((*team, key, read));
+    }
+    let stored = StoredReport::of(report);
+    for (team, key, read) in unmapped {
+        // Parked on what was read; mapped meanwhile (read again after
+        // another writer), it is applied there instead.
+        let parked = change::on(core, &team.keyspace, read, now, |c| {
+            let read = c.read::<StoredMessage>(&key)?;
+            if let Some(found) = mapped(&read) {
+                return Ok(Step::Answer(Some(found)));
+            }
             let mut parked = read.value.clone().unwrap_or_default();
-            let stored = StoredReport::of(report);
             if !parked.p.contains(&stored) {
-                parked.p.push(stored);
+                parked.p.push(stored.clone());
             }
-            let parked = change::once(core, &team.keyspace, now, |c| {
-                c.put(&read, &parked, Some(PARKED_FOR))?;
-                Ok(Step::Write(()))
-            });
-            if parked.await?.is_none() {
-                return Ok(None);
-            }
+            c.put(&read, &parked, Some(PARKED_FOR))?;
+            Ok(Step::Write(None))
+        });
+        if let Some(found) = parked.await? {
+            return apply_one(core, team, found, report, now).await;
         }
-        Ok(Some(Taken {
-            known: false,
-            failed_step: None,
-        }))
+    }
+    Ok(Taken {
+        known: false,
+        failed_step: None,
     })
-    .await
+}
+
+/// The interaction and challenge a message's record names, once its send
+/// was remembered.
+fn mapped(read: &Loaded<StoredMessage>) -> Option<(Uuid, Uuid)> {
+    read.value.as_ref().and_then(|m| m.i.zip(m.c))
+}
+
+/// `report` applied to challenge `cid` of interaction `id` of `team`.
+async fn apply_one<'t>(
+    core: &Core,
+    team: &'t Team,
+    (id, cid): (Uuid, Uuid),
+    report: &Report,
+    now: Timestamp,
+) -> Result<Taken<'t>> {
+    let one = [(report.status, report.error.clone())];
+    apply_reports(core, team, id, cid, &report.message_id, &one, now).await
 }
 
 /// Applies `reports` about `message_id` to challenge `cid` of
@@ -271,9 +290,7 @@ pub(super) async fn remember_message<'t>(
             Box::pin(async move {
                 w.as_announcement();
                 let has_next = ladder_has_next(core, &w.rec, cid, w.settings);
-                let raw = core.get(std::slice::from_ref(key)).await?;
-                let read: Loaded<StoredMessage> =
-                    Loaded::parse(key.clone(), raw.into_iter().next().flatten())?;
+                let read: Loaded<StoredMessage> = doors::read(core, key).await?;
                 let parked: Vec<_> = read
                     .value
                     .iter()
@@ -289,7 +306,7 @@ pub(super) async fn remember_message<'t>(
                 // As long as the interaction may live: receipts keep
                 // moving the status after the challenge ended.
                 let ttl = w.settings.interaction_ttl.get();
-                w.also(put(key, read.version, &mapped, Some(ttl))?);
+                w.put(&read, &mapped, Some(ttl))?;
                 Ok(Step::Write(applied))
             })
         })

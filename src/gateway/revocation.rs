@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::change;
-use super::records::UsedJti;
+use super::records::{Loaded, UsedJti};
 use super::work::Step;
 use super::Core;
 use crate::config::Team;
 use crate::domain::audit::Acting;
 use crate::domain::logout::{Receiver, RefusalReason};
 use crate::error::Result;
-use crate::store::{keys, IndexEntry, Op};
+use crate::store::{keys, IndexEntry};
 use crate::time::Timestamp;
 
 /// A token received by `receiver` for `team`.
@@ -43,8 +43,8 @@ pub fn count_logged_out(team: &Team, receiver: Receiver, customers: usize) {
 #[derive(Debug)]
 pub struct ClaimedJti {
     team: String,
-    key: String,
-    version: u64,
+    /// Its record, as the claim wrote it.
+    written: Loaded<UsedJti>,
 }
 
 /// Claims `jti` for `receiver` of `team` for `memory`: `None` when it
@@ -59,25 +59,24 @@ pub(super) async fn claim_jti(
     now: Timestamp,
 ) -> Result<Option<ClaimedJti>> {
     let key = keys::revocation_jti(&team.keyspace, receiver.as_str(), jti);
-    let claimed = change::once(core, &team.keyspace, now, |c| {
+    let claimed = change::once(core, &team.keyspace, &[], now, |c| {
         Ok(Step::Write(c.claim(&key, &UsedJti {}, Some(memory))?))
     });
     Ok(claimed.await?.map(|version| ClaimedJti {
         team: team.id.clone(),
-        key,
-        version,
+        written: Loaded {
+            key,
+            version,
+            value: Some(UsedJti {}),
+        },
     }))
 }
 
 /// Forgets a claimed token id whose logout could not be done (best
 /// effort: the store is likely failing already).
 pub(super) async fn release_jti(core: &Core, claimed: ClaimedJti, now: Timestamp) {
-    let op = Op::Delete {
-        key: claimed.key,
-        expected: claimed.version,
-    };
-    let released = change::once(core, &claimed.team, now, |c| {
-        c.also(op);
+    let released = change::once(core, &claimed.team, &[], now, |c| {
+        c.delete(&claimed.written);
         Ok(Step::Write(()))
     });
     if let Err(e) = released.await {

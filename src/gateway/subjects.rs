@@ -10,10 +10,10 @@ use crate::store::keys;
 use crate::time::Timestamp;
 
 use super::outbox::OutboxItem;
-use super::records::{write_subject, Loaded};
+use super::records::{subject_written, Loaded};
 use super::view::SubjectView;
 use super::work::Step;
-use super::Core;
+use super::{doors, Core};
 
 /// An unknown subject is all zeros.
 pub async fn subject(
@@ -23,8 +23,7 @@ pub async fn subject(
     now: Timestamp,
 ) -> Result<SubjectView> {
     let key = keys::subject(&team.keyspace, subject);
-    let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
-    let loaded: Loaded<SubjectRecord> = Loaded::parse(key, raw)?;
+    let loaded: Loaded<SubjectRecord> = doors::read(core, &key).await?;
     let rec = loaded.value.unwrap_or_else(|| SubjectRecord::new(subject));
     Ok(SubjectView::of(&rec, now, &team.settings.lockout))
 }
@@ -53,14 +52,12 @@ pub async fn unlock_subject(
                 .unwrap_or_else(|| SubjectRecord::new(subject));
             rec.unlock_for(origin);
             let view = SubjectView::of(&rec, now, &s.lockout);
-            write_subject(&loaded, &rec, s, now)?
-                .into_iter()
-                .for_each(|op| c.also(op));
+            subject_written(c, &loaded, &rec, s, now)?;
             let unlocked = EventData::SubjectUnlocked(SubjectChange {
                 origin: origin.map(str::to_string),
                 actor: Some(acting.actor.without_ip()),
             });
-            c.announce(OutboxItem::about_subject(&unlocked, now, &team.id, &view)?);
+            c.emit(OutboxItem::about_subject(&unlocked, now, &team.id, &view)?);
             let target = Target {
                 subject: Some(subject.to_string()),
                 origin: origin.map(str::to_string),

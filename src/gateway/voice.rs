@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::records::{put, Loaded, StoredGather};
-use super::reports;
+use super::records::{Loaded, StoredGather};
 use super::work::{Done, Step, Work};
+use super::writes::Writes;
 use super::Core;
+use super::{doors, reports};
 use crate::channels::twilio_voice::TwilioVoiceConfig;
 use crate::channels::{Call, ChannelError, ChannelKind, Fill, Purpose};
 use crate::config::Team;
@@ -26,7 +27,7 @@ use crate::domain::reveal;
 use crate::domain::transaction::Transaction;
 use crate::domain::voice::{self, GatherId, KeyPress, Press, VoiceCall, VoiceText};
 use crate::error::{Error, Result};
-use crate::store::{keys, Op};
+use crate::store::keys;
 use crate::time::Timestamp;
 
 /// The language a call to `rec`'s customer speaks: the interaction's
@@ -69,16 +70,10 @@ pub(super) async fn prepare_call(
     // Never past the challenge's end: a later press hears it is gone.
     let ttl = challenge.expires_at.since(now);
     let key = keys::gather(&team.keyspace, channel, gather.as_str());
-    let op = put(&key, 0, &record, Some(ttl))?;
-    let version = written_version(&op);
-    let call = VoiceCall {
-        channel: channel.to_string(),
-        gather: gather.clone(),
-        version,
-    };
+    let (key, record, gather) = (&key, &record, &gather);
     core.transact(team, rec.id, now, |w| {
-        let (op, call) = (op.clone(), call.clone());
         Box::pin(async move {
+            let version = w.create(key, record, Some(ttl))?;
             let open = w
                 .rec
                 .challenge
@@ -91,8 +86,11 @@ pub(super) async fn prepare_call(
             };
             // A call placed before for this challenge (a step sent again)
             // ends here: the write deletes its record.
-            c.call = Some(call);
-            w.also(op);
+            c.call = Some(VoiceCall {
+                channel: channel.to_string(),
+                gather: gather.clone(),
+                version,
+            });
             Ok(Step::Write(()))
         })
     })
@@ -100,14 +98,6 @@ pub(super) async fn prepare_call(
     Ok(Some(Call {
         gather: gather.as_str().to_string(),
     }))
-}
-
-/// The version a `Put` writes.
-fn written_version(op: &Op) -> u64 {
-    match op {
-        Op::Put { version, .. } => *version,
-        _ => 0,
-    }
 }
 
 /// [`prepare_call`] for a sender: what [`Core::send`] hands the channel
@@ -209,8 +199,7 @@ async fn hear<'c>(
     };
     for team in teams.into_iter().filter(|t| t.uses_channel(channel)) {
         let key = keys::gather(&team.keyspace, channel, gather.as_str());
-        let raw = core.get(std::slice::from_ref(&key)).await?;
-        let read: Loaded<StoredGather> = Loaded::parse(key, raw.into_iter().next().flatten())?;
+        let read: Loaded<StoredGather> = doors::read(core, &key).await?;
         if read.value.is_some() {
             return read_aloud(core, team, read, press, now).await;
         }
@@ -243,7 +232,7 @@ async fn read_aloud<'t>(
                 w.as_announcement();
                 let read = match first {
                     Some(read) => read,
-                    None => read_gather(core, key).await?,
+                    None => doors::read(core, &key).await?,
                 };
                 count_press(core, w, team, read, press, now)
             })
@@ -257,10 +246,6 @@ async fn read_aloud<'t>(
 }
 
 /// The call's record at `key`, read again.
-async fn read_gather(core: &Core, key: String) -> Result<Loaded<StoredGather>> {
-    let raw = core.get(std::slice::from_ref(&key)).await?;
-    Loaded::parse(key, raw.into_iter().next().flatten())
-}
 
 /// `press` on the call whose record was `read`, decided in `w`: when
 /// [`voice::press`] reads the code, the record counts the reading, the
@@ -275,7 +260,7 @@ fn count_press(
     press: &KeyPress,
     now: Timestamp,
 ) -> Result<Step<Option<(Uuid, String)>>> {
-    let Some(mut gather) = read.value else {
+    let Some(mut gather) = read.value.clone() else {
         return Ok(Step::Answer(None));
     };
     let found = w.rec.challenge_at_mut(gather.c, now);
@@ -285,13 +270,11 @@ fn count_press(
     };
     gather.n += 1;
     let ttl = found.map_or(Duration::ZERO, |(c, _)| c.expires_at.since(now));
-    let op = put(&read.key, read.version, &gather, Some(ttl))?;
-    let version = written_version(&op);
+    let version = w.put(&read, &gather, Some(ttl))?;
     note_call_version(&mut w.rec, team, gather.c, &read.key, version, now);
     if first {
         reports::arrived_by_voice(core, w, gather.c, &press.call_sid, now);
     }
-    w.also(op);
     Ok(Step::Write(Some((gather.c, gather.k))))
 }
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::records::{Loaded, LogoutAnswer};
+use super::records::LogoutAnswer;
 use super::work::Step;
-use super::{audit, change, Core};
+use super::{audit, change, doors, Core};
 use crate::config::{Settings, Team};
 use crate::domain::audit::{Acting, Action, Actor, Via};
 use crate::domain::interaction::InteractionRecord;
@@ -84,12 +84,7 @@ pub async fn logout_customer(
 ) -> Result<usize> {
     let team = sig.verify_named(core.config().team(team_id), body, now)?;
     let memory = keys::answered_request(&team.keyspace, "logout", sig.id.unwrap_or_default());
-    let raw = core
-        .get(std::slice::from_ref(&memory))
-        .await?
-        .pop()
-        .flatten();
-    if let Some(first) = Loaded::<LogoutAnswer>::parse(memory.clone(), raw)?.value {
+    if let Some(first) = doors::read::<LogoutAnswer>(core, &memory).await?.value {
         return Ok(first.logged_out);
     }
     let acting = Acting::new(Actor::website(), via);
@@ -97,7 +92,7 @@ pub async fn logout_customer(
     let n = log_out_everywhere(core, team, customer_id, cause, &acting, now).await?;
     // Remembered once done (a conflict is a concurrent twin: same work).
     let answer = LogoutAnswer { logged_out: n };
-    change::once(core, &team.keyspace, now, |c| {
+    change::once(core, &team.keyspace, &[], now, |c| {
         c.claim(&memory, &answer, Some(ANSWER_MEMORY))?;
         Ok(Step::Write(()))
     })

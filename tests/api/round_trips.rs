@@ -47,6 +47,10 @@ pub(crate) struct Counting {
     after_applied: Option<AfterApplied>,
     /// The keys of each `get`, in order.
     pub(crate) gets: std::sync::Mutex<Vec<Vec<String>>>,
+    /// Of the calls, the reads (`get`, a load with its companion) and the
+    /// commits.
+    pub(crate) reads: AtomicUsize,
+    pub(crate) commits: AtomicUsize,
 }
 
 /// What a [`Counting`] store tells of each commit that applied.
@@ -86,7 +90,7 @@ impl Counting {
         }
     }
 
-    fn over(inner: SharedStore) -> Self {
+    pub(crate) fn over(inner: SharedStore) -> Self {
         Counting {
             inner,
             calls: AtomicUsize::default(),
@@ -102,6 +106,8 @@ impl Counting {
             slow_head_reads: AtomicBool::default(),
             after_applied: None,
             gets: std::sync::Mutex::default(),
+            reads: AtomicUsize::default(),
+            commits: AtomicUsize::default(),
         }
     }
 
@@ -133,6 +139,7 @@ impl Store for Counting {
     async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
         if !outbox_only(keys.iter().map(String::as_str)) {
             self.tick();
+            self.reads.fetch_add(1, Ordering::SeqCst);
         }
         self.gets.lock().unwrap().push(keys.to_vec());
         let read = self.inner.get(keys).await;
@@ -148,6 +155,7 @@ impl Store for Counting {
         default: Option<&str>,
     ) -> Result<WithCompanion, StoreError> {
         self.tick();
+        self.reads.fetch_add(1, Ordering::SeqCst);
         self.loads.fetch_add(1, Ordering::SeqCst);
         self.maybe_slow().await;
         self.inner.get_with_companion(key, default).await
@@ -159,6 +167,7 @@ impl Store for Counting {
         also: &[String],
     ) -> Result<(WithCompanion, Vec<Option<Versioned>>), StoreError> {
         self.tick();
+        self.reads.fetch_add(1, Ordering::SeqCst);
         self.loads.fetch_add(1, Ordering::SeqCst);
         self.maybe_slow().await;
         self.inner.get_with_companion_and(key, default, also).await
@@ -166,6 +175,7 @@ impl Store for Counting {
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
         if !outbox_only(ops.iter().map(Op::key)) {
             self.tick();
+            self.commits.fetch_add(1, Ordering::SeqCst);
         }
         if ops.iter().any(|op| is_audit_head(op.key())) {
             self.head_commits.fetch_add(1, Ordering::SeqCst);

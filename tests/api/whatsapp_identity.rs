@@ -15,6 +15,11 @@ use crate::receipts::{meta, whatsapp_setup, Ids, APP_SECRET};
 /// `whatsapp` channel) send to a fake Cloud API, conversations
 /// remembered for a day.
 async fn gateway(backend: Backend) -> Option<(TestApp, MockServer)> {
+    gateway_with(backend, Setup::default()).await
+}
+
+/// [`gateway`] with `base`'s store and key prefix.
+async fn gateway_with(backend: Backend, base: Setup) -> Option<(TestApp, MockServer)> {
     let provider = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v21.0/1065/messages"))
@@ -28,6 +33,8 @@ async fn gateway(backend: Backend) -> Option<(TestApp, MockServer)> {
         .await;
     let setup = Setup {
         defaults: r#"recognize_for = "1d""#.into(),
+        store: base.store,
+        key_prefix: base.key_prefix,
         ..whatsapp_setup(&provider)
     };
     let app = spawn_with(backend, setup).await?;
@@ -660,6 +667,60 @@ async fn an_app_prompt_refused_for_a_changed_identity_ends_what_was_proven(backe
     logged_out_by_whatsapp(&app, &id).await;
 }
 
+/// One new identity hash that ends what was proven in a conversation of
+/// a number (two spellings: digits alone, and with `+`) costs three reads
+/// and two commits: one read of the hash, the delivery's memory and both
+/// spellings' links and recognitions; the interaction's unit of work (its
+/// read, the audit head's, its commit, which forgets the recognition);
+/// and one commit of the hash and the delivery's memory. The same
+/// delivery again reads once and writes nothing.
+async fn a_change_is_three_reads_and_two_commits(backend: Backend) {
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    let inner: chatgate::store::SharedStore = match backend {
+        Backend::Memory => std::sync::Arc::new(chatgate::store::memory::MemoryStore::new()),
+        Backend::Redis => {
+            if !crate::redis_support::redis_up().await {
+                return;
+            }
+            let url = crate::redis_support::redis_url();
+            let store = chatgate::store::redis::RedisStore::connect(&url, &prefix);
+            std::sync::Arc::new(store.await.expect("valid Redis URL"))
+        }
+    };
+    let counting = std::sync::Arc::new(crate::round_trips::Counting::over(inner));
+    let base = Setup {
+        store: Some(counting.clone()),
+        key_prefix: Some(prefix),
+        ..Setup::default()
+    };
+    let Some((mut app, _provider)) = gateway_with(backend, base).await else {
+        return;
+    };
+    let (id, cid) = proven(&app, "whatsapp", "15553360001").await;
+    post(&app, "whatsapp", &contact_hash("15553360001", "h1")).await;
+    let counted = || {
+        use std::sync::atomic::Ordering::SeqCst;
+        (counting.reads.load(SeqCst), counting.commits.load(SeqCst))
+    };
+    let before = counted();
+    post(&app, "whatsapp", &contact_hash("15553360001", "h2")).await;
+    let after = counted();
+    assert_ended(&mut app, &id, &cid).await;
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (3, 2),
+        "(reads, commits) of a change"
+    );
+    let before = counted();
+    post(&app, "whatsapp", &contact_hash("15553360001", "h2")).await;
+    let after = counted();
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 0),
+        "(reads, commits) of the same delivery again"
+    );
+}
+
 /// Held by each test of this file: the changes metric is the process's,
 /// so that each test counts only its own changes.
 static COUNTED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -696,4 +757,5 @@ on_both_stores!(
     a_link_refused_for_a_changed_identity_ends_what_was_proven,
     a_ladder_step_refused_for_a_changed_identity_ends_what_was_proven,
     an_app_prompt_refused_for_a_changed_identity_ends_what_was_proven,
+    a_change_is_three_reads_and_two_commits,
 );

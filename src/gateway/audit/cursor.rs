@@ -45,27 +45,42 @@ pub(super) async fn hold(
     done: Option<(u64, u64)>,
     now: Timestamp,
 ) -> crate::error::Result<Option<Held>> {
-    let raw = core.get(&[key.to_string()]).await?.pop().flatten();
-    let cursor: Loaded<StoredCursor> = Loaded::parse(key.to_string(), raw)?;
-    let (mut seq, reset, held_by_other) = match &cursor.value {
-        Some(StoredCursor::V1 {
-            seq,
-            holder,
-            until,
-            r,
-        }) => (*seq, r.clone(), holder != me && *until > now.unix_millis()),
-        None => (0, None, false),
-    };
-    if held_by_other {
-        return Ok(None);
-    }
-    if let Some((version, through)) = done {
-        if version == cursor.version {
-            seq = seq.max(through);
+    let retention = Some(core.config().audit.retention);
+    let keys = [key.to_string()];
+    let held = change::once(core, team, &keys, now, |c| {
+        let cursor: Loaded<StoredCursor> = c.read(key)?;
+        let (mut seq, reset, held_by_other) = match &cursor.value {
+            Some(StoredCursor::V1 {
+                seq,
+                holder,
+                until,
+                r,
+            }) => (*seq, r.clone(), holder != me && *until > now.unix_millis()),
+            None => (0, None, false),
+        };
+        if held_by_other {
+            return Ok(Step::Answer(None));
         }
+        if let Some((version, through)) = done {
+            if version == cursor.version {
+                seq = seq.max(through);
+            }
+        }
+        let known = Known { seq, reset };
+        let version = c.put(&cursor, &mine(me, &known, now), retention)?;
+        Ok(Step::Write(Some(Held { version, known })))
+    });
+    Ok(held.await?.flatten())
+}
+
+/// The cursor holding `known`, held by `me` for [`LEASE`] from `now`.
+fn mine(me: &str, known: &Known, now: Timestamp) -> StoredCursor {
+    StoredCursor::V1 {
+        seq: known.seq,
+        holder: me.to_string(),
+        until: now.plus(LEASE).unix_millis(),
+        r: known.reset.clone(),
     }
-    let known = Known { seq, reset };
-    put_cursor(core, team, &cursor, me, known, now).await
 }
 
 /// Writes `known` to the cursor as read (`cursor`), held by `me` for
@@ -78,14 +93,9 @@ async fn put_cursor(
     known: Known,
     now: Timestamp,
 ) -> crate::error::Result<Option<Held>> {
-    let mine = StoredCursor::V1 {
-        seq: known.seq,
-        holder: me.to_string(),
-        until: now.plus(LEASE).unix_millis(),
-        r: known.reset.clone(),
-    };
+    let mine = mine(me, &known, now);
     let retention = Some(core.config().audit.retention);
-    let version = change::once(core, team, now, |c| {
+    let version = change::once(core, team, &[], now, |c| {
         Ok(Step::Write(c.put(cursor, &mine, retention)?))
     });
     Ok(version.await?.map(|version| Held { version, known }))

@@ -32,15 +32,16 @@ use crate::domain::transaction::Transaction;
 use crate::error::{Error, Result};
 use crate::events::types::{ChallengeCreated, ChallengeFailed, CreatedChallenge, FailedChallenge};
 use crate::events::EventData;
-use crate::gateway::change;
 use crate::gateway::polls::{Ask, ClaimedPoll, Kind, Polls};
-use crate::gateway::records::{put, Loaded, StoredPoll};
+use crate::gateway::records::{Loaded, StoredPoll};
 use crate::gateway::work::Step;
+use crate::gateway::writes::{DueEntry, Writes};
+use crate::gateway::{change, doors};
 use crate::gateway::{identity_changes, view, Core, InteractionView};
 use crate::oidc::ciba::{Accepted, AuthReqId, AuthRequest, Polled, MAX_INTERVAL, SLOW_DOWN_BY};
 use crate::oidc::provider::{Fared, KeyUse};
 use crate::oidc::{id_token, Metadata, OidcError};
-use crate::store::{keys, IndexEntry, Op};
+use crate::store::{keys, IndexEntry};
 use crate::time::{Clock, Timestamp};
 
 /// The due-queue entry kind of app challenges' polls: `a:<id>:<cid>`.
@@ -162,12 +163,8 @@ async fn reserve_app(
                     c.transaction = transaction.cloned();
                 }
                 // Its end is due however the start goes (decision 0099).
-                w.also(Op::QueueAdd {
-                    key: keys::due_queue(&team.keyspace),
-                    member: format!("{ENTRY}{id}:{cid}"),
-                    score: started.expires_at.unix_millis(),
-                    ttl: started.expires_at.since(now) + KEPT_PAST_END,
-                });
+                let ttl = started.expires_at.since(now) + KEPT_PAST_END;
+                w.schedule(&due_entry(&team.keyspace, id, cid), started.expires_at, ttl);
                 Ok(Step::Write((started, code)))
             })
         })
@@ -206,13 +203,8 @@ async fn schedule_poll(
                     return Ok(Step::Answer(false));
                 };
                 c.expires_at = expires_at;
-                w.also(put(&keys::app_poll(team_id, cid), 0, poll, Some(kept))?);
-                w.also(Op::QueueAdd {
-                    key: keys::due_queue(team_id),
-                    member: format!("{ENTRY}{id}:{cid}"),
-                    score: first.unix_millis(),
-                    ttl: kept,
-                });
+                w.create(&keys::app_poll(team_id, cid), poll, Some(kept))?;
+                w.schedule(&due_entry(team_id, id, cid), first, kept);
                 Ok(Step::Write(true))
             })
         })
@@ -333,8 +325,8 @@ async fn ask_backchannel(
     })
 }
 
-/// The sweeper's turn at app challenge poll `member`, which it holds
-/// with the lease `lease` (ms); `remove` takes the entry off the queue.
+/// The sweeper's turn at app challenge poll `remove`, the entry it holds
+/// with the lease `lease` (ms), whose removal it commits when it is done.
 /// At the moment's time (`polls`' clock), as `poll_turn` says: ends the
 /// challenge (its end, or `ciba` turned off), announces one replaced
 /// whose end came, moves a waiting one on, drops an ended one, or moves
@@ -344,12 +336,12 @@ async fn ask_backchannel(
 pub(in crate::gateway) async fn claim_app_poll(
     core: &Core,
     team: &Team,
-    member: &str,
-    remove: Op,
+    remove: DueEntry,
     lease: i64,
     polls: &Polls,
 ) -> Result<()> {
     let now = polls.now();
+    let member = &remove.member().to_string();
     let (id, cid) =
         entry_ids(member).ok_or(Error::internal("an app poll entry names no challenge"))?;
     let loaded = load_poll(core, team, cid).await?;
@@ -378,7 +370,7 @@ pub(in crate::gateway) async fn claim_app_poll(
         }
         (PollTurn::Drop, _) | (PollTurn::Ask { .. }, None) => {
             core.change(&team.keyspace, &[], now, |c| {
-                c.also(remove.clone());
+                c.cancel(&remove);
                 Ok(Step::Write(()))
             })
             .await?;
@@ -492,7 +484,7 @@ async fn ask_claimed(
         }
         Polled::IdToken(token) => app_answer(core, team, oidc, &meta, &token, clock).await,
     };
-    let remove = remove_op(team, &claimed.member);
+    let remove = DueEntry::new(&team.keyspace, claimed.member.clone());
     let done = conclude_app(core, team, id, cid, answer, remove, clock.now()).await;
     match done {
         // Gone: its entry's next turn drops it.
@@ -612,19 +604,17 @@ async fn slow_down(core: &Core, team: &Team, claimed: &ClaimedPoll, now: Timesta
         .plus(Duration::from_secs(slower.v))
         .min(claimed.expires_at);
     let kept = claimed.expires_at.since(now) + KEPT_PAST_END;
-    let pkey = keys::app_poll(&team.keyspace, claimed.cid);
-    let ops = vec![
-        put(&pkey, claimed.version, &slower, Some(kept))?,
-        Op::QueueAdd {
-            key: keys::due_queue(&team.keyspace),
-            member: claimed.member.clone(),
-            score: later.unix_millis(),
-            ttl: kept,
-        },
-    ];
+    // As claimed: the poll as read then, at its version.
+    let read: Loaded<StoredPoll> = Loaded {
+        key: keys::app_poll(&team.keyspace, claimed.cid),
+        version: claimed.version,
+        value: Some(claimed.poll.clone()),
+    };
+    let entry = DueEntry::new(&team.keyspace, claimed.member.clone());
     // Taken meanwhile (the challenge ended): left to whoever took it.
-    change::once(core, &team.keyspace, now, |c| {
-        ops.into_iter().for_each(|op| c.also(op));
+    change::once(core, &team.keyspace, &[], now, |c| {
+        c.put(&read, &slower, Some(kept))?;
+        c.schedule(&entry, later, kept);
         Ok(Step::Write(()))
     })
     .await
@@ -680,13 +670,13 @@ async fn conclude_app(
     id: Uuid,
     cid: Uuid,
     answer: Answer,
-    remove: Op,
+    remove: DueEntry,
     now: Timestamp,
 ) -> Result<()> {
     let (answer, remove) = (&answer, &remove);
     core.transact(team, id, now, |w| {
         Box::pin(async move {
-            w.also(remove.clone());
+            w.cancel(remove);
             let s = w.settings;
             let (rec, subject) = w.records();
             match app_challenge::conclude(rec, subject, cid, answer.clone(), s, now) {
@@ -722,7 +712,7 @@ async fn announce_replaced(
     team: &Team,
     id: Uuid,
     cid: Uuid,
-    remove: Op,
+    remove: DueEntry,
     now: Timestamp,
 ) -> Result<()> {
     let remove = &remove;
@@ -731,7 +721,7 @@ async fn announce_replaced(
             if app_challenge::replaced_end(&w.rec, cid).is_none() {
                 return Ok(Step::Answer(()));
             }
-            w.also(remove.clone());
+            w.cancel(remove);
             if let Some(event) = failed(&w.rec, cid, "replaced", now) {
                 w.emit(event);
             }
@@ -760,9 +750,7 @@ fn failed(
 
 /// The pending approval of challenge `cid` as stored.
 async fn load_poll(core: &Core, team: &Team, cid: Uuid) -> Result<Loaded<StoredPoll>> {
-    let pkey = keys::app_poll(&team.keyspace, cid);
-    let raw = core.get(std::slice::from_ref(&pkey)).await?.pop().flatten();
-    Loaded::<StoredPoll>::parse(pkey, raw)
+    doors::read(core, &keys::app_poll(&team.keyspace, cid)).await
 }
 
 /// Deletes the pending approval of ended challenge `cid` (its
@@ -773,12 +761,14 @@ async fn forget_poll(core: &Core, team: &Team, cid: Uuid, version: u64, now: Tim
     if version == 0 {
         return;
     }
-    let op = Op::Delete {
+    // As read: its value is not needed to delete it.
+    let read: Loaded<StoredPoll> = Loaded {
         key: keys::app_poll(&team.keyspace, cid),
-        expected: version,
+        version,
+        value: None,
     };
-    let forgotten = change::once(core, &team.keyspace, now, |c| {
-        c.also(op);
+    let forgotten = change::once(core, &team.keyspace, &[], now, |c| {
+        c.delete(&read);
         Ok(Step::Write(()))
     });
     if let Err(e) = forgotten.await {
@@ -792,10 +782,8 @@ fn entry_ids(member: &str) -> Option<(Uuid, Uuid)> {
     Some((Uuid::parse_str(i).ok()?, Uuid::parse_str(c).ok()?))
 }
 
-/// The op that takes entry `member` off `team`'s due queue.
-fn remove_op(team: &Team, member: &str) -> Op {
-    Op::QueueRemove {
-        key: keys::due_queue(&team.keyspace),
-        member: member.to_string(),
-    }
+/// The due entry `a:<id>:<cid>` of app challenge `cid` of interaction
+/// `id`, in `team`'s queue.
+fn due_entry(team: &str, id: Uuid, cid: Uuid) -> DueEntry {
+    DueEntry::new(team, format!("{ENTRY}{id}:{cid}"))
 }

@@ -10,10 +10,11 @@ use crate::domain::challenge::Challenge;
 use crate::domain::destination::{self, DestinationSends};
 use crate::domain::start_challenge::{self, Route, Routes, Started};
 use crate::error::Result;
-use crate::gateway::records::{put, Loaded, StoredSends};
-use crate::gateway::work::Step;
-use crate::gateway::Core;
-use crate::store::{keys, Op};
+use crate::gateway::records::{Loaded, StoredSends};
+use crate::gateway::work::{Step, Work};
+use crate::gateway::writes::Writes;
+use crate::gateway::{doors, Core};
+use crate::store::keys;
 use crate::time::Timestamp;
 
 /// The channels a challenge's message may take from `own`, the
@@ -52,27 +53,27 @@ pub(in crate::gateway) async fn destination_sends(
     core: &Core,
     dkey: &str,
 ) -> Result<Loaded<DestinationSends>> {
-    let raw = core.get(&[dkey.to_string()]).await?;
-    Loaded::parse(dkey.to_string(), raw.into_iter().next().flatten())
+    doors::read(core, dkey).await
 }
 
-/// The op that counts one more send to `destination` from `allowance` at
+/// Counts in `w` one more send to `destination` from `allowance` at
 /// `now`; 429 when it already had `otp.max_sends` within
 /// `otp.send_window`, whatever subjects asked for them.
 pub(in crate::gateway) async fn count_destination(
     core: &Core,
     team: &Team,
-    destination: &str,
-    allowance: Option<&str>,
+    w: &mut Work<'_>,
+    (destination, allowance): (&str, Option<&str>),
     s: &Settings,
     now: Timestamp,
-) -> Result<Op> {
+) -> Result<()> {
     let dkey = destination_key(core, team, destination, allowance);
     let read = destination_sends(core, &dkey).await?;
-    let mut sends = read.value.unwrap_or_default();
+    let mut sends = read.value.clone().unwrap_or_default();
     sends.take(now, &s.otp)?;
     let sends = StoredSends::from(&sends);
-    put(&dkey, read.version, &sends, Some(s.otp.send_window.get()))
+    w.put(&read, &sends, Some(s.otp.send_window.get()))?;
+    Ok(())
 }
 
 /// Takes back challenge `cid`, whose message could not be sent, and the
@@ -114,11 +115,11 @@ pub(in crate::gateway) async fn take_back(
             if let Some((d, allowance)) = counted {
                 let dkey = destination_key(core, team, d, allowance);
                 let read = destination_sends(core, &dkey).await?;
-                if let Some(mut sends) = read.value {
+                if let Some(mut sends) = read.value.clone() {
                     sends.give_back(now);
                     let ttl = w.settings.otp.send_window.get();
                     let sends = StoredSends::from(&sends);
-                    w.also(put(&dkey, read.version, &sends, Some(ttl))?);
+                    w.put(&read, &sends, Some(ttl))?;
                 }
             }
             Ok(Step::Write(()))

@@ -23,10 +23,11 @@ use crate::events::types::{ChallengeFailed, FailedChallenge};
 use crate::events::EventData;
 use crate::gateway::records::StoredNetworkLink;
 use crate::gateway::work::Step;
+use crate::gateway::writes::Writes;
 use crate::gateway::Core;
 use crate::gateway::{change, identity_changes};
 use crate::oidc::flow::random_value;
-use crate::store::{keys, Op};
+use crate::store::keys;
 use crate::time::Timestamp;
 
 /// The link of network challenge `cid` of interaction `id`, started as
@@ -91,7 +92,7 @@ pub(in crate::gateway) async fn save_link_at(
         .unwrap_or_default();
     let ttl = until.since(now).max(std::time::Duration::from_secs(1)) + lives;
     let key = key_of(&code);
-    let saved = change::once(core, &team.keyspace, now, |c| {
+    let saved = change::once(core, &team.keyspace, &[], now, |c| {
         c.claim(&key, &link, Some(ttl))?;
         Ok(Step::Write(()))
     });
@@ -230,12 +231,8 @@ async fn open_network_step(
                 });
             }
             let due = now.plus(s.otp.advance_after.get()).min(started.expires_at);
-            w.also(Op::QueueAdd {
-                key: keys::due_queue(&team.keyspace),
-                member: super::steps::due_member(id, cid),
-                score: due.unix_millis(),
-                ttl: started.expires_at.since(now) + std::time::Duration::from_secs(3600),
-            });
+            let ttl = started.expires_at.since(now) + std::time::Duration::from_secs(3600);
+            w.schedule(&super::steps::due_entry(team, id, cid), due, ttl);
             Ok(Step::Write(started))
         })
     })
@@ -271,10 +268,7 @@ pub(in crate::gateway) async fn conclude_network(
                     Ending::AwaitingCode => return Ok(Step::Write((ending, code))),
                     Ending::Authenticated => {
                         if let Some(p) = step_up.filter(|_| team.remembers_devices()) {
-                            w.also(
-                                crate::gateway::assertion::validated_devices(core, team, &p)
-                                    .await?,
-                            );
+                            crate::gateway::assertion::validated_devices(core, team, w, &p).await?;
                         }
                         w.announce_authenticated();
                     }

@@ -180,9 +180,8 @@ async fn reserve(
             }
             if let Some(d) = &started.destination {
                 let allowance = started.allowance.as_deref();
-                let count =
-                    super::destinations::count_destination(core, team, d, allowance, s, now);
-                w.also(count.await?);
+                super::destinations::count_destination(core, team, w, (d, allowance), s, now)
+                    .await?;
             }
             Ok(Step::Write((started, code)))
         })

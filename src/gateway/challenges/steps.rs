@@ -26,10 +26,11 @@ use crate::domain::settings::OtpSettings;
 use crate::error::{Error, Result};
 use crate::events::types::ChallengeAdvanced;
 use crate::events::EventData;
-use crate::gateway::records::{put, Loaded, StoredSends};
+use crate::gateway::records::{Loaded, StoredSends};
 use crate::gateway::work::{Done, Step, Work};
+use crate::gateway::writes::{DueEntry, Writes};
 use crate::gateway::{identity_changes, voice, Core};
-use crate::store::{keys, IndexEntry, Op};
+use crate::store::{keys, IndexEntry};
 use crate::time::Timestamp;
 
 /// How often a sender renews its lease while the provider answers.
@@ -164,27 +165,50 @@ impl Counts {
                 continue;
             };
             let sends = StoredSends::from(&l.value.clone().unwrap_or_default());
-            w.also(put(dkey, l.version, &sends, Some(window))?);
+            w.put(l, &sends, Some(window))?;
         }
         Ok(())
     }
 }
 
-/// The op that leaves challenge `c`'s due entry where it is next due
+/// Where a challenge's due entry is to be left: due at a time (its queue
+/// living a TTL), or taken off the queue.
+struct LeftDue {
+    entry: DueEntry,
+    at: Option<(Timestamp, Duration)>,
+}
+
+impl LeftDue {
+    /// Leaves the entry there, in `w`'s commit.
+    fn write(self, w: &mut impl Writes) {
+        match self.at {
+            Some((at, ttl)) => w.schedule(&self.entry, at, ttl),
+            None => w.cancel(&self.entry),
+        }
+    }
+}
+
+/// Where challenge `c`'s due entry is left when it is next due
 /// (`ladder::next_due`), and that score.
-fn due_op(team: &Team, mv: &Move, c: &Challenge, otp: &OtpSettings, now: Timestamp) -> (Op, i64) {
+fn due_op(
+    team: &Team,
+    mv: &Move,
+    c: &Challenge,
+    otp: &OtpSettings,
+    now: Timestamp,
+) -> (LeftDue, i64) {
     due_op_at(team, mv, c, ladder::next_due(c, otp, now, LEASE), now)
 }
 
-/// The op that leaves challenge `c`'s due entry where a move that did not
-/// happen leaves it (`ladder::due_after_failed_move`).
+/// Where a move that did not happen leaves challenge `c`'s due entry
+/// (`ladder::due_after_failed_move`).
 fn due_op_after_failed_move(
     team: &Team,
     mv: &Move,
     c: &Challenge,
     otp: &OtpSettings,
     now: Timestamp,
-) -> Op {
+) -> LeftDue {
     due_op_at(
         team,
         mv,
@@ -195,33 +219,26 @@ fn due_op_after_failed_move(
     .0
 }
 
-/// The op that leaves challenge `c`'s due entry at `due` (`None`: removed),
-/// and that score.
+/// Challenge `c`'s due entry left at `due` (`None`: removed), and that
+/// score (0: none).
 fn due_op_at(
     team: &Team,
     mv: &Move,
     c: &Challenge,
     due: Option<Timestamp>,
     now: Timestamp,
-) -> (Op, i64) {
-    let key = keys::due_queue(&team.keyspace);
-    let member = due_member(mv.id, mv.cid);
-    match due {
-        Some(at) => {
-            let ttl = c.expires_at.since(now) + Duration::from_secs(3600);
-            let score = at.unix_millis();
-            (
-                Op::QueueAdd {
-                    key,
-                    member,
-                    score,
-                    ttl,
-                },
-                score,
-            )
-        }
-        None => (Op::QueueRemove { key, member }, 0),
-    }
+) -> (LeftDue, i64) {
+    let entry = due_entry(team, mv.id, mv.cid);
+    let ttl = c.expires_at.since(now) + Duration::from_secs(3600);
+    let score = due.map_or(0, Timestamp::unix_millis);
+    let at = due.map(|at| (at, ttl));
+    (LeftDue { entry, at }, score)
+}
+
+/// The due entry of challenge `cid` of interaction `id`, in `team`'s
+/// queue ([`due_member`]).
+pub(super) fn due_entry(team: &Team, id: Uuid, cid: Uuid) -> DueEntry {
+    DueEntry::new(&team.keyspace, due_member(id, cid))
 }
 
 /// Records in `w` the move `mv`: from its step, the first of `targets`
@@ -288,8 +305,8 @@ fn record_claim(
     if let Some(l) = c.ladder.as_mut() {
         l.keep_answers(&mv.asked);
     }
-    let (op, lease) = due_op(team, mv, c, otp, now);
-    w.also(op);
+    let (due, lease) = due_op(team, mv, c, otp, now);
+    due.write(w);
     let target = target.clone();
     Ok(Some(Claimed {
         target,
@@ -368,7 +385,7 @@ pub(super) async fn refused(
                 let claimed = match picked {
                     Ok(i) => record_claim(team, w, &next, &rest[i], dkey(&rest[i]), now)?,
                     Err(_) => {
-                        w.also(op);
+                        op.write(w);
                         None
                     }
                 };
@@ -532,9 +549,9 @@ async fn record_answer(
             if !ladder::record_message(c, step, message_id, now) {
                 return Ok(Step::Answer(None));
             }
-            let op = due_op(team, mv, c, &w.settings.otp, now).0;
+            let due = due_op(team, mv, c, &w.settings.otp, now).0;
             let event = advanced(c, now)?;
-            w.also(op);
+            due.write(w);
             let reason = event.map(|(data, reason)| {
                 w.emit(data);
                 reason
@@ -581,14 +598,12 @@ pub(super) async fn settle(core: &Core, team: &Team, mv: &Move, now: Timestamp) 
             Box::pin(async move {
                 w.as_announcement();
                 let c = w.rec.challenge.clone().filter(|c| c.id == mv.cid);
-                let op = match c {
-                    Some(c) => due_op_after_failed_move(team, mv, &c, &w.settings.otp, now),
-                    None => Op::QueueRemove {
-                        key: keys::due_queue(&team.keyspace),
-                        member: due_member(mv.id, mv.cid),
-                    },
-                };
-                w.also(op);
+                match c {
+                    Some(c) => {
+                        due_op_after_failed_move(team, mv, &c, &w.settings.otp, now).write(w)
+                    }
+                    None => w.cancel(&due_entry(team, mv.id, mv.cid)),
+                }
                 Ok(Step::Write(()))
             })
         })
@@ -596,13 +611,9 @@ pub(super) async fn settle(core: &Core, team: &Team, mv: &Move, now: Timestamp) 
     match done {
         Ok(_) => Ok(()),
         Err(Error::NotFound(_)) => {
-            let key = keys::due_queue(&team.keyspace);
-            let member = due_member(mv.id, mv.cid);
+            let entry = due_entry(team, mv.id, mv.cid);
             core.change(&team.keyspace, &[], now, |c| {
-                c.also(Op::QueueRemove {
-                    key: key.clone(),
-                    member: member.clone(),
-                });
+                c.cancel(&entry);
                 Ok(Step::Write(()))
             })
             .await?;
@@ -641,7 +652,7 @@ pub(super) async fn claim_again(
                 if !ladder::claim_resend(c, step, now) {
                     return Ok(Step::Answer(None));
                 }
-                let (op, lease) = due_op(team, mv, c, otp, now);
+                let (due, lease) = due_op(team, mv, c, otp, now);
                 let before = mv
                     .from
                     .as_ref()
@@ -650,7 +661,7 @@ pub(super) async fn claim_again(
                         status,
                         error: None,
                     });
-                w.also(op);
+                due.write(w);
                 Ok(Step::Write(Some(Claimed {
                     target: Target {
                         index: step.index,

@@ -111,7 +111,7 @@ async fn verify_entered(
                     verify_challenge::decide(rec, subject, s, cid, code, core.pepper(), now)?;
                 if let Verdict::Authenticated { step_up } = &verdict {
                     if let Some(p) = step_up.as_ref().filter(|_| team.remembers_devices()) {
-                        w.also(crate::gateway::assertion::validated_devices(core, team, p).await?);
+                        crate::gateway::assertion::validated_devices(core, team, w, p).await?;
                     }
                 }
                 announce_verdict(w, &verdict, cid, now);

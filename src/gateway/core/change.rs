@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::records::{put_versioned, Loaded, Readable};
+use super::records::{Loaded, Readable};
 use super::trail::{self, HeadPlace};
 use super::work::Step;
+use super::writes::{Write, Writes};
 use super::{Core, OutboxItem};
 use crate::domain::audit::{Draft, Entry, Known};
 use crate::error::{Error, Result};
@@ -78,69 +79,45 @@ impl Change {
         Ok(raw.as_ref())
     }
 
-    /// Writes `value` where `at` was read (its version checked), living
-    /// `ttl`: the version it will have.
+    /// [`Writes::put`], named on the change itself so that a family that
+    /// only puts, creates, claims and deletes needs no import (so for the
+    /// next three).
     pub fn put<R, S: Serialize>(
         &mut self,
         at: &Loaded<R>,
         value: &S,
         ttl: Option<Duration>,
     ) -> Result<u64> {
-        self.create_at(&at.key, at.version, value, ttl)
+        Writes::put(self, at, value, ttl)
     }
 
-    /// Writes `value` under `key` over version `expected`: the version it
-    /// will have.
-    fn create_at<S: Serialize>(
-        &mut self,
-        key: &str,
-        expected: u64,
-        value: &S,
-        ttl: Option<Duration>,
-    ) -> Result<u64> {
-        let (op, version) = put_versioned(key, expected, value, ttl)?;
-        self.ops.push(op);
-        Ok(version)
-    }
-
-    /// Writes `value` under `key`, which it did not read, only if no
-    /// record is there: for a key of fresh random bytes (a state, a
-    /// session), where another record is not to be found.
+    /// [`Writes::create`].
     pub fn create<S: Serialize>(
         &mut self,
         key: &str,
         value: &S,
         ttl: Option<Duration>,
     ) -> Result<u64> {
-        self.create_at(key, 0, value, ttl)
+        Writes::create(self, key, value, ttl)
     }
 
-    /// Creates `value` under `key` as a claim (a one-time id, a marker),
-    /// without a read of the key beforehand: the version it will have.
-    /// For [`once`]: when the key is taken already nothing is written and
-    /// the answer is `None` (in [`Core::change`], which would decide the
-    /// same again, it is an error).
+    /// [`Writes::claim`].
     pub fn claim<S: Serialize>(
         &mut self,
         key: &str,
         value: &S,
         ttl: Option<Duration>,
     ) -> Result<u64> {
-        let (op, version) = put_versioned(key, 0, value, ttl)?;
-        self.claims.push(op);
-        Ok(version)
+        Writes::claim(self, key, value, ttl)
     }
 
-    /// Deletes the record `at` names, as read (its version checked).
+    /// [`Writes::delete`].
     pub fn delete<R>(&mut self, at: &Loaded<R>) {
-        self.ops.push(Op::Delete {
-            key: at.key.clone(),
-            expected: at.version,
-        });
+        Writes::delete(self, at)
     }
 
-    /// An op of another kind in the same commit (a due entry, a count).
-    pub fn also(&mut self, op: Op) {
+    /// An op of the core's own in the same commit (a due entry taken).
+    pub(super) fn also(&mut self, op: Op) {
         self.ops.push(op);
     }
 
@@ -151,8 +128,17 @@ impl Change {
 
     /// An event or notice of the change, written in its commit and
     /// announced once it applied.
-    pub fn announce(&mut self, item: OutboxItem) {
+    pub fn emit(&mut self, item: OutboxItem) {
         self.items.push(item);
+    }
+}
+
+impl Writes for Change {
+    fn take(&mut self, write: Write) {
+        match write.claim {
+            true => self.claims.push(write.op),
+            false => self.ops.push(write.op),
+        }
     }
 }
 
@@ -183,18 +169,76 @@ pub(super) async fn changed<T>(
     team: &str,
     keys: &[String],
     now: Timestamp,
+    decide: impl FnMut(&mut Change) -> Result<Step<T>>,
+) -> Result<(T, Vec<Entry>)> {
+    let first = read(core, keys).await?;
+    changed_on(core, team, first, now, decide).await
+}
+
+/// Records of one team read for a change to come, in one round trip
+/// ([`read`]), for a use case that must look at what several teams hold
+/// before it knows what to change in any (a report whose message may be
+/// any team's): it reads each here, then changes the ones it must with
+/// [`on`].
+pub struct Read(Vec<(String, Option<Versioned>)>);
+
+impl Read {
+    /// The record under `key` as read, with its version; `key` must be
+    /// one of those read.
+    pub fn get<R: Readable>(&self, key: &str) -> Result<Loaded<R>> {
+        let (_, raw) = self
+            .0
+            .iter()
+            .find(|(k, _)| k == key)
+            .ok_or_else(|| Error::internal("a read names a key it did not read"))?;
+        Loaded::parse(key.to_string(), raw.clone())
+    }
+}
+
+/// `keys` read in one round trip (none: no read), for [`on`].
+pub(in crate::gateway) async fn read(core: &Core, keys: &[String]) -> Result<Read> {
+    let raw = match keys.is_empty() {
+        true => Vec::new(),
+        false => core.get(keys).await?,
+    };
+    Ok(Read(keys.iter().cloned().zip(raw).collect()))
+}
+
+/// [`Core::change`] of the keys `first` read: its first decision is on
+/// what `first` holds (no read again), the next ones, after another
+/// writer, on a fresh read of the same keys.
+pub(in crate::gateway) async fn on<T>(
+    core: &Core,
+    team: &str,
+    first: Read,
+    now: Timestamp,
+    decide: impl FnMut(&mut Change) -> Result<Step<T>>,
+) -> Result<T> {
+    changed_on(core, team, first, now, decide)
+        .await
+        .map(|(value, _)| value)
+}
+
+/// [`on`], answering the audit entries it wrote too.
+async fn changed_on<T>(
+    core: &Core,
+    team: &str,
+    first: Read,
+    now: Timestamp,
     mut decide: impl FnMut(&mut Change) -> Result<Step<T>>,
 ) -> Result<(T, Vec<Entry>)> {
     // In the team's line on its audit head from the first try that
     // audits something, to the commit (see `trail`).
     let mut place: Option<HeadPlace<'_>> = None;
     let mut backoff = Backoff::default();
+    let keys: Vec<String> = first.0.iter().map(|(k, _)| k.clone()).collect();
+    let mut next = Some(first);
     loop {
-        let raw = match keys.is_empty() {
-            true => Vec::new(),
-            false => core.get(keys).await?,
+        let Read(records) = match next.take() {
+            Some(first) => first,
+            None => read(core, &keys).await?,
         };
-        let mut change = Change::of(keys.iter().cloned().zip(raw).collect());
+        let mut change = Change::of(records);
         let value = match decide(&mut change)? {
             Step::Answer(value) => return Ok((value, Vec::new())),
             Step::Write(value) | Step::WriteIfChanged(value) => value,
@@ -210,20 +254,23 @@ pub(super) async fn changed<T>(
     }
 }
 
-/// One change on records read before (their versions in the `Loaded`
-/// given to its puts and deletes), committed once: `None` when another
-/// writer came first (a version moved, a claim's key taken), and nothing
-/// was written — for a use case to which that is an answer (a lease
-/// another instance holds, a state another request consumed). A `once`
-/// that audits takes a head moved meanwhile for such a race too: an
-/// audited change that must land is a [`Core::change`].
+/// One change, as [`Core::change`] makes it — `keys` of `team` read in
+/// one round trip (none: no read), `decide` on what was read — committed
+/// once: `None` when another writer came first (a version moved, a
+/// claim's key taken), and nothing was written — for a use case to which
+/// that is an answer (a lease another instance holds, a state another
+/// request consumed, a marker a twin wrote). A `once` that audits takes a
+/// head moved meanwhile for such a race too: an audited change that must
+/// land is a [`Core::change`].
 pub(in crate::gateway) async fn once<T>(
     core: &Core,
     team: &str,
+    keys: &[String],
     now: Timestamp,
     decide: impl FnOnce(&mut Change) -> Result<Step<T>>,
 ) -> Result<Option<T>> {
-    let mut change = Change::of(Vec::new());
+    let Read(records) = read(core, keys).await?;
+    let mut change = Change::of(records);
     let value = match decide(&mut change)? {
         Step::Answer(value) => return Ok(Some(value)),
         Step::Write(value) | Step::WriteIfChanged(value) => value,
@@ -324,7 +371,7 @@ async fn commit<'a>(
         }
     };
     ops.extend(chained.ops);
-    let mut recorded = core.record(team, items, now)?;
+    let mut recorded = super::outbox::record(core, team, items, now)?;
     ops.append(&mut recorded.ops);
     if ops.is_empty() {
         return Ok(Tried::Applied(Vec::new()));
@@ -345,7 +392,7 @@ async fn commit<'a>(
     };
     Ok(match outcome? {
         Commit::Applied => {
-            core.recorded(recorded);
+            super::outbox::recorded(core, recorded);
             trail::written(core, team, &chained.entries);
             Tried::Applied(chained.entries)
         }

@@ -2,8 +2,20 @@
 //! interaction and its subject are written only by [`Core::transact`],
 //! every other record by [`Core::change`] (or `change::once`); a family
 //! reads here, never through the store itself.
+use super::records::{Loaded, Readable};
 use super::Core;
 use crate::store::{IndexEntry, SharedStore, StoreError, Versioned};
+
+/// The record under `key`, read on its own (one round trip), with its
+/// version: for a read that changes nothing, or one a unit of work makes
+/// beside its interaction.
+pub(in crate::gateway) async fn read<R: Readable>(
+    core: &Core,
+    key: &str,
+) -> crate::error::Result<Loaded<R>> {
+    let raw = core.get(&[key.to_string()]).await?.pop().flatten();
+    Loaded::parse(key.to_string(), raw)
+}
 
 impl Core {
     /// Records by key, in one round trip.

@@ -2,7 +2,7 @@
 //! records and their locks, the view, the outbox and the due teams
 //! (docs/architecture.md#the-core-and-its-families).
 pub(super) mod change;
-mod doors;
+pub(super) mod doors;
 pub(super) mod due_teams;
 pub(super) mod epochs;
 pub(super) mod forget;
@@ -14,6 +14,7 @@ mod store_errors;
 pub(super) mod trail;
 pub mod view;
 pub(super) mod work;
+pub(super) mod writes;
 
 use std::sync::Arc;
 
@@ -409,7 +410,7 @@ async fn remember_sent(
     };
     let key = crate::store::keys::whatsapp_sent(&team.keyspace, channel, message_id);
     let ttl = team.settings_for(chat.channel).interaction_ttl.get();
-    let done = change::once(core, &team.keyspace, now, |c| {
+    let done = change::once(core, &team.keyspace, &[], now, |c| {
         c.claim(&key, &records::SentMessage {}, Some(ttl))?;
         Ok(work::Step::Write(()))
     })

@@ -40,8 +40,8 @@ pub use background::{StoredGather, StoredMessage, StoredPoll, StoredReport};
 pub use console::{SessionTeam, StoredSession, StoredSignIn};
 pub use interaction::{contact, StoredInteraction};
 pub use markers::{
-    ConversationLink, EndedSession, IdentityHash, LogoutAnswer, SentMessage, ShortLink,
-    StoredNetworkLink, UsedJti,
+    ActedDelivery, ConversationLink, EndedSession, IdentityHash, LogoutAnswer, SentMessage,
+    ShortLink, StoredNetworkLink, UsedJti,
 };
 pub use operator::{
     ApiTeamsGeneration, DeletedTeam, PendingWrite, StoredApiChannel, StoredApiChannels,
@@ -480,9 +480,8 @@ impl Core {
                 Some(recognition_read(self, &interaction.key, rkey, rguess, rread).await?)
             }
         };
-        let remembered = self
-            .load_remembered(team, rec, recognition.as_ref(), (cguess, cread), now)
-            .await?;
+        let remembered =
+            load_remembered(self, team, rec, recognition.as_ref(), (cguess, cread), now).await?;
         Ok(Pair {
             interaction,
             subject,
@@ -490,36 +489,6 @@ impl Core {
             remembered,
             kept,
         })
-    }
-
-    /// The subject of the customer `recognition` remembers, when a view
-    /// of `rec` needs it ([`remembered_subject_key`]): `read` is the
-    /// guess read beside the interaction and what it found.
-    async fn load_remembered(
-        &self,
-        team: &Team,
-        rec: &InteractionRecord,
-        recognition: Option<&Loaded<Recognition>>,
-        read: (Option<String>, Option<Option<Versioned>>),
-        now: Timestamp,
-    ) -> Result<Option<Loaded<SubjectRecord>>> {
-        let remembers = recognition.and_then(|r| Some((&r.key, r.value.as_ref()?)));
-        let Some((rkey, r)) = remembers else {
-            return Ok(None);
-        };
-        let customer_ref = rec.customer_ref.as_deref();
-        let Some(ckey) = remembered_subject_key(team, customer_ref, Some(r), now) else {
-            return Ok(None);
-        };
-        let raw = match read {
-            (Some(guess), Some(raw)) if guess == ckey => raw,
-            _ => {
-                self.remembered_subjects.remember(rkey, &ckey);
-                let mut raw = self.store.get(std::slice::from_ref(&ckey)).await?;
-                raw.pop().flatten()
-            }
-        };
-        Ok(Some(Loaded::parse(ckey, raw)?))
     }
 
     /// Loads subject records for many interactions in one round trip.
@@ -542,6 +511,36 @@ impl Core {
             .map(|(k, r)| Loaded::<SubjectRecord>::parse(k, r).map(|l| l.value))
             .collect()
     }
+}
+
+/// The subject of the customer `recognition` remembers, when a view
+/// of `rec` needs it ([`remembered_subject_key`]): `read` is the
+/// guess read beside the interaction and what it found.
+async fn load_remembered(
+    core: &Core,
+    team: &Team,
+    rec: &InteractionRecord,
+    recognition: Option<&Loaded<Recognition>>,
+    read: (Option<String>, Option<Option<Versioned>>),
+    now: Timestamp,
+) -> Result<Option<Loaded<SubjectRecord>>> {
+    let remembers = recognition.and_then(|r| Some((&r.key, r.value.as_ref()?)));
+    let Some((rkey, r)) = remembers else {
+        return Ok(None);
+    };
+    let customer_ref = rec.customer_ref.as_deref();
+    let Some(ckey) = remembered_subject_key(team, customer_ref, Some(r), now) else {
+        return Ok(None);
+    };
+    let raw = match read {
+        (Some(guess), Some(raw)) if guess == ckey => raw,
+        _ => {
+            core.remembered_subjects.remember(rkey, &ckey);
+            let mut raw = core.store.get(std::slice::from_ref(&ckey)).await?;
+            raw.pop().flatten()
+        }
+    };
+    Ok(Some(Loaded::parse(ckey, raw)?))
 }
 
 /// The ops that write an interaction, and the bookkeeping its stored form
@@ -859,6 +858,22 @@ pub fn write_subject(
             Ok(vec![op])
         }
     }
+}
+
+/// Writes a subject back in `w`, or deletes it when nothing in it
+/// matters ([`write_subject`]), for a change outside its interactions'
+/// units of work (an unlock).
+pub(in crate::gateway) fn subject_written(
+    w: &mut impl super::writes::Writes,
+    loaded: &Loaded<SubjectRecord>,
+    subject: &SubjectRecord,
+    s: &Settings,
+    now: Timestamp,
+) -> Result<()> {
+    for op in write_subject(loaded, subject, s, now)? {
+        w.take(super::writes::Write::op(op));
+    }
+    Ok(())
 }
 
 /// The one retry of a read-modify-write outside the unit of work (a

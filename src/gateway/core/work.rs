@@ -12,9 +12,10 @@ use super::outbox::{Notice, OutboxItem, Recorded, Task};
 use super::record_locks::{Place, Standing};
 use super::records::{
     interaction_ops, recognition_ops, remembered_of, write_interaction, write_subject, Bookkeeping,
-    Loaded, Pair,
+    ConversationLink, Loaded, Pair,
 };
 use super::view::SubjectView;
+use super::writes::{DueEntry, Write, Writes};
 use super::{Core, InteractionView};
 use crate::config::{Settings, Team};
 use crate::domain::audit::{Acting, Action, Draft, Target};
@@ -142,20 +143,6 @@ impl Work<'_> {
             .is_some_and(|read| read.value != self.recognized)
     }
 
-    /// Writes `op` in the same commit (a used assertion id, validated
-    /// devices).
-    pub fn also(&mut self, op: Op) {
-        self.also.push(op);
-    }
-
-    /// Writes `op`, a `Put` that creates its key (expected version 0), in
-    /// the same commit as a claim: when the key exists already, nothing is
-    /// written and the decision is made again, on fresh records, with
-    /// [`Self::claim_taken`] true — without a read of the key beforehand.
-    pub fn claim(&mut self, op: Op) {
-        self.claims.push(op);
-    }
-
     /// A claim made by an earlier try of this decision found its key
     /// taken (by another request, or by a concurrent twin whose write the
     /// fresh records now show).
@@ -163,10 +150,11 @@ impl Work<'_> {
         self.taken
     }
 
-    /// Applies `op` before the interaction's own ops (an index entry that
-    /// the interaction's write may put back).
-    pub fn first(&mut self, op: Op) {
-        self.first.push(op);
+    /// Takes `entry` off its due queue before the interaction's own ops
+    /// (the entry the sweeper took: the interaction's write may queue it
+    /// again).
+    pub fn cancel_first(&mut self, entry: &DueEntry) {
+        self.first.push(entry.cancelled());
     }
 
     /// This write announces (an expiry notice) and is nobody's activity: it
@@ -306,6 +294,18 @@ impl Work<'_> {
             OutboxItem::new(task, now)
         }));
         Ok(items)
+    }
+}
+
+impl Writes for Work<'_> {
+    /// Its claims go in the commit after every other op: when one finds
+    /// its key taken, nothing is written and the decision is made again,
+    /// on fresh records, with [`Work::claim_taken`] true.
+    fn take(&mut self, write: Write) {
+        match write.claim {
+            true => self.claims.push(write.op),
+            false => self.also.push(write.op),
+        }
     }
 }
 
@@ -475,9 +475,7 @@ impl Core {
         let mut backoff = Backoff::default();
         let mut taken = false;
         loop {
-            let tried = self
-                .try_once(team, id, now, &mut place, taken, &mut decide)
-                .await?;
+            let tried = try_once(self, team, id, now, &mut place, taken, &mut decide).await?;
             match tried {
                 Try::Done(done) => return Ok(done),
                 Try::Again => {}
@@ -487,244 +485,319 @@ impl Core {
             }
         }
     }
+}
 
-    /// One try: load (what is handed over, or a fresh read), decide, and
-    /// commit — or answer, or go where [`next`] says to decide again.
-    async fn try_once<'c, T, F>(
-        &self,
-        team: &'c Team,
-        id: Uuid,
-        now: Timestamp,
-        place: &mut Place<'_, Pair>,
-        taken: bool,
-        decide: &mut F,
-    ) -> Result<Try<T>>
-    where
-        F: for<'w> FnMut(&'w mut Work<'c>) -> BoxFuture<'w, Result<Step<T>>>,
-    {
-        let handed = place.handed(|p| p.is_live(team, now)).await;
-        let basis = match (&handed, place.standing()) {
-            (Some(_), _) => Basis::Handed,
-            (None, Standing::Outside) => Basis::Outside,
-            (None, _) => Basis::InLine,
-        };
-        let pair = match handed {
-            Some(p) => p,
-            None => self.load_pair(team, id, now).await?,
-        };
-        let decided = self.decide_on(team, &pair, taken, decide).await;
-        match next(basis, decided.as_ref().map(|d| d.write)) {
-            Next::Answer => {
-                let Decided { w, value, .. } = decided?;
-                Ok(Try::Done(Done {
-                    value,
-                    view: w.view(team, now),
-                    rec: w.rec,
-                }))
-            }
-            Next::Commit => {
-                let handed = basis == Basis::Handed;
-                self.commit(team, now, place, &pair, decided?, handed).await
-            }
-            Next::GiveWay => {
-                place.give_way(pair);
-                Ok(Try::Again)
-            }
-            Next::Rejoin => {
-                place.rejoin();
-                Ok(Try::Again)
-            }
+/// One try: load (what is handed over, or a fresh read), decide, and
+/// commit — or answer, or go where [`next`] says to decide again.
+async fn try_once<'c, T, F>(
+    core: &Core,
+    team: &'c Team,
+    id: Uuid,
+    now: Timestamp,
+    place: &mut Place<'_, Pair>,
+    taken: bool,
+    decide: &mut F,
+) -> Result<Try<T>>
+where
+    F: for<'w> FnMut(&'w mut Work<'c>) -> BoxFuture<'w, Result<Step<T>>>,
+{
+    let handed = place.handed(|p| p.is_live(team, now)).await;
+    let basis = match (&handed, place.standing()) {
+        (Some(_), _) => Basis::Handed,
+        (None, Standing::Outside) => Basis::Outside,
+        (None, _) => Basis::InLine,
+    };
+    let pair = match handed {
+        Some(p) => p,
+        None => core.load_pair(team, id, now).await?,
+    };
+    let decided = decide_on(core, team, &pair, taken, decide).await;
+    match next(basis, decided.as_ref().map(|d| d.write)) {
+        Next::Answer => {
+            let Decided { w, value, .. } = decided?;
+            Ok(Try::Done(Done {
+                value,
+                view: w.view(team, now),
+                rec: w.rec,
+            }))
         }
-    }
-
-    /// Runs `decide` on `pair`, and settles what the conversation remembers
-    /// and whether the decision is to be written.
-    async fn decide_on<'c, T, F>(
-        &self,
-        team: &'c Team,
-        pair: &Pair,
-        taken: bool,
-        decide: &mut F,
-    ) -> Result<Decided<'c, T>>
-    where
-        F: for<'w> FnMut(&'w mut Work<'c>) -> BoxFuture<'w, Result<Step<T>>>,
-    {
-        let read = pair.rec()?;
-        let mut w = Work::new(team.settings_for(&read.channel), pair, taken)?;
-        let step = decide(&mut w).await?;
-        // Every authentication that names a customer remembers the
-        // conversation as theirs, where the channel remembers any.
-        if w.recognition.is_some() {
-            let remembered = self
-                .config
-                .recognize_for(team, &read.channel)
-                .and_then(|d| Recognition::of_new_authentication(read, &w.rec, d));
-            if remembered.is_some() {
-                w.recognized = remembered;
-            }
+        Next::Commit => {
+            let handed = basis == Basis::Handed;
+            commit(core, team, now, place, &pair, decided?, handed).await
         }
-        let (value, write) = match step {
-            Step::Write(v) => (v, true),
-            Step::WriteIfChanged(v) => (v, w.changed(read)),
-            Step::Answer(v) => (v, false),
-        };
-        Ok(Decided { w, value, write })
-    }
-
-    /// Commits a decision on `pair` (`handed` over, or read). The commit is
-    /// sent (its first poll queues it on the store's connection), then the
-    /// next in line goes on with what it will have written: its own commit
-    /// follows this one, and names the versions this one writes, so it
-    /// applies only if this one did. Should this one not apply, the next
-    /// conflicts and reads afresh.
-    async fn commit<T>(
-        &self,
-        team: &Team,
-        now: Timestamp,
-        place: &mut Place<'_, Pair>,
-        pair: &Pair,
-        decided: Decided<'_, T>,
-        handed: bool,
-    ) -> Result<Try<T>> {
-        let Decided { mut w, value, .. } = decided;
-        // The subject as handed over may be behind another
-        // interaction's write of it: written back, its version is checked.
-        w.subject_used |= handed;
-        let view = w.view(team, now);
-        let Prepared {
-            mut ops,
-            committed,
-            claims,
-            recorded,
-        } = self.prepare(team, pair, &mut w, &view, now)?;
-        // Audited: in line on the team's audit head too (see `trail`), from
-        // here until the commit is sent.
-        let (mut audited, mut head) =
-            super::trail::chain(self, &team.keyspace, std::mem::take(&mut w.audits), now).await?;
-        ops.append(&mut audited.ops);
-        let mut commit = self.store.commit(ops).instrument(crate::spans::commit());
-        let sent = futures::poll!(&mut commit);
-        place.sent(committed);
-        if let Some(head) = head.as_mut() {
-            head.sent(audited.head.take());
+        Next::GiveWay => {
+            place.give_way(pair);
+            Ok(Try::Again)
         }
-        let outcome = match sent {
-            std::task::Poll::Ready(outcome) => outcome,
-            std::task::Poll::Pending => commit.await,
-        };
-        Ok(match outcome? {
-            Commit::Applied => {
-                count(w.events.iter().map(EventData::kind), &w.rec);
-                super::trail::written(self, &team.keyspace, &audited.entries);
-                self.recorded(recorded);
-                self.after_ban(team, &w).await;
-                Try::Done(Done {
-                    value,
-                    view,
-                    rec: w.rec,
-                })
-            }
-            // Every op before it matched: the claim alone is refused.
-            Commit::Conflict { op } if claims.contains(&op) => {
-                place.read_afresh();
-                Try::ClaimTaken
-            }
-            // The unit of work ahead did not commit what it handed over
-            // (every one queued behind it conflicts too): read afresh at
-            // once.
-            Commit::Conflict { .. } if handed => {
-                place.read_afresh();
-                Try::Again
-            }
-            Commit::Conflict { .. } => Try::Conflict,
-        })
-    }
-
-    /// The ops that commit decision `w` on `pair`, and what they will have
-    /// written.
-    fn prepare(
-        &self,
-        team: &Team,
-        pair: &Pair,
-        w: &mut Work<'_>,
-        view: &InteractionView,
-        now: Timestamp,
-    ) -> Result<Prepared> {
-        let settings = w.settings;
-        let subject = SubjectView::of(&w.subject, now, &settings.lockout);
-        let items = w.outbox_items(team, view, &subject, now)?;
-        let version = pair.interaction.version;
-        let read = pair.interaction.value.as_ref();
-        let mut ops = std::mem::take(&mut w.first);
-        let own = ops.len();
-        let written = if w.announcement {
-            // The sweeper took the entry it announces off the queue
-            // (`first`): every due time left is queued again.
-            let kept = Bookkeeping {
-                due_held: None,
-                ..pair.kept
-            };
-            interaction_ops(team, version, read, kept, &w.rec, now)?
-        } else {
-            write_interaction(team, version, read, pair.kept, &mut w.rec, now)?
-        };
-        let kept = written.kept;
-        ops.extend(written);
-        let subject_at = ops.len();
-        if w.subject_used {
-            ops.extend(write_subject(&pair.subject, &w.subject, settings, now)?);
+        Next::Rejoin => {
+            place.rejoin();
+            Ok(Try::Again)
         }
-        // What the conversation remembers, as the commit leaves it.
-        let recognition = match &w.recognition {
-            Some(read) if w.recognition_changed() => {
-                if let Some(r) = &w.recognized {
-                    let theirs = keys::subject(&team.keyspace, &r.customer_id);
-                    self.remembered_subjects.remember(&read.key, &theirs);
-                }
-                let (more, written) = recognition_ops(team, read, w.recognized.as_ref(), now)?;
-                ops.extend(more);
-                Some(written)
-            }
-            unchanged => unchanged.clone(),
-        };
-        // What the commit will have written, to hand to the next in line.
-        let committed =
-            committed_pair(pair, &ops, own, subject_at, &team.keyspace, w).map(|p| Pair {
-                recognition,
-                kept,
-                ..p
-            });
-        ops.append(&mut w.also);
-        let claims = ops.len()..ops.len() + w.claims.len();
-        ops.append(&mut w.claims);
-        let mut recorded = self.record(&team.keyspace, items, now)?;
-        ops.append(&mut recorded.ops);
-        Ok(Prepared {
-            ops,
-            committed,
-            claims,
-            recorded,
-        })
     }
 }
 
-impl Core {
-    /// A ban of a subject that names a customer forgets every conversation
-    /// remembering that customer, not only this one (which the commit
-    /// forgot). After the commit, which stands whatever this does: a
-    /// failure is logged, and the ban still hides them while it lasts.
-    async fn after_ban(&self, team: &Team, w: &Work<'_>) {
-        let banned = w
-            .events
-            .iter()
-            .any(|data| data.kind() == EventType::SubjectBanned);
-        let Some(customer) = w.rec.customer_ref.as_deref().filter(|_| banned) else {
-            return;
-        };
-        if let Err(e) = super::forget::forget_recognitions_of(self, team, customer).await {
-            tracing::warn!(error = %e, "recognized conversations of a banned subject not forgotten");
+/// Runs `decide` on `pair`, and settles what the conversation remembers
+/// and whether the decision is to be written.
+async fn decide_on<'c, T, F>(
+    core: &Core,
+    team: &'c Team,
+    pair: &Pair,
+    taken: bool,
+    decide: &mut F,
+) -> Result<Decided<'c, T>>
+where
+    F: for<'w> FnMut(&'w mut Work<'c>) -> BoxFuture<'w, Result<Step<T>>>,
+{
+    let read = pair.rec()?;
+    let mut w = Work::new(team.settings_for(&read.channel), pair, taken)?;
+    let step = decide(&mut w).await?;
+    // Every authentication that names a customer remembers the
+    // conversation as theirs, where the channel remembers any.
+    if w.recognition.is_some() {
+        let remembered = core
+            .config
+            .recognize_for(team, &read.channel)
+            .and_then(|d| Recognition::of_new_authentication(read, &w.rec, d));
+        if remembered.is_some() {
+            w.recognized = remembered;
         }
     }
+    let (value, write) = match step {
+        Step::Write(v) => (v, true),
+        Step::WriteIfChanged(v) => (v, w.changed(read)),
+        Step::Answer(v) => (v, false),
+    };
+    Ok(Decided { w, value, write })
+}
+
+/// Commits a decision on `pair` (`handed` over, or read). The commit is
+/// sent (its first poll queues it on the store's connection), then the
+/// next in line goes on with what it will have written: its own commit
+/// follows this one, and names the versions this one writes, so it
+/// applies only if this one did. Should this one not apply, the next
+/// conflicts and reads afresh.
+async fn commit<T>(
+    core: &Core,
+    team: &Team,
+    now: Timestamp,
+    place: &mut Place<'_, Pair>,
+    pair: &Pair,
+    decided: Decided<'_, T>,
+    handed: bool,
+) -> Result<Try<T>> {
+    let Decided { mut w, value, .. } = decided;
+    // The subject as handed over may be behind another
+    // interaction's write of it: written back, its version is checked.
+    w.subject_used |= handed;
+    let view = w.view(team, now);
+    let Prepared {
+        mut ops,
+        committed,
+        claims,
+        recorded,
+    } = prepare(core, team, pair, &mut w, &view, now)?;
+    // Audited: in line on the team's audit head too (see `trail`), from
+    // here until the commit is sent.
+    let (mut audited, mut head) =
+        super::trail::chain(core, &team.keyspace, std::mem::take(&mut w.audits), now).await?;
+    ops.append(&mut audited.ops);
+    let mut commit = core.store.commit(ops).instrument(crate::spans::commit());
+    let sent = futures::poll!(&mut commit);
+    place.sent(committed);
+    if let Some(head) = head.as_mut() {
+        head.sent(audited.head.take());
+    }
+    let outcome = match sent {
+        std::task::Poll::Ready(outcome) => outcome,
+        std::task::Poll::Pending => commit.await,
+    };
+    Ok(match outcome? {
+        Commit::Applied => {
+            count(w.events.iter().map(EventData::kind), &w.rec);
+            super::trail::written(core, &team.keyspace, &audited.entries);
+            super::outbox::recorded(core, recorded);
+            after_ban(core, team, &w).await;
+            Try::Done(Done {
+                value,
+                view,
+                rec: w.rec,
+            })
+        }
+        // Every op before it matched: the claim alone is refused.
+        Commit::Conflict { op } if claims.contains(&op) => {
+            place.read_afresh();
+            Try::ClaimTaken
+        }
+        // The unit of work ahead did not commit what it handed over
+        // (every one queued behind it conflicts too): read afresh at
+        // once.
+        Commit::Conflict { .. } if handed => {
+            place.read_afresh();
+            Try::Again
+        }
+        Commit::Conflict { .. } => Try::Conflict,
+    })
+}
+
+/// The ops that commit decision `w` on `pair`, and what they will have
+/// written.
+fn prepare(
+    core: &Core,
+    team: &Team,
+    pair: &Pair,
+    w: &mut Work<'_>,
+    view: &InteractionView,
+    now: Timestamp,
+) -> Result<Prepared> {
+    let settings = w.settings;
+    let subject = SubjectView::of(&w.subject, now, &settings.lockout);
+    let items = w.outbox_items(team, view, &subject, now)?;
+    let version = pair.interaction.version;
+    let read = pair.interaction.value.as_ref();
+    let mut ops = std::mem::take(&mut w.first);
+    let own = ops.len();
+    let written = if w.announcement {
+        // The sweeper took the entry it announces off the queue
+        // (`first`): every due time left is queued again.
+        let kept = Bookkeeping {
+            due_held: None,
+            ..pair.kept
+        };
+        interaction_ops(team, version, read, kept, &w.rec, now)?
+    } else {
+        write_interaction(team, version, read, pair.kept, &mut w.rec, now)?
+    };
+    let kept = written.kept;
+    ops.extend(written);
+    let subject_at = ops.len();
+    if w.subject_used {
+        ops.extend(write_subject(&pair.subject, &w.subject, settings, now)?);
+    }
+    // What the conversation remembers, as the commit leaves it.
+    let recognition = match &w.recognition {
+        Some(read) if w.recognition_changed() => {
+            if let Some(r) = &w.recognized {
+                let theirs = keys::subject(&team.keyspace, &r.customer_id);
+                core.remembered_subjects.remember(&read.key, &theirs);
+            }
+            let (more, written) = recognition_ops(team, read, w.recognized.as_ref(), now)?;
+            ops.extend(more);
+            Some(written)
+        }
+        unchanged => unchanged.clone(),
+    };
+    // What the commit will have written, to hand to the next in line.
+    let committed = committed_pair(pair, &ops, own, subject_at, &team.keyspace, w).map(|p| Pair {
+        recognition,
+        kept,
+        ..p
+    });
+    ops.append(&mut w.also);
+    let claims = ops.len()..ops.len() + w.claims.len();
+    ops.append(&mut w.claims);
+    let mut recorded = super::outbox::record(core, &team.keyspace, items, now)?;
+    ops.append(&mut recorded.ops);
+    Ok(Prepared {
+        ops,
+        committed,
+        claims,
+        recorded,
+    })
+}
+
+/// A ban of a subject that names a customer forgets every conversation
+/// remembering that customer, not only this one (which the commit
+/// forgot). After the commit, which stands whatever this does: a
+/// failure is logged, and the ban still hides them while it lasts.
+async fn after_ban(core: &Core, team: &Team, w: &Work<'_>) {
+    let banned = w
+        .events
+        .iter()
+        .any(|data| data.kind() == EventType::SubjectBanned);
+    let Some(customer) = w.rec.customer_ref.as_deref().filter(|_| banned) else {
+        return;
+    };
+    if let Err(e) = super::forget::forget_recognitions_of(core, team, customer).await {
+        tracing::warn!(error = %e, "recognized conversations of a banned subject not forgotten");
+    }
+}
+
+/// A new interaction to create in a conversation ([`create_or_find`]).
+pub struct NewIn {
+    /// The conversation's link to its interaction, as read.
+    pub link: Loaded<ConversationLink>,
+    /// The interaction, new (its `last_write_at` now).
+    pub rec: InteractionRecord,
+    /// Its `interaction.created`, written in the same commit.
+    pub created: OutboxItem,
+}
+
+/// What a look at a conversation found ([`create_or_find`]): its live
+/// interaction, or one to create there, with the answer once it is.
+pub enum Look<T> {
+    Found(T),
+    Create(NewIn, T),
+}
+
+/// The one door to creating an interaction: `look` reads the
+/// conversation and answers what it found, or what to create there; a
+/// create is committed once — the record with what points to it and its
+/// due time, the conversation's link written for as long as the record's
+/// write would keep the conversation (in the same `SET`), and its
+/// `interaction.created` — and when another request wrote the
+/// conversation first, `look` reads it again (the unit of work's budget,
+/// then 503). Answers `look`'s answer, and whether it created.
+pub(in crate::gateway) async fn create_or_find<T, F, Fut>(
+    core: &Core,
+    team: &Team,
+    now: Timestamp,
+    mut look: F,
+) -> Result<(T, bool)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Look<T>>>,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        match look().await? {
+            Look::Found(found) => return Ok((found, false)),
+            Look::Create(new, created) => {
+                if create(core, team, new, now).await?.is_some() {
+                    return Ok((created, true));
+                }
+            }
+        }
+        backoff.wait().await?;
+    }
+}
+
+/// Commits `new` once ([`create_or_find`]); `None` when another writer
+/// came first.
+async fn create(core: &Core, team: &Team, new: NewIn, now: Timestamp) -> Result<Option<()>> {
+    let NewIn {
+        link,
+        mut rec,
+        created,
+    } = new;
+    let s = team.settings_for(&rec.channel);
+    let mut ttl = s.interaction_ttl.get();
+    let mut ops = vec![];
+    for op in write_interaction(team, 0, None, Bookkeeping::default(), &mut rec, now)? {
+        match op {
+            // The conversation key is written here: for as long as the
+            // interaction's write would keep it, in the same SET.
+            Op::Touch { key, ttl: kept } if key == link.key => ttl = ttl.max(kept),
+            op => ops.push(op),
+        }
+    }
+    let pointer = ConversationLink { id: rec.id };
+    super::change::once(core, &team.keyspace, &[], now, |c| {
+        c.put(&link, &pointer, Some(ttl))?;
+        ops.into_iter().for_each(|op| c.also(op));
+        c.emit(created);
+        Ok(Step::Write(()))
+    })
+    .await
 }
 
 /// The interaction and its subject as the commit of `ops` leaves them:

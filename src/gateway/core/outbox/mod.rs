@@ -46,6 +46,7 @@ mod lanes;
 pub use dispatch::Dispatcher;
 pub use item::{Notice, OutboxItem, Task};
 
+use super::writes::DueEntry;
 use super::Core;
 use crate::config::Team;
 use crate::error::{Error, Result};
@@ -297,15 +298,15 @@ const BORN_ENTRY: &str = "o:";
 /// An item born claimed whose writer did not settle it within its lease
 /// (it died, or its hand was full or held it too long: [`Hand`]) came due
 /// in `team`'s due queue as `o:<text>`: the sweeper moves it into the
-/// outbox, due at once, in one commit with `remove` (the due entry's
-/// removal). The outbox's due note wakes the dispatcher of any instance,
+/// outbox, due at once, in one commit with the removal of `remove` (its
+/// due entry). The outbox's due note wakes the dispatcher of any instance,
 /// which claims it as any item; the text is not read here (an unreadable
 /// one is the claim's to quarantine).
 pub(in crate::gateway) async fn come_due(
     gw: &Core,
     team: &Team,
     text: &str,
-    remove: Op,
+    remove: DueEntry,
     now: Timestamp,
 ) -> Result<()> {
     if text.is_empty() {
@@ -314,7 +315,7 @@ pub(in crate::gateway) async fn come_due(
         ));
     }
     let add = queue_add(&team.keyspace, text.to_string(), now);
-    gw.store.commit(vec![remove, add]).await?;
+    gw.store.commit(vec![remove.cancelled(), add]).await?;
     gw.outbox.wake(&team.keyspace);
     Ok(())
 }
@@ -578,69 +579,6 @@ pub(in crate::gateway) struct Recorded {
 }
 
 impl Core {
-    /// The ops that write `items` (a change's events and notices) with its
-    /// commit. Where the store's commits reach the event log
-    /// ([`Publisher::appended_by`](crate::events::Publisher::appended_by)),
-    /// an event is appended to the team's history in the commit, and only
-    /// a team with a webhook gets an item for it, marked published: its
-    /// dispatcher only POSTs it. Elsewhere an event is an item, which the
-    /// dispatcher publishes. A notice is always an item.
-    pub(super) fn record(
-        &self,
-        team: &str,
-        items: Vec<OutboxItem>,
-        now: Timestamp,
-    ) -> Result<Recorded> {
-        let webhook = self
-            .config
-            .team_in(team)
-            .is_some_and(|t| t.webhook.is_some());
-        let mut recorded = Recorded::default();
-        for item in items {
-            let item = match item.task {
-                Task::Event { event, about } if self.appends_history => {
-                    recorded.ops.push(crate::events::history_op(team, &event)?);
-                    // Queued only for the webhook, already published.
-                    let queued = webhook.then(|| OutboxItem {
-                        task: Task::Event {
-                            event: event.clone(),
-                            about: about.clone(),
-                        },
-                        published: true,
-                        ..item
-                    });
-                    recorded.appended.push((event, about));
-                    match queued {
-                        Some(item) => item,
-                        None => continue,
-                    }
-                }
-                _ => item,
-            };
-            let (op, handed) = self.outbox.write(team, item, now)?;
-            recorded.ops.push(op);
-            recorded.handed.extend(handed);
-            recorded.queued = Some(team.to_string());
-        }
-        Ok(recorded)
-    }
-
-    /// The commit of `recorded` applied: its appended events are announced
-    /// here (log line, metric, in-process broadcast; the log has them
-    /// already), and the dispatcher woken for its items.
-    pub(super) fn recorded(&self, recorded: Recorded) {
-        for (event, about) in recorded.appended {
-            self.events.announce(event, about.as_ref());
-        }
-        match &recorded.queued {
-            Some(team) if !recorded.handed.is_empty() => {
-                self.outbox.hand_over(team, recorded.handed);
-            }
-            Some(team) => self.outbox.wake(team),
-            None => {}
-        }
-    }
-
     /// Commits `items` on their own (for events of changes that are not an
     /// interaction's unit of work) and announces or queues them.
     pub(in crate::gateway) async fn enqueue_now(
@@ -649,12 +587,75 @@ impl Core {
         items: Vec<OutboxItem>,
         now: Timestamp,
     ) -> Result<()> {
-        let mut recorded = self.record(team, items, now)?;
-        let ops = std::mem::take(&mut recorded.ops);
+        let mut written = record(self, team, items, now)?;
+        let ops = std::mem::take(&mut written.ops);
         // Nothing here can conflict: no op names a version.
         self.store.commit(ops).await?;
-        self.recorded(recorded);
+        recorded(self, written);
         Ok(())
+    }
+}
+
+/// The ops that write `items` (a change's events and notices) with its
+/// commit. Where the store's commits reach the event log
+/// ([`Publisher::appended_by`](crate::events::Publisher::appended_by)),
+/// an event is appended to the team's history in the commit, and only
+/// a team with a webhook gets an item for it, marked published: its
+/// dispatcher only POSTs it. Elsewhere an event is an item, which the
+/// dispatcher publishes. A notice is always an item.
+pub(super) fn record(
+    core: &Core,
+    team: &str,
+    items: Vec<OutboxItem>,
+    now: Timestamp,
+) -> Result<Recorded> {
+    let webhook = core
+        .config
+        .team_in(team)
+        .is_some_and(|t| t.webhook.is_some());
+    let mut recorded = Recorded::default();
+    for item in items {
+        let item = match item.task {
+            Task::Event { event, about } if core.appends_history => {
+                recorded.ops.push(crate::events::history_op(team, &event)?);
+                // Queued only for the webhook, already published.
+                let queued = webhook.then(|| OutboxItem {
+                    task: Task::Event {
+                        event: event.clone(),
+                        about: about.clone(),
+                    },
+                    published: true,
+                    ..item
+                });
+                recorded.appended.push((event, about));
+                match queued {
+                    Some(item) => item,
+                    None => continue,
+                }
+            }
+            _ => item,
+        };
+        let (op, handed) = core.outbox.write(team, item, now)?;
+        recorded.ops.push(op);
+        recorded.handed.extend(handed);
+        recorded.queued = Some(team.to_string());
+    }
+    Ok(recorded)
+}
+
+/// The commit of `recorded` applied: its appended events are announced
+/// here (log line, metric, in-process broadcast; the log has them
+/// already), and the dispatcher woken for its items.
+pub(super) fn recorded(core: &Core, recorded: Recorded) {
+    for (event, about) in recorded.appended {
+        core.events.announce(event, about.as_ref());
+    }
+    match &recorded.queued {
+        Some(team) if !recorded.handed.is_empty() => {
+            core.outbox.hand_over(team, recorded.handed);
+        }
+        Some(team) => core.outbox.wake(team),
+        None => {}
     }
 }
 

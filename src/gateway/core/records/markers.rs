@@ -37,6 +37,20 @@ pub struct LogoutAnswer {
 
 impl Record for LogoutAnswer {}
 
+/// A WhatsApp delivery that acted on identities (a system message, a
+/// refusal, a hash that was a change), remembered by its id so that
+/// Meta's retries of it act once (docs/channels.md#identity-changes):
+/// `c`, how many conversations it changed. Its presence is what counts:
+/// what an earlier version wrote there (`{"logged_out":n}`) reads as one
+/// that changed none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActedDelivery {
+    #[serde(default)]
+    pub c: usize,
+}
+
+impl Record for ActedDelivery {}
+
 /// The identity hashes Meta gave for the user behind a WhatsApp
 /// conversation (docs/channels.md#identity-changes): `hash` the newest
 /// (all the previous version wrote, and all it reads: it ignores the

@@ -812,6 +812,11 @@ fn the_marker_records_of_today_read_back_equal() {
     );
     same("{}", &EndedSession {});
     same("{}", &SentMessage {});
+    // A WhatsApp delivery that acted on identities; what an earlier
+    // version remembered there (a logout's answer) reads as one too.
+    same(r#"{"c":2}"#, &ActedDelivery { c: 2 });
+    let earlier = Loaded::<ActedDelivery>::parse("k".into(), raw(r#"{"logged_out":1}"#));
+    assert_eq!(earlier.expect("read").value, Some(ActedDelivery { c: 0 }));
     // A WhatsApp conversation's identity hashes, newest first by Meta's
     // time; the first `seen` kept before times were.
     same(
