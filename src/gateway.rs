@@ -68,7 +68,7 @@ mod workers;
 pub use provider_tokens::{actor_person, actor_person_of, ActorRefusal, Person};
 
 pub use self::core::view;
-use self::core::{change, doors, due_teams, outbox, records, work, writes};
+use self::core::{change, create, doors, due_teams, outbox, records, work, writes};
 pub use self::core::{
     decode_interaction, encode_interaction, outbox_left, Bookkeeping, Chat, Core, Dispatcher,
     InteractionView, Live, Outbox, OutboxItem, Task, OUTBOX_BATCH,

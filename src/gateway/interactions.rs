@@ -6,9 +6,10 @@ use base64::Engine;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::create::{self, Look, NewIn};
 use super::outbox::OutboxItem;
 use super::records::{remembered_subject_key, ConversationLink, Loaded, Pair, PairRead};
-use super::work::{self, Look, NewIn, Step};
+use super::work::Step;
 use super::writes::Writes;
 use super::{audit, number_checks, view, Core, InteractionView};
 use crate::config::Team;
@@ -158,7 +159,7 @@ pub async fn create_interaction(
     let whatsapp = core.config().whatsapp_chat(&req.channel);
     let new = Checked::parse(team, req, reach, whatsapp)?;
     let look = || look_in_conversation(core, team, &new, now);
-    let (view, created) = work::create_or_find(core, team, now, look).await?;
+    let (view, created) = create::create_or_find(core, team, now, look).await?;
     if created {
         let conversation = new.conversation.as_str();
         let ckey = keys::conversation(&team.keyspace, &new.channel, conversation);

@@ -10,9 +10,10 @@ use crate::store::keys;
 use crate::time::Timestamp;
 
 use super::outbox::OutboxItem;
-use super::records::{subject_written, Loaded};
+use super::records::Loaded;
 use super::view::SubjectView;
 use super::work::Step;
+use super::writes::subject_written;
 use super::{doors, Core};
 
 /// An unknown subject is all zeros.

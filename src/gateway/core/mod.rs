@@ -2,6 +2,7 @@
 //! records and their locks, the view, the outbox and the due teams
 //! (docs/architecture.md#the-core-and-its-families).
 pub(super) mod change;
+pub(super) mod create;
 pub(super) mod doors;
 pub(super) mod due_teams;
 pub(super) mod epochs;

@@ -860,22 +860,6 @@ pub fn write_subject(
     }
 }
 
-/// Writes a subject back in `w`, or deletes it when nothing in it
-/// matters ([`write_subject`]), for a change outside its interactions'
-/// units of work (an unlock).
-pub(in crate::gateway) fn subject_written(
-    w: &mut impl super::writes::Writes,
-    loaded: &Loaded<SubjectRecord>,
-    subject: &SubjectRecord,
-    s: &Settings,
-    now: Timestamp,
-) -> Result<()> {
-    for op in write_subject(loaded, subject, s, now)? {
-        w.take(super::writes::Write::op(op));
-    }
-    Ok(())
-}
-
 /// The one retry of a read-modify-write outside the unit of work (a
 /// record of its own key: a destination's sends, a message's record, a
 /// recognition): [`crate::store::retry`] with the gateway's error type.

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::records::{put_versioned, Loaded};
+use super::records::{put_versioned, write_subject, Loaded};
+use crate::config::Settings;
+use crate::domain::subject::SubjectRecord;
 use crate::error::Result;
 use crate::store::{keys, Op};
 use crate::time::Timestamp;
@@ -151,4 +153,20 @@ pub trait Writes {
     fn cancel(&mut self, entry: &DueEntry) {
         self.take(Write::op(entry.cancelled()));
     }
+}
+
+/// Writes a subject back in `w`, or deletes it when nothing in it
+/// matters (`records::write_subject`), for a change outside its
+/// interactions' units of work (an unlock).
+pub(in crate::gateway) fn subject_written(
+    w: &mut impl Writes,
+    loaded: &Loaded<SubjectRecord>,
+    subject: &SubjectRecord,
+    s: &Settings,
+    now: Timestamp,
+) -> Result<()> {
+    for op in write_subject(loaded, subject, s, now)? {
+        w.take(Write::op(op));
+    }
+    Ok(())
 }
