@@ -71,7 +71,7 @@ impl App {
             events = events.with_keep_alive(every);
         }
         let mut gateway = Arc::new(Core::new(Arc::clone(&config), store, channels, events));
-        let stored = in_force::at_start(&gateway).await?;
+        let stored = in_force::at_start(&gateway, clock.now()).await?;
         let known = stored.map(|(config, known)| {
             let channels = senders.for_config(&config);
             gateway = Arc::new(gateway.reloaded(Arc::new(config), channels));

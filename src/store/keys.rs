@@ -206,11 +206,20 @@ pub fn deleted_team(id: &str) -> String {
     scoped(team_of(id), "tmd", 0)
 }
 
-/// The index of the teams written through the operator API, by id with
-/// their digests. The hash tag `~teams` (no team id has a `~`) puts it
-/// and [`api_teams_generation`] in one slot of their own.
+/// The index of the teams written through the operator API as an earlier
+/// version kept it, whole; now what says it is kept in parts
+/// ([`api_teams_part`]). The hash tag `~teams` (no team id has a `~`)
+/// puts it, its parts and [`api_teams_generation`] in one slot of their
+/// own.
 pub fn api_teams() -> String {
     "{~teams}:ix".to_string()
+}
+
+/// Part `n` of the index of the teams written through the operator API:
+/// the ids whose hash names it, with their digests; beside [`api_teams`],
+/// in its slot.
+pub fn api_teams_part(n: u16) -> String {
+    format!("{{~teams}}:ix:{n}")
 }
 
 /// A channel written through the operator API: its JSON form, secrets

@@ -645,13 +645,14 @@ both_stores!(a_channel_write_whose_writer_stopped_is_finished_by_a_later_look, s
 
     // Stopped after the team's commit, before the index's: the index is
     // behind the team's record; a later look indexes the record's digest.
-    let mut index: Value = serde_json::from_str(&raw(&app, &keys::api_teams()).await.unwrap().value).unwrap();
+    let part = keys::api_teams_part(chatgate::gateway::operator::index::part_of("newco"));
+    let mut index: Value = serde_json::from_str(&raw(&app, &part).await.unwrap().value).unwrap();
     index["t"]["newco"] = json!(before.trim_matches('"'));
-    overwrite(&app, &keys::api_teams(), index.to_string()).await;
+    overwrite(&app, &part, index.to_string()).await;
     left_a_mark(&app).await;
     app.clock.advance(chatgate::gateway::operator::index::STOPPED_AFTER);
     app.reloader.operator().sync().await;
-    let index: Value = serde_json::from_str(&raw(&app, &keys::api_teams()).await.unwrap().value).unwrap();
+    let index: Value = serde_json::from_str(&raw(&app, &part).await.unwrap().value).unwrap();
     // The index keeps the digest, and after a `~` the team's incarnation.
     let indexed = index["t"]["newco"].as_str().unwrap().split('~').next();
     assert_eq!(indexed, Some(after.trim_matches('"')), "{index}");
@@ -794,7 +795,8 @@ async fn a_replace_of_a_listed_channel_is_two_commits_a_team_and_two_reads_of_th
             "{:?}",
             written[i]
         );
-        assert_eq!(written[i + 1], [keys::api_teams(), gen.clone()]);
+        let part = keys::api_teams_part(chatgate::gateway::operator::index::part_of(id));
+        assert_eq!(written[i + 1], [part, gen.clone()]);
     }
     let read = index_reads() - before;
     assert_eq!(

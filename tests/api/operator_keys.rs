@@ -346,7 +346,8 @@ async fn a_put_is_three_commits_each_after_one_read_and_a_dry_run_one_read() {
     let res = put(&app, "newco", &body, &[]).await;
     assert_eq!(res.status(), 201);
     let written = std::mem::take(&mut *commits.lock().unwrap());
-    let (gen, ix) = (keys::api_teams_generation(), keys::api_teams());
+    let gen = keys::api_teams_generation();
+    let ix = keys::api_teams_part(chatgate::gateway::operator::index::part_of("newco"));
     assert_eq!(written.len(), 3, "{written:?}");
     assert_eq!(written[0], std::slice::from_ref(&gen), "the mark");
     assert_eq!(team_reads(&counting), 2, "the write reads its team once");
@@ -389,13 +390,18 @@ async fn of_two_api_teams_with_one_key_every_instance_keeps_the_first() {
         .unwrap()
         .value;
     overwrite(&app, &keys::api_team("twin"), record).await;
-    let ix = raw(&app, &keys::api_teams()).await.unwrap();
-    let mut index: Value = serde_json::from_str(&ix.value).unwrap();
+    let part = keys::api_teams_part(chatgate::gateway::operator::index::part_of("twin"));
+    let mut index: Value = match raw(&app, &part).await {
+        Some(ix) => serde_json::from_str(&ix.value).unwrap(),
+        None => json!({"t": {}}),
+    };
     index["t"]["twin"] = json!(etag_of(&res).trim_matches('"'));
-    overwrite(&app, &keys::api_teams(), index.to_string()).await;
+    overwrite(&app, &part, index.to_string()).await;
     let gen = raw(&app, &keys::api_teams_generation()).await.unwrap();
     let mut moved: Value = serde_json::from_str(&gen.value).unwrap();
     moved["g"] = json!(moved["g"].as_u64().unwrap() + 1);
+    // Its part's move not logged: every part is read.
+    moved.as_object_mut().unwrap().remove("s");
     overwrite(&app, &keys::api_teams_generation(), moved.to_string()).await;
 
     let status = |app: &TestApp, id: &str| {
@@ -498,3 +504,89 @@ both_stores!(a_key_endpoint_takes_a_body_of_at_most_64_kib, setup: with_operator
     let res = post(&app, "/v1/teams/newco/api-keys", small).await;
     assert_problem(res, 422, "invalid_request").await;
 });
+
+/// What the writes of team `n` of `teams` made to the index of the API
+/// teams: for each write, the size of the largest part of the index it
+/// wrote, and the `{~teams}` keys it read whole (`{~teams}:ix`).
+async fn index_cost_of_writes(backend: Backend, teams: usize, measured: &[usize]) -> Vec<usize> {
+    type Sizes = std::sync::Arc<std::sync::Mutex<Vec<usize>>>;
+    let written = Sizes::default();
+    let told = std::sync::Arc::clone(&written);
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    let inner: chatgate::store::SharedStore = match backend {
+        Backend::Memory => std::sync::Arc::new(chatgate::store::memory::MemoryStore::new()),
+        Backend::Redis => {
+            let url = "redis://127.0.0.1:6379";
+            let Ok(store) = chatgate::store::redis::RedisStore::connect(url, &prefix).await else {
+                return Vec::new();
+            };
+            std::sync::Arc::new(store)
+        }
+    };
+    let counting = crate::round_trips::Counting::telling(inner, move |ops| {
+        for op in ops {
+            if let chatgate::store::Op::Put { key, value, .. } = op {
+                if key.starts_with("{~teams}:ix") {
+                    told.lock().unwrap().push(value.len());
+                }
+            }
+        }
+    });
+    let counting = std::sync::Arc::new(counting);
+    let setup = Setup {
+        store: Some(counting.clone()),
+        key_prefix: Some(prefix),
+        ..with_operator()
+    };
+    let app = spawn_with(backend, setup).await.unwrap();
+    let mut largest = Vec::new();
+    for n in 1..=teams {
+        let id = format!("team{n}");
+        let mut body = team(&id, &generate_whsec());
+        let hash = ApiKeyHash::of_key(&format!("{id}-bot-key")).to_hex();
+        body["api_keys"] = json!([{"id": "bot", "role": "admin", "sha256": hash}]);
+        written.lock().unwrap().clear();
+        counting.gets.lock().unwrap().clear();
+        assert_eq!(put(&app, &id, &body, &[]).await.status(), 201);
+        if measured.contains(&n) {
+            let whole = counting
+                .gets
+                .lock()
+                .unwrap()
+                .iter()
+                .flatten()
+                .any(|k| k == &keys::api_teams());
+            assert!(!whole, "write {n} read the index whole");
+            largest.push(
+                written
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .copied()
+                    .max()
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    largest
+}
+
+/// A team's write reads and writes one part of the index of the API
+/// teams, never the index whole: the part it writes is no larger at the
+/// 150th team than at the 5th (the index whole grew thirtyfold), on both
+/// stores (docs/decisions/0461-the-index-of-the-api-teams-in-parts.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_moves_one_part_of_the_index_whatever_the_number_of_teams() {
+    for backend in [Backend::Memory, Backend::Redis] {
+        let sizes = index_cost_of_writes(backend, 150, &[5, 150]).await;
+        if sizes.is_empty() {
+            continue; // no Redis here
+        }
+        let (fifth, last) = (sizes[0], sizes[1]);
+        assert!(fifth > 0 && fifth < 400, "{backend:?}: {sizes:?}");
+        assert!(
+            last < 400,
+            "{backend:?}: the 150th write wrote {last} bytes of index: {sizes:?}"
+        );
+    }
+}

@@ -44,8 +44,8 @@ pub use markers::{
     ShortLink, StoredNetworkLink, UsedJti,
 };
 pub use operator::{
-    ApiTeamsGeneration, DeletedTeam, PendingWrite, StoredApiChannel, StoredApiChannels,
-    StoredApiForm, StoredApiTeam, StoredApiTeams,
+    ApiTeamsGeneration, ApiTeamsIndex, DeletedTeam, PendingWrite, StoredApiChannel,
+    StoredApiChannels, StoredApiForm, StoredApiTeam, StoredApiTeams,
 };
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;

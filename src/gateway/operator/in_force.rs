@@ -76,7 +76,7 @@ impl ApiKnown {
         }
         metrics::gauge!("chatgate_api_teams_refused").set(now.len() as f64);
         self.left_out = now;
-        self.known = std::mem::take(&mut changes.known);
+        self.known.apply(std::mem::take(&mut changes.known));
         self.generation = changes.generation;
     }
 }
@@ -87,10 +87,16 @@ impl ApiKnown {
 /// start-up, naming it and the key id; one that cannot be put in force for
 /// another reason (a rule it breaks against the files, a channel it lists
 /// gone) is left out with one error line.
-pub async fn at_start(gateway: &Core) -> std::io::Result<Option<(Config, ApiKnown)>> {
+pub async fn at_start(
+    gateway: &Core,
+    now: crate::time::Timestamp,
+) -> std::io::Result<Option<(Config, ApiKnown)>> {
     if gateway.config().operator.is_none() {
         return Ok(None);
     }
+    index::keep_in_parts(gateway, now).await.map_err(|e| {
+        std::io::Error::other(format!("cannot keep the API teams' index in parts: {e}"))
+    })?;
     let changes = look::changes(gateway, &Default::default())
         .await
         .map_err(|e| std::io::Error::other(format!("cannot read the API teams: {e}")))?;

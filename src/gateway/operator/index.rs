@@ -6,12 +6,20 @@
 //! mark older than [`STOPPED_AFTER`] is a writer that stopped between
 //! the two, and the next instance to look indexes what its team's record
 //! holds.
+//!
+//! The index is kept in [`PARTS`] parts, each id in the one its hash
+//! names, and the generation logs the parts its last moves changed: a
+//! write reads and writes one part, and an instance that looks reads the
+//! parts moved since the generation it holds, whatever the number of
+//! teams (docs/decisions/0461-the-index-of-the-api-teams-in-parts.md).
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::forms::stored_forms;
 use crate::domain::audit::Actor;
 use crate::error::Result;
 use crate::gateway::change::{self, Change};
 use crate::gateway::records::{
-    ApiTeamsGeneration, Loaded, PendingWrite, StoredApiTeam, StoredApiTeams,
+    ApiTeamsGeneration, ApiTeamsIndex, Loaded, PendingWrite, StoredApiTeam, StoredApiTeams,
 };
 use crate::gateway::work::Step;
 use crate::gateway::Core;
@@ -21,6 +29,48 @@ use crate::time::Timestamp;
 /// How old a mark is when its writer is taken to have stopped: a write
 /// takes milliseconds, and waits at most 5 s for its instance.
 pub const STOPPED_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The parts the index of the API teams is kept in: at 10 000 teams,
+/// about ten ids a part.
+pub const PARTS: u16 = 1024;
+
+/// The moves of the index the generation logs: an instance that holds a
+/// generation further behind reads every part.
+pub const LOGGED: usize = 256;
+
+/// The part of the index that holds team `id`.
+pub fn part_of(id: &str) -> u16 {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(id.as_bytes());
+    u16::from_be_bytes([hash[0], hash[1]]) % PARTS
+}
+
+/// `generation` moved once, by a change of `parts` of the index (none:
+/// the channels' index), logged.
+pub fn moved(generation: &mut ApiTeamsGeneration, parts: impl IntoIterator<Item = u16>) {
+    let before = generation.generation;
+    generation.generation += 1;
+    let at = generation.generation;
+    (generation.logged_since).get_or_insert(before);
+    generation.log.extend(parts.into_iter().map(|p| (at, p)));
+    let over = generation.log.len().saturating_sub(LOGGED);
+    if let Some((dropped, _)) = generation.log.drain(..over).last() {
+        generation.logged_since = Some(dropped);
+    }
+}
+
+/// The parts of the index moved after generation `held` (of the record
+/// born `born`), as `read` logs them; `None` when it does not log them
+/// all (a new record, a store reset, too far behind): every part is to
+/// be read.
+pub fn moved_since(read: &ApiTeamsGeneration, born: u64, held: u64) -> Option<BTreeSet<u16>> {
+    let logged = read.logged_since.is_some_and(|s| s <= held);
+    if read.born != born || !logged || held > read.generation {
+        return None;
+    }
+    let after = read.log.iter().filter(|(at, _)| *at > held);
+    Some(after.map(|(_, part)| *part).collect())
+}
 
 /// Marks a write of team `id` under way: its token, which
 /// [`index`] or [`unmark`] clears.
@@ -72,10 +122,11 @@ fn clear(generation: &mut ApiTeamsGeneration, id: &str, token: u64) -> bool {
     cleared
 }
 
-/// In `c`, which read the index and the generation: team `id` at
-/// `digest` (`None`: gone), mark `token` cleared and the generation
-/// moved. `only_if_marked`: nothing when the mark is gone (its writer
-/// indexed the team itself). The generation, or `None` for nothing.
+/// In `c`, which read [`index_keys`] of `id`: team `id` at `digest`
+/// (`None`: gone) in its part of the index, mark `token` cleared and the
+/// generation moved. `only_if_marked`: nothing when the mark is gone (its
+/// writer indexed the team itself). The generation, or `None` for
+/// nothing.
 fn indexed(
     c: &mut Change,
     id: &str,
@@ -83,7 +134,7 @@ fn indexed(
     token: u64,
     only_if_marked: bool,
 ) -> Result<Option<u64>> {
-    let (ix, gen) = (keys::api_teams(), keys::api_teams_generation());
+    let [ix, gen] = index_keys(id);
     let loaded: Loaded<StoredApiTeams> = c.read(&ix)?;
     let count: Loaded<ApiTeamsGeneration> = c.read(&gen)?;
     let mut next = ApiTeamsGeneration::next_of(count.value.as_ref());
@@ -95,13 +146,140 @@ fn indexed(
         Some(d) => teams.teams.insert(id.to_string(), d.to_string()),
         None => teams.teams.remove(id),
     };
-    c.put(&loaded, &teams, None)?;
-    next.generation += 1;
+    put_part(c, &loaded, &teams)?;
+    moved(&mut next, [part_of(id)]);
     c.put(&count, &next, None)?;
     Ok(Some(next.generation))
 }
 
-/// The index of the API teams with `id` at `digest` (`None`: gone), mark
+/// In `c`, which read part `loaded`: `teams` in its place (an empty part
+/// deleted). The record lives until deleted, as the teams it names.
+pub(super) fn put_part(
+    c: &mut Change,
+    loaded: &Loaded<StoredApiTeams>,
+    teams: &StoredApiTeams,
+) -> Result<()> {
+    match (teams.teams.is_empty(), &loaded.value) {
+        (true, Some(_)) => c.delete(loaded),
+        (true, None) => {}
+        (false, _) => drop(c.put(loaded, teams, None)?),
+    }
+    Ok(())
+}
+
+/// What indexing team `id` reads: its part of the index, the generation.
+fn index_keys(id: &str) -> [String; 2] {
+    [
+        keys::api_teams_part(part_of(id)),
+        keys::api_teams_generation(),
+    ]
+}
+
+/// The parts `parts` of the index, read [`READ_AT_ONCE`] a call: each
+/// with its teams (id → digest).
+pub async fn read_parts(
+    core: &Core,
+    parts: &[u16],
+) -> Result<Vec<(u16, BTreeMap<String, String>)>> {
+    let mut read = Vec::with_capacity(parts.len());
+    for chunk in parts.chunks(READ_AT_ONCE) {
+        let keys: Vec<String> = chunk.iter().map(|p| keys::api_teams_part(*p)).collect();
+        let raw = core.get(&keys).await?;
+        for ((part, key), raw) in chunk.iter().zip(keys).zip(raw) {
+            let teams = Loaded::<StoredApiTeams>::parse(key, raw)?.value;
+            read.push((*part, teams.unwrap_or_default().teams));
+        }
+    }
+    Ok(read)
+}
+
+/// Every part of the index: what a start, a reload and an export read.
+pub fn every_part() -> Vec<u16> {
+    (0..PARTS).collect()
+}
+
+/// Parts read in one store call.
+const READ_AT_ONCE: usize = 512;
+
+/// How often the index as an earlier version kept it is read again while
+/// it moves under the move into parts.
+const MOVE_TRIES: usize = 5;
+
+/// The index as an earlier version kept it (`{~teams}:ix`, whole) moved
+/// into its parts, and `{~teams}:ix` left saying so, which an earlier
+/// version cannot read: its looks fail (it keeps the teams it has in
+/// force) and its writes stop before their index, whose marks an
+/// instance of this version repairs
+/// (docs/decisions/0461-the-index-of-the-api-teams-in-parts.md). Done
+/// once, by the first instance to start: the others find it done.
+pub async fn keep_in_parts(core: &Core, now: Timestamp) -> Result<()> {
+    let ix = keys::api_teams();
+    for _ in 0..MOVE_TRIES {
+        let raw = core.get(std::slice::from_ref(&ix)).await?.pop().flatten();
+        let whole = match Loaded::<ApiTeamsIndex>::parse(ix.clone(), raw)?.value {
+            Some(ApiTeamsIndex::InParts { .. }) => return Ok(()),
+            Some(ApiTeamsIndex::Whole(whole)) => whole.teams,
+            None => BTreeMap::new(),
+        };
+        let parts: BTreeSet<u16> = whole.keys().map(|id| part_of(id)).collect();
+        let mut read = vec![ix.clone(), keys::api_teams_generation()];
+        read.extend(parts.iter().map(|p| keys::api_teams_part(*p)));
+        let moved_in = core.change(change::NO_TEAM, &read, now, |c| move_in(c, &parts));
+        if moved_in.await? {
+            return Ok(());
+        }
+    }
+    Err(crate::error::Error::internal(
+        "the index of the API teams moved while it was put in parts",
+    ))
+}
+
+/// [`keep_in_parts`] in `c`, which read `{~teams}:ix`, the generation and
+/// `parts`: whether it is done (`false`: the index read names another
+/// part, to read again).
+fn move_in(c: &mut Change, parts: &BTreeSet<u16>) -> Result<Step<bool>> {
+    let ix = keys::api_teams();
+    let read = c.raw(&ix)?;
+    let version = read.map_or(0, |r| r.version);
+    let whole = match read.map(|r| serde_json::from_str::<ApiTeamsIndex>(&r.value)) {
+        Some(Ok(ApiTeamsIndex::InParts { .. })) => return Ok(Step::Answer(true)),
+        Some(Ok(ApiTeamsIndex::Whole(whole))) => whole.teams,
+        Some(Err(e)) => {
+            return Err(crate::error::Error::internal_from(
+                "the API teams' index",
+                e,
+            ))
+        }
+        None => BTreeMap::new(),
+    };
+    if whole.keys().any(|id| !parts.contains(&part_of(id))) {
+        return Ok(Step::Answer(false));
+    }
+    let mut by_part: BTreeMap<u16, BTreeMap<String, String>> = BTreeMap::new();
+    for (id, digest) in whole {
+        by_part.entry(part_of(&id)).or_default().insert(id, digest);
+    }
+    for (part, teams) in by_part {
+        let loaded: Loaded<StoredApiTeams> = c.read(&keys::api_teams_part(part))?;
+        let mut next = loaded.value.clone().unwrap_or_default();
+        next.teams.extend(teams);
+        put_part(c, &loaded, &next)?;
+    }
+    let marker = Loaded::<ApiTeamsIndex> {
+        key: ix,
+        version,
+        value: None,
+    };
+    c.put(&marker, &ApiTeamsIndex::InParts { parts: PARTS }, None)?;
+    let gen: Loaded<ApiTeamsGeneration> = c.read(&keys::api_teams_generation())?;
+    let mut next = ApiTeamsGeneration::next_of(gen.value.as_ref());
+    next.generation += 1;
+    (next.log, next.logged_since) = (Vec::new(), None);
+    c.put(&gen, &next, None)?;
+    Ok(Step::Write(true))
+}
+
+/// Team `id` at `digest` (`None`: gone) in its part of the index, mark
 /// `token` cleared and the generation moved, in one commit of their own
 /// slot: the generation.
 pub async fn index(
@@ -111,7 +289,7 @@ pub async fn index(
     token: u64,
     now: Timestamp,
 ) -> Result<u64> {
-    let read = [keys::api_teams(), keys::api_teams_generation()];
+    let read = index_keys(id);
     let digest = digest.as_deref();
     core.change(change::NO_TEAM, &read, now, |c| {
         let generation = indexed(c, id, digest, token, false)?;
@@ -189,7 +367,7 @@ async fn repair(core: &Core, id: &str, token: u64, now: Timestamp) -> Result<u64
          }| { indexed_as(&digest, incarnation.as_deref()) },
     );
     tracing::warn!(team = %id, "a write of an API team stopped before its index; indexed as stored");
-    let read = [keys::api_teams(), keys::api_teams_generation()];
+    let read = index_keys(id);
     let digest = digest.as_deref();
     core.change(change::NO_TEAM, &read, now, |c| {
         match indexed(c, id, digest, token, true)? {

@@ -1,30 +1,83 @@
 //! What the store holds of the teams and channels written through the
 //! operator API that an instance has not put in force
-//! (docs/operator-api.md#every-instance-at-once): the index and its
-//! generation read, then only the channels and teams whose digest moved,
-//! and the API teams in force that list a channel that moved, built again
-//! against it.
+//! (docs/operator-api.md#every-instance-at-once): the generation read,
+//! the parts of the index it logs as moved since the one the instance
+//! holds (every part when it does not log them all), then only the
+//! channels and teams whose digest moved, and the API teams in force that
+//! list a channel that moved, built again against it.
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use super::forms::{breaks, channel_place, operator, stored_forms};
+use super::index::{self, part_of};
 use crate::config::{is_secret_member, ChannelConfig, Config, ConfigError, Team};
 use crate::domain::secrets_cipher::OpenError;
 use crate::domain::team_secrets;
 use crate::error::Result;
 use crate::gateway::records::{
     ApiTeamsGeneration, Loaded, StoredApiChannel, StoredApiChannels, StoredApiForm, StoredApiTeam,
-    StoredApiTeams,
 };
 use crate::gateway::Core;
 use crate::store::keys;
 
 /// What an instance put in force of the API teams and channels: their
-/// digests as the index gave them.
+/// digests as the index gave them, the teams by part of the index.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
-    pub teams: BTreeMap<String, String>,
+    pub teams: BTreeMap<u16, BTreeMap<String, String>>,
     pub channels: BTreeMap<String, String>,
+    /// The generation's `born` and the generation they are of; `None`:
+    /// nothing read yet.
+    pub at: Option<(u64, u64)>,
+    /// Teams indexed that were left out (refused, a key another holds,
+    /// indexed but not stored): read again at each move, as their
+    /// reason may have gone.
+    pub again: BTreeSet<String>,
+}
+
+impl Known {
+    /// The digest of team `id` as put in force.
+    fn digest(&self, id: &str) -> Option<&String> {
+        self.teams.get(&part_of(id))?.get(id)
+    }
+
+    /// What a look read, applied: the parts it read in place of those
+    /// held (all of them for a read of every part), the teams it took out
+    /// or left out dropped, those left out read again at the next move.
+    pub fn apply(&mut self, read: KnownRead) {
+        if read.every_part {
+            (self.teams, self.again) = Default::default();
+        }
+        for (part, teams) in read.parts {
+            self.again.retain(|id| part_of(id) != part);
+            match teams.is_empty() {
+                true => self.teams.remove(&part),
+                false => self.teams.insert(part, teams),
+            };
+        }
+        for id in read.dropped {
+            if let Some(teams) = self.teams.get_mut(&part_of(&id)) {
+                teams.remove(&id);
+            }
+        }
+        self.again.extend(read.again);
+        self.channels = read.channels;
+        self.at = read.at;
+    }
+}
+
+/// What a look read of the index, for [`Known::apply`].
+#[derive(Debug, Default)]
+pub struct KnownRead {
+    /// Whether it read every part.
+    pub every_part: bool,
+    pub parts: Vec<(u16, BTreeMap<String, String>)>,
+    /// Teams taken out (gone) or left out.
+    pub dropped: Vec<String>,
+    /// Of `dropped`, those to read again at the next move.
+    pub again: Vec<String>,
+    pub channels: BTreeMap<String, String>,
+    pub at: Option<(u64, u64)>,
 }
 
 /// What the store holds of the API teams and channels that differs from
@@ -37,7 +90,7 @@ pub struct Changes {
     pub gone: Vec<String>,
     pub channels: Vec<ChannelConfig>,
     pub channels_gone: Vec<String>,
-    pub known: Known,
+    pub known: KnownRead,
     pub generation: u64,
     /// Stored teams that could not be put in force, each with why (never
     /// a value: a pointer, a key id).
@@ -147,23 +200,29 @@ impl Changes {
 const READ_AT_ONCE: usize = 500;
 
 /// The API teams and channels of the store that differ from `known`: the
-/// index and generation read, then only the channels and teams whose
-/// digest moved, [`READ_AT_ONCE`] a call, and the API teams in force that
-/// list a channel that moved.
+/// generation and the channels' index read, the parts of the teams'
+/// index moved since `known` (with those of the teams it left out), then
+/// only the channels and teams whose digest moved, [`READ_AT_ONCE`] a
+/// call, and the API teams in force that list a channel that moved.
 pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
-    let (ix, cx) = (keys::api_teams(), keys::api_channels());
-    let gen = keys::api_teams_generation();
-    let mut raw = core
-        .get(&[ix.clone(), cx.clone(), gen.clone()])
-        .await?
-        .into_iter();
-    let index = Loaded::<StoredApiTeams>::parse(ix, raw.next().flatten())?;
+    let (cx, gen) = (keys::api_channels(), keys::api_teams_generation());
+    let mut raw = core.get(&[cx.clone(), gen.clone()]).await?.into_iter();
     let channels = Loaded::<StoredApiChannels>::parse(cx, raw.next().flatten())?;
     let count = Loaded::<ApiTeamsGeneration>::parse(gen, raw.next().flatten())?;
-    let index = index.value.unwrap_or_default();
     let channels = channels.value.unwrap_or_default().channels;
+    let count = count.value.unwrap_or_default();
+    let since = (known.at).and_then(|(born, at)| index::moved_since(&count, born, at));
+    let every_part = since.is_none();
+    let parts: Vec<u16> = match since {
+        Some(mut parts) => {
+            parts.extend(known.again.iter().map(|id| part_of(id)));
+            parts.into_iter().collect()
+        }
+        None => index::every_part(),
+    };
+    let read = index::read_parts(core, &parts).await?;
     let mut changes = Changes {
-        generation: count.value.unwrap_or_default().generation,
+        generation: count.generation,
         ..Changes::default()
     };
     let config = core.config();
@@ -171,8 +230,17 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
     let touched: BTreeSet<&String> = (changes.channels.iter().map(|c| &c.name))
         .chain(&changes.channels_gone)
         .collect();
-    let mut moved: BTreeSet<&String> = moved(&index.teams, &known.teams).collect();
-    changes.gone = gone(&index.teams, &known.teams);
+    let mut moved: BTreeSet<&String> = BTreeSet::new();
+    for (part, teams) in &read {
+        let held = known.teams.get(part);
+        let differs =
+            |(id, digest): &(&String, &String)| held.and_then(|h| h.get(*id)) != Some(digest);
+        moved.extend(teams.iter().filter(differs).map(|(id, _)| id));
+        let gone = held.into_iter().flat_map(|h| h.keys());
+        changes
+            .gone
+            .extend(gone.filter(|id| !teams.contains_key(*id)).cloned());
+    }
     // No channel moved (a team's write): the teams are built against the
     // configuration as it is, and no other is made.
     let against = match touched.is_empty() {
@@ -180,7 +248,9 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
         false => {
             let lists_touched = |t: &&Arc<Team>| touched.iter().any(|n| t.uses_channel(n));
             for team in config.api_teams().filter(lists_touched) {
-                moved.extend(index.teams.get_key_value(&team.id).map(|(id, _)| id));
+                if known.digest(&team.id).is_some() && !changes.gone.contains(&team.id) {
+                    moved.insert(&team.id);
+                }
             }
             let with = config.with_api_channels(changes.channels.clone(), &changes.channels_gone);
             let with = with
@@ -189,22 +259,30 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
         }
     };
     let moved: Vec<&String> = moved.into_iter().collect();
+    let gone_from_index = changes.gone.len();
     for chunk in moved.chunks(READ_AT_ONCE) {
         read_teams(core, &against, chunk, &mut changes).await?;
     }
+    // Indexed but not stored (a Cluster master that lost it, until
+    // written back): read again at the next move.
+    let unstored = changes.gone[gone_from_index..].to_vec();
     changes.clashing = one_team_per_key(config, &changes.gone, &mut changes.teams);
-    changes.known = Known {
-        teams: index.teams,
+    changes.known = KnownRead {
+        every_part,
+        parts: read,
         channels,
+        at: Some((count.born, count.generation)),
+        ..KnownRead::default()
     };
     keep_listed_channels(config, &mut changes);
     // Left out, they are read again at the next move: once the team that
     // holds their key has changed, they may go in. So is one indexed but
     // not stored (a Cluster master that lost it, until written back).
     let left_out = changes.refused.iter().chain(&changes.clashing);
-    for id in left_out.map(|(id, _)| id).chain(&changes.gone) {
-        changes.known.teams.remove(id);
-    }
+    let mut left_out: Vec<String> = left_out.map(|(id, _)| id.clone()).collect();
+    changes.known.dropped = (left_out.iter().chain(&changes.gone)).cloned().collect();
+    left_out.extend(unstored);
+    changes.known.again = left_out;
     for (name, _) in &changes.refused_channels {
         changes.known.channels.remove(name);
     }
@@ -358,6 +436,9 @@ async fn read_teams(
 /// refused, whose team in force stays as it was built) stays in force
 /// too, and is looked at again at the next move.
 fn keep_listed_channels(in_force: &Config, changes: &mut Changes) {
+    if changes.channels_gone.is_empty() {
+        return;
+    }
     let put: HashSet<&str> = changes.teams.iter().map(|t| t.id.as_str()).collect();
     let stays = |t: &&Arc<Team>| !put.contains(t.id.as_str()) && !changes.gone.contains(&t.id);
     let staying: Vec<&Arc<Team>> = in_force.api_teams().filter(stays).collect();
@@ -388,12 +469,21 @@ fn one_team_per_key(
     gone: &[String],
     teams: &mut Vec<Arc<Team>>,
 ) -> Vec<(String, String)> {
+    if teams.is_empty() {
+        return Vec::new();
+    }
     teams.sort_by(|a, b| (a.modified, &a.id).cmp(&(b.modified, &b.id)));
+    // Of the teams in force, only the keys of the teams read are noted:
+    // a pass that allocates for what changed alone.
+    let wanted: Vec<_> = (teams.iter())
+        .flat_map(|t| t.api_keys.iter().map(|k| k.sha256))
+        .collect();
     let mut holders: BTreeMap<String, (String, String)> = BTreeMap::new();
     let read: std::collections::HashSet<&str> = teams.iter().map(|t| t.id.as_str()).collect();
     let stays = |t: &&Arc<Team>| !read.contains(t.id.as_str()) && !gone.contains(&t.id);
     for team in in_force.api_teams().filter(stays) {
-        for key in &team.api_keys {
+        let held = |k: &&crate::config::ApiKey| wanted.iter().any(|w| w.matches(&k.sha256));
+        for key in team.api_keys.iter().filter(held) {
             holders.insert(key.sha256.to_hex(), (team.id.clone(), key.id.clone()));
         }
     }

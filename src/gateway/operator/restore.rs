@@ -7,9 +7,10 @@
 //! left as it is: the first to see the reset writes back, the others find
 //! it done
 //! (docs/decisions/0438-a-store-reset-keeps-the-operators-teams.md).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::forms::stored_forms;
+use super::index::{self, part_of};
 use super::look::{built, with_held_channels, Held};
 use crate::config::Config;
 use crate::error::Result;
@@ -72,12 +73,14 @@ pub async fn restore(
 /// Every API team and channel the store holds, as it keeps them (sealed):
 /// what `chatgate teams export` prints.
 pub async fn export(core: &Core) -> Result<Held> {
-    let (ix, cx) = (keys::api_teams(), keys::api_channels());
-    let mut raw = core.get(&[ix.clone(), cx.clone()]).await?.into_iter();
-    let index = Loaded::<StoredApiTeams>::parse(ix, raw.next().flatten())?;
-    let channels = Loaded::<StoredApiChannels>::parse(cx, raw.next().flatten())?;
+    let cx = keys::api_channels();
+    let raw = core.get(std::slice::from_ref(&cx)).await?.pop().flatten();
+    let channels = Loaded::<StoredApiChannels>::parse(cx, raw)?;
     let mut held = Held::default();
-    let ids: Vec<String> = index.value.unwrap_or_default().teams.into_keys().collect();
+    let parts = index::read_parts(core, &index::every_part()).await?;
+    let ids: Vec<String> = (parts.into_iter())
+        .flat_map(|(_, teams)| teams.into_keys())
+        .collect();
     for chunk in ids.chunks(AT_ONCE) {
         let read = stored_forms(core, chunk, keys::api_team).await?;
         let found = chunk.iter().cloned().zip(read);
@@ -244,29 +247,37 @@ async fn write_index(
     moved: Moved,
     now: Timestamp,
 ) -> Result<Restored> {
-    let (ix, cx, gen) = (
-        keys::api_teams(),
-        keys::api_channels(),
-        keys::api_teams_generation(),
-    );
-    let mut read = vec![ix.clone(), cx.clone(), gen.clone()];
+    let (cx, gen) = (keys::api_channels(), keys::api_teams_generation());
+    let parts: BTreeSet<u16> = teams.keys().map(|id| part_of(id)).collect();
+    let mut read = vec![cx.clone(), gen.clone()];
+    read.extend(parts.iter().map(|p| keys::api_teams_part(*p)));
     read.extend(held.channels.keys().map(|name| keys::api_channel(name)));
     core.change(change::NO_TEAM, &read, now, |c| {
         let channels = write_channels(c, held, replace)?;
-        let index: Loaded<StoredApiTeams> = c.read(&ix)?;
-        let before = index.value.clone().unwrap_or_default();
-        let mut next = before.clone();
-        next.teams
-            .extend(teams.iter().map(|(i, d)| (i.clone(), d.clone())));
-        if next == before && channels == 0 && !moved.teams {
-            return Ok(Step::Answer(Restored::default()));
+        let mut by_part: BTreeMap<u16, Vec<(&String, &String)>> = BTreeMap::new();
+        for (id, digest) in teams {
+            by_part.entry(part_of(id)).or_default().push((id, digest));
         }
-        if next != before {
-            c.put(&index, &next, None)?;
+        let mut indexed = false;
+        for (part, teams) in by_part {
+            let loaded: Loaded<StoredApiTeams> = c.read(&keys::api_teams_part(part))?;
+            let before = loaded.value.clone().unwrap_or_default();
+            let mut next = before.clone();
+            next.teams
+                .extend(teams.into_iter().map(|(i, d)| (i.clone(), d.clone())));
+            if next != before {
+                index::put_part(c, &loaded, &next)?;
+                indexed = true;
+            }
+        }
+        if !indexed && channels == 0 && !moved.teams {
+            return Ok(Step::Answer(Restored::default()));
         }
         let count: Loaded<ApiTeamsGeneration> = c.read(&gen)?;
         let mut generation = ApiTeamsGeneration::next_of(count.value.as_ref());
         generation.generation = generation.generation.max(moved.past) + 1;
+        // Many parts at once: every instance reads every part.
+        (generation.log, generation.logged_since) = (Vec::new(), None);
         c.put(&count, &generation, None)?;
         let generation = generation.generation;
         Ok(Step::Write(Restored {

@@ -44,12 +44,24 @@ pub type StoredApiTeam = StoredApiForm;
 /// `{~teams}:ch:<name>`: a channel written through the operator API.
 pub type StoredApiChannel = StoredApiForm;
 
-/// `{~teams}:ix`: every team written through the operator API, by id,
+/// `{~teams}:ix:<n>`: the `n`th part of the index of the teams written
+/// through the operator API (each id in the part its hash names), by id,
 /// with its digest as last written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredApiTeams {
     #[serde(rename = "t")]
     pub teams: BTreeMap<String, String>,
+}
+
+/// `{~teams}:ix`: the index whole, as an earlier version kept it, or,
+/// once it is kept in parts, the number of parts: which an earlier
+/// version cannot read, so that none reads or writes an index that no
+/// longer moves (docs/decisions/0461-the-index-of-the-api-teams-in-parts.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ApiTeamsIndex {
+    InParts { parts: u16 },
+    Whole(StoredApiTeams),
 }
 
 /// `{~teams}:cx`: every channel written through the operator API, by
@@ -78,6 +90,15 @@ pub struct ApiTeamsGeneration {
     /// came back empty (0: a record written before it was kept).
     #[serde(rename = "b", default, skip_serializing_if = "is_zero")]
     pub born: u64,
+    /// The parts of the index the last moves changed, each with the
+    /// generation that moved it, oldest first (a bounded number).
+    #[serde(rename = "l", default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<(u64, u16)>,
+    /// Every part moved after this generation is in `log`; `None`: not
+    /// known (a new record, one a write-back or an earlier version
+    /// wrote), and an instance reads every part.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub logged_since: Option<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -127,4 +148,5 @@ impl Record for StoredApiForm {}
 impl Record for DeletedTeam {}
 impl Record for ApiTeamsGeneration {}
 impl Record for StoredApiTeams {}
+impl Record for ApiTeamsIndex {}
 impl Record for StoredApiChannels {}
