@@ -12,8 +12,17 @@ pub(super) fn from_table<T: DeserializeOwned>(
     file: &str,
     prefix: &str,
 ) -> Result<T, ConfigError> {
-    T::deserialize(Member::table(table))
-        .map_err(|e| keyed(&e.keys.join("."), &e.message, file, prefix))
+    T::deserialize(Member::table(table)).map_err(|e| member_error(&e, file, prefix))
+}
+
+/// A problem of reading a table through [`Member`] that sits at `prefix`
+/// in `file`, its key named.
+pub(super) fn member_error(
+    e: &super::members::MemberError,
+    file: &str,
+    prefix: &str,
+) -> ConfigError {
+    keyed(&e.keys.join("."), &e.message, file, prefix)
 }
 
 /// `prefix.key`, or `key` at the top level.

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::de::{from_table, translate};
+use super::de::{from_table, member_error};
+use super::members::Member;
 use super::oidc::https_or_loopback;
 use super::ConfigError;
 use crate::network_verification::{NumberVerification, ProviderConfig};
@@ -50,9 +51,11 @@ pub(super) fn load_number_verification(
     if let Some(key) = foreign {
         return Err(err(key, &format!("is not a key of provider {kind}")));
     }
-    let provider = match ProviderConfig::parse(kind, toml::Value::Table(own), https_or_loopback) {
+    // Read through `Member`, so that a secret takes its value only under
+    // a name the operator API seals.
+    let provider = match ProviderConfig::parse(kind, Member::table(own), https_or_loopback) {
         None => return Err(unknown_kind()),
-        Some(Err(e)) => return Err(translate(&e, file, SECTION)),
+        Some(Err(e)) => return Err(member_error(&e, file, SECTION)),
         Some(Ok(Err((key, problem)))) => return Err(err(&key, &problem)),
         Some(Ok(Ok(provider))) => provider,
     };
@@ -81,7 +84,116 @@ mod tests {
     fn camara(nv: &NumberVerification) -> &crate::network_verification::CamaraConfig {
         match &nv.provider {
             ProviderConfig::Camara(c) => c,
+            other => panic!("not camara: {other:?}"),
         }
+    }
+
+    const KEY: &str = include_str!("../../tests/api/oidc_keys/a.pem");
+
+    fn vonage_table(extra: &str) -> toml::Table {
+        let text = format!(
+            "provider = \"vonage\"\napplication_id = \"app-1\"\nbrand = \"Acme\"\n\
+             private_key = '''\n{KEY}'''\n{extra}"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    /// The error of a Vonage section with `extra`'s keys set.
+    fn vonage_error(extra: &str) -> String {
+        let mut t = vonage_table("");
+        t.extend(toml::from_str::<toml::Table>(extra).unwrap());
+        load_number_verification(t, "acme.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn the_vonage_keys_read_with_nexmo_as_the_default_host() {
+        let read = load_number_verification(vonage_table(""), "acme.toml").unwrap();
+        let ProviderConfig::Vonage(v) = &read.provider else {
+            panic!("not vonage: {:?}", read.provider);
+        };
+        assert_eq!(v.verify_endpoint(), "https://api.nexmo.com/v2/verify");
+        assert_eq!(
+            v.check_endpoint("r-1"),
+            "https://api.nexmo.com/v2/verify/r-1"
+        );
+        assert_eq!(
+            (v.application_id.as_str(), v.brand.as_str()),
+            ("app-1", "Acme")
+        );
+        assert_eq!(read.link_ttl, Duration::from_secs(300));
+        let shown = format!("{:?}", read.provider);
+        assert!(
+            !shown.contains("PRIVATE KEY") && !shown.contains("MIIE"),
+            "{shown}"
+        );
+        let local = vonage_table("api_url = \"http://127.0.0.1:9\"");
+        assert!(load_number_verification(local, "acme.toml").is_ok());
+    }
+
+    /// Each wrong key of a Vonage section is named, never its value; the
+    /// keys of one provider are refused under the other, by name.
+    #[test]
+    fn each_bad_vonage_key_is_named_and_mixed_keys_are_refused() {
+        let cases = [
+            ("hash_number = true", "number_verification.hash_number"),
+            (
+                "brand = \"A brand much too long\"",
+                "number_verification.brand",
+            ),
+            (
+                "api_url = \"http://api.nexmo.com\"",
+                "number_verification.api_url",
+            ),
+            (
+                "api_url = \"https://api.nexmo.com/v2\"",
+                "number_verification.api_url",
+            ),
+            (
+                "client_id = \"bank\"",
+                "number_verification.client_id: is not a key of provider vonage",
+            ),
+            (
+                "verify_url = \"https://x.example\"",
+                "number_verification.verify_url: is not a key",
+            ),
+            ("surprise = 1", "surprise"),
+        ];
+        for (extra, named) in cases {
+            let e = vonage_error(extra);
+            assert!(e.contains(named), "{extra}: {e}");
+        }
+        let mut t = vonage_table("");
+        t.insert(
+            "private_key".into(),
+            "-----BEGIN RSA PRIVATE KEY-----\nnot a key\n".into(),
+        );
+        let e = load_number_verification(t, "acme.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("number_verification.private_key") && !e.contains("not a key"),
+            "{e}"
+        );
+        for key in ["application_id", "private_key", "brand"] {
+            let mut t = vonage_table("");
+            t.remove(key);
+            let e = load_number_verification(t, "acme.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("number_verification.{key}")), "{e}");
+        }
+        let e = key_of("private_key = \"x\"");
+        assert!(
+            e.contains("number_verification.private_key: is not a key of provider camara"),
+            "{e}"
+        );
+        let e = key_of("brand = \"Acme\"");
+        assert!(
+            e.contains("number_verification.brand: is not a key of provider camara"),
+            "{e}"
+        );
     }
 
     fn key_of(extra: &str) -> String {
@@ -131,7 +243,7 @@ mod tests {
         assert_eq!(read.unwrap().provider.info().name, "camara");
         let e = key_of("provider = \"sinch\"");
         assert!(e.contains("number_verification.provider"), "{e}");
-        assert!(e.contains("must be camara"), "{e}");
+        assert!(e.contains("must be camara or vonage"), "{e}");
     }
 
     #[test]

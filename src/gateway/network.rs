@@ -4,8 +4,11 @@
 //! `POST /n/{code}` (its button) sends the browser to the mobile operator
 //! with a fresh state, and `GET /n/callback` takes the operator's answer,
 //! asks the Number Verification API about the number on file and applies
-//! what it says to the challenge. Opening the link uses nothing up (link
-//! previews); every refusal before the operator's answer changes nothing.
+//! what it says to the challenge. A provider asked before the browser
+//! goes (Vonage) is started at the button, once per challenge, and
+//! answered through `/n/landing` ([`landing`]). Opening the link uses
+//! nothing up (link previews); every refusal before the operator's answer
+//! changes nothing.
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -21,11 +24,15 @@ use crate::domain::interaction::InteractionRecord;
 use crate::domain::network_auth::{self, is_open_network, Ending, NetworkResult};
 use crate::domain::otp::OtpCode;
 use crate::error::{Error, Result};
-use crate::network_verification::{self as verification, Ask, Begin, NetworkError};
-use crate::oidc::flow::{s256, Flow, ProviderAnswer, Started, STATE_TTL};
-use crate::oidc::states::{self, LinkStates};
+use crate::network_verification::{self as verification, Ask, Back, Begin, Begun, NetworkError};
+use crate::oidc::flow::{cookie_name, s256, Flow, ProviderAnswer, Started, STATE_TTL};
+use crate::oidc::states::{self, Check, LinkStates};
+
+pub mod landing;
+
 use crate::store::keys;
 use crate::time::Timestamp;
+pub use landing::{finish_landing, Landing};
 
 /// The longest the callback waits on the operator in all: the code
 /// exchange and the verify call, each bounded at 5 s.
@@ -41,6 +48,9 @@ pub enum NetworkLinkTarget {
     /// The button's `POST` without this browser's form token: nothing
     /// changes.
     Refused(Speaks),
+    /// The provider asked at the button failed (the challenge's answer
+    /// is an error): the retry page, 502.
+    Failed(Speaks),
     /// The challenge was used (`true`: it succeeded, or its verified
     /// answer waits for its code), or expired, was replaced or failed:
     /// its 410 page, in the interaction's language when known.
@@ -49,26 +59,27 @@ pub enum NetworkLinkTarget {
 
 /// What the confirm page names: the team (its `display_name`, else its
 /// id) and the conversation's channel in words, in the interaction's
-/// language; where its button may lead (the operator's authorization
-/// endpoint) and how long the link has left.
+/// language; where its button may lead (the provider's `form-action`
+/// sources) and how long the link has left.
 #[derive(Debug)]
 pub struct NetworkConfirm {
     pub speaks: Speaks,
     pub team_name: String,
     pub channel_words: &'static str,
-    pub operator: String,
+    pub form_action: String,
     pub left: Duration,
     /// The page's form token, for the browser the request named.
     pub form_token: String,
 }
 
-/// A started operator check: where the browser goes, its state (which
-/// names the cookie) and the secret its cookie keeps.
+/// A started operator check: where the browser goes, and the cookie
+/// that ties it to this browser: its name (after the state, or after the
+/// provider's request) and the secret it keeps.
 #[derive(Debug)]
 pub struct NetworkStart {
     pub location: String,
-    pub state: String,
-    pub browser_secret: String,
+    pub cookie: String,
+    pub secret: String,
 }
 
 /// How the operator's answer ended.
@@ -94,9 +105,9 @@ pub enum NetworkRefusal {
     Store(Error),
 }
 
-/// Where the operator sends the browser back.
-fn redirect_uri(core: &Core) -> String {
-    format!("{}/n/callback", core.config().server.public_url)
+/// Where the provider sends the browser back.
+fn redirect_uri(core: &Core, back: Back) -> String {
+    format!("{}{}", core.config().server.public_url, back.path())
 }
 
 /// The link `code` names, as it stands: its team, `[number_verification]`,
@@ -134,15 +145,17 @@ async fn open_link<'c>(
         speaks: speaks(team, rec),
         team_name: team.display_name.clone().unwrap_or_else(|| team.id.clone()),
         channel_words: words.map_or("chat", |c| c.kind.in_words()),
-        operator: nv.provider.operator().to_string(),
+        form_action: nv.provider.form_action(),
         left,
         form_token: String::new(),
     };
+    let number = rec.contact.phone.as_deref().map(e164);
     Ok(Ok(OpenLink {
         team,
         nv,
         link,
         confirm,
+        number,
     }))
 }
 
@@ -152,6 +165,22 @@ struct OpenLink<'c> {
     nv: &'c NumberVerification,
     link: StoredNetworkLink,
     confirm: NetworkConfirm,
+    /// The number on file, `+E.164`.
+    number: Option<String>,
+}
+
+/// The number on file as a provider reads it, `+E.164` (a number kept
+/// with a trunk prefix, `+44 07…`, is written without it).
+fn e164(number: &str) -> String {
+    crate::domain::phone::e164(number).unwrap_or_else(|| number.to_string())
+}
+
+/// The team of the link `code` names, read without changing anything (the
+/// caller takes a place at that team's gate before a provider is asked).
+pub async fn network_link_team(core: &Core, code: &str) -> Option<String> {
+    let raw = core.get(&[keys::network_link(code)]).await.ok()?;
+    let link = serde_json::from_str::<StoredNetworkLink>(&raw.into_iter().next()??.value);
+    Some(link.ok()?.t)
 }
 
 /// `GET /n/{code}`: for the open network challenge the code names, the
@@ -175,55 +204,88 @@ pub async fn open_network_link(
 
 /// `POST /n/{code}`, the confirm page's button: for the open network
 /// challenge the code names, and only with the form token of the
-/// browser whose cookie keeps `browser`, a new state and PKCE verifier, kept [`STATE_TTL`]
+/// browser whose cookie keeps `browser`, a new state kept [`STATE_TTL`]
 /// among the link's [`states::MAX_PER_LINK`] newest, tied to this browser
-/// by its cookie. A link that is not open answers as its page does.
+/// by its cookie: the browser goes to the provider's redirect
+/// ([`Back::Callback`]) or to the check it runs for the challenge,
+/// started once ([`Back::Landing`], [`landing::start`]). A link that is
+/// not open answers as its page does.
 pub async fn confirm_network_link(
     core: &Core,
     code: &str,
     (browser, token): (Option<&str>, Option<&str>),
     now: Timestamp,
 ) -> Result<NetworkLinkTarget> {
-    let OpenLink {
-        team,
-        nv,
-        link,
-        confirm,
-    } = match open_link(core, code, now).await? {
+    let open = match open_link(core, code, now).await? {
         Ok(open) => open,
         Err(answer) => return Ok(answer),
     };
     if !network_auth::form_token_holds(core.pepper(), code, browser, token) {
-        tracing::info!(team = %team.id, "a network link's confirmation without its browser's form token");
-        return Ok(NetworkLinkTarget::Refused(confirm.speaks));
+        let team = &open.team.id;
+        tracing::info!(team = %team, "a network link's confirmation without its browser's form token");
+        return Ok(NetworkLinkTarget::Refused(open.confirm.speaks));
     }
-    let state = states::new_state(link.c);
-    let (flow, browser_secret) = Flow::begin(nv.provider.operator().as_str(), None, now);
-    let location = nv.provider.begin(&Begin {
-        redirect_uri: &redirect_uri(core),
+    match open.nv.provider.info().back {
+        Back::Callback => redirect(core, &open, now).await,
+        Back::Landing => landing::start(core, &open, now).await,
+    }
+}
+
+/// The confirm button of a provider that comes back to `/n/callback`: a
+/// new state and PKCE verifier, and the provider's authorization request.
+async fn redirect(core: &Core, open: &OpenLink<'_>, now: Timestamp) -> Result<NetworkLinkTarget> {
+    let state = states::new_state(open.link.c);
+    let (flow, browser_secret) = Flow::begin(open.nv.provider.operator().as_str(), None, now);
+    let q = Begin {
+        http: verification::client(),
+        redirect_uri: &redirect_uri(core, Back::Callback),
         state: &state,
         code_challenge: &s256(&flow.verifier),
-    });
-    let started = Started {
-        team: team.id.clone(),
-        interaction_id: link.i,
-        link_id: link.c,
-        flow,
+        number: open.number.as_deref().unwrap_or_default(),
+        left: open.confirm.left,
+        now,
     };
-    let key = keys::network_states(&states::link_tag(link.c));
-    core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
+    let Ok(Begun::Redirect(location)) = open.nv.provider.begin(&q).await else {
+        return Err(Error::internal("a redirect provider began no redirect"));
+    };
+    keep_state(core, open, &state, flow, None, now).await?;
+    Ok(NetworkLinkTarget::Operator(NetworkStart {
+        location,
+        cookie: cookie_name(&state),
+        secret: browser_secret,
+    }))
+}
+
+/// Keeps the check begun with `flow` under `state` among the link's
+/// newest, with the provider's `check` if any.
+async fn keep_state(
+    core: &Core,
+    open: &OpenLink<'_>,
+    state: &str,
+    flow: Flow,
+    check: Option<Check>,
+    now: Timestamp,
+) -> Result<()> {
+    let started = started_of(open, flow);
+    let key = keys::network_states(&states::link_tag(open.link.c));
+    core.change(&open.team.keyspace, std::slice::from_ref(&key), now, |c| {
         let read = c.read::<LinkStates>(&key)?;
         let mut kept = read.value.clone().unwrap_or_default();
-        kept.add(&state, started.clone(), now);
+        kept.add_checked(state, started.clone(), check.clone(), now);
         c.put(&read, &kept, Some(STATE_TTL))?;
         Ok(Step::Write(()))
     })
-    .await?;
-    Ok(NetworkLinkTarget::Operator(NetworkStart {
-        location,
-        state,
-        browser_secret,
-    }))
+    .await
+}
+
+/// What a link keeps of a check begun with `flow`.
+fn started_of(open: &OpenLink<'_>, flow: Flow) -> Started {
+    Started {
+        team: open.team.id.clone(),
+        interaction_id: open.link.i,
+        link_id: open.link.c,
+        flow,
+    }
 }
 
 /// The team of the check `state` names, read without using it up (the
@@ -248,7 +310,21 @@ pub async fn finish_network(
     cookie: Option<&str>,
     now: Timestamp,
 ) -> NetworkFinish {
-    let started = match take_state(core, answer.state.as_deref(), cookie, now).await {
+    let state = answer.state.as_deref();
+    let started = take_state(core, (state, cookie), None, now).await;
+    finish_started(core, started, &answer, None, now).await
+}
+
+/// The answer `answer` to the check taken (`started`), applied (the
+/// provider's request `check` for [`Back::Landing`]).
+async fn finish_started(
+    core: &Core,
+    started: std::result::Result<Started, NetworkRefusal>,
+    answer: &ProviderAnswer,
+    check: Option<&str>,
+    now: Timestamp,
+) -> NetworkFinish {
+    let started = match started {
         Ok(started) => started,
         Err(refusal) => {
             return NetworkFinish {
@@ -259,7 +335,7 @@ pub async fn finish_network(
             }
         }
     };
-    let (outcome, code, speaks) = match answer_started(core, &started, &answer, now).await {
+    let (outcome, code, speaks) = match answer_started(core, &started, answer, check, now).await {
         Ok((result, code, speaks)) => (Ok(result), code, Some(speaks)),
         Err((refusal, speaks)) => (Err(refusal), None, speaks),
     };
@@ -273,13 +349,18 @@ pub async fn finish_network(
 
 type Refused = (NetworkRefusal, Option<Speaks>);
 
+/// What applying an answer gives: the result, the code its page shows,
+/// and the language of the page.
+type Applied = (NetworkResult, Option<OtpCode>, Speaks);
+
 /// The operator's answer to check `started`, applied to its challenge.
 async fn answer_started(
     core: &Core,
     started: &Started,
     answer: &ProviderAnswer,
+    check: Option<&str>,
     now: Timestamp,
-) -> std::result::Result<(NetworkResult, Option<OtpCode>, Speaks), Refused> {
+) -> std::result::Result<Applied, Refused> {
     let store = |e: Error| (NetworkRefusal::Store(e), None);
     let gone = (NetworkRefusal::Gone(false), None);
     let (team, nv) = verifying_team(core, &started.team).ok_or(gone)?;
@@ -300,27 +381,42 @@ async fn answer_started(
         return Err((NetworkRefusal::Gone(used), Some(speaks)));
     }
     let result = match (&answer.error, rec.contact.phone.as_deref()) {
-        (Some(_), _) => NetworkResult::NotOnMobileNetwork,
+        (Some(error), _) => nv.provider.read_error(error),
         // The number on file was removed since the link went out.
         (None, None) => NetworkResult::Error,
         (None, Some(number)) => {
-            // The operator reads `+E.164` (a number kept with a trunk
-            // prefix, `+44 07…`, is written without it).
-            let number = crate::domain::phone::e164(number).unwrap_or_else(|| number.to_string());
-            asked(core, team, nv, &started.flow, answer, &number, now).await
+            let number = e164(number);
+            let q = (&started.flow, answer, check, number.as_str());
+            asked(core, team, nv, q, now).await
         }
     };
+    apply(core, team, (id, cid), result, now)
+        .await
+        .map(|code| (result, code, speaks.clone()))
+        .map_err(|refusal| (refusal, Some(speaks)))
+}
+
+/// A provider's `result` applied to challenge `cid` of interaction `id`:
+/// the challenge (and a ladder) moved by the domain's conclusion, the
+/// answer counted. The code the page shows, if any.
+async fn apply(
+    core: &Core,
+    team: &Team,
+    (id, cid): (Uuid, Uuid),
+    result: NetworkResult,
+    now: Timestamp,
+) -> std::result::Result<Option<OtpCode>, NetworkRefusal> {
     match conclude_network(core, team, id, cid, result, now).await {
-        Ok((Ending::Gone, _)) => Err((NetworkRefusal::Gone(false), Some(speaks))),
+        Ok((Ending::Gone, _)) => Err(NetworkRefusal::Gone(false)),
         Ok((ending, code)) => {
             if let Ending::MoveOn(reason) = ending {
                 move_on(core, team, (id, cid), reason, now).await;
             }
             metrics::counter!("chatgate_network_verifications_total", "result" => result.as_str())
                 .increment(1);
-            Ok((result, code, speaks))
+            Ok(code)
         }
-        Err(e) => Err((NetworkRefusal::Store(e), Some(speaks))),
+        Err(e) => Err(NetworkRefusal::Store(e)),
     }
 }
 
@@ -342,15 +438,14 @@ async fn move_on(
 }
 
 /// What the team's provider says of the phone, from the answer the
-/// browser brought back, within [`OPERATOR_DEADLINE`]; any failure is
+/// browser brought back (with its flow, the provider's request, and the
+/// number on file), within [`OPERATOR_DEADLINE`]; any failure is
 /// [`NetworkResult::Error`], logged once while the operator keeps failing.
 async fn asked(
     core: &Core,
     team: &Team,
     nv: &NumberVerification,
-    flow: &Flow,
-    answer: &ProviderAnswer,
-    number: &str,
+    (flow, answer, check, number): (&Flow, &ProviderAnswer, Option<&str>, &str),
     now: Timestamp,
 ) -> NetworkResult {
     let ask = async {
@@ -362,12 +457,29 @@ async fn asked(
         let q = Ask {
             http: verification::client(),
             code,
-            redirect_uri: &redirect_uri(core),
+            check,
+            redirect_uri: &redirect_uri(core, nv.provider.info().back),
             verifier: &flow.verifier,
             number,
+            now,
         };
         nv.provider.answer(&q).await
     };
+    waited(core, team, ask, now)
+        .await
+        .unwrap_or(NetworkResult::Error)
+}
+
+/// `ask`, a round trip to `team`'s provider, waited on within
+/// [`OPERATOR_DEADLINE`] as a provider is (`waits::on_provider`); a
+/// failure is logged once when the provider starts failing, and one
+/// line when it answers again.
+async fn waited<T>(
+    core: &Core,
+    team: &Team,
+    ask: impl std::future::Future<Output = std::result::Result<T, NetworkError>>,
+    now: Timestamp,
+) -> std::result::Result<T, NetworkError> {
     let name = format!("network:{}", team.id);
     let waited = crate::waits::on_provider("mobile operator", &name, async {
         tokio::time::timeout(OPERATOR_DEADLINE, ask).await
@@ -386,16 +498,20 @@ async fn asked(
         }
         _ => {}
     }
-    answered.unwrap_or(NetworkResult::Error)
+    answered
 }
 
-/// The check the state names, if it is kept, live and this browser's;
-/// consumed, so that it answers once. Nothing is consumed otherwise: a
-/// state from another browser stays good for its own.
+/// The check the state names, if it is kept, live, this browser's
+/// (`cookie`, the secret of its cookie) and come back the way it was
+/// begun (`check`: the provider's request a landing names, which the
+/// check must be; `None` at the callback, for a check without one);
+/// consumed, so that it answers once (a provider's request with every
+/// state that joined it). Nothing is consumed otherwise: a state from
+/// another browser stays good for its own.
 async fn take_state(
     core: &Core,
-    state: Option<&str>,
-    cookie: Option<&str>,
+    (state, cookie): (Option<&str>, Option<&str>),
+    check: Option<&str>,
     now: Timestamp,
 ) -> std::result::Result<Started, NetworkRefusal> {
     let state = state
@@ -408,17 +524,23 @@ async fn take_state(
         .change(change::NO_TEAM, std::slice::from_ref(&key), now, |c| {
             let read = c.read::<LinkStates>(&key)?;
             let mut kept = read.value.clone().unwrap_or_default();
-            let verdict = match kept.find(state) {
+            let verdict = match kept.entry(state) {
                 None => Err("unknown, dropped or answered"),
-                Some(s) if !s.flow.live(now) => Err("older than 10 minutes"),
+                Some(e) if !e.started.flow.live(now) => Err("older than 10 minutes"),
                 // Checked before it is consumed: another browser cannot spend it.
-                Some(s) if !s.flow.same_browser(cookie) => Err("not this browser's"),
-                Some(s) => Ok(s.clone()),
+                Some(e) if !e.started.flow.same_browser(cookie) => Err("not this browser's"),
+                Some(e) if e.check.as_ref().map(|c| c.id.as_str()) != check => {
+                    Err("not this browser's request")
+                }
+                Some(e) => Ok(e.started.clone()),
             };
             let Ok(started) = verdict else {
                 return Ok(Step::Answer(verdict));
             };
-            kept.remove(state);
+            match check {
+                Some(id) => kept.remove_check(id),
+                None => kept.remove(state),
+            }
             match kept.entries.is_empty() {
                 true => c.delete(&read),
                 false => _ = c.put(&read, &kept, Some(STATE_TTL))?,

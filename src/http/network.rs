@@ -2,7 +2,8 @@
 //! (docs/network-authentication.md): `GET /n/{code}` asks the customer to
 //! confirm that they are chatting with the team now, its button's `POST
 //! /n/{code}` sends the phone to its mobile operator, `GET /n/callback`
-//! takes the operator's answer. Every answer is a page for the customer,
+//! takes the operator's answer, and `GET|POST /n/landing` that of a
+//! provider that answers in a URL's fragment ([`landing`]). Every answer is a page for the customer,
 //! `no-store`, showing no state, token or number (the code to type into
 //! the chat only to the phone the operator verified). The confirm page's
 //! form token is tied to the browser by a cookie of its own; each started
@@ -27,12 +28,14 @@ use crate::gateway::network::{NetworkFinish, NetworkLinkTarget, NetworkRefusal};
 use crate::gateway::Speaks;
 use crate::oidc::flow::{cookie_name, random_value, STATE_TTL};
 
+mod landing;
 pub(super) mod page;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(network_link, network_confirm))
         .routes(routes!(network_callback))
+        .routes(routes!(landing::landing_page, landing::landing_answer))
 }
 
 /// The cookie path of a network check's state and of the confirm page's
@@ -114,15 +117,18 @@ async fn network_link(
 /// Only with the form token of this browser's page (another browser's,
 /// or none: 403, nothing changes). Each confirmation starts a new check
 /// (`state`, PKCE S256, `prompt=none`, no `login_hint`) tied to this
-/// browser by a cookie, and the link keeps its five newest. A link that
-/// can no longer answer answers as its page does.
+/// browser by a cookie, and the link keeps its five newest. With
+/// `provider = "vonage"` the button first starts Vonage's verification
+/// (one per challenge: a later press while it runs goes to the same
+/// `check_url`) and goes to its `check_url`; Vonage failing is the retry
+/// page, 502. A link that can no longer answer answers as its page does.
 #[utoipa::path(post, path = "/n/{code}", operation_id = "network_confirm", tag = "challenges", security(),
     params(("code" = String, Path, max_length = 128, description = "the code of a network challenge's link")),
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "`form_token`: the confirm page's form token"),
     responses(
-        (status = 302, description = "to the operator's authorization endpoint, with a cookie tying the new state to this browser",
-         headers(("Location" = String, description = "the operator's authorization request"),
+        (status = 302, description = "to the operator's authorization endpoint (Vonage: its `check_url`), with a cookie tying the new state to this browser",
+         headers(("Location" = String, description = "the operator's authorization request, or Vonage's `check_url`"),
                  ("Set-Cookie" = String, description = "HttpOnly, SameSite=Lax, Path=/n/"))),
         (status = 403, description = "`forbidden`: no form token of this browser's page; nothing changes (a page when `text/html` is accepted)",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
@@ -131,7 +137,9 @@ async fn network_link(
         (status = 410, description = "`token_expired`: the challenge was used, expired, replaced or failed (a page when `text/html` is accepted)",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
         (status = 413, description = "`payload_too_large`: a body over the limit", body = super::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`store_unavailable`: the link cannot be checked now (a page when `text/html` is accepted)",
+        (status = 502, description = "`channel_error`: Vonage did not start its verification (`page_network_retry` when `text/html` is accepted); the challenge stays open",
+         content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
+        (status = 503, description = "`store_unavailable`: the link cannot be checked now, or 32 requests of this team wait on providers (a page when `text/html` is accepted)",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html")))))]
 async fn network_confirm(
     State(st): State<AppState>,
@@ -142,15 +150,20 @@ async fn network_confirm(
 ) -> Response {
     let browser = cookie_value(&headers, BROWSER_COOKIE);
     let token = page::form_token(&body);
-    let target = match code {
-        Ok(PathParam(code)) if code.len() <= 128 => {
-            let given = (browser.as_deref(), token.as_deref());
-            let confirmed =
-                crate::gateway::network::confirm_network_link(&st.gateway, &code, given, now);
-            confirmed.await
-        }
-        _ => Err(Error::NotFound("no such link")),
+    let code = match code {
+        Ok(PathParam(code)) if code.len() <= 128 => code,
+        _ => return answered(&st, Err(Error::NotFound("no such link")), &headers),
     };
+    // A provider asked at the button that hangs holds only its own team's
+    // requests.
+    let team = crate::gateway::network::network_link_team(&st.gateway, &code).await;
+    let _place = match gate(&st, team.as_deref(), &headers) {
+        Ok(place) => place,
+        Err(full) => return full,
+    };
+    let given = (browser.as_deref(), token.as_deref());
+    let target =
+        crate::gateway::network::confirm_network_link(&st.gateway, &code, given, now).await;
     match target {
         Ok(NetworkLinkTarget::Operator(started)) => {
             let config = st.gateway.config();
@@ -162,8 +175,8 @@ async fn network_confirm(
             let cookie = state_cookie(
                 &config.server.public_url,
                 COOKIE_PATH,
-                &cookie_name(&started.state),
-                &started.browser_secret,
+                &started.cookie,
+                &started.secret,
                 STATE_TTL.as_secs(),
             );
             if let Ok(cookie) = HeaderValue::from_str(&cookie) {
@@ -202,6 +215,16 @@ fn answered(
         ),
         Ok(NetworkLinkTarget::Refused(_)) => {
             Error::Forbidden("no form token of this browser's page").into_response()
+        }
+        Ok(NetworkLinkTarget::Failed(speaks)) if html => page(
+            st,
+            Some(&speaks),
+            headers,
+            StatusCode::BAD_GATEWAY,
+            TextKey::PageNetworkRetry,
+        ),
+        Ok(NetworkLinkTarget::Failed(_)) => {
+            Error::Channel("the network-verification provider failed".into()).into_response()
         }
         // Answered by their own handlers.
         Ok(NetworkLinkTarget::Confirm(_) | NetworkLinkTarget::Operator(_)) => {
@@ -268,22 +291,9 @@ async fn network_callback(
     let team = crate::gateway::network::network_state_team(&st.gateway, answer.state.as_deref());
     let team = team.await;
     // An operator that hangs holds only its own team's requests.
-    let _place = match team
-        .as_deref()
-        .map(|t| st.team_gates.enter(st.gateway.config(), t))
-    {
-        Some(Err(_)) => {
-            let res = page(
-                &st,
-                None,
-                &headers,
-                StatusCode::SERVICE_UNAVAILABLE,
-                TextKey::PageTryAgain,
-            );
-            return Full::answer(res);
-        }
-        Some(Ok(place)) => Some(place),
-        None => None,
+    let _place = match gate(&st, team.as_deref(), &headers) {
+        Ok(place) => place,
+        Err(full) => return full,
     };
     let named = answer.state.as_deref().map(cookie_name);
     let secret = named.as_deref().and_then(|c| cookie_value(&headers, c));
@@ -299,6 +309,30 @@ async fn network_callback(
         }
     }
     res
+}
+
+/// A place at `team`'s gate, for a request that may wait on its
+/// provider; `Err`: the answer when 32 of the team's requests wait
+/// already (503, `Retry-After`).
+fn gate(
+    st: &AppState,
+    team: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Option<super::team_gate::Place>, Response> {
+    match team.map(|t| st.team_gates.enter(st.gateway.config(), t)) {
+        Some(Err(_)) => {
+            let res = page(
+                st,
+                None,
+                headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                TextKey::PageTryAgain,
+            );
+            Err(Full::answer(res))
+        }
+        Some(Ok(place)) => Ok(place),
+        None => Ok(None),
+    }
 }
 
 /// The page of a finished answer.

@@ -14,8 +14,8 @@ use url::Url;
 use uuid::Uuid;
 
 use super::{
-    capped, transport, Ask, Begin, MayReach, NetworkError, NetworkResult, Problem, Provider,
-    ProviderInfo, TIMEOUT,
+    capped, transport, Ask, Back, Begin, Begun, MayReach, NetworkError, NetworkResult, Problem,
+    Provider, ProviderInfo, TIMEOUT,
 };
 use crate::spans::SendTraced;
 
@@ -82,6 +82,7 @@ impl Provider for CamaraConfig {
             "scopes",
             "hash_number",
         ],
+        back: Back::Callback,
     };
 
     type Keys = CamaraKeys;
@@ -154,7 +155,7 @@ impl Provider for CamaraConfig {
     /// `redirect_uri`, the scopes, `state`, PKCE S256, and `prompt=none`
     /// (the operator must not ask the customer anything); no
     /// `login_hint`: the network names the line.
-    fn begin(&self, q: &Begin<'_>) -> String {
+    async fn begin(&self, q: &Begin<'_>) -> Result<Begun, NetworkError> {
         let mut url: Url = self.authorization_endpoint.clone();
         url.query_pairs_mut()
             .append_pair("response_type", "code")
@@ -165,7 +166,7 @@ impl Provider for CamaraConfig {
             .append_pair("code_challenge", q.code_challenge)
             .append_pair("code_challenge_method", "S256")
             .append_pair("prompt", "none");
-        url.to_string()
+        Ok(Begun::Redirect(url.to_string()))
     }
 
     /// The code exchanged, then the verify call for the number on file.

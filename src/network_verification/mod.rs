@@ -1,7 +1,8 @@
 //! Asking a team's network-verification provider whether the phone that
 //! opened a network link holds the number on file
 //! (docs/network-authentication.md): CAMARA Number Verification's
-//! front-end flow at the mobile operator ([`camara`]).
+//! front-end flow at the mobile operator ([`camara`]), or Vonage Verify
+//! v2's `silent_auth` workflow ([`vonage`]).
 //!
 //! A provider is a kind, as a number-check provider is: a type of its
 //! keys that implements [`Provider`] (its name and keys, the rules serde
@@ -14,6 +15,7 @@
 //! says it is the provider's. Every call has [`TIMEOUT`]; errors name
 //! what failed, never a code, token, state or number.
 pub mod camara;
+pub mod vonage;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -22,7 +24,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
+use crate::time::Timestamp;
+
 pub use camara::CamaraConfig;
+pub use vonage::VonageConfig;
 
 pub use crate::domain::network_auth::NetworkResult;
 
@@ -46,6 +51,33 @@ pub struct ProviderInfo {
     /// settings every kind shares: a key of another kind is refused by
     /// name.
     pub keys: &'static [&'static str],
+    /// How the phone comes back from the provider.
+    pub back: Back,
+}
+
+/// How a provider's answer comes back through the customer's browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Back {
+    /// An OAuth 2.0 redirect to `GET /n/callback` whose `state` names the
+    /// check: the confirm button sends the browser to the provider at
+    /// once ([`Provider::begin`] makes the address).
+    Callback,
+    /// The provider is asked first (a round trip at the confirm button,
+    /// which starts one check for the challenge and sends the browser to
+    /// the address it answers), and the result comes back in a URL
+    /// fragment that `/n/landing`'s page posts; the browser's state
+    /// cookie, named after the provider's request, names the check.
+    Landing,
+}
+
+impl Back {
+    /// The gateway's path the provider sends the browser back to.
+    pub fn path(self) -> &'static str {
+        match self {
+            Back::Callback => "/n/callback",
+            Back::Landing => "/n/landing",
+        }
+    }
 }
 
 /// Why a provider gave no usable answer: a few safe words (never a code,
@@ -63,12 +95,35 @@ impl NetworkError {
 
 /// The confirm button's check, as the gateway started it.
 pub struct Begin<'a> {
-    /// Where the provider sends the browser back (`{public_url}/n/callback`).
+    /// The client every provider call goes through ([`client`]).
+    pub http: &'a reqwest::Client,
+    /// Where the provider sends the browser back (`{public_url}` and
+    /// [`Back::path`]).
     pub redirect_uri: &'a str,
     /// The check's fresh state, which names it when the browser comes back.
     pub state: &'a str,
     /// The PKCE S256 challenge of the check's verifier.
     pub code_challenge: &'a str,
+    /// The number on file, `+E.164`.
+    pub number: &'a str,
+    /// How long the link has left.
+    pub left: Duration,
+    /// When the check starts (a provider's signed request says it).
+    pub now: Timestamp,
+}
+
+/// Where the confirm button sends the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// To this address ([`Back::Callback`]).
+    Redirect(String),
+    /// To the provider's `url` of the check it started as `id`, which
+    /// runs for `runs` ([`Back::Landing`]).
+    Check {
+        id: String,
+        url: String,
+        runs: Duration,
+    },
 }
 
 /// The answer a browser brought back for a started check, to be read
@@ -76,14 +131,19 @@ pub struct Begin<'a> {
 pub struct Ask<'a> {
     /// The client every provider call goes through ([`client`]).
     pub http: &'a reqwest::Client,
-    /// What the provider handed the browser (an authorization code).
+    /// What the provider handed the browser (an authorization code, or
+    /// the code of a landing's fragment).
     pub code: &'a str,
+    /// The provider's request the code answers ([`Back::Landing`]).
+    pub check: Option<&'a str>,
     /// The `redirect_uri` the check was started with.
     pub redirect_uri: &'a str,
     /// The check's PKCE verifier.
     pub verifier: &'a str,
     /// The number on file, `+E.164`.
     pub number: &'a str,
+    /// When it is asked.
+    pub now: Timestamp,
 }
 
 /// One provider kind: its keys (`Self::Keys`, read with serde, unknown
@@ -107,8 +167,24 @@ pub trait Provider: std::fmt::Debug + Send + Sync + Sized {
     /// refused).
     fn operator(&self) -> &Url;
 
-    /// The address the confirm button sends the browser to for check `q`.
-    fn begin(&self, q: &Begin<'_>) -> String;
+    /// The sources of the confirm page's `form-action` besides the
+    /// gateway: where the button's redirect may lead. The operator's
+    /// origin unless the kind says otherwise.
+    fn form_action(&self) -> String {
+        self.operator().origin().ascii_serialization()
+    }
+
+    /// Where the confirm button sends the browser for check `q`: an
+    /// address made here ([`Back::Callback`]), or the check the provider
+    /// started when asked ([`Back::Landing`]).
+    async fn begin(&self, q: &Begin<'_>) -> Result<Begun, NetworkError>;
+
+    /// What an error the browser brought back says (`error` on the
+    /// callback, `error_description` of a landing): for CAMARA any error
+    /// is a phone off the mobile network.
+    fn read_error(&self, _error: &str) -> NetworkResult {
+        NetworkResult::NotOnMobileNetwork
+    }
 
     /// What the provider says of the phone, from the answer the browser
     /// brought back: only a well-formed verdict is a result; anything
@@ -163,10 +239,24 @@ macro_rules! providers {
                 }
             }
 
-            /// See [`Provider::begin`].
-            pub fn begin(&self, q: &Begin<'_>) -> String {
+            /// See [`Provider::form_action`].
+            pub fn form_action(&self) -> String {
                 match self {
-                    $(ProviderConfig::$variant(p) => p.begin(q)),+
+                    $(ProviderConfig::$variant(p) => p.form_action()),+
+                }
+            }
+
+            /// See [`Provider::begin`].
+            pub async fn begin(&self, q: &Begin<'_>) -> Result<Begun, NetworkError> {
+                match self {
+                    $(ProviderConfig::$variant(p) => p.begin(q).await),+
+                }
+            }
+
+            /// See [`Provider::read_error`].
+            pub fn read_error(&self, error: &str) -> NetworkResult {
+                match self {
+                    $(ProviderConfig::$variant(p) => p.read_error(error)),+
                 }
             }
 
@@ -182,6 +272,7 @@ macro_rules! providers {
 
 providers! {
     Camara(camara::CamaraConfig),
+    Vonage(vonage::VonageConfig),
 }
 
 impl ProviderConfig {
@@ -269,6 +360,10 @@ mod tests {
             }
         }
         assert!(!ProviderConfig::foreign("camara", "surprise"));
-        assert_eq!(ProviderConfig::names(), "camara");
+        assert_eq!(ProviderConfig::names(), "camara or vonage");
+        assert!(ProviderConfig::foreign("camara", "private_key"));
+        assert!(ProviderConfig::foreign("vonage", "client_secret"));
+        // A key both take is neither's foreign key.
+        assert!(!ProviderConfig::foreign("vonage", "hash_number"));
     }
 }

@@ -45,6 +45,40 @@ pub struct Entry {
     pub state: String,
     #[serde(rename = "s")]
     pub started: Started,
+    /// The check a provider runs for it, when the provider was asked
+    /// before the browser went (a network link's Vonage verification,
+    /// docs/network-authentication.md#providers); absent for a redirect.
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
+}
+
+/// A check a provider runs: its id, where the browser goes for it, and
+/// until when it runs. An empty `id` is a check being started (a claim:
+/// no second one starts meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    #[serde(rename = "i")]
+    pub id: String,
+    #[serde(rename = "u")]
+    pub url: String,
+    #[serde(rename = "x", with = "crate::time::stored")]
+    pub until: Timestamp,
+}
+
+impl Check {
+    /// A check being started `now`, claimed until `until`.
+    pub fn claim(until: Timestamp) -> Check {
+        Check {
+            id: String::new(),
+            url: String::new(),
+            until,
+        }
+    }
+
+    /// Whether it is still being started.
+    pub fn starting(&self) -> bool {
+        self.id.is_empty()
+    }
 }
 
 /// A link's started logins, oldest first.
@@ -58,10 +92,22 @@ impl LinkStates {
     /// Adds the login `started` under `state`; those no longer live at
     /// `now` go, then the oldest beyond [`MAX_PER_LINK`].
     pub fn add(&mut self, state: &str, started: Started, now: Timestamp) {
+        self.add_checked(state, started, None, now);
+    }
+
+    /// As [`LinkStates::add`], with the provider's `check`.
+    pub fn add_checked(
+        &mut self,
+        state: &str,
+        started: Started,
+        check: Option<Check>,
+        now: Timestamp,
+    ) {
         self.entries.retain(|e| e.started.flow.live(now));
         self.entries.push(Entry {
             state: digest(state),
             started,
+            check,
         });
         let over = self.entries.len().saturating_sub(MAX_PER_LINK);
         self.entries.drain(..over);
@@ -76,7 +122,32 @@ impl LinkStates {
 
     /// The login started under `state`, if the link still keeps it.
     pub fn find(&self, state: &str) -> Option<&Started> {
-        self.position(state).map(|i| &self.entries[i].started)
+        self.entry(state).map(|e| &e.started)
+    }
+
+    /// The entry of `state`, if the link still keeps it.
+    pub fn entry(&self, state: &str) -> Option<&Entry> {
+        self.position(state).map(|i| &self.entries[i])
+    }
+
+    /// The entry of `state`, to change, if the link still keeps it.
+    pub fn entry_mut(&mut self, state: &str) -> Option<&mut Entry> {
+        self.position(state).map(|i| &mut self.entries[i])
+    }
+
+    /// The check running for the link at `now`, begun or being begun:
+    /// the newest live entry's whose check has not run out.
+    pub fn running(&self, now: Timestamp) -> Option<&Check> {
+        (self.entries.iter().rev())
+            .filter(|e| e.started.flow.live(now))
+            .filter_map(|e| e.check.as_ref())
+            .find(|c| c.until > now)
+    }
+
+    /// Removes every entry of the provider's check `id` (it answered).
+    pub fn remove_check(&mut self, id: &str) {
+        self.entries
+            .retain(|e| e.check.as_ref().is_none_or(|c| c.id != id));
     }
 
     /// Removes the login started under `state` (it is answered).
@@ -120,6 +191,7 @@ mod tests {
             entries: vec![Entry {
                 state: "d1".into(),
                 started: one,
+                check: None,
             }],
         };
         let text = format!(
@@ -137,6 +209,38 @@ mod tests {
         let older = text.replace(r#""is":"https://id.example","#, "");
         let back: LinkStates = serde_json::from_str(&older).unwrap();
         assert_eq!(back.entries[0].started.flow.issuer, None);
+    }
+
+    /// A provider's check beside its state, as the store holds it.
+    #[test]
+    fn a_check_reads_back_equal_and_runs_until_its_end() {
+        let t0 = 1_795_000_000;
+        let mut link = LinkStates::default();
+        let at = Timestamp::from_unix_seconds(t0);
+        let check = Check {
+            id: "r-1".into(),
+            url: "https://v.example/c".into(),
+            until: Timestamp::from_unix_seconds(t0 + 60),
+        };
+        link.add_checked("s1", started(t0), Some(check.clone()), at);
+        let text = serde_json::to_string(&link).unwrap();
+        assert!(
+            text.ends_with(r#""c":{"i":"r-1","u":"https://v.example/c","x":1795000060000}}]}"#),
+            "{text}"
+        );
+        let back: LinkStates = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.entry("s1").unwrap().check.as_ref(), Some(&check));
+        assert_eq!(link.running(at), Some(&check));
+        assert_eq!(link.running(Timestamp::from_unix_seconds(t0 + 60)), None);
+        link.add("s2", started(t0), at);
+        assert_eq!(
+            link.running(at),
+            Some(&check),
+            "a newer redirect is no check"
+        );
+        link.remove_check("r-1");
+        assert!(link.entry("s1").is_none() && link.entry("s2").is_some());
+        assert_eq!(link.running(at), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod driver;
 mod ladder;
 mod languages;
 mod lists;
+mod network_vonage;
 mod oidc;
 mod origins;
 mod proxy;

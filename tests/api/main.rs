@@ -40,6 +40,8 @@ mod logs;
 mod many_teams;
 mod metrics;
 mod network;
+mod network_vonage;
+mod network_vonage_fake;
 mod new_tenant;
 mod number_checks;
 mod oidc;

@@ -13,7 +13,7 @@ use crate::camara_operator::{FakeOperator, Line, Misbehave, NOT_ON_MOBILE};
 use crate::helpers::*;
 
 /// The number on file.
-const PHONE: &str = "+447400123456";
+pub(crate) const PHONE: &str = "+447400123456";
 /// Another SIM's number (the other SIM of a dual-SIM phone).
 const OTHER: &str = "+447400654321";
 
@@ -28,7 +28,7 @@ async fn spawn_op(backend: Backend, extra: &str) -> Option<(TestApp, FakeOperato
 }
 
 /// A webchat interaction for `cust-42` with `PHONE` on file.
-async fn interaction(app: &TestApp) -> String {
+pub(crate) async fn interaction(app: &TestApp) -> String {
     let v = app
         .create(
             json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
@@ -38,7 +38,7 @@ async fn interaction(app: &TestApp) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
-async fn start_raw(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn start_raw(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
     app.post_json(
         &format!("/v1/interactions/{id}/challenges"),
         Some(&app.keys.bot),
@@ -48,7 +48,7 @@ async fn start_raw(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
 }
 
 /// Starts a network challenge into the chat: (its id, the link's path).
-async fn start(app: &TestApp, id: &str) -> (String, String) {
+pub(crate) async fn start(app: &TestApp, id: &str) -> (String, String) {
     let res = start_raw(app, id, json!({"method": "network"})).await;
     assert_eq!(res.status(), 201);
     let started: Value = res.json().await.unwrap();
@@ -60,7 +60,7 @@ async fn start(app: &TestApp, id: &str) -> (String, String) {
 }
 
 /// The path of the last network link sent, from its message's text.
-async fn last_link(app: &TestApp) -> String {
+pub(crate) async fn last_link(app: &TestApp) -> String {
     let msgs = app.chat_messages().await;
     let msg = msgs
         .iter()
@@ -84,17 +84,17 @@ async fn last_link(app: &TestApp) -> String {
 }
 
 /// The link's confirm page as a browser got it.
-struct Confirm {
-    status: u16,
-    body: String,
-    headers: reqwest::header::HeaderMap,
+pub(crate) struct Confirm {
+    pub status: u16,
+    pub body: String,
+    pub headers: reqwest::header::HeaderMap,
     /// The browser cookie of its form token (`name=value`).
-    browser: String,
-    form_token: String,
+    pub browser: String,
+    pub form_token: String,
 }
 
 /// A browser's GET of the link: the confirm page, its cookie and token.
-async fn confirm_page(app: &TestApp, link: &str) -> Confirm {
+pub(crate) async fn confirm_page(app: &TestApp, link: &str) -> Confirm {
     let res = app
         .request(Method::GET, link, None)
         .header("accept", "text/html")
@@ -126,7 +126,12 @@ async fn confirm_page(app: &TestApp, link: &str) -> Confirm {
 }
 
 /// The confirm page's button: POST `form` (a form body) with `cookie`.
-async fn press(app: &TestApp, link: &str, cookie: Option<&str>, form: &str) -> reqwest::Response {
+pub(crate) async fn press(
+    app: &TestApp,
+    link: &str,
+    cookie: Option<&str>,
+    form: &str,
+) -> reqwest::Response {
     let mut req = app
         .request(Method::POST, link, None)
         .header("accept", "text/html")
@@ -162,7 +167,7 @@ async fn open(app: &TestApp, link: &str) -> Opened {
 }
 
 /// The code a page shows to type into the chat.
-fn code_on(page: &Page) -> String {
+pub(crate) fn code_on(page: &Page) -> String {
     let code = page
         .body
         .split("<strong>")
@@ -179,7 +184,7 @@ fn code_on(page: &Page) -> String {
 
 /// The customer types the code the page showed into the chat, and the bot
 /// passes it on: authenticated by method `network`.
-async fn type_code(app: &TestApp, id: &str, cid: &str, page: &Page) {
+pub(crate) async fn type_code(app: &TestApp, id: &str, cid: &str, page: &Page) {
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Type <strong>"), "{}", page.body);
     let res = app.verify_code(id, cid, &code_on(page)).await;
@@ -200,10 +205,10 @@ async fn at_operator(app: &TestApp, o: &Opened) -> String {
     back.trim_start_matches("http://gateway.test").to_string()
 }
 
-struct Page {
-    status: u16,
-    body: String,
-    set_cookie: Option<String>,
+pub(crate) struct Page {
+    pub status: u16,
+    pub body: String,
+    pub set_cookie: Option<String>,
 }
 
 async fn callback(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
@@ -236,7 +241,7 @@ async fn round_trip(app: &TestApp, link: &str) -> Page {
     callback(app, &back, Some(&o.cookie)).await
 }
 
-async fn read(app: &TestApp, id: &str, cid: &str) -> Value {
+pub(crate) async fn read(app: &TestApp, id: &str, cid: &str) -> Value {
     app.get_json(
         &format!("/v1/interactions/{id}/challenges/{cid}"),
         Some(&app.keys.bot),
@@ -244,13 +249,13 @@ async fn read(app: &TestApp, id: &str, cid: &str) -> Value {
     .await
 }
 
-async fn failures(app: &TestApp) -> Value {
+pub(crate) async fn failures(app: &TestApp) -> Value {
     app.get_json("/v1/subjects/cust-42", Some(&app.keys.agent))
         .await["failures"]
         .clone()
 }
 
-async fn metric(app: &TestApp, result: &str) -> f64 {
+pub(crate) async fn metric(app: &TestApp, result: &str) -> f64 {
     let text = app
         .request(Method::GET, "/metrics", None)
         .send()

@@ -319,7 +319,7 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 26] = [
+const PUBLIC: [&str; 27] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -327,6 +327,7 @@ const PUBLIC: [&str; 26] = [
     "/l/{code}",
     "/n/{code}",
     "/n/callback",
+    "/n/landing",
     "/c/{code}",
     "/v1/login/callback",
     "/v1/customers/logout",
@@ -438,6 +439,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                 // typed (but a body over the limit, refused before it).
                 let page_only = path == "/oidc/callback/{team}"
                     || path == "/n/callback"
+                    || path == "/n/landing"
                     || (path == "/c/{code}" && status != "413")
                     || (path.starts_with("/console/{team}/")
                         && !status.starts_with('3')
@@ -488,7 +490,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
     }
     // The operator API's 12 are not offered: this gateway has no
     // `[operator]` (operator_api::the_document_offers_the_paths_served).
-    assert_eq!(operations, 51);
+    assert_eq!(operations, 53);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]

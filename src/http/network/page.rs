@@ -50,7 +50,7 @@ pub(super) fn confirm(said: &Said, confirm: &NetworkConfirm) -> Response {
     let text = escape(&said.text)
         .replace("#TEAM#", &escape(&confirm.team_name))
         .replace("#CHANNEL#", confirm.channel_words);
-    let policy = policy(&confirm.operator);
+    let policy = policy(&confirm.form_action);
     let form = (confirm.form_token.as_str(), "");
     one_form(
         StatusCode::OK,
@@ -129,14 +129,13 @@ pub(in crate::http) fn style_hash(css: &str) -> String {
 
 /// The page's content security policy: the pages' own, with the button's
 /// stylesheet, and a form that may go to the gateway and, through the
-/// button's redirect, to the operator's origin only.
-fn policy(operator: &str) -> String {
-    let origin = url::Url::parse(operator)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
+/// button's redirect, where the provider says (`form_action`: the
+/// operator's origin; for Vonage, whose redirects pass through the
+/// customer's mobile operator, any `https` address).
+fn policy(form_action: &str) -> String {
     format!(
         "default-src 'none'; style-src {} {}; frame-ancestors 'none'; base-uri 'none'; \
-         form-action 'self' {origin}",
+         form-action 'self' {form_action}",
         style_hash(STYLE),
         style_hash(BUTTON_STYLE),
     )
@@ -160,7 +159,7 @@ mod tests {
             },
             team_name: team.into(),
             channel_words: "SMS",
-            operator: "https://op.example:8443/authorize?x=1".into(),
+            form_action: "https://op.example:8443".into(),
             left: std::time::Duration::from_secs(60),
             form_token: "t0k\"en".into(),
         }
