@@ -62,6 +62,7 @@ pub mod ssf;
 pub mod store_epoch;
 pub mod subjects;
 pub mod voice;
+pub mod wallet_status;
 pub mod website;
 mod workers;
 

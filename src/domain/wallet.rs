@@ -4,17 +4,21 @@
 //! request's `client_id` and `nonce`, at a `now` given; its claims are
 //! compared with what the bank expects ([`matching::compare`]); the wallet's
 //! encrypted answer is opened with the request's key ([`response`],
-//! [`request_key`]); the request itself is signed ([`request::sign`]).
+//! [`request_key`]); the request itself is signed ([`request::sign`]). An
+//! mdoc's `DeviceResponse` is verified by [`mdoc::verify`]; a credential's
+//! Token Status List is read and its entry checked by [`status_list`].
 //! Nothing here reads the clock, the store or the network.
 pub mod disclosures;
 pub mod invalid;
 pub mod issuers;
 pub mod jose;
 pub mod matching;
+pub mod mdoc;
 pub mod request;
 pub mod request_key;
 pub mod response;
 pub mod sd_jwt;
+pub mod status_list;
 
 #[cfg(test)]
 mod tests;

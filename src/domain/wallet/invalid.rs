@@ -24,6 +24,11 @@ pub enum Invalid {
     WrongNonce,
     StaleKeyBinding,
     WrongSdHash,
+    WrongDoctype,
+    ResponseStatus,
+    DigestMismatch,
+    NoDeviceSignature,
+    BadDeviceSignature,
 }
 
 impl Invalid {
@@ -49,6 +54,11 @@ impl Invalid {
             Self::WrongNonce => "wrong_nonce",
             Self::StaleKeyBinding => "stale_key_binding",
             Self::WrongSdHash => "wrong_sd_hash",
+            Self::WrongDoctype => "wrong_doctype",
+            Self::ResponseStatus => "response_status",
+            Self::DigestMismatch => "digest_mismatch",
+            Self::NoDeviceSignature => "no_device_signature",
+            Self::BadDeviceSignature => "bad_device_signature",
         }
     }
 }

@@ -12,6 +12,7 @@ use super::disclosures::{disclose, HashAlg};
 pub use super::invalid::Invalid;
 use super::issuers::{verify_chain, Chain, TrustedIssuers};
 use super::jose::{b64, Jws, Object, PublicKey};
+use super::status_list::StatusRef;
 use crate::domain::numeric_date::NumericDate;
 use crate::time::Timestamp;
 
@@ -54,6 +55,9 @@ pub struct Verified {
     /// The issuer certificate's subject, RFC 4514.
     pub issuer: String,
     pub vct: String,
+    /// Where the credential's status is kept (its issuer JWT's
+    /// `status.status_list`), if it names a Token Status List.
+    pub status: Option<StatusRef>,
 }
 
 /// Why a presentation did not verify.
@@ -104,11 +108,13 @@ fn verified(presentation: &str, expected: &Expected<'_>) -> Result<Verified, Ref
         .and_then(PublicKey::from_jwk)
         .ok_or(Invalid::NoHolderKey)?;
     key_binding(kb, &holder, &alg.digest(up_to_kb), expected)?;
+    let status = StatusRef::from_claim(claims.get("status"))?;
     let claims = disclose(claims, &disclosures, alg)?;
     Ok(Verified {
         claims,
         issuer: issuer.subject,
         vct,
+        status,
     })
 }
 

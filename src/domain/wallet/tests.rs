@@ -687,3 +687,6 @@ fn a_jws_with_a_critical_header_is_malformed() {
     let crit = format!("{}.{body_sig}~{rest}", to_b64url(h.to_string().as_bytes()));
     assert_eq!(invalid(&rebind(&crit, json!({}))), Invalid::Malformed);
 }
+
+mod mdoc;
+mod status_list;
