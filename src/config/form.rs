@@ -8,7 +8,7 @@ pub use crate::error::Pointed as FormProblem;
 /// The members that hold a secret wherever they are (a webhook's or an
 /// audit webhook's `secret`, a provider's `client_secret`, a channel's
 /// `auth_token`, `token`, `app_secret`, `verify_token`, `password`).
-pub const SECRET_MEMBERS: [&str; 7] = [
+pub const SECRET_MEMBERS: [&str; 8] = [
     "secret",
     "client_secret",
     "auth_token",
@@ -16,6 +16,7 @@ pub const SECRET_MEMBERS: [&str; 7] = [
     "app_secret",
     "verify_token",
     "password",
+    "signing_key",
 ];
 
 /// Whether a member named `name` holds a secret.

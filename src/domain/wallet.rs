@@ -6,6 +6,7 @@
 //! encrypted answer is opened with the request's key ([`response`],
 //! [`request_key`]); the request itself is signed ([`request::sign`]).
 //! Nothing here reads the clock, the store or the network.
+pub mod challenge;
 pub mod disclosures;
 pub mod invalid;
 pub mod issuers;

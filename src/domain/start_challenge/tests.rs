@@ -86,6 +86,7 @@ impl Try {
             routes: &self.routes,
             pepper: &pepper,
             link_ttl: self.link_ttl,
+            wallet_ttl: None,
         };
         let (rec, subject) = (&mut self.rec, &mut self.subject);
         decide(req, Uuid::now_v7(), &code(), rec, subject, &rules, t(1))
@@ -476,6 +477,7 @@ fn every_method_is_asked_whether_it_approves_a_payment() {
             locale: None,
             transaction: None,
             page_entry: false,
+            wallet: None,
         };
         let answer = asked.for_transaction(Some(payment.clone()));
         assert_eq!(answer.is_ok(), method.approves_payment(), "{method:?}");

@@ -173,6 +173,27 @@ fn full() -> InteractionRecord {
             }),
             network_code: Some("networkcodehash".into()),
             page_entry: true,
+            wallet: Some(crate::domain::wallet_state::WalletChallenge {
+                credential: "pid".into(),
+                format: crate::domain::wallet_state::WalletFormat::SdJwt,
+                asked: [("family_name".to_string(), "Lovelace".to_string())].into(),
+                requests: vec![crate::domain::wallet_state::WalletRequest {
+                    rid: "rid-1".into(),
+                    kid: "kid-1".into(),
+                    state: "state-1".into(),
+                    nonce: "nonce-1".into(),
+                    key: "scalar".into(),
+                    made_at: ms(9),
+                    answered: true,
+                }],
+                answer: Some(crate::domain::wallet_state::WalletAnswer {
+                    result: crate::domain::wallet_state::WalletResult::ClaimsMismatch,
+                    issuer: Some("CN=PID Issuer".into()),
+                    matched: vec!["family_name".into()],
+                    claims: [("family_name".to_string(), serde_json::json!("Lovelace"))].into(),
+                    answered_at: ms(10),
+                }),
+            }),
         }),
         past_challenges: vec![
             PastChallenge {
@@ -200,6 +221,7 @@ fn full() -> InteractionRecord {
                     network: None,
                     network_code: None,
                     page_entry: false,
+                    wallet: None,
                 }),
             },
             PastChallenge {
