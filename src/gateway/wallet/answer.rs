@@ -8,6 +8,7 @@
 //! values go nowhere but the challenge's record: never an event, a log
 //! line or a trace.
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
@@ -19,6 +20,7 @@ use crate::domain::wallet::challenge::{
     self, Ending, Presented, Refused, WalletAnswer, WalletChallenge, WalletRequest, WalletResult,
 };
 use crate::domain::wallet::jose::{b64url, object, Object};
+use crate::domain::wallet::request::LIFETIME;
 use crate::domain::wallet::request_key::RequestKey;
 use crate::domain::wallet::sd_jwt::{self, Expected, Outcome};
 use crate::domain::wallet::{matching, response};
@@ -122,6 +124,23 @@ pub async fn take_answer(core: &Core, post: WalletPost<'_>, now: Timestamp) -> T
     })
 }
 
+/// The `kid` of a compact JWE's protected header: 400 without one.
+fn kid_of(jwe: &str) -> Taken<String> {
+    let bad = AnswerRefusal::BadRequest;
+    let header = jwe
+        .split('.')
+        .next()
+        .and_then(b64url)
+        .and_then(|h| object(&h))
+        .ok_or(bad("not a compact JWE"))?;
+    header
+        .get("kid")
+        .and_then(serde_json::Value::as_str)
+        .filter(|k| !k.is_empty() && k.len() <= 128)
+        .map(str::to_string)
+        .ok_or(bad("a JWE without the request key's kid"))
+}
+
 /// The open request the JWE's `kid` names (of link `code`, when the
 /// answer came through the page), with its team and challenge.
 async fn find<'c>(
@@ -131,17 +150,8 @@ async fn find<'c>(
     now: Timestamp,
 ) -> Taken<Found<'c>> {
     let bad = AnswerRefusal::BadRequest;
-    let header = jwe
-        .split('.')
-        .next()
-        .and_then(b64url)
-        .and_then(|h| object(&h))
-        .ok_or(bad("not a compact JWE"))?;
-    let kid = header
-        .get("kid")
-        .and_then(serde_json::Value::as_str)
-        .filter(|k| !k.is_empty() && k.len() <= 128)
-        .ok_or(bad("a JWE without the request key's kid"))?;
+    let kid = kid_of(jwe)?;
+    let kid = kid.as_str();
     let raw = core
         .get(&[keys::wallet_key(kid)])
         .await
@@ -173,6 +183,11 @@ async fn find<'c>(
     let request = asked
         .request_for_key(kid)
         .ok_or(bad("no open request for this key"))?;
+    // A request lives as long as its signed object says.
+    let lifetime = Duration::from_secs(LIFETIME.unsigned_abs());
+    if now >= request.made_at.plus(lifetime) {
+        return Err(bad("the request has expired"));
+    }
     Ok(Found {
         team,
         wallet,
