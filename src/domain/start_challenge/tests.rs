@@ -159,7 +159,7 @@ fn parse_refuses_what_is_malformed() {
     let bad = |m, d, to| ChallengeRequest::parse(m, d, to).unwrap_err().to_string();
     assert_eq!(
         bad("binding", None, None),
-        "method: must be otp, pin, app or network"
+        "method: must be otp, pin, app, network or wallet"
     );
     assert_eq!(
         bad("otp", Some("fax"), None),
