@@ -652,8 +652,8 @@ wallet_test!(
             ),
             (json!({"method": "otp", "match": ada()}), "match"),
             (
-                json!({"method": "wallet", "match": ada(), "transaction":
-                {"amount": "1.00", "currency": "EUR", "payee": "Shop"}}),
+                json!({"method": "wallet", "match": ada(),
+                       "transaction": crate::payments::payment()}),
                 "transaction",
             ),
         ];
