@@ -16,7 +16,8 @@
 //!   [`oidc`] and [`oidc_logout`], [`assertion`], [`assurance`],
 //!   [`challenges`] (single sends, the ladder and app approval, each a
 //!   file of its own), [`code_entry`] (a code typed on the gateway's
-//!   page), [`network`] (silent network authentication), [`voice`]
+//!   page), [`network`] (silent network authentication), [`wallet`]
+//!   (a credential from the customer's wallet), [`voice`]
 //!   (codes read by a call), [`number_checks`];
 //! - what providers report back: [`receipts`] and [`reports`],
 //!   [`identity_changes`] (a WhatsApp user who changed);
@@ -62,6 +63,7 @@ pub mod ssf;
 pub mod store_epoch;
 pub mod subjects;
 pub mod voice;
+pub mod wallet;
 pub mod wallet_status;
 pub mod website;
 mod workers;

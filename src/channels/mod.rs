@@ -176,11 +176,13 @@ pub enum Purpose {
     /// The link to the page where the customer types their session PIN;
     /// it replaces the PIN prompt.
     PinEntryLink,
+    /// A wallet challenge's link (docs/wallet.md#the-link-page).
+    WalletLink,
 }
 
 impl Purpose {
     /// Every purpose (metric series are registered for each).
-    pub const ALL: [Purpose; 9] = [
+    pub const ALL: [Purpose; 10] = [
         Purpose::LoginLink,
         Purpose::Otp,
         Purpose::PinPrompt,
@@ -190,6 +192,7 @@ impl Purpose {
         Purpose::NetworkLink,
         Purpose::CodeEntryLink,
         Purpose::PinEntryLink,
+        Purpose::WalletLink,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -203,6 +206,7 @@ impl Purpose {
             Purpose::NetworkLink => "network_link",
             Purpose::CodeEntryLink => "code_entry_link",
             Purpose::PinEntryLink => "pin_entry_link",
+            Purpose::WalletLink => "wallet_link",
         }
     }
 }

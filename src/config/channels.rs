@@ -161,7 +161,8 @@ pub fn template_key(purpose: Purpose, channel: Option<&ChannelConfig>) -> TextKe
         | Purpose::AppPrompt
         | Purpose::NetworkLink
         | Purpose::CodeEntryLink
-        | Purpose::PinEntryLink => purpose_key(purpose),
+        | Purpose::PinEntryLink
+        | Purpose::WalletLink => purpose_key(purpose),
     }
 }
 
@@ -177,6 +178,7 @@ pub fn purpose_key(purpose: Purpose) -> TextKey {
         Purpose::NetworkLink => TextKey::NetworkLink,
         Purpose::CodeEntryLink => TextKey::CodeEntryLink,
         Purpose::PinEntryLink => TextKey::PinEntryLink,
+        Purpose::WalletLink => TextKey::WalletLink,
     }
 }
 

@@ -188,6 +188,8 @@ pub(super) struct TeamFile {
     pub number_checks: Option<toml::Table>,
     /// `[number_verification]`, read by `number_verification.rs`.
     pub number_verification: Option<toml::Table>,
+    /// `[wallet]`, read by `wallet.rs`.
+    pub wallet: Option<toml::Table>,
     /// Overrides of `[defaults]`.
     #[serde(default)]
     pub settings: toml::Table,

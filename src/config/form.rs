@@ -8,8 +8,8 @@ pub use crate::error::Pointed as FormProblem;
 /// The members that hold a secret wherever they are (a webhook's or an
 /// audit webhook's `secret`, a provider's `client_secret`, a channel's
 /// `auth_token`, `token`, `app_secret`, `verify_token`, `password`, a
-/// network-verification provider's `private_key`).
-pub const SECRET_MEMBERS: [&str; 8] = [
+/// network-verification provider's `private_key`, a wallet's `signing_key`).
+pub const SECRET_MEMBERS: [&str; 9] = [
     "secret",
     "client_secret",
     "auth_token",
@@ -18,6 +18,7 @@ pub const SECRET_MEMBERS: [&str; 8] = [
     "verify_token",
     "password",
     "private_key",
+    "signing_key",
 ];
 
 /// Whether a member named `name` holds a secret.

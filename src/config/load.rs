@@ -83,7 +83,11 @@ fn load_sections(
         prefix: "defaults".into(),
         table: &system.defaults_table,
     };
-    let inherited = teams::Inherited::new(defaults, secrets.map(teams::ReadBacks::of_file));
+    let inherited = teams::Inherited::new(
+        defaults,
+        secrets.map(teams::ReadBacks::of_file),
+        &system.server.public_url,
+    );
     let teams_dir = base.join(&system.teams_dir);
     let mut teams_by_id: BTreeMap<String, std::sync::Arc<super::Team>> = BTreeMap::new();
     let mut api_keys = std::collections::HashMap::new();

@@ -41,6 +41,7 @@ mod tests;
 mod texts;
 mod toml_file;
 mod validate;
+mod wallet;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -86,6 +87,9 @@ pub use team::{
 pub use texts::{chosen_texts, ChosenText, PLACEHOLDERS};
 pub use toml_file::ConfigError;
 pub use validate::check_label;
+#[cfg(test)]
+pub use wallet::wallet_for_tests;
+pub use wallet::{CredentialFormat, WalletConfig, WalletCredential};
 
 use secrecy::SecretString;
 

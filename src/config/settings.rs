@@ -278,6 +278,7 @@ pub(super) mod file {
         Pin,
         App,
         Network,
+        Wallet,
         Recognized,
     });
 

@@ -218,6 +218,9 @@ pub struct Team {
     /// customer's phone holds the number on file
     /// (docs/network-authentication.md).
     pub number_verification: Option<super::NumberVerification>,
+    /// `[wallet]`: the credentials a wallet challenge may ask for, and the
+    /// verifier's access certificate (docs/wallet.md#configuration).
+    pub wallet: Option<super::WalletConfig>,
     /// System defaults with the team's `[settings]` applied.
     pub settings: Settings,
     /// For each of the team's channels: `settings` with `[channel_settings.NAME]` applied.

@@ -61,7 +61,7 @@ impl Config {
             cipher: &o.secrets,
             salts,
         });
-        let inherited = Inherited::new(defaults, secrets);
+        let inherited = Inherited::new(defaults, secrets, &self.server.public_url);
         let problem = |pointer: String, detail: String| vec![FormProblem { pointer, detail }];
         let team = team_of_table(table, BODY, &inherited, &self.channels).map_err(|e| {
             // A problem of a layer below the body's (none: those were

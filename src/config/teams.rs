@@ -23,6 +23,8 @@ use crate::domain::secrets_cipher::{Salts, SecretsCipher};
 /// them: the `[defaults]` layer and its print.
 pub(super) struct Inherited<'a> {
     defaults: Layer<'a>,
+    /// `server.public_url`, whose host a `[wallet]` certificate names.
+    public_url: &'a str,
     print: super::ConfigPrint,
     /// What makes a team's JSON form (its secrets read back), when the
     /// operator API is on.
@@ -30,11 +32,16 @@ pub(super) struct Inherited<'a> {
 }
 
 impl<'a> Inherited<'a> {
-    pub(super) fn new(defaults: Layer<'a>, secrets: Option<ReadBacks<'a>>) -> Self {
+    pub(super) fn new(
+        defaults: Layer<'a>,
+        secrets: Option<ReadBacks<'a>>,
+        public_url: &'a str,
+    ) -> Self {
         let mut print = super::ConfigPrint::default();
         print.add_table("settings", defaults.table);
         Inherited {
             defaults,
+            public_url,
             print,
             secrets,
         }
@@ -210,6 +217,10 @@ pub(super) fn team_of_table(
         .number_verification
         .map(|t| super::number_verification::load_number_verification(t, file))
         .transpose()?;
+    let wallet = raw
+        .wallet
+        .map(|t| super::wallet::load_wallet(t, file, inherited.public_url))
+        .transpose()?;
 
     let team_layer = || Layer {
         file,
@@ -289,6 +300,7 @@ pub(super) fn team_of_table(
         dialogflow,
         number_checks,
         number_verification,
+        wallet,
         settings,
         channel_settings,
         whatsapp_chats,

@@ -156,7 +156,7 @@ fn range_problem(s: &Settings) -> Option<(&'static [&'static str], String)> {
 pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
     use TextKey::*;
     let needs: &[&'static str] = match TextKey::parse(key)? {
-        LoginLink | NetworkLink | CodeEntryLink | PinEntryLink => &["#URL#"],
+        LoginLink | NetworkLink | CodeEntryLink | PinEntryLink | WalletLink => &["#URL#"],
         Otp | VoiceOtp => &["#PIN#"],
         AppPrompt | PageBindingCode | PageNetworkCode => &["#CODE#"],
         OtpTransaction | VoiceOtpTransaction => &["#PIN#", "#AMOUNT#", "#PAYEE#"],
@@ -166,9 +166,8 @@ pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
         | SayAuthenticated | SayNotAuthenticated | SayCodeSent | SayLinkSent | SayWrongCode
         | SayCodeExpired | SayLocked | SayBanned | SaySendFailed | SayRateLimited
         | SayNotAllowed | PageNetworkDone | PageNetworkMismatch | PageNetworkRetry
-        | PageNetworkConfirm | PageCodeEntry | PageCodeDone | PageCodeWrong | PageCodeEnded => {
-            return None
-        }
+        | PageNetworkConfirm | PageCodeEntry | PageCodeDone | PageCodeWrong | PageCodeEnded
+        | PageWalletStart | PageWalletDone | PageWalletFailed => return None,
     };
     needs.iter().copied().find(|p| !text.contains(p))
 }

@@ -36,6 +36,9 @@ pub enum ChallengeMethod {
     /// on mobile data, that the phone holds the number on file
     /// (docs/network-authentication.md).
     Network,
+    /// A credential presented from the customer's wallet through a link
+    /// (docs/wallet.md).
+    Wallet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,20 +63,22 @@ pub enum Delivery {
 /// parser, the metric labels and the OpenAPI document read them from here,
 /// and a test holds the API's names (`gateway::view`) to them.
 impl ChallengeMethod {
-    pub const ALL: [ChallengeMethod; 5] = [
+    pub const ALL: [ChallengeMethod; 6] = [
         ChallengeMethod::Otp,
         ChallengeMethod::Pin,
         ChallengeMethod::Binding,
         ChallengeMethod::App,
         ChallengeMethod::Network,
+        ChallengeMethod::Wallet,
     ];
     /// What `POST /v1/interactions/{id}/challenges` may start (a binding
     /// comes with a login link).
-    pub const STARTABLE: [ChallengeMethod; 4] = [
+    pub const STARTABLE: [ChallengeMethod; 5] = [
         ChallengeMethod::Otp,
         ChallengeMethod::Pin,
         ChallengeMethod::App,
         ChallengeMethod::Network,
+        ChallengeMethod::Wallet,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +88,7 @@ impl ChallengeMethod {
             ChallengeMethod::Binding => "binding",
             ChallengeMethod::App => "app",
             ChallengeMethod::Network => "network",
+            ChallengeMethod::Wallet => "wallet",
         }
     }
 
@@ -92,7 +98,7 @@ impl ChallengeMethod {
     pub fn takes_code(self) -> bool {
         match self {
             ChallengeMethod::Otp | ChallengeMethod::Pin | ChallengeMethod::Binding => true,
-            ChallengeMethod::App | ChallengeMethod::Network => false,
+            ChallengeMethod::App | ChallengeMethod::Network | ChallengeMethod::Wallet => false,
         }
     }
 }
@@ -110,7 +116,10 @@ impl ChallengeMethod {
     pub fn approves_payment(self) -> bool {
         match self {
             ChallengeMethod::Otp | ChallengeMethod::App => true,
-            ChallengeMethod::Pin | ChallengeMethod::Binding | ChallengeMethod::Network => false,
+            ChallengeMethod::Pin
+            | ChallengeMethod::Binding
+            | ChallengeMethod::Network
+            | ChallengeMethod::Wallet => false,
         }
     }
 
@@ -124,7 +133,10 @@ impl ChallengeMethod {
     pub fn may_go_to_a_number(self) -> bool {
         match self {
             ChallengeMethod::Otp | ChallengeMethod::Network => true,
-            ChallengeMethod::Pin | ChallengeMethod::Binding | ChallengeMethod::App => false,
+            ChallengeMethod::Pin
+            | ChallengeMethod::Binding
+            | ChallengeMethod::App
+            | ChallengeMethod::Wallet => false,
         }
     }
 
@@ -139,7 +151,8 @@ impl ChallengeMethod {
             ChallengeMethod::Pin
             | ChallengeMethod::Binding
             | ChallengeMethod::App
-            | ChallengeMethod::Network => false,
+            | ChallengeMethod::Network
+            | ChallengeMethod::Wallet => false,
         }
     }
 }
@@ -236,6 +249,9 @@ pub struct Challenge {
     /// Its code or PIN is typed on the gateway's page, never into the
     /// chat: `verify` refuses it (docs/api.md#codes-typed-on-the-gateways-page).
     pub page_entry: bool,
+    /// A wallet challenge's credential, the values it expects, its open
+    /// requests and its answer (docs/wallet.md); `None` for any other.
+    pub wallet: Option<super::wallet_state::WalletChallenge>,
 }
 
 impl Challenge {
@@ -279,6 +295,7 @@ impl Challenge {
             network: None,
             network_code: None,
             page_entry: false,
+            wallet: None,
         })
     }
 
@@ -311,6 +328,7 @@ impl Challenge {
             network: None,
             network_code: None,
             page_entry: false,
+            wallet: None,
         }
     }
 
@@ -344,6 +362,7 @@ impl Challenge {
             network: None,
             network_code: None,
             page_entry: false,
+            wallet: None,
         })
     }
 
@@ -375,6 +394,7 @@ impl Challenge {
             network: None,
             network_code: None,
             page_entry: false,
+            wallet: None,
         }
     }
 
@@ -407,6 +427,25 @@ impl Challenge {
             network: None,
             network_code: None,
             page_entry: false,
+            wallet: None,
+        }
+    }
+
+    /// A new wallet challenge (docs/wallet.md), its link sent by
+    /// `delivery`, open from `now` for `link_ttl`. No code answers it: a
+    /// credential presented through its link does.
+    pub fn new_wallet(
+        id: Uuid,
+        delivery: Delivery,
+        link_ttl: std::time::Duration,
+        step_up: bool,
+        wallet: super::wallet_state::WalletChallenge,
+        now: Timestamp,
+    ) -> Challenge {
+        Challenge {
+            method: ChallengeMethod::Wallet,
+            wallet: Some(wallet),
+            ..Challenge::new_network(id, delivery, link_ttl, step_up, now)
         }
     }
 
@@ -442,6 +481,8 @@ impl Challenge {
             call: None,
             network_code: None,
             page_entry: false,
+            // Its requests' keys go; what it was answered stays.
+            wallet: self.wallet.as_ref().map(|w| w.ended()),
             ladder: self.ladder.as_ref().map(|l| Ladder {
                 sealed_code: String::new(),
                 answers: Vec::new(),
@@ -501,9 +542,9 @@ impl Challenge {
                 otp::verify(pepper, self.id, code, &self.code_hash)
             }
             ChallengeMethod::Pin => pin::verify(pepper, interaction_id, code, &self.code_hash),
-            // Approved in the app or by the operator, never by a code
-            // typed anywhere.
-            ChallengeMethod::App | ChallengeMethod::Network => false,
+            // Approved in the app, by the operator or by a credential,
+            // never by a code typed anywhere.
+            ChallengeMethod::App | ChallengeMethod::Network | ChallengeMethod::Wallet => false,
         }
     }
 }
@@ -560,6 +601,7 @@ impl fmt::Debug for Challenge {
             .field("call", &self.call.as_ref().map(|_| ".."))
             .field("network", &self.network)
             .field("network_code", &self.network_code.as_ref().map(|_| ".."))
+            .field("wallet", &self.wallet)
             .finish()
     }
 }

@@ -29,6 +29,9 @@ pub enum Method {
     /// The mobile operator confirmed the phone holds the number on file
     /// (docs/network-authentication.md).
     Network,
+    /// A credential from the customer's wallet matched what the bank
+    /// expects (docs/wallet.md).
+    Wallet,
 }
 
 /// The authentication method a setting names; `Err` for `recognized`,
@@ -45,6 +48,7 @@ impl TryFrom<crate::domain::settings::AuthMethod> for Method {
             A::Pin => Method::Pin,
             A::App => Method::App,
             A::Network => Method::Network,
+            A::Wallet => Method::Wallet,
             A::Recognized => return Err(()),
         })
     }
@@ -52,7 +56,7 @@ impl TryFrom<crate::domain::settings::AuthMethod> for Method {
 
 impl Method {
     /// Every method (metric series are registered for each).
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::LoginLink,
         Method::Oidc,
         Method::PreChat,
@@ -60,9 +64,10 @@ impl Method {
         Method::Pin,
         Method::App,
         Method::Network,
+        Method::Wallet,
     ];
 
-    /// The method named `s` (`login_link`, `oidc`, `pre_chat`, `otp`, `pin`, `app`, `network`).
+    /// The method named `s` (`login_link`, `oidc`, `pre_chat`, `otp`, `pin`, `app`, `network`, `wallet`).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == s)
     }
@@ -76,6 +81,7 @@ impl Method {
             Method::Pin => "pin",
             Method::App => "app",
             Method::Network => "network",
+            Method::Wallet => "wallet",
         }
     }
 }

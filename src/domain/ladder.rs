@@ -601,6 +601,7 @@ mod tests {
             network: None,
             network_code: None,
             page_entry: false,
+            wallet: None,
         }
     }
 

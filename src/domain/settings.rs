@@ -83,6 +83,8 @@ pub enum AuthMethod {
     App,
     /// Silent network authentication (docs/network-authentication.md).
     Network,
+    /// A credential from the customer's wallet (docs/wallet.md).
+    Wallet,
     /// Not an authentication: a recognized conversation (assurance only).
     Recognized,
 }
@@ -342,6 +344,15 @@ pub struct Templates {
     pub page_code_done: String,
     pub page_code_wrong: String,
     pub page_code_ended: String,
+    /// A wallet challenge's link (docs/wallet.md#the-link-page): `#URL#`
+    /// is the link.
+    pub wallet_link: String,
+    /// The wallet link's page: its heading while the challenge is open;
+    /// what it shows once the credential confirmed the customer, and once
+    /// it did not (naming no claim).
+    pub page_wallet_start: String,
+    pub page_wallet_done: String,
+    pub page_wallet_failed: String,
 }
 
 /// `page_code_entry`'s default, for a code.
@@ -423,6 +434,11 @@ impl Default for Templates {
             page_code_wrong: "That is not the code. #LEFT# tries left.".into(),
             page_code_ended: "This code can no longer be used. Ask in the chat for a new one."
                 .into(),
+            wallet_link: "Open this link to confirm it is you with your wallet: #URL#".into(),
+            page_wallet_start: "Confirm it is you with your wallet".into(),
+            page_wallet_done: "Thank you. You can go back to the chat.".into(),
+            page_wallet_failed: "This did not confirm it is you. You can go back to the chat."
+                .into(),
         }
     }
 }
@@ -458,6 +474,10 @@ macro_rules! template_keys {
             PageCodeDone page_code_done,
             PageCodeWrong page_code_wrong,
             PageCodeEnded page_code_ended,
+            WalletLink wallet_link,
+            PageWalletStart page_wallet_start,
+            PageWalletDone page_wallet_done,
+            PageWalletFailed page_wallet_failed,
             PageLinkExpired page_link_expired,
             PageLinkUsed page_link_used,
             PageLinkUnknown page_link_unknown,

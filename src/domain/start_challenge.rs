@@ -22,6 +22,7 @@ use super::secrets::Pepper;
 use super::settings::Settings;
 use super::subject::SubjectRecord;
 use super::transaction::Transaction;
+use super::wallet_state::{WalletChallenge, WalletFormat};
 use crate::error::Error;
 use crate::time::Timestamp;
 
@@ -41,6 +42,10 @@ pub struct ChallengeRequest {
     /// reached by a link in the conversation, never into the chat
     /// (docs/api.md#codes-typed-on-the-gateways-page).
     pub page_entry: bool,
+    /// A wallet challenge's credential and expected values
+    /// (docs/wallet.md#asking); its `credential` is empty until the
+    /// team's `[wallet]` names it.
+    pub wallet: Option<WalletChallenge>,
 }
 
 impl ChallengeRequest {
@@ -75,6 +80,12 @@ impl ChallengeRequest {
                 "a network check verifies the interaction's own contact.phone",
             ));
         }
+        if method == ChallengeMethod::Wallet && to.is_some() {
+            return Err(Error::invalid(
+                "to",
+                "a wallet link goes to the interaction's own conversation or contact",
+            ));
+        }
         let to = match (delivery, to) {
             (Delivery::Sms | Delivery::Voice, Some(t)) => Some(super::input::phone("to", t)?),
             (Delivery::Email, Some(t)) => Some(super::input::email("to", t)?),
@@ -99,7 +110,49 @@ impl ChallengeRequest {
             locale: None,
             transaction: None,
             page_entry: false,
+            wallet: None,
         })
+    }
+
+    /// The request with a wallet challenge's `credential` and `match`
+    /// (docs/wallet.md#asking): for `method` `wallet`, `match` is 1 to 10
+    /// members, each a claim name and a string of 1 to 200 characters,
+    /// and `credential` a name (the team's `[wallet]` checks both); for
+    /// any other method either is 422 naming it.
+    pub fn for_wallet(
+        mut self,
+        credential: Option<&str>,
+        asked: Option<&serde_json::Value>,
+    ) -> Result<Self, Error> {
+        let asked = asked.filter(|v| !v.is_null());
+        if self.method != ChallengeMethod::Wallet {
+            let only = "only for method wallet";
+            return match (credential, asked) {
+                (Some(_), _) => Err(Error::invalid("credential", only)),
+                (_, Some(_)) => Err(Error::invalid("match", only)),
+                (None, None) => Ok(self),
+            };
+        }
+        let credential = credential.unwrap_or_default();
+        if credential.len() > 64 {
+            return Err(Error::invalid(
+                "credential",
+                "is not one of the team's credentials",
+            ));
+        }
+        let asked = asked.ok_or_else(|| {
+            Error::invalid(
+                "match",
+                "required: the claims the credential must show, and their values",
+            )
+        })?;
+        let asked = wallet_match(asked)?;
+        self.wallet = Some(WalletChallenge::asking(
+            credential.to_string(),
+            WalletFormat::SdJwt,
+            asked,
+        ));
+        Ok(self)
     }
 
     /// The request as sent with its `entry` (`"chat"`, the default, or
@@ -207,6 +260,9 @@ pub struct Rules<'a> {
     /// `[number_verification] link_ttl` (`None`: the team has none, and a
     /// network challenge is 422).
     pub link_ttl: Option<std::time::Duration>,
+    /// How long a wallet link stays open: the team's `[wallet] link_ttl`
+    /// (`None`: the team has none, and a wallet challenge is 422).
+    pub wallet_ttl: Option<std::time::Duration>,
 }
 
 /// Where a challenge's message goes: a channel, and the recipient when the
@@ -216,6 +272,34 @@ pub struct Rules<'a> {
 pub struct Message {
     pub channel: String,
     pub to: Option<String>,
+}
+
+/// A wallet challenge's `match`: 1 to 10 members, each value a string of
+/// 1 to 200 characters; 422 naming `match` (or the member) otherwise.
+fn wallet_match(
+    value: &serde_json::Value,
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    use crate::domain::wallet_state::{MAX_MATCH, MAX_VALUE_CHARS};
+    let object = value
+        .as_object()
+        .filter(|o| (1..=MAX_MATCH).contains(&o.len()))
+        .ok_or_else(|| Error::invalid("match", "must be an object of 1 to 10 claims"))?;
+    let mut asked = std::collections::BTreeMap::new();
+    for (name, v) in object {
+        let at = format!("match.{name}");
+        if name.is_empty() || name.chars().count() > 128 {
+            return Err(Error::invalid(
+                "match",
+                "a claim name is 1 to 128 characters",
+            ));
+        }
+        let text = v
+            .as_str()
+            .filter(|t| (1..=MAX_VALUE_CHARS).contains(&t.chars().count()))
+            .ok_or_else(|| Error::invalid(&at, "must be a string of 1 to 200 characters"))?;
+        asked.insert(name.clone(), text.to_string());
+    }
+    Ok(asked)
 }
 
 /// Whether a code of `method` (as named in the request), sent as
@@ -256,10 +340,19 @@ fn delivery_for(method: ChallengeMethod, requested: Option<Delivery>) -> Result<
         (ChallengeMethod::Network, Some(_)) => {
             refused("a network link goes into the chat or by sms")
         }
-        // Opened only by a login callback (login binding), never here.
-        (ChallengeMethod::Binding, _) => {
-            Err(Error::invalid("method", "must be otp, pin, app or network"))
+        // A wallet link goes where the customer reads it: the chat, or to
+        // the interaction's phone or e-mail address.
+        (ChallengeMethod::Wallet, None | Some(Delivery::Chat)) => Ok(Delivery::Chat),
+        (ChallengeMethod::Wallet, Some(Delivery::Sms)) => Ok(Delivery::Sms),
+        (ChallengeMethod::Wallet, Some(Delivery::Email)) => Ok(Delivery::Email),
+        (ChallengeMethod::Wallet, Some(_)) => {
+            refused("a wallet link goes into the chat, by sms or by email")
         }
+        // Opened only by a login callback (login binding), never here.
+        (ChallengeMethod::Binding, _) => Err(Error::invalid(
+            "method",
+            "must be otp, pin, app, network or wallet",
+        )),
     }
 }
 
@@ -323,6 +416,9 @@ pub fn decide(
     let own = MethodRungs::of(req.method);
     if own.network {
         network_possible(rules, &rec.contact)?;
+    }
+    if own.opens == Opens::Wallet && (rules.wallet_ttl.is_none() || req.wallet.is_none()) {
+        return Err(Error::invalid("method", "wallet needs the team's [wallet]"));
     }
     destination_policy::allow(&s.otp, req.delivery, req.to.as_deref(), &rec.contact)?;
     let route = route(rules.routes, req.delivery);
@@ -462,6 +558,8 @@ enum Opens {
     Pin,
     /// A link the mobile operator confirms.
     Network,
+    /// A link the customer's wallet answers with a credential.
+    Wallet,
     /// A code: sent, typed in, or approved in the app.
     Code,
 }
@@ -473,6 +571,7 @@ impl MethodRungs {
             ChallengeMethod::Pin => (false, false, Opens::Pin),
             ChallengeMethod::App => (false, false, Opens::Code),
             ChallengeMethod::Network => (true, false, Opens::Network),
+            ChallengeMethod::Wallet => (false, false, Opens::Wallet),
             // Never started here (`ChallengeRequest::parse` refuses it):
             // a login page shows it.
             ChallengeMethod::Binding => (false, false, Opens::Code),
@@ -591,6 +690,10 @@ fn new_challenge(
         return Ok(Challenge::new_pin(id, hash, &s.pin, now));
     }
     let step_up = rec.live_step_up(now).map(|p| p.until);
+    if let (Opens::Wallet, Some(ttl), Some(w)) = (opens, rules.wallet_ttl, req.wallet.as_ref()) {
+        let c = Challenge::new_wallet(id, req.delivery, ttl, step_up.is_some(), w.clone(), now);
+        return Ok(c.ending_by(step_up));
+    }
     if let (Opens::Network, Some(ttl)) = (opens, rules.link_ttl) {
         let c = Challenge::new_network(id, req.delivery, ttl, step_up.is_some(), now);
         return Ok(c.ending_by(step_up));

@@ -74,10 +74,14 @@ pub fn decide(
     now: Timestamp,
 ) -> Result<Verdict, Error> {
     if let Some((c, _)) = rec.challenge_at(cid, now).filter(|(c, _)| !c.takes_code()) {
-        let why = if c.method == ChallengeMethod::Network {
-            "a network challenge is answered by the mobile operator, not with a code"
-        } else {
-            "an app challenge is approved in the customer's app, not with a code"
+        let why = match c.method {
+            ChallengeMethod::Network => {
+                "a network challenge is answered by the mobile operator, not with a code"
+            }
+            ChallengeMethod::Wallet => {
+                "a wallet challenge is answered by a credential through its link, not with a code"
+            }
+            _ => "an app challenge is approved in the customer's app, not with a code",
         };
         return Err(Error::invalid("code", why));
     }
@@ -136,7 +140,7 @@ pub fn decide(
         (None, ChallengeMethod::Otp) => (Method::Otp, proven(rec, s, now), now, via),
         (None, ChallengeMethod::Pin) => (Method::Pin, proven(rec, s, now), now, Vec::new()),
         // Refused above: no code answers it.
-        (None, ChallengeMethod::App | ChallengeMethod::Network) => {
+        (None, ChallengeMethod::App | ChallengeMethod::Network | ChallengeMethod::Wallet) => {
             return Err(Error::internal("a code for a challenge no code answers"))
         }
         // A bound login: the customer the login proved, by its method,

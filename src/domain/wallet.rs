@@ -8,6 +8,7 @@
 //! mdoc's `DeviceResponse` is verified by [`mdoc::verify`]; a credential's
 //! Token Status List is read and its entry checked by [`status_list`].
 //! Nothing here reads the clock, the store or the network.
+pub mod challenge;
 pub mod disclosures;
 pub mod invalid;
 pub mod issuers;

@@ -55,6 +55,12 @@ pub struct NewChallenge {
     /// `"page"`: the code or PIN is typed on the gateway's page
     /// (docs/api.md#codes-typed-on-the-gateways-page); `"chat"` (default).
     pub entry: Option<String>,
+    /// A wallet challenge's credential, one of the team's `[wallet]
+    /// credentials` ids (docs/wallet.md#asking).
+    pub credential: Option<String>,
+    /// A wallet challenge's expected claims: name → value.
+    #[serde(rename = "match")]
+    pub expected: Option<serde_json::Value>,
 }
 
 impl NewChallenge {
@@ -79,7 +85,8 @@ impl NewChallenge {
             .filter(|t| !t.is_null())
             .map(|t| Transaction::parse("transaction", t))
             .transpose()?;
-        req.for_transaction(transaction)
+        req.for_transaction(transaction)?
+            .for_wallet(self.credential.as_deref(), self.expected.as_ref())
     }
 }
 
@@ -141,12 +148,29 @@ impl RawSchema for NewChallenge {
             null.clone(),
             false,
         );
-        app_variant["properties"]["entry"] = chat_only;
+        app_variant["properties"]["entry"] = chat_only.clone();
+        // A credential proves who the customer is, never a payment; its
+        // link goes to the interaction's own conversation or contact.
+        let mut wallet_variant = variant(
+            "wallet (the team has [wallet])",
+            M::Wallet.as_str(),
+            json!({"enum": [chat, D::Sms.as_str(), D::Email.as_str(), null]}),
+            null.clone(),
+            false,
+        );
+        wallet_variant["required"] = json!(["method", "match"]);
+        wallet_variant["properties"]["transaction"] = null.clone();
+        wallet_variant["properties"]["entry"] = chat_only;
+        wallet_variant["properties"]["credential"] = json!({"type": "string", "maxLength": 64,
+            "description": "one of the team's [wallet] credentials ids; may be left out when it has one"});
+        wallet_variant["properties"]["match"] = json!({"type": "object", "minProperties": 1, "maxProperties": 10,
+            "description": "claim name → the value the bank expects; each a claim of the credential's `claims`",
+            "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 200}});
         json!({
-            "description": "`method` `otp`, `pin`, `app` or `network`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `voice` (a call on the team's `voice_channel`), `agent` or `ladder` (the team's `otp.ladder`); \
+            "description": "`method` `otp`, `pin`, `app`, `network` or `wallet`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `voice` (a call on the team's `voice_channel`), `agent` or `ladder` (the team's `otp.ladder`); \
                 `to` names the number or address for `sms`/`voice`/`email`, else the interaction's `contact` is used. \
                 A PIN prompt goes into the chat. `app` asks the customer to approve in their own app                 (docs/api.md#approval-in-the-customers-app): it needs the interaction's `customer_ref`, and takes no `delivery` or `to`. \
-                `network` sends a one-time link (`delivery` `chat`, the default, or `sms`) that the customer opens on mobile data: the mobile operator confirms the phone holds the interaction's `contact.phone` (docs/network-authentication.md); it takes no `to` or `transaction`. `transaction` (with `otp` or `app`) names the one payment the code or approval is for (docs/api.md#approving-one-payment). \
+                `network` sends a one-time link (`delivery` `chat`, the default, or `sms`) that the customer opens on mobile data: the mobile operator confirms the phone holds the interaction's `contact.phone` (docs/network-authentication.md); it takes no `to` or `transaction`. `wallet` sends a one-time link (`delivery` `chat`, the default, `sms` or `email`) where the customer presents a credential from their wallet, which must show the `match` claims with those values (docs/wallet.md#asking); `credential` names one of the team's `[wallet]` credentials; it takes no `to` or `transaction`. `transaction` (with `otp` or `app`) names the one payment the code or approval is for (docs/api.md#approving-one-payment). \
                 `entry` `page` (default `chat`), for an `otp` whose code does not go into the chat (`sms`, `email`, `voice`, `ladder`, `agent`) or a `pin`: the customer types it on the gateway's page `/c/{code}`, reached by a link the gateway sends into the conversation after the code (docs/api.md#codes-typed-on-the-gateways-page); `verify` of such a challenge is 409 `entry_page`. With a code into the chat or another method it is 422.",
             "anyOf": [
                 variant("otp in the chat or for an agent", otp, json!({"enum": [chat, agent, null]}), null.clone(), false),
@@ -160,6 +184,7 @@ impl RawSchema for NewChallenge {
                 pin_variant,
                 app_variant,
                 network_variant,
+                wallet_variant,
             ]
         })
     }

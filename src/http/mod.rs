@@ -30,6 +30,7 @@ mod receipts;
 mod revocation;
 mod subjects;
 mod team_gate;
+mod wallet;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -181,6 +182,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(oidc::router())
         .merge(network::router())
         .merge(code_entry::router())
+        .merge(wallet::router())
         .merge(revocation::router())
         .merge(assertion::router())
         .merge(assurance::router())

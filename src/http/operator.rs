@@ -336,6 +336,7 @@ impl RawSchema for TeamForm {
                 "dialogflow": table("`channel`"),
                 "number_checks": table("SIM swap and call forwarding checks"),
                 "number_verification": table("silent network authentication"),
+                "wallet": table("credentials from the customer's wallet (docs/wallet.md#configuration); `signing_key` reads back as `{\"hmac\"}`"),
                 "settings": table("overrides of the system's [defaults], same shape"),
                 "channel_settings": table("overrides for one channel of the team, by channel name"),
             }

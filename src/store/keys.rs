@@ -273,6 +273,21 @@ pub fn network_link(code: &str) -> String {
     with_digest(String::with_capacity(2 + DIGEST) + "n:", &[code])
 }
 
+/// A wallet challenge's link code → its team, interaction and challenge
+/// (docs/wallet.md#the-link-page). Not team-scoped: the code is all a
+/// browser has; hashed, so the key does not hold the code. Kept as a
+/// page-entry link is.
+pub fn wallet_link(code: &str) -> String {
+    with_digest(String::with_capacity(3 + DIGEST) + "wl:", &[code])
+}
+
+/// A wallet request's encryption key id (its thumbprint) → its team,
+/// interaction, challenge and link: all a wallet's encrypted answer
+/// names. Not team-scoped; hashed. Kept as long as its challenge.
+pub fn wallet_key(kid: &str) -> String {
+    with_digest(String::with_capacity(3 + DIGEST) + "wk:", &[kid])
+}
+
 /// A page-entry challenge's link code → its team, interaction and
 /// challenge (docs/api.md#codes-typed-on-the-gateways-page). Not
 /// team-scoped: the code is all a browser has; hashed, so the key does
@@ -585,6 +600,8 @@ mod tests {
                     (short_link(text), format!("l:{}", h(text))),
                     (network_link(text), format!("n:{}", h(text))),
                     (code_entry_link(text), format!("ce:{}", h(text))),
+                    (wallet_link(text), format!("wl:{}", h(text))),
+                    (wallet_key(text), format!("wk:{}", h(text))),
                     (
                         code_entry_posts(team, text),
                         format!("{{{team}}}:cep:{}", h(text)),

@@ -47,6 +47,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_challenges_started_total", Kind::Counter, "method", "OTP, PIN, binding and app challenges started, by method."),
     ("chatgate_ladder_advances_total", Kind::Counter, "reason", "Delivery ladders moved to their next step, by reason (failed, timeout, requested)."),
     ("chatgate_network_verifications_total", Kind::Counter, "result", "Answers of the mobile operator to network challenges' links, by result (verified, mismatch, not_on_mobile_network, error)."),
+    ("chatgate_wallet_presentations_total", Kind::Counter, "format, result", "Presentations answered to wallet challenges, by credential format (dc+sd-jwt, mso_mdoc) and result (verified, claims_mismatch, untrusted_issuer, revoked, invalid_presentation)."),
     ("chatgate_code_entries_total", Kind::Counter, "result", "Codes and PINs posted on the page where they are typed instead of the chat, by result (right, wrong, refused: no form token of the browser's page, or more than 10 a minute)."),
     ("chatgate_number_checks_total", Kind::Counter, "kind, result", "Number checks asked of a provider (not answered from the cache), by provider kind (camara, twilio_lookup) and result (clean, swapped, forwarded, unknown, error)."),
     ("chatgate_expirations_total", Kind::Counter, "", "Authentications that ended by time (interaction.expired announced)."),
@@ -129,6 +130,12 @@ pub(super) fn describe_and_register() {
     for result in NetworkResult::ALL {
         metrics::counter!("chatgate_network_verifications_total", "result" => result.as_str())
             .increment(0);
+    }
+    for format in ["dc+sd-jwt", "mso_mdoc"] {
+        for result in crate::domain::wallet::challenge::WalletResult::ALL {
+            metrics::counter!("chatgate_wallet_presentations_total", "format" => format, "result" => result.as_str())
+                .increment(0);
+        }
     }
     for result in ["right", "wrong", "refused"] {
         metrics::counter!("chatgate_code_entries_total", "result" => result).increment(0);

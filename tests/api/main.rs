@@ -77,6 +77,7 @@ mod store_reset;
 mod stores;
 mod traces;
 mod voice;
+mod wallet;
 mod whatsapp_bsuid;
 mod whatsapp_identity;
 mod whatsapp_templates;

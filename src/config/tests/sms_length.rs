@@ -120,5 +120,5 @@ fn check_texts_rows_name_channel_language_key_encoding_and_segments() {
     assert_eq!(line("expired"), "sms en expired UCS-2 1");
     assert_eq!(line("otp"), "sms en otp GSM-7 1");
     assert!(rows.iter().all(|r| r.channel == "sms" && !r.over));
-    assert_eq!(rows.len(), 9, "one row per key: {rows:?}");
+    assert_eq!(rows.len(), 10, "one row per key: {rows:?}");
 }

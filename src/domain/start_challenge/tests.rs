@@ -86,6 +86,7 @@ impl Try {
             routes: &self.routes,
             pepper: &pepper,
             link_ttl: self.link_ttl,
+            wallet_ttl: None,
         };
         let (rec, subject) = (&mut self.rec, &mut self.subject);
         decide(req, Uuid::now_v7(), &code(), rec, subject, &rules, t(1))
@@ -158,7 +159,7 @@ fn parse_refuses_what_is_malformed() {
     let bad = |m, d, to| ChallengeRequest::parse(m, d, to).unwrap_err().to_string();
     assert_eq!(
         bad("binding", None, None),
-        "method: must be otp, pin, app or network"
+        "method: must be otp, pin, app, network or wallet"
     );
     assert_eq!(
         bad("otp", Some("fax"), None),
@@ -476,6 +477,7 @@ fn every_method_is_asked_whether_it_approves_a_payment() {
             locale: None,
             transaction: None,
             page_entry: false,
+            wallet: None,
         };
         let answer = asked.for_transaction(Some(payment.clone()));
         assert_eq!(answer.is_ok(), method.approves_payment(), "{method:?}");

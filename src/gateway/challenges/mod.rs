@@ -11,6 +11,10 @@
 //! - [`network`]: a network challenge's link, sent as a single message,
 //!   and the mobile operator's answer (docs/network-authentication.md).
 //!
+//! - [`wallet`]: a wallet challenge's credential checked against the
+//!   team's `[wallet]`, its link, sent as a single message, and the read's
+//!   `wallet` member (docs/wallet.md).
+//!
 //! [`entry`] sends the link to the page where a code is typed instead of
 //! the chat (docs/api.md#codes-typed-on-the-gateways-page).
 //!
@@ -27,6 +31,7 @@ pub mod read;
 mod single;
 mod steps;
 pub mod verify;
+pub mod wallet;
 
 use std::sync::Arc;
 
@@ -68,7 +73,7 @@ pub async fn start_challenge_seen(
     req: ChallengeRequest,
     clock: &dyn Clock,
 ) -> Result<(StartedChallenge, Option<InteractionView>)> {
-    use ChallengeMethod::{App, Binding, Network, Otp, Pin};
+    use ChallengeMethod::{App, Binding, Network, Otp, Pin, Wallet};
     use Delivery::{Agent, Chat, Email, Ladder, LoginPage, Sms, Voice};
     approvals_signed(req.transaction.as_ref(), &core.config().approvals.keys)?;
     let started = match (req.method, req.delivery) {
@@ -82,6 +87,17 @@ pub async fn start_challenge_seen(
             "delivery",
             "a network link goes into the chat or by sms",
         )),
+        // Refused by the request's parser: a wallet link goes into the
+        // chat, by SMS or by e-mail.
+        (Wallet, Ladder) => Err(crate::error::Error::invalid(
+            "delivery",
+            "a wallet link goes into the chat, by sms or by email",
+        )),
+        (Wallet, Chat | Sms | Email | Voice | Agent | LoginPage | Delivery::App) => {
+            let req = wallet::checked(team, req)?;
+            let (started, seen) = single::start(core, team, id, &req, clock.now()).await?;
+            return Ok((started, Some(seen)));
+        }
         (
             Otp | Pin | Binding | Network,
             Chat | Sms | Email | Voice | Agent | LoginPage | Delivery::App,
@@ -115,6 +131,7 @@ fn decide(
         routes: &routes,
         pepper: core.pepper(),
         link_ttl: team.number_verification.as_ref().map(|n| n.link_ttl),
+        wallet_ttl: team.wallet.as_ref().map(|w| w.link_ttl),
     };
     let (rec, subject) = w.records();
     let started = start_challenge::decide(req, cid, code, rec, subject, &rules, now)?;

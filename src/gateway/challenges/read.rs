@@ -2,6 +2,8 @@
 //! ([`StartedChallenge`]), and the read of one challenge
 //! (docs/api.md#reading-a-challenge): where it stands and how far its
 //! message got.
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -13,6 +15,7 @@ use crate::domain::number_check::NumberCheck;
 use crate::domain::start_challenge::Started;
 use crate::domain::transaction::Transaction;
 use crate::domain::transaction::{approval_jti, ApprovalClaims, Approved};
+use crate::domain::wallet_state::WalletResult;
 use crate::error::{Error, Result};
 use crate::events::types::TransactionObject;
 use crate::gateway::view::{self, ChallengeMethod, ChallengeState, Delivery, DeliveryStatus};
@@ -230,6 +233,10 @@ pub struct ChallengeView {
     /// (docs/network-authentication.md); absent for other methods.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkView>,
+    /// A `wallet` challenge's credential and answer (docs/wallet.md#results);
+    /// absent for other methods. Its `claims` only to a bot key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wallet: Option<WalletView>,
     /// Where its code or PIN is typed: `chat` or `page`.
     pub entry: Entry,
 }
@@ -283,6 +290,7 @@ impl ChallengeView {
             transaction_hash,
             approval: None,
             entry: Entry::of(c.page_entry),
+            wallet: WalletView::of(c, false),
             // Awaited only while it can still be answered.
             network: NetworkView::of(c).map(|n| NetworkView {
                 awaiting_code: n.awaiting_code && state == State::Open,
@@ -310,6 +318,9 @@ pub async fn read_challenge(
         .challenge_at(cid, now)
         .ok_or(Error::NotFound("no such challenge"))?;
     let mut view = ChallengeView::of(c, state);
+    if for_bot {
+        view.wallet = WalletView::of(c, true);
+    }
     if c.method == Method::App {
         view.approval = approval_of(core, team, rec, cid, for_bot, now)?;
     }
@@ -394,4 +405,68 @@ pub(super) fn approval_of(
         transaction_hash: claims.txn.clone(),
         token,
     }))
+}
+
+/// A wallet challenge's credential and answer
+/// (docs/wallet.md#results): claim names, never their values, but to a
+/// bot key, `claims`: the asked claims as disclosed.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct WalletView {
+    /// The team's `[wallet] credentials` id asked for.
+    pub credential: String,
+    /// `dc+sd-jwt` or `mso_mdoc`.
+    pub format: &'static str,
+    /// Null until a presentation answered.
+    pub result: Option<WalletResultView>,
+    /// The issuer certificate's subject (RFC 4514), once verified that far.
+    pub issuer: Option<String>,
+    /// The asked claims that were disclosed and equal, by name.
+    pub matched: Vec<String>,
+    pub answered_at: Option<Timestamp>,
+    /// To a bot key only: the asked claims as the credential disclosed
+    /// them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub claims: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// What a presentation came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WalletResultView {
+    Verified,
+    ClaimsMismatch,
+    UntrustedIssuer,
+    Revoked,
+    InvalidPresentation,
+}
+
+impl From<WalletResult> for WalletResultView {
+    fn from(r: WalletResult) -> Self {
+        match r {
+            WalletResult::Verified => WalletResultView::Verified,
+            WalletResult::ClaimsMismatch => WalletResultView::ClaimsMismatch,
+            WalletResult::UntrustedIssuer => WalletResultView::UntrustedIssuer,
+            WalletResult::Revoked => WalletResultView::Revoked,
+            WalletResult::InvalidPresentation => WalletResultView::InvalidPresentation,
+        }
+    }
+}
+
+impl WalletView {
+    /// Challenge `c`'s, when it is a wallet challenge; the disclosed
+    /// values only `for_bot`.
+    pub fn of(c: &Challenge, for_bot: bool) -> Option<Self> {
+        let w = c.wallet.as_ref()?;
+        let answer = w.answer.as_ref();
+        Some(WalletView {
+            credential: w.credential.clone(),
+            format: w.format.as_str(),
+            result: answer.map(|a| a.result.into()),
+            issuer: answer.and_then(|a| a.issuer.clone()),
+            matched: answer.map(|a| a.matched.clone()).unwrap_or_default(),
+            answered_at: answer.map(|a| a.answered_at),
+            claims: answer.filter(|_| for_bot).map(|a| a.claims.clone()),
+        })
+    }
 }

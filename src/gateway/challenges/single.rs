@@ -40,7 +40,10 @@ pub(super) async fn start(
         rec,
         view,
     } = reserved;
-    let link = super::network::link_for(core, team, (id, cid), req, &started, now).await?;
+    let link = match super::network::link_for(core, team, (id, cid), req, &started, now).await? {
+        Some(link) => Some(link),
+        None => super::wallet::link_for(core, team, (id, cid), req, &started, now).await?,
+    };
     let link = super::entry::message_link(core, team, (id, cid), (req, &started), link, now);
     let link = link.await?;
     let sent = send_challenge(core, team, &rec, &started, (&code, link.as_deref()), now);
@@ -106,6 +109,7 @@ async fn check_number(
         routes: &routes,
         pepper: core.pepper(),
         link_ttl: team.number_verification.as_ref().map(|n| n.link_ttl),
+        wallet_ttl: team.wallet.as_ref().map(|w| w.link_ttl),
     };
     let code = otp::generate(settings.otp.length);
     let dry = start_challenge::decide(req, cid, &code, &mut rec, &mut subject, &rules, now)?;
@@ -235,6 +239,13 @@ async fn send_challenge(
                 ..Fill::default()
             };
             (Purpose::NetworkLink, fill)
+        }
+        ChallengeMethod::Wallet => {
+            let fill = Fill {
+                url: link,
+                ..Fill::default()
+            };
+            (Purpose::WalletLink, fill)
         }
     };
     let to = message.to.clone();

@@ -443,6 +443,7 @@ async fn identity_key_hash(
             | Purpose::NetworkLink
             | Purpose::CodeEntryLink
             | Purpose::PinEntryLink
+            | Purpose::WalletLink
     );
     let into_chat =
         channel == chat.channel && to.as_deref().is_none_or(|to| to == chat.conversation_id);

@@ -20,6 +20,7 @@ mod operator;
 mod small;
 mod subject;
 mod trail;
+mod wallet;
 
 use std::time::Duration;
 
@@ -50,6 +51,7 @@ pub use operator::{
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
 pub use trail::{entry_text, ConfigParts, StoredConfig, StoredCursor, StoredHead};
+pub use wallet::StoredWalletKey;
 
 /// A record as read, with the version to write it back against.
 #[derive(Debug, Clone)]

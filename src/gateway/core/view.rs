@@ -68,6 +68,8 @@ api_names!(
         /// The mobile operator confirmed the number on file
         /// (docs/network-authentication.md).
         Network,
+        /// A credential from the customer's wallet (docs/wallet.md).
+        Wallet,
     }
 );
 
@@ -99,6 +101,8 @@ api_names!(challenge::ChallengeMethod {
     /// Confirmed by the mobile operator through a link opened on mobile
     /// data (docs/network-authentication.md).
     Network,
+    /// A credential presented from the customer's wallet (docs/wallet.md).
+    Wallet,
 });
 
 api_names!(

@@ -42,6 +42,7 @@ pub(super) enum StoredMethod {
     Pin,
     App,
     Network,
+    Wallet,
 }
 
 /// Both ways between a domain enum and its stored twin, variant by variant.
@@ -69,7 +70,8 @@ twins!(
     Otp,
     Pin,
     App,
-    Network
+    Network,
+    Wallet
 );
 
 fn is_login_link(m: &StoredMethod) -> bool {
@@ -88,6 +90,7 @@ enum StoredChallengeMethod {
     Binding,
     App,
     Network,
+    Wallet,
 }
 
 twins!(
@@ -97,7 +100,8 @@ twins!(
     Pin,
     Binding,
     App,
-    Network
+    Network,
+    Wallet
 );
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -687,6 +691,9 @@ struct StoredChallenge {
     /// Its code is typed on the gateway's page.
     #[serde(default, skip_serializing_if = "is_false")]
     pe: bool,
+    /// A wallet challenge's own state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    w: Option<super::wallet::StoredWallet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1042,6 +1049,7 @@ impl From<&Challenge> for StoredChallenge {
             nv: c.network.as_ref().map(Into::into),
             nh: c.network_code.clone(),
             pe: c.page_entry,
+            w: c.wallet.as_ref().map(Into::into),
         }
     }
 }
@@ -1067,6 +1075,7 @@ impl From<StoredChallenge> for Challenge {
             network: c.nv.map(Into::into),
             network_code: c.nh,
             page_entry: c.pe,
+            wallet: c.w.map(Into::into),
         }
     }
 }

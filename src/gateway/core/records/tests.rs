@@ -173,6 +173,27 @@ fn full() -> InteractionRecord {
             }),
             network_code: Some("networkcodehash".into()),
             page_entry: true,
+            wallet: Some(crate::domain::wallet_state::WalletChallenge {
+                credential: "pid".into(),
+                format: crate::domain::wallet_state::WalletFormat::SdJwt,
+                asked: [("family_name".to_string(), "Lovelace".to_string())].into(),
+                requests: vec![crate::domain::wallet_state::WalletRequest {
+                    rid: "rid-1".into(),
+                    kid: "kid-1".into(),
+                    state: "state-1".into(),
+                    nonce: "nonce-1".into(),
+                    key: "scalar".into(),
+                    made_at: ms(9),
+                    answered: true,
+                }],
+                answer: Some(crate::domain::wallet_state::WalletAnswer {
+                    result: crate::domain::wallet_state::WalletResult::ClaimsMismatch,
+                    issuer: Some("CN=PID Issuer".into()),
+                    matched: vec!["family_name".into()],
+                    claims: [("family_name".to_string(), serde_json::json!("Lovelace"))].into(),
+                    answered_at: ms(10),
+                }),
+            }),
         }),
         past_challenges: vec![
             PastChallenge {
@@ -200,6 +221,7 @@ fn full() -> InteractionRecord {
                     network: None,
                     network_code: None,
                     page_entry: false,
+                    wallet: None,
                 }),
             },
             PastChallenge {
@@ -316,7 +338,10 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#""na":[{"n":"+447400123456","s":"no","f":"unknown","at":1800000000003}]},"#,
         r#""nc":{"s":false,"fa":true,"at":1800000000006,"src":"t"},"#,
         r#""vc":{"ch":"voice","g":"00112233445566778899aabbccddeeff.acme","v":42},"#,
-        r#""nv":{"r":"not_on_mobile_network","at":1800000000008},"nh":"networkcodehash","pe":true},"#,
+        r#""nv":{"r":"not_on_mobile_network","at":1800000000008},"nh":"networkcodehash","pe":true,"#,
+        r#""w":{"c":"pid","f":"sd","m":{"family_name":"Lovelace"},"#,
+        r#""q":[{"r":"rid-1","k":"kid-1","s":"state-1","n":"nonce-1","d":"scalar","at":1800000000009,"x":true}],"#,
+        r#""a":{"r":"claims_mismatch","i":"CN=PID Issuer","mt":["family_name"],"cl":{"family_name":"Lovelace"},"at":1800000000010}}},"#,
         &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),
         r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),

@@ -1,0 +1,152 @@
+use super::*;
+
+/// A P-256 key (PKCS#8 PEM) and a self-signed certificate for `names`.
+fn access(names: &[&str]) -> (String, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let cert = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    (key.serialize_pem(), cert.pem())
+}
+
+fn issuer() -> String {
+    let fixtures: serde_json::Value =
+        serde_json::from_str(include_str!("../../../tests/fixtures/wallet/fixtures.json")).unwrap();
+    fixtures["trusted"][0].as_str().unwrap().to_string()
+}
+
+fn table(key: &str, chain: &str, extra: &str) -> toml::Table {
+    let mut t: toml::Table = toml::from_str(&format!(
+        "client_id_prefix = \"x509_hash\"\n{extra}\n\
+         [[credentials]]\nid = \"pid\"\nformat = \"dc+sd-jwt\"\nvct = [\"urn:eudi:pid:1\"]\n\
+         claims = [\"family_name\", \"birthdate\"]\n"
+    ))
+    .unwrap();
+    t.insert("signing_key".into(), key.into());
+    t.insert("certificate_chain".into(), chain.into());
+    if !t.contains_key("trusted_issuers") {
+        t.insert("trusted_issuers".into(), vec![issuer()].into());
+    }
+    t
+}
+
+fn problem(t: toml::Table, public_url: &str) -> String {
+    load_wallet(t, "acme.toml", public_url)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn a_good_section_reads_with_its_defaults_and_the_leaf_s_hash_as_client_id() {
+    let (key, chain) = access(&["gateway.example"]);
+    let w = load_wallet(
+        table(&key, &chain, ""),
+        "acme.toml",
+        "https://gateway.example",
+    )
+    .unwrap();
+    assert_eq!(w.link_ttl, Duration::from_secs(300));
+    assert!(w.status_lists);
+    let der = certificate_chain(&chain).unwrap();
+    let want = format!("x509_hash:{}", to_b64url(&Sha256::digest(&der[0])));
+    assert_eq!(w.client_id, want);
+    assert_eq!(w.credential(None).unwrap().id, "pid");
+    assert!(w.credential(Some("mdl")).is_none());
+    let mut t = table(&key, &chain, "");
+    t.insert("client_id_prefix".into(), "x509_san_dns".into());
+    let w = load_wallet(t, "acme.toml", "https://gateway.example").unwrap();
+    assert_eq!(w.client_id, "x509_san_dns:gateway.example");
+}
+
+#[test]
+fn an_address_host_needs_the_address_in_the_san_and_cannot_be_san_dns() {
+    let (key, chain) = access(&["127.0.0.1"]);
+    assert!(load_wallet(
+        table(&key, &chain, ""),
+        "acme.toml",
+        "http://127.0.0.1:8080"
+    )
+    .is_ok());
+    let mut t = table(&key, &chain, "");
+    t.insert("client_id_prefix".into(), "x509_san_dns".into());
+    assert!(problem(t, "http://127.0.0.1:8080").contains("wallet.client_id_prefix"));
+}
+
+#[test]
+fn each_bad_key_is_named_and_no_key_value_is_in_the_error() {
+    let (key, chain) = access(&["gateway.example"]);
+    let url = "https://gateway.example";
+    // Another host, another key.
+    let e = problem(table(&key, &chain, ""), "https://other.example");
+    assert!(
+        e.contains("wallet.certificate_chain") && e.contains("other.example"),
+        "{e}"
+    );
+    let (other_key, _) = access(&["gateway.example"]);
+    let e = problem(table(&other_key, &chain, ""), url);
+    assert!(
+        e.contains("wallet.certificate_chain") && e.contains("signing_key"),
+        "{e}"
+    );
+    assert!(!e.contains("PRIVATE KEY"), "{e}");
+    let e = problem(table("not a key", &chain, ""), url);
+    assert!(
+        e.contains("wallet.signing_key") && !e.contains("not a key"),
+        "{e}"
+    );
+    assert!(problem(table(&key, "junk", ""), url).contains("wallet.certificate_chain"));
+    let e = problem(table(&key, &chain, "trusted_issuers = []"), url);
+    assert!(e.contains("wallet.trusted_issuers"), "{e}");
+    let e = problem(table(&key, &chain, "trusted_issuers = [\"junk\"]"), url);
+    assert!(e.contains("wallet.trusted_issuers[0]"), "{e}");
+    for (extra, named) in [
+        ("link_ttl = \"59s\"", "wallet.link_ttl"),
+        ("link_ttl = \"31m\"", "wallet.link_ttl"),
+        ("surprise = 1", "surprise"),
+        ("status_lists = \"yes\"", "wallet.status_lists"),
+    ] {
+        let e = problem(table(&key, &chain, extra), url);
+        assert!(e.contains(named), "{extra}: {e}");
+    }
+    let mut t = table(&key, &chain, "");
+    t.insert("client_id_prefix".into(), "did".into());
+    assert!(problem(t, url).contains("wallet.client_id_prefix"));
+}
+
+#[test]
+fn each_bad_credential_is_named_and_mdoc_is_refused_until_it_is_wired() {
+    let (key, chain) = access(&["gateway.example"]);
+    let url = "https://gateway.example";
+    let with = |credentials: &str| {
+        let mut t = table(&key, &chain, "");
+        let c: toml::Table = toml::from_str(credentials).unwrap();
+        t.insert("credentials".into(), c["credentials"].clone());
+        problem(t, url)
+    };
+    let pid = "format = \"dc+sd-jwt\"\nvct = [\"urn:eudi:pid:1\"]\nclaims = [\"family_name\"]";
+    let e = with(&format!("[[credentials]]\nid = \"p-1\"\n{pid}"));
+    assert!(e.contains("wallet.credentials[0].id"), "{e}");
+    let e = with(&format!(
+        "[[credentials]]\nid = \"p\"\n{pid}\n[[credentials]]\nid = \"p\"\n{pid}"
+    ));
+    assert!(e.contains("wallet.credentials[1].id"), "{e}");
+    let e = with("[[credentials]]\nid = \"p\"\nformat = \"jwt_vc\"\nclaims = [\"a\"]");
+    assert!(e.contains("wallet.credentials[0].format"), "{e}");
+    let e = with("[[credentials]]\nid = \"p\"\nformat = \"dc+sd-jwt\"\nclaims = [\"a\"]");
+    assert!(e.contains("wallet.credentials[0].vct"), "{e}");
+    let e = with("[[credentials]]\nid = \"p\"\nformat = \"dc+sd-jwt\"\nvct = [\"v\"]\nclaims = []");
+    assert!(e.contains("wallet.credentials[0].claims"), "{e}");
+    let e = with(
+        "[[credentials]]\nid = \"mdl\"\nformat = \"mso_mdoc\"\ndoctype = \"org.iso.18013.5.1.mDL\"\n\
+         namespace = \"org.iso.18013.5.1\"\nclaims = [\"family_name\"]",
+    );
+    assert!(
+        e.contains("wallet.credentials[0].format") && e.contains("not yet supported"),
+        "{e}"
+    );
+    let mut t = table(&key, &chain, "");
+    t.insert("credentials".into(), toml::Value::Array(Vec::new()));
+    assert!(problem(t, url).contains("wallet.credentials"));
+}

@@ -1,0 +1,183 @@
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::*;
+use crate::domain::challenge::{Challenge, ChallengeState, Delivery};
+
+fn t(s: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(1_800_000_000 + s)
+}
+
+fn request(n: u32) -> WalletRequest {
+    WalletRequest {
+        rid: format!("rid-{n}"),
+        kid: format!("kid-{n}"),
+        state: format!("state-{n}"),
+        nonce: format!("nonce-{n}"),
+        key: "scalar".into(),
+        made_at: t(2),
+        answered: false,
+    }
+}
+
+/// An interaction with an open wallet challenge and one request.
+fn open() -> (InteractionRecord, Uuid) {
+    let mut r = InteractionRecord::new(Uuid::now_v7(), "acme", "webchat", "c-1", t(0));
+    r.customer_ref = Some("cust-42".into());
+    let cid = Uuid::now_v7();
+    let asked = [("family_name".to_string(), "Lovelace".to_string())].into();
+    let w = WalletChallenge::asking("pid".into(), WalletFormat::SdJwt, asked);
+    let c = Challenge::new_wallet(
+        cid,
+        Delivery::Chat,
+        Duration::from_secs(300),
+        false,
+        w,
+        t(1),
+    );
+    r.open_new_challenge(c, t(1));
+    assert!(add_request(&mut r, cid, request(1), t(2)));
+    (r, cid)
+}
+
+fn answer(result: WalletResult) -> Presented {
+    Presented::Answer(WalletAnswer {
+        result,
+        issuer: Some("CN=PID Issuer".into()),
+        matched: vec!["family_name".into()],
+        claims: [("family_name".to_string(), Value::from("Lovelace"))].into(),
+        answered_at: t(5),
+    })
+}
+
+#[test]
+fn a_verified_presentation_authenticates_with_method_wallet_and_clears_failures() {
+    let (mut r, cid) = open();
+    let s = Settings::default();
+    let mut subject = SubjectRecord {
+        failures: vec![t(0)],
+        ..SubjectRecord::default()
+    };
+    let presented = (cid, "kid-1", answer(WalletResult::Verified));
+    let ending = conclude(&mut r, &mut subject, presented, &s, t(5));
+    assert_eq!(ending, Ok(Ending::Authenticated));
+    let auth = r.auth.as_ref().unwrap();
+    assert_eq!(auth.method, Method::Wallet);
+    assert_eq!(auth.via, ["wallet"]);
+    assert_eq!(auth.customer.get("id").map(String::as_str), Some("cust-42"));
+    assert!(subject.failures.is_empty());
+    let (c, state) = r.challenge_at(cid, t(5)).unwrap();
+    assert_eq!(state, ChallengeState::Used);
+    // Remembered with its answer, without its requests' keys.
+    let w = c.wallet.as_ref().unwrap();
+    assert_eq!(w.answer.as_ref().unwrap().result, WalletResult::Verified);
+    assert!(w.requests.is_empty());
+    // Used: a second answer changes nothing.
+    let again = (cid, "kid-1", answer(WalletResult::Verified));
+    assert_eq!(
+        conclude(&mut r, &mut subject, again, &s, t(6)),
+        Err(Refused::Gone)
+    );
+}
+
+#[test]
+fn each_failing_result_fails_the_challenge_and_counts_one_failure() {
+    for result in WalletResult::ALL
+        .into_iter()
+        .filter(|r| *r != WalletResult::Verified)
+    {
+        let (mut r, cid) = open();
+        let s = Settings::default();
+        let mut subject = SubjectRecord::default();
+        let ending = conclude(
+            &mut r,
+            &mut subject,
+            (cid, "kid-1", answer(result)),
+            &s,
+            t(5),
+        );
+        let Ok(Ending::Failed { reason, failure }) = ending.clone() else {
+            panic!("{result:?}: {ending:?}");
+        };
+        assert_eq!(reason, result.as_str());
+        assert!(failure.is_some());
+        assert_eq!(subject.failures.len(), 1, "{result:?}");
+        assert!(r.auth.is_none());
+        assert_eq!(r.challenge_at(cid, t(5)).unwrap().1, ChallengeState::Failed);
+    }
+}
+
+#[test]
+fn a_wallet_error_counts_nothing_and_leaves_the_challenge_open_but_its_request_answered() {
+    let (mut r, cid) = open();
+    let s = Settings::default();
+    let mut subject = SubjectRecord::default();
+    let ending = conclude(
+        &mut r,
+        &mut subject,
+        (cid, "kid-1", Presented::WalletError),
+        &s,
+        t(5),
+    );
+    assert_eq!(ending, Ok(Ending::Open));
+    assert!(subject.failures.is_empty());
+    assert!(open_wallet(&r, cid, t(5)).is_some());
+    // Its request is answered: another answer to it is refused.
+    let again = (cid, "kid-1", answer(WalletResult::Verified));
+    assert_eq!(
+        conclude(&mut r, &mut subject, again, &s, t(6)),
+        Err(Refused::NoRequest)
+    );
+    assert!(r.auth.is_none());
+}
+
+#[test]
+fn an_unknown_key_changes_nothing_and_a_challenge_keeps_its_five_newest_requests() {
+    let (mut r, cid) = open();
+    let s = Settings::default();
+    let mut subject = SubjectRecord::default();
+    let before = r.clone();
+    let unknown = (cid, "kid-9", answer(WalletResult::Verified));
+    assert_eq!(
+        conclude(&mut r, &mut subject, unknown, &s, t(5)),
+        Err(Refused::NoRequest)
+    );
+    assert_eq!(r, before);
+    for n in 2..=7 {
+        assert!(add_request(&mut r, cid, request(n), t(3)));
+    }
+    let w = open_wallet(&r, cid, t(3)).unwrap();
+    let kept: Vec<&str> = w.requests.iter().map(|q| q.rid.as_str()).collect();
+    assert_eq!(kept, ["rid-3", "rid-4", "rid-5", "rid-6", "rid-7"]);
+    assert!(w.open_request("rid-1").is_none() && w.request_for_key("kid-2").is_none());
+    // Past its end, no request is added and no answer taken.
+    assert!(!add_request(&mut r, cid, request(8), t(400)));
+    let late = (cid, "kid-7", answer(WalletResult::Verified));
+    assert_eq!(
+        conclude(&mut r, &mut subject, late, &s, t(400)),
+        Err(Refused::Gone)
+    );
+}
+
+#[test]
+fn debug_shows_no_expected_or_disclosed_value_and_no_key() {
+    let (r, cid) = open();
+    let s = Settings::default();
+    let mut subject = SubjectRecord::default();
+    let mut rec = r.clone();
+    let _ = conclude(
+        &mut rec,
+        &mut subject,
+        (cid, "kid-1", answer(WalletResult::ClaimsMismatch)),
+        &s,
+        t(5),
+    );
+    for shown in [format!("{r:?}"), format!("{rec:?}")] {
+        assert!(!shown.contains("Lovelace"), "{shown}");
+        assert!(
+            !shown.contains("scalar") && !shown.contains("nonce-1"),
+            "{shown}"
+        );
+    }
+}

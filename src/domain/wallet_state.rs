@@ -1,0 +1,185 @@
+//! A wallet challenge's state (docs/wallet.md#results), kept in its
+//! challenge: what it asks for, the requests its page made (each a fresh
+//! key, `state` and `nonce`; the newest [`MAX_REQUESTS`] kept), and what a
+//! presentation answered. Plain values with no rule of the interaction's:
+//! `domain::wallet::challenge` applies answers.
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::time::Timestamp;
+
+/// How many requests a challenge keeps: a page fetch makes one, and the
+/// oldest goes when a sixth is made.
+pub const MAX_REQUESTS: usize = 5;
+
+/// How many claims a challenge may compare, and how long each expected
+/// value may be, in characters.
+pub const MAX_MATCH: usize = 10;
+pub const MAX_VALUE_CHARS: usize = 200;
+
+/// A wallet challenge: the credential asked for and what the bank expects
+/// of it; its `Debug` shows neither the expected values nor the
+/// disclosed ones, nor any request's key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WalletChallenge {
+    /// One of the team's `[wallet] credentials` ids.
+    pub credential: String,
+    pub format: WalletFormat,
+    /// Claim name → the value the bank expects; 1..=[`MAX_MATCH`].
+    pub asked: BTreeMap<String, String>,
+    /// The open requests, oldest first.
+    pub requests: Vec<WalletRequest>,
+    /// What the presentation answered, once one did.
+    pub answer: Option<WalletAnswer>,
+}
+
+/// A credential's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalletFormat {
+    SdJwt,
+    Mdoc,
+}
+
+impl WalletFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WalletFormat::SdJwt => "dc+sd-jwt",
+            WalletFormat::Mdoc => "mso_mdoc",
+        }
+    }
+}
+
+/// One request a page fetch made: its ids, the nonce the key binding must
+/// carry, and the private scalar of its encryption key (base64url), kept
+/// only while the challenge is open.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WalletRequest {
+    pub rid: String,
+    /// The encryption key's id (its RFC 7638 thumbprint).
+    pub kid: String,
+    pub state: String,
+    pub nonce: String,
+    pub key: String,
+    pub made_at: Timestamp,
+    /// A response to it was taken: another is 400.
+    pub answered: bool,
+}
+
+/// What a presentation answered.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WalletAnswer {
+    pub result: WalletResult,
+    /// The issuer certificate's subject (RFC 4514), when verified that far.
+    pub issuer: Option<String>,
+    /// The asked claims that were disclosed and equal.
+    pub matched: Vec<String>,
+    /// The asked claims as disclosed (never one not asked for); shown to
+    /// bot keys only, never in events, logs or traces.
+    pub claims: BTreeMap<String, Value>,
+    pub answered_at: Timestamp,
+}
+
+impl fmt::Debug for WalletAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WalletAnswer")
+            .field("result", &self.result)
+            .field("matched", &self.matched)
+            .field("answered_at", &self.answered_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of a presentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalletResult {
+    Verified,
+    ClaimsMismatch,
+    UntrustedIssuer,
+    Revoked,
+    InvalidPresentation,
+}
+
+impl WalletResult {
+    pub const ALL: [WalletResult; 5] = [
+        WalletResult::Verified,
+        WalletResult::ClaimsMismatch,
+        WalletResult::UntrustedIssuer,
+        WalletResult::Revoked,
+        WalletResult::InvalidPresentation,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WalletResult::Verified => "verified",
+            WalletResult::ClaimsMismatch => "claims_mismatch",
+            WalletResult::UntrustedIssuer => "untrusted_issuer",
+            WalletResult::Revoked => "revoked",
+            WalletResult::InvalidPresentation => "invalid_presentation",
+        }
+    }
+}
+
+impl WalletChallenge {
+    /// A challenge asking `credential` (of `format`) for `asked`.
+    pub fn asking(
+        credential: String,
+        format: WalletFormat,
+        asked: BTreeMap<String, String>,
+    ) -> Self {
+        WalletChallenge {
+            credential,
+            format,
+            asked,
+            requests: Vec::new(),
+            answer: None,
+        }
+    }
+
+    /// Keeps `request`, the oldest going beyond [`MAX_REQUESTS`].
+    pub fn add_request(&mut self, request: WalletRequest) {
+        self.requests.push(request);
+        let over = self.requests.len().saturating_sub(MAX_REQUESTS);
+        self.requests.drain(..over);
+    }
+
+    /// The request `rid` names, while it is unanswered.
+    pub fn open_request(&self, rid: &str) -> Option<&WalletRequest> {
+        self.requests.iter().find(|r| r.rid == rid && !r.answered)
+    }
+
+    /// The request whose key is `kid`, while it is unanswered.
+    pub fn request_for_key(&self, kid: &str) -> Option<&WalletRequest> {
+        self.requests.iter().find(|r| r.kid == kid && !r.answered)
+    }
+
+    /// The challenge as remembered once ended: its answer, no request.
+    pub fn ended(&self) -> Self {
+        WalletChallenge {
+            requests: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Debug for WalletChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WalletChallenge")
+            .field("credential", &self.credential)
+            .field("format", &self.format)
+            .field("asked", &self.asked.keys().collect::<Vec<_>>())
+            .field("requests", &self.requests.len())
+            .field("result", &self.answer.as_ref().map(|a| a.result))
+            .finish()
+    }
+}
+
+impl fmt::Debug for WalletRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WalletRequest")
+            .field("made_at", &self.made_at)
+            .field("answered", &self.answered)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,163 @@
+//! A wallet challenge as the store holds it, inside its challenge
+//! (docs/wallet.md#results): what it asks for, its open requests (each
+//! key's private scalar, kept only while the challenge is open) and its
+//! answer, with the disclosed values of the asked claims, which live as
+//! long as the interaction's record and nowhere else.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::wallet_state::{
+    WalletAnswer, WalletChallenge, WalletFormat, WalletRequest, WalletResult,
+};
+use crate::time::{stored, Timestamp};
+
+/// A [`WalletChallenge`]: `c` its credential, `f` format, `m` what is
+/// expected, `q` requests, `a` its answer.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct StoredWallet {
+    c: String,
+    f: StoredFormat,
+    m: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    q: Vec<StoredRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    a: Option<StoredAnswer>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum StoredFormat {
+    #[serde(rename = "sd")]
+    SdJwt,
+    #[serde(rename = "md")]
+    Mdoc,
+}
+
+/// A [`WalletRequest`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredRequest {
+    r: String,
+    k: String,
+    s: String,
+    n: String,
+    d: String,
+    #[serde(with = "stored")]
+    at: Timestamp,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    x: bool,
+}
+
+/// A [`WalletAnswer`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredAnswer {
+    r: StoredResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    i: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    mt: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    cl: BTreeMap<String, serde_json::Value>,
+    #[serde(with = "stored")]
+    at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredResult {
+    Verified,
+    ClaimsMismatch,
+    UntrustedIssuer,
+    Revoked,
+    InvalidPresentation,
+}
+
+impl From<&WalletChallenge> for StoredWallet {
+    fn from(w: &WalletChallenge) -> Self {
+        StoredWallet {
+            c: w.credential.clone(),
+            f: match w.format {
+                WalletFormat::SdJwt => StoredFormat::SdJwt,
+                WalletFormat::Mdoc => StoredFormat::Mdoc,
+            },
+            m: w.asked.clone(),
+            q: w.requests
+                .iter()
+                .map(|r| StoredRequest {
+                    r: r.rid.clone(),
+                    k: r.kid.clone(),
+                    s: r.state.clone(),
+                    n: r.nonce.clone(),
+                    d: r.key.clone(),
+                    at: r.made_at,
+                    x: r.answered,
+                })
+                .collect(),
+            a: w.answer.as_ref().map(|a| StoredAnswer {
+                r: match a.result {
+                    WalletResult::Verified => StoredResult::Verified,
+                    WalletResult::ClaimsMismatch => StoredResult::ClaimsMismatch,
+                    WalletResult::UntrustedIssuer => StoredResult::UntrustedIssuer,
+                    WalletResult::Revoked => StoredResult::Revoked,
+                    WalletResult::InvalidPresentation => StoredResult::InvalidPresentation,
+                },
+                i: a.issuer.clone(),
+                mt: a.matched.clone(),
+                cl: a.claims.clone(),
+                at: a.answered_at,
+            }),
+        }
+    }
+}
+
+impl From<StoredWallet> for WalletChallenge {
+    fn from(w: StoredWallet) -> Self {
+        WalletChallenge {
+            credential: w.c,
+            format: match w.f {
+                StoredFormat::SdJwt => WalletFormat::SdJwt,
+                StoredFormat::Mdoc => WalletFormat::Mdoc,
+            },
+            asked: w.m,
+            requests: w
+                .q
+                .into_iter()
+                .map(|r| WalletRequest {
+                    rid: r.r,
+                    kid: r.k,
+                    state: r.s,
+                    nonce: r.n,
+                    key: r.d,
+                    made_at: r.at,
+                    answered: r.x,
+                })
+                .collect(),
+            answer: w.a.map(|a| WalletAnswer {
+                result: match a.r {
+                    StoredResult::Verified => WalletResult::Verified,
+                    StoredResult::ClaimsMismatch => WalletResult::ClaimsMismatch,
+                    StoredResult::UntrustedIssuer => WalletResult::UntrustedIssuer,
+                    StoredResult::Revoked => WalletResult::Revoked,
+                    StoredResult::InvalidPresentation => WalletResult::InvalidPresentation,
+                },
+                issuer: a.i,
+                matched: a.mt,
+                claims: a.cl,
+                answered_at: a.at,
+            }),
+        }
+    }
+}
+
+/// A wallet request's key id → where its answer goes
+/// (`keys::wallet_key`): `t` its team, `i` its interaction, `c` its
+/// challenge, `w` its link's code (the answer's `redirect_uri` names it).
+/// No `Debug`: the code is a bearer secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredWalletKey {
+    pub t: String,
+    pub i: uuid::Uuid,
+    pub c: uuid::Uuid,
+    pub w: String,
+}
+
+impl super::Record for StoredWalletKey {}

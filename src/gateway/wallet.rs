@@ -1,0 +1,20 @@
+//! The wallet's and the browser's side of a wallet challenge
+//! (docs/wallet.md): `GET /w/{code}` makes a fresh request and shows the
+//! page that hands it to the Digital Credentials API or to a wallet by
+//! an `openid4vp://` link or QR code; `/w/{code}/request/{rid}` serves
+//! the signed request object; the wallet's encrypted answer comes to
+//! `/w/response` (or the page's to `/w/{code}/response`), is opened,
+//! verified, compared and applied to the challenge; `/w/{code}/status`
+//! and `/w/{code}/done` say where it stands.
+//!
+//! [`link`] reads a link and makes and serves requests; [`answer`] takes
+//! an answer; [`status_list`] is where a credential's status is checked.
+mod answer;
+mod link;
+mod status_list;
+
+pub use answer::{take_answer, AnswerRefusal, Answered, WalletPost};
+pub use link::{
+    link_state, open_wallet_link, request_object, LinkState, WalletLinkTarget, WalletPage,
+    NO_REQUEST,
+};

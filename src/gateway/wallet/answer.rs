@@ -1,0 +1,352 @@
+//! A wallet's answer taken (docs/wallet.md#the-response): the compact JWE
+//! finds its request by its key's id, is opened with that request's key,
+//! and its presentation is verified (`domain::wallet::sd_jwt`), its
+//! status checked ([`super::status_list`]) and its claims compared
+//! (`domain::wallet::matching`); the result is applied to the challenge in
+//! one commit (`domain::wallet::challenge::conclude`) with what it
+//! announces. Every refusal before that commit changes nothing. Claim
+//! values go nowhere but the challenge's record: never an event, a log
+//! line or a trace.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use subtle::ConstantTimeEq as _;
+use uuid::Uuid;
+
+use super::link::{credential_of, LinkState};
+use super::status_list::credential_status;
+use crate::config::{CredentialFormat, Team, WalletConfig};
+use crate::domain::wallet::challenge::{
+    self, Ending, Presented, Refused, WalletAnswer, WalletChallenge, WalletRequest, WalletResult,
+};
+use crate::domain::wallet::jose::{b64url, object, Object};
+use crate::domain::wallet::request::LIFETIME;
+use crate::domain::wallet::request_key::RequestKey;
+use crate::domain::wallet::sd_jwt::{self, Expected, Outcome};
+use crate::domain::wallet::{matching, response};
+use crate::error::Error;
+use crate::events::types::{ChallengeFailed, FailedChallenge};
+use crate::events::EventData;
+use crate::gateway::records::StoredWalletKey;
+use crate::gateway::work::Step;
+use crate::gateway::Core;
+use crate::store::keys;
+use crate::time::Timestamp;
+
+/// What was posted.
+#[derive(Debug, Clone, Copy)]
+pub enum WalletPost<'a> {
+    /// `POST /w/response` (`direct_post.jwt`): the form's `response` (a
+    /// JWE); `None` when the form carries an `error` instead.
+    DirectPost { response: Option<&'a str> },
+    /// `POST /w/{code}/response`: the Digital Credentials API's JWE;
+    /// `None` when the browser's call was refused.
+    DcApi {
+        code: &'a str,
+        response: Option<&'a str>,
+    },
+}
+
+/// What an answer came to: where the wallet goes next (`direct_post`),
+/// and where the challenge stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    pub redirect_uri: Option<String>,
+    pub state: LinkState,
+}
+
+/// Why an answer changed nothing.
+#[derive(Debug)]
+pub enum AnswerRefusal {
+    /// 400: a JWE of no open request (unknown, replaced, expired or
+    /// answered already), one that does not open, or a malformed body.
+    BadRequest(&'static str),
+    /// 502: the credential's status list could not be read; the
+    /// challenge stays open.
+    StatusList,
+    /// The store.
+    Store(Error),
+}
+
+impl From<Error> for AnswerRefusal {
+    fn from(e: Error) -> Self {
+        AnswerRefusal::Store(e)
+    }
+}
+
+type Taken<T> = std::result::Result<T, AnswerRefusal>;
+
+/// A request found by its key's id, with all it is checked against.
+struct Found<'c> {
+    team: &'c Team,
+    wallet: &'c WalletConfig,
+    index: StoredWalletKey,
+    asked: WalletChallenge,
+    request: WalletRequest,
+}
+
+/// `POST /w/response` and `POST /w/{code}/response`: the answer applied
+/// to its challenge. A wallet's own error changes nothing and counts
+/// nothing.
+pub async fn take_answer(core: &Core, post: WalletPost<'_>, now: Timestamp) -> Taken<Answered> {
+    let (jwe, code) = match post {
+        WalletPost::DirectPost { response } => (response, None),
+        WalletPost::DcApi { code, response } => (response, Some(code)),
+    };
+    let Some(jwe) = jwe else {
+        tracing::info!("a wallet answered an error: nothing counted");
+        return Ok(Answered {
+            redirect_uri: None,
+            state: LinkState::Open,
+        });
+    };
+    let found = find(core, jwe, code, now).await?;
+    let opened = open(jwe, &found.request)?;
+    let direct = code.is_none();
+    let answer = presentation(&found, &opened, direct, now).await?;
+    let result = answer.result;
+    let format = found.asked.format.as_str();
+    let (id, cid) = (found.index.i, found.index.c);
+    let kid = found.request.kid.clone();
+    let ending = conclude(core, found.team, (id, cid, &kid), answer, now).await?;
+    let ending = ending.map_err(|_| AnswerRefusal::BadRequest("no open request for this key"))?;
+    metrics::counter!("chatgate_wallet_presentations_total", "format" => format, "result" => result.as_str())
+        .increment(1);
+    tracing::info!(team = %found.team.id, result = result.as_str(), "a wallet presentation was answered");
+    let public_url = &core.config().server.public_url;
+    Ok(Answered {
+        redirect_uri: direct.then(|| format!("{public_url}/w/{}/done", found.index.w)),
+        state: match ending {
+            Ending::Authenticated => LinkState::Done,
+            Ending::Failed { .. } => LinkState::Failed,
+            Ending::Open => LinkState::Open,
+        },
+    })
+}
+
+/// The `kid` of a compact JWE's protected header: 400 without one.
+fn kid_of(jwe: &str) -> Taken<String> {
+    let bad = AnswerRefusal::BadRequest;
+    let header = jwe
+        .split('.')
+        .next()
+        .and_then(b64url)
+        .and_then(|h| object(&h))
+        .ok_or(bad("not a compact JWE"))?;
+    header
+        .get("kid")
+        .and_then(serde_json::Value::as_str)
+        .filter(|k| !k.is_empty() && k.len() <= 128)
+        .map(str::to_string)
+        .ok_or(bad("a JWE without the request key's kid"))
+}
+
+/// The open request the JWE's `kid` names (of link `code`, when the
+/// answer came through the page), with its team and challenge.
+async fn find<'c>(
+    core: &'c Core,
+    jwe: &str,
+    code: Option<&str>,
+    now: Timestamp,
+) -> Taken<Found<'c>> {
+    let bad = AnswerRefusal::BadRequest;
+    let kid = kid_of(jwe)?;
+    let kid = kid.as_str();
+    let raw = core
+        .get(&[keys::wallet_key(kid)])
+        .await
+        .map_err(Error::from)?;
+    let raw = raw
+        .into_iter()
+        .next()
+        .flatten()
+        .ok_or(bad("no open request for this key"))?;
+    let index: StoredWalletKey =
+        serde_json::from_str(&raw.value).map_err(|_| bad("no open request for this key"))?;
+    if let Some(code) = code {
+        if !bool::from(code.as_bytes().ct_eq(index.w.as_bytes())) {
+            return Err(bad("no open request of this link for this key"));
+        }
+    }
+    let team = core.config().team(&index.t);
+    let Some((team, wallet)) = team.and_then(|t| Some((t, t.wallet.as_ref()?))) else {
+        return Err(bad("no open request for this key"));
+    };
+    let pair = match core.load_pair(team, index.i, now).await {
+        Ok(pair) => pair,
+        Err(Error::NotFound(_)) => return Err(bad("no open request for this key")),
+        Err(e) => return Err(e.into()),
+    };
+    let rec = pair.rec()?;
+    let asked =
+        challenge::open_wallet(rec, index.c, now).ok_or(bad("no open request for this key"))?;
+    let request = asked
+        .request_for_key(kid)
+        .ok_or(bad("no open request for this key"))?;
+    // A request lives as long as its signed object says.
+    let lifetime = Duration::from_secs(LIFETIME.unsigned_abs());
+    if now >= request.made_at.plus(lifetime) {
+        return Err(bad("the request has expired"));
+    }
+    Ok(Found {
+        team,
+        wallet,
+        request: request.clone(),
+        asked: asked.clone(),
+        index,
+    })
+}
+
+/// The JWE opened with `request`'s key: 400 when it does not open.
+fn open(jwe: &str, request: &WalletRequest) -> Taken<Object> {
+    let key = b64url(&request.key)
+        .and_then(|d| RequestKey::from_scalar(&d))
+        .ok_or_else(|| Error::internal("a wallet request's key cannot be read"))?;
+    response::open(jwe, &key).map_err(|why| {
+        tracing::info!(reason = %why, "a wallet answer did not open");
+        AnswerRefusal::BadRequest("the JWE does not open with the request's key")
+    })
+}
+
+/// The answer `opened` holds, verified: its presentation, its status and
+/// its claims against what the challenge expects. `direct`: it came by
+/// `direct_post.jwt`, whose payload names the request's `state`.
+async fn presentation(
+    found: &Found<'_>,
+    opened: &Object,
+    direct: bool,
+    now: Timestamp,
+) -> Taken<WalletAnswer> {
+    let invalid = |why: &str| {
+        tracing::info!(reason = why, "a wallet presentation is invalid");
+        refused(WalletResult::InvalidPresentation, None, now)
+    };
+    if direct {
+        let state = opened.get("state").and_then(serde_json::Value::as_str);
+        let same =
+            state.is_some_and(|s| bool::from(s.as_bytes().ct_eq(found.request.state.as_bytes())));
+        if !same {
+            return Ok(invalid("state"));
+        }
+    }
+    let credential = credential_of(found.wallet, &found.asked).map_err(|_| {
+        AnswerRefusal::BadRequest("the credential asked for is no longer the team's")
+    })?;
+    let list = match response::presentations(opened, &credential.id) {
+        Ok(list) => list,
+        Err(_) => return Ok(invalid("no presentation for the credential")),
+    };
+    let [presented] = list[..] else {
+        return Ok(invalid("more than one presentation"));
+    };
+    let CredentialFormat::SdJwt { vct } = &credential.format else {
+        return Ok(invalid("mso_mdoc is not verified by this version"));
+    };
+    let expected = Expected {
+        trusted: &found.wallet.trusted,
+        vct,
+        client_id: &found.wallet.client_id,
+        nonce: &found.request.nonce,
+        now,
+    };
+    let verified = match sd_jwt::verify(presented, &expected) {
+        Outcome::Verified(v) => v,
+        Outcome::UntrustedIssuer => return Ok(refused(WalletResult::UntrustedIssuer, None, now)),
+        Outcome::InvalidPresentation(why) => return Ok(invalid(why.as_str())),
+    };
+    let issuer = Some(verified.issuer.clone());
+    match credential_status(found.wallet, &verified.claims).await {
+        Ok(None) => {}
+        Ok(Some(result)) => return Ok(refused(result, issuer, now)),
+        Err(why) => {
+            tracing::warn!(team = %found.team.id, reason = why.0, "a credential's status list cannot be read: the challenge stays open");
+            return Err(AnswerRefusal::StatusList);
+        }
+    }
+    Ok(compared(&found.asked.asked, &verified.claims, issuer, now))
+}
+
+/// A presentation that went no further than `result`.
+fn refused(result: WalletResult, issuer: Option<String>, now: Timestamp) -> WalletAnswer {
+    WalletAnswer {
+        result,
+        issuer,
+        matched: Vec::new(),
+        claims: BTreeMap::new(),
+        answered_at: now,
+    }
+}
+
+/// A verified credential's `claims` compared with what the bank expects
+/// (`asked`): `verified` when every asked claim matched, else
+/// `claims_mismatch`; the asked claims as disclosed are kept, none other.
+fn compared(
+    asked: &BTreeMap<String, String>,
+    claims: &Object,
+    issuer: Option<String>,
+    now: Timestamp,
+) -> WalletAnswer {
+    let c = matching::compare(asked, claims);
+    let disclosed = asked
+        .keys()
+        .filter_map(|name| Some((name.clone(), claims.get(name)?.clone())))
+        .collect();
+    WalletAnswer {
+        result: match c.all {
+            true => WalletResult::Verified,
+            false => WalletResult::ClaimsMismatch,
+        },
+        issuer,
+        matched: c.matched,
+        claims: disclosed,
+        answered_at: now,
+    }
+}
+
+/// Applies `answer` to the request of key `kid` of wallet challenge
+/// `cid` of interaction `id` in one commit, with what it announces: the
+/// authentication, or `challenge.failed` (`data.reason` the result) and
+/// the lockout it reached. `Err(Refused)`: nothing was written.
+async fn conclude(
+    core: &Core,
+    team: &Team,
+    (id, cid, kid): (Uuid, Uuid, &str),
+    answer: WalletAnswer,
+    now: Timestamp,
+) -> Taken<std::result::Result<Ending, Refused>> {
+    let done = core.transact(team, id, now, |w| {
+        let presented = Presented::Answer(answer.clone());
+        Box::pin(async move {
+            let s = w.settings;
+            let step_up = w.rec.live_step_up(now).cloned();
+            let (rec, subject) = w.records();
+            let ending = match challenge::conclude(rec, subject, (cid, kid, presented), s, now) {
+                Ok(ending) => ending,
+                Err(refused) => return Ok(Step::Answer(Err(refused))),
+            };
+            match &ending {
+                Ending::Authenticated => {
+                    if let Some(p) = step_up.filter(|_| team.remembers_devices()) {
+                        let devices = crate::gateway::assertion::validated_devices(core, team, &p);
+                        w.also(devices.await?);
+                    }
+                    w.announce_authenticated();
+                }
+                Ending::Failed { reason, failure } => {
+                    if let Some((c, _)) = w.rec.challenge_at(cid, now) {
+                        w.emit(EventData::ChallengeFailed(ChallengeFailed {
+                            challenge: FailedChallenge::of(c, 0),
+                            reason: Some(*reason),
+                        }));
+                    }
+                    if let Some(failure) = failure {
+                        w.emit_lockout(failure);
+                    }
+                }
+                Ending::Open => {}
+            }
+            Ok(Step::Write(Ok(ending)))
+        })
+    });
+    Ok(done.await?.value)
+}

@@ -1,0 +1,342 @@
+//! A wallet link read (docs/wallet.md#the-link-page): each fetch of the
+//! page makes a new request (its `rid`, `state`, `nonce` and encryption
+//! key, each from 256 random bits; the challenge keeps its five newest),
+//! and its key's id is indexed so that the wallet's encrypted answer
+//! finds it; the request object is served signed; the link's state is
+//! read for the page's poll and its end page. Nothing here counts or uses
+//! the challenge up.
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::config::{CredentialFormat, Team, WalletConfig, WalletCredential};
+use crate::domain::interaction::InteractionRecord;
+use crate::domain::wallet::challenge::{self, WalletChallenge, WalletRequest};
+use crate::domain::wallet::jose::{b64url, to_b64url};
+use crate::domain::wallet::request::{self, Credential, Mode, Request};
+use crate::domain::wallet::request_key::RequestKey;
+use crate::error::{Error, Result};
+use crate::gateway::change;
+use crate::gateway::login::Speaks;
+use crate::gateway::records::{StoredNetworkLink, StoredWalletKey};
+use crate::gateway::work::Step;
+use crate::gateway::Core;
+use crate::oidc::flow::random_value;
+use crate::store::keys;
+use crate::time::Timestamp;
+
+/// What `GET /w/{code}` answers.
+#[derive(Debug)]
+pub enum WalletLinkTarget {
+    /// The open challenge's page, with the request this fetch made.
+    Page(WalletPage),
+    /// The challenge was used (`true`: it succeeded), or expired, was
+    /// replaced or failed: its 410 page, in the interaction's language
+    /// when known.
+    Gone(bool, Option<Speaks>),
+}
+
+/// The page of one fresh request. Its `Debug` names no request.
+pub struct WalletPage {
+    pub speaks: Speaks,
+    /// The request object for the Digital Credentials API
+    /// (`dc_api.jwt`), signed.
+    pub dc_request: String,
+    /// `openid4vp://?client_id=…&request_uri=…&request_uri_method=post`.
+    pub wallet_link: String,
+    /// How long the challenge has left.
+    pub left: Duration,
+}
+
+impl std::fmt::Debug for WalletPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletPage")
+            .field("speaks", &self.speaks)
+            .field("left", &self.left)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a link's challenge stands, for its poll and end page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Open,
+    Done,
+    Failed,
+    /// Expired or replaced (or its interaction gone).
+    Gone,
+}
+
+/// A link read: its team's, its record, and the interaction as it stands
+/// (`None`: forgotten).
+pub(super) struct Opened<'c> {
+    pub team: &'c Team,
+    pub wallet: &'c WalletConfig,
+    pub link: StoredNetworkLink,
+    pub rec: Option<InteractionRecord>,
+}
+
+/// The link `code` names; 404 for a code never issued (or long gone). A
+/// team that no longer has `[wallet]` reads as a forgotten interaction.
+pub(super) async fn opened<'c>(core: &'c Core, code: &str, now: Timestamp) -> Result<Opened<'c>> {
+    let raw = core.get(&[keys::wallet_link(code)]).await?.pop().flatten();
+    let raw = raw.ok_or(Error::NotFound("no such link"))?;
+    let link = serde_json::from_str::<StoredNetworkLink>(&raw.value)
+        .map_err(|_| Error::NotFound("no such link"))?;
+    let team = core.config().team(&link.t);
+    let Some((team, wallet)) = team.and_then(|t| Some((t, t.wallet.as_ref()?))) else {
+        return Err(Error::NotFound("no such link"));
+    };
+    let rec = match core.load_pair(team, link.i, now).await {
+        Ok(pair) => Some(pair.rec()?.clone()),
+        Err(Error::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    Ok(Opened {
+        team,
+        wallet,
+        link,
+        rec,
+    })
+}
+
+/// Where challenge `cid` of `rec` stands at `now`.
+pub(super) fn state_of(rec: Option<&InteractionRecord>, cid: Uuid, now: Timestamp) -> LinkState {
+    use crate::domain::challenge::PastOutcome;
+    let Some(rec) = rec else {
+        return LinkState::Gone;
+    };
+    if challenge::open_wallet(rec, cid, now).is_some() {
+        return LinkState::Open;
+    }
+    match rec
+        .past_challenges
+        .iter()
+        .find(|p| p.id == cid)
+        .map(|p| p.outcome)
+    {
+        Some(PastOutcome::Succeeded) => LinkState::Done,
+        Some(PastOutcome::Failed) => LinkState::Failed,
+        _ => LinkState::Gone,
+    }
+}
+
+/// `GET /w/{code}/status` and `/done`: where the link's challenge stands,
+/// and the language its pages speak.
+pub async fn link_state(
+    core: &Core,
+    code: &str,
+    now: Timestamp,
+) -> Result<(LinkState, Option<Speaks>)> {
+    let o = opened(core, code, now).await?;
+    let speaks = o
+        .rec
+        .as_ref()
+        .map(|r| crate::gateway::network::speaks(o.team, r));
+    Ok((state_of(o.rec.as_ref(), o.link.c, now), speaks))
+}
+
+/// `GET /w/{code}`: for the open wallet challenge the code names, a new
+/// request kept on the challenge (its five newest) and indexed by its
+/// key's id, and the page that hands it on; else what the link answers.
+pub async fn open_wallet_link(core: &Core, code: &str, now: Timestamp) -> Result<WalletLinkTarget> {
+    let o = opened(core, code, now).await?;
+    let (team, cid) = (o.team, o.link.c);
+    let speaks = o
+        .rec
+        .as_ref()
+        .map(|r| crate::gateway::network::speaks(team, r));
+    let state = state_of(o.rec.as_ref(), cid, now);
+    if state != LinkState::Open {
+        return Ok(WalletLinkTarget::Gone(state == LinkState::Done, speaks));
+    }
+    let key = RequestKey::generate(&mut rand::rngs::OsRng);
+    let made = WalletRequest {
+        rid: random_value(),
+        kid: key.kid().to_string(),
+        state: random_value(),
+        nonce: random_value(),
+        key: to_b64url(&key.scalar()),
+        made_at: now,
+        answered: false,
+    };
+    let kept = made.clone();
+    let done = core
+        .transact(team, o.link.i, now, |w| {
+            let made = kept.clone();
+            Box::pin(async move {
+                let until = w.rec.open_challenge(now).map(|c| c.expires_at);
+                let wallet = w.rec.challenge.as_ref().and_then(|c| c.wallet.clone());
+                match challenge::add_request(&mut w.rec, cid, made, now) {
+                    true => Ok(Step::Write(until.zip(wallet))),
+                    false => Ok(Step::Answer(None)),
+                }
+            })
+        })
+        .await;
+    let (until, wallet) = match done {
+        Ok(d) => match d.value {
+            Some(v) => v,
+            None => return Ok(WalletLinkTarget::Gone(false, speaks)),
+        },
+        Err(Error::NotFound(_)) => return Ok(WalletLinkTarget::Gone(false, None)),
+        Err(e) => return Err(e),
+    };
+    index_key(core, &o, code, &made.kid, until, now).await?;
+    let page = page_of(core, &o, (code, &wallet, &made, &key), until, now)?;
+    Ok(WalletLinkTarget::Page(WalletPage {
+        speaks: speaks.ok_or_else(|| Error::internal("an open challenge of no interaction"))?,
+        ..page
+    }))
+}
+
+/// Indexes request key `kid` → the challenge and link, until the
+/// challenge's end and a minute more.
+async fn index_key(
+    core: &Core,
+    o: &Opened<'_>,
+    code: &str,
+    kid: &str,
+    until: Timestamp,
+    now: Timestamp,
+) -> Result<()> {
+    let index = StoredWalletKey {
+        t: o.team.id.clone(),
+        i: o.link.i,
+        c: o.link.c,
+        w: code.to_string(),
+    };
+    let ttl = until.since(now) + Duration::from_secs(60);
+    let key = keys::wallet_key(kid);
+    let saved = change::once(core, &o.team.keyspace, now, |c| {
+        c.claim(&key, &index, Some(ttl))?;
+        Ok(Step::Write(()))
+    });
+    saved
+        .await?
+        .ok_or_else(|| Error::internal("a request key's id collided"))
+}
+
+/// The page of request `made` (its key `key`) of wallet challenge
+/// `wallet`, of link `code`.
+fn page_of(
+    core: &Core,
+    o: &Opened<'_>,
+    (code, wallet, made, key): (&str, &WalletChallenge, &WalletRequest, &RequestKey),
+    until: Timestamp,
+    now: Timestamp,
+) -> Result<WalletPage> {
+    let public_url = &core.config().server.public_url;
+    let origin = url::Url::parse(public_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let origins = [origin];
+    let credential = credential_of(o.wallet, wallet)?;
+    let claims: Vec<String> = wallet.asked.keys().cloned().collect();
+    let asked = Request {
+        client_id: &o.wallet.client_id,
+        mode: Mode::DcApi {
+            expected_origins: &origins,
+        },
+        state: &made.state,
+        nonce: &made.nonce,
+        credential: query_of(credential),
+        claims: &claims,
+        key,
+        wallet_nonce: None,
+        now,
+    };
+    let dc_request = request::sign(&asked, &o.wallet.signer);
+    let request_uri = format!("{public_url}/w/{code}/request/{}", made.rid);
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let wallet_link = format!(
+        "openid4vp://?client_id={}&request_uri={}&request_uri_method=post",
+        enc(&o.wallet.client_id),
+        enc(&request_uri),
+    );
+    Ok(WalletPage {
+        speaks: Speaks {
+            team: String::new(),
+            channel: String::new(),
+            locale: String::new(),
+        },
+        dc_request,
+        wallet_link,
+        left: until.since(now),
+    })
+}
+
+/// The team's credential a challenge asks for.
+pub(super) fn credential_of<'c>(
+    config: &'c WalletConfig,
+    wallet: &WalletChallenge,
+) -> Result<&'c WalletCredential> {
+    config
+        .credential(Some(&wallet.credential))
+        .ok_or(Error::TokenExpired)
+}
+
+/// The DCQL credential of `c`.
+fn query_of(c: &WalletCredential) -> Credential<'_> {
+    match &c.format {
+        CredentialFormat::SdJwt { vct } => Credential::SdJwt { id: &c.id, vct },
+        CredentialFormat::Mdoc { doctype, namespace } => Credential::Mdoc {
+            id: &c.id,
+            doctype,
+            namespace,
+        },
+    }
+}
+
+/// Why a request object is not served: 400, nothing changes.
+pub const NO_REQUEST: &str = "no open request of this link";
+
+/// `POST`/`GET /w/{code}/request/{rid}`: the signed request object of the
+/// open request `rid` of the link's open challenge (`direct_post.jwt`),
+/// with the wallet's `wallet_nonce` when its POST carried one; fetched
+/// again as often as asked until it is answered. An answered, expired,
+/// replaced or unknown request (or link) is 400 `invalid_request`.
+pub async fn request_object(
+    core: &Core,
+    (code, rid): (&str, &str),
+    wallet_nonce: Option<&str>,
+    now: Timestamp,
+) -> Result<String> {
+    let refused = || Error::BadRequest(NO_REQUEST.into());
+    let o = match opened(core, code, now).await {
+        Ok(o) => o,
+        Err(Error::NotFound(_)) => return Err(refused()),
+        Err(e) => return Err(e),
+    };
+    let rec = o.rec.as_ref().ok_or_else(refused)?;
+    let wallet = challenge::open_wallet(rec, o.link.c, now).ok_or_else(refused)?;
+    let made = wallet.open_request(rid).ok_or_else(refused)?;
+    if now
+        >= made
+            .made_at
+            .plus(Duration::from_secs(request::LIFETIME.unsigned_abs()))
+    {
+        return Err(refused());
+    }
+    let key = b64url(&made.key)
+        .and_then(|d| RequestKey::from_scalar(&d))
+        .ok_or_else(|| Error::internal("a wallet request's key cannot be read"))?;
+    let credential = credential_of(o.wallet, wallet).map_err(|_| refused())?;
+    let claims: Vec<String> = wallet.asked.keys().cloned().collect();
+    let response_uri = format!("{}/w/response", core.config().server.public_url);
+    let asked = Request {
+        client_id: &o.wallet.client_id,
+        mode: Mode::DirectPost {
+            response_uri: &response_uri,
+        },
+        state: &made.state,
+        nonce: &made.nonce,
+        credential: query_of(credential),
+        claims: &claims,
+        key: &key,
+        wallet_nonce,
+        // The object lives as long as its request, from when it was made.
+        now: made.made_at,
+    };
+    Ok(request::sign(&asked, &o.wallet.signer))
+}

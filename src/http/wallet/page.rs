@@ -1,0 +1,181 @@
+//! A wallet link's page (docs/wallet.md#the-link-page): the heading, a
+//! button that hands the signed request to the Digital Credentials API
+//! (shown only where the browser has it), a button that opens a wallet on
+//! this device with the `openid4vp://` link, the same link as a QR code
+//! (inline SVG), and a poll of the challenge's state. Its policy allows
+//! its own script (by hash) and fetches to the gateway only; it loads
+//! nothing from anywhere.
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::gateway::wallet::WalletPage;
+use crate::http::network::page::style_hash;
+use crate::http::pages::{escape, Said, STYLE};
+
+/// The buttons' and the QR code's stylesheet, beside the pages' own
+/// ([`STYLE`]).
+const WALLET_STYLE: &str = "\
+.actions{margin:1.5rem 0 0;display:flex;flex-direction:column;gap:1rem}\
+.button,button{display:block;width:100%;min-height:3rem;padding:.75rem;border:0;\
+border-radius:.5rem;background:var(--accent);color:#fff;font:inherit;font-weight:600;\
+text-align:center;text-decoration:none;cursor:pointer}\
+.button:focus-visible,button:focus-visible{outline:.2rem solid var(--fg);outline-offset:.2rem}\
+.qr{margin:1.5rem auto 0;max-width:16rem;background:#fff;padding:.5rem;border-radius:.5rem}\
+.qr svg{display:block;width:100%;height:auto}";
+
+/// The page's one script: the Digital Credentials API where the browser
+/// has it (its result, or its refusal, posted to the link's response
+/// endpoint), and the poll that moves to the end page once the challenge
+/// is no longer open. It reads everything it needs from `#w`'s data.
+pub(super) const SCRIPT: &str = "(function(){\
+var d=document.getElementById('w').dataset,b=document.getElementById('dc');\
+function post(body){return fetch(d.answer,{method:'POST',headers:{'Content-Type':'application/json'},\
+body:JSON.stringify(body)});}\
+function poll(){fetch(d.status,{cache:'no-store'}).then(function(r){\
+if(r.status===410||r.status===404){location.reload();return null;}return r.json();})\
+.then(function(s){if(s&&s.state&&s.state!=='open'){location.href=d.done;}else{setTimeout(poll,2000);}},\
+function(){setTimeout(poll,4000);});}\
+if(b&&window.DigitalCredential&&navigator.credentials&&navigator.credentials.get){b.hidden=false;\
+b.addEventListener('click',function(){navigator.credentials.get({digital:{requests:[\
+{protocol:'openid4vp-v1-signed',data:{request:d.request}}]}}).then(function(c){\
+var data=c&&c.data;if(typeof data==='string'){try{data=JSON.parse(data);}catch(e){}}\
+return post({protocol:c.protocol,data:data});},function(){return post({error:'access_denied'});})\
+.then(function(){poll();},function(){poll();});});}\
+setTimeout(poll,2000);})();";
+
+/// The page of one request: `said`'s first line the heading, its last
+/// (of two or more) the buttons' label (else the heading), the lines
+/// between what to do; `code` the link's.
+pub(super) fn wallet_page(said: &Said, page: &WalletPage, code: &str) -> Response {
+    let text = escape(&said.text);
+    let lines: Vec<&str> = text.lines().collect();
+    let heading = lines.first().copied().unwrap_or_default();
+    let label = match lines.len() {
+        0 | 1 => heading,
+        _ => lines.last().copied().unwrap_or(heading),
+    };
+    let advice: String = lines
+        .get(1..lines.len().saturating_sub(1))
+        .unwrap_or_default()
+        .iter()
+        .map(|l| format!("<p>{l}</p>\n"))
+        .collect();
+    let dir = if crate::domain::locale::is_rtl(&said.lang) {
+        " dir=\"rtl\""
+    } else {
+        ""
+    };
+    let base = format!("/w/{code}");
+    let html = format!(
+        "<!doctype html>\n<html lang=\"{lang}\"{dir}>\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"robots\" content=\"noindex\">\n<title>{heading}</title>\n\
+         <style>{STYLE}</style>\n<style>{WALLET_STYLE}</style>\n</head>\n<body>\n<main>\n\
+         <h1>{heading}</h1>\n{advice}<div id=\"w\" data-request=\"{request}\" \
+         data-answer=\"{base}/response\" data-status=\"{base}/status\" data-done=\"{base}/done\"></div>\n\
+         <div class=\"actions\">\n<button id=\"dc\" type=\"button\" hidden>{label}</button>\n\
+         <a id=\"open\" class=\"button\" href=\"{link}\">{label}</a>\n</div>\n\
+         <div class=\"qr\" role=\"img\" aria-label=\"QR\">{qr}</div>\n\
+         </main>\n<script>{SCRIPT}</script>\n</body>\n</html>\n",
+        lang = escape(&said.lang),
+        request = escape(&page.dc_request),
+        link = escape(&page.wallet_link),
+        qr = qr_svg(&page.wallet_link),
+    );
+    let mut res = (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        html,
+    )
+        .into_response();
+    if let Ok(csp) = HeaderValue::from_str(&policy()) {
+        res.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    res
+}
+
+/// `text` as a QR code, an SVG element drawn by the `qrcode` crate (no
+/// XML prolog, no style: attributes only); empty when it does not fit.
+fn qr_svg(text: &str) -> String {
+    let Ok(code) = qrcode::QrCode::new(text.as_bytes()) else {
+        return String::new();
+    };
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build();
+    svg.find("<svg")
+        .map_or(String::new(), |at| svg[at..].to_string())
+}
+
+/// A script's CSP source: `'sha256-…'` of `js`.
+fn script_hash(js: &str) -> String {
+    let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(js));
+    format!("'sha256-{digest}'")
+}
+
+/// The page's content security policy: the pages' stylesheet and its
+/// own, its own script, fetches to the gateway, no form, no frame.
+fn policy() -> String {
+    format!(
+        "default-src 'none'; style-src {} {}; script-src {}; connect-src 'self'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        style_hash(STYLE),
+        style_hash(WALLET_STYLE),
+        script_hash(SCRIPT),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(res: Response) -> String {
+        let b = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 20));
+        String::from_utf8(b.unwrap().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_page_runs_its_own_script_only_and_loads_nothing() {
+        let said = Said {
+            lang: "es".into(),
+            text: "Confirma <ya>".into(),
+        };
+        let page = WalletPage {
+            speaks: crate::gateway::Speaks {
+                team: "acme".into(),
+                channel: "webchat".into(),
+                locale: "es".into(),
+            },
+            dc_request: "a.b\"c".into(),
+            wallet_link: "openid4vp://?client_id=x509_hash%3Aab&request_uri=https%3A%2F%2Fg.example%2Fw%2Fc%2Frequest%2Fr&request_uri_method=post".into(),
+            left: std::time::Duration::from_secs(60),
+        };
+        let res = wallet_page(&said, &page, "c0de");
+        let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(csp.starts_with("default-src 'none'"), "{csp}");
+        assert!(
+            csp.contains(&format!("script-src {};", script_hash(SCRIPT))),
+            "{csp}"
+        );
+        let html = body(res);
+        assert!(html.contains("<html lang=\"es\">"), "{html}");
+        assert!(html.contains("<h1>Confirma &lt;ya&gt;</h1>"));
+        assert!(html.contains("data-request=\"a.b&quot;c\""), "{html}");
+        assert!(html.contains(&format!("<script>{SCRIPT}</script>")));
+        assert_eq!(html.matches("<script").count(), 1);
+        assert!(html.contains("href=\"openid4vp://?client_id=x509_hash%3Aab&amp;request_uri="));
+        assert!(html.contains("<svg") && !html.contains("<?xml"), "{html}");
+        assert!(!html.contains(" src="), "{html}");
+    }
+}

@@ -1,0 +1,795 @@
+//! Credentials from the customer's wallet (docs/wallet.md), end to end
+//! with a wallet written here, not the gateway's code: the issuer-signed
+//! SD-JWT VC comes from the independent fixtures
+//! (tests/fixtures/wallet/fixtures.json); the holder's Key Binding JWT is
+//! signed here with p256 (ES256) over this request's `client_id` and
+//! `nonce`, and the ECDH-ES JWE is made here with p256 (the key
+//! agreement), sha2 (the Concat KDF) and aes-gcm (A128GCM). The gateway's
+//! access certificate is made by rcgen. The gateway's clock stands at the
+//! fixtures' `now`, where their certificates and credentials hold.
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use chatgate::time::Timestamp;
+use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use p256::elliptic_curve::point::AffineCoordinates as _;
+use p256::elliptic_curve::sec1::{FromEncodedPoint as _, ToEncodedPoint as _};
+use p256::pkcs8::DecodePrivateKey as _;
+use reqwest::Method;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::*;
+
+fn fixtures() -> Value {
+    serde_json::from_str(include_str!("../fixtures/wallet/fixtures.json")).unwrap()
+}
+
+/// The gateway's access certificate: a P-256 key (PKCS#8 PEM), and a
+/// self-signed certificate naming `gateway.test`, the test's public host.
+struct Access {
+    key_pem: String,
+    chain_pem: String,
+}
+
+fn access() -> Access {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["gateway.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    Access {
+        key_pem: key.serialize_pem(),
+        chain_pem: cert.pem(),
+    }
+}
+
+/// acme with a `[wallet]` of one SD-JWT VC credential, `pid`.
+fn wallet_setup(a: &Access, extra: &str) -> Setup {
+    let f = fixtures();
+    let trusted = f["trusted"][0].as_str().unwrap();
+    Setup {
+        team_extra: format!(
+            "[wallet]\nsigning_key = '''\n{}'''\ncertificate_chain = '''\n{}'''\n\
+             trusted_issuers = ['''\n{trusted}''']\n{extra}\n\
+             [[wallet.credentials]]\nid = \"pid\"\nformat = \"dc+sd-jwt\"\n\
+             vct = [\"urn:eudi:pid:1\"]\nclaims = [\"given_name\", \"family_name\", \"birthdate\"]\n",
+            a.key_pem, a.chain_pem
+        ),
+        ..Setup::default()
+    }
+}
+
+/// A gateway with acme's `[wallet]`, its clock at the fixtures' `now`.
+async fn spawn_wallet(backend: Backend, extra: &str) -> Option<(TestApp, Access)> {
+    let a = access();
+    let app = spawn_with(backend, wallet_setup(&a, extra)).await?;
+    let now = fixtures()["now"].as_i64().unwrap();
+    app.clock.set(Timestamp::from_unix_seconds(now));
+    Some((app, a))
+}
+
+macro_rules! wallet_test {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                if let Some((app, a)) = spawn_wallet(Backend::Memory, "").await {
+                    ($body)(app, a).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                if let Some((app, a)) = spawn_wallet(Backend::Redis, "").await {
+                    ($body)(app, a).await;
+                }
+            }
+        }
+    };
+}
+
+/// The expected values the bank knows of Ada.
+fn ada() -> Value {
+    json!({"family_name": "Lovelace", "birthdate": "1815-12-10"})
+}
+
+async fn interaction(app: &TestApp, customer: &str) -> String {
+    let v = app
+        .create(
+            json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
+                       "customer_ref": customer}),
+        )
+        .await;
+    v["id"].as_str().unwrap().to_string()
+}
+
+async fn ask(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
+    let path = format!("/v1/interactions/{id}/challenges");
+    app.post_json(&path, Some(&app.keys.bot), &body).await
+}
+
+/// Starts a wallet challenge for `expected`: (challenge id, link path).
+async fn start(app: &TestApp, id: &str, expected: Value) -> (String, String) {
+    let res = ask(app, id, json!({"method": "wallet", "match": expected})).await;
+    assert_eq!(res.status(), 201);
+    let c: Value = res.json().await.unwrap();
+    assert_eq!(c["method"], "wallet");
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    let msgs = app.chat_messages().await;
+    let text = msgs
+        .iter()
+        .rev()
+        .find(|m| m["purpose"] == "wallet_link")
+        .expect("a wallet_link message")["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://gateway.test/w/"))
+        .expect("the link");
+    let code = url.trim_start_matches("http://gateway.test/w/");
+    assert!(code.len() >= 22, "at least 128 random bits: {code}");
+    (cid, format!("/w/{code}"))
+}
+
+struct Page {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+async fn open(app: &TestApp, path: &str) -> Page {
+    let res = app
+        .request(Method::GET, path, None)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (res.status().as_u16(), res.headers().clone());
+    Page {
+        status,
+        headers,
+        body: res.text().await.unwrap(),
+    }
+}
+
+/// The `openid4vp://` link of a page: its `client_id` and the path of
+/// its `request_uri`.
+fn wallet_link(page: &Page) -> (String, String) {
+    let href = page
+        .body
+        .split("href=\"openid4vp://?")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the wallet link")
+        .replace("&amp;", "&");
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(href.as_bytes())
+        .into_owned()
+        .collect();
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    assert_eq!(get("request_uri_method"), "post");
+    let uri = get("request_uri");
+    (
+        get("client_id"),
+        uri.trim_start_matches("http://gateway.test").to_string(),
+    )
+}
+
+fn b64(s: &str) -> Vec<u8> {
+    B64URL.decode(s).unwrap()
+}
+
+/// A JWT's header and claims, its ES256 signature checked with `key`.
+fn verified_jwt(jwt: &str, key: &p256::ecdsa::VerifyingKey) -> (Value, Value) {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let sig = p256::ecdsa::Signature::from_slice(&b64(parts[2])).unwrap();
+    key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+        .expect("signed by the access certificate's key");
+    let json = |p: &str| serde_json::from_slice::<Value>(&b64(p)).unwrap();
+    (json(parts[0]), json(parts[1]))
+}
+
+/// Fetches the link's page and its request object as a wallet would
+/// (`request_uri_method=post`, with a `wallet_nonce`): the request's claims.
+async fn fetch_request(app: &TestApp, a: &Access, link: &str) -> Value {
+    let page = open(app, link).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (client_id, request_path) = wallet_link(&page);
+    let res = app
+        .request(Method::POST, &request_path, None)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("wallet_nonce=wn-42&wallet_metadata=%7B%7D")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/oauth-authz-req+jwt"
+    );
+    let jwt = res.text().await.unwrap();
+    let signing = p256::ecdsa::SigningKey::from_pkcs8_pem(&a.key_pem).unwrap();
+    let (header, claims) = verified_jwt(&jwt, signing.verifying_key());
+    assert_eq!(header["typ"], "oauth-authz-req+jwt");
+    assert_eq!(header["alg"], "ES256");
+    assert_eq!(header["x5c"].as_array().unwrap().len(), 1);
+    assert_eq!(claims["client_id"], client_id);
+    assert_eq!(claims["wallet_nonce"], "wn-42");
+    claims
+}
+
+/// The fixture credential `case` presented to `asked` (its `client_id`
+/// and `nonce`, unless `nonce` says otherwise), with a Key Binding JWT
+/// signed here by the holder's key at `iat`.
+fn present(case: &str, asked: &Value, nonce: Option<&str>, iat: i64) -> String {
+    let f = fixtures();
+    let full = f["cases"][case].as_str().unwrap();
+    let (without_kb, _) = full.rsplit_once('~').unwrap();
+    let presented = format!("{without_kb}~");
+    let sd_hash = B64URL.encode(Sha256::digest(presented.as_bytes()));
+    let header = json!({"typ": "kb+jwt", "alg": "ES256"});
+    let claims = json!({
+        "iat": iat, "aud": asked["client_id"],
+        "nonce": nonce.map_or(asked["nonce"].clone(), Value::from), "sd_hash": sd_hash,
+    });
+    let input = format!(
+        "{}.{}",
+        B64URL.encode(header.to_string()),
+        B64URL.encode(claims.to_string())
+    );
+    let holder =
+        p256::ecdsa::SigningKey::from_slice(&b64(f["holder"]["d"].as_str().unwrap())).unwrap();
+    let sig: p256::ecdsa::Signature = holder.sign(input.as_bytes());
+    format!("{presented}{input}.{}", B64URL.encode(sig.to_bytes()))
+}
+
+/// RFC 7518's Concat KDF with SHA-256, one round, no apu/apv.
+fn concat_kdf(z: &[u8], alg: &str, bits: u32) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(1u32.to_be_bytes());
+    h.update(z);
+    h.update((alg.len() as u32).to_be_bytes());
+    h.update(alg.as_bytes());
+    h.update(0u32.to_be_bytes());
+    h.update(0u32.to_be_bytes());
+    h.update(bits.to_be_bytes());
+    h.finalize()[..(bits / 8) as usize].to_vec()
+}
+
+/// `payload` encrypted to the request's key: a compact JWE, `ECDH-ES`,
+/// `A128GCM`, `kid` the key's.
+fn encrypt(asked: &Value, payload: &Value) -> String {
+    let jwk = &asked["client_metadata"]["jwks"]["keys"][0];
+    let x: [u8; 32] = b64(jwk["x"].as_str().unwrap()).try_into().unwrap();
+    let y: [u8; 32] = b64(jwk["y"].as_str().unwrap()).try_into().unwrap();
+    let point = p256::EncodedPoint::from_affine_coordinates(&x.into(), &y.into(), false);
+    let to = p256::PublicKey::from_encoded_point(&point).unwrap();
+    let eph = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    let z = (to.to_projective() * *eph.to_nonzero_scalar())
+        .to_affine()
+        .x();
+    let epk = eph.public_key().to_encoded_point(false);
+    let header = json!({
+        "alg": "ECDH-ES", "enc": "A128GCM", "kid": jwk["kid"],
+        "epk": {"kty": "EC", "crv": "P-256",
+                "x": B64URL.encode(epk.x().unwrap()), "y": B64URL.encode(epk.y().unwrap())},
+    });
+    let h = B64URL.encode(header.to_string());
+    let cek = concat_kdf(&z, "A128GCM", 128);
+    let iv: [u8; 12] = rand::random();
+    let cipher = aes_gcm::Aes128Gcm::new_from_slice(&cek).unwrap();
+    let sealed = cipher
+        .encrypt(
+            &iv.into(),
+            Payload {
+                msg: payload.to_string().as_bytes(),
+                aad: h.as_bytes(),
+            },
+        )
+        .unwrap();
+    let (ct, tag) = sealed.split_at(sealed.len() - 16);
+    format!(
+        "{h}..{}.{}.{}",
+        B64URL.encode(iv),
+        B64URL.encode(ct),
+        B64URL.encode(tag)
+    )
+}
+
+/// The wallet's answer for `presentation` (direct_post: with `state`).
+fn answer_for(asked: &Value, presentation: &str) -> String {
+    let payload = json!({"state": asked["state"], "vp_token": {"pid": [presentation]}});
+    encrypt(asked, &payload)
+}
+
+async fn post_form(app: &TestApp, path: &str, form: String) -> reqwest::Response {
+    app.request(Method::POST, path, None)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn respond(app: &TestApp, jwe: &str) -> reqwest::Response {
+    let form = format!(
+        "response={}",
+        url::form_urlencoded::byte_serialize(jwe.as_bytes()).collect::<String>()
+    );
+    post_form(app, "/w/response", form).await
+}
+
+async fn read(app: &TestApp, id: &str, cid: &str, key: &str) -> Value {
+    app.get_json(
+        &format!("/v1/interactions/{id}/challenges/{cid}"),
+        Some(key),
+    )
+    .await
+}
+
+async fn failures(app: &TestApp, customer: &str) -> Value {
+    app.get_json(&format!("/v1/subjects/{customer}"), Some(&app.keys.agent))
+        .await["failures"]
+        .clone()
+}
+
+async fn presentations(app: &TestApp, result: &str) -> f64 {
+    let text = app
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series =
+        format!("chatgate_wallet_presentations_total{{format=\"dc+sd-jwt\",result=\"{result}\"}} ");
+    let line = text.lines().find_map(|l| l.strip_prefix(series.as_str()));
+    line.expect("the series").trim().parse().unwrap()
+}
+
+wallet_test!(
+    a_matching_credential_authenticates_with_method_wallet,
+    |app: TestApp, a: Access| async move {
+        let now = app.now().unix_seconds();
+        let id = interaction(&app, "cust-ada").await;
+        let (cid, link) = start(&app, &id, ada()).await;
+        let opened = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(opened["state"], "open");
+        assert_eq!(opened["wallet"]["credential"], "pid");
+        assert_eq!(opened["wallet"]["result"], Value::Null);
+
+        // The page: its own script only, nothing loaded from anywhere.
+        let page = open(&app, &link).await;
+        assert_eq!(page.status, 200);
+        let h = &page.headers;
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["x-frame-options"], "DENY");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.starts_with("default-src 'none'") && csp.contains("script-src 'sha256-"),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert!(page.body.contains("Confirm it is you with your wallet"));
+        assert!(page.body.contains("<svg"), "the QR code is inline");
+        assert!(!page.body.contains(" src="), "{}", page.body);
+
+        let asked = fetch_request(&app, &a, &link).await;
+        assert_eq!(asked["aud"], "https://self-issued.me/v2");
+        assert_eq!(asked["iss"], asked["client_id"]);
+        assert!(asked["client_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("x509_hash:"));
+        assert_eq!(asked["response_type"], "vp_token");
+        assert_eq!(asked["response_mode"], "direct_post.jwt");
+        assert_eq!(asked["response_uri"], "http://gateway.test/w/response");
+        let exp = asked["exp"].as_i64().unwrap();
+        assert!(exp - asked["iat"].as_i64().unwrap() <= 300);
+        let query = &asked["dcql_query"]["credentials"][0];
+        assert_eq!(query["id"], "pid");
+        assert_eq!(query["format"], "dc+sd-jwt");
+        assert_eq!(query["meta"]["vct_values"], json!(["urn:eudi:pid:1"]));
+        assert_eq!(
+            query["claims"],
+            json!([{"path": ["birthdate"]}, {"path": ["family_name"]}])
+        );
+        let jwk = &asked["client_metadata"]["jwks"]["keys"][0];
+        assert_eq!(
+            (jwk["use"].as_str(), jwk["alg"].as_str()),
+            (Some("enc"), Some("ECDH-ES"))
+        );
+        assert!(jwk.get("d").is_none(), "no private key in the request");
+
+        let before = presentations(&app, "verified").await;
+        let jwe = answer_for(&asked, &present("es256", &asked, None, now));
+        let res = respond(&app, &jwe).await;
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body["redirect_uri"],
+            format!("http://gateway.test{link}/done")
+        );
+        assert!(presentations(&app, "verified").await >= before + 1.0);
+
+        let v = app.get(&id).await;
+        assert_eq!(v["status"], "authenticated");
+        assert_eq!(v["method"], "wallet");
+        let bot = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(bot["state"], "used");
+        let w = &bot["wallet"];
+        assert_eq!(w["result"], "verified");
+        assert_eq!(w["format"], "dc+sd-jwt");
+        assert_eq!(w["issuer"], fixtures()["issuer_subject"]);
+        assert_eq!(w["matched"], json!(["birthdate", "family_name"]));
+        assert_eq!(
+            w["claims"],
+            json!({"family_name": "Lovelace", "birthdate": "1815-12-10"})
+        );
+        // An agent sees the names, never the values.
+        let agent = read(&app, &id, &cid, &app.keys.agent).await;
+        assert_eq!(
+            agent["wallet"]["matched"],
+            json!(["birthdate", "family_name"])
+        );
+        assert!(agent["wallet"].get("claims").is_none(), "{agent}");
+        assert!(!agent.to_string().contains("Lovelace"));
+
+        // The wallet's page, the poll, the link now used.
+        let done = open(&app, &format!("{link}/done")).await;
+        assert_eq!(done.status, 200);
+        assert!(done
+            .body
+            .contains("Thank you. You can go back to the chat."));
+        let status = app.get_json(&format!("{link}/status"), None).await;
+        assert_eq!(status["state"], "done");
+        assert_eq!(open(&app, &link).await.status, 410);
+        // A second response for the request: 400, nothing changes.
+        let again = respond(&app, &jwe).await;
+        assert_eq!(again.status(), 400);
+        assert_eq!(app.get(&id).await["method"], "wallet");
+    }
+);
+
+wallet_test!(
+    each_failure_fails_the_challenge_and_counts_toward_the_lockout,
+    |app: TestApp, a: Access| async move {
+        let now = app.now().unix_seconds();
+        let id = interaction(&app, "cust-fail").await;
+        let cases: [(&str, Value, Option<&str>, &str); 4] = [
+            (
+                "es256",
+                json!({"family_name": "Babbage"}),
+                None,
+                "claims_mismatch",
+            ),
+            ("untrusted_issuer", ada(), None, "untrusted_issuer"),
+            ("expired_issuer", ada(), None, "untrusted_issuer"),
+            (
+                "es256",
+                ada(),
+                Some("another-nonce"),
+                "invalid_presentation",
+            ),
+        ];
+        let mut counted = 0;
+        for (case, expected, nonce, reason) in cases {
+            let (cid, link) = start(&app, &id, expected).await;
+            let asked = fetch_request(&app, &a, &link).await;
+            let res = respond(
+                &app,
+                &answer_for(&asked, &present(case, &asked, nonce, now)),
+            )
+            .await;
+            assert_eq!(res.status(), 200, "{case}");
+            counted += 1;
+            let r = read(&app, &id, &cid, &app.keys.bot).await;
+            assert_eq!(r["state"], "failed", "{case}: {r}");
+            assert_eq!(r["wallet"]["result"], reason, "{case}");
+            assert_eq!(failures(&app, "cust-fail").await, counted, "{case}");
+            let done = open(&app, &format!("{link}/done")).await;
+            assert!(
+                done.body.contains("This did not confirm it is you"),
+                "{}",
+                done.body
+            );
+            assert!(!done.body.contains("family_name") && !done.body.contains("Babbage"));
+            assert_eq!(open(&app, &link).await.status, 410);
+        }
+        assert_ne!(app.get(&id).await["status"], "authenticated");
+    }
+);
+
+wallet_test!(
+    a_wallet_error_counts_nothing_and_the_challenge_stays_open,
+    |app: TestApp, a: Access| async move {
+        let now = app.now().unix_seconds();
+        let id = interaction(&app, "cust-err").await;
+        let (cid, link) = start(&app, &id, ada()).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        let state = asked["state"].as_str().unwrap();
+        let res = post_form(
+            &app,
+            "/w/response",
+            format!("error=access_denied&state={state}"),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        let refused = app
+            .post_json(
+                &format!("{link}/response"),
+                None,
+                &json!({"error": "access_denied"}),
+            )
+            .await;
+        assert_eq!(refused.status(), 200);
+        assert_eq!(refused.json::<Value>().await.unwrap()["state"], "open");
+        assert_eq!(read(&app, &id, &cid, &app.keys.bot).await["state"], "open");
+        assert_eq!(failures(&app, "cust-err").await, 0);
+        // The same request can still be answered, here through the page
+        // (the Digital Credentials API's result: no state).
+        let payload = json!({"vp_token": {"pid": [present("es256", &asked, None, now)]}});
+        let body = json!({"protocol": "openid4vp-v1-signed", "data": {"response": encrypt(&asked, &payload)}});
+        let res = app
+            .post_json(&format!("{link}/response"), None, &body)
+            .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.json::<Value>().await.unwrap()["state"], "done");
+        assert_eq!(app.get(&id).await["method"], "wallet");
+    }
+);
+
+wallet_test!(
+    bad_answers_are_400_or_413_and_change_nothing,
+    |app: TestApp, a: Access| async move {
+        let now = app.now().unix_seconds();
+        let id = interaction(&app, "cust-bad").await;
+        let (cid, link) = start(&app, &id, ada()).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        let good = answer_for(&asked, &present("es256", &asked, None, now));
+        // A JWE for a key of no request.
+        let mut stranger = asked.clone();
+        let other = p256::SecretKey::random(&mut rand::rngs::OsRng)
+            .public_key()
+            .to_encoded_point(false);
+        stranger["client_metadata"]["jwks"]["keys"][0] = json!({
+            "kty": "EC", "crv": "P-256", "kid": "not-a-request",
+            "x": B64URL.encode(other.x().unwrap()), "y": B64URL.encode(other.y().unwrap()),
+        });
+        assert_eq!(
+            respond(&app, &answer_for(&stranger, "x~")).await.status(),
+            400
+        );
+        for form in [
+            "response=abc",
+            "response=a.b.c.d.e",
+            "",
+            "response=x&error=y",
+        ] {
+            let res = post_form(&app, "/w/response", form.to_string()).await;
+            assert_eq!(res.status(), 400, "{form}");
+        }
+        // A request id never made, or a link never issued.
+        assert_eq!(
+            post_form(&app, &format!("{link}/request/nope"), String::new())
+                .await
+                .status(),
+            400
+        );
+        let unknown = "/w/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert_eq!(open(&app, unknown).await.status, 404);
+        // The page's answer for another link: 400.
+        let body = json!({"protocol": "openid4vp-v1-signed", "data": {"response": good}});
+        let res = app
+            .post_json(&format!("{unknown}/response"), None, &body)
+            .await;
+        assert_eq!(res.status(), 400);
+        // Over 64 KiB: 413 (a fresh client, no pooled connection).
+        let fresh = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let big = format!("response={}", "a".repeat(70 * 1024));
+        let res = fresh
+            .post(app.url("/w/response"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(big)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 413);
+        assert_eq!(read(&app, &id, &cid, &app.keys.bot).await["state"], "open");
+        assert_eq!(failures(&app, "cust-bad").await, 0);
+        // The good answer still counts once.
+        assert_eq!(respond(&app, &good).await.status(), 200);
+        assert_eq!(app.get(&id).await["method"], "wallet");
+    }
+);
+
+wallet_test!(
+    asking_refuses_what_a_wallet_challenge_cannot_take,
+    |app: TestApp, _a: Access| async move {
+        let id = interaction(&app, "cust-ask").await;
+        let refused = [
+            (json!({"method": "wallet"}), "match"),
+            (json!({"method": "wallet", "match": {}}), "match"),
+            (
+                json!({"method": "wallet", "credential": "mdl", "match": ada()}),
+                "credential",
+            ),
+            (
+                json!({"method": "wallet", "match": {"nationality": "GB"}}),
+                "match.nationality",
+            ),
+            (
+                json!({"method": "wallet", "match": {"family_name": ""}}),
+                "match.family_name",
+            ),
+            (
+                json!({"method": "wallet", "match": {"family_name": "x".repeat(201)}}),
+                "match.family_name",
+            ),
+            (
+                json!({"method": "wallet", "match": {"family_name": 7}}),
+                "match.family_name",
+            ),
+            (
+                json!({"method": "wallet", "match": ada(), "to": "+447400123456"}),
+                "to",
+            ),
+            (
+                json!({"method": "wallet", "match": ada(), "entry": "page"}),
+                "entry",
+            ),
+            (
+                json!({"method": "wallet", "match": ada(), "delivery": "voice"}),
+                "delivery",
+            ),
+            (json!({"method": "otp", "match": ada()}), "match"),
+            (
+                json!({"method": "wallet", "match": ada(),
+                       "transaction": crate::payments::payment()}),
+                "transaction",
+            ),
+        ];
+        let many: serde_json::Map<String, Value> = (0..11)
+            .map(|i| (format!("c{i}"), Value::from("v")))
+            .collect();
+        for (body, member) in refused
+            .into_iter()
+            .chain([(json!({"method": "wallet", "match": many}), "match")])
+        {
+            let res = ask(&app, &id, body.clone()).await;
+            let p = assert_problem(res, 422, "invalid_request").await;
+            let detail = p["detail"].as_str().unwrap_or_default().to_string();
+            assert!(
+                detail.starts_with(member) || p.to_string().contains(member),
+                "{body}: {p}"
+            );
+        }
+        // A team without [wallet].
+        let g = app
+            .create_as(
+                &app.keys.globex_bot,
+                json!({"channel": "webchat", "conversation_id": "g-1"}),
+            )
+            .await;
+        let gid = g["id"].as_str().unwrap();
+        let path = format!("/v1/interactions/{gid}/challenges");
+        let res = app
+            .post_json(
+                &path,
+                Some(&app.keys.globex_bot),
+                &json!({"method": "wallet", "match": ada()}),
+            )
+            .await;
+        assert_problem(res, 422, "invalid_request").await;
+        // An agent may not reveal its link.
+        let (cid, _) = start(&app, &id, ada()).await;
+        let path = format!("/v1/interactions/{id}/challenges/{cid}/code");
+        let res = app
+            .request(Method::GET, &path, Some(&app.keys.agent))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403);
+    }
+);
+
+wallet_test!(
+    pages_make_requests_keep_five_and_an_expired_link_answers_410,
+    |app: TestApp, a: Access| async move {
+        let id = interaction(&app, "cust-pages").await;
+        let (cid, link) = start(&app, &id, ada()).await;
+        let first = open(&app, &link).await;
+        let (_, first_request) = wallet_link(&first);
+        for _ in 0..5 {
+            assert_eq!(open(&app, &link).await.status, 200);
+        }
+        // The sixth fetch let the first request go.
+        let res = post_form(&app, &first_request, String::new()).await;
+        assert_eq!(res.status(), 400);
+        let asked = fetch_request(&app, &a, &link).await;
+        assert_eq!(read(&app, &id, &cid, &app.keys.bot).await["state"], "open");
+        // Expired: the link's 410 page, its request 400, its status 410.
+        app.advance(301);
+        assert_eq!(open(&app, &link).await.status, 410);
+        let res = respond(&app, &answer_for(&asked, "x~")).await;
+        assert_eq!(res.status(), 400);
+        let res = app
+            .request(Method::GET, &format!("{link}/status"), None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 410);
+    }
+);
+
+/// No claim value (expected or disclosed) in any event or log line.
+async fn no_claim_value_in_events_or_logs(backend: Backend) {
+    let (capture, _guard) = crate::logs::Capture::at_info();
+    let Some((mut app, a)) = spawn_wallet(backend, "").await else {
+        return;
+    };
+    let now = app.now().unix_seconds();
+    let id = interaction(&app, "cust-logs").await;
+    let (_, link) = start(&app, &id, json!({"family_name": "Babbage"})).await;
+    let asked = fetch_request(&app, &a, &link).await;
+    respond(
+        &app,
+        &answer_for(&asked, &present("es256", &asked, None, now)),
+    )
+    .await;
+    let (_, link) = start(&app, &id, ada()).await;
+    let asked = fetch_request(&app, &a, &link).await;
+    respond(
+        &app,
+        &answer_for(&asked, &present("es256", &asked, None, now)),
+    )
+    .await;
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        while let Ok(e) = app.events.try_recv() {
+            events.push((
+                e.kind.as_str().to_string(),
+                serde_json::to_string(&*e).unwrap(),
+            ));
+        }
+        if events.iter().any(|(k, _)| k == "interaction.authenticated") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(kinds.contains(&"challenge.failed"), "{kinds:?}");
+    assert!(kinds.contains(&"interaction.authenticated"), "{kinds:?}");
+    let events: Vec<String> = events.into_iter().map(|(_, e)| e).collect();
+    let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    for value in ["Lovelace", "Babbage", "1815-12-10"] {
+        assert!(!logged.contains(value), "{value} logged");
+        for e in &events {
+            assert!(!e.contains(value), "{value} in an event: {e}");
+        }
+    }
+    assert!(
+        logged.contains("claims_mismatch"),
+        "the result is logged by name"
+    );
+}
+
+mod no_claim_value_in_events_or_logs {
+    use super::*;
+    #[tokio::test]
+    async fn memory() {
+        super::no_claim_value_in_events_or_logs(Backend::Memory).await
+    }
+    #[tokio::test]
+    async fn redis() {
+        super::no_claim_value_in_events_or_logs(Backend::Redis).await
+    }
+}
