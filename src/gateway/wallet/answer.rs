@@ -327,8 +327,7 @@ async fn conclude(
             match &ending {
                 Ending::Authenticated => {
                     if let Some(p) = step_up.filter(|_| team.remembers_devices()) {
-                        let devices = crate::gateway::assertion::validated_devices(core, team, &p);
-                        w.also(devices.await?);
+                        crate::gateway::assertion::validated_devices(core, team, w, &p).await?;
                     }
                     w.announce_authenticated();
                 }

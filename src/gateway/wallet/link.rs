@@ -208,7 +208,7 @@ async fn index_key(
     };
     let ttl = until.since(now) + Duration::from_secs(60);
     let key = keys::wallet_key(kid);
-    let saved = change::once(core, &o.team.keyspace, now, |c| {
+    let saved = change::once(core, &o.team.keyspace, &[], now, |c| {
         c.claim(&key, &index, Some(ttl))?;
         Ok(Step::Write(()))
     });
