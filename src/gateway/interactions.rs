@@ -239,7 +239,7 @@ async fn new_in(
         .in_conversation(team.conversation_kind(&rec));
     let created = OutboxItem::about_interaction(&EventData::InteractionCreated(Plain), now, &view)?;
     let link = seen.link;
-    Ok(Look::Create(NewIn { link, rec, created }, view))
+    Ok(Look::Create(Box::new(NewIn { link, rec, created }), view))
 }
 
 /// This process remembers interaction `id`, just created, as the one of

@@ -245,8 +245,6 @@ async fn read_aloud<'t>(
     }
 }
 
-/// The call's record at `key`, read again.
-
 /// `press` on the call whose record was `read`, decided in `w`: when
 /// [`voice::press`] reads the code, the record counts the reading, the
 /// challenge learns the version its call's record is now at, and the

@@ -26,7 +26,7 @@ pub struct NewIn {
 /// interaction, or one to create there, with the answer once it is.
 pub enum Look<T> {
     Found(T),
-    Create(NewIn, T),
+    Create(Box<NewIn>, T),
 }
 
 /// The one door to creating an interaction: `look` reads the
@@ -52,7 +52,7 @@ where
         match look().await? {
             Look::Found(found) => return Ok((found, false)),
             Look::Create(new, created) => {
-                if create(core, team, new, now).await?.is_some() {
+                if create(core, team, *new, now).await?.is_some() {
                     return Ok((created, true));
                 }
             }
