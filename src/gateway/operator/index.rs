@@ -211,7 +211,8 @@ const MOVE_TRIES: usize = 5;
 /// force) and its writes stop before their index, whose marks an
 /// instance of this version repairs
 /// (docs/decisions/0461-the-index-of-the-api-teams-in-parts.md). Done
-/// once, by the first instance to start: the others find it done.
+/// once, by the first instance to start: the others find it done; a
+/// store without it has nothing to move.
 pub async fn keep_in_parts(core: &Core, now: Timestamp) -> Result<()> {
     let ix = keys::api_teams();
     for _ in 0..MOVE_TRIES {
@@ -219,7 +220,8 @@ pub async fn keep_in_parts(core: &Core, now: Timestamp) -> Result<()> {
         let whole = match Loaded::<ApiTeamsIndex>::parse(ix.clone(), raw)?.value {
             Some(ApiTeamsIndex::InParts { .. }) => return Ok(()),
             Some(ApiTeamsIndex::Whole(whole)) => whole.teams,
-            None => BTreeMap::new(),
+            // A new store: nothing to move.
+            None => return Ok(()),
         };
         let parts: BTreeSet<u16> = whole.keys().map(|id| part_of(id)).collect();
         let mut read = vec![ix.clone(), keys::api_teams_generation()];
@@ -250,7 +252,7 @@ fn move_in(c: &mut Change, parts: &BTreeSet<u16>) -> Result<Step<bool>> {
                 e,
             ))
         }
-        None => BTreeMap::new(),
+        None => return Ok(Step::Answer(true)),
     };
     if whole.keys().any(|id| !parts.contains(&part_of(id))) {
         return Ok(Step::Answer(false));

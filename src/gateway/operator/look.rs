@@ -211,15 +211,7 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
     let count = Loaded::<ApiTeamsGeneration>::parse(gen, raw.next().flatten())?;
     let channels = channels.value.unwrap_or_default().channels;
     let count = count.value.unwrap_or_default();
-    let since = (known.at).and_then(|(born, at)| index::moved_since(&count, born, at));
-    let every_part = since.is_none();
-    let parts: Vec<u16> = match since {
-        Some(mut parts) => {
-            parts.extend(known.again.iter().map(|id| part_of(id)));
-            parts.into_iter().collect()
-        }
-        None => index::every_part(),
-    };
+    let (every_part, parts) = parts_to_read(&count, known);
     let read = index::read_parts(core, &parts).await?;
     let mut changes = Changes {
         generation: count.generation,
@@ -230,17 +222,7 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
     let touched: BTreeSet<&String> = (changes.channels.iter().map(|c| &c.name))
         .chain(&changes.channels_gone)
         .collect();
-    let mut moved: BTreeSet<&String> = BTreeSet::new();
-    for (part, teams) in &read {
-        let held = known.teams.get(part);
-        let differs =
-            |(id, digest): &(&String, &String)| held.and_then(|h| h.get(*id)) != Some(digest);
-        moved.extend(teams.iter().filter(differs).map(|(id, _)| id));
-        let gone = held.into_iter().flat_map(|h| h.keys());
-        changes
-            .gone
-            .extend(gone.filter(|id| !teams.contains_key(*id)).cloned());
-    }
+    let mut moved = moved_in_parts(known, &read, &mut changes.gone);
     // No channel moved (a team's write): the teams are built against the
     // configuration as it is, and no other is made.
     let against = match touched.is_empty() {
@@ -275,9 +257,49 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
         ..KnownRead::default()
     };
     keep_listed_channels(config, &mut changes);
-    // Left out, they are read again at the next move: once the team that
-    // holds their key has changed, they may go in. So is one indexed but
-    // not stored (a Cluster master that lost it, until written back).
+    left_out_known(&mut changes, unstored);
+    Ok(changes)
+}
+
+/// The parts of the index to read after `known` at generation `count`:
+/// those it logs as moved since, with those of the teams `known` left
+/// out; or, `true`, every part.
+fn parts_to_read(count: &ApiTeamsGeneration, known: &Known) -> (bool, Vec<u16>) {
+    let since = (known.at).and_then(|(born, at)| index::moved_since(count, born, at));
+    match since {
+        Some(mut parts) => {
+            parts.extend(known.again.iter().map(|id| part_of(id)));
+            (false, parts.into_iter().collect())
+        }
+        None => (true, index::every_part()),
+    }
+}
+
+/// The teams of the parts `read` whose digest is not the one `known`
+/// holds; into `gone`, those `known` holds that the parts no longer have.
+fn moved_in_parts<'a>(
+    known: &Known,
+    read: &'a [(u16, BTreeMap<String, String>)],
+    gone: &mut Vec<String>,
+) -> BTreeSet<&'a String> {
+    let mut moved = BTreeSet::new();
+    for (part, teams) in read {
+        let held = known.teams.get(part);
+        let differs =
+            |(id, digest): &(&String, &String)| held.and_then(|h| h.get(*id)) != Some(*digest);
+        moved.extend(teams.iter().filter(differs).map(|(id, _)| id));
+        let was = held.into_iter().flat_map(|h| h.keys());
+        gone.extend(was.filter(|id| !teams.contains_key(*id)).cloned());
+    }
+    moved
+}
+
+/// Into `changes.known`: the teams left out and gone dropped, and those
+/// left out read again at the next move (once the team that holds their
+/// key has changed, they may go in), with `unstored`, indexed but not
+/// stored (a Cluster master that lost it, until written back); the
+/// channels refused dropped.
+fn left_out_known(changes: &mut Changes, unstored: Vec<String>) {
     let left_out = changes.refused.iter().chain(&changes.clashing);
     let mut left_out: Vec<String> = left_out.map(|(id, _)| id.clone()).collect();
     changes.known.dropped = (left_out.iter().chain(&changes.gone)).cloned().collect();
@@ -286,7 +308,6 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
     for (name, _) in &changes.refused_channels {
         changes.known.channels.remove(name);
     }
-    Ok(changes)
 }
 
 /// The names of `index` whose digest is not the one of `known`.
