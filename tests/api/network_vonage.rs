@@ -573,3 +573,58 @@ both_stores!(
     setup: crate::operator_writes::with_operator(),
     a_vonage_team_through_the_operator_api
 );
+
+/// Everything a Vonage round trip logs at INFO, a failing Vonage
+/// included, names no number, link code, state, Vonage code or page
+/// code; Vonage failing is one warning however many presses fail, and
+/// one line when it answers again.
+async fn logs_name_no_number_code_or_state(backend: Backend) {
+    // This test's own thread (a current-thread runtime runs the gateway here too).
+    let (capture, _guard) = crate::logs::Capture::at_info();
+    let Some((app, vonage)) = spawn_vonage(backend, "").await else {
+        return;
+    };
+    let id = interaction(&app).await;
+    let (_, link) = start(&app, &id).await;
+    vonage.misbehave(Misbehave::StartFails(500));
+    assert_eq!(press_link(&app, &link).await.status, 502);
+    assert_eq!(press_link(&app, &link).await.status, 502);
+    vonage.misbehave(Misbehave::None);
+    let pressed = press_link(&app, &link).await;
+    let (rid, code) = last_started(&vonage);
+    let done = land(
+        &app,
+        Some(&pressed.cookie),
+        &json!({"request_id": rid, "code": code}),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let shown = code_on(&done);
+    let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let state = pressed.cookie.split_once('=').unwrap().1.to_string();
+    let secrets = [
+        "7400123456".to_string(),
+        link.trim_start_matches("/n/").to_string(),
+        state,
+        code,
+        shown,
+    ];
+    for secret in secrets {
+        assert!(!logged.contains(&secret), "{secret} logged:\n{logged}");
+    }
+    let warnings = logged.matches("network verifications are failing").count();
+    assert_eq!(warnings, 1, "{logged}");
+    assert!(logged.contains("answered again"), "{logged}");
+}
+
+mod logs_name_no_number_code_or_state {
+    use super::*;
+    #[tokio::test]
+    async fn memory() {
+        super::logs_name_no_number_code_or_state(Backend::Memory).await
+    }
+    #[tokio::test]
+    async fn redis() {
+        super::logs_name_no_number_code_or_state(Backend::Redis).await
+    }
+}
