@@ -159,7 +159,7 @@ async fn network_confirm(
     let team = crate::gateway::network::network_link_team(&st.gateway, &code).await;
     let _place = match gate(&st, team.as_deref(), &headers) {
         Ok(place) => place,
-        Err(full) => return full,
+        Err(full) => return *full,
     };
     let given = (browser.as_deref(), token.as_deref());
     let target =
@@ -293,7 +293,7 @@ async fn network_callback(
     // An operator that hangs holds only its own team's requests.
     let _place = match gate(&st, team.as_deref(), &headers) {
         Ok(place) => place,
-        Err(full) => return full,
+        Err(full) => return *full,
     };
     let named = answer.state.as_deref().map(cookie_name);
     let secret = named.as_deref().and_then(|c| cookie_value(&headers, c));
@@ -318,7 +318,7 @@ fn gate(
     st: &AppState,
     team: Option<&str>,
     headers: &HeaderMap,
-) -> Result<Option<super::team_gate::Place>, Response> {
+) -> Result<Option<super::team_gate::Place>, Box<Response>> {
     match team.map(|t| st.team_gates.enter(st.gateway.config(), t)) {
         Some(Err(_)) => {
             let res = page(
@@ -328,7 +328,7 @@ fn gate(
                 StatusCode::SERVICE_UNAVAILABLE,
                 TextKey::PageTryAgain,
             );
-            Err(Full::answer(res))
+            Err(Box::new(Full::answer(res)))
         }
         Some(Ok(place)) => Ok(place),
         None => Ok(None),

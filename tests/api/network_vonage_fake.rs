@@ -68,7 +68,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct FakeVonage {
     pub base: String,
-    pub server: Arc<MockServer>,
+    /// Kept alive as long as the fake is.
+    _server: Arc<MockServer>,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -94,7 +95,7 @@ impl FakeVonage {
             .await;
         FakeVonage {
             base,
-            server: Arc::new(server),
+            _server: Arc::new(server),
             inner,
         }
     }

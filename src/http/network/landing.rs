@@ -173,7 +173,7 @@ pub(super) async fn landing_answer(
     // A provider that hangs holds only its own team's requests.
     let _place = match gate(&st, team.as_deref(), &headers) {
         Ok(place) => place,
-        Err(full) => return full,
+        Err(full) => return *full,
     };
     let finish =
         crate::gateway::network::finish_landing(&st.gateway, &landing, state.as_deref(), now);
