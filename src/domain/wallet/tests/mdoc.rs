@@ -346,3 +346,34 @@ fn mdoc_dates_compare_as_yyyy_mm_dd() {
     assert!(!with_time.all);
     assert_eq!(v.claims["issue_date"], json!("2026-01-15"));
 }
+
+#[test]
+fn an_item_disclosed_twice_or_a_key_named_twice_is_refused() {
+    let twice = edited(case("redirect"), |r| {
+        let items = at(at(at(document(r), "issuerSigned"), "nameSpaces"), NS);
+        let first = items.as_array().unwrap()[0].clone();
+        items.as_array_mut().unwrap().push(first);
+    });
+    assert_eq!(invalid(&twice), Invalid::DigestTwice);
+    let status_twice = edited(case("redirect"), |r| {
+        r.as_map_mut()
+            .unwrap()
+            .push((Cbor::Text("status".into()), Cbor::Integer(0.into())));
+    });
+    assert_eq!(invalid(&status_twice), Invalid::Malformed);
+}
+
+#[test]
+fn only_the_items_of_the_expected_namespace_are_claims() {
+    let other_namespace = Expected {
+        trusted: &trusted(),
+        doctype: MDL,
+        namespace: "org.example.other.1",
+        handover: redirect(),
+        now: now(),
+    };
+    let Outcome::Verified(v) = verify(case("redirect"), &other_namespace) else {
+        panic!("not verified");
+    };
+    assert!(v.claims.is_empty());
+}
