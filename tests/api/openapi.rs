@@ -319,7 +319,7 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 26] = [
+const PUBLIC: [&str; 32] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -328,6 +328,12 @@ const PUBLIC: [&str; 26] = [
     "/n/{code}",
     "/n/callback",
     "/c/{code}",
+    "/w/{code}",
+    "/w/{code}/request/{rid}",
+    "/w/response",
+    "/w/{code}/response",
+    "/w/{code}/status",
+    "/w/{code}/done",
     "/v1/login/callback",
     "/v1/customers/logout",
     "/oidc/callback/{team}",
@@ -439,6 +445,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                 let page_only = path == "/oidc/callback/{team}"
                     || path == "/n/callback"
                     || (path == "/c/{code}" && status != "413")
+                    || ((path == "/w/{code}" || path == "/w/{code}/done") && status != "413")
                     || (path.starts_with("/console/{team}/")
                         && !status.starts_with('3')
                         && status != "422"
@@ -476,6 +483,9 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                 && !RECEIPTS.contains(&path.as_str())
                 && path != "/n/{code}"
                 && path != "/c/{code}"
+                // A wallet's own form posts (OpenID4VP's direct post).
+                && path != "/w/response"
+                && path != "/w/{code}/request/{rid}"
             {
                 for status in ["400", "413", "415", "422"] {
                     assert!(
@@ -488,7 +498,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
     }
     // The operator API's 12 are not offered: this gateway has no
     // `[operator]` (operator_api::the_document_offers_the_paths_served).
-    assert_eq!(operations, 51);
+    assert_eq!(operations, 58);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]
