@@ -445,7 +445,9 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                 let page_only = path == "/oidc/callback/{team}"
                     || path == "/n/callback"
                     || (path == "/c/{code}" && status != "413")
-                    || ((path == "/w/{code}" || path == "/w/{code}/done") && status != "413")
+                    || ((path == "/w/{code}" || path == "/w/{code}/done")
+                        && status != "413"
+                        && !status.starts_with('3'))
                     || (path.starts_with("/console/{team}/")
                         && !status.starts_with('3')
                         && status != "422"
