@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 
 use super::extract::{JsonBody, Now, PathParam};
 use super::network::no_store;
+use super::openapi::JsonBodyErrors;
 use super::pages::{self, Said};
 use super::AppState;
 use crate::domain::settings::TextKey;
@@ -277,8 +278,7 @@ pub struct PageAnswer {
     request_body = PageAnswer,
     responses(
         (status = 200, description = "taken: where the challenge now stands", body = Object),
-        (status = 400, description = "`invalid_request`: no open request of this link for the JWE, a second response, or a malformed body; nothing changes", body = super::problem::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`: a body over 64 KiB", body = super::problem::Problem, content_type = "application/problem+json"),
+        JsonBodyErrors,
         (status = 502, description = "`channel_error`: the credential's status list cannot be read; the challenge stays open", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`store_unavailable`", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn wallet_page_response(

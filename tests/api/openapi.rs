@@ -319,7 +319,7 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 27] = [
+const PUBLIC: [&str; 33] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -329,6 +329,12 @@ const PUBLIC: [&str; 27] = [
     "/n/callback",
     "/n/landing",
     "/c/{code}",
+    "/w/{code}",
+    "/w/{code}/request/{rid}",
+    "/w/response",
+    "/w/{code}/response",
+    "/w/{code}/status",
+    "/w/{code}/done",
     "/v1/login/callback",
     "/v1/customers/logout",
     "/oidc/callback/{team}",
@@ -441,6 +447,9 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                     || path == "/n/callback"
                     || path == "/n/landing"
                     || (path == "/c/{code}" && status != "413")
+                    || ((path == "/w/{code}" || path == "/w/{code}/done")
+                        && status != "413"
+                        && !status.starts_with('3'))
                     || (path.starts_with("/console/{team}/")
                         && !status.starts_with('3')
                         && status != "422"
@@ -478,6 +487,9 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                 && !RECEIPTS.contains(&path.as_str())
                 && path != "/n/{code}"
                 && path != "/c/{code}"
+                // A wallet's own form posts (OpenID4VP's direct post).
+                && path != "/w/response"
+                && path != "/w/{code}/request/{rid}"
             {
                 for status in ["400", "413", "415", "422"] {
                     assert!(
@@ -490,7 +502,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
     }
     // The operator API's 12 are not offered: this gateway has no
     // `[operator]` (operator_api::the_document_offers_the_paths_served).
-    assert_eq!(operations, 53);
+    assert_eq!(operations, 60);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]

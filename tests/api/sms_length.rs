@@ -30,7 +30,7 @@ async fn check_texts_prints_every_sms_text_and_fails_over_the_limit() {
     assert!(out.status.success(), "{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
     // The acme team's sms channel, one line per key.
-    assert_eq!(lines.len(), 9, "{stdout}");
+    assert_eq!(lines.len(), 10, "{stdout}");
     assert!(lines.iter().all(|l| l.split(' ').count() == 5), "{stdout}");
     assert!(lines.contains(&"sms en otp GSM-7 1"), "{stdout}");
     assert!(lines.contains(&"sms en login_link GSM-7 1"), "{stdout}");
