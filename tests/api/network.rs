@@ -359,9 +359,12 @@ async fn a_relayed_link_proves_nothing_until_its_code_is_typed(backend: Backend)
     let c = read(&app, &id, &cid).await;
     assert_eq!(c["state"], "used");
     assert_eq!(c["network"]["awaiting_code"], false);
-    // The chat's notice.
-    let msgs = app.chat_messages().await;
-    assert!(msgs.iter().any(|m| m["purpose"] == "authenticated"));
+    // The chat's notice, which the outbox delivers after the answer.
+    crate::outbox::eventually("the chat's authenticated notice", || async {
+        let msgs = app.chat_messages().await;
+        msgs.iter().any(|m| m["purpose"] == "authenticated")
+    })
+    .await;
     // Assurance that names `network` is met.
     let a = app
         .get_json(

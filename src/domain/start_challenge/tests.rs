@@ -624,7 +624,8 @@ fn a_code_is_typed_on_the_page_only_where_it_does_not_go_into_the_chat() {
 /// The method's own rungs come from one exhaustive `match`
 /// (`MethodRungs::of`): only a network link asks for the team's number
 /// verification, only a one-time code is held to the rules of a code the
-/// customer reads, and a PIN prompt alone opens on the session PIN.
+/// customer reads, a PIN prompt alone opens on the session PIN and a
+/// wallet challenge alone opens a link the customer's wallet answers.
 #[test]
 fn every_method_says_its_own_rungs() {
     for method in ChallengeMethod::ALL {
@@ -638,6 +639,7 @@ fn every_method_says_its_own_rungs() {
         let opens = match method {
             ChallengeMethod::Pin => Opens::Pin,
             ChallengeMethod::Network => Opens::Network,
+            ChallengeMethod::Wallet => Opens::Wallet,
             _ => Opens::Code,
         };
         assert_eq!(own.opens, opens, "{method:?}");

@@ -54,7 +54,7 @@ pub fn moved(generation: &mut ApiTeamsGeneration, parts: impl IntoIterator<Item 
     (generation.logged_since).get_or_insert(before);
     generation.log.extend(parts.into_iter().map(|p| (at, p)));
     let over = generation.log.len().saturating_sub(LOGGED);
-    if let Some((dropped, _)) = generation.log.drain(..over).last() {
+    if let Some((dropped, _)) = generation.log.drain(..over).next_back() {
         generation.logged_since = Some(dropped);
     }
 }
