@@ -442,10 +442,11 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                 // Pages for a customer's browser, never problem+json: every
                 // answer of the identity provider's return, and a provider
                 // link whose provider is down; the page where a code is
-                // typed (but a body over the limit, refused before it).
+                // typed and the landing (but a body over the limit, refused
+                // before them).
                 let page_only = path == "/oidc/callback/{team}"
                     || path == "/n/callback"
-                    || path == "/n/landing"
+                    || (path == "/n/landing" && !(method == "get" && status == "413"))
                     || (path == "/c/{code}" && status != "413")
                     || ((path == "/w/{code}" || path == "/w/{code}/done")
                         && status != "413"

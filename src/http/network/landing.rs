@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::super::extract::{json_bytes, parse_json, Now};
 use super::super::oidc::{cookie_value, state_cookie};
+use super::super::openapi::E413;
 use super::super::pages::{escape, Said, STYLE};
 use super::super::AppState;
 use super::page::style_hash;
@@ -80,7 +81,8 @@ impl LandingBody {
 #[utoipa::path(get, path = "/n/landing", operation_id = "network_landing", tag = "challenges", security(),
     responses(
         (status = 200, description = "the landing page: its script posts the fragment to `POST /n/landing` and shows the page that answers",
-         content_type = "text/html", body = String)))]
+         content_type = "text/html", body = String),
+        E413))]
 pub(super) async fn landing_page(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let said = Said::of(st.gateway.config(), None, &headers, TextKey::PageTryAgain);
     let text = escape(&said.text);
