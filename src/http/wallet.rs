@@ -299,7 +299,8 @@ async fn wallet_page_response(
         .and_then(serde_json::Value::as_str);
     let response = match (jwe, &answer.error, answer.protocol.as_deref()) {
         (Some(jwe), None, Some("openid4vp-v1-signed")) => Some(jwe),
-        (None, Some(_), _) => None,
+        // A refusal carries nothing else of the API's result.
+        (None, Some(_), _) if answer.data.is_none() => None,
         _ => {
             let why = "one of {\"protocol\": \"openid4vp-v1-signed\", \"data\": {\"response\"}} or {\"error\"}";
             return Error::BadRequest(why.into()).into_response();

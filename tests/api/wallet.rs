@@ -589,6 +589,18 @@ wallet_test!(
             .post_json(&format!("{unknown}/response"), None, &body)
             .await;
         assert_eq!(res.status(), 400);
+        // A refusal that carries a result too, or a result of another type:
+        // 400 on the link's own page.
+        for body in [
+            json!({"data": true, "error": "access_denied"}),
+            json!({"data": {"response": good}, "error": "access_denied"}),
+            json!({"protocol": "openid4vp-v1-signed", "data": true}),
+        ] {
+            let res = app
+                .post_json(&format!("{link}/response"), None, &body)
+                .await;
+            assert_eq!(res.status(), 400, "{body}");
+        }
         // Over 64 KiB: 413 (a fresh client, no pooled connection).
         let fresh = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
