@@ -480,6 +480,31 @@ impl InteractionRecord {
         self.auth_ends_at(s).is_some_and(|end| now < end)
     }
 
+    /// Whom a proof in this conversation proves when it names no one of
+    /// its own (a code, a PIN, a network confirmation, a wallet's
+    /// credential): on an interaction still authenticated (a step-up), the
+    /// customer already proven — the proof re-proves the same chat, and a
+    /// website's logout must still find them; otherwise the bot's
+    /// `customer_ref`, if any.
+    pub fn proven_customer(&self, s: &Settings, now: Timestamp) -> Customer {
+        if self.is_authenticated(now, s) {
+            if let Some(auth) = self.auth.as_ref().filter(|a| !a.customer.is_empty()) {
+                return auth.customer.clone();
+            }
+        }
+        self.customer_ref
+            .iter()
+            .map(|r| ("id".to_string(), r.clone()))
+            .collect()
+    }
+
+    /// Moves the current challenge to the past as `outcome`.
+    pub(super) fn end_challenge(&mut self, outcome: PastOutcome) {
+        if let Some(c) = self.challenge.take() {
+            self.remember_challenge(&c, outcome);
+        }
+    }
+
     /// A login link whose token is still valid, a challenge, or a pre-chat
     /// step-up is open.
     pub fn is_pending(&self, now: Timestamp) -> bool {

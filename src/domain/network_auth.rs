@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::challenge::{AdvanceReason, Challenge, ChallengeMethod, PastOutcome};
 pub use super::challenge::{NetworkAnswer, NetworkResult};
-use super::interaction::{Customer, InteractionRecord, Method};
+use super::interaction::{InteractionRecord, Method};
 use super::secrets::Pepper;
 use super::settings::Settings;
 use super::subject::SubjectRecord;
@@ -170,13 +170,13 @@ pub fn conclude(
     match result {
         NetworkResult::NotOnMobileNetwork | NetworkResult::Error => Ending::Open,
         NetworkResult::Mismatch => {
-            end(rec, PastOutcome::Failed);
+            rec.end_challenge(PastOutcome::Failed);
             Ending::Ended {
                 reason: "number_mismatch",
             }
         }
         NetworkResult::Verified if subject.ensure_clear_for(origin.as_deref(), now).is_err() => {
-            end(rec, PastOutcome::Failed);
+            rec.end_challenge(PastOutcome::Failed);
             Ending::Ended { reason: "locked" }
         }
         NetworkResult::Verified => match proof {
@@ -206,33 +206,12 @@ fn authenticate(
     subject.record_success_for(origin, now, &s.lockout);
     let customer = match rec.live_step_up(now) {
         Some(p) => p.customer.clone(),
-        None => proven(rec, s, now),
+        None => rec.proven_customer(s, now),
     };
-    end(rec, PastOutcome::Succeeded);
+    rec.end_challenge(PastOutcome::Succeeded);
     let via = vec![ChallengeMethod::Network.as_str().to_string()];
     rec.authenticate_since(Method::Network, customer, via, now, now, s);
     Ending::Authenticated
-}
-
-/// Whom a network confirmation proves: the customer already proven on an
-/// interaction still authenticated, otherwise the bot's `customer_ref`.
-fn proven(rec: &InteractionRecord, s: &Settings, now: Timestamp) -> Customer {
-    if rec.is_authenticated(now, s) {
-        if let Some(auth) = rec.auth.as_ref().filter(|a| !a.customer.is_empty()) {
-            return auth.customer.clone();
-        }
-    }
-    rec.customer_ref
-        .iter()
-        .map(|r| ("id".to_string(), r.clone()))
-        .collect()
-}
-
-/// Moves the current challenge to the past as `outcome`.
-fn end(rec: &mut InteractionRecord, outcome: PastOutcome) {
-    if let Some(c) = rec.challenge.take() {
-        rec.remember_challenge(&c, outcome);
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::attempts;
 use super::challenge::{AttemptOutcome, ChallengeMethod};
-use super::interaction::{Customer, InteractionRecord, Method, PendingStepUp};
+use super::interaction::{InteractionRecord, Method, PendingStepUp};
 use super::origins::Failure;
 use super::secrets::Pepper;
 use super::settings::Settings;
@@ -135,10 +135,10 @@ pub fn decide(
     let network = || vec![ChallengeMethod::Network.as_str().to_string()];
     let (method, customer, since, via) = match (&pending, method) {
         (Some(p), _) if network_code => (Method::Network, p.customer.clone(), now, network()),
-        (None, _) if network_code => (Method::Network, proven(rec, s, now), now, network()),
+        (None, _) if network_code => (Method::Network, rec.proven_customer(s, now), now, network()),
         (Some(p), _) => (Method::Otp, p.customer.clone(), now, via),
-        (None, ChallengeMethod::Otp) => (Method::Otp, proven(rec, s, now), now, via),
-        (None, ChallengeMethod::Pin) => (Method::Pin, proven(rec, s, now), now, Vec::new()),
+        (None, ChallengeMethod::Otp) => (Method::Otp, rec.proven_customer(s, now), now, via),
+        (None, ChallengeMethod::Pin) => (Method::Pin, rec.proven_customer(s, now), now, Vec::new()),
         // Refused above: no code answers it.
         (None, ChallengeMethod::App | ChallengeMethod::Network | ChallengeMethod::Wallet) => {
             return Err(Error::internal("a code for a challenge no code answers"))
@@ -163,22 +163,6 @@ pub fn decide(
         }
     }
     Ok(Verdict::Authenticated { step_up: pending })
-}
-
-/// Whom a plain OTP/PIN success proves: on an interaction still
-/// authenticated (a step-up), the customer already proven — the code
-/// re-proves the same chat, and a website's logout must still find them;
-/// otherwise the bot's `customer_ref`, if any.
-fn proven(rec: &InteractionRecord, s: &Settings, now: Timestamp) -> Customer {
-    if rec.is_authenticated(now, s) {
-        if let Some(auth) = rec.auth.as_ref().filter(|a| !a.customer.is_empty()) {
-            return auth.customer.clone();
-        }
-    }
-    rec.customer_ref
-        .iter()
-        .map(|r| ("id".to_string(), r.clone()))
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! One test per rung of the verify ladder, without a gateway or a store.
 use super::*;
 use crate::domain::challenge::{Challenge, Delivery};
-use crate::domain::interaction::PendingBinding;
+use crate::domain::interaction::{Customer, PendingBinding};
 use crate::domain::otp::OtpCode;
 use crate::domain::subject::FailureOutcome;
 

@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use crate::domain::challenge::{ChallengeMethod, PastOutcome};
-use crate::domain::interaction::{Customer, InteractionRecord, Method};
+use crate::domain::interaction::{InteractionRecord, Method};
 use crate::domain::origins::Failure;
 use crate::domain::settings::Settings;
 use crate::domain::subject::SubjectRecord;
@@ -119,7 +119,7 @@ pub fn conclude(
     let origin = rec.lockout_origin(s);
     if result == WalletResult::Verified {
         if subject.ensure_clear_for(origin.as_deref(), now).is_err() {
-            end(rec, PastOutcome::Failed);
+            rec.end_challenge(PastOutcome::Failed);
             let failure = None;
             return Ok(Ending::Failed {
                 reason: "locked",
@@ -129,40 +129,19 @@ pub fn conclude(
         subject.record_success_for(origin.as_deref(), now, &s.lockout);
         let customer = match rec.live_step_up(now) {
             Some(p) => p.customer.clone(),
-            None => proven(rec, s, now),
+            None => rec.proven_customer(s, now),
         };
-        end(rec, PastOutcome::Succeeded);
+        rec.end_challenge(PastOutcome::Succeeded);
         let via = vec![ChallengeMethod::Wallet.as_str().to_string()];
         rec.authenticate_since(Method::Wallet, customer, via, now, now, s);
         return Ok(Ending::Authenticated);
     }
-    end(rec, PastOutcome::Failed);
+    rec.end_challenge(PastOutcome::Failed);
     let failure = subject.record_failure_for(origin.as_deref(), now, &s.lockout, &s.otp);
     Ok(Ending::Failed {
         reason: result.as_str(),
         failure: Some(failure),
     })
-}
-
-/// Whom a wallet presentation proves: the customer already proven on an
-/// interaction still authenticated, otherwise the bot's `customer_ref`.
-fn proven(rec: &InteractionRecord, s: &Settings, now: Timestamp) -> Customer {
-    if rec.is_authenticated(now, s) {
-        if let Some(auth) = rec.auth.as_ref().filter(|a| !a.customer.is_empty()) {
-            return auth.customer.clone();
-        }
-    }
-    rec.customer_ref
-        .iter()
-        .map(|r| ("id".to_string(), r.clone()))
-        .collect()
-}
-
-/// Moves the current challenge to the past as `outcome`.
-fn end(rec: &mut InteractionRecord, outcome: PastOutcome) {
-    if let Some(c) = rec.challenge.take() {
-        rec.remember_challenge(&c, outcome);
-    }
 }
 
 #[cfg(test)]
