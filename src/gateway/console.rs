@@ -18,7 +18,7 @@ use crate::config::{ConsoleOidc, Team};
 use crate::domain::audit::{Acting, Action, Actor, Draft, Outcome, Target, Via};
 use crate::domain::console_session::{self as rules, Ended, Limits, Session};
 use crate::error::Error;
-use crate::oidc::flow::{self, Flow, STATE_TTL};
+use crate::oidc::flow::{self, Flow, Unanswerable, STATE_TTL};
 use crate::oidc::provider::KeyUse;
 use crate::oidc::OidcError;
 use crate::store::keys;
@@ -440,21 +440,22 @@ async fn take_state(
         let Some(mut started) = at.value.clone() else {
             return refused("unknown or answered");
         };
-        if started.team != team {
-            return refused("started for another team");
-        }
-        if !started.flow.live(now) {
-            return refused("older than 10 minutes");
-        }
-        if !started.flow.same_browser(cookie) {
-            if started.mismatch_recorded {
-                return refused("not this browser's, recorded already");
+        match started
+            .flow
+            .unanswerable(&started.team, Some(team), cookie, now)
+        {
+            None => {}
+            Some(Unanswerable::OtherBrowser) if started.mismatch_recorded => {
+                return refused("not this browser's, recorded already")
             }
-            started.mismatch_recorded = true;
-            let left = STATE_TTL.saturating_sub(now.since(started.flow.started_at));
-            c.put(&at, &started, Some(left))?;
-            let mismatch = SignInRefusal::State(OidcError::BadState("not this browser's"));
-            return Ok(Step::Write(Err(mismatch)));
+            Some(Unanswerable::OtherBrowser) => {
+                started.mismatch_recorded = true;
+                let left = STATE_TTL.saturating_sub(now.since(started.flow.started_at));
+                c.put(&at, &started, Some(left))?;
+                let mismatch = SignInRefusal::State(OidcError::BadState("not this browser's"));
+                return Ok(Step::Write(Err(mismatch)));
+            }
+            Some(rung) => return refused(rung.reason()),
         }
         c.delete(&at);
         Ok(Step::Write(Ok(started)))

@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use super::challenges::network::conclude_network;
 use super::login::Speaks;
-use super::records::{Loaded, StoredNetworkLink};
+use super::oidc::take_link_state;
+use super::records::StoredNetworkLink;
 use super::work::Step;
 use super::{change, Core};
 use crate::config::{NumberVerification, Team};
@@ -288,14 +289,42 @@ fn started_of(open: &OpenLink<'_>, flow: Flow) -> Started {
     }
 }
 
-/// The team of the check `state` names, read without using it up (the
-/// caller takes a place at that team's gate first); `None` when no check
-/// is kept under it.
-pub async fn network_state_team(core: &Core, state: Option<&str>) -> Option<String> {
-    let state = state.filter(|s| s.len() <= 256)?;
-    let key = keys::network_states(states::tag_of(state)?);
-    let (_, kept) = link_states(core, &key).await.ok()?;
-    kept.find(state).map(|s| s.team.clone())
+/// A network answer's state as read, once, before its team's gate is
+/// entered: the team whose check it names (`None`: no check is kept
+/// under it), and the read its take decides on first, so that the state
+/// is read one time only (docs/architecture.md#one-state-ladder).
+pub struct StateRead(std::result::Result<KeptRead, NetworkRefusal>);
+
+struct KeptRead {
+    key: String,
+    first: change::Read,
+    team: Option<String>,
+}
+
+impl StateRead {
+    /// The team whose check the state names, if one is kept under it.
+    pub fn team(&self) -> Option<&str> {
+        self.0.as_ref().ok()?.team.as_deref()
+    }
+}
+
+/// The record `state` names, read (one round trip) without using it up:
+/// the caller takes a place at its team's gate, then answers with it.
+pub async fn read_state(core: &Core, state: Option<&str>) -> StateRead {
+    let read = async {
+        let state = state
+            .filter(|s| s.len() <= 256)
+            .ok_or(NetworkRefusal::BadState("no state"))?;
+        let tag = states::tag_of(state).ok_or(NetworkRefusal::BadState("unknown"))?;
+        let key = keys::network_states(tag);
+        let first = change::read(core, std::slice::from_ref(&key))
+            .await
+            .map_err(NetworkRefusal::Store)?;
+        let kept = first.get::<LinkStates>(&key).ok().and_then(|l| l.value);
+        let team = kept.and_then(|k| k.find(state).map(|s| s.team.clone()));
+        Ok(KeptRead { key, first, team })
+    };
+    StateRead(read.await)
 }
 
 /// `GET /n/callback`: the state (this browser's, live, unanswered;
@@ -306,12 +335,13 @@ pub async fn network_state_team(core: &Core, state: Option<&str>) -> Option<Stri
 /// `cookie`: the browser secret of the state's cookie.
 pub async fn finish_network(
     core: &Core,
+    read: StateRead,
     answer: ProviderAnswer,
     cookie: Option<&str>,
     now: Timestamp,
 ) -> NetworkFinish {
     let state = answer.state.as_deref();
-    let started = take_state(core, (state, cookie), None, now).await;
+    let started = take_state(core, read, (state, cookie), None, now).await;
     finish_started(core, started, &answer, None, now).await
 }
 
@@ -501,15 +531,16 @@ async fn waited<T>(
     answered
 }
 
-/// The check the state names, if it is kept, live, this browser's
-/// (`cookie`, the secret of its cookie) and come back the way it was
-/// begun (`check`: the provider's request a landing names, which the
-/// check must be; `None` at the callback, for a check without one);
-/// consumed, so that it answers once (a provider's request with every
-/// state that joined it). Nothing is consumed otherwise: a state from
-/// another browser stays good for its own.
+/// The check the state names (as `read` found it), if it is kept, live,
+/// this browser's (`cookie`, the secret of its cookie) and come back the
+/// way it was begun (`check`: the provider's request a landing names,
+/// which the check must be; `None` at the callback, for a check without
+/// one); consumed, so that it answers once (a provider's request with
+/// every state that joined it). Nothing is consumed otherwise: a state
+/// from another browser stays good for its own.
 async fn take_state(
     core: &Core,
+    read: StateRead,
     (state, cookie): (Option<&str>, Option<&str>),
     check: Option<&str>,
     now: Timestamp,
@@ -517,39 +548,12 @@ async fn take_state(
     let state = state
         .filter(|s| s.len() <= 256)
         .ok_or(NetworkRefusal::BadState("no state"))?;
-    let tag = states::tag_of(state).ok_or(NetworkRefusal::BadState("unknown"))?;
-    let key = keys::network_states(tag);
+    let KeptRead { key, first, .. } = read.0?;
     // The state is all a browser brings: its team is known once it is read.
-    let taken = core
-        .change(change::NO_TEAM, std::slice::from_ref(&key), now, |c| {
-            let read = c.read::<LinkStates>(&key)?;
-            let mut kept = read.value.clone().unwrap_or_default();
-            let verdict = match kept.entry(state) {
-                None => Err("unknown, dropped or answered"),
-                Some(e) if !e.started.flow.live(now) => Err("older than 10 minutes"),
-                // Checked before it is consumed: another browser cannot spend it.
-                Some(e) if !e.started.flow.same_browser(cookie) => Err("not this browser's"),
-                Some(e) if e.check.as_ref().map(|c| c.id.as_str()) != check => {
-                    Err("not this browser's request")
-                }
-                Some(e) => Ok(e.started.clone()),
-            };
-            let Ok(started) = verdict else {
-                return Ok(Step::Answer(verdict));
-            };
-            match check {
-                Some(id) => kept.remove_check(id),
-                None => kept.remove(state),
-            }
-            match kept.entries.is_empty() {
-                true => c.delete(&read),
-                false => _ = c.put(&read, &kept, Some(STATE_TTL))?,
-            }
-            Ok(Step::Write(Ok(started)))
-        })
-        .await
-        .map_err(NetworkRefusal::Store)?;
-    taken.map_err(|why| {
+    let taken = take_link_state(core, change::NO_TEAM, first, &key, now, |kept| {
+        kept.take(state, None, cookie, check, now)
+    });
+    taken.await.map_err(NetworkRefusal::Store)?.map_err(|why| {
         tracing::info!(reason = why, "network link answer refused");
         NetworkRefusal::BadState(why)
     })
@@ -570,11 +574,4 @@ pub(super) fn speaks(team: &Team, rec: &InteractionRecord) -> Speaks {
             .locale(&team.settings_for(&rec.channel).locale)
             .to_string(),
     }
-}
-
-/// The started checks kept under `key`, with the version read.
-async fn link_states(core: &Core, key: &str) -> Result<(u64, LinkStates)> {
-    let raw = core.get(&[key.to_string()]).await?.pop().flatten();
-    let loaded = Loaded::<LinkStates>::parse(key.to_string(), raw)?;
-    Ok((loaded.version, loaded.value.unwrap_or_default()))
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::login::{CallbackOutcome, ProvenLogin, ProviderLink};
 use super::oidc_logout::ProviderSession;
 use super::work::Step;
-use super::Core;
+use super::{change, Core};
 use crate::config::{OidcConfig, Team};
 use crate::domain::input;
 use crate::domain::interaction::Customer;
@@ -307,40 +307,40 @@ async fn take_state(
         .ok_or(OidcError::BadState("no state"))?;
     let tag = states::tag_of(state).ok_or(OidcError::BadState("unknown"))?;
     let key = keys::oidc_states(tag);
-    let taken = core
-        .change(team, std::slice::from_ref(&key), now, |c| {
-            let read = c.read::<LinkStates>(&key)?;
-            let mut kept = read.value.clone().unwrap_or_default();
-            let Some(started) = kept.find(state).cloned() else {
-                return Ok(Step::Answer(Err(OidcError::BadState(
-                    "unknown, dropped or answered",
-                ))));
-            };
-            // The mix-up defence: an answer for another team's login is
-            // refused before its code goes anywhere.
-            if started.team != team {
-                return Ok(Step::Answer(Err(OidcError::BadState(
-                    "started for another team",
-                ))));
-            }
-            if !started.flow.live(now) {
-                return Ok(Step::Answer(Err(OidcError::BadState(
-                    "older than 10 minutes",
-                ))));
-            }
-            // Checked before it is consumed: another browser cannot spend it.
-            if !started.flow.same_browser(cookie) {
-                return Ok(Step::Answer(Err(OidcError::BadState("not this browser's"))));
-            }
-            kept.remove(state);
-            match kept.entries.is_empty() {
-                true => c.delete(&read),
-                false => _ = c.put(&read, &kept, Some(STATE_TTL))?,
-            }
-            Ok(Step::Write(Ok(started)))
-        })
-        .await?;
-    Ok(taken?)
+    let first = change::read(core, std::slice::from_ref(&key)).await?;
+    let taken = take_link_state(core, team, first, &key, now, |kept| {
+        kept.take(state, Some(team), cookie, None, now)
+    });
+    Ok(taken.await?.map_err(OidcError::BadState)?)
+}
+
+/// Uses up the state `take` finds among a link's started logins (`key`,
+/// as `first` read it), keeping the rest (none left: the record goes):
+/// the one way a hosted login's and a network link's answer spend their
+/// state (docs/architecture.md#one-state-ladder). `Ok(Err)`: refused,
+/// nothing written.
+pub(super) async fn take_link_state(
+    core: &Core,
+    team: &str,
+    first: change::Read,
+    key: &str,
+    now: Timestamp,
+    take: impl Fn(&mut LinkStates) -> std::result::Result<Started, &'static str>,
+) -> crate::error::Result<std::result::Result<Started, &'static str>> {
+    change::on(core, team, first, now, |c| {
+        let read = c.read::<LinkStates>(key)?;
+        let mut kept = read.value.clone().unwrap_or_default();
+        let started = match take(&mut kept) {
+            Ok(started) => started,
+            Err(why) => return Ok(Step::Answer(Err(why))),
+        };
+        match kept.entries.is_empty() {
+            true => c.delete(&read),
+            false => _ = c.put(&read, &kept, Some(STATE_TTL))?,
+        }
+        Ok(Step::Write(Ok(started)))
+    })
+    .await
 }
 
 /// The customer a valid ID token proves: `id` under the identifier rules,

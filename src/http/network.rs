@@ -288,17 +288,17 @@ async fn network_callback(
             )
         }
     };
-    let team = crate::gateway::network::network_state_team(&st.gateway, answer.state.as_deref());
-    let team = team.await;
+    let read = crate::gateway::network::read_state(&st.gateway, answer.state.as_deref()).await;
     // An operator that hangs holds only its own team's requests.
-    let _place = match gate(&st, team.as_deref(), &headers) {
+    let _place = match gate(&st, read.team(), &headers) {
         Ok(place) => place,
         Err(full) => return *full,
     };
     let named = answer.state.as_deref().map(cookie_name);
     let secret = named.as_deref().and_then(|c| cookie_value(&headers, c));
     let finish =
-        crate::gateway::network::finish_network(&st.gateway, answer, secret.as_deref(), now).await;
+        crate::gateway::network::finish_network(&st.gateway, read, answer, secret.as_deref(), now);
+    let finish = finish.await;
     let answered = finish.answered;
     let mut res = finished(&st, finish, &headers);
     if let (true, Some(name)) = (answered, named) {

@@ -101,6 +101,54 @@ impl Flow {
     pub fn live(&self, now: Timestamp) -> bool {
         now.since(self.started_at) < STATE_TTL
     }
+
+    /// The first rung of the state ladder a flow started for team
+    /// `started_for` fails when its answer comes back to `came_to` (the
+    /// team the way back names; `None` where it names none) from a
+    /// browser whose cookie holds `cookie`, at `now`; `None`: it may
+    /// answer. The hosted login, the network link and the console's
+    /// sign-in all climb it, in this order, before a state is used up
+    /// (docs/architecture.md#one-state-ladder).
+    pub fn unanswerable(
+        &self,
+        started_for: &str,
+        came_to: Option<&str>,
+        cookie: Option<&str>,
+        now: Timestamp,
+    ) -> Option<Unanswerable> {
+        if came_to.is_some_and(|team| team != started_for) {
+            // The mix-up defence: an answer for another team's login is
+            // refused before its code goes anywhere.
+            return Some(Unanswerable::OtherTeam);
+        }
+        if !self.live(now) {
+            return Some(Unanswerable::Old);
+        }
+        // Checked before it is consumed: another browser cannot spend it.
+        (!self.same_browser(cookie)).then_some(Unanswerable::OtherBrowser)
+    }
+}
+
+/// Why a kept state may not answer: a rung of [`Flow::unanswerable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswerable {
+    /// Started for another team than the one the answer came back to.
+    OtherTeam,
+    /// Older than [`STATE_TTL`].
+    Old,
+    /// Its cookie is not in this browser.
+    OtherBrowser,
+}
+
+impl Unanswerable {
+    /// The reason logged, never a value.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Unanswerable::OtherTeam => "started for another team",
+            Unanswerable::Old => "older than 10 minutes",
+            Unanswerable::OtherBrowser => "not this browser's",
+        }
+    }
 }
 
 /// A login started by `GET /l/{code}`, kept under the digest of its `state`

@@ -156,6 +156,41 @@ impl LinkStates {
             self.entries.remove(i);
         }
     }
+
+    /// Uses up the login started under `state`, answered at `came_to`
+    /// (the team the way back names, if it names one) from a browser
+    /// whose cookie holds `cookie`, at `now`, the way back naming the
+    /// provider's `check` (`None`: a redirect's callback): the entry
+    /// must be kept, pass [`Flow::unanswerable`](crate::oidc::flow::Flow::unanswerable)
+    /// and be that check's; it goes, with every state that joined its
+    /// check. `Err`: the reason logged, and nothing is removed (a state
+    /// from another browser stays good for its own).
+    pub fn take(
+        &mut self,
+        state: &str,
+        came_to: Option<&str>,
+        cookie: Option<&str>,
+        check: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Started, &'static str> {
+        let entry = self.entry(state).ok_or("unknown, dropped or answered")?;
+        let started = &entry.started;
+        if let Some(rung) = started
+            .flow
+            .unanswerable(&started.team, came_to, cookie, now)
+        {
+            return Err(rung.reason());
+        }
+        if entry.check.as_ref().map(|c| c.id.as_str()) != check {
+            return Err("not this browser's request");
+        }
+        let started = started.clone();
+        match check {
+            Some(id) => self.remove_check(id),
+            None => self.remove(state),
+        }
+        Ok(started)
+    }
 }
 
 #[cfg(test)]
@@ -241,6 +276,59 @@ mod tests {
         link.remove_check("r-1");
         assert!(link.entry("s1").is_none() && link.entry("s2").is_some());
         assert_eq!(link.running(at), None);
+    }
+
+    /// The ladder's rungs in their order; a refused take removes nothing.
+    #[test]
+    fn a_take_climbs_team_age_browser_and_check_in_that_order() {
+        let t0 = 1_795_000_000;
+        let at = Timestamp::from_unix_seconds(t0);
+        let late = Timestamp::from_unix_seconds(t0 + 600);
+        let check = Check {
+            id: "r-1".into(),
+            url: "https://v.example/c".into(),
+            until: Timestamp::from_unix_seconds(t0 + 60),
+        };
+        let mut link = LinkStates::default();
+        link.add("s1", started(t0), at);
+        link.add_checked("s2", started(t0), Some(check), at);
+        let mut take = |state, came_to, cookie, check, now| {
+            link.take(state, came_to, cookie, check, now)
+                .map(|s| s.team)
+        };
+        let b = Some("b");
+        assert_eq!(
+            take("s9", None, b, None, at),
+            Err("unknown, dropped or answered")
+        );
+        // Another team, old and another browser at once: the team first.
+        assert_eq!(
+            take("s1", Some("globex"), Some("x"), None, late),
+            Err("started for another team")
+        );
+        assert_eq!(
+            take("s1", Some("acme"), Some("x"), None, late),
+            Err("older than 10 minutes")
+        );
+        assert_eq!(
+            take("s1", None, Some("x"), None, at),
+            Err("not this browser's")
+        );
+        assert_eq!(
+            take("s1", None, b, Some("r-1"), at),
+            Err("not this browser's request")
+        );
+        assert_eq!(
+            take("s2", None, b, None, at),
+            Err("not this browser's request")
+        );
+        assert_eq!(take("s1", Some("acme"), b, None, at), Ok("acme".into()));
+        assert_eq!(
+            take("s1", None, b, None, at),
+            Err("unknown, dropped or answered")
+        );
+        assert_eq!(take("s2", None, b, Some("r-1"), at), Ok("acme".into()));
+        assert!(link.entries.is_empty());
     }
 
     #[test]

@@ -1581,3 +1581,51 @@ mod logs_name_no_number_code_or_state {
         super::logs_name_no_number_code_or_state(Backend::Redis).await
     }
 }
+
+/// The callback's store round trips (docs/architecture.md#one-state-ladder):
+/// the state is read once, for its team's gate and for its take alike;
+/// then the state used up, the link and its interaction read, and the
+/// answer committed. Counted on the memory store under a counting
+/// wrapper, as `round_trips.rs` counts the login callback: each call is
+/// one round trip on Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_callback_reads_its_state_once() {
+    use std::sync::atomic::Ordering;
+    let op = FakeOperator::start(Line::Mobile(PHONE.into())).await;
+    let setup = Setup {
+        team_extra: op.team_section(""),
+        ..Setup::default()
+    };
+    let (counting, app) = crate::round_trips::on_counting_store_with(setup).await;
+    let v = app
+        .create(
+            json!({"channel": "sms", "conversation_id": PHONE, "customer_ref": "cust-42",
+                       "contact": {"phone": PHONE}}),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let res = start_raw(&app, &id, json!({"method": "network"})).await;
+    assert_eq!(res.status(), 201);
+    let link = last_sms_link(&app).await;
+    let o = open(&app, &link).await;
+    let back = at_operator(&app, &o).await;
+    counting.gets.lock().unwrap().clear();
+    let (reads, commits) = (
+        counting.reads.load(Ordering::SeqCst),
+        counting.commits.load(Ordering::SeqCst),
+    );
+    let page = callback(&app, &back, Some(&o.cookie)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(app.get(&id).await["status"], "authenticated");
+    let gets = counting.gets.lock().unwrap().clone();
+    let state_reads = gets
+        .iter()
+        .filter(|keys| keys.iter().any(|k| k.starts_with("ns:")))
+        .count();
+    let reads = counting.reads.load(Ordering::SeqCst) - reads;
+    let commits = counting.commits.load(Ordering::SeqCst) - commits;
+    assert_eq!(state_reads, 1, "the state is read once: {gets:?}");
+    // The state's one read, then the loads that apply the answer (3);
+    // the state used up and the answer: 2 commits.
+    assert_eq!((reads, commits), (4, 2), "{gets:?}");
+}

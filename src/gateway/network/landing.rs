@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{
     apply, finish_started, keep_state, redirect_uri, started_of, take_state, waited, NetworkFinish,
-    NetworkLinkTarget, NetworkStart, OpenLink,
+    NetworkLinkTarget, NetworkStart, OpenLink, StateRead,
 };
 use crate::domain::network_auth::NetworkResult;
 use crate::error::Result;
@@ -217,12 +217,13 @@ fn flow_of(open: &OpenLink<'_>, state: &str, now: Timestamp) -> Flow {
 /// or the error read, and the result applied as the callback's is.
 pub async fn finish_landing(
     core: &Core,
+    read: StateRead,
     landing: &Landing,
     state: Option<&str>,
     now: Timestamp,
 ) -> NetworkFinish {
     let check = Some(landing.request_id.as_str());
-    let started = take_state(core, (state, state), check, now).await;
+    let started = take_state(core, read, (state, state), check, now).await;
     let answer = ProviderAnswer {
         code: landing.code.clone(),
         state: state.map(str::to_string),

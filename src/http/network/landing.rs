@@ -171,14 +171,14 @@ pub(super) async fn landing_answer(
     };
     let name = cookie_name(&landing.request_id);
     let state = cookie_value(&headers, &name).filter(|s| s.len() <= 256);
-    let team = crate::gateway::network::network_state_team(&st.gateway, state.as_deref()).await;
+    let read = crate::gateway::network::read_state(&st.gateway, state.as_deref()).await;
     // A provider that hangs holds only its own team's requests.
-    let _place = match gate(&st, team.as_deref(), &headers) {
+    let _place = match gate(&st, read.team(), &headers) {
         Ok(place) => place,
         Err(full) => return *full,
     };
     let finish =
-        crate::gateway::network::finish_landing(&st.gateway, &landing, state.as_deref(), now);
+        crate::gateway::network::finish_landing(&st.gateway, read, &landing, state.as_deref(), now);
     let finish = finish.await;
     let answered = finish.answered;
     let mut res = finished(&st, finish, &headers);
