@@ -805,3 +805,58 @@ mod no_claim_value_in_events_or_logs {
         super::no_claim_value_in_events_or_logs(Backend::Redis).await
     }
 }
+
+/// With `client_id_prefix = "x509_san_dns"` the verifier is named by its
+/// host, which the access certificate's SAN holds: the request says so,
+/// the wallet's key binding is to that name, and the credential proves
+/// the customer as with the default prefix.
+async fn the_x509_san_dns_prefix_names_the_gateway_s_host(backend: Backend) {
+    let extra = r#"client_id_prefix = "x509_san_dns""#;
+    let Some((app, a)) = spawn_wallet(backend, extra).await else {
+        return;
+    };
+    let now = app.now().unix_seconds();
+    let id = interaction(&app, "cust-dns").await;
+    let (cid, link) = start(&app, &id, ada()).await;
+    let asked = fetch_request(&app, &a, &link).await;
+    assert_eq!(asked["client_id"], "x509_san_dns:gateway.test");
+    assert_eq!(asked["iss"], asked["client_id"]);
+    // A key binding to the default prefix's name is to another verifier.
+    let mut other = asked.clone();
+    other["client_id"] = json!("x509_hash:not-this-one");
+    let res = respond(
+        &app,
+        &answer_for(&asked, &present("es256", &other, None, now)),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        read(&app, &id, &cid, &app.keys.bot).await["wallet"]["result"],
+        "invalid_presentation"
+    );
+    let (_, link) = start(&app, &id, ada()).await;
+    let asked = fetch_request(&app, &a, &link).await;
+    let res = respond(
+        &app,
+        &answer_for(&asked, &present("es256", &asked, None, now)),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let v = app.get(&id).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("authenticated"), Some("wallet"))
+    );
+}
+
+mod the_x509_san_dns_prefix_names_the_gateway_s_host {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory() {
+        super::the_x509_san_dns_prefix_names_the_gateway_s_host(Backend::Memory).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis() {
+        super::the_x509_san_dns_prefix_names_the_gateway_s_host(Backend::Redis).await
+    }
+}
