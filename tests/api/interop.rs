@@ -10,9 +10,32 @@
 //! (`/test/approve`, `/test/deny`) and the provider's logout
 //! (`/test/logout`).
 //!
-//! Needs `node` and the installed module: `npm ci --prefix tests/interop`
+//! And a wallet round (docs/wallet.md) with a maintained holder library
+//! in the wallet's place: `tests/interop/wallet.mjs` opens the link's
+//! page and hands its `openid4vp://` link to the OpenWallet Foundation's
+//! `@openid4vc/openid4vp` (`Openid4vpClient`), which fetches the request
+//! object by POST, verifies it (ES256 under the one `x5c` certificate,
+//! which must be the gateway's access certificate the test trusts, and
+//! the `x509_hash` client identifier as that certificate's hash), reads it
+//! as OpenID4VP 1.0 and its DCQL query, then makes the `direct_post.jwt`
+//! answer (ECDH-ES to the request's key, with the `apu` and `apv` it
+//! chooses) and posts it to the `response_uri`; `@sd-jwt/sd-jwt-vc` makes
+//! the presentation of the fixtures' credential with the disclosures the
+//! query asks and a Key Binding JWT over the library's `client_id` and
+//! `nonce`; `jose` and `node:crypto` are its crypto callbacks. No step is
+//! done by hand. It proves that what the gateway asks, signs and accepts
+//! is what an independent wallet stack reads, checks and sends: the
+//! answer for Ada authenticates her with method `wallet`, the same
+//! answer to another expectation fails the challenge (`claims_mismatch`),
+//! and a request object under a certificate the wallet does not trust is
+//! refused by the wallet and changes nothing. The library checks the
+//! request object's `exp` against `new Date()` and takes no time of its
+//! own: the script sets the wallet's clock to the gateway's test clock
+//! (the fixtures' `now`), which is also its Key Binding JWT's `iat`.
+//!
+//! Needs `node` and the installed modules: `npm ci --prefix tests/interop`
 //! (or `CHATGATE_TEST_OIDC_PROVIDER_DIR` naming a `node_modules` folder
-//! holding it). Missing, the tests skip, loudly; with `CI=true` they fail
+//! holding them). Missing, the tests skip, loudly; with `CI=true` they fail
 //! (`.ci/run` installs them). The memory store only: the store adds
 //! nothing to what is checked here.
 use std::path::{Path, PathBuf};
@@ -29,9 +52,9 @@ const CLIENT_ID: &str = "chatgate";
 /// The console's client at the same provider.
 const WORKFORCE_ID: &str = "chatgate-console";
 
-/// `node` and the `node_modules` folder holding `oidc-provider`, or None:
+/// `node` and the `node_modules` folder holding `packages`, or None:
 /// mandatory with `CI=true`, else the test skips, loudly.
-fn node_and_modules() -> Option<(String, PathBuf)> {
+fn node_and_modules(packages: &[&str]) -> Option<(String, PathBuf)> {
     let node = std::env::var("CHATGATE_TEST_NODE").unwrap_or_else(|_| "node".to_string());
     let modules = std::env::var("CHATGATE_TEST_OIDC_PROVIDER_DIR")
         .map(PathBuf::from)
@@ -44,14 +67,13 @@ fn node_and_modules() -> Option<(String, PathBuf)> {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    let has_module = modules.join("oidc-provider/package.json").is_file();
-    if has_node && has_module {
-        return Some((node, modules));
-    }
-    let why = if has_node {
-        format!("no oidc-provider in {}", modules.display())
-    } else {
-        format!("no `{node}`")
+    let missing = packages
+        .iter()
+        .find(|p| !modules.join(p).join("package.json").is_file());
+    let why = match missing {
+        None if has_node => return Some((node, modules)),
+        Some(p) if has_node => format!("no {p} in {}", modules.display()),
+        _ => format!("no `{node}`"),
     };
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
@@ -136,7 +158,7 @@ impl Provider {
 /// The acme team with `oidc-provider` as its identity provider (CIBA and
 /// back-channel logout on), on the memory store; None when skipped.
 async fn spawn_interop() -> Option<(TestApp, Provider)> {
-    let (node, modules) = node_and_modules()?;
+    let (node, modules) = node_and_modules(&["oidc-provider"])?;
     let port = free_port();
     let secret = chatgate::domain::secrets::generate_api_key();
     let setup = Setup {
@@ -445,5 +467,124 @@ async fn oidc_provider_signs_an_agent_in_to_the_console() {
     assert_eq!(
         me,
         json!({"team": "acme", "sub": "cust-42", "name": "cust-42@bank.example", "role": "agent"})
+    );
+}
+
+/// The packages `tests/interop/wallet.mjs` loads.
+const WALLET_PACKAGES: [&str; 4] = [
+    "@openid4vc/openid4vp",
+    "@openid4vc/utils",
+    "@sd-jwt/sd-jwt-vc",
+    "jose",
+];
+
+/// What `tests/interop/wallet.mjs` did for the link `path` (`/w/{code}`):
+/// whether it exited 0, and its JSON line. It trusts exactly the
+/// certificate `trusted` (PEM) and its clock stands at the gateway's.
+async fn holder_library(
+    app: &TestApp,
+    (node, modules): (&str, &Path),
+    trusted: &str,
+    path: &str,
+) -> (bool, Value) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = std::env::temp_dir().join(format!("chatgate-wallet-{}.pem", uuid::Uuid::now_v7()));
+    std::fs::write(&root, trusted).unwrap();
+    let run = tokio::process::Command::new(node)
+        .arg(dir.join("tests/interop/wallet.mjs"))
+        .args(["--link", &format!("http://gateway.test{path}")])
+        .args(["--connect", &app.base])
+        .arg("--fixtures")
+        .arg(dir.join("tests/fixtures/wallet/fixtures.json"))
+        .arg("--trust")
+        .arg(&root)
+        .args(["--now", &app.now().unix_seconds().to_string()])
+        .env("WALLET_MODULES", modules)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the wallet within 60 s")
+        .expect("node runs");
+    std::fs::remove_file(&root).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "wallet.mjs: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().last().expect("the wallet's line");
+    (out.status.success(), serde_json::from_str(line).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintained_holder_library_presents_ada_s_credential() {
+    use crate::wallet::{ada, interaction, read, spawn_wallet, start};
+    let Some(tools) = node_and_modules(&WALLET_PACKAGES) else {
+        return;
+    };
+    let Some((app, access)) = spawn_wallet(Backend::Memory, "").await else {
+        return;
+    };
+    let tools = (tools.0.as_str(), tools.1.as_path());
+    let id = interaction(&app, "cust-ada").await;
+
+    // The bank's expectation of Ada: the library's wallet answers, the
+    // gateway verifies, Ada is signed in.
+    let (cid, link) = start(&app, &id, ada()).await;
+    // A wallet that trusts another certificate refuses the request
+    // object: nothing is answered, the challenge stays open.
+    let other = crate::wallet::access().chain_pem;
+    let (ok, did) = holder_library(&app, tools, &other, &link).await;
+    assert!(!ok, "{did}");
+    assert!(
+        did["error"].as_str().unwrap().contains("verif"),
+        "the request object's signature: {did}"
+    );
+    assert_eq!(read(&app, &id, &cid, &app.keys.bot).await["state"], "open");
+    let (ok, did) = holder_library(&app, tools, &access.chain_pem, &link).await;
+    assert!(ok, "{did}");
+    assert_eq!(did["response_uri"]["status"], 200, "{did}");
+    assert_eq!(
+        did["response_uri"]["body"]["redirect_uri"],
+        format!("http://gateway.test{link}/done")
+    );
+    assert_eq!(did["response_mode"], "direct_post.jwt");
+    assert_eq!(did["version"], 100, "read as OpenID4VP 1.0");
+    assert!(did["client_id"].as_str().unwrap().starts_with("x509_hash:"));
+    assert_eq!(did["disclosed"], json!(["birthdate", "family_name"]));
+    assert_eq!(did["kb_iat"], app.now().unix_seconds());
+    // The page, the request object by POST, the answer: nothing else.
+    let requests: Vec<&str> = did["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert_eq!(requests[0], format!("GET {link}"));
+    assert!(requests[1].starts_with(&format!("POST {link}/request/")));
+    assert_eq!(requests[2], "POST /w/response");
+    let v = app.get(&id).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("authenticated"), Some("wallet"))
+    );
+    let c = read(&app, &id, &cid, &app.keys.bot).await;
+    assert_eq!(
+        (c["state"].as_str(), c["wallet"]["result"].as_str()),
+        (Some("used"), Some("verified")),
+        "{c}"
+    );
+
+    // Another expectation: the same credential does not match, the
+    // challenge fails.
+    let (cid, link) = start(&app, &id, json!({"family_name": "Babbage"})).await;
+    let (ok, did) = holder_library(&app, tools, &access.chain_pem, &link).await;
+    assert!(ok, "the gateway took the answer: {did}");
+    let c = read(&app, &id, &cid, &app.keys.bot).await;
+    assert_eq!(
+        (c["state"].as_str(), c["wallet"]["result"].as_str()),
+        (Some("failed"), Some("claims_mismatch")),
+        "{c}"
     );
 }

@@ -27,12 +27,12 @@ fn fixtures() -> Value {
 
 /// The gateway's access certificate: a P-256 key (PKCS#8 PEM), and a
 /// self-signed certificate naming `gateway.test`, the test's public host.
-struct Access {
+pub(crate) struct Access {
     key_pem: String,
-    chain_pem: String,
+    pub(crate) chain_pem: String,
 }
 
-fn access() -> Access {
+pub(crate) fn access() -> Access {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let cert = rcgen::CertificateParams::new(vec!["gateway.test".to_string()])
         .unwrap()
@@ -61,7 +61,7 @@ fn wallet_setup(a: &Access, extra: &str) -> Setup {
 }
 
 /// A gateway with acme's `[wallet]`, its clock at the fixtures' `now`.
-async fn spawn_wallet(backend: Backend, extra: &str) -> Option<(TestApp, Access)> {
+pub(crate) async fn spawn_wallet(backend: Backend, extra: &str) -> Option<(TestApp, Access)> {
     let a = access();
     let app = spawn_with(backend, wallet_setup(&a, extra)).await?;
     let now = fixtures()["now"].as_i64().unwrap();
@@ -90,11 +90,11 @@ macro_rules! wallet_test {
 }
 
 /// The expected values the bank knows of Ada.
-fn ada() -> Value {
+pub(crate) fn ada() -> Value {
     json!({"family_name": "Lovelace", "birthdate": "1815-12-10"})
 }
 
-async fn interaction(app: &TestApp, customer: &str) -> String {
+pub(crate) async fn interaction(app: &TestApp, customer: &str) -> String {
     let v = app
         .create(
             json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
@@ -110,7 +110,7 @@ async fn ask(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
 }
 
 /// Starts a wallet challenge for `expected`: (challenge id, link path).
-async fn start(app: &TestApp, id: &str, expected: Value) -> (String, String) {
+pub(crate) async fn start(app: &TestApp, id: &str, expected: Value) -> (String, String) {
     let res = ask(app, id, json!({"method": "wallet", "match": expected})).await;
     assert_eq!(res.status(), 201);
     let c: Value = res.json().await.unwrap();
@@ -322,7 +322,7 @@ async fn respond(app: &TestApp, jwe: &str) -> reqwest::Response {
     post_form(app, "/w/response", form).await
 }
 
-async fn read(app: &TestApp, id: &str, cid: &str, key: &str) -> Value {
+pub(crate) async fn read(app: &TestApp, id: &str, cid: &str, key: &str) -> Value {
     app.get_json(
         &format!("/v1/interactions/{id}/challenges/{cid}"),
         Some(key),
