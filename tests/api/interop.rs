@@ -28,7 +28,10 @@
 //! answer for Ada authenticates her with method `wallet`, the same
 //! answer to another expectation fails the challenge (`claims_mismatch`),
 //! and a request object under a certificate the wallet does not trust is
-//! refused by the wallet and changes nothing. The library checks the
+//! refused by the wallet and changes nothing. With the `x509_san_dns`
+//! prefix the library checks the certificate's DNS name and the
+//! `response_uri`'s host against the client identifier, and the round
+//! authenticates as well. The library checks the
 //! request object's `exp` against `new Date()` and takes no time of its
 //! own: the script sets the wallet's clock to the gateway's test clock
 //! (the fixtures' `now`), which is also its Key Binding JWT's `iat`.
@@ -586,5 +589,31 @@ async fn a_maintained_holder_library_presents_ada_s_credential() {
         (c["state"].as_str(), c["wallet"]["result"].as_str()),
         (Some("failed"), Some("claims_mismatch")),
         "{c}"
+    );
+}
+
+/// With `client_id_prefix = "x509_san_dns"` the library checks another
+/// name: the certificate's DNS name must be the client identifier, and the
+/// `response_uri`'s host that name; Ada's answer authenticates her.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintained_holder_library_takes_the_verifier_named_by_its_host() {
+    use crate::wallet::{ada, interaction, spawn_wallet, start};
+    let Some(tools) = node_and_modules(&WALLET_PACKAGES) else {
+        return;
+    };
+    let extra = r#"client_id_prefix = "x509_san_dns""#;
+    let Some((app, access)) = spawn_wallet(Backend::Memory, extra).await else {
+        return;
+    };
+    let tools = (tools.0.as_str(), tools.1.as_path());
+    let id = interaction(&app, "cust-ada").await;
+    let (_, link) = start(&app, &id, ada()).await;
+    let (ok, did) = holder_library(&app, tools, &access.chain_pem, &link).await;
+    assert!(ok, "{did}");
+    assert_eq!(did["client_id"], "x509_san_dns:gateway.test");
+    let v = app.get(&id).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("authenticated"), Some("wallet"))
     );
 }
