@@ -112,7 +112,7 @@ fn an_es256_presentation_through_an_intermediate_is_verified_with_its_disclosed_
     }
     assert_eq!(Value::Object(claims), fixtures()["expected_claims"]);
     assert_eq!(v.issuer, text("/issuer_subject"));
-    assert_eq!(v.vct, text("/vct"));
+    assert_eq!(v.credential_type, text("/vct"));
 }
 
 #[test]
