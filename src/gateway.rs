@@ -64,7 +64,6 @@ pub mod store_epoch;
 pub mod subjects;
 pub mod voice;
 pub mod wallet;
-pub mod wallet_status;
 pub mod website;
 mod workers;
 

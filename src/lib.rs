@@ -45,6 +45,8 @@
 //!  oidc/        hosted login with a team's OpenID Connect provider:
 //!               discovery, key set, ID and logout token checks (plain
 //!               functions).
+//!  wallet_status.rs  the Token Status Lists the wallet method asks:
+//!               fetched, kept for their `ttl`, verified at each use.
 //!  ssf/         the Shared Signals receiver's rules: Security Event Token
 //!               claims, subjects, event types (plain functions).
 //!  config/      system, team and channel files; `${VAR}` and env overrides.
@@ -87,5 +89,6 @@ pub mod store;
 pub mod telemetry;
 pub mod time;
 pub mod waits;
+pub mod wallet_status;
 
 pub use error::{Error, Result};

@@ -243,14 +243,10 @@ fn credential(raw: RawCredential) -> Result<WalletCredential, (String, String)> 
             }
             let doctype = raw.doctype.filter(|d| !d.is_empty());
             let namespace = raw.namespace.filter(|n| !n.is_empty());
-            let (Some(_doctype), Some(_namespace)) = (doctype, namespace) else {
+            let (Some(doctype), Some(namespace)) = (doctype, namespace) else {
                 return bad("doctype", "mso_mdoc needs doctype and namespace");
             };
-            // The mdoc verifier is not wired to the challenge yet.
-            return bad(
-                "format",
-                "mso_mdoc is not yet supported by this version: only dc+sd-jwt credentials can be asked for",
-            );
+            CredentialFormat::Mdoc { doctype, namespace }
         }
         _ => return bad("format", "must be \"dc+sd-jwt\" or \"mso_mdoc\""),
     };

@@ -15,6 +15,7 @@ pub mod issuers;
 pub mod jose;
 pub mod matching;
 pub mod mdoc;
+pub mod outcome;
 pub mod request;
 pub mod request_key;
 pub mod response;

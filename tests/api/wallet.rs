@@ -71,17 +71,20 @@ pub(crate) async fn spawn_wallet(backend: Backend, extra: &str) -> Option<(TestA
 
 macro_rules! wallet_test {
     ($name:ident, $body:expr) => {
+        wallet_test!($name, "", $body);
+    };
+    ($name:ident, $extra:expr, $body:expr) => {
         mod $name {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory() {
-                if let Some((app, a)) = spawn_wallet(Backend::Memory, "").await {
+                if let Some((app, a)) = spawn_wallet(Backend::Memory, $extra).await {
                     ($body)(app, a).await;
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
-                if let Some((app, a)) = spawn_wallet(Backend::Redis, "").await {
+                if let Some((app, a)) = spawn_wallet(Backend::Redis, $extra).await {
                     ($body)(app, a).await;
                 }
             }
@@ -226,7 +229,12 @@ async fn fetch_request(app: &TestApp, a: &Access, link: &str) -> Value {
 /// signed here by the holder's key at `iat`.
 fn present(case: &str, asked: &Value, nonce: Option<&str>, iat: i64) -> String {
     let f = fixtures();
-    let full = f["cases"][case].as_str().unwrap();
+    bind(f["cases"][case].as_str().unwrap(), asked, nonce, iat)
+}
+
+/// The issued SD-JWT VC `full` (its own Key Binding JWT, if any, left
+/// out) presented as [`present`] says.
+fn bind(full: &str, asked: &Value, nonce: Option<&str>, iat: i64) -> String {
     let (without_kb, _) = full.rsplit_once('~').unwrap();
     let presented = format!("{without_kb}~");
     let sd_hash = B64URL.encode(Sha256::digest(presented.as_bytes()));
@@ -235,15 +243,24 @@ fn present(case: &str, asked: &Value, nonce: Option<&str>, iat: i64) -> String {
         "iat": iat, "aud": asked["client_id"],
         "nonce": nonce.map_or(asked["nonce"].clone(), Value::from), "sd_hash": sd_hash,
     });
+    let holder = signing_key(&fixtures()["holder"]["d"]);
+    format!("{presented}{}", signed_jws(&header, &claims, &holder))
+}
+
+/// A P-256 key from its JWK `d`.
+fn signing_key(d: &Value) -> p256::ecdsa::SigningKey {
+    p256::ecdsa::SigningKey::from_slice(&b64(d.as_str().unwrap())).unwrap()
+}
+
+/// A compact JWS of `header` and `claims`, ES256 by `key`.
+fn signed_jws(header: &Value, claims: &Value, key: &p256::ecdsa::SigningKey) -> String {
     let input = format!(
         "{}.{}",
         B64URL.encode(header.to_string()),
         B64URL.encode(claims.to_string())
     );
-    let holder =
-        p256::ecdsa::SigningKey::from_slice(&b64(f["holder"]["d"].as_str().unwrap())).unwrap();
-    let sig: p256::ecdsa::Signature = holder.sign(input.as_bytes());
-    format!("{presented}{input}.{}", B64URL.encode(sig.to_bytes()))
+    let sig: p256::ecdsa::Signature = key.sign(input.as_bytes());
+    format!("{input}.{}", B64URL.encode(sig.to_bytes()))
 }
 
 /// RFC 7518's Concat KDF with SHA-256, one round, no apu/apv.
@@ -745,19 +762,29 @@ wallet_test!(
 /// No claim value (expected or disclosed) in any event or log line.
 async fn no_claim_value_in_events_or_logs(backend: Backend) {
     let (capture, _guard) = crate::logs::Capture::at_info();
-    let Some((mut app, a)) = spawn_wallet(backend, "").await else {
+    let Some((mut app, a)) = spawn_wallet(backend, MDL).await else {
         return;
     };
     let now = app.now().unix_seconds();
     let id = interaction(&app, "cust-logs").await;
-    let (_, link) = start(&app, &id, json!({"family_name": "Babbage"})).await;
+    let (_, link) = start_for(&app, &id, "pid", json!({"family_name": "Babbage"})).await;
     let asked = fetch_request(&app, &a, &link).await;
     respond(
         &app,
         &answer_for(&asked, &present("es256", &asked, None, now)),
     )
     .await;
-    let (_, link) = start(&app, &id, ada()).await;
+    // An mdoc's disclosed values, failed and verified.
+    let (_, link) = start_for(&app, &id, "mdl", json!({"family_name": "Babbage"})).await;
+    let asked = fetch_request(&app, &a, &link).await;
+    let mdoc = present_mdoc("no_status", &asked, Via::Redirect(None), |_| {});
+    respond(&app, &answer_with(&asked, "mdl", &mdoc, true)).await;
+    let other = interaction(&app, "cust-logs-mdl").await;
+    let (_, link) = start_for(&app, &other, "mdl", ada_mdl()).await;
+    let asked = fetch_request(&app, &a, &link).await;
+    let mdoc = present_mdoc("no_status", &asked, Via::Redirect(None), |_| {});
+    respond(&app, &answer_with(&asked, "mdl", &mdoc, true)).await;
+    let (_, link) = start_for(&app, &id, "pid", ada()).await;
     let asked = fetch_request(&app, &a, &link).await;
     respond(
         &app,
@@ -772,7 +799,10 @@ async fn no_claim_value_in_events_or_logs(backend: Backend) {
                 serde_json::to_string(&*e).unwrap(),
             ));
         }
-        if events.iter().any(|(k, _)| k == "interaction.authenticated") {
+        let authenticated = events
+            .iter()
+            .filter(|(k, _)| k == "interaction.authenticated");
+        if authenticated.count() >= 2 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -782,7 +812,7 @@ async fn no_claim_value_in_events_or_logs(backend: Backend) {
     assert!(kinds.contains(&"interaction.authenticated"), "{kinds:?}");
     let events: Vec<String> = events.into_iter().map(|(_, e)| e).collect();
     let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    for value in ["Lovelace", "Babbage", "1815-12-10"] {
+    for value in ["Lovelace", "Babbage", "1815-12-10", "2026-01-15", "D-1815"] {
         assert!(!logged.contains(value), "{value} logged");
         for e in &events {
             assert!(!e.contains(value), "{value} in an event: {e}");
@@ -860,3 +890,520 @@ mod the_x509_san_dns_prefix_names_the_gateway_s_host {
         super::the_x509_san_dns_prefix_names_the_gateway_s_host(Backend::Redis).await
     }
 }
+
+// mdoc credentials and Token Status Lists (docs/wallet.md#mdoc,
+// docs/wallet.md#status-lists).
+
+/// A `[wallet]` credential `mdl`, before acme's `pid`.
+const MDL: &str = "[[wallet.credentials]]\nid = \"mdl\"\nformat = \"mso_mdoc\"\n\
+    doctype = \"org.iso.18013.5.1.mDL\"\nnamespace = \"org.iso.18013.5.1\"\n\
+    claims = [\"family_name\", \"given_name\", \"birth_date\", \"age_over_18\"]\n";
+
+/// Starts a wallet challenge for `credential` and `expected`: (challenge
+/// id, link path).
+async fn start_for(app: &TestApp, id: &str, credential: &str, expected: Value) -> (String, String) {
+    let body = json!({"method": "wallet", "credential": credential, "match": expected});
+    let res = ask(app, id, body).await;
+    assert_eq!(res.status(), 201);
+    let cid = res.json::<Value>().await.unwrap()["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let link = app.chat_messages().await.iter().rev().find_map(|m| {
+        let text = m["text"]
+            .as_str()
+            .filter(|_| m["purpose"] == "wallet_link")?;
+        let url = text.split_whitespace().find(|w| w.contains("/w/"))?;
+        url.strip_prefix("http://gateway.test").map(str::to_string)
+    });
+    (cid, link.expect("the wallet link"))
+}
+
+/// Ada's mdl, as the bank knows her.
+fn ada_mdl() -> Value {
+    json!({"family_name": "Lovelace", "birth_date": "1815-12-10", "age_over_18": "true"})
+}
+
+fn cbor(v: &ciborium::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).unwrap();
+    out
+}
+
+fn cbor_text(s: &str) -> ciborium::Value {
+    ciborium::Value::Text(s.to_string())
+}
+
+/// The member `key` of a CBOR map.
+fn cbor_member<'v>(v: &'v mut ciborium::Value, key: &str) -> &'v mut ciborium::Value {
+    let ciborium::Value::Map(m) = v else {
+        panic!("not a map")
+    };
+    &mut m
+        .iter_mut()
+        .find(|(k, _)| k.as_text() == Some(key))
+        .unwrap()
+        .1
+}
+
+/// How the wallet's answer reaches the gateway, and so the handover its
+/// device signs (OpenID4VP 1.0, Appendix B.2), computed here from the
+/// request as the wallet sees it.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    /// `direct_post.jwt` to `/w/response`, for a nonce (the request's
+    /// unless given).
+    Redirect(Option<&'a str>),
+    /// The Digital Credentials API, through the page.
+    DcApi,
+}
+
+/// The RFC 7638 thumbprint of the request's encryption key, computed here.
+fn thumbprint(asked: &Value) -> Vec<u8> {
+    let jwk = &asked["client_metadata"]["jwks"]["keys"][0];
+    let canonical = format!(
+        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+        jwk["x"].as_str().unwrap(),
+        jwk["y"].as_str().unwrap()
+    );
+    Sha256::digest(canonical.as_bytes()).to_vec()
+}
+
+/// The SessionTranscript of `asked` reached `via`.
+fn session_transcript(asked: &Value, via: Via<'_>) -> ciborium::Value {
+    use ciborium::Value as C;
+    let s = |k: &str| cbor_text(asked[k].as_str().unwrap());
+    let print = C::Bytes(thumbprint(asked));
+    let (name, info) = match via {
+        Via::Redirect(nonce) => (
+            "OpenID4VPHandover",
+            vec![
+                s("client_id"),
+                nonce.map_or_else(|| s("nonce"), cbor_text),
+                print,
+                s("response_uri"),
+            ],
+        ),
+        Via::DcApi => (
+            "OpenID4VPDCAPIHandover",
+            vec![cbor_text("http://gateway.test"), s("nonce"), print],
+        ),
+    };
+    let hash = Sha256::digest(cbor(&C::Array(info))).to_vec();
+    C::Array(vec![
+        C::Null,
+        C::Null,
+        C::Array(vec![cbor_text(name), C::Bytes(hash)]),
+    ])
+}
+
+/// The fixtures' mdoc `case` presented to `asked` reached `via`: its
+/// issuer-signed part as issued (after `tamper`), its `deviceSignature`
+/// made again here by the device key (ES256, COSE_Sign1 with a detached
+/// payload) over this request's DeviceAuthentication.
+fn present_mdoc(
+    case: &str,
+    asked: &Value,
+    via: Via<'_>,
+    tamper: impl FnOnce(&mut ciborium::Value),
+) -> String {
+    use ciborium::Value as C;
+    let f = fixtures();
+    let bytes = b64(f["mdoc"]["cases"][case].as_str().unwrap());
+    let mut response: C = ciborium::from_reader(bytes.as_slice()).unwrap();
+    let documents = cbor_member(&mut response, "documents");
+    let C::Array(documents) = documents else {
+        panic!("documents")
+    };
+    let document = &mut documents[0];
+    tamper(cbor_member(document, "issuerSigned"));
+    let doctype = cbor_member(document, "docType").clone();
+    let device_signed = cbor_member(document, "deviceSigned");
+    let namespaces = cbor_member(device_signed, "nameSpaces").clone();
+    let authentication = C::Array(vec![
+        cbor_text("DeviceAuthentication"),
+        session_transcript(asked, via),
+        doctype,
+        namespaces,
+    ]);
+    let payload = cbor(&C::Tag(24, Box::new(C::Bytes(cbor(&authentication)))));
+    let protected = cbor(&C::Map(vec![(
+        C::Integer(1.into()),
+        C::Integer((-7).into()),
+    )]));
+    let to_sign = C::Array(vec![
+        cbor_text("Signature1"),
+        C::Bytes(protected.clone()),
+        C::Bytes(Vec::new()),
+        C::Bytes(payload),
+    ]);
+    let device = signing_key(&f["mdoc"]["device"]["d"]);
+    let sig: p256::ecdsa::Signature = device.sign(&cbor(&to_sign));
+    let signature = C::Array(vec![
+        C::Bytes(protected),
+        C::Map(Vec::new()),
+        C::Null,
+        C::Bytes(sig.to_bytes().to_vec()),
+    ]);
+    *cbor_member(device_signed, "deviceAuth") =
+        C::Map(vec![(cbor_text("deviceSignature"), signature)]);
+    B64URL.encode(cbor(&response))
+}
+
+/// An issuer-signed item's `family_name` changed after issuance: its
+/// digest is no longer the MSO's.
+fn renamed(issuer_signed: &mut ciborium::Value) {
+    use ciborium::Value as C;
+    let C::Map(namespaces) = cbor_member(issuer_signed, "nameSpaces") else {
+        panic!("nameSpaces")
+    };
+    let C::Array(items) = &mut namespaces[0].1 else {
+        panic!("items")
+    };
+    for item in items {
+        let C::Tag(24, inner) = item else {
+            panic!("an embedded item")
+        };
+        let C::Bytes(raw) = inner.as_mut() else {
+            panic!("bytes")
+        };
+        let mut decoded: C = ciborium::from_reader(raw.as_slice()).unwrap();
+        if cbor_member(&mut decoded, "elementIdentifier").as_text() == Some("family_name") {
+            *cbor_member(&mut decoded, "elementValue") = cbor_text("Babbage");
+            *raw = cbor(&decoded);
+        }
+    }
+}
+
+/// The wallet's encrypted answer for credential `id`, with `state` when
+/// it goes by direct post.
+fn answer_with(asked: &Value, id: &str, presentation: &str, direct: bool) -> String {
+    let mut payload = json!({"vp_token": {id: [presentation]}});
+    if direct {
+        payload["state"] = asked["state"].clone();
+    }
+    encrypt(asked, &payload)
+}
+
+/// `jwe` posted by the page (the Digital Credentials API's result).
+async fn respond_page(app: &TestApp, link: &str, jwe: &str) -> reqwest::Response {
+    let body = json!({"protocol": "openid4vp-v1-signed", "data": {"response": jwe}});
+    app.post_json(&format!("{link}/response"), None, &body)
+        .await
+}
+
+wallet_test!(
+    an_mdoc_authenticates_through_a_wallet_and_through_the_page,
+    MDL,
+    |app: TestApp, a: Access| async move {
+        let id = interaction(&app, "cust-mdl").await;
+        let (cid, link) = start_for(&app, &id, "mdl", ada_mdl()).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        let query = &asked["dcql_query"]["credentials"][0];
+        assert_eq!(query["format"], "mso_mdoc");
+        assert_eq!(query["meta"]["doctype_value"], "org.iso.18013.5.1.mDL");
+        assert_eq!(
+            query["claims"],
+            json!([{"path": ["org.iso.18013.5.1", "age_over_18"]},
+                   {"path": ["org.iso.18013.5.1", "birth_date"]},
+                   {"path": ["org.iso.18013.5.1", "family_name"]}])
+        );
+        assert!(asked["client_metadata"]["vp_formats_supported"]["mso_mdoc"].is_object());
+        let mdoc = present_mdoc("no_status", &asked, Via::Redirect(None), |_| {});
+        let res = respond(&app, &answer_with(&asked, "mdl", &mdoc, true)).await;
+        assert_eq!(res.status(), 200);
+        let v = app.get(&id).await;
+        assert_eq!(v["status"], "authenticated");
+        assert_eq!(v["method"], "wallet");
+        let w = read(&app, &id, &cid, &app.keys.bot).await["wallet"].clone();
+        assert_eq!(w["result"], "verified");
+        assert_eq!(w["format"], "mso_mdoc");
+        assert_eq!(w["issuer"], fixtures()["issuer_subject"]);
+        assert_eq!(
+            w["claims"],
+            json!({"family_name": "Lovelace", "birth_date": "1815-12-10", "age_over_18": true})
+        );
+
+        // The Digital Credentials API: the page posts the browser's answer,
+        // whose device signed the page's origin.
+        let id = interaction(&app, "cust-mdl-dc").await;
+        let (_, link) = start_for(&app, &id, "mdl", ada_mdl()).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        // The redirect's transcript does not do for the page.
+        let wrong = present_mdoc("no_status", &asked, Via::Redirect(None), |_| {});
+        let res = respond_page(&app, &link, &answer_with(&asked, "mdl", &wrong, false)).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.json::<Value>().await.unwrap()["state"], "failed");
+        assert_eq!(failures(&app, "cust-mdl-dc").await, 1);
+        let (_, link) = start_for(&app, &id, "mdl", ada_mdl()).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        let mdoc = present_mdoc("no_status", &asked, Via::DcApi, |_| {});
+        let res = respond_page(&app, &link, &answer_with(&asked, "mdl", &mdoc, false)).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.json::<Value>().await.unwrap()["state"], "done");
+        assert_eq!(app.get(&id).await["method"], "wallet");
+    }
+);
+
+/// A failing mdoc: its fixture case, the expected claims, how it is
+/// answered, what is changed after issuance, the result.
+type MdocCase<'a> = (&'a str, Value, Via<'a>, fn(&mut ciborium::Value), &'a str);
+
+wallet_test!(
+    each_mdoc_failure_fails_the_challenge_and_counts,
+    MDL,
+    |app: TestApp, a: Access| async move {
+        let id = interaction(&app, "cust-mdl-fail").await;
+        let babbage = json!({"family_name": "Babbage"});
+        let cases: [MdocCase<'_>; 4] = [
+            (
+                "no_status",
+                babbage,
+                Via::Redirect(None),
+                |_| {},
+                "claims_mismatch",
+            ),
+            (
+                "untrusted_issuer",
+                ada_mdl(),
+                Via::Redirect(None),
+                |_| {},
+                "untrusted_issuer",
+            ),
+            (
+                "no_status",
+                ada_mdl(),
+                Via::Redirect(None),
+                renamed,
+                "invalid_presentation",
+            ),
+            (
+                "no_status",
+                ada_mdl(),
+                Via::Redirect(Some("n-another")),
+                |_| {},
+                "invalid_presentation",
+            ),
+        ];
+        for (n, (case, expected, via, tamper, result)) in cases.into_iter().enumerate() {
+            let (cid, link) = start_for(&app, &id, "mdl", expected).await;
+            let asked = fetch_request(&app, &a, &link).await;
+            let mdoc = present_mdoc(case, &asked, via, tamper);
+            let res = respond(&app, &answer_with(&asked, "mdl", &mdoc, true)).await;
+            assert_eq!(res.status(), 200, "{case} {result}");
+            let c = read(&app, &id, &cid, &app.keys.bot).await;
+            assert_eq!(c["state"], "failed", "{case} {result}");
+            assert_eq!(c["wallet"]["result"], result, "{case}");
+            assert!(c["wallet"]["claims"]
+                .as_object()
+                .is_none_or(|o| o.is_empty() || result == "claims_mismatch"));
+            assert_eq!(failures(&app, "cust-mdl-fail").await, n as u64 + 1);
+        }
+        assert_ne!(app.get(&id).await["status"], "authenticated");
+    }
+);
+
+/// The fixtures' ES256 issuer's key, which signs their credentials and
+/// status lists.
+fn issuer_key() -> p256::ecdsa::SigningKey {
+    signing_key(&fixtures()["issuer_key"]["d"])
+}
+
+/// The header and claims of a compact JWS, unchecked.
+fn jws_parts(jws: &str) -> (Value, Value) {
+    let mut parts = jws.split('.');
+    let mut json = || serde_json::from_slice::<Value>(&b64(parts.next().unwrap())).unwrap();
+    (json(), json())
+}
+
+/// The fixtures' SD-JWT VC issued again by their issuer, naming entry
+/// `idx` of the list at `uri`.
+fn issued_with_status(idx: u64, uri: &str) -> String {
+    let full = fixtures()["cases"]["with_status"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (jwt, rest) = full.split_once('~').unwrap();
+    let (header, mut claims) = jws_parts(jwt);
+    claims["status"] = json!({"status_list": {"idx": idx, "uri": uri}});
+    format!("{}~{rest}", signed_jws(&header, &claims, &issuer_key()))
+}
+
+/// The fixtures' packed status list (2 bits: 0 valid, 1 invalid, 2
+/// suspended, 3 other) signed again by their issuer for `uri`.
+fn status_list(uri: &str) -> String {
+    let good = fixtures()["status"]["lists"]["good"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (header, mut claims) = jws_parts(&good);
+    claims["sub"] = json!(uri);
+    signed_jws(&header, &claims, &issuer_key())
+}
+
+fn served_list(uri: &str) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(200)
+        .set_body_raw(status_list(uri).into_bytes(), "application/statuslist+jwt")
+}
+
+wallet_test!(
+    a_revoked_or_suspended_credential_fails_with_revoked_and_counts,
+    |app: TestApp, a: Access| async move {
+        use wiremock::matchers::{method, path};
+        let server = wiremock::MockServer::start().await;
+        let uri = format!("{}/statuslists/1", server.uri());
+        // Fetched once: kept for its ttl across the three presentations.
+        wiremock::Mock::given(method("GET"))
+            .and(path("/statuslists/1"))
+            .respond_with(served_list(&uri))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let now = app.now().unix_seconds();
+        let id = interaction(&app, "cust-revoked").await;
+        for (n, idx) in [1u64, 2].into_iter().enumerate() {
+            let (cid, link) = start(&app, &id, ada()).await;
+            let asked = fetch_request(&app, &a, &link).await;
+            let presented = bind(&issued_with_status(idx, &uri), &asked, None, now);
+            let res = respond(&app, &answer_for(&asked, &presented)).await;
+            assert_eq!(res.status(), 200, "entry {idx}");
+            let c = read(&app, &id, &cid, &app.keys.bot).await;
+            assert_eq!(c["state"], "failed");
+            assert_eq!(c["wallet"]["result"], "revoked", "entry {idx}");
+            assert_eq!(failures(&app, "cust-revoked").await, n as u64 + 1);
+        }
+        let (_, link) = start(&app, &id, ada()).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        let presented = bind(&issued_with_status(0, &uri), &asked, None, now);
+        assert_eq!(
+            respond(&app, &answer_for(&asked, &presented))
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(app.get(&id).await["method"], "wallet");
+        server.verify().await;
+    }
+);
+
+wallet_test!(
+    a_status_list_that_fails_or_hangs_is_502_and_the_challenge_stays_open,
+    |app: TestApp, a: Access| async move {
+        use wiremock::matchers::path;
+        let server = wiremock::MockServer::start().await;
+        let uri = format!("{}/statuslists/1", server.uri());
+        let now = app.now().unix_seconds();
+        let id = interaction(&app, "cust-502").await;
+        let (cid, link) = start(&app, &id, ada()).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        let jwe = answer_for(
+            &asked,
+            &bind(&issued_with_status(0, &uri), &asked, None, now),
+        );
+        let failing = [
+            wiremock::ResponseTemplate::new(500),
+            // Past the 5 s budget.
+            served_list(&uri).set_delay(std::time::Duration::from_secs(30)),
+            wiremock::ResponseTemplate::new(200).set_body_raw("x", "text/plain"),
+        ];
+        for (n, template) in failing.into_iter().enumerate() {
+            server.reset().await;
+            wiremock::Mock::given(path("/statuslists/1"))
+                .respond_with(template)
+                .expect(1)
+                .mount(&server)
+                .await;
+            let res = respond(&app, &jwe).await;
+            assert_problem(res, 502, "channel_error").await;
+            assert_eq!(
+                read(&app, &id, &cid, &app.keys.bot).await["state"],
+                "open",
+                "{n}"
+            );
+            assert_eq!(failures(&app, "cust-502").await, 0);
+            server.verify().await;
+        }
+        // The list back: the same answer now succeeds.
+        server.reset().await;
+        wiremock::Mock::given(path("/statuslists/1"))
+            .respond_with(served_list(&uri))
+            .mount(&server)
+            .await;
+        assert_eq!(respond(&app, &jwe).await.status(), 200);
+        assert_eq!(app.get(&id).await["method"], "wallet");
+    }
+);
+
+/// The MSO of `issuer_signed` made to name entry `idx` of the list at
+/// `uri`, and signed again by the fixtures' issuer (ES256).
+fn mso_naming(issuer_signed: &mut ciborium::Value, idx: u64, uri: &str) {
+    use ciborium::Value as C;
+    let C::Array(auth) = cbor_member(issuer_signed, "issuerAuth") else {
+        panic!("issuerAuth")
+    };
+    let C::Bytes(payload) = &auth[2] else {
+        panic!("payload")
+    };
+    let C::Tag(24, inner) = ciborium::from_reader::<C, _>(payload.as_slice()).unwrap() else {
+        panic!("an embedded MSO")
+    };
+    let C::Bytes(mso) = *inner else {
+        panic!("bytes")
+    };
+    let mut mso: C = ciborium::from_reader(mso.as_slice()).unwrap();
+    let C::Map(entries) = &mut mso else {
+        panic!("the MSO")
+    };
+    entries.retain(|(k, _)| k.as_text() != Some("status"));
+    let list = C::Map(vec![
+        (cbor_text("idx"), C::Integer(idx.into())),
+        (cbor_text("uri"), cbor_text(uri)),
+    ]);
+    entries.push((
+        cbor_text("status"),
+        C::Map(vec![(cbor_text("status_list"), list)]),
+    ));
+    let payload = cbor(&C::Tag(24, Box::new(C::Bytes(cbor(&mso)))));
+    let to_sign = C::Array(vec![
+        cbor_text("Signature1"),
+        auth[0].clone(),
+        C::Bytes(Vec::new()),
+        C::Bytes(payload.clone()),
+    ]);
+    let sig: p256::ecdsa::Signature = issuer_key().sign(&cbor(&to_sign));
+    auth[2] = C::Bytes(payload);
+    auth[3] = C::Bytes(sig.to_bytes().to_vec());
+}
+
+wallet_test!(
+    an_mdoc_revoked_in_the_list_its_mso_names_fails_with_revoked,
+    MDL,
+    |app: TestApp, a: Access| async move {
+        use wiremock::matchers::path;
+        let server = wiremock::MockServer::start().await;
+        let uri = format!("{}/statuslists/1", server.uri());
+        wiremock::Mock::given(path("/statuslists/1"))
+            .respond_with(served_list(&uri))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let id = interaction(&app, "cust-mdl-revoked").await;
+        let (cid, link) = start_for(&app, &id, "mdl", ada_mdl()).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        let at = uri.as_str();
+        let named = |idx| move |s: &mut ciborium::Value| mso_naming(s, idx, at);
+        let mdoc = present_mdoc("no_status", &asked, Via::Redirect(None), named(1));
+        let res = respond(&app, &answer_with(&asked, "mdl", &mdoc, true)).await;
+        assert_eq!(res.status(), 200);
+        let c = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(c["wallet"]["result"], "revoked");
+        assert_eq!(failures(&app, "cust-mdl-revoked").await, 1);
+        let (_, link) = start_for(&app, &id, "mdl", ada_mdl()).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        let mdoc = present_mdoc("no_status", &asked, Via::Redirect(None), named(0));
+        let res = respond(&app, &answer_with(&asked, "mdl", &mdoc, true)).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(app.get(&id).await["method"], "wallet");
+        server.verify().await;
+    }
+);

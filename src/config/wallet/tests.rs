@@ -116,7 +116,7 @@ fn each_bad_key_is_named_and_no_key_value_is_in_the_error() {
 }
 
 #[test]
-fn each_bad_credential_is_named_and_mdoc_is_refused_until_it_is_wired() {
+fn each_bad_credential_is_named_and_an_mdoc_needs_its_doctype_and_namespace() {
     let (key, chain) = access(&["gateway.example"]);
     let url = "https://gateway.example";
     let with = |credentials: &str| {
@@ -138,13 +138,28 @@ fn each_bad_credential_is_named_and_mdoc_is_refused_until_it_is_wired() {
     assert!(e.contains("wallet.credentials[0].vct"), "{e}");
     let e = with("[[credentials]]\nid = \"p\"\nformat = \"dc+sd-jwt\"\nvct = [\"v\"]\nclaims = []");
     assert!(e.contains("wallet.credentials[0].claims"), "{e}");
-    let e = with(
-        "[[credentials]]\nid = \"mdl\"\nformat = \"mso_mdoc\"\ndoctype = \"org.iso.18013.5.1.mDL\"\n\
-         namespace = \"org.iso.18013.5.1\"\nclaims = [\"family_name\"]",
-    );
-    assert!(
-        e.contains("wallet.credentials[0].format") && e.contains("not yet supported"),
-        "{e}"
+    let mdl = "[[credentials]]\nid = \"mdl\"\nformat = \"mso_mdoc\"\ndoctype = \"org.iso.18013.5.1.mDL\"\n";
+    let ns = "namespace = \"org.iso.18013.5.1\"\n";
+    for (credential, named) in [
+        (format!("{mdl}claims = [\"family_name\"]"), "doctype"),
+        (format!("{mdl}{ns}vct = [\"v\"]\nclaims = [\"a\"]"), "vct"),
+    ] {
+        let e = with(&credential);
+        assert!(e.contains(&format!("wallet.credentials[0].{named}")), "{e}");
+    }
+    let mut t = table(&key, &chain, "");
+    let c: toml::Table = toml::from_str(&format!(
+        "{mdl}namespace = \"org.iso.18013.5.1\"\nclaims = [\"family_name\", \"birth_date\"]"
+    ))
+    .unwrap();
+    t.insert("credentials".into(), c["credentials"].clone());
+    let w = load_wallet(t, "acme.toml", url).unwrap();
+    assert_eq!(
+        w.credentials[0].format,
+        CredentialFormat::Mdoc {
+            doctype: "org.iso.18013.5.1.mDL".into(),
+            namespace: "org.iso.18013.5.1".into()
+        }
     );
     let mut t = table(&key, &chain, "");
     t.insert("credentials".into(), toml::Value::Array(Vec::new()));

@@ -23,6 +23,8 @@ use subtle::ConstantTimeEq;
 pub use super::invalid::Invalid;
 use super::issuers::{verify_chain, Chain, Issuer, TrustedIssuers};
 use super::jose::{b64url, to_b64url, JwsAlg, Object};
+use super::outcome::Refused;
+pub use super::outcome::{Outcome, Verified};
 use super::status_list::StatusRef;
 use crate::time::Timestamp;
 
@@ -73,51 +75,10 @@ pub enum Handover<'a> {
     },
 }
 
-/// The outcome of a presentation.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    Verified(Verified),
-    /// The issuer chain reaches no trusted issuer, or is not valid now.
-    UntrustedIssuer,
-    /// Anything else fails; the reason is for logs and holds no value.
-    InvalidPresentation(Invalid),
-}
-
-/// A verified mdoc.
-#[derive(Debug, Clone)]
-pub struct Verified {
-    /// The disclosed items of the expected namespace: element identifier
-    /// → value as JSON; a `full-date` (tag 1004) or a `tdate` (tag 0) is
-    /// its date, `YYYY-MM-DD`.
-    pub claims: Object,
-    /// The issuer certificate's subject, RFC 4514.
-    pub issuer: String,
-    pub doctype: String,
-    /// Where the credential's status is kept (the MSO's
-    /// `status.status_list`), if it names a Token Status List.
-    pub status: Option<StatusRef>,
-}
-
-/// Why a presentation did not verify.
-enum Refused {
-    Untrusted,
-    Invalid(Invalid),
-}
-
-impl From<Invalid> for Refused {
-    fn from(i: Invalid) -> Self {
-        Refused::Invalid(i)
-    }
-}
-
 /// The outcome of `device_response` (base64url, as the `vp_token`
 /// carries it) against `expected`.
 pub fn verify(device_response: &str, expected: &Expected<'_>) -> Outcome {
-    match verified(device_response, expected) {
-        Ok(v) => Outcome::Verified(v),
-        Err(Refused::Untrusted) => Outcome::UntrustedIssuer,
-        Err(Refused::Invalid(i)) => Outcome::InvalidPresentation(i),
-    }
+    verified(device_response, expected).into()
 }
 
 fn verified(device_response: &str, expected: &Expected<'_>) -> Result<Verified, Refused> {
@@ -164,7 +125,7 @@ fn verified(device_response: &str, expected: &Expected<'_>) -> Result<Verified, 
     Ok(Verified {
         claims,
         issuer: issuer.subject,
-        doctype: doctype.to_string(),
+        credential_type: doctype.to_string(),
         status: mso.status,
     })
 }

@@ -145,9 +145,10 @@ fn formats(credential: Credential<'_>) -> Value {
         Credential::SdJwt { .. } => json!({
             "dc+sd-jwt": {"sd-jwt_alg_values": JWS_ALGS, "kb-jwt_alg_values": JWS_ALGS},
         }),
-        // COSE's ES256 (-7).
+        // COSE's ES256 (-7), ES384 (-35) and EdDSA (-8) for the issuer, as
+        // `mdoc::verify` accepts them; ES256 only for the device.
         Credential::Mdoc { .. } => json!({
-            "mso_mdoc": {"issuerauth_alg_values": [-7], "deviceauth_alg_values": [-7]},
+            "mso_mdoc": {"issuerauth_alg_values": [-7, -35, -8], "deviceauth_alg_values": [-7]},
         }),
     }
 }

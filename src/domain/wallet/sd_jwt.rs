@@ -12,6 +12,8 @@ use super::disclosures::{disclose, HashAlg};
 pub use super::invalid::Invalid;
 use super::issuers::{verify_chain, Chain, TrustedIssuers};
 use super::jose::{b64, Jws, Object, PublicKey};
+use super::outcome::Refused;
+pub use super::outcome::{Outcome, Verified};
 use super::status_list::StatusRef;
 use crate::domain::numeric_date::NumericDate;
 use crate::time::Timestamp;
@@ -36,49 +38,9 @@ pub struct Expected<'a> {
     pub now: Timestamp,
 }
 
-/// The outcome of a presentation.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    Verified(Verified),
-    /// The issuer chain reaches no trusted issuer, or is not valid now.
-    UntrustedIssuer,
-    /// Anything else fails; the reason is for logs and holds no value.
-    InvalidPresentation(Invalid),
-}
-
-/// A verified presentation.
-#[derive(Debug, Clone)]
-pub struct Verified {
-    /// The credential's claims, the disclosed ones put back, without
-    /// `_sd`, `_sd_alg`.
-    pub claims: Object,
-    /// The issuer certificate's subject, RFC 4514.
-    pub issuer: String,
-    pub vct: String,
-    /// Where the credential's status is kept (its issuer JWT's
-    /// `status.status_list`), if it names a Token Status List.
-    pub status: Option<StatusRef>,
-}
-
-/// Why a presentation did not verify.
-enum Refused {
-    Untrusted,
-    Invalid(Invalid),
-}
-
-impl From<Invalid> for Refused {
-    fn from(i: Invalid) -> Self {
-        Refused::Invalid(i)
-    }
-}
-
 /// The outcome of `presentation` against `expected`.
 pub fn verify(presentation: &str, expected: &Expected<'_>) -> Outcome {
-    match verified(presentation, expected) {
-        Ok(v) => Outcome::Verified(v),
-        Err(Refused::Untrusted) => Outcome::UntrustedIssuer,
-        Err(Refused::Invalid(i)) => Outcome::InvalidPresentation(i),
-    }
+    verified(presentation, expected).into()
 }
 
 fn verified(presentation: &str, expected: &Expected<'_>) -> Result<Verified, Refused> {
@@ -113,7 +75,7 @@ fn verified(presentation: &str, expected: &Expected<'_>) -> Result<Verified, Ref
     Ok(Verified {
         claims,
         issuer: issuer.subject,
-        vct,
+        credential_type: vct,
         status,
     })
 }

@@ -7,7 +7,7 @@
 //! (valid), 1 (invalid), 2 (suspended) or another value; only 0 keeps the
 //! credential. A list that cannot be read or is not trusted is a failing
 //! list, never a valid credential. Plain functions over `now`: the gateway
-//! fetches the list (`src/gateway/wallet_status.rs`).
+//! fetches the list (`src/wallet_status.rs`).
 use serde_json::Value;
 
 use super::invalid::Invalid;

@@ -112,7 +112,7 @@ fn an_es256_presentation_through_an_intermediate_is_verified_with_its_disclosed_
     }
     assert_eq!(Value::Object(claims), fixtures()["expected_claims"]);
     assert_eq!(v.issuer, text("/issuer_subject"));
-    assert_eq!(v.vct, text("/vct"));
+    assert_eq!(v.credential_type, text("/vct"));
 }
 
 #[test]
@@ -583,10 +583,9 @@ mod request_object {
                 "claims": [{"path": ["org.iso.18013.5.1", "family_name"]}],
             })
         );
-        assert_eq!(
-            c["client_metadata"]["vp_formats_supported"]["mso_mdoc"]["deviceauth_alg_values"],
-            json!([-7])
-        );
+        let mdoc = &c["client_metadata"]["vp_formats_supported"]["mso_mdoc"];
+        assert_eq!(mdoc["deviceauth_alg_values"], json!([-7]));
+        assert_eq!(mdoc["issuerauth_alg_values"], json!([-7, -35, -8]));
     }
 }
 

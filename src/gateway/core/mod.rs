@@ -55,6 +55,10 @@ pub struct Core {
     /// The teams' number checks: their HTTP clients, tokens and answers,
     /// kept while a team's `[number_checks]` stays as it was.
     number_checks: Arc<crate::number_checks::Askers>,
+    /// The Token Status Lists the wallet method fetched, each kept for its
+    /// `ttl` and verified again at each use against the asking team's
+    /// issuers (docs/wallet.md#status-lists).
+    status_lists: Arc<crate::wallet_status::StatusLists>,
     /// Set on SIGTERM: `/readyz` answers 503 while requests are still served.
     draining: Arc<std::sync::atomic::AtomicBool>,
     /// Queues the units of work of one interaction, each handing the
@@ -132,6 +136,7 @@ impl Core {
             outbox: Arc::new(Outbox::new()),
             oidc: Arc::default(),
             number_checks: Arc::default(),
+            status_lists: Arc::default(),
             draining: Arc::default(),
             record_locks: Arc::default(),
             audit_heads: Arc::default(),
@@ -166,6 +171,7 @@ impl Core {
             outbox: Arc::clone(&self.outbox),
             oidc: Arc::clone(&self.oidc),
             number_checks: Arc::clone(&self.number_checks),
+            status_lists: Arc::clone(&self.status_lists),
             draining: Arc::clone(&self.draining),
             record_locks: Arc::clone(&self.record_locks),
             audit_heads: Arc::clone(&self.audit_heads),
@@ -217,6 +223,11 @@ impl Core {
     /// The teams' number checks, with what they keep between requests.
     pub(in crate::gateway) fn number_checks(&self) -> &crate::number_checks::Askers {
         &self.number_checks
+    }
+
+    /// The Token Status Lists fetched for the wallet method, kept.
+    pub(in crate::gateway) fn status_lists(&self) -> &crate::wallet_status::StatusLists {
+        &self.status_lists
     }
 
     /// What this process saw of each team's store marker.

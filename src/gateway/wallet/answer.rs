@@ -1,6 +1,7 @@
 //! A wallet's answer taken (docs/wallet.md#the-response): the compact JWE
 //! finds its request by its key's id, is opened with that request's key,
-//! and its presentation is verified (`domain::wallet::sd_jwt`), its
+//! and its presentation is verified (`domain::wallet::sd_jwt` or
+//! `domain::wallet::mdoc`, for the mode it came by), its
 //! status checked ([`super::status_list`]) and its claims compared
 //! (`domain::wallet::matching`); the result is applied to the challenge in
 //! one commit (`domain::wallet::challenge::conclude`) with what it
@@ -13,16 +14,18 @@ use std::time::Duration;
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
-use super::link::{credential_of, LinkState};
+use super::link::{credential_of, page_origin, response_uri, LinkState};
 use super::status_list::credential_status;
-use crate::config::{CredentialFormat, Team, WalletConfig};
+use crate::config::{CredentialFormat, Team, WalletConfig, WalletCredential};
 use crate::domain::wallet::challenge::{
     self, Ending, Presented, Refused, WalletAnswer, WalletChallenge, WalletRequest, WalletResult,
 };
 use crate::domain::wallet::jose::{b64url, object, Object};
+use crate::domain::wallet::mdoc::{self, Handover};
+use crate::domain::wallet::outcome::Outcome;
 use crate::domain::wallet::request::LIFETIME;
 use crate::domain::wallet::request_key::RequestKey;
-use crate::domain::wallet::sd_jwt::{self, Expected, Outcome};
+use crate::domain::wallet::sd_jwt;
 use crate::domain::wallet::{matching, response};
 use crate::error::Error;
 use crate::events::types::{ChallengeFailed, FailedChallenge};
@@ -103,7 +106,7 @@ pub async fn take_answer(core: &Core, post: WalletPost<'_>, now: Timestamp) -> T
     let found = find(core, jwe, code, now).await?;
     let opened = open(jwe, &found.request)?;
     let direct = code.is_none();
-    let answer = presentation(&found, &opened, direct, now).await?;
+    let answer = presentation(core, &found, &opened, direct, now).await?;
     let result = answer.result;
     let format = found.asked.format.as_str();
     let (id, cid) = (found.index.i, found.index.c);
@@ -212,6 +215,7 @@ fn open(jwe: &str, request: &WalletRequest) -> Taken<Object> {
 /// its claims against what the challenge expects. `direct`: it came by
 /// `direct_post.jwt`, whose payload names the request's `state`.
 async fn presentation(
+    core: &Core,
     found: &Found<'_>,
     opened: &Object,
     direct: bool,
@@ -239,23 +243,15 @@ async fn presentation(
     let [presented] = list[..] else {
         return Ok(invalid("more than one presentation"));
     };
-    let CredentialFormat::SdJwt { vct } = &credential.format else {
-        return Ok(invalid("mso_mdoc is not verified by this version"));
-    };
-    let expected = Expected {
-        trusted: &found.wallet.trusted,
-        vct,
-        client_id: &found.wallet.client_id,
-        nonce: &found.request.nonce,
-        now,
-    };
-    let verified = match sd_jwt::verify(presented, &expected) {
+    let public_url = &core.config().server.public_url;
+    let verified = match verify(found, credential, public_url, (presented, direct), now) {
         Outcome::Verified(v) => v,
         Outcome::UntrustedIssuer => return Ok(refused(WalletResult::UntrustedIssuer, None, now)),
         Outcome::InvalidPresentation(why) => return Ok(invalid(why.as_str())),
     };
     let issuer = Some(verified.issuer.clone());
-    match credential_status(found.wallet, &verified.claims).await {
+    let status = verified.status.as_ref();
+    match credential_status(core, found.wallet, status, now).await {
         Ok(None) => {}
         Ok(Some(result)) => return Ok(refused(result, issuer, now)),
         Err(why) => {
@@ -264,6 +260,62 @@ async fn presentation(
         }
     }
     Ok(compared(&found.asked.asked, &verified.claims, issuer, now))
+}
+
+/// `presented` verified as its credential's format asks: an SD-JWT VC
+/// bound to the `client_id` and `nonce`; an mdoc whose device signed the
+/// SessionTranscript of the mode it came by (OpenID4VP 1.0, Appendix B.2:
+/// `OpenID4VPHandover` with the `client_id`, `nonce`, the request key's
+/// thumbprint and the `response_uri` for `direct_post.jwt`;
+/// `OpenID4VPDCAPIHandover` with the page's origin, `nonce` and thumbprint
+/// for `dc_api.jwt`; docs/decisions/0483-an-mdocs-session-transcript-for-each-mode.md).
+fn verify(
+    found: &Found<'_>,
+    credential: &WalletCredential,
+    public_url: &str,
+    (presented, direct): (&str, bool),
+    now: Timestamp,
+) -> Outcome {
+    let (wallet, request) = (found.wallet, &found.request);
+    match &credential.format {
+        CredentialFormat::SdJwt { vct } => sd_jwt::verify(
+            presented,
+            &sd_jwt::Expected {
+                trusted: &wallet.trusted,
+                vct,
+                client_id: &wallet.client_id,
+                nonce: &request.nonce,
+                now,
+            },
+        ),
+        CredentialFormat::Mdoc { doctype, namespace } => {
+            let jwk_thumbprint = Some(request.kid.as_str());
+            let (origin, response_uri) = (page_origin(public_url), response_uri(public_url));
+            let handover = match direct {
+                true => Handover::Redirect {
+                    client_id: &wallet.client_id,
+                    nonce: &request.nonce,
+                    jwk_thumbprint,
+                    response_uri: &response_uri,
+                },
+                false => Handover::DcApi {
+                    origin: &origin,
+                    nonce: &request.nonce,
+                    jwk_thumbprint,
+                },
+            };
+            mdoc::verify(
+                presented,
+                &mdoc::Expected {
+                    trusted: &wallet.trusted,
+                    doctype,
+                    namespace,
+                    handover,
+                    now,
+                },
+            )
+        }
+    }
 }
 
 /// A presentation that went no further than `result`.

@@ -227,10 +227,7 @@ fn page_of(
     now: Timestamp,
 ) -> Result<WalletPage> {
     let public_url = &core.config().server.public_url;
-    let origin = url::Url::parse(public_url)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
-    let origins = [origin];
+    let origins = [page_origin(public_url)];
     let credential = credential_of(o.wallet, wallet)?;
     let claims: Vec<String> = wallet.asked.keys().cloned().collect();
     let asked = Request {
@@ -264,6 +261,19 @@ fn page_of(
         wallet_link,
         left: until.since(now),
     })
+}
+
+/// The page's origin: the Digital Credentials API's `expected_origins`,
+/// and what its SessionTranscript names.
+pub(super) fn page_origin(public_url: &str) -> String {
+    url::Url::parse(public_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
+}
+
+/// Where a wallet posts its answer (`direct_post.jwt`'s `response_uri`).
+pub(super) fn response_uri(public_url: &str) -> String {
+    format!("{public_url}/w/response")
 }
 
 /// The team's credential a challenge asks for.
@@ -323,7 +333,7 @@ pub async fn request_object(
         .ok_or_else(|| Error::internal("a wallet request's key cannot be read"))?;
     let credential = credential_of(o.wallet, wallet).map_err(|_| refused())?;
     let claims: Vec<String> = wallet.asked.keys().cloned().collect();
-    let response_uri = format!("{}/w/response", core.config().server.public_url);
+    let response_uri = response_uri(&core.config().server.public_url);
     let asked = Request {
         client_id: &o.wallet.client_id,
         mode: Mode::DirectPost {

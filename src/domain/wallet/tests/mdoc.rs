@@ -115,7 +115,7 @@ fn a_redirect_presentation_is_verified_with_its_items_as_json_and_dates_as_yyyy_
     );
     assert!(!v.claims.contains_key("document_number"));
     assert_eq!(v.issuer, text("/issuer_subject"));
-    assert_eq!(v.doctype, MDL);
+    assert_eq!(v.credential_type, MDL);
     assert_eq!(
         v.status,
         Some(StatusRef {

@@ -9,8 +9,9 @@
 //! never taken as trusted for another. A list that cannot be fetched or
 //! read fails: the credential is not taken as valid.
 //!
-//! Not yet called by a challenge: the wallet method calls
-//! [`StatusLists::status`] with a verified credential's `status`.
+//! One per process, held by the gateway's `Core`: the wallet method asks
+//! [`StatusLists::status`] for a verified credential's `status`
+//! (`gateway::wallet::status_list`).
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
