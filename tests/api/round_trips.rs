@@ -293,6 +293,24 @@ pub(crate) async fn on_counting_store_with(setup: Setup) -> (Arc<Counting>, Test
     (counting, app)
 }
 
+/// A [`Counting`] store over `backend` (Redis under a key prefix of its
+/// own, returned), or `None` when Redis is not there.
+async fn counting_on(backend: Backend) -> Option<(Arc<Counting>, String)> {
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    let inner: SharedStore = match backend {
+        Backend::Memory => Arc::new(MemoryStore::new()),
+        Backend::Redis => {
+            if !crate::redis_support::redis_up().await {
+                return None;
+            }
+            let url = crate::redis_support::redis_url();
+            let store = chatgate::store::redis::RedisStore::connect(&url, &prefix);
+            Arc::new(store.await.expect("valid Redis URL"))
+        }
+    };
+    Some((Arc::new(Counting::over(inner)), prefix))
+}
+
 /// A recognized conversation's record is read with the interaction: the
 /// status read stays one store call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -838,19 +856,9 @@ async fn an_unlock_and_a_reveal_cost_their_audit_round_trips() {
 /// Without the line every reveal read the head at once and all but one
 /// conflicted, round after round.
 async fn a_burst_of_reveals_of_one_team_commits_once_each(backend: Backend) {
-    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
-    let inner: SharedStore = match backend {
-        Backend::Memory => Arc::new(MemoryStore::new()),
-        Backend::Redis => {
-            if !crate::redis_support::redis_up().await {
-                return;
-            }
-            let url = crate::redis_support::redis_url();
-            let store = chatgate::store::redis::RedisStore::connect(&url, &prefix);
-            Arc::new(store.await.expect("valid Redis URL"))
-        }
+    let Some((counting, prefix)) = counting_on(backend).await else {
+        return;
     };
-    let counting = Arc::new(Counting::over(inner));
     let setup = Setup {
         team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
         key_prefix: Some(prefix),
@@ -1041,4 +1049,135 @@ async fn a_dialogflow_turn_loads_its_interaction_only_where_it_must() {
     assert_eq!(n, 2, "a right code: finding it, the verdict's commit");
     let (n, _) = counted(turn("send_link"), "link_sent").await;
     assert_eq!(n, 2, "a sent link: finding it, the issue's commit");
+}
+
+/// The store calls of a wallet challenge (docs/performance.md#a-wallet-challenge),
+/// beside an OTP challenge's (reads, commits): an OTP's start (1, 2) and
+/// its right code (1, 1); a wallet's start (1, 3: an OTP start's two
+/// commits and its link's key), each fetch of its page (3, 2: the link and
+/// the interaction read, then the new request written with the
+/// interaction read again, and its key's index), its request object
+/// (2, 0: the link, the interaction; nothing written) and the answer (3, 1:
+/// the key's index, the interaction, read again by the verdict's commit).
+/// The same on both stores: a change adds or saves a round trip fails it.
+async fn what_a_wallet_challenge_costs_the_store(backend: Backend) {
+    use crate::wallet::{access, ada, answer_for, fixtures, present, respond, wallet_setup};
+    let Some((counting, prefix)) = counting_on(backend).await else {
+        return;
+    };
+    let a = access();
+    let setup = Setup {
+        key_prefix: Some(prefix),
+        store: Some(counting.clone()),
+        ..wallet_setup(&a, "")
+    };
+    let app = spawn_with(backend, setup).await.unwrap();
+    let now = fixtures()["now"].as_i64().unwrap();
+    app.clock
+        .set(chatgate::time::Timestamp::from_unix_seconds(now));
+    let calls = || {
+        (
+            counting.reads.load(Ordering::SeqCst),
+            counting.commits.load(Ordering::SeqCst),
+        )
+    };
+    let mut rows: Vec<(&str, (usize, usize))> = Vec::new();
+    let mut count = |what: &'static str, before: (usize, usize)| {
+        let after = calls();
+        rows.push((what, (after.0 - before.0, after.1 - before.1)));
+    };
+
+    let id = app.new_interaction().await;
+    let before = calls();
+    let (id, cid) = {
+        let res = crate::challenges::start(&app, &id, json!({"method": "otp"})).await;
+        assert_eq!(res.status(), 201);
+        let c: serde_json::Value = res.json().await.unwrap();
+        (id, c["challenge_id"].as_str().unwrap().to_string())
+    };
+    count("otp start", before);
+    let code = app.last_code().await;
+    let before = calls();
+    assert_eq!(app.verify_code(&id, &cid, &code).await.status(), 200);
+    count("otp code check", before);
+
+    let id = app.new_interaction().await;
+    let before = calls();
+    let asked = json!({"method": "wallet", "match": ada()});
+    let res = crate::challenges::start(&app, &id, asked).await;
+    assert_eq!(res.status(), 201);
+    count("wallet start", before);
+    let msgs = app.chat_messages().await;
+    let text = msgs
+        .iter()
+        .rev()
+        .find(|m| m["purpose"] == "wallet_link")
+        .expect("a wallet_link message")["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let link = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://gateway.test"))
+        .unwrap()
+        .to_string();
+    let before = calls();
+    let page = app
+        .request(Method::GET, &link, None)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    count("wallet page (a fresh request)", before);
+    let page = page.text().await.unwrap();
+    let rid = page
+        .split("%2Frequest%2F")
+        .nth(1)
+        .and_then(|r| r.split('&').next())
+        .expect("the request's id");
+    let before = calls();
+    let res = app
+        .request(Method::POST, &format!("{link}/request/{rid}"), None)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("wallet_nonce=wn-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    count("wallet request object", before);
+    let jwt = res.text().await.unwrap();
+    let claims = jwt.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap(),
+    )
+    .unwrap();
+    let jwe = answer_for(&claims, &present("es256", &claims, None, now));
+    let before = calls();
+    assert_eq!(respond(&app, &jwe).await.status(), 200);
+    count("wallet answer", before);
+    assert_eq!(app.get(&id).await["method"], "wallet");
+
+    for (what, (reads, commits)) in &rows {
+        eprintln!("{backend:?} {what}: {reads} reads, {commits} commits");
+    }
+    let expected = [
+        ("otp start", (1, 2)),
+        ("otp code check", (1, 1)),
+        ("wallet start", (1, 3)),
+        ("wallet page (a fresh request)", (3, 2)),
+        ("wallet request object", (2, 0)),
+        ("wallet answer", (3, 1)),
+    ];
+    assert_eq!(rows, expected, "store calls (reads, commits)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_wallet_challenge_costs_the_store_on_memory() {
+    what_a_wallet_challenge_costs_the_store(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_wallet_challenge_costs_the_store_on_redis() {
+    what_a_wallet_challenge_costs_the_store(Backend::Redis).await;
 }

@@ -21,18 +21,18 @@ use sha2::{Digest, Sha256};
 
 use crate::helpers::*;
 
-fn fixtures() -> Value {
+pub(crate) fn fixtures() -> Value {
     serde_json::from_str(include_str!("../fixtures/wallet/fixtures.json")).unwrap()
 }
 
 /// The gateway's access certificate: a P-256 key (PKCS#8 PEM), and a
 /// self-signed certificate naming `gateway.test`, the test's public host.
-struct Access {
-    key_pem: String,
-    chain_pem: String,
+pub(crate) struct Access {
+    pub(crate) key_pem: String,
+    pub(crate) chain_pem: String,
 }
 
-fn access() -> Access {
+pub(crate) fn access() -> Access {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let cert = rcgen::CertificateParams::new(vec!["gateway.test".to_string()])
         .unwrap()
@@ -45,7 +45,7 @@ fn access() -> Access {
 }
 
 /// acme with a `[wallet]` of one SD-JWT VC credential, `pid`.
-fn wallet_setup(a: &Access, extra: &str) -> Setup {
+pub(crate) fn wallet_setup(a: &Access, extra: &str) -> Setup {
     let f = fixtures();
     let trusted = f["trusted"][0].as_str().unwrap();
     Setup {
@@ -61,7 +61,7 @@ fn wallet_setup(a: &Access, extra: &str) -> Setup {
 }
 
 /// A gateway with acme's `[wallet]`, its clock at the fixtures' `now`.
-async fn spawn_wallet(backend: Backend, extra: &str) -> Option<(TestApp, Access)> {
+pub(crate) async fn spawn_wallet(backend: Backend, extra: &str) -> Option<(TestApp, Access)> {
     let a = access();
     let app = spawn_with(backend, wallet_setup(&a, extra)).await?;
     let now = fixtures()["now"].as_i64().unwrap();
@@ -90,11 +90,11 @@ macro_rules! wallet_test {
 }
 
 /// The expected values the bank knows of Ada.
-fn ada() -> Value {
+pub(crate) fn ada() -> Value {
     json!({"family_name": "Lovelace", "birthdate": "1815-12-10"})
 }
 
-async fn interaction(app: &TestApp, customer: &str) -> String {
+pub(crate) async fn interaction(app: &TestApp, customer: &str) -> String {
     let v = app
         .create(
             json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
@@ -110,7 +110,7 @@ async fn ask(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
 }
 
 /// Starts a wallet challenge for `expected`: (challenge id, link path).
-async fn start(app: &TestApp, id: &str, expected: Value) -> (String, String) {
+pub(crate) async fn start(app: &TestApp, id: &str, expected: Value) -> (String, String) {
     let res = ask(app, id, json!({"method": "wallet", "match": expected})).await;
     assert_eq!(res.status(), 201);
     let c: Value = res.json().await.unwrap();
@@ -182,7 +182,7 @@ fn b64(s: &str) -> Vec<u8> {
 }
 
 /// A JWT's header and claims, its ES256 signature checked with `key`.
-fn verified_jwt(jwt: &str, key: &p256::ecdsa::VerifyingKey) -> (Value, Value) {
+pub(crate) fn verified_jwt(jwt: &str, key: &p256::ecdsa::VerifyingKey) -> (Value, Value) {
     let parts: Vec<&str> = jwt.split('.').collect();
     assert_eq!(parts.len(), 3);
     let sig = p256::ecdsa::Signature::from_slice(&b64(parts[2])).unwrap();
@@ -194,7 +194,7 @@ fn verified_jwt(jwt: &str, key: &p256::ecdsa::VerifyingKey) -> (Value, Value) {
 
 /// Fetches the link's page and its request object as a wallet would
 /// (`request_uri_method=post`, with a `wallet_nonce`): the request's claims.
-async fn fetch_request(app: &TestApp, a: &Access, link: &str) -> Value {
+pub(crate) async fn fetch_request(app: &TestApp, a: &Access, link: &str) -> Value {
     let page = open(app, link).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let (client_id, request_path) = wallet_link(&page);
@@ -224,7 +224,7 @@ async fn fetch_request(app: &TestApp, a: &Access, link: &str) -> Value {
 /// The fixture credential `case` presented to `asked` (its `client_id`
 /// and `nonce`, unless `nonce` says otherwise), with a Key Binding JWT
 /// signed here by the holder's key at `iat`.
-fn present(case: &str, asked: &Value, nonce: Option<&str>, iat: i64) -> String {
+pub(crate) fn present(case: &str, asked: &Value, nonce: Option<&str>, iat: i64) -> String {
     let f = fixtures();
     let full = f["cases"][case].as_str().unwrap();
     let (without_kb, _) = full.rsplit_once('~').unwrap();
@@ -261,7 +261,7 @@ fn concat_kdf(z: &[u8], alg: &str, bits: u32) -> Vec<u8> {
 
 /// `payload` encrypted to the request's key: a compact JWE, `ECDH-ES`,
 /// `A128GCM`, `kid` the key's.
-fn encrypt(asked: &Value, payload: &Value) -> String {
+pub(crate) fn encrypt(asked: &Value, payload: &Value) -> String {
     let jwk = &asked["client_metadata"]["jwks"]["keys"][0];
     let x: [u8; 32] = b64(jwk["x"].as_str().unwrap()).try_into().unwrap();
     let y: [u8; 32] = b64(jwk["y"].as_str().unwrap()).try_into().unwrap();
@@ -300,7 +300,7 @@ fn encrypt(asked: &Value, payload: &Value) -> String {
 }
 
 /// The wallet's answer for `presentation` (direct_post: with `state`).
-fn answer_for(asked: &Value, presentation: &str) -> String {
+pub(crate) fn answer_for(asked: &Value, presentation: &str) -> String {
     let payload = json!({"state": asked["state"], "vp_token": {"pid": [presentation]}});
     encrypt(asked, &payload)
 }
@@ -314,7 +314,7 @@ async fn post_form(app: &TestApp, path: &str, form: String) -> reqwest::Response
         .unwrap()
 }
 
-async fn respond(app: &TestApp, jwe: &str) -> reqwest::Response {
+pub(crate) async fn respond(app: &TestApp, jwe: &str) -> reqwest::Response {
     let form = format!(
         "response={}",
         url::form_urlencoded::byte_serialize(jwe.as_bytes()).collect::<String>()
@@ -322,7 +322,7 @@ async fn respond(app: &TestApp, jwe: &str) -> reqwest::Response {
     post_form(app, "/w/response", form).await
 }
 
-async fn read(app: &TestApp, id: &str, cid: &str, key: &str) -> Value {
+pub(crate) async fn read(app: &TestApp, id: &str, cid: &str, key: &str) -> Value {
     app.get_json(
         &format!("/v1/interactions/{id}/challenges/{cid}"),
         Some(key),
@@ -330,7 +330,7 @@ async fn read(app: &TestApp, id: &str, cid: &str, key: &str) -> Value {
     .await
 }
 
-async fn failures(app: &TestApp, customer: &str) -> Value {
+pub(crate) async fn failures(app: &TestApp, customer: &str) -> Value {
     app.get_json(&format!("/v1/subjects/{customer}"), Some(&app.keys.agent))
         .await["failures"]
         .clone()
