@@ -1068,22 +1068,7 @@ async fn wallet_gateway(backend: Backend, setup: Setup) -> (TestApp, crate::wall
 
 /// Starts a wallet challenge on `id`: the path of its link.
 async fn start_wallet(app: &TestApp, id: &str) -> String {
-    let asked = json!({"method": "wallet", "match": crate::wallet::ada()});
-    let res = crate::challenges::start(app, id, asked).await;
-    assert_eq!(res.status(), 201);
-    let msgs = app.chat_messages().await;
-    let text = msgs
-        .iter()
-        .rev()
-        .find(|m| m["purpose"] == "wallet_link")
-        .expect("a wallet_link message")["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    text.split_whitespace()
-        .find_map(|w| w.strip_prefix("http://gateway.test"))
-        .unwrap()
-        .to_string()
+    crate::wallet::start(app, id, crate::wallet::ada()).await.1
 }
 
 /// Opens the page of `link`: the path of the request object it made.

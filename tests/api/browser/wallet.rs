@@ -48,6 +48,15 @@ const FAILED: &str = "This did not confirm it is you";
 const DC_SHOWN: &str = "!document.getElementById('dc').hidden && \
     getComputedStyle(document.getElementById('dc')).display !== 'none'";
 
+/// A wallet gateway on `backend`, and a phone's browser with the API
+/// stubbed; `None` (skipped) without Redis or a browser.
+async fn stubbed(backend: Backend) -> Option<(TestApp, Access, Browser)> {
+    let (app, a) = spawn_wallet(backend, "").await?;
+    let b = Browser::start(360, 740).await?;
+    b.on_new_document(STUB).await;
+    Some((app, a, b))
+}
+
 /// A browser on `link`'s page with the API stubbed, its button shown.
 async fn page_with_the_api(b: &Browser, app: &TestApp, link: &str) {
     b.c.goto(&app.url(link)).await.unwrap();
@@ -128,13 +137,9 @@ async fn clean(b: &Browser, app: &TestApp) {
 }
 
 async fn a_customer_presents_through_the_api(backend: Backend) {
-    let Some((app, a)) = spawn_wallet(backend, "").await else {
+    let Some((app, a, b)) = stubbed(backend).await else {
         return;
     };
-    let Some(b) = Browser::start(360, 740).await else {
-        return;
-    };
-    b.on_new_document(STUB).await;
     let id = interaction(&app, "cust-dc").await;
     let (cid, link) = start(&app, &id, ada()).await;
 
@@ -174,13 +179,9 @@ async fn a_customer_presents_through_the_api(backend: Backend) {
 }
 
 async fn claims_that_do_not_match_fail_on_the_page(backend: Backend) {
-    let Some((app, a)) = spawn_wallet(backend, "").await else {
+    let Some((app, a, b)) = stubbed(backend).await else {
         return;
     };
-    let Some(b) = Browser::start(360, 740).await else {
-        return;
-    };
-    b.on_new_document(STUB).await;
     let id = interaction(&app, "cust-dc-other").await;
     let (cid, link) = start(&app, &id, json!({"family_name": "Babbage"})).await;
     page_with_the_api(&b, &app, &link).await;
@@ -202,13 +203,9 @@ async fn claims_that_do_not_match_fail_on_the_page(backend: Backend) {
 }
 
 async fn a_refusal_counts_nothing_and_the_page_offers_to_try_again(backend: Backend) {
-    let Some((app, a)) = spawn_wallet(backend, "").await else {
+    let Some((app, a, b)) = stubbed(backend).await else {
         return;
     };
-    let Some(b) = Browser::start(360, 740).await else {
-        return;
-    };
-    b.on_new_document(STUB).await;
     let id = interaction(&app, "cust-dc-refuses").await;
     let (cid, link) = start(&app, &id, ada()).await;
     page_with_the_api(&b, &app, &link).await;
