@@ -20,6 +20,7 @@ mod recognized;
 mod resume;
 #[path = "../../examples/support/mod.rs"]
 mod support;
+mod wallet;
 
 use std::time::Duration;
 

@@ -21,14 +21,14 @@ use sha2::{Digest, Sha256};
 
 use crate::helpers::*;
 
-fn fixtures() -> Value {
+pub(crate) fn fixtures() -> Value {
     serde_json::from_str(include_str!("../fixtures/wallet/fixtures.json")).unwrap()
 }
 
 /// The gateway's access certificate: a P-256 key (PKCS#8 PEM), and a
 /// self-signed certificate naming `gateway.test`, the test's public host.
 pub(crate) struct Access {
-    key_pem: String,
+    pub(crate) key_pem: String,
     pub(crate) chain_pem: String,
 }
 
@@ -45,7 +45,7 @@ pub(crate) fn access() -> Access {
 }
 
 /// acme with a `[wallet]` of one SD-JWT VC credential, `pid`.
-fn wallet_setup(a: &Access, extra: &str) -> Setup {
+pub(crate) fn wallet_setup(a: &Access, extra: &str) -> Setup {
     let f = fixtures();
     let trusted = f["trusted"][0].as_str().unwrap();
     Setup {
@@ -185,7 +185,7 @@ fn b64(s: &str) -> Vec<u8> {
 }
 
 /// A JWT's header and claims, its ES256 signature checked with `key`.
-fn verified_jwt(jwt: &str, key: &p256::ecdsa::VerifyingKey) -> (Value, Value) {
+pub(crate) fn verified_jwt(jwt: &str, key: &p256::ecdsa::VerifyingKey) -> (Value, Value) {
     let parts: Vec<&str> = jwt.split('.').collect();
     assert_eq!(parts.len(), 3);
     let sig = p256::ecdsa::Signature::from_slice(&b64(parts[2])).unwrap();
@@ -197,7 +197,7 @@ fn verified_jwt(jwt: &str, key: &p256::ecdsa::VerifyingKey) -> (Value, Value) {
 
 /// Fetches the link's page and its request object as a wallet would
 /// (`request_uri_method=post`, with a `wallet_nonce`): the request's claims.
-async fn fetch_request(app: &TestApp, a: &Access, link: &str) -> Value {
+pub(crate) async fn fetch_request(app: &TestApp, a: &Access, link: &str) -> Value {
     let page = open(app, link).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let (client_id, request_path) = wallet_link(&page);
@@ -227,7 +227,7 @@ async fn fetch_request(app: &TestApp, a: &Access, link: &str) -> Value {
 /// The fixture credential `case` presented to `asked` (its `client_id`
 /// and `nonce`, unless `nonce` says otherwise), with a Key Binding JWT
 /// signed here by the holder's key at `iat`.
-fn present(case: &str, asked: &Value, nonce: Option<&str>, iat: i64) -> String {
+pub(crate) fn present(case: &str, asked: &Value, nonce: Option<&str>, iat: i64) -> String {
     let f = fixtures();
     bind(f["cases"][case].as_str().unwrap(), asked, nonce, iat)
 }
@@ -278,7 +278,7 @@ fn concat_kdf(z: &[u8], alg: &str, bits: u32) -> Vec<u8> {
 
 /// `payload` encrypted to the request's key: a compact JWE, `ECDH-ES`,
 /// `A128GCM`, `kid` the key's.
-fn encrypt(asked: &Value, payload: &Value) -> String {
+pub(crate) fn encrypt(asked: &Value, payload: &Value) -> String {
     let jwk = &asked["client_metadata"]["jwks"]["keys"][0];
     let x: [u8; 32] = b64(jwk["x"].as_str().unwrap()).try_into().unwrap();
     let y: [u8; 32] = b64(jwk["y"].as_str().unwrap()).try_into().unwrap();
@@ -317,7 +317,7 @@ fn encrypt(asked: &Value, payload: &Value) -> String {
 }
 
 /// The wallet's answer for `presentation` (direct_post: with `state`).
-fn answer_for(asked: &Value, presentation: &str) -> String {
+pub(crate) fn answer_for(asked: &Value, presentation: &str) -> String {
     let payload = json!({"state": asked["state"], "vp_token": {"pid": [presentation]}});
     encrypt(asked, &payload)
 }
@@ -331,7 +331,7 @@ async fn post_form(app: &TestApp, path: &str, form: String) -> reqwest::Response
         .unwrap()
 }
 
-async fn respond(app: &TestApp, jwe: &str) -> reqwest::Response {
+pub(crate) async fn respond(app: &TestApp, jwe: &str) -> reqwest::Response {
     let form = format!(
         "response={}",
         url::form_urlencoded::byte_serialize(jwe.as_bytes()).collect::<String>()
@@ -347,7 +347,7 @@ pub(crate) async fn read(app: &TestApp, id: &str, cid: &str, key: &str) -> Value
     .await
 }
 
-async fn failures(app: &TestApp, customer: &str) -> Value {
+pub(crate) async fn failures(app: &TestApp, customer: &str) -> Value {
     app.get_json(&format!("/v1/subjects/{customer}"), Some(&app.keys.agent))
         .await["failures"]
         .clone()

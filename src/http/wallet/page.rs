@@ -15,8 +15,11 @@ use crate::http::network::page::style_hash;
 use crate::http::pages::{escape, Said, STYLE};
 
 /// The buttons' and the QR code's stylesheet, beside the pages' own
-/// ([`STYLE`]).
+/// ([`STYLE`]). A `hidden` element stays hidden though `button` sets a
+/// display: the Digital Credentials button shows only where the script
+/// found the API.
 const WALLET_STYLE: &str = "\
+[hidden]{display:none!important}\
 .actions{margin:1.5rem 0 0;display:flex;flex-direction:column;gap:1rem}\
 .button,button{display:block;width:100%;min-height:3rem;padding:.75rem;border:0;\
 border-radius:.5rem;background:var(--accent);color:#fff;font:inherit;font-weight:600;\
@@ -177,5 +180,8 @@ mod tests {
         assert!(html.contains("href=\"openid4vp://?client_id=x509_hash%3Aab&amp;request_uri="));
         assert!(html.contains("<svg") && !html.contains("<?xml"), "{html}");
         assert!(!html.contains(" src="), "{html}");
+        // The API's button starts hidden, and no rule of the page shows it.
+        assert!(html.contains("<button id=\"dc\" type=\"button\" hidden>"));
+        assert!(WALLET_STYLE.starts_with("[hidden]{display:none!important}"));
     }
 }

@@ -166,6 +166,25 @@ impl Browser {
         std::fs::write(file, png).unwrap();
     }
 
+    /// Runs `js` in every document the browser opens from now on, before
+    /// the page's own scripts (CDP `Page.addScriptToEvaluateOnNewDocument`
+    /// through chromedriver): a stub of a browser API the page tests for.
+    pub async fn on_new_document(&self, js: &str) {
+        let url = format!(
+            "{}/session/{}/goog/cdp/execute",
+            self.driver_url, self.session
+        );
+        let body =
+            json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": js}});
+        let res = reqwest::Client::new()
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "the script was not added");
+    }
+
     /// Entries of one chromedriver log (`browser` or `performance`), read
     /// (and emptied) through the legacy log endpoint.
     async fn log(&self, kind: &str) -> Vec<Value> {

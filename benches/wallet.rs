@@ -1,0 +1,205 @@
+//! Criterion benchmarks of a wallet challenge's CPU (docs/performance.md#a-wallet-challenge),
+//! beside an OTP challenge's, over the domain functions with the wallet
+//! fixtures (tests/fixtures/wallet/fixtures.json) at their `now`: the
+//! page's fresh request (a P-256 key, the `dc_api.jwt` object signed), the
+//! request object a wallet fetches (`direct_post.jwt`, its key read back),
+//! and the answer (the JWE opened, the SD-JWT VC verified, the claims
+//! compared; an mdoc's `DeviceResponse` verified).
+//! Run: `cargo bench --bench wallet`; instructions once, without
+//! criterion's loop: `cargo bench --bench wallet --no-run`, then
+//! `valgrind --tool=callgrind <bench binary> --once`.
+use std::collections::BTreeMap;
+
+use chatgate::domain::otp;
+use chatgate::domain::secrets::Pepper;
+use chatgate::domain::wallet::issuers::TrustedIssuers;
+use chatgate::domain::wallet::jose::b64url;
+use chatgate::domain::wallet::request::{self, Credential, Mode, Request, Signer};
+use chatgate::domain::wallet::request_key::RequestKey;
+use chatgate::domain::wallet::{matching, mdoc, response, sd_jwt};
+use chatgate::time::Timestamp;
+use criterion::{black_box, Criterion};
+use p256::pkcs8::DecodePrivateKey as _;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// What every benchmark reads: the fixtures and the verifier's keys.
+struct Fixture {
+    f: Value,
+    signer: Signer,
+    trusted: TrustedIssuers,
+    key: RequestKey,
+    vct: Vec<String>,
+    claims: Vec<String>,
+    expected: BTreeMap<String, String>,
+    now: Timestamp,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let f: Value =
+            serde_json::from_str(include_str!("../tests/fixtures/wallet/fixtures.json")).unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["chatgate.example".into()]).unwrap();
+        let signer = Signer {
+            key: p256::ecdsa::SigningKey::from_pkcs8_der(&made.key_pair.serialize_der()).unwrap(),
+            chain: vec![made.cert.der().to_vec()],
+        };
+        let text = |p: &str| f.pointer(p).and_then(Value::as_str).unwrap().to_string();
+        let trusted = TrustedIssuers::from_pems(&[text("/trusted/0")]).unwrap();
+        let key = RequestKey::from_scalar(&b64url(&text("/request_key/d")).unwrap()).unwrap();
+        let expected = BTreeMap::from([
+            ("family_name".to_string(), "Lovelace".to_string()),
+            ("birthdate".to_string(), "1815-12-10".to_string()),
+        ]);
+        let now = Timestamp::from_unix_seconds(f["now"].as_i64().unwrap());
+        Fixture {
+            vct: vec![text("/vct")],
+            claims: expected.keys().cloned().collect(),
+            f,
+            signer,
+            trusted,
+            key,
+            expected,
+            now,
+        }
+    }
+
+    fn text(&self, p: &str) -> &str {
+        self.f.pointer(p).and_then(Value::as_str).unwrap()
+    }
+
+    fn request<'a>(&'a self, mode: Mode<'a>, key: &'a RequestKey) -> Request<'a> {
+        Request {
+            client_id: self.text("/client_id"),
+            mode,
+            state: "st-4f1c",
+            nonce: self.text("/nonce"),
+            credential: Credential::SdJwt {
+                id: "pid",
+                vct: &self.vct,
+            },
+            claims: &self.claims,
+            key,
+            wallet_nonce: Some("wn-42"),
+            now: self.now,
+        }
+    }
+
+    /// The page's fresh request: a new key, the `dc_api.jwt` object signed.
+    #[inline(never)]
+    fn page_request(&self) -> String {
+        let key = RequestKey::generate(&mut rand::rngs::OsRng);
+        let origins = ["https://chatgate.example".to_string()];
+        let mode = Mode::DcApi {
+            expected_origins: &origins,
+        };
+        request::sign(&self.request(mode, &key), &self.signer)
+    }
+
+    /// The request object a wallet fetches: the request's key read back
+    /// from its scalar, the `direct_post.jwt` object signed.
+    #[inline(never)]
+    fn request_object(&self) -> String {
+        let key = RequestKey::from_scalar(&self.key.scalar()).unwrap();
+        let mode = Mode::DirectPost {
+            response_uri: "https://chatgate.example/w/response",
+        };
+        request::sign(&self.request(mode, &key), &self.signer)
+    }
+
+    /// An SD-JWT VC answer: the JWE opened, its presentation verified, the
+    /// claims compared; whether all matched.
+    #[inline(never)]
+    fn sd_jwt_answer(&self) -> bool {
+        let opened = response::open(self.text("/jwes/a128gcm"), &self.key).unwrap();
+        let list = response::presentations(&opened, "pid").unwrap();
+        let expected = sd_jwt::Expected {
+            trusted: &self.trusted,
+            vct: &self.vct,
+            client_id: self.text("/client_id"),
+            nonce: self.text("/nonce"),
+            now: self.now,
+        };
+        match sd_jwt::verify(list[0], &expected) {
+            sd_jwt::Outcome::Verified(v) => matching::compare(&self.expected, &v.claims).all,
+            _ => false,
+        }
+    }
+
+    /// An mdoc `DeviceResponse` through the Digital Credentials API,
+    /// verified; whether it was.
+    #[inline(never)]
+    fn mdoc_answer(&self) -> bool {
+        let expected = mdoc::Expected {
+            trusted: &self.trusted,
+            doctype: self.text("/mdoc/doctype"),
+            namespace: self.text("/mdoc/namespace"),
+            handover: mdoc::Handover::DcApi {
+                origin: self.text("/mdoc/origin"),
+                nonce: self.text("/nonce"),
+                jwk_thumbprint: Some(self.text("/request_key/thumbprint")),
+            },
+            now: self.now,
+        };
+        let outcome = mdoc::verify(self.text("/mdoc/cases/dc_api"), &expected);
+        matches!(outcome, mdoc::Outcome::Verified(_))
+    }
+}
+
+/// An OTP challenge's start (a code drawn and hashed) and its check.
+#[inline(never)]
+fn otp_start(pepper: &Pepper, cid: Uuid) -> String {
+    otp::hash(pepper, cid, &otp::generate(6))
+}
+
+fn wallet(c: &mut Criterion) {
+    let fx = Fixture::new();
+    assert!(
+        fx.sd_jwt_answer(),
+        "the fixtures' answer verifies and matches"
+    );
+    assert!(fx.mdoc_answer(), "the fixtures' mdoc verifies");
+    let pepper = Pepper::new("bench-pepper-0123456789abcdef");
+    let cid = Uuid::now_v7();
+    let code = otp::generate(6);
+    let hash = otp::hash(&pepper, cid, &code);
+    c.bench_function("otp start: a code drawn and hashed", |b| {
+        b.iter(|| otp_start(&pepper, black_box(cid)))
+    });
+    c.bench_function("otp check: the right code", |b| {
+        b.iter(|| otp::verify(&pepper, cid, black_box(code.expose()), &hash))
+    });
+    c.bench_function("wallet page: a fresh P-256 key, dc_api.jwt signed", |b| {
+        b.iter(|| fx.page_request())
+    });
+    c.bench_function("wallet request object: direct_post.jwt signed", |b| {
+        b.iter(|| fx.request_object())
+    });
+    c.bench_function(
+        "wallet answer: JWE opened, SD-JWT VC verified, compared",
+        |b| b.iter(|| fx.sd_jwt_answer()),
+    );
+    c.bench_function("wallet answer: mdoc::verify (dc_api)", |b| {
+        b.iter(|| fx.mdoc_answer())
+    });
+}
+
+/// `--once`: each path run once, for `valgrind --tool=callgrind` (its
+/// instructions per path are the `Fixture` functions' inclusive counts);
+/// otherwise criterion.
+fn main() {
+    if std::env::args().any(|a| a == "--once") {
+        let fx = Fixture::new();
+        let pepper = Pepper::new("bench-pepper-0123456789abcdef");
+        let cid = Uuid::now_v7();
+        let hash = otp_start(&pepper, cid);
+        black_box(otp::verify(&pepper, cid, "000000", &hash));
+        black_box(fx.page_request());
+        black_box(fx.request_object());
+        assert!(fx.sd_jwt_answer() && fx.mdoc_answer());
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    wallet(&mut c);
+    c.final_summary();
+}

@@ -1,0 +1,275 @@
+//! A wallet link's page (docs/wallet.md#the-link-page) in a real browser,
+//! on a 360 px phone, through the Digital Credentials API: before the
+//! page's script runs, the API is stubbed (`window.DigitalCredential`
+//! present, `navigator.credentials.get` recording what it is handed and
+//! keeping its promise's resolver); the test wallet of `wallet.rs` answers
+//! the request the page handed over, and the test settles the promise with
+//! its answer or a refusal. Without the API the page offers the
+//! `openid4vp://` link and its QR code only. On both stores.
+use std::time::Duration;
+
+use p256::pkcs8::DecodePrivateKey as _;
+use serde_json::{json, Value};
+
+use super::driver::Browser;
+use super::TWO_S;
+use crate::helpers::*;
+use crate::wallet::{
+    ada, encrypt, failures, interaction, present, read, spawn_wallet, start, verified_jwt, Access,
+};
+
+/// Run in every document before the page's script: the Digital
+/// Credentials API stubbed in `window.__dc` (`calls`: what `get` was
+/// handed; `resolve`, `reject`: its last promise's), and the page's POSTs
+/// recorded (`posted`: url, body, status). At `#no-dc` the browser has no
+/// such API instead.
+const STUB: &str = "(function(){\
+if(location.hash==='#no-dc'){Object.defineProperty(window,'DigitalCredential',\
+{value:undefined,configurable:true,writable:true});return;}\
+var dc={calls:[],posted:[]};window.__dc=dc;\
+if(!window.DigitalCredential){window.DigitalCredential=function DigitalCredential(){};}\
+var creds=navigator.credentials;\
+if(!creds){creds={};Object.defineProperty(navigator,'credentials',{value:creds});}\
+Object.defineProperty(creds,'get',{configurable:true,writable:true,value:function(arg){\
+dc.calls.push(JSON.parse(JSON.stringify(arg)));\
+return new Promise(function(resolve,reject){dc.resolve=resolve;dc.reject=reject;});}});\
+var f=window.fetch;window.fetch=function(url,opts){var p=f.apply(this,arguments);\
+if(!opts||opts.method!=='POST'){return p;}\
+var rec={url:String(url),body:opts.body};dc.posted.push(rec);\
+return p.then(function(r){rec.status=r.status;return r;});};})();";
+
+/// The page's poll moves on within a few seconds of the answer.
+const WITHIN: Duration = Duration::from_secs(5);
+
+const DONE: &str = "Thank you. You can go back to the chat.";
+const FAILED: &str = "This did not confirm it is you";
+
+/// Whether the page's Digital Credentials button is offered.
+const DC_SHOWN: &str = "!document.getElementById('dc').hidden && \
+    getComputedStyle(document.getElementById('dc')).display !== 'none'";
+
+/// A wallet gateway on `backend`, and a phone's browser with the API
+/// stubbed; `None` (skipped) without Redis or a browser.
+async fn stubbed(backend: Backend) -> Option<(TestApp, Access, Browser)> {
+    let (app, a) = spawn_wallet(backend, "").await?;
+    let b = Browser::start(360, 740).await?;
+    b.on_new_document(STUB).await;
+    Some((app, a, b))
+}
+
+/// A browser on `link`'s page with the API stubbed, its button shown.
+async fn page_with_the_api(b: &Browser, app: &TestApp, link: &str) {
+    b.c.goto(&app.url(link)).await.unwrap();
+    b.wait_for("the API's button", DC_SHOWN, vec![], TWO_S)
+        .await;
+}
+
+/// Waits for the page's `n`th call of `navigator.credentials.get`; checks
+/// what it handed the API (one `openid4vp-v1-signed` request, the page's
+/// signed request object for `dc_api.jwt`, signed by the access key of
+/// `a`) and returns the request's claims.
+async fn handed_request(b: &Browser, a: &Access, n: usize) -> Value {
+    b.wait_for(
+        &format!("call {n} of navigator.credentials.get"),
+        "window.__dc.calls.length === arguments[0]",
+        vec![json!(n)],
+        TWO_S,
+    )
+    .await;
+    let arg = b
+        .js("return window.__dc.calls[arguments[0] - 1]", vec![json!(n)])
+        .await;
+    let requests = arg["digital"]["requests"].as_array().expect("requests");
+    assert_eq!(requests.len(), 1, "{arg}");
+    assert_eq!(requests[0]["protocol"], "openid4vp-v1-signed");
+    let jwt = requests[0]["data"]["request"].as_str().expect("a request");
+    let on_page = b
+        .js(
+            "return document.getElementById('w').dataset.request",
+            vec![],
+        )
+        .await;
+    assert_eq!(on_page, json!(jwt), "the page's own request object");
+    let signing = p256::ecdsa::SigningKey::from_pkcs8_pem(&a.key_pem).unwrap();
+    let (header, claims) = verified_jwt(jwt, signing.verifying_key());
+    assert_eq!(header["typ"], "oauth-authz-req+jwt");
+    assert_eq!(claims["response_mode"], "dc_api.jwt");
+    assert_eq!(claims["expected_origins"], json!(["http://gateway.test"]));
+    assert!(claims.get("response_uri").is_none(), "{claims}");
+    assert!(claims["nonce"].as_str().is_some_and(|n| n.len() >= 22));
+    claims
+}
+
+/// The wallet's answer to `asked` (the fixtures' `case` credential, key
+/// bound to the request's `client_id` and `nonce`, as docs/wallet.md#results
+/// says of both modes), given to the page as the API's result.
+async fn answer(b: &Browser, app: &TestApp, asked: &Value, case: &str) {
+    let now = app.now().unix_seconds();
+    let payload = json!({"vp_token": {"pid": [present(case, asked, None, now)]}});
+    let jwe = encrypt(asked, &payload);
+    b.js(
+        "window.__dc.resolve({protocol: 'openid4vp-v1-signed', data: {response: arguments[0]}})",
+        vec![json!(jwe)],
+    )
+    .await;
+}
+
+/// The end page the page's poll opened shows `text`.
+async fn ends_with(b: &Browser, text: &str) {
+    b.wait_for(
+        &format!("the end page: {text}"),
+        "location.pathname.endsWith('/done') && document.body.textContent.includes(arguments[0])",
+        vec![json!(text)],
+        WITHIN,
+    )
+    .await;
+}
+
+/// The page loaded nothing from elsewhere and raised no script error.
+async fn clean(b: &Browser, app: &TestApp) {
+    b.assert_no_script_errors().await;
+    let urls = b.request_urls().await;
+    let fetched: Vec<&String> = urls.iter().filter(|u| u.starts_with("http")).collect();
+    assert!(
+        fetched.iter().all(|u| u.starts_with(&app.base)),
+        "nothing from elsewhere: {fetched:?}"
+    );
+}
+
+async fn a_customer_presents_through_the_api(backend: Backend) {
+    let Some((app, a, b)) = stubbed(backend).await else {
+        return;
+    };
+    let id = interaction(&app, "cust-dc").await;
+    let (cid, link) = start(&app, &id, ada()).await;
+
+    // A browser without the API: the wallet link and its QR code only.
+    b.c.goto(&app.url(&format!("{link}#no-dc"))).await.unwrap();
+    b.wait_for(
+        "the page without the API",
+        "document.querySelector('.qr svg') !== null",
+        vec![],
+        TWO_S,
+    )
+    .await;
+    let shown = b
+        .js(
+            "return ['dc', 'open'].map(function(i){\
+             return getComputedStyle(document.getElementById(i)).display;})",
+            vec![],
+        )
+        .await;
+    assert_eq!(shown, json!(["none", "block"]), "no API, no button for it");
+
+    page_with_the_api(&b, &app, &link).await;
+    b.screenshot("wallet-dc-360.png").await;
+    b.click("#dc").await;
+    let asked = handed_request(&b, &a, 1).await;
+    answer(&b, &app, &asked, "es256").await;
+    ends_with(&b, DONE).await;
+
+    let v = app.get(&id).await;
+    assert_eq!(v["status"], "authenticated");
+    assert_eq!(v["method"], "wallet");
+    let c = read(&app, &id, &cid, &app.keys.bot).await;
+    assert_eq!(c["state"], "used", "{c}");
+    assert_eq!(c["wallet"]["result"], "verified", "{c}");
+    clean(&b, &app).await;
+    b.close().await;
+}
+
+async fn claims_that_do_not_match_fail_on_the_page(backend: Backend) {
+    let Some((app, a, b)) = stubbed(backend).await else {
+        return;
+    };
+    let id = interaction(&app, "cust-dc-other").await;
+    let (cid, link) = start(&app, &id, json!({"family_name": "Babbage"})).await;
+    page_with_the_api(&b, &app, &link).await;
+    b.click("#dc").await;
+    let asked = handed_request(&b, &a, 1).await;
+    answer(&b, &app, &asked, "es256").await;
+    ends_with(&b, FAILED).await;
+    let text = b.js("return document.body.textContent", vec![]).await;
+    let text = text.as_str().unwrap();
+    assert!(!text.contains("family_name") && !text.contains("Babbage"));
+
+    let c = read(&app, &id, &cid, &app.keys.bot).await;
+    assert_eq!(c["state"], "failed", "{c}");
+    assert_eq!(c["wallet"]["result"], "claims_mismatch", "{c}");
+    assert_eq!(failures(&app, "cust-dc-other").await, 1);
+    assert_ne!(app.get(&id).await["status"], "authenticated");
+    clean(&b, &app).await;
+    b.close().await;
+}
+
+async fn a_refusal_counts_nothing_and_the_page_offers_to_try_again(backend: Backend) {
+    let Some((app, a, b)) = stubbed(backend).await else {
+        return;
+    };
+    let id = interaction(&app, "cust-dc-refuses").await;
+    let (cid, link) = start(&app, &id, ada()).await;
+    page_with_the_api(&b, &app, &link).await;
+    b.click("#dc").await;
+    let first = handed_request(&b, &a, 1).await;
+    b.js(
+        "window.__dc.reject(new DOMException('The user declined', 'NotAllowedError'))",
+        vec![],
+    )
+    .await;
+    b.wait_for(
+        "the refusal is posted and taken",
+        "window.__dc.posted.length === 1 && window.__dc.posted[0].status === 200",
+        vec![],
+        TWO_S,
+    )
+    .await;
+    let posted = b.js("return window.__dc.posted[0]", vec![]).await;
+    assert_eq!(posted["url"], format!("{link}/response"), "{posted}");
+    let body: Value = serde_json::from_str(posted["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body, json!({"error": "access_denied"}));
+    // Nothing counted: the challenge open, no failure, not authenticated.
+    let c = read(&app, &id, &cid, &app.keys.bot).await;
+    assert_eq!(c["state"], "open", "{c}");
+    assert_eq!(c["wallet"]["result"], Value::Null, "{c}");
+    assert_eq!(failures(&app, "cust-dc-refuses").await, 0);
+    assert_ne!(app.get(&id).await["status"], "authenticated");
+    let path = b
+        .js("return location.pathname + location.hash", vec![])
+        .await;
+    assert_eq!(path, json!(link), "the page stays");
+
+    // The button is still offered: the customer tries again, and the same
+    // request is answered.
+    b.wait_for("the button again", DC_SHOWN, vec![], TWO_S)
+        .await;
+    b.click("#dc").await;
+    let again = handed_request(&b, &a, 2).await;
+    assert_eq!(again["nonce"], first["nonce"], "the page's one request");
+    answer(&b, &app, &again, "es256").await;
+    ends_with(&b, DONE).await;
+    assert_eq!(app.get(&id).await["method"], "wallet");
+    clean(&b, &app).await;
+    b.close().await;
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use crate::helpers::Backend;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                super::$name(Backend::Memory).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                super::$name(Backend::Redis).await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    a_customer_presents_through_the_api,
+    claims_that_do_not_match_fail_on_the_page,
+    a_refusal_counts_nothing_and_the_page_offers_to_try_again,
+);
