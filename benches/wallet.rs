@@ -116,7 +116,7 @@ impl Fixture {
         let expected = sd_jwt::Expected {
             trusted: &self.trusted,
             vct: &self.vct,
-            client_id: self.text("/client_id"),
+            audience: self.text("/client_id"),
             nonce: self.text("/nonce"),
             now: self.now,
         };

@@ -263,6 +263,15 @@ fn signed_jws(header: &Value, claims: &Value, key: &p256::ecdsa::SigningKey) -> 
     format!("{input}.{}", B64URL.encode(sig.to_bytes()))
 }
 
+/// As [`present`], for an answer through the page (the Digital
+/// Credentials API): the key binding's `aud` is `origin:` and the page's
+/// origin, not the `client_id` (docs/wallet.md#results).
+pub(crate) fn present_to_page(case: &str, asked: &Value, iat: i64) -> String {
+    let mut to_page = asked.clone();
+    to_page["client_id"] = json!("origin:http://gateway.test");
+    present(case, &to_page, None, iat)
+}
+
 /// RFC 7518's Concat KDF with SHA-256, one round, no apu/apv.
 fn concat_kdf(z: &[u8], alg: &str, bits: u32) -> Vec<u8> {
     let mut h = Sha256::new();
@@ -550,7 +559,7 @@ wallet_test!(
         assert_eq!(failures(&app, "cust-err").await, 0);
         // The same request can still be answered, here through the page
         // (the Digital Credentials API's result: no state).
-        let payload = json!({"vp_token": {"pid": [present("es256", &asked, None, now)]}});
+        let payload = json!({"vp_token": {"pid": [present_to_page("es256", &asked, now)]}});
         let body = json!({"protocol": "openid4vp-v1-signed", "data": {"response": encrypt(&asked, &payload)}});
         let res = app
             .post_json(&format!("{link}/response"), None, &body)
@@ -1405,5 +1414,36 @@ wallet_test!(
         assert_eq!(res.status(), 200);
         assert_eq!(app.get(&id).await["method"], "wallet");
         server.verify().await;
+    }
+);
+
+wallet_test!(
+    through_the_page_a_key_binding_is_to_the_origin_not_the_client_id,
+    |app: TestApp, a: Access| async move {
+        let now = app.now().unix_seconds();
+        let id = interaction(&app, "cust-origin").await;
+        // Bound to the client_id, as by direct post: another audience.
+        let (cid, link) = start(&app, &id, ada()).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        let payload = json!({"vp_token": {"pid": [present("es256", &asked, None, now)]}});
+        let res = respond_page(&app, &link, &encrypt(&asked, &payload)).await;
+        assert_eq!(res.status(), 200);
+        let r = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(r["wallet"]["result"], "invalid_presentation", "{r}");
+        // Bound to the page's origin: the customer is proven.
+        let (cid, link) = start(&app, &id, ada()).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        let payload = json!({"vp_token": {"pid": [present_to_page("es256", &asked, now)]}});
+        let res = respond_page(&app, &link, &encrypt(&asked, &payload)).await;
+        assert_eq!(res.status(), 200);
+        let r = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(r["wallet"]["result"], "verified", "{r}");
+        // And by direct post, the origin is no audience.
+        let (cid, link) = start(&app, &id, ada()).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        let jwe = answer_for(&asked, &present_to_page("es256", &asked, now));
+        assert_eq!(respond(&app, &jwe).await.status(), 200);
+        let r = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(r["wallet"]["result"], "invalid_presentation", "{r}");
     }
 );

@@ -31,8 +31,11 @@ pub struct Expected<'a> {
     pub trusted: &'a TrustedIssuers,
     /// The accepted `vct` values.
     pub vct: &'a [String],
-    /// The key binding's `aud`.
-    pub client_id: &'a str,
+    /// The key binding's `aud`: the verifier's `client_id` for an answer
+    /// by `direct_post.jwt`; `origin:` and the page's origin for one
+    /// through the Digital Credentials API, signed request or not
+    /// (OpenID4VP 1.0, Appendix A.4).
+    pub audience: &'a str,
     /// The key binding's `nonce`: the request's.
     pub nonce: &'a str,
     pub now: Timestamp,
@@ -164,7 +167,7 @@ fn key_binding(
         return Err(Invalid::BadSignature);
     }
     let text = |name: &str| jws.claims.get(name).and_then(Value::as_str).unwrap_or("");
-    if !same(text("aud"), expected.client_id) {
+    if !same(text("aud"), expected.audience) {
         return Err(Invalid::WrongAudience);
     }
     if !same(text("nonce"), expected.nonce) {

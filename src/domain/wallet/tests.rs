@@ -50,7 +50,7 @@ fn verify_at(presentation: &str, trusted: &TrustedIssuers, at: Timestamp) -> Out
     let expected = Expected {
         trusted,
         vct: &vct,
-        client_id: text("/client_id"),
+        audience: text("/client_id"),
         nonce: text("/nonce"),
         now: at,
     };
@@ -233,7 +233,7 @@ fn the_key_binding_must_be_for_this_request_recent_and_over_this_presentation() 
     let other_nonce = Expected {
         trusted: &trusted(),
         vct: &vct,
-        client_id: text("/client_id"),
+        audience: text("/client_id"),
         nonce: "n-another",
         now: now(),
     };

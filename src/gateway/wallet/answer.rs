@@ -263,7 +263,9 @@ async fn presentation(
 }
 
 /// `presented` verified as its credential's format asks: an SD-JWT VC
-/// bound to the `client_id` and `nonce`; an mdoc whose device signed the
+/// bound to the `nonce` and, by `direct_post.jwt`, the `client_id`,
+/// through the Digital Credentials API `origin:` and the page's origin
+/// (OpenID4VP 1.0, Appendix A.4); an mdoc whose device signed the
 /// SessionTranscript of the mode it came by (OpenID4VP 1.0, Appendix B.2:
 /// `OpenID4VPHandover` with the `client_id`, `nonce`, the request key's
 /// thumbprint and the `response_uri` for `direct_post.jwt`;
@@ -277,20 +279,27 @@ fn verify(
     now: Timestamp,
 ) -> Outcome {
     let (wallet, request) = (found.wallet, &found.request);
+    let origin = page_origin(public_url);
     match &credential.format {
-        CredentialFormat::SdJwt { vct } => sd_jwt::verify(
-            presented,
-            &sd_jwt::Expected {
-                trusted: &wallet.trusted,
-                vct,
-                client_id: &wallet.client_id,
-                nonce: &request.nonce,
-                now,
-            },
-        ),
+        CredentialFormat::SdJwt { vct } => {
+            let audience = match direct {
+                true => wallet.client_id.clone(),
+                false => format!("origin:{origin}"),
+            };
+            sd_jwt::verify(
+                presented,
+                &sd_jwt::Expected {
+                    trusted: &wallet.trusted,
+                    vct,
+                    audience: &audience,
+                    nonce: &request.nonce,
+                    now,
+                },
+            )
+        }
         CredentialFormat::Mdoc { doctype, namespace } => {
             let jwk_thumbprint = Some(request.kid.as_str());
-            let (origin, response_uri) = (page_origin(public_url), response_uri(public_url));
+            let response_uri = response_uri(public_url);
             let handover = match direct {
                 true => Handover::Redirect {
                     client_id: &wallet.client_id,

@@ -15,7 +15,8 @@ use super::driver::Browser;
 use super::TWO_S;
 use crate::helpers::*;
 use crate::wallet::{
-    ada, encrypt, failures, interaction, present, read, spawn_wallet, start, verified_jwt, Access,
+    ada, encrypt, failures, interaction, present_to_page, read, spawn_wallet, start, verified_jwt,
+    Access,
 };
 
 /// Run in every document before the page's script: the Digital
@@ -101,11 +102,12 @@ async fn handed_request(b: &Browser, a: &Access, n: usize) -> Value {
 }
 
 /// The wallet's answer to `asked` (the fixtures' `case` credential, key
-/// bound to the request's `client_id` and `nonce`, as docs/wallet.md#results
-/// says of both modes), given to the page as the API's result.
+/// bound to the request's `nonce` and the page's origin, as
+/// docs/wallet.md#results says of the Digital Credentials API), given to
+/// the page as the API's result.
 async fn answer(b: &Browser, app: &TestApp, asked: &Value, case: &str) {
     let now = app.now().unix_seconds();
-    let payload = json!({"vp_token": {"pid": [present(case, asked, None, now)]}});
+    let payload = json!({"vp_token": {"pid": [present_to_page(case, asked, now)]}});
     let jwe = encrypt(asked, &payload);
     b.js(
         "window.__dc.resolve({protocol: 'openid4vp-v1-signed', data: {response: arguments[0]}})",
