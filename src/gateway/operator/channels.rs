@@ -44,6 +44,10 @@ impl super::resource::Resource for Channels {
         keys::api_channel(name)
     }
 
+    fn place(name: &str) -> String {
+        channel_place(name)
+    }
+
     fn in_a_file<'c>(config: &'c Config, name: &str) -> Option<&'c ConfigPrint> {
         config.file_channel(name).map(|c| &c.print)
     }

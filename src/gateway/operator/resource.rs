@@ -41,6 +41,10 @@ pub trait Resource: Send + Sync + 'static {
     /// The store key of the stored (sealed) form of `name`.
     fn store_key(name: &str) -> String;
 
+    /// The place the secrets of `name` are bound to, sealed and read
+    /// back (a team's id; a channel's `~channel:<name>`).
+    fn place(name: &str) -> String;
+
     /// The print of `name` when a file of `config` keeps it (its writes
     /// are then 409 `managed_by_file`).
     fn in_a_file<'c>(config: &'c Config, name: &str) -> Option<&'c ConfigPrint>;

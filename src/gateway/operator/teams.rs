@@ -40,6 +40,10 @@ impl super::resource::Resource for Teams {
         keys::api_team(name)
     }
 
+    fn place(name: &str) -> String {
+        name.to_string()
+    }
+
     fn in_a_file<'c>(config: &'c Config, name: &str) -> Option<&'c ConfigPrint> {
         config.file_team(name).map(|t| &t.print)
     }
