@@ -17,6 +17,9 @@ use super::operator_auth::Operator;
 use super::AppState;
 use crate::config::ConfigPrint;
 use crate::error::{Error, Result};
+use crate::gateway::operator::channels::Channels;
+use crate::gateway::operator::resource::Resource;
+use crate::gateway::operator::teams::Teams;
 use crate::time::Timestamp;
 
 /// The header that says where a team or channel is kept.
@@ -197,27 +200,21 @@ async fn read_team(
         ));
     }
     let in_force = team.map(|t| (&t.form, team_etag(t)));
-    api_read(&st, &id, false, in_force).await
+    api_read::<Teams>(&st, &id, in_force).await
 }
 
-/// API team (or `channel`) `id` as read: the `ETag` the store keeps
-/// (docs/operator-api.md#concurrency), the form in force here, or the
-/// stored one where none is (one left out); a store that does not answer
-/// leaves the one in force, as this instance serves it.
-async fn api_read(
+/// Resource `R` named `id` (an API team or channel) as read: the `ETag`
+/// the store keeps (docs/operator-api.md#concurrency), the form in force
+/// here, or the stored one where none is (one left out); a store that
+/// does not answer leaves the one in force, as this instance serves it.
+async fn api_read<R: Resource>(
     st: &AppState,
     id: &str,
-    channel: bool,
     in_force: Option<(&serde_json::Value, String)>,
 ) -> Result<Response> {
     use crate::gateway::operator::look::stored_read;
-    let none = Error::NotFound(if channel {
-        "no such channel"
-    } else {
-        "no such team"
-    });
-    let stored = match stored_read(&st.gateway, id, channel).await {
-        Ok(stored) => stored.ok_or(none)?,
+    let stored = match stored_read::<R>(&st.gateway, id).await {
+        Ok(stored) => stored.ok_or(Error::NotFound(R::MISSING))?,
         Err(Error::StoreUnavailable) => {
             let (form, tag) = in_force.ok_or(Error::StoreUnavailable)?;
             return Ok(read_back(StatusCode::OK, form, &tag, Source::Api));
@@ -281,7 +278,7 @@ async fn read_channel(
         ));
     }
     let in_force = channel.map(|c| (&c.form, etag(&c.print)));
-    api_read(&st, &name, true, in_force).await
+    api_read::<Channels>(&st, &name, in_force).await
 }
 
 /// A secret member as a read gives it back, or as a write sends it.

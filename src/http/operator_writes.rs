@@ -1,10 +1,11 @@
 //! The operator API's writes (docs/operator-api.md): the role, the
 //! person, the preconditions (428, 412), 409 `managed_by_file` for a team
-//! or channel kept in a file; a team's `PUT` and `DELETE`, kept in the
-//! store (`gateway::operator::teams`), a channel's likewise
-//! (`gateway::operator::channels`), `?dry_run=true` answering as the
-//! write would.
-use axum::extract::{Request, State};
+//! or channel kept in a file; one `PUT` ([`put`]) and one `DELETE`
+//! ([`delete`]) over every resource (`gateway::operator::resource`: a
+//! team, a channel), each route a one-line handler that carries its
+//! OpenAPI annotation; `?dry_run=true` answering as the write would.
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -24,17 +25,15 @@ use super::AppState;
 use crate::config::ConfigPrint;
 use crate::domain::audit::{Acting, Actor, Via};
 use crate::error::{Error, Result};
-use crate::gateway::operator::channels as operator_channels;
+use crate::gateway::operator::channels::Channels;
 use crate::gateway::operator::forms::{Conditions, Write};
 use crate::gateway::operator::keys as operator_keys;
-use crate::gateway::operator::teams as operator_teams;
+use crate::gateway::operator::resource::Resource;
+use crate::gateway::operator::teams::Teams;
 use secrecy::ExposeSecret;
 
 /// The largest body of a team or channel.
 pub const MAX_OPERATOR_BODY: usize = 1024 * 1024;
-
-const MANAGED_TEAM: &str = "this team is kept in a file: change its file";
-const MANAGED_CHANNEL: &str = "this channel is kept in a file: change its file";
 
 /// The writes: a team's or channel's body up to [`MAX_OPERATOR_BODY`],
 /// a key endpoint's up to the API's [`MAX_BODY`] (docs/api.md#errors).
@@ -98,35 +97,71 @@ impl PutParams {
         E412,
         E428,
         ApiKeyErrors, OperatorBodyErrors, E403, E404))]
-#[allow(clippy::too_many_arguments)]
-async fn put_team(
-    State(st): State<AppState>,
+async fn put_team(asked: Put) -> Result<Response> {
+    put::<Teams>(asked).await
+}
+
+/// A team's or channel's `PUT` as asked, its parts read in the order a
+/// handler's arguments would be (the operator first, then the path,
+/// then the query).
+struct Put {
+    st: AppState,
     operator: Operator,
-    PathParam(id): PathParam<String>,
-    QueryParams(q): QueryParams<PutParams>,
-    RequestVia(via): RequestVia,
-    Now(now): Now,
+    name: String,
+    dry_run: Result<bool>,
+    via: Via,
+    now: crate::time::Timestamp,
     headers: HeaderMap,
     req: Request,
-) -> Result<Response> {
-    let dry_run = q.dry_run()?;
-    let file = file_team(&st, &id);
-    not_kept_in_a_file(file.as_ref().map(|t| &t.print), &headers, &id, Kept::Team)?;
-    let body = required_body(req, &st).await?;
-    let write = Write {
-        id: &id,
-        body: &body,
-        conditions: conditions(&headers),
-        dry_run,
-        acting: acting(&operator, &via),
-    };
-    let written = operator_teams::write_team(&st.gateway, write, now).await?;
-    if !dry_run {
-        in_force(&st, written.generation).await;
+}
+
+impl FromRequest<AppState> for Put {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, st: &AppState) -> Result<Self> {
+        let (mut parts, body) = req.into_parts();
+        let operator = Operator::from_request_parts(&mut parts, st).await?;
+        let PathParam(name) = PathParam::<String>::from_request_parts(&mut parts, st).await?;
+        let QueryParams(q) = QueryParams::<PutParams>::from_request_parts(&mut parts, st).await?;
+        let RequestVia(via) = RequestVia::from_request_parts(&mut parts, st).await?;
+        let Now(now) = Now::from_request_parts(&mut parts, st).await?;
+        let headers = parts.headers.clone();
+        Ok(Put {
+            st: st.clone(),
+            operator,
+            name,
+            dry_run: q.dry_run(),
+            via,
+            now,
+            headers,
+            req: Request::from_parts(parts, body),
+        })
     }
-    let status = created_or_replaced(written.created);
-    let tag = etag(&written.team.print);
-    Ok(read_back(status, &written.team.form, &tag, Source::Api))
+}
+
+/// Creates or replaces resource `R` named by the path: a file's is 409
+/// `managed_by_file` once the conditions hold, then the body is checked
+/// and written (or, for a dry run, only checked); the answer is what a
+/// read shows, with its `ETag`, once this instance has it in force.
+async fn put<R: Resource>(asked: Put) -> Result<Response> {
+    let dry_run = asked.dry_run?;
+    let (st, name, headers) = (&asked.st, asked.name.as_str(), &asked.headers);
+    not_kept_in_a_file::<R>(R::in_a_file(st.gateway.config(), name), headers, name)?;
+    let body = required_body(asked.req, st).await?;
+    let write = Write {
+        id: name,
+        body: &body,
+        conditions: conditions(headers),
+        dry_run,
+        acting: acting(&asked.operator, &asked.via),
+    };
+    let written = R::write(&st.gateway, write, asked.now).await?;
+    if !dry_run {
+        in_force(st, written.generation).await;
+    }
+    let (status, built) = (created_or_replaced(written.created), &written.built);
+    let tag = etag(R::print(built));
+    Ok(read_back(status, R::form(built), &tag, Source::Api))
 }
 
 /// A `PUT`'s JSON body: 400 without one.
@@ -152,39 +187,22 @@ async fn in_force(st: &AppState, generation: u64) {
     }
 }
 
-/// Team `id` of the configuration in force when a file holds it.
-fn file_team(st: &AppState, id: &str) -> Option<std::sync::Arc<crate::config::Team>> {
-    st.gateway.config().file_team(id).cloned()
-}
-
-/// What a write names, kept in a file or not.
-#[derive(Clone, Copy)]
-enum Kept {
-    Team,
-    Channel,
-}
-
-/// A write to `name` goes ahead for what no file keeps: a file's team or
-/// channel (`file`, its print) is 409 `managed_by_file` once the request's
-/// conditions hold against its `ETag` (428, 412 first); a name no team or
-/// channel can have is 404.
-fn not_kept_in_a_file(
+/// A write to `name` goes ahead for what no file keeps: a file's `R`
+/// (`file`, its print) is 409 `managed_by_file` once the request's
+/// conditions hold against its `ETag` (428, 412 first); a name none can
+/// have is 404.
+fn not_kept_in_a_file<R: Resource>(
     file: Option<&ConfigPrint>,
     headers: &HeaderMap,
     name: &str,
-    kept: Kept,
 ) -> Result<()> {
-    let (managed, missing) = match kept {
-        Kept::Team => (MANAGED_TEAM, "no such team"),
-        Kept::Channel => (MANAGED_CHANNEL, "no such channel"),
-    };
     if let Some(print) = file {
         conditions(headers).hold(Some(&etag(print)))?;
-        return Err(Error::ManagedByFile(managed));
+        return Err(Error::ManagedByFile(R::MANAGED));
     }
     match is_name(name) {
         true => Ok(()),
-        false => Err(Error::NotFound(missing)),
+        false => Err(Error::NotFound(R::MISSING)),
     }
 }
 
@@ -225,22 +243,51 @@ fn acting(operator: &Operator, via: &Via) -> Acting {
         E412,
         E428,
         ApiKeyErrors, E403, E404, E422))]
-async fn delete_team(
-    State(st): State<AppState>,
+async fn delete_team(asked: Delete) -> Result<Response> {
+    delete::<Teams>(asked).await
+}
+
+/// A team's or channel's `DELETE` as asked, its parts read in the order
+/// a handler's arguments would be.
+struct Delete {
+    st: AppState,
     operator: Operator,
-    PathParam(id): PathParam<String>,
-    _: NoQuery,
-    RequestVia(via): RequestVia,
-    Now(now): Now,
+    name: String,
+    via: Via,
+    now: crate::time::Timestamp,
     headers: HeaderMap,
-) -> Result<Response> {
-    let file = file_team(&st, &id);
-    not_kept_in_a_file(file.as_ref().map(|t| &t.print), &headers, &id, Kept::Team)?;
-    let acting = acting(&operator, &via);
-    let conditions = conditions(&headers);
-    let generation =
-        operator_teams::delete_team(&st.gateway, &id, &conditions, &acting, now).await?;
-    in_force(&st, generation).await;
+}
+
+impl FromRequestParts<AppState> for Delete {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self> {
+        let operator = Operator::from_request_parts(parts, st).await?;
+        let PathParam(name) = PathParam::<String>::from_request_parts(parts, st).await?;
+        NoQuery::from_request_parts(parts, st).await?;
+        let RequestVia(via) = RequestVia::from_request_parts(parts, st).await?;
+        let Now(now) = Now::from_request_parts(parts, st).await?;
+        Ok(Delete {
+            st: st.clone(),
+            operator,
+            name,
+            via,
+            now,
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+/// Deletes resource `R` named by the path: a file's is 409
+/// `managed_by_file` once `If-Match` holds; 204 once this instance has
+/// the generation without it in force.
+async fn delete<R: Resource>(asked: Delete) -> Result<Response> {
+    let (st, name, headers) = (&asked.st, asked.name.as_str(), &asked.headers);
+    not_kept_in_a_file::<R>(R::in_a_file(st.gateway.config(), name), headers, name)?;
+    let acting = acting(&asked.operator, &asked.via);
+    let conditions = conditions(headers);
+    let generation = R::delete(&st.gateway, name, &conditions, &acting, asked.now).await?;
+    in_force(st, generation).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -264,36 +311,8 @@ async fn delete_team(
         E412,
         E428,
         ApiKeyErrors, OperatorBodyErrors, E403, E404))]
-#[allow(clippy::too_many_arguments)]
-async fn put_channel(
-    State(st): State<AppState>,
-    operator: Operator,
-    PathParam(name): PathParam<String>,
-    QueryParams(q): QueryParams<PutParams>,
-    RequestVia(via): RequestVia,
-    Now(now): Now,
-    headers: HeaderMap,
-    req: Request,
-) -> Result<Response> {
-    let dry_run = q.dry_run()?;
-    let config = st.gateway.config();
-    let file = config.file_channel(&name).map(|c| &c.print);
-    not_kept_in_a_file(file, &headers, &name, Kept::Channel)?;
-    let body = required_body(req, &st).await?;
-    let write = Write {
-        id: &name,
-        body: &body,
-        conditions: conditions(&headers),
-        dry_run,
-        acting: acting(&operator, &via),
-    };
-    let written = operator_channels::write_channel(&st.gateway, write, now).await?;
-    if !dry_run {
-        in_force(&st, written.generation).await;
-    }
-    let status = created_or_replaced(written.created);
-    let tag = etag(&written.channel.print);
-    Ok(read_back(status, &written.channel.form, &tag, Source::Api))
+async fn put_channel(asked: Put) -> Result<Response> {
+    put::<Channels>(asked).await
 }
 
 /// Deletes a channel (operator): 204; a file channel's is 409
@@ -307,22 +326,8 @@ async fn put_channel(
         E412,
         E428,
         ApiKeyErrors, E403, E404, E422))]
-async fn delete_channel(
-    State(st): State<AppState>,
-    _: Operator,
-    PathParam(name): PathParam<String>,
-    _: NoQuery,
-    Now(now): Now,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let config = st.gateway.config();
-    let file = config.file_channel(&name).map(|c| &c.print);
-    not_kept_in_a_file(file, &headers, &name, Kept::Channel)?;
-    let conditions = conditions(&headers);
-    let generation =
-        operator_channels::delete_channel(&st.gateway, &name, &conditions, now).await?;
-    in_force(&st, generation).await;
-    Ok(StatusCode::NO_CONTENT.into_response())
+async fn delete_channel(asked: Delete) -> Result<Response> {
+    delete::<Channels>(asked).await
 }
 
 /// `POST /v1/teams/{id}/api-keys`: a key for the team, made by the
@@ -386,8 +391,8 @@ pub struct SecurityKeyAdded {
 /// A key change of team `id` goes ahead for a team not kept in a file
 /// (the store holds it or it is 404); a file team's keys are its file's.
 fn not_a_file_team(st: &AppState, id: &str) -> Result<()> {
-    match file_team(st, id) {
-        Some(_) => Err(Error::ManagedByFile(MANAGED_TEAM)),
+    match Teams::in_a_file(st.gateway.config(), id) {
+        Some(_) => Err(Error::ManagedByFile(Teams::MANAGED)),
         None if !is_name(id) => Err(Error::NotFound("no such team")),
         None => Ok(()),
     }

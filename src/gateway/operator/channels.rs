@@ -15,7 +15,7 @@ use super::forms::{
 };
 use super::look;
 use super::teams;
-use crate::config::{ChannelConfig, Config, Team};
+use crate::config::{ChannelConfig, Config, ConfigPrint, Team};
 use crate::domain::audit::{Acting, Actor};
 use crate::domain::secrets_cipher::Salts;
 use crate::error::{Error, Result};
@@ -28,13 +28,53 @@ use crate::gateway::Core;
 use crate::store::keys;
 use crate::time::Timestamp;
 
-/// What a channel's write made: the channel, whether it is new, and the
-/// generation of the API teams and channels that holds it and the teams
-/// built again (`0` for a dry run).
-pub struct WrittenChannel {
-    pub channel: ChannelConfig,
-    pub created: bool,
-    pub generation: u64,
+/// What a channel's write made: its generation also holds the teams
+/// built again.
+type WrittenChannel = super::resource::Written<ChannelConfig>;
+
+/// The channels the operator API writes (`/v1/channels/{name}`).
+pub struct Channels;
+
+impl super::resource::Resource for Channels {
+    type Built = ChannelConfig;
+    const MANAGED: &'static str = "this channel is kept in a file: change its file";
+    const MISSING: &'static str = "no such channel";
+
+    fn store_key(name: &str) -> String {
+        keys::api_channel(name)
+    }
+
+    fn place(name: &str) -> String {
+        channel_place(name)
+    }
+
+    fn in_a_file<'c>(config: &'c Config, name: &str) -> Option<&'c ConfigPrint> {
+        config.file_channel(name).map(|c| &c.print)
+    }
+
+    fn print(built: &ChannelConfig) -> &ConfigPrint {
+        &built.print
+    }
+
+    fn form(built: &ChannelConfig) -> &Value {
+        &built.form
+    }
+
+    async fn write(core: &Core, w: Write<'_>, now: Timestamp) -> Result<WrittenChannel> {
+        write_channel(core, w, now).await
+    }
+
+    /// A channel's delete records no `config.changed` entry: `_acting`
+    /// is not read.
+    async fn delete(
+        core: &Core,
+        name: &str,
+        conditions: &Conditions,
+        _acting: &Acting,
+        now: Timestamp,
+    ) -> Result<u64> {
+        delete_channel(core, name, conditions, now).await
+    }
 }
 
 /// The channel `w.body` writes, its `{"hmac"}` objects replaced by the
@@ -187,7 +227,7 @@ fn decide_write(
     if w.dry_run {
         let generation = 0;
         return Ok(Step::Answer(WrittenChannel {
-            channel,
+            built: channel,
             created,
             generation,
         }));
@@ -205,7 +245,7 @@ fn decide_write(
     c.put(&stored, &record, None)?;
     let generation = indexed(c, w.id, Some(&digest), marks)?;
     Ok(Step::Write(WrittenChannel {
-        channel,
+        built: channel,
         created,
         generation,
     }))

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::forms::{breaks, channel_place, operator, stored_forms};
 use super::index::{self, part_of};
+use super::resource::Resource;
 use crate::config::{is_secret_member, ChannelConfig, Config, ConfigError, Team};
 use crate::domain::secrets_cipher::OpenError;
 use crate::domain::team_secrets;
@@ -628,14 +629,14 @@ impl StoredRead {
     }
 }
 
-/// API team `id` (or, `channel`, channel `id`) as the store keeps it;
-/// `None` when it holds none.
-pub async fn stored_read(core: &Core, id: &str, channel: bool) -> Result<Option<StoredRead>> {
-    let (key_of, place): (fn(&str) -> String, String) = match channel {
-        true => (keys::api_channel, channel_place(id)),
-        false => (keys::api_team, id.to_string()),
-    };
-    let stored = stored_forms(core, &[id], key_of).await?.pop().flatten();
+/// Resource `R` named `id` (an API team, an API channel) as the store
+/// keeps it; `None` when it holds none.
+pub async fn stored_read<R: Resource>(core: &Core, id: &str) -> Result<Option<StoredRead>> {
+    let place = R::place(id);
+    let stored = stored_forms(core, &[id], R::store_key)
+        .await?
+        .pop()
+        .flatten();
     Ok(stored.map(
         |StoredApiForm::V1 {
              body, digest, at, ..

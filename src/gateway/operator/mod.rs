@@ -2,7 +2,9 @@
 //! written through it, kept in the store under their own hash tags, each
 //! write compare-and-set against the `ETag` its writer names.
 //!
-//! - [`teams`] and [`channels`]: a write or a delete of one, its
+//! - [`resource`]: what a resource of the operator API is (a team, a
+//!   channel), the one trait the HTTP writes are written over;
+//! - [`teams`] and [`channels`]: its two implementations, a write or a delete of one, its
 //!   `config.changed` entry in the same commit, then the index moved;
 //!   [`keys`]: a team's API and security keys added or removed one at a time;
 //! - [`forms`]: the stored (sealed) form of a body, and what every write
@@ -19,5 +21,6 @@ pub mod in_force;
 pub mod index;
 pub mod keys;
 pub mod look;
+pub mod resource;
 pub mod restore;
 pub mod teams;

@@ -13,7 +13,7 @@ use super::forms::{
     Conditions, Write,
 };
 use super::index;
-use crate::config::{Config, Team};
+use crate::config::{Config, ConfigPrint, Team};
 use crate::domain::audit::Acting;
 use crate::domain::secrets_cipher::Salts;
 use crate::error::{Error, Result};
@@ -25,12 +25,50 @@ use crate::gateway::Core;
 use crate::store::keys;
 use crate::time::Timestamp;
 
-/// What a write made: the team, whether it is new, and the generation
-/// of the API teams that holds it (`0` for a dry run).
-pub struct Written {
-    pub team: Team,
-    pub created: bool,
-    pub generation: u64,
+/// What a team's write made.
+type Written = super::resource::Written<Team>;
+
+/// The teams the operator API writes (`/v1/teams/{id}`).
+pub struct Teams;
+
+impl super::resource::Resource for Teams {
+    type Built = Team;
+    const MANAGED: &'static str = "this team is kept in a file: change its file";
+    const MISSING: &'static str = "no such team";
+
+    fn store_key(name: &str) -> String {
+        keys::api_team(name)
+    }
+
+    fn place(name: &str) -> String {
+        name.to_string()
+    }
+
+    fn in_a_file<'c>(config: &'c Config, name: &str) -> Option<&'c ConfigPrint> {
+        config.file_team(name).map(|t| &t.print)
+    }
+
+    fn print(built: &Team) -> &ConfigPrint {
+        &built.print
+    }
+
+    fn form(built: &Team) -> &Value {
+        &built.form
+    }
+
+    async fn write(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Written> {
+        write_team(core, w, now).await
+    }
+
+    async fn delete(
+        core: &Core,
+        name: &str,
+        conditions: &Conditions,
+        acting: &Acting,
+        now: Timestamp,
+    ) -> Result<u64> {
+        delete_team(core, name, conditions, acting, now).await
+    }
 }
 
 /// Decides a write on what `c` read: the conditions against the stored
@@ -57,14 +95,14 @@ fn decide_write(
     let generation = 0;
     if w.dry_run {
         return Ok(Step::Answer(Some(Written {
-            team,
+            built: team,
             created,
             generation,
         })));
     }
     put_team(c, config, &stored, &team, (&body, &salts), &w.acting, now)?;
     Ok(Step::Write(Some(Written {
-        team,
+        built: team,
         created,
         generation,
     })))
@@ -345,8 +383,8 @@ pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Wri
     let write = async {
         let written = written(core, &w, now).await?;
         let index = index::indexed_as(
-            &written.team.print.digest(),
-            keys::incarnation_of(&written.team.keyspace),
+            &written.built.print.digest(),
+            keys::incarnation_of(&written.built.keyspace),
         );
         Ok((written, ToIndex::At(index)))
     };

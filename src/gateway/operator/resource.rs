@@ -1,0 +1,76 @@
+//! What the operator API writes, one resource at a time
+//! (docs/operator-api.md): a team, a channel. Each is a [`Resource`]: its
+//! name, the store key of its stored form, the print its `ETag` is made
+//! of, the one a file keeps, and how a write and a delete of it are
+//! checked, stored, indexed and put in force. The HTTP `PUT` and `DELETE`
+//! are written once over it (`http::operator_writes::put` and `delete`);
+//! a new resource is an implementation of this trait and two routes
+//! (CONTRIBUTING.md#add-an-operator-resource,
+//! docs/decisions/0494-one-operator-resource-trait.md).
+use std::future::Future;
+
+use serde_json::Value;
+
+use super::forms::{Conditions, Write};
+use crate::config::{Config, ConfigPrint};
+use crate::domain::audit::Acting;
+use crate::error::Result;
+use crate::gateway::Core;
+use crate::time::Timestamp;
+
+/// What a write made: the resource as built, whether it is new, and the
+/// generation of the API teams and channels that holds it (`0` for a dry
+/// run).
+pub struct Written<B> {
+    pub built: B,
+    pub created: bool,
+    pub generation: u64,
+}
+
+/// A resource the operator API writes and deletes by name.
+pub trait Resource: Send + Sync + 'static {
+    /// What the configuration in force holds of one, as built from its
+    /// JSON form.
+    type Built: Send;
+
+    /// The 409 `managed_by_file` detail for one a file keeps.
+    const MANAGED: &'static str;
+    /// The 404 detail for a name none has.
+    const MISSING: &'static str;
+
+    /// The store key of the stored (sealed) form of `name`.
+    fn store_key(name: &str) -> String;
+
+    /// The place the secrets of `name` are bound to, sealed and read
+    /// back (a team's id; a channel's `~channel:<name>`).
+    fn place(name: &str) -> String;
+
+    /// The print of `name` when a file of `config` keeps it (its writes
+    /// are then 409 `managed_by_file`).
+    fn in_a_file<'c>(config: &'c Config, name: &str) -> Option<&'c ConfigPrint>;
+
+    /// The print a built one's `ETag` is made of.
+    fn print(built: &Self::Built) -> &ConfigPrint;
+
+    /// A built one's JSON form, as a read shows it (secrets as `{"hmac"}`).
+    fn form(built: &Self::Built) -> &Value;
+
+    /// Writes `w` (or, for a dry run, checks that it would be written):
+    /// the conditions, the body checked, the sealed form stored with the
+    /// index and the generation moved.
+    fn write(
+        core: &Core,
+        w: Write<'_>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Written<Self::Built>>> + Send;
+
+    /// Deletes `name` under `conditions` by `acting`: the generation
+    /// without it.
+    fn delete(
+        core: &Core,
+        name: &str,
+        conditions: &Conditions,
+        acting: &Acting,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u64>> + Send;
+}
