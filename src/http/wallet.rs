@@ -217,8 +217,15 @@ fn posted(answer: std::result::Result<Answered, AnswerRefusal>) -> Response {
         Err(AnswerRefusal::StatusList) => {
             Error::Channel("the credential's status list cannot be read".into()).into_response()
         }
+        Err(AnswerRefusal::Busy) => Error::RateLimited { retry_after: 1 }.into_response(),
         Err(AnswerRefusal::Store(e)) => e.into_response(),
     }
+}
+
+/// A place at `team`'s gate for an answer that may wait on a status
+/// list: `None` when the gate is full (429, `Retry-After`).
+fn admit(st: &AppState, team: &str) -> Option<Option<super::team_gate::Place>> {
+    st.team_gates.enter(st.gateway.config(), team).ok()
 }
 
 /// The wallet's answer (`direct_post.jwt`).
@@ -238,6 +245,7 @@ fn posted(answer: std::result::Result<Answered, AnswerRefusal>) -> Response {
         (status = 200, description = "taken: `{\"redirect_uri\": \"{public_url}/w/{code}/done\"}` (an `error`: `{\"state\": \"open\"}`)", body = Object),
         (status = 400, description = "`invalid_request`: a JWE of no open request, a second response, one that does not open, or a malformed form; nothing changes", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`: a body over 64 KiB", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: 32 answers of this team wait on status lists already (`Retry-After`); nothing changes", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 502, description = "`channel_error`: the credential's status list cannot be read; the challenge stays open", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`store_unavailable`", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn wallet_response(State(st): State<AppState>, Now(now): Now, body: Bytes) -> Response {
@@ -248,7 +256,8 @@ async fn wallet_response(State(st): State<AppState>, Now(now): Now, body: Bytes)
     let post = WalletPost::DirectPost {
         response: response.as_deref(),
     };
-    posted(crate::gateway::wallet::take_answer(&st.gateway, post, now).await)
+    let admit = |team: &str| admit(&st, team);
+    posted(crate::gateway::wallet::take_answer(&st.gateway, post, now, admit).await)
 }
 
 /// What the page posts: the Digital Credentials API's result, or that the
@@ -279,6 +288,7 @@ pub struct PageAnswer {
     responses(
         (status = 200, description = "taken: where the challenge now stands", body = Object),
         JsonBodyErrors,
+        (status = 429, description = "`rate_limited`: 32 answers of this team wait on status lists already (`Retry-After`); nothing changes", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 502, description = "`channel_error`: the credential's status list cannot be read; the challenge stays open", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`store_unavailable`", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn wallet_page_response(
@@ -310,7 +320,8 @@ async fn wallet_page_response(
         code: &code,
         response,
     };
-    posted(crate::gateway::wallet::take_answer(&st.gateway, post, now).await)
+    let admit = |team: &str| admit(&st, team);
+    posted(crate::gateway::wallet::take_answer(&st.gateway, post, now, admit).await)
 }
 
 /// The name of a link's state.

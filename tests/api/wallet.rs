@@ -1447,3 +1447,90 @@ wallet_test!(
         assert_eq!(r["wallet"]["result"], "invalid_presentation", "{r}");
     }
 );
+
+/// A status list that hangs holds only its own team's answers: of 40
+/// answers at once, 32 wait on the list (each 502 once its 5 s are up),
+/// 8 are answered 429 with `Retry-After` at once; meanwhile globex and
+/// `/healthz` are answered as usual, and the challenge stays open.
+async fn a_hanging_status_list_holds_its_own_team_only(backend: Backend) {
+    use wiremock::matchers::path;
+    let Some((app, a)) = spawn_wallet(backend, "").await else {
+        return;
+    };
+    let server = wiremock::MockServer::start().await;
+    let uri = format!("{}/statuslists/1", server.uri());
+    wiremock::Mock::given(path("/statuslists/1"))
+        .respond_with(served_list(&uri).set_delay(std::time::Duration::from_secs(30)))
+        .mount(&server)
+        .await;
+    let now = app.now().unix_seconds();
+    let id = interaction(&app, "cust-gate").await;
+    let (cid, link) = start(&app, &id, ada()).await;
+    let asked = fetch_request(&app, &a, &link).await;
+    let jwe = answer_for(
+        &asked,
+        &bind(&issued_with_status(0, &uri), &asked, None, now),
+    );
+    let started = std::time::Instant::now();
+    let answers: Vec<_> = (0..40)
+        .map(|_| {
+            let form = format!(
+                "response={}",
+                url::form_urlencoded::byte_serialize(jwe.as_bytes()).collect::<String>()
+            );
+            let req = app
+                .client
+                .post(app.url("/w/response"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form);
+            tokio::spawn(async move {
+                let res = req.send().await.unwrap();
+                let retry_after = res.headers().get("retry-after").is_some();
+                (res.status().as_u16(), retry_after, started.elapsed())
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let other = app
+        .client
+        .post(app.url("/v1/interactions"))
+        .bearer_auth(&app.keys.globex_bot)
+        .json(&json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 201, "globex is not held");
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let (mut busy, mut failed) = (0, 0);
+    for answer in answers {
+        let (status, retry_after, took) = answer.await.unwrap();
+        match status {
+            429 => {
+                assert!(retry_after, "429 says when to come back");
+                assert!(
+                    took < std::time::Duration::from_secs(4),
+                    "at once: {took:?}"
+                );
+                busy += 1;
+            }
+            502 => failed += 1,
+            s => panic!("{s}"),
+        }
+    }
+    assert_eq!((busy, failed), (8, 32), "only 32 wait on the list");
+    assert_eq!(read(&app, &id, &cid, &app.keys.bot).await["state"], "open");
+    assert_eq!(failures(&app, "cust-gate").await, 0);
+}
+
+mod a_hanging_status_list_holds_its_own_team_only {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory() {
+        super::a_hanging_status_list_holds_its_own_team_only(Backend::Memory).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis() {
+        super::a_hanging_status_list_holds_its_own_team_only(Backend::Redis).await
+    }
+}

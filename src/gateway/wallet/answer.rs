@@ -67,6 +67,9 @@ pub enum AnswerRefusal {
     /// 502: the credential's status list could not be read; the
     /// challenge stays open.
     StatusList,
+    /// 429: as many of the team's answers as its gate holds are in
+    /// flight (each may wait on a status list): nothing changes.
+    Busy,
     /// The store.
     Store(Error),
 }
@@ -90,8 +93,16 @@ struct Found<'c> {
 
 /// `POST /w/response` and `POST /w/{code}/response`: the answer applied
 /// to its challenge. A wallet's own error changes nothing and counts
-/// nothing.
-pub async fn take_answer(core: &Core, post: WalletPost<'_>, now: Timestamp) -> Taken<Answered> {
+/// nothing. Once its request is found, the answer takes a place at its
+/// team's gate (`admit`, `None` when the gate is full: [`AnswerRefusal::Busy`]),
+/// held while it may wait on the credential's status list, so that a list
+/// that hangs holds only its own team's answers.
+pub async fn take_answer<P>(
+    core: &Core,
+    post: WalletPost<'_>,
+    now: Timestamp,
+    admit: impl FnOnce(&str) -> Option<P>,
+) -> Taken<Answered> {
     let (jwe, code) = match post {
         WalletPost::DirectPost { response } => (response, None),
         WalletPost::DcApi { code, response } => (response, Some(code)),
@@ -104,6 +115,9 @@ pub async fn take_answer(core: &Core, post: WalletPost<'_>, now: Timestamp) -> T
         });
     };
     let found = find(core, jwe, code, now).await?;
+    let Some(_place) = admit(&found.team.id) else {
+        return Err(AnswerRefusal::Busy);
+    };
     let opened = open(jwe, &found.request)?;
     let direct = code.is_none();
     let answer = presentation(core, &found, &opened, direct, now).await?;
