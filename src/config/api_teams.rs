@@ -19,7 +19,8 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut next = self.clone();
         for id in gone {
-            if next.teams.get(id).is_some_and(|t| t.api.is_some()) {
+            if let Some(was) = next.teams.get(id).filter(|t| t.api.is_some()) {
+                next.key_holders.remove(was);
                 next.teams.remove(id);
             }
         }
@@ -27,7 +28,11 @@ impl Config {
             if let Some(file) = next.file_team(&team.id) {
                 return Err(clash(&file.file.display().to_string(), &team.id));
             }
-            next.teams.insert(team.id.clone(), team);
+            // The keys it had out, then the keys it has in.
+            if let Some(was) = next.teams.insert(team.id.clone(), Arc::clone(&team)) {
+                next.key_holders.remove(&was);
+            }
+            next.key_holders.insert(&team);
         }
         Ok(next)
     }
@@ -61,6 +66,11 @@ impl Config {
         gone: &[String],
     ) -> Result<Config, ConfigError> {
         let mut next = self.clone();
+        // No channel moved (a team's write): the channels stay shared, and
+        // their senders with them.
+        if channels.is_empty() && gone.is_empty() {
+            return Ok(next);
+        }
         let all = Arc::make_mut(&mut next.channels);
         for name in gone {
             if all.get(name).is_some_and(|c| c.api) {
@@ -158,6 +168,11 @@ mod tests {
         assert!(e.problem.contains("\"sms\""), "{e}");
         sms.name = "newsms".into();
         let next = config.with_api_channels(vec![sms], &[]).unwrap();
+        let same = next.with_api_channels(Vec::new(), &[]).unwrap();
+        assert!(
+            Arc::ptr_eq(&same.channels, &next.channels),
+            "no channel moved: the channels (and their senders) are shared"
+        );
         assert_eq!(next.api_channels().count(), 1);
         assert!(next.file_channel("newsms").is_none());
         assert!(next.file_channel("sms").is_some());

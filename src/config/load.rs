@@ -117,13 +117,13 @@ fn load_sections(
             warnings.replay();
         }
     }
-
     let config = Config {
         path: path.to_path_buf(),
         server: system.server,
         store: system.store,
         defaults: system.defaults,
         defaults_table: system.defaults_table,
+        key_holders: super::KeyHolders::of_teams(teams_by_id.values()),
         teams: teams_by_id,
         channels: channels.into(),
         restart_only,

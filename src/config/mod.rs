@@ -19,6 +19,7 @@ mod every_problem;
 mod files;
 mod form;
 mod interpolate;
+mod key_holders;
 mod load;
 mod members;
 mod number_checks;
@@ -71,6 +72,7 @@ pub use env::Environment;
 pub(crate) use files::team_file_members;
 pub use form::{channel_place, is_secret_member};
 pub use form::{escape as pointer_token, FormProblem, SECRET_MEMBERS};
+pub use key_holders::{KeyHolder, KeyHolders};
 pub use load::{load, load_all_but_sms_length, load_with_env};
 pub use oidc::{https_or_loopback, may_reach};
 pub use once::{warn_once, StartupWarning};
@@ -108,6 +110,9 @@ pub struct Config {
     /// Teams by id, each shared so a request can hold its caller's team
     /// (`http/auth.rs`) while a reload replaces the configuration.
     pub teams: BTreeMap<String, Arc<Team>>,
+    /// The teams' API keys, by digest: kept with `teams` (at the load and
+    /// by [`Config::with_api_teams`]).
+    pub key_holders: KeyHolders,
     /// Channels by name.
     pub channels: Arc<BTreeMap<String, ChannelConfig>>,
     /// What of the system file only a restart applies (a reload compares it).

@@ -90,11 +90,11 @@ impl Config {
 impl Config {
     /// Whether `key` is the API key of a team other than `team` (an API
     /// team's only when `api_teams`), or an operator's: a key identifies
-    /// one team.
+    /// one team. One lookup by digest, whatever the number of teams
+    /// (docs/decisions/0490-api-keys-found-by-their-digest.md).
     pub fn api_key_taken(&self, team: &str, key: &ApiKeyHash, api_teams: bool) -> bool {
-        let other_team = (self.teams.values())
-            .filter(|t| t.id != team && (api_teams || t.api.is_none()))
-            .any(|t| t.api_keys.iter().any(|k| k.sha256.matches(key)));
+        let other_team =
+            (self.key_holders.holders(key)).any(|h| *h.team != *team && (api_teams || !h.api));
         let operators = (self.operator.as_deref()).map_or(&[][..], |o| &o.api_keys[..]);
         other_team || operators.iter().any(|k| k.sha256.matches(key))
     }

@@ -157,6 +157,12 @@ impl ApiKeyHash {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+    /// The digest, to look a key up by (a digest of a high-entropy key,
+    /// docs/decisions/0490-api-keys-found-by-their-digest.md); an entry
+    /// found is compared with [`ApiKeyHash::matches`].
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.0
+    }
     /// Constant-time equality.
     pub fn matches(&self, other: &ApiKeyHash) -> bool {
         self.0.ct_eq(&other.0).into()

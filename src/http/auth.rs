@@ -13,7 +13,7 @@ use axum::http::Method;
 use secrecy::SecretString;
 
 use super::AppState;
-use crate::config::{Config, OperatorRole, Role, Team};
+use crate::config::{Config, KeyHolders, OperatorRole, Role, Team};
 use crate::domain::audit::{self, Actor, Via};
 use crate::domain::console_session::ConsoleRole;
 use crate::domain::secrets::ApiKeyHash;
@@ -75,13 +75,6 @@ pub(super) fn actor_refused(parts: &Parts, reason: ActorRefusal) -> Error {
     Error::InvalidToken("the Chatgate-Actor token was refused")
 }
 
-struct Entry {
-    hash: ApiKeyHash,
-    team: Arc<str>,
-    key_id: Arc<str>,
-    role: Role,
-}
-
 /// An operator key (docs/operator-api.md#roles), as configured.
 struct OperatorEntry {
     hash: ApiKeyHash,
@@ -89,8 +82,9 @@ struct OperatorEntry {
     role: OperatorRole,
 }
 
-/// Every configured API key, by hash: the teams' and the operators'.
-pub struct ApiKeys(Vec<Entry>, Vec<OperatorEntry>);
+/// Every configured API key, by hash: the teams' (the index of the
+/// configuration, shared) and the operators'.
+pub struct ApiKeys(KeyHolders, Vec<OperatorEntry>);
 
 /// The key a request presented, as configured.
 struct Key {
@@ -101,18 +95,7 @@ struct Key {
 
 impl ApiKeys {
     pub fn from_config(config: &Config) -> Self {
-        let entries = config
-            .teams
-            .values()
-            .flat_map(|t| {
-                t.api_keys.iter().map(|k| Entry {
-                    hash: k.sha256,
-                    team: t.id.as_str().into(),
-                    key_id: k.id.as_str().into(),
-                    role: k.role,
-                })
-            })
-            .collect();
+        let entries = config.key_holders.clone();
         let operators = config
             .operator
             .iter()
@@ -145,19 +128,15 @@ impl ApiKeys {
     }
 
     fn find(&self, presented: &str) -> Option<Key> {
+        // One lookup by the digest of the key presented, the entry found
+        // compared in constant time
+        // (docs/decisions/0490-api-keys-found-by-their-digest.md).
         let hash = ApiKeyHash::of_key(presented);
-        let mut found = None;
-        for e in &self.0 {
-            // No early exit: every key is compared.
-            if e.hash.matches(&hash) && found.is_none() {
-                found = Some(Key {
-                    team: e.team.clone(),
-                    key_id: e.key_id.clone(),
-                    role: e.role,
-                });
-            }
-        }
-        found
+        (self.0.holder(&hash)).map(|h| Key {
+            team: Arc::clone(&h.team),
+            key_id: Arc::clone(&h.key_id),
+            role: h.role,
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 mod abuse;
 mod channel_json;
 mod channels;
+mod key_holders;
 mod languages;
 mod operator;
 mod properties;

@@ -29,7 +29,7 @@ pub(super) fn with_operator() -> Fixture {
 }
 
 /// A new team's body, valid as it stands.
-fn body(id: &str) -> Value {
+pub(super) fn body(id: &str) -> Value {
     json!({
         "id": id,
         "login_url": "https://login.example/",

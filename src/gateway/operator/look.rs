@@ -495,18 +495,19 @@ fn one_team_per_key(
         return Vec::new();
     }
     teams.sort_by(|a, b| (a.modified, &a.id).cmp(&(b.modified, &b.id)));
-    // Of the teams in force, only the keys of the teams read are noted:
-    // a pass that allocates for what changed alone.
-    let wanted: Vec<_> = (teams.iter())
-        .flat_map(|t| t.api_keys.iter().map(|k| k.sha256))
-        .collect();
+    // Of the API teams in force that stay, the holders of the keys of the
+    // teams read: one lookup a key.
     let mut holders: BTreeMap<String, (String, String)> = BTreeMap::new();
     let read: std::collections::HashSet<&str> = teams.iter().map(|t| t.id.as_str()).collect();
-    let stays = |t: &&Arc<Team>| !read.contains(t.id.as_str()) && !gone.contains(&t.id);
-    for team in in_force.api_teams().filter(stays) {
-        let held = |k: &&crate::config::ApiKey| wanted.iter().any(|w| w.matches(&k.sha256));
-        for key in team.api_keys.iter().filter(held) {
-            holders.insert(key.sha256.to_hex(), (team.id.clone(), key.id.clone()));
+    let stays = |h: &&crate::config::KeyHolder| {
+        h.api && !read.contains(&*h.team) && !gone.iter().any(|g| *g == *h.team)
+    };
+    for key in teams.iter().flat_map(|t| &t.api_keys) {
+        for h in in_force.key_holders.holders(&key.sha256).filter(stays) {
+            holders.insert(
+                key.sha256.to_hex(),
+                (h.team.to_string(), h.key_id.to_string()),
+            );
         }
     }
     drop(read);
