@@ -14,6 +14,9 @@ use super::jose::to_b64url;
 #[derive(Clone)]
 pub struct RequestKey {
     secret: p256::SecretKey,
+    /// Derived from `secret` once: a scalar multiplication, the dearest
+    /// step of a page view after the request's signature.
+    public: p256::PublicKey,
     kid: String,
 }
 
@@ -38,8 +41,13 @@ impl RequestKey {
     }
 
     fn from_secret(secret: p256::SecretKey) -> Self {
-        let kid = thumbprint(&secret.public_key());
-        RequestKey { secret, kid }
+        let public = secret.public_key();
+        let kid = thumbprint(&public);
+        RequestKey {
+            secret,
+            public,
+            kid,
+        }
     }
 
     /// The private scalar, to be kept with the request and nowhere else.
@@ -59,7 +67,7 @@ impl RequestKey {
 
     /// The public JWK the request's `client_metadata.jwks` carries.
     pub fn public_jwk(&self) -> Value {
-        let (x, y) = coordinates(&self.secret.public_key());
+        let (x, y) = coordinates(&self.public);
         json!({
             "kty": "EC", "crv": "P-256", "x": x, "y": y,
             "use": "enc", "alg": "ECDH-ES", "kid": self.kid,
