@@ -217,13 +217,17 @@ fn posted(answer: std::result::Result<Answered, AnswerRefusal>) -> Response {
         Err(AnswerRefusal::StatusList) => {
             Error::Channel("the credential's status list cannot be read".into()).into_response()
         }
-        Err(AnswerRefusal::Busy) => Error::RateLimited { retry_after: 1 }.into_response(),
+        Err(AnswerRefusal::Busy) => super::team_gate::Full::answer(super::problem::response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many answers of this team wait on status lists; try again shortly",
+        )),
         Err(AnswerRefusal::Store(e)) => e.into_response(),
     }
 }
 
 /// A place at `team`'s gate for an answer that may wait on a status
-/// list: `None` when the gate is full (429, `Retry-After`).
+/// list: `None` when the gate is full (503 `overloaded`, `Retry-After`).
 fn admit(st: &AppState, team: &str) -> Option<Option<super::team_gate::Place>> {
     st.team_gates.enter(st.gateway.config(), team).ok()
 }
@@ -245,9 +249,8 @@ fn admit(st: &AppState, team: &str) -> Option<Option<super::team_gate::Place>> {
         (status = 200, description = "taken: `{\"redirect_uri\": \"{public_url}/w/{code}/done\"}` (an `error`: `{\"state\": \"open\"}`)", body = Object),
         (status = 400, description = "`invalid_request`: a JWE of no open request, a second response, one that does not open, or a malformed form; nothing changes", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`: a body over 64 KiB", body = super::problem::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: 32 answers of this team wait on status lists already (`Retry-After`); nothing changes", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 502, description = "`channel_error`: the credential's status list cannot be read; the challenge stays open", body = super::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`store_unavailable`", body = super::problem::Problem, content_type = "application/problem+json")))]
+        (status = 503, description = "`store_unavailable`; or `overloaded` with `Retry-After`: 32 answers of this team (or a quarter of `max_connections` of all teams) wait on status lists already, and nothing changes", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn wallet_response(State(st): State<AppState>, Now(now): Now, body: Bytes) -> Response {
     let response = match wallet_form(&body) {
         Ok(response) => response,
@@ -288,9 +291,8 @@ pub struct PageAnswer {
     responses(
         (status = 200, description = "taken: where the challenge now stands", body = Object),
         JsonBodyErrors,
-        (status = 429, description = "`rate_limited`: 32 answers of this team wait on status lists already (`Retry-After`); nothing changes", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 502, description = "`channel_error`: the credential's status list cannot be read; the challenge stays open", body = super::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`store_unavailable`", body = super::problem::Problem, content_type = "application/problem+json")))]
+        (status = 503, description = "`store_unavailable`; or `overloaded` with `Retry-After`: 32 answers of this team (or a quarter of `max_connections` of all teams) wait on status lists already, and nothing changes", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn wallet_page_response(
     State(st): State<AppState>,
     Now(now): Now,

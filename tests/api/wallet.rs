@@ -1450,7 +1450,8 @@ wallet_test!(
 
 /// A status list that hangs holds only its own team's answers: of 40
 /// answers at once, 32 wait on the list (each 502 once its 5 s are up),
-/// 8 are answered 429 with `Retry-After` at once; meanwhile globex and
+/// 8 are answered 503 `overloaded` with `Retry-After` at once (as every
+/// endpoint that may wait on a team's provider); meanwhile globex and
 /// `/healthz` are answered as usual, and the challenge stays open.
 async fn a_hanging_status_list_holds_its_own_team_only(backend: Backend) {
     use wiremock::matchers::path;
@@ -1506,8 +1507,8 @@ async fn a_hanging_status_list_holds_its_own_team_only(backend: Backend) {
     for answer in answers {
         let (status, retry_after, took) = answer.await.unwrap();
         match status {
-            429 => {
-                assert!(retry_after, "429 says when to come back");
+            503 => {
+                assert!(retry_after, "503 says when to come back");
                 assert!(
                     took < std::time::Duration::from_secs(4),
                     "at once: {took:?}"

@@ -67,7 +67,7 @@ pub enum AnswerRefusal {
     /// 502: the credential's status list could not be read; the
     /// challenge stays open.
     StatusList,
-    /// 429: as many of the team's answers as its gate holds are in
+    /// 503 `overloaded`: as many of the team's answers as its gate holds are in
     /// flight (each may wait on a status list): nothing changes.
     Busy,
     /// The store.
