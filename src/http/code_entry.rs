@@ -8,7 +8,7 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -162,18 +162,7 @@ fn answered(
             res
         }
         Ok(EntryAnswer::Gone(s)) => page(s.as_ref(), StatusCode::GONE, TextKey::PageCodeEnded),
-        Err(e) => {
-            let problem = e.into_response();
-            let key = match problem.status() {
-                StatusCode::NOT_FOUND => TextKey::PageLinkUnknown,
-                _ => TextKey::PageTryAgain,
-            };
-            let mut res = page(None, problem.status(), key);
-            if let Some(label) = problem.extensions().get::<super::ProblemLabel>() {
-                res.extensions_mut().insert(*label);
-            }
-            res
-        }
+        Err(e) => pages::link_error(st.gateway.config(), headers, e),
     };
     no_store(res)
 }

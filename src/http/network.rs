@@ -230,19 +230,7 @@ fn answered(
         Ok(NetworkLinkTarget::Confirm(_) | NetworkLinkTarget::Operator(_)) => {
             Error::internal("a network link's answer out of place").into_response()
         }
-        Err(e) if html => {
-            let problem = e.into_response();
-            let key = match problem.status() {
-                StatusCode::NOT_FOUND => TextKey::PageLinkUnknown,
-                _ => TextKey::PageTryAgain,
-            };
-            let said = Said::of(config, None, headers, key);
-            let mut res = pages::render_said(problem.status(), &said, None);
-            if let Some(label) = problem.extensions().get::<super::ProblemLabel>() {
-                res.extensions_mut().insert(*label);
-            }
-            no_store(res)
-        }
+        Err(e) if html => no_store(pages::link_error(config, headers, e)),
         Err(e) => e.into_response(),
     }
 }
@@ -364,7 +352,7 @@ fn finished(st: &AppState, finish: NetworkFinish, headers: &HeaderMap) -> Respon
 }
 
 /// Template `key` as a page of `status`, `no-store`.
-fn page(
+pub(super) fn page(
     st: &AppState,
     speaks: Option<&Speaks>,
     headers: &HeaderMap,

@@ -8,6 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::settings::TextKey;
+use crate::error::Error;
 
 /// Whether the client asked for a page (a browser's `Accept` names
 /// `text/html`); API clients (`*/*`, `application/json`) get problem+json.
@@ -101,6 +102,24 @@ impl Said {
             text: text.to_string(),
         }
     }
+}
+
+/// An error of a link's page, as a page in the visitor's words: 404
+/// `page_link_unknown`, else `page_try_again` with the error's status;
+/// the problem's log label kept for the request's log line. The link
+/// pages (code entry, network, wallet) all answer their errors so.
+pub fn link_error(config: &crate::config::Config, headers: &HeaderMap, e: Error) -> Response {
+    let problem = e.into_response();
+    let key = match problem.status() {
+        StatusCode::NOT_FOUND => TextKey::PageLinkUnknown,
+        _ => TextKey::PageTryAgain,
+    };
+    let said = Said::of(config, None, headers, key);
+    let mut res = render_said(problem.status(), &said, None);
+    if let Some(label) = problem.extensions().get::<super::ProblemLabel>() {
+        res.extensions_mut().insert(*label);
+    }
+    res
 }
 
 /// A page of `status` saying `said`; `#CODE#` is `code` (digits only).

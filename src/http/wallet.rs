@@ -16,14 +16,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{JsonBody, Now, PathParam};
-use super::network::no_store;
+use super::network::{no_store, page as text_page};
 use super::openapi::JsonBodyErrors;
 use super::pages::{self, Said};
 use super::AppState;
 use crate::domain::settings::TextKey;
 use crate::error::Error;
 use crate::gateway::wallet::{AnswerRefusal, Answered, LinkState, WalletLinkTarget, WalletPost};
-use crate::gateway::Speaks;
 
 mod page;
 
@@ -408,29 +407,7 @@ async fn wallet_done(
     text_page(&st, speaks.as_ref(), &headers, status, key)
 }
 
-/// Template `key` as a page of `status`, `no-store`.
-fn text_page(
-    st: &AppState,
-    speaks: Option<&Speaks>,
-    headers: &HeaderMap,
-    status: StatusCode,
-    key: TextKey,
-) -> Response {
-    let said = Said::of(st.gateway.config(), speaks, headers, key);
-    no_store(pages::render_said(status, &said, None))
-}
-
-/// An error as a page: 404 `page_link_unknown`, else `page_try_again`
-/// with the error's status (its problem's log label kept).
+/// An error as a page ([`pages::link_error`]), `no-store`.
 fn error_page(st: &AppState, headers: &HeaderMap, e: Error) -> Response {
-    let problem = e.into_response();
-    let key = match problem.status() {
-        StatusCode::NOT_FOUND => TextKey::PageLinkUnknown,
-        _ => TextKey::PageTryAgain,
-    };
-    let mut res = text_page(st, None, headers, problem.status(), key);
-    if let Some(label) = problem.extensions().get::<super::ProblemLabel>() {
-        res.extensions_mut().insert(*label);
-    }
-    res
+    no_store(pages::link_error(st.gateway.config(), headers, e))
 }
