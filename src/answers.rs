@@ -1,8 +1,28 @@
-//! The body of an outbound call's answer, read up to a cap: a provider
-//! (an identity provider, a mobile operator) that answers more than it
-//! should costs at most the cap in memory, however it sends it. And an
-//! answer whose verdict the gateway acts on read strictly as JSON
+//! An outbound call whose answer the gateway decides on (an identity
+//! provider, a mobile operator, a number check, a status list): the one
+//! client it is made with ([`client`]); its body read up to a cap, so a
+//! provider that answers more than it should costs at most the cap in
+//! memory, however it sends it; and its verdict read strictly as JSON
 //! ([`strict_json`]), as a request body is.
+
+use std::time::Duration;
+
+/// The client of an outbound call whose answer decides something: given
+/// up after `timeout`, to connect and in all; no redirect followed (one
+/// would take the request, and the code or client secret it carries, to
+/// whatever host the answer names); and no proxy from the environment
+/// (one would carry them, and the customer's number, off the machine).
+/// Building fails only where TLS cannot be set up at all, which the
+/// start-up refuses first (`channels::provider::client` in `app.rs`).
+pub fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap_or_default()
+}
 
 /// Why an answer's body was not read whole by [`body_capped`].
 #[derive(Debug)]
@@ -79,9 +99,32 @@ pub fn strict_json(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
+
+    #[tokio::test]
+    async fn the_client_of_an_outbound_call_answers_a_redirect_without_following_it() {
+        use wiremock::matchers::{any, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        let elsewhere = format!("{}/elsewhere", server.uri());
+        Mock::given(path("/token"))
+            .respond_with(ResponseTemplate::new(307).insert_header("location", elsewhere.as_str()))
+            .mount(&server)
+            .await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .named("the redirect's target")
+            .mount(&server)
+            .await;
+        let url = format!("{}/token", server.uri());
+        let res = client(Duration::from_secs(5))
+            .post(url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 307);
+    }
 
     #[test]
     fn a_verdict_is_read_only_from_json_declared_so_without_a_member_twice() {

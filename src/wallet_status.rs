@@ -42,16 +42,10 @@ pub struct StatusLists {
 
 impl Default for StatusLists {
     fn default() -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy from the environment would see which credential is checked.
-            .no_proxy()
-            .build()
-            .unwrap_or_default();
+        // No proxy: one from the environment would see which credential
+        // is checked.
         StatusLists {
-            http,
+            http: crate::answers::client(TIMEOUT),
             kept: Mutex::new(HashMap::new()),
         }
     }

@@ -129,22 +129,71 @@ pub fn render_said(status: StatusCode, said: &Said, code: Option<&str>) -> Respo
         .unwrap_or("");
     let text = escape(&said.text).replace("#CODE#", &format!("<strong>{code}</strong>"));
     let (heading, advice) = text.split_once('\n').unwrap_or((&text, ""));
-    let dir = if crate::domain::locale::is_rtl(&said.lang) {
-        " dir=\"rtl\""
-    } else {
-        ""
-    };
     let advice: String = advice.lines().map(|l| format!("<p>{l}</p>\n")).collect();
-    let html = format!(
-        "<!doctype html>\n<html lang=\"{lang}\"{dir}>\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"robots\" content=\"noindex\">\n<title>{title}</title>\n\
-         <style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{heading}</h1>\n\
-         {advice}</main>\n</body>\n</html>\n",
-        lang = escape(&said.lang),
-        title = heading.replace("<strong>", "").replace("</strong>", ""),
-    );
-    html_answer(status, html)
+    let html = Frame {
+        lang: &said.lang,
+        title: &heading.replace("<strong>", "").replace("</strong>", ""),
+        main: &format!("<h1>{heading}</h1>\n{advice}"),
+        ..Frame::default()
+    }
+    .html();
+    html_answer(status, html, None)
+}
+
+/// A page's document, the one frame every page of the gateway's own is
+/// drawn in: `lang` (right to left where it is written so), `title`, the
+/// pages' stylesheet ([`STYLE`]) and the page's own `style` beside it,
+/// `main` the page's content, `script` its one script. Each part but
+/// `main` is written as it is: escaping it is the caller's.
+#[derive(Default)]
+pub(super) struct Frame<'a> {
+    pub lang: &'a str,
+    pub title: &'a str,
+    /// The page's own stylesheet, if any (allowed by its hash in the
+    /// page's policy).
+    pub style: &'a str,
+    pub main: &'a str,
+    /// The page's own script, if any (allowed by its hash in the page's
+    /// policy).
+    pub script: &'a str,
+}
+
+impl Frame<'_> {
+    /// The document.
+    pub fn html(&self) -> String {
+        let dir = if crate::domain::locale::is_rtl(self.lang) {
+            " dir=\"rtl\""
+        } else {
+            ""
+        };
+        let style = match self.style {
+            "" => String::new(),
+            own => format!("<style>{own}</style>\n"),
+        };
+        let script = match self.script {
+            "" => String::new(),
+            own => format!("<script>{own}</script>\n"),
+        };
+        format!(
+            "<!doctype html>\n<html lang=\"{lang}\"{dir}>\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <meta name=\"robots\" content=\"noindex\">\n<title>{title}</title>\n\
+             <style>{STYLE}</style>\n{style}</head>\n<body>\n<main>\n{main}</main>\n\
+             {script}</body>\n</html>\n",
+            lang = escape(self.lang),
+            title = self.title,
+            main = self.main,
+        )
+    }
+}
+
+/// An inline stylesheet's or script's source in a content security
+/// policy: `'sha256-…'` of `text`.
+pub(super) fn csp_hash(text: &str) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text));
+    format!("'sha256-{digest}'")
 }
 
 /// `text` safe inside HTML.
@@ -155,8 +204,11 @@ pub(super) fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn html_answer(status: StatusCode, html: String) -> Response {
-    (
+/// `html` as an answer of `status`, with its own content security
+/// `policy` where it has one (else the router's page policy applies,
+/// [`super::PAGE_CSP`]).
+pub(super) fn html_answer(status: StatusCode, html: String, policy: Option<&str>) -> Response {
+    let mut res = (
         status,
         [(
             header::CONTENT_TYPE,
@@ -164,23 +216,25 @@ fn html_answer(status: StatusCode, html: String) -> Response {
         )],
         html,
     )
-        .into_response()
+        .into_response();
+    if let Some(csp) = policy.and_then(|p| HeaderValue::from_str(p).ok()) {
+        res.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    res
 }
 
 /// The page as a complete answer (the security headers are added by the
 /// router's middleware: CSP, no framing, no referrer, `no-store`).
 pub fn render(page: &Page) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"robots\" content=\"noindex\">\n<title>{title}</title>\n\
-         <style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{heading}</h1>\n\
-         <p>{advice}</p>\n</main>\n</body>\n</html>\n",
-        title = page.title,
-        heading = page.heading,
-        advice = page.advice,
-    );
-    html_answer(page.status, html)
+    let html = Frame {
+        lang: "en",
+        title: page.title,
+        main: &format!("<h1>{}</h1>\n<p>{}</p>\n", page.heading, page.advice),
+        ..Frame::default()
+    }
+    .html();
+    html_answer(page.status, html, None)
 }
 
 #[cfg(test)]

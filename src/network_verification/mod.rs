@@ -299,20 +299,11 @@ pub struct NumberVerification {
     pub provider: ProviderConfig,
 }
 
-/// The client every provider call goes through: [`TIMEOUT`], no
-/// redirect followed, and no proxy from the environment (one would carry
-/// a loopback provider's code and client secret off the machine).
+/// The client every provider call goes through (`answers::client`:
+/// [`TIMEOUT`], no redirect followed, no proxy from the environment).
 pub fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .unwrap_or_default()
-    })
+    CLIENT.get_or_init(|| crate::answers::client(TIMEOUT))
 }
 
 /// The words of a transport error (reqwest's own text names the URL).

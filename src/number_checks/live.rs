@@ -78,18 +78,9 @@ pub struct Asking {
 
 impl Asking {
     fn new(configured: [u8; 32]) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy from the environment would carry the numbers and the
-            // client's secret off the machine.
-            .no_proxy()
-            .build()
-            .unwrap_or_default();
         Asking {
             configured,
-            http,
+            http: crate::answers::client(TIMEOUT),
             cache: Mutex::new(HashMap::new()),
             token: tokio::sync::Mutex::new(None),
             failing: Failing::default(),

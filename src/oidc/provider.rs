@@ -236,17 +236,8 @@ pub struct Providers {
 
 impl Default for Providers {
     fn default() -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy from the environment would carry a loopback
-            // provider's code and client secret off the machine.
-            .no_proxy()
-            .build()
-            .unwrap_or_default();
         Providers {
-            http,
+            http: crate::answers::client(TIMEOUT),
             cache: Mutex::new(HashMap::new()),
             failing: Failing::default(),
         }

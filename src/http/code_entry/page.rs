@@ -5,8 +5,8 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use crate::http::network::page::{one_form, style_hash};
-use crate::http::pages::{escape, Said, STYLE};
+use crate::http::network::page::one_form;
+use crate::http::pages::{csp_hash, escape, Said, STYLE};
 
 /// The name of the form's code field.
 const CODE_FIELD: &str = "code";
@@ -61,8 +61,8 @@ fn policy() -> String {
     format!(
         "default-src 'none'; style-src {} {}; frame-ancestors 'none'; base-uri 'none'; \
          form-action 'self'",
-        style_hash(STYLE),
-        style_hash(FORM_STYLE),
+        csp_hash(STYLE),
+        csp_hash(FORM_STYLE),
     )
 }
 

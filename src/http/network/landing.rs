@@ -14,9 +14,8 @@ use serde::Deserialize;
 use super::super::extract::{json_bytes, parse_json, Now};
 use super::super::oidc::{cookie_value, state_cookie};
 use super::super::openapi::E413;
-use super::super::pages::{escape, Said, STYLE};
+use super::super::pages::{csp_hash, escape, html_answer, Frame, Said, STYLE};
 use super::super::AppState;
-use super::page::style_hash;
 use super::{finished, gate, no_store, page, COOKIE_PATH};
 use crate::domain::settings::TextKey;
 use crate::error::Error;
@@ -88,30 +87,18 @@ pub(super) async fn landing_page(State(st): State<AppState>, headers: HeaderMap)
     let text = escape(&said.text);
     let (heading, advice) = text.split_once('\n').unwrap_or((&text, ""));
     let advice: String = advice.lines().map(|l| format!("<p>{l}</p>")).collect();
-    let html = format!(
-        "<!doctype html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"robots\" content=\"noindex\">\n<title></title>\n\
-         <style>{STYLE}</style>\n</head>\n<body>\n<main>\n\
-         <div id=\"failed\" hidden><h1>{heading}</h1>\n{advice}</div>\n\
-         <noscript><h1>{heading}</h1>\n{advice}</noscript>\n</main>\n\
-         <script>{SCRIPT}</script>\n</body>\n</html>\n",
-        lang = escape(&said.lang),
+    let main = format!(
+        "<div id=\"failed\" hidden><h1>{heading}</h1>\n{advice}</div>\n\
+         <noscript><h1>{heading}</h1>\n{advice}</noscript>\n"
     );
-    let mut res = (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
-        html,
-    )
-        .into_response();
-    if let Ok(csp) = HeaderValue::from_str(&policy()) {
-        res.headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    let html = Frame {
+        lang: &said.lang,
+        main: &main,
+        script: SCRIPT,
+        ..Frame::default()
     }
-    no_store(res)
+    .html();
+    no_store(html_answer(StatusCode::OK, html, Some(&policy())))
 }
 
 /// The landing page's content security policy: its script and the
@@ -121,8 +108,8 @@ pub(super) fn policy() -> String {
     format!(
         "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
          frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-        style_hash(SCRIPT),
-        style_hash(STYLE),
+        csp_hash(SCRIPT),
+        csp_hash(STYLE),
     )
 }
 
@@ -223,7 +210,7 @@ mod tests {
     fn the_page_allows_its_own_script_and_posts_only_to_the_gateway() {
         let csp = policy();
         assert!(
-            csp.contains(&format!("script-src {};", style_hash(SCRIPT))),
+            csp.contains(&format!("script-src {};", csp_hash(SCRIPT))),
             "{csp}"
         );
         assert!(csp.contains("connect-src 'self'"));

@@ -2,13 +2,11 @@
 //! the team and the conversation's channel named, one button, a form
 //! that posts its token back to the link. Its policy lets the form go to
 //! the gateway and, through the button's redirect, to the operator only.
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use sha2::{Digest, Sha256};
+use axum::http::StatusCode;
+use axum::response::Response;
 
 use crate::gateway::network::NetworkConfirm;
-use crate::http::pages::{escape, Said, STYLE};
+use crate::http::pages::{csp_hash, escape, html_answer, Frame, Said, STYLE};
 
 /// The name of the form's token field.
 const TOKEN_FIELD: &str = "form_token";
@@ -89,42 +87,21 @@ pub(in crate::http) fn one_form(
     } else {
         "<h1 id=\"asked\">"
     };
-    let dir = if crate::domain::locale::is_rtl(lang) {
-        " dir=\"rtl\""
-    } else {
-        ""
-    };
-    let html = format!(
-        "<!doctype html>\n<html lang=\"{lang}\"{dir}>\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"robots\" content=\"noindex\">\n<title>{heading}</title>\n\
-         <style>{STYLE}</style>\n<style>{style}</style>\n</head>\n<body>\n<main>\n\
-         {h1}{heading}</h1>\n{advice}<form method=\"post\">\n\
+    let main = format!(
+        "{h1}{heading}</h1>\n{advice}<form method=\"post\">\n\
          <input type=\"hidden\" name=\"{TOKEN_FIELD}\" value=\"{token}\">\n{field}\
-         <button type=\"submit\">{label}</button>\n</form>\n</main>\n</body>\n</html>\n",
-        lang = escape(lang),
+         <button type=\"submit\">{label}</button>\n</form>\n",
         token = escape(token),
     );
-    let mut res = (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
-        html,
-    )
-        .into_response();
-    if let Ok(csp) = HeaderValue::from_str(policy) {
-        res.headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    let html = Frame {
+        lang,
+        title: heading,
+        style,
+        main: &main,
+        script: "",
     }
-    res
-}
-
-/// A stylesheet's CSP source: `'sha256-…'` of `css`.
-pub(in crate::http) fn style_hash(css: &str) -> String {
-    let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(css));
-    format!("'sha256-{digest}'")
+    .html();
+    html_answer(status, html, Some(policy))
 }
 
 /// The page's content security policy: the pages' own, with the button's
@@ -136,13 +113,15 @@ fn policy(form_action: &str) -> String {
     format!(
         "default-src 'none'; style-src {} {}; frame-ancestors 'none'; base-uri 'none'; \
          form-action 'self' {form_action}",
-        style_hash(STYLE),
-        style_hash(BUTTON_STYLE),
+        csp_hash(STYLE),
+        csp_hash(BUTTON_STYLE),
     )
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header;
+
     use super::*;
 
     fn body(res: Response) -> String {

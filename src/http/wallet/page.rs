@@ -5,14 +5,11 @@
 //! (inline SVG), and a poll of the challenge's state. Its policy allows
 //! its own script (by hash) and fetches to the gateway only; it loads
 //! nothing from anywhere.
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use sha2::{Digest, Sha256};
+use axum::http::StatusCode;
+use axum::response::Response;
 
 use crate::gateway::wallet::WalletPage;
-use crate::http::network::page::style_hash;
-use crate::http::pages::{escape, Said, STYLE};
+use crate::http::pages::{csp_hash, escape, html_answer, Frame, Said, STYLE};
 
 /// The buttons' and the QR code's stylesheet, beside the pages' own
 /// ([`STYLE`]). A `hidden` element stays hidden though `button` sets a
@@ -65,42 +62,26 @@ pub(super) fn wallet_page(said: &Said, page: &WalletPage, code: &str) -> Respons
         .iter()
         .map(|l| format!("<p>{l}</p>\n"))
         .collect();
-    let dir = if crate::domain::locale::is_rtl(&said.lang) {
-        " dir=\"rtl\""
-    } else {
-        ""
-    };
     let base = format!("/w/{code}");
-    let html = format!(
-        "<!doctype html>\n<html lang=\"{lang}\"{dir}>\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"robots\" content=\"noindex\">\n<title>{heading}</title>\n\
-         <style>{STYLE}</style>\n<style>{WALLET_STYLE}</style>\n</head>\n<body>\n<main>\n\
-         <h1>{heading}</h1>\n{advice}<div id=\"w\" data-request=\"{request}\" \
+    let main = format!(
+        "<h1>{heading}</h1>\n{advice}<div id=\"w\" data-request=\"{request}\" \
          data-answer=\"{base}/response\" data-status=\"{base}/status\" data-done=\"{base}/done\"></div>\n\
          <div class=\"actions\">\n<button id=\"dc\" type=\"button\" hidden>{label}</button>\n\
          <a id=\"open\" class=\"button\" href=\"{link}\">{label}</a>\n</div>\n\
-         <div class=\"qr\" role=\"img\" aria-label=\"QR\">{qr}</div>\n\
-         </main>\n<script>{SCRIPT}</script>\n</body>\n</html>\n",
-        lang = escape(&said.lang),
+         <div class=\"qr\" role=\"img\" aria-label=\"QR\">{qr}</div>\n",
         request = escape(&page.dc_request),
         link = escape(&page.wallet_link),
         qr = qr_svg(&page.wallet_link),
     );
-    let mut res = (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
-        html,
-    )
-        .into_response();
-    if let Ok(csp) = HeaderValue::from_str(&policy()) {
-        res.headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    let html = Frame {
+        lang: &said.lang,
+        title: heading,
+        style: WALLET_STYLE,
+        main: &main,
+        script: SCRIPT,
     }
-    res
+    .html();
+    html_answer(StatusCode::OK, html, Some(&policy()))
 }
 
 /// `text` as a QR code, an SVG element drawn by the `qrcode` crate (no
@@ -118,26 +99,22 @@ fn qr_svg(text: &str) -> String {
         .map_or(String::new(), |at| svg[at..].to_string())
 }
 
-/// A script's CSP source: `'sha256-…'` of `js`.
-fn script_hash(js: &str) -> String {
-    let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(js));
-    format!("'sha256-{digest}'")
-}
-
 /// The page's content security policy: the pages' stylesheet and its
 /// own, its own script, fetches to the gateway, no form, no frame.
 fn policy() -> String {
     format!(
         "default-src 'none'; style-src {} {}; script-src {}; connect-src 'self'; \
          frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-        style_hash(STYLE),
-        style_hash(WALLET_STYLE),
-        script_hash(SCRIPT),
+        csp_hash(STYLE),
+        csp_hash(WALLET_STYLE),
+        csp_hash(SCRIPT),
     )
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header;
+
     use super::*;
 
     fn body(res: Response) -> String {
@@ -168,7 +145,7 @@ mod tests {
             .to_string();
         assert!(csp.starts_with("default-src 'none'"), "{csp}");
         assert!(
-            csp.contains(&format!("script-src {};", script_hash(SCRIPT))),
+            csp.contains(&format!("script-src {};", csp_hash(SCRIPT))),
             "{csp}"
         );
         let html = body(res);
