@@ -209,6 +209,11 @@ async fn a_store_reset_keeps_the_api_teams_and_channels() {
     })
     .await;
     assert_eq!(writes::stored(&a, "newco").await.unwrap(), stored);
+    assert_eq!(
+        bot_key_claim(&a).await.as_deref(),
+        Some("newco"),
+        "its key claimed again"
+    );
     for app in [&a, &b] {
         assert_eq!(writes::key_status(app, "newco-bot-key").await, 200);
         assert_eq!(team_read(app, "newco").await.0, tag);
@@ -225,6 +230,16 @@ async fn a_store_reset_keeps_the_api_teams_and_channels() {
     let c = spawn_beside(&a, writes::with_operator()).await;
     assert_eq!(writes::key_status(&c, "newco-bot-key").await, 200);
     assert_eq!(team_read(&c, "newco").await.0, tag);
+}
+
+/// The team that claims `newco-bot-key` in `app`'s store
+/// (docs/operator-api.md#keys).
+async fn bot_key_claim(app: &TestApp) -> Option<String> {
+    let hash = chatgate::domain::secrets::ApiKeyHash::of_key("newco-bot-key").to_hex();
+    let claim =
+        crate::operator_keys::raw(app, &chatgate::store::keys::api_key_claim(&hash)).await?;
+    let claim: Value = serde_json::from_str(&claim.value).unwrap();
+    claim["t"].as_str().map(str::to_string)
 }
 
 /// `[operator]` and a channel file `chat2` no file team lists.
@@ -360,9 +375,19 @@ async fn teams_export_and_import_keep_a_backup() {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
+    assert_eq!(
+        bot_key_claim(&a).await,
+        None,
+        "a deleted team's key is free"
+    );
     let (ok, said, err) = run(&["teams", "import", file]);
     assert!(ok, "{err}");
     assert_eq!(said.trim(), "imported 1 teams and 1 channels");
+    assert_eq!(
+        bot_key_claim(&a).await.as_deref(),
+        Some("newco"),
+        "the key claimed by the import"
+    );
     writes::within_two_seconds(&a, "newco-bot-key", 200).await;
     assert_eq!(team_read(&a, "newco").await.0, tag);
     assert_eq!(channels::read(&a, "newsms").await.0, channel_tag);
