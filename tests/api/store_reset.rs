@@ -441,3 +441,38 @@ async fn every_trail_marks_a_store_reset_before_a_restarted_instance_writes() {
         "{trail:?}"
     );
 }
+
+/// An instance that restarts at once after the store came back empty,
+/// before the running instance noticed (its watch reads every 2 s):
+/// it finds no node marker and holds its start-up `config.changed`
+/// until the running instance recorded `audit.trail_reset` (reason
+/// `store_reset`) as the trail's first entry (docs/audit.md#resets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_right_after_a_store_reset_writes_after_the_reset_entry() {
+    let Some((app, keys)) = gateway_with_markers().await else {
+        return;
+    };
+    let res = app
+        .request(reqwest::Method::GET, "/v1/audit", Some(&app.keys.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let before = writes::entries(&app, "acme").await.len() as u64;
+    assert!(before >= 2, "{before}");
+
+    empty_the_store(&app, &keys);
+    let setup = Setup {
+        fresh_store_wait: Some(chatgate::gateway::store_epoch::FRESH_START_WAIT),
+        ..Setup::default()
+    };
+    let again = spawn_beside(&app, setup).await;
+    let trail = writes::entries(&again, "acme").await;
+    let actions: Vec<&Value> = trail.iter().map(|e| &e["action"]).collect();
+    assert_eq!(trail[0]["action"], "audit.trail_reset", "{actions:?}");
+    assert_eq!(trail[0]["detail"]["reason"], "store_reset", "{trail:?}");
+    assert_eq!(trail[0]["detail"]["previous_seq"], before, "{trail:?}");
+    assert_eq!(trail[0]["seq"], 1);
+    assert_eq!(trail[1]["action"], "config.changed", "{actions:?}");
+    assert_eq!(trail[1]["detail"]["source"], "start", "{trail:?}");
+}
