@@ -36,6 +36,10 @@ pub struct Options {
     pub channels: Option<Channels>,
     /// Keep-alive interval of the live event stream; defaults to 15 s.
     pub sse_keep_alive: Option<std::time::Duration>,
+    /// How long a start on a store without its node markers waits before
+    /// its first audit entries; defaults to `store_epoch::FRESH_START_WAIT`
+    /// on Redis, none on a memory store (docs/audit.md#resets).
+    pub fresh_store_wait: Option<std::time::Duration>,
 }
 
 pub struct App {
@@ -85,6 +89,13 @@ impl App {
         let routes: Routes = Arc::new(arc_swap::ArcSwap::from_pointee(router));
         // Recorded before the first request: a team's trail shows the
         // configuration in force for everything after it.
+        // A memory store is this process's alone: no instance knew its trails.
+        let fresh_wait = match config.store.backend {
+            StoreBackend::Memory => std::time::Duration::ZERO,
+            StoreBackend::Redis => crate::gateway::store_epoch::FRESH_START_WAIT,
+        };
+        let wait = opts.fresh_store_wait.unwrap_or(fresh_wait);
+        crate::gateway::store_epoch::hold_a_start_on_an_empty_store(&gateway, wait).await;
         let started = clock.now();
         crate::gateway::audit::record_configuration(&gateway, ConfigSource::Start, started).await;
         let live = Live::new(gateway);

@@ -44,6 +44,36 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 const MARKER_TTL: Duration = Duration::from_secs(7 * 86_400);
 const RENEW_EVERY: Duration = Duration::from_secs(3_600);
 
+/// How long a start that finds the store without one of its node markers
+/// (a new store, or one that came back empty) waits before it records
+/// anything in a trail: past one [`CHECK_EVERY`] and a second, so that an
+/// instance that ran before the store was emptied has noticed it and
+/// recorded `audit.trail_reset` first (docs/audit.md#resets,
+/// docs/decisions/0489-a-start-on-an-empty-store-lets-the-reset-be-recorded-first.md).
+pub const FRESH_START_WAIT: Duration = Duration::from_secs(3);
+
+/// At start, before the first audit entry: waits `wait` when the store
+/// lacks one of its node markers (see [`FRESH_START_WAIT`]); at once when
+/// they are all there, `wait` is zero, or the store does not answer (its
+/// outage is for the store's own log and the start's reads to tell).
+pub async fn hold_a_start_on_an_empty_store(core: &Core, wait: Duration) {
+    if wait.is_zero() {
+        return;
+    }
+    let markers = core.node_markers().await;
+    let Ok(read) = core.get(&markers).await else {
+        return;
+    };
+    if read.iter().all(Option::is_some) {
+        return;
+    }
+    tracing::info!(
+        wait_ms = wait.as_millis() as u64,
+        "the store has no node marker (new, or come back empty): the first audit entries wait for a running instance to record the reset"
+    );
+    tokio::time::sleep(wait).await;
+}
+
 /// The detail of the refusal.
 pub const ISSUED_BEFORE_RESET: &str = "issued before the store was reset";
 

@@ -235,6 +235,14 @@ pub fn api_channels() -> String {
     "{~teams}:cx".to_string()
 }
 
+/// The claim of the API key whose SHA-256 is `sha256_hex` (64 lowercase
+/// hex digits) by the API team that holds it, beside [`api_teams`] in its
+/// slot, so that the claims of one write commit together
+/// (docs/operator-api.md#keys).
+pub fn api_key_claim(sha256_hex: &str) -> String {
+    format!("{{~teams}}:key:{sha256_hex}")
+}
+
 /// A number moved with every change of [`api_teams`]: what each instance
 /// reads once a second, whatever the number of teams.
 pub fn api_teams_generation() -> String {

@@ -59,6 +59,10 @@ pub struct Setup {
     pub unlisted_channels: Vec<(String, String)>,
     /// Keep-alive interval of `GET /v1/events` (default 15 s).
     pub sse_keep_alive: Option<Duration>,
+    /// How long a start on a store without its node markers waits before
+    /// its first audit entries (default none: every test starts on a new
+    /// store).
+    pub fresh_store_wait: Option<Duration>,
     /// Channels (of the files written, e.g. `"sms"`) the globex team has
     /// besides `webchat`.
     pub globex_channels: Vec<String>,
@@ -195,6 +199,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
         clock: Some(clock.clone() as Arc<dyn Clock>),
         store: setup.store.clone(),
         sse_keep_alive: setup.sse_keep_alive,
+        fresh_store_wait: Some(setup.fresh_store_wait.unwrap_or_default()),
         ..Options::default()
     };
     let app = App::build(config, opts).await.expect("app builds");

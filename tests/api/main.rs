@@ -52,6 +52,7 @@ mod openapi;
 mod operations;
 mod operator_api;
 mod operator_channels;
+mod operator_claims;
 mod operator_inputs;
 mod operator_keys;
 mod operator_writes;

@@ -308,11 +308,13 @@ pub(crate) fn counting_commits(
     (std::sync::Arc::new(counting), commits)
 }
 
-/// What a `PUT` costs the store: three commits (its mark, its team with
-/// the audit entry, the index), each after one read; a dry run one read
-/// and no commit; a refused write its mark and the mark's clearing.
+/// What a `PUT` costs the store: four commits (its mark, the claim of its
+/// API key, its team with the audit entry, the index), each after one
+/// read; a dry run a read of the claims and one of the team, and no
+/// commit; a refused write its mark and the mark's clearing (its key's
+/// claim, the team's own and fresh, read and not written again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_put_is_three_commits_each_after_one_read_and_a_dry_run_one_read() {
+async fn a_put_is_four_commits_each_after_one_read_and_a_dry_run_two_reads() {
     use crate::round_trips::Counting;
     let (counting, commits) = counting_commits(&["{~teams}", "{newco}"]);
     let store: chatgate::store::SharedStore = counting.clone();
@@ -348,16 +350,18 @@ async fn a_put_is_three_commits_each_after_one_read_and_a_dry_run_one_read() {
     let written = std::mem::take(&mut *commits.lock().unwrap());
     let gen = keys::api_teams_generation();
     let ix = keys::api_teams_part(chatgate::gateway::operator::index::part_of("newco"));
-    assert_eq!(written.len(), 3, "{written:?}");
+    assert_eq!(written.len(), 4, "{written:?}");
     assert_eq!(written[0], std::slice::from_ref(&gen), "the mark");
+    let claim = keys::api_key_claim(&ApiKeyHash::of_key("newco-bot-key").to_hex());
+    assert_eq!(written[1], [claim], "the claim of its API key");
     assert_eq!(team_reads(&counting), 2, "the write reads its team once");
     let head = keys::audit_head(&crate::operator_writes::keyspace(&app, "newco").await);
     assert!(
-        written[1].contains(&team_key) && written[1].contains(&head),
+        written[2].contains(&team_key) && written[2].contains(&head),
         "{:?}",
-        written[1]
+        written[2]
     );
-    assert_eq!(written[2], [ix, gen.clone()], "the index");
+    assert_eq!(written[3], [ix, gen.clone()], "the index");
 
     let stale = "\"0000000000000000000000000000000000000000000000000000000000000000\"";
     assert_problem(

@@ -32,6 +32,7 @@ async fn build(dir: &std::path::Path, store: &SharedStore) -> App {
     let config = chatgate::config::load(&dir.join("config/chatgate.toml")).expect("config loads");
     let opts = Options {
         store: Some(store.clone()),
+        fresh_store_wait: Some(std::time::Duration::ZERO),
         ..Options::default()
     };
     App::build(config, opts).await.expect("app builds")

@@ -209,6 +209,11 @@ async fn a_store_reset_keeps_the_api_teams_and_channels() {
     })
     .await;
     assert_eq!(writes::stored(&a, "newco").await.unwrap(), stored);
+    assert_eq!(
+        bot_key_claim(&a).await.as_deref(),
+        Some("newco"),
+        "its key claimed again"
+    );
     for app in [&a, &b] {
         assert_eq!(writes::key_status(app, "newco-bot-key").await, 200);
         assert_eq!(team_read(app, "newco").await.0, tag);
@@ -225,6 +230,16 @@ async fn a_store_reset_keeps_the_api_teams_and_channels() {
     let c = spawn_beside(&a, writes::with_operator()).await;
     assert_eq!(writes::key_status(&c, "newco-bot-key").await, 200);
     assert_eq!(team_read(&c, "newco").await.0, tag);
+}
+
+/// The team that claims `newco-bot-key` in `app`'s store
+/// (docs/operator-api.md#keys).
+async fn bot_key_claim(app: &TestApp) -> Option<String> {
+    let hash = chatgate::domain::secrets::ApiKeyHash::of_key("newco-bot-key").to_hex();
+    let claim =
+        crate::operator_keys::raw(app, &chatgate::store::keys::api_key_claim(&hash)).await?;
+    let claim: Value = serde_json::from_str(&claim.value).unwrap();
+    claim["t"].as_str().map(str::to_string)
 }
 
 /// `[operator]` and a channel file `chat2` no file team lists.
@@ -360,9 +375,19 @@ async fn teams_export_and_import_keep_a_backup() {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
+    assert_eq!(
+        bot_key_claim(&a).await,
+        None,
+        "a deleted team's key is free"
+    );
     let (ok, said, err) = run(&["teams", "import", file]);
     assert!(ok, "{err}");
     assert_eq!(said.trim(), "imported 1 teams and 1 channels");
+    assert_eq!(
+        bot_key_claim(&a).await.as_deref(),
+        Some("newco"),
+        "the key claimed by the import"
+    );
     writes::within_two_seconds(&a, "newco-bot-key", 200).await;
     assert_eq!(team_read(&a, "newco").await.0, tag);
     assert_eq!(channels::read(&a, "newsms").await.0, channel_tag);
@@ -415,4 +440,39 @@ async fn every_trail_marks_a_store_reset_before_a_restarted_instance_writes() {
             .all(|e| e["action"] != "audit.trail_reset"),
         "{trail:?}"
     );
+}
+
+/// An instance that restarts at once after the store came back empty,
+/// before the running instance noticed (its watch reads every 2 s):
+/// it finds no node marker and holds its start-up `config.changed`
+/// until the running instance recorded `audit.trail_reset` (reason
+/// `store_reset`) as the trail's first entry (docs/audit.md#resets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_right_after_a_store_reset_writes_after_the_reset_entry() {
+    let Some((app, keys)) = gateway_with_markers().await else {
+        return;
+    };
+    let res = app
+        .request(reqwest::Method::GET, "/v1/audit", Some(&app.keys.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let before = writes::entries(&app, "acme").await.len() as u64;
+    assert!(before >= 2, "{before}");
+
+    empty_the_store(&app, &keys);
+    let setup = Setup {
+        fresh_store_wait: Some(chatgate::gateway::store_epoch::FRESH_START_WAIT),
+        ..Setup::default()
+    };
+    let again = spawn_beside(&app, setup).await;
+    let trail = writes::entries(&again, "acme").await;
+    let actions: Vec<&Value> = trail.iter().map(|e| &e["action"]).collect();
+    assert_eq!(trail[0]["action"], "audit.trail_reset", "{actions:?}");
+    assert_eq!(trail[0]["detail"]["reason"], "store_reset", "{trail:?}");
+    assert_eq!(trail[0]["detail"]["previous_seq"], before, "{trail:?}");
+    assert_eq!(trail[0]["seq"], 1);
+    assert_eq!(trail[1]["action"], "config.changed", "{actions:?}");
+    assert_eq!(trail[1]["detail"]["source"], "start", "{trail:?}");
 }

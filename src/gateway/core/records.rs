@@ -45,7 +45,7 @@ pub use markers::{
     ShortLink, StoredNetworkLink, UsedJti,
 };
 pub use operator::{
-    ApiTeamsGeneration, ApiTeamsIndex, DeletedTeam, PendingWrite, StoredApiChannel,
+    ApiKeyClaim, ApiTeamsGeneration, ApiTeamsIndex, DeletedTeam, PendingWrite, StoredApiChannel,
     StoredApiChannels, StoredApiForm, StoredApiTeam, StoredApiTeams,
 };
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};

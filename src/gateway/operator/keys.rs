@@ -9,6 +9,9 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use std::collections::BTreeSet;
+
+use super::claims::{self, KEY_TAKEN};
 use super::teams::{edit_team, Edited};
 use crate::config::check_label;
 use crate::domain::audit::Acting;
@@ -19,7 +22,6 @@ use crate::gateway::Core;
 use crate::time::Timestamp;
 
 const ID_TAKEN: &str = "the team has a key of this id, or this very key under another id";
-const KEY_TAKEN: &str = "this key is another team's or an operator's: a key names one team";
 const NO_KEY: &str = "the team has no key of this id";
 const KEY_IN_USE: &str =
     "the team's primary security key, or its last: add another and make it primary first";
@@ -94,7 +96,8 @@ pub async fn add_api_key(
         role: asked.role.to_string(),
         sha256: hash.to_hex(),
     };
-    let (created, generation) = edit_team(core, team, acting, now, |config, body| {
+    let claim = BTreeSet::from([hash.to_hex()]);
+    let (created, generation) = edit_team(core, team, &claim, acting, now, |config, body| {
         if config.api_key_taken(team, &hash, true) {
             return Err(Error::KeyExists(KEY_TAKEN));
         }
@@ -127,7 +130,8 @@ pub async fn remove_api_key(
 }
 
 /// API team `team` with what `remove` takes out of its body (refused as
-/// [`refused`] says): the generation that holds the change.
+/// [`refused`] says), the claims of the API keys it took out released:
+/// the generation that holds the change.
 async fn removed(
     core: &Core,
     team: &str,
@@ -135,10 +139,14 @@ async fn removed(
     now: Timestamp,
     remove: impl Fn(&Value) -> std::result::Result<Value, KeyRefusal>,
 ) -> Result<Option<u64>> {
-    let ((), generation) = edit_team(core, team, acting, now, |_, body| {
-        Ok(Edited::To(remove(body).map_err(refused)?, ()))
+    let none = BTreeSet::new();
+    let (dropped, generation) = edit_team(core, team, &none, acting, now, |_, body| {
+        let next = remove(body).map_err(refused)?;
+        let dropped = &claims::digests_of(body) - &claims::digests_of(&next);
+        Ok(Edited::To(next, dropped))
     })
     .await?;
+    claims::release(core, team, &dropped, now).await;
     Ok(generation)
 }
 
@@ -155,7 +163,8 @@ pub async fn add_security_key(
 ) -> Result<KeyMade> {
     check_label(kid).map_err(|p| Error::invalid("kid", &p))?;
     let secret = SecretString::from(generate_whsec());
-    let ((), generation) = edit_team(core, team, acting, now, |_, body| {
+    let none = BTreeSet::new();
+    let ((), generation) = edit_team(core, team, &none, acting, now, |_, body| {
         let body = team_keys::add_security_key(body, kid, secret.expose_secret(), primary)
             .map_err(refused)?;
         Ok(Edited::To(body, ()))

@@ -7,6 +7,7 @@
 //! - [`teams`] and [`channels`]: its two implementations, a write or a delete of one, its
 //!   `config.changed` entry in the same commit, then the index moved;
 //!   [`keys`]: a team's API and security keys added or removed one at a time;
+//!   [`claims`]: each API key claimed in the store by the one team that holds it;
 //! - [`forms`]: the stored (sealed) form of a body, and what every write
 //!   shares (conditions, secrets kept, the stored forms read);
 //! - [`index`]: the index of the API teams, its generation, the marks of
@@ -16,6 +17,7 @@
 //! - [`restore`]: written back when the store comes back empty, exported
 //!   and imported.
 pub mod channels;
+pub mod claims;
 pub mod forms;
 pub mod in_force;
 pub mod index;

@@ -188,6 +188,7 @@ async fn write_back(
         teams += written.iter().flatten().count();
         digests.extend(written.into_iter().flatten());
     }
+    super::claims::claim_held(core, &held.teams, now).await?;
     let moved = Moved {
         teams: teams > 0,
         past: known_generation,

@@ -4,6 +4,7 @@
 //! `config.changed` entry of the team in the same commit; then the index
 //! of the API teams, and its generation, moved
 //! (docs/operator-api.md#how-the-store-keeps-them).
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -12,7 +13,7 @@ use super::forms::{
     built, etag_of, opened, operator, salts_of_edit, sealed, stored_forms, written_body,
     Conditions, Write,
 };
-use super::index;
+use super::{claims, index};
 use crate::config::{Config, ConfigPrint, Team};
 use crate::domain::audit::Acting;
 use crate::domain::secrets_cipher::Salts;
@@ -73,16 +74,19 @@ impl super::resource::Resource for Teams {
 
 /// Decides a write on what `c` read: the conditions against the stored
 /// team, the body checked, the sealed form put with its audit entry in
-/// `tenant`'s trail. `None`: the stored team is no longer `tenant`'s (it
-/// was deleted, or written again, since it was read): to try again.
+/// `tenant`'s trail; `held`: the API keys the stored team holds. `None`:
+/// the stored team is no longer `tenant`'s (it was deleted, or written
+/// again, since it was read): to try again.
 fn decide_write(
     c: &mut Change,
     config: &Config,
     w: &Write<'_>,
     tenant: &Tenant,
+    held: &mut BTreeSet<String>,
     now: Timestamp,
 ) -> Result<Step<Option<Written>>> {
     let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(w.id))?;
+    *held = claimed_keys(&stored);
     w.conditions.hold(etag_of(&stored).as_deref())?;
     if !tenant.holds(w.id, &stored) {
         return Ok(Step::Answer(None));
@@ -106,6 +110,14 @@ fn decide_write(
         created,
         generation,
     })))
+}
+
+/// The digests of the API keys `stored` holds (docs/operator-api.md#keys).
+fn claimed_keys(stored: &Loaded<StoredApiTeam>) -> BTreeSet<String> {
+    match &stored.value {
+        Some(StoredApiTeam::V1 { body, .. }) => claims::digests_of(body),
+        None => BTreeSet::new(),
+    }
 }
 
 /// In `c`, which read `stored` and [`recorded_keys`] of `team`'s
@@ -238,20 +250,31 @@ pub enum Edited<T> {
 /// Changes stored API team `id` by `edit`, given the configuration in
 /// force and the team's body with its secrets opened: the body it makes
 /// is checked as a `PUT`'s (422), stored sealed with its `config.changed`
-/// entry by `acting`, and indexed. 404 when the store holds no such team;
-/// no precondition (the change is made on the version read, and made
-/// again on a newer one). Answers what `edit` answered and the generation
-/// of the API teams that holds the change (`None`: nothing changed).
+/// entry by `acting`, and indexed, after `claim` (API key digests) is
+/// claimed for it (409 `key_exists`: another team's). 404 when the store
+/// holds no such team; no precondition (the change is made on the version
+/// read, and made again on a newer one). Answers what `edit` answered and
+/// the generation of the API teams that holds the change (`None`: nothing
+/// changed).
 pub async fn edit_team<T>(
     core: &Core,
     id: &str,
+    claim: &BTreeSet<String>,
     acting: &Acting,
     now: Timestamp,
     edit: impl FnMut(&Config, &Value) -> Result<Edited<T>>,
 ) -> Result<(T, Option<u64>)> {
     let config = Arc::clone(core.config());
-    let edit = edited(core, &config, id, Purpose::Edit, acting, now, edit);
-    marked(core, id, now, edit).await
+    let mut made = BTreeSet::new();
+    let edit = async {
+        made = claims::take(core, id, claim, false, now).await?;
+        edited(core, &config, id, Purpose::Edit, acting, now, edit).await
+    };
+    let done = marked(core, id, now, edit).await;
+    if done.is_err() {
+        claims::release(core, id, &made, now).await;
+    }
+    done
 }
 
 /// Why a stored team is built again.
@@ -376,31 +399,51 @@ fn edit_in<T>(
 /// 428 for a replace that names no version, 422 for a body that breaks a
 /// rule. Two writers naming one `ETag`: the commit's compare-and-set lets
 /// one through, the other reads again and is 412.
+/// Each API key of the body is claimed for the team first (409
+/// `key_exists`: another team's), and a key the stored team held that the
+/// body drops is released after (docs/operator-api.md#keys).
 pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Written> {
+    let digests = claims::digests_of(w.body);
     if w.dry_run {
-        return written(core, &w, now).await;
+        claims::take(core, w.id, &digests, true, now).await?;
+        return written(core, &w, &mut BTreeSet::new(), now).await;
     }
+    let (mut made, mut held) = (BTreeSet::new(), BTreeSet::new());
     let write = async {
-        let written = written(core, &w, now).await?;
+        made = claims::take(core, w.id, &digests, false, now).await?;
+        let written = written(core, &w, &mut held, now).await?;
         let index = index::indexed_as(
             &written.built.print.digest(),
             keys::incarnation_of(&written.built.keyspace),
         );
         Ok((written, ToIndex::At(index)))
     };
-    let (mut written, generation) = marked(core, w.id, now, write).await?;
+    let (mut written, generation) = match marked(core, w.id, now, write).await {
+        Ok(done) => done,
+        Err(e) => {
+            claims::release(core, w.id, &made, now).await;
+            return Err(e);
+        }
+    };
+    claims::release(core, w.id, &(&held - &digests), now).await;
     written.generation = generation.unwrap_or_default();
     Ok(written)
 }
 
 /// [`write_team`]'s change of the team's tenant as read, read again
-/// while another writer deleted or created the team meanwhile.
-async fn written(core: &Core, w: &Write<'_>, now: Timestamp) -> Result<Written> {
+/// while another writer deleted or created the team meanwhile; `held`:
+/// the API keys the stored team held.
+async fn written(
+    core: &Core,
+    w: &Write<'_>,
+    held: &mut BTreeSet<String>,
+    now: Timestamp,
+) -> Result<Written> {
     let config = std::sync::Arc::clone(core.config());
     for n in 0..TENANT_TRIES {
         let tenant = Tenant::at(core, w.id, n).await?;
         let read = tenant.read(w.id);
-        let decide = |c: &mut Change| decide_write(c, &config, w, &tenant, now);
+        let decide = |c: &mut Change| decide_write(c, &config, w, &tenant, held, now);
         if let Some(written) = core.change(&tenant.keyspace, &read, now, decide).await? {
             return Ok(written);
         }
@@ -464,8 +507,9 @@ async fn unmark(core: &Core, id: &str, token: u64, now: Timestamp) {
 
 /// Deletes team `id` written through the operator API: 404 when there is
 /// none, 428 without `If-Match`, 412 with another `ETag`. Its last
-/// `config.changed` entry records the empty configuration. Answers the
-/// generation of the API teams without it.
+/// `config.changed` entry records the empty configuration, and the claims
+/// of its API keys are released. Answers the generation of the API teams
+/// without it.
 pub async fn delete_team(
     core: &Core,
     id: &str,
@@ -473,6 +517,7 @@ pub async fn delete_team(
     acting: &Acting,
     now: Timestamp,
 ) -> Result<u64> {
+    let mut held = BTreeSet::new();
     let delete = async {
         for n in 0..TENANT_TRIES {
             let Some(tenant) = Tenant::held_at(core, id, n).await? else {
@@ -481,6 +526,8 @@ pub async fn delete_team(
             let mut read = tenant.read(id);
             read.push(keys::deleted_team(id));
             let deleted = core.change(&tenant.keyspace, &read, now, |c| {
+                let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
+                held = claimed_keys(&stored);
                 delete_in(c, core.config(), id, &tenant, conditions, acting, now)
             });
             if deleted.await?.is_some() {
@@ -490,6 +537,7 @@ pub async fn delete_team(
         Err(tenant_moved())
     };
     let ((), generation) = marked(core, id, now, delete).await?;
+    claims::release(core, id, &held, now).await;
     Ok(generation.unwrap_or_default())
 }
 

@@ -144,6 +144,21 @@ pub struct DeletedTeam {
     pub at: Timestamp,
 }
 
+/// `{~teams}:key:<sha256 hex>`: the API team that claimed an API key,
+/// taken before the team's write that holds it commits, so that two
+/// stored API teams never hold one key (docs/operator-api.md#keys). No
+/// TTL: deleted once its team no longer holds the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyClaim {
+    /// The team's id.
+    #[serde(rename = "t")]
+    pub team: String,
+    /// When a write of the team last claimed it.
+    #[serde(rename = "at", with = "stored")]
+    pub at: Timestamp,
+}
+
+impl Record for ApiKeyClaim {}
 impl Record for StoredApiForm {}
 impl Record for DeletedTeam {}
 impl Record for ApiTeamsGeneration {}

@@ -1,0 +1,263 @@
+//! The claims of the API teams' keys (docs/operator-api.md#keys): a write
+//! of an API team claims each API key its body holds in the store
+//! (`{~teams}:key:<sha256>`, the team's id) after marking itself and
+//! before its team's commit, so that of two writers that give one key to
+//! two teams at once one is 409 `key_exists` and two stored teams never
+//! hold one key. A write that fails releases the claims it made; a write
+//! or a delete that drops a key releases its claim once it committed. A
+//! claim left behind (a writer that stopped) is taken over once it is
+//! [`STOPPED_AFTER`] old and its team does not hold the key
+//! (docs/decisions/0488-an-api-key-is-claimed-in-the-store.md).
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::forms::stored_forms;
+use super::index::STOPPED_AFTER;
+use crate::domain::secrets::ApiKeyHash;
+use crate::error::{Error, Result};
+use crate::gateway::change::{self, Change};
+use crate::gateway::records::{ApiKeyClaim, ApiTeamsGeneration, Loaded, StoredApiForm};
+use crate::gateway::work::Step;
+use crate::gateway::Core;
+use crate::store::keys;
+use crate::time::Timestamp;
+
+/// The detail of a key another team or an operator has.
+pub const KEY_TAKEN: &str = "this key is another team's or an operator's: a key names one team";
+
+/// How old a team's own claim is when its write claims it again, so that
+/// a write under way holds a claim no younger than
+/// `STOPPED_AFTER - RENEW_AFTER`, which no other team takes over.
+const RENEW_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How often a claim is tried again after taking over claims left behind.
+const TRIES: usize = 3;
+
+/// Claims read in one change of a restore.
+const AT_ONCE: usize = 256;
+
+/// The digests (64 lowercase hex digits) of the API keys `body` (a team's
+/// JSON form) holds; an entry that is no digest is left out (its write
+/// is refused by the team's check).
+pub fn digests_of(body: &Value) -> BTreeSet<String> {
+    let entries = body.get("api_keys").and_then(Value::as_array);
+    let hashes = entries.into_iter().flatten().filter_map(|e| {
+        let hex = e.get("sha256").and_then(Value::as_str)?;
+        (hex.len() == 64).then(|| ApiKeyHash::from_hex(hex).ok())?
+    });
+    hashes.map(|h| h.to_hex()).collect()
+}
+
+/// The digests a stored team's body holds (none for no team).
+fn stored_digests(form: Option<&StoredApiForm>) -> BTreeSet<String> {
+    form.map_or_else(BTreeSet::new, |StoredApiForm::V1 { body, .. }| {
+        digests_of(body)
+    })
+}
+
+/// What a claim's change found.
+enum Claimed {
+    /// Claimed (or checked, for a dry run): the digests whose claim it
+    /// made, none of them the team's before.
+    Made(BTreeSet<String>),
+    /// Claims of other teams, each with its digest: nothing written.
+    Held(Vec<(String, ApiKeyClaim)>),
+}
+
+/// Claims `digests` for API team `team` (`dry_run`: only checks): 409
+/// `key_exists` when another team holds the claim of one, unless that
+/// claim was left behind ([`left_behind`]). The digests whose claim this
+/// made, to [`release`] when the write fails.
+pub async fn take(
+    core: &Core,
+    team: &str,
+    digests: &BTreeSet<String>,
+    dry_run: bool,
+    now: Timestamp,
+) -> Result<BTreeSet<String>> {
+    if digests.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let read: Vec<String> = digests.iter().map(|d| keys::api_key_claim(d)).collect();
+    let mut over = BTreeMap::new();
+    for _ in 0..TRIES {
+        let claimed = core.change(change::NO_TEAM, &read, now, |c| {
+            claim_in(c, team, digests, &over, dry_run, now)
+        });
+        match claimed.await? {
+            Claimed::Made(made) => return Ok(made),
+            Claimed::Held(held) => over.extend(left_behind(core, held, now).await?),
+        }
+    }
+    Err(Error::KeyExists(KEY_TAKEN))
+}
+
+/// [`take`] in `c`, which read the claims of `digests`: each absent, or
+/// the team's and older than [`RENEW_AFTER`], or in `over` as read
+/// (left behind), written as the team's; nothing when another team holds
+/// one.
+fn claim_in(
+    c: &mut Change,
+    team: &str,
+    digests: &BTreeSet<String>,
+    over: &BTreeMap<String, ApiKeyClaim>,
+    dry_run: bool,
+    now: Timestamp,
+) -> Result<Step<Claimed>> {
+    let (mut held, mut writes, mut made) = (Vec::new(), Vec::new(), BTreeSet::new());
+    for digest in digests {
+        let claim: Loaded<ApiKeyClaim> = c.read(&keys::api_key_claim(digest))?;
+        match &claim.value {
+            Some(own) if own.team == team => {
+                if own.at.plus(RENEW_AFTER) <= now {
+                    writes.push(claim);
+                }
+            }
+            Some(other) if over.get(digest) != Some(other) => {
+                held.push((digest.clone(), other.clone()));
+            }
+            _ => {
+                made.insert(digest.clone());
+                writes.push(claim);
+            }
+        }
+    }
+    if !held.is_empty() {
+        return Ok(Step::Answer(Claimed::Held(held)));
+    }
+    if dry_run || writes.is_empty() {
+        return Ok(Step::Answer(Claimed::Made(made)));
+    }
+    let mine = ApiKeyClaim {
+        team: team.to_string(),
+        at: now,
+    };
+    for claim in &writes {
+        c.put(claim, &mine, None)?;
+    }
+    Ok(Step::Write(Claimed::Made(made)))
+}
+
+/// The claims of `held` a writer left behind, to take over: each at least
+/// [`STOPPED_AFTER`] old, of a team the store holds without its key (or
+/// holds not at all); 409 `key_exists` when one is not.
+async fn left_behind(
+    core: &Core,
+    held: Vec<(String, ApiKeyClaim)>,
+    now: Timestamp,
+) -> Result<BTreeMap<String, ApiKeyClaim>> {
+    if held.iter().any(|(_, c)| c.at.plus(STOPPED_AFTER) > now) {
+        return Err(Error::KeyExists(KEY_TAKEN));
+    }
+    let owners: Vec<&str> = held.iter().map(|(_, c)| c.team.as_str()).collect();
+    let stored = stored_forms(core, &owners, keys::api_team).await?;
+    for ((digest, _), form) in held.iter().zip(&stored) {
+        if stored_digests(form.as_ref()).contains(digest) {
+            return Err(Error::KeyExists(KEY_TAKEN));
+        }
+    }
+    tracing::warn!(
+        claims = held.len(),
+        "claims of API keys left behind by a write that stopped are taken over"
+    );
+    Ok(held.into_iter().collect())
+}
+
+/// Releases team `team`'s claims of `digests` that its stored team does
+/// not hold, unless another write of the team is under way (its mark,
+/// younger than [`STOPPED_AFTER`]): what a write that failed claimed, or
+/// what a write or a delete dropped once it committed. A claim not
+/// released (the store failing) is one warning; another team takes it
+/// over once it is old.
+pub async fn release(core: &Core, team: &str, digests: &BTreeSet<String>, now: Timestamp) {
+    if digests.is_empty() {
+        return;
+    }
+    if let Err(e) = released(core, team, digests, now).await {
+        tracing::warn!(team = %team, error = %e, "claims of API keys were not released; another team takes them over once they are old");
+    }
+}
+
+/// [`release`], failing when the store does.
+async fn released(
+    core: &Core,
+    team: &str,
+    digests: &BTreeSet<String>,
+    now: Timestamp,
+) -> Result<()> {
+    let stored = stored_forms(core, &[team], keys::api_team).await?.pop();
+    let holds = stored_digests(stored.flatten().as_ref());
+    let free: Vec<&String> = digests.difference(&holds).collect();
+    if free.is_empty() {
+        return Ok(());
+    }
+    let mut read: Vec<String> = free.iter().map(|d| keys::api_key_claim(d)).collect();
+    read.push(keys::api_teams_generation());
+    core.change(change::NO_TEAM, &read, now, |c| {
+        let gen: Loaded<ApiTeamsGeneration> = c.read(&keys::api_teams_generation())?;
+        let marks = gen.value.as_ref().and_then(|g| g.pending.get(team));
+        let under_way = marks.is_some_and(|m| m.iter().any(|m| m.at.plus(STOPPED_AFTER) > now));
+        let mut deleted = false;
+        for digest in free.iter().filter(|_| !under_way) {
+            let claim: Loaded<ApiKeyClaim> = c.read(&keys::api_key_claim(digest))?;
+            if claim.value.as_ref().is_some_and(|c| c.team == team) {
+                c.delete(&claim);
+                deleted = true;
+            }
+        }
+        Ok(match deleted {
+            true => Step::Write(()),
+            false => Step::Answer(()),
+        })
+    })
+    .await
+}
+
+/// The keys of `teams` (as the store keeps them) claimed where no claim
+/// is: what a restore or an import writes back. A key another team
+/// claimed is left to it (logged): the look keeps one team per key.
+pub async fn claim_held(
+    core: &Core,
+    teams: &BTreeMap<String, StoredApiForm>,
+    now: Timestamp,
+) -> Result<()> {
+    let mut wanted: BTreeMap<String, &String> = BTreeMap::new();
+    for (id, form) in teams {
+        for digest in stored_digests(Some(form)) {
+            wanted.entry(digest).or_insert(id);
+        }
+    }
+    let wanted: Vec<(String, &String)> = wanted.into_iter().collect();
+    for chunk in wanted.chunks(AT_ONCE) {
+        let read: Vec<String> = chunk.iter().map(|(d, _)| keys::api_key_claim(d)).collect();
+        let clashes = core.change(change::NO_TEAM, &read, now, |c| {
+            let mut clashes = 0;
+            let mut wrote = false;
+            for (digest, id) in chunk {
+                let claim: Loaded<ApiKeyClaim> = c.read(&keys::api_key_claim(digest))?;
+                match &claim.value {
+                    Some(held) if held.team != **id => clashes += 1,
+                    Some(_) => {}
+                    None => {
+                        let team = id.to_string();
+                        c.put(&claim, &ApiKeyClaim { team, at: now }, None)?;
+                        wrote = true;
+                    }
+                }
+            }
+            Ok(match wrote {
+                true => Step::Write(clashes),
+                false => Step::Answer(clashes),
+            })
+        });
+        let clashes = clashes.await?;
+        if clashes > 0 {
+            tracing::error!(
+                keys = clashes,
+                "API teams written back hold keys other API teams claimed; each key stays with its claim"
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! A key names one team in the store (docs/operator-api.md#keys): each
+//! API key of an API team is claimed in the store before the team's
+//! write commits, so of two instances that give one key to two teams at
+//! once one answers 409 `key_exists` and every instance then has the key
+//! in force for the other; a key a write drops, or a team deleted, frees
+//! it; a claim left behind by a writer that stopped is taken over once
+//! old.
+use chatgate::domain::secrets::{generate_whsec, ApiKeyHash};
+use chatgate::store::keys;
+use chatgate::time::Clock;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::operator_keys::{overwrite, raw};
+use crate::operator_writes::{delete, etag_of, in_two_seconds, put, team, with_operator, OPS};
+
+/// A new team `id` whose one API key is `key`'s.
+fn team_with_key(id: &str, key: &str) -> Value {
+    let mut body = team(id, &generate_whsec());
+    let hash = ApiKeyHash::of_key(key).to_hex();
+    body["api_keys"] = json!([{"id": "bot", "role": "admin", "sha256": hash}]);
+    body
+}
+
+async fn post(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+    let req = app.request(Method::POST, path, Some(OPS)).json(&body);
+    req.send().await.unwrap()
+}
+
+/// Two instances on one store: `a`, and one beside it.
+async fn two(backend: Backend) -> Option<(TestApp, TestApp)> {
+    let a = spawn_with(backend, with_operator()).await?;
+    let setup = Setup {
+        store: Some(a.gateway.store().clone()),
+        ..with_operator()
+    };
+    let b = match backend {
+        Backend::Memory => spawn_with(backend, setup).await.unwrap(),
+        _ => spawn_beside(&a, with_operator()).await,
+    };
+    Some((a, b))
+}
+
+/// The teams that hold `key` in force on `app`.
+fn holders(app: &TestApp, key: &str) -> Vec<String> {
+    let in_force = app.reloader.in_force();
+    let found = in_force
+        .config()
+        .key_holders
+        .holders(&ApiKeyHash::of_key(key));
+    found.map(|h| h.team.to_string()).collect()
+}
+
+/// Of two answers, the one 2xx and the other 409 `key_exists`: the index
+/// of the 2xx.
+async fn one_refused(answers: [reqwest::Response; 2]) -> usize {
+    let [first, second] = answers;
+    let statuses = [first.status().as_u16(), second.status().as_u16()];
+    let won = match statuses {
+        [200 | 201, 409] => 0,
+        [409, 200 | 201] => 1,
+        other => panic!("one key given to two teams at once answered {other:?}"),
+    };
+    let refused = if won == 0 { second } else { first };
+    assert_problem(refused, 409, "key_exists").await;
+    won
+}
+
+/// Both instances have `key` in force for `team` alone, within 2 s.
+async fn in_force_for(apps: [&TestApp; 2], key: &str, team: &str) {
+    for app in apps {
+        let what = format!("{key} in force for {team} alone");
+        in_two_seconds(&what, || async { holders(app, key) == [team] }).await;
+    }
+}
+
+async fn one_key_two_teams_at_once(backend: Backend) {
+    let Some((a, b)) = two(backend).await else {
+        return;
+    };
+    let ids = ["alpha", "beta"];
+    for (app, id) in [(&a, ids[0]), (&b, ids[1])] {
+        let res = put(app, id, &team_with_key(id, &format!("{id}-own")), &[]).await;
+        assert_eq!(res.status(), 201);
+    }
+    for round in 0..3 {
+        // A key endpoint on each instance, at once.
+        let key = format!("shared-{round}");
+        let hash = ApiKeyHash::of_key(&key).to_hex();
+        let asked = json!({"id": format!("k{round}"), "role": "agent", "sha256": hash});
+        let answers = tokio::join!(
+            post(&a, "/v1/teams/alpha/api-keys", asked.clone()),
+            post(&b, "/v1/teams/beta/api-keys", asked),
+        );
+        let won = one_refused([answers.0, answers.1]).await;
+        in_force_for([&a, &b], &key, ids[won]).await;
+
+        // A new team's `PUT` on each instance, at once.
+        let key = format!("put-{round}");
+        let (gamma, delta) = (format!("gamma{round}"), format!("delta{round}"));
+        let bodies = [team_with_key(&gamma, &key), team_with_key(&delta, &key)];
+        let answers = tokio::join!(
+            put(&a, &gamma, &bodies[0], &[]),
+            put(&b, &delta, &bodies[1], &[]),
+        );
+        let won = one_refused([answers.0, answers.1]).await;
+        in_force_for([&a, &b], &key, [&gamma, &delta][won]).await;
+        let stored = raw(&a, &keys::api_key_claim(&ApiKeyHash::of_key(&key).to_hex())).await;
+        let claim: Value = serde_json::from_str(&stored.expect("claimed").value).unwrap();
+        assert_eq!(claim["t"], json!([&gamma, &delta][won]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_given_to_two_teams_on_two_instances_at_once_is_one_team_s_on_memory() {
+    one_key_two_teams_at_once(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_given_to_two_teams_on_two_instances_at_once_is_one_team_s_on_redis() {
+    one_key_two_teams_at_once(Backend::Redis).await;
+}
+
+async fn dropped_keys_are_free(backend: Backend) {
+    let Some((a, b)) = two(backend).await else {
+        return;
+    };
+    let claim = |key: &str| keys::api_key_claim(&ApiKeyHash::of_key(key).to_hex());
+    assert_eq!(
+        put(&a, "alpha", &team_with_key("alpha", "k1"), &[])
+            .await
+            .status(),
+        201
+    );
+    let res = put(&b, "beta", &team_with_key("beta", "beta-own"), &[]).await;
+    assert_eq!(res.status(), 201);
+    let k1 = json!({"id": "k1", "role": "agent", "sha256": ApiKeyHash::of_key("k1").to_hex()});
+    assert_problem(
+        post(&b, "/v1/teams/beta/api-keys", k1.clone()).await,
+        409,
+        "key_exists",
+    )
+    .await;
+
+    // A key endpoint drops it: free for another team at once.
+    let res = post(
+        &a,
+        "/v1/teams/alpha/api-keys",
+        json!({"id": "spare", "role": "bot"}),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let res = a.request(Method::DELETE, "/v1/teams/alpha/api-keys/bot", Some(OPS));
+    assert_eq!(res.send().await.unwrap().status(), 204);
+    assert!(
+        raw(&a, &claim("k1")).await.is_none(),
+        "the claim of a key dropped is deleted"
+    );
+    in_two_seconds("beta given k1", || async {
+        post(&b, "/v1/teams/beta/api-keys", k1.clone())
+            .await
+            .status()
+            == 201
+    })
+    .await;
+    in_force_for([&a, &b], "k1", "beta").await;
+
+    // A `PUT` that drops a key frees it too.
+    let res = put(&a, "gamma", &team_with_key("gamma", "k2"), &[]).await;
+    let tag = etag_of(&res);
+    let moved = put(
+        &a,
+        "gamma",
+        &team_with_key("gamma", "k3"),
+        &[("If-Match", &tag)],
+    )
+    .await;
+    assert_eq!(moved.status(), 200);
+    assert!(
+        raw(&a, &claim("k2")).await.is_none(),
+        "the claim of a key dropped is deleted"
+    );
+    in_two_seconds("k2 given to delta", || async {
+        put(&b, "delta", &team_with_key("delta", "k2"), &[])
+            .await
+            .status()
+            == 201
+    })
+    .await;
+
+    // A team deleted frees its keys.
+    let read = b.request(Method::GET, "/v1/teams/beta", Some(OPS)).send();
+    let beta_tag = etag_of(&read.await.unwrap());
+    let body = team_with_key("beta", "beta-own");
+    let res = put(&b, "beta", &body, &[("If-Match", &beta_tag)]).await;
+    assert_eq!(res.status(), 200);
+    let beta_tag = etag_of(&res);
+    assert!(
+        raw(&a, &claim("k1")).await.is_none(),
+        "k1 dropped by beta's PUT"
+    );
+    assert_eq!(
+        delete(&b, "beta", &[("If-Match", &beta_tag)])
+            .await
+            .status(),
+        204
+    );
+    assert!(
+        raw(&a, &claim("beta-own")).await.is_none(),
+        "a deleted team's claims are deleted"
+    );
+    in_two_seconds("beta's key given to epsilon", || async {
+        let body = team_with_key("epsilon", "beta-own");
+        put(&a, "epsilon", &body, &[]).await.status() == 201
+    })
+    .await;
+    in_force_for([&a, &b], "beta-own", "epsilon").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_dropped_or_its_team_deleted_is_free_for_another_team_on_memory() {
+    dropped_keys_are_free(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_dropped_or_its_team_deleted_is_free_for_another_team_on_redis() {
+    dropped_keys_are_free(Backend::Redis).await;
+}
+
+/// A claim of a team the store does not hold (its writer stopped before
+/// its team's commit): 409 while it is young, taken over once it is
+/// 30 s old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_left_behind_is_taken_over_once_old() {
+    let app = spawn_with(Backend::Memory, with_operator()).await.unwrap();
+    let key = keys::api_key_claim(&ApiKeyHash::of_key("k1").to_hex());
+    let at = app.clock.now().unix_millis();
+    overwrite(&app, &key, json!({"t": "ghost", "at": at}).to_string()).await;
+    let body = team_with_key("alpha", "k1");
+    let dry = app.request(Method::PUT, "/v1/teams/alpha?dry_run=true", Some(OPS));
+    assert_problem(dry.json(&body).send().await.unwrap(), 409, "key_exists").await;
+    assert_problem(put(&app, "alpha", &body, &[]).await, 409, "key_exists").await;
+    assert!(
+        raw(&app, &keys::api_team("alpha")).await.is_none(),
+        "nothing written"
+    );
+
+    app.clock.advance(std::time::Duration::from_secs(31));
+    assert_eq!(put(&app, "alpha", &body, &[]).await.status(), 201);
+    let claim: Value = serde_json::from_str(&raw(&app, &key).await.unwrap().value).unwrap();
+    assert_eq!(claim["t"], "alpha");
+}
