@@ -306,20 +306,28 @@ fn wallet_match(
 /// `delivery` asks, may be typed on the gateway's page: an OTP that goes
 /// somewhere other than the conversation itself, or a PIN; 422 naming
 /// `entry` otherwise. An unknown method is left to the method's own rule.
+/// Every method is named, so a new one does not compile until it is
+/// placed on this side or the other.
 fn page_entry_allowed(method: &str, delivery: Option<&str>) -> Result<(), Error> {
     let refused = |why| Err(Error::invalid("entry", why));
+    let methods = ChallengeMethod::STARTABLE;
+    let Some(method) = named(&methods, ChallengeMethod::as_str, method) else {
+        return Ok(());
+    };
     match method {
-        "pin" => Ok(()),
-        "otp" if matches!(delivery, None | Some("chat")) => refused(
+        ChallengeMethod::Pin => Ok(()),
+        ChallengeMethod::Otp if matches!(delivery, None | Some("chat")) => refused(
             "a code delivered into the chat is typed there: send it by sms, email, voice, \
              ladder or to an agent to have it typed on the page",
         ),
-        "otp" => Ok(()),
+        ChallengeMethod::Otp => Ok(()),
         // Nothing to type: the customer approves, or opens a link.
-        "app" | "network" | "wallet" => {
+        ChallengeMethod::App | ChallengeMethod::Network | ChallengeMethod::Wallet => {
             refused("only a code (otp) or a session PIN (pin) is typed on the page")
         }
-        _ => Ok(()),
+        // Never asked for by a request (a login page shows it): the
+        // method's own rule refuses it.
+        ChallengeMethod::Binding => Ok(()),
     }
 }
 
