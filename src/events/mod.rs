@@ -18,6 +18,7 @@ pub mod redis;
 pub mod slots;
 pub mod stream;
 pub mod types;
+pub mod views;
 
 use std::borrow::Cow;
 use std::sync::Arc;

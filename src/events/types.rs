@@ -13,7 +13,6 @@ use crate::domain::audit::Actor;
 use crate::domain::challenge::{Challenge, ChallengeMethod, ChallengeState, Delivery};
 use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
 use crate::domain::logout::LogoutCause;
-use crate::domain::transaction::Transaction;
 use crate::time::Timestamp;
 
 /// Whom an event's `data` is about: the member it opens with.
@@ -198,50 +197,9 @@ pub struct CreatedChallenge {
     pub transaction_hash: Option<String>,
 }
 
-/// A transaction as the API writes it (docs/api.md#approving-one-payment).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[schema(as = Transaction)]
-pub struct TransactionObject {
-    /// 1 to 32 of `a-z` and `_`, such as `payment`.
-    #[serde(rename = "type")]
-    #[schema(pattern = "^[a-z_]{1,32}$")]
-    pub kind: String,
-    /// A decimal string, more than zero, with no more decimals than the
-    /// currency has.
-    #[schema(pattern = "^[0-9]{1,12}(\\.[0-9]{1,4})?$")]
-    pub amount: String,
-    /// An ISO 4217 alphabetic code.
-    #[schema(pattern = "^[A-Z]{3}$")]
-    pub currency: String,
-    /// 1 to 70 characters: no control, format (bidi) or private-use
-    /// characters, one script per word, and no word written wholly in
-    /// letters that look Latin (`АСМЕ` in Cyrillic).
-    #[schema(min_length = 1, max_length = 70)]
-    pub payee: String,
-    /// 1 to 35 such characters.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 35)]
-    pub reference: Option<String>,
-}
-
-impl TransactionObject {
-    /// `t` and its hash, as a challenge carries them.
-    pub fn with_hash(t: Option<&Transaction>) -> (Option<TransactionObject>, Option<String>) {
-        (t.map(TransactionObject::from), t.map(Transaction::hash))
-    }
-}
-
-impl From<&Transaction> for TransactionObject {
-    fn from(t: &Transaction) -> Self {
-        TransactionObject {
-            kind: t.kind.clone(),
-            amount: t.amount.clone(),
-            currency: t.currency.clone(),
-            payee: t.payee.clone(),
-            reference: t.reference.clone(),
-        }
-    }
-}
+/// A transaction as the API writes it (its home is beside the read of a
+/// challenge that names it).
+pub use super::views::TransactionObject;
 
 /// `transaction.approved`: the challenge that approved it, the transaction
 /// and its hash (never the approval token).
@@ -257,7 +215,7 @@ pub struct TransactionApproved {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChallengeAdvanced {
     /// The read of the challenge (docs/api.md#reading-a-challenge).
-    pub challenge: serde_json::Value,
+    pub challenge: Box<super::views::ChallengeView>,
     pub previous_channel: String,
     pub reason: AdvanceReason,
 }

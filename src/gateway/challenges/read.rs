@@ -2,23 +2,24 @@
 //! ([`StartedChallenge`]), and the read of one challenge
 //! (docs/api.md#reading-a-challenge): where it stands and how far its
 //! message got.
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::config::Team;
-use crate::domain::challenge::{Challenge, ChallengeMethod as Method, ChallengeState as State};
+use crate::domain::challenge::{ChallengeMethod as Method, ChallengeState as State};
 use crate::domain::delivery_status::DeliveryState;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::number_check::NumberCheck;
 use crate::domain::start_challenge::Started;
 use crate::domain::transaction::Transaction;
 use crate::domain::transaction::{approval_jti, ApprovalClaims, Approved};
-use crate::domain::wallet_state::WalletResult;
 use crate::error::{Error, Result};
 use crate::events::types::TransactionObject;
-use crate::gateway::view::{self, ChallengeMethod, ChallengeState, Delivery, DeliveryStatus};
+pub use crate::events::views::{
+    delivery_of, Approval, ChallengeView, DeliveryErrorView, Entry, NetworkView, NumberCheckView,
+    WalletResultView, WalletView,
+};
+use crate::gateway::view;
 use crate::gateway::Core;
 use crate::time::Timestamp;
 
@@ -57,27 +58,6 @@ pub struct StartedChallenge {
     /// Where the code or PIN is typed: `chat`, or `page`, the gateway's
     /// page (docs/api.md#codes-typed-on-the-gateways-page).
     pub entry: Entry,
-}
-
-/// Where a challenge's code or PIN is typed
-/// (docs/api.md#codes-typed-on-the-gateways-page).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Entry {
-    /// Into the conversation, and the bot verifies it.
-    Chat,
-    /// On the gateway's page `/c/{code}`, never through the chat.
-    Page,
-}
-
-impl Entry {
-    pub fn of(page_entry: bool) -> Self {
-        if page_entry {
-            Entry::Page
-        } else {
-            Entry::Chat
-        }
-    }
 }
 
 impl StartedChallenge {
@@ -130,175 +110,8 @@ impl StartedChallenge {
     }
 }
 
-/// What a number check found about the phone number a code went to
-/// (docs/number-checks.md#the-challenges-number_check).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct NumberCheckView {
-    /// Whether the SIM changed within `sim_swap_max_age`; null when the
-    /// provider could not say.
-    pub sim_swap: Option<bool>,
-    /// Whether unconditional call forwarding is on (voice codes); null when
-    /// not asked or the provider could not say.
-    pub call_forwarding: Option<bool>,
-    pub checked_at: Timestamp,
-    /// `camara` or `twilio_lookup`.
-    #[schema(example = "camara")]
-    pub source: &'static str,
-}
-
-impl NumberCheckView {
-    pub fn of(c: &NumberCheck) -> Self {
-        NumberCheckView {
-            sim_swap: c.sim_swap,
-            call_forwarding: c.call_forwarding,
-            checked_at: c.checked_at,
-            source: c.source.as_str(),
-        }
-    }
-
-    /// As an event carries it.
-    pub fn to_event(c: Option<&NumberCheck>) -> Option<serde_json::Value> {
-        c.and_then(|c| serde_json::to_value(Self::of(c)).ok())
-    }
-}
-
 /// The pepper's purpose for approval tokens' `jti`.
 const JTI_PURPOSE: &str = "approval-jti";
-
-/// A transaction approved (docs/api.md#the-approval-token).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Approval {
-    /// The approved transaction's hash, as the challenge names it.
-    pub transaction_hash: String,
-    /// The approval token: a JWT (EdDSA, the gateway's `[approvals]`
-    /// signing key, its public keys at `/.well-known/chatgate-approval-keys`),
-    /// good for 5 minutes. Absent in an agent's read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-}
-
-/// Why the provider could not deliver a challenge's message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct DeliveryErrorView {
-    /// The provider's error code, as text (e.g. `"131047"`).
-    pub code: String,
-    /// The provider's title for it, or null when it gives none.
-    pub title: Option<String>,
-}
-
-/// `delivery_status` and `delivery_error` of a challenge answer, from how
-/// far its message got (`None`: nothing was sent, both null).
-pub fn delivery_of(
-    state: Option<&DeliveryState>,
-) -> (Option<DeliveryStatus>, Option<DeliveryErrorView>) {
-    let status = state.map(|s| s.status.into());
-    let error = state
-        .and_then(|s| s.error.as_ref())
-        .map(|e| DeliveryErrorView {
-            code: e.code.clone(),
-            title: e.title.clone(),
-        });
-    (status, error)
-}
-
-/// `GET /v1/interactions/{id}/challenges/{cid}`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ChallengeView {
-    pub challenge_id: Uuid,
-    pub method: ChallengeMethod,
-    pub delivery: Delivery,
-    /// The channel its message went through; null when nothing was sent.
-    pub channel: Option<String>,
-    pub expires_at: Timestamp,
-    pub attempts_remaining: u32,
-    pub state: ChallengeState,
-    /// Null when nothing was sent (`agent` delivery).
-    pub delivery_status: Option<DeliveryStatus>,
-    /// Null, or with `failed`, the provider's error.
-    pub delivery_error: Option<DeliveryErrorView>,
-    /// What the number check found; absent when none was asked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub number_check: Option<NumberCheckView>,
-    /// The payment it is for (docs/api.md#approving-one-payment).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transaction: Option<TransactionObject>,
-    /// The base64url SHA-256 of the transaction's RFC 8785 canonical JSON.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transaction_hash: Option<String>,
-    /// An approved `app` challenge's approval: with its token for a bot,
-    /// without for an agent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub approval: Option<Approval>,
-    /// A `network` challenge's last answer from the mobile operator
-    /// (docs/network-authentication.md); absent for other methods.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<NetworkView>,
-    /// A `wallet` challenge's credential and answer (docs/wallet.md#results);
-    /// absent for other methods. Its `claims` only to a bot key.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wallet: Option<WalletView>,
-    /// Where its code or PIN is typed: `chat` or `page`.
-    pub entry: Entry,
-}
-
-/// What the mobile operator last answered about a network challenge's
-/// link (docs/network-authentication.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct NetworkView {
-    /// Null before the first answer.
-    pub result: Option<view::NetworkResult>,
-    /// A verified answer in a conversation that is not the number's own
-    /// SMS conversation waits for the code its page showed to be typed
-    /// into the chat (docs/network-authentication.md#the-code-typed-into-the-chat).
-    pub awaiting_code: bool,
-    pub answered_at: Option<Timestamp>,
-}
-
-impl NetworkView {
-    /// For challenge `c`: its last answer, when it is a network challenge
-    /// or a ladder that began with the network step.
-    fn of(c: &Challenge) -> Option<Self> {
-        use crate::domain::challenge::{ChallengeMethod, NETWORK_STEP};
-        let network_step = c.ladder.as_ref().is_some_and(|l| {
-            l.steps.first().map(String::as_str) == Some(NETWORK_STEP)
-                && l.sent.first().is_some_and(|s| s.channel == NETWORK_STEP)
-        });
-        (c.method == ChallengeMethod::Network || network_step).then(|| NetworkView {
-            result: c.network.map(|a| a.result.into()),
-            awaiting_code: c.awaits_network_code(),
-            answered_at: c.network.map(|a| a.answered_at),
-        })
-    }
-}
-
-impl ChallengeView {
-    pub fn of(c: &Challenge, state: State) -> Self {
-        let (delivery_status, delivery_error) = delivery_of(c.delivery_state.as_ref());
-        let (transaction, transaction_hash) = TransactionObject::with_hash(c.transaction.as_ref());
-        ChallengeView {
-            challenge_id: c.id,
-            method: c.method.into(),
-            delivery: c.delivery.into(),
-            channel: c.channel.clone(),
-            expires_at: c.expires_at,
-            attempts_remaining: c.attempts_remaining(),
-            state: state.into(),
-            delivery_status,
-            delivery_error,
-            number_check: c.number_check.as_ref().map(NumberCheckView::of),
-            transaction,
-            transaction_hash,
-            approval: None,
-            entry: Entry::of(c.page_entry),
-            wallet: WalletView::of(c, false),
-            // Awaited only while it can still be answered.
-            network: NetworkView::of(c).map(|n| NetworkView {
-                awaiting_code: n.awaiting_code && state == State::Open,
-                ..n
-            }),
-        }
-    }
-}
 
 /// Challenge `cid` of interaction `id`, current or remembered; one of
 /// another interaction, or forgotten, is `NotFound`. An approved `app`
@@ -405,68 +218,4 @@ pub(super) fn approval_of(
         transaction_hash: claims.txn.clone(),
         token,
     }))
-}
-
-/// A wallet challenge's credential and answer
-/// (docs/wallet.md#results): claim names, never their values, but to a
-/// bot key, `claims`: the asked claims as disclosed.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct WalletView {
-    /// The team's `[wallet] credentials` id asked for.
-    pub credential: String,
-    /// `dc+sd-jwt` or `mso_mdoc`.
-    pub format: &'static str,
-    /// Null until a presentation answered.
-    pub result: Option<WalletResultView>,
-    /// The issuer certificate's subject (RFC 4514), once verified that far.
-    pub issuer: Option<String>,
-    /// The asked claims that were disclosed and equal, by name.
-    pub matched: Vec<String>,
-    pub answered_at: Option<Timestamp>,
-    /// To a bot key only: the asked claims as the credential disclosed
-    /// them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub claims: Option<BTreeMap<String, serde_json::Value>>,
-}
-
-/// What a presentation came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WalletResultView {
-    Verified,
-    ClaimsMismatch,
-    UntrustedIssuer,
-    Revoked,
-    InvalidPresentation,
-}
-
-impl From<WalletResult> for WalletResultView {
-    fn from(r: WalletResult) -> Self {
-        match r {
-            WalletResult::Verified => WalletResultView::Verified,
-            WalletResult::ClaimsMismatch => WalletResultView::ClaimsMismatch,
-            WalletResult::UntrustedIssuer => WalletResultView::UntrustedIssuer,
-            WalletResult::Revoked => WalletResultView::Revoked,
-            WalletResult::InvalidPresentation => WalletResultView::InvalidPresentation,
-        }
-    }
-}
-
-impl WalletView {
-    /// Challenge `c`'s, when it is a wallet challenge; the disclosed
-    /// values only `for_bot`.
-    pub fn of(c: &Challenge, for_bot: bool) -> Option<Self> {
-        let w = c.wallet.as_ref()?;
-        let answer = w.answer.as_ref();
-        Some(WalletView {
-            credential: w.credential.clone(),
-            format: w.format.as_str(),
-            result: answer.map(|a| a.result.into()),
-            issuer: answer.and_then(|a| a.issuer.clone()),
-            matched: answer.map(|a| a.matched.clone()).unwrap_or_default(),
-            answered_at: answer.map(|a| a.answered_at),
-            claims: answer.filter(|_| for_bot).map(|a| a.claims.clone()),
-        })
-    }
 }

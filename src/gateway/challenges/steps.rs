@@ -569,11 +569,8 @@ fn advanced(c: &Challenge, now: Timestamp) -> Result<Option<(EventData, AdvanceR
     let Some((previous_channel, reason)) = ladder::announced_move(c) else {
         return Ok(None);
     };
-    let read = super::read::ChallengeView::of(c, c.state(now));
-    let challenge = serde_json::to_value(&read)
-        .map_err(|e| Error::internal_from("a challenge read could not be encoded", e))?;
     let data = EventData::ChallengeAdvanced(ChallengeAdvanced {
-        challenge,
+        challenge: Box::new(super::read::ChallengeView::of(c, c.state(now))),
         previous_channel,
         reason,
     });

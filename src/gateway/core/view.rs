@@ -1,11 +1,7 @@
 //! What the API answers (docs/api.md#the-interaction-object): the
 //! interaction object, computed from the stored record, the subject and
-//! `now`; the subject's counts; and the API's names of the domain's enums.
-//!
-//! The domain's types carry no wire format: each one the API shows has a
-//! twin here with its JSON names and its OpenAPI schema (same name), and a
-//! `From` from the domain's. A twin's names are the domain's `as_str`
-//! (a test below holds every variant to it).
+//! `now`; and the subject's counts. The API's names of the domain's
+//! enums are the events' too (`events::views`).
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -13,176 +9,13 @@ use crate::config::{Settings, Team};
 use crate::domain::interaction::{Customer, InteractionRecord};
 use crate::domain::recognition::Recognition;
 use crate::domain::subject::{OriginCounts, Standing, SubjectCounts, SubjectRecord};
-use crate::domain::{
-    assurance, bsuid, challenge, delivery_status, devices, interaction, network_auth,
-};
+use crate::domain::{assurance, bsuid, interaction};
 use crate::time::Timestamp;
 
-/// The API's twin of a domain enum `$m::$name` without data: the same
-/// variants, named in snake case, and a `From` that matches every one (a
-/// new variant in the domain does not compile until it is named here).
-macro_rules! api_names {
-    ($(#[$doc:meta])* $m:ident::$name:ident { $($(#[$vdoc:meta])* $v:ident),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vdoc])* $v),+
-        }
-
-        impl From<$m::$name> for $name {
-            fn from(d: $m::$name) -> Self {
-                match d {
-                    $($m::$name::$v => $name::$v),+
-                }
-            }
-        }
-
-        impl From<$name> for $m::$name {
-            fn from(a: $name) -> Self {
-                match a {
-                    $($name::$v => $m::$name::$v),+
-                }
-            }
-        }
-
-        impl $name {
-            /// Every variant with its domain twin, in declaration order.
-            #[cfg(test)]
-            fn every() -> Vec<($m::$name, $name)> {
-                vec![$(($m::$name::$v, $name::$v)),+]
-            }
-        }
-    };
-}
-
-api_names!(
-    /// How an interaction was authenticated.
-    interaction::Method {
-        LoginLink,
-        Oidc,
-        PreChat,
-        Otp,
-        Pin,
-        App,
-        /// The mobile operator confirmed the number on file
-        /// (docs/network-authentication.md).
-        Network,
-        /// A credential from the customer's wallet (docs/wallet.md).
-        Wallet,
-    }
-);
-
-api_names!(
-    /// What names a WhatsApp conversation: the customer's number, or a
-    /// business-scoped user id (docs/channels.md#business-scoped-user-ids).
-    bsuid::ConversationKind {
-        Number,
-        Bsuid,
-    }
-);
-
-api_names!(interaction::Status {
-    Unauthenticated,
-    Pending,
-    Authenticated,
-    Expired,
-    Locked,
-    Banned,
-});
-
-api_names!(challenge::ChallengeMethod {
-    Otp,
-    Pin,
-    /// The code a login page showed, to type into the chat (login binding).
-    Binding,
-    /// Approved in the customer's own app.
-    App,
-    /// Confirmed by the mobile operator through a link opened on mobile
-    /// data (docs/network-authentication.md).
-    Network,
-    /// A credential presented from the customer's wallet (docs/wallet.md).
-    Wallet,
-});
-
-api_names!(
-    /// What the mobile operator answered about a network challenge's link
-    /// (docs/network-authentication.md).
-    network_auth::NetworkResult {
-        Verified,
-        Mismatch,
-        NotOnMobileNetwork,
-        Error,
-    }
-);
-
-api_names!(challenge::Delivery {
-    Chat,
-    Sms,
-    Email,
-    /// Read aloud by a phone call (docs/api.md#codes-read-by-a-voice-call).
-    Voice,
-    Agent,
-    /// Shown to the customer by the login page (a binding code).
-    LoginPage,
-    /// The team's delivery ladder (docs/api.md#delivery-ladder).
-    Ladder,
-    /// The customer's own app (answers show null).
-    App,
-});
-
-api_names!(
-    /// A requirement the interaction does not meet, in the order of docs/api.md#assurance-for-one-action.
-    assurance::Unmet {
-        /// The status is not `authenticated`.
-        Authenticated,
-        MaxAge,
-        Method,
-        /// An OTP whose code went through a channel the intent's `otp_via` does not list.
-        Via,
-        /// A code to a phone number whose number check was not clean, under an intent's
-        /// `number_check = "clean"` (docs/number-checks.md).
-        NumberCheck,
-        /// The authentication approved no transaction of the hash asked for
-        /// (docs/api.md#approving-one-payment).
-        Transaction,
-    }
-);
-
-api_names!(
-    /// Why an assertion needs a step-up OTP: the first of these that applies.
-    devices::StepUpReason {
-        Always,
-        NewFingerprint,
-        RegionChange,
-    }
-);
-
-api_names!(
-    /// How far a challenge's message got (docs/api.md#delivery-status).
-    delivery_status::DeliveryStatus {
-        Accepted,
-        Sent,
-        Failed,
-        Delivered,
-        Read,
-    }
-);
-
-api_names!(
-    /// Where a challenge stands (docs/api.md#reading-a-challenge).
-    challenge::ChallengeState {
-        Open,
-        Used,
-        Exhausted,
-        Expired,
-        Replaced,
-        /// The customer refused it in their own app.
-        Denied,
-        /// It could not be put to the customer's app.
-        Failed,
-    }
-);
+pub use crate::events::views::{
+    ChallengeMethod, ChallengeState, ConversationKind, Delivery, DeliveryStatus, Method,
+    NetworkResult, Status, StepUpReason, Unmet,
+};
 
 /// Where out-of-band messages go.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -625,68 +458,6 @@ mod tests {
         // A failure from this conversation locks it: hidden here.
         theirs.record_failure_for(Some(&here), t(2), &s.lockout, &s.otp);
         assert!(!shown(&theirs), "this origin's lock hides it");
-    }
-
-    /// Every variant's JSON name is its domain twin's `as_str`, and `ALL`
-    /// (what the parsers and metrics walk) lists every variant.
-    macro_rules! named_as_the_domain {
-        ($($twin:ident),+) => {$(
-            let every = $twin::every();
-            for (d, t) in &every {
-                assert_eq!($twin::from(*d), *t);
-                let json = serde_json::to_string(t).unwrap();
-                assert_eq!(json, format!("\"{}\"", d.as_str()), "{}", stringify!($twin));
-            }
-            let listed: Vec<_> = every.iter().map(|(d, _)| *d).collect();
-            let all = <$twin as Named>::all();
-            assert_eq!(listed, all, "{}::ALL", stringify!($twin));
-        )+};
-    }
-
-    /// The domain's `ALL` of each twin.
-    trait Named {
-        type D;
-        fn all() -> Vec<Self::D>;
-    }
-
-    macro_rules! named {
-        ($($twin:ident: $m:ident),+) => {$(
-            impl Named for $twin {
-                type D = $m::$twin;
-                fn all() -> Vec<$m::$twin> {
-                    $m::$twin::ALL.to_vec()
-                }
-            }
-        )+};
-    }
-
-    named!(
-        Method: interaction,
-        Status: interaction,
-        ConversationKind: bsuid,
-        ChallengeMethod: challenge,
-        Delivery: challenge,
-        Unmet: assurance,
-        StepUpReason: devices,
-        DeliveryStatus: delivery_status,
-        ChallengeState: challenge,
-        NetworkResult: network_auth
-    );
-
-    #[test]
-    fn every_enum_is_named_as_the_domain_names_it() {
-        named_as_the_domain!(
-            Method,
-            Status,
-            ConversationKind,
-            ChallengeMethod,
-            Delivery,
-            Unmet,
-            StepUpReason,
-            DeliveryStatus,
-            ChallengeState,
-            NetworkResult
-        );
     }
 
     #[test]
