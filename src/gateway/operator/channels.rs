@@ -13,7 +13,7 @@ use super::forms::{
     built, channel_place, etag_of, opened, operator, sealed, stored_forms, written_body,
     Conditions, Write,
 };
-use super::look;
+use super::kept;
 use super::teams;
 use crate::config::{ChannelConfig, Config, ConfigError, ConfigPrint, FormProblem, Team};
 use crate::domain::audit::{Acting, Actor};
@@ -357,7 +357,7 @@ const REBUILDS: usize = 3;
 async fn rebuild(core: &Core, config: &Config, teams: &[Rebuilt<'_>], now: Timestamp) -> u64 {
     let mut generation = 0;
     for _ in 0..REBUILDS {
-        let stored = match look::stored::<Channels>(core, config).await {
+        let stored = match kept::stored::<Channels>(core, config).await {
             Ok(stored) => stored,
             Err(e) => return not_rebuilt(generation, e),
         };
@@ -374,7 +374,7 @@ async fn rebuild(core: &Core, config: &Config, teams: &[Rebuilt<'_>], now: Times
                 }
             }
         }
-        match look::digests::<Channels>(core).await {
+        match kept::digests::<Channels>(core).await {
             Ok(digests) if digests == stored.digests => break,
             Ok(_) => {}
             Err(e) => return not_rebuilt(generation, e),

@@ -2,17 +2,20 @@
 //! channel: [`Kept`]), as the look, a reload, the write-back, the export
 //! and the import see each: its entry of [`super::KEPT`] ([`Registered`],
 //! made from its implementation by [`Registered::of`]), what a look read
-//! of it ([`KeptChanges`]), and why a stored one is not put in force
+//! of it ([`KeptChanges`], [`read_kept`]), as the store holds one
+//! ([`stored`]), and why a stored one is not put in force
 //! ([`NotInForce`]).
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::forms::{breaks, operator};
+use super::forms::{breaks, operator, stored_forms};
 use super::resource::Kept;
 use crate::config::{is_secret_member, Config, ConfigError, Team};
 use crate::domain::secrets_cipher::OpenError;
 use crate::domain::team_secrets;
-use crate::gateway::records::StoredApiForm;
+use crate::error::Result as StoreResult;
+use crate::gateway::records::{Loaded, StoredApiChannels, StoredApiForm};
+use crate::gateway::Core;
 use crate::store::keys;
 
 /// What stops a start-up or refuses a reload: what (`"team"`,
@@ -254,4 +257,81 @@ fn of_record<R: Kept>(
     let body = opened_at(config, &R::place(name), &body)?;
     let built = R::of_stored(config, &body, &salts, at);
     built.map_err(|p| NotInForce::Breaks(breaks(p)))
+}
+
+/// The names of `index` whose digest is not the one of `known`.
+fn moved<'a>(
+    index: &'a BTreeMap<String, String>,
+    known: Option<&'a BTreeMap<String, String>>,
+) -> impl Iterator<Item = &'a String> {
+    (index.iter())
+        .filter(move |(name, digest)| known.and_then(|k| k.get(*name)) != Some(digest))
+        .map(|(name, _)| name)
+}
+
+/// The names of `known` that `index` no longer has.
+fn gone(index: &BTreeMap<String, String>, known: Option<&BTreeMap<String, String>>) -> Vec<String> {
+    let gone = known.into_iter().flat_map(|k| k.keys());
+    gone.filter(|name| !index.contains_key(*name))
+        .cloned()
+        .collect()
+}
+
+/// Kept resource `k`'s changes: the names of `index` whose digest moved
+/// from `known`, read (one slot: one call) and built, and those gone.
+pub async fn read_kept(
+    core: &Core,
+    config: &Config,
+    k: &Registered,
+    index: &BTreeMap<String, String>,
+    known: Option<&BTreeMap<String, String>>,
+    stops: &mut Stops,
+) -> StoreResult<KeptChanges> {
+    let mut changes = k.changes(gone(index, known));
+    let moved: Vec<&String> = moved(index, known).collect();
+    if moved.is_empty() {
+        return Ok(changes);
+    }
+    let read = stored_forms(core, &moved, k.store_key).await?;
+    let read = moved.into_iter().cloned().zip(read).collect();
+    k.build(config, read, &mut changes, stops);
+    Ok(changes)
+}
+
+/// A kept resource as the store holds it, beside those `config` has in
+/// force: what a team that lists one is built against.
+pub struct StoredKept {
+    /// `config` with the stored ones in force.
+    pub config: Config,
+    /// The index read: name → digest.
+    pub digests: BTreeMap<String, String>,
+    /// Stored ones that could not be put in force (a file's of the name on
+    /// this instance, a key no longer listed).
+    pub refused: Vec<String>,
+}
+
+/// The kept resource `R` the store holds, read where it differs from what
+/// `config` has in force.
+pub async fn stored<R: Kept>(core: &Core, config: &Config) -> StoreResult<StoredKept> {
+    let k = Registered::of::<R>();
+    let digests = digests::<R>(core).await?;
+    let in_force = (k.in_force)(config);
+    let mut stops = Vec::new();
+    let read = read_kept(core, config, &k, &digests, Some(&in_force), &mut stops).await?;
+    let config = (read.applied_to(config))
+        .map_err(|e| crate::error::Error::internal_from("API channels put in force", e))?;
+    let refused = read.refused.into_iter().map(|(name, _)| name).collect();
+    Ok(StoredKept {
+        config,
+        digests,
+        refused,
+    })
+}
+
+/// The index of kept resource `R`: name → digest.
+pub async fn digests<R: Kept>(core: &Core) -> StoreResult<BTreeMap<String, String>> {
+    let cx = keys::api_kept_index(R::INDEX);
+    let raw = core.get(std::slice::from_ref(&cx)).await?.pop().flatten();
+    let read = Loaded::<StoredApiChannels>::parse(cx, raw)?;
+    Ok(read.value.unwrap_or_default().channels)
 }
