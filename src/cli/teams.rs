@@ -48,11 +48,12 @@ pub fn import(config: Config, file: &Path, replace: bool) -> Result<String, Stri
         written.map_err(|e| format!("cannot write to the store: {e}"))
     })?;
     match written {
-        Ok(_) => Ok(format!(
-            "imported {} teams and {} channels",
-            held.teams.len(),
-            held.channels.len()
-        )),
+        Ok(_) => {
+            let kept = crate::gateway::operator::KEPT.iter();
+            let kept = kept.map(|k| format!(" and {} {}", held.of(k).count(), k.exported_as));
+            let kept: String = kept.collect();
+            Ok(format!("imported {} teams{kept}", held.teams.len()))
+        }
         Err(refused) => Err(format!(
             "nothing imported: {} (the store holds each already unless a file's is named; --replace writes over what the store holds)",
             refused.join(", ")

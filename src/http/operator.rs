@@ -207,7 +207,7 @@ async fn read_team(
 /// the store keeps (docs/operator-api.md#concurrency), the form in force
 /// here, or the stored one where none is (one left out); a store that
 /// does not answer leaves the one in force, as this instance serves it.
-async fn api_read<R: Resource>(
+pub(super) async fn api_read<R: Resource>(
     st: &AppState,
     id: &str,
     in_force: Option<(&serde_json::Value, String)>,

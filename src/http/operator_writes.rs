@@ -51,10 +51,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(keys)
 }
 
-/// Whether `path` is a team's or a channel's own (`/v1/teams/{id}`,
-/// `/v1/channels/{name}`), whose body may be up to [`MAX_OPERATOR_BODY`].
+/// Whether `path` is one resource's own (`/v1/teams/{id}`,
+/// `/v1/channels/{name}`: a prefix of `gateway::operator::resource_paths`,
+/// read from its registry), whose body may be up to [`MAX_OPERATOR_BODY`].
 pub fn is_resource_path(path: &str) -> bool {
-    ["/v1/teams/", "/v1/channels/"].iter().any(|prefix| {
+    crate::gateway::operator::resource_paths().any(|prefix| {
         path.strip_prefix(prefix)
             .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
     })

@@ -226,13 +226,26 @@ pub fn api_teams_part(n: u16) -> String {
 /// sealed, in the slot of [`api_teams`], so that it commits with
 /// [`api_channels`] and the generation.
 pub fn api_channel(name: &str) -> String {
-    format!("{{~teams}}:ch:{name}")
+    api_kept("ch", name)
+}
+
+/// One of a resource kept by name beside [`api_teams`], in its slot
+/// (a channel: tag `ch`, [`api_channel`]): its JSON form, secrets sealed,
+/// committed with its index ([`api_kept_index`]) and the generation.
+pub fn api_kept(tag: &str, name: &str) -> String {
+    format!("{{~teams}}:{tag}:{name}")
+}
+
+/// The index of a resource kept by name beside [`api_teams`] (a
+/// channel's: `cx`, [`api_channels`]): name → digest, in its slot.
+pub fn api_kept_index(index: &str) -> String {
+    format!("{{~teams}}:{index}")
 }
 
 /// The index of the channels written through the operator API, by name
 /// with their digests: beside [`api_teams`], in its slot.
 pub fn api_channels() -> String {
-    "{~teams}:cx".to_string()
+    api_kept_index("cx")
 }
 
 /// The claim of the API key whose SHA-256 is `sha256_hex` (64 lowercase

@@ -13,9 +13,9 @@ use super::forms::{
     built, channel_place, etag_of, opened, operator, sealed, stored_forms, written_body,
     Conditions, Write,
 };
-use super::look;
+use super::kept;
 use super::teams;
-use crate::config::{ChannelConfig, Config, ConfigPrint, Team};
+use crate::config::{ChannelConfig, Config, ConfigError, ConfigPrint, FormProblem, Team};
 use crate::domain::audit::{Acting, Actor};
 use crate::domain::secrets_cipher::Salts;
 use crate::error::{Error, Result};
@@ -37,11 +37,13 @@ pub struct Channels;
 
 impl super::resource::Resource for Channels {
     type Built = ChannelConfig;
+    const NAME: &'static str = "channel";
+    const PATH: &'static str = "/v1/channels/";
     const MANAGED: &'static str = "this channel is kept in a file: change its file";
     const MISSING: &'static str = "no such channel";
 
     fn store_key(name: &str) -> String {
-        keys::api_channel(name)
+        keys::api_kept(<Self as super::resource::Kept>::TAG, name)
     }
 
     fn place(name: &str) -> String {
@@ -74,6 +76,44 @@ impl super::resource::Resource for Channels {
         now: Timestamp,
     ) -> Result<u64> {
         delete_channel(core, name, conditions, now).await
+    }
+}
+
+impl super::resource::Kept for Channels {
+    const TAG: &'static str = "ch";
+    const INDEX: &'static str = "cx";
+    const EXPORTED_AS: &'static str = "channels";
+
+    fn name(built: &ChannelConfig) -> &str {
+        &built.name
+    }
+
+    fn of_stored(
+        config: &Config,
+        body: &Value,
+        salts: &Salts,
+        at: Timestamp,
+    ) -> std::result::Result<ChannelConfig, Vec<FormProblem>> {
+        let mut channel = config.channel_of_json(body, salts)?;
+        channel.api = true;
+        channel.modified = Some(at);
+        Ok(channel)
+    }
+
+    fn api_in_force(config: &Config) -> Vec<&ChannelConfig> {
+        config.api_channels().collect()
+    }
+
+    fn put_in_force(
+        config: &Config,
+        put: Vec<ChannelConfig>,
+        gone: &[String],
+    ) -> std::result::Result<Config, ConfigError> {
+        config.with_api_channels(put, gone)
+    }
+
+    fn listed_by(team: &Team, name: &str) -> bool {
+        team.uses_channel(name)
     }
 }
 
@@ -317,7 +357,7 @@ const REBUILDS: usize = 3;
 async fn rebuild(core: &Core, config: &Config, teams: &[Rebuilt<'_>], now: Timestamp) -> u64 {
     let mut generation = 0;
     for _ in 0..REBUILDS {
-        let stored = match look::stored_channels(core, config).await {
+        let stored = match kept::stored::<Channels>(core, config).await {
             Ok(stored) => stored,
             Err(e) => return not_rebuilt(generation, e),
         };
@@ -334,7 +374,7 @@ async fn rebuild(core: &Core, config: &Config, teams: &[Rebuilt<'_>], now: Times
                 }
             }
         }
-        match look::channel_digests(core).await {
+        match kept::digests::<Channels>(core).await {
             Ok(digests) if digests == stored.digests => break,
             Ok(_) => {}
             Err(e) => return not_rebuilt(generation, e),

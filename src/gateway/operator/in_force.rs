@@ -61,12 +61,9 @@ impl ApiKnown {
     /// counted by `chatgate_api_teams_refused`.
     fn took(&mut self, changes: &mut Changes) {
         self.held.take(changes);
-        let left_out = (changes
-            .refused_channels
-            .iter()
-            .map(|(n, w)| ("channel", n, w)))
-        .chain(changes.refused.iter().map(|(n, w)| ("team", n, w)))
-        .chain(changes.clashing.iter().map(|(n, w)| ("team", n, w)));
+        let left_out = (changes.refused_kept())
+            .chain(changes.refused.iter().map(|(n, w)| ("team", n, w)))
+            .chain(changes.clashing.iter().map(|(n, w)| ("team", n, w)));
         let mut now = BTreeSet::new();
         for (what, name, why) in left_out {
             if !self.left_out.contains(&(name.clone(), why.clone())) {
@@ -263,7 +260,7 @@ impl Turn<'_> {
         running: &Core,
         files: &Config,
     ) -> Result<(Config, Option<ApiKnown>), ConfigError> {
-        let kept = files.keeping_api_teams(running.config())?;
+        let kept = look::keeping_api(files, running.config())?;
         if kept.operator.is_none() {
             return Ok((kept, None));
         }
@@ -301,15 +298,15 @@ impl Turn<'_> {
     }
 }
 
-/// The error line of an API team or channel left out: named, with why
-/// (a pointer, a key id; never a value).
+/// The error line of an API team or kept one (a channel) left out:
+/// named, with why (a pointer, a key id; never a value).
 fn log_left_out(what: &str, name: &str, why: &str) {
     match what {
-        "channel" => {
-            tracing::error!(channel = %name, problem = %why, "an API channel was not put in force; the one in force, if any, stays")
+        "team" => {
+            tracing::error!(team = %name, problem = %why, "an API team was not put in force; the one in force, if any, stays")
         }
         _ => {
-            tracing::error!(team = %name, problem = %why, "an API team was not put in force; the one in force, if any, stays")
+            tracing::error!(resource = %what, name = %name, problem = %why, "an API {what} was not put in force; the one in force, if any, stays")
         }
     }
 }

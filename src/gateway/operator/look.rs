@@ -1,32 +1,35 @@
-//! What the store holds of the teams and channels written through the
-//! operator API that an instance has not put in force
+//! What the store holds of the teams written through the operator API,
+//! and of the resources kept beside them ([`super::KEPT`]: the channels),
+//! that an instance has not put in force
 //! (docs/operator-api.md#every-instance-at-once): the generation read,
 //! the parts of the index it logs as moved since the one the instance
-//! holds (every part when it does not log them all), then only the
-//! channels and teams whose digest moved, and the API teams in force that
-//! list a channel that moved, built again against it.
+//! holds (every part when it does not log them all), then only the kept
+//! ones and teams whose digest moved, and the API teams in force that
+//! list a kept one that moved, built again against it.
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use super::forms::{breaks, channel_place, operator, stored_forms};
+use super::forms::{breaks, operator, stored_forms};
 use super::index::{self, part_of};
+use super::kept::{opened_at, read_kept, KeptChanges, NotInForce, Registered};
 use super::resource::Resource;
-use crate::config::{is_secret_member, ChannelConfig, Config, ConfigError, Team};
-use crate::domain::secrets_cipher::OpenError;
+use super::KEPT;
+use crate::config::{is_secret_member, Config, ConfigError, Team};
 use crate::domain::team_secrets;
 use crate::error::Result;
 use crate::gateway::records::{
-    ApiTeamsGeneration, Loaded, StoredApiChannel, StoredApiChannels, StoredApiForm, StoredApiTeam,
+    ApiTeamsGeneration, Loaded, StoredApiChannels, StoredApiForm, StoredApiTeam,
 };
 use crate::gateway::Core;
 use crate::store::keys;
 
-/// What an instance put in force of the API teams and channels: their
-/// digests as the index gave them, the teams by part of the index.
+/// What an instance put in force of the API teams and kept resources:
+/// their digests as the indexes gave them, the teams by part of the index.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
     pub teams: BTreeMap<u16, BTreeMap<String, String>>,
-    pub channels: BTreeMap<String, String>,
+    /// Each kept resource's index, by its [`Registered::what`].
+    pub kept: BTreeMap<&'static str, BTreeMap<String, String>>,
     /// The generation's `born` and the generation they are of; `None`:
     /// nothing read yet.
     pub at: Option<(u64, u64)>,
@@ -62,7 +65,7 @@ impl Known {
             }
         }
         self.again.extend(read.again);
-        self.channels = read.channels;
+        self.kept = read.kept;
         self.at = read.at;
     }
 }
@@ -77,54 +80,59 @@ pub struct KnownRead {
     pub dropped: Vec<String>,
     /// Of `dropped`, those to read again at the next move.
     pub again: Vec<String>,
-    pub channels: BTreeMap<String, String>,
+    pub kept: BTreeMap<&'static str, BTreeMap<String, String>>,
     pub at: Option<(u64, u64)>,
 }
 
-/// What the store holds of the API teams and channels that differs from
-/// what an instance put in force: the channels and teams to put in force
-/// (new or changed), those gone, the index read (what is known from now
-/// on) and its generation.
+/// What the store holds of the API teams and kept resources that differs
+/// from what an instance put in force: the kept ones and teams to put in
+/// force (new or changed), those gone, the index read (what is known from
+/// now on) and its generation.
 #[derive(Default)]
 pub struct Changes {
     pub teams: Vec<Arc<Team>>,
     pub gone: Vec<String>,
-    pub channels: Vec<ChannelConfig>,
-    pub channels_gone: Vec<String>,
+    /// Each kept resource's, in the order of [`KEPT`].
+    pub kept: Vec<KeptChanges>,
     pub known: KnownRead,
     pub generation: u64,
     /// Stored teams that could not be put in force, each with why (never
     /// a value: a pointer, a key id).
     pub refused: Vec<(String, String)>,
-    /// Stored channels that could not be put in force, each with why.
-    pub refused_channels: Vec<(String, String)>,
     /// Stored teams read together with another, written earlier, that has
     /// one of their API keys: left out, each with why (never a value).
     pub clashing: Vec<(String, String)>,
-    /// Of `refused` and `refused_channels`, those whose secrets are sealed
-    /// under a key id no longer listed, or whose id a file of this
-    /// instance has: what stops a start-up or refuses a reload (`"team"`
-    /// or `"channel"`, the name, why).
+    /// Of `refused` and the kept ones refused, those whose secrets are
+    /// sealed under a key id no longer listed, or whose name a file of this
+    /// instance has: what stops a start-up or refuses a reload (`"team"`,
+    /// `"channel"`…, the name, why).
     pub stops: Vec<(&'static str, String, String)>,
-    /// The stored forms of `teams` and `channels`, as the store keeps
-    /// them (sealed): what a store reset writes back.
+    /// The stored forms of `teams`, as the store keeps them (sealed): what
+    /// a store reset writes back (those of the kept ones are in `kept`).
     pub forms: Held,
 }
 
-/// The stored forms (sealed) of the API teams and channels an instance
-/// holds in force: what it writes back when the store comes back empty
-/// (docs/operations.md#when-redis-comes-back-empty).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// The stored forms (sealed) of the API teams and kept resources an
+/// instance holds in force: what it writes back when the store comes back
+/// empty (docs/operations.md#when-redis-comes-back-empty); what `chatgate
+/// teams export` prints, as `{"teams": {…}, "channels": {…}}` (a member a
+/// kept resource, by its [`Registered::exported_as`]).
+#[derive(Debug, Clone, Default)]
 pub struct Held {
     pub teams: BTreeMap<String, StoredApiForm>,
-    pub channels: BTreeMap<String, StoredApiForm>,
+    /// By [`Registered::exported_as`], then by name.
+    pub kept: BTreeMap<&'static str, BTreeMap<String, StoredApiForm>>,
 }
 
 impl Held {
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.teams.is_empty() && self.channels.is_empty()
+        self.teams.is_empty() && self.kept.values().all(|k| k.is_empty())
+    }
+
+    /// The held ones of kept resource `k`, by name.
+    pub fn of(&self, k: &Registered) -> impl Iterator<Item = (&String, &StoredApiForm)> {
+        self.kept.get(k.exported_as).into_iter().flatten()
     }
 
     /// What `changes` put in force, or took out, applied to what is held.
@@ -132,8 +140,12 @@ impl Held {
         for id in changes.gone.iter() {
             self.teams.remove(id);
         }
-        for name in changes.channels_gone.iter() {
-            self.channels.remove(name);
+        for k in &mut changes.kept {
+            let held = self.kept.entry(k.of.exported_as).or_default();
+            for name in k.gone.iter() {
+                held.remove(name);
+            }
+            held.extend(std::mem::take(&mut k.forms));
         }
         let forms = std::mem::take(&mut changes.forms);
         let put: BTreeSet<&str> = changes.teams.iter().map(|t| t.id.as_str()).collect();
@@ -142,41 +154,76 @@ impl Held {
             .into_iter()
             .filter(|(id, _)| put.contains(id.as_str()));
         self.teams.extend(teams);
-        self.channels.extend(forms.channels);
     }
 }
 
-/// Why a stored team or channel is not put in force: a rule it breaks
-/// (it is left out), or what stops a start-up (a secret sealed under a
-/// key id no longer listed, a file of this instance with its id).
-enum NotInForce {
-    Breaks(String),
-    Stops(String),
+impl serde::Serialize for Held {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1 + KEPT.len()))?;
+        map.serialize_entry("teams", &self.teams)?;
+        let none = BTreeMap::new();
+        for k in KEPT {
+            map.serialize_entry(k.exported_as, self.kept.get(k.exported_as).unwrap_or(&none))?;
+        }
+        map.end()
+    }
 }
 
-impl NotInForce {
-    fn why(self, what: &'static str, name: &str, changes: &mut Changes) -> String {
-        match self {
-            NotInForce::Breaks(why) => why,
-            NotInForce::Stops(why) => {
-                (changes.stops).push((what, name.to_string(), why.clone()));
-                why
+impl<'de> serde::Deserialize<'de> for Held {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Held, D::Error> {
+        d.deserialize_map(HeldVisitor)
+    }
+}
+
+/// Reads a [`Held`]: `teams` and a member each of [`KEPT`], each at most
+/// once, any missing empty, any other refused.
+struct HeldVisitor;
+
+impl<'de> serde::de::Visitor<'de> for HeldVisitor {
+    type Value = Held;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("the API teams and channels, as `teams export` prints them")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Held, A::Error> {
+        use serde::de::Error;
+        let mut held = Held::default();
+        let (mut teams, mut seen) = (false, BTreeSet::new());
+        while let Some(member) = map.next_key::<String>()? {
+            if member == "teams" && !std::mem::replace(&mut teams, true) {
+                held.teams = map.next_value()?;
+                continue;
             }
+            let Some(k) = KEPT.iter().find(|k| k.exported_as == member) else {
+                let members = std::iter::once("teams").chain(KEPT.iter().map(|k| k.exported_as));
+                let members: &'static [&'static str] = Box::leak(members.collect());
+                return Err(match member.as_str() {
+                    "teams" => A::Error::duplicate_field("teams"),
+                    _ => A::Error::unknown_field(&member, members),
+                });
+            };
+            if !seen.insert(k.exported_as) {
+                return Err(A::Error::duplicate_field(k.exported_as));
+            }
+            held.kept.insert(k.exported_as, map.next_value()?);
         }
+        Ok(held)
     }
 }
 
 impl Changes {
     /// Whether nothing is to be put in force or removed.
     pub fn is_empty(&self) -> bool {
-        self.teams.is_empty()
-            && self.gone.is_empty()
-            && self.channels.is_empty()
-            && self.channels_gone.is_empty()
+        self.teams.is_empty() && self.gone.is_empty() && self.kept.iter().all(|k| k.is_empty())
     }
 
-    /// The first stored channel or team sealed under a key id no longer
-    /// listed, or whose id a file of this instance has, as what stops a
+    /// The first stored kept one or team sealed under a key id no longer
+    /// listed, or whose name a file of this instance has, as what stops a
     /// start-up or refuses a reload: named, with why. Any other that
     /// cannot be put in force is left out ([`Changes::refused`]) and
     /// stops nothing.
@@ -190,28 +237,53 @@ impl Changes {
         ))
     }
 
-    /// `config` with these changes in force: the channels, then the teams.
+    /// `config` with these changes in force: the kept ones, then the teams.
     pub fn applied_to(&self, config: &Config) -> std::result::Result<Config, ConfigError> {
-        let channels = config.with_api_channels(self.channels.clone(), &self.channels_gone)?;
-        channels.with_api_teams(self.teams.iter().cloned(), &self.gone)
+        let kept = kept_applied(&self.kept, config)?;
+        kept.with_api_teams(self.teams.iter().cloned(), &self.gone)
     }
+
+    /// The kept ones refused, each with what it is (`"channel"`…).
+    pub fn refused_kept(&self) -> impl Iterator<Item = (&'static str, &String, &String)> {
+        (self.kept.iter()).flat_map(|k| k.refused.iter().map(|(n, w)| (k.of.what, n, w)))
+    }
+}
+
+/// `config` with every kept resource's `changes` in force, in turn.
+fn kept_applied(
+    changes: &[KeptChanges],
+    config: &Config,
+) -> std::result::Result<Config, ConfigError> {
+    let mut next: Option<Config> = None;
+    for k in changes {
+        next = Some(k.applied_to(next.as_ref().unwrap_or(config))?);
+    }
+    Ok(next.unwrap_or_else(|| config.clone()))
+}
+
+/// This configuration of files with the API teams and kept resources of
+/// `running` kept: a file that now has an API team's id, or a kept one's
+/// name, is an error.
+pub fn keeping_api(files: &Config, running: &Config) -> std::result::Result<Config, ConfigError> {
+    let mut next: Option<Config> = None;
+    for k in KEPT {
+        next = Some((k.keep)(next.as_ref().unwrap_or(files), running)?);
+    }
+    let kept: Vec<Arc<Team>> = running.api_teams().cloned().collect();
+    next.as_ref().unwrap_or(files).with_api_teams(kept, &[])
 }
 
 /// Stored teams read in one store call.
 const READ_AT_ONCE: usize = 500;
 
-/// The API teams and channels of the store that differ from `known`: the
-/// generation and the channels' index read, the parts of the teams'
-/// index moved since `known` (with those of the teams it left out), then
-/// only the channels and teams whose digest moved, [`READ_AT_ONCE`] a
-/// call, and the API teams in force that list a channel that moved.
+/// The API teams and kept resources of the store that differ from
+/// `known`: the generation and the kept ones' indexes read, the parts of
+/// the teams' index moved since `known` (with those of the teams it left
+/// out), then only the kept ones and teams whose digest moved,
+/// [`READ_AT_ONCE`] a call, and the API teams in force that list a kept
+/// one that moved.
 pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
-    let (cx, gen) = (keys::api_channels(), keys::api_teams_generation());
-    let mut raw = core.get(&[cx.clone(), gen.clone()]).await?.into_iter();
-    let channels = Loaded::<StoredApiChannels>::parse(cx, raw.next().flatten())?;
-    let count = Loaded::<ApiTeamsGeneration>::parse(gen, raw.next().flatten())?;
-    let channels = channels.value.unwrap_or_default().channels;
-    let count = count.value.unwrap_or_default();
+    let (indexes, count) = indexes_and_generation(core).await?;
     let (every_part, parts) = parts_to_read(&count, known);
     let read = index::read_parts(core, &parts).await?;
     let mut changes = Changes {
@@ -219,23 +291,24 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
         ..Changes::default()
     };
     let config = core.config();
-    read_channels(core, config, &channels, &known.channels, &mut changes).await?;
-    let touched: BTreeSet<&String> = (changes.channels.iter().map(|c| &c.name))
-        .chain(&changes.channels_gone)
-        .collect();
+    for (k, index) in KEPT.iter().zip(&indexes) {
+        let known = known.kept.get(k.what);
+        let kept = read_kept(core, config, k, index, known, &mut changes.stops).await?;
+        changes.kept.push(kept);
+    }
     let mut moved = moved_in_parts(known, &read, &mut changes.gone);
-    // No channel moved (a team's write): the teams are built against the
+    // Nothing kept moved (a team's write): the teams are built against the
     // configuration as it is, and no other is made.
-    let against = match touched.is_empty() {
+    let against = match changes.kept.iter().all(|k| k.is_empty()) {
         true => std::borrow::Cow::<Config>::Borrowed(config),
         false => {
-            let lists_touched = |t: &&Arc<Team>| touched.iter().any(|n| t.uses_channel(n));
-            for team in config.api_teams().filter(lists_touched) {
+            let touched = |t: &&Arc<Team>| changes.kept.iter().any(|k| k.touches(t));
+            for team in config.api_teams().filter(touched) {
                 if known.digest(&team.id).is_some() && !changes.gone.contains(&team.id) {
                     moved.insert(&team.id);
                 }
             }
-            let with = config.with_api_channels(changes.channels.clone(), &changes.channels_gone);
+            let with = kept_applied(&changes.kept, config);
             let with = with
                 .map_err(|e| crate::error::Error::internal_from("API channels put in force", e))?;
             std::borrow::Cow::Owned(with)
@@ -250,16 +323,35 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
     // written back): read again at the next move.
     let unstored = changes.gone[gone_from_index..].to_vec();
     changes.clashing = one_team_per_key(config, &changes.gone, &mut changes.teams);
+    let kept = KEPT.iter().map(|k| k.what).zip(indexes).collect();
     changes.known = KnownRead {
         every_part,
         parts: read,
-        channels,
+        kept,
         at: Some((count.born, count.generation)),
         ..KnownRead::default()
     };
-    keep_listed_channels(config, &mut changes);
+    keep_listed(config, &mut changes);
     left_out_known(&mut changes, unstored);
     Ok(changes)
+}
+
+/// The index of each kept resource, in the order of [`KEPT`], and the
+/// generation, read in one call (one slot).
+async fn indexes_and_generation(
+    core: &Core,
+) -> Result<(Vec<BTreeMap<String, String>>, ApiTeamsGeneration)> {
+    let mut read: Vec<String> = KEPT.iter().map(|k| k.index_key()).collect();
+    let gen = keys::api_teams_generation();
+    read.push(gen.clone());
+    let mut raw = core.get(&read).await?.into_iter();
+    let mut indexes = Vec::with_capacity(KEPT.len());
+    for key in read.into_iter().take(KEPT.len()) {
+        let index = Loaded::<StoredApiChannels>::parse(key, raw.next().flatten())?;
+        indexes.push(index.value.unwrap_or_default().channels);
+    }
+    let count = Loaded::<ApiTeamsGeneration>::parse(gen, raw.next().flatten())?;
+    Ok((indexes, count.value.unwrap_or_default()))
 }
 
 /// The parts of the index to read after `known` at generation `count`:
@@ -298,120 +390,27 @@ fn moved_in_parts<'a>(
 /// Into `changes.known`: the teams left out and gone dropped, and those
 /// left out read again at the next move (once the team that holds their
 /// key has changed, they may go in), with `unstored`, indexed but not
-/// stored (a Cluster master that lost it, until written back); the
-/// channels refused dropped.
+/// stored (a Cluster master that lost it, until written back); the kept
+/// ones refused dropped.
 fn left_out_known(changes: &mut Changes, unstored: Vec<String>) {
     let left_out = changes.refused.iter().chain(&changes.clashing);
     let mut left_out: Vec<String> = left_out.map(|(id, _)| id.clone()).collect();
     changes.known.dropped = (left_out.iter().chain(&changes.gone)).cloned().collect();
     left_out.extend(unstored);
     changes.known.again = left_out;
-    for (name, _) in &changes.refused_channels {
-        changes.known.channels.remove(name);
-    }
-}
-
-/// The names of `index` whose digest is not the one of `known`.
-fn moved<'a>(
-    index: &'a BTreeMap<String, String>,
-    known: &'a BTreeMap<String, String>,
-) -> impl Iterator<Item = &'a String> {
-    (index.iter())
-        .filter(|(name, digest)| known.get(*name) != Some(digest))
-        .map(|(name, _)| name)
-}
-
-/// The names of `known` that `index` no longer has.
-fn gone(index: &BTreeMap<String, String>, known: &BTreeMap<String, String>) -> Vec<String> {
-    let gone = known.keys().filter(|name| !index.contains_key(*name));
-    gone.cloned().collect()
-}
-
-/// Into `changes`: the API channels of `index` whose digest moved from
-/// `known`, read (one slot: one call) and built, and those gone.
-async fn read_channels(
-    core: &Core,
-    config: &Config,
-    index: &BTreeMap<String, String>,
-    known: &BTreeMap<String, String>,
-    changes: &mut Changes,
-) -> Result<()> {
-    changes.channels_gone = gone(index, known);
-    let moved: Vec<&String> = moved(index, known).collect();
-    if moved.is_empty() {
-        return Ok(());
-    }
-    let read = stored_forms(core, &moved, keys::api_channel).await?;
-    for (name, stored) in moved.iter().zip(read) {
-        if config.file_channel(name).is_some() {
-            let why = "a channel file of this instance has its name: one name, one source";
-            let why = NotInForce::Stops(why.into()).why("channel", name, changes);
-            changes.refused_channels.push(((*name).clone(), why));
-            continue;
-        }
-        let form = stored.clone();
-        match stored.map(|s| channel_of_record(config, name, s)) {
-            Some(Ok(channel)) => {
-                changes.channels.push(channel);
-                (changes.forms.channels).extend(form.map(|f| ((*name).clone(), f)));
+    for k in &changes.kept {
+        if let Some(known) = changes.known.kept.get_mut(k.of.what) {
+            for (name, _) in &k.refused {
+                known.remove(name);
             }
-            Some(Err(not)) => {
-                let why = not.why("channel", name, changes);
-                changes.refused_channels.push(((*name).clone(), why));
-            }
-            None => changes.channels_gone.push((*name).clone()),
         }
     }
-    Ok(())
-}
-
-/// The API channels as the store holds them, beside those `config` has
-/// in force: what a team that lists one is built against.
-pub struct StoredChannels {
-    /// `config` with the stored API channels in force.
-    pub config: Config,
-    /// The index read: name → digest.
-    pub digests: BTreeMap<String, String>,
-    /// Stored channels that could not be put in force (a file channel of
-    /// the name on this instance, a key no longer listed).
-    pub refused: Vec<String>,
-}
-
-/// The API channels the store holds, read where they differ from those
-/// `config` has in force.
-pub async fn stored_channels(core: &Core, config: &Config) -> Result<StoredChannels> {
-    let digests = channel_digests(core).await?;
-    let in_force = (config.api_channels())
-        .map(|c| (c.name.clone(), c.print.digest()))
-        .collect();
-    let mut read = Changes::default();
-    read_channels(core, config, &digests, &in_force, &mut read).await?;
-    let config = (config.with_api_channels(read.channels, &read.channels_gone))
-        .map_err(|e| crate::error::Error::internal_from("API channels put in force", e))?;
-    let refused = read
-        .refused_channels
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    Ok(StoredChannels {
-        config,
-        digests,
-        refused,
-    })
-}
-
-/// The index of the API channels: name → digest.
-pub async fn channel_digests(core: &Core) -> Result<BTreeMap<String, String>> {
-    let cx = keys::api_channels();
-    let raw = core.get(std::slice::from_ref(&cx)).await?.pop().flatten();
-    let read = Loaded::<StoredApiChannels>::parse(cx, raw)?;
-    Ok(read.value.unwrap_or_default().channels)
 }
 
 /// Into `changes`: stored teams `ids`, read in one call and built against
-/// `config` (the API channels read with them in force); one that lists a
-/// channel refused here is refused too, rather than built against a file
-/// channel of the name.
+/// `config` (the kept ones read with them in force); one that lists a kept
+/// one refused here is refused too, rather than built against a file's of
+/// the name.
 async fn read_teams(
     core: &Core,
     config: &Config,
@@ -422,29 +421,29 @@ async fn read_teams(
     for (id, stored) in ids.iter().zip(read) {
         if config.file_team(id).is_some() {
             let why = "a team file of this instance has its id: one id, one source";
-            let why = NotInForce::Stops(why.into()).why("team", id, changes);
+            let why = NotInForce::Stops(why.into()).why("team", id, &mut changes.stops);
             changes.refused.push(((*id).clone(), why));
             continue;
         }
-        let refused_channel = |team: &Team| {
-            let names = changes.refused_channels.iter().map(|(name, _)| name);
-            names.clone().find(|name| team.uses_channel(name)).cloned()
+        let refused_kept = |team: &Team| {
+            let kept = changes.kept.iter();
+            (kept.clone()).find_map(|k| Some((k.of.what, k.refused_of(team)?.clone())))
         };
         let form = stored.clone();
         match stored.map(|s| team_of_record(config, id, s)) {
-            Some(Ok(team)) => match refused_channel(&team) {
+            Some(Ok(team)) => match refused_kept(&team) {
                 None => {
                     changes.teams.push(Arc::new(team));
                     (changes.forms.teams).extend(form.map(|f| ((*id).clone(), f)));
                 }
-                Some(name) => {
+                Some((what, name)) => {
                     let why =
-                        format!("it lists the API channel {name:?}, which was not put in force");
+                        format!("it lists the API {what} {name:?}, which was not put in force");
                     changes.refused.push(((*id).clone(), why));
                 }
             },
             Some(Err(not)) => {
-                let why = not.why("team", id, changes);
+                let why = not.why("team", id, &mut changes.stops);
                 changes.refused.push(((*id).clone(), why));
             }
             // Indexed but not stored (a writer stopped between): none.
@@ -454,30 +453,35 @@ async fn read_teams(
     Ok(())
 }
 
-/// A channel gone that an API team staying in force still lists (one
+/// A kept one gone that an API team staying in force still lists (one
 /// refused, whose team in force stays as it was built) stays in force
 /// too, and is looked at again at the next move.
-fn keep_listed_channels(in_force: &Config, changes: &mut Changes) {
-    if changes.channels_gone.is_empty() {
+fn keep_listed(in_force: &Config, changes: &mut Changes) {
+    if changes.kept.iter().all(|k| k.gone.is_empty()) {
         return;
     }
     let put: HashSet<&str> = changes.teams.iter().map(|t| t.id.as_str()).collect();
     let stays = |t: &&Arc<Team>| !put.contains(t.id.as_str()) && !changes.gone.contains(&t.id);
     let staying: Vec<&Arc<Team>> = in_force.api_teams().filter(stays).collect();
-    let (mut kept, mut gone) = (Vec::new(), Vec::new());
-    for name in std::mem::take(&mut changes.channels_gone) {
-        match staying.iter().any(|t| t.uses_channel(&name)) {
-            true => kept.push(name),
-            false => gone.push(name),
+    for k in &mut changes.kept {
+        let (mut kept, mut gone) = (Vec::new(), Vec::new());
+        for name in std::mem::take(&mut k.gone) {
+            match staying.iter().any(|t| (k.of.listed_by)(t, &name)) {
+                true => kept.push(name),
+                false => gone.push(name),
+            }
         }
-    }
-    for name in &kept {
-        tracing::error!(channel = %name, "a channel deleted is still listed by an API team in force; it stays until that team changes");
-    }
-    changes.channels_gone = gone;
-    // Known as something no index holds: looked at again at the next move.
-    for name in kept {
-        changes.known.channels.insert(name, String::new());
+        let what = k.of.what;
+        for name in &kept {
+            tracing::error!(resource = what, name = %name, "an API {what} deleted is still listed by an API team in force; it stays until that team changes");
+        }
+        k.gone = gone;
+        // Known as something no index holds: looked at again at the next
+        // move.
+        let known = changes.known.kept.entry(what).or_default();
+        for name in kept {
+            known.insert(name, String::new());
+        }
     }
 }
 
@@ -555,55 +559,21 @@ fn team_of_record(
     Ok(team)
 }
 
-/// `config` with the channels of `held` that can be put in force in it
+/// `config` with the kept ones of `held` that can be put in force in it
 /// put in force: what its teams are built against.
-pub fn with_held_channels(config: &Config, held: &Held) -> Config {
-    let built = (held.channels.iter())
-        .filter(|(name, _)| config.file_channel(name).is_none())
-        .filter_map(|(name, form)| channel_of_record(config, name, form.clone()).ok());
-    let with = config.with_api_channels(built.collect(), &[]);
-    with.unwrap_or_else(|_| config.clone())
+pub fn with_held(config: &Config, held: &Held) -> Config {
+    let mut next: Option<Config> = None;
+    for k in KEPT {
+        let forms = held.kept.get(k.exported_as).cloned().unwrap_or_default();
+        next = Some((k.with_held)(next.as_ref().unwrap_or(config), &forms));
+    }
+    next.unwrap_or_else(|| config.clone())
 }
 
 /// Team `id` as `stored` writes it, built against `config`; `None` when
 /// it cannot be.
 pub fn built(config: &Config, id: &str, stored: &StoredApiForm) -> Option<Team> {
     team_of_record(config, id, stored.clone()).ok()
-}
-
-/// The channel a stored record writes, put in force as an API channel;
-/// why not (a secret sealed under a key no longer listed, a rule it now
-/// breaks: named by key id and pointer, never by value).
-fn channel_of_record(
-    config: &Config,
-    name: &str,
-    stored: StoredApiChannel,
-) -> std::result::Result<ChannelConfig, NotInForce> {
-    let StoredApiChannel::V1 { body, at, .. } = stored;
-    let salts = team_secrets::salts_of(&body, &is_secret_member);
-    let body = opened_at(config, &channel_place(name), &body)?;
-    let channel = config.channel_of_json(&body, &salts);
-    let mut channel = channel.map_err(|p| NotInForce::Breaks(breaks(p)))?;
-    channel.api = true;
-    channel.modified = Some(at);
-    Ok(channel)
-}
-
-/// A stored body's secrets, sealed at `place`, opened; why not (the
-/// pointer and the key id of the first that does not open).
-fn opened_at(
-    config: &Config,
-    place: &str,
-    body: &serde_json::Value,
-) -> std::result::Result<serde_json::Value, NotInForce> {
-    let op = operator(config).map_err(|_| NotInForce::Breaks("the operator API is off".into()))?;
-    team_secrets::open(body, place, &is_secret_member, &op.secrets).map_err(|(pointer, e)| {
-        let why = format!("{pointer}: {e}");
-        match e {
-            OpenError::UnknownKey(_) => NotInForce::Stops(why),
-            _ => NotInForce::Breaks(why),
-        }
-    })
 }
 
 /// A stored API team or channel as a read answers it: its `ETag` (the

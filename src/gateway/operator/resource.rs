@@ -12,8 +12,9 @@ use std::future::Future;
 use serde_json::Value;
 
 use super::forms::{Conditions, Write};
-use crate::config::{Config, ConfigPrint};
+use crate::config::{Config, ConfigError, ConfigPrint, FormProblem, Team};
 use crate::domain::audit::Acting;
+use crate::domain::secrets_cipher::Salts;
 use crate::error::Result;
 use crate::gateway::Core;
 use crate::time::Timestamp;
@@ -32,6 +33,15 @@ pub trait Resource: Send + Sync + 'static {
     /// What the configuration in force holds of one, as built from its
     /// JSON form.
     type Built: Send;
+
+    /// What one is called in a refusal or a log line (`"team"`,
+    /// `"channel"`).
+    const NAME: &'static str;
+    /// The prefix of its URL (`"/v1/teams/"`): a body sent to a path under
+    /// it may be up to the operator API's own limit
+    /// (`http::operator_writes::MAX_OPERATOR_BODY`), once it is in
+    /// [`super::RESOURCES`].
+    const PATH: &'static str;
 
     /// The 409 `managed_by_file` detail for one a file keeps.
     const MANAGED: &'static str;
@@ -73,4 +83,51 @@ pub trait Resource: Send + Sync + 'static {
         acting: &Acting,
         now: Timestamp,
     ) -> impl Future<Output = Result<u64>> + Send;
+}
+
+/// A resource kept beside the index of the API teams, by name, in the
+/// slot of `{~teams}` (a channel): its stored form under
+/// `{~teams}:<TAG>:<name>`, its index (name → digest) under
+/// `{~teams}:<INDEX>`. Registered in [`super::KEPT`], it is read, put in
+/// force, kept across a reload, written back, exported and imported by the
+/// code written once over this trait (`look.rs`, `restore.rs`, `kept.rs`);
+/// each item is what those steps ask of it.
+pub trait Kept: Resource<Built: Clone + Send + Sync> {
+    /// The tag of its stored form's key (`"ch"`: `{~teams}:ch:<name>`).
+    const TAG: &'static str;
+    /// The key of its index beside the teams' (`"cx"`: `{~teams}:cx`).
+    const INDEX: &'static str;
+    /// The member of `chatgate teams export`'s JSON that holds them
+    /// (`"channels"`).
+    const EXPORTED_AS: &'static str;
+
+    /// The name of a built one.
+    fn name(built: &Self::Built) -> &str;
+
+    /// One built from its stored body (secrets opened; `salts`: theirs),
+    /// written at `at`, as put in force from the operator API; the
+    /// problems of a body that breaks a rule.
+    fn of_stored(
+        config: &Config,
+        body: &Value,
+        salts: &Salts,
+        at: Timestamp,
+    ) -> std::result::Result<Self::Built, Vec<FormProblem>>;
+
+    /// Those `config` has in force from the operator API.
+    fn api_in_force(config: &Config) -> Vec<&Self::Built>;
+
+    /// `config` with `put` in force (each in place of its name's API one)
+    /// and the API ones of `gone` taken out; one of a name a file keeps is
+    /// an error naming both sources.
+    fn put_in_force(
+        config: &Config,
+        put: Vec<Self::Built>,
+        gone: &[String],
+    ) -> std::result::Result<Config, ConfigError>;
+
+    /// Whether `team` lists the one named `name`: such a team is built
+    /// again when it moves, refused while it is refused, and keeps a
+    /// deleted one in force until it changes.
+    fn listed_by(team: &Team, name: &str) -> bool;
 }

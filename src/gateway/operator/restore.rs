@@ -1,9 +1,10 @@
-//! The API teams and channels an instance holds in force written back to
+//! The API teams and kept resources ([`super::KEPT`]: the channels) an
+//! instance holds in force written back to
 //! a store that came back empty (docs/operations.md#when-redis-comes-back-empty):
 //! each as it was stored (sealed, the same digest, so the same `ETag`),
 //! a team with its `config.changed` entry of source `restore` in the
-//! commit that writes it, then the index, the channels and the generation
-//! in one commit of their slot. A record another instance wrote first is
+//! commit that writes it, then the index, the kept ones and the
+//! generation in one commit of their slot. A record another instance wrote first is
 //! left as it is: the first to see the reset writes back, the others find
 //! it done
 //! (docs/decisions/0438-a-store-reset-keeps-the-operators-teams.md).
@@ -11,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::forms::stored_forms;
 use super::index::{self, part_of};
-use super::look::{built, with_held_channels, Held};
+use super::kept::Registered;
+use super::look::{built, with_held, Held};
+use super::KEPT;
 use crate::config::Config;
 use crate::error::Result;
 use crate::gateway::audit::{record_restore, recorded_keys};
@@ -24,12 +27,12 @@ use crate::gateway::Core;
 use crate::store::keys;
 use crate::time::Timestamp;
 
-/// What a write-back wrote: the teams and channels this instance wrote
+/// What a write-back wrote: the teams and kept ones this instance wrote
 /// (not those another wrote first), and the generation that holds them.
 #[derive(Debug, Default)]
 pub struct Restored {
     pub teams: usize,
-    pub channels: usize,
+    pub kept: usize,
     pub generation: u64,
 }
 
@@ -60,22 +63,19 @@ pub async fn restore(
     now: Timestamp,
 ) -> Result<Restored> {
     let restored = write_back(core, core.config(), held, false, known_generation, now).await?;
-    if restored.teams + restored.channels > 0 {
+    if restored.teams + restored.kept > 0 {
         tracing::error!(
             teams = restored.teams,
-            channels = restored.channels,
+            channels = restored.kept,
             "the store came back empty: the API teams and channels this instance held are written back as they were stored"
         );
     }
     Ok(restored)
 }
 
-/// Every API team and channel the store holds, as it keeps them (sealed):
-/// what `chatgate teams export` prints.
+/// Every API team and kept one the store holds, as it keeps them
+/// (sealed): what `chatgate teams export` prints.
 pub async fn export(core: &Core) -> Result<Held> {
-    let cx = keys::api_channels();
-    let raw = core.get(std::slice::from_ref(&cx)).await?.pop().flatten();
-    let channels = Loaded::<StoredApiChannels>::parse(cx, raw)?;
     let mut held = Held::default();
     let parts = index::read_parts(core, &index::every_part()).await?;
     let ids: Vec<String> = (parts.into_iter())
@@ -87,23 +87,28 @@ pub async fn export(core: &Core) -> Result<Held> {
         held.teams
             .extend(found.filter_map(|(id, form)| Some((id, form?))));
     }
-    let names: Vec<String> = channels
-        .value
-        .unwrap_or_default()
-        .channels
-        .into_keys()
-        .collect();
-    let read = stored_forms(core, &names, keys::api_channel).await?;
-    let found = names.into_iter().zip(read);
-    held.channels
-        .extend(found.filter_map(|(name, form)| Some((name, form?))));
+    for k in KEPT {
+        let cx = k.index_key();
+        let raw = core.get(std::slice::from_ref(&cx)).await?.pop().flatten();
+        let index = Loaded::<StoredApiChannels>::parse(cx, raw)?;
+        let names: Vec<String> = index
+            .value
+            .unwrap_or_default()
+            .channels
+            .into_keys()
+            .collect();
+        let read = stored_forms(core, &names, k.store_key).await?;
+        let found = names.into_iter().zip(read);
+        let found = found.filter_map(|(name, form)| Some((name, form?)));
+        held.kept.insert(k.exported_as, found.collect());
+    }
     Ok(held)
 }
 
 /// Writes `exported` (what `teams export` printed) into the store: each
 /// team with its `config.changed` entry (source `restore`, where this
-/// configuration builds it), then the channels, the index and the
-/// generation. Nothing is written when one of its ids is a file's here,
+/// configuration builds it), then the kept ones, the index and the
+/// generation. Nothing is written when one of its names is a file's here,
 /// or, without `replace`, when the store holds one already: `Err` names
 /// them.
 pub async fn import(
@@ -112,41 +117,51 @@ pub async fn import(
     replace: bool,
     now: Timestamp,
 ) -> Result<std::result::Result<Restored, Vec<String>>> {
-    let config = core.config();
-    let files = (exported
-        .teams
-        .keys()
-        .filter(|id| config.file_team(id).is_some()))
-    .map(|id| format!("team {id} (a team file's id)"))
-    .chain(
-        (exported
-            .channels
-            .keys()
-            .filter(|n| config.file_channel(n).is_some()))
-        .map(|name| format!("channel {name} (a channel file's name)")),
-    );
-    let files: Vec<String> = files.collect();
+    let files = files_of(core.config(), exported);
     if !files.is_empty() {
         return Ok(Err(files));
     }
     if !replace {
-        let ids: Vec<&String> = exported.teams.keys().collect();
-        let names: Vec<&String> = exported.channels.keys().collect();
-        let teams = stored_forms(core, &ids, keys::api_team).await?;
-        let channels = stored_forms(core, &names, keys::api_channel).await?;
-        let teams = ids.iter().zip(teams).filter(|(_, f)| f.is_some());
-        let channels = names.iter().zip(channels).filter(|(_, f)| f.is_some());
-        let exist: Vec<String> = (teams.map(|(id, _)| format!("team {id}")))
-            .chain(channels.map(|(name, _)| format!("channel {name}")))
-            .collect();
+        let exist = stored_of(core, exported).await?;
         if !exist.is_empty() {
             return Ok(Err(exist));
         }
     }
-    let config = with_held_channels(core.config(), exported);
+    let config = with_held(core.config(), exported);
     Ok(Ok(
         write_back(core, &config, exported, replace, 0, now).await?
     ))
+}
+
+/// Those of `exported` a file of `config` keeps, each named.
+fn files_of(config: &Config, exported: &Held) -> Vec<String> {
+    let teams = exported.teams.keys();
+    let teams = teams.filter(|id| config.file_team(id).is_some());
+    let mut files: Vec<String> = teams
+        .map(|id| format!("team {id} (a team file's id)"))
+        .collect();
+    for k in KEPT {
+        let names = exported.of(k).map(|(name, _)| name);
+        let names = names.filter(|name| (k.in_a_file)(config, name));
+        let what = k.what;
+        files.extend(names.map(|name| format!("{what} {name} (a {what} file's name)")));
+    }
+    files
+}
+
+/// Those of `exported` the store holds, each named.
+async fn stored_of(core: &Core, exported: &Held) -> Result<Vec<String>> {
+    let ids: Vec<&String> = exported.teams.keys().collect();
+    let teams = stored_forms(core, &ids, keys::api_team).await?;
+    let teams = ids.iter().zip(teams).filter(|(_, f)| f.is_some());
+    let mut exist: Vec<String> = teams.map(|(id, _)| format!("team {id}")).collect();
+    for k in KEPT {
+        let names: Vec<&String> = exported.of(k).map(|(name, _)| name).collect();
+        let stored = stored_forms(core, &names, k.store_key).await?;
+        let stored = names.iter().zip(stored).filter(|(_, f)| f.is_some());
+        exist.extend(stored.map(|(name, _)| format!("{} {name}", k.what)));
+    }
+    Ok(exist)
 }
 
 /// `held` written: each team the store lacks (all, with `replace`) with
@@ -236,9 +251,9 @@ async fn write_team(
     .await
 }
 
-/// In one commit of their slot: the channels of `held` the store lacks
+/// In one commit of their slot: the kept ones of `held` the store lacks
 /// (all, with `replace`) written back, every team of `teams` (id → the
-/// digest stored) and every channel held indexed, and the generation
+/// digest stored) and every kept one held indexed, and the generation
 /// moved past `moved.past`; nothing when nothing moves.
 async fn write_index(
     core: &Core,
@@ -248,13 +263,19 @@ async fn write_index(
     moved: Moved,
     now: Timestamp,
 ) -> Result<Restored> {
-    let (cx, gen) = (keys::api_channels(), keys::api_teams_generation());
+    let gen = keys::api_teams_generation();
     let parts: BTreeSet<u16> = teams.keys().map(|id| part_of(id)).collect();
-    let mut read = vec![cx.clone(), gen.clone()];
+    let mut read: Vec<String> = KEPT.iter().map(|k| k.index_key()).collect();
+    read.push(gen.clone());
     read.extend(parts.iter().map(|p| keys::api_teams_part(*p)));
-    read.extend(held.channels.keys().map(|name| keys::api_channel(name)));
+    for k in KEPT {
+        read.extend(held.of(k).map(|(name, _)| (k.store_key)(name)));
+    }
     core.change(change::NO_TEAM, &read, now, |c| {
-        let channels = write_channels(c, held, replace)?;
+        let mut kept = 0;
+        for k in KEPT {
+            kept += write_kept(c, k, held, replace)?;
+        }
         let mut by_part: BTreeMap<u16, Vec<(&String, &String)>> = BTreeMap::new();
         for (id, digest) in teams {
             by_part.entry(part_of(id)).or_default().push((id, digest));
@@ -271,7 +292,7 @@ async fn write_index(
                 indexed = true;
             }
         }
-        if !indexed && channels == 0 && !moved.teams {
+        if !indexed && kept == 0 && !moved.teams {
             return Ok(Step::Answer(Restored::default()));
         }
         let count: Loaded<ApiTeamsGeneration> = c.read(&gen)?;
@@ -283,24 +304,23 @@ async fn write_index(
         let generation = generation.generation;
         Ok(Step::Write(Restored {
             teams: 0,
-            channels,
+            kept,
             generation,
         }))
     })
     .await
 }
 
-/// In `c`, which read the channels' index and every held channel's
-/// record: those the store lacks (all, with `replace`) written back, and
-/// every held channel indexed at the digest stored. How many were
+/// In `c`, which read kept resource `k`'s index and the record of every
+/// one of it held: those the store lacks (all, with `replace`) written
+/// back, and every one held indexed at the digest stored. How many were
 /// written.
-fn write_channels(c: &mut Change, held: &Held, replace: bool) -> Result<usize> {
-    let cx = keys::api_channels();
-    let index: Loaded<StoredApiChannels> = c.read(&cx)?;
+fn write_kept(c: &mut Change, k: &Registered, held: &Held, replace: bool) -> Result<usize> {
+    let index: Loaded<StoredApiChannels> = c.read(&k.index_key())?;
     let mut next = index.value.clone().unwrap_or_default();
     let mut written = 0;
-    for (name, form) in &held.channels {
-        let stored: Loaded<StoredApiForm> = c.read(&keys::api_channel(name))?;
+    for (name, form) in held.of(k) {
+        let stored: Loaded<StoredApiForm> = c.read(&(k.store_key)(name))?;
         let digest = match &stored.value {
             Some(StoredApiForm::V1 { digest, .. }) if !replace => digest.clone(),
             _ => {

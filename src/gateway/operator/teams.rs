@@ -34,6 +34,8 @@ pub struct Teams;
 
 impl super::resource::Resource for Teams {
     type Built = Team;
+    const NAME: &'static str = "team";
+    const PATH: &'static str = "/v1/teams/";
     const MANAGED: &'static str = "this team is kept in a file: change its file";
     const MISSING: &'static str = "no such team";
 
