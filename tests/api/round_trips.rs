@@ -1306,7 +1306,9 @@ async fn what_a_wallet_challenge_costs_redis() {
         ("otp code check", &otp_checks, 9.7),
         ("wallet start", &starts, 8.7),
         ("wallet page (a fresh request)", &pages, 8.0),
-        ("wallet request object", &objects, 2.6),
+        // Two reads; under 3.0 so that a third fails, with room for the
+        // background a busy machine leaves in the count.
+        ("wallet request object", &objects, 2.9),
         ("wallet answer", &answers, 12.6),
     ];
     for (what, r, _) in &rows {
