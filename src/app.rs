@@ -89,13 +89,8 @@ impl App {
         let routes: Routes = Arc::new(arc_swap::ArcSwap::from_pointee(router));
         // Recorded before the first request: a team's trail shows the
         // configuration in force for everything after it.
-        // A memory store is this process's alone: no instance knew its trails.
-        let fresh_wait = match config.store.backend {
-            StoreBackend::Memory => std::time::Duration::ZERO,
-            StoreBackend::Redis => crate::gateway::store_epoch::FRESH_START_WAIT,
-        };
-        let wait = opts.fresh_store_wait.unwrap_or(fresh_wait);
-        crate::gateway::store_epoch::hold_a_start_on_an_empty_store(&gateway, wait).await;
+        let fresh_wait = opts.fresh_store_wait;
+        crate::gateway::store_epoch::hold_a_start_on_an_empty_store(&gateway, fresh_wait).await;
         let started = clock.now();
         crate::gateway::audit::record_configuration(&gateway, ConfigSource::Start, started).await;
         let live = Live::new(gateway);

@@ -52,11 +52,17 @@ const RENEW_EVERY: Duration = Duration::from_secs(3_600);
 /// docs/decisions/0489-a-start-on-an-empty-store-lets-the-reset-be-recorded-first.md).
 pub const FRESH_START_WAIT: Duration = Duration::from_secs(3);
 
-/// At start, before the first audit entry: waits `wait` when the store
-/// lacks one of its node markers (see [`FRESH_START_WAIT`]); at once when
-/// they are all there, `wait` is zero, or the store does not answer (its
-/// outage is for the store's own log and the start's reads to tell).
-pub async fn hold_a_start_on_an_empty_store(core: &Core, wait: Duration) {
+/// At start, before the first audit entry: waits `wait` (by default
+/// [`FRESH_START_WAIT`] on Redis, none on a memory store, which is this
+/// process's alone: no instance knew its trails) when the store lacks one
+/// of its node markers; at once when they are all there, `wait` is zero,
+/// or the store does not answer (its outage is for the store's own log
+/// and the start's reads to tell).
+pub async fn hold_a_start_on_an_empty_store(core: &Core, wait: Option<Duration>) {
+    let wait = wait.unwrap_or(match core.config().store.backend {
+        crate::config::StoreBackend::Memory => Duration::ZERO,
+        crate::config::StoreBackend::Redis => FRESH_START_WAIT,
+    });
     if wait.is_zero() {
         return;
     }
