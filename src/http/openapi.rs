@@ -540,7 +540,6 @@ problem_responses! {
     E429Streams = "429", true, "`rate_limited`: this API key (`server.max_streams_per_key`) or its team (`server.max_streams_per_team`) has its most event streams open (`Retry-After`)";
     E502 = "502", false, "`channel_error`: the channel provider refused or failed the message";
     ManagedE409 = "409", false, "`managed_by_file`: the team or channel is kept in a file; change its file";
-    TeamPutE409 = "409", false, "`managed_by_file`: the team is kept in a file; change its file; `key_exists`: another API team holds one of its API keys (or is being written with it)";
     KeyAddE409 = "409", false, "`managed_by_file`: the team is kept in a file; `key_exists`: the team has a key of that id (or that very key), or another team or an operator has the key";
     KeyRemoveE409 = "409", false, "`managed_by_file`: the team is kept in a file; `key_in_use`: the team's primary security key, or its last";
     E412 = "412", false, "`precondition_failed`: `If-Match` names another version (or nothing exists to match), or `If-None-Match: *` and it exists";

@@ -17,7 +17,7 @@ use super::extract::{
 };
 use super::openapi::{
     ApiKeyErrors, ChannelE409, JsonBodyErrors, KeyAddE409, KeyRemoveE409, ManagedE409,
-    OperatorActorHeader, OperatorBodyErrors, TeamPutE409, E403, E404, E412, E422, E428,
+    OperatorActorHeader, OperatorBodyErrors, E403, E404, E412, E422, E428,
 };
 use super::operator::{etag, is_name, read_back, ChannelForm, Source, TeamForm};
 use super::operator_auth::Operator;
@@ -86,8 +86,7 @@ impl PutParams {
 /// team as a read shows it with its `ETag`; `?dry_run=true` checks
 /// everything and answers as the write would, writing nothing.
 ///
-/// A file team's id is 409 `managed_by_file` once the preconditions hold;
-/// an API key another API team holds is 409 `key_exists`.
+/// A file team's id is 409 `managed_by_file` once the preconditions hold.
 #[utoipa::path(put, path = "/v1/teams/{id}", operation_id = "put_team", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), PutParams, OperatorActorHeader,
         ("If-Match" = Option<String>, Header, description = "the current ETag: needed to replace (`*` names no version: 428)"),
@@ -95,7 +94,7 @@ impl PutParams {
     request_body(content = TeamForm, description = "the team, as the JSON form of its file"),
     responses((status = 201, body = TeamForm, description = "created (or, for a dry run, would be)", headers(("ETag" = String), ("Chatgate-Source" = Source))),
         (status = 200, body = TeamForm, description = "replaced (or, for a dry run, would be)", headers(("ETag" = String), ("Chatgate-Source" = Source))),
-        TeamPutE409,
+        ManagedE409,
         E412,
         E428,
         ApiKeyErrors, OperatorBodyErrors, E403, E404))]

@@ -1,8 +1,9 @@
 //! A key names one team in the store (docs/operator-api.md#keys): each
 //! API key of an API team is claimed in the store before the team's
 //! write commits, so of two instances that give one key to two teams at
-//! once one answers 409 `key_exists` and every instance then has the key
-//! in force for the other; a key a write drops, or a team deleted, frees
+//! once one refuses (a key endpoint 409 `key_exists`, a `PUT` 422
+//! `invalid_config` at the key) and every instance then has the key in
+//! force for the other; a key a write drops, or a team deleted, frees
 //! it; a claim left behind by a writer that stopped is taken over once
 //! old.
 use chatgate::domain::secrets::{generate_whsec, ApiKeyHash};
@@ -52,18 +53,18 @@ fn holders(app: &TestApp, key: &str) -> Vec<String> {
     found.map(|h| h.team.to_string()).collect()
 }
 
-/// Of two answers, the one 2xx and the other 409 `key_exists`: the index
-/// of the 2xx.
-async fn one_refused(answers: [reqwest::Response; 2]) -> usize {
+/// Of two answers, the one 2xx and the other `refusal` (its status and
+/// problem code): the index of the 2xx.
+async fn one_refused(answers: [reqwest::Response; 2], refusal: (u16, &str)) -> usize {
     let [first, second] = answers;
     let statuses = [first.status().as_u16(), second.status().as_u16()];
     let won = match statuses {
-        [200 | 201, 409] => 0,
-        [409, 200 | 201] => 1,
+        [200 | 201, s] if s == refusal.0 => 0,
+        [s, 200 | 201] if s == refusal.0 => 1,
         other => panic!("one key given to two teams at once answered {other:?}"),
     };
     let refused = if won == 0 { second } else { first };
-    assert_problem(refused, 409, "key_exists").await;
+    assert_problem(refused, refusal.0, refusal.1).await;
     won
 }
 
@@ -93,7 +94,7 @@ async fn one_key_two_teams_at_once(backend: Backend) {
             post(&a, "/v1/teams/alpha/api-keys", asked.clone()),
             post(&b, "/v1/teams/beta/api-keys", asked),
         );
-        let won = one_refused([answers.0, answers.1]).await;
+        let won = one_refused([answers.0, answers.1], (409, "key_exists")).await;
         in_force_for([&a, &b], &key, ids[won]).await;
 
         // A new team's `PUT` on each instance, at once.
@@ -104,7 +105,8 @@ async fn one_key_two_teams_at_once(backend: Backend) {
             put(&a, &gamma, &bodies[0], &[]),
             put(&b, &delta, &bodies[1], &[]),
         );
-        let won = one_refused([answers.0, answers.1]).await;
+        // A body with another team's key breaks a rule: 422 at the key.
+        let won = one_refused([answers.0, answers.1], (422, "invalid_config")).await;
         in_force_for([&a, &b], &key, [&gamma, &delta][won]).await;
         let stored = raw(&a, &keys::api_key_claim(&ApiKeyHash::of_key(&key).to_hex())).await;
         let claim: Value = serde_json::from_str(&stored.expect("claimed").value).unwrap();
@@ -229,8 +231,8 @@ async fn a_key_dropped_or_its_team_deleted_is_free_for_another_team_on_redis() {
 }
 
 /// A claim of a team the store does not hold (its writer stopped before
-/// its team's commit): 409 while it is young, taken over once it is
-/// 30 s old.
+/// its team's commit): the body breaks a rule (422 at the key) while it
+/// is young, taken over once it is 30 s old.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_left_behind_is_taken_over_once_old() {
     let app = spawn_with(Backend::Memory, with_operator()).await.unwrap();
@@ -239,8 +241,12 @@ async fn a_claim_left_behind_is_taken_over_once_old() {
     overwrite(&app, &key, json!({"t": "ghost", "at": at}).to_string()).await;
     let body = team_with_key("alpha", "k1");
     let dry = app.request(Method::PUT, "/v1/teams/alpha?dry_run=true", Some(OPS));
-    assert_problem(dry.json(&body).send().await.unwrap(), 409, "key_exists").await;
-    assert_problem(put(&app, "alpha", &body, &[]).await, 409, "key_exists").await;
+    assert_problem(dry.json(&body).send().await.unwrap(), 422, "invalid_config").await;
+    let refused = assert_problem(put(&app, "alpha", &body, &[]).await, 422, "invalid_config").await;
+    assert_eq!(
+        refused["errors"][0]["pointer"], "/api_keys/0/sha256",
+        "{refused}"
+    );
     assert!(
         raw(&app, &keys::api_team("alpha")).await.is_none(),
         "nothing written"

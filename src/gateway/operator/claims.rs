@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::forms::stored_forms;
 use super::index::STOPPED_AFTER;
 use crate::domain::secrets::ApiKeyHash;
-use crate::error::{Error, Result};
+use crate::error::{Error, Pointed, Result};
 use crate::gateway::change::{self, Change};
 use crate::gateway::records::{ApiKeyClaim, ApiTeamsGeneration, Loaded, StoredApiForm};
 use crate::gateway::work::Step;
@@ -65,10 +65,10 @@ enum Claimed {
     Held(Vec<(String, ApiKeyClaim)>),
 }
 
-/// Claims `digests` for API team `team` (`dry_run`: only checks): 409
-/// `key_exists` when another team holds the claim of one, unless that
-/// claim was left behind ([`left_behind`]). The digests whose claim this
-/// made, to [`release`] when the write fails.
+/// Claims `digests` for API team `team` (`dry_run`: only checks), as a
+/// key endpoint asks: 409 `key_exists` when another team holds the claim
+/// of one, unless that claim was left behind ([`left_behind`]). The
+/// digests whose claim this made, to [`release`] when the write fails.
 pub async fn take(
     core: &Core,
     team: &str,
@@ -76,21 +76,68 @@ pub async fn take(
     dry_run: bool,
     now: Timestamp,
 ) -> Result<BTreeSet<String>> {
+    taken(core, team, digests, dry_run, now)
+        .await?
+        .map_err(|_| Error::KeyExists(KEY_TAKEN))
+}
+
+/// [`take`] for a team's body (a `PUT`): the keys of `body` claimed, and a
+/// key another team holds is a rule the body breaks, 422 `invalid_config`
+/// at that key's pointer, as the check against the teams in force answers
+/// it (docs/operator-api.md#keys).
+pub async fn take_for_body(
+    core: &Core,
+    team: &str,
+    body: &Value,
+    dry_run: bool,
+    now: Timestamp,
+) -> Result<BTreeSet<String>> {
+    let held = match taken(core, team, &digests_of(body), dry_run, now).await? {
+        Ok(made) => return Ok(made),
+        Err(held) => held,
+    };
+    let entries = body.get("api_keys").and_then(Value::as_array);
+    let at = entries.into_iter().flatten().position(|e| {
+        let hex = e.get("sha256").and_then(Value::as_str);
+        hex.and_then(|h| ApiKeyHash::from_hex(h).ok())
+            .is_some_and(|h| h.to_hex() == held)
+    });
+    Err(Error::InvalidConfig(vec![Pointed {
+        pointer: format!("/api_keys/{}/sha256", at.unwrap_or_default()),
+        detail: "the same key is already configured for another team or an operator".into(),
+    }]))
+}
+
+/// [`take`]: `Err` names a digest another team holds the claim of.
+async fn taken(
+    core: &Core,
+    team: &str,
+    digests: &BTreeSet<String>,
+    dry_run: bool,
+    now: Timestamp,
+) -> Result<std::result::Result<BTreeSet<String>, String>> {
     if digests.is_empty() {
-        return Ok(BTreeSet::new());
+        return Ok(Ok(BTreeSet::new()));
     }
     let read: Vec<String> = digests.iter().map(|d| keys::api_key_claim(d)).collect();
     let mut over = BTreeMap::new();
+    let mut last = String::new();
     for _ in 0..TRIES {
         let claimed = core.change(change::NO_TEAM, &read, now, |c| {
             claim_in(c, team, digests, &over, dry_run, now)
         });
         match claimed.await? {
-            Claimed::Made(made) => return Ok(made),
-            Claimed::Held(held) => over.extend(left_behind(core, held, now).await?),
+            Claimed::Made(made) => return Ok(Ok(made)),
+            Claimed::Held(held) => match left_behind(core, held, now).await? {
+                Ok(taken_over) => {
+                    last = taken_over.keys().next().cloned().unwrap_or_default();
+                    over.extend(taken_over);
+                }
+                Err(digest) => return Ok(Err(digest)),
+            },
         }
     }
-    Err(Error::KeyExists(KEY_TAKEN))
+    Ok(Err(last))
 }
 
 /// [`take`] in `c`, which read the claims of `digests`: each absent, or
@@ -141,27 +188,27 @@ fn claim_in(
 
 /// The claims of `held` a writer left behind, to take over: each at least
 /// [`STOPPED_AFTER`] old, of a team the store holds without its key (or
-/// holds not at all); 409 `key_exists` when one is not.
+/// holds not at all); `Err` names the digest of one that is not.
 async fn left_behind(
     core: &Core,
     held: Vec<(String, ApiKeyClaim)>,
     now: Timestamp,
-) -> Result<BTreeMap<String, ApiKeyClaim>> {
-    if held.iter().any(|(_, c)| c.at.plus(STOPPED_AFTER) > now) {
-        return Err(Error::KeyExists(KEY_TAKEN));
+) -> Result<std::result::Result<BTreeMap<String, ApiKeyClaim>, String>> {
+    if let Some((digest, _)) = held.iter().find(|(_, c)| c.at.plus(STOPPED_AFTER) > now) {
+        return Ok(Err(digest.clone()));
     }
     let owners: Vec<&str> = held.iter().map(|(_, c)| c.team.as_str()).collect();
     let stored = stored_forms(core, &owners, keys::api_team).await?;
     for ((digest, _), form) in held.iter().zip(&stored) {
         if stored_digests(form.as_ref()).contains(digest) {
-            return Err(Error::KeyExists(KEY_TAKEN));
+            return Ok(Err(digest.clone()));
         }
     }
     tracing::warn!(
         claims = held.len(),
         "claims of API keys left behind by a write that stopped are taken over"
     );
-    Ok(held.into_iter().collect())
+    Ok(Ok(held.into_iter().collect()))
 }
 
 /// Releases team `team`'s claims of `digests` that its stored team does

@@ -401,18 +401,18 @@ fn edit_in<T>(
 /// 428 for a replace that names no version, 422 for a body that breaks a
 /// rule. Two writers naming one `ETag`: the commit's compare-and-set lets
 /// one through, the other reads again and is 412.
-/// Each API key of the body is claimed for the team first (409
-/// `key_exists`: another team's), and a key the stored team held that the
+/// Each API key of the body is claimed for the team first (422
+/// `invalid_config` at its pointer: another team's), and a key the stored team held that the
 /// body drops is released after (docs/operator-api.md#keys).
 pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Written> {
     let digests = claims::digests_of(w.body);
     if w.dry_run {
-        claims::take(core, w.id, &digests, true, now).await?;
+        claims::take_for_body(core, w.id, w.body, true, now).await?;
         return written(core, &w, &mut BTreeSet::new(), now).await;
     }
     let (mut made, mut held) = (BTreeSet::new(), BTreeSet::new());
     let write = async {
-        made = claims::take(core, w.id, &digests, false, now).await?;
+        made = claims::take_for_body(core, w.id, w.body, false, now).await?;
         let written = written(core, &w, &mut held, now).await?;
         let index = index::indexed_as(
             &written.built.print.digest(),
