@@ -21,6 +21,7 @@ impl Config {
         for id in gone {
             if let Some(was) = next.teams.get(id).filter(|t| t.api.is_some()) {
                 next.key_holders.remove(was);
+                next.sums.remove(was);
                 next.teams.remove(id);
             }
         }
@@ -31,8 +32,10 @@ impl Config {
             // The keys it had out, then the keys it has in.
             if let Some(was) = next.teams.insert(team.id.clone(), Arc::clone(&team)) {
                 next.key_holders.remove(&was);
+                next.sums.remove(&was);
             }
             next.key_holders.insert(&team);
+            next.sums.add(&team);
         }
         Ok(next)
     }
@@ -45,15 +48,6 @@ impl Config {
     /// The API teams of this configuration.
     pub fn api_teams(&self) -> impl Iterator<Item = &Arc<Team>> {
         self.teams.values().filter(|t| t.api.is_some())
-    }
-
-    /// This configuration (its teams and channels read from files) with
-    /// the API teams and channels of `running` kept: a file that now has
-    /// an API team's id, or an API channel's name, is an error.
-    pub fn keeping_api_teams(&self, running: &Config) -> Result<Config, ConfigError> {
-        let channels = running.api_channels().cloned().collect();
-        let kept: Vec<Arc<Team>> = running.api_teams().cloned().collect();
-        (self.with_api_channels(channels, &[])?).with_api_teams(kept, &[])
     }
 
     /// This configuration with `channels` (written through the operator
@@ -151,10 +145,9 @@ mod tests {
             after.teams.contains_key("acme"),
             "a file team is not removed"
         );
-        // A reload keeps the API teams, unless a file now has the id.
-        assert!(config.keeping_api_teams(&next).unwrap().teams["newco"]
-            .api
-            .is_some());
+        // A reload puts the running API teams back over the files.
+        let reloaded = config.with_api_teams(next.api_teams().cloned(), &[]);
+        assert!(reloaded.unwrap().teams["newco"].api.is_some());
     }
 
     #[test]
@@ -177,7 +170,8 @@ mod tests {
         assert!(next.file_channel("newsms").is_none());
         assert!(next.file_channel("sms").is_some());
         // Out again; a file channel stays, and a reload keeps an API one.
-        assert!(config.keeping_api_teams(&next).unwrap().channels["newsms"].api);
+        let reloaded = config.with_api_channels(next.api_channels().cloned().collect(), &[]);
+        assert!(reloaded.unwrap().channels["newsms"].api);
         let after = next
             .with_api_channels(Vec::new(), &["newsms".into(), "sms".into()])
             .unwrap();

@@ -12,7 +12,7 @@
 //!
 //! Every problem stops loading with one [`ConfigError`]: one line naming the
 //! file, the key and the problem, never a secret value.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::env::Environment;
@@ -89,25 +89,7 @@ fn load_sections(
         &system.server.public_url,
     );
     let teams_dir = base.join(&system.teams_dir);
-    let mut teams_by_id: BTreeMap<String, std::sync::Arc<super::Team>> = BTreeMap::new();
-    let mut api_keys = std::collections::HashMap::new();
-    for path in toml_files(&teams_dir, &file, "server.teams_dir")? {
-        let team = teams::load_team(&path, env, &inherited, &channels)?;
-        if let Some(first) = teams_by_id.get(&team.id) {
-            return Err(ConfigError::new(
-                &display_path(&path),
-                "id",
-                format!(
-                    "team {:?} is already defined in {}",
-                    team.id,
-                    first.file.display()
-                ),
-            ));
-        }
-        teams::check_unique_api_keys(&team, &mut api_keys)?;
-        teams_by_id.insert(team.id.clone(), std::sync::Arc::new(team));
-    }
-
+    let (teams_by_id, api_keys) = load_teams(&teams_dir, &file, env, &inherited, &channels)?;
     if let Some(operator) = &system.operator {
         teams::check_operator_keys(operator, &api_keys, &file)?;
     }
@@ -124,6 +106,7 @@ fn load_sections(
         defaults: system.defaults,
         defaults_table: system.defaults_table,
         key_holders: super::KeyHolders::of_teams(teams_by_id.values()),
+        sums: super::TeamSums::of_teams(teams_by_id.values()),
         teams: teams_by_id,
         channels: channels.into(),
         restart_only,
@@ -136,6 +119,40 @@ fn load_sections(
     super::validate::check_template_lengths(&config)?;
     super::texts::check_texts(&config, &file)?;
     Ok(config)
+}
+
+/// The API keys' digests seen in team files, each with its team and key.
+type KeysSeen = HashMap<String, (String, String)>;
+
+/// The team files of `dir`, by id, and the digests of their API keys
+/// (each named by its team and key): two files of one id, or one key in
+/// two places, is an error.
+fn load_teams(
+    dir: &Path,
+    file: &str,
+    env: &Environment,
+    inherited: &teams::Inherited<'_>,
+    channels: &BTreeMap<String, super::ChannelConfig>,
+) -> Result<(super::Teams, KeysSeen), ConfigError> {
+    let mut teams_by_id = super::Teams::new();
+    let mut api_keys = HashMap::new();
+    for path in toml_files(dir, file, "server.teams_dir")? {
+        let team = teams::load_team(&path, env, inherited, channels)?;
+        if let Some(first) = teams_by_id.get(&team.id) {
+            return Err(ConfigError::new(
+                &display_path(&path),
+                "id",
+                format!(
+                    "team {:?} is already defined in {}",
+                    team.id,
+                    first.file.display()
+                ),
+            ));
+        }
+        teams::check_unique_api_keys(&team, &mut api_keys)?;
+        teams_by_id.insert(team.id.clone(), std::sync::Arc::new(team));
+    }
+    Ok((teams_by_id, api_keys))
 }
 
 /// Channels by name, each file of `dir` read, and each one's warnings

@@ -36,6 +36,7 @@ mod sms_length;
 mod system;
 mod team;
 mod team_json;
+mod team_sums;
 mod teams;
 #[cfg(test)]
 mod tests;
@@ -82,6 +83,14 @@ pub use reload::{reload, Reload};
 pub use restart_only::RestartOnly;
 pub use settings::TemplateOverrides;
 pub use sms_length::{text_rows, TextRow};
+pub use team_sums::TeamSums;
+
+/// The teams of a configuration by id: a persistent map, so the
+/// configuration that puts one team in force shares every other team's
+/// entry with the one it replaces, and [`imbl::OrdMap::diff`] finds what
+/// two configurations differ in by the parts they do not share
+/// (docs/decisions/0491-a-write-costs-its-own-team.md).
+pub type Teams = imbl::OrdMap<String, Arc<Team>>;
 pub use team::{
     ApiKey, ChannelConfig, ConsoleConfig, ConsoleOidc, ConsoleRoles, Dialogflow, OidcConfig,
     OnCredentialChange, Role, SsfConfig, Team, TeamWebhook,
@@ -109,10 +118,13 @@ pub struct Config {
     pub defaults_table: toml::Table,
     /// Teams by id, each shared so a request can hold its caller's team
     /// (`http/auth.rs`) while a reload replaces the configuration.
-    pub teams: BTreeMap<String, Arc<Team>>,
+    pub teams: Teams,
     /// The teams' API keys, by digest: kept with `teams` (at the load and
     /// by [`Config::with_api_teams`]).
     pub key_holders: KeyHolders,
+    /// What the teams add up to (channels listed, `[oidc]`, API teams,
+    /// keyspaces): kept with `teams` as `key_holders` is.
+    pub sums: TeamSums,
     /// Channels by name.
     pub channels: Arc<BTreeMap<String, ChannelConfig>>,
     /// What of the system file only a restart applies (a reload compares it).
@@ -256,7 +268,7 @@ impl Config {
     /// The keyspaces of the teams in force (`store::keys::keyspace`): a
     /// team deleted and written again under its id is another keyspace.
     pub fn keyspaces(&self) -> impl Iterator<Item = &String> + Clone {
-        self.teams.values().map(|t| &t.keyspace)
+        self.teams.iter().map(|(_, t)| &t.keyspace)
     }
 
     /// The teams whose voice calls may go to any country: a

@@ -240,19 +240,14 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// What `config`'s documents are made of: read off the sums kept
+    /// with its teams, so it costs the channels, not the teams.
     pub fn of(config: &Config) -> Deployment {
-        let teams = config.teams.values();
-        let mut channels = std::collections::BTreeSet::new();
-        for name in teams.clone().flat_map(|t| t.channels.iter()) {
-            if !channels.contains(name) {
-                channels.insert(name.clone());
-            }
-        }
         let pin = &config.defaults.pin;
         Deployment {
-            channels,
+            channels: config.sums.channels().cloned().collect(),
             pin: (pin.min_length, pin.max_length),
-            oidc: teams.clone().any(|t| t.oidc.is_some()),
+            oidc: config.sums.any_oidc(),
             operator: config.operator.is_some(),
             public_url: config.server.public_url.clone(),
         }
@@ -266,13 +261,7 @@ pub fn for_deployment(
     config: &Config,
     raw: &[(&str, Value)],
 ) -> String {
-    let mut channels: Vec<String> = config
-        .teams
-        .values()
-        .flat_map(|t| t.channels.iter().cloned())
-        .collect();
-    channels.sort();
-    channels.dedup();
+    let channels: Vec<String> = config.sums.channels().cloned().collect();
     let pin = &config.defaults.pin;
     let components = doc.components.get_or_insert_with(Default::default);
     components.schemas.insert(
@@ -300,7 +289,7 @@ pub fn for_deployment(
     );
     // `"provider": "oidc"` needs a team's `[oidc]`: without any, the
     // document does not offer it.
-    if !config.teams.values().any(|t| t.oidc.is_some()) {
+    if !config.sums.any_oidc() {
         components.schemas.insert(
             "Provider".into(),
             ObjectBuilder::new()

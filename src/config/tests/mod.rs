@@ -10,6 +10,7 @@ mod operator;
 mod properties;
 mod sms_length;
 mod system;
+mod team_sums;
 mod teams;
 
 use std::path::{Path, PathBuf};

@@ -125,6 +125,7 @@ impl Dispatcher {
         // Dropped at the end: every team's loop and its deliveries stop.
         let mut teams = JoinSet::new();
         let mut started = std::collections::HashSet::new();
+        let mut seen = crate::config::TeamSums::default();
         let mut replaced = this.live.replacements();
         let mut watch = tokio::time::interval(POLL);
         watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -136,13 +137,18 @@ impl Dispatcher {
             // instance that has the team (`hand_back_unknown`). A loop is
             // a keyspace's: a team written again under a deleted team's
             // id gets one of its own.
+            // The keyspaces new since the configuration seen last are found
+            // by the parts the two do not share: one team written is one
+            // looked at, whatever the number of teams.
             if std::mem::take(&mut reloaded) {
-                for keyspace in this.live.current().config.keyspaces() {
+                let gw = this.live.current();
+                for keyspace in gw.config.sums.keyspaces_since(&seen) {
                     if started.insert(keyspace.clone()) {
                         let keyspace = keyspace.clone();
                         teams.spawn(TeamDispatch::new(Arc::clone(&this), keyspace).run());
                     }
                 }
+                seen = gw.config.sums.clone();
             }
             tokio::select! {
                 () = &mut shutdown => return,

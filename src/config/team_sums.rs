@@ -1,0 +1,88 @@
+//! What the teams of a configuration add up to, kept with them (at the
+//! load and by [`Config::with_api_teams`](super::Config::with_api_teams))
+//! so that nothing a write puts in force goes round the teams to learn it
+//! ([decision 0491](../../docs/decisions/0491-a-write-costs-its-own-team.md)):
+//! the channels the teams list and whether one has `[oidc]` (what the
+//! served OpenAPI documents show), how many are API teams (a gauge), and
+//! their keyspaces as a persistent set, which a worker that keeps the one
+//! it last saw compares with the one in force by the parts they do not
+//! share ([`TeamSums::keyspaces_since`]).
+use std::collections::BTreeMap;
+
+use super::Team;
+
+/// The sums of a configuration's teams; a clone shares the keyspaces.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TeamSums {
+    /// How many teams list each channel (`channels`), by name.
+    channels: BTreeMap<String, usize>,
+    /// How many teams have `[oidc]`.
+    oidc: usize,
+    /// How many teams were written through the operator API.
+    api: usize,
+    /// Every team's keyspace.
+    keyspaces: imbl::OrdSet<String>,
+}
+
+impl TeamSums {
+    /// The sums of `teams`.
+    pub fn of_teams<'a>(teams: impl IntoIterator<Item = &'a std::sync::Arc<Team>>) -> TeamSums {
+        let mut sums = TeamSums::default();
+        for team in teams {
+            sums.add(team);
+        }
+        sums
+    }
+
+    /// `team` counted in.
+    pub fn add(&mut self, team: &Team) {
+        for name in &team.channels {
+            *self.channels.entry(name.clone()).or_default() += 1;
+        }
+        self.oidc += usize::from(team.oidc.is_some());
+        self.api += usize::from(team.api.is_some());
+        self.keyspaces.insert(team.keyspace.clone());
+    }
+
+    /// `team`, counted in before, counted out.
+    pub fn remove(&mut self, team: &Team) {
+        for name in &team.channels {
+            if let Some(n) = self.channels.get_mut(name) {
+                *n -= 1;
+                if *n == 0 {
+                    self.channels.remove(name);
+                }
+            }
+        }
+        self.oidc -= usize::from(team.oidc.is_some());
+        self.api -= usize::from(team.api.is_some());
+        self.keyspaces.remove(&team.keyspace);
+    }
+
+    /// The channels some team lists, by name.
+    pub fn channels(&self) -> impl Iterator<Item = &String> {
+        self.channels.keys()
+    }
+
+    /// Whether some team has `[oidc]`.
+    pub fn any_oidc(&self) -> bool {
+        self.oidc > 0
+    }
+
+    /// How many API teams there are.
+    pub fn api_teams(&self) -> usize {
+        self.api
+    }
+
+    /// The keyspaces of these sums that `seen` (the sums of a
+    /// configuration seen before) lacks: the parts the two share are not
+    /// looked at, so after one team written it is that team's.
+    pub fn keyspaces_since<'a>(&'a self, seen: &'a TeamSums) -> impl Iterator<Item = &'a String> {
+        seen.keyspaces
+            .diff(&self.keyspaces)
+            .filter_map(|d| match d {
+                imbl::ordset::DiffItem::Add(keyspace) => Some(keyspace),
+                _ => None,
+            })
+    }
+}
