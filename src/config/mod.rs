@@ -83,6 +83,7 @@ pub use reload::{reload, Reload};
 pub use restart_only::RestartOnly;
 pub use settings::TemplateOverrides;
 pub use sms_length::{text_rows, TextRow};
+pub use team_json::api_key_taken_at;
 pub use team_sums::TeamSums;
 
 /// The teams of a configuration by id: a persistent map, so the

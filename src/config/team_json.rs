@@ -79,11 +79,19 @@ impl Config {
         }
         for (i, key) in team.api_keys.iter().enumerate() {
             if self.api_key_taken(&team.id, &key.sha256, api_teams) {
-                let detail = "the same key is already configured for another team or an operator";
-                return Err(problem(format!("/api_keys/{i}/sha256"), detail.into()));
+                return Err(vec![api_key_taken_at(i)]);
             }
         }
         Ok(team)
+    }
+}
+
+/// The problem of a team's body whose API key at `index` of `api_keys`
+/// another team or an operator holds: a key names one team.
+pub fn api_key_taken_at(index: usize) -> FormProblem {
+    FormProblem {
+        pointer: format!("/api_keys/{index}/sha256"),
+        detail: "the same key is already configured for another team or an operator".into(),
     }
 }
 

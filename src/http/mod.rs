@@ -146,8 +146,7 @@ impl Lasting {
         if let Some((_, documents)) = last.as_ref().filter(|(d, _)| *d == deployment) {
             return documents.clone();
         }
-        let full = openapi::for_deployment(self.api().1.clone(), config, &raw_schemas());
-        let documents = openapi::Documents::of(full, &config.server.public_url);
+        let documents = deployment.documents(self.api().1.clone(), &raw_schemas());
         *last = Some((deployment, documents.clone()));
         documents
     }
@@ -220,8 +219,8 @@ fn raw_schemas() -> [(&'static str, serde_json::Value); 9] {
     ]
 }
 
-/// The OpenAPI document, before [`openapi::for_deployment`] fills in the
-/// configured channel names and PIN lengths.
+/// The OpenAPI document, before [`openapi::Deployment::documents`] fills
+/// in the configured channel names and PIN lengths.
 pub fn openapi_json() -> String {
     serde_json::to_string_pretty(&openapi::finish(api().1, &raw_schemas())).unwrap_or_default()
 }
@@ -232,8 +231,7 @@ pub use openapi::down_level::Version as DocumentVersion;
 /// `GET /openapi.json?version=` answers and `chatgate openapi` prints
 /// (docs/api.md#the-openapi-documents).
 pub fn openapi_document(config: &crate::config::Config, version: DocumentVersion) -> String {
-    let full = openapi::for_deployment(api().1, config, &raw_schemas());
-    let documents = openapi::Documents::of(full, &config.server.public_url);
+    let documents = openapi::Deployment::of(config).documents(api().1, &raw_schemas());
     String::from_utf8_lossy(&documents.get(version)).into_owned()
 }
 

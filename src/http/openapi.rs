@@ -150,7 +150,7 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// A channel name: in the served document, an enum of the configured ones
-/// (see [`for_deployment`]); a name the caller's team lacks is 422.
+/// (see [`Deployment::documents`]); a name the caller's team lacks is 422.
 pub struct ChannelName;
 
 impl utoipa::PartialSchema for ChannelName {
@@ -228,11 +228,12 @@ fn actor_param(description: &str) -> utoipa::openapi::path::Parameter {
         .build()
 }
 
-/// What of a configuration [`for_deployment`] and [`Documents::of`] read:
-/// a configuration with the same makes the same documents.
+/// What of a configuration the served documents are made of, and all
+/// they are made of ([`Deployment::documents`]): a configuration with the
+/// same makes the same documents.
 #[derive(PartialEq)]
 pub struct Deployment {
-    channels: std::collections::BTreeSet<String>,
+    channels: Vec<String>,
     pin: (u32, u32),
     oidc: bool,
     operator: bool,
@@ -252,17 +253,23 @@ impl Deployment {
             public_url: config.server.public_url.clone(),
         }
     }
+
+    /// The documents this deployment serves, made of the handlers'
+    /// document `doc` and the `raw` schemas.
+    pub fn documents(&self, doc: utoipa::openapi::OpenApi, raw: &[(&str, Value)]) -> Documents {
+        Documents::of(for_deployment(doc, self, raw), &self.public_url)
+    }
 }
 
-/// The document as served by this deployment: the `ChannelName` schema lists
+/// The document as served by `deployment`: the `ChannelName` schema lists
 /// the configured channel names and `SessionPinText` the configured lengths.
-pub fn for_deployment(
+fn for_deployment(
     mut doc: utoipa::openapi::OpenApi,
-    config: &Config,
+    deployment: &Deployment,
     raw: &[(&str, Value)],
 ) -> String {
-    let channels: Vec<String> = config.sums.channels().cloned().collect();
-    let pin = &config.defaults.pin;
+    let channels = deployment.channels.clone();
+    let (min_length, max_length) = deployment.pin;
     let components = doc.components.get_or_insert_with(Default::default);
     components.schemas.insert(
         "ChannelName".into(),
@@ -281,15 +288,12 @@ pub fn for_deployment(
             .description(Some(
                 "Digits only, pin.min_length..pin.max_length of the channel's settings.",
             ))
-            .pattern(Some(format!(
-                "^[0-9]{{{},{}}}$",
-                pin.min_length, pin.max_length
-            )))
+            .pattern(Some(format!("^[0-9]{{{min_length},{max_length}}}$")))
             .into(),
     );
     // `"provider": "oidc"` needs a team's `[oidc]`: without any, the
     // document does not offer it.
-    if !config.sums.any_oidc() {
+    if !deployment.oidc {
         components.schemas.insert(
             "Provider".into(),
             ObjectBuilder::new()
@@ -305,7 +309,7 @@ pub fn for_deployment(
     // Without `[operator]` its paths answer 404, as an unknown path does:
     // the document offers them only where they are served
     // (docs/operator-api.md#turning-it-on).
-    let operator = config.operator.is_some();
+    let operator = deployment.operator;
     if !operator {
         doc.paths.paths.retain(|_, item| !is_operators(item));
         if let Some(tags) = doc.tags.as_mut() {

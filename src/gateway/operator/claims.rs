@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::forms::stored_forms;
 use super::index::STOPPED_AFTER;
 use crate::domain::secrets::ApiKeyHash;
-use crate::error::{Error, Pointed, Result};
+use crate::error::{Error, Result};
 use crate::gateway::change::{self, Change};
 use crate::gateway::records::{ApiKeyClaim, ApiTeamsGeneration, Loaded, StoredApiForm};
 use crate::gateway::work::Step;
@@ -41,12 +41,21 @@ const AT_ONCE: usize = 256;
 /// JSON form) holds; an entry that is no digest is left out (its write
 /// is refused by the team's check).
 pub fn digests_of(body: &Value) -> BTreeSet<String> {
+    keys_of(body).map(|(_, digest)| digest).collect()
+}
+
+/// The digests of `body`'s API keys, each with its place in `api_keys`.
+fn keys_of(body: &Value) -> impl Iterator<Item = (usize, String)> + '_ {
     let entries = body.get("api_keys").and_then(Value::as_array);
-    let hashes = entries.into_iter().flatten().filter_map(|e| {
-        let hex = e.get("sha256").and_then(Value::as_str)?;
-        (hex.len() == 64).then(|| ApiKeyHash::from_hex(hex).ok())?
-    });
-    hashes.map(|h| h.to_hex()).collect()
+    entries
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let hex = e.get("sha256").and_then(Value::as_str)?;
+            let hash = (hex.len() == 64).then(|| ApiKeyHash::from_hex(hex).ok())??;
+            Some((i, hash.to_hex()))
+        })
 }
 
 /// The digests a stored team's body holds (none for no team).
@@ -96,16 +105,9 @@ pub async fn take_for_body(
         Ok(made) => return Ok(made),
         Err(held) => held,
     };
-    let entries = body.get("api_keys").and_then(Value::as_array);
-    let at = entries.into_iter().flatten().position(|e| {
-        let hex = e.get("sha256").and_then(Value::as_str);
-        hex.and_then(|h| ApiKeyHash::from_hex(h).ok())
-            .is_some_and(|h| h.to_hex() == held)
-    });
-    Err(Error::InvalidConfig(vec![Pointed {
-        pointer: format!("/api_keys/{}/sha256", at.unwrap_or_default()),
-        detail: "the same key is already configured for another team or an operator".into(),
-    }]))
+    let at = keys_of(body).find(|(_, digest)| *digest == held);
+    let problem = crate::config::api_key_taken_at(at.map_or(0, |(i, _)| i));
+    Err(Error::InvalidConfig(vec![problem]))
 }
 
 /// [`take`]: `Err` names a digest another team holds the claim of.
