@@ -8,8 +8,10 @@
 //! [`RETRY_DOWN`] after one failed, so a dead master costs its callers
 //! little). A command goes to the master of its key's slot; `MOVED` is
 //! followed (and patches the map), `ASK` is followed once with `ASKING`,
-//! `TRYAGAIN` is retried after a short wait, and a script the node does not
-//! know is loaded there. The map is read again in the background — when a
+//! `TRYAGAIN` and `LOADING` are retried after a short wait, and a script the
+//! node does not know is loaded there. An error reply is read by its leading
+//! code word alone ([`Refusal`]), never by its text, which Redis and Valkey
+//! word differently. The map is read again in the background — when a
 //! node fails, on `MOVED` or `CLUSTERDOWN`, and every [`REFRESH_EVERY`] —
 //! by a task that never holds up a request: until it has a new map, the
 //! commands for a failed master answer an error at once and every other
@@ -38,10 +40,11 @@ const REFRESH_GAP: Duration = Duration::from_millis(250);
 /// How many numbered keys [`Router::one_per_master`] tries: a master
 /// serving a few slots may hold none of them (it then has no marker).
 const MARKER_SEARCH: u32 = 100_000;
-/// Redirections (`MOVED`, `ASK`) and `TRYAGAIN`s followed per command.
+/// Redirections (`MOVED`, `ASK`), `TRYAGAIN`s and `LOADING`s followed per
+/// command.
 const MAX_REDIRECTS: usize = 5;
-/// The wait before a command refused with `TRYAGAIN` (a slot moving) or
-/// `CLUSTERDOWN` is sent again.
+/// The wait before a command refused with `TRYAGAIN` (a slot moving),
+/// `LOADING` (a node reading its data set) or `CLUSTERDOWN` is sent again.
 const TRY_AGAIN_AFTER: Duration = Duration::from_millis(25);
 /// How long a command refused with `CLUSTERDOWN` is sent again: a cluster
 /// that requires full coverage refuses every command on every master from
@@ -298,6 +301,47 @@ fn breaks_connection(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
 }
 
+/// What an error reply asks of the router, read from the reply's leading
+/// code word and nothing else: Redis and Valkey word the text after it
+/// differently (`NOSCRIPT No matching script. Please use EVAL.` against
+/// `NOSCRIPT No matching script.`), and either may change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// `MOVED`: the slot lives elsewhere now; follow it and patch the map.
+    Moved,
+    /// `ASK`: this one command goes elsewhere, once, with `ASKING`.
+    Ask,
+    /// `TRYAGAIN`: a slot is moving; send it again shortly.
+    TryAgain,
+    /// `LOADING`: the node is reading its data set; send it again shortly.
+    Loading,
+    /// `CLUSTERDOWN`: the cluster refuses every command until a replica is
+    /// promoted.
+    ClusterDown,
+    /// `NOSCRIPT`: load the script there and send it again.
+    NoScript,
+    /// `BUSY`: a script runs too long on that node; answered as the
+    /// command's failure (the store fails closed), the connection kept.
+    Busy,
+    /// Anything else: the command's own failure.
+    Other,
+}
+
+impl Refusal {
+    fn of(e: &RedisError) -> Self {
+        match e.code() {
+            Some("MOVED") => Refusal::Moved,
+            Some("ASK") => Refusal::Ask,
+            Some("TRYAGAIN") => Refusal::TryAgain,
+            Some("LOADING") => Refusal::Loading,
+            Some("CLUSTERDOWN") => Refusal::ClusterDown,
+            Some("NOSCRIPT") => Refusal::NoScript,
+            Some("BUSY") => Refusal::Busy,
+            _ => Refusal::Other,
+        }
+    }
+}
+
 impl Router {
     /// A router over the cluster reached through any of `seeds`, with its
     /// first slot map read (else the error of the last seed tried). The
@@ -497,7 +541,7 @@ impl Inner {
         if breaks_connection(e) {
             node.broken(generation);
             self.wake.notify_one();
-        } else if matches!(e.kind(), ErrorKind::Moved | ErrorKind::ClusterDown) {
+        } else if matches!(Refusal::of(e), Refusal::Moved | Refusal::ClusterDown) {
             self.wake.notify_one();
         }
     }
@@ -579,7 +623,8 @@ impl Inner {
                 Err(e) => e,
             };
             self.failed(&node, generation, &e);
-            if e.kind() == ErrorKind::ClusterDown && started.elapsed() < CLUSTER_DOWN_WAIT {
+            let refusal = Refusal::of(&e);
+            if refusal == Refusal::ClusterDown && started.elapsed() < CLUSTER_DOWN_WAIT {
                 tokio::time::sleep(TRY_AGAIN_AFTER).await;
                 if let Some(now) = self.map().master_of(slot) {
                     now.clone_into(&mut addr);
@@ -591,8 +636,8 @@ impl Inner {
             }
             redirects += 1;
             asking = false;
-            match e.kind() {
-                ErrorKind::Moved => {
+            match refusal {
+                Refusal::Moved => {
                     let Some((to, moved)) = e.redirect_node() else {
                         return Err(e);
                     };
@@ -604,19 +649,21 @@ impl Inner {
                     self.version.fetch_add(1, Ordering::AcqRel);
                     addr = to;
                 }
-                ErrorKind::Ask => {
+                Refusal::Ask => {
                     let Some((to, _)) = e.redirect_node() else {
                         return Err(e);
                     };
                     addr = to.to_owned();
                     asking = true;
                 }
-                ErrorKind::TryAgain => tokio::time::sleep(TRY_AGAIN_AFTER).await,
-                ErrorKind::NoScriptError if !loaded => {
+                Refusal::TryAgain | Refusal::Loading => tokio::time::sleep(TRY_AGAIN_AFTER).await,
+                Refusal::NoScript if !loaded => {
                     loaded = true;
                     self.load_script(&mut conn, cmd).await?;
                 }
-                _ => return Err(e),
+                Refusal::NoScript | Refusal::Busy | Refusal::ClusterDown | Refusal::Other => {
+                    return Err(e)
+                }
             }
         }
     }
@@ -844,6 +891,42 @@ fn parse_slots(answer: &Value, asked_host: &str) -> RedisResult<SlotMap> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error reply as the node sends it.
+    fn reply(line: &str) -> RedisError {
+        ::redis::parse_redis_value(format!("{line}\r\n").as_bytes())
+            .and_then(Value::extract_error)
+            .expect_err("an error reply")
+    }
+
+    #[test]
+    fn a_refusal_is_read_from_its_code_word_as_redis_or_valkey_words_it() {
+        // Redis 7's wording, Valkey 9's, and a wording neither uses yet.
+        let cases = [
+            ("-MOVED 3999 127.0.0.1:6381", Refusal::Moved),
+            ("-ASK 3999 127.0.0.1:6381", Refusal::Ask),
+            ("-TRYAGAIN Multiple keys request during rehashing of slot", Refusal::TryAgain),
+            ("-TRYAGAIN slot migrating", Refusal::TryAgain),
+            ("-CLUSTERDOWN The cluster is down", Refusal::ClusterDown),
+            ("-CLUSTERDOWN Hash slot not served", Refusal::ClusterDown),
+            ("-LOADING Redis is loading the dataset in memory", Refusal::Loading),
+            ("-LOADING Valkey is loading the dataset in memory", Refusal::Loading),
+            ("-NOSCRIPT No matching script. Please use EVAL.", Refusal::NoScript),
+            ("-NOSCRIPT No matching script.", Refusal::NoScript),
+            ("-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.", Refusal::Busy),
+            ("-BUSY Valkey is busy running a script. You can only call FUNCTION KILL, SCRIPT KILL or SHUTDOWN NOSAVE.", Refusal::Busy),
+            ("-ERR unknown command 'FOO'", Refusal::Other),
+            ("-WRONGTYPE Operation against a key holding the wrong kind of value", Refusal::Other),
+            // A text that names a code word is not that code.
+            ("-ERR NOSCRIPT MOVED TRYAGAIN", Refusal::Other),
+        ];
+        for (line, want) in cases {
+            assert_eq!(Refusal::of(&reply(line)), want, "{line}");
+        }
+        // The router's own refusal of a script it does not know.
+        let own = RedisError::from((ErrorKind::NoScriptError, "script not known"));
+        assert_eq!(Refusal::of(&own), Refusal::NoScript);
+    }
 
     #[test]
     fn slots_follow_redis_cluster() {
