@@ -7,7 +7,11 @@
 //! it again against the caller's trusted issuers
 //! ([`crate::domain::wallet::status_list`]), so a list one team trusts is
 //! never taken as trusted for another. A list that cannot be fetched or
-//! read fails: the credential is not taken as valid.
+//! read fails: the credential is not taken as valid. A fetch that failed
+//! is remembered for [`FAILED_HOLD`]: answers meanwhile fail at once,
+//! without asking the issuer again, and a failing list is logged once
+//! when it starts failing and once when it is read again
+//! (docs/wallet.md#token-status-lists), not once per answer.
 //!
 //! One per process, held by the gateway's `Core`: the wallet method asks
 //! [`StatusLists::status`] for a verified credential's `status`
@@ -23,6 +27,7 @@ use crate::domain::wallet::issuers::TrustedIssuers;
 use crate::domain::wallet::status_list::{
     read, Checked, ListFailure, StatusRef, MAX_TTL, MEDIA_TYPE,
 };
+use crate::fared::{Failing, Fared};
 use crate::time::Timestamp;
 
 /// How long a fetch may take, connection included.
@@ -31,13 +36,22 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// The most bytes a served list may have.
 pub const MAX_LIST: usize = 1024 * 1024;
 
+/// How long a failed fetch is remembered: a list is asked for at most
+/// once in this time while its issuer fails (the hold of a provider's
+/// failed fetch, docs/operations.md#one-team-never-holds-another).
+pub const FAILED_HOLD: Duration = Duration::from_secs(5);
+
 /// How many lists are kept at once; past it, the expired ones go, then all.
 const MAX_KEPT: usize = 1024;
 
-/// The lists fetched, by uri, each with the time it is kept until.
+/// The lists fetched, by uri, each with the time it is kept until; the
+/// fetches that failed, by uri, each with the time it is held until; and
+/// how each list fares, for its log lines.
 pub struct StatusLists {
     http: reqwest::Client,
     kept: Mutex<HashMap<String, (String, Timestamp)>>,
+    failed: Mutex<HashMap<String, Timestamp>>,
+    fared: Failing,
 }
 
 impl Default for StatusLists {
@@ -47,38 +61,84 @@ impl Default for StatusLists {
         StatusLists {
             http: crate::answers::client(TIMEOUT),
             kept: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
+            fared: Failing::default(),
         }
     }
 }
 
+/// Why a list could not be fetched, in a few words for the log.
+type Unfetched = (ListFailure, &'static str);
+
 impl StatusLists {
     /// The status of the credential `reference` names, at `now`, from its
-    /// list as kept or as fetched now, verified against `trusted`.
+    /// list as kept or as fetched now, verified against `trusted`. A list
+    /// whose fetch failed less than [`FAILED_HOLD`] ago fails at once.
     pub async fn status(
         &self,
         reference: &StatusRef,
         trusted: &TrustedIssuers,
         now: Timestamp,
     ) -> Checked {
-        if let Some(jwt) = self.kept(&reference.uri, now) {
-            return match read(&jwt, &reference.uri, trusted, now) {
-                Ok(list) => list.check(reference, now),
-                Err(failure) => Checked::FailingList(failure),
-            };
-        }
-        let jwt = match self.fetch(&reference.uri).await {
-            Ok(jwt) => jwt,
-            Err(failure) => return Checked::FailingList(failure),
+        let uri = reference.uri.as_str();
+        let (jwt, fetched) = match self.kept(uri, now) {
+            Some(jwt) => (Ok(jwt), false),
+            None if self.held(uri, now) => (Err((ListFailure::Unreachable, "held")), false),
+            None => (self.fetch(uri).await, true),
         };
-        match read(&jwt, &reference.uri, trusted, now) {
-            Ok(list) => {
+        if fetched && jwt.is_err() {
+            self.hold(uri, now);
+        }
+        let checked = jwt.and_then(|jwt| {
+            let list = read(&jwt, uri, trusted, now).map_err(|f| (f, "read"))?;
+            if fetched {
                 let keep_for = list.keep_for.clamp(0, MAX_TTL);
                 let until = now.plus(Duration::from_secs(keep_for.unsigned_abs()));
-                self.keep(&reference.uri, jwt, until, now);
-                list.check(reference, now)
+                self.keep(uri, jwt, until, now);
             }
-            Err(failure) => Checked::FailingList(failure),
+            Ok(list.check(reference, now))
+        });
+        self.log(uri, checked.as_ref().err(), now);
+        checked.unwrap_or_else(|(failure, _)| Checked::FailingList(failure))
+    }
+
+    /// Logs how the list at `uri` fared at `now` (`failed`: why not): one
+    /// warning when it starts failing, one line when it is read again.
+    fn log(&self, uri: &str, failed: Option<&Unfetched>, now: Timestamp) {
+        let host = Url::parse(uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string));
+        let host = host.unwrap_or_default();
+        match (self.fared.fared(uri, failed.is_some(), now), failed) {
+            (Fared::StartedFailing, Some((failure, reason))) => tracing::warn!(
+                host,
+                failure = failure.as_str(),
+                reason,
+                "a status list cannot be read: wallet answers that need it wait, their challenges open"
+            ),
+            (Fared::Recovered { since, failed }, _) => tracing::info!(
+                host,
+                failed_attempts = failed,
+                since = %since,
+                "a status list is read again"
+            ),
+            _ => {}
         }
+    }
+
+    /// Whether a fetch of `uri` failed less than [`FAILED_HOLD`] before `now`.
+    fn held(&self, uri: &str, now: Timestamp) -> bool {
+        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        failed.get(uri).is_some_and(|until| now < *until)
+    }
+
+    /// Remembers that a fetch of `uri` failed at `now`.
+    fn hold(&self, uri: &str, now: Timestamp) {
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        if failed.len() >= MAX_KEPT {
+            failed.retain(|_, until| now < *until);
+        }
+        failed.insert(uri.to_string(), now.plus(FAILED_HOLD));
     }
 
     /// The list kept for `uri`, if it is still to be kept at `now`.
@@ -105,25 +165,17 @@ impl StatusLists {
 
     /// The list served at `uri`: `https` (or `http` on a loopback
     /// address), 200, declared `application/statuslist+jwt`, at most
-    /// [`MAX_LIST`] bytes of text. Each failure logs one line naming the
-    /// step, never the uri's query or the body.
-    async fn fetch(&self, uri: &str) -> Result<String, ListFailure> {
-        let url = Url::parse(uri).map_err(|_| ListFailure::Unreachable)?;
+    /// [`MAX_LIST`] bytes of text; why not, in a few words that name no
+    /// part of the uri nor the body.
+    async fn fetch(&self, uri: &str) -> Result<String, Unfetched> {
+        let unreachable = |reason: &'static str| (ListFailure::Unreachable, reason);
+        let url = Url::parse(uri).map_err(|_| unreachable("not a url"))?;
         if !crate::config::https_or_loopback(&url) {
-            tracing::warn!(reason = "not https", "status list not fetched");
-            return Err(ListFailure::Unreachable);
+            return Err(unreachable("not https"));
         }
-        let unreachable = |reason: &'static str| {
-            tracing::warn!(
-                host = url.host_str().unwrap_or(""),
-                reason,
-                "status list unreachable"
-            );
-            ListFailure::Unreachable
-        };
         let res = self
             .http
-            .get(url.clone())
+            .get(url)
             .header(reqwest::header::ACCEPT, MEDIA_TYPE)
             .send()
             .await
@@ -258,6 +310,48 @@ mod tests {
             lists.status(&at(0), &s.trusted, after_ttl).await,
             Checked::Valid
         );
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_is_held_five_seconds_then_asked_again() {
+        let server = MockServer::start().await;
+        let uri = format!("{}/lists/down", server.uri());
+        let s = signer();
+        let now = Timestamp::from_unix_seconds(1_800_000_000);
+        Mock::given(path("/lists/down"))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(2)
+            .mount(&server)
+            .await;
+        let lists = StatusLists::default();
+        let reference = StatusRef {
+            idx: 0,
+            uri: uri.clone(),
+        };
+        let unreachable = Checked::FailingList(ListFailure::Unreachable);
+        let within = now.plus(FAILED_HOLD - Duration::from_secs(1));
+        for at in [now, now, within] {
+            assert_eq!(lists.status(&reference, &s.trusted, at).await, unreachable);
+        }
+        let after = now.plus(FAILED_HOLD);
+        assert_eq!(
+            lists.status(&reference, &s.trusted, after).await,
+            unreachable
+        );
+        server.verify().await;
+        // Served again: read once the hold of the last failure is over.
+        server.reset().await;
+        Mock::given(path("/lists/down"))
+            .respond_with(served(list_jwt(&s, &uri, now, 60)))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let back = after.plus(FAILED_HOLD);
+        assert_eq!(
+            lists.status(&reference, &s.trusted, back).await,
+            Checked::Valid
+        );
+        server.verify().await;
     }
 
     #[tokio::test]

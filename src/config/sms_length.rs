@@ -49,21 +49,27 @@ fn text_in<'a>(
 /// Every (team, channel, language, key) whose text can go through a
 /// `twilio` channel: for each of a team's channels as the interaction's,
 /// the channel itself, the team's `sms_channel` and the steps of its
-/// `otp.ladder`. `#PIN#` is `otp.length` digits, `#URL#` the longest short
+/// `otp.ladder`, each carrying the texts that can be sent there
+/// ([`goes`]). `#PIN#` is `otp.length` digits, `#URL#` the longest short
 /// URL, `#MINUTES#` the longest `otp.ttl` of codes through the channel.
 pub(super) fn sms_texts(config: &Config) -> Vec<SmsText<'_>> {
     let url = longest_short_url(&config.server.public_url);
     let mut out = Vec::new();
     for team in config.teams.values() {
         for (source, settings) in &team.channel_settings {
-            for channel in twilio_targets(config, team, source, settings) {
+            for target in twilio_targets(config, team, source, settings) {
+                let channel = target.channel;
                 let ttl = team
                     .otp_ttl_through(&channel.name)
                     .max(settings.otp.ttl.get());
                 let minutes = ttl.as_secs().div_ceil(60).to_string();
                 let pin = settings.otp.length as usize;
+                let sent = Purpose::ALL
+                    .into_iter()
+                    .filter(|&p| target.carries(goes(p, team)));
+                let sent: Vec<Purpose> = sent.collect();
                 for tag in languages(settings) {
-                    for purpose in Purpose::ALL {
+                    for &purpose in &sent {
                         let text = text_in(tag, purpose, settings, channel);
                         out.push(SmsText {
                             team,
@@ -82,14 +88,73 @@ pub(super) fn sms_texts(config: &Config) -> Vec<SmsText<'_>> {
     out
 }
 
+/// Where a team's text of one purpose can be sent
+/// (docs/configuration.md#sms-length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goes {
+    /// Into the conversation, to the team's `sms_channel` and through the
+    /// steps of its `otp.ladder`.
+    Everywhere,
+    /// Into the conversation, or to the number through `sms_channel`
+    /// (`delivery` `sms`).
+    ConversationOrSms,
+    /// Into the conversation only.
+    Conversation,
+    /// Nowhere: the team cannot ask for what sends it.
+    Nowhere,
+}
+
+/// Where `team` can send the text of `purpose`: a network link only with
+/// `[number_verification]`, a wallet link only with `[wallet]`, the page's
+/// links for a code or a PIN (which go into the conversation, and only
+/// there) into the conversation alone. Every purpose is named, so a new
+/// one does not build until it is placed.
+fn goes(purpose: Purpose, team: &Team) -> Goes {
+    match purpose {
+        Purpose::LoginLink
+        | Purpose::Otp
+        | Purpose::PinPrompt
+        | Purpose::Authenticated
+        | Purpose::Expired
+        | Purpose::AppPrompt => Goes::Everywhere,
+        Purpose::NetworkLink if team.number_verification.is_some() => Goes::ConversationOrSms,
+        Purpose::WalletLink if team.wallet.is_some() => Goes::ConversationOrSms,
+        Purpose::NetworkLink | Purpose::WalletLink => Goes::Nowhere,
+        Purpose::CodeEntryLink | Purpose::PinEntryLink => Goes::Conversation,
+    }
+}
+
+/// A `twilio` channel a message for an interaction can go through, and
+/// the parts it plays for it.
+struct Target<'a> {
+    channel: &'a ChannelConfig,
+    /// The interaction's own channel: its conversation.
+    conversation: bool,
+    /// The team's `sms_channel`.
+    sms: bool,
+}
+
+impl Target<'_> {
+    /// Whether a text that `goes` so can be sent through this channel.
+    fn carries(&self, goes: Goes) -> bool {
+        match goes {
+            Goes::Everywhere => true,
+            Goes::ConversationOrSms => self.conversation || self.sms,
+            Goes::Conversation => self.conversation,
+            Goes::Nowhere => false,
+        }
+    }
+}
+
 /// The `twilio` channels a message for an interaction on `source` can go
-/// through.
+/// through: the conversation's own, the team's `sms_channel`, the steps
+/// of `otp.ladder`.
 fn twilio_targets<'a>(
     config: &'a Config,
     team: &'a Team,
     source: &'a str,
     settings: &'a Settings,
-) -> Vec<&'a ChannelConfig> {
+) -> Vec<Target<'a>> {
     let mut names: Vec<&str> = std::iter::once(source)
         .chain(team.sms_channel.as_deref())
         .chain(settings.otp.ladder.iter().map(String::as_str))
@@ -100,6 +165,11 @@ fn twilio_targets<'a>(
         .into_iter()
         .filter_map(|n| config.channels.get(n))
         .filter(|c| c.kind.info().sms_segments)
+        .map(|channel| Target {
+            channel,
+            conversation: channel.name == source,
+            sms: team.sms_channel.as_deref() == Some(channel.name.as_str()),
+        })
         .collect()
 }
 

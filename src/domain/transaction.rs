@@ -65,6 +65,7 @@ impl Transaction {
         let minor = currency_minor_unit(&at("currency"), currency)?;
         check_amount(&at("amount"), amount, minor)?;
         check_words(&at("payee"), payee, MAX_PAYEE)?;
+        check_payee(&at("payee"), payee)?;
         if let Some(r) = reference {
             check_words(&at("reference"), r, MAX_REFERENCE)?;
         }
@@ -247,6 +248,77 @@ fn check_words(field: &str, s: &str, max: usize) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// A payee is a name from the bank's payment system, printed where the
+/// code arrives (docs/payments.md#the-payee): nothing that reads as a
+/// link (`://`, a word starting `www.`), as a layout (two spaces in a
+/// row) or as a smudge over a letter (stacked combining marks,
+/// [`stacked_marks`]).
+fn check_payee(field: &str, payee: &str) -> Result<(), Error> {
+    let www = |w: &str| {
+        let w = w.trim_start_matches(|c: char| !c.is_alphanumeric());
+        w.get(..4)
+            .is_some_and(|start| start.eq_ignore_ascii_case("www."))
+    };
+    if payee.contains("://") || payee.split(' ').any(www) {
+        return Err(Error::invalid(
+            field,
+            "must not be or hold a link (`://`, a word starting `www.`): a payee is the name the bank's payment system holds",
+        ));
+    }
+    if payee.contains("  ") {
+        return Err(Error::invalid(field, "must not have two spaces in a row"));
+    }
+    if stacked_marks(payee) {
+        return Err(Error::invalid(
+            field,
+            "must not stack combining marks on a letter: at most one accent of the combining diacritical marks, and at most two marks of any kind",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a letter of `s` carries more than one combining diacritical
+/// mark (the script-less accents of U+0300..U+036F and their
+/// supplements, the stuff of "zalgo" text), or more than two marks of
+/// any kind: a Thai consonant's vowel and tone, or a Devanagari vowel
+/// sign and anusvara, are two marks of their own scripts, and stay
+/// (docs/decisions/0497-stacked-marks-on-a-payee.md).
+fn stacked_marks(s: &str) -> bool {
+    let (mut generic, mut any) = (0, 0);
+    for c in s.chars() {
+        let mark = matches!(
+            c.general_category(),
+            GeneralCategory::NonspacingMark
+                | GeneralCategory::SpacingMark
+                | GeneralCategory::EnclosingMark
+        );
+        if !mark {
+            (generic, any) = (0, 0);
+            continue;
+        }
+        any += 1;
+        generic += usize::from(is_generic_mark(c));
+        if generic > 1 || any > 2 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether `c` is in a block of combining marks that belong to no script:
+/// Combining Diacritical Marks and their Extended and Supplement blocks,
+/// those for Symbols, and the Combining Half Marks.
+fn is_generic_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0300}'..='\u{036F}'
+            | '\u{1AB0}'..='\u{1AFF}'
+            | '\u{1DC0}'..='\u{1DFF}'
+            | '\u{20D0}'..='\u{20FF}'
+            | '\u{FE20}'..='\u{FE2F}'
+    )
 }
 
 /// Whether `word` has letters, and each is a letter other than `a-z` and

@@ -200,7 +200,7 @@ async fn act(
     let changed = !acted && is_change(&read, look, hashes)?;
     let ended = match changed {
         true => end_interactions(core, team, &read, look, acting, now).await?,
-        false => vec![false; look.spellings.len()],
+        false => vec![Ended::default(); look.spellings.len()],
     };
     let n = held(team, channel, &read, look, &ended, changed)?;
     // What an ended interaction's unit of work forgot already.
@@ -218,7 +218,7 @@ async fn act(
         }
         for ((_, _, rkey), ended) in look.spellings.iter().zip(&ended) {
             let r = c.read::<Recognition>(rkey)?;
-            if r.value.is_some() && !(*ended && forgotten) {
+            if r.value.is_some() && !(ended.held && forgotten) {
                 c.delete(&r);
                 wrote = true;
             }
@@ -238,20 +238,32 @@ async fn act(
     Ok(n)
 }
 
+/// What ending a conversation's interaction found.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ended {
+    /// The conversation's link named an interaction that exists.
+    held: bool,
+    /// It had something proven or under way, which ended now.
+    proven: bool,
+}
+
 /// How many spellings of `look` held what a change (`changed`) ended: an
-/// interaction (`ended`), or a recognition (as `read`).
+/// interaction's authentication or open challenge (`ended`), or a
+/// recognition (as `read`). A change already taken (by an earlier signal
+/// of it, another message or a refusal) finds nothing left to end and
+/// counts nothing: the metric counts changes, not deliveries.
 fn held(
     team: &Team,
     channel: &str,
     read: &change::Read,
     look: &Look,
-    ended: &[bool],
+    ended: &[Ended],
     changed: bool,
 ) -> Result<usize> {
     let mut n = 0;
     for ((_, _, rkey), ended) in look.spellings.iter().zip(ended) {
         let remembered = read.get::<Recognition>(rkey)?.value.is_some();
-        if *ended || (changed && remembered) {
+        if ended.proven || (changed && remembered) {
             tracing::info!(team = %team.id, channel, "the person behind a WhatsApp conversation changed: what was proven in it ended");
             n += 1;
         }
@@ -275,7 +287,7 @@ fn is_change(read: &change::Read, look: &Look, hashes: &Hashes) -> Result<bool> 
 }
 
 /// Ends the interactions the conversations' links (as `read`) name:
-/// whether each spelling of `look` held one.
+/// what each spelling of `look` held.
 async fn end_interactions(
     core: &Core,
     team: &Team,
@@ -283,12 +295,12 @@ async fn end_interactions(
     look: &Look,
     acting: &Acting,
     now: Timestamp,
-) -> Result<Vec<bool>> {
+) -> Result<Vec<Ended>> {
     let mut ended = Vec::with_capacity(look.spellings.len());
     for (_, link, _) in &look.spellings {
         let held = match read.get::<ConversationLink>(link)?.value {
             Some(link) => end_interaction(core, team, link.id, acting, now).await?,
-            None => false,
+            None => Ended::default(),
         };
         ended.push(held);
     }
@@ -373,17 +385,19 @@ fn conversation_ids(ids: &[String]) -> Vec<String> {
 
 /// Ends interaction `id` of `team` as a change of identity ends it
 /// (`domain::identity_change::end`), announced and recorded: whether it
-/// exists.
+/// exists, and whether it had something to end.
 async fn end_interaction(
     core: &Core,
     team: &Team,
     id: Uuid,
     acting: &Acting,
     now: Timestamp,
-) -> Result<bool> {
+) -> Result<Ended> {
     let result = core
         .update_interaction(team, id, now, |w| {
             let entry = audit::on_interaction(Action::LoggedOut, acting, &w.rec);
+            // A login or step-up under way ends too, as a logout ends it.
+            let under_way = w.rec.auth.is_some() || w.rec.is_pending(now);
             let ended = identity_change::end(&mut w.rec, w.settings, now);
             if let Some(c) = &ended.challenge {
                 w.emit(EventData::ChallengeFailed(ChallengeFailed {
@@ -400,12 +414,12 @@ async fn end_interaction(
                 }));
             }
             w.forget_recognition();
-            Ok(())
+            Ok(ended.logged_out || ended.challenge.is_some() || under_way)
         })
         .await;
     match result {
-        Ok(_) => Ok(true),
-        Err(Error::NotFound(_)) => Ok(false),
+        Ok((_, proven)) => Ok(Ended { held: true, proven }),
+        Err(Error::NotFound(_)) => Ok(Ended::default()),
         Err(e) => Err(e),
     }
 }

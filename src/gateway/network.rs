@@ -33,7 +33,7 @@ pub mod landing;
 
 use crate::store::keys;
 use crate::time::Timestamp;
-pub use landing::{finish_landing, Landing};
+pub use landing::{finish_landing, Landing, LANDING_COOKIE};
 
 /// The longest the callback waits on the operator in all: the code
 /// exchange and the verify call, each bounded at 5 s.
@@ -341,7 +341,7 @@ pub async fn finish_network(
     now: Timestamp,
 ) -> NetworkFinish {
     let state = answer.state.as_deref();
-    let started = take_state(core, read, (state, cookie), None, now).await;
+    let started = take_state(core, read, (state, cookie), (None, false), now).await;
     finish_started(core, started, &answer, None, now).await
 }
 
@@ -410,6 +410,15 @@ async fn answer_started(
         let used = network_auth::link_used(rec, cid, now);
         return Err((NetworkRefusal::Gone(used), Some(speaks)));
     }
+    // A landing without a code: whatever its text says, a browser can
+    // post it; only the provider's answer to a code ends a check.
+    if check.is_some() && answer.code.is_none() {
+        let noted = noted(core, team, (id, cid), now).await;
+        let off = NetworkResult::NotOnMobileNetwork;
+        return noted
+            .map(|()| (off, None, speaks.clone()))
+            .map_err(|r| (r, Some(speaks)));
+    }
     let result = match (&answer.error, rec.contact.phone.as_deref()) {
         (Some(error), _) => nv.provider.read_error(error),
         // The number on file was removed since the link went out.
@@ -446,6 +455,25 @@ async fn apply(
                 .increment(1);
             Ok(code)
         }
+        Err(e) => Err(NetworkRefusal::Store(e)),
+    }
+}
+
+/// A landing that brought no code, on challenge `cid` of interaction
+/// `id`: noted as the last answer, a phone off the mobile network (its
+/// page asks to try again), and nothing more: the challenge stays open, a
+/// ladder stays at its network step until its time-out, nothing is
+/// counted (docs/network-authentication.md#the-vonage-landing).
+async fn noted(
+    core: &Core,
+    team: &Team,
+    (id, cid): (Uuid, Uuid),
+    now: Timestamp,
+) -> std::result::Result<(), NetworkRefusal> {
+    let off = NetworkResult::NotOnMobileNetwork;
+    match conclude_network(core, team, id, cid, off, now).await {
+        Ok((Ending::Gone, _)) => Err(NetworkRefusal::Gone(false)),
+        Ok(_) => Ok(()),
         Err(e) => Err(NetworkRefusal::Store(e)),
     }
 }
@@ -536,13 +564,15 @@ async fn waited<T>(
 /// way it was begun (`check`: the provider's request a landing names,
 /// which the check must be; `None` at the callback, for a check without
 /// one); consumed, so that it answers once (a provider's request with
-/// every state that joined it). Nothing is consumed otherwise: a state
-/// from another browser stays good for its own.
+/// every state that joined it, or, `alone`, this state only: a landing
+/// that brought no code answers nothing of the check). Nothing is
+/// consumed otherwise: a state from another browser stays good for its
+/// own.
 async fn take_state(
     core: &Core,
     read: StateRead,
     (state, cookie): (Option<&str>, Option<&str>),
-    check: Option<&str>,
+    (check, alone): (Option<&str>, bool),
     now: Timestamp,
 ) -> std::result::Result<Started, NetworkRefusal> {
     let state = state
@@ -550,9 +580,17 @@ async fn take_state(
         .ok_or(NetworkRefusal::BadState("no state"))?;
     let KeptRead { key, first, .. } = read.0?;
     // The state is all a browser brings: its team is known once it is read.
-    let taken = take_link_state(core, change::NO_TEAM, first, &key, now, |kept| {
-        kept.take(state, None, cookie, check, now)
-    });
+    let taken = take_link_state(
+        core,
+        change::NO_TEAM,
+        first,
+        &key,
+        now,
+        |kept| match alone {
+            true => kept.take_alone(state, cookie, check, now),
+            false => kept.take(state, None, cookie, check, now),
+        },
+    );
     taken.await.map_err(NetworkRefusal::Store)?.map_err(|why| {
         tracing::info!(reason = why, "network link answer refused");
         NetworkRefusal::BadState(why)

@@ -7,7 +7,8 @@
 //! `no-store`, showing no state, token or number (the code to type into
 //! the chat only to the phone the operator verified). The confirm page's
 //! form token is tied to the browser by a cookie of its own; each started
-//! check has its own cookie, named after its state; all under `Path=/n/`,
+//! check has its own cookie, named after its state (a provider's landing:
+//! one cookie of a fixed name, `chatgate_landing`); all under `Path=/n/`,
 //! and only the answer that uses a state up clears that state's cookie.
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -129,7 +130,7 @@ async fn network_link(
     responses(
         (status = 302, description = "to the operator's authorization endpoint (Vonage: its `check_url`), with a cookie tying the new state to this browser",
          headers(("Location" = String, description = "the operator's authorization request, or Vonage's `check_url`"),
-                 ("Set-Cookie" = String, description = "HttpOnly, SameSite=Lax, Path=/n/"))),
+                 ("Set-Cookie" = String, description = "the state's cookie, HttpOnly, SameSite=Lax, Path=/n/ (Vonage: `chatgate_landing`, one of a fixed name)"))),
         (status = 403, description = "`forbidden`: no form token of this browser's page; nothing changes (a page when `text/html` is accepted)",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
         (status = 404, description = "`not_found`: a code that was never issued (a page when `text/html` is accepted)",

@@ -179,9 +179,10 @@ pub trait Provider: std::fmt::Debug + Send + Sync + Sized {
     /// started when asked ([`Back::Landing`]).
     async fn begin(&self, q: &Begin<'_>) -> Result<Begun, NetworkError>;
 
-    /// What an error the browser brought back says (`error` on the
-    /// callback, `error_description` of a landing): for CAMARA any error
-    /// is a phone off the mobile network.
+    /// What an error the browser brought back on the callback says: any
+    /// error is a phone off the mobile network. (A landing's
+    /// `error_description` is never read: a landing without a code is
+    /// always that, docs/network-authentication.md#the-vonage-landing.)
     fn read_error(&self, _error: &str) -> NetworkResult {
         NetworkResult::NotOnMobileNetwork
     }

@@ -239,10 +239,6 @@ impl Provider for VonageConfig {
             result => Ok(result),
         }
     }
-
-    fn read_error(&self, error: &str) -> NetworkResult {
-        read_error_description(error)
-    }
 }
 
 impl VonageConfig {
@@ -350,20 +346,6 @@ pub fn read_check_answer(status: u16, body: &[u8]) -> NetworkResult {
         }
         400 | 404 => NetworkResult::Mismatch,
         _ => NetworkResult::Error,
-    }
-}
-
-/// What a landing's `error_description` says: "does not match"
-/// (case-insensitive) is another number; "cellular" or "mobile network
-/// operator" a phone off the mobile network; anything else an error.
-pub fn read_error_description(error: &str) -> NetworkResult {
-    let said = error.to_lowercase();
-    if said.contains("does not match") {
-        NetworkResult::Mismatch
-    } else if said.contains("cellular") || said.contains("mobile network operator") {
-        NetworkResult::NotOnMobileNetwork
-    } else {
-        NetworkResult::Error
     }
 }
 

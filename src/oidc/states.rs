@@ -173,6 +173,40 @@ impl LinkStates {
         check: Option<&str>,
         now: Timestamp,
     ) -> Result<Started, &'static str> {
+        let started = self.answerable(state, came_to, cookie, check, now)?;
+        match check {
+            Some(id) => self.remove_check(id),
+            None => self.remove(state),
+        }
+        Ok(started)
+    }
+
+    /// As [`LinkStates::take`], but only the login started under `state`
+    /// goes: a way back that brought no answer to the provider's check (a
+    /// landing without a code) leaves the check to the states that joined
+    /// it, whose browsers may still bring its answer.
+    pub fn take_alone(
+        &mut self,
+        state: &str,
+        cookie: Option<&str>,
+        check: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Started, &'static str> {
+        let started = self.answerable(state, None, cookie, check, now)?;
+        self.remove(state);
+        Ok(started)
+    }
+
+    /// The login started under `state`, if an answer may use it up (as
+    /// [`LinkStates::take`] says); the reason otherwise.
+    fn answerable(
+        &self,
+        state: &str,
+        came_to: Option<&str>,
+        cookie: Option<&str>,
+        check: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Started, &'static str> {
         let entry = self.entry(state).ok_or("unknown, dropped or answered")?;
         let started = &entry.started;
         if let Some(rung) = started
@@ -184,12 +218,7 @@ impl LinkStates {
         if entry.check.as_ref().map(|c| c.id.as_str()) != check {
             return Err("not this browser's request");
         }
-        let started = started.clone();
-        match check {
-            Some(id) => self.remove_check(id),
-            None => self.remove(state),
-        }
-        Ok(started)
+        Ok(started.clone())
     }
 }
 
@@ -328,6 +357,43 @@ mod tests {
             Err("unknown, dropped or answered")
         );
         assert_eq!(take("s2", None, b, Some("r-1"), at), Ok("acme".into()));
+        assert!(link.entries.is_empty());
+    }
+
+    /// A take alone uses up its own state and leaves the check to the
+    /// states that joined it; it climbs the same rungs.
+    #[test]
+    fn a_take_alone_leaves_the_check_to_the_others() {
+        let t0 = 1_795_000_000;
+        let at = Timestamp::from_unix_seconds(t0);
+        let check = Check {
+            id: "r-1".into(),
+            url: "https://v.example/c".into(),
+            until: Timestamp::from_unix_seconds(t0 + 60),
+        };
+        let mut link = LinkStates::default();
+        link.add_checked("s1", started(t0), Some(check.clone()), at);
+        link.add_checked("s2", started(t0), Some(check.clone()), at);
+        let b = Some("b");
+        assert_eq!(
+            link.take_alone("s1", Some("x"), Some("r-1"), at)
+                .map(|s| s.team),
+            Err("not this browser's")
+        );
+        assert_eq!(
+            link.take_alone("s1", b, Some("r-2"), at).map(|s| s.team),
+            Err("not this browser's request")
+        );
+        assert_eq!(
+            link.take_alone("s1", b, Some("r-1"), at).map(|s| s.team),
+            Ok("acme".into())
+        );
+        assert!(link.entry("s1").is_none());
+        assert_eq!(link.running(at), Some(&check), "s2 still holds it");
+        assert_eq!(
+            link.take("s2", None, b, Some("r-1"), at).map(|s| s.team),
+            Ok("acme".into())
+        );
         assert!(link.entries.is_empty());
     }
 

@@ -491,6 +491,37 @@ both_stores!(a_reload_builds_the_api_teams_again_against_the_new_files, setup: w
     assert_ne!(etag_of(&res), tag);
 });
 
+/// docs/operator-api.md#every-instance-at-once: a stored team left out is
+/// named in one error line that says what is wrong in words — the
+/// channel it lists that is gone, by name, with its pointer — not only a
+/// pointer.
+#[tokio::test]
+async fn a_team_left_out_is_said_in_words() {
+    // On this test's one thread: the gateway's lines too.
+    let (lines, _guard) = crate::cluster_outage::Lines::at_info();
+    let Some(app) = spawn_with(Backend::Memory, with_defaults("4m")).await else {
+        return;
+    };
+    let mut body = team("newco", &chatgate::domain::secrets::generate_whsec());
+    body["channels"] = json!(["webchat", "chat2"]);
+    assert_eq!(put(&app, "newco", &body, &[]).await.status(), 201);
+    std::fs::remove_file(app.dir.join("channels/chat2.toml")).unwrap();
+    assert!(matches!(
+        app.reloader.reload().await,
+        chatgate::app::Reloaded::Applied { .. }
+    ));
+    assert!(!app.reloader.in_force().config().teams.contains_key("newco"));
+    let errors: Vec<String> = (lines.0.lock().unwrap().iter())
+        .filter(|(_, l)| l.contains("ERROR") && l.contains("newco"))
+        .map(|(_, l)| l.clone())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("the channel `chat2` it lists is gone (at /channels/1)"),
+        "{errors:?}"
+    );
+}
+
 /// Team `newco` written on an instance whose store stalls on demand.
 async fn on_a_stalling_store() -> (TestApp, std::sync::Arc<crate::stalls::Stalling>) {
     let (inner, prefix) = crate::outbox::own_store(Backend::Memory).await.unwrap();

@@ -513,6 +513,40 @@ both_stores!(
 );
 
 both_stores!(
+    a_payee_that_reads_as_a_link_a_layout_or_a_smudge_is_refused,
+    |app: TestApp| async move {
+        // docs/payments.md#the-payee: the payee comes from the payment
+        // system; what reads as something else is never printed.
+        let id = interaction(&app).await;
+        let mut t = payment();
+        for payee in [
+            "Bob. Pay at https://pay.example/bob",
+            "Bob www.pay.example",
+            "Bob.  Ignore the amount",
+            "Bo\u{301}\u{308}\u{30a}b",
+        ] {
+            t["payee"] = json!(payee);
+            let body = json!({"method": "otp", "delivery": "sms", "transaction": t});
+            let res = start(&app, &id, body).await;
+            let p = assert_problem(res, 422, "invalid_request").await;
+            let detail = p["detail"].as_str().unwrap();
+            assert!(detail.starts_with("transaction.payee:"), "{payee}: {p}");
+            assert!(
+                !detail.contains("pay.example"),
+                "the value is not echoed: {p}"
+            );
+        }
+        assert!(sms_bodies(&app).await.is_empty(), "nothing was sent");
+        assert_eq!(app.get(&id).await["open_challenge"], Value::Null);
+        // One accent on a letter is a name.
+        t["payee"] = json!("Zoe\u{301} Energy");
+        let body = json!({"method": "otp", "delivery": "sms", "transaction": t});
+        assert_eq!(start(&app, &id, body).await.status(), 201);
+        assert!(sms_bodies(&app).await[0].contains("to Zoe\u{301} Energy."));
+    }
+);
+
+both_stores!(
     a_payee_in_cyrillic_letters_that_look_latin_is_refused,
     |app: TestApp| async move {
         let id = interaction(&app).await;

@@ -1316,6 +1316,8 @@ wallet_test!(
             wiremock::ResponseTemplate::new(200).set_body_raw("x", "text/plain"),
         ];
         for (n, template) in failing.into_iter().enumerate() {
+            // Past the hold of the previous failure: asked again.
+            app.advance(5);
             server.reset().await;
             wiremock::Mock::given(path("/statuslists/1"))
                 .respond_with(template)
@@ -1333,6 +1335,7 @@ wallet_test!(
             server.verify().await;
         }
         // The list back: the same answer now succeeds.
+        app.advance(5);
         server.reset().await;
         wiremock::Mock::given(path("/statuslists/1"))
             .respond_with(served_list(&uri))
@@ -1342,6 +1345,79 @@ wallet_test!(
         assert_eq!(app.get(&id).await["method"], "wallet");
     }
 );
+
+/// docs/wallet.md#status-lists: three answers against a list answering
+/// 500 ask its issuer once and log one warning; past the 5 s hold it is
+/// asked again, still one warning; back, one line says it is read again.
+#[tokio::test]
+async fn a_failing_status_list_is_asked_and_logged_once_while_it_fails() {
+    use wiremock::matchers::path;
+    // This test's own thread (a current-thread runtime runs the gateway here too).
+    let (capture, _guard) = crate::logs::Capture::at_info();
+    let Some((app, a)) = spawn_wallet(Backend::Memory, "").await else {
+        return;
+    };
+    let server = wiremock::MockServer::start().await;
+    let uri = format!("{}/statuslists/1", server.uri());
+    let down = || {
+        wiremock::Mock::given(path("/statuslists/1"))
+            .respond_with(wiremock::ResponseTemplate::new(500))
+            .expect(1)
+    };
+    down().mount(&server).await;
+    let now = app.now().unix_seconds();
+    let id = interaction(&app, "cust-held").await;
+    let (cid, link) = start(&app, &id, ada()).await;
+    let asked = fetch_request(&app, &a, &link).await;
+    let jwe = answer_for(
+        &asked,
+        &bind(&issued_with_status(0, &uri), &asked, None, now),
+    );
+    for _ in 0..3 {
+        assert_problem(respond(&app, &jwe).await, 502, "channel_error").await;
+    }
+    server.verify().await;
+    let logged = || String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let warnings = |text: &str| {
+        let about = |l: &&str| l.contains(" WARN ") && l.contains("status list");
+        text.lines().filter(about).count()
+    };
+    assert_eq!(warnings(&logged()), 1, "{}", logged());
+    assert!(
+        logged().contains("a status list cannot be read"),
+        "{}",
+        logged()
+    );
+    // Past the hold: asked again, and still failing says nothing more.
+    server.reset().await;
+    down().mount(&server).await;
+    app.advance(5);
+    for _ in 0..2 {
+        assert_problem(respond(&app, &jwe).await, 502, "channel_error").await;
+    }
+    server.verify().await;
+    assert_eq!(warnings(&logged()), 1, "{}", logged());
+    assert_eq!(read(&app, &id, &cid, &app.keys.bot).await["state"], "open");
+    // Back: the answer succeeds, and one line says the list is read again.
+    server.reset().await;
+    wiremock::Mock::given(path("/statuslists/1"))
+        .respond_with(served_list(&uri))
+        .mount(&server)
+        .await;
+    app.advance(5);
+    assert_eq!(respond(&app, &jwe).await.status(), 200);
+    let text = logged();
+    let back: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("a status list is read again"))
+        .collect();
+    assert_eq!(back.len(), 1, "{text}");
+    assert!(back[0].contains("failed_attempts=5"), "{text}");
+    assert!(
+        !text.contains("/statuslists/1"),
+        "the list's path is never logged: {text}"
+    );
+}
 
 /// The MSO of `issuer_signed` made to name entry `idx` of the list at
 /// `uri`, and signed again by the fixtures' issuer (ES256).

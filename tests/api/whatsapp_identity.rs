@@ -721,6 +721,49 @@ async fn a_change_is_three_reads_and_two_commits(backend: Backend) {
     );
 }
 
+/// docs/channels.md#identity-changes: one change Meta delivers several
+/// ways — its system message, the new hash on the next messages'
+/// contacts, a second system message, and retries of each — ends what
+/// was proven once and is counted once.
+async fn one_change_delivered_many_ways_counts_once(backend: Backend) {
+    let Some((mut app, _provider)) = gateway(backend).await else {
+        return;
+    };
+    let counted = changes_counted(&app).await;
+    let number = "15553380001";
+    let (id, cid) = proven(&app, "whatsapp", number).await;
+    // The hash before the change: the first seen is no change.
+    post(&app, "whatsapp", &contact_hash_at(number, "h1", AT)).await;
+    let said = system("wamid.sys.once", number, "user_changed_user_id");
+    post(&app, "whatsapp", &said).await;
+    assert_ended(&mut app, &id, &cid).await;
+    for body in [
+        said.clone(),
+        contact_hash_at(number, "h2", AT + 10),
+        contact_hash_at(number, "h2", AT + 11),
+        system("wamid.sys.again", number, "user_changed_number"),
+        contact_hash_at(number, "h2", AT + 10),
+        said,
+    ] {
+        post(&app, "whatsapp", &body).await;
+    }
+    assert_eq!(
+        changes_counted(&app).await,
+        counted + 1,
+        "changes, not deliveries"
+    );
+    assert_eq!(logouts_recorded(&app, &id).await.len(), 1);
+    let again = app
+        .next_event("interaction.logged_out", Duration::from_millis(500))
+        .await;
+    assert!(again.is_none(), "{again:?}");
+    // A new proof, then a real second change: counted.
+    app.authenticate(&id, "cust-42").await;
+    post(&app, "whatsapp", &contact_hash_at(number, "h3", AT + 20)).await;
+    assert_eq!(app.get(&id).await["status"], "unauthenticated");
+    assert_eq!(changes_counted(&app).await, counted + 2);
+}
+
 /// Held by each test of this file: the changes metric is the process's,
 /// so that each test counts only its own changes.
 static COUNTED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -758,4 +801,5 @@ on_both_stores!(
     a_ladder_step_refused_for_a_changed_identity_ends_what_was_proven,
     an_app_prompt_refused_for_a_changed_identity_ends_what_was_proven,
     a_change_is_three_reads_and_two_commits,
+    one_change_delivered_many_ways_counts_once,
 );

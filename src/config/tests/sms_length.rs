@@ -3,6 +3,9 @@
 //! `locale.max_sms_segments`; and the rows of `chatgate check-texts`.
 use super::Fixture;
 use crate::config::text_rows;
+use crate::config::validate::{at_longest, longest_short_url};
+use crate::domain::settings::Templates;
+use crate::domain::sms_segments::count as segments;
 
 /// One segment at most, and a network link short enough for one (the
 /// default, which says to open it only while chatting with the team, is
@@ -28,24 +31,85 @@ fn a_text_over_the_segments_is_refused_naming_file_key_language_channel_and_coun
     assert!(err.to_string().contains("acme.toml"), "{err}");
 }
 
+/// A `[number_verification]` for acme (CAMARA).
+const VERIFIES: &str = "[number_verification]\n\
+    authorization_endpoint = \"https://op.example/authorize\"\n\
+    token_endpoint = \"https://op.example/token\"\n\
+    verify_url = \"https://api.op.example/number-verification/v2\"\n\
+    client_id = \"bank\"\nclient_secret = \"s3cret\"\n";
+
 #[test]
-fn the_default_network_link_is_two_segments_at_its_longest() {
+fn a_text_no_team_can_send_is_not_counted() {
+    // One segment and every built-in text: no team verifies numbers or
+    // has a wallet, so neither link is counted.
     let fx = Fixture::new();
     fx.append(
         "config/chatgate.toml",
-        "[defaults.locale]\nmax_sms_segments = 2\n",
+        "[defaults.locale]\nmax_sms_segments = 1\n",
+    );
+    let long = "x".repeat(160);
+    fx.append(
+        "config/teams/acme.toml",
+        &format!(
+            "[settings.templates]\nwallet_link = \"{long} #URL#\"\n\
+             [channel_settings.webchat.templates]\ncode_entry_link = \"{long} #URL#\"\n\
+             pin_entry_link = \"{long} #URL#\"\n"
+        ),
     );
     assert!(fx.load().is_ok(), "{:?}", fx.load().err());
-    fx.edit(
-        "config/chatgate.toml",
-        "max_sms_segments = 2",
-        "max_sms_segments = 1",
+    // The page's links go into the conversation: an SMS conversation's count.
+    fx.append(
+        "config/teams/acme.toml",
+        &format!("[channel_settings.sms.templates]\ncode_entry_link = \"{long} #URL#\"\n"),
     );
+    fx.expect_err(
+        "acme.toml",
+        "channel_settings.sms.templates.code_entry_link",
+        "is 2 SMS segments (GSM-7)",
+    );
+}
+
+#[test]
+fn the_default_network_link_counts_for_a_team_that_verifies_numbers() {
+    let fx = Fixture::new();
+    fx.append(
+        "config/chatgate.toml",
+        "[defaults.locale]\nmax_sms_segments = 1\n",
+    );
+    fx.append("config/teams/acme.toml", VERIFIES);
     fx.expect_err(
         "chatgate.toml",
         "defaults.templates.network_link",
         "is 2 SMS segments (GSM-7)",
     );
+    fx.edit(
+        "config/chatgate.toml",
+        "max_sms_segments = 1",
+        "max_sms_segments = 2",
+    );
+    assert!(fx.load().is_ok(), "{:?}", fx.load().err());
+}
+
+#[test]
+fn every_built_in_text_but_the_network_link_is_one_segment_at_its_longest() {
+    // A 70-character public_url, a 10-digit code, a 4-digit #MINUTES#.
+    let url = longest_short_url(&format!("https://{}.example", "a".repeat(54)));
+    let templates = Templates::default();
+    for purpose in crate::channels::Purpose::ALL {
+        let text = templates.text(crate::config::purpose_key(purpose));
+        let count = segments(&at_longest(text, &url, 10, "9999"));
+        let want = if purpose == crate::channels::Purpose::NetworkLink {
+            2
+        } else {
+            1
+        };
+        assert_eq!(
+            (count.count, count.encoding.as_str()),
+            (want, "GSM-7"),
+            "{}",
+            purpose.as_str()
+        );
+    }
 }
 
 #[test]
@@ -120,5 +184,6 @@ fn check_texts_rows_name_channel_language_key_encoding_and_segments() {
     assert_eq!(line("expired"), "sms en expired UCS-2 1");
     assert_eq!(line("otp"), "sms en otp GSM-7 1");
     assert!(rows.iter().all(|r| r.channel == "sms" && !r.over));
-    assert_eq!(rows.len(), 10, "one row per key: {rows:?}");
+    // No network or wallet link: acme cannot send them.
+    assert_eq!(rows.len(), 8, "one row per key: {rows:?}");
 }

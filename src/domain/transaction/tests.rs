@@ -374,3 +374,81 @@ fn a_transaction_needs_the_approvals_key() {
         other => panic!("{other:?}"),
     }
 }
+
+/// docs/payments.md#the-payee: a payee that reads as a link, a layout or
+/// a smudge over a letter is 422 naming it; a name is not.
+#[test]
+fn a_payee_with_a_link_two_spaces_or_stacked_marks_is_422() {
+    for payee in [
+        "Bob https://pay.example/x",
+        "evil://x",
+        "www.acme.example",
+        "ACME (WWW.acme.example)",
+        "ACME Energy  Ltd",
+        "  ACME",
+        "Ze\u{301}\u{308}ro",
+        "e\u{301}\u{301}",
+        "A\u{20DD}\u{20DD}",
+        "\u{E17}\u{E35}\u{E48}\u{E48}", // ท with a vowel and two tone marks
+    ] {
+        let (status, text) = refused(&with("payee", json!(payee)));
+        assert_eq!(status, 422, "{payee}");
+        assert!(text.starts_with("transaction.payee: "), "{payee}: {text}");
+    }
+    let ok = |payee: &str| Transaction::parse("transaction", &with("payee", json!(payee))).is_ok();
+    assert!(ok("Ze\u{301}ro Energy"), "one accent on a letter");
+    assert!(ok("Zoë Café 東京"));
+    assert!(
+        ok("\u{E17}\u{E35}\u{E48}\u{E14}\u{E34}\u{E19}"),
+        "Thai ที่ดิน: a vowel and a tone"
+    );
+    assert!(
+        ok("\u{92E}\u{947}\u{902}"),
+        "Hindi में: a vowel sign and an anusvara"
+    );
+    assert!(ok("Wwwow Ltd"), "www without its dot");
+    assert!(ok("ACME: 3/4 Ltd."));
+    // Only the payee: a reference is not printed where the code arrives.
+    let t = with("reference", json!("INV  42"));
+    assert!(Transaction::parse("transaction", &t).is_ok());
+}
+
+proptest::proptest! {
+    /// A payee of Latin words, one space apart, each with at most one
+    /// accent, is accepted; the same with `://` put in anywhere, a space
+    /// doubled, or a second accent on a letter, is 422 naming it.
+    #[test]
+    fn a_name_passes_and_its_link_layout_or_smudge_does_not(
+        words in proptest::collection::vec("[A-Za-z]{1,8}", 1..6),
+        accents in proptest::collection::vec(proptest::option::of(0x300u32..0x340), 6),
+        at in 0usize..64,
+        second in 0x300u32..0x340,
+    ) {
+        let accent = |n: u32| char::from_u32(n).unwrap();
+        let name: Vec<String> = words
+            .iter()
+            .zip(&accents)
+            .map(|(w, a)| format!("{w}{}", a.map(accent).map(String::from).unwrap_or_default()))
+            .collect();
+        let name = name.join(" ");
+        let parse = |payee: &str| Transaction::parse("transaction", &with("payee", json!(payee)));
+        proptest::prop_assert!(parse(&name).is_ok(), "{:?}", name);
+        let n = name.chars().count();
+        let cut = name.char_indices().map(|(i, _)| i).nth(at % n).unwrap();
+        let doubled = match name.find(' ') {
+            Some(i) => format!("{} {}", &name[..i], &name[i..]),
+            None => format!("{name}  Ltd"),
+        };
+        for payee in [
+            format!("{}://{}", &name[..cut], &name[cut..]),
+            doubled,
+            format!("{}{}{} Ltd", words[0], accent(0x301), accent(second)),
+        ] {
+            let refused = parse(&payee).unwrap_err().to_string();
+            proptest::prop_assert!(
+                refused.starts_with("transaction.payee: "),
+                "{:?}: {}", payee, refused
+            );
+        }
+    }
+}

@@ -18,10 +18,16 @@ use crate::error::Result;
 use crate::gateway::work::Step;
 use crate::gateway::Core;
 use crate::network_verification::{self as verification, Back, Begin, Begun, NetworkError};
-use crate::oidc::flow::{cookie_name, digest, Flow, ProviderAnswer, STATE_TTL};
+use crate::oidc::flow::{digest, Flow, ProviderAnswer, STATE_TTL};
 use crate::oidc::states::{self, Check, LinkStates};
 use crate::store::keys;
 use crate::time::Timestamp;
+
+/// The name of the cookie that carries a landing's state: one, of a fixed
+/// name (`Path=/n/`, `HttpOnly`, `SameSite=Lax`), whatever the request,
+/// so that a browser holds one landing's state at a time
+/// (docs/decisions/0471-the-landing-s-cookie.md).
+pub const LANDING_COOKIE: &str = "chatgate_landing";
 
 /// How long a claim to start a check holds: longer than any start may
 /// take (the provider's 5 s, and the store's writes around it). A claim
@@ -53,9 +59,8 @@ enum Claim {
 
 /// The confirm button of a [`Back::Landing`] provider: this press joins
 /// the check running for the challenge, or claims and starts one. Its
-/// state is kept with the check and its cookie is named after the
-/// provider's request, holding the state (the landing brings only the
-/// request's id).
+/// state is kept with the check and travels in the [`LANDING_COOKIE`]
+/// (the landing brings only the request's id).
 pub(super) async fn start(
     core: &Core,
     open: &OpenLink<'_>,
@@ -80,7 +85,7 @@ pub(super) async fn start(
 fn to_check(state: &str, check: &Check) -> NetworkLinkTarget {
     NetworkLinkTarget::Operator(NetworkStart {
         location: check.url.clone(),
-        cookie: cookie_name(&check.id),
+        cookie: LANDING_COOKIE.to_string(),
         secret: state.to_string(),
     })
 }
@@ -223,7 +228,8 @@ pub async fn finish_landing(
     now: Timestamp,
 ) -> NetworkFinish {
     let check = Some(landing.request_id.as_str());
-    let started = take_state(core, read, (state, state), check, now).await;
+    let alone = landing.code.is_none();
+    let started = take_state(core, read, (state, state), (check, alone), now).await;
     let answer = ProviderAnswer {
         code: landing.code.clone(),
         state: state.map(str::to_string),

@@ -161,11 +161,35 @@ pub(super) fn built<T>(
     }
 }
 
-/// Why a stored form cannot be put in force, for a log line: the pointers
-/// of the rules it breaks, never a value.
-pub(super) fn breaks(problems: Vec<FormProblem>) -> String {
-    let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
-    format!("breaks a rule at {}", pointers.join(", "))
+/// Why a stored form (`body`, its secrets sealed) cannot be put in force
+/// in `config`, for a log line: each rule it breaks in words, at its
+/// pointer (docs/operator-api.md#every-instance-at-once). The rules'
+/// words never quote a value (a wrong-typed one may be a secret); a
+/// channel the form lists that `config` no longer holds is named, as its
+/// rule names it.
+pub(super) fn breaks(config: &Config, body: &Value, problems: Vec<FormProblem>) -> String {
+    let said: Vec<String> = problems.iter().map(|p| in_words(config, body, p)).collect();
+    format!("breaks a rule: {}", said.join("; "))
+}
+
+/// One problem of a stored form in words: "the channel `flaky` it lists
+/// is gone" where the form names a channel that `config` no longer holds
+/// (the loader's rule says no channel defines it), else the rule's own
+/// words; each with its pointer.
+fn in_words(config: &Config, body: &Value, p: &FormProblem) -> String {
+    let at = match p.pointer.as_str() {
+        "" => String::new(),
+        pointer => format!(" (at {pointer})"),
+    };
+    let named = body.pointer(&p.pointer).and_then(Value::as_str);
+    match named {
+        Some(name)
+            if !config.channels.contains_key(name) && p.detail.contains(&format!("{name:?}")) =>
+        {
+            format!("the channel `{name}` it lists is gone{at}")
+        }
+        _ => format!("{}{at}", p.detail),
+    }
 }
 
 /// The stored forms of `names` (each kept under `key_of` its name), read

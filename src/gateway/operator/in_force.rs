@@ -299,7 +299,8 @@ impl Turn<'_> {
 }
 
 /// The error line of an API team or kept one (a channel) left out:
-/// named, with why (a pointer, a key id; never a value).
+/// named, with why (the rule it breaks in words and its pointer, a key
+/// id; never a value).
 fn log_left_out(what: &str, name: &str, why: &str) {
     match what {
         "team" => {

@@ -246,7 +246,7 @@ fn build<R: Kept>(config: &Config, read: Read, changes: &mut KeptChanges, stops:
 
 /// The one a stored record writes, put in force from the operator API;
 /// why not (a secret sealed under a key no longer listed, a rule it now
-/// breaks: named by key id and pointer, never by value).
+/// breaks: in words, by key id and pointer, never by value).
 fn of_record<R: Kept>(
     config: &Config,
     name: &str,
@@ -254,9 +254,9 @@ fn of_record<R: Kept>(
 ) -> std::result::Result<R::Built, NotInForce> {
     let StoredApiForm::V1 { body, at, .. } = stored;
     let salts = team_secrets::salts_of(&body, &is_secret_member);
-    let body = opened_at(config, &R::place(name), &body)?;
-    let built = R::of_stored(config, &body, &salts, at);
-    built.map_err(|p| NotInForce::Breaks(breaks(p)))
+    let opened = opened_at(config, &R::place(name), &body)?;
+    let built = R::of_stored(config, &opened, &salts, at);
+    built.map_err(|p| NotInForce::Breaks(breaks(config, &body, p)))
 }
 
 /// The names of `index` whose digest is not the one of `known`.

@@ -537,7 +537,7 @@ fn one_team_per_key(
 
 /// The team a stored record writes, put in force as an API team; why not
 /// (a secret sealed under a key no longer listed, a rule it now breaks:
-/// named by key id and pointer, never by value).
+/// in words, by key id and pointer, never by value).
 fn team_of_record(
     config: &Config,
     id: &str,
@@ -550,9 +550,9 @@ fn team_of_record(
         incarnation,
     } = stored;
     let salts = team_secrets::salts_of(&body, &is_secret_member);
-    let body = opened_at(config, id, &body)?;
-    let team = config.stored_team_of_json(&body, &salts);
-    let mut team = team.map_err(|p| NotInForce::Breaks(breaks(p)))?;
+    let opened = opened_at(config, id, &body)?;
+    let team = config.stored_team_of_json(&opened, &salts);
+    let mut team = team.map_err(|p| NotInForce::Breaks(breaks(config, &body, p)))?;
     team.keyspace = keys::keyspace(id, incarnation.as_deref());
     team.api = Some(digest);
     team.modified = Some(at);

@@ -269,7 +269,9 @@ async fn presentation(
         Ok(None) => {}
         Ok(Some(result)) => return Ok(refused(result, issuer, now)),
         Err(why) => {
-            tracing::warn!(team = %found.team.id, reason = why.0, "a credential's status list cannot be read: the challenge stays open");
+            // The list's failure is logged where it is fetched, once
+            // while it fails (`wallet_status`), not once per answer.
+            tracing::debug!(team = %found.team.id, reason = why.0, "a credential's status list cannot be read: the challenge stays open");
             return Err(AnswerRefusal::StatusList);
         }
     }

@@ -3,9 +3,10 @@
 //! ends its redirects. No server sees a fragment, so the `GET` is a page
 //! whose own script (its only one, allowed by its hash) reads it and
 //! posts it as JSON to the `POST`, with the state cookie the button set
-//! (`Path=/n/`, so this path gets it), and shows the page that answer
-//! carries; the `POST` answers pages and statuses as `/n/callback` does.
-//! The code is checked with the provider, never trusted as it came.
+//! (`chatgate_landing`, `Path=/n/`, so this path gets it), and shows the
+//! page that answer carries; the `POST` answers pages and statuses as
+//! `/n/callback` does. The code is checked with the provider, never
+//! trusted as it came; a landing without a code ends nothing.
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,8 +20,7 @@ use super::super::AppState;
 use super::{finished, gate, no_store, page, COOKIE_PATH};
 use crate::domain::settings::TextKey;
 use crate::error::Error;
-use crate::gateway::network::Landing;
-use crate::oidc::flow::cookie_name;
+use crate::gateway::network::{Landing, LANDING_COOKIE};
 
 /// The landing page's script: the fragment read (and taken off the
 /// address, so that the code stays in no history), posted to this path
@@ -115,21 +115,25 @@ pub(super) fn policy() -> String {
 
 /// What the landing page posts: Vonage's result from the URL's fragment.
 ///
-/// The request must be this browser's (the state cookie the confirm
-/// button set, named after the request): another browser's, an unknown,
-/// answered or old one is 400 and nothing changes. The code is checked
-/// with Vonage (`POST {api_url}/v2/verify/{request_id}`): the answers and
-/// their pages are `/n/callback`'s (200 confirmed, with the code to type
-/// into the chat in a conversation that is not the number's own SMS
-/// conversation; 200 another number; 200 not on the mobile network; 502
-/// Vonage failed, the challenge open; 410 the challenge was used, expired
-/// or replaced). A body that is not one landing: 400 (415 not JSON, 422
-/// a member it does not define, 413 over the limit), nothing changes.
+/// The request must be this browser's (the state in the `chatgate_landing`
+/// cookie the confirm button set must be of that request): another
+/// browser's, an unknown, answered or old one is 400 and nothing changes.
+/// The code is checked with Vonage (`POST {api_url}/v2/verify/{request_id}`):
+/// the answers and their pages are `/n/callback`'s (200 confirmed, with
+/// the code to type into the chat in a conversation that is not the
+/// number's own SMS conversation; 200 another number, when Vonage refuses
+/// the code; 502 Vonage failed, the challenge open; 410 the challenge was
+/// used, expired or replaced). A landing without a code (an
+/// `error_description`, whatever it says) is 200 not on the mobile
+/// network: the challenge stays open, nothing counts, a ladder moves on
+/// at its time-out only; a browser can post any text. A body that is not
+/// one landing: 400 (415 not JSON, 422 a member it does not define, 413
+/// over the limit), nothing changes.
 #[utoipa::path(post, path = "/n/landing", operation_id = "network_landing_answer", tag = "challenges", security(),
     request_body(content = String, content_type = "application/json",
         description = "`{\"request_id\", \"code\"}` or `{\"request_id\", \"error_description\"}`, from the URL's fragment"),
     responses(
-        (status = 200, description = "confirmed (in a conversation that is not the number's own SMS conversation, with the code to type into the chat); another number; or not on the mobile network", content_type = "text/html", body = String),
+        (status = 200, description = "confirmed (in a conversation that is not the number's own SMS conversation, with the code to type into the chat); another number (Vonage refused the code); or not on the mobile network (any landing without a code: the challenge stays open)", content_type = "text/html", body = String),
         (status = 400, description = "a body that is not one landing, or an unknown, old, answered or other browser's request: nothing changes", content_type = "text/html", body = String),
         (status = 410, description = "the challenge was used, expired, replaced or failed", content_type = "text/html", body = String),
         (status = 413, description = "a body over the limit: nothing changes", content_type = "text/html", body = String),
@@ -156,8 +160,8 @@ pub(super) async fn landing_answer(
             return page(&st, None, &headers, status, TextKey::PageSignInFailed);
         }
     };
-    let name = cookie_name(&landing.request_id);
-    let state = cookie_value(&headers, &name).filter(|s| s.len() <= 256);
+    let name = LANDING_COOKIE;
+    let state = cookie_value(&headers, name).filter(|s| s.len() <= 256);
     let read = crate::gateway::network::read_state(&st.gateway, state.as_deref()).await;
     // A provider that hangs holds only its own team's requests.
     let _place = match gate(&st, read.team(), &headers) {
@@ -171,7 +175,7 @@ pub(super) async fn landing_answer(
     let mut res = finished(&st, finish, &headers);
     if answered {
         let public_url = &st.gateway.config().server.public_url;
-        let clear = state_cookie(public_url, COOKIE_PATH, &name, "", 0);
+        let clear = state_cookie(public_url, COOKIE_PATH, name, "", 0);
         if let Ok(clear) = HeaderValue::from_str(&clear) {
             res.headers_mut().insert(header::SET_COOKIE, clear);
         }
