@@ -36,7 +36,7 @@ const MAX_KEPT: usize = 1024;
 
 /// The lists fetched, by uri, each with the time it is kept until.
 pub struct StatusLists {
-    http: reqwest::Client,
+    http: crate::outbound::Clients,
     kept: Mutex<HashMap<String, (String, Timestamp)>>,
 }
 
@@ -58,6 +58,7 @@ impl StatusLists {
         &self,
         reference: &StatusRef,
         trusted: &TrustedIssuers,
+        reach: crate::outbound::Reach,
         now: Timestamp,
     ) -> Checked {
         if let Some(jwt) = self.kept(&reference.uri, now) {
@@ -66,7 +67,7 @@ impl StatusLists {
                 Err(failure) => Checked::FailingList(failure),
             };
         }
-        let jwt = match self.fetch(&reference.uri).await {
+        let jwt = match self.fetch(&reference.uri, reach).await {
             Ok(jwt) => jwt,
             Err(failure) => return Checked::FailingList(failure),
         };
@@ -107,7 +108,7 @@ impl StatusLists {
     /// address), 200, declared `application/statuslist+jwt`, at most
     /// [`MAX_LIST`] bytes of text. Each failure logs one line naming the
     /// step, never the uri's query or the body.
-    async fn fetch(&self, uri: &str) -> Result<String, ListFailure> {
+    async fn fetch(&self, uri: &str, reach: crate::outbound::Reach) -> Result<String, ListFailure> {
         let url = Url::parse(uri).map_err(|_| ListFailure::Unreachable)?;
         if !crate::config::https_or_loopback(&url) {
             tracing::warn!(reason = "not https", "status list not fetched");
@@ -121,14 +122,16 @@ impl StatusLists {
             );
             ListFailure::Unreachable
         };
-        let res = self
-            .http
+        let http = self.http.of(reach).map_err(|_| unreachable("no client"))?;
+        let res = http
             .get(url.clone())
             .header(reqwest::header::ACCEPT, MEDIA_TYPE)
             .send()
             .await
             .map_err(|e| {
-                unreachable(if e.is_timeout() {
+                unreachable(if crate::outbound::is_refused(&e) {
+                    "refused: not a public address"
+                } else if e.is_timeout() {
                     "timeout"
                 } else {
                     "transport"
@@ -156,6 +159,7 @@ impl StatusLists {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::Reach;
     use miniz_oxide::deflate::compress_to_vec_zlib;
     use p256::ecdsa::signature::Signer as _;
     use p256::pkcs8::DecodePrivateKey as _;
@@ -242,20 +246,27 @@ mod tests {
             idx,
             uri: uri.clone(),
         };
-        assert_eq!(lists.status(&at(0), &s.trusted, now).await, Checked::Valid);
+        assert_eq!(
+            lists.status(&at(0), &s.trusted, Reach::Anywhere, now).await,
+            Checked::Valid
+        );
         let later = now.plus(Duration::from_secs(119));
         assert_eq!(
-            lists.status(&at(1), &s.trusted, later).await,
+            lists
+                .status(&at(1), &s.trusted, Reach::Anywhere, later)
+                .await,
             Checked::Revoked(Status::Invalid)
         );
         // Kept, it is still verified against the caller's issuers.
         assert_eq!(
-            lists.status(&at(0), &s.other, later).await,
+            lists.status(&at(0), &s.other, Reach::Anywhere, later).await,
             Checked::FailingList(ListFailure::Untrusted)
         );
         let after_ttl = now.plus(Duration::from_secs(120));
         assert_eq!(
-            lists.status(&at(0), &s.trusted, after_ttl).await,
+            lists
+                .status(&at(0), &s.trusted, Reach::Anywhere, after_ttl)
+                .await,
             Checked::Valid
         );
     }
@@ -285,7 +296,12 @@ mod tests {
             "not a url".to_string(),
         ] {
             let reference = StatusRef { idx: 0, uri };
-            assert_eq!(lists.status(&reference, &s.trusted, now).await, unreachable);
+            assert_eq!(
+                lists
+                    .status(&reference, &s.trusted, Reach::Anywhere, now)
+                    .await,
+                unreachable
+            );
         }
     }
 }
