@@ -143,8 +143,9 @@ impl std::error::Error for Unbuilt {}
 /// The address an SMTP connection goes to for `host` and `port`: for
 /// [`Reach::Anywhere`], the host as written (the transport resolves it);
 /// for [`Reach::Public`], the first public address it resolved to,
-/// [`Refused`] when it has none (TLS still names `host`).
-pub async fn smtp_address(host: &str, port: u16, reach: Reach) -> Result<String, Refused> {
+/// [`Refused`] when it has none (TLS still names `host`), or the lookup's
+/// error.
+pub async fn smtp_address(host: &str, port: u16, reach: Reach) -> Result<String, BoxError> {
     match reach {
         Reach::Anywhere => Ok(host.to_string()),
         Reach::Public => {
@@ -155,17 +156,15 @@ pub async fn smtp_address(host: &str, port: u16, reach: Reach) -> Result<String,
 }
 
 /// The addresses `host` resolves to (once), without any in a
-/// special-purpose registry: [`Refused`] when none is left, or the name
-/// does not resolve.
-async fn public_addresses(host: &str, port: u16) -> Result<Vec<SocketAddr>, Refused> {
+/// special-purpose registry: [`Refused`] when none is left; the lookup's
+/// error when the name does not resolve.
+async fn public_addresses(host: &str, port: u16) -> Result<Vec<SocketAddr>, BoxError> {
     let name = host.trim_start_matches('[').trim_end_matches(']');
     let found = match name.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => (tokio::net::lookup_host((name, port)).await)
-            .map_err(|_| Refused)?
-            .collect(),
+        Err(_) => tokio::net::lookup_host((name, port)).await?.collect(),
     };
-    public_of(found)
+    Ok(public_of(found)?)
 }
 
 /// `found` without the addresses in a special-purpose registry;
@@ -192,7 +191,8 @@ impl reqwest::dns::Resolve for PublicOnly {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// An error of a resolver or a connector.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The connector layer of [`Reach::Public`]'s client: a connection whose
 /// peer is in a special-purpose registry (a URL that writes an address

@@ -268,7 +268,10 @@ impl Channel for SmtpChannel {
                     outbound::Reach::Public,
                 )
                 .await)
-                    .map_err(|refused| ChannelError::new(format!("smtp at /host {refused}")))?;
+                    .map_err(|e| match outbound::is_refused(&*e) {
+                        true => ChannelError::new(format!("smtp at /host {}", outbound::Refused)),
+                        false => ChannelError::new("smtp unreachable"),
+                    })?;
                 checked = self.server.transport(address)?;
                 &checked
             }
