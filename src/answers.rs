@@ -7,21 +7,21 @@
 
 use std::time::Duration;
 
-/// The client of an outbound call whose answer decides something: given
-/// up after `timeout`, to connect and in all; no redirect followed (one
-/// would take the request, and the code or client secret it carries, to
-/// whatever host the answer names); and no proxy from the environment
-/// (one would carry them, and the customer's number, off the machine).
-/// Building fails only where TLS cannot be set up at all, which the
-/// start-up refuses first (`channels::provider::client` in `app.rs`).
-pub fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap_or_default()
+use crate::outbound::Clients;
+#[cfg(doc)]
+use crate::outbound::Reach;
+
+/// The clients of an outbound call whose answer decides something, one
+/// per [`Reach`] ([`crate::outbound::builder`]): given up after
+/// `timeout`, to connect and in all; no redirect followed (one would take
+/// the request, and the code or client secret it carries, to whatever
+/// host the answer names); and no proxy from the environment (one would
+/// carry them, and the customer's number, off the machine). Where TLS
+/// cannot be set up at all, which the start-up refuses first, there is no
+/// client and every call fails: never one that follows redirects or
+/// proxies.
+pub fn client(timeout: Duration) -> Clients {
+    Clients::new(|b| b.timeout(timeout).connect_timeout(timeout).no_proxy())
 }
 
 /// Why an answer's body was not read whole by [`body_capped`].
@@ -119,6 +119,8 @@ mod tests {
             .await;
         let url = format!("{}/token", server.uri());
         let res = client(Duration::from_secs(5))
+            .of(crate::outbound::Reach::Anywhere)
+            .unwrap()
             .post(url)
             .send()
             .await

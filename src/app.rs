@@ -260,8 +260,9 @@ async fn event_publisher(config: &Config) -> std::io::Result<Publisher> {
 
 /// Where a reloaded set's channel senders come from.
 enum Senders {
-    /// Built from the channel files, on this HTTP client.
-    Built(reqwest::Client),
+    /// Built from the channel files and the operator API's channels, on
+    /// the client of each one's reach.
+    Built(crate::outbound::Clients),
     /// Given by a test or an embedder: kept as they are.
     Given(Channels),
 }
@@ -269,7 +270,7 @@ enum Senders {
 impl Senders {
     fn for_config(&self, config: &Config) -> Channels {
         match self {
-            Senders::Built(http) => config.senders(http.clone()),
+            Senders::Built(http) => config.senders(http),
             Senders::Given(given) => given.clone(),
         }
     }

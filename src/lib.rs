@@ -82,6 +82,7 @@ pub mod http;
 pub mod network_verification;
 pub mod number_checks;
 pub mod oidc;
+pub mod outbound;
 mod server;
 pub mod spans;
 pub mod ssf;

@@ -48,7 +48,7 @@ const MAX_KEPT: usize = 1024;
 /// fetches that failed, by uri, each with the time it is held until; and
 /// how each list fares, for its log lines.
 pub struct StatusLists {
-    http: reqwest::Client,
+    http: crate::outbound::Clients,
     kept: Mutex<HashMap<String, (String, Timestamp)>>,
     failed: Mutex<HashMap<String, Timestamp>>,
     fared: Failing,
@@ -78,13 +78,14 @@ impl StatusLists {
         &self,
         reference: &StatusRef,
         trusted: &TrustedIssuers,
+        reach: crate::outbound::Reach,
         now: Timestamp,
     ) -> Checked {
         let uri = reference.uri.as_str();
         let (jwt, fetched) = match self.kept(uri, now) {
             Some(jwt) => (Ok(jwt), false),
             None if self.held(uri, now) => (Err((ListFailure::Unreachable, "held")), false),
-            None => (self.fetch(uri).await, true),
+            None => (self.fetch(uri, reach).await, true),
         };
         if fetched && jwt.is_err() {
             self.hold(uri, now);
@@ -167,20 +168,22 @@ impl StatusLists {
     /// address), 200, declared `application/statuslist+jwt`, at most
     /// [`MAX_LIST`] bytes of text; why not, in a few words that name no
     /// part of the uri nor the body.
-    async fn fetch(&self, uri: &str) -> Result<String, Unfetched> {
+    async fn fetch(&self, uri: &str, reach: crate::outbound::Reach) -> Result<String, Unfetched> {
         let unreachable = |reason: &'static str| (ListFailure::Unreachable, reason);
         let url = Url::parse(uri).map_err(|_| unreachable("not a url"))?;
         if !crate::config::https_or_loopback(&url) {
             return Err(unreachable("not https"));
         }
-        let res = self
-            .http
+        let http = self.http.of(reach).map_err(|_| unreachable("no client"))?;
+        let res = http
             .get(url)
             .header(reqwest::header::ACCEPT, MEDIA_TYPE)
             .send()
             .await
             .map_err(|e| {
-                unreachable(if e.is_timeout() {
+                unreachable(if crate::outbound::is_refused(&e) {
+                    "refused: not a public address"
+                } else if e.is_timeout() {
                     "timeout"
                 } else {
                     "transport"
@@ -208,6 +211,7 @@ impl StatusLists {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::Reach;
     use miniz_oxide::deflate::compress_to_vec_zlib;
     use p256::ecdsa::signature::Signer as _;
     use p256::pkcs8::DecodePrivateKey as _;
@@ -294,20 +298,27 @@ mod tests {
             idx,
             uri: uri.clone(),
         };
-        assert_eq!(lists.status(&at(0), &s.trusted, now).await, Checked::Valid);
+        assert_eq!(
+            lists.status(&at(0), &s.trusted, Reach::Anywhere, now).await,
+            Checked::Valid
+        );
         let later = now.plus(Duration::from_secs(119));
         assert_eq!(
-            lists.status(&at(1), &s.trusted, later).await,
+            lists
+                .status(&at(1), &s.trusted, Reach::Anywhere, later)
+                .await,
             Checked::Revoked(Status::Invalid)
         );
         // Kept, it is still verified against the caller's issuers.
         assert_eq!(
-            lists.status(&at(0), &s.other, later).await,
+            lists.status(&at(0), &s.other, Reach::Anywhere, later).await,
             Checked::FailingList(ListFailure::Untrusted)
         );
         let after_ttl = now.plus(Duration::from_secs(120));
         assert_eq!(
-            lists.status(&at(0), &s.trusted, after_ttl).await,
+            lists
+                .status(&at(0), &s.trusted, Reach::Anywhere, after_ttl)
+                .await,
             Checked::Valid
         );
     }
@@ -379,7 +390,12 @@ mod tests {
             "not a url".to_string(),
         ] {
             let reference = StatusRef { idx: 0, uri };
-            assert_eq!(lists.status(&reference, &s.trusted, now).await, unreachable);
+            assert_eq!(
+                lists
+                    .status(&reference, &s.trusted, Reach::Anywhere, now)
+                    .await,
+                unreachable
+            );
         }
     }
 }

@@ -13,6 +13,7 @@ use url::Url;
 use super::{Channel, ChannelError};
 use crate::domain::challenge::Delivery;
 use crate::domain::secrets::{parse_whsec, SecretBytes};
+pub use crate::domain::team_secrets::Goes;
 
 /// The key of a channel file that is wrong, and what is wrong with it.
 pub type Problem = (&'static str, String);
@@ -47,6 +48,11 @@ pub struct KindInfo {
     /// Its texts go as SMS, counted in segments against
     /// `locale.max_sms_segments` (docs/configuration.md#sms-length).
     pub sms_segments: bool,
+    /// For each secret it takes, the keys that decide where it is sent:
+    /// a write through the operator API that changes one while keeping
+    /// the secret as its `{"hmac"}` is refused
+    /// (docs/operator-api.md#secrets).
+    pub secrets_go: &'static [Goes],
 }
 
 /// One channel kind: its keys (`Self`, read with serde, unknown keys
@@ -59,7 +65,7 @@ pub struct KindInfo {
 ///
 /// ```compile_fail,E0046
 /// use std::sync::Arc;
-/// use chatgate::channels::kind::{Kind, KindInfo, Reach};
+/// use chatgate::channels::kind::{Dial, Kind, KindInfo, Reach};
 /// use chatgate::channels::{Channel, ChannelError};
 ///
 /// #[derive(serde::Deserialize)]
@@ -75,6 +81,7 @@ pub struct KindInfo {
 ///         receipts: false,
 ///         identity_hash: false,
 ///         sms_segments: false,
+///         secrets_go: &[],
 ///     };
 ///     fn whatsapp_chat(&self) -> bool {
 ///         false
@@ -82,7 +89,7 @@ pub struct KindInfo {
 ///     fn sends_templates(&self) -> bool {
 ///         false
 ///     }
-///     fn sender(&self, _: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+///     fn sender(&self, _: Dial) -> Result<Arc<dyn Channel>, ChannelError> {
 ///         Err(ChannelError::new("no pigeons"))
 ///     }
 /// }
@@ -114,7 +121,27 @@ pub trait Kind: for<'de> Deserialize<'de> {
 
     /// The sender. An error says why this channel cannot send (logged when
     /// a team uses it); the channel then has no sender.
-    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError>;
+    fn sender(&self, dial: Dial) -> Result<Arc<dyn Channel>, ChannelError>;
+}
+
+/// What a channel's sender connects with: the HTTP client of the
+/// channel's reach ([`crate::outbound::Clients`]), and that reach, for a
+/// kind that connects itself (an `smtp` server's address,
+/// [`crate::outbound::smtp_address`]).
+#[derive(Clone)]
+pub struct Dial {
+    pub http: reqwest::Client,
+    pub reach: crate::outbound::Reach,
+}
+
+impl Dial {
+    /// A sender that may connect anywhere on `http` (a channel file's).
+    pub fn anywhere(http: reqwest::Client) -> Dial {
+        Dial {
+            http,
+            reach: crate::outbound::Reach::Anywhere,
+        }
+    }
 }
 
 /// A secret key of a channel file. A channel file must write it as one

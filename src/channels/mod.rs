@@ -24,9 +24,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use kind::{Kind, KindInfo, Problem};
+use kind::{Dial, Kind, KindInfo, Problem};
 
 use crate::fared::{Failing, Fared};
+use crate::outbound::{Clients, Reach};
 
 /// Registers the channel kinds: each line a `ChannelKind` variant and the
 /// type of its keys, which implements [`Kind`] (its name, limits,
@@ -78,9 +79,9 @@ macro_rules! kinds {
             }
 
             /// The sender of a channel of this kind.
-            pub fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+            pub fn sender(&self, dial: Dial) -> Result<Arc<dyn Channel>, ChannelError> {
                 match self {
-                    $(ChannelKind::$variant(keys) => keys.sender(http)),+
+                    $(ChannelKind::$variant(keys) => keys.sender(dial)),+
                 }
             }
 
@@ -388,16 +389,22 @@ struct Sender {
 pub const SEND_SECONDS_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0];
 
 impl Channels {
-    /// A sender for every channel `(name, kind, used)` whose kind can build
-    /// one; `used`: some team sends through it (only then is a channel that
-    /// cannot send worth a warning).
+    /// A sender for every channel `(name, kind, used, reach)` whose kind
+    /// can build one, on the client of its reach; `used`: some team sends
+    /// through it (only then is a channel that cannot send worth a
+    /// warning).
     pub fn new<'a>(
-        channels: impl IntoIterator<Item = (&'a str, &'a ChannelKind, bool)>,
-        http: reqwest::Client,
+        channels: impl IntoIterator<Item = (&'a str, &'a ChannelKind, bool, Reach)>,
+        http: &Clients,
     ) -> Self {
         let mut by_name = HashMap::new();
-        for (name, kind, used) in channels {
-            match kind.sender(http.clone()) {
+        for (name, kind, used, reach) in channels {
+            let dial =
+                (http.of(reach).map_err(|e| ChannelError::new(e.to_string()))).map(|http| Dial {
+                    http: http.clone(),
+                    reach,
+                });
+            match dial.and_then(|dial| kind.sender(dial)) {
                 Ok(channel) => {
                     let kind = kind.name();
                     by_name.insert(name.to_string(), Sender { kind, channel });

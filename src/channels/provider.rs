@@ -9,26 +9,32 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 
 use super::ChannelError;
+use crate::outbound::Clients;
+#[cfg(doc)]
+use crate::outbound::Reach;
 use crate::spans::SendTraced;
 
 /// Time to open the connection to a provider (set on the shared client).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The client chatgate sends its messages, notices, events and audit
-/// entries with: each request given up after `timeout`, and no redirect
-/// followed. A redirect answers the request (a failure, retried as any
-/// other non-2xx): followed, a 301/302/303 would turn the POST into a GET
-/// without its body, which the receiver could answer 2xx as delivered,
-/// and a 307/308 would send the signed body and its credentials on to
-/// whatever host the answer names (docs/decisions/0246-no-redirect-is-followed.md).
-/// Building fails only where TLS cannot be set up at all: the start-up's
-/// own client (`app.rs`) is refused then, before any other is built.
-pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
+/// The clients chatgate sends its messages, notices, events and audit
+/// entries with, one per [`Reach`] ([`crate::outbound::builder`]): each
+/// request given up after `timeout`, and no redirect followed. A redirect
+/// answers the request (a failure, retried as any other non-2xx):
+/// followed, a 301/302/303 would turn the POST into a GET without its
+/// body, which the receiver could answer 2xx as delivered, and a 307/308
+/// would send the signed body and its credentials on to whatever host the
+/// answer names (docs/decisions/0246-no-redirect-is-followed.md).
+/// Building fails only where TLS cannot be set up at all: the start-up
+/// (`app.rs`) is refused then; a client built later is then none, and
+/// every send through it fails.
+pub fn client(timeout: Duration) -> reqwest::Result<Clients> {
+    Clients::built(|b| b.timeout(timeout).connect_timeout(CONNECT_TIMEOUT))
+}
+
+/// [`client`], or none (every send failing) where TLS cannot be set up.
+pub fn client_or_none(timeout: Duration) -> Clients {
+    Clients::new(|b| b.timeout(timeout).connect_timeout(CONNECT_TIMEOUT))
 }
 
 /// The most of a provider's reason kept in an error text.
@@ -99,8 +105,12 @@ pub(super) async fn post_once(
     })
 }
 
-fn transport_error(kind: &str, e: &reqwest::Error) -> ChannelError {
-    ChannelError::new(if e.is_timeout() {
+/// Why a request to a provider got no answer, in words that name
+/// neither its URL nor its address.
+pub(super) fn transport_error(kind: &str, e: &reqwest::Error) -> ChannelError {
+    ChannelError::new(if crate::outbound::is_refused(e) {
+        format!("{kind} {}", crate::outbound::Refused)
+    } else if e.is_timeout() {
         format!("{kind} did not answer in time")
     } else if e.is_connect() {
         format!("{kind} unreachable")
@@ -193,7 +203,8 @@ mod tests {
             .respond_with(ResponseTemplate::new(204))
             .mount(&elsewhere)
             .await;
-        let http = client(Duration::from_secs(5)).unwrap();
+        let clients = client(Duration::from_secs(5)).unwrap();
+        let http = clients.of(crate::outbound::Reach::Anywhere).unwrap();
         for status in [301, 302, 303, 307, 308] {
             let receiver = MockServer::start().await;
             Mock::given(any())

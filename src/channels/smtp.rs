@@ -6,12 +6,14 @@ use async_trait::async_trait;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::kind::{Kind, KindInfo, Problem, Reach, Secret};
+use super::kind::{Dial, Goes, Kind, KindInfo, Problem, Reach, Secret};
 use super::{Channel, ChannelError, Message, Sent, SEND_TIMEOUT};
 use crate::domain::challenge::Delivery;
+use crate::outbound;
 
 /// The subject when the caller rendered none.
 pub const DEFAULT_SUBJECT: &str = "Your verification";
@@ -91,6 +93,10 @@ impl Kind for SmtpConfig {
         receipts: false,
         identity_hash: false,
         sms_segments: false,
+        secrets_go: &[Goes {
+            secret: "password",
+            to: &["host", "port", "tls"],
+        }],
     };
 
     fn shows_text(&self) -> bool {
@@ -118,16 +124,16 @@ impl Kind for SmtpConfig {
         }
     }
 
-    fn sender(&self, _: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
-        let sender = SmtpChannel::new(SmtpSettings {
+    fn sender(&self, dial: Dial) -> Result<Arc<dyn Channel>, ChannelError> {
+        let settings = SmtpSettings {
             host: &self.host,
             port: self.port(),
             tls: self.tls,
             username: self.username.as_deref(),
             password: self.password.as_ref().map(Secret::get),
             from: &self.from,
-        })?;
-        Ok(Arc::new(sender))
+        };
+        Ok(Arc::new(SmtpChannel::reaching(settings, dial.reach)?))
     }
 }
 
@@ -142,34 +148,79 @@ pub struct SmtpSettings<'a> {
 }
 
 pub struct SmtpChannel {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// The transport to the host as written; `None` for a channel whose
+    /// reach is [`outbound::Reach::Public`], connected to the checked
+    /// address of `server` at each send.
+    transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    server: Server,
     from: Mailbox,
+}
+
+/// Where an `smtp` channel connects, and how.
+struct Server {
+    host: String,
+    port: u16,
+    tls: SmtpTls,
+    credentials: Option<Credentials>,
+}
+
+impl Server {
+    /// A transport that connects to `address` (the host itself, or an
+    /// address it resolved to) and names the host in TLS.
+    fn transport(
+        &self,
+        address: String,
+    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, ChannelError> {
+        let tls_name = || {
+            TlsParameters::new(self.host.clone())
+                .map_err(|_| ChannelError::new("smtp host is not a valid TLS name"))
+        };
+        let tls = match self.tls {
+            SmtpTls::Starttls => Tls::Required(tls_name()?),
+            SmtpTls::Tls => Tls::Wrapper(tls_name()?),
+            SmtpTls::None => Tls::None,
+        };
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(address)
+            .port(self.port)
+            .tls(tls)
+            .timeout(Some(SEND_TIMEOUT));
+        Ok(match &self.credentials {
+            Some(c) => builder.credentials(c.clone()),
+            None => builder,
+        }
+        .build())
+    }
 }
 
 impl SmtpChannel {
     /// Fails when `from` is no e-mail address or `host` no valid TLS name.
     pub fn new(s: SmtpSettings<'_>) -> Result<Self, ChannelError> {
+        Self::reaching(s, outbound::Reach::Anywhere)
+    }
+
+    /// [`SmtpChannel::new`] for a channel of `reach`: for
+    /// [`outbound::Reach::Public`], each send resolves the host once and
+    /// connects only to an address it may reach
+    /// ([`outbound::smtp_address`]), naming the host in TLS.
+    pub fn reaching(s: SmtpSettings<'_>, reach: outbound::Reach) -> Result<Self, ChannelError> {
         let from: Mailbox = s
             .from
             .parse()
             .map_err(|_| ChannelError::new("smtp from address is invalid"))?;
-        let tls_error = |_| ChannelError::new("smtp host is not a valid TLS name");
-        let builder = match s.tls {
-            SmtpTls::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(s.host).map_err(tls_error)?
-            }
-            SmtpTls::Tls => {
-                AsyncSmtpTransport::<Tokio1Executor>::relay(s.host).map_err(tls_error)?
-            }
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host),
-        };
-        let mut builder = builder.port(s.port).timeout(Some(SEND_TIMEOUT));
-        if let Some(username) = s.username {
+        let credentials = s.username.map(|username| {
             let password = s.password.map(|p| p.expose_secret()).unwrap_or_default();
-            builder = builder.credentials(Credentials::new(username.into(), password.into()));
-        }
+            Credentials::new(username.into(), password.into())
+        });
+        let server = Server {
+            host: s.host.to_string(),
+            port: s.port,
+            tls: s.tls,
+            credentials,
+        };
+        let transport = server.transport(s.host.to_string())?;
         Ok(SmtpChannel {
-            transport: builder.build(),
+            transport: (reach == outbound::Reach::Anywhere).then_some(transport),
+            server,
             from,
         })
     }
@@ -207,7 +258,25 @@ impl Channel for SmtpChannel {
             .header(ContentType::TEXT_PLAIN)
             .body(msg.text.clone())
             .map_err(|_| ChannelError::new("could not build the e-mail"))?;
-        match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(email)).await {
+        let checked;
+        let transport = match &self.transport {
+            Some(transport) => transport,
+            None => {
+                let address = (outbound::smtp_address(
+                    &self.server.host,
+                    self.server.port,
+                    outbound::Reach::Public,
+                )
+                .await)
+                    .map_err(|e| match outbound::is_refused(&*e) {
+                        true => ChannelError::new(format!("smtp at /host {}", outbound::Refused)),
+                        false => ChannelError::new("smtp unreachable"),
+                    })?;
+                checked = self.server.transport(address)?;
+                &checked
+            }
+        };
+        match tokio::time::timeout(SEND_TIMEOUT, transport.send(email)).await {
             Ok(Ok(_)) => Ok(Sent::untracked()),
             Ok(Err(e)) => Err(ChannelError::new(describe(&e))),
             Err(_) => Err(ChannelError::new("smtp timed out")),
@@ -380,6 +449,42 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.reason, "smtp unreachable");
+    }
+
+    /// A channel of the operator API names `localhost`'s server: the
+    /// host resolves to loopback, so no connection is made and the send
+    /// fails as refused; a file's channel to the same host delivers.
+    #[tokio::test]
+    async fn a_server_whose_name_resolves_to_loopback_is_not_connected_to_from_an_api_channel() {
+        let (port, task) = fake_smtp("250 2.1.5 ok\r\n").await;
+        let settings = || SmtpSettings {
+            host: "localhost",
+            port,
+            tls: SmtpTls::Starttls,
+            username: Some("gate"),
+            password: None,
+            from: "Chatgate <gate@example.com>",
+        };
+        let api = SmtpChannel::reaching(settings(), outbound::Reach::Public).unwrap();
+        let err = api
+            .send(&message(Some("user@example.org"), None))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason, format!("smtp at /host {}", outbound::Refused));
+        assert!(!task.is_finished(), "the server was never connected to");
+        let file = SmtpChannel::reaching(
+            SmtpSettings {
+                tls: SmtpTls::None,
+                username: None,
+                ..settings()
+            },
+            outbound::Reach::Anywhere,
+        )
+        .unwrap();
+        file.send(&message(Some("user@example.org"), None))
+            .await
+            .unwrap();
+        assert!(task.await.unwrap().data.contains("Your code is 123456."));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
-use super::kind::{BotToken, Kind, KindInfo, Problem, Reach};
+use super::kind::{BotToken, Dial, Goes, Kind, KindInfo, Problem, Reach};
 use super::provider::{post_once, reason};
 use super::{Channel, ChannelError, Message, Sent};
 
@@ -33,6 +33,10 @@ impl Kind for TelegramConfig {
         receipts: false,
         identity_hash: false,
         sms_segments: false,
+        secrets_go: &[Goes {
+            secret: "token",
+            to: &["base_url"],
+        }],
     };
 
     fn shows_text(&self) -> bool {
@@ -51,7 +55,7 @@ impl Kind for TelegramConfig {
         self.0.check("https://api.telegram.org")
     }
 
-    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+    fn sender(&self, Dial { http, .. }: Dial) -> Result<Arc<dyn Channel>, ChannelError> {
         let (base_url, token) = self.0.parts()?;
         Ok(Arc::new(TelegramChannel::new(http, base_url, token)))
     }

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
-use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
+use super::kind::{required, Dial, Goes, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::{post_once, reason};
 use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Report};
@@ -50,6 +50,10 @@ impl Kind for TelegramGatewayConfig {
         receipts: true,
         identity_hash: false,
         sms_segments: false,
+        secrets_go: &[Goes {
+            secret: "token",
+            to: &["base_url"],
+        }],
     };
 
     fn shows_text(&self) -> bool {
@@ -73,7 +77,7 @@ impl Kind for TelegramGatewayConfig {
         Ok(())
     }
 
-    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+    fn sender(&self, Dial { http, .. }: Dial) -> Result<Arc<dyn Channel>, ChannelError> {
         Ok(Arc::new(TelegramGatewayChannel::new(
             http,
             self.base_url.clone(),

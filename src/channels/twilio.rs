@@ -15,7 +15,7 @@ use sha1::Sha1;
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
+use super::kind::{required, Dial, Goes, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::{reason, without_bsuid};
 use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::bsuid::is_bsuid;
@@ -59,6 +59,10 @@ impl Kind for TwilioConfig {
         receipts: true,
         identity_hash: false,
         sms_segments: true,
+        secrets_go: &[Goes {
+            secret: "auth_token",
+            to: &["base_url"],
+        }],
     };
 
     fn shows_text(&self) -> bool {
@@ -96,7 +100,7 @@ impl Kind for TwilioConfig {
         Ok(())
     }
 
-    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+    fn sender(&self, Dial { http, .. }: Dial) -> Result<Arc<dyn Channel>, ChannelError> {
         let channel = TwilioChannel::new(
             http,
             self.base_url.clone(),
@@ -279,12 +283,9 @@ pub(super) async fn post_form(
         .send_traced()
         .await
         // reqwest's error text includes the URL: keep it out.
-        .map_err(|e| {
-            ChannelError::new(if e.is_timeout() {
-                format!("{kind} did not answer in time")
-            } else {
-                format!("{kind} unreachable")
-            })
+        .map_err(|e| match e.is_connect() || e.is_timeout() {
+            true => super::provider::transport_error(kind, &e),
+            false => ChannelError::new(format!("{kind} unreachable")),
         })?;
     let status = response.status();
     // {"sid": "SM...", "status": "queued", ...}, or Twilio's error body:

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
+use super::kind::{required, Dial, Goes, Kind, KindInfo, Problem, Reach, Secret};
 use super::twilio::{check_signature, form_field, post_form};
 use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::challenge::Delivery;
@@ -53,6 +53,10 @@ impl Kind for TwilioVoiceConfig {
         receipts: true,
         identity_hash: false,
         sms_segments: false,
+        secrets_go: &[Goes {
+            secret: "auth_token",
+            to: &["base_url"],
+        }],
     };
 
     fn shows_text(&self) -> bool {
@@ -83,7 +87,7 @@ impl Kind for TwilioVoiceConfig {
         Ok(())
     }
 
-    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+    fn sender(&self, Dial { http, .. }: Dial) -> Result<Arc<dyn Channel>, ChannelError> {
         Ok(Arc::new(TwilioVoiceChannel {
             http,
             base_url: self.base_url.clone(),
@@ -375,7 +379,7 @@ mod tests {
     }
 
     fn sender(cfg: &TwilioVoiceConfig) -> Arc<dyn Channel> {
-        cfg.sender(reqwest::Client::new()).unwrap()
+        cfg.sender(Dial::anywhere(reqwest::Client::new())).unwrap()
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use serde::Serialize;
 use url::Url;
 use uuid::Uuid;
 
-use super::kind::{Kind, KindInfo, Reach, Secret};
+use super::kind::{Dial, Goes, Kind, KindInfo, Reach, Secret};
 use super::{Channel, ChannelError, Message, Purpose, Sent, SEND_TIMEOUT};
 use crate::domain::secrets::{HmacKey, SecretBytes};
 use crate::domain::webhook_sig::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
@@ -26,6 +26,9 @@ pub enum PostFailed {
     TimedOut,
     /// Not reached (refused, no route, TLS, …).
     Unreachable,
+    /// Not connected to: its address is not one the team's reach allows
+    /// ([`crate::outbound::Refused`]).
+    Refused,
     /// Answered, not with a 2xx: the status, and a `Retry-After` in seconds.
     Status(u16, Option<Duration>),
 }
@@ -63,7 +66,9 @@ pub async fn post_signed(
         .await
         // reqwest's error text includes the URL: it is not kept.
         .map_err(|e| {
-            if e.is_timeout() {
+            if crate::outbound::is_refused(&e) {
+                PostFailed::Refused
+            } else if e.is_timeout() {
                 PostFailed::TimedOut
             } else {
                 PostFailed::Unreachable
@@ -109,6 +114,10 @@ impl Kind for WebhookConfig {
         receipts: false,
         identity_hash: false,
         sms_segments: false,
+        secrets_go: &[Goes {
+            secret: "secret",
+            to: &["url"],
+        }],
     };
 
     fn shows_text(&self) -> bool {
@@ -123,7 +132,7 @@ impl Kind for WebhookConfig {
         false
     }
 
-    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+    fn sender(&self, Dial { http, .. }: Dial) -> Result<Arc<dyn Channel>, ChannelError> {
         Ok(Arc::new(WebhookChannel::new(
             http,
             self.url.clone(),
@@ -182,6 +191,9 @@ impl Channel for WebhookChannel {
                 }
                 PostFailed::TimedOut | PostFailed::Unreachable => {
                     ChannelError::new("webhook unreachable")
+                }
+                PostFailed::Refused => {
+                    ChannelError::new(format!("webhook at /url {}", crate::outbound::Refused))
                 }
             })
     }

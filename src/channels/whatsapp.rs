@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
-use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
+use super::kind::{required, Dial, Goes, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::{post_once, reason, without_bsuid};
 use super::{Channel, ChannelError, Message, Refusal, Sent};
 use crate::domain::bsuid::is_bsuid;
@@ -78,6 +78,21 @@ impl Kind for WhatsappConfig {
         receipts: true,
         identity_hash: true,
         sms_segments: false,
+        secrets_go: &[
+            Goes {
+                secret: "token",
+                to: &["base_url"],
+            },
+            // Both check what comes in: neither is ever sent.
+            Goes {
+                secret: "app_secret",
+                to: &[],
+            },
+            Goes {
+                secret: "verify_token",
+                to: &[],
+            },
+        ],
     };
 
     fn shows_text(&self) -> bool {
@@ -113,7 +128,7 @@ impl Kind for WhatsappConfig {
         required("otp_template_language", &self.otp_template_language)
     }
 
-    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+    fn sender(&self, Dial { http, .. }: Dial) -> Result<Arc<dyn Channel>, ChannelError> {
         let channel = WhatsappChannel::new(
             http,
             self.base_url.clone(),

@@ -2,16 +2,20 @@
 //! (docs/operator-api.md#destinations): every string of a body that a URL
 //! parser reads as a URL with a host (as the loaders read it: `http:host`
 //! and `http:\\host` too), and every `host` member (an `smtp` channel's
-//! server), names no loopback, private, link-local or unspecified address
-//! (unless `[operator] allow_private_destinations`), and a URL carries no
-//! credential. A file is not held to these: what a file names, the people
-//! who deploy the gateway chose.
-use std::net::{Ipv4Addr, Ipv6Addr};
+//! server), names no address in a special-purpose registry
+//! ([`crate::outbound::special`]: loopback, private, shared, link-local,
+//! benchmarking, documentation, multicast, reserved …, an IPv6 form that
+//! embeds one) nor `localhost` (unless `[operator]
+//! allow_private_destinations`), and a URL carries no credential. A file
+//! is not held to these: what a file names, the people who deploy the
+//! gateway chose. A name is checked where the gateway connects
+//! (`crate::outbound`), since it can resolve anywhere.
 
 use url::{Host, Url};
 
 use super::form::{escape, FormProblem};
 use super::is_secret_member;
+use crate::outbound::special;
 
 /// The words a query parameter's name holds when it carries a credential
 /// (compared in lowercase).
@@ -93,7 +97,7 @@ fn url_problem(text: &str, allow_private: bool) -> Option<&'static str> {
         return Some("must not carry a credential in its query (a parameter named like a token, key, secret, password, signature or auth): write it in a secret member");
     }
     if !allow_private && beside_the_gateway(&host) {
-        return Some("must not name a loopback, private, link-local or unspecified address, nor localhost ([operator] allow_private_destinations)");
+        return Some(NOT_PUBLIC);
     }
     None
 }
@@ -104,9 +108,7 @@ fn url_problem(text: &str, allow_private: bool) -> Option<&'static str> {
 fn host_problem(text: &str) -> Option<&'static str> {
     let url = Url::parse(&format!("http://{}/", text.trim())).ok()?;
     let host = host_of(&url)?;
-    beside_the_gateway(&host).then_some(
-        "must not name a loopback, private, link-local or unspecified address, nor localhost ([operator] allow_private_destinations)",
-    )
+    beside_the_gateway(&host).then_some(NOT_PUBLIC)
 }
 
 /// The host of `url` as an `http` URL would read it, so that a scheme the
@@ -125,33 +127,20 @@ fn host_of(url: &Url) -> Option<Host<String>> {
     Some(host)
 }
 
+/// What a URL or host that names a service beside the gateway is told.
+const NOT_PUBLIC: &str = "must not name localhost or an address that is not public (loopback, private, shared, link-local, benchmarking, documentation, multicast, reserved, or an IPv6 form of one) ([operator] allow_private_destinations)";
+
 /// Whether `host` names a service beside the gateway: `localhost` (and
-/// its subdomains), or a loopback, private (RFC 1918, RFC 4193),
-/// link-local or unspecified address.
+/// its subdomains), or an address in a special-purpose registry.
 fn beside_the_gateway(host: &Host<String>) -> bool {
     match host {
         Host::Domain(name) => {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             name == "localhost" || name.ends_with(".localhost")
         }
-        Host::Ipv4(ip) => v4_beside(*ip),
-        Host::Ipv6(ip) => v6_beside(*ip),
+        Host::Ipv4(ip) => special((*ip).into()),
+        Host::Ipv6(ip) => special((*ip).into()),
     }
-}
-
-fn v4_beside(ip: Ipv4Addr) -> bool {
-    ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.octets()[0] == 0
-}
-
-fn v6_beside(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return v4_beside(v4);
-    }
-    let first = ip.segments()[0];
-    ip.is_loopback()
-        || ip.is_unspecified()
-        || (first & 0xfe00) == 0xfc00
-        || (first & 0xffc0) == 0xfe80
 }
 
 #[cfg(test)]
@@ -184,6 +173,21 @@ mod tests {
             "http://0x7f.1/",
             "tcp://127.0.0.1:6514",
             "wss://[fc00::2]/",
+            // The special-purpose ranges beyond loopback and private.
+            "http://100.100.100.200/latest/meta-data",
+            "http://198.18.0.1/",
+            "http://192.0.0.170/",
+            "http://192.0.2.1/",
+            "http://224.0.0.1/",
+            "http://255.255.255.255/",
+            "http://240.0.0.1/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:7f00:1::]/",
+            "http://[::127.0.0.1]/",
+            "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+            "http://[ff02::1]/",
+            "http://[fec0::1]/",
             // Spellings the URL parser repairs into the same address.
             "http:127.0.0.1:6379/",
             "http:\\\\10.0.0.1\\",
@@ -198,7 +202,8 @@ mod tests {
             "https://bot.example/events",
             "https://172.32.0.1/",
             "https://8.8.8.8/",
-            "https://[2001:db8::1]/",
+            "https://[2606:4700:4700::1111]/",
+            "https://[64:ff9b::808:808]/",
             "https://localhost.example/",
         ] {
             assert!(!refused(url, false), "{url}");
@@ -253,6 +258,8 @@ mod tests {
             "[::1]",
             "2130706433",
             " 192.168.0.2 ",
+            "100.64.0.1",
+            "[64:ff9b::a00:1]",
         ] {
             let body = json!({"kind": "smtp", "host": host, "port": 6379});
             let problems = api_url_problems(&body, false);

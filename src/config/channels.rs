@@ -21,6 +21,7 @@ use crate::channels::kind::{Reach, SECRET_FIELD};
 use crate::channels::{ChannelKind, Channels, Purpose};
 use crate::domain::settings::TextKey;
 use crate::domain::voice::VoiceText;
+use crate::outbound::{self, Clients};
 
 pub(super) fn load_channel(
     path: &Path,
@@ -261,13 +262,23 @@ pub fn text_in<'a: 'b, 'b>(
 }
 
 impl Config {
-    /// The senders of the configured channels.
-    pub fn senders(&self, http: reqwest::Client) -> Channels {
+    /// The senders of the configured channels, each on the client of its
+    /// reach ([`Config::reach_of`]).
+    pub fn senders(&self, http: &Clients) -> Channels {
         let channels = self.channels.iter().map(|(name, ch)| {
             let used = self.teams.values().any(|t| t.uses_channel(name));
-            (name.as_str(), &ch.kind, used)
+            (name.as_str(), &ch.kind, used, self.reach_of(ch.api))
         });
         Channels::new(channels, http)
+    }
+
+    /// Where the gateway may connect for a team or channel written
+    /// through the operator API (`api`) or kept in a file
+    /// (docs/operator-api.md#destinations).
+    pub fn reach_of(&self, api: bool) -> outbound::Reach {
+        let allow_private =
+            (self.operator.as_deref()).is_some_and(|o| o.allow_private_destinations);
+        outbound::Reach::of(api, allow_private)
     }
 }
 

@@ -63,7 +63,11 @@ pub(super) fn load_number_verification(
     if !(LINK_TTL.0..=LINK_TTL.1).contains(&link_ttl) {
         return Err(err("link_ttl", "must be from \"1m\" to \"30m\""));
     }
-    Ok(NumberVerification { link_ttl, provider })
+    Ok(NumberVerification {
+        link_ttl,
+        provider,
+        reach: crate::outbound::Reach::Anywhere,
+    })
 }
 
 #[cfg(test)]

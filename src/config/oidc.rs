@@ -162,6 +162,7 @@ fn checked_provider(raw: OidcEntry, file: &str, section: &str) -> Result<OidcCon
         acr_values: raw.acr_values,
         backchannel_logout: raw.backchannel_logout,
         ciba: raw.ciba,
+        reach: crate::outbound::Reach::Anywhere,
     })
 }
 
@@ -194,6 +195,7 @@ pub(super) fn load_ssf(table: toml::Table, file: &str) -> Result<SsfConfig, Conf
         jwks_uri,
         audience,
         on_credential_change: raw.on_credential_change,
+        reach: crate::outbound::Reach::Anywhere,
     })
 }
 

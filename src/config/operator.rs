@@ -221,6 +221,7 @@ fn actor(table: toml::Table, file: &str) -> Result<OidcConfig, ConfigError> {
         acr_values: Vec::new(),
         backchannel_logout: false,
         ciba: false,
+        reach: crate::outbound::Reach::Anywhere,
     })
 }
 

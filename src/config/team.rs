@@ -85,6 +85,9 @@ pub struct OidcConfig {
     /// by OpenID Connect CIBA in poll mode
     /// (docs/api.md#approval-in-the-customers-app).
     pub ciba: bool,
+    /// Where its discovery, keys and endpoints may be reached: its
+    /// team's reach (docs/operator-api.md#destinations).
+    pub reach: crate::outbound::Reach,
 }
 
 /// A team's `[console]`: who may act through the agent endpoints
@@ -153,6 +156,8 @@ pub struct SsfConfig {
     pub audience: String,
     /// What a `credential-change` event does.
     pub on_credential_change: OnCredentialChange,
+    /// Where its key set may be fetched from: its team's reach.
+    pub reach: crate::outbound::Reach,
 }
 
 /// What a `credential-change` event does: log the customer out everywhere
@@ -243,6 +248,32 @@ pub struct Team {
 }
 
 impl Team {
+    /// Makes what this team fetches and asks (its identity providers,
+    /// Shared Signals keys, number checks, network verification and
+    /// status lists) connect only where `reach` allows; its webhooks and
+    /// channels are sent on the client of [`super::Config::reach_of`]
+    /// (docs/operator-api.md#destinations).
+    pub fn reaching(&mut self, reach: crate::outbound::Reach) {
+        if let Some(oidc) = &mut self.oidc {
+            oidc.reach = reach;
+        }
+        if let Some(console) = &mut self.console.oidc {
+            console.provider.reach = reach;
+        }
+        if let Some(ssf) = &mut self.ssf {
+            ssf.reach = reach;
+        }
+        if let Some(nc) = &mut self.number_checks {
+            nc.reach = reach;
+        }
+        if let Some(nv) = &mut self.number_verification {
+            nv.reach = reach;
+        }
+        if let Some(wallet) = &mut self.wallet {
+            wallet.reach = reach;
+        }
+    }
+
     /// Does this team send through the channel `name` (in `channels`, as
     /// its `sms_channel`, `email_channel` or `voice_channel`, or as a step of an
     /// `otp.ladder` of its settings)?

@@ -63,7 +63,7 @@ impl Config {
         });
         let inherited = Inherited::new(defaults, secrets, &self.server.public_url);
         let problem = |pointer: String, detail: String| vec![FormProblem { pointer, detail }];
-        let team = team_of_table(table, BODY, &inherited, &self.channels).map_err(|e| {
+        let mut team = team_of_table(table, BODY, &inherited, &self.channels).map_err(|e| {
             // A problem of a layer below the body's (none: those were
             // checked at start-up) names the body as a whole.
             let pointer = if e.file == BODY {
@@ -73,6 +73,7 @@ impl Config {
             };
             problem(pointer, e.problem)
         })?;
+        team.reaching(self.reach_of(true));
         if team.id == self.server.issuer.trim() {
             let detail = "must not be the server's issuer: login tokens and this team's pre-chat assertions would be interchangeable";
             return Err(problem("/id".into(), detail.into()));

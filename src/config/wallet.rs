@@ -41,6 +41,9 @@ pub struct WalletConfig {
     pub link_ttl: Duration,
     /// Whether a credential's Token Status List is checked.
     pub status_lists: bool,
+    /// Where a status list may be fetched from: its team's reach
+    /// (docs/operator-api.md#destinations).
+    pub reach: crate::outbound::Reach,
 }
 
 impl WalletConfig {
@@ -161,6 +164,7 @@ pub(super) fn load_wallet(
         credentials,
         link_ttl,
         status_lists: raw.status_lists.unwrap_or(true),
+        reach: crate::outbound::Reach::Anywhere,
     })
 }
 
@@ -292,6 +296,7 @@ pub fn wallet_for_tests(status_lists: bool) -> WalletConfig {
             },
             claims: vec!["family_name".into(), "birthdate".into()],
         }],
+        reach: crate::outbound::Reach::Anywhere,
         link_ttl: DEFAULT_LINK_TTL,
         status_lists,
     }

@@ -18,6 +18,45 @@ use crate::error::Pointed;
 /// Whether a member of that name holds a secret.
 pub type IsSecret<'a> = &'a dyn Fn(&str) -> bool;
 
+/// Where one secret of a section goes: the members, beside it, that
+/// decide where it is sent (a `token_endpoint`, a `base_url`, an smtp
+/// `host` and `port`). Each channel kind and provider declares one per
+/// secret it takes (docs/operator-api.md#secrets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Goes {
+    /// The secret member.
+    pub secret: &'static str,
+    /// The members that decide where it is sent; none for a secret that
+    /// is never sent (one that checks what comes in).
+    pub to: &'static [&'static str],
+}
+
+/// The secrets of the section at `section` (its kind named by its
+/// member `kind`, when it has one) that `written` keeps as their
+/// `{"hmac"}` read-back while a member that decides where they go
+/// differs from `stored`'s: each a problem at the secret's pointer. A
+/// secret reaches a new destination only when its writer sends it again
+/// (docs/operator-api.md#secrets).
+pub fn moved(
+    written: &Value,
+    stored: &Value,
+    section: &str,
+    kind: Option<&str>,
+    goes: &[Goes],
+) -> Vec<Pointed> {
+    let at = |member: &str| format!("{section}/{}", token(member));
+    let kept_back = |p: &str| (written.pointer(p)).is_some_and(|v| v.get("hmac").is_some());
+    let differs = |member: &&str| written.pointer(&at(member)) != stored.pointer(&at(member));
+    (goes.iter())
+        .filter(|g| kept_back(&at(g.secret)))
+        .filter(|g| g.to.iter().chain(kind.as_slice()).any(differs))
+        .map(|g| Pointed {
+            pointer: at(g.secret),
+            detail: "its destination changed: send the secret again".into(),
+        })
+        .collect()
+}
+
 /// The place a sealed value is bound to: the team's id and the pointer.
 fn place(team: &str, pointer: &str) -> String {
     format!("{team}{pointer}")

@@ -237,8 +237,10 @@ pub async fn confirm_network_link(
 async fn redirect(core: &Core, open: &OpenLink<'_>, now: Timestamp) -> Result<NetworkLinkTarget> {
     let state = states::new_state(open.link.c);
     let (flow, browser_secret) = Flow::begin(open.nv.provider.operator().as_str(), None, now);
+    let http = (verification::client(open.nv.reach))
+        .map_err(|_| Error::internal("network verification has no HTTP client"))?;
     let q = Begin {
-        http: verification::client(),
+        http,
         redirect_uri: &redirect_uri(core, Back::Callback),
         state: &state,
         code_challenge: &s256(&flow.verifier),
@@ -513,7 +515,7 @@ async fn asked(
             .filter(|c| !c.is_empty() && c.len() <= 2048)
             .ok_or(NetworkError("operator: no usable code".into()))?;
         let q = Ask {
-            http: verification::client(),
+            http: verification::client(nv.reach)?,
             code,
             check,
             redirect_uri: &redirect_uri(core, nv.provider.info().back),

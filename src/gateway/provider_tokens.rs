@@ -27,6 +27,7 @@ pub(super) async fn provider_token(
         cache: &oidc.issuer,
         jwks_uri: &meta.jwks_uri,
         issuer: &meta.issuer,
+        reach: oidc.reach,
     };
     let claims = signed_claims(core, &keys, use_, token, now).await?;
     id_token::check_audience(&claims, &oidc.issuer, &oidc.client_id)?;
@@ -154,6 +155,7 @@ pub async fn actor_person_of(
         cache: &oidc.issuer,
         jwks_uri: &meta.jwks_uri,
         issuer: &meta.issuer,
+        reach: oidc.reach,
     };
     let jwk = match core.oidc().key_for(&keys, KeyUse::Actor, &kid, now).await {
         Ok(jwk) => jwk,

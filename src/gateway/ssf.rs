@@ -185,6 +185,7 @@ async fn transmitter_token(
         cache: &cache,
         jwks_uri: &config.jwks_uri,
         issuer: &config.issuer,
+        reach: config.reach,
     };
     super::provider_tokens::signed_claims(core, &keys, KeyUse::Ssf, token, now).await
 }

@@ -539,7 +539,7 @@ problem_responses! {
     E428 = "428", false, "`precondition_required`: a replace or delete without `If-Match`";
     ChannelE409 = "409", false, "`managed_by_file`: the channel is kept in a file; `channel_in_use`: teams written through this API list the channel (`teams`), and a delete, or this replace, would leave them without it";
     OperatorE413 = "413", false, "`payload_too_large`: body over 1 MiB";
-    ConfigE422 = "422", false, "`invalid_config`: the body breaks a rule of a team or channel file, a URL names a loopback, private, link-local or unspecified address (unless `[operator] allow_private_destinations`) or carries a credential, or an `{\"hmac\"}` is not the read-back of the secret stored at its pointer (`errors`: each problem at its JSON pointer); `invalid_request`: a query parameter the operation does not define or a value it does not allow";
+    ConfigE422 = "422", false, "`invalid_config`: the body breaks a rule of a team or channel file, a URL or `host` names `localhost` or an address of a special-purpose registry (loopback, private, shared, link-local, benchmarking, documentation, multicast, reserved, or an IPv6 form of one; unless `[operator] allow_private_destinations`) or carries a credential, or an `{\"hmac\"}` is not the read-back of the secret stored at its pointer, or is sent back while a member that decides where that secret goes changed (`errors`: each problem at its JSON pointer); `invalid_request`: a query parameter the operation does not define or a value it does not allow";
     E503 = "503", false, "`store_unavailable`: the store cannot be reached, or the request took too long; `overloaded`: too many open connections; `draining` (`/readyz` only): the instance is shutting down";
 }
 

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 use uuid::Uuid;
 
+use super::Goes;
 use super::{
     capped, transport, Ask, Back, Begin, Begun, MayReach, NetworkError, NetworkResult, Problem,
     Provider, ProviderInfo, TIMEOUT,
@@ -83,6 +84,10 @@ impl Provider for CamaraConfig {
             "hash_number",
         ],
         back: Back::Callback,
+        secrets_go: &[Goes {
+            secret: "client_secret",
+            to: &["token_endpoint", "verify_url"],
+        }],
     };
 
     type Keys = CamaraKeys;

@@ -24,6 +24,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
+pub use crate::domain::team_secrets::Goes;
+use crate::outbound::{Clients, Reach};
 use crate::time::Timestamp;
 
 pub use camara::CamaraConfig;
@@ -53,6 +55,11 @@ pub struct ProviderInfo {
     pub keys: &'static [&'static str],
     /// How the phone comes back from the provider.
     pub back: Back,
+    /// For each secret it takes, the keys that decide where it (or what
+    /// it signs or buys) is sent: a write through the operator API that
+    /// changes one while keeping the secret as its `{"hmac"}` is refused
+    /// (docs/operator-api.md#secrets).
+    pub secrets_go: &'static [Goes],
 }
 
 /// How a provider's answer comes back through the customer's browser.
@@ -298,18 +305,25 @@ pub struct NumberVerification {
     /// How long a network link stays open.
     pub link_ttl: Duration,
     pub provider: ProviderConfig,
+    /// Where its provider may be reached: its team's reach
+    /// (docs/operator-api.md#destinations).
+    pub reach: Reach,
 }
 
-/// The client every provider call goes through (`answers::client`:
-/// [`TIMEOUT`], no redirect followed, no proxy from the environment).
-pub fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| crate::answers::client(TIMEOUT))
+/// The client every provider call of a team of `reach` goes through
+/// (`answers::client`: [`TIMEOUT`], no redirect followed, no proxy from
+/// the environment); an error where TLS cannot be set up.
+pub fn client(reach: Reach) -> Result<&'static reqwest::Client, NetworkError> {
+    static CLIENTS: OnceLock<Clients> = OnceLock::new();
+    let clients = CLIENTS.get_or_init(|| crate::answers::client(TIMEOUT));
+    clients.of(reach).map_err(|e| NetworkError(e.to_string()))
 }
 
 /// The words of a transport error (reqwest's own text names the URL).
 fn transport(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
+    if crate::outbound::is_refused(e) {
+        crate::outbound::Refused::TEXT
+    } else if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
         "could not connect"

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use uuid::Uuid;
 
+use super::Goes;
 use super::{
     capped, transport, Ask, Back, Begin, Begun, MayReach, NetworkError, NetworkResult, Problem,
     Provider, ProviderInfo, TIMEOUT,
@@ -126,6 +127,10 @@ impl Provider for VonageConfig {
             "hash_number",
         ],
         back: Back::Landing,
+        secrets_go: &[Goes {
+            secret: "private_key",
+            to: &["api_url"],
+        }],
     };
 
     type Keys = VonageKeys;

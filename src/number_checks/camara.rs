@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
+use super::Goes;
 use super::{
     body, by_status, transport, Asked, CheckError, MayReach, Problem, Provider, ProviderInfo,
     Question,
@@ -100,6 +101,15 @@ impl Provider for CamaraConfig {
             "bc_authorize_url",
             "scopes",
         ],
+        secrets_go: &[Goes {
+            secret: "client_secret",
+            to: &[
+                "token_url",
+                "bc_authorize_url",
+                "sim_swap_url",
+                "call_forwarding_url",
+            ],
+        }],
     };
 
     type Keys = CamaraKeys;

@@ -70,7 +70,7 @@ impl Askers {
 /// `configured`.
 pub struct Asking {
     configured: [u8; 32],
-    http: reqwest::Client,
+    http: crate::outbound::Clients,
     cache: Mutex<Kept>,
     token: TokenSlot,
     failing: Failing,
@@ -99,8 +99,15 @@ impl Asking {
         if let Some(answer) = self.cached(nc, &key, now) {
             return answer;
         }
+        let http = match self.http.of(nc.reach) {
+            Ok(http) => http,
+            Err(e) => {
+                let unbuilt = || Err(CheckError(e.to_string()));
+                return self.answered(nc, key, (unbuilt(), forwarding.then(unbuilt)), now);
+            }
+        };
         let question = Question {
-            http: &self.http,
+            http,
             token: &self.token,
             settings: &nc.settings,
             number,
@@ -108,13 +115,25 @@ impl Asking {
             now,
         };
         let asked = tokio::time::timeout(TIMEOUT, nc.provider.ask(&question));
-        let (sim_swap, call_forwarding) = match asked.await {
+        let answers = match asked.await {
             Ok(answers) => answers,
             Err(_) => {
                 let late = || Err(CheckError("no answer within 5 s".into()));
                 (late(), forwarding.then(late))
             }
         };
+        self.answered(nc, key, answers, now)
+    }
+
+    /// What `nc`'s provider answered (`sim_swap`, `call_forwarding`) for
+    /// the number of `key`, counted, logged and kept.
+    fn answered(
+        &self,
+        nc: &NumberChecks,
+        key: ([u8; 32], bool),
+        (sim_swap, call_forwarding): (Asked, Option<Asked>),
+        now: Timestamp,
+    ) -> Answer {
         let error = [Some(&sim_swap), call_forwarding.as_ref()]
             .into_iter()
             .flatten()

@@ -30,6 +30,7 @@ pub use twilio::TwilioConfig;
 
 use crate::answers::{body_capped, Uncapped};
 use crate::domain::number_check::{CheckSettings, Finding, Source};
+pub use crate::domain::team_secrets::Goes;
 use crate::time::Timestamp;
 
 /// The longest a check may take, tokens included: past it the answer is
@@ -57,6 +58,11 @@ pub struct ProviderInfo {
     /// The keys of `[number_checks]` this kind takes besides the settings
     /// every kind shares: a key of another kind is refused by name.
     pub keys: &'static [&'static str],
+    /// For each secret it takes, the keys that decide where it (or the
+    /// token it buys) is sent: a write through the operator API that
+    /// changes one while keeping the secret as its `{"hmac"}` is
+    /// refused (docs/operator-api.md#secrets).
+    pub secrets_go: &'static [Goes],
 }
 
 /// One provider kind: its keys (`Self::Keys`, read with serde, unknown
@@ -194,6 +200,9 @@ pub struct NumberChecks {
     /// The digest of the section as read: state kept for it serves only
     /// the same section.
     fingerprint: [u8; 32],
+    /// Where its provider may be reached: its team's reach
+    /// (docs/operator-api.md#destinations).
+    pub reach: crate::outbound::Reach,
 }
 
 impl std::fmt::Debug for NumberChecks {
@@ -231,6 +240,7 @@ impl NumberChecks {
             cache_for,
             provider,
             fingerprint: Sha256::digest(section.as_bytes()).into(),
+            reach: crate::outbound::Reach::Anywhere,
         }
     }
 
@@ -269,7 +279,9 @@ fn filled(key: &str, v: &Option<String>) -> Result<String, Problem> {
 
 /// The words of a transport error (reqwest's own text names the URL).
 fn transport(what: &str, e: &reqwest::Error) -> CheckError {
-    CheckError(if e.is_timeout() {
+    CheckError(if crate::outbound::is_refused(e) {
+        format!("{what}: {}", crate::outbound::Refused)
+    } else if e.is_timeout() {
         format!("{what}: no answer in time")
     } else if e.is_connect() {
         format!("{what}: unreachable")

@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use super::Goes;
 use super::{
     by_status, transport, verdict_body, Asked, CheckError, MayReach, Problem, Provider,
     ProviderInfo, Question,
@@ -40,6 +41,10 @@ impl Provider for TwilioConfig {
         source: Source::TwilioLookup,
         stored: 't',
         keys: &["account_sid", "auth_token", "base_url"],
+        secrets_go: &[Goes {
+            secret: "auth_token",
+            to: &["base_url"],
+        }],
     };
 
     type Keys = TwilioKeys;

@@ -130,8 +130,7 @@ impl Providers {
         if let Some(details) = req.authorization_details {
             form.push(("authorization_details", details));
         }
-        let res = self
-            .client_post(oidc, endpoint)
+        let res = (self.client_post(oidc, endpoint)?)
             .form(&form)
             .send_traced()
             .await
@@ -172,8 +171,7 @@ impl Providers {
         }
         const WHAT: &str = "token endpoint";
         let endpoint = reachable("token_endpoint", &meta.token_endpoint, &meta.issuer)?;
-        let res = self
-            .client_post(oidc, endpoint)
+        let res = (self.client_post(oidc, endpoint)?)
             .form(&[("grant_type", GRANT_TYPE), ("auth_req_id", &auth_req_id.0)])
             .send_traced()
             .await

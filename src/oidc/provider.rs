@@ -20,6 +20,7 @@ use crate::fared::Failing;
 /// How a provider's background asks (the app challenges' polls) fare, for
 /// its log.
 pub use crate::fared::Fared;
+use crate::outbound::{Clients, Reach};
 use crate::spans::SendTraced;
 use crate::time::Timestamp;
 
@@ -167,6 +168,8 @@ pub struct KeySet<'a> {
     /// Its owner's issuer: a key set on a loopback address only for an
     /// issuer on one ([`reachable`]).
     pub issuer: &'a str,
+    /// Where it may be fetched from: its team's reach.
+    pub reach: Reach,
 }
 
 /// One provider's cached documents.
@@ -228,7 +231,7 @@ impl Cached {
 
 /// The providers of every team, by issuer, with one HTTP client.
 pub struct Providers {
-    pub(super) http: reqwest::Client,
+    pub(super) http: Clients,
     cache: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cached>>>>,
     /// The providers whose polls fail, by issuer (docs/operations.md#logs).
     failing: Failing,
@@ -267,9 +270,9 @@ impl Providers {
         &self,
         what: &str,
         url: &str,
+        reach: Reach,
     ) -> Result<T, OidcError> {
-        let res = self
-            .http
+        let res = (self.http.of(reach).map_err(|e| failed(what, e))?)
             .get(url)
             .timeout(TIMEOUT)
             .send_traced()
@@ -308,7 +311,7 @@ impl Providers {
         );
         let fetched = within(
             "discovery",
-            self.get_json::<MetadataWire>("discovery", &url),
+            self.get_json::<MetadataWire>("discovery", &url, oidc.reach),
         )
         .await
         .and_then(|m| m.checked(&oidc.issuer));
@@ -332,7 +335,7 @@ impl Providers {
             keys: Vec<serde_json::Value>,
         }
         let jwks_uri = reachable("jwks_uri", set.jwks_uri, set.issuer)?;
-        let set: Set = self.get_json("key set", jwks_uri.as_str()).await?;
+        let set: Set = (self.get_json("key set", jwks_uri.as_str(), set.reach)).await?;
         // A key of a kind this gateway does not read (an encryption key of
         // an algorithm unknown here) is skipped, not fatal to the set.
         Ok(set
@@ -413,17 +416,22 @@ impl Providers {
 
     /// A POST to one of the provider's endpoints with the client's
     /// credentials (`client_secret_basic`) that reads JSON.
-    pub(super) fn client_post(&self, oidc: &OidcConfig, url: &Url) -> reqwest::RequestBuilder {
+    pub(super) fn client_post(
+        &self,
+        oidc: &OidcConfig,
+        url: &Url,
+    ) -> Result<reqwest::RequestBuilder, OidcError> {
         // RFC 6749 2.3.1: both are form-encoded before basic auth.
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        self.http
+        let http = self.http.of(oidc.reach).map_err(|e| failed("token", e))?;
+        Ok(http
             .post(url.clone())
             .timeout(TIMEOUT)
             .basic_auth(
                 enc(&oidc.client_id),
                 Some(enc(oidc.client_secret.expose_secret())),
             )
-            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::ACCEPT, "application/json"))
     }
 
     /// Exchanges `code` at the token endpoint (`client_secret_basic`, with
@@ -441,8 +449,7 @@ impl Providers {
             id_token: Option<String>,
         }
         let endpoint = reachable("token_endpoint", &meta.token_endpoint, &meta.issuer)?;
-        let res = self
-            .client_post(oidc, endpoint)
+        let res = (self.client_post(oidc, endpoint)?)
             .form(&[
                 ("grant_type", "authorization_code"),
                 ("code", code),
@@ -471,6 +478,9 @@ impl Providers {
 
 /// A reqwest error without its URL (a query could carry a code).
 pub(super) fn without_url(e: &reqwest::Error) -> String {
+    if crate::outbound::is_refused(e) {
+        return crate::outbound::Refused.to_string();
+    }
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -596,6 +606,7 @@ mod tests {
                 cache: &self.issuer,
                 jwks_uri: &self.jwks_uri,
                 issuer: &self.issuer,
+                reach: Reach::Anywhere,
             }
         }
 
@@ -713,6 +724,7 @@ mod tests {
             cache: &issuer,
             jwks_uri: &jwks_uri,
             issuer: &issuer,
+            reach: Reach::Anywhere,
         };
         // The key set: asked once, then refused at once for 5 s.
         assert!(p.key_for(&set, KeyUse::Login, "a", at(0)).await.is_err());
@@ -735,6 +747,7 @@ mod tests {
             acr_values: Vec::new(),
             backchannel_logout: false,
             ciba: false,
+            reach: Reach::Anywhere,
         };
         assert!(p.metadata(&oidc, at(10)).await.is_err());
         assert_eq!(asked().await, 3);

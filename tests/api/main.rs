@@ -53,6 +53,7 @@ mod operations;
 mod operator_api;
 mod operator_channels;
 mod operator_claims;
+mod operator_destinations;
 mod operator_inputs;
 mod operator_keys;
 mod operator_writes;

@@ -28,7 +28,7 @@ fn strict() -> Setup {
 }
 
 /// The pointers a 422 `invalid_config` names.
-async fn refused_at(res: reqwest::Response) -> Vec<String> {
+pub(crate) async fn refused_at(res: reqwest::Response) -> Vec<String> {
     let p = assert_problem(res, 422, "invalid_config").await;
     let errors = p["errors"].as_array().expect("errors").iter();
     errors

@@ -37,7 +37,7 @@ const GONE_FOR: Duration = Duration::from_secs(24 * 3600);
 /// The sink that sends each team's entries to its `[audit] webhook`.
 pub struct WebhookSink {
     clock: Arc<dyn Clock>,
-    http: reqwest::Client,
+    http: crate::outbound::Clients,
     /// By team, the refusals in a row and when to try again.
     backoff: HashMap<String, Backoff>,
     /// Why the round under way was refused, if it was.
@@ -59,7 +59,7 @@ impl Sink for WebhookSink {
     fn new(_core: &Core, clock: Arc<dyn Clock>) -> Self {
         WebhookSink {
             clock,
-            http: crate::channels::provider::client(POST_TIMEOUT).unwrap_or_default(),
+            http: crate::channels::provider::client_or_none(POST_TIMEOUT),
             backoff: HashMap::new(),
             refused: None,
             failing: Failing::new("the team's audit webhook"),
@@ -108,11 +108,13 @@ impl Sink for WebhookSink {
         lag: &Lag,
     ) -> crate::error::Result<Option<u64>> {
         let gone = self.gone.get(team).map(|(t, _)| t);
-        let Some(hook) =
-            (core.config().team_in(team).or(gone)).and_then(|t| t.audit_webhook.as_ref())
-        else {
+        let Some(owner) = core.config().team_in(team).or(gone) else {
             return Ok(None);
         };
+        let Some(hook) = owner.audit_webhook.as_ref() else {
+            return Ok(None);
+        };
+        let reach = core.config().reach_of(owner.api.is_some());
         let mut taken = None;
         for entry in entries {
             lag.note(team, entry.time.unwrap_or_else(|| self.clock.now()));
@@ -123,20 +125,19 @@ impl Sink for WebhookSink {
                 .unwrap_or_default();
             let body = entry.text.clone().into_bytes();
             let now = self.clock.now();
-            let sent = post_signed(
-                &self.http,
-                &hook.url,
-                &hook.key,
-                id,
-                now,
-                body,
-                POST_TIMEOUT,
-            )
-            .await;
+            let Ok(http) = self.http.of(reach) else {
+                self.refused = Some((crate::outbound::Unbuilt.to_string(), None));
+                break;
+            };
+            let sent = post_signed(http, &hook.url, &hook.key, id, now, body, POST_TIMEOUT).await;
             if let Err(e) = sent {
                 self.refused = Some(match e {
                     PostFailed::TimedOut => ("timed out".to_string(), None),
                     PostFailed::Unreachable => ("unreachable".to_string(), None),
+                    PostFailed::Refused => {
+                        let refused = crate::outbound::Refused;
+                        (format!("/audit/webhook/url {refused}"), None)
+                    }
                     PostFailed::Status(status, after) => (format!("answered HTTP {status}"), after),
                 });
                 break;

@@ -127,19 +127,19 @@ async fn begin_check(
 ) -> Result<NetworkLinkTarget> {
     let landing = redirect_uri(core, Back::Landing);
     let number = open.number.as_deref().unwrap_or_default();
-    let q = Begin {
-        http: verification::client(),
-        redirect_uri: &landing,
-        state,
-        code_challenge: "",
-        number,
-        left: open.confirm.left,
-        now,
-    };
     let ask = async {
         if number.is_empty() {
             return Err(NetworkError("no number on file".into()));
         }
+        let q = Begin {
+            http: verification::client(open.nv.reach)?,
+            redirect_uri: &landing,
+            state,
+            code_challenge: "",
+            number,
+            left: open.confirm.left,
+            now,
+        };
         match open.nv.provider.begin(&q).await? {
             Begun::Check { id, url, runs } => Ok(Check {
                 id,

@@ -15,7 +15,9 @@ use super::forms::{
 };
 use super::kept;
 use super::teams;
-use crate::config::{ChannelConfig, Config, ConfigError, ConfigPrint, FormProblem, Team};
+use crate::config::{
+    channel_secrets_moved, ChannelConfig, Config, ConfigError, ConfigPrint, FormProblem, Team,
+};
 use crate::domain::audit::{Acting, Actor};
 use crate::domain::secrets_cipher::Salts;
 use crate::error::{Error, Result};
@@ -128,7 +130,7 @@ fn channel_of(
 ) -> Result<(ChannelConfig, Value, Salts)> {
     let place = channel_place(w.id);
     let op = operator(config)?;
-    let (body, salts) = written_body(op, w, "name", &place, stored)?;
+    let (body, salts) = written_body(op, w, ("name", &place), stored, channel_secrets_moved)?;
     let mut channel = built(op, &body, config.channel_of_json(&body, &salts))?;
     channel.api = true;
     channel.modified = Some(now);

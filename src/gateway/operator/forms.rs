@@ -109,16 +109,23 @@ pub(super) fn salts_of_edit(body: &Value, opened: &Value, edited: &Value) -> Sal
     team_secrets::salts_of_edit(edited, &is_secret_member, &kept)
 }
 
+/// Which secrets a written body keeps though where they go changed from
+/// the stored body's (`config::team_secrets_moved`,
+/// `config::channel_secrets_moved`).
+pub(super) type Moved = fn(&Value, &Value) -> Vec<Pointed>;
+
 /// The body `w` writes over what `stored` (sealed at `place`) keeps, and
 /// the salts of its secrets: its `member` (`id`, `name`) the path's, each
 /// `{"hmac"}` replaced by the secret stored at its pointer whose
-/// read-back it is (422 at its pointer for any other).
+/// read-back it is (422 at its pointer for any other), and none kept
+/// where a member that decides where it goes changed (`moved`: 422 at
+/// the secret, docs/operator-api.md#secrets).
 pub(super) fn written_body(
     op: &OperatorConfig,
     w: &Write<'_>,
-    member: &str,
-    place: &str,
+    (member, place): (&str, &str),
     stored: &Loaded<StoredApiForm>,
+    moved: Moved,
 ) -> Result<(Value, Salts)> {
     if (w.body.get(member).and_then(Value::as_str)).is_some_and(|b| b != w.id) {
         return Err(Error::InvalidConfig(vec![Pointed {
@@ -126,16 +133,28 @@ pub(super) fn written_body(
             detail: format!("is not the {member} of the path"),
         }]));
     }
-    let (secrets, salts) = match &stored.value {
-        Some(StoredApiForm::V1 { body, .. }) => kept_secrets(op, place, body)?,
+    let ((secrets, salts), mut moved) = match &stored.value {
+        Some(StoredApiForm::V1 { body, .. }) => {
+            (kept_secrets(op, place, body)?, moved(w.body, body))
+        }
         None => Default::default(),
     };
+    moved.sort_by(|a, b| a.pointer.cmp(&b.pointer));
     let kept = team_secrets::Kept {
         secrets: &secrets,
         salts: &salts,
     };
     let read_back = |p: &str, salt: Option<&Salt>, v: &str| op.secrets.read_back(place, p, salt, v);
-    team_secrets::keep(w.body, &is_secret_member, &kept, &read_back).map_err(Error::InvalidConfig)
+    match team_secrets::keep(w.body, &is_secret_member, &kept, &read_back) {
+        Ok(written) if moved.is_empty() => Ok(written),
+        Ok(_) => Err(Error::InvalidConfig(moved)),
+        Err(mut problems) => {
+            problems.extend(moved);
+            problems.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+            problems.dedup_by(|a, b| a.pointer == b.pointer);
+            Err(Error::InvalidConfig(problems))
+        }
+    }
 }
 
 /// What `build` made of `body`, a write's body with its secrets kept, or

@@ -14,7 +14,7 @@ use super::forms::{
     Conditions, Write,
 };
 use super::{claims, index};
-use crate::config::{Config, ConfigPrint, Team};
+use crate::config::{team_secrets_moved, Config, ConfigPrint, Team};
 use crate::domain::audit::Acting;
 use crate::domain::secrets_cipher::Salts;
 use crate::error::{Error, Result};
@@ -94,7 +94,7 @@ fn decide_write(
         return Ok(Step::Answer(None));
     }
     let op = operator(config)?;
-    let (body, salts) = written_body(op, w, "id", w.id, &stored)?;
+    let (body, salts) = written_body(op, w, ("id", w.id), &stored, team_secrets_moved)?;
     let mut team = built(op, &body, config.team_of_json(&body, &salts))?;
     team.keyspace = tenant.keyspace.clone();
     let created = stored.value.is_none();

@@ -33,7 +33,7 @@ pub(super) async fn credential_status(
     };
     result_of(
         core.status_lists()
-            .status(reference, &wallet.trusted, now)
+            .status(reference, &wallet.trusted, wallet.reach, now)
             .await,
     )
 }

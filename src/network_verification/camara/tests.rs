@@ -121,7 +121,13 @@ async fn the_verify_answer_is_json_declared_so_with_no_member_twice() {
             )
             .mount(&op)
             .await;
-        let read = verify(&nv, client(), "at-1", "+447400123456").await;
+        let read = verify(
+            &nv,
+            client(crate::outbound::Reach::Anywhere).unwrap(),
+            "at-1",
+            "+447400123456",
+        )
+        .await;
         match verified {
             true => assert_eq!(read.ok(), Some(NetworkResult::Verified), "{body}"),
             false => assert!(read.is_err(), "{content_type} {body}: {read:?}"),

@@ -47,7 +47,7 @@ async fn a_start_is_one_silent_auth_step_signed_by_the_application() {
         .await;
     let nv = vonage(&api.uri());
     let q = Begin {
-        http: client(),
+        http: client(crate::outbound::Reach::Anywhere).unwrap(),
         redirect_uri: "https://gateway.example/n/landing",
         state: "",
         code_challenge: "",
@@ -93,7 +93,7 @@ async fn a_start_that_is_not_202_with_a_request_is_an_error() {
     let api = MockServer::start().await;
     let nv = vonage(&api.uri());
     let q = Begin {
-        http: client(),
+        http: client(crate::outbound::Reach::Anywhere).unwrap(),
         redirect_uri: "https://gateway.example/n/landing",
         state: "",
         code_challenge: "",
@@ -199,7 +199,7 @@ async fn the_code_is_checked_with_vonage_for_its_request() {
         .await;
     let nv = vonage(&api.uri());
     let ask = |check| Ask {
-        http: client(),
+        http: client(crate::outbound::Reach::Anywhere).unwrap(),
         code: "si-code",
         check,
         redirect_uri: "",

@@ -12,6 +12,7 @@ use crate::config::{Team, TeamWebhook};
 use crate::error::Result;
 use crate::events::Event;
 use crate::gateway::core::Core;
+use crate::outbound::{Refused, Unbuilt};
 use crate::time::Timestamp;
 
 /// Why a delivery did not succeed.
@@ -35,7 +36,7 @@ fn receiver(team: &Team, kind: &'static str, name: &str) -> Receiver {
 /// POSTs `event` to the team's webhook, signed with its secret;
 /// `webhook-id` is the event id on every attempt, the timestamp fresh.
 async fn post_event(
-    http: &reqwest::Client,
+    http: Result<&reqwest::Client, Unbuilt>,
     hook: &TeamWebhook,
     event: &Event,
     now: Timestamp,
@@ -48,10 +49,12 @@ async fn post_event(
     let body =
         serde_json::to_vec(event).map_err(|_| failed("could not encode the event".into(), None))?;
     let id = event.id.to_string();
+    let http = http.map_err(|e| failed(e.to_string(), None))?;
     let sent = post_signed(http, &hook.url, &hook.key, &id, now, body, WEBHOOK_TIMEOUT).await;
     sent.map_err(|e| match e {
         PostFailed::TimedOut => failed("timed out".into(), None),
         PostFailed::Unreachable => failed("unreachable".into(), None),
+        PostFailed::Refused => failed(format!("/webhook/url {Refused}"), None),
         PostFailed::Status(status, retry_after) => {
             failed(format!("answered HTTP {status}"), retry_after)
         }
@@ -122,7 +125,13 @@ async fn deliver(
 ) -> Result<(), Failed> {
     match &item.task {
         Task::Event { event, .. } => match &team.webhook {
-            Some(hook) => post_event(&core.outbox.http, hook, event, now).await,
+            Some(hook) => {
+                let http = core
+                    .outbox
+                    .http
+                    .of(core.config().reach_of(team.api.is_some()));
+                post_event(http, hook, event, now).await
+            }
             None => Ok(()),
         },
         Task::Notice {

@@ -77,7 +77,7 @@ pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// has just written, kept for it ([`Kept`]).
 pub struct Outbox {
     bells: Mutex<HashMap<String, Arc<watch::Sender<u64>>>>,
-    http: reqwest::Client,
+    http: crate::outbound::Clients,
     kept: Kept,
     health: health::Health,
     /// Items this instance's commits wrote, handed to its team's loop
@@ -198,7 +198,7 @@ impl Default for Outbox {
 impl Outbox {
     pub fn new() -> Self {
         // Fails only where start-up's own client was refused already.
-        let http = crate::channels::provider::client(WEBHOOK_TIMEOUT).unwrap_or_default();
+        let http = crate::channels::provider::client_or_none(WEBHOOK_TIMEOUT);
         Outbox {
             bells: Mutex::default(),
             http,
