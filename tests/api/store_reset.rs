@@ -446,7 +446,8 @@ async fn every_trail_marks_a_store_reset_before_a_restarted_instance_writes() {
 /// before the running instance noticed (its watch reads every 2 s):
 /// it finds no node marker and holds its start-up `config.changed`
 /// until the running instance recorded `audit.trail_reset` (reason
-/// `store_reset`) as the trail's first entry (docs/audit.md#resets).
+/// `store_reset`) as the trail's first entry (docs/audit.md#resets); a
+/// request it answers meanwhile has its entry after both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_right_after_a_store_reset_writes_after_the_reset_entry() {
     let Some((app, keys)) = gateway_with_markers().await else {
@@ -467,12 +468,55 @@ async fn a_restart_right_after_a_store_reset_writes_after_the_reset_entry() {
         ..Setup::default()
     };
     let again = spawn_beside(&app, setup).await;
-    let trail = writes::entries(&again, "acme").await;
-    let actions: Vec<&Value> = trail.iter().map(|e| &e["action"]).collect();
+    let (trail, actions) = read_then_trail(&again).await;
     assert_eq!(trail[0]["action"], "audit.trail_reset", "{actions:?}");
     assert_eq!(trail[0]["detail"]["reason"], "store_reset", "{trail:?}");
     assert_eq!(trail[0]["detail"]["previous_seq"], before, "{trail:?}");
     assert_eq!(trail[0]["seq"], 1);
     assert_eq!(trail[1]["action"], "config.changed", "{actions:?}");
     assert_eq!(trail[1]["detail"]["source"], "start", "{trail:?}");
+    assert_eq!(trail[2]["action"], "audit.read", "{actions:?}");
+}
+
+/// `GET /v1/audit` as acme's admin on `app` (an entry of its own), then
+/// acme's trail as stored, and its actions.
+async fn read_then_trail(app: &TestApp) -> (Vec<Value>, Vec<String>) {
+    let res = app
+        .request(reqwest::Method::GET, "/v1/audit", Some(&app.keys.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let trail = writes::entries(app, "acme").await;
+    let actions = trail
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default().to_string());
+    let actions = actions.collect();
+    (trail, actions)
+}
+
+/// A start on a new store (a key prefix nothing ever used) holds its
+/// first audit entries, not its listener: it answers `/readyz` 200 with
+/// nothing yet in a trail, and the first request's entry comes after the
+/// start's `config.changed` (docs/audit.md#resets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_on_a_new_store_is_ready_before_its_first_entries() {
+    let setup = Setup {
+        fresh_store_wait: Some(Duration::from_secs(8)),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(Backend::Redis, setup).await else {
+        return;
+    };
+    let res = app
+        .request(reqwest::Method::GET, "/readyz", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(writes::entries(&app, "acme").await, Vec::<Value>::new());
+
+    let (trail, actions) = read_then_trail(&app).await;
+    assert_eq!(actions, ["config.changed", "audit.read"], "{trail:?}");
+    assert_eq!(trail[0]["detail"]["source"], "start", "{trail:?}");
 }
