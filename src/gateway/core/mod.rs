@@ -19,7 +19,7 @@ pub(super) mod writes;
 
 use std::sync::Arc;
 
-pub use live::Live;
+pub use live::{Departed, Live};
 pub use outbox::{
     left as outbox_left, Dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH,
 };
