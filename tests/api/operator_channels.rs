@@ -562,6 +562,43 @@ async fn starts_with_the_channel_and_its_key(a: &TestApp) {
     assert!(e.contains("\"newsms\"") && e.contains("\"k1\""), "{e}");
 }
 
+/// The `ETag` `GET /v1/channels` lists for channel `name`, if it lists it.
+async fn listed_etag(app: &TestApp, name: &str) -> Option<String> {
+    let page = app.get_json("/v1/channels?limit=500", Some(OPS)).await;
+    let channels = page["channels"].as_array().unwrap().iter();
+    let mut found = channels.filter(|c| c["name"] == name);
+    found
+        .next()
+        .map(|c| c["etag"].as_str().unwrap().to_string())
+}
+
+/// Two instances on one Redis: right after a channel is created or
+/// replaced on one, the other lists the `ETag` the store keeps, as its
+/// read answers it, whether or not it has that version in force yet
+/// (docs/operator-api.md#concurrency); deleted, it is no longer listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_list_answers_the_stored_etag_on_every_instance_at_once() {
+    let Some(a) = spawn_with(Backend::Redis, with_operator()).await else {
+        return;
+    };
+    let b = spawn_beside(&a, with_operator()).await;
+    let first = create(&b, "newsms").await;
+    assert_eq!(listed_etag(&a, "newsms").await, Some(first.clone()));
+    let mut body = new_sms("newsms");
+    body["from"] = json!("+15550007778");
+    let res = put(&b, &at("newsms"), &[("If-Match", &first)], Some(&body)).await;
+    assert_eq!(res.status(), 200);
+    let now = etag_of(&res);
+    assert_ne!(now, first);
+    assert_eq!(read(&a, "newsms").await.0, now);
+    assert_eq!(listed_etag(&a, "newsms").await, Some(now.clone()));
+    let res = delete(&b, "newsms", &[("If-Match", &now)]).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(listed_etag(&a, "newsms").await, None);
+    assert!(listed_etag(&a, "sms").await.is_some());
+    b.stop_keeping_keys().await;
+}
+
 /// Two instances on one Redis: a channel written on one is in force on
 /// the other within 2 s, a team there may list it, and deleted it is gone
 /// there within 2 s.

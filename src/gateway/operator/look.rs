@@ -588,15 +588,20 @@ pub struct StoredRead {
 
 impl StoredRead {
     /// The stored form as a read shows it, its secrets read back: what
-    /// is answered where no version of it is in force (one left out).
-    pub fn form(&self, core: &Core) -> Result<serde_json::Value> {
+    /// is answered where no version of it is in force (one left out). A
+    /// secret that does not open with this gateway's `secrets_keys` reads
+    /// as `null` (sent back so, the write is refused at its pointer), and
+    /// the stored one is refused: why, by pointer and never by value.
+    pub fn form(&self, core: &Core) -> Result<(serde_json::Value, Option<String>)> {
         let op = operator(core.config())?;
-        let opened = super::forms::opened(op, &self.place, &self.body)?;
+        let (opened, refused) =
+            team_secrets::open_each(&self.body, &self.place, &is_secret_member, &op.secrets);
         let salts = team_secrets::salts_of(&self.body, &is_secret_member);
         let read_back = |pointer: &str, v: &str| {
             (op.secrets).read_back(&self.place, pointer, salts.get(pointer), v)
         };
-        Ok(read_back_secrets(&opened, "", false, &read_back))
+        let refused = refused.map(|(pointer, e)| format!("{pointer}: {e}"));
+        Ok((read_back_secrets(&opened, "", false, &read_back), refused))
     }
 }
 
@@ -647,4 +652,48 @@ fn read_back_secrets(
         ),
         other => other.clone(),
     }
+}
+
+/// The quoted `ETag` of every API team the store's index lists, by id:
+/// what a list answers, as each read does, whether or not that version
+/// is in force here (docs/operator-api.md#concurrency). Every part of the
+/// index, [`index::read_parts`]'s calls.
+pub async fn stored_team_etags(core: &Core) -> Result<BTreeMap<String, String>> {
+    let parts = index::read_parts(core, &index::every_part()).await?;
+    let teams = parts.into_iter().flat_map(|(_, teams)| teams);
+    Ok(teams
+        .map(|(id, indexed)| (id, etag_indexed(&indexed)))
+        .collect())
+}
+
+/// The quoted `ETag` of every API channel the store's index lists, by
+/// name (one read).
+pub async fn stored_channel_etags(core: &Core) -> Result<BTreeMap<String, String>> {
+    let index = super::kept::digests::<super::channels::Channels>(core).await?;
+    Ok(index
+        .into_iter()
+        .map(|(name, indexed)| (name, etag_indexed(&indexed)))
+        .collect())
+}
+
+/// The quoted `ETag` of what an index keeps (its digest, and after a `~`
+/// an incarnation, `index::indexed_as`).
+fn etag_indexed(indexed: &str) -> String {
+    let digest = indexed
+        .split_once('~')
+        .map_or(indexed, |(digest, _)| digest);
+    format!("\"{digest}\"")
+}
+
+/// When each of `names` (resources `R`) was written, as the store keeps
+/// them (one read): `None` for one it does not hold.
+pub async fn stored_times<R: Resource>(
+    core: &Core,
+    names: &[&str],
+) -> Result<Vec<Option<crate::time::Timestamp>>> {
+    let stored = stored_forms(core, names, R::store_key).await?;
+    Ok(stored
+        .into_iter()
+        .map(|s| s.map(|StoredApiForm::V1 { at, .. }| at))
+        .collect())
 }
