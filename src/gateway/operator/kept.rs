@@ -147,6 +147,11 @@ impl Registered {
         }
     }
 
+    /// `config` with the ones of the operator API named `gone` taken out.
+    pub fn take_out(&self, config: &Config, gone: &[String]) -> Result<Config, ConfigError> {
+        (self.take_out)(config, gone)
+    }
+
     /// Into `changes`: the stored forms `read` (name, form; `None`: not
     /// stored, then gone) built against `config`, or refused, each with why.
     pub fn build(&self, config: &Config, read: Read, changes: &mut KeptChanges, stops: &mut Stops) {

@@ -110,6 +110,9 @@ pub struct Changes {
     /// The stored forms of `teams`, as the store keeps them (sealed): what
     /// a store reset writes back (those of the kept ones are in `kept`).
     pub forms: Held,
+    /// Kept ones deleted that stay in force for the API teams in force
+    /// that still list them (`"channel"`…, the name, which teams).
+    pub still_listed: Vec<(&'static str, String, String)>,
 }
 
 /// The stored forms (sealed) of the API teams and kept resources an
@@ -473,7 +476,10 @@ fn keep_listed(in_force: &Config, changes: &mut Changes) {
         }
         let what = k.of.what;
         for name in &kept {
-            tracing::error!(resource = what, name = %name, "an API {what} deleted is still listed by an API team in force; it stays until that team changes");
+            let listing = staying.iter().filter(|t| (k.of.listed_by)(t, name));
+            let listing: Vec<&str> = listing.map(|t| t.id.as_str()).collect();
+            let why = format!("the API teams {} still list it", listing.join(", "));
+            changes.still_listed.push((what, name.clone(), why));
         }
         k.gone = gone;
         // Known as something no index holds: looked at again at the next
@@ -557,6 +563,27 @@ fn team_of_record(
     team.api = Some(digest);
     team.modified = Some(at);
     Ok(team)
+}
+
+/// `config` without the kept ones of the operator API it has in force
+/// that the store no longer indexes (deleted, though a team in force
+/// still listed them): what a reload builds the stored teams against, as
+/// a start does, so that a team listing one is refused there as on
+/// every instance that starts (docs/operator-api.md#every-instance-at-once).
+pub async fn without_unindexed(core: &Core, config: Config) -> Result<Config> {
+    let (indexes, _) = indexes_and_generation(core).await?;
+    let mut config = config;
+    for (k, index) in KEPT.iter().zip(&indexes) {
+        let in_force = (k.in_force)(&config);
+        let gone: Vec<String> = (in_force.into_keys())
+            .filter(|name| !index.contains_key(name))
+            .collect();
+        if !gone.is_empty() {
+            config = (k.take_out(&config, &gone))
+                .map_err(|e| crate::error::Error::internal_from("API channels taken out", e))?;
+        }
+    }
+    Ok(config)
 }
 
 /// `config` with the kept ones of `held` that can be put in force in it
