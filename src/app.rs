@@ -36,9 +36,10 @@ pub struct Options {
     pub channels: Option<Channels>,
     /// Keep-alive interval of the live event stream; defaults to 15 s.
     pub sse_keep_alive: Option<std::time::Duration>,
-    /// How long a start on a store without its node markers waits before
-    /// its first audit entries; defaults to `store_epoch::FRESH_START_WAIT`
-    /// on Redis, none on a memory store (docs/audit.md#resets).
+    /// How long a start on a store without its node markers holds its
+    /// first audit entries (not its listener); defaults to
+    /// `store_epoch::FRESH_START_WAIT` on Redis, none on a memory store
+    /// (docs/audit.md#resets).
     pub fresh_store_wait: Option<std::time::Duration>,
 }
 
@@ -87,12 +88,11 @@ impl App {
         crate::telemetry::register_config(&config);
         let router = crate::http::router(Arc::clone(&gateway), &lasting);
         let routes: Routes = Arc::new(arc_swap::ArcSwap::from_pointee(router));
-        // Recorded before the first request: a team's trail shows the
+        // Recorded before any other entry: a team's trail shows the
         // configuration in force for everything after it.
         let fresh_wait = opts.fresh_store_wait;
-        crate::gateway::store_epoch::hold_a_start_on_an_empty_store(&gateway, fresh_wait).await;
-        let started = clock.now();
-        crate::gateway::audit::record_configuration(&gateway, ConfigSource::Start, started).await;
+        crate::gateway::store_epoch::record_the_start(&gateway, fresh_wait, Arc::clone(&clock))
+            .await;
         let live = Live::new(gateway);
         let bell = lasting.operator_bell();
         let putting = Arc::new(Putting {

@@ -163,6 +163,33 @@ pub fn open(
     map_secrets(stored, "", false, is_secret, &mut f)
 }
 
+/// A stored form's secrets opened where they open, each that does not
+/// (sealed for another place, under another key) `null`; with the
+/// pointer of the first that does not and why.
+pub fn open_each(
+    stored: &Value,
+    team: &str,
+    is_secret: IsSecret<'_>,
+    cipher: &SecretsCipher,
+) -> (Value, Option<(String, OpenError)>) {
+    let mut first = None;
+    let mut f = |pointer: &str, v: &Value| -> Result<Value, ()> {
+        let opened = match v.as_str() {
+            Some(sealed) => cipher.open(&place(team, pointer), sealed),
+            None => Err(OpenError::Malformed),
+        };
+        Ok(match opened {
+            Ok(opened) => Value::String(opened.expose_secret().to_string()),
+            Err(e) => {
+                first.get_or_insert((pointer.to_string(), e));
+                Value::Null
+            }
+        })
+    };
+    let opened = map_secrets(stored, "", false, is_secret, &mut f).unwrap_or(Value::Null);
+    (opened, first)
+}
+
 /// Every secret string of an opened body, by pointer.
 pub fn secrets_at(body: &Value, is_secret: IsSecret<'_>) -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();

@@ -26,6 +26,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::audit::ConfigSource;
 use super::core::epochs::{self, Seen};
 use super::records::{Loaded, StoredEpoch};
 use super::Core;
@@ -52,32 +53,47 @@ const RENEW_EVERY: Duration = Duration::from_secs(3_600);
 /// docs/decisions/0489-a-start-on-an-empty-store-lets-the-reset-be-recorded-first.md).
 pub const FRESH_START_WAIT: Duration = Duration::from_secs(3);
 
-/// At start, before the first audit entry: waits `wait` (by default
+/// At start, before the first request: records the configuration in
+/// force (`config.changed`, docs/audit.md#configuration-changes) as this
+/// process's first audit entries. At once when the store has all its node
+/// markers, `wait` is zero, or the store does not answer (its outage is
+/// for the store's own log and the start's reads to tell). Else (a new
+/// store, or one come back empty) after `wait` — by default
 /// [`FRESH_START_WAIT`] on Redis, none on a memory store, which is this
-/// process's alone: no instance knew its trails) when the store lacks one
-/// of its node markers; at once when they are all there, `wait` is zero,
-/// or the store does not answer (its outage is for the store's own log
-/// and the start's reads to tell).
-pub async fn hold_a_start_on_an_empty_store(core: &Core, wait: Option<Duration>) {
+/// process's alone: no instance knew its trails — in the background: the
+/// start goes on and serves, and every other audit entry of this process
+/// waits for the start's (`core::trail::FirstEntries`), so that a team's
+/// trail still shows a running instance's `audit.trail_reset`, then the
+/// configuration in force, then what requests did.
+pub async fn record_the_start(core: &Arc<Core>, wait: Option<Duration>, clock: Arc<dyn Clock>) {
     let wait = wait.unwrap_or(match core.config().store.backend {
         crate::config::StoreBackend::Memory => Duration::ZERO,
         crate::config::StoreBackend::Redis => FRESH_START_WAIT,
     });
-    if wait.is_zero() {
-        return;
-    }
-    let markers = core.node_markers().await;
-    let Ok(read) = core.get(&markers).await else {
-        return;
-    };
-    if read.iter().all(Option::is_some) {
-        return;
+    if wait.is_zero() || !lacks_a_node_marker(core).await {
+        let now = clock.now();
+        return super::audit::record_configuration(core, ConfigSource::Start, now).await;
     }
     tracing::info!(
         wait_ms = wait.as_millis() as u64,
         "the store has no node marker (new, or come back empty): the first audit entries wait for a running instance to record the reset"
     );
-    tokio::time::sleep(wait).await;
+    core.first_entries().hold();
+    let core = Arc::clone(core);
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        let recording = super::audit::record_configuration(&core, ConfigSource::Start, clock.now());
+        super::core::trail::as_the_start(recording).await;
+        core.first_entries().release();
+    });
+}
+
+/// Whether the store answers without one of its node markers.
+async fn lacks_a_node_marker(core: &Core) -> bool {
+    let markers = core.node_markers().await;
+    core.get(&markers)
+        .await
+        .is_ok_and(|read| !read.iter().all(Option::is_some))
 }
 
 /// The detail of the refusal.

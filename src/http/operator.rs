@@ -1,7 +1,9 @@
 //! The operator API's reads (docs/operator-api.md): the teams and channels
-//! in force, listed by id and read as the JSON form of their files, each
-//! with its `ETag` (the digest its `config.changed` entries carry) and its
-//! source. Writes are `operator_writes.rs`.
+//! listed by id and read as the JSON form of their files, each with its
+//! `ETag` (the digest its `config.changed` entries carry; for one of the
+//! API, the one the store keeps) and its source. Writes are `operator_writes.rs`.
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,12 +20,17 @@ use super::AppState;
 use crate::config::ConfigPrint;
 use crate::error::{Error, Result};
 use crate::gateway::operator::channels::Channels;
+use crate::gateway::operator::look;
 use crate::gateway::operator::resource::Resource;
 use crate::gateway::operator::teams::Teams;
 use crate::time::Timestamp;
 
 /// The header that says where a team or channel is kept.
 pub const SOURCE_HEADER: &str = "chatgate-source";
+
+/// The header of a read of a stored team or channel no instance can put in
+/// force as it is (a secret that does not open here): why, by pointer.
+pub const REFUSED_HEADER: &str = "chatgate-refused";
 
 /// The largest page of a list, and the default.
 const MAX_LIMIT: usize = 500;
@@ -153,7 +160,8 @@ fn page<'a, T>(
     (page.into_iter().map(|(_, t)| t).collect(), next)
 }
 
-/// The teams in force, by id (operator, operator_read).
+/// The teams, by id (operator, operator_read): those in force, each API
+/// team with the `ETag` the store keeps, as a read answers it.
 #[utoipa::path(get, path = "/v1/teams", operation_id = "list_teams", tag = "operator", security(("api_key" = [])),
     params(ListParams),
     responses((status = 200, body = TeamPage), ApiKeyErrors, E400, E403, E404, E422))]
@@ -163,25 +171,96 @@ async fn list_teams(
     QueryParams(q): QueryParams<ListParams>,
 ) -> Result<Json<TeamPage>> {
     let (limit, cursor) = q.read()?;
+    let stored = look::stored_team_etags(&st.gateway).await;
     let config = st.gateway.config();
-    let items = config.teams.iter().map(|(id, t)| {
-        let item = TeamItem {
-            id: id.clone(),
-            source: Source::of(t),
-            etag: team_etag(t),
-            updated_at: t.modified,
-        };
-        (id, item)
+    let in_force = config.teams.iter().map(|(id, t)| Row {
+        name: id.clone(),
+        source: Source::of(t),
+        etag: team_etag(t),
+        updated_at: t.modified,
     });
-    let (teams, next_cursor) = page(items, limit, cursor);
+    let (rows, next_cursor) = listed::<Teams>(&st, in_force, stored, limit, cursor).await?;
+    let teams = rows
+        .into_iter()
+        .map(|r| TeamItem {
+            id: r.name,
+            source: r.source,
+            etag: r.etag,
+            updated_at: r.updated_at,
+        })
+        .collect();
     Ok(Json(TeamPage { teams, next_cursor }))
+}
+
+/// One team or channel of a list.
+struct Row {
+    name: String,
+    source: Source,
+    etag: String,
+    updated_at: Option<Timestamp>,
+}
+
+/// A page of resources `R`: those `in_force` here, each of the API with
+/// the `ETag` the store's index lists, `stored` (docs/operator-api.md#concurrency:
+/// every read, on every instance, answers the stored version), an API one
+/// the store no longer holds left out and one it holds that is not in
+/// force here added; a store that does not answer leaves the ones in
+/// force, as this instance serves them (as [`api_read`]).
+async fn listed<R: Resource>(
+    st: &AppState,
+    in_force: impl Iterator<Item = Row>,
+    stored: Result<BTreeMap<String, String>>,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<(Vec<Row>, Option<String>)> {
+    let stored = match stored {
+        Ok(stored) => Some(stored),
+        Err(Error::StoreUnavailable) => None,
+        Err(e) => return Err(e),
+    };
+    let mut rows: BTreeMap<String, (Row, bool)> = BTreeMap::new();
+    for mut row in in_force {
+        let kept = stored
+            .as_ref()
+            .filter(|_| matches!(row.source, Source::Api));
+        let moved = match kept.map(|s| s.get(&row.name)) {
+            None => false,
+            Some(None) => continue,
+            Some(Some(tag)) => std::mem::replace(&mut row.etag, tag.clone()) != *tag,
+        };
+        rows.insert(row.name.clone(), (row, moved));
+    }
+    for (name, etag) in stored.into_iter().flatten() {
+        let row = Row {
+            name: name.clone(),
+            source: Source::Api,
+            etag,
+            updated_at: None,
+        };
+        rows.entry(name).or_insert((row, true));
+    }
+    let (names, next) = page(rows.keys().map(|n| (n, n.clone())), limit, cursor);
+    let mut page: Vec<(Row, bool)> = names.iter().filter_map(|n| rows.remove(n)).collect();
+    // Written at another version than the one in force here: when, as stored.
+    let unknown: Vec<&str> = (page.iter().filter(|(_, moved)| *moved))
+        .map(|(row, _)| row.name.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        let times = look::stored_times::<R>(&st.gateway, &unknown).await?;
+        let moved = page.iter_mut().filter(|(_, moved)| *moved);
+        for ((row, _), at) in moved.zip(times) {
+            row.updated_at = at.or(row.updated_at);
+        }
+    }
+    Ok((page.into_iter().map(|(row, _)| row).collect(), next))
 }
 
 /// A team as the JSON form of its file, secrets as `{"hmac"}` (operator,
 /// operator_read).
 #[utoipa::path(get, path = "/v1/teams/{id}", operation_id = "read_team", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id")),
-    responses((status = 200, body = TeamForm, headers(("ETag" = String), ("Chatgate-Source" = Source))),
+    responses((status = 200, body = TeamForm, headers(("ETag" = String), ("Chatgate-Source" = Source),
+            ("Chatgate-Refused" = String, description = "on a stored team this gateway cannot open a secret of: the secret's pointer and why (it reads as null)"))),
         ApiKeyErrors, E403, E404, E422))]
 async fn read_team(
     State(st): State<AppState>,
@@ -221,14 +300,20 @@ pub(super) async fn api_read<R: Resource>(
         }
         Err(e) => return Err(e),
     };
-    let form = match in_force {
-        Some((form, _)) => form.clone(),
+    let (form, refused) = match in_force {
+        Some((form, _)) => (form.clone(), None),
         None => stored.form(&st.gateway)?,
     };
-    Ok(read_back(StatusCode::OK, &form, &stored.etag, Source::Api))
+    let mut res = read_back(StatusCode::OK, &form, &stored.etag, Source::Api);
+    let refused = refused.and_then(|why| HeaderValue::from_str(&why).ok());
+    if let Some(why) = refused {
+        res.headers_mut().insert(REFUSED_HEADER, why);
+    }
+    Ok(res)
 }
 
-/// The channels in force, by name (operator, operator_read).
+/// The channels, by name (operator, operator_read): those in force,
+/// each API channel with the `ETag` the store keeps, as a read answers it.
 #[utoipa::path(get, path = "/v1/channels", operation_id = "list_channels", tag = "operator", security(("api_key" = [])),
     params(ListParams),
     responses((status = 200, body = ChannelPage), ApiKeyErrors, E400, E403, E404, E422))]
@@ -238,17 +323,24 @@ async fn list_channels(
     QueryParams(q): QueryParams<ListParams>,
 ) -> Result<Json<ChannelPage>> {
     let (limit, cursor) = q.read()?;
+    let stored = look::stored_channel_etags(&st.gateway).await;
     let config = st.gateway.config();
-    let items = config.channels.iter().map(|(name, c)| {
-        let item = ChannelItem {
-            name: name.clone(),
-            source: Source::of_channel(c),
-            etag: etag(&c.print),
-            updated_at: c.modified,
-        };
-        (name, item)
+    let in_force = config.channels.iter().map(|(name, c)| Row {
+        name: name.clone(),
+        source: Source::of_channel(c),
+        etag: etag(&c.print),
+        updated_at: c.modified,
     });
-    let (channels, next_cursor) = page(items, limit, cursor);
+    let (rows, next_cursor) = listed::<Channels>(&st, in_force, stored, limit, cursor).await?;
+    let channels = rows
+        .into_iter()
+        .map(|r| ChannelItem {
+            name: r.name,
+            source: r.source,
+            etag: r.etag,
+            updated_at: r.updated_at,
+        })
+        .collect();
     Ok(Json(ChannelPage {
         channels,
         next_cursor,
@@ -259,7 +351,8 @@ async fn list_channels(
 /// (operator, operator_read).
 #[utoipa::path(get, path = "/v1/channels/{name}", operation_id = "read_channel", tag = "operator", security(("api_key" = [])),
     params(("name" = String, Path, description = "the channel's name")),
-    responses((status = 200, body = ChannelForm, headers(("ETag" = String), ("Chatgate-Source" = Source))),
+    responses((status = 200, body = ChannelForm, headers(("ETag" = String), ("Chatgate-Source" = Source),
+            ("Chatgate-Refused" = String, description = "on a stored channel this gateway cannot open a secret of: the secret's pointer and why (it reads as null)"))),
         ApiKeyErrors, E403, E404, E422))]
 async fn read_channel(
     State(st): State<AppState>,

@@ -229,6 +229,12 @@ pub fn api_channel(name: &str) -> String {
     api_kept("ch", name)
 }
 
+/// The API teams whose writes claimed API channel `name`, beside it in
+/// its slot (tag `cu`): what a delete of the channel reads.
+pub fn api_channel_uses(name: &str) -> String {
+    api_kept("cu", name)
+}
+
 /// One of a resource kept by name beside [`api_teams`], in its slot
 /// (a channel: tag `ch`, [`api_channel`]): its JSON form, secrets sealed,
 /// committed with its index ([`api_kept_index`]) and the generation.

@@ -316,8 +316,13 @@ async fn the_trail_a_deleted_team_left_is_exported_for_audit_verify() {
 }
 
 /// A team written with an audit webhook, beside a syslog sink, then
-/// deleted: the entry recording its departure reaches both.
-async fn a_deleted_team_s_last_entry_reaches_its_sinks(backend: Backend) {
+/// deleted (and, with `again`, its id written again at once): the entry
+/// recording its departure reaches both.
+async fn a_deleted_team_s_last_entry_reaches_its_sinks(backend: Backend, again: bool) {
+    deleted_last_entry(backend, again, false).await
+}
+
+async fn deleted_last_entry(backend: Backend, again: bool, beside: bool) {
     use crate::audit::{json_of, receiver, Received};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -354,14 +359,29 @@ async fn a_deleted_team_s_last_entry_reaches_its_sinks(backend: Backend) {
             .map(|(_, msg)| serde_json::from_str::<Value>(json_of(msg)).unwrap())
             .collect::<Vec<_>>()
     };
-    in_two_seconds("the first entry reaches the webhook", || async {
-        !hooked().await.is_empty()
-    })
-    .await;
+    if !again {
+        in_two_seconds("the first entry reaches the webhook", || async {
+            !hooked().await.is_empty()
+        })
+        .await;
+    }
+    let other = match beside {
+        true => Some(spawn_beside(&app, with_operator()).await),
+        false => None,
+    };
+    let writer = other.as_ref().unwrap_or(&app);
     assert_eq!(
-        delete(&app, "newco", &[("If-Match", &etag)]).await.status(),
+        delete(writer, "newco", &[("If-Match", &etag)])
+            .await
+            .status(),
         204
     );
+    if again {
+        let mut body = team("newco", &generate_whsec());
+        body["audit"] =
+            json!({"webhook": {"url": format!("{}/new", sink.uri()), "secret": generate_whsec()}});
+        assert_eq!(put(writer, "newco", &body, &[]).await.status(), 201);
+    }
     let last = entries_in(&app, &trail).await.pop().unwrap();
     assert_eq!(
         last["detail"]["api_keys_removed"],
@@ -384,10 +404,21 @@ async fn a_deleted_team_s_last_entry_reaches_its_sinks(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_team_s_last_entry_reaches_its_sinks_on_memory() {
-    a_deleted_team_s_last_entry_reaches_its_sinks(Backend::Memory).await;
+    a_deleted_team_s_last_entry_reaches_its_sinks(Backend::Memory, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_team_s_last_entry_reaches_its_sinks_on_redis() {
-    a_deleted_team_s_last_entry_reaches_its_sinks(Backend::Redis).await;
+    a_deleted_team_s_last_entry_reaches_its_sinks(Backend::Redis, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_team_s_last_entry_reaches_its_sinks_when_its_id_is_written_again_at_once() {
+    a_deleted_team_s_last_entry_reaches_its_sinks(Backend::Memory, true).await;
+    a_deleted_team_s_last_entry_reaches_its_sinks(Backend::Redis, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_team_s_last_entry_reaches_its_sinks_when_another_instance_writes_its_id_again() {
+    deleted_last_entry(Backend::Redis, true, true).await;
 }

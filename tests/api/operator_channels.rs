@@ -562,6 +562,164 @@ async fn starts_with_the_channel_and_its_key(a: &TestApp) {
     assert!(e.contains("\"newsms\"") && e.contains("\"k1\""), "{e}");
 }
 
+/// Two instances on one Redis, each with channel `newsms` in force: the
+/// first and its channel's `ETag`, and the second.
+async fn two_with_newsms() -> Option<(TestApp, String, TestApp)> {
+    let a = spawn_with(Backend::Redis, with_operator()).await?;
+    let b = spawn_beside(&a, with_operator()).await;
+    let etag = create(&a, "newsms").await;
+    writes::in_two_seconds("b has the channel", || async { in_force(&b, "newsms") }).await;
+    Some((a, etag, b))
+}
+
+/// A team written on one instance listing a channel, and the channel
+/// deleted on another at once, before that one has the team in force:
+/// the delete is 409 `channel_in_use` naming the team (its write claimed
+/// the channel in the store), and both never go through
+/// (docs/operator-api.md#the-teams-that-list-a-channel).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_deleted_as_a_team_that_lists_it_is_written_is_in_use() {
+    let Some((a, etag, b)) = two_with_newsms().await else {
+        return;
+    };
+    team_listing(&a, "newsms").await;
+    let res = delete(&b, "newsms", &[("If-Match", &etag)]).await;
+    let problem = assert_problem(res, 409, "channel_in_use").await;
+    assert!(problem.to_string().contains("newco"), "{problem}");
+    assert_eq!(read(&b, "newsms").await.0, etag);
+    b.stop_keeping_keys().await;
+}
+
+/// A channel deleted on one instance, and a team listing it written at
+/// once on another that still has it in force: the team's write is 422 at
+/// the channel's pointer, and nothing is written
+/// (docs/operator-api.md#the-teams-that-list-a-channel).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_team_written_as_the_channel_it_lists_is_deleted_is_refused() {
+    let Some((a, etag, b)) = two_with_newsms().await else {
+        return;
+    };
+    let res = delete(&b, "newsms", &[("If-Match", &etag)]).await;
+    assert_eq!(res.status(), 204);
+    let mut body = writes::team("newco", &chatgate::domain::secrets::generate_whsec());
+    body["channels"] = json!(["webchat", "newsms"]);
+    let res = writes::put(&a, "newco", &body, &[]).await;
+    assert_eq!(pointers(res).await, ["/channels/1"]);
+    assert_eq!(writes::stored(&a, "newco").await, None);
+    b.stop_keeping_keys().await;
+}
+
+/// Channel `name` gone from `app`'s store under the hood, as a store an
+/// earlier version wrote could lose it while a team listing it was
+/// written (its record, its claims and its index entry), and the
+/// generation moved so that every look reads every part again.
+async fn lost_under_the_hood(app: &TestApp, name: &str) {
+    use chatgate::store::keys;
+    for key in [keys::api_channel(name), keys::api_kept("cu", name)] {
+        let Some(raw) = crate::operator_keys::raw(app, &key).await else {
+            continue;
+        };
+        let op = chatgate::store::Op::Delete {
+            key,
+            expected: raw.version,
+        };
+        app.gateway.store().commit(vec![op]).await.unwrap();
+    }
+    let index = keys::api_channels();
+    let mut read: Value =
+        serde_json::from_str(&crate::operator_keys::raw(app, &index).await.unwrap().value).unwrap();
+    read["c"].as_object_mut().unwrap().remove(name);
+    crate::operator_keys::overwrite(app, &index, read.to_string()).await;
+    move_the_generation(app).await;
+}
+
+/// The generation of the API teams moved, with no part logged.
+async fn move_the_generation(app: &TestApp) {
+    let gen = chatgate::store::keys::api_teams_generation();
+    let mut read: Value =
+        serde_json::from_str(&crate::operator_keys::raw(app, &gen).await.unwrap().value).unwrap();
+    read["g"] = json!(read["g"].as_u64().unwrap() + 1);
+    let record = read.as_object_mut().unwrap();
+    record.remove("l");
+    record.remove("s");
+    crate::operator_keys::overwrite(app, &gen, read.to_string()).await;
+}
+
+/// A channel lost while a team in force lists it (a store an earlier
+/// version wrote): it stays for that team with one error line, not one
+/// at every look; a reload builds the stored teams as a start does, and
+/// refuses the team as a new instance does, rather than put it in force
+/// again (docs/operator-api.md#every-instance-at-once).
+#[tokio::test]
+async fn a_channel_lost_under_a_team_is_said_once_and_a_reload_refuses_the_team() {
+    let Some(app) = spawn_with(Backend::Redis, with_operator()).await else {
+        return;
+    };
+    create(&app, "newsms").await;
+    team_listing(&app, "newsms").await;
+    // On this test's one thread: the looks of the background task too.
+    let (lines, _guard) = crate::cluster_outage::Lines::at_info();
+    lost_under_the_hood(&app, "newsms").await;
+    for _ in 0..3 {
+        app.reloader.operator().sync().await;
+        move_the_generation(&app).await;
+    }
+    let said = lines
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, l)| l.contains("is still listed"))
+        .count();
+    assert_eq!(said, 1);
+    assert_eq!(writes::key_status(&app, "newco-bot-key").await, 200);
+    let other = spawn_beside(&app, with_operator()).await;
+    assert_eq!(writes::key_status(&other, "newco-bot-key").await, 401);
+    match app.reloader.reload().await {
+        chatgate::app::Reloaded::Applied { .. } => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(writes::key_status(&app, "newco-bot-key").await, 401);
+    other.stop_keeping_keys().await;
+}
+
+/// The `ETag` `GET /v1/channels` lists for channel `name`, if it lists it.
+async fn listed_etag(app: &TestApp, name: &str) -> Option<String> {
+    let page = app.get_json("/v1/channels?limit=500", Some(OPS)).await;
+    let channels = page["channels"].as_array().unwrap().iter();
+    let mut found = channels.filter(|c| c["name"] == name);
+    found
+        .next()
+        .map(|c| c["etag"].as_str().unwrap().to_string())
+}
+
+/// Two instances on one Redis: right after a channel is created or
+/// replaced on one, the other lists the `ETag` the store keeps, as its
+/// read answers it, whether or not it has that version in force yet
+/// (docs/operator-api.md#concurrency); deleted, it is no longer listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_list_answers_the_stored_etag_on_every_instance_at_once() {
+    let Some(a) = spawn_with(Backend::Redis, with_operator()).await else {
+        return;
+    };
+    let b = spawn_beside(&a, with_operator()).await;
+    let first = create(&b, "newsms").await;
+    assert_eq!(listed_etag(&a, "newsms").await, Some(first.clone()));
+    let mut body = new_sms("newsms");
+    body["from"] = json!("+15550007778");
+    let res = put(&b, &at("newsms"), &[("If-Match", &first)], Some(&body)).await;
+    assert_eq!(res.status(), 200);
+    let now = etag_of(&res);
+    assert_ne!(now, first);
+    assert_eq!(read(&a, "newsms").await.0, now);
+    assert_eq!(listed_etag(&a, "newsms").await, Some(now.clone()));
+    let res = delete(&b, "newsms", &[("If-Match", &now)]).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(listed_etag(&a, "newsms").await, None);
+    assert!(listed_etag(&a, "sms").await.is_some());
+    b.stop_keeping_keys().await;
+}
+
 /// Two instances on one Redis: a channel written on one is in force on
 /// the other within 2 s, a team there may list it, and deleted it is gone
 /// there within 2 s.

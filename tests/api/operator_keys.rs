@@ -199,6 +199,47 @@ async fn a_key_change_is_in_force_on_every_instance_within_two_seconds() {
     b.stop_keeping_keys().await;
 }
 
+/// The `ETag` `GET /v1/teams` lists for team `id`, if it lists it.
+pub(crate) async fn listed_etag(app: &TestApp, id: &str) -> Option<String> {
+    let page = app.get_json("/v1/teams?limit=500", Some(OPS)).await;
+    let teams = page["teams"].as_array().unwrap().iter();
+    let mut found = teams.filter(|t| t["id"] == id);
+    found
+        .next()
+        .map(|t| t["etag"].as_str().unwrap().to_string())
+}
+
+/// Two instances on one Redis: right after a team is written or a key
+/// added on one, the other lists the `ETag` the store keeps, as its read
+/// answers it, whether or not it has that version in force yet
+/// (docs/operator-api.md#concurrency); a team deleted on one is no longer
+/// listed on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_list_answers_the_stored_etag_on_every_instance_at_once() {
+    let Some(a) = spawn_with(Backend::Redis, with_operator()).await else {
+        return;
+    };
+    let b = spawn_beside(&a, with_operator()).await;
+    let first = newco(&b).await;
+    assert_eq!(listed_etag(&a, "newco").await, Some(first.clone()));
+    let res = post(
+        &b,
+        "/v1/teams/newco/api-keys",
+        json!({"id": "desk", "role": "agent"}),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let now = etag(&a, "newco").await;
+    assert_ne!(now, first);
+    assert_eq!(listed_etag(&a, "newco").await, Some(now.clone()));
+    assert_eq!(listed_etag(&b, "newco").await, Some(now.clone()));
+    let res = crate::operator_writes::delete(&b, "newco", &[("If-Match", &now)]).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(listed_etag(&a, "newco").await, None);
+    assert!(listed_etag(&a, "acme").await.is_some());
+    b.stop_keeping_keys().await;
+}
+
 /// The store of `app`: `key` as it is (its text and version).
 pub(crate) async fn raw(app: &TestApp, key: &str) -> Option<chatgate::store::Versioned> {
     let got = app.gateway.store().get(&[key.to_string()]).await.unwrap();

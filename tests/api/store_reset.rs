@@ -446,7 +446,8 @@ async fn every_trail_marks_a_store_reset_before_a_restarted_instance_writes() {
 /// before the running instance noticed (its watch reads every 2 s):
 /// it finds no node marker and holds its start-up `config.changed`
 /// until the running instance recorded `audit.trail_reset` (reason
-/// `store_reset`) as the trail's first entry (docs/audit.md#resets).
+/// `store_reset`) as the trail's first entry (docs/audit.md#resets); a
+/// request it answers meanwhile has its entry after both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_right_after_a_store_reset_writes_after_the_reset_entry() {
     let Some((app, keys)) = gateway_with_markers().await else {
@@ -467,12 +468,185 @@ async fn a_restart_right_after_a_store_reset_writes_after_the_reset_entry() {
         ..Setup::default()
     };
     let again = spawn_beside(&app, setup).await;
-    let trail = writes::entries(&again, "acme").await;
-    let actions: Vec<&Value> = trail.iter().map(|e| &e["action"]).collect();
+    let (trail, actions) = read_then_trail(&again).await;
     assert_eq!(trail[0]["action"], "audit.trail_reset", "{actions:?}");
     assert_eq!(trail[0]["detail"]["reason"], "store_reset", "{trail:?}");
     assert_eq!(trail[0]["detail"]["previous_seq"], before, "{trail:?}");
     assert_eq!(trail[0]["seq"], 1);
     assert_eq!(trail[1]["action"], "config.changed", "{actions:?}");
     assert_eq!(trail[1]["detail"]["source"], "start", "{trail:?}");
+    assert_eq!(trail[2]["action"], "audit.read", "{actions:?}");
+}
+
+/// `GET /v1/audit` as acme's admin on `app` (an entry of its own), then
+/// acme's trail as stored, and its actions.
+async fn read_then_trail(app: &TestApp) -> (Vec<Value>, Vec<String>) {
+    let res = app
+        .request(reqwest::Method::GET, "/v1/audit", Some(&app.keys.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let trail = writes::entries(app, "acme").await;
+    let actions = trail
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default().to_string());
+    let actions = actions.collect();
+    (trail, actions)
+}
+
+/// A start on a new store (a key prefix nothing ever used) holds its
+/// first audit entries, not its listener: it answers `/readyz` 200 with
+/// nothing yet in a trail, and the first request's entry comes after the
+/// start's `config.changed` (docs/audit.md#resets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_on_a_new_store_is_ready_before_its_first_entries() {
+    let setup = Setup {
+        fresh_store_wait: Some(Duration::from_secs(8)),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(Backend::Redis, setup).await else {
+        return;
+    };
+    let res = app
+        .request(reqwest::Method::GET, "/readyz", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(writes::entries(&app, "acme").await, Vec::<Value>::new());
+
+    let (trail, actions) = read_then_trail(&app).await;
+    assert_eq!(actions, ["config.changed", "audit.read"], "{trail:?}");
+    assert_eq!(trail[0]["detail"]["source"], "start", "{trail:?}");
+}
+
+/// Runs `chatgate` with `args` on `app`'s configuration: whether it
+/// exited 0, its standard output and its standard error.
+fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
+        .args(args)
+        .arg("--config")
+        .arg(app.dir.join("config/chatgate.toml"))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    (out.status.success(), said, err)
+}
+
+/// A gateway on Redis with the operator API, and API team `newco`
+/// written there: its `ETag`.
+async fn with_newco() -> Option<(TestApp, String)> {
+    let a = spawn_with(Backend::Redis, writes::with_operator()).await?;
+    let body = writes::team("newco", writes::webhook_secret());
+    let res = writes::put(&a, "newco", &body, &[]).await;
+    assert_eq!(res.status(), 201);
+    let tag = writes::etag_of(&res);
+    Some((a, tag))
+}
+
+/// `chatgate teams import` checks its file as a `PUT` of each team would
+/// (docs/operations.md#backing-up-the-api-teams): a team that breaks a
+/// rule, or whose sealed secrets were sealed for another team, is refused
+/// with the team and the pointer named, exit 1, and nothing of the file
+/// is written; the `ETag` is the one the gateway computes, whatever the
+/// file says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn teams_import_checks_every_team_as_a_write_would() {
+    let Some((a, tag)) = with_newco().await else {
+        return;
+    };
+    let (ok, exported, err) = cli(&a, &["teams", "export"]);
+    assert!(ok, "{err}");
+    let exported: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(
+        writes::delete(&a, "newco", &[("If-Match", &tag)])
+            .await
+            .status(),
+        204
+    );
+    let import = |file: &Value, name: &str| {
+        let path = a.dir.join(name);
+        std::fs::write(&path, file.to_string()).unwrap();
+        cli(&a, &["teams", "import", path.to_str().unwrap()])
+    };
+
+    // A rule broken: refused at its pointer, nothing written.
+    let mut broken = exported.clone();
+    broken["teams"]["newco"]["body"]["settings"]["otp"]["length"] = json!(1);
+    let (ok, _, err) = import(&broken, "broken.json");
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("team newco") && err.contains("/settings/otp/length"),
+        "{err}"
+    );
+    assert_eq!(writes::stored(&a, "newco").await, None);
+
+    // Another team's sealed secrets under a new id: they do not open.
+    let mut moved = exported.clone();
+    let mut other = exported["teams"]["newco"].clone();
+    other["body"]["id"] = json!("newco2");
+    other["body"]["api_keys"] = json!([]);
+    moved["teams"]["newco2"] = other;
+    let (ok, _, err) = import(&moved, "moved.json");
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("team newco2") && err.contains("/security_keys/0/secret"),
+        "{err}"
+    );
+    assert!(!err.contains("team newco:"), "{err}");
+    assert_eq!(writes::stored(&a, "newco").await, None);
+    assert_eq!(writes::stored(&a, "newco2").await, None);
+
+    // A digest made up: the one the gateway computes is stored.
+    let mut made_up = exported.clone();
+    made_up["teams"]["newco"]["digest"] = json!("0".repeat(64));
+    let (ok, said, err) = import(&made_up, "made_up.json");
+    assert!(ok, "{err}");
+    assert_eq!(said.trim(), "imported 1 teams and 0 channels");
+    assert_eq!(team_read(&a, "newco").await.0, tag);
+    writes::within_two_seconds(&a, "newco-bot-key", 200).await;
+}
+
+/// A stored team a secret of which this gateway cannot open (sealed at
+/// another place) is a refused stored team: read with that secret as
+/// `null` and its pointer named in `Chatgate-Refused`, and listed, never
+/// a 500 (docs/operator-api.md#every-instance-at-once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stored_team_whose_secret_does_not_open_is_read_and_listed() {
+    let Some((a, tag)) = with_newco().await else {
+        return;
+    };
+    let key = chatgate::store::keys::api_team("newco");
+    let mut stored: Value =
+        serde_json::from_str(&writes::stored(&a, "newco").await.unwrap()).unwrap();
+    let sealed = stored["body"]["security_keys"][0]["secret"].clone();
+    stored["body"]["webhook"]["secret"] = sealed;
+    crate::operator_keys::overwrite(&a, &key, stored.to_string()).await;
+
+    let c = spawn_beside(&a, writes::with_operator()).await;
+    let res = c
+        .request(reqwest::Method::GET, "/v1/teams/newco", Some(writes::OPS))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(writes::etag_of(&res), tag);
+    let refused = res.headers()["chatgate-refused"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(refused.starts_with("/webhook/secret: "), "{refused}");
+    let shown: Value = res.json().await.unwrap();
+    assert_eq!(shown["webhook"]["secret"], Value::Null, "{shown}");
+    assert!(
+        shown["security_keys"][0]["secret"]["hmac"].is_string(),
+        "{shown}"
+    );
+    assert_eq!(
+        crate::operator_keys::listed_etag(&c, "newco").await,
+        Some(tag)
+    );
 }

@@ -65,6 +65,11 @@ pub(super) trait Sink: Send + Sized + 'static {
 
     /// Notes the teams whose entries are all sent.
     fn caught_up(&mut self, _teams: &[String]) {}
+
+    /// Notes `team`, of keyspace `keyspace`, taken out of the
+    /// configuration in force at `now`: its last entries are still to
+    /// send, even when no round saw it in force.
+    fn departed(&mut self, keyspace: String, team: Arc<crate::config::Team>, now: Timestamp);
 }
 
 /// The teams of a round, and whether its destination is a fresh one
@@ -211,7 +216,14 @@ enum Step {
 /// The sink `S`, started as a worker of `workers` on the core in force.
 pub(super) fn spawn<S: Sink>(workers: &mut Workers, live: &Arc<Live>, clock: &Arc<dyn Clock>) {
     let sink = S::new(&live.current(), Arc::clone(clock));
-    let task = run(sink, Arc::clone(live), Arc::clone(clock), workers.stopped());
+    let departures = live.departures();
+    let task = run(
+        sink,
+        Arc::clone(live),
+        departures,
+        Arc::clone(clock),
+        workers.stopped(),
+    );
     workers.spawn(format!("audit sink {}", S::LABEL), task);
 }
 
@@ -219,6 +231,7 @@ pub(super) fn spawn<S: Sink>(workers: &mut Workers, live: &Arc<Live>, clock: &Ar
 async fn run<S: Sink>(
     mut sink: S,
     live: Arc<Live>,
+    mut departures: tokio::sync::mpsc::UnboundedReceiver<crate::gateway::core::Departed>,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -236,6 +249,9 @@ async fn run<S: Sink>(
             () = tokio::time::sleep(TICK) => {}
         }
         let core = live.current();
+        while let Ok((keyspace, team)) = departures.try_recv() {
+            sink.departed(keyspace, team, clock.now());
+        }
         let Some(round) = sink.round(&core, clock.now()).await else {
             // With no destination the gauge is 0, set once, not each round.
             unconfirmed.clear();

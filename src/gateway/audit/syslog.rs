@@ -274,6 +274,12 @@ impl Sink for SyslogSink {
     fn caught_up(&mut self, teams: &[String]) {
         self.former.sent(teams);
     }
+
+    /// A team taken out is sent until caught up, even when no round saw
+    /// it in force.
+    fn departed(&mut self, keyspace: String, _team: Arc<crate::config::Team>, _now: Timestamp) {
+        self.former.gone.insert(keyspace);
+    }
 }
 
 /// Whether the receiver has not closed `conn`: a read finds nothing to

@@ -147,6 +147,14 @@ impl Sink for WebhookSink {
         Ok(taken)
     }
 
+    /// A team with an audit webhook taken out is sent to until caught
+    /// up, even when no round saw it in force.
+    fn departed(&mut self, keyspace: String, team: Arc<Team>, now: Timestamp) {
+        if team.audit_webhook.is_some() {
+            self.gone.entry(keyspace).or_insert((team, now));
+        }
+    }
+
     /// Forgets the teams gone that are caught up.
     fn caught_up(&mut self, teams: &[String]) {
         for team in teams {

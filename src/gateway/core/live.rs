@@ -5,9 +5,14 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::Core;
+use crate::config::Team;
+
+/// A team taken out of the configuration in force, by keyspace: what an
+/// audit sink still sends its last entries for.
+pub type Departed = (String, Arc<Team>);
 
 pub struct Live {
     current: ArcSwap<Core>,
@@ -16,6 +21,9 @@ pub struct Live {
     /// The count of the last replacement that may have taken a team's
     /// keyspace out (one that only adds or changes teams does not move it).
     last_removal: std::sync::atomic::AtomicU64,
+    /// Those told of every team a replacement takes out (the audit
+    /// sinks), however many replacements come between their rounds.
+    departures: std::sync::Mutex<Vec<mpsc::UnboundedSender<Departed>>>,
 }
 
 impl Live {
@@ -24,6 +32,7 @@ impl Live {
             current: ArcSwap::new(gateway),
             replaced: watch::channel(0).0,
             last_removal: Default::default(),
+            departures: Default::default(),
         })
     }
 
@@ -48,9 +57,34 @@ impl Live {
             // sees every removal up to that count.
             let next = self.generation() + 1;
             self.last_removal.fetch_max(next, Ordering::SeqCst);
+            self.tell_departures(&self.current(), &gateway);
         }
         self.current.store(gateway);
         self.replaced.send_modify(|n| *n += 1);
+    }
+
+    /// The teams every replacement from now on takes out, each with its
+    /// keyspace (a team deleted and written again under its id is taken
+    /// out too), for a worker that must not miss one between its rounds.
+    pub fn departures(&self) -> mpsc::UnboundedReceiver<Departed> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut told = self.departures.lock().unwrap_or_else(|e| e.into_inner());
+        told.push(tx);
+        rx
+    }
+
+    /// Tells whoever listens of the teams of `was` that `next` lacks.
+    fn tell_departures(&self, was: &Core, next: &Core) {
+        let mut told = self.departures.lock().unwrap_or_else(|e| e.into_inner());
+        if told.is_empty() {
+            return;
+        }
+        let config = next.config();
+        let gone = (was.config().teams.values()).filter(|t| config.team_in(&t.keyspace).is_none());
+        for team in gone {
+            let departed = (team.keyspace.clone(), Arc::clone(team));
+            told.retain(|tx| tx.send(departed.clone()).is_ok());
+        }
     }
 
     /// The count of the last replacement that may have taken a team's

@@ -19,7 +19,7 @@ pub(super) mod writes;
 
 use std::sync::Arc;
 
-pub use live::Live;
+pub use live::{Departed, Live};
 pub use outbox::{
     left as outbox_left, Dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH,
 };
@@ -70,6 +70,9 @@ pub struct Core {
     /// What this process knows of each team's audit trail, to find it
     /// shorter (see [`trail`]).
     audit_known: Arc<trail::Witness>,
+    /// Whether this process's audit entries wait for its start's
+    /// (see [`trail`]).
+    first_entries: Arc<trail::FirstEntries>,
     /// Interaction key → its recognized conversation's key, once seen, so
     /// that a read fetches both in one round trip (see `records`).
     recognition_keys: Arc<crate::store::companions::Companions>,
@@ -141,6 +144,7 @@ impl Core {
             record_locks: Arc::default(),
             audit_heads: Arc::default(),
             audit_known: Arc::default(),
+            first_entries: Arc::default(),
             recognition_keys: Arc::new(crate::store::companions::Companions::new()),
             subject_keys: Arc::new(crate::store::companions::Companions::new()),
             remembered_subjects: Arc::new(crate::store::companions::Companions::new()),
@@ -176,6 +180,7 @@ impl Core {
             record_locks: Arc::clone(&self.record_locks),
             audit_heads: Arc::clone(&self.audit_heads),
             audit_known: Arc::clone(&self.audit_known),
+            first_entries: Arc::clone(&self.first_entries),
             recognition_keys: Arc::clone(&self.recognition_keys),
             subject_keys: Arc::clone(&self.subject_keys),
             remembered_subjects: Arc::clone(&self.remembered_subjects),
@@ -228,6 +233,11 @@ impl Core {
     /// The Token Status Lists fetched for the wallet method, kept.
     pub(in crate::gateway) fn status_lists(&self) -> &crate::wallet_status::StatusLists {
         &self.status_lists
+    }
+
+    /// Whether this process's audit entries wait for its start's.
+    pub(in crate::gateway) fn first_entries(&self) -> &trail::FirstEntries {
+        &self.first_entries
     }
 
     /// What this process saw of each team's store marker.

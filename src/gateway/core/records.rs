@@ -45,8 +45,8 @@ pub use markers::{
     ShortLink, StoredNetworkLink, UsedJti,
 };
 pub use operator::{
-    ApiKeyClaim, ApiTeamsGeneration, ApiTeamsIndex, DeletedTeam, PendingWrite, StoredApiChannel,
-    StoredApiChannels, StoredApiForm, StoredApiTeam, StoredApiTeams,
+    ApiKeyClaim, ApiTeamsGeneration, ApiTeamsIndex, ChannelUses, DeletedTeam, PendingWrite,
+    StoredApiChannel, StoredApiChannels, StoredApiForm, StoredApiTeam, StoredApiTeams,
 };
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;

@@ -23,7 +23,8 @@ use crate::domain::secrets_cipher::Salts;
 use crate::error::{Error, Result};
 use crate::gateway::change::{self, Change};
 use crate::gateway::records::{
-    ApiTeamsGeneration, Loaded, PendingWrite, StoredApiChannel, StoredApiChannels, StoredApiTeam,
+    ApiTeamsGeneration, ChannelUses, Loaded, PendingWrite, StoredApiChannel, StoredApiChannels,
+    StoredApiTeam,
 };
 use crate::gateway::work::Step;
 use crate::gateway::Core;
@@ -304,14 +305,24 @@ pub async fn delete_channel(
     now: Timestamp,
 ) -> Result<u64> {
     let using = core.config().api_teams_using(name);
-    core.change(change::NO_TEAM, &channel_keys(name), now, |c| {
+    let mut read = channel_keys(name).to_vec();
+    read.push(keys::api_channel_uses(name));
+    core.change(change::NO_TEAM, &read, now, |c| {
         let stored: Loaded<StoredApiChannel> = c.read(&keys::api_channel(name))?;
         let current = etag_of(&stored).ok_or(Error::NotFound("no such channel"))?;
         conditions.hold(Some(&current))?;
+        // The teams in force here, and those another instance's write
+        // claimed it for, which may not be in force here yet.
+        let claims: Loaded<ChannelUses> = c.read(&keys::api_channel_uses(name))?;
+        let mut using = using.clone();
+        using.extend(super::uses::fresh(&claims, now));
+        using.sort();
+        using.dedup();
         if !using.is_empty() {
-            return Err(Error::ChannelInUse(using.clone()));
+            return Err(Error::ChannelInUse(using));
         }
         c.delete(&stored);
+        c.delete(&claims);
         Ok(Step::Write(indexed(c, name, None, &[])?))
     })
     .await

@@ -46,6 +46,9 @@ pub struct ApiKnown {
     /// The stored teams and channels left out, each with why: each is
     /// logged when it is first left out (or for another reason).
     left_out: BTreeSet<(String, String)>,
+    /// The kept ones deleted that stay for the teams that list them, with
+    /// those teams: each logged when it first stays (or for other teams).
+    still_listed: BTreeSet<(String, String)>,
 }
 
 impl ApiKnown {
@@ -73,6 +76,14 @@ impl ApiKnown {
         }
         metrics::gauge!("chatgate_api_teams_refused").set(now.len() as f64);
         self.left_out = now;
+        let mut listed = BTreeSet::new();
+        for (what, name, why) in std::mem::take(&mut changes.still_listed) {
+            if !self.still_listed.contains(&(name.clone(), why.clone())) {
+                tracing::error!(resource = what, name = %name, problem = %why, "an API {what} deleted is still listed by an API team in force; it stays until that team changes");
+            }
+            listed.insert((name, why));
+        }
+        self.still_listed = listed;
         self.known.apply(std::mem::take(&mut changes.known));
         self.generation = changes.generation;
     }
@@ -264,10 +275,17 @@ impl Turn<'_> {
         if kept.operator.is_none() {
             return Ok((kept, None));
         }
-        // A gateway of the new files, to build the stored teams against.
+        // A gateway of the new files, to build the stored teams against
+        // (without a kept one the store no longer holds, as at a start).
         let kept = Arc::new(kept);
         let probe = running.reloaded(Arc::clone(&kept), running.channels().clone());
-        let read = look::changes(&probe, &Default::default()).await;
+        let read = match look::without_unindexed(&probe, (*kept).clone()).await {
+            Ok(against) => {
+                let probe = running.reloaded(Arc::new(against), running.channels().clone());
+                look::changes(&probe, &Default::default()).await
+            }
+            Err(e) => Err(e),
+        };
         drop(probe);
         let changes = match read {
             Ok(changes) => changes,

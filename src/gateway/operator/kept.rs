@@ -35,6 +35,13 @@ pub enum NotInForce {
 }
 
 impl NotInForce {
+    /// Why, as said.
+    pub fn said(self) -> String {
+        match self {
+            NotInForce::Breaks(why) | NotInForce::Stops(why) => why,
+        }
+    }
+
     /// Why, as said of `what` named `name`; one that stops a start-up is
     /// also added to `stops`.
     pub fn why(self, what: &'static str, name: &str, stops: &mut Stops) -> String {
@@ -95,6 +102,9 @@ pub struct Registered {
     /// A configuration with the held ones (name → stored form) that can be
     /// put in force in it put in force.
     pub with_held: fn(&Config, &BTreeMap<String, StoredApiForm>) -> Config,
+    /// One of an import (name, its stored form) checked as a write of it
+    /// would be: the form with the digest made here, or why not.
+    pub checked: fn(&Config, &str, &StoredApiForm) -> Result<StoredApiForm, String>,
     build: fn(&Config, Read, &mut KeptChanges, &mut Stops),
     take_out: fn(&Config, &[String]) -> Result<Config, ConfigError>,
 }
@@ -114,6 +124,7 @@ impl Registered {
             in_force: in_force::<R>,
             keep: keep::<R>,
             with_held: with_held::<R>,
+            checked: checked::<R>,
             build: build::<R>,
             take_out: take_out::<R>,
         }
@@ -134,6 +145,11 @@ impl Registered {
             forms: BTreeMap::new(),
             built: None,
         }
+    }
+
+    /// `config` with the ones of the operator API named `gone` taken out.
+    pub fn take_out(&self, config: &Config, gone: &[String]) -> Result<Config, ConfigError> {
+        (self.take_out)(config, gone)
     }
 
     /// Into `changes`: the stored forms `read` (name, form; `None`: not
@@ -257,6 +273,48 @@ fn of_record<R: Kept>(
     let opened = opened_at(config, &R::place(name), &body)?;
     let built = R::of_stored(config, &opened, &salts, at);
     built.map_err(|p| NotInForce::Breaks(breaks(config, &body, p)))
+}
+
+/// `stored`, one of an import named `name`, checked as a write of it
+/// would be: its secrets opened at its place (one sealed for another
+/// name or under another key does not open), its body by every rule a
+/// write checks, its URLs' too; the form with the digest made here,
+/// whatever the import says, or why not (pointers and rules, never a
+/// value).
+fn checked<R: Kept>(
+    config: &Config,
+    name: &str,
+    stored: &StoredApiForm,
+) -> Result<StoredApiForm, String> {
+    let StoredApiForm::V1 {
+        body,
+        at,
+        incarnation,
+        ..
+    } = stored;
+    let salts = team_secrets::salts_of(body, &is_secret_member);
+    let opened = opened_at(config, &R::place(name), body).map_err(NotInForce::said)?;
+    let op = operator(config).map_err(|e| e.to_string())?;
+    let built = R::of_stored(config, &opened, &salts, *at);
+    let built = super::forms::built(op, &opened, built).map_err(|e| match e {
+        crate::error::Error::InvalidConfig(problems) => said_problems(&problems),
+        e => e.to_string(),
+    })?;
+    Ok(StoredApiForm::V1 {
+        body: body.clone(),
+        digest: R::print(&built).digest(),
+        at: *at,
+        incarnation: incarnation.clone(),
+    })
+}
+
+/// Every problem of a body, each its pointer and its rule.
+pub fn said_problems(problems: &[crate::error::Pointed]) -> String {
+    let said: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{} {}", p.pointer, p.detail))
+        .collect();
+    said.join("; ")
 }
 
 /// The names of `index` whose digest is not the one of `known`.

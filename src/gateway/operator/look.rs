@@ -110,6 +110,9 @@ pub struct Changes {
     /// The stored forms of `teams`, as the store keeps them (sealed): what
     /// a store reset writes back (those of the kept ones are in `kept`).
     pub forms: Held,
+    /// Kept ones deleted that stay in force for the API teams in force
+    /// that still list them (`"channel"`…, the name, which teams).
+    pub still_listed: Vec<(&'static str, String, String)>,
 }
 
 /// The stored forms (sealed) of the API teams and kept resources an
@@ -473,7 +476,10 @@ fn keep_listed(in_force: &Config, changes: &mut Changes) {
         }
         let what = k.of.what;
         for name in &kept {
-            tracing::error!(resource = what, name = %name, "an API {what} deleted is still listed by an API team in force; it stays until that team changes");
+            let listing = staying.iter().filter(|t| (k.of.listed_by)(t, name));
+            let listing: Vec<&str> = listing.map(|t| t.id.as_str()).collect();
+            let why = format!("the API teams {} still list it", listing.join(", "));
+            changes.still_listed.push((what, name.clone(), why));
         }
         k.gone = gone;
         // Known as something no index holds: looked at again at the next
@@ -559,6 +565,27 @@ fn team_of_record(
     Ok(team)
 }
 
+/// `config` without the kept ones of the operator API it has in force
+/// that the store no longer indexes (deleted, though a team in force
+/// still listed them): what a reload builds the stored teams against, as
+/// a start does, so that a team listing one is refused there as on
+/// every instance that starts (docs/operator-api.md#every-instance-at-once).
+pub async fn without_unindexed(core: &Core, config: Config) -> Result<Config> {
+    let (indexes, _) = indexes_and_generation(core).await?;
+    let mut config = config;
+    for (k, index) in KEPT.iter().zip(&indexes) {
+        let in_force = (k.in_force)(&config);
+        let gone: Vec<String> = (in_force.into_keys())
+            .filter(|name| !index.contains_key(name))
+            .collect();
+        if !gone.is_empty() {
+            config = (k.take_out(&config, &gone))
+                .map_err(|e| crate::error::Error::internal_from("API channels taken out", e))?;
+        }
+    }
+    Ok(config)
+}
+
 /// `config` with the kept ones of `held` that can be put in force in it
 /// put in force: what its teams are built against.
 pub fn with_held(config: &Config, held: &Held) -> Config {
@@ -588,15 +615,20 @@ pub struct StoredRead {
 
 impl StoredRead {
     /// The stored form as a read shows it, its secrets read back: what
-    /// is answered where no version of it is in force (one left out).
-    pub fn form(&self, core: &Core) -> Result<serde_json::Value> {
+    /// is answered where no version of it is in force (one left out). A
+    /// secret that does not open with this gateway's `secrets_keys` reads
+    /// as `null` (sent back so, the write is refused at its pointer), and
+    /// the stored one is refused: why, by pointer and never by value.
+    pub fn form(&self, core: &Core) -> Result<(serde_json::Value, Option<String>)> {
         let op = operator(core.config())?;
-        let opened = super::forms::opened(op, &self.place, &self.body)?;
+        let (opened, refused) =
+            team_secrets::open_each(&self.body, &self.place, &is_secret_member, &op.secrets);
         let salts = team_secrets::salts_of(&self.body, &is_secret_member);
         let read_back = |pointer: &str, v: &str| {
             (op.secrets).read_back(&self.place, pointer, salts.get(pointer), v)
         };
-        Ok(read_back_secrets(&opened, "", false, &read_back))
+        let refused = refused.map(|(pointer, e)| format!("{pointer}: {e}"));
+        Ok((read_back_secrets(&opened, "", false, &read_back), refused))
     }
 }
 
@@ -647,4 +679,48 @@ fn read_back_secrets(
         ),
         other => other.clone(),
     }
+}
+
+/// The quoted `ETag` of every API team the store's index lists, by id:
+/// what a list answers, as each read does, whether or not that version
+/// is in force here (docs/operator-api.md#concurrency). Every part of the
+/// index, [`index::read_parts`]'s calls.
+pub async fn stored_team_etags(core: &Core) -> Result<BTreeMap<String, String>> {
+    let parts = index::read_parts(core, &index::every_part()).await?;
+    let teams = parts.into_iter().flat_map(|(_, teams)| teams);
+    Ok(teams
+        .map(|(id, indexed)| (id, etag_indexed(&indexed)))
+        .collect())
+}
+
+/// The quoted `ETag` of every API channel the store's index lists, by
+/// name (one read).
+pub async fn stored_channel_etags(core: &Core) -> Result<BTreeMap<String, String>> {
+    let index = super::kept::digests::<super::channels::Channels>(core).await?;
+    Ok(index
+        .into_iter()
+        .map(|(name, indexed)| (name, etag_indexed(&indexed)))
+        .collect())
+}
+
+/// The quoted `ETag` of what an index keeps (its digest, and after a `~`
+/// an incarnation, `index::indexed_as`).
+fn etag_indexed(indexed: &str) -> String {
+    let digest = indexed
+        .split_once('~')
+        .map_or(indexed, |(digest, _)| digest);
+    format!("\"{digest}\"")
+}
+
+/// When each of `names` (resources `R`) was written, as the store keeps
+/// them (one read): `None` for one it does not hold.
+pub async fn stored_times<R: Resource>(
+    core: &Core,
+    names: &[&str],
+) -> Result<Vec<Option<crate::time::Timestamp>>> {
+    let stored = stored_forms(core, names, R::store_key).await?;
+    Ok(stored
+        .into_iter()
+        .map(|s| s.map(|StoredApiForm::V1 { at, .. }| at))
+        .collect())
 }

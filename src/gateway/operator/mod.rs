@@ -12,6 +12,7 @@
 //!   `config.changed` entry in the same commit, then the index moved;
 //!   [`keys`]: a team's API and security keys added or removed one at a time;
 //!   [`claims`]: each API key claimed in the store by the one team that holds it;
+//!   [`uses`]: each API channel a team's write lists claimed before it commits;
 //! - [`forms`]: the stored (sealed) form of a body, and what every write
 //!   shares (conditions, secrets kept, the stored forms read);
 //! - [`index`]: the index of the API teams, its generation, the marks of
@@ -31,6 +32,7 @@ pub mod look;
 pub mod resource;
 pub mod restore;
 pub mod teams;
+pub mod uses;
 
 use resource::Resource;
 
@@ -58,7 +60,7 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         // The teams' own keys under `{~teams}`: their index, its parts and
         // the generation.
-        for taken in ["ix", "gen"] {
+        for taken in ["ix", "gen", "key", "cu"] {
             seen.insert(taken.to_string());
         }
         for k in KEPT {

@@ -10,13 +10,15 @@
 //! (docs/decisions/0438-a-store-reset-keeps-the-operators-teams.md).
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::claims;
 use super::forms::stored_forms;
 use super::index::{self, part_of};
-use super::kept::Registered;
+use super::kept::{opened_at, said_problems, NotInForce, Registered};
 use super::look::{built, with_held, Held};
 use super::KEPT;
-use crate::config::Config;
-use crate::error::Result;
+use crate::config::{is_secret_member, Config};
+use crate::domain::team_secrets;
+use crate::error::{Error, Result};
 use crate::gateway::audit::{record_restore, recorded_keys};
 use crate::gateway::change::{self, Change};
 use crate::gateway::records::{
@@ -121,16 +123,110 @@ pub async fn import(
     if !files.is_empty() {
         return Ok(Err(files));
     }
+    let exported = match checked(core, exported, now).await? {
+        Ok(checked) => checked,
+        Err(refused) => return Ok(Err(refused)),
+    };
     if !replace {
-        let exist = stored_of(core, exported).await?;
+        let exist = stored_of(core, &exported).await?;
         if !exist.is_empty() {
             return Ok(Err(exist));
         }
     }
-    let config = with_held(core.config(), exported);
+    let config = with_held(core.config(), &exported);
     Ok(Ok(
-        write_back(core, &config, exported, replace, 0, now).await?
+        write_back(core, &config, &exported, replace, 0, now).await?
     ))
+}
+
+/// `exported` checked as a write of each would be (docs/operations.md#backing-up-the-api-teams):
+/// each kept one, then each team against them — its secrets opened at
+/// its place with this gateway's `secrets_keys`, its body by every rule a
+/// `PUT` checks, its API keys against the other teams of the file, the
+/// teams in force and the store's claims — each with the digest made
+/// here, whatever the file says; or every refusal, naming the team (the
+/// channel) and the pointer.
+async fn checked(
+    core: &Core,
+    exported: &Held,
+    now: Timestamp,
+) -> Result<std::result::Result<Held, Vec<String>>> {
+    let config = core.config();
+    let mut refused = Vec::new();
+    let mut held = Held::default();
+    for k in KEPT {
+        let mut forms = BTreeMap::new();
+        for (name, form) in exported.of(k) {
+            match (k.checked)(config, name, form) {
+                Ok(form) => drop(forms.insert(name.clone(), form)),
+                Err(why) => refused.push(format!("{} {name}: {why}", k.what)),
+            }
+        }
+        held.kept.insert(k.exported_as, forms);
+    }
+    let with = with_held(config, &held);
+    let mut keys: BTreeMap<String, &String> = BTreeMap::new();
+    for (id, form) in &exported.teams {
+        let team = checked_team(&with, id, form);
+        let claimed = match &team {
+            Ok((_, opened)) => claims::take_for_body(core, id, opened, true, now).await,
+            Err(_) => Ok(Default::default()),
+        };
+        let twice = (team.iter()).flat_map(|(_, opened)| claims::digests_of(opened));
+        let twice = twice.filter_map(|d| keys.insert(d, id).filter(|other| *other != id));
+        let twice: Vec<String> = twice
+            .map(|other| format!("an API key of team {other}"))
+            .collect();
+        match (team, claimed) {
+            (Err(why), _) => refused.push(format!("team {id}: {why}")),
+            (Ok(_), Err(Error::InvalidConfig(problems))) => {
+                refused.push(format!("team {id}: {}", said_problems(&problems)));
+            }
+            (Ok(_), Err(e)) => return Err(e),
+            (Ok(_), Ok(_)) if !twice.is_empty() => {
+                refused.push(format!("team {id}: /api_keys holds {}", twice.join(", ")));
+            }
+            (Ok((form, _)), Ok(_)) => drop(held.teams.insert(id.clone(), form)),
+        }
+    }
+    Ok(match refused.is_empty() {
+        true => Ok(held),
+        false => Err(refused),
+    })
+}
+
+/// Team `id` of an import checked as a `PUT` of it would be, against
+/// `config` (the import's channels in force): the form with the digest
+/// made here, and its body opened; or why not.
+fn checked_team(
+    config: &Config,
+    id: &str,
+    stored: &StoredApiForm,
+) -> std::result::Result<(StoredApiForm, serde_json::Value), String> {
+    let StoredApiForm::V1 {
+        body,
+        at,
+        incarnation,
+        ..
+    } = stored;
+    if body.get("id").and_then(serde_json::Value::as_str) != Some(id) {
+        return Err("/id is not the team's id".into());
+    }
+    let salts = team_secrets::salts_of(body, &is_secret_member);
+    let opened = opened_at(config, id, body).map_err(NotInForce::said)?;
+    let op = super::forms::operator(config).map_err(|e| e.to_string())?;
+    let team = super::forms::built(op, &opened, config.team_of_json(&opened, &salts));
+    let team = team.map_err(|e| match e {
+        Error::InvalidConfig(problems) => said_problems(&problems),
+        e => e.to_string(),
+    })?;
+    let form = StoredApiForm::V1 {
+        body: body.clone(),
+        digest: team.print.digest(),
+        at: *at,
+        incarnation: incarnation.clone(),
+    };
+    Ok((form, opened))
 }
 
 /// Those of `exported` a file of `config` keeps, each named.

@@ -13,7 +13,7 @@ use super::forms::{
     built, etag_of, opened, operator, salts_of_edit, sealed, stored_forms, written_body,
     Conditions, Write,
 };
-use super::{claims, index};
+use super::{claims, index, uses};
 use crate::config::{team_secrets_moved, Config, ConfigPrint, Team};
 use crate::domain::audit::Acting;
 use crate::domain::secrets_cipher::Salts;
@@ -411,8 +411,17 @@ pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Wri
         return written(core, &w, &mut BTreeSet::new(), now).await;
     }
     let (mut made, mut held) = (BTreeSet::new(), BTreeSet::new());
+    let listed = api_channels_named(core, w.body);
+    // What the team in force here listed that the write drops: its claims
+    // go once it is written.
+    let mut dropped = match core.config().team(w.id) {
+        Some(team) if team.api.is_some() => api_channels_named(core, &team.form),
+        _ => Default::default(),
+    };
+    dropped.retain(|name, _| !listed.contains_key(name));
     let write = async {
         made = claims::take_for_body(core, w.id, w.body, false, now).await?;
+        uses::claim(core, w.id, &listed, now).await?;
         let written = written(core, &w, &mut held, now).await?;
         let index = index::indexed_as(
             &written.built.print.digest(),
@@ -424,12 +433,23 @@ pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Wri
         Ok(done) => done,
         Err(e) => {
             claims::release(core, w.id, &made, now).await;
+            uses::release(core, w.id, &listed, now).await;
             return Err(e);
         }
     };
     claims::release(core, w.id, &(&held - &digests), now).await;
+    uses::release(core, w.id, &dropped, now).await;
     written.generation = generation.unwrap_or_default();
     Ok(written)
+}
+
+/// The channels of the operator API in force that `body` (a team's JSON
+/// form) names, each with its pointer: what its write claims.
+fn api_channels_named(core: &Core, body: &Value) -> std::collections::BTreeMap<String, String> {
+    let channels = &core.config().channels;
+    let mut named = uses::named(body);
+    named.retain(|name, _| channels.get(name).is_some_and(|c| c.api));
+    named
 }
 
 /// [`write_team`]'s change of the team's tenant as read, read again
@@ -519,7 +539,7 @@ pub async fn delete_team(
     acting: &Acting,
     now: Timestamp,
 ) -> Result<u64> {
-    let mut held = BTreeSet::new();
+    let (mut held, mut listed) = (BTreeSet::new(), Default::default());
     let delete = async {
         for n in 0..TENANT_TRIES {
             let Some(tenant) = Tenant::held_at(core, id, n).await? else {
@@ -530,6 +550,9 @@ pub async fn delete_team(
             let deleted = core.change(&tenant.keyspace, &read, now, |c| {
                 let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
                 held = claimed_keys(&stored);
+                if let Some(StoredApiTeam::V1 { body, .. }) = &stored.value {
+                    listed = api_channels_named(core, body);
+                }
                 delete_in(c, core.config(), id, &tenant, conditions, acting, now)
             });
             if deleted.await?.is_some() {
@@ -540,6 +563,7 @@ pub async fn delete_team(
     };
     let ((), generation) = marked(core, id, now, delete).await?;
     claims::release(core, id, &held, now).await;
+    uses::release(core, id, &listed, now).await;
     Ok(generation.unwrap_or_default())
 }
 

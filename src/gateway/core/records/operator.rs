@@ -158,6 +158,20 @@ pub struct ApiKeyClaim {
     pub at: Timestamp,
 }
 
+/// `{~teams}:cu:<name>`: the API teams whose writes listing API channel
+/// `name` claimed it, each with when, taken before the team's write
+/// commits, so that a delete of the channel and a write of a team that
+/// lists it, at once, cannot both go through
+/// (docs/operator-api.md#the-teams-that-list-a-channel). No TTL: deleted
+/// with its channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelUses {
+    /// Team id → when a write of it last claimed the channel (unix ms).
+    #[serde(rename = "t")]
+    pub teams: BTreeMap<String, i64>,
+}
+
+impl Record for ChannelUses {}
 impl Record for ApiKeyClaim {}
 impl Record for StoredApiForm {}
 impl Record for DeletedTeam {}

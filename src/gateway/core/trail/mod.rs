@@ -22,6 +22,7 @@
 //! store came back empty, or its head was set back) continues with an
 //! `audit.trail_reset` entry, chained after the head as found, and one
 //! ERROR line (docs/audit.md#resets, `known`).
+mod first;
 mod known;
 
 use std::time::Duration;
@@ -38,6 +39,7 @@ use crate::domain::audit::{
 use crate::error::{Error, Result};
 use crate::store::{keys, Op};
 use crate::time::Timestamp;
+pub use first::{as_the_start, FirstEntries};
 pub use known::Witness;
 
 /// Drafts chained after a head: the ops that write them and move the
@@ -64,8 +66,10 @@ impl Chained {
 /// A unit of work's place in its team's line on the audit head.
 pub(super) type HeadPlace<'a> = Place<'a, Loaded<StoredHead>, String>;
 
-/// Joins `team`'s line on its audit head and waits for its turn.
+/// Joins `team`'s line on its audit head and waits for its turn, once
+/// the start's own entries are recorded (`first`).
 pub(super) async fn join_head<'a>(core: &'a Core, team: &str) -> HeadPlace<'a> {
+    core.first_entries.pass().await;
     Place::join(&core.audit_heads, team.to_string()).await
 }
 
