@@ -265,6 +265,7 @@ both_stores!(
             json!({"interaction_id": id, "wait_seconds": 26}),
             json!({"interaction_id": id, "wait_seconds": "soon"}),
             json!({"interaction_id": id, "code": "123456"}),
+            json!({"interaction_id": 123456}),
         ] {
             let (text, v) = rpc(&app, &bot, &session, "tools/call", json!({"name": "get_verification", "arguments": args})).await;
             assert_eq!(v["error"]["code"], -32602, "{text}");
@@ -462,3 +463,45 @@ both_stores!(
         assert!(!text.contains(&code), "{text}");
     }
 );
+
+/// Two instances on one Redis: a session one opened is honoured by the
+/// other, and a wait on one answers a change made through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_sessions_and_waits_hold_across_instances() {
+    let Some(a) = spawn_with(Backend::Redis, setup(false)).await else {
+        return;
+    };
+    let b = spawn_beside(&a, setup(false)).await;
+    let session = open(&a, &a.keys.bot).await;
+    let (_, pong) = rpc(&b, &b.keys.bot, &session, "ping", json!({})).await;
+    assert_eq!(pong["result"], json!({}));
+    let id = a.new_interaction().await;
+    let (cid, code) = a.start_otp(&id).await;
+    let (_, first) = call(
+        &b,
+        &session,
+        "get_verification",
+        json!({"interaction_id": id}),
+    )
+    .await;
+    assert_eq!(first["structuredContent"]["status"], "pending");
+    let waited = Instant::now();
+    let wait = call(
+        &b,
+        &session,
+        "get_verification",
+        json!({"interaction_id": id, "wait_seconds": 25}),
+    );
+    let verify = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(a.verify_code(&id, &cid, &code).await.status(), 200);
+    };
+    let ((text, r), ()) = tokio::join!(wait, verify);
+    assert!(
+        waited.elapsed() < Duration::from_secs(20),
+        "answered on the change: {text}"
+    );
+    assert_eq!(r["structuredContent"]["authenticated"], true, "{text}");
+    b.stop_keeping_keys().await;
+    a.stop().await;
+}

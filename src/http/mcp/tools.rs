@@ -107,10 +107,19 @@ fn arguments<T: DeserializeOwned>(args: Value) -> Result<T, Failure> {
     serde_path_to_error::deserialize(args).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        let what = inner.split(" at line").next().unwrap_or("");
-        let what = what.split(", expected").next().unwrap_or(what);
-        let kept: String = what.chars().filter(|c| !c.is_control()).take(120).collect();
-        Failure::Arguments(format!("arguments {path}: {kept}"))
+        // serde's text may quote the value given: only its kind is kept.
+        let what = if let Some(rest) = inner.strip_prefix("missing field ") {
+            format!(
+                "{} is required",
+                rest.split_whitespace().next().unwrap_or("")
+            )
+        } else if let Some(rest) = inner.strip_prefix("unknown field ") {
+            format!("{} is not defined", rest.split(',').next().unwrap_or(""))
+        } else {
+            "wrong JSON type or value".to_string()
+        };
+        let what: String = what.chars().filter(|c| !c.is_control()).take(120).collect();
+        Failure::Arguments(format!("arguments {path}: {what}"))
     })
 }
 
