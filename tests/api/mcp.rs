@@ -400,11 +400,18 @@ both_stores!(
         let (text, again) = call(&app, &session, "get_verification", json!({"interaction_id": id, "wait_seconds": 1})).await;
         assert_eq!(again["structuredContent"], r["structuredContent"]);
         answers.push(text);
-        // The customer signs in: the next call answers the change at once.
-        let res = app.callback(&token, "success", json!({"id": "cust-7", "name": "Ada"})).await;
-        assert_eq!(res.status(), 200);
-        let bound: Value = res.json().await.unwrap();
-        let (text, r) = call(&app, &session, "get_verification", json!({"interaction_id": id, "wait_seconds": 25})).await;
+        // The customer signs in while the bot waits: the wait answers on
+        // the change (the binding challenge's `challenge.created`).
+        let waited = Instant::now();
+        let wait = call(&app, &session, "get_verification", json!({"interaction_id": id, "wait_seconds": 25}));
+        let sign_in = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let res = app.callback(&token, "success", json!({"id": "cust-7", "name": "Ada"})).await;
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()
+        };
+        let ((text, r), bound) = tokio::join!(wait, sign_in);
+        assert!(waited.elapsed() < Duration::from_secs(20), "answered on the change: {text}");
         let binding = bound["binding_code"].as_str().unwrap().to_string();
         let v = &r["structuredContent"];
         assert_eq!(v["challenge"]["method"], "binding", "{text}");

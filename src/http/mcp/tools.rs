@@ -336,20 +336,20 @@ async fn get(st: &AppState, bot: &BotOnly, session: &str, args: Value) -> Result
         _ => st.gateway.events().log().listen(&team.keyspace).await.ok(),
     };
     let who = (bot.key_id.as_ref(), session);
+    let about = id.to_string();
+    let mut ended = false;
     loop {
+        // Read (again) and judge: also once the wait ended, so that the
+        // answer is the interaction as it stands then.
         let now: Timestamp = st.clock.now();
         let answer: Verification = use_cases::verification(&st.gateway, team, id, now).await?;
         let changed = use_cases::note_answer(&st.gateway, team, who, id, &answer, now).await?;
-        let Some(rx) = live.as_mut().filter(|_| !changed) else {
+        let Some(rx) = live.as_mut().filter(|_| !changed && !ended) else {
             return Ok(json!(answer));
         };
-        let about = id.to_string();
-        if tokio::time::timeout_at(until, next_about(rx, &about))
+        ended = tokio::time::timeout_at(until, next_about(rx, &about))
             .await
-            .is_err()
-        {
-            return Ok(json!(answer));
-        }
+            .is_err();
     }
 }
 
