@@ -27,7 +27,8 @@
 //!   written through the API, and the worker that keeps them in force on
 //!   every instance), [`console`] (the agents' sign-in), [`audit`] (the
 //!   trail's pages, head and sinks);
-//! - [`bots`]: a bot platform's turn over the API's use cases.
+//! - [`bots`]: a bot platform's turn over the API's use cases; [`mcp`]:
+//!   the tools of the MCP server over them, and its sessions.
 //!
 //! A family calls another only through its public functions, so every
 //! call between them is an import.
@@ -47,6 +48,7 @@ mod expiry;
 pub mod identity_changes;
 pub mod interactions;
 pub mod login;
+pub mod mcp;
 pub mod network;
 pub mod number_checks;
 pub mod oidc;

@@ -165,9 +165,10 @@ pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
         | PageLinkUsed | PageLinkUnknown | PageSignedIn | PageSignInFailed | PageTryAgain
         | SayAuthenticated | SayNotAuthenticated | SayCodeSent | SayLinkSent | SayWrongCode
         | SayCodeExpired | SayLocked | SayBanned | SaySendFailed | SayRateLimited
-        | SayNotAllowed | PageNetworkDone | PageNetworkMismatch | PageNetworkRetry
-        | PageNetworkConfirm | PageCodeEntry | PageCodeDone | PageCodeWrong | PageCodeEnded
-        | PageWalletStart | PageWalletDone | PageWalletFailed => return None,
+        | SayNotAllowed | SayNetworkSent | SayWalletSent | SayAppSent | PageNetworkDone
+        | PageNetworkMismatch | PageNetworkRetry | PageNetworkConfirm | PageCodeEntry
+        | PageCodeDone | PageCodeWrong | PageCodeEnded | PageWalletStart | PageWalletDone
+        | PageWalletFailed => return None,
     };
     needs.iter().copied().find(|p| !text.contains(p))
 }

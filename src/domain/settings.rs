@@ -292,6 +292,11 @@ pub struct Templates {
     /// A code the rules refuse to send there (into a chat that does not
     /// vouch for its sender).
     pub say_not_allowed: String,
+    /// What the MCP server's `start_verification` says for a network
+    /// check's, a wallet's and an app's proof (docs/agents.md#start_verification).
+    pub say_network_sent: String,
+    pub say_wallet_sent: String,
+    pub say_app_sent: String,
     /// The gateway's pages (docs/api.md#languages): the first
     /// line is the heading, the rest what to do next.
     pub page_link_expired: String,
@@ -362,6 +367,21 @@ pub const PAGE_CODE_ENTRY: &str = "Type the code you received";
 /// default (docs/decisions/0446-the-page-s-text-for-a-pin.md).
 pub const PAGE_PIN_ENTRY: &str = "Type your PIN";
 
+/// `say_not_allowed`'s default.
+const SAY_NOT_ALLOWED: &str = "I cannot send a code into this chat. \
+                               Ask me for a sign-in link, or for a code by text message.";
+/// `page_sign_in_failed`'s default.
+const PAGE_SIGN_IN_FAILED: &str = "This sign-in could not be finished\n\
+                                   Open the link from the chat again.";
+/// What the MCP server's `start_verification` says by default for a
+/// network check's, a wallet's and an app's proof (docs/agents.md#start_verification).
+const SAY_NETWORK_SENT: &str =
+    "I have sent you a link. Please open it on your phone, using mobile data rather than Wi-Fi.";
+const SAY_WALLET_SENT: &str =
+    "I have sent you a link. Please open it and confirm with the wallet on your phone.";
+const SAY_APP_SENT: &str =
+    "I have sent a request to our app on your phone. Please open the app and approve it.";
+
 impl Default for Templates {
     fn default() -> Self {
         Templates {
@@ -381,16 +401,15 @@ impl Default for Templates {
             say_banned: "Verification is not possible for this account. Please contact us.".into(),
             say_send_failed: "Sorry, I could not send the message. Please try again.".into(),
             say_rate_limited: "Too many codes were sent. Please try again later.".into(),
-            say_not_allowed: "I cannot send a code into this chat. \
-                              Ask me for a sign-in link, or for a code by text message."
-                .into(),
+            say_not_allowed: SAY_NOT_ALLOWED.into(),
+            say_network_sent: SAY_NETWORK_SENT.into(),
+            say_wallet_sent: SAY_WALLET_SENT.into(),
+            say_app_sent: SAY_APP_SENT.into(),
             page_link_expired: "This link has expired\nAsk in the chat for a new one.".into(),
             page_link_used: "This link was already used\nAsk in the chat for a new one.".into(),
             page_link_unknown: "We don\u{2019}t know this link\nCheck you copied all of it.".into(),
             page_signed_in: "You\u{2019}re signed in\nYou can go back to the chat now.".into(),
-            page_sign_in_failed: "This sign-in could not be finished\n\
-                                  Open the link from the chat again."
-                .into(),
+            page_sign_in_failed: PAGE_SIGN_IN_FAILED.into(),
             page_try_again: "We can\u{2019}t do this right now\nPlease try again in a minute."
                 .into(),
             page_binding_code: "Type this code into the chat: #CODE#\n\
@@ -496,6 +515,9 @@ macro_rules! template_keys {
             SaySendFailed say_send_failed,
             SayRateLimited say_rate_limited,
             SayNotAllowed say_not_allowed,
+            SayNetworkSent say_network_sent,
+            SayWalletSent say_wallet_sent,
+            SayAppSent say_app_sent,
         }
     };
 }

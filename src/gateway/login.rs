@@ -27,6 +27,8 @@ use crate::domain::otp::{self, OtpCode};
 use crate::domain::secrets::Pepper;
 use crate::domain::{input, webhook_sig};
 use crate::error::{Error, Result};
+use crate::events::types::{ChallengeCreated, CreatedChallenge};
+use crate::events::EventData;
 use crate::store::keys;
 use crate::time::Timestamp;
 
@@ -218,6 +220,19 @@ fn open_binding(
     let code = otp::derive(core.pepper(), challenge_id, s.otp.length);
     let ch = Challenge::new_binding(challenge_id, &code, core.pepper(), &s.otp, now);
     let expires_at = ch.expires_at;
+    // Told as any challenge's start, so that a bot waiting on the events
+    // (docs/agents.md#get_verification) learns a code is now awaited.
+    w.emit(EventData::ChallengeCreated(ChallengeCreated {
+        challenge: CreatedChallenge {
+            challenge_id,
+            delivery: ch.delivery,
+            expires_at,
+            method: ch.method,
+            number_check: None,
+            transaction: None,
+            transaction_hash: None,
+        },
+    }));
     w.rec.end_step_up(now);
     w.rec.open_new_challenge(ch, now);
     w.rec.binding = Some(PendingBinding {

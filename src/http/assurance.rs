@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// `transaction`: a transaction's hash (docs/api.md#approving-one-payment),
 /// 43 base64url characters, else 422.
-fn parse_transaction(q: &HashMap<String, String>) -> Result<Option<String>> {
+pub(super) fn parse_transaction(q: &HashMap<String, String>) -> Result<Option<String>> {
     let Some(hash) = q.get("transaction") else {
         return Ok(None);
     };
@@ -41,7 +41,7 @@ fn parse_transaction(q: &HashMap<String, String>) -> Result<Option<String>> {
 }
 
 /// The query, parsed: a duration, a list of methods, or an intent's name.
-fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
+pub(super) fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
     if let Some(unknown) = q
         .keys()
         .find(|k| !matches!(k.as_str(), "max_age" | "methods" | "intent" | "transaction"))

@@ -411,6 +411,23 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// A bot's key and no other (the MCP server, docs/agents.md#the-server):
+/// an agent's or an admin's key is 403.
+#[derive(Debug, Clone)]
+pub struct BotOnly(Caller);
+
+impl FromRequestParts<AppState> for BotOnly {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let is_bot = |role| role == Role::Bot;
+        let refusal = "only a bot API key may call the MCP server";
+        authorise(parts, state, is_bot, refusal, Keys::Only)
+            .await
+            .map(BotOnly)
+    }
+}
+
 /// A key that may read the audit trail: an auditor or an admin key, else 403.
 #[derive(Debug, Clone)]
 pub struct Auditor(Caller);
@@ -482,4 +499,4 @@ macro_rules! is_a_caller {
         }
     )*};
 }
-is_a_caller!(Bot, Agent, Admin, Auditor, CallerOrSession);
+is_a_caller!(Bot, BotOnly, Agent, Admin, Auditor, CallerOrSession);

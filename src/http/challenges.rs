@@ -67,7 +67,7 @@ impl NewChallenge {
     /// The domain's request: 422 for a method, delivery or `to` it does
     /// not name, or that do not go together, and for a `locale` that is
     /// not a BCP 47 tag.
-    fn parse(&self) -> Result<ChallengeRequest> {
+    pub(super) fn parse(&self) -> Result<ChallengeRequest> {
         let mut req = ChallengeRequest::parse_entered(
             &self.method,
             self.delivery.as_deref(),

@@ -16,6 +16,7 @@ mod forget;
 mod interactions;
 mod json;
 mod login;
+mod mcp;
 mod network;
 mod observe;
 mod oidc;
@@ -193,6 +194,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(console::router())
         .merge(receipts::router())
         .merge(dialogflow::router())
+        .merge(mcp::router())
         .merge(audit::router())
         .merge(operator::router())
         .merge(operator_writes::router())
@@ -202,7 +204,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The [`RawSchema`] components of the handlers, by component name: listed
 /// here, where the handlers are assembled, so `openapi.rs` imports no
 /// handler module.
-fn raw_schemas() -> [(&'static str, serde_json::Value); 9] {
+fn raw_schemas() -> [(&'static str, serde_json::Value); 11] {
     [
         ("TeamForm", operator::TeamForm::json()),
         ("ChannelForm", operator::ChannelForm::json()),
@@ -216,6 +218,8 @@ fn raw_schemas() -> [(&'static str, serde_json::Value); 9] {
             dialogflow::DialogflowParameters::json(),
         ),
         ("DialogflowTag", dialogflow::DialogflowTag::json()),
+        ("McpMessage", mcp::McpMessage::json()),
+        ("McpParams", mcp::McpParams::json()),
     ]
 }
 
@@ -318,8 +322,10 @@ async fn method_not_allowed() -> Response {
 ///   the 413, the 503 and the 500.
 pub(super) async fn guard(req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let sensitive =
-        path.starts_with("/v1/") || path.starts_with("/l/") || path.starts_with("/oidc/");
+    let sensitive = path.starts_with("/v1/")
+        || path.starts_with("/l/")
+        || path.starts_with("/oidc/")
+        || path == "/mcp";
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

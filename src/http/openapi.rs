@@ -114,6 +114,7 @@ impl Documents {
         (name = "events", description = "The live event stream"),
         (name = "audit", description = "The audit trail: who revealed, unlocked, logged out; chained and signed"),
         (name = "integrations", description = "Bot platforms' webhooks in their own formats"),
+        (name = "mcp", description = "The Model Context Protocol server: tools for bots built on language models"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
         (name = "operator", description = "Teams and channels, for the system's operator keys"),
     )

@@ -356,6 +356,12 @@ pub fn console_session(team: &str, id_hash: &str) -> String {
     with_digest(scoped(team, "cs:", DIGEST), &[id_hash])
 }
 
+/// A session of the MCP server (docs/agents.md#the-server), by the keyed
+/// hash of its `Mcp-Session-Id`, in the team of the bot key that opened it.
+pub fn mcp_session(team: &str, id_hash: &str) -> String {
+    with_digest(scoped(team, "mcp:", DIGEST), &[id_hash])
+}
+
 /// A signed request (its Standard Webhooks `webhook-id`) already answered,
 /// with its answer: a replay or retry gets that answer and changes nothing.
 pub fn answered_request(team: &str, kind: &str, webhook_id: &str) -> String {

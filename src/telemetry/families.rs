@@ -24,6 +24,15 @@ pub const OUTBOX_KINDS: [&str; 2] = ["event", "notice"];
 /// background ask, each in lanes of its own (`gateway/polls.rs`).
 pub const BACKGROUND_KINDS: [&str; 2] = ["ladder", "app_poll"];
 
+/// The `tool` label of `chatgate_mcp_calls_total`: the MCP server's tools
+/// (docs/agents.md#the-four-tools).
+pub const MCP_TOOLS: [&str; 4] = [
+    "start_verification",
+    "get_verification",
+    "confirm_chat_code",
+    "check_assurance",
+];
+
 /// Kind of a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -49,6 +58,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_network_verifications_total", Kind::Counter, "result", "Answers of the mobile operator to network challenges' links, by result (verified, mismatch, not_on_mobile_network, error)."),
     ("chatgate_wallet_presentations_total", Kind::Counter, "format, result", "Presentations answered to wallet challenges, by credential format (dc+sd-jwt, mso_mdoc) and result (verified, claims_mismatch, untrusted_issuer, revoked, invalid_presentation)."),
     ("chatgate_code_entries_total", Kind::Counter, "result", "Codes and PINs posted on the page where they are typed instead of the chat, by result (right, wrong, refused: no form token of the browser's page, or more than 10 a minute)."),
+    ("chatgate_mcp_calls_total", Kind::Counter, "tool, result", "Tool calls to the MCP server, by tool (start_verification, get_verification, confirm_chat_code, check_assurance) and result (ok, error: a tool result with isError)."),
     ("chatgate_number_checks_total", Kind::Counter, "kind, result", "Number checks asked of a provider (not answered from the cache), by provider kind (camara, twilio_lookup) and result (clean, swapped, forwarded, unknown, error)."),
     ("chatgate_expirations_total", Kind::Counter, "", "Authentications that ended by time (interaction.expired announced)."),
     ("chatgate_teams", Kind::Gauge, "", "Teams in the configuration in force (set at start and at each reload)."),
@@ -139,6 +149,12 @@ pub(super) fn describe_and_register() {
     }
     for result in ["right", "wrong", "refused"] {
         metrics::counter!("chatgate_code_entries_total", "result" => result).increment(0);
+    }
+    for tool in MCP_TOOLS {
+        for result in ["ok", "error"] {
+            metrics::counter!("chatgate_mcp_calls_total", "tool" => tool, "result" => result)
+                .increment(0);
+        }
     }
     for kind in BACKGROUND_KINDS {
         metrics::gauge!("chatgate_background_queue", "kind" => kind).increment(0.0);

@@ -617,3 +617,58 @@ async fn a_maintained_holder_library_takes_the_verifier_named_by_its_host() {
         (Some("authenticated"), Some("wallet"))
     );
 }
+
+/// The official TypeScript SDK's client (`tests/interop/mcp.mjs`) drives
+/// the MCP server (docs/agents.md#tests): the handshake, the tools
+/// checked against their output schemas, a wait, a tool error and a
+/// JSON-RPC error, and the session ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_sdk_client_lists_calls_waits_and_meets_errors() {
+    let Some((node, modules)) = node_and_modules(&["@modelcontextprotocol/sdk"]) else {
+        return;
+    };
+    let Some(app) = spawn_app(Backend::Memory).await else {
+        return;
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = tokio::process::Command::new(node)
+        .arg(dir.join("tests/interop/mcp.mjs"))
+        .args(["--url", &app.url("/mcp")])
+        .args(["--key", &app.keys.bot])
+        .args(["--channel", "webchat"])
+        .env("MCP_MODULES", modules)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the client within 60 s")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("mcp.mjs: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_str(stdout.lines().last().expect("its line")).unwrap();
+    assert!(out.status.success(), "{seen}");
+    assert_eq!(seen["server"], "chatgate");
+    assert_eq!(seen["session"], true);
+    assert_eq!(
+        seen["tools"],
+        json!([
+            "start_verification",
+            "get_verification",
+            "confirm_chat_code",
+            "check_assurance"
+        ])
+    );
+    assert_eq!(seen["started"]["sent_to"], "chat");
+    assert_eq!(seen["first"]["status"], "pending");
+    assert_eq!(
+        seen["waited"], seen["first"],
+        "nothing changed: the wait ends as it stood"
+    );
+    assert_eq!(seen["refused"]["isError"], true);
+    assert_eq!(
+        seen["refused"]["problem"]["status"], 410,
+        "no challenge open: {seen}"
+    );
+    assert_eq!(seen["assurance"]["satisfied"], false);
+    assert_eq!(seen["unknown"], -32602);
+}

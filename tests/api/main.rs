@@ -38,6 +38,7 @@ mod lockouts;
 mod login_callback;
 mod logs;
 mod many_teams;
+mod mcp;
 mod metrics;
 mod network;
 mod network_vonage;

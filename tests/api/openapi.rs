@@ -503,7 +503,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
     }
     // The operator API's 12 are not offered: this gateway has no
     // `[operator]` (operator_api::the_document_offers_the_paths_served).
-    assert_eq!(operations, 60);
+    assert_eq!(operations, 62);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]

@@ -16,6 +16,7 @@ mod console;
 mod interaction;
 mod logins;
 mod markers;
+mod mcp;
 mod operator;
 mod small;
 mod subject;
@@ -44,6 +45,7 @@ pub use markers::{
     ActedDelivery, ConversationLink, EndedSession, IdentityHash, LogoutAnswer, SentMessage,
     ShortLink, StoredNetworkLink, UsedJti,
 };
+pub use mcp::StoredMcpSession;
 pub use operator::{
     ApiKeyClaim, ApiTeamsGeneration, ApiTeamsIndex, ChannelUses, DeletedTeam, PendingWrite,
     StoredApiChannel, StoredApiChannels, StoredApiForm, StoredApiTeam, StoredApiTeams,

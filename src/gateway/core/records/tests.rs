@@ -1054,3 +1054,26 @@ fn the_api_team_records_keep_their_bytes() {
     let read = Loaded::<ApiTeamsGeneration>::parse("k".into(), raw(&text)).unwrap();
     assert_eq!(read.value, Some(generation), "{text}");
 }
+
+#[test]
+fn an_mcp_session_of_today_reads_back_equal_and_remembers_its_newest_answers() {
+    let fresh: StoredMcpSession = kept_as_written(r#"{"k":"acme-bot","at":1800000000005}"#);
+    assert_eq!(
+        (fresh.key_id.as_str(), fresh.opened_at),
+        ("acme-bot", ms(5))
+    );
+    assert!(fresh.seen.is_empty());
+    let text = r#"{"k":"acme-bot","at":1800000000005,"s":[["i1","d1"],["i2","d2"]]}"#;
+    let mut seen: StoredMcpSession = kept_as_written(text);
+    assert_eq!(seen.seen("i1"), Some("d1"));
+    seen.note("i1", "d3");
+    assert_eq!(
+        seen.seen,
+        [("i2".into(), "d2".into()), ("i1".into(), "d3".into())]
+    );
+    for i in 0..StoredMcpSession::SEEN {
+        seen.note(&format!("n{i}"), "d");
+    }
+    assert_eq!(seen.seen.len(), StoredMcpSession::SEEN);
+    assert_eq!(seen.seen("i1"), None, "the oldest forgotten");
+}

@@ -1,0 +1,344 @@
+//! The use cases of the MCP server (docs/agents.md): its sessions, kept in
+//! the store under the keyed hash of their id so that every instance
+//! honours them, each bound to the bot key that opened it; what
+//! `get_verification` answers of an interaction, and whether it changed
+//! since the session's last answer; `start_verification` over the
+//! challenges' and login links' own use cases; and `confirm_chat_code`,
+//! which takes only a binding code typed into the chat. No answer here
+//! holds a code, a link, a token or a disclosed claim's value.
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::records::StoredMcpSession;
+use super::view::{ChallengeMethod, ChallengeState, Method, Status};
+use super::work::Step;
+use super::{
+    challenges, doors, login, ChallengeView, Core, InteractionView, LinkRequest, Verified,
+};
+use crate::config::Team;
+use crate::domain::challenge::{self as rules, Challenge};
+use crate::domain::settings::TextKey;
+use crate::domain::start_challenge::ChallengeRequest;
+use crate::error::{Error, Result};
+use crate::store::keys;
+use crate::time::{Clock, Timestamp};
+
+/// The purpose of the keyed hash under which a session is stored.
+const SESSION_HASH: &str = "mcp-session";
+
+/// How long a session lives from its `initialize`.
+pub const SESSION_LIFE: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest session id read from a header (ours are 43 characters).
+const MAX_SESSION_ID: usize = 128;
+
+/// The record of the session `id` names in `team`: `None` for an id no
+/// session of ours can have.
+fn session_key(core: &Core, team: &Team, id: &str) -> Option<String> {
+    let fits = !id.is_empty() && id.len() <= MAX_SESSION_ID;
+    fits.then(|| {
+        let hash = core.pepper().keyed_hash(SESSION_HASH, id.as_bytes());
+        keys::mcp_session(&team.keyspace, &hash)
+    })
+}
+
+/// The session's life left at `now`; `None` once it ended.
+fn life_left(session: &StoredMcpSession, now: Timestamp) -> Option<Duration> {
+    let end = session.opened_at.plus(SESSION_LIFE);
+    (now < end).then(|| end.since(now))
+}
+
+/// `initialize`: a new session of the key `key_id`, its id (256 random
+/// bits, base64url) answered once and kept only as a keyed hash.
+pub async fn open_session(
+    core: &Core,
+    team: &Team,
+    key_id: &str,
+    now: Timestamp,
+) -> Result<String> {
+    let id = crate::oidc::flow::random_value();
+    let key = session_key(core, team, &id).ok_or(Error::internal("an MCP session id"))?;
+    let stored = StoredMcpSession {
+        key_id: key_id.to_string(),
+        opened_at: now,
+        seen: Vec::new(),
+    };
+    core.change(&team.keyspace, &[], now, |c| {
+        c.create(&key, &stored, Some(SESSION_LIFE))?;
+        Ok(Step::Write(()))
+    })
+    .await?;
+    Ok(id)
+}
+
+/// The session `id` of the key `key_id`: 404 when there is none, it ended,
+/// or another key opened it (docs/agents.md#the-server).
+pub async fn session(
+    core: &Core,
+    team: &Team,
+    key_id: &str,
+    id: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let key = session_key(core, team, id).ok_or(Error::NotFound(NO_SESSION))?;
+    let loaded = doors::read::<StoredMcpSession>(core, &key).await?;
+    loaded
+        .value
+        .filter(|s| s.key_id == key_id && life_left(s, now).is_some())
+        .map(|_| ())
+        .ok_or(Error::NotFound(NO_SESSION))
+}
+
+const NO_SESSION: &str = "no such MCP session";
+
+/// `DELETE /mcp`: the session ends now; 404 as [`session`].
+pub async fn end_session(
+    core: &Core,
+    team: &Team,
+    key_id: &str,
+    id: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let key = session_key(core, team, id).ok_or(Error::NotFound(NO_SESSION))?;
+    core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
+        let at = c.read::<StoredMcpSession>(&key)?;
+        let ours = at.value.as_ref().is_some_and(|s| s.key_id == key_id);
+        if !ours {
+            return Ok(Step::Answer(Err(Error::NotFound(NO_SESSION))));
+        }
+        c.delete(&at);
+        Ok(Step::Write(Ok(())))
+    })
+    .await?
+}
+
+/// Notes `answer` as the session's last about `interaction`: `true` when
+/// it differs from the last one (or is the first), `false` (and nothing
+/// written) when it is the same. 404 as [`session`].
+pub async fn note_answer(
+    core: &Core,
+    team: &Team,
+    (key_id, id): (&str, &str),
+    interaction: Uuid,
+    answer: &Verification,
+    now: Timestamp,
+) -> Result<bool> {
+    let key = session_key(core, team, id).ok_or(Error::NotFound(NO_SESSION))?;
+    let digest = answer.digest();
+    let interaction = interaction.to_string();
+    core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
+        let at = c.read::<StoredMcpSession>(&key)?;
+        let live = at.value.as_ref().filter(|s| s.key_id == key_id);
+        let Some((session, left)) = live.and_then(|s| Some((s, life_left(s, now)?))) else {
+            return Ok(Step::Answer(Err(Error::NotFound(NO_SESSION))));
+        };
+        if session.seen(&interaction) == Some(digest.as_str()) {
+            return Ok(Step::Answer(Ok(false)));
+        }
+        let mut session = session.clone();
+        session.note(&interaction, &digest);
+        c.put(&at, &session, Some(left))?;
+        Ok(Step::Write(Ok(true)))
+    })
+    .await?
+}
+
+/// `get_verification`'s answer (docs/agents.md#get_verification): never
+/// a claim's value, a code or a link.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verification {
+    pub status: Status,
+    pub authenticated: bool,
+    pub method: Option<Method>,
+    pub expires_at: Option<Timestamp>,
+    /// The proven customer's `id`, or null.
+    pub customer_id: Option<String>,
+    pub challenge: Option<ChallengeSummary>,
+}
+
+/// The interaction's current or last challenge, as `get_verification`
+/// tells it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChallengeSummary {
+    pub challenge_id: Uuid,
+    pub method: ChallengeMethod,
+    pub state: ChallengeState,
+    /// A network or wallet challenge's last answer (`verified`,
+    /// `mismatch`, `claims_mismatch`, …); null before one, and for other
+    /// methods (`state` tells them).
+    pub result: Option<serde_json::Value>,
+    /// Open and waiting for a binding code typed into the chat: pass what
+    /// the customer types to `confirm_chat_code`.
+    pub awaiting_code: bool,
+}
+
+impl Verification {
+    /// The first 128 bits of the SHA-256 of its JSON, in hex: what a
+    /// session remembers of it.
+    fn digest(&self) -> String {
+        let text = serde_json::to_vec(self).unwrap_or_default();
+        Sha256::digest(&text)[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// Whether challenge `c` waits for a binding code typed into the chat
+/// (a login link's `chat_code`, a verified network answer's code): the
+/// only code `confirm_chat_code` passes on. The one place this is asked.
+fn awaits_binding_code(c: &Challenge) -> bool {
+    c.method == rules::ChallengeMethod::Binding || c.awaits_network_code()
+}
+
+/// The interaction `id` as `get_verification` answers it, one read.
+pub async fn verification(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    now: Timestamp,
+) -> Result<Verification> {
+    let pair = core.load_pair(team, id, now).await?;
+    let v = pair.view(team, now)?;
+    let rec = pair.rec()?;
+    let last = rec.challenge.as_ref().map(|c| c.id);
+    let last = last.or_else(|| rec.past_challenges.last().map(|p| p.id));
+    let challenge = last
+        .and_then(|cid| rec.challenge_at(cid, now))
+        .map(|(c, state)| {
+            let shown = ChallengeView::of(c, state);
+            let network = shown
+                .network
+                .and_then(|n| n.result)
+                .map(serde_json::to_value);
+            let wallet = shown
+                .wallet
+                .and_then(|w| w.result)
+                .map(serde_json::to_value);
+            ChallengeSummary {
+                challenge_id: c.id,
+                method: shown.method,
+                state: shown.state,
+                result: network.or(wallet).and_then(std::result::Result::ok),
+                awaiting_code: state == rules::ChallengeState::Open && awaits_binding_code(c),
+            }
+        });
+    Ok(Verification {
+        status: v.status,
+        authenticated: v.authenticated,
+        method: v.method,
+        expires_at: v.expires_at,
+        customer_id: v.customer.and_then(|c| c.get("id").cloned()),
+        challenge,
+    })
+}
+
+/// `confirm_chat_code`: what the customer typed into the chat, for the
+/// open challenge that waits for a binding code — the ordinary verify,
+/// counted as such. Any other challenge is 409 `entry_page` and nothing
+/// is counted; none open is 410 `challenge_expired`.
+pub async fn confirm_chat_code(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    code: &str,
+    now: Timestamp,
+) -> Result<Verified> {
+    let pair = core.load_pair(team, id, now).await?;
+    let open = pair.rec()?.open_challenge(now);
+    let c = open.ok_or(Error::ChallengeExpired)?;
+    if !awaits_binding_code(c) {
+        return Err(Error::EntryPage);
+    }
+    let cid = c.id;
+    challenges::verify::verify_challenge(core, team, id, cid, code, now).await
+}
+
+/// What `start_verification` asks for: a login link delivered into the
+/// conversation, or a challenge.
+#[derive(Debug)]
+pub enum Proof {
+    Link(LinkRequest),
+    Challenge(Box<ChallengeRequest>),
+}
+
+/// `start_verification`'s answer (docs/agents.md#start_verification).
+#[derive(Debug, Clone, Serialize)]
+pub struct StartedVerification {
+    pub interaction_id: Uuid,
+    /// Null for a login link.
+    pub challenge_id: Option<Uuid>,
+    pub status: Status,
+    /// `chat`, `sms`, `email`, `voice` or `app`.
+    pub sent_to: &'static str,
+    /// One sentence for the customer, in the conversation's language.
+    pub say: String,
+}
+
+/// Starts `proof` on interaction `id` through the login links' or the
+/// challenges' own use case; a link the channel did not deliver is 502
+/// `channel_error` (the link is never answered).
+pub async fn start_verification(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    proof: Proof,
+    clock: &dyn Clock,
+) -> Result<StartedVerification> {
+    let (challenge_id, sent_to, key, after) = match proof {
+        Proof::Link(req) => {
+            let (issued, after) = login::issue_link_seen(core, team, id, req, clock.now()).await?;
+            if !issued.delivered {
+                return Err(Error::Channel(
+                    "the link could not be delivered into the conversation".into(),
+                ));
+            }
+            (None, "chat", TextKey::SayLinkSent, after)
+        }
+        Proof::Challenge(req) => {
+            let (sent_to, key) = said_of(&req);
+            let (started, after) =
+                challenges::start_challenge_seen(core, team, id, *req, clock).await?;
+            (Some(started.challenge_id), sent_to, key, after)
+        }
+    };
+    let v = match after {
+        Some(v) => v,
+        None => super::interactions::get_interaction(core, team, id, clock.now()).await?,
+    };
+    Ok(StartedVerification {
+        interaction_id: id,
+        challenge_id,
+        status: v.status,
+        sent_to,
+        say: say(core, team, &v, key),
+    })
+}
+
+/// Where a challenge's message goes, and the text that says so.
+fn said_of(req: &ChallengeRequest) -> (&'static str, TextKey) {
+    use rules::{ChallengeMethod as M, Delivery as D};
+    let to = match req.delivery {
+        D::Sms => "sms",
+        D::Email => "email",
+        D::Voice => "voice",
+        _ => "chat",
+    };
+    match req.method {
+        M::App => ("app", TextKey::SayAppSent),
+        M::Network => (to, TextKey::SayNetworkSent),
+        M::Wallet => (to, TextKey::SayWalletSent),
+        _ => (to, TextKey::SayCodeSent),
+    }
+}
+
+/// The text `key` in force on the interaction's channel, in its language.
+fn say(core: &Core, team: &Team, v: &InteractionView, key: TextKey) -> String {
+    let settings = team.settings_for(&v.channel);
+    let channel = core.config().channels.get(&v.channel);
+    crate::config::text(key, settings, channel, &v.locale).to_string()
+}

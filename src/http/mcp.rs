@@ -1,0 +1,369 @@
+//! The MCP server (docs/agents.md#the-server): the Streamable HTTP
+//! transport of the Model Context Protocol at `POST /mcp` and `DELETE
+//! /mcp` (a `GET`, which would open a stream of the server's own messages,
+//! is 405: this server sends none), JSON-RPC 2.0 written here over
+//! `serde_json` (docs/decisions/0502-the-mcp-server-is-written-over-serde-json.md).
+//!
+//! Behind a bot's key alone (401 and 403 carry `WWW-Authenticate`); a body
+//! over 64 KiB is 413 and one nested deeper than [`MAX_DEPTH`] is 400
+//! before it is parsed; a session (`Mcp-Session-Id`) is the store's
+//! (`gateway::mcp`), bound to the key that opened it. Each request is
+//! answered as `application/json`, or as one `text/event-stream` event
+//! when the client accepts only that. The tools are in [`tools`].
+mod tools;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::BotOnly;
+use super::extract::{json_bytes, NoQuery};
+use super::openapi::{raw_schema, ApiKeyErrors, JsonBodyErrors, RawSchema, E400, E403, E404, E422};
+use super::AppState;
+use crate::domain::json_members::repeated_member;
+use crate::error::Error;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(post_mcp, delete_mcp))
+}
+
+/// The protocol versions served, oldest first: a client's own when it is
+/// one of them, else the newest.
+pub const VERSIONS: [&str; 2] = ["2025-06-18", "2025-11-25"];
+
+/// The session header.
+const SESSION: &str = "mcp-session-id";
+
+/// The deepest nesting of arrays and objects a body may have.
+pub const MAX_DEPTH: usize = 32;
+
+/// A JSON-RPC 2.0 message to the server (docs/agents.md#the-server):
+/// `initialize`, `ping`, `tools/list`, `tools/call`, or a notification.
+pub struct McpMessage;
+
+impl RawSchema for McpMessage {
+    fn json() -> Value {
+        json!({"type": "object", "required": ["jsonrpc", "method"],
+               "description": "A JSON-RPC 2.0 request (with `id`) or notification (without).",
+               "properties": {"jsonrpc": {"type": "string", "enum": ["2.0"]},
+                              "id": {"type": "string", "maxLength": 128, "description": "the request id (a number is taken too); absent in a notification"},
+                              "method": {"type": "string", "maxLength": 128},
+                              "params": {"$ref": "#/components/schemas/McpParams"}}})
+    }
+}
+raw_schema!(McpMessage);
+
+/// The `params` of a JSON-RPC message: an object, as its method says.
+pub struct McpParams;
+
+impl RawSchema for McpParams {
+    fn json() -> Value {
+        json!({"type": "object", "description": "as the method says (docs/agents.md#the-four-tools)"})
+    }
+}
+raw_schema!(McpParams);
+
+/// A message to the Model Context Protocol server (bot keys only).
+///
+/// `initialize` answers an `Mcp-Session-Id` (good for 24 hours, for the
+/// key that opened it; another key's, unknown or ended: 404); every other
+/// message carries it. A notification is 202 with no body. A body that is
+/// not one JSON-RPC 2.0 message is 400, nested deeper than 32 levels 400
+/// before it is parsed, over 64 KiB 413. An agent's or admin's key is 403.
+#[utoipa::path(post, path = "/mcp", operation_id = "mcp", tag = "mcp",
+    security(("api_key" = [])), request_body = McpMessage,
+    params(("Mcp-Session-Id" = Option<String>, Header, description = "the session `initialize` answered"),
+           ("MCP-Protocol-Version" = Option<String>, Header, description = "2025-06-18 or 2025-11-25")),
+    responses((status = 200, description = "the JSON-RPC answer (`application/json`, or one `text/event-stream` event when only that is accepted)", body = Object),
+              (status = 202, description = "a notification, taken"),
+              ApiKeyErrors, E403, E404, JsonBodyErrors))]
+async fn post_mcp(
+    State(st): State<AppState>,
+    bot: Result<BotOnly, Error>,
+    _: NoQuery,
+    req: Request,
+) -> Response {
+    let bot = match bot {
+        Ok(bot) => bot,
+        Err(e) => return refused(e),
+    };
+    let headers = req.headers().clone();
+    let message = match read(req, &st).await {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
+    let version = headers.get("mcp-protocol-version").map(|v| v.as_bytes());
+    if version.is_some_and(|v| !VERSIONS.iter().any(|s| s.as_bytes() == v)) {
+        return Error::BadRequest("MCP-Protocol-Version is not one this server speaks".into())
+            .into_response();
+    }
+    let sse = only_event_stream(&headers);
+    let Some(method) = message.get("method").and_then(Value::as_str) else {
+        // A client's answer or error to a request of ours: we make none.
+        return StatusCode::ACCEPTED.into_response();
+    };
+    if method == "initialize" {
+        return initialize(&st, &bot, &message, sse).await;
+    }
+    let session = match in_session(&st, &bot, &headers).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let Some(id) = message.get("id").cloned() else {
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let params = message.get("params").cloned().unwrap_or(Value::Null);
+    let answer = match method {
+        "ping" => Ok(json!({})),
+        "tools/list" => Ok(tools::list()),
+        "tools/call" => tools::call(&st, &bot, &session, &params).await,
+        _ => Err(RpcError::new(-32601, "method not found")),
+    };
+    answer_with(&id, answer, sse, None)
+}
+
+/// End a session of the Model Context Protocol server.
+///
+/// 204; a session that is not this key's, unknown or ended, is 404.
+#[utoipa::path(delete, path = "/mcp", operation_id = "mcp_end", tag = "mcp",
+    security(("api_key" = [])),
+    params(("Mcp-Session-Id" = String, Header, description = "the session to end")),
+    responses((status = 204, description = "ended"), ApiKeyErrors, E400, E403, E404, E422))]
+async fn delete_mcp(
+    State(st): State<AppState>,
+    bot: Result<BotOnly, Error>,
+    _: NoQuery,
+    headers: HeaderMap,
+) -> Response {
+    let bot = match bot {
+        Ok(bot) => bot,
+        Err(e) => return refused(e),
+    };
+    let Some(id) = headers.get(SESSION).and_then(|v| v.to_str().ok()) else {
+        return Error::BadRequest("Mcp-Session-Id: required".into()).into_response();
+    };
+    let now = st.clock.now();
+    match crate::gateway::mcp::end_session(&st.gateway, bot.team(), &bot.key_id, id, now).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The refusal of a caller, with the `WWW-Authenticate` MCP clients read.
+fn refused(e: Error) -> Response {
+    let scope = matches!(e, Error::Forbidden(_));
+    let mut res = e.into_response();
+    let value = if scope {
+        "Bearer realm=\"chatgate\", error=\"insufficient_scope\""
+    } else {
+        "Bearer realm=\"chatgate\""
+    };
+    res.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+    res
+}
+
+/// The body: one JSON-RPC 2.0 message, an object (400 otherwise, and
+/// for nesting deeper than [`MAX_DEPTH`], checked before it is parsed).
+async fn read(req: Request, st: &AppState) -> Result<Value, Error> {
+    let bytes = json_bytes(req, st)
+        .await?
+        .ok_or_else(|| Error::BadRequest("the body must be a JSON-RPC message".into()))?;
+    if depth_over(&bytes, MAX_DEPTH) {
+        return Err(Error::BadRequest(format!(
+            "the body nests deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Error::BadRequest(
+            "the body must be one JSON-RPC message, an object (no batch)".into(),
+        ));
+    }
+    if repeated_member(&bytes).is_some() {
+        return Err(Error::BadRequest(
+            "the body names a member twice in one object".into(),
+        ));
+    }
+    let message: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| Error::BadRequest("the body is not valid JSON".into()))?;
+    if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(Error::BadRequest("jsonrpc: must be \"2.0\"".into()));
+    }
+    let method = message.get("method");
+    if method.is_some_and(|m| !m.is_string()) {
+        return Err(Error::BadRequest("method: must be a string".into()));
+    }
+    Ok(message)
+}
+
+/// Whether `bytes` nest arrays and objects deeper than `max` (strings
+/// skipped), read in one pass without building anything.
+fn depth_over(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Whether the client accepts `text/event-stream` and not
+/// `application/json`: then the answer is one event.
+fn only_event_stream(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .collect::<Vec<_>>();
+    let has = |m: &str| accept.iter().any(|a| a == m);
+    has("text/event-stream") && !has("application/json") && !has("*/*") && !has("application/*")
+}
+
+/// `initialize`: a new session of the caller's key, and what this server is.
+async fn initialize(st: &AppState, bot: &BotOnly, message: &Value, sse: bool) -> Response {
+    let Some(id) = message.get("id").cloned() else {
+        return Error::BadRequest("initialize is a request: id required".into()).into_response();
+    };
+    let asked = message
+        .pointer("/params/protocolVersion")
+        .and_then(Value::as_str);
+    let version = VERSIONS
+        .iter()
+        .find(|v| Some(**v) == asked)
+        .unwrap_or(&VERSIONS[1]);
+    let now = st.clock.now();
+    let session =
+        match crate::gateway::mcp::open_session(&st.gateway, bot.team(), &bot.key_id, now).await {
+            Ok(s) => s,
+            Err(e) => return e.into_response(),
+        };
+    let result = json!({
+        "protocolVersion": version,
+        "capabilities": {"tools": {"listChanged": false}},
+        "serverInfo": {"name": "chatgate", "title": "chatgate", "version": env!("CARGO_PKG_VERSION")},
+        "instructions": tools::INSTRUCTIONS,
+    });
+    answer_with(&id, Ok(result), sse, Some(&session))
+}
+
+/// The session the request's `Mcp-Session-Id` names, if it is the
+/// caller's and live: 400 without one, 404 otherwise.
+async fn in_session(st: &AppState, bot: &BotOnly, headers: &HeaderMap) -> Result<String, Error> {
+    let id = headers
+        .get(SESSION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Error::BadRequest("Mcp-Session-Id: required after initialize".into()))?;
+    let now = st.clock.now();
+    crate::gateway::mcp::session(&st.gateway, bot.team(), &bot.key_id, id, now).await?;
+    Ok(id.to_string())
+}
+
+/// A JSON-RPC error: its code and message (never a value of the request).
+#[derive(Debug)]
+pub struct RpcError {
+    code: i64,
+    message: String,
+}
+
+impl RpcError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `-32602`: an unknown tool, or arguments that break its schema.
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        Self::new(-32602, message)
+    }
+}
+
+/// The JSON-RPC answer to request `id`, as JSON or as one event, with the
+/// session header of an `initialize`.
+fn answer_with(
+    id: &Value,
+    answer: Result<Value, RpcError>,
+    sse: bool,
+    session: Option<&str>,
+) -> Response {
+    let body = match answer {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(e) => json!({"jsonrpc": "2.0", "id": id,
+                         "error": {"code": e.code, "message": e.message}}),
+    };
+    let text = body.to_string();
+    let (kind, text) = if sse {
+        (
+            "text/event-stream",
+            format!("event: message\ndata: {text}\n\n"),
+        )
+    } else {
+        ("application/json", text)
+    };
+    let mut res = (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(kind))],
+        text,
+    )
+        .into_response();
+    if let Some(v) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
+        res.headers_mut().insert(SESSION, v);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        assert!(!depth_over(br#"{"a":[{"b":"[[[[[[["}]}"#, 3));
+        assert!(depth_over(br#"{"a":[{"b":[1]}]}"#, 3));
+        assert!(!depth_over(br#"{"a":"\"[[[[","b":{}}"#, 2));
+        let deep = "[".repeat(100_000);
+        assert!(depth_over(deep.as_bytes(), MAX_DEPTH));
+    }
+
+    #[test]
+    fn an_event_stream_only_when_json_is_not_accepted() {
+        let with = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
+            only_event_stream(&h)
+        };
+        assert!(with("text/event-stream"));
+        assert!(!with("application/json, text/event-stream"));
+        assert!(!with("*/*"));
+        assert!(!only_event_stream(&HeaderMap::new()));
+    }
+}
