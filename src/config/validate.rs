@@ -158,7 +158,9 @@ pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
     let needs: &[&'static str] = match TextKey::parse(key)? {
         LoginLink | NetworkLink | CodeEntryLink | PinEntryLink | WalletLink => &["#URL#"],
         Otp | VoiceOtp => &["#PIN#"],
-        AppPrompt | PageBindingCode | PageNetworkCode => &["#CODE#"],
+        AppPrompt | PageBindingCode | PageNetworkCode | PageCodeBind | PageWalletCode => {
+            &["#CODE#"]
+        }
         OtpTransaction | VoiceOtpTransaction => &["#PIN#", "#AMOUNT#", "#PAYEE#"],
         AppPromptTransaction => &["#CODE#", "#AMOUNT#", "#PAYEE#"],
         PinPrompt | Authenticated | Expired | VoiceGate | VoiceUnavailable | PageLinkExpired
@@ -167,7 +169,7 @@ pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
         | SayCodeExpired | SayLocked | SayBanned | SaySendFailed | SayRateLimited
         | SayNotAllowed | PageNetworkDone | PageNetworkMismatch | PageNetworkRetry
         | PageNetworkConfirm | PageCodeEntry | PageCodeDone | PageCodeWrong | PageCodeEnded
-        | PageWalletStart | PageWalletDone | PageWalletFailed => return None,
+        | PageWalletStart | PageWalletElsewhere | PageWalletDone | PageWalletFailed => return None,
     };
     needs.iter().copied().find(|p| !text.contains(p))
 }

@@ -33,6 +33,14 @@ pub struct WalletChallenge {
     pub requests: Vec<WalletRequest>,
     /// What the presentation answered, once one did.
     pub answer: Option<WalletAnswer>,
+    /// A verified `direct_post` answer's `response_code`, as its keyed hash:
+    /// the `redirect_uri` the wallet opens carries it, and only there is
+    /// the binding code shown (docs/wallet.md#the-code-typed-into-the-chat).
+    pub response_code: Option<String>,
+    /// The keyed hash of the secret of the browser that first opened that
+    /// `redirect_uri` (its cookie keeps the secret): the code is shown
+    /// again in that browser only.
+    pub code_browser: Option<String>,
 }
 
 /// A credential's format.
@@ -134,6 +142,8 @@ impl WalletChallenge {
             asked,
             requests: Vec::new(),
             answer: None,
+            response_code: None,
+            code_browser: None,
         }
     }
 
@@ -154,10 +164,13 @@ impl WalletChallenge {
         self.requests.iter().find(|r| r.kid == kid && !r.answered)
     }
 
-    /// The challenge as remembered once ended: its answer, no request.
+    /// The challenge as remembered once ended: its answer, no request
+    /// and nothing of where its binding code was shown.
     pub fn ended(&self) -> Self {
         WalletChallenge {
             requests: Vec::new(),
+            response_code: None,
+            code_browser: None,
             ..self.clone()
         }
     }
