@@ -147,11 +147,12 @@ impl WalletChallenge {
         }
     }
 
-    /// Keeps `request`, the oldest going beyond [`MAX_REQUESTS`].
-    pub fn add_request(&mut self, request: WalletRequest) {
+    /// Keeps `request`, the oldest going beyond [`MAX_REQUESTS`]: the key
+    /// ids of those that went.
+    pub fn add_request(&mut self, request: WalletRequest) -> Vec<String> {
         self.requests.push(request);
         let over = self.requests.len().saturating_sub(MAX_REQUESTS);
-        self.requests.drain(..over);
+        self.requests.drain(..over).map(|r| r.kid).collect()
     }
 
     /// The request `rid` names, while it is unanswered.

@@ -162,7 +162,8 @@ pub async fn post_entry(
     let counted = |result: &'static str| {
         metrics::counter!("chatgate_code_entries_total", "result" => result).increment(1);
     };
-    if !take_post(core, team, code, now).await? {
+    let posts = keys::code_entry_posts(&team.keyspace, code);
+    if !take_one(core, team, posts, now).await? {
         counted("refused");
         return Ok(EntryAnswer::Limited(form.speaks));
     }
@@ -215,10 +216,15 @@ fn refused_code(e: Error, form: EntryForm) -> Result<EntryAnswer> {
     })
 }
 
-/// Counts one more POST to link `code` of `team` at `now`; `false`,
-/// counting nothing, past [`POSTS_PER_MINUTE`] within the minute.
-async fn take_post(core: &Core, team: &Team, code: &str, now: Timestamp) -> Result<bool> {
-    let key = keys::code_entry_posts(&team.keyspace, code);
+/// Counts one more use of a link under `key` (a page-entry link's POSTs,
+/// a wallet link's page fetches) of `team` at `now`; `false`, counting
+/// nothing, past [`POSTS_PER_MINUTE`] within the minute.
+pub(super) async fn take_one(
+    core: &Core,
+    team: &Team,
+    key: String,
+    now: Timestamp,
+) -> Result<bool> {
     core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
         let read = c.read::<DestinationSends>(&key)?;
         let mut posts = read.value.clone().unwrap_or_default();

@@ -47,8 +47,9 @@ const MAX_ID: usize = 128;
 /// wallet for the credential.
 ///
 /// Every fetch makes a new request (its `rid`, `state`, `nonce` and
-/// encryption key; the challenge keeps its five newest) and uses nothing
-/// up; while a verified answer awaits its binding code, a fetch makes
+/// encryption key; the challenge keeps its five newest, and the store
+/// nothing of an older one) and uses nothing up; more than 10 fetches of
+/// one link within a minute are 429 and make nothing; while a verified answer awaits its binding code, a fetch makes
 /// none and shows `page_wallet_elsewhere` (never the code). The page
 /// names the team and the conversation's channel, and offers the Digital Credentials API where the browser has
 /// it, a button with the `openid4vp://` link, the same link as a QR code,
@@ -60,6 +61,7 @@ const MAX_ID: usize = 128;
         (status = 200, description = "the page (`page_wallet_start`) with a fresh request; while a verified answer awaits its binding code, `page_wallet_elsewhere`", content_type = "text/html", body = String),
         (status = 404, description = "a code that was never issued (`page_link_unknown`)", content_type = "text/html", body = String),
         (status = 410, description = "the challenge was used, expired, replaced or failed (`page_link_used`, `page_link_expired`)", content_type = "text/html", body = String),
+        (status = 429, description = "more than 10 fetches of this link within a minute: nothing made (`page_try_again`, `Retry-After`)", content_type = "text/html", body = String),
         (status = 503, description = "the link cannot be checked now (`page_try_again`)", content_type = "text/html", body = String)))]
 async fn wallet_page(
     State(st): State<AppState>,
@@ -78,6 +80,19 @@ async fn wallet_page(
             let said = Said::of(config, Some(&p.speaks), &headers, TextKey::PageWalletStart);
             let bound = Said::of(config, Some(&p.speaks), &headers, TextKey::PageWalletCode);
             no_store(page::wallet_page(&said, &p, (&code, &bound.text)))
+        }
+        Ok(WalletLinkTarget::Limited(speaks)) => {
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let mut res = text_page(
+                &st,
+                speaks.as_ref(),
+                &headers,
+                status,
+                TextKey::PageTryAgain,
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            res
         }
         Ok(WalletLinkTarget::Elsewhere(speaks)) => text_page(
             &st,

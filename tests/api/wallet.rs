@@ -669,6 +669,51 @@ wallet_test!(
     }
 );
 
+/// Whether the store holds the record of the request whose key id is
+/// `kid`.
+async fn request_kept(app: &TestApp, kid: &str) -> bool {
+    let key = chatgate::store::keys::wallet_key(kid);
+    let store = app.gateway.store();
+    store.get(&[key]).await.unwrap()[0].is_some()
+}
+
+wallet_test!(
+    a_link_is_fetched_ten_times_a_minute_and_the_store_keeps_its_five_newest_requests,
+    |app: TestApp, a: Access| async move {
+        let id = interaction(&app, "cust-fetches").await;
+        let (_, link) = start(&app, &id, ada()).await;
+        // Six fetches (each with its request object): the sixth's request
+        // removes the oldest's record.
+        let mut kids = Vec::new();
+        for _ in 0..6 {
+            let asked = fetch_request(&app, &a, &link).await;
+            let kid = asked["client_metadata"]["jwks"]["keys"][0]["kid"].as_str();
+            kids.push(kid.unwrap().to_string());
+        }
+        assert!(
+            !request_kept(&app, &kids[0]).await,
+            "the oldest's record is gone"
+        );
+        for kid in &kids[1..] {
+            assert!(request_kept(&app, kid).await);
+        }
+        // Four more make ten this minute; the eleventh is 429 and makes
+        // nothing (the newest five's records stay).
+        for _ in 0..4 {
+            assert_eq!(open(&app, &link).await.status, 200);
+        }
+        assert!(request_kept(&app, &kids[5]).await);
+        let limited = open(&app, &link).await;
+        assert_eq!(limited.status, 429, "{}", limited.body);
+        assert_eq!(limited.headers["retry-after"], "60");
+        assert!(!limited.body.contains("openid4vp://"));
+        assert!(request_kept(&app, &kids[5]).await, "no request was made");
+        app.advance(61);
+        assert_eq!(open(&app, &link).await.status, 200);
+        assert!(!request_kept(&app, &kids[5]).await);
+    }
+);
+
 wallet_test!(
     each_failure_fails_the_challenge_and_counts_toward_the_lockout,
     |app: TestApp, a: Access| async move {

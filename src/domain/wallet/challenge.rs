@@ -156,19 +156,18 @@ pub fn tie_browser(
     }
 }
 
-/// Keeps `request` on the open wallet challenge `cid` of `rec`; `false`
-/// when it is not open.
+/// Keeps `request` on the open wallet challenge `cid` of `rec`, its
+/// oldest going beyond its five newest: the key ids of those that went,
+/// whose records go with them; `None` when it is not open.
 pub fn add_request(
     rec: &mut InteractionRecord,
     cid: Uuid,
     request: WalletRequest,
     now: Timestamp,
-) -> bool {
-    if open_wallet(rec, cid, now).is_none() {
-        return false;
-    }
+) -> Option<Vec<String>> {
+    open_wallet(rec, cid, now)?;
     let wallet = rec.challenge.as_mut().and_then(|c| c.wallet.as_mut());
-    wallet.map(|w| w.add_request(request)).is_some()
+    wallet.map(|w| w.add_request(request))
 }
 
 /// Applies what a wallet answered to the request of key `kid` of wallet

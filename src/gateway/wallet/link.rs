@@ -36,6 +36,9 @@ pub enum WalletLinkTarget {
     /// wallet's answer came back: this page shows where to look
     /// (`page_wallet_elsewhere`) and makes no request.
     Elsewhere(Speaks),
+    /// More than ten fetches of the link within a minute: 429, nothing
+    /// made.
+    Limited(Option<Speaks>),
     /// The challenge was used (`true`: it succeeded), or expired, was
     /// replaced or failed: its 410 page, in the interaction's language
     /// when known.
@@ -226,12 +229,17 @@ pub async fn done_page(
 /// key's id, and the page that hands it on; else what the link answers.
 pub async fn open_wallet_link(core: &Core, code: &str, now: Timestamp) -> Result<WalletLinkTarget> {
     let o = opened(core, code, now).await?;
-    let (team, cid) = (o.team, o.link.c);
+    let team = o.team;
     let (speaks, state) = (o.speaks(), o.state(now));
     match (state, speaks.clone()) {
         (LinkState::Open, _) => {}
         (LinkState::Answered, Some(speaks)) => return Ok(WalletLinkTarget::Elsewhere(speaks)),
         _ => return Ok(WalletLinkTarget::Gone(state == LinkState::Done, speaks)),
+    }
+    // Each fetch costs a key, a signature and a record: ten a minute.
+    let fetches = keys::wallet_page_fetches(&team.keyspace, code);
+    if !crate::gateway::code_entry::take_one(core, team, fetches, now).await? {
+        return Ok(WalletLinkTarget::Limited(speaks));
     }
     let key = RequestKey::generate(&mut rand::rngs::OsRng);
     let made = WalletRequest {
@@ -243,25 +251,9 @@ pub async fn open_wallet_link(core: &Core, code: &str, now: Timestamp) -> Result
         made_at: now,
         answered: false,
     };
-    let kept = made.clone();
-    let done = core
-        .transact(team, o.link.i, now, |w| {
-            let made = kept.clone();
-            Box::pin(async move {
-                let until = w.rec.open_challenge(now).map(|c| c.expires_at);
-                let wallet = w.rec.challenge.as_ref().and_then(|c| c.wallet.clone());
-                match challenge::add_request(&mut w.rec, cid, made, now) {
-                    true => Ok(Step::Write(until.zip(wallet))),
-                    false => Ok(Step::Answer(None)),
-                }
-            })
-        })
-        .await;
-    let (until, wallet) = match done {
-        Ok(d) => match d.value {
-            Some(v) => v,
-            None => return Ok(WalletLinkTarget::Gone(false, speaks)),
-        },
+    let (until, wallet) = match keep_request(core, &o, &made, now).await {
+        Ok(Some(kept)) => kept,
+        Ok(None) => return Ok(WalletLinkTarget::Gone(false, speaks)),
         Err(Error::NotFound(_)) => return Ok(WalletLinkTarget::Gone(false, None)),
         Err(e) => return Err(e),
     };
@@ -274,6 +266,49 @@ pub async fn open_wallet_link(core: &Core, code: &str, now: Timestamp) -> Result
         named: crate::gateway::network::named(core, team, rec),
         ..page
     }))
+}
+
+/// Keeps `made` on the link's open challenge in one commit, and forgets
+/// the records of the requests that went for it (beyond the five
+/// newest): the challenge's end and its wallet state as it was; `None`
+/// when it is no longer open.
+async fn keep_request(
+    core: &Core,
+    o: &Opened<'_>,
+    made: &WalletRequest,
+    now: Timestamp,
+) -> Result<Option<(Timestamp, WalletChallenge)>> {
+    let cid = o.link.c;
+    let done = core
+        .transact(o.team, o.link.i, now, |w| {
+            let made = made.clone();
+            Box::pin(async move {
+                let until = w.rec.open_challenge(now).map(|c| c.expires_at);
+                let wallet = w.rec.challenge.as_ref().and_then(|c| c.wallet.clone());
+                match challenge::add_request(&mut w.rec, cid, made, now) {
+                    Some(gone) => Ok(Step::Write(until.zip(wallet).map(|k| (k, gone)))),
+                    None => Ok(Step::Answer(None)),
+                }
+            })
+        })
+        .await?;
+    let Some((kept, gone)) = done.value else {
+        return Ok(None);
+    };
+    for kid in gone {
+        let key = keys::wallet_key(&kid);
+        let keys = std::slice::from_ref(&key);
+        let forgot = change::once(core, &o.team.keyspace, keys, now, |c| {
+            let read = c.read::<StoredWalletKey>(&key)?;
+            if read.value.is_none() {
+                return Ok(Step::Answer(()));
+            }
+            c.delete(&read);
+            Ok(Step::Write(()))
+        });
+        forgot.await?;
+    }
+    Ok(Some(kept))
 }
 
 /// Indexes request key `kid` → the challenge and link, until the

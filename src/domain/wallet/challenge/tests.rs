@@ -37,7 +37,7 @@ fn open() -> (InteractionRecord, Uuid) {
         t(1),
     );
     r.open_new_challenge(c, t(1));
-    assert!(add_request(&mut r, cid, request(1), t(2)));
+    assert_eq!(add_request(&mut r, cid, request(1), t(2)), Some(vec![]));
     (r, cid)
 }
 
@@ -92,7 +92,7 @@ fn a_verified_presentation_awaits_its_binding_code_and_authenticates_nothing_yet
     // It takes no other answer and makes no request meanwhile.
     assert!(open_wallet(&r, cid, t(6)).is_none());
     assert!(awaiting_code(&r, cid, t(6)).is_some());
-    assert!(!add_request(&mut r, cid, request(2), t(6)));
+    assert!(add_request(&mut r, cid, request(2), t(6)).is_none());
     let again = (cid, "kid-1", answer(WalletResult::Verified));
     assert_eq!(
         conclude(&mut r, &mut subject, again, bound(), &s, t(6)),
@@ -174,15 +174,20 @@ fn an_unknown_key_changes_nothing_and_a_challenge_keeps_its_five_newest_requests
         Err(Refused::NoRequest)
     );
     assert_eq!(r, before);
-    for n in 2..=7 {
-        assert!(add_request(&mut r, cid, request(n), t(3)));
+    for n in 2..=5 {
+        assert_eq!(add_request(&mut r, cid, request(n), t(3)), Some(vec![]));
     }
+    // A sixth and a seventh: the oldest go, and say which.
+    let gone = add_request(&mut r, cid, request(6), t(3));
+    assert_eq!(gone, Some(vec!["kid-1".to_string()]));
+    let gone = add_request(&mut r, cid, request(7), t(3));
+    assert_eq!(gone, Some(vec!["kid-2".to_string()]));
     let w = open_wallet(&r, cid, t(3)).unwrap();
     let kept: Vec<&str> = w.requests.iter().map(|q| q.rid.as_str()).collect();
     assert_eq!(kept, ["rid-3", "rid-4", "rid-5", "rid-6", "rid-7"]);
     assert!(w.open_request("rid-1").is_none() && w.request_for_key("kid-2").is_none());
     // Past its end, no request is added and no answer taken.
-    assert!(!add_request(&mut r, cid, request(8), t(400)));
+    assert!(add_request(&mut r, cid, request(8), t(400)).is_none());
     let late = (cid, "kid-7", answer(WalletResult::Verified));
     assert_eq!(
         conclude(&mut r, &mut subject, late, bound(), &s, t(400)),
