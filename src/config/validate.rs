@@ -158,7 +158,9 @@ pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
     let needs: &[&'static str] = match TextKey::parse(key)? {
         LoginLink | NetworkLink | CodeEntryLink | PinEntryLink | WalletLink => &["#URL#"],
         Otp | VoiceOtp => &["#PIN#"],
-        AppPrompt | PageBindingCode | PageNetworkCode => &["#CODE#"],
+        AppPrompt | PageBindingCode | PageNetworkCode | PageCodeBind | PageWalletCode => {
+            &["#CODE#"]
+        }
         OtpTransaction | VoiceOtpTransaction => &["#PIN#", "#AMOUNT#", "#PAYEE#"],
         AppPromptTransaction => &["#CODE#", "#AMOUNT#", "#PAYEE#"],
         PinPrompt | Authenticated | Expired | VoiceGate | VoiceUnavailable | PageLinkExpired
@@ -167,8 +169,8 @@ pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
         | SayCodeExpired | SayLocked | SayBanned | SaySendFailed | SayRateLimited
         | SayNotAllowed | SayNetworkSent | SayWalletSent | SayAppSent | PageNetworkDone
         | PageNetworkMismatch | PageNetworkRetry | PageNetworkConfirm | PageCodeEntry
-        | PageCodeDone | PageCodeWrong | PageCodeEnded | PageWalletStart | PageWalletDone
-        | PageWalletFailed => return None,
+        | PageCodeDone | PageCodeWrong | PageCodeEnded | PageWalletStart | PageWalletElsewhere
+        | PageWalletDone | PageWalletFailed => return None,
     };
     needs.iter().copied().find(|p| !text.contains(p))
 }

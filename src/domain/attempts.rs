@@ -66,26 +66,57 @@ pub fn attempt(
     pepper: &Pepper,
     now: Timestamp,
 ) -> Result<AttemptOutcome, Error> {
+    attempt_as(rec, challenge_id, code, pepper, now, true)?
+        .ok_or_else(|| Error::internal("a right code that was not taken"))
+}
+
+/// [`attempt`] for a code typed on the gateway's page: a wrong code
+/// counted alike, but the right one leaves the challenge open (`Ok(None)`)
+/// for its caller to bind it to the chat
+/// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
+pub fn attempt_kept(
+    rec: &mut InteractionRecord,
+    challenge_id: Uuid,
+    code: &str,
+    pepper: &Pepper,
+    now: Timestamp,
+) -> Result<Option<AttemptOutcome>, Error> {
+    attempt_as(rec, challenge_id, code, pepper, now, false)
+}
+
+/// [`attempt`]; with `take` false, a right code is `None` and changes
+/// nothing but `last_write_at`.
+fn attempt_as(
+    rec: &mut InteractionRecord,
+    challenge_id: Uuid,
+    code: &str,
+    pepper: &Pepper,
+    now: Timestamp,
+    take: bool,
+) -> Result<Option<AttemptOutcome>, Error> {
     let code = pin::parse_code(code)?;
     let right = answerable(rec, challenge_id, now)?.matches(rec.id, code, pepper);
     rec.last_write_at = now;
+    if right && !take {
+        return Ok(None);
+    }
     if right {
         let Some(c) = rec.challenge.take() else {
             return Err(Error::internal("a right code for no open challenge"));
         };
         rec.remember_challenge(&c, PastOutcome::Succeeded);
-        return Ok(AttemptOutcome::Success {
+        return Ok(Some(AttemptOutcome::Success {
             method: c.method,
             step_up: c.step_up,
-        });
+        }));
     }
     let Some(c) = rec.challenge.as_mut() else {
         return Err(Error::internal("a wrong code for no open challenge"));
     };
     c.attempts_used = c.attempts_used.saturating_add(1);
-    Ok(AttemptOutcome::Wrong {
+    Ok(Some(AttemptOutcome::Wrong {
         attempts_remaining: c.attempts_remaining(),
-    })
+    }))
 }
 
 /// The code of OTP challenge `challenge_id` for an agent

@@ -241,11 +241,13 @@ pub struct Challenge {
     /// A network challenge's last answer from the mobile operator
     /// (docs/network-authentication.md); `None` before the first.
     pub network: Option<NetworkAnswer>,
-    /// While a verified network answer waits for the code its page showed
-    /// to be typed into the conversation: that code's keyed hash (bound to
-    /// `id`, as an OTP's), never the code
-    /// (docs/network-authentication.md#the-code-typed-into-the-chat).
-    pub network_code: Option<String>,
+    /// While a proof made outside the conversation (a verified network
+    /// answer, a verified wallet presentation, the right code typed on the
+    /// gateway's page) waits for the binding code its page showed to be
+    /// typed into the conversation: that code's keyed hash (bound to `id`,
+    /// as an OTP's), never the code; the only code that answers meanwhile
+    /// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
+    pub bound_code: Option<String>,
     /// Its code or PIN is typed on the gateway's page, never into the
     /// chat: `verify` refuses it (docs/api.md#codes-typed-on-the-gateways-page).
     pub page_entry: bool,
@@ -293,7 +295,7 @@ impl Challenge {
             transaction: None,
             call: None,
             network: None,
-            network_code: None,
+            bound_code: None,
             page_entry: false,
             wallet: None,
         })
@@ -326,7 +328,7 @@ impl Challenge {
             transaction: None,
             call: None,
             network: None,
-            network_code: None,
+            bound_code: None,
             page_entry: false,
             wallet: None,
         }
@@ -360,7 +362,7 @@ impl Challenge {
             transaction: None,
             call: None,
             network: None,
-            network_code: None,
+            bound_code: None,
             page_entry: false,
             wallet: None,
         })
@@ -392,7 +394,7 @@ impl Challenge {
             transaction: None,
             call: None,
             network: None,
-            network_code: None,
+            bound_code: None,
             page_entry: false,
             wallet: None,
         }
@@ -425,7 +427,7 @@ impl Challenge {
             transaction: None,
             call: None,
             network: None,
-            network_code: None,
+            bound_code: None,
             page_entry: false,
             wallet: None,
         }
@@ -479,7 +481,7 @@ impl Challenge {
             code_hash: String::new(),
             sealed_code: None,
             call: None,
-            network_code: None,
+            bound_code: None,
             page_entry: false,
             // Its requests' keys go; what it was answered stays.
             wallet: self.wallet.as_ref().map(|w| w.ended()),
@@ -515,14 +517,41 @@ impl Challenge {
     }
 
     /// Whether a code typed by the customer answers it now: its method's
-    /// code, or the code a verified network answer's page showed.
+    /// code, or the binding code a page showed.
     pub fn takes_code(&self) -> bool {
-        self.method.takes_code() || self.network_code.is_some()
+        self.method.takes_code() || self.bound_code.is_some()
     }
 
-    /// Whether a verified network answer waits for its code.
-    pub fn awaits_network_code(&self) -> bool {
-        self.network_code.is_some()
+    /// Whether a proof made on a page waits for its binding code.
+    pub fn awaits_code(&self) -> bool {
+        self.bound_code.is_some()
+    }
+
+    /// A proof made on a page (the operator's verified answer, a verified
+    /// presentation, the right code typed there) now waits for the
+    /// binding code whose keyed hash is `hash`: the only code that answers
+    /// from `now` for `otp.ttl`, with `otp.max_attempts` tries, wrong
+    /// ones counted as an OTP's; the attempts used go on where they stand,
+    /// with at least one try left
+    /// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
+    pub fn await_code(&mut self, hash: String, otp: &OtpSettings, now: Timestamp) {
+        self.bound_code = Some(hash);
+        self.expires_at = now.plus(otp.ttl.get());
+        self.max_attempts = otp.max_attempts.max(self.attempts_used.saturating_add(1));
+    }
+
+    /// What the binding code awaited authenticates as, when it stands for
+    /// a proof of its own: `wallet` for a presentation, `network` for the
+    /// operator's answer (a network challenge, or a ladder at its network
+    /// step). `None` when none is awaited, and for a code typed on the
+    /// page, whose binding code succeeds as that code would.
+    pub fn bound_proof(&self) -> Option<ChallengeMethod> {
+        self.bound_code.as_ref()?;
+        match self.method {
+            ChallengeMethod::Wallet => Some(ChallengeMethod::Wallet),
+            _ if self.page_entry => None,
+            _ => Some(ChallengeMethod::Network),
+        }
     }
 
     /// Wrong codes still allowed.
@@ -532,9 +561,9 @@ impl Challenge {
 
     /// Constant-time comparison of `code` with the stored hash.
     pub(super) fn matches(&self, interaction_id: Uuid, code: &str, pepper: &Pepper) -> bool {
-        // The network answer's code, and only it, while it is awaited
-        // (a ladder's own code is not out yet).
-        if let Some(hash) = &self.network_code {
+        // The binding code, and only it, while it is awaited (a ladder's
+        // own code is not out yet; the code typed on the page is used).
+        if let Some(hash) = &self.bound_code {
             return otp::verify(pepper, self.id, code, hash);
         }
         match self.method {
@@ -600,7 +629,7 @@ impl fmt::Debug for Challenge {
             .field("transaction", &self.transaction)
             .field("call", &self.call.as_ref().map(|_| ".."))
             .field("network", &self.network)
-            .field("network_code", &self.network_code.as_ref().map(|_| ".."))
+            .field("bound_code", &self.bound_code.as_ref().map(|_| ".."))
             .field("wallet", &self.wallet)
             .finish()
     }

@@ -171,7 +171,7 @@ pub fn next_move(
             .delivery_state
             .as_ref()
             .is_some_and(|d| d.status.arrived());
-        if !due || arrived || c.awaits_network_code() {
+        if !due || arrived || c.awaits_code() {
             return Err(no_step());
         }
     }
@@ -215,7 +215,7 @@ pub fn record_step(
     c.channel = Some(next.channel.clone());
     l.sent.push(next);
     // Past the network step, the code its answer's page showed proves nothing.
-    c.network_code = None;
+    c.bound_code = None;
     c.delivery_state = Some(DeliveryState::accepted());
     StepRecord::Recorded {
         time_out_at: l.advance_at(otp),
@@ -392,7 +392,7 @@ pub fn next_due(
     lease: Duration,
 ) -> Option<Timestamp> {
     let l = c.ladder.as_ref()?;
-    if c.state(now) != ChallengeState::Open || c.awaits_network_code() {
+    if c.state(now) != ChallengeState::Open || c.awaits_code() {
         return None;
     }
     if l.current()?.in_flight > 0 {
@@ -599,7 +599,7 @@ mod tests {
             transaction: None,
             call: None,
             network: None,
-            network_code: None,
+            bound_code: None,
             page_entry: false,
             wallet: None,
         }

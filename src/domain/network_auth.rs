@@ -77,19 +77,16 @@ pub fn is_open_network(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> bo
 fn awaits_operator(c: &Challenge) -> bool {
     let network = c.method == ChallengeMethod::Network
         || c.ladder.as_ref().is_some_and(|l| l.at_network_step());
-    network && !c.awaits_network_code()
+    network && !c.awaits_code()
 }
 
 /// Whether network challenge `cid` of `rec` was answered by its link at
 /// `now`: it succeeded, or a verified answer waits for its code.
 pub fn link_used(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> bool {
-    let succeeded = rec
-        .past_challenges
-        .iter()
-        .any(|p| p.id == cid && p.outcome == PastOutcome::Succeeded);
+    let succeeded = rec.succeeded(cid);
     let awaiting = rec
         .open_challenge(now)
-        .is_some_and(|c| c.id == cid && c.awaits_network_code());
+        .is_some_and(|c| c.id == cid && c.awaits_code());
     succeeded || awaiting
 }
 
@@ -183,11 +180,7 @@ pub fn conclude(
             Proof::OwnNumber => authenticate(rec, subject, origin.as_deref(), s, now),
             Proof::CodeToType(hash) => {
                 if let Some(c) = rec.challenge.as_mut() {
-                    // Wrong codes count as an OTP's; a ladder's count
-                    // goes on where it stands.
-                    c.network_code = Some(hash);
-                    c.expires_at = now.plus(s.otp.ttl.get());
-                    c.max_attempts = s.otp.max_attempts;
+                    c.await_code(hash, &s.otp, now);
                 }
                 Ending::AwaitingCode
             }

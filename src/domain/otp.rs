@@ -72,6 +72,24 @@ pub fn generate(length: u32) -> OtpCode {
     OtpCode(SecretString::from(digits))
 }
 
+/// A fresh binding code for challenge `challenge_id` (`length` digits,
+/// never `typed`, the code it follows), with its keyed hash ([`hash`]),
+/// the only form kept: what a proof made on a page shows, to be typed
+/// into the chat (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
+pub fn binding(
+    pepper: &Pepper,
+    challenge_id: Uuid,
+    length: u32,
+    typed: Option<&str>,
+) -> (OtpCode, String) {
+    let mut code = generate(length);
+    while typed.is_some_and(|t| t == code.expose()) {
+        code = generate(length);
+    }
+    let hash = hash(pepper, challenge_id, &code);
+    (code, hash)
+}
+
 /// `Pepper` purpose of binding codes (see [`derive`]).
 pub const DERIVE_PURPOSE: &str = "binding-code";
 
@@ -83,9 +101,23 @@ pub const DERIVE_PURPOSE: &str = "binding-code";
 /// Without the pepper it is as unpredictable as a drawn one; the challenge
 /// id alone (which bots and agents see) tells nothing about it.
 pub fn derive(pepper: &Pepper, challenge_id: Uuid, length: u32) -> OtpCode {
+    derive_from(pepper, challenge_id.as_bytes(), length)
+}
+
+/// The binding code a verified wallet answer's `response_code` stands
+/// for, derived as [`derive`] derives a login's (the input told apart
+/// from any challenge id): only the `redirect_uri` that carries the
+/// `response_code` can show it, and the store keeps its keyed hash alone
+/// (docs/wallet.md#the-code-typed-into-the-chat).
+pub fn derive_for_response(pepper: &Pepper, response_code: &str, length: u32) -> OtpCode {
+    let input = Zeroizing::new([b"wallet-response-code\0", response_code.as_bytes()].concat());
+    derive_from(pepper, &input, length)
+}
+
+fn derive_from(pepper: &Pepper, input: &[u8], length: u32) -> OtpCode {
     let length = length.clamp(MIN_LENGTH, MAX_LENGTH);
     let width = length as usize;
-    let hex = Zeroizing::new(pepper.keyed_hash(DERIVE_PURPOSE, challenge_id.as_bytes()));
+    let hex = Zeroizing::new(pepper.keyed_hash(DERIVE_PURPOSE, input));
     let n = hex
         .get(..32)
         .and_then(|h| u128::from_str_radix(h, 16).ok())

@@ -341,31 +341,61 @@ pub struct Templates {
     /// for a session PIN `pin_entry_link`, which replaces `pin_prompt`.
     pub code_entry_link: String,
     pub pin_entry_link: String,
-    /// That page's heading; for a PIN, when the team did not write one,
-    /// "Type your PIN" (docs/decisions/0446-the-page-s-text-for-a-pin.md).
+    /// That page's heading: `#TEAM#` is the team's `display_name`,
+    /// `#CHANNEL#` the conversation's channel in words; for a PIN, when
+    /// the team did not write one, [`PAGE_PIN_ENTRY`]
+    /// (docs/decisions/0446-the-page-s-text-for-a-pin.md).
     pub page_code_entry: String,
-    /// What that page answers: the code was right; it was wrong (`#LEFT#`
-    /// tries left); no tries are left.
+    /// What that page answers to the right code: `#CODE#` is the binding
+    /// code to type into the chat
+    /// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
+    pub page_code_bind: String,
+    /// What that link answers once the binding code was typed into the
+    /// chat; what that page answers to a wrong code (`#LEFT#` tries left);
+    /// no tries are left.
     pub page_code_done: String,
     pub page_code_wrong: String,
     pub page_code_ended: String,
     /// A wallet challenge's link (docs/wallet.md#the-link-page): `#URL#`
     /// is the link.
     pub wallet_link: String,
-    /// The wallet link's page: its heading while the challenge is open;
-    /// what it shows once the credential confirmed the customer, and once
-    /// it did not (naming no claim).
+    /// The wallet link's page: its heading while the challenge is open
+    /// (`#TEAM#` and `#CHANNEL#` as `page_network_confirm`'s); where the
+    /// wallet's verified answer came back, the binding code to type into
+    /// the chat (`#CODE#`; docs/wallet.md#the-code-typed-into-the-chat);
+    /// anywhere else meanwhile, where to look for it; once the binding
+    /// code was typed; and once the credential did not confirm the
+    /// customer (naming no claim).
     pub page_wallet_start: String,
+    pub page_wallet_code: String,
+    pub page_wallet_elsewhere: String,
     pub page_wallet_done: String,
     pub page_wallet_failed: String,
 }
 
 /// `page_code_entry`'s default, for a code.
-pub const PAGE_CODE_ENTRY: &str = "Type the code you received";
+pub const PAGE_CODE_ENTRY: &str = "#TEAM# sent you a code for the #CHANNEL# conversation \
+                                   you are in now. Type it here only if you are chatting \
+                                   with #TEAM# right now.";
 
 /// What the page asks for a session PIN while `page_code_entry` is its
 /// default (docs/decisions/0446-the-page-s-text-for-a-pin.md).
-pub const PAGE_PIN_ENTRY: &str = "Type your PIN";
+pub const PAGE_PIN_ENTRY: &str = "Type your PIN for the #CHANNEL# conversation with #TEAM# \
+                                  you are in now, only if you are chatting with #TEAM# \
+                                  right now.";
+
+/// `page_network_confirm`'s default.
+const PAGE_NETWORK_CONFIRM: &str = "#TEAM# is asking to confirm your number for the #CHANNEL# \
+                                    conversation you are in now. Only continue if you are \
+                                    chatting with #TEAM# right now.\n\
+                                    Continue";
+
+/// `page_wallet_start`'s and `page_wallet_code`'s defaults.
+const PAGE_WALLET_START: &str = "#TEAM# is asking you to confirm it is you with your wallet, \
+                                 for the #CHANNEL# conversation you are in now. Only continue \
+                                 if you are chatting with #TEAM# right now.";
+const PAGE_WALLET_CODE: &str = "Your wallet confirmed it is you. Type #CODE# in the chat to \
+                                finish.";
 
 /// `say_not_allowed`'s default.
 const SAY_NOT_ALLOWED: &str = "I cannot send a code into this chat. \
@@ -439,22 +469,21 @@ impl Default for Templates {
                                  Turn Wi-Fi, any VPN or private relay off, make sure mobile \
                                  data uses this number\u{2019}s SIM, then open the link again."
                 .into(),
-            page_network_confirm: "#TEAM# is asking to confirm your number for the #CHANNEL# \
-                                   conversation you are in now. Only continue if you are \
-                                   chatting with #TEAM# right now.\n\
-                                   Continue"
-                .into(),
+            page_network_confirm: PAGE_NETWORK_CONFIRM.into(),
             page_network_code: "Your number is confirmed. Type #CODE# in the chat to finish."
                 .into(),
             code_entry_link: "Type the code you received on this page: #URL#".into(),
             pin_entry_link: "Type your PIN on this page: #URL#".into(),
             page_code_entry: PAGE_CODE_ENTRY.into(),
+            page_code_bind: "That is the code. Type #CODE# in the chat to finish.".into(),
             page_code_done: "Thank you, you are verified\nYou can go back to the chat now.".into(),
             page_code_wrong: "That is not the code. #LEFT# tries left.".into(),
             page_code_ended: "This code can no longer be used. Ask in the chat for a new one."
                 .into(),
             wallet_link: "Open this link to confirm it is you with your wallet: #URL#".into(),
-            page_wallet_start: "Confirm it is you with your wallet".into(),
+            page_wallet_start: PAGE_WALLET_START.into(),
+            page_wallet_code: PAGE_WALLET_CODE.into(),
+            page_wallet_elsewhere: "Continue on the device where your wallet opened.".into(),
             page_wallet_done: "Thank you. You can go back to the chat.".into(),
             page_wallet_failed: "This did not confirm it is you. You can go back to the chat."
                 .into(),
@@ -490,11 +519,14 @@ macro_rules! template_keys {
             CodeEntryLink code_entry_link,
             PinEntryLink pin_entry_link,
             PageCodeEntry page_code_entry,
+            PageCodeBind page_code_bind,
             PageCodeDone page_code_done,
             PageCodeWrong page_code_wrong,
             PageCodeEnded page_code_ended,
             WalletLink wallet_link,
             PageWalletStart page_wallet_start,
+            PageWalletCode page_wallet_code,
+            PageWalletElsewhere page_wallet_elsewhere,
             PageWalletDone page_wallet_done,
             PageWalletFailed page_wallet_failed,
             PageLinkExpired page_link_expired,

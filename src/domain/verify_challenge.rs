@@ -29,6 +29,20 @@ pub enum Verdict {
         attempts_remaining: u32,
         failure: Failure,
     },
+    /// The right code typed on the gateway's page: the challenge stays
+    /// open, awaiting the binding code the page shows, to be typed into
+    /// the chat (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
+    AwaitingCode,
+}
+
+/// A code, and where the customer typed it.
+#[derive(Debug, Clone, Copy)]
+pub enum Typed<'a> {
+    /// Into the conversation: the bot passes it on.
+    Chat(&'a str),
+    /// On the gateway's page (docs/api.md#codes-typed-on-the-gateways-page),
+    /// with the keyed hash of the binding code its right code shows.
+    Page { code: &'a str, bind: &'a str },
 }
 
 impl Verdict {
@@ -36,7 +50,7 @@ impl Verdict {
     /// lockout or ban it caused, else `invalid_code`.
     pub fn problem(&self, now: Timestamp) -> Option<Error> {
         match self {
-            Verdict::Authenticated { .. } => None,
+            Verdict::Authenticated { .. } | Verdict::AwaitingCode => None,
             Verdict::Wrong {
                 attempts_remaining,
                 failure,
@@ -47,20 +61,28 @@ impl Verdict {
     }
 }
 
-/// The verdict on `code` for challenge `cid` of `rec`, whose subject is
-/// `subject`, at `now`. The rungs, in order:
+/// The verdict on the code `typed` for challenge `cid` of `rec`, whose
+/// subject is `subject`, at `now`. The rungs, in order:
 ///
+/// 0. where the code was typed ([`entry_refusal`]): a page-entry
+///    challenge's code through the chat before its page's right code is
+///    409 `entry_page`, a code on the page once its right code was typed
+///    there 409 used; then a challenge no code answers, 422;
 /// 1. the subject (or origin) is locked (423) or banned (403);
 /// 2. the challenge cannot be answered (`attempts::attempt`): malformed
 ///    code 422, unknown 404, used 409, expired or replaced 410, exhausted 410;
 /// 3. a wrong code: counted ([`Verdict::Wrong`]);
-/// 4. the right code for a step-up that is no longer live (past its
+/// 4. the right code typed on the page: the challenge stays open,
+///    awaiting the binding code whose keyed hash came with it
+///    ([`Verdict::AwaitingCode`]); nothing is cleared yet;
+/// 5. the right code for a step-up that is no longer live (past its
 ///    assertion's `exp`, logged out, replaced): 410, it proves nobody;
-/// 5. the right code for a login binding that is no longer this
+/// 6. the right code for a login binding that is no longer this
 ///    challenge's: 410;
-/// 6. the code a verified network answer's page showed: the interaction
-///    is authenticated with method `network`, `via` naming `network`;
-/// 7. otherwise the subject's failures are cleared and the interaction is
+/// 7. the binding code a verified network answer's or presentation's
+///    page showed: the interaction is authenticated with method `network`
+///    or `wallet`, `via` naming it;
+/// 8. otherwise the subject's failures are cleared and the interaction is
 ///    authenticated ([`Verdict::Authenticated`]).
 ///
 /// A refusal changes nothing the caller should keep.
@@ -68,11 +90,11 @@ pub fn decide(
     rec: &mut InteractionRecord,
     subject: &mut SubjectRecord,
     s: &Settings,
-    cid: Uuid,
-    code: &str,
+    (cid, typed): (Uuid, Typed<'_>),
     pepper: &Pepper,
     now: Timestamp,
 ) -> Result<Verdict, Error> {
+    entry_refusal(rec, cid, typed, now)?;
     if let Some((c, _)) = rec.challenge_at(cid, now).filter(|(c, _)| !c.takes_code()) {
         let why = match c.method {
             ChallengeMethod::Network => {
@@ -100,12 +122,14 @@ pub fn decide(
         })
         .unwrap_or_default();
     let number_check = otp.and_then(|c| c.number_check);
-    // The code a verified network answer's page showed: its success is a
-    // network authentication (docs/network-authentication.md#the-code-typed-into-the-chat).
-    let network_code = rec
+    // The binding code a verified network answer's or presentation's page
+    // showed: its success is that proof's
+    // (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
+    let proof = rec
         .challenge
         .as_ref()
-        .is_some_and(|c| c.id == cid && c.awaits_network_code());
+        .filter(|c| c.id == cid)
+        .and_then(|c| c.bound_proof());
     // The payment the code approves (docs/api.md#approving-one-payment).
     let transaction_hash = rec
         .challenge
@@ -113,7 +137,21 @@ pub fn decide(
         .filter(|c| c.id == cid)
         .and_then(|c| c.transaction.as_ref())
         .map(|t| t.hash());
-    let (method, step_up) = match attempts::attempt(rec, cid, code, pepper, now)? {
+    let outcome = match typed {
+        Typed::Chat(code) => Some(attempts::attempt(rec, cid, code, pepper, now)?),
+        Typed::Page { code, .. } => attempts::attempt_kept(rec, cid, code, pepper, now)?,
+    };
+    let outcome = match (outcome, typed) {
+        (Some(outcome), _) => outcome,
+        (None, Typed::Page { bind, .. }) => {
+            if let Some(c) = rec.challenge.as_mut() {
+                c.await_code(bind.to_string(), &s.otp, now);
+            }
+            return Ok(Verdict::AwaitingCode);
+        }
+        (None, Typed::Chat(_)) => return Err(Error::internal("a right code that was not taken")),
+    };
+    let (method, step_up) = match outcome {
         AttemptOutcome::Wrong { attempts_remaining } => {
             let failure = subject.record_failure_for(origin.as_deref(), now, &s.lockout, &s.otp);
             return Ok(Verdict::Wrong {
@@ -132,20 +170,30 @@ pub fn decide(
         false => None,
     };
     subject.record_success_for(origin.as_deref(), now, &s.lockout);
-    let network = || vec![ChallengeMethod::Network.as_str().to_string()];
-    let (method, customer, since, via) = match (&pending, method) {
-        (Some(p), _) if network_code => (Method::Network, p.customer.clone(), now, network()),
-        (None, _) if network_code => (Method::Network, rec.proven_customer(s, now), now, network()),
-        (Some(p), _) => (Method::Otp, p.customer.clone(), now, via),
-        (None, ChallengeMethod::Otp) => (Method::Otp, rec.proven_customer(s, now), now, via),
-        (None, ChallengeMethod::Pin) => (Method::Pin, rec.proven_customer(s, now), now, Vec::new()),
+    let (method, customer, since, via) = match (&pending, method, proof) {
+        (p, _, Some(proof)) => {
+            let customer = match p {
+                Some(p) => p.customer.clone(),
+                None => rec.proven_customer(s, now),
+            };
+            let method = match proof {
+                ChallengeMethod::Wallet => Method::Wallet,
+                _ => Method::Network,
+            };
+            (method, customer, now, vec![proof.as_str().to_string()])
+        }
+        (Some(p), _, None) => (Method::Otp, p.customer.clone(), now, via),
+        (None, ChallengeMethod::Otp, None) => (Method::Otp, rec.proven_customer(s, now), now, via),
+        (None, ChallengeMethod::Pin, None) => {
+            (Method::Pin, rec.proven_customer(s, now), now, Vec::new())
+        }
         // Refused above: no code answers it.
-        (None, ChallengeMethod::App | ChallengeMethod::Network | ChallengeMethod::Wallet) => {
+        (None, ChallengeMethod::App | ChallengeMethod::Network | ChallengeMethod::Wallet, None) => {
             return Err(Error::internal("a code for a challenge no code answers"))
         }
         // A bound login: the customer the login proved, by its method,
         // authenticated since the callback.
-        (None, ChallengeMethod::Binding) => {
+        (None, ChallengeMethod::Binding, None) => {
             let binding = rec
                 .binding
                 .clone()
@@ -163,6 +211,26 @@ pub fn decide(
         }
     }
     Ok(Verdict::Authenticated { step_up: pending })
+}
+
+/// Where a code may be typed: a page-entry challenge's code never through
+/// the chat before its page's right code (409 `entry_page`, counting
+/// nothing), and once it was typed there, only the binding code, in the
+/// chat (the page's 409 used).
+fn entry_refusal(
+    rec: &InteractionRecord,
+    cid: Uuid,
+    typed: Typed<'_>,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let Some((c, _)) = rec.challenge_at(cid, now) else {
+        return Ok(());
+    };
+    match typed {
+        Typed::Chat(_) if c.page_entry && !c.awaits_code() => Err(Error::EntryPage),
+        Typed::Page { .. } if c.page_entry && c.awaits_code() => Err(Error::ChallengeUsed),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,14 @@ pub struct WalletChallenge {
     pub requests: Vec<WalletRequest>,
     /// What the presentation answered, once one did.
     pub answer: Option<WalletAnswer>,
+    /// A verified `direct_post` answer's `response_code`, as its keyed hash:
+    /// the `redirect_uri` the wallet opens carries it, and only there is
+    /// the binding code shown (docs/wallet.md#the-code-typed-into-the-chat).
+    pub response_code: Option<String>,
+    /// The keyed hash of the secret of the browser that first opened that
+    /// `redirect_uri` (its cookie keeps the secret): the code is shown
+    /// again in that browser only.
+    pub code_browser: Option<String>,
 }
 
 /// A credential's format.
@@ -134,14 +142,17 @@ impl WalletChallenge {
             asked,
             requests: Vec::new(),
             answer: None,
+            response_code: None,
+            code_browser: None,
         }
     }
 
-    /// Keeps `request`, the oldest going beyond [`MAX_REQUESTS`].
-    pub fn add_request(&mut self, request: WalletRequest) {
+    /// Keeps `request`, the oldest going beyond [`MAX_REQUESTS`]: the key
+    /// ids of those that went.
+    pub fn add_request(&mut self, request: WalletRequest) -> Vec<String> {
         self.requests.push(request);
         let over = self.requests.len().saturating_sub(MAX_REQUESTS);
-        self.requests.drain(..over);
+        self.requests.drain(..over).map(|r| r.kid).collect()
     }
 
     /// The request `rid` names, while it is unanswered.
@@ -154,10 +165,13 @@ impl WalletChallenge {
         self.requests.iter().find(|r| r.kid == kid && !r.answered)
     }
 
-    /// The challenge as remembered once ended: its answer, no request.
+    /// The challenge as remembered once ended: its answer, no request
+    /// and nothing of where its binding code was shown.
     pub fn ended(&self) -> Self {
         WalletChallenge {
             requests: Vec::new(),
+            response_code: None,
+            code_browser: None,
             ..self.clone()
         }
     }

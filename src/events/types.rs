@@ -304,6 +304,9 @@ pub struct ReportedChallenge {
     pub transaction: Option<TransactionObject>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_hash: Option<String>,
+    /// A proof made on a page waits for its binding code
+    /// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
+    pub awaiting_code: bool,
 }
 
 /// The provider's error, with `failed`.
@@ -333,6 +336,7 @@ impl ReportedChallenge {
             state,
             transaction,
             transaction_hash,
+            awaiting_code: c.awaits_code() && state == ChallengeState::Open,
         }
     }
 }

@@ -317,6 +317,11 @@ pub struct ChallengeView {
     pub wallet: Option<WalletView>,
     /// Where its code or PIN is typed: `chat` or `page`.
     pub entry: Entry,
+    /// A proof made on a page (the right code typed there, a verified
+    /// network answer, a verified presentation) waits for the binding code
+    /// that page showed to be typed into the chat, and only that code
+    /// answers it (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
+    pub awaiting_code: bool,
 }
 
 /// What the mobile operator last answered about a network challenge's
@@ -343,7 +348,7 @@ impl NetworkView {
         });
         (c.method == ChallengeMethod::Network || network_step).then(|| NetworkView {
             result: c.network.map(|a| a.result.into()),
-            awaiting_code: c.awaits_network_code(),
+            awaiting_code: c.awaits_code(),
             answered_at: c.network.map(|a| a.answered_at),
         })
     }
@@ -353,6 +358,8 @@ impl ChallengeView {
     pub fn of(c: &Challenge, state: State) -> Self {
         let (delivery_status, delivery_error) = delivery_of(c.delivery_state.as_ref());
         let (transaction, transaction_hash) = TransactionObject::with_hash(c.transaction.as_ref());
+        // Awaited only while it can still be answered.
+        let awaiting_code = c.awaits_code() && state == State::Open;
         ChallengeView {
             challenge_id: c.id,
             method: c.method.into(),
@@ -368,12 +375,9 @@ impl ChallengeView {
             transaction_hash,
             approval: None,
             entry: Entry::of(c.page_entry),
-            wallet: WalletView::of(c, false),
-            // Awaited only while it can still be answered.
-            network: NetworkView::of(c).map(|n| NetworkView {
-                awaiting_code: n.awaiting_code && state == State::Open,
-                ..n
-            }),
+            wallet: WalletView::of(c, false, awaiting_code),
+            network: NetworkView::of(c).map(|n| NetworkView { awaiting_code, ..n }),
+            awaiting_code,
         }
     }
 }
@@ -394,6 +398,10 @@ pub struct WalletView {
     /// The asked claims that were disclosed and equal, by name.
     pub matched: Vec<String>,
     pub answered_at: Option<Timestamp>,
+    /// A verified presentation waits for the binding code shown where the
+    /// wallet's answer came back to be typed into the chat
+    /// (docs/wallet.md#the-code-typed-into-the-chat).
+    pub awaiting_code: bool,
     /// To a bot key only: the asked claims as the credential disclosed
     /// them.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -426,8 +434,8 @@ impl From<WalletResult> for WalletResultView {
 
 impl WalletView {
     /// Challenge `c`'s, when it is a wallet challenge; the disclosed
-    /// values only `for_bot`.
-    pub fn of(c: &Challenge, for_bot: bool) -> Option<Self> {
+    /// values only `for_bot`; `awaiting_code` as its challenge's read says.
+    pub fn of(c: &Challenge, for_bot: bool, awaiting_code: bool) -> Option<Self> {
         let w = c.wallet.as_ref()?;
         let answer = w.answer.as_ref();
         Some(WalletView {
@@ -437,6 +445,7 @@ impl WalletView {
             issuer: answer.and_then(|a| a.issuer.clone()),
             matched: answer.map(|a| a.matched.clone()).unwrap_or_default(),
             answered_at: answer.map(|a| a.answered_at),
+            awaiting_code,
             claims: answer.filter(|_| for_bot).map(|a| a.claims.clone()),
         })
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::challenges::verify::verify_on_page;
 use super::login::Speaks;
+use super::network::Named;
 use super::records::{StoredNetworkLink, StoredSends};
 use super::work::Step;
 use super::Core;
@@ -17,6 +18,7 @@ use crate::config::Team;
 use crate::domain::challenge::ChallengeMethod;
 use crate::domain::destination::DestinationSends;
 use crate::domain::network_auth;
+use crate::domain::otp::OtpCode;
 use crate::error::{Error, Result};
 use crate::store::keys;
 use crate::time::Timestamp;
@@ -31,6 +33,8 @@ const POST_WINDOW: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct EntryForm {
     pub speaks: Speaks,
+    /// The team and the conversation's channel the page names.
+    pub named: Named,
     /// A session PIN, not a code that was sent.
     pub pin: bool,
     /// The form's token, for the browser the request named.
@@ -46,8 +50,9 @@ pub struct EntryForm {
 pub enum EntryAnswer {
     /// The form (the `GET` of an open link).
     Form(EntryForm),
-    /// The code was right: the interaction is authenticated.
-    Done(Speaks),
+    /// The code was right: the binding code to type into the chat, which
+    /// the page shows once (kept only as its keyed hash).
+    Bind(Speaks, OtpCode),
     /// The code was wrong: the form again, with the tries left.
     Wrong(EntryForm, u32),
     /// No tries are left (or the subject is now locked or banned).
@@ -57,8 +62,20 @@ pub enum EntryAnswer {
     /// More than [`POSTS_PER_MINUTE`]: nothing counted.
     Limited(Speaks),
     /// The challenge was used, expired, was replaced or failed: its 410
-    /// page, in the interaction's language when known.
-    Gone(Option<Speaks>),
+    /// page, in the interaction's language when known; how it ended.
+    Gone(Option<Speaks>, Ended),
+}
+
+/// How a link's challenge ended, for its 410 page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The binding code was typed into the chat: the customer is verified.
+    Verified,
+    /// The right code was typed on the page, and its binding code is
+    /// awaited in the chat: the page cannot show it again.
+    Typed,
+    /// Expired, replaced, out of tries or failed.
+    Over,
 }
 
 /// The link `code` names while its challenge is open: its team, the link,
@@ -75,26 +92,32 @@ async fn open_link<'c>(
         .pop()
         .flatten();
     let raw = raw.ok_or(Error::NotFound("no such link"))?;
-    let gone = |speaks| Ok(Err(EntryAnswer::Gone(speaks)));
+    let gone = |speaks, ended| Ok(Err(EntryAnswer::Gone(speaks, ended)));
     let Ok(link) = serde_json::from_str::<StoredNetworkLink>(&raw.value) else {
-        return gone(None);
+        return gone(None, Ended::Over);
     };
     let Some(team) = core.config().team(&link.t) else {
-        return gone(None);
+        return gone(None, Ended::Over);
     };
     let pair = match core.load_pair(team, link.i, now).await {
         Ok(pair) => pair,
-        Err(Error::NotFound(_)) => return gone(None),
+        Err(Error::NotFound(_)) => return gone(None, Ended::Over),
         Err(e) => return Err(e),
     };
     let rec = pair.rec()?;
     let speaks = super::network::speaks(team, rec);
-    let open = rec.open_challenge(now);
-    let Some(c) = open.filter(|c| c.id == link.c && c.page_entry) else {
-        return gone(Some(speaks));
+    let open = rec.open_challenge(now).filter(|c| c.id == link.c);
+    let Some(c) = open.filter(|c| c.page_entry && !c.awaits_code()) else {
+        let ended = match open {
+            Some(_) => Ended::Typed,
+            None if rec.succeeded(link.c) => Ended::Verified,
+            None => Ended::Over,
+        };
+        return gone(Some(speaks), ended);
     };
     let form = EntryForm {
         speaks,
+        named: super::network::named(core, team, rec),
         pin: c.method == ChallengeMethod::Pin,
         form_token: String::new(),
         left: c.expires_at.since(now),
@@ -139,7 +162,8 @@ pub async fn post_entry(
     let counted = |result: &'static str| {
         metrics::counter!("chatgate_code_entries_total", "result" => result).increment(1);
     };
-    if !take_post(core, team, code, now).await? {
+    let posts = keys::code_entry_posts(&team.keyspace, code);
+    if !take_one(core, team, posts, now).await? {
         counted("refused");
         return Ok(EntryAnswer::Limited(form.speaks));
     }
@@ -155,11 +179,11 @@ pub async fn post_entry(
     let typed = typed.unwrap_or_default();
     let verified = verify_on_page(core, team, link.i, link.c, typed, now).await;
     let answer = match verified {
-        Ok((Ok(_), _)) => {
+        Ok(Ok(bind)) => {
             counted("right");
-            EntryAnswer::Done(form.speaks)
+            EntryAnswer::Bind(form.speaks, bind)
         }
-        Ok((Err(e), _)) | Err(e) => refused_code(e, form)?,
+        Ok(Err(e)) | Err(e) => refused_code(e, form)?,
     };
     if matches!(answer, EntryAnswer::Wrong(..) | EntryAnswer::Ended(_)) {
         counted("wrong");
@@ -183,18 +207,24 @@ fn refused_code(e: Error, form: EntryForm) -> Result<EntryAnswer> {
             let tries = form.tries;
             EntryAnswer::Wrong(form, tries)
         }
-        Error::ChallengeExpired
-        | Error::ChallengeExhausted
-        | Error::ChallengeUsed
-        | Error::NotFound(_) => EntryAnswer::Gone(Some(form.speaks)),
+        Error::ChallengeExpired | Error::ChallengeExhausted | Error::NotFound(_) => {
+            EntryAnswer::Gone(Some(form.speaks), Ended::Over)
+        }
+        // Typed right meanwhile, in another tab: its binding code is awaited.
+        Error::ChallengeUsed => EntryAnswer::Gone(Some(form.speaks), Ended::Typed),
         e => return Err(e),
     })
 }
 
-/// Counts one more POST to link `code` of `team` at `now`; `false`,
-/// counting nothing, past [`POSTS_PER_MINUTE`] within the minute.
-async fn take_post(core: &Core, team: &Team, code: &str, now: Timestamp) -> Result<bool> {
-    let key = keys::code_entry_posts(&team.keyspace, code);
+/// Counts one more use of a link under `key` (a page-entry link's POSTs,
+/// a wallet link's page fetches) of `team` at `now`; `false`, counting
+/// nothing, past [`POSTS_PER_MINUTE`] within the minute.
+pub(super) async fn take_one(
+    core: &Core,
+    team: &Team,
+    key: String,
+    now: Timestamp,
+) -> Result<bool> {
     core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
         let read = c.read::<DestinationSends>(&key)?;
         let mut posts = read.value.clone().unwrap_or_default();

@@ -189,10 +189,12 @@ impl Verification {
 }
 
 /// Whether challenge `c` waits for a binding code typed into the chat
-/// (a login link's `chat_code`, a verified network answer's code): the
-/// only code `confirm_chat_code` passes on. The one place this is asked.
+/// (a login link's `chat_code`; the code a page showed after a verified
+/// network answer, a verified wallet presentation or the right code typed
+/// there): the only code `confirm_chat_code` passes on. The one place this
+/// is asked.
 fn awaits_binding_code(c: &Challenge) -> bool {
-    c.method == rules::ChallengeMethod::Binding || c.awaits_network_code()
+    c.method == rules::ChallengeMethod::Binding || c.awaits_code()
 }
 
 /// The interaction `id` as `get_verification` answers it, one read.

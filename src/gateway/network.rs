@@ -65,12 +65,30 @@ pub enum NetworkLinkTarget {
 #[derive(Debug)]
 pub struct NetworkConfirm {
     pub speaks: Speaks,
-    pub team_name: String,
-    pub channel_words: &'static str,
+    pub named: Named,
     pub form_action: String,
     pub left: Duration,
     /// The page's form token, for the browser the request named.
     pub form_token: String,
+}
+
+/// What a page of a link names, so that a link relayed out of its
+/// conversation says where it belongs: the team (its `display_name`,
+/// else its id) and the conversation's channel in words
+/// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
+#[derive(Debug, Clone)]
+pub struct Named {
+    pub team_name: String,
+    pub channel_words: &'static str,
+}
+
+/// What the pages of `rec`'s links name.
+pub(super) fn named(core: &Core, team: &Team, rec: &InteractionRecord) -> Named {
+    let words = core.config().channels.get(&rec.channel);
+    Named {
+        team_name: team.display_name.clone().unwrap_or_else(|| team.id.clone()),
+        channel_words: words.map_or("chat", |c| c.kind.in_words()),
+    }
 }
 
 /// A started operator check: where the browser goes, and the cookie
@@ -141,11 +159,9 @@ async fn open_link<'c>(
     let left = rec
         .open_challenge(now)
         .map_or(Duration::ZERO, |c| c.expires_at.since(now));
-    let words = core.config().channels.get(&rec.channel);
     let confirm = NetworkConfirm {
         speaks: speaks(team, rec),
-        team_name: team.display_name.clone().unwrap_or_else(|| team.id.clone()),
-        channel_words: words.map_or("chat", |c| c.kind.in_words()),
+        named: named(core, team, rec),
         form_action: nv.provider.form_action(),
         left,
         form_token: String::new(),

@@ -4,8 +4,11 @@
 //! an `openid4vp://` link or QR code; `/w/{code}/request/{rid}` serves
 //! the signed request object; the wallet's encrypted answer comes to
 //! `/w/response` (or the page's to `/w/{code}/response`), is opened,
-//! verified, compared and applied to the challenge; `/w/{code}/status`
-//! and `/w/{code}/done` say where it stands.
+//! verified, compared and applied to the challenge: a verified one waits
+//! for the binding code shown only where the answer came back (the page
+//! that posted it, or the `redirect_uri` the wallet opens, tied to the
+//! first browser that opens it) to be typed into the chat;
+//! `/w/{code}/status` and `/w/{code}/done` say where it stands.
 //!
 //! [`link`] reads a link and makes and serves requests; [`answer`] takes
 //! an answer; [`status_list`] is where a credential's status is checked.
@@ -15,6 +18,6 @@ mod status_list;
 
 pub use answer::{take_answer, AnswerRefusal, Answered, WalletPost};
 pub use link::{
-    link_state, open_wallet_link, request_object, LinkState, WalletLinkTarget, WalletPage,
-    NO_REQUEST,
+    done_page, link_state, open_wallet_link, request_object, DonePage, LinkState, WalletLinkTarget,
+    WalletPage, NO_REQUEST,
 };

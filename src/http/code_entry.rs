@@ -20,7 +20,7 @@ use super::pages::{self, Said};
 use super::AppState;
 use crate::domain::settings::{TextKey, PAGE_CODE_ENTRY, PAGE_PIN_ENTRY};
 use crate::error::Error;
-use crate::gateway::code_entry::{EntryAnswer, EntryForm};
+use crate::gateway::code_entry::{Ended, EntryAnswer, EntryForm};
 use crate::gateway::Speaks;
 use crate::oidc::flow::random_value;
 
@@ -40,9 +40,13 @@ const BROWSER_COOKIE: &str = "cg_cb";
 /// the code they received (or their session PIN).
 ///
 /// One field (`autocomplete="one-time-code"`, `inputmode="numeric"`),
-/// in the conversation's language, and a form token tied to this browser
-/// by a cookie. Fetching it uses nothing up and writes nothing (chat apps
-/// fetch previews). Every answer is a page.
+/// the team and the conversation's channel named with a warning
+/// (`page_code_entry`), in the conversation's language, and a form token
+/// tied to this browser by a cookie. Fetching it uses nothing up and
+/// writes nothing (chat apps fetch previews). Once the right code was
+/// typed, the link answers 410 (`page_link_used`: the binding code is
+/// shown once), and once the binding code was typed into the chat 410
+/// `page_code_done`. Every answer is a page.
 #[utoipa::path(get, path = "/c/{code}", operation_id = "code_entry_page", tag = "challenges", security(),
     params(("code" = String, Path, max_length = 128, description = "the code of a page-entry challenge's link")),
     responses(
@@ -50,7 +54,7 @@ const BROWSER_COOKIE: &str = "cg_cb";
          content_type = "text/html", body = String,
          headers(("Set-Cookie" = String, description = "the browser cookie of the form token: HttpOnly, SameSite=Strict, Path=/c/"))),
         (status = 404, description = "a code that was never issued (`page_link_unknown`)", content_type = "text/html", body = String),
-        (status = 410, description = "the challenge was used, expired, replaced or failed (`page_code_ended`)", content_type = "text/html", body = String),
+        (status = 410, description = "the right code was typed already (`page_link_used`), the binding code was typed into the chat (`page_code_done`), or the challenge expired, was replaced or failed (`page_code_ended`)", content_type = "text/html", body = String),
         (status = 503, description = "the link cannot be checked now (`page_try_again`)", content_type = "text/html", body = String)))]
 async fn code_page(
     State(st): State<AppState>,
@@ -82,8 +86,10 @@ async fn code_page(
 
 /// The form's button: the typed code, answered as `verify` would.
 ///
-/// Right: the interaction is authenticated (method `otp` or `pin`), 200
-/// `page_code_done`. Wrong: counted as any wrong code (attempts, lockout,
+/// Right: 200 `page_code_bind` with a fresh binding code of `otp.length`
+/// digits (never the code typed); the challenge stays open (`"entry":
+/// "page", "awaiting_code": true`) until the bot's `verify` takes that
+/// code from the chat, which authenticates (method `otp` or `pin`). Wrong: counted as any wrong code (attempts, lockout,
 /// ban), 200, the form again with `page_code_wrong` (`#LEFT#` tries
 /// left), or `page_code_ended` once none are left (the link then answers
 /// 410). Without the form token of this browser's page, or with one of
@@ -94,10 +100,10 @@ async fn code_page(
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "`code`: what the customer typed; `form_token`: the page's form token"),
     responses(
-        (status = 200, description = "`page_code_done` (right), the form with `page_code_wrong` (wrong), or `page_code_ended` (no tries left)", content_type = "text/html", body = String),
+        (status = 200, description = "`page_code_bind` with the binding code to type into the chat (right), the form with `page_code_wrong` (wrong), or `page_code_ended` (no tries left)", content_type = "text/html", body = String),
         (status = 403, description = "no form token of this browser's page: nothing counted (`page_sign_in_failed`)", content_type = "text/html", body = String),
         (status = 404, description = "a code that was never issued (`page_link_unknown`)", content_type = "text/html", body = String),
-        (status = 410, description = "the challenge was used, expired, replaced or failed (`page_code_ended`)", content_type = "text/html", body = String),
+        (status = 410, description = "the right code was typed already (`page_link_used`), the binding code was typed into the chat (`page_code_done`), or the challenge expired, was replaced or failed (`page_code_ended`)", content_type = "text/html", body = String),
         (status = 413, description = "`payload_too_large`: a body over the limit", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 429, description = "more than 10 POSTs to this link within a minute: nothing counted (`page_try_again`)", content_type = "text/html", body = String),
         (status = 503, description = "the store cannot be reached (`page_try_again`)", content_type = "text/html", body = String)))]
@@ -146,7 +152,15 @@ fn answered(
     let res = match answer {
         Ok(EntryAnswer::Form(form)) => shown(st, headers, &form, None),
         Ok(EntryAnswer::Wrong(form, left)) => shown(st, headers, &form, Some(left)),
-        Ok(EntryAnswer::Done(s)) => page(Some(&s), StatusCode::OK, TextKey::PageCodeDone),
+        Ok(EntryAnswer::Bind(s, bind)) => {
+            let said = Said::of(
+                st.gateway.config(),
+                Some(&s),
+                headers,
+                TextKey::PageCodeBind,
+            );
+            pages::render_said(StatusCode::OK, &said, Some(bind.expose()))
+        }
         Ok(EntryAnswer::Ended(s)) => page(Some(&s), StatusCode::OK, TextKey::PageCodeEnded),
         Ok(EntryAnswer::Refused(s)) => {
             page(Some(&s), StatusCode::FORBIDDEN, TextKey::PageSignInFailed)
@@ -161,7 +175,14 @@ fn answered(
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             res
         }
-        Ok(EntryAnswer::Gone(s)) => page(s.as_ref(), StatusCode::GONE, TextKey::PageCodeEnded),
+        Ok(EntryAnswer::Gone(s, ended)) => {
+            let key = match ended {
+                Ended::Verified => TextKey::PageCodeDone,
+                Ended::Typed => TextKey::PageLinkUsed,
+                Ended::Over => TextKey::PageCodeEnded,
+            };
+            page(s.as_ref(), StatusCode::GONE, key)
+        }
         Err(e) => pages::link_error(st.gateway.config(), headers, e),
     };
     no_store(res)
@@ -182,7 +203,7 @@ fn shown(st: &AppState, headers: &HeaderMap, form: &EntryForm, left: Option<u32>
     if let Some(left) = left {
         said.text = said.text.replace("#LEFT#", &left.to_string());
     }
-    let mut res = page::form(StatusCode::OK, &said, &form.form_token);
+    let mut res = page::form(StatusCode::OK, &said, &form.named, &form.form_token);
     res.extensions_mut().insert(FormShown(form.left));
     res
 }

@@ -32,6 +32,14 @@ pub fn wants_html(headers: &HeaderMap) -> bool {
         })
 }
 
+/// `text` (escaped already) with `#TEAM#` and `#CHANNEL#` filled in:
+/// the team and the conversation's channel a link's page names
+/// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
+pub(super) fn with_names(text: &str, named: &crate::gateway::network::Named) -> String {
+    text.replace("#TEAM#", &escape(&named.team_name))
+        .replace("#CHANNEL#", &escape(named.channel_words))
+}
+
 /// What a page says: its `<title>`, its heading, and what to do next.
 pub struct Page {
     pub status: StatusCode,

@@ -16,13 +16,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{JsonBody, Now, PathParam};
+use super::network::page::sane_secret;
 use super::network::{no_store, page as text_page};
+use super::oidc::{cookie_value, state_cookie};
 use super::openapi::JsonBodyErrors;
 use super::pages::{self, Said};
 use super::AppState;
 use crate::domain::settings::TextKey;
 use crate::error::Error;
-use crate::gateway::wallet::{AnswerRefusal, Answered, LinkState, WalletLinkTarget, WalletPost};
+use crate::gateway::wallet::{
+    AnswerRefusal, Answered, DonePage, LinkState, WalletLinkTarget, WalletPost,
+};
 
 mod page;
 
@@ -43,17 +47,21 @@ const MAX_ID: usize = 128;
 /// wallet for the credential.
 ///
 /// Every fetch makes a new request (its `rid`, `state`, `nonce` and
-/// encryption key; the challenge keeps its five newest) and uses nothing
-/// up. The page offers the Digital Credentials API where the browser has
+/// encryption key; the challenge keeps its five newest, and the store
+/// nothing of an older one) and uses nothing up; more than 10 fetches of
+/// one link within a minute are 429 and make nothing; while a verified answer awaits its binding code, a fetch makes
+/// none and shows `page_wallet_elsewhere` (never the code). The page
+/// names the team and the conversation's channel, and offers the Digital Credentials API where the browser has
 /// it, a button with the `openid4vp://` link, the same link as a QR code,
 /// and polls `/w/{code}/status`. Its policy allows its own script only.
 /// Every answer is a page.
 #[utoipa::path(get, path = "/w/{code}", operation_id = "wallet_page", tag = "challenges", security(),
     params(("code" = String, Path, max_length = 128, description = "the code of a wallet challenge's link")),
     responses(
-        (status = 200, description = "the page (`page_wallet_start`) with a fresh request", content_type = "text/html", body = String),
+        (status = 200, description = "the page (`page_wallet_start`) with a fresh request; while a verified answer awaits its binding code, `page_wallet_elsewhere`", content_type = "text/html", body = String),
         (status = 404, description = "a code that was never issued (`page_link_unknown`)", content_type = "text/html", body = String),
         (status = 410, description = "the challenge was used, expired, replaced or failed (`page_link_used`, `page_link_expired`)", content_type = "text/html", body = String),
+        (status = 429, description = "more than 10 fetches of this link within a minute: nothing made (`page_try_again`, `Retry-After`)", content_type = "text/html", body = String),
         (status = 503, description = "the link cannot be checked now (`page_try_again`)", content_type = "text/html", body = String)))]
 async fn wallet_page(
     State(st): State<AppState>,
@@ -70,8 +78,29 @@ async fn wallet_page(
         Ok(WalletLinkTarget::Page(p)) => {
             let config = st.gateway.config();
             let said = Said::of(config, Some(&p.speaks), &headers, TextKey::PageWalletStart);
-            no_store(page::wallet_page(&said, &p, &code))
+            let bound = Said::of(config, Some(&p.speaks), &headers, TextKey::PageWalletCode);
+            no_store(page::wallet_page(&said, &p, (&code, &bound.text)))
         }
+        Ok(WalletLinkTarget::Limited(speaks)) => {
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let mut res = text_page(
+                &st,
+                speaks.as_ref(),
+                &headers,
+                status,
+                TextKey::PageTryAgain,
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            res
+        }
+        Ok(WalletLinkTarget::Elsewhere(speaks)) => text_page(
+            &st,
+            Some(&speaks),
+            &headers,
+            StatusCode::OK,
+            TextKey::PageWalletElsewhere,
+        ),
         Ok(WalletLinkTarget::Gone(used, speaks)) => {
             let key = match used {
                 true => TextKey::PageLinkUsed,
@@ -202,13 +231,23 @@ fn wallet_form(body: &[u8]) -> std::result::Result<Option<String>, Error> {
     }
 }
 
-/// What an answer's poster is told.
+/// What an answer's poster is told: the wallet its `redirect_uri`; the
+/// page where the challenge stands and, for a verified answer, the
+/// binding code it shows.
 fn posted(answer: std::result::Result<Answered, AnswerRefusal>) -> Response {
     match answer {
         Ok(Answered {
             redirect_uri: Some(uri),
             ..
         }) => no_store(super::json::Json(json!({"redirect_uri": uri})).into_response()),
+        Ok(Answered {
+            state,
+            code: Some(code),
+            ..
+        }) => no_store(
+            super::json::Json(json!({"state": state_name(state), "code": code.expose()}))
+                .into_response(),
+        ),
         Ok(Answered { state, .. }) => {
             no_store(super::json::Json(json!({"state": state_name(state)})).into_response())
         }
@@ -245,7 +284,7 @@ fn admit(st: &AppState, team: &str) -> Option<Option<super::team_gate::Place>> {
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "`response` (a compact JWE) or `error`"),
     responses(
-        (status = 200, description = "taken: `{\"redirect_uri\": \"{public_url}/w/{code}/done\"}` (an `error`: `{\"state\": \"open\"}`)", body = Object),
+        (status = 200, description = "taken: `{\"redirect_uri\": \"{public_url}/w/{code}/done?response_code=…\"}`, the only place a verified answer's binding code is shown (an `error`: `{\"state\": \"open\"}`)", body = Object),
         (status = 400, description = "`invalid_request`: a JWE of no open request, a second response, one that does not open, or a malformed form; nothing changes", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`: a body over 64 KiB", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 502, description = "`channel_error`: the credential's status list cannot be read; the challenge stays open", body = super::problem::Problem, content_type = "application/problem+json"),
@@ -281,9 +320,11 @@ pub struct PageAnswer {
 /// `{"protocol": "openid4vp-v1-signed", "data": {"response": "<JWE>"}}`,
 /// verified as the wallet's own answer (no `state`; the key binding's
 /// `aud` the `client_id`); or `{"error": "…"}` when the call was refused:
-/// nothing counts. 200 `{"state": "open" | "done" | "failed"}`; a JWE of
-/// no open request of this link, a second response or a malformed body is
-/// 400 and changes nothing.
+/// nothing counts. 200 `{"state": "open" | "answered" | "failed"}`, and
+/// for a verified answer (`answered`) `code`, the binding code the page
+/// shows (`page_wallet_code`) to be typed into the chat; a JWE of no open
+/// request of this link, a second response or a malformed body is 400 and
+/// changes nothing.
 #[utoipa::path(post, path = "/w/{code}/response", operation_id = "wallet_page_response", tag = "challenges", security(),
     params(("code" = String, Path, max_length = 128, description = "the code of a wallet challenge's link")),
     request_body = PageAnswer,
@@ -329,6 +370,7 @@ async fn wallet_page_response(
 fn state_name(state: LinkState) -> &'static str {
     match state {
         LinkState::Open => "open",
+        LinkState::Answered => "answered",
         LinkState::Done => "done",
         LinkState::Failed => "failed",
         LinkState::Gone => "gone",
@@ -337,12 +379,14 @@ fn state_name(state: LinkState) -> &'static str {
 
 /// Where a wallet link's challenge stands: the page polls it.
 ///
-/// `{"state": "open" | "done" | "failed"}`; an expired or replaced
-/// challenge is 410, a code never issued 404.
+/// `{"state": "open" | "answered" | "done" | "failed"}` (`answered`
+/// while a verified answer awaits its binding code; it never carries the
+/// code); an expired or replaced challenge is 410, a code never issued
+/// 404.
 #[utoipa::path(get, path = "/w/{code}/status", operation_id = "wallet_status", tag = "challenges", security(),
     params(("code" = String, Path, max_length = 128, description = "the code of a wallet challenge's link")),
     responses(
-        (status = 200, description = "`{\"state\": \"open\" | \"done\" | \"failed\"}`", body = Object),
+        (status = 200, description = "`{\"state\": \"open\" | \"answered\" | \"done\" | \"failed\"}`", body = Object),
         (status = 404, description = "`not_found`: a code that was never issued", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 410, description = "`token_expired`: the challenge expired or was replaced", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`store_unavailable`", body = super::problem::Problem, content_type = "application/problem+json")))]
@@ -366,14 +410,23 @@ async fn wallet_status(
 
 /// Where the wallet sends the customer back: the result's page.
 ///
-/// 200 `page_wallet_done` once the credential confirmed the customer,
-/// 200 `page_wallet_failed` once it did not (naming no claim); 303 to
-/// the link's page while the challenge is open; 410 once it expired or
-/// was replaced; 404 for a code never issued.
+/// While a verified answer awaits its binding code: the first open with
+/// that answer's `response_code` shows `page_wallet_code` with the code
+/// and ties it to this browser by a cookie (`Path=/w/`, `HttpOnly`,
+/// `SameSite=Lax`); later opens show it again in that browser only; any
+/// other open (no, another or a used `response_code`, another browser)
+/// shows `page_wallet_elsewhere`, never the code. 200 `page_wallet_done`
+/// once the binding code was typed into the chat, 200
+/// `page_wallet_failed` once the credential did not confirm the customer
+/// (naming no claim); 303 to the link's page while the challenge is
+/// open; 410 once it expired or was replaced; 404 for a code never
+/// issued.
 #[utoipa::path(get, path = "/w/{code}/done", operation_id = "wallet_done", tag = "challenges", security(),
-    params(("code" = String, Path, max_length = 128, description = "the code of a wallet challenge's link")),
+    params(("code" = String, Path, max_length = 128, description = "the code of a wallet challenge's link"),
+           ("response_code" = Option<String>, Query, max_length = 128, description = "the `response_code` of the answer's `redirect_uri`")),
     responses(
-        (status = 200, description = "`page_wallet_done` or `page_wallet_failed`", content_type = "text/html", body = String),
+        (status = 200, description = "`page_wallet_code` (where the answer came back), `page_wallet_elsewhere`, `page_wallet_done` or `page_wallet_failed`", content_type = "text/html", body = String,
+         headers(("Set-Cookie" = String, description = "on the first open with its `response_code`: the browser cookie the code is shown again for (HttpOnly, SameSite=Lax, Path=/w/)"))),
         (status = 303, description = "to the link's page: the challenge is still open", headers(("Location" = String))),
         (status = 404, description = "a code that was never issued (`page_link_unknown`)", content_type = "text/html", body = String),
         (status = 410, description = "the challenge expired or was replaced (`page_link_expired`)", content_type = "text/html", body = String),
@@ -382,17 +435,47 @@ async fn wallet_done(
     State(st): State<AppState>,
     Now(now): Now,
     code: std::result::Result<PathParam<String>, Error>,
+    query: axum::extract::RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let code = match code {
         Ok(PathParam(code)) if code.len() <= MAX_ID => code,
         _ => return error_page(&st, &headers, Error::NotFound("no such link")),
     };
-    let (state, speaks) = match crate::gateway::wallet::link_state(&st.gateway, &code, now).await {
-        Ok(read) => read,
+    let response_code = response_code(query.0.as_deref());
+    let browser = cookie_value(&headers, BROWSER_COOKIE).filter(|b| sane_secret(b));
+    let given = (response_code.as_deref(), browser.as_deref());
+    let shown = match crate::gateway::wallet::done_page(&st.gateway, &code, given, now).await {
+        Ok(shown) => shown,
         Err(e) => return error_page(&st, &headers, e),
     };
+    let (state, speaks) = match shown {
+        DonePage::Code(speaks, bind, secret) => {
+            let said = Said::of(
+                st.gateway.config(),
+                Some(&speaks),
+                &headers,
+                TextKey::PageWalletCode,
+            );
+            let mut res = no_store(pages::render_said(
+                StatusCode::OK,
+                &said,
+                Some(bind.expose()),
+            ));
+            if let Some(secret) = secret {
+                let public_url = &st.gateway.config().server.public_url;
+                let cookie = state_cookie(public_url, "/w/", BROWSER_COOKIE, &secret, COOKIE_LIFE);
+                if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+                    res.headers_mut().insert(header::SET_COOKIE, cookie);
+                }
+            }
+            return res;
+        }
+        DonePage::Elsewhere(speaks) => (LinkState::Answered, Some(speaks)),
+        DonePage::State(state, speaks) => (state, speaks),
+    };
     let (status, key) = match state {
+        LinkState::Answered => (StatusCode::OK, TextKey::PageWalletElsewhere),
         LinkState::Done => (StatusCode::OK, TextKey::PageWalletDone),
         LinkState::Failed => (StatusCode::OK, TextKey::PageWalletFailed),
         LinkState::Gone => (StatusCode::GONE, TextKey::PageLinkExpired),
@@ -405,6 +488,22 @@ async fn wallet_done(
         }
     };
     text_page(&st, speaks.as_ref(), &headers, status, key)
+}
+
+/// The cookie that keeps the secret of the browser a verified answer's
+/// binding code is shown to, and how long it lives (the longest a
+/// binding code may, `otp.ttl` at most 30 minutes, and more).
+const BROWSER_COOKIE: &str = "cg_wb";
+const COOKIE_LIFE: u64 = 3600;
+
+/// The `response_code` of a `/done` query: one, of at most [`MAX_ID`]
+/// characters; `None` otherwise.
+fn response_code(query: Option<&str>) -> Option<String> {
+    let mut codes = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(k, _)| k == "response_code")
+        .map(|(_, v)| v.into_owned());
+    let rc = codes.next()?;
+    (codes.next().is_none() && !rc.is_empty() && rc.len() <= MAX_ID).then_some(rc)
 }
 
 /// An error as a page ([`pages::link_error`]), `no-store`.

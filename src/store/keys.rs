@@ -331,6 +331,13 @@ pub fn code_entry_posts(team: &str, code: &str) -> String {
     with_digest(scoped(team, "cep:", DIGEST), &[code])
 }
 
+/// The fetches of a wallet link's page within the last minute, by the
+/// link's code (hashed): more than 10 are refused
+/// (docs/wallet.md#the-link-page). Kept a minute.
+pub fn wallet_page_fetches(team: &str, code: &str) -> String {
+    with_digest(scoped(team, "wpf:", DIGEST), &[code])
+}
+
 /// The operator checks started from one network link (its newest few
 /// states), by the link's tag that each of its states carries (hashed).
 /// Not team-scoped: it is found from the state alone.
@@ -638,6 +645,10 @@ mod tests {
                     (
                         code_entry_posts(team, text),
                         format!("{{{team}}}:cep:{}", h(text)),
+                    ),
+                    (
+                        wallet_page_fetches(team, text),
+                        format!("{{{team}}}:wpf:{}", h(text)),
                     ),
                     (network_states(text), format!("ns:{}", h(text))),
                     (

@@ -1,19 +1,36 @@
 //! Codes typed on the gateway's page, not into the chat
 //! (docs/api.md#codes-typed-on-the-gateways-page): asking for it, the link
-//! after the code, the page and its headers, a right and a wrong code
-//! counted exactly as `verify` counts them, the form token, the rate of
-//! POSTs, the bot's 409, and a session PIN typed there.
+//! after the code, the page and its headers, a right code that shows the
+//! binding code to type into the chat (a link relayed to the number's
+//! owner authenticates no stranger's chat), a wrong code counted exactly
+//! as `verify` counts it, the form token, the rate of POSTs, the bot's
+//! 409, and a session PIN typed there.
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-/// Agents may reveal codes: the tests read the code an agent would.
+/// Agents may reveal codes: the tests read the code an agent would. The
+/// team has a display name, which the page names.
 fn agents_read_codes() -> Setup {
     Setup {
+        team_top: "display_name = \"Acme Bank\"".into(),
         team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
         ..Setup::default()
     }
+}
+
+/// The binding code a page shows (`<strong>` digits).
+fn bound_code(page: &Page) -> String {
+    let code = page
+        .body
+        .split("<strong>")
+        .nth(1)
+        .and_then(|r| r.split("</strong>").next())
+        .unwrap_or_else(|| panic!("a binding code: {}", page.body))
+        .to_string();
+    assert!(code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+    code
 }
 
 /// A webchat interaction of `customer`.
@@ -168,7 +185,7 @@ async fn metric(app: &TestApp, result: &str) -> f64 {
 }
 
 both_stores!(
-    a_code_typed_on_the_page_authenticates_and_never_passes_the_chat,
+    a_code_typed_on_the_page_shows_a_binding_code_that_the_chat_then_verifies,
     setup: agents_read_codes(),
     |app: TestApp| async move {
         let id = interaction(&app, "cust-page").await;
@@ -181,6 +198,7 @@ both_stores!(
             "the code is never in the chat"
         );
         assert_eq!(read(&app, &id, &cid).await["entry"], "page");
+        assert_eq!(read(&app, &id, &cid).await["awaiting_code"], false);
 
         let p = open(&app, &link).await;
         assert_eq!(p.status, 200, "{}", p.body);
@@ -198,7 +216,10 @@ both_stores!(
         assert!(p.body.contains("<html lang=\"en\">"), "{}", p.body);
         assert!(p.body.contains("autocomplete=\"one-time-code\""));
         assert!(p.body.contains("inputmode=\"numeric\""));
-        assert!(p.body.contains("Type the code you received"));
+        // The team and the conversation's channel, and the warning.
+        let said = "Acme Bank sent you a code for the chat conversation you are in now. \
+                    Type it here only if you are chatting with Acme Bank right now.";
+        assert!(p.body.contains(said), "{}", p.body);
         // A preview uses nothing up.
         assert_eq!(open(&app, &link).await.status, 200);
         assert_eq!(read(&app, &id, &cid).await["attempts_remaining"], 3);
@@ -210,17 +231,84 @@ both_stores!(
 
         let right = metric(&app, "right").await;
         let (cookie, token) = (p.cookie.as_deref(), p.token.as_deref());
-        let done = type_code(&app, &link, cookie, token, &code).await;
-        assert_eq!(done.status, 200, "{}", done.body);
-        assert!(done.body.contains("you are verified"), "{}", done.body);
+        let shown = type_code(&app, &link, cookie, token, &code).await;
+        assert_eq!(shown.status, 200, "{}", shown.body);
+        assert!(shown.body.contains("That is the code. Type <strong>"), "{}", shown.body);
+        let bind = bound_code(&shown);
+        assert_eq!(bind.len(), 6, "otp.length digits");
+        assert_ne!(bind, code, "never the code just typed");
         assert!(metric(&app, "right").await >= right + 1.0);
+        // Nothing is authenticated yet: the challenge awaits the chat.
+        assert_eq!(app.get(&id).await["status"], "pending");
+        let c = read(&app, &id, &cid).await;
+        assert_eq!(
+            (c["state"].as_str(), c["entry"].as_str(), c["awaiting_code"].as_bool()),
+            (Some("open"), Some("page"), Some(true)),
+            "{c}"
+        );
+        // The page shows the binding code once: its link is used.
+        let used = open(&app, &link).await;
+        assert_eq!(used.status, 410, "{}", used.body);
+        assert!(!used.body.contains(&bind));
+        assert_eq!(type_code(&app, &link, cookie, token, &code).await.status, 410);
+        // In the chat, the code typed on the page answers nothing now:
+        // counted as a wrong code.
+        let res = app.verify_code(&id, &cid, &code).await;
+        assert_problem(res, 401, "invalid_code").await;
+        assert_eq!(failures(&app, "cust-page").await, 1);
+
+        let res = app.verify_code(&id, &cid, &bind).await;
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
         let v = app.get(&id).await;
         assert_eq!(v["status"], "authenticated");
         assert_eq!(v["method"], "otp");
-        // Used: the link answers its 410 page.
-        assert_eq!(open(&app, &link).await.status, 410);
+        assert_eq!(failures(&app, "cust-page").await, 0, "cleared by the binding code");
+        assert_eq!(read(&app, &id, &cid).await["awaiting_code"], false);
+        // Used: the link answers its 410 page, saying it is done.
+        let done = open(&app, &link).await;
+        assert_eq!(done.status, 410);
+        assert!(done.body.contains("you are verified"), "{}", done.body);
         let unknown = open(&app, "/c/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
         assert_eq!(unknown.status, 404);
+    }
+);
+
+both_stores!(
+    a_link_relayed_to_the_number_s_owner_authenticates_no_stranger_s_chat,
+    setup: agents_read_codes(),
+    |app: TestApp| async move {
+        // The attacker's chat names the victim's number; the code goes to
+        // the victim, the link into the attacker's chat.
+        let attacker = interaction(&app, "cust-victim").await;
+        let (cid, code) = start_page_otp(&app, &attacker).await;
+        let link = last_link(&app, "code_entry_link").await;
+        // Relayed: the victim opens it in their own browser (their own
+        // cookie jar) and types the code their phone received, as the
+        // bank's own page invites them to.
+        let victim = open(&app, &link).await;
+        assert!(victim.body.contains("only if you are chatting with Acme Bank right now"));
+        let (cookie, token) = (victim.cookie.as_deref(), victim.token.as_deref());
+        let shown = type_code(&app, &link, cookie, token, &code).await;
+        assert_eq!(shown.status, 200, "{}", shown.body);
+        let bind = bound_code(&shown);
+        // The attacker's chat is not authenticated: the factor proved
+        // the number, not who is in the conversation.
+        let v = app.get(&attacker).await;
+        assert_ne!(v["status"], "authenticated", "{v}");
+        assert!(v["method"].is_null(), "{v}");
+        // From the attacker's own browser the link shows nothing more.
+        let theirs = open(&app, &link).await;
+        assert_eq!(theirs.status, 410);
+        assert!(!theirs.body.contains(&bind));
+        // Whatever the attacker's bot passes on but the binding code
+        // (which only the victim saw) proves nothing, and is counted.
+        let res = app.verify_code(&attacker, &cid, &code).await;
+        assert_problem(res, 401, "invalid_code").await;
+        let guess = wrong_code(&bind);
+        let res = app.verify_code(&attacker, &cid, &guess).await;
+        assert_problem(res, 401, "invalid_code").await;
+        assert_ne!(app.get(&attacker).await["status"], "authenticated");
+        assert_eq!(read(&app, &attacker, &cid).await["attempts_remaining"], 1);
     }
 );
 
@@ -321,8 +409,11 @@ both_stores!(
         assert_eq!(limited.status, 429, "{}", limited.body);
         assert_ne!(app.get(&id).await["status"], "authenticated");
         app.advance(61);
-        let done = type_code(&app, &link, my_cookie, my_token, &code).await;
-        assert_eq!(done.status, 200, "{}", done.body);
+        let shown = type_code(&app, &link, my_cookie, my_token, &code).await;
+        assert_eq!(shown.status, 200, "{}", shown.body);
+        assert_eq!(read(&app, &id, &cid).await["awaiting_code"], true);
+        let res = app.verify_code(&id, &cid, &bound_code(&shown)).await;
+        assert_eq!(res.status(), 200);
         assert_eq!(app.get(&id).await["status"], "authenticated");
     }
 );
@@ -341,12 +432,17 @@ both_stores!(
         assert!(msgs.iter().all(|m| m["purpose"] != "pin_prompt"));
         let link = last_link(&app, "pin_entry_link").await;
         let p = open(&app, &link).await;
-        assert!(p.body.contains("Type your PIN"), "{}", p.body);
+        let said = "Type your PIN for the chat conversation with Acme Bank you are in now, \
+                    only if you are chatting with Acme Bank right now.";
+        assert!(p.body.contains(said), "{}", p.body);
         let res = app.verify_code(&id, &cid, "482913").await;
         assert_problem(res, 409, "entry_page").await;
         let (cookie, token) = (p.cookie.as_deref(), p.token.as_deref());
-        let done = type_code(&app, &link, cookie, token, "482913").await;
-        assert_eq!(done.status, 200, "{}", done.body);
+        let shown = type_code(&app, &link, cookie, token, "482913").await;
+        assert_eq!(shown.status, 200, "{}", shown.body);
+        assert_ne!(app.get(&id).await["status"], "authenticated");
+        let res = app.verify_code(&id, &cid, &bound_code(&shown)).await;
+        assert_eq!(res.status(), 200);
         let v = app.get(&id).await;
         assert_eq!(
             (v["status"].clone(), v["method"].clone()),

@@ -25,7 +25,8 @@
 //! `nonce`; `jose` and `node:crypto` are its crypto callbacks. No step is
 //! done by hand. It proves that what the gateway asks, signs and accepts
 //! is what an independent wallet stack reads, checks and sends: the
-//! answer for Ada authenticates her with method `wallet`, the same
+//! answer for Ada, with the binding code its redirect shows typed into
+//! the chat, authenticates her with method `wallet`, the same
 //! answer to another expectation fails the challenge (`claims_mismatch`),
 //! and a request object under a certificate the wallet does not trust is
 //! refused by the wallet and changes nothing. With the `x509_san_dns`
@@ -547,10 +548,12 @@ async fn a_maintained_holder_library_presents_ada_s_credential() {
     let (ok, did) = holder_library(&app, tools, &access.chain_pem, &link).await;
     assert!(ok, "{did}");
     assert_eq!(did["response_uri"]["status"], 200, "{did}");
-    assert_eq!(
-        did["response_uri"]["body"]["redirect_uri"],
-        format!("http://gateway.test{link}/done")
-    );
+    let redirect = did["response_uri"]["body"]["redirect_uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = format!("http://gateway.test{link}/done?response_code=");
+    assert!(redirect.starts_with(&done), "{redirect}");
     assert_eq!(did["response_mode"], "direct_post.jwt");
     assert_eq!(did["version"], 100, "read as OpenID4VP 1.0");
     assert!(did["client_id"].as_str().unwrap().starts_with("x509_hash:"));
@@ -567,6 +570,10 @@ async fn a_maintained_holder_library_presents_ada_s_credential() {
     assert_eq!(requests[0], format!("GET {link}"));
     assert!(requests[1].starts_with(&format!("POST {link}/request/")));
     assert_eq!(requests[2], "POST /w/response");
+    // Verified: the binding code its redirect shows, typed into the chat.
+    assert_eq!(app.get(&id).await["status"], "pending");
+    let (code, _) = crate::wallet::code_at(&app, &redirect).await;
+    crate::wallet::typed_in_chat(&app, &id, &cid, &code).await;
     let v = app.get(&id).await;
     assert_eq!(
         (v["status"].as_str(), v["method"].as_str()),
@@ -607,10 +614,15 @@ async fn a_maintained_holder_library_takes_the_verifier_named_by_its_host() {
     };
     let tools = (tools.0.as_str(), tools.1.as_path());
     let id = interaction(&app, "cust-ada").await;
-    let (_, link) = start(&app, &id, ada()).await;
+    let (cid, link) = start(&app, &id, ada()).await;
     let (ok, did) = holder_library(&app, tools, &access.chain_pem, &link).await;
     assert!(ok, "{did}");
     assert_eq!(did["client_id"], "x509_san_dns:gateway.test");
+    let redirect = did["response_uri"]["body"]["redirect_uri"]
+        .as_str()
+        .unwrap();
+    let (code, _) = crate::wallet::code_at(&app, redirect).await;
+    crate::wallet::typed_in_chat(&app, &id, &cid, &code).await;
     let v = app.get(&id).await;
     assert_eq!(
         (v["status"].as_str(), v["method"].as_str()),

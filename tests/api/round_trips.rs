@@ -1072,6 +1072,21 @@ async fn start_wallet(app: &TestApp, id: &str) -> String {
     crate::wallet::start(app, id, crate::wallet::ada()).await.1
 }
 
+/// The binding code of the verified answer whose `redirect_uri` is
+/// `redirect`, shown where the wallet opens it.
+async fn shown_code(app: &TestApp, redirect: &str) -> String {
+    crate::wallet::code_at(app, redirect).await.0
+}
+
+/// The id of interaction `id`'s open challenge.
+async fn open_challenge(app: &TestApp, id: &str) -> String {
+    let v = app.get(id).await;
+    v["open_challenge"]["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Opens the page of `link`: the path of the request object it made.
 async fn open_wallet_page(app: &TestApp, link: &str) -> String {
     let page = app
@@ -1108,11 +1123,15 @@ async fn fetch_request_object(app: &TestApp, path: &str) -> serde_json::Value {
 
 /// The test wallet's answer (`wallet.rs`) to the request of `claims`,
 /// posted: a matching credential.
-async fn answer_request(app: &TestApp, claims: &serde_json::Value) {
+/// Answers the request of `claims` as a wallet does: its `redirect_uri`.
+async fn answer_request(app: &TestApp, claims: &serde_json::Value) -> String {
     use crate::wallet::{answer_for, present, respond};
     let now = app.now().unix_seconds();
     let jwe = answer_for(claims, &present("es256", claims, None, now));
-    assert_eq!(respond(app, &jwe).await.status(), 200);
+    let res = respond(app, &jwe).await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    body["redirect_uri"].as_str().unwrap().to_string()
 }
 
 /// The store calls of a wallet challenge (docs/performance.md#a-wallet-challenge),
@@ -1120,12 +1139,16 @@ async fn answer_request(app: &TestApp, claims: &serde_json::Value) {
 /// commits): an OTP's start (1, 2) and its right code (1, 2: the verdict,
 /// then its due entry removed); a wallet's start (1, 3: the challenge, its
 /// link's key, then an event appended on its own), each fetch of its page
-/// (3, 2: the link and the interaction read, then the new request written
-/// with the interaction read again, and its key's index), its request
-/// object (2, 0: the link, the interaction; nothing written) and the
-/// answer (3, 2: the key's index, the interaction, read again by the
-/// verdict's commit, then its due entry removed). The same on both
-/// stores: a change that adds or saves a round trip fails it.
+/// (4, 3: the link and the interaction read, the link's fetches of the
+/// minute counted, then the new request written with the interaction
+/// read again, and its key's index), its request
+/// object (2, 0: the link, the interaction; nothing written), the answer
+/// (3, 1: the key's index, the interaction, read again by the verdict's
+/// commit, which leaves the challenge awaiting its binding code), the
+/// redirect the wallet opens (3, 1: the link, the interaction, read again
+/// by the commit that ties the code to its browser) and the binding code
+/// from the chat (1, 2: as an OTP's right code). The same on both stores:
+/// a change that adds or saves a round trip fails it.
 async fn what_a_wallet_challenge_costs_the_store(backend: Backend) {
     let Some((counting, prefix)) = counting_on(backend).await else {
         return;
@@ -1180,9 +1203,18 @@ async fn what_a_wallet_challenge_costs_the_store(backend: Backend) {
     settled().await;
     count("wallet request object", before);
     let before = calls();
-    answer_request(&app, &claims).await;
+    let redirect = answer_request(&app, &claims).await;
     settled().await;
     count("wallet answer", before);
+    let before = calls();
+    let code = shown_code(&app, &redirect).await;
+    settled().await;
+    count("wallet redirect (its binding code)", before);
+    let cid = open_challenge(&app, &id).await;
+    let before = calls();
+    crate::wallet::typed_in_chat(&app, &id, &cid, &code).await;
+    settled().await;
+    count("wallet binding code check", before);
     assert_eq!(app.get(&id).await["method"], "wallet");
 
     for (what, (reads, commits)) in &rows {
@@ -1192,9 +1224,11 @@ async fn what_a_wallet_challenge_costs_the_store(backend: Backend) {
         ("otp start", (1, 2)),
         ("otp code check", (1, 2)),
         ("wallet start", (1, 3)),
-        ("wallet page (a fresh request)", (3, 2)),
+        ("wallet page (a fresh request)", (4, 3)),
         ("wallet request object", (2, 0)),
-        ("wallet answer", (3, 2)),
+        ("wallet answer", (3, 1)),
+        ("wallet redirect (its binding code)", (3, 1)),
+        ("wallet binding code check", (1, 2)),
     ];
     assert_eq!(rows, expected, "store calls (reads, commits)");
 }
@@ -1238,8 +1272,13 @@ async fn what_a_wallet_challenge_costs_redis() {
     const N: usize = 10;
     // Warm: the team's keys and the scripts known to Redis.
     let warm = app.new_interaction().await;
-    let warm = open_wallet_page(&app, &start_wallet(&app, &warm).await).await;
-    answer_request(&app, &fetch_request_object(&app, &warm).await).await;
+    let warm_link = open_wallet_page(&app, &start_wallet(&app, &warm).await).await;
+    let redirect = answer_request(&app, &fetch_request_object(&app, &warm_link).await).await;
+    let (warm_cid, warm_code) = (
+        open_challenge(&app, &warm).await,
+        shown_code(&app, &redirect).await,
+    );
+    crate::wallet::typed_in_chat(&app, &warm, &warm_cid, &warm_code).await;
     tokio::time::sleep(settle).await;
     let idle = idle_calls(&mut admin, 3).await;
 
@@ -1290,9 +1329,27 @@ async fn what_a_wallet_challenge_costs_redis() {
         }
     })
     .await;
+    let mut redirects = Vec::new();
     let answers = calls_per_run(&mut admin, &idle, N, settle, async {
         for claims in &asked {
-            answer_request(&app, claims).await;
+            redirects.push(answer_request(&app, claims).await);
+        }
+    })
+    .await;
+    let mut codes = Vec::new();
+    let shown = calls_per_run(&mut admin, &idle, N, settle, async {
+        for redirect in &redirects {
+            codes.push(shown_code(&app, redirect).await);
+        }
+    })
+    .await;
+    let mut cids = Vec::new();
+    for id in &ids {
+        cids.push(open_challenge(&app, id).await);
+    }
+    let checks = calls_per_run(&mut admin, &idle, N, settle, async {
+        for ((id, cid), code) in ids.iter().zip(&cids).zip(&codes) {
+            crate::wallet::typed_in_chat(&app, id, cid, code).await;
         }
     })
     .await;
@@ -1302,15 +1359,17 @@ async fn what_a_wallet_challenge_costs_redis() {
 
     let commands = |r: &Rates| r.values().sum::<f64>();
     eprintln!("idle gateway, per second: {}", show_rates(&idle));
-    let rows: [(&str, &Rates, f64); 6] = [
+    let rows: [(&str, &Rates, f64); 8] = [
         ("otp start", &otp_starts, 7.8),
         ("otp code check", &otp_checks, 9.7),
         ("wallet start", &starts, 8.7),
-        ("wallet page (a fresh request)", &pages, 8.0),
+        ("wallet page (a fresh request)", &pages, 9.7),
         // Two reads; under 3.0 so that a third fails, with room for the
         // background a busy machine leaves in the count.
         ("wallet request object", &objects, 2.9),
-        ("wallet answer", &answers, 12.6),
+        ("wallet answer", &answers, 8.8),
+        ("wallet redirect (its binding code)", &shown, 6.8),
+        ("wallet binding code check", &checks, 9.8),
     ];
     for (what, r, _) in &rows {
         eprintln!(

@@ -362,6 +362,74 @@ pub(crate) async fn failures(app: &TestApp, customer: &str) -> Value {
         .clone()
 }
 
+/// The binding code a verified answer's `redirect_uri` shows where the
+/// wallet opens it (a browser without cookies): 200 `page_wallet_code`,
+/// its cookie for that browser, and the code.
+pub(crate) async fn code_at(app: &TestApp, redirect_uri: &str) -> (String, String) {
+    let path = redirect_uri.trim_start_matches("http://gateway.test");
+    assert!(path.contains("/done?response_code="), "{redirect_uri}");
+    let res = app
+        .request(Method::GET, path, None)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    for part in ["Path=/w/", "HttpOnly", "SameSite=Lax"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    let body = res.text().await.unwrap();
+    assert!(
+        body.contains("Your wallet confirmed it is you. Type <strong>"),
+        "{body}"
+    );
+    let code = body
+        .split("<strong>")
+        .nth(1)
+        .and_then(|r| r.split("</strong>").next())
+        .unwrap()
+        .to_string();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    (code, cookie)
+}
+
+/// The code typed into the chat, passed on by the bot: authenticated.
+pub(crate) async fn typed_in_chat(app: &TestApp, id: &str, cid: &str, code: &str) {
+    let res = app.verify_code(id, cid, code).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+}
+
+/// A `direct_post` answer's `redirect_uri` opened by the wallet, and the
+/// code it shows typed into the chat: the code and the redirect.
+pub(crate) async fn bound(
+    app: &TestApp,
+    answered: reqwest::Response,
+    id: &str,
+    cid: &str,
+) -> (String, String) {
+    assert_eq!(answered.status(), 200);
+    let body: Value = answered.json().await.unwrap();
+    let redirect = body["redirect_uri"].as_str().unwrap().to_string();
+    let (code, _) = code_at(app, &redirect).await;
+    typed_in_chat(app, id, cid, &code).await;
+    (code, redirect)
+}
+
+/// A Digital Credentials API answer the page posted: the code its answer
+/// carries typed into the chat.
+async fn bound_on_page(app: &TestApp, answered: reqwest::Response, id: &str, cid: &str) {
+    assert_eq!(answered.status(), 200);
+    let body: Value = answered.json().await.unwrap();
+    assert_eq!(body["state"], "answered", "{body}");
+    let code = body["code"].as_str().expect("the binding code");
+    assert!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "{code}"
+    );
+    typed_in_chat(app, id, cid, code).await;
+}
+
 async fn presentations(app: &TestApp, result: &str) -> f64 {
     let text = app
         .request(Method::GET, "/metrics", None)
@@ -378,7 +446,7 @@ async fn presentations(app: &TestApp, result: &str) -> f64 {
 }
 
 wallet_test!(
-    a_matching_credential_authenticates_with_method_wallet,
+    a_matching_credential_shows_a_binding_code_where_it_came_back_then_authenticates,
     |app: TestApp, a: Access| async move {
         let now = app.now().unix_seconds();
         let id = interaction(&app, "cust-ada").await;
@@ -401,7 +469,10 @@ wallet_test!(
             "{csp}"
         );
         assert!(!csp.contains("unsafe"), "{csp}");
-        assert!(page.body.contains("Confirm it is you with your wallet"));
+        let said = "acme is asking you to confirm it is you with your wallet, for the chat \
+                    conversation you are in now. Only continue if you are chatting with acme \
+                    right now.";
+        assert!(page.body.contains(said), "{}", page.body);
         assert!(page.body.contains("<svg"), "the QR code is inline");
         assert!(!page.body.contains(" src="), "{}", page.body);
 
@@ -437,12 +508,64 @@ wallet_test!(
         let res = respond(&app, &jwe).await;
         assert_eq!(res.status(), 200);
         let body: Value = res.json().await.unwrap();
-        assert_eq!(
-            body["redirect_uri"],
-            format!("http://gateway.test{link}/done")
-        );
+        let redirect = body["redirect_uri"].as_str().unwrap().to_string();
+        let prefix = format!("http://gateway.test{link}/done?response_code=");
+        let rc = redirect.strip_prefix(&prefix).expect("the response_code");
+        assert!(rc.len() >= 22, "at least 128 random bits: {rc}");
         assert!(presentations(&app, "verified").await >= before + 1.0);
 
+        // Verified: the credential, not yet the person in the chat.
+        let v = app.get(&id).await;
+        assert_eq!(v["status"], "pending");
+        let bot = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(bot["state"], "open");
+        assert_eq!(bot["awaiting_code"], true);
+        assert_eq!(bot["wallet"]["result"], "verified");
+        assert_eq!(bot["wallet"]["awaiting_code"], true);
+        assert_eq!(bot["attempts_remaining"], 3);
+        assert_eq!(
+            bot["expires_at"],
+            json!(app.now().plus(std::time::Duration::from_secs(180))),
+            "otp.ttl from the answer"
+        );
+        let status = app.get_json(&format!("{link}/status"), None).await;
+        assert_eq!(status, json!({"state": "answered"}), "never the code");
+        // The page that showed the QR code, and the link, show no code.
+        let elsewhere = "Continue on the device where your wallet opened.";
+        for path in [link.clone(), format!("{link}/done")] {
+            let p = open(&app, &path).await;
+            assert_eq!(p.status, 200, "{path}");
+            assert!(
+                p.body.contains(elsewhere) && !p.body.contains("<strong>"),
+                "{}",
+                p.body
+            );
+        }
+        // Only where the wallet's answer came back, in the first browser.
+        let (code, cookie) = code_at(&app, &redirect).await;
+        assert_eq!(code.len(), 6);
+        let again = app
+            .request(
+                Method::GET,
+                &redirect.replace("http://gateway.test", ""),
+                None,
+            )
+            .header("accept", "text/html")
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert!(again
+            .text()
+            .await
+            .unwrap()
+            .contains(&format!("<strong>{code}</strong>")));
+        let other = open(&app, &redirect.replace("http://gateway.test", "")).await;
+        assert!(other.body.contains(elsewhere) && !other.body.contains(&code));
+        let wrong_rc = format!("{link}/done?response_code=AAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        assert!(!open(&app, &wrong_rc).await.body.contains("<strong>"));
+
+        typed_in_chat(&app, &id, &cid, &code).await;
         let v = app.get(&id).await;
         assert_eq!(v["status"], "authenticated");
         assert_eq!(v["method"], "wallet");
@@ -450,6 +573,7 @@ wallet_test!(
         assert_eq!(bot["state"], "used");
         let w = &bot["wallet"];
         assert_eq!(w["result"], "verified");
+        assert_eq!(w["awaiting_code"], false);
         assert_eq!(w["format"], "dc+sd-jwt");
         assert_eq!(w["issuer"], fixtures()["issuer_subject"]);
         assert_eq!(w["matched"], json!(["birthdate", "family_name"]));
@@ -479,6 +603,114 @@ wallet_test!(
         let again = respond(&app, &jwe).await;
         assert_eq!(again.status(), 400);
         assert_eq!(app.get(&id).await["method"], "wallet");
+    }
+);
+
+wallet_test!(
+    a_wallet_link_relayed_to_the_credential_s_owner_authenticates_no_stranger_s_chat,
+    |app: TestApp, a: Access| async move {
+        let now = app.now().unix_seconds();
+        // The attacker claims to be Ada: the bank asks for Ada's
+        // credential, and the link lands in the attacker's chat.
+        let attacker = interaction(&app, "cust-ada").await;
+        let (cid, link) = start(&app, &attacker, ada()).await;
+        // The attacker opens the page and relays its QR code to Ada, whose
+        // wallet shows a request genuinely signed by the bank.
+        let page = open(&app, &link).await;
+        assert!(page
+            .body
+            .contains("Only continue if you are chatting with acme right now"));
+        let asked = fetch_request(&app, &a, &link).await;
+        // Ada consents: her wallet answers and opens its redirect in her
+        // browser, which alone shows the binding code.
+        let res = respond(
+            &app,
+            &answer_for(&asked, &present("es256", &asked, None, now)),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        let redirect = res.json::<Value>().await.unwrap()["redirect_uri"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (code, _) = code_at(&app, &redirect).await;
+        // The attacker's chat is not authenticated.
+        let v = app.get(&attacker).await;
+        assert_ne!(v["status"], "authenticated", "{v}");
+        assert!(v["method"].is_null(), "{v}");
+        let c = read(&app, &attacker, &cid, &app.keys.bot).await;
+        assert_eq!(
+            (c["state"].as_str(), c["awaiting_code"].as_bool()),
+            (Some("open"), Some(true))
+        );
+        // The attacker's page (the one that showed the QR code), its poll,
+        // its end page and the redirect in the attacker's browser show no
+        // code.
+        let status = app.get_json(&format!("{link}/status"), None).await;
+        assert_eq!(status, json!({"state": "answered"}));
+        let elsewhere = "Continue on the device where your wallet opened.";
+        let redirect_path = redirect.replace("http://gateway.test", "");
+        for path in [link.clone(), format!("{link}/done"), redirect_path] {
+            let p = open(&app, &path).await;
+            assert!(p.body.contains(elsewhere), "{path}: {}", p.body);
+            assert!(!p.body.contains(&code), "{path}");
+        }
+        // Whatever the attacker's bot passes on but Ada's code is wrong,
+        // and counted.
+        let res = app.verify_code(&attacker, &cid, &wrong_code(&code)).await;
+        assert_problem(res, 401, "invalid_code").await;
+        assert_ne!(app.get(&attacker).await["status"], "authenticated");
+        // Once the code's life ends, the challenge has expired: nothing
+        // counted, nothing authenticated.
+        app.advance(181);
+        let res = app.verify_code(&attacker, &cid, &code).await;
+        assert_problem(res, 410, "challenge_expired").await;
+        assert_ne!(app.get(&attacker).await["status"], "authenticated");
+    }
+);
+
+/// Whether the store holds the record of the request whose key id is
+/// `kid`.
+async fn request_kept(app: &TestApp, kid: &str) -> bool {
+    let key = chatgate::store::keys::wallet_key(kid);
+    let store = app.gateway.store();
+    store.get(&[key]).await.unwrap()[0].is_some()
+}
+
+wallet_test!(
+    a_link_is_fetched_ten_times_a_minute_and_the_store_keeps_its_five_newest_requests,
+    |app: TestApp, a: Access| async move {
+        let id = interaction(&app, "cust-fetches").await;
+        let (_, link) = start(&app, &id, ada()).await;
+        // Six fetches (each with its request object): the sixth's request
+        // removes the oldest's record.
+        let mut kids = Vec::new();
+        for _ in 0..6 {
+            let asked = fetch_request(&app, &a, &link).await;
+            let kid = asked["client_metadata"]["jwks"]["keys"][0]["kid"].as_str();
+            kids.push(kid.unwrap().to_string());
+        }
+        assert!(
+            !request_kept(&app, &kids[0]).await,
+            "the oldest's record is gone"
+        );
+        for kid in &kids[1..] {
+            assert!(request_kept(&app, kid).await);
+        }
+        // Four more make ten this minute; the eleventh is 429 and makes
+        // nothing (the newest five's records stay).
+        for _ in 0..4 {
+            assert_eq!(open(&app, &link).await.status, 200);
+        }
+        assert!(request_kept(&app, &kids[5]).await);
+        let limited = open(&app, &link).await;
+        assert_eq!(limited.status, 429, "{}", limited.body);
+        assert_eq!(limited.headers["retry-after"], "60");
+        assert!(!limited.body.contains("openid4vp://"));
+        assert!(request_kept(&app, &kids[5]).await, "no request was made");
+        app.advance(61);
+        assert_eq!(open(&app, &link).await.status, 200);
+        assert!(!request_kept(&app, &kids[5]).await);
     }
 );
 
@@ -564,8 +796,7 @@ wallet_test!(
         let res = app
             .post_json(&format!("{link}/response"), None, &body)
             .await;
-        assert_eq!(res.status(), 200);
-        assert_eq!(res.json::<Value>().await.unwrap()["state"], "done");
+        bound_on_page(&app, res, &id, &cid).await;
         assert_eq!(app.get(&id).await["method"], "wallet");
     }
 );
@@ -644,7 +875,7 @@ wallet_test!(
         assert_eq!(read(&app, &id, &cid, &app.keys.bot).await["state"], "open");
         assert_eq!(failures(&app, "cust-bad").await, 0);
         // The good answer still counts once.
-        assert_eq!(respond(&app, &good).await.status(), 200);
+        bound(&app, respond(&app, &good).await, &id, &cid).await;
         assert_eq!(app.get(&id).await["method"], "wallet");
     }
 );
@@ -789,17 +1020,22 @@ async fn no_claim_value_in_events_or_logs(backend: Backend) {
     let mdoc = present_mdoc("no_status", &asked, Via::Redirect(None), |_| {});
     respond(&app, &answer_with(&asked, "mdl", &mdoc, true)).await;
     let other = interaction(&app, "cust-logs-mdl").await;
-    let (_, link) = start_for(&app, &other, "mdl", ada_mdl()).await;
+    let (cid, link) = start_for(&app, &other, "mdl", ada_mdl()).await;
     let asked = fetch_request(&app, &a, &link).await;
     let mdoc = present_mdoc("no_status", &asked, Via::Redirect(None), |_| {});
-    respond(&app, &answer_with(&asked, "mdl", &mdoc, true)).await;
-    let (_, link) = start_for(&app, &id, "pid", ada()).await;
+    let res = respond(&app, &answer_with(&asked, "mdl", &mdoc, true)).await;
+    let mut secrets = Vec::new();
+    let (_, redirect) = bound(&app, res, &other, &cid).await;
+    secrets.push(redirect.split("response_code=").nth(1).unwrap().to_string());
+    let (cid, link) = start_for(&app, &id, "pid", ada()).await;
     let asked = fetch_request(&app, &a, &link).await;
-    respond(
+    let res = respond(
         &app,
         &answer_for(&asked, &present("es256", &asked, None, now)),
     )
     .await;
+    let (_, redirect) = bound(&app, res, &id, &cid).await;
+    secrets.push(redirect.split("response_code=").nth(1).unwrap().to_string());
     let mut events = Vec::new();
     for _ in 0..100 {
         while let Ok(e) = app.events.try_recv() {
@@ -831,6 +1067,10 @@ async fn no_claim_value_in_events_or_logs(backend: Backend) {
         logged.contains("claims_mismatch"),
         "the result is logged by name"
     );
+    // No response_code is logged (its redirect's request line neither).
+    for rc in &secrets {
+        assert!(!logged.contains(rc.as_str()), "a response_code logged");
+    }
 }
 
 mod no_claim_value_in_events_or_logs {
@@ -873,14 +1113,14 @@ async fn the_x509_san_dns_prefix_names_the_gateway_s_host(backend: Backend) {
         read(&app, &id, &cid, &app.keys.bot).await["wallet"]["result"],
         "invalid_presentation"
     );
-    let (_, link) = start(&app, &id, ada()).await;
+    let (cid, link) = start(&app, &id, ada()).await;
     let asked = fetch_request(&app, &a, &link).await;
     let res = respond(
         &app,
         &answer_for(&asked, &present("es256", &asked, None, now)),
     )
     .await;
-    assert_eq!(res.status(), 200);
+    bound(&app, res, &id, &cid).await;
     let v = app.get(&id).await;
     assert_eq!(
         (v["status"].as_str(), v["method"].as_str()),
@@ -1120,7 +1360,7 @@ wallet_test!(
         assert!(asked["client_metadata"]["vp_formats_supported"]["mso_mdoc"].is_object());
         let mdoc = present_mdoc("no_status", &asked, Via::Redirect(None), |_| {});
         let res = respond(&app, &answer_with(&asked, "mdl", &mdoc, true)).await;
-        assert_eq!(res.status(), 200);
+        bound(&app, res, &id, &cid).await;
         let v = app.get(&id).await;
         assert_eq!(v["status"], "authenticated");
         assert_eq!(v["method"], "wallet");
@@ -1144,12 +1384,11 @@ wallet_test!(
         assert_eq!(res.status(), 200);
         assert_eq!(res.json::<Value>().await.unwrap()["state"], "failed");
         assert_eq!(failures(&app, "cust-mdl-dc").await, 1);
-        let (_, link) = start_for(&app, &id, "mdl", ada_mdl()).await;
+        let (cid, link) = start_for(&app, &id, "mdl", ada_mdl()).await;
         let asked = fetch_request(&app, &a, &link).await;
         let mdoc = present_mdoc("no_status", &asked, Via::DcApi, |_| {});
         let res = respond_page(&app, &link, &answer_with(&asked, "mdl", &mdoc, false)).await;
-        assert_eq!(res.status(), 200);
-        assert_eq!(res.json::<Value>().await.unwrap()["state"], "done");
+        bound_on_page(&app, res, &id, &cid).await;
         assert_eq!(app.get(&id).await["method"], "wallet");
     }
 );
@@ -1281,15 +1520,11 @@ wallet_test!(
             assert_eq!(c["wallet"]["result"], "revoked", "entry {idx}");
             assert_eq!(failures(&app, "cust-revoked").await, n as u64 + 1);
         }
-        let (_, link) = start(&app, &id, ada()).await;
+        let (cid, link) = start(&app, &id, ada()).await;
         let asked = fetch_request(&app, &a, &link).await;
         let presented = bind(&issued_with_status(0, &uri), &asked, None, now);
-        assert_eq!(
-            respond(&app, &answer_for(&asked, &presented))
-                .await
-                .status(),
-            200
-        );
+        let res = respond(&app, &answer_for(&asked, &presented)).await;
+        bound(&app, res, &id, &cid).await;
         assert_eq!(app.get(&id).await["method"], "wallet");
         server.verify().await;
     }
@@ -1341,7 +1576,7 @@ wallet_test!(
             .respond_with(served_list(&uri))
             .mount(&server)
             .await;
-        assert_eq!(respond(&app, &jwe).await.status(), 200);
+        bound(&app, respond(&app, &jwe).await, &id, &cid).await;
         assert_eq!(app.get(&id).await["method"], "wallet");
     }
 );
@@ -1483,11 +1718,11 @@ wallet_test!(
         let c = read(&app, &id, &cid, &app.keys.bot).await;
         assert_eq!(c["wallet"]["result"], "revoked");
         assert_eq!(failures(&app, "cust-mdl-revoked").await, 1);
-        let (_, link) = start_for(&app, &id, "mdl", ada_mdl()).await;
+        let (cid, link) = start_for(&app, &id, "mdl", ada_mdl()).await;
         let asked = fetch_request(&app, &a, &link).await;
         let mdoc = present_mdoc("no_status", &asked, Via::Redirect(None), named(0));
         let res = respond(&app, &answer_with(&asked, "mdl", &mdoc, true)).await;
-        assert_eq!(res.status(), 200);
+        bound(&app, res, &id, &cid).await;
         assert_eq!(app.get(&id).await["method"], "wallet");
         server.verify().await;
     }

@@ -307,8 +307,8 @@ fn a_verified_answer_elsewhere_waits_for_the_code_typed_into_the_chat() {
     assert_eq!(subject.failures, [t(0)], "nothing cleared yet");
     let c = r.open_challenge(t(5)).unwrap();
     assert_eq!(c.id, cid);
-    assert_eq!(c.network_code.as_deref(), Some("codehash"));
-    assert!(c.takes_code() && c.awaits_network_code());
+    assert_eq!(c.bound_code.as_deref(), Some("codehash"));
+    assert!(c.takes_code() && c.awaits_code());
     assert_eq!(c.expires_at, t(5).plus(s.otp.ttl.get()));
     assert_eq!(c.max_attempts, s.otp.max_attempts);
     assert_eq!(c.network.unwrap().result, NetworkResult::Verified);

@@ -63,7 +63,14 @@ impl Try {
 
     fn verify(&mut self, code: &str, at: i64) -> Result<Verdict, Error> {
         let (rec, subject, s) = (&mut self.rec, &mut self.subject, &self.settings);
-        decide(rec, subject, s, self.cid, code, &pepper(), t(at))
+        decide(
+            rec,
+            subject,
+            s,
+            (self.cid, Typed::Chat(code)),
+            &pepper(),
+            t(at),
+        )
     }
 
     /// The refusal's contract code; nothing may have been counted.
@@ -149,7 +156,7 @@ fn rung_3_a_wrong_code_that_locks_answers_the_lockout() {
 }
 
 #[test]
-fn rung_4_a_step_up_no_longer_live_proves_nobody() {
+fn rung_5_a_step_up_no_longer_live_proves_nobody() {
     // The attempt used the challenge up; the caller keeps nothing of a
     // refusal.
     let mut x = Try::with(ChallengeMethod::Otp, true);
@@ -175,7 +182,7 @@ fn rung_4_a_step_up_no_longer_live_proves_nobody() {
 }
 
 #[test]
-fn rung_5_a_binding_code_needs_its_login() {
+fn rung_6_a_binding_code_needs_its_login() {
     let mut x = Try::with(ChallengeMethod::Binding, false);
     assert_eq!(x.verify(CODE, 1).unwrap_err().code(), "challenge_expired");
     assert!(x.rec.auth.is_none());
@@ -227,11 +234,11 @@ fn a_code_for_a_transaction_marks_the_authentication_with_its_hash() {
     assert_eq!(plain.rec.auth.unwrap().transaction_hash, None);
 }
 
-/// Rung 6: a network challenge takes no code until a verified answer's
+/// Rung 7: a network challenge takes no code until a verified answer's
 /// page shows one; then only that code answers it (wrong ones counted as
 /// an OTP's), and it authenticates with method `network`.
 #[test]
-fn rung_6_the_code_a_verified_network_answer_showed_authenticates_by_network() {
+fn rung_7_the_code_a_verified_network_answer_showed_authenticates_by_network() {
     let mut x = Try::new();
     let cid = Uuid::now_v7();
     let c = Challenge::new_network(
@@ -246,7 +253,7 @@ fn rung_6_the_code_a_verified_network_answer_showed_authenticates_by_network() {
     assert_eq!(x.refused(CODE, 1), "invalid_request", "no code yet");
     let code = OtpCode::from_digits(CODE).unwrap();
     if let Some(c) = x.rec.challenge.as_mut() {
-        c.network_code = Some(crate::domain::otp::hash(&pepper(), cid, &code));
+        c.bound_code = Some(crate::domain::otp::hash(&pepper(), cid, &code));
         c.max_attempts = 3;
     }
     let wrong = x.verify(WRONG, 2).unwrap();
@@ -267,4 +274,74 @@ fn rung_6_the_code_a_verified_network_answer_showed_authenticates_by_network() {
     assert_eq!(auth.via, ["network"]);
     assert_eq!(auth.customer.get("id").map(String::as_str), Some("cust-1"));
     assert!(x.subject.failures.is_empty());
+}
+
+/// Rungs 0 and 4: a page-entry code through the chat is 409 before its
+/// page's right code; the right code on the page binds nothing yet and
+/// leaves the challenge awaiting the binding code, which then alone
+/// answers, through the chat, as the code it follows would.
+#[test]
+fn rung_4_the_right_code_on_the_page_awaits_its_binding_code_in_the_chat() {
+    let mut x = Try::new();
+    x.subject.failures = vec![t(0)];
+    if let Some(c) = x.rec.challenge.as_mut() {
+        c.page_entry = true;
+    }
+    assert_eq!(x.refused(CODE, 1), "entry_page", "never through the chat");
+    let bound = OtpCode::from_digits("7391").unwrap();
+    let bind = crate::domain::otp::hash(&pepper(), x.cid, &bound);
+    let (rec, subject, s) = (&mut x.rec, &mut x.subject, &x.settings);
+    let typed = Typed::Page {
+        code: CODE,
+        bind: &bind,
+    };
+    let verdict = decide(rec, subject, s, (x.cid, typed), &pepper(), t(2)).unwrap();
+    assert_eq!(verdict, Verdict::AwaitingCode);
+    assert!(x.rec.auth.is_none(), "the chat is not proven yet");
+    assert_eq!(x.subject.failures.len(), 1, "nothing cleared yet");
+    let c = x.rec.challenge.clone().unwrap();
+    assert!(c.awaits_code() && c.bound_proof().is_none());
+    assert_eq!(c.expires_at, t(2).plus(x.settings.otp.ttl.get()));
+    // The page takes nothing more; the code it took answers nothing now.
+    let (rec, subject, s) = (&mut x.rec, &mut x.subject, &x.settings);
+    let again = Typed::Page {
+        code: CODE,
+        bind: &bind,
+    };
+    let used = decide(rec, subject, s, (x.cid, again), &pepper(), t(3));
+    assert_eq!(used.unwrap_err().code(), "challenge_used");
+    let wrong = x.verify(CODE, 4).unwrap();
+    assert!(matches!(wrong, Verdict::Wrong { .. }), "{wrong:?}");
+    x.verify("7391", 5).unwrap();
+    let auth = x.rec.auth.clone().unwrap();
+    assert_eq!(auth.method, Method::Otp);
+    assert!(x.subject.failures.is_empty());
+}
+
+/// Rung 7: a verified presentation's binding code authenticates with
+/// method `wallet`.
+#[test]
+fn rung_7_the_binding_code_of_a_presentation_authenticates_by_wallet() {
+    let mut x = Try::new();
+    let cid = Uuid::now_v7();
+    let asked = [("family_name".to_string(), "Lovelace".to_string())].into();
+    let w = crate::domain::wallet_state::WalletChallenge::asking(
+        "pid".into(),
+        crate::domain::wallet_state::WalletFormat::SdJwt,
+        asked,
+    );
+    let five = std::time::Duration::from_secs(300);
+    let c = Challenge::new_wallet(cid, Delivery::Chat, five, false, w, t(0));
+    x.rec.open_new_challenge(c, t(0));
+    x.cid = cid;
+    assert_eq!(x.refused(CODE, 1), "invalid_request", "no code yet");
+    let code = OtpCode::from_digits(CODE).unwrap();
+    let hash = crate::domain::otp::hash(&pepper(), cid, &code);
+    if let Some(c) = x.rec.challenge.as_mut() {
+        c.await_code(hash, &x.settings.otp, t(2));
+    }
+    x.verify(CODE, 3).unwrap();
+    let auth = x.rec.auth.clone().unwrap();
+    assert_eq!(auth.method, Method::Wallet);
+    assert_eq!(auth.via, ["wallet"]);
 }

@@ -5,8 +5,9 @@
 use uuid::Uuid;
 
 use crate::domain::challenge::{ChallengeMethod, PastOutcome};
-use crate::domain::interaction::{InteractionRecord, Method};
+use crate::domain::interaction::InteractionRecord;
 use crate::domain::origins::Failure;
+use crate::domain::secrets::Pepper;
 use crate::domain::settings::Settings;
 use crate::domain::subject::SubjectRecord;
 pub use crate::domain::wallet_state::{
@@ -24,11 +25,74 @@ pub enum Presented {
     Answer(WalletAnswer),
 }
 
+/// The binding code a verified presentation waits for
+/// (docs/wallet.md#the-code-typed-into-the-chat): its keyed hash, and for
+/// a `direct_post` answer the keyed hash of the `response_code` of the
+/// `redirect_uri` where alone it is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub code_hash: String,
+    pub response_code: Option<String>,
+}
+
+/// The purposes that keep a `response_code`'s and a browser secret's
+/// keyed hashes apart from every other.
+const RESPONSE_CODE: &str = "wallet-response-code";
+const CODE_BROWSER: &str = "wallet-code-browser";
+
+/// The keyed hash a challenge keeps of its answer's `response_code`.
+pub fn response_code_hash(pepper: &Pepper, response_code: &str) -> String {
+    pepper.keyed_hash(RESPONSE_CODE, response_code.as_bytes())
+}
+
+/// The keyed hash a challenge keeps of the secret of the browser that
+/// opened its answer's `redirect_uri`.
+pub fn browser_hash(pepper: &Pepper, secret: &str) -> String {
+    pepper.keyed_hash(CODE_BROWSER, secret.as_bytes())
+}
+
+/// Where a verified `direct_post` answer's binding code may be shown, for
+/// the `redirect_uri` opened with `response_code` in the browser whose
+/// cookie keeps `browser` (each compared in constant time): its
+/// [`Showing`].
+pub fn showing(
+    w: &WalletChallenge,
+    pepper: &Pepper,
+    response_code: Option<&str>,
+    browser: Option<&str>,
+) -> Showing {
+    let held = |purpose, given: Option<&str>, kept: Option<&String>| match (given, kept) {
+        (Some(g), Some(k)) if !g.is_empty() => pepper.verify(purpose, g.as_bytes(), k),
+        _ => false,
+    };
+    if !held(RESPONSE_CODE, response_code, w.response_code.as_ref()) {
+        return Showing::Elsewhere;
+    }
+    match &w.code_browser {
+        None => Showing::First,
+        Some(_) if held(CODE_BROWSER, browser, w.code_browser.as_ref()) => Showing::Again,
+        Some(_) => Showing::Elsewhere,
+    }
+}
+
+/// Whether a `redirect_uri` opened shows the binding code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Showing {
+    /// Its `response_code`, opened by no browser yet: shown, and tied to
+    /// this browser.
+    First,
+    /// Its `response_code` in the browser it is tied to: shown again.
+    Again,
+    /// Anything else: never the code.
+    Elsewhere,
+}
+
 /// What an answer did to the challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
-    /// The interaction is authenticated with method `wallet`.
-    Authenticated,
+    /// Verified: the credential is proven, not yet the person in the
+    /// conversation; the challenge stays open, awaiting the binding code.
+    AwaitingCode,
     /// The challenge failed for `reason`; `failure`: what counting it on
     /// the subject came to.
     Failed {
@@ -49,33 +113,61 @@ pub enum Refused {
     NoRequest,
 }
 
-/// The interaction's open wallet challenge `cid` at `now`.
+/// The interaction's open wallet challenge `cid` at `now`, while it waits
+/// for a presentation (not once a verified one waits for its binding
+/// code: it makes no request and takes no answer then).
 pub fn open_wallet(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> Option<&WalletChallenge> {
     rec.open_challenge(now)
-        .filter(|c| c.id == cid && c.method == ChallengeMethod::Wallet)
+        .filter(|c| c.id == cid && c.method == ChallengeMethod::Wallet && !c.awaits_code())
         .and_then(|c| c.wallet.as_ref())
 }
 
-/// Whether wallet challenge `cid` of `rec` succeeded.
-pub fn succeeded(rec: &InteractionRecord, cid: Uuid) -> bool {
-    rec.past_challenges
-        .iter()
-        .any(|p| p.id == cid && p.outcome == PastOutcome::Succeeded)
+/// The interaction's wallet challenge `cid` while a verified presentation
+/// waits for its binding code at `now`.
+pub fn awaiting_code(
+    rec: &InteractionRecord,
+    cid: Uuid,
+    now: Timestamp,
+) -> Option<&WalletChallenge> {
+    rec.open_challenge(now)
+        .filter(|c| c.id == cid && c.method == ChallengeMethod::Wallet && c.awaits_code())
+        .and_then(|c| c.wallet.as_ref())
 }
 
-/// Keeps `request` on the open wallet challenge `cid` of `rec`; `false`
-/// when it is not open.
+/// Ties the `redirect_uri` of wallet challenge `cid`'s verified answer to
+/// the browser whose secret's keyed hash is `browser`: `false`, changing
+/// nothing, when it no longer waits for its code or a browser opened it
+/// first.
+pub fn tie_browser(
+    rec: &mut InteractionRecord,
+    cid: Uuid,
+    browser: String,
+    now: Timestamp,
+) -> bool {
+    let untied = awaiting_code(rec, cid, now).is_some_and(|w| w.code_browser.is_none());
+    let wallet = rec.challenge.as_mut().and_then(|c| c.wallet.as_mut());
+    match (untied, wallet) {
+        (true, Some(w)) => {
+            w.code_browser = Some(browser);
+            rec.last_write_at = now;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Keeps `request` on the open wallet challenge `cid` of `rec`, its
+/// oldest going beyond its five newest: the key ids of those that went,
+/// whose records go with them; `None` when it is not open.
 pub fn add_request(
     rec: &mut InteractionRecord,
     cid: Uuid,
     request: WalletRequest,
     now: Timestamp,
-) -> bool {
-    if open_wallet(rec, cid, now).is_none() {
-        return false;
-    }
+) -> Option<Vec<String>> {
+    open_wallet(rec, cid, now)?;
     let wallet = rec.challenge.as_mut().and_then(|c| c.wallet.as_mut());
-    wallet.map(|w| w.add_request(request)).is_some()
+    wallet.map(|w| w.add_request(request))
 }
 
 /// Applies what a wallet answered to the request of key `kid` of wallet
@@ -85,9 +177,11 @@ pub fn add_request(
 ///   that key: [`Refused::NoRequest`] (nothing changes either way);
 /// - the request is answered from now on, whatever follows;
 /// - a wallet's error: it stays open, nothing counted;
-/// - verified and matching, the subject (or origin) clear: the subject's
-///   failures are cleared, the interaction authenticated with method
-///   `wallet` (a live pre-chat step-up completed as its customer);
+/// - verified and matching, the subject (or origin) clear: the credential
+///   is proven, not yet the person in the conversation (a link relayed to
+///   the credential's owner proves nothing in a stranger's chat): the
+///   challenge stays open awaiting `binding`'s code, as a verified network
+///   answer's (`Challenge::await_code`), and nothing is cleared yet;
 ///   verified while the subject is locked or banned: it fails (`locked`);
 /// - anything else fails the challenge for its result, counted on the
 ///   subject as a wrong code is.
@@ -95,6 +189,7 @@ pub fn conclude(
     rec: &mut InteractionRecord,
     subject: &mut SubjectRecord,
     (cid, kid, presented): (Uuid, &str, Presented),
+    binding: Binding,
     s: &Settings,
     now: Timestamp,
 ) -> Result<Ending, Refused> {
@@ -126,15 +221,13 @@ pub fn conclude(
                 failure,
             });
         }
-        subject.record_success_for(origin.as_deref(), now, &s.lockout);
-        let customer = match rec.live_step_up(now) {
-            Some(p) => p.customer.clone(),
-            None => rec.proven_customer(s, now),
-        };
-        rec.end_challenge(PastOutcome::Succeeded);
-        let via = vec![ChallengeMethod::Wallet.as_str().to_string()];
-        rec.authenticate_since(Method::Wallet, customer, via, now, now, s);
-        return Ok(Ending::Authenticated);
+        if let Some(c) = rec.challenge.as_mut() {
+            c.await_code(binding.code_hash, &s.otp, now);
+            if let Some(w) = c.wallet.as_mut() {
+                w.response_code = binding.response_code;
+            }
+        }
+        return Ok(Ending::AwaitingCode);
     }
     rec.end_challenge(PastOutcome::Failed);
     let failure = subject.record_failure_for(origin.as_deref(), now, &s.lockout, &s.otp);

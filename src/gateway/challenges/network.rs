@@ -307,7 +307,6 @@ fn proof_for(
     if network_auth::own_sms_conversation(is_sms, &rec.conversation_id, number) {
         return (Proof::OwnNumber, None);
     }
-    let code = otp::generate(length);
-    let hash = otp::hash(core.pepper(), cid, &code);
+    let (code, hash) = otp::binding(core.pepper(), cid, length, None);
     (Proof::CodeToType(hash), Some(code))
 }

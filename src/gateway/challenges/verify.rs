@@ -11,14 +11,15 @@ use crate::config::Team;
 use crate::domain::attempts;
 use crate::domain::audit::{Acting, Action};
 use crate::domain::interaction::InteractionRecord;
-use crate::domain::verify_challenge::{self, Verdict};
+use crate::domain::otp::{self, OtpCode};
+use crate::domain::verify_challenge::{self, Typed, Verdict};
 use crate::error::{Error, Result};
 use crate::events::types::{
     ChallengeFailed, ChallengeRef, CodeRevealed, FailedChallenge, TransactionApproved,
 };
 use crate::events::EventData;
 use crate::gateway::audit;
-use crate::gateway::work::{Step, Work};
+use crate::gateway::work::{Done, Step, Work};
 use crate::gateway::{Core, InteractionView};
 use crate::time::Timestamp;
 
@@ -65,12 +66,14 @@ pub async fn verify_challenge_seen(
     code: &str,
     now: Timestamp,
 ) -> Result<(Result<Verified>, InteractionView)> {
-    verify_entered(core, team, id, cid, (code, false), now).await
+    verify_from_chat(core, team, (id, cid), code, now).await
 }
 
-/// [`verify_challenge_seen`] of a code typed on the gateway's page
-/// (docs/api.md#codes-typed-on-the-gateways-page): counted exactly as the
-/// bot's.
+/// A code typed on the gateway's page (docs/api.md#codes-typed-on-the-gateways-page),
+/// counted exactly as the bot's: the right one answers the binding code
+/// the page shows, the challenge left open until it is typed into the
+/// chat (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat); a
+/// refused one its problem.
 pub(in crate::gateway) async fn verify_on_page(
     core: &Arc<Core>,
     team: &Team,
@@ -78,49 +81,72 @@ pub(in crate::gateway) async fn verify_on_page(
     cid: Uuid,
     code: &str,
     now: Timestamp,
-) -> Result<(Result<Verified>, InteractionView)> {
-    verify_entered(core, team, id, cid, (code, true), now).await
+) -> Result<Result<OtpCode>> {
+    crate::domain::pin::parse_code(code)?;
+    let (verdict, done) = verify_entered(core, team, (id, cid), (code, true), now).await?;
+    Ok(match (verdict, done.value.1) {
+        (Ok(Verdict::AwaitingCode), Some(bind)) => Ok(bind),
+        (Ok(_), _) => Err(Error::internal(
+            "a code on the page authenticated by itself",
+        )),
+        (Err(problem), _) => Err(problem),
+    })
 }
 
-/// A code for challenge `cid`, typed on the page (`on_page`) or given by
-/// the bot: a page-entry challenge's code through the bot is 409
-/// `entry_page`, nothing counted.
+/// A code for challenge `cid`, typed on the page (`on_page`: with the
+/// binding code its right code shows) or into the chat, in one commit
+/// with what its verdict announces: the verdict (a refused code's
+/// problem, with what it committed) and the interaction as it left it.
 async fn verify_entered(
     core: &Arc<Core>,
     team: &Team,
-    id: Uuid,
-    cid: Uuid,
+    (id, cid): (Uuid, Uuid),
     (code, on_page): (&str, bool),
     now: Timestamp,
-) -> Result<(Result<Verified>, InteractionView)> {
-    // A malformed code is 422 before anything is read.
-    crate::domain::pin::parse_code(code)?;
+) -> Result<(Result<Verdict>, Done<(Verdict, Option<OtpCode>)>)> {
     let done = core
         .transact(team, id, now, |w| {
             Box::pin(async move {
-                let page_entry = w
-                    .rec
-                    .challenge_at(cid, now)
-                    .is_some_and(|(c, _)| c.page_entry);
-                if page_entry && !on_page {
-                    return Err(Error::EntryPage);
-                }
                 let s = w.settings;
+                let bind =
+                    on_page.then(|| otp::binding(core.pepper(), cid, s.otp.length, Some(code)));
+                let typed = match &bind {
+                    Some((_, hash)) => Typed::Page { code, bind: hash },
+                    None => Typed::Chat(code),
+                };
                 let (rec, subject) = w.records();
-                let verdict =
-                    verify_challenge::decide(rec, subject, s, cid, code, core.pepper(), now)?;
+                let pepper = core.pepper();
+                let verdict = verify_challenge::decide(rec, subject, s, (cid, typed), pepper, now)?;
                 if let Verdict::Authenticated { step_up } = &verdict {
                     if let Some(p) = step_up.as_ref().filter(|_| team.remembers_devices()) {
                         crate::gateway::assertion::validated_devices(core, team, w, p).await?;
                     }
                 }
                 announce_verdict(w, &verdict, cid, now);
-                Ok(Step::Write(verdict))
+                Ok(Step::Write((verdict, bind.map(|(code, _)| code))))
             })
         })
         .await?;
-    if let Some(problem) = done.value.problem(now) {
+    if let Some(problem) = done.value.0.problem(now) {
         metrics::counter!("chatgate_auth_failures_total", "kind" => "challenge").increment(1);
+        return Ok((Err(problem), done));
+    }
+    Ok((Ok(done.value.0.clone()), done))
+}
+
+/// The bot's code for challenge `cid`, verified: the authentication, or
+/// the refused code's problem with what it committed.
+async fn verify_from_chat(
+    core: &Arc<Core>,
+    team: &Team,
+    (id, cid): (Uuid, Uuid),
+    code: &str,
+    now: Timestamp,
+) -> Result<(Result<Verified>, InteractionView)> {
+    // A malformed code is 422 before anything is read.
+    crate::domain::pin::parse_code(code)?;
+    let (verdict, done) = verify_entered(core, team, (id, cid), (code, false), now).await?;
+    if let Err(problem) = verdict {
         return Ok((Err(problem), done.view));
     }
     // The code is used: a ladder's messages are withdrawn where they can be.
@@ -151,6 +177,7 @@ fn announce_verdict(w: &mut Work<'_>, verdict: &Verdict, cid: Uuid, now: Timesta
                 w.emit(approved);
             }
         }
+        Verdict::AwaitingCode => {}
         Verdict::Wrong {
             attempts_remaining,
             failure,

@@ -17,8 +17,10 @@ use uuid::Uuid;
 use super::link::{credential_of, page_origin, response_uri, LinkState};
 use super::status_list::credential_status;
 use crate::config::{CredentialFormat, Team, WalletConfig, WalletCredential};
+use crate::domain::otp::{self, OtpCode};
 use crate::domain::wallet::challenge::{
-    self, Ending, Presented, Refused, WalletAnswer, WalletChallenge, WalletRequest, WalletResult,
+    self, Binding, Ending, Presented, Refused, WalletAnswer, WalletChallenge, WalletRequest,
+    WalletResult,
 };
 use crate::domain::wallet::jose::{b64url, object, Object};
 use crate::domain::wallet::mdoc::{self, Handover};
@@ -33,6 +35,7 @@ use crate::events::EventData;
 use crate::gateway::records::StoredWalletKey;
 use crate::gateway::work::Step;
 use crate::gateway::Core;
+use crate::oidc::flow::random_value;
 use crate::store::keys;
 use crate::time::Timestamp;
 
@@ -51,11 +54,14 @@ pub enum WalletPost<'a> {
 }
 
 /// What an answer came to: where the wallet goes next (`direct_post`),
-/// and where the challenge stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// where the challenge stands, and for a verified answer through the
+/// page (the Digital Credentials API) the binding code that page shows
+/// (docs/wallet.md#the-code-typed-into-the-chat).
+#[derive(Debug, Clone)]
 pub struct Answered {
     pub redirect_uri: Option<String>,
     pub state: LinkState,
+    pub code: Option<OtpCode>,
 }
 
 /// Why an answer changed nothing.
@@ -112,6 +118,7 @@ pub async fn take_answer<P>(
         return Ok(Answered {
             redirect_uri: None,
             state: LinkState::Open,
+            code: None,
         });
     };
     let found = find(core, jwe, code, now).await?;
@@ -125,19 +132,26 @@ pub async fn take_answer<P>(
     let format = found.asked.format.as_str();
     let (id, cid) = (found.index.i, found.index.c);
     let kid = found.request.kid.clone();
-    let ending = conclude(core, found.team, (id, cid, &kid), answer, now).await?;
-    let ending = ending.map_err(|_| AnswerRefusal::BadRequest("no open request for this key"))?;
+    // A direct_post answer's redirect names a fresh response_code, and
+    // only it shows the binding code.
+    let response_code = direct.then(random_value);
+    let rc = response_code.as_deref();
+    let concluded = conclude(core, found.team, (id, cid, &kid), (answer, rc), now).await?;
+    let (ending, code) =
+        concluded.map_err(|_| AnswerRefusal::BadRequest("no open request for this key"))?;
     metrics::counter!("chatgate_wallet_presentations_total", "format" => format, "result" => result.as_str())
         .increment(1);
     tracing::info!(team = %found.team.id, result = result.as_str(), "a wallet presentation was answered");
     let public_url = &core.config().server.public_url;
+    let link = &found.index.w;
     Ok(Answered {
-        redirect_uri: direct.then(|| format!("{public_url}/w/{}/done", found.index.w)),
+        redirect_uri: rc.map(|rc| format!("{public_url}/w/{link}/done?response_code={rc}")),
         state: match ending {
-            Ending::Authenticated => LinkState::Done,
+            Ending::AwaitingCode => LinkState::Answered,
             Ending::Failed { .. } => LinkState::Failed,
             Ending::Open => LinkState::Open,
         },
+        code: code.filter(|_| !direct),
     })
 }
 
@@ -381,48 +395,70 @@ fn compared(
 }
 
 /// Applies `answer` to the request of key `kid` of wallet challenge
-/// `cid` of interaction `id` in one commit, with what it announces: the
-/// authentication, or `challenge.failed` (`data.reason` the result) and
-/// the lockout it reached. `Err(Refused)`: nothing was written.
+/// `cid` of interaction `id` in one commit, with what it announces:
+/// `challenge.failed` (`data.reason` the result) and the lockout it
+/// reached; a verified answer awaits a fresh binding code, made from
+/// `response_code` for a `direct_post` answer (shown by its redirect
+/// alone), else drawn (shown by the page that posted it), and answered
+/// with it. `Err(Refused)`: nothing was written.
 async fn conclude(
     core: &Core,
     team: &Team,
     (id, cid, kid): (Uuid, Uuid, &str),
-    answer: WalletAnswer,
+    (answer, response_code): (WalletAnswer, Option<&str>),
     now: Timestamp,
-) -> Taken<std::result::Result<Ending, Refused>> {
+) -> Taken<std::result::Result<(Ending, Option<OtpCode>), Refused>> {
     let done = core.transact(team, id, now, |w| {
         let presented = Presented::Answer(answer.clone());
         Box::pin(async move {
             let s = w.settings;
-            let step_up = w.rec.live_step_up(now).cloned();
+            let (code, binding) = binding_for(core, cid, response_code, s.otp.length);
             let (rec, subject) = w.records();
-            let ending = match challenge::conclude(rec, subject, (cid, kid, presented), s, now) {
+            let concluded =
+                challenge::conclude(rec, subject, (cid, kid, presented), binding, s, now);
+            let ending = match concluded {
                 Ok(ending) => ending,
                 Err(refused) => return Ok(Step::Answer(Err(refused))),
             };
-            match &ending {
-                Ending::Authenticated => {
-                    if let Some(p) = step_up.filter(|_| team.remembers_devices()) {
-                        crate::gateway::assertion::validated_devices(core, team, w, &p).await?;
-                    }
-                    w.announce_authenticated();
+            if let Ending::Failed { reason, failure } = &ending {
+                if let Some((c, _)) = w.rec.challenge_at(cid, now) {
+                    w.emit(EventData::ChallengeFailed(ChallengeFailed {
+                        challenge: FailedChallenge::of(c, 0),
+                        reason: Some(*reason),
+                    }));
                 }
-                Ending::Failed { reason, failure } => {
-                    if let Some((c, _)) = w.rec.challenge_at(cid, now) {
-                        w.emit(EventData::ChallengeFailed(ChallengeFailed {
-                            challenge: FailedChallenge::of(c, 0),
-                            reason: Some(*reason),
-                        }));
-                    }
-                    if let Some(failure) = failure {
-                        w.emit_lockout(failure);
-                    }
+                if let Some(failure) = failure {
+                    w.emit_lockout(failure);
                 }
-                Ending::Open => {}
             }
-            Ok(Step::Write(Ok(ending)))
+            let code = (ending == Ending::AwaitingCode).then_some(code);
+            Ok(Step::Write(Ok((ending, code))))
         })
     });
     Ok(done.await?.value)
+}
+
+/// The binding code a verified answer would wait for, with what the
+/// challenge keeps of it: for a `direct_post` answer made from its
+/// `response_code` (whose keyed hash is kept), else drawn.
+fn binding_for(
+    core: &Core,
+    cid: Uuid,
+    response_code: Option<&str>,
+    length: u32,
+) -> (OtpCode, Binding) {
+    let pepper = core.pepper();
+    let (code, code_hash) = match response_code {
+        Some(rc) => {
+            let code = otp::derive_for_response(pepper, rc, length);
+            let hash = otp::hash(pepper, cid, &code);
+            (code, hash)
+        }
+        None => otp::binding(pepper, cid, length, None),
+    };
+    let binding = Binding {
+        code_hash,
+        response_code: response_code.map(|rc| challenge::response_code_hash(pepper, rc)),
+    };
+    (code, binding)
 }

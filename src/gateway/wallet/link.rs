@@ -11,13 +11,15 @@ use uuid::Uuid;
 
 use crate::config::{CredentialFormat, Team, WalletConfig, WalletCredential};
 use crate::domain::interaction::InteractionRecord;
-use crate::domain::wallet::challenge::{self, WalletChallenge, WalletRequest};
+use crate::domain::otp::OtpCode;
+use crate::domain::wallet::challenge::{self, Showing, WalletChallenge, WalletRequest};
 use crate::domain::wallet::jose::{b64url, to_b64url};
 use crate::domain::wallet::request::{self, Credential, Mode, Request};
 use crate::domain::wallet::request_key::RequestKey;
 use crate::error::{Error, Result};
 use crate::gateway::change;
 use crate::gateway::login::Speaks;
+use crate::gateway::network::Named;
 use crate::gateway::records::{StoredNetworkLink, StoredWalletKey};
 use crate::gateway::work::Step;
 use crate::gateway::Core;
@@ -30,6 +32,13 @@ use crate::time::Timestamp;
 pub enum WalletLinkTarget {
     /// The open challenge's page, with the request this fetch made.
     Page(WalletPage),
+    /// A verified answer waits for its binding code, shown only where the
+    /// wallet's answer came back: this page shows where to look
+    /// (`page_wallet_elsewhere`) and makes no request.
+    Elsewhere(Speaks),
+    /// More than ten fetches of the link within a minute: 429, nothing
+    /// made.
+    Limited(Option<Speaks>),
     /// The challenge was used (`true`: it succeeded), or expired, was
     /// replaced or failed: its 410 page, in the interaction's language
     /// when known.
@@ -39,6 +48,8 @@ pub enum WalletLinkTarget {
 /// The page of one fresh request. Its `Debug` names no request.
 pub struct WalletPage {
     pub speaks: Speaks,
+    /// The team and the conversation's channel the page names.
+    pub named: Named,
     /// The request object for the Digital Credentials API
     /// (`dc_api.jwt`), signed.
     pub dc_request: String,
@@ -61,6 +72,9 @@ impl std::fmt::Debug for WalletPage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
     Open,
+    /// A verified answer waits for its binding code to be typed into the
+    /// chat.
+    Answered,
     Done,
     Failed,
     /// Expired or replaced (or its interaction gone).
@@ -100,6 +114,19 @@ pub(super) async fn opened<'c>(core: &'c Core, code: &str, now: Timestamp) -> Re
     })
 }
 
+impl Opened<'_> {
+    /// The language its pages speak, while its interaction lives.
+    fn speaks(&self) -> Option<Speaks> {
+        let rec = self.rec.as_ref()?;
+        Some(crate::gateway::network::speaks(self.team, rec))
+    }
+
+    /// Where its challenge stands at `now`.
+    fn state(&self, now: Timestamp) -> LinkState {
+        state_of(self.rec.as_ref(), self.link.c, now)
+    }
+}
+
 /// Where challenge `cid` of `rec` stands at `now`.
 pub(super) fn state_of(rec: Option<&InteractionRecord>, cid: Uuid, now: Timestamp) -> LinkState {
     use crate::domain::challenge::PastOutcome;
@@ -108,6 +135,9 @@ pub(super) fn state_of(rec: Option<&InteractionRecord>, cid: Uuid, now: Timestam
     };
     if challenge::open_wallet(rec, cid, now).is_some() {
         return LinkState::Open;
+    }
+    if challenge::awaiting_code(rec, cid, now).is_some() {
+        return LinkState::Answered;
     }
     match rec
         .past_challenges
@@ -129,11 +159,69 @@ pub async fn link_state(
     now: Timestamp,
 ) -> Result<(LinkState, Option<Speaks>)> {
     let o = opened(core, code, now).await?;
-    let speaks = o
-        .rec
-        .as_ref()
-        .map(|r| crate::gateway::network::speaks(o.team, r));
-    Ok((state_of(o.rec.as_ref(), o.link.c, now), speaks))
+    Ok((o.state(now), o.speaks()))
+}
+
+/// What `GET /w/{code}/done` shows.
+#[derive(Debug)]
+pub enum DonePage {
+    /// The binding code, where the wallet's verified answer came back;
+    /// with `Some` secret, the first open, to keep in this browser's
+    /// cookie (the code is shown again in that browser only).
+    Code(Speaks, OtpCode, Option<String>),
+    /// A verified answer awaits its code, which this open never shows.
+    Elsewhere(Speaks),
+    /// Where the challenge stands otherwise.
+    State(LinkState, Option<Speaks>),
+}
+
+/// `GET /w/{code}/done`, opened with `response_code` in the browser whose
+/// cookie keeps `browser`: while a verified `direct_post` answer awaits
+/// its binding code, the code for the first browser that opens it with
+/// its `response_code` (tied to it in one commit) and again in that one
+/// alone, else where to look; otherwise where the challenge stands
+/// (docs/wallet.md#the-code-typed-into-the-chat).
+pub async fn done_page(
+    core: &Core,
+    code: &str,
+    (response_code, browser): (Option<&str>, Option<&str>),
+    now: Timestamp,
+) -> Result<DonePage> {
+    let o = opened(core, code, now).await?;
+    let (team, cid) = (o.team, o.link.c);
+    let (speaks, state) = (o.speaks(), o.state(now));
+    let (Some(rec), Some(speaks), LinkState::Answered) = (o.rec.as_ref(), speaks.clone(), state)
+    else {
+        return Ok(DonePage::State(state, speaks));
+    };
+    let Some(wallet) = challenge::awaiting_code(rec, cid, now) else {
+        return Ok(DonePage::Elsewhere(speaks));
+    };
+    let shown = match (
+        challenge::showing(wallet, core.pepper(), response_code, browser),
+        response_code,
+    ) {
+        (Showing::Again, Some(rc)) => (rc, None),
+        (Showing::First, Some(rc)) => (rc, Some(random_value())),
+        _ => return Ok(DonePage::Elsewhere(speaks)),
+    };
+    let (rc, secret) = shown;
+    if let Some(secret) = &secret {
+        let hash = challenge::browser_hash(core.pepper(), secret);
+        let tied = core.transact(team, o.link.i, now, |w| {
+            let tied = challenge::tie_browser(&mut w.rec, cid, hash.clone(), now);
+            Box::pin(std::future::ready(Ok(match tied {
+                true => Step::Write(true),
+                false => Step::Answer(false),
+            })))
+        });
+        if !tied.await?.value {
+            return Ok(DonePage::Elsewhere(speaks));
+        }
+    }
+    let length = team.settings_for(&rec.channel).otp.length;
+    let bind = crate::domain::otp::derive_for_response(core.pepper(), rc, length);
+    Ok(DonePage::Code(speaks, bind, secret))
 }
 
 /// `GET /w/{code}`: for the open wallet challenge the code names, a new
@@ -141,14 +229,17 @@ pub async fn link_state(
 /// key's id, and the page that hands it on; else what the link answers.
 pub async fn open_wallet_link(core: &Core, code: &str, now: Timestamp) -> Result<WalletLinkTarget> {
     let o = opened(core, code, now).await?;
-    let (team, cid) = (o.team, o.link.c);
-    let speaks = o
-        .rec
-        .as_ref()
-        .map(|r| crate::gateway::network::speaks(team, r));
-    let state = state_of(o.rec.as_ref(), cid, now);
-    if state != LinkState::Open {
-        return Ok(WalletLinkTarget::Gone(state == LinkState::Done, speaks));
+    let team = o.team;
+    let (speaks, state) = (o.speaks(), o.state(now));
+    match (state, speaks.clone()) {
+        (LinkState::Open, _) => {}
+        (LinkState::Answered, Some(speaks)) => return Ok(WalletLinkTarget::Elsewhere(speaks)),
+        _ => return Ok(WalletLinkTarget::Gone(state == LinkState::Done, speaks)),
+    }
+    // Each fetch costs a key, a signature and a record: ten a minute.
+    let fetches = keys::wallet_page_fetches(&team.keyspace, code);
+    if !crate::gateway::code_entry::take_one(core, team, fetches, now).await? {
+        return Ok(WalletLinkTarget::Limited(speaks));
     }
     let key = RequestKey::generate(&mut rand::rngs::OsRng);
     let made = WalletRequest {
@@ -160,34 +251,64 @@ pub async fn open_wallet_link(core: &Core, code: &str, now: Timestamp) -> Result
         made_at: now,
         answered: false,
     };
-    let kept = made.clone();
-    let done = core
-        .transact(team, o.link.i, now, |w| {
-            let made = kept.clone();
-            Box::pin(async move {
-                let until = w.rec.open_challenge(now).map(|c| c.expires_at);
-                let wallet = w.rec.challenge.as_ref().and_then(|c| c.wallet.clone());
-                match challenge::add_request(&mut w.rec, cid, made, now) {
-                    true => Ok(Step::Write(until.zip(wallet))),
-                    false => Ok(Step::Answer(None)),
-                }
-            })
-        })
-        .await;
-    let (until, wallet) = match done {
-        Ok(d) => match d.value {
-            Some(v) => v,
-            None => return Ok(WalletLinkTarget::Gone(false, speaks)),
-        },
+    let (until, wallet) = match keep_request(core, &o, &made, now).await {
+        Ok(Some(kept)) => kept,
+        Ok(None) => return Ok(WalletLinkTarget::Gone(false, speaks)),
         Err(Error::NotFound(_)) => return Ok(WalletLinkTarget::Gone(false, None)),
         Err(e) => return Err(e),
     };
     index_key(core, &o, code, &made.kid, until, now).await?;
     let page = page_of(core, &o, (code, &wallet, &made, &key), until, now)?;
+    let rec = o.rec.as_ref();
+    let rec = rec.ok_or_else(|| Error::internal("an open challenge of no interaction"))?;
     Ok(WalletLinkTarget::Page(WalletPage {
         speaks: speaks.ok_or_else(|| Error::internal("an open challenge of no interaction"))?,
+        named: crate::gateway::network::named(core, team, rec),
         ..page
     }))
+}
+
+/// Keeps `made` on the link's open challenge in one commit, and forgets
+/// the records of the requests that went for it (beyond the five
+/// newest): the challenge's end and its wallet state as it was; `None`
+/// when it is no longer open.
+async fn keep_request(
+    core: &Core,
+    o: &Opened<'_>,
+    made: &WalletRequest,
+    now: Timestamp,
+) -> Result<Option<(Timestamp, WalletChallenge)>> {
+    let cid = o.link.c;
+    let done = core
+        .transact(o.team, o.link.i, now, |w| {
+            let made = made.clone();
+            Box::pin(async move {
+                let until = w.rec.open_challenge(now).map(|c| c.expires_at);
+                let wallet = w.rec.challenge.as_ref().and_then(|c| c.wallet.clone());
+                match challenge::add_request(&mut w.rec, cid, made, now) {
+                    Some(gone) => Ok(Step::Write(until.zip(wallet).map(|k| (k, gone)))),
+                    None => Ok(Step::Answer(None)),
+                }
+            })
+        })
+        .await?;
+    let Some((kept, gone)) = done.value else {
+        return Ok(None);
+    };
+    for kid in gone {
+        let key = keys::wallet_key(&kid);
+        let keys = std::slice::from_ref(&key);
+        let forgot = change::once(core, &o.team.keyspace, keys, now, |c| {
+            let read = c.read::<StoredWalletKey>(&key)?;
+            if read.value.is_none() {
+                return Ok(Step::Answer(()));
+            }
+            c.delete(&read);
+            Ok(Step::Write(()))
+        });
+        forgot.await?;
+    }
+    Ok(Some(kept))
 }
 
 /// Indexes request key `kid` → the challenge and link, until the
@@ -256,6 +377,10 @@ fn page_of(
             team: String::new(),
             channel: String::new(),
             locale: String::new(),
+        },
+        named: Named {
+            team_name: String::new(),
+            channel_words: "",
         },
         dc_request,
         wallet_link,

@@ -5,8 +5,9 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use crate::gateway::network::Named;
 use crate::http::network::page::one_form;
-use crate::http::pages::{csp_hash, escape, Said, STYLE};
+use crate::http::pages::{csp_hash, escape, with_names, Said, STYLE};
 
 /// The name of the form's code field.
 const CODE_FIELD: &str = "code";
@@ -33,18 +34,18 @@ pub(super) fn typed_code(body: &[u8]) -> Option<String> {
     (codes.next().is_none() && code.len() <= 64).then(|| code.trim().to_string())
 }
 
-/// The form: `said`'s first line the heading (the field's label), its
-/// last (of two or more) the button's label, the lines between what to
-/// do; the field asks for digits and offers the code the phone received
+/// The form: `said`'s first line the heading (the field's label), with
+/// the team and channel `named`, its last (of two or more) the button's
+/// label, the lines between what to do; the field asks for digits and offers the code the phone received
 /// (`autocomplete="one-time-code"`); the form carries `token` and posts
 /// to the page's own address.
-pub(super) fn form(status: StatusCode, said: &Said, token: &str) -> Response {
+pub(super) fn form(status: StatusCode, said: &Said, named: &Named, token: &str) -> Response {
     let field = format!(
         "<input id=\"{CODE_FIELD}\" name=\"{CODE_FIELD}\" type=\"text\" \
          autocomplete=\"one-time-code\" inputmode=\"numeric\" pattern=\"[0-9]*\" \
          maxlength=\"20\" required autofocus aria-labelledby=\"asked\">\n"
     );
-    let text = escape(&said.text);
+    let text = with_names(&escape(&said.text), named);
     one_form(
         status,
         &said.lang,
@@ -80,9 +81,13 @@ mod tests {
     fn the_page_has_one_field_for_a_code_and_loads_nothing() {
         let said = Said {
             lang: "es".into(),
-            text: "Escribe el código <ya>".into(),
+            text: "Escribe el código <ya> de #TEAM# (#CHANNEL#)".into(),
         };
-        let res = form(StatusCode::OK, &said, "t0k\"en");
+        let named = Named {
+            team_name: "Acme <Bank>".into(),
+            channel_words: "SMS",
+        };
+        let res = form(StatusCode::OK, &said, &named, "t0k\"en");
         let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
             .to_str()
             .unwrap()
@@ -91,7 +96,9 @@ mod tests {
         assert!(csp.starts_with("default-src 'none'"), "{csp}");
         let html = body(res);
         assert!(html.contains("<html lang=\"es\">"), "{html}");
-        assert!(html.contains("<h1 id=\"asked\">Escribe el código &lt;ya&gt;</h1>"));
+        assert!(html.contains(
+            "<h1 id=\"asked\">Escribe el código &lt;ya&gt; de Acme &lt;Bank&gt; (SMS)</h1>"
+        ));
         assert_eq!(html.matches("name=\"code\"").count(), 1);
         assert!(html.contains("autocomplete=\"one-time-code\" inputmode=\"numeric\""));
         assert!(html.contains("value=\"t0k&quot;en\""), "{html}");

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::gateway::network::NetworkConfirm;
-use crate::http::pages::{csp_hash, escape, html_answer, Frame, Said, STYLE};
+use crate::http::pages::{csp_hash, escape, html_answer, with_names, Frame, Said, STYLE};
 
 /// The name of the form's token field.
 const TOKEN_FIELD: &str = "form_token";
@@ -45,9 +45,7 @@ pub(in crate::http) fn form_token(body: &[u8]) -> Option<String> {
 /// button's label, the lines between what to do; the form carries
 /// `confirm`'s form token and posts to the page's own address.
 pub(super) fn confirm(said: &Said, confirm: &NetworkConfirm) -> Response {
-    let text = escape(&said.text)
-        .replace("#TEAM#", &escape(&confirm.team_name))
-        .replace("#CHANNEL#", confirm.channel_words);
+    let text = with_names(&escape(&said.text), &confirm.named);
     let policy = policy(&confirm.form_action);
     let form = (confirm.form_token.as_str(), "");
     one_form(
@@ -136,8 +134,10 @@ mod tests {
                 channel: "webchat".into(),
                 locale: "en".into(),
             },
-            team_name: team.into(),
-            channel_words: "SMS",
+            named: crate::gateway::network::Named {
+                team_name: team.into(),
+                channel_words: "SMS",
+            },
             form_action: "https://op.example:8443".into(),
             left: std::time::Duration::from_secs(60),
             form_token: "t0k\"en".into(),

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::gateway::wallet::WalletPage;
-use crate::http::pages::{csp_hash, escape, html_answer, Frame, Said, STYLE};
+use crate::http::pages::{csp_hash, escape, html_answer, with_names, Frame, Said, STYLE};
 
 /// The buttons' and the QR code's stylesheet, beside the pages' own
 /// ([`STYLE`]). A `hidden` element stays hidden though `button` sets a
@@ -27,29 +27,38 @@ text-align:center;text-decoration:none;cursor:pointer}\
 
 /// The page's one script: the Digital Credentials API where the browser
 /// has it (its result, or its refusal, posted to the link's response
-/// endpoint), and the poll that moves to the end page once the challenge
-/// is no longer open. It reads everything it needs from `#w`'s data.
+/// endpoint; a verified answer's binding code, which that POST's answer
+/// carries, shown in `page_wallet_code`'s words from `#w`'s data), and
+/// the poll that moves to the end page once the challenge is no longer
+/// open (once it shows the code, only once the challenge ended). It reads
+/// everything it needs from `#w`'s data.
 pub(super) const SCRIPT: &str = "(function(){\
-var d=document.getElementById('w').dataset,b=document.getElementById('dc');\
+var d=document.getElementById('w').dataset,b=document.getElementById('dc'),shown=false;\
 function post(body){return fetch(d.answer,{method:'POST',headers:{'Content-Type':'application/json'},\
 body:JSON.stringify(body)});}\
 function poll(){fetch(d.status,{cache:'no-store'}).then(function(r){\
 if(r.status===410||r.status===404){location.reload();return null;}return r.json();})\
-.then(function(s){if(s&&s.state&&s.state!=='open'){location.href=d.done;}else{setTimeout(poll,2000);}},\
+.then(function(s){var w=s&&s.state&&s.state!=='open'&&!(shown&&s.state==='answered');\
+if(w){location.href=d.done;}else{setTimeout(poll,2000);}},\
 function(){setTimeout(poll,4000);});}\
+function show(code){shown=true;var h=document.createElement('h1');\
+h.textContent=d.bound.split('#CODE#').join(code);document.querySelector('main').replaceChildren(h);}\
 if(b&&window.DigitalCredential&&navigator.credentials&&navigator.credentials.get){b.hidden=false;\
 b.addEventListener('click',function(){navigator.credentials.get({digital:{requests:[\
 {protocol:'openid4vp-v1-signed',data:{request:d.request}}]}}).then(function(c){\
 var data=c&&c.data;if(typeof data==='string'){try{data=JSON.parse(data);}catch(e){}}\
 return post({protocol:c.protocol,data:data});},function(){return post({error:'access_denied'});})\
-.then(function(){poll();},function(){poll();});});}\
+.then(function(r){return r.json();}).then(function(a){\
+if(a&&typeof a.code==='string'&&/^[0-9]+$/.test(a.code)){show(a.code);}poll();},function(){poll();});});}\
 setTimeout(poll,2000);})();";
 
-/// The page of one request: `said`'s first line the heading, its last
-/// (of two or more) the buttons' label (else the heading), the lines
-/// between what to do; `code` the link's.
-pub(super) fn wallet_page(said: &Said, page: &WalletPage, code: &str) -> Response {
-    let text = escape(&said.text);
+/// The page of one request: `said`'s text with the team and channel
+/// named, its first line the heading, its last (of two or more) the
+/// buttons' label (else the heading), the lines between what to do;
+/// `code` the link's; `bound` the words a verified answer's binding code
+/// is shown in (`#CODE#` the code).
+pub(super) fn wallet_page(said: &Said, page: &WalletPage, (code, bound): (&str, &str)) -> Response {
+    let text = with_names(&escape(&said.text), &page.named);
     let lines: Vec<&str> = text.lines().collect();
     let heading = lines.first().copied().unwrap_or_default();
     let label = match lines.len() {
@@ -65,11 +74,13 @@ pub(super) fn wallet_page(said: &Said, page: &WalletPage, code: &str) -> Respons
     let base = format!("/w/{code}");
     let main = format!(
         "<h1>{heading}</h1>\n{advice}<div id=\"w\" data-request=\"{request}\" \
-         data-answer=\"{base}/response\" data-status=\"{base}/status\" data-done=\"{base}/done\"></div>\n\
+         data-answer=\"{base}/response\" data-status=\"{base}/status\" data-done=\"{base}/done\" \
+         data-bound=\"{bound}\"></div>\n\
          <div class=\"actions\">\n<button id=\"dc\" type=\"button\" hidden>{label}</button>\n\
          <a id=\"open\" class=\"button\" href=\"{link}\">{label}</a>\n</div>\n\
          <div class=\"qr\" role=\"img\" aria-label=\"QR\">{qr}</div>\n",
         request = escape(&page.dc_request),
+        bound = escape(bound),
         link = escape(&page.wallet_link),
         qr = qr_svg(&page.wallet_link),
     );
@@ -126,7 +137,7 @@ mod tests {
     fn the_page_runs_its_own_script_only_and_loads_nothing() {
         let said = Said {
             lang: "es".into(),
-            text: "Confirma <ya>".into(),
+            text: "Confirma <ya> (#TEAM#, #CHANNEL#)".into(),
         };
         let page = WalletPage {
             speaks: crate::gateway::Speaks {
@@ -134,11 +145,15 @@ mod tests {
                 channel: "webchat".into(),
                 locale: "es".into(),
             },
+            named: crate::gateway::network::Named {
+                team_name: "Acme".into(),
+                channel_words: "WhatsApp",
+            },
             dc_request: "a.b\"c".into(),
             wallet_link: "openid4vp://?client_id=x509_hash%3Aab&request_uri=https%3A%2F%2Fg.example%2Fw%2Fc%2Frequest%2Fr&request_uri_method=post".into(),
             left: std::time::Duration::from_secs(60),
         };
-        let res = wallet_page(&said, &page, "c0de");
+        let res = wallet_page(&said, &page, ("c0de", "Escribe #CODE# <ya>"));
         let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
             .to_str()
             .unwrap()
@@ -150,7 +165,11 @@ mod tests {
         );
         let html = body(res);
         assert!(html.contains("<html lang=\"es\">"), "{html}");
-        assert!(html.contains("<h1>Confirma &lt;ya&gt;</h1>"));
+        assert!(html.contains("<h1>Confirma &lt;ya&gt; (Acme, WhatsApp)</h1>"));
+        assert!(
+            html.contains("data-bound=\"Escribe #CODE# &lt;ya&gt;\""),
+            "{html}"
+        );
         assert!(html.contains("data-request=\"a.b&quot;c\""), "{html}");
         assert!(html.contains(&format!("<script>{SCRIPT}</script>")));
         assert_eq!(html.matches("<script").count(), 1);

@@ -4,8 +4,12 @@
 //! present, `navigator.credentials.get` recording what it is handed and
 //! keeping its promise's resolver); the test wallet of `wallet.rs` answers
 //! the request the page handed over, and the test settles the promise with
-//! its answer or a refusal. Without the API the page offers the
-//! `openid4vp://` link and its QR code only. On both stores.
+//! its answer or a refusal: a verified answer shows the binding code, and
+//! only that code typed into the chat authenticates. Without the API the
+//! page offers the `openid4vp://` link and its QR code only; relayed to
+//! the credential's owner, its wallet's answer shows the code in the
+//! owner's browser alone, never on the page that showed the QR code
+//! (docs/wallet.md#the-code-typed-into-the-chat). On both stores.
 use std::time::Duration;
 
 use p256::pkcs8::DecodePrivateKey as _;
@@ -15,8 +19,8 @@ use super::driver::Browser;
 use super::TWO_S;
 use crate::helpers::*;
 use crate::wallet::{
-    ada, encrypt, failures, interaction, present_to_page, read, spawn_wallet, start, verified_jwt,
-    Access,
+    ada, answer_for, code_at, encrypt, failures, interaction, present, present_to_page, read,
+    respond, spawn_wallet, start, typed_in_chat, verified_jwt, Access,
 };
 
 /// Run in every document before the page's script: the Digital
@@ -127,6 +131,29 @@ async fn ends_with(b: &Browser, text: &str) {
     .await;
 }
 
+/// The binding code the page shows once the wallet's verified answer
+/// came back to it (`page_wallet_code`), while nothing is authenticated.
+async fn shown_code(b: &Browser) -> String {
+    b.wait_for(
+        "the binding code on the page",
+        "document.querySelector('h1').textContent.includes('in the chat to finish')",
+        vec![],
+        WITHIN,
+    )
+    .await;
+    let h1 = b
+        .js("return document.querySelector('h1').textContent", vec![])
+        .await;
+    let h1 = h1.as_str().unwrap();
+    assert!(
+        h1.starts_with("Your wallet confirmed it is you. Type "),
+        "{h1}"
+    );
+    let code: String = h1.chars().filter(char::is_ascii_digit).collect();
+    assert_eq!(code.len(), 6, "{h1}");
+    code
+}
+
 /// The page loaded nothing from elsewhere and raised no script error.
 async fn clean(b: &Browser, app: &TestApp) {
     b.assert_no_script_errors().await;
@@ -168,6 +195,18 @@ async fn a_customer_presents_through_the_api(backend: Backend) {
     b.click("#dc").await;
     let asked = handed_request(&b, &a, 1).await;
     answer(&b, &app, &asked, "es256").await;
+    let code = shown_code(&b).await;
+    // The credential is proven, not yet the person in the chat.
+    assert_eq!(app.get(&id).await["status"], "pending");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let h1 = b
+        .js("return document.querySelector('h1').textContent", vec![])
+        .await;
+    assert!(
+        h1.as_str().unwrap().contains(&code),
+        "the poll leaves the code shown"
+    );
+    typed_in_chat(&app, &id, &cid, &code).await;
     ends_with(&b, DONE).await;
 
     let v = app.get(&id).await;
@@ -248,8 +287,81 @@ async fn a_refusal_counts_nothing_and_the_page_offers_to_try_again(backend: Back
     let again = handed_request(&b, &a, 2).await;
     assert_eq!(again["nonce"], first["nonce"], "the page's one request");
     answer(&b, &app, &again, "es256").await;
+    let code = shown_code(&b).await;
+    typed_in_chat(&app, &id, &cid, &code).await;
     ends_with(&b, DONE).await;
     assert_eq!(app.get(&id).await["method"], "wallet");
+    clean(&b, &app).await;
+    b.close().await;
+}
+
+/// The attacker's chat asks for the credential's owner's wallet; the
+/// attacker opens the page in their browser and relays its QR code; the
+/// owner's wallet fetches the request, answers, and opens its redirect in
+/// the owner's browser (another cookie jar), which alone shows the code.
+/// The attacker's page moves on to where to look, never the code, and
+/// the attacker's chat is not authenticated.
+async fn a_relayed_qr_code_shows_the_code_only_where_the_wallet_answered(backend: Backend) {
+    let Some((app, a, b)) = stubbed(backend).await else {
+        return;
+    };
+    let attacker = interaction(&app, "cust-ada").await;
+    let (cid, link) = start(&app, &attacker, ada()).await;
+    b.c.goto(&app.url(&format!("{link}#no-dc"))).await.unwrap();
+    b.wait_for(
+        "the QR code",
+        "document.querySelector('.qr svg') !== null",
+        vec![],
+        TWO_S,
+    )
+    .await;
+    let href = b
+        .js(
+            "return document.getElementById('open').getAttribute('href')",
+            vec![],
+        )
+        .await;
+    let query = href
+        .as_str()
+        .unwrap()
+        .trim_start_matches("openid4vp://?")
+        .to_string();
+    let request_uri = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "request_uri")
+        .map(|(_, v)| v.into_owned())
+        .expect("the request_uri");
+    // The owner's wallet, scanning the relayed QR code.
+    let res = app
+        .request(
+            reqwest::Method::POST,
+            request_uri.trim_start_matches("http://gateway.test"),
+            None,
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("wallet_nonce=wn-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let signing = p256::ecdsa::SigningKey::from_pkcs8_pem(&a.key_pem).unwrap();
+    let (_, asked) = verified_jwt(&res.text().await.unwrap(), signing.verifying_key());
+    let now = app.now().unix_seconds();
+    let answered = respond(
+        &app,
+        &answer_for(&asked, &present("es256", &asked, None, now)),
+    )
+    .await;
+    assert_eq!(answered.status(), 200);
+    let body: Value = answered.json().await.unwrap();
+    let (code, _) = code_at(&app, body["redirect_uri"].as_str().unwrap()).await;
+    // The attacker's page: where to look, never the code.
+    ends_with(&b, "Continue on the device where your wallet opened.").await;
+    let text = b.js("return document.body.textContent", vec![]).await;
+    assert!(!text.as_str().unwrap().contains(&code));
+    let v = app.get(&attacker).await;
+    assert_ne!(v["status"], "authenticated", "{v}");
+    let c = read(&app, &attacker, &cid, &app.keys.bot).await;
+    assert_eq!(c["awaiting_code"], true, "{c}");
     clean(&b, &app).await;
     b.close().await;
 }
@@ -274,4 +386,5 @@ on_both_stores!(
     a_customer_presents_through_the_api,
     claims_that_do_not_match_fail_on_the_page,
     a_refusal_counts_nothing_and_the_page_offers_to_try_again,
+    a_relayed_qr_code_shows_the_code_only_where_the_wallet_answered,
 );

@@ -37,7 +37,7 @@ fn open() -> (InteractionRecord, Uuid) {
         t(1),
     );
     r.open_new_challenge(c, t(1));
-    assert!(add_request(&mut r, cid, request(1), t(2)));
+    assert_eq!(add_request(&mut r, cid, request(1), t(2)), Some(vec![]));
     (r, cid)
 }
 
@@ -51,8 +51,16 @@ fn answer(result: WalletResult) -> Presented {
     })
 }
 
+/// The binding code a verified answer waits for.
+fn bound() -> Binding {
+    Binding {
+        code_hash: "codehash".into(),
+        response_code: Some("rchash".into()),
+    }
+}
+
 #[test]
-fn a_verified_presentation_authenticates_with_method_wallet_and_clears_failures() {
+fn a_verified_presentation_awaits_its_binding_code_and_authenticates_nothing_yet() {
     let (mut r, cid) = open();
     let s = Settings::default();
     let mut subject = SubjectRecord {
@@ -60,25 +68,45 @@ fn a_verified_presentation_authenticates_with_method_wallet_and_clears_failures(
         ..SubjectRecord::default()
     };
     let presented = (cid, "kid-1", answer(WalletResult::Verified));
-    let ending = conclude(&mut r, &mut subject, presented, &s, t(5));
-    assert_eq!(ending, Ok(Ending::Authenticated));
-    let auth = r.auth.as_ref().unwrap();
-    assert_eq!(auth.method, Method::Wallet);
-    assert_eq!(auth.via, ["wallet"]);
-    assert_eq!(auth.customer.get("id").map(String::as_str), Some("cust-42"));
-    assert!(subject.failures.is_empty());
+    let ending = conclude(&mut r, &mut subject, presented, bound(), &s, t(5));
+    assert_eq!(ending, Ok(Ending::AwaitingCode));
+    assert!(r.auth.is_none(), "the person in the chat is not proven yet");
+    assert_eq!(
+        subject.failures.len(),
+        1,
+        "cleared only by the binding code"
+    );
     let (c, state) = r.challenge_at(cid, t(5)).unwrap();
-    assert_eq!(state, ChallengeState::Used);
-    // Remembered with its answer, without its requests' keys.
+    assert_eq!(state, ChallengeState::Open);
+    assert_eq!(c.bound_code.as_deref(), Some("codehash"));
+    assert_eq!(c.bound_proof(), Some(ChallengeMethod::Wallet));
+    assert_eq!(
+        c.expires_at,
+        t(5).plus(s.otp.ttl.get()),
+        "otp.ttl from the answer"
+    );
+    assert_eq!(c.max_attempts, s.otp.max_attempts);
     let w = c.wallet.as_ref().unwrap();
     assert_eq!(w.answer.as_ref().unwrap().result, WalletResult::Verified);
-    assert!(w.requests.is_empty());
-    // Used: a second answer changes nothing.
+    assert_eq!(w.response_code.as_deref(), Some("rchash"));
+    // It takes no other answer and makes no request meanwhile.
+    assert!(open_wallet(&r, cid, t(6)).is_none());
+    assert!(awaiting_code(&r, cid, t(6)).is_some());
+    assert!(add_request(&mut r, cid, request(2), t(6)).is_none());
     let again = (cid, "kid-1", answer(WalletResult::Verified));
     assert_eq!(
-        conclude(&mut r, &mut subject, again, &s, t(6)),
+        conclude(&mut r, &mut subject, again, bound(), &s, t(6)),
         Err(Refused::Gone)
     );
+    // The first browser that opens its redirect is the only one.
+    assert!(tie_browser(&mut r, cid, "browser-1".into(), t(7)));
+    assert!(!tie_browser(&mut r, cid, "browser-2".into(), t(8)));
+    let w = awaiting_code(&r, cid, t(8)).unwrap();
+    assert_eq!(w.code_browser.as_deref(), Some("browser-1"));
+    // Once ended, nothing of where the code was shown is remembered.
+    let ended = r.challenge.as_ref().unwrap().ended();
+    let w = ended.wallet.unwrap();
+    assert!(w.response_code.is_none() && w.code_browser.is_none());
 }
 
 #[test]
@@ -94,6 +122,7 @@ fn each_failing_result_fails_the_challenge_and_counts_one_failure() {
             &mut r,
             &mut subject,
             (cid, "kid-1", answer(result)),
+            bound(),
             &s,
             t(5),
         );
@@ -117,6 +146,7 @@ fn a_wallet_error_counts_nothing_and_leaves_the_challenge_open_but_its_request_a
         &mut r,
         &mut subject,
         (cid, "kid-1", Presented::WalletError),
+        bound(),
         &s,
         t(5),
     );
@@ -126,7 +156,7 @@ fn a_wallet_error_counts_nothing_and_leaves_the_challenge_open_but_its_request_a
     // Its request is answered: another answer to it is refused.
     let again = (cid, "kid-1", answer(WalletResult::Verified));
     assert_eq!(
-        conclude(&mut r, &mut subject, again, &s, t(6)),
+        conclude(&mut r, &mut subject, again, bound(), &s, t(6)),
         Err(Refused::NoRequest)
     );
     assert!(r.auth.is_none());
@@ -140,22 +170,27 @@ fn an_unknown_key_changes_nothing_and_a_challenge_keeps_its_five_newest_requests
     let before = r.clone();
     let unknown = (cid, "kid-9", answer(WalletResult::Verified));
     assert_eq!(
-        conclude(&mut r, &mut subject, unknown, &s, t(5)),
+        conclude(&mut r, &mut subject, unknown, bound(), &s, t(5)),
         Err(Refused::NoRequest)
     );
     assert_eq!(r, before);
-    for n in 2..=7 {
-        assert!(add_request(&mut r, cid, request(n), t(3)));
+    for n in 2..=5 {
+        assert_eq!(add_request(&mut r, cid, request(n), t(3)), Some(vec![]));
     }
+    // A sixth and a seventh: the oldest go, and say which.
+    let gone = add_request(&mut r, cid, request(6), t(3));
+    assert_eq!(gone, Some(vec!["kid-1".to_string()]));
+    let gone = add_request(&mut r, cid, request(7), t(3));
+    assert_eq!(gone, Some(vec!["kid-2".to_string()]));
     let w = open_wallet(&r, cid, t(3)).unwrap();
     let kept: Vec<&str> = w.requests.iter().map(|q| q.rid.as_str()).collect();
     assert_eq!(kept, ["rid-3", "rid-4", "rid-5", "rid-6", "rid-7"]);
     assert!(w.open_request("rid-1").is_none() && w.request_for_key("kid-2").is_none());
     // Past its end, no request is added and no answer taken.
-    assert!(!add_request(&mut r, cid, request(8), t(400)));
+    assert!(add_request(&mut r, cid, request(8), t(400)).is_none());
     let late = (cid, "kid-7", answer(WalletResult::Verified));
     assert_eq!(
-        conclude(&mut r, &mut subject, late, &s, t(400)),
+        conclude(&mut r, &mut subject, late, bound(), &s, t(400)),
         Err(Refused::Gone)
     );
 }
@@ -170,6 +205,7 @@ fn debug_shows_no_expected_or_disclosed_value_and_no_key() {
         &mut rec,
         &mut subject,
         (cid, "kid-1", answer(WalletResult::ClaimsMismatch)),
+        bound(),
         &s,
         t(5),
     );

@@ -1047,7 +1047,7 @@ impl From<&Challenge> for StoredChallenge {
             t: c.transaction.as_ref().map(Into::into),
             vc: c.call.as_ref().map(Into::into),
             nv: c.network.as_ref().map(Into::into),
-            nh: c.network_code.clone(),
+            nh: c.bound_code.clone(),
             pe: c.page_entry,
             w: c.wallet.as_ref().map(Into::into),
         }
@@ -1073,7 +1073,7 @@ impl From<StoredChallenge> for Challenge {
             transaction: c.t.map(Into::into),
             call: c.vc.and_then(StoredCall::call),
             network: c.nv.map(Into::into),
-            network_code: c.nh,
+            bound_code: c.nh,
             page_entry: c.pe,
             wallet: c.w.map(Into::into),
         }

@@ -13,7 +13,8 @@ use crate::domain::wallet_state::{
 use crate::time::{stored, Timestamp};
 
 /// A [`WalletChallenge`]: `c` its credential, `f` format, `m` what is
-/// expected, `q` requests, `a` its answer.
+/// expected, `q` requests, `a` its answer, `rc` the keyed hash of its
+/// answer's `response_code`, `rb` of the browser that opened it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct StoredWallet {
     c: String,
@@ -23,6 +24,10 @@ pub(super) struct StoredWallet {
     q: Vec<StoredRequest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     a: Option<StoredAnswer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rb: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +110,8 @@ impl From<&WalletChallenge> for StoredWallet {
                 cl: a.claims.clone(),
                 at: a.answered_at,
             }),
+            rc: w.response_code.clone(),
+            rb: w.code_browser.clone(),
         }
     }
 }
@@ -144,6 +151,8 @@ impl From<StoredWallet> for WalletChallenge {
                 claims: a.cl,
                 answered_at: a.at,
             }),
+            response_code: w.rc,
+            code_browser: w.rb,
         }
     }
 }
