@@ -342,11 +342,18 @@ mod tests {
         let unreachable = Checked::FailingList(ListFailure::Unreachable);
         let within = now.plus(FAILED_HOLD - Duration::from_secs(1));
         for at in [now, now, within] {
-            assert_eq!(lists.status(&reference, &s.trusted, Reach::Anywhere, at).await, unreachable);
+            assert_eq!(
+                lists
+                    .status(&reference, &s.trusted, Reach::Anywhere, at)
+                    .await,
+                unreachable
+            );
         }
         let after = now.plus(FAILED_HOLD);
         assert_eq!(
-            lists.status(&reference, &s.trusted, Reach::Anywhere, after).await,
+            lists
+                .status(&reference, &s.trusted, Reach::Anywhere, after)
+                .await,
             unreachable
         );
         server.verify().await;
@@ -359,7 +366,9 @@ mod tests {
             .await;
         let back = after.plus(FAILED_HOLD);
         assert_eq!(
-            lists.status(&reference, &s.trusted, Reach::Anywhere, back).await,
+            lists
+                .status(&reference, &s.trusted, Reach::Anywhere, back)
+                .await,
             Checked::Valid
         );
         server.verify().await;

@@ -305,8 +305,11 @@ pub struct ReportedChallenge {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_hash: Option<String>,
     /// A proof made on a page waits for its binding code
-    /// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
-    pub awaiting_code: bool,
+    /// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat): present
+    /// as the challenge's read has it (for a page-entry challenge, and for
+    /// any while it is true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awaiting_code: Option<bool>,
 }
 
 /// The provider's error, with `failed`.
@@ -336,7 +339,10 @@ impl ReportedChallenge {
             state,
             transaction,
             transaction_hash,
-            awaiting_code: c.awaits_code() && state == ChallengeState::Open,
+            awaiting_code: {
+                let awaiting = c.awaits_code() && state == ChallengeState::Open;
+                (c.page_entry || awaiting).then_some(awaiting)
+            },
         }
     }
 }

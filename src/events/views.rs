@@ -321,7 +321,11 @@ pub struct ChallengeView {
     /// network answer, a verified presentation) waits for the binding code
     /// that page showed to be typed into the chat, and only that code
     /// answers it (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
-    pub awaiting_code: bool,
+    /// Present for a challenge whose code is typed on the page, and for any
+    /// while it is true; absent otherwise, so a chat challenge's read is
+    /// what it always was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awaiting_code: Option<bool>,
 }
 
 /// What the mobile operator last answered about a network challenge's
@@ -377,7 +381,7 @@ impl ChallengeView {
             entry: Entry::of(c.page_entry),
             wallet: WalletView::of(c, false, awaiting_code),
             network: NetworkView::of(c).map(|n| NetworkView { awaiting_code, ..n }),
-            awaiting_code,
+            awaiting_code: (c.page_entry || awaiting_code).then_some(awaiting_code),
         }
     }
 }

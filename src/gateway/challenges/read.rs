@@ -132,7 +132,7 @@ pub async fn read_challenge(
         .ok_or(Error::NotFound("no such challenge"))?;
     let mut view = ChallengeView::of(c, state);
     if for_bot {
-        view.wallet = WalletView::of(c, true, view.awaiting_code);
+        view.wallet = WalletView::of(c, true, view.awaiting_code == Some(true));
     }
     if c.method == Method::App {
         view.approval = approval_of(core, team, rec, cid, for_bot, now)?;
