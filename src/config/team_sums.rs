@@ -85,4 +85,19 @@ impl TeamSums {
                 _ => None,
             })
     }
+
+    /// The keyspaces of `seen` (the sums of a configuration seen before)
+    /// that these sums lack: the teams taken out since, found as
+    /// [`TeamSums::keyspaces_since`] finds the new ones.
+    pub fn keyspaces_gone_since<'a>(
+        &'a self,
+        seen: &'a TeamSums,
+    ) -> impl Iterator<Item = &'a String> {
+        seen.keyspaces
+            .diff(&self.keyspaces)
+            .filter_map(|d| match d {
+                imbl::ordset::DiffItem::Remove(keyspace) => Some(keyspace),
+                _ => None,
+            })
+    }
 }

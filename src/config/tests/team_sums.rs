@@ -99,3 +99,36 @@ fn the_keyspaces_new_since_a_configuration_seen_are_those_written_since() {
     let files_new: Vec<&String> = seen.sums.keyspaces_since(&reread.sums).collect();
     assert_eq!(files_new.len(), 400);
 }
+
+#[test]
+fn the_keyspaces_gone_since_a_configuration_seen_are_those_taken_out_since() {
+    let files = with_operator().load().unwrap();
+    let teams: Vec<_> = (0..400)
+        .map(|i| format!("t{i}"))
+        .map(|id| api_team(&files, &id, &["webchat"], &id))
+        .collect();
+    let seen = files.with_api_teams(teams, &[]).unwrap();
+    let gone = |config: &Config| -> Vec<String> {
+        config
+            .sums
+            .keyspaces_gone_since(&seen.sums)
+            .cloned()
+            .collect()
+    };
+    // A team written or written again takes nothing out.
+    let one = seen
+        .with_api_teams([api_team(&files, "newco", &["sms"], "newco")], &[])
+        .unwrap();
+    assert!(gone(&one).is_empty());
+    // A team deleted: its keyspace; its id written again is still gone
+    // (the new tenant's keyspace is another).
+    let deleted = seen.with_api_teams([], &["t9".into()]).unwrap();
+    assert_eq!(gone(&deleted), ["t9"]);
+    let tenant = deleted
+        .with_api_teams([api_team(&files, "t9", &["webchat"], "t9~2")], &[])
+        .unwrap();
+    assert_eq!(gone(&tenant), ["t9"]);
+    // A reload that lacks the API teams: every one of them.
+    let reread = with_operator().load().unwrap();
+    assert_eq!(reread.sums.keyspaces_gone_since(&seen.sums).count(), 400);
+}

@@ -79,8 +79,10 @@ impl Live {
         if told.is_empty() {
             return;
         }
-        let config = next.config();
-        let gone = (was.config().teams.values()).filter(|t| config.team_in(&t.keyspace).is_none());
+        // The keyspaces the two share are not looked at: a write costs its
+        // own team, whatever the number of teams.
+        let (was, next) = (was.config(), next.config());
+        let gone = (next.sums.keyspaces_gone_since(&was.sums)).filter_map(|k| was.team_in(k));
         for team in gone {
             let departed = (team.keyspace.clone(), Arc::clone(team));
             told.retain(|tx| tx.send(departed.clone()).is_ok());
