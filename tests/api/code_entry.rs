@@ -171,17 +171,8 @@ async fn failures(app: &TestApp, customer: &str) -> Value {
 }
 
 async fn metric(app: &TestApp, result: &str) -> f64 {
-    let text = app
-        .request(Method::GET, "/metrics", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = format!("chatgate_code_entries_total{{result=\"{result}\"}} ");
-    let line = text.lines().find_map(|l| l.strip_prefix(series.as_str()));
-    line.expect("the series").trim().parse().unwrap()
+    let series = format!("chatgate_code_entries_total{{result=\"{result}\"}}");
+    app.metric_value(&series).await.expect("the series")
 }
 
 both_stores!(

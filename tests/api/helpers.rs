@@ -418,6 +418,16 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// The value `/metrics` serves for one series, written as it is there
+    /// (its name and labels), if it serves it.
+    pub async fn metric_value(&self, series: &str) -> Option<f64> {
+        let res = self.request(Method::GET, "/metrics", None).send().await;
+        let text = res.unwrap().text().await.unwrap();
+        let prefix = format!("{series} ");
+        let line = text.lines().find_map(|l| l.strip_prefix(prefix.as_str()));
+        line.map(|v| v.trim().parse().unwrap())
+    }
+
     pub fn request(&self, m: Method, path: &str, key: Option<&str>) -> RequestBuilder {
         let rb = self.client.request(m, self.url(path));
         match key {

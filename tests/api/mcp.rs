@@ -110,17 +110,8 @@ fn conversation() -> Value {
 }
 
 async fn mcp_calls(app: &TestApp, tool: &str, result: &str) -> f64 {
-    let text = app
-        .request(Method::GET, "/metrics", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = format!("chatgate_mcp_calls_total{{tool=\"{tool}\",result=\"{result}\"}} ");
-    let line = text.lines().find_map(|l| l.strip_prefix(series.as_str()));
-    line.map_or(0.0, |l| l.trim().parse().unwrap())
+    let series = format!("chatgate_mcp_calls_total{{tool=\"{tool}\",result=\"{result}\"}}");
+    app.metric_value(&series).await.unwrap_or(0.0)
 }
 
 both_stores!(

@@ -256,17 +256,8 @@ pub(crate) async fn failures(app: &TestApp) -> Value {
 }
 
 pub(crate) async fn metric(app: &TestApp, result: &str) -> f64 {
-    let text = app
-        .request(Method::GET, "/metrics", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = format!("chatgate_network_verifications_total{{result=\"{result}\"}} ");
-    let line = text.lines().find_map(|l| l.strip_prefix(series.as_str()));
-    line.expect("the series").trim().parse().unwrap()
+    let series = format!("chatgate_network_verifications_total{{result=\"{result}\"}}");
+    app.metric_value(&series).await.expect("the series")
 }
 
 /// A web chat's conversation: the link may have been relayed to the
