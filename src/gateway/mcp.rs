@@ -158,6 +158,11 @@ pub struct Verification {
     /// The proven customer's `id`, or null.
     pub customer_id: Option<String>,
     pub challenge: Option<ChallengeSummary>,
+    /// The open challenge can change on a page with no event to wake a
+    /// wait: a waiting call reads it again now and then
+    /// (docs/agents.md#get_verification). Not part of the answer.
+    #[serde(skip)]
+    pub moves_quietly: bool,
 }
 
 /// The interaction's current or last challenge, as `get_verification`
@@ -209,6 +214,9 @@ pub async fn verification(
     let rec = pair.rec()?;
     let last = rec.challenge.as_ref().map(|c| c.id);
     let last = last.or_else(|| rec.past_challenges.last().map(|p| p.id));
+    let moves_quietly = rec
+        .open_challenge(now)
+        .is_some_and(Challenge::moved_by_a_page);
     let challenge = last
         .and_then(|cid| rec.challenge_at(cid, now))
         .map(|(c, state)| {
@@ -236,6 +244,7 @@ pub async fn verification(
         expires_at: v.expires_at,
         customer_id: v.customer.and_then(|c| c.get("id").cloned()),
         challenge,
+        moves_quietly,
     })
 }
 

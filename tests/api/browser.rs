@@ -3,6 +3,7 @@
 //! gateway on the memory store (and the demo's happy path, `browser/demo.rs`).
 //! Also the console's headers, without a browser. Screenshots go to `target/screenshots/`, or to `docs/` (shown in
 //! the README) with `CHATGATE_UPDATE_SCREENSHOTS=1`.
+mod agent;
 mod ciba;
 mod code_entry;
 mod console_sign_in;

@@ -12,7 +12,7 @@ use crate::helpers::*;
 /// A second bot key of acme's, to hold another key's session.
 const OTHER_BOT: &str = "cg_other_bot_key_for_mcp_tests_0123456789";
 
-fn setup(binding: bool) -> Setup {
+pub(crate) fn setup(binding: bool) -> Setup {
     let hash = chatgate::domain::secrets::ApiKeyHash::of_key(OTHER_BOT).to_hex();
     Setup {
         team_extra: format!(
@@ -45,7 +45,7 @@ async fn post(
 }
 
 /// `initialize` as `key`: the session id.
-async fn open(app: &TestApp, key: &str) -> String {
+pub(crate) async fn open(app: &TestApp, key: &str) -> String {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
                    "clientInfo": {"name": "test", "version": "1"}}});
@@ -79,7 +79,7 @@ async fn rpc(
 }
 
 /// `tools/call` of `tool`: the answer's text and its `result`.
-async fn call(app: &TestApp, session: &str, tool: &str, args: Value) -> (String, Value) {
+pub(crate) async fn call(app: &TestApp, session: &str, tool: &str, args: Value) -> (String, Value) {
     let (text, v) = rpc(
         app,
         &app.keys.bot,
@@ -279,7 +279,7 @@ both_stores!(
 );
 
 /// The code of the last SMS the fake Twilio took.
-async fn last_sms_code(app: &TestApp) -> String {
+pub(crate) async fn last_sms_code(app: &TestApp) -> String {
     let reqs = app.chat.received_requests().await.unwrap();
     let form = reqs
         .iter()
@@ -502,4 +502,80 @@ async fn mcp_sessions_and_waits_hold_across_instances() {
     assert_eq!(r["structuredContent"]["authenticated"], true, "{text}");
     b.stop_keeping_keys().await;
     a.stop().await;
+}
+
+/// What `get_verification` costs the store beside the status read it
+/// wraps (docs/performance.md#an-mcp-tool-call): the session's read, the
+/// interaction's one read, and the session's note of its answer — a
+/// commit only when the answer changed since the session's last.
+async fn what_a_get_verification_call_costs_the_store(backend: Backend) {
+    let Some((counting, prefix)) = crate::round_trips::counting_on(backend).await else {
+        return;
+    };
+    let store: chatgate::store::SharedStore = counting.clone();
+    let app = spawn_with(
+        backend,
+        Setup {
+            key_prefix: Some(prefix),
+            store: Some(store),
+            ..setup(false)
+        },
+    )
+    .await
+    .unwrap();
+    let calls = || {
+        use std::sync::atomic::Ordering::SeqCst;
+        (counting.reads.load(SeqCst), counting.commits.load(SeqCst))
+    };
+    let session = open(&app, &app.keys.bot).await;
+    let id = app.new_interaction().await;
+    let mut rows: Vec<(&str, (usize, usize))> = Vec::new();
+    let mut count = |what: &'static str, before: (usize, usize)| {
+        let after = calls();
+        rows.push((what, (after.0 - before.0, after.1 - before.1)));
+    };
+
+    let before = calls();
+    let res = app
+        .request(
+            Method::GET,
+            &format!("/v1/interactions/{id}"),
+            Some(&app.keys.bot),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    count("status read", before);
+    let get = json!({"interaction_id": id});
+    for what in ["get_verification, first", "get_verification, unchanged"] {
+        let before = calls();
+        let (_, r) = call(&app, &session, "get_verification", get.clone()).await;
+        assert_eq!(r["structuredContent"]["authenticated"], false);
+        count(what, before);
+    }
+    app.authenticate(&id, "cust-mcp").await;
+    let before = calls();
+    let (_, r) = call(&app, &session, "get_verification", get.clone()).await;
+    assert_eq!(r["structuredContent"]["authenticated"], true);
+    count("get_verification, changed", before);
+
+    let expected = [
+        ("status read", (1, 0)),
+        ("get_verification, first", (3, 1)),
+        ("get_verification, unchanged", (3, 0)),
+        ("get_verification, changed", (3, 1)),
+    ];
+    assert_eq!(rows, expected, "store calls (reads, commits)");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_get_verification_call_costs_the_store_on_memory() {
+    what_a_get_verification_call_costs_the_store(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_get_verification_call_costs_the_store_on_redis() {
+    what_a_get_verification_call_costs_the_store(Backend::Redis).await;
 }

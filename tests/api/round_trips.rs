@@ -295,7 +295,7 @@ pub(crate) async fn on_counting_store_with(setup: Setup) -> (Arc<Counting>, Test
 
 /// A [`Counting`] store over `backend` (Redis under a key prefix of its
 /// own, returned), or `None` when Redis is not there.
-async fn counting_on(backend: Backend) -> Option<(Arc<Counting>, String)> {
+pub(crate) async fn counting_on(backend: Backend) -> Option<(Arc<Counting>, String)> {
     let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
     let inner: SharedStore = match backend {
         Backend::Memory => Arc::new(MemoryStore::new()),

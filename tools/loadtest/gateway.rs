@@ -302,6 +302,14 @@ impl Running {
         }
     }
 
+    /// The tasks alive in the gateway's runtime: its server's connections
+    /// and what they wait on, its outbox, sweeper and listeners.
+    pub fn alive_tasks(&self) -> usize {
+        self.runtime
+            .as_ref()
+            .map_or(0, |r| r.metrics().num_alive_tasks())
+    }
+
     pub fn now() -> Timestamp {
         SystemClock.now()
     }

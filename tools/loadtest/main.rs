@@ -26,6 +26,7 @@ mod engine;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod gateway;
 mod machine;
+mod mcp;
 mod report;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -720,6 +721,7 @@ async fn run(args: Args) {
         costs::audit_rows(&mut b, false, args.interactions, bare_c).await;
         costs::number_check_rows(&mut b, false, args.interactions, bare_c).await;
         costs::network_rows(&mut b, false, args.interactions, bare_c).await;
+        mcp::mcp_rows(&mut b, false, args.interactions, bare_c, &mut report).await;
     }
     if redis {
         b.ceiling = redis_get;
@@ -727,6 +729,7 @@ async fn run(args: Args) {
         costs::audit_rows(&mut b, true, args.interactions, redis_c).await;
         costs::number_check_rows(&mut b, true, args.interactions, redis_c).await;
         costs::network_rows(&mut b, true, args.interactions, redis_c).await;
+        mcp::mcp_rows(&mut b, true, args.interactions, redis_c, &mut report).await;
     }
     if redis {
         gateway::delete_prefix(&ceiling_prefix).await;

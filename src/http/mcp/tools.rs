@@ -36,6 +36,11 @@ proof is recent and strong enough for the action the customer asks for.";
 /// The longest wait of `get_verification`.
 const MAX_WAIT: u64 = 25;
 
+/// How often a waiting `get_verification` reads an open challenge again
+/// when a page can move it with no event
+/// (docs/decisions/0523-a-wait-reads-a-page-s-challenge-again-every-two-seconds.md).
+const PAGE_RECHECK: Duration = Duration::from_secs(2);
+
 /// A failed call: arguments that break the schema (`-32602`), or the
 /// problem its HTTP twin would answer (a tool error).
 enum Failure {
@@ -318,7 +323,9 @@ struct GetArgs {
 /// session's first call about it or when it changed since its last
 /// answer; else when an event about it changes it, or `wait_seconds` end.
 /// The wait listens to the team's event log (what `GET /v1/events`
-/// reads, from every instance); it polls nothing.
+/// reads, from every instance); only a challenge a page can move with no
+/// event (a code typed there, an operator's answer, a presentation) is
+/// read again, every [`PAGE_RECHECK`].
 async fn get(st: &AppState, bot: &BotOnly, session: &str, args: Value) -> Result<Value, Failure> {
     let a: GetArgs = arguments(args)?;
     let wait = a.wait_seconds.unwrap_or(0);
@@ -347,9 +354,12 @@ async fn get(st: &AppState, bot: &BotOnly, session: &str, args: Value) -> Result
         let Some(rx) = live.as_mut().filter(|_| !changed && !ended) else {
             return Ok(json!(answer));
         };
-        ended = tokio::time::timeout_at(until, next_about(rx, &about))
-            .await
-            .is_err();
+        let next_look = match answer.moves_quietly {
+            true => until.min(tokio::time::Instant::now() + PAGE_RECHECK),
+            false => until,
+        };
+        let woken = tokio::time::timeout_at(next_look, next_about(rx, &about)).await;
+        ended = woken.is_err() && tokio::time::Instant::now() >= until;
     }
 }
 
