@@ -3,6 +3,7 @@
 //! and the placeholders (`#URL#`, `#PIN#`, `#MINUTES#`) that make the text.
 //! Nothing here reads the configuration: the loader (`config`) reads each
 //! kind's keys with the kind's own type.
+pub mod bot_api;
 pub mod kind;
 pub mod provider;
 pub mod receipts;

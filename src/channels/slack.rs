@@ -1,27 +1,15 @@
 //! The `slack` channel kind (docs/channels.md): `chat.postMessage` with a bot
-//! token. Slack answers HTTP 200 with `"ok": false` and an `error` name
-//! when it refuses a message, and 429 with `Retry-After` when rate limited.
-use std::sync::Arc;
-use std::time::Duration;
-
-use async_trait::async_trait;
-use reqwest::header::CONTENT_TYPE;
-use reqwest::StatusCode;
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
-use url::Url;
-
-use super::kind::{BotToken, Dial, Goes, Kind, KindInfo, Problem, Reach};
-use super::provider::{post_once, reason};
-use super::{Channel, ChannelError, Message, Sent};
+//! token, sent by the bot-token sender (`bot_api.rs`). Slack answers HTTP
+//! 200 with `"ok": false` and an `error` name when it refuses a message,
+//! and 429 with `Retry-After` when rate limited.
+use super::bot_api::{BotApi, BotApiChannel, BotConfig, BotKind, TokenIn};
+use super::kind::{Goes, KindInfo, Reach};
 
 /// The keys of a `slack` channel file: `base_url` (default
 /// `https://slack.com`) and the bot `token`.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(transparent)]
-pub struct SlackConfig(pub BotToken);
+pub type SlackConfig = BotConfig<Slack>;
 
-impl Kind for SlackConfig {
+impl BotKind for Slack {
     const INFO: KindInfo = KindInfo {
         name: "slack",
         text_limit: Some(40_000),
@@ -38,106 +26,43 @@ impl Kind for SlackConfig {
             to: &["base_url"],
         }],
     };
+    const DEFAULT_BASE_URL: &'static str = "https://slack.com";
+}
 
-    fn shows_text(&self) -> bool {
-        true
-    }
+/// Slack's Web API: `{base_url}/api/chat.postMessage`, the token as a
+/// bearer.
+#[derive(Debug, Clone)]
+pub struct Slack;
 
-    fn whatsapp_chat(&self) -> bool {
-        false
-    }
+impl BotApi for Slack {
+    const NAME: &'static str = "slack";
+    const CONVERSATION: &'static str = "channel";
+    const REASON: &'static str = "/error";
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+    const TOKEN: TokenIn = TokenIn::Bearer;
+    const RATE_LIMIT_BY_HEADER: bool = true;
 
-    fn sends_templates(&self) -> bool {
-        false
-    }
-
-    fn check(&mut self) -> Result<(), Problem> {
-        self.0.check("https://slack.com")
-    }
-
-    fn sender(&self, Dial { http, .. }: Dial) -> Result<Arc<dyn Channel>, ChannelError> {
-        let (base_url, token) = self.0.parts()?;
-        Ok(Arc::new(SlackChannel::new(http, base_url, token)))
+    fn path(_token: &str) -> [String; 2] {
+        ["api".into(), "chat.postMessage".into()]
     }
 }
 
-pub struct SlackChannel {
-    http: reqwest::Client,
-    base_url: Url,
-    token: SecretString,
-    timeout: Duration,
-}
-
-impl SlackChannel {
-    pub fn new(http: reqwest::Client, base_url: Url, token: &SecretString) -> Self {
-        SlackChannel {
-            http,
-            base_url,
-            token: SecretString::from(token.expose_secret()),
-            timeout: super::SEND_TIMEOUT,
-        }
-    }
-
-    /// `{base_url}/api/chat.postMessage`.
-    fn post_message_url(&self) -> Result<Url, ChannelError> {
-        let mut url = self.base_url.clone();
-        url.path_segments_mut()
-            .map_err(|_| ChannelError::new("slack base_url cannot take a path"))?
-            .pop_if_empty()
-            .extend(["api", "chat.postMessage"]);
-        Ok(url)
-    }
-}
-
-#[async_trait]
-impl Channel for SlackChannel {
-    async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
-        let body = json!({"channel": msg.conversation_id, "text": msg.text});
-        let request = self
-            .http
-            .post(self.post_message_url()?)
-            .bearer_auth(self.token.expose_secret())
-            .header(CONTENT_TYPE, "application/json; charset=utf-8")
-            .body(body.to_string());
-        let answer = post_once(request, "slack", self.timeout).await?;
-        let secret = self.token.expose_secret();
-        if answer.status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(ChannelError::new(match answer.retry_after {
-                Some(s) => format!("slack rate limited the message (retry after {s} s)"),
-                None => "slack rate limited the message".into(),
-            }));
-        }
-        if !answer.status.is_success() {
-            return Err(ChannelError::new(match answer.text("/error") {
-                Some(e) => format!(
-                    "slack answered HTTP {}: {}",
-                    answer.status.as_u16(),
-                    reason(e, secret)
-                ),
-                None => format!("slack answered HTTP {}", answer.status.as_u16()),
-            }));
-        }
-        match (answer.ok_field(), answer.text("/error")) {
-            (Some(true), _) => Ok(Sent::untracked()),
-            (_, Some(e)) => Err(ChannelError::new(format!(
-                "slack refused the message: {}",
-                reason(e, secret)
-            ))),
-            (_, None) => Err(ChannelError::new("slack answered without \"ok\": true")),
-        }
-    }
-}
+pub type SlackChannel = BotApiChannel<Slack>;
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use secrecy::SecretString;
     use serde_json::json;
+    use url::Url;
     use uuid::Uuid;
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use super::*;
     use crate::channels::provider::{answering, closed_url};
-    use crate::channels::Purpose;
+    use crate::channels::{Channel, ChannelError, Message, Purpose, Sent};
 
     const TOKEN: &str = "xoxb-1234-s3cr3t";
     const TEXT: &str = "Your code is 123456. \"Quoted\" ünïcode & <tags>";
@@ -258,8 +183,7 @@ mod tests {
                 .set_delay(Duration::from_secs(3)),
         )
         .await;
-        let mut ch = channel(&server.uri());
-        ch.timeout = Duration::from_millis(200);
+        let ch = channel(&server.uri()).with_timeout(Duration::from_millis(200));
         let err = ch.send(&message()).await.unwrap_err();
         assert_eq!(err.reason, "slack did not answer in time");
         server.verify().await;

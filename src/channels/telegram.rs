@@ -1,27 +1,16 @@
 //! The `telegram` channel kind (docs/channels.md): the Bot API's
-//! `sendMessage`. The bot token is part of the URL path
-//! (`/bot{token}/sendMessage`), so no URL ever goes into an error text;
-//! Telegram refuses with `"ok": false` and a `description`.
-use std::sync::Arc;
-use std::time::Duration;
-
-use async_trait::async_trait;
-use reqwest::header::CONTENT_TYPE;
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
-use url::Url;
-
-use super::kind::{BotToken, Dial, Goes, Kind, KindInfo, Problem, Reach};
-use super::provider::{post_once, reason};
-use super::{Channel, ChannelError, Message, Sent};
+//! `sendMessage`, sent by the bot-token sender (`bot_api.rs`). The bot
+//! token is part of the URL path (`/bot{token}/sendMessage`), so no URL
+//! ever goes into an error text; Telegram refuses with `"ok": false` and
+//! a `description`.
+use super::bot_api::{BotApi, BotApiChannel, BotConfig, BotKind, TokenIn};
+use super::kind::{Goes, KindInfo, Reach};
 
 /// The keys of a `telegram` channel file: `base_url` (default
 /// `https://api.telegram.org`) and the bot `token`.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(transparent)]
-pub struct TelegramConfig(pub BotToken);
+pub type TelegramConfig = BotConfig<Telegram>;
 
-impl Kind for TelegramConfig {
+impl BotKind for Telegram {
     const INFO: KindInfo = KindInfo {
         name: "telegram",
         text_limit: Some(4096),
@@ -38,98 +27,43 @@ impl Kind for TelegramConfig {
             to: &["base_url"],
         }],
     };
+    const DEFAULT_BASE_URL: &'static str = "https://api.telegram.org";
+}
 
-    fn shows_text(&self) -> bool {
-        true
-    }
+/// Telegram's Bot API: `{base_url}/bot{token}/sendMessage`.
+#[derive(Debug, Clone)]
+pub struct Telegram;
 
-    fn whatsapp_chat(&self) -> bool {
-        false
-    }
+impl BotApi for Telegram {
+    const NAME: &'static str = "telegram";
+    const CONVERSATION: &'static str = "chat_id";
+    const REASON: &'static str = "/description";
+    const CONTENT_TYPE: &'static str = "application/json";
+    const TOKEN: TokenIn = TokenIn::Path;
+    // A 429's `description` already says when to retry.
+    const RATE_LIMIT_BY_HEADER: bool = false;
 
-    fn sends_templates(&self) -> bool {
-        false
-    }
-
-    fn check(&mut self) -> Result<(), Problem> {
-        self.0.check("https://api.telegram.org")
-    }
-
-    fn sender(&self, Dial { http, .. }: Dial) -> Result<Arc<dyn Channel>, ChannelError> {
-        let (base_url, token) = self.0.parts()?;
-        Ok(Arc::new(TelegramChannel::new(http, base_url, token)))
+    fn path(token: &str) -> [String; 2] {
+        [format!("bot{token}"), "sendMessage".into()]
     }
 }
 
-pub struct TelegramChannel {
-    http: reqwest::Client,
-    base_url: Url,
-    token: SecretString,
-    timeout: Duration,
-}
-
-impl TelegramChannel {
-    pub fn new(http: reqwest::Client, base_url: Url, token: &SecretString) -> Self {
-        TelegramChannel {
-            http,
-            base_url,
-            token: SecretString::from(token.expose_secret()),
-            timeout: super::SEND_TIMEOUT,
-        }
-    }
-
-    /// `{base_url}/bot{token}/sendMessage`. Holds the token: never log it.
-    fn send_message_url(&self) -> Result<Url, ChannelError> {
-        let mut url = self.base_url.clone();
-        let bot = format!("bot{}", self.token.expose_secret());
-        url.path_segments_mut()
-            .map_err(|_| ChannelError::new("telegram base_url cannot take a path"))?
-            .pop_if_empty()
-            .extend([bot.as_str(), "sendMessage"]);
-        Ok(url)
-    }
-}
-
-#[async_trait]
-impl Channel for TelegramChannel {
-    async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
-        let body = json!({"chat_id": msg.conversation_id, "text": msg.text});
-        let request = self
-            .http
-            .post(self.send_message_url()?)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string());
-        let answer = post_once(request, "telegram", self.timeout).await?;
-        if answer.status.is_success() && answer.ok_field() == Some(true) {
-            return Ok(Sent::untracked());
-        }
-        // {"ok": false, "error_code": 400, "description": "Bad Request: chat not found"}
-        let description = answer
-            .text("/description")
-            .map(|d| reason(d, self.token.expose_secret()));
-        Err(ChannelError::new(
-            match (answer.status.is_success(), description) {
-                (true, Some(d)) => format!("telegram refused the message: {d}"),
-                (true, None) => "telegram answered without \"ok\": true".into(),
-                (false, Some(d)) => {
-                    format!("telegram answered HTTP {}: {d}", answer.status.as_u16())
-                }
-                (false, None) => format!("telegram answered HTTP {}", answer.status.as_u16()),
-            },
-        ))
-    }
-}
+pub type TelegramChannel = BotApiChannel<Telegram>;
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use secrecy::SecretString;
     use serde_json::json;
+    use url::Url;
     use uuid::Uuid;
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use super::*;
     use crate::channels::provider::{answering, closed_url};
-    use crate::channels::Purpose;
+    use crate::channels::{Channel, ChannelError, Message, Purpose, Sent};
 
     const TOKEN: &str = "123456789:AAHs3cr3t-t0k3n_x";
     const TEXT: &str = "Your code is 123456. \"Quoted\" ünïcode & <b>";
@@ -258,8 +192,7 @@ mod tests {
                 .set_delay(Duration::from_secs(3)),
         )
         .await;
-        let mut ch = channel(&server.uri());
-        ch.timeout = Duration::from_millis(200);
+        let ch = channel(&server.uri()).with_timeout(Duration::from_millis(200));
         let err = ch.send(&message()).await.unwrap_err();
         assert_eq!(err.reason, "telegram did not answer in time");
         server.verify().await;

@@ -66,10 +66,10 @@ fn every_kind_parses_with_its_defaults() {
     let config = fx.load().unwrap();
     let kind = |n: &str| &config.channels[n].kind;
     assert!(
-        matches!(kind("slack"), ChannelKind::Slack(s) if s.0.base_url.as_ref().map(|u| u.as_str()) == Some("https://slack.com/"))
+        matches!(kind("slack"), ChannelKind::Slack(s) if s.keys.base_url.as_ref().map(|u| u.as_str()) == Some("https://slack.com/"))
     );
     assert!(
-        matches!(kind("tg"), ChannelKind::Telegram(t) if t.0.base_url.as_ref().and_then(|u| u.host_str()) == Some("api.telegram.org"))
+        matches!(kind("tg"), ChannelKind::Telegram(t) if t.keys.base_url.as_ref().and_then(|u| u.host_str()) == Some("api.telegram.org"))
     );
     assert!(matches!(kind("wa"), ChannelKind::Whatsapp(w) if w.api_version == "v21.0"));
     assert!(matches!(
