@@ -23,6 +23,14 @@ test module of its own):
 - no retry of its own around a door: `records::retry` (or `retry`
   imported from `records`) -- `Core::change`, `change::on` and the
   core's create of an interaction retry.
+
+And the pages' one kit (docs/architecture.md#the-pages), in `src/http/`:
+
+- no page module importing another page module: a page (`PAGE_MODULES`,
+  each file and its children) takes what pages share from the kit,
+  `http/pages/`, never from a sibling page;
+- one builder of content security policies: `default-src` is written in
+  `http/pages/csp.rs` alone, so no page writes a policy by hand.
 """
 import re
 import sys
@@ -59,6 +67,61 @@ WITHIN = {
 }
 
 
+# The page modules of `src/http/`: each answers a browser with pages.
+PAGE_MODULES = ("code_entry", "console", "login", "network", "oidc", "wallet")
+
+# Where a policy may be written, and how many builders there are.
+CSP_BUILDER = "src/http/pages/csp.rs"
+
+
+def page_module(rel):
+    """The page module `rel` (a path under `src/http/`) belongs to, and
+    how deep below `src/http/` it is; `None` for any other file."""
+    parts = Path(rel).relative_to("src/http").with_suffix("").parts
+    return (parts[0], len(parts) - 1) if parts[0] in PAGE_MODULES else None
+
+
+def modules_named(code, depth):
+    """Each `(module, offset)` of `src/http/` that `code`, a file `depth`
+    folders below it, names by path: `crate::http::m`, or as many
+    `super::` as lead up to `src/http/` (`super::{a, m}` alike)."""
+    up = r"super" + r"::super" * depth
+    head = rf"(?<![\w:])(?:crate::http|{up})::"
+    for m in re.finditer(head + r"(\w+)\b(?!\s*!)", code):
+        yield m.group(1), m.start()
+    for m in re.finditer(head + r"\{([^}]*)\}", code):
+        for name in re.findall(r"(?:^|,)\s*(\w+)", m.group(1)):
+            yield name, m.start()
+
+
+def page_rules():
+    """The pages' counts: page modules importing another, and where a
+    content security policy is written besides its builder."""
+    imports, policies = [], []
+    http = SRC / "http"
+    for path in sorted(http.rglob("*.rs")):
+        rel = path.relative_to(ROOT).as_posix()
+        code = blank(path.read_text())
+        tests = test_spans(code)
+        ships = lambda at: not any(a <= at <= b for a, b in tests)
+        line = lambda at: code.count("\n", 0, at) + 1
+        own = page_module(rel)
+        if own:
+            for name, at in modules_named(code, own[1]):
+                if name in PAGE_MODULES and name != own[0] and ships(at):
+                    imports.append(f"{rel}:{line(at)} imports {name}")
+        if rel == CSP_BUILDER:
+            continue
+        text = path.read_text()
+        for m in re.finditer(r"default-src", text):
+            if ships(m.start()):
+                policies.append(f"{rel}:{line(m.start())}")
+    return [
+        ("page modules importing another page module", imports),
+        ("content security policies written besides their builder", policies),
+    ]
+
+
 def main():
     found = {name: [] for name, _ in RULES}
     for path in sorted(SRC.rglob("*.rs")):
@@ -84,10 +147,19 @@ def main():
         for hit in hits:
             print(f"  {hit}")
         broken |= bool(hits)
+    pages_broken = False
+    for name, hits in page_rules():
+        print(f"== {name}: {len(hits)} (at most 0)")
+        for hit in hits:
+            print(f"  {hit}")
+        pages_broken |= bool(hits)
     if broken:
         print("BROKEN: the core's doors are bypassed (docs/architecture.md#the-second-door)")
+    if pages_broken:
+        print("BROKEN: a page is built outside the kit (docs/architecture.md#the-pages)")
+    if broken or pages_broken:
         return 1
-    print("the doors hold")
+    print("the doors hold; the pages are built from one kit")
     return 0
 
 

@@ -33,19 +33,6 @@ impl DestinationSends {
         Ok(())
     }
 
-    /// Counts one more at `now` when fewer than `max` fall within the
-    /// `window` before it (the older ones are dropped); `false`, counting
-    /// nothing, when `max` already do. A page-entry link's POSTs are
-    /// counted so (docs/api.md#codes-typed-on-the-gateways-page).
-    pub fn admit(&mut self, now: Timestamp, window: std::time::Duration, max: usize) -> bool {
-        self.sends.retain(|s| now < s.plus(window));
-        if self.sends.len() >= max {
-            return false;
-        }
-        self.sends.push(now);
-        true
-    }
-
     /// Gives back the send counted at `now` (its message could not be sent).
     pub fn give_back(&mut self, now: Timestamp) {
         if let Some(pos) = self.sends.iter().rposition(|t| *t == now) {
@@ -141,23 +128,6 @@ mod tests {
                 "ada@example.com"
             ),
             mail
-        );
-    }
-
-    #[test]
-    fn a_window_admits_max_then_nothing_until_the_oldest_leaves() {
-        let minute = std::time::Duration::from_secs(60);
-        let t0 = Timestamp::from_unix_millis(1_800_000_000_000);
-        let mut posts = DestinationSends::default();
-        for i in 0..10 {
-            assert!(posts.admit(t0.plus(std::time::Duration::from_secs(i)), minute, 10));
-        }
-        let late = t0.plus(std::time::Duration::from_secs(59));
-        assert!(!posts.admit(late, minute, 10));
-        assert_eq!(posts.sends.len(), 10, "a refused one is not counted");
-        assert!(
-            posts.admit(t0.plus(minute), minute, 10),
-            "the first left the window"
         );
     }
 }

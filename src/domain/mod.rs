@@ -9,6 +9,7 @@ pub mod attempts;
 pub mod audit;
 pub mod audit_keys;
 pub mod bot_turn;
+pub mod browser;
 pub mod bsuid;
 pub mod challenge;
 pub mod characters;

@@ -3,46 +3,16 @@
 //! (`network_verification`), does to a network challenge, on plain values.
 //!
 //! [`conclude`] applies a result to the interaction's open network
-//! challenge; the link's form token and whose conversation a verified
-//! answer proves are decided here too.
+//! challenge; whose conversation a verified answer proves is decided here
+//! too (the link's form token is the browser's, `browser.rs`).
 use uuid::Uuid;
 
 use super::challenge::{AdvanceReason, Challenge, ChallengeMethod, PastOutcome};
 pub use super::challenge::{NetworkAnswer, NetworkResult};
 use super::interaction::{InteractionRecord, Method};
-use super::secrets::Pepper;
 use super::settings::Settings;
 use super::subject::SubjectRecord;
 use crate::time::Timestamp;
-
-/// The form token of the confirm page of link `code` for the browser
-/// whose cookie keeps `browser`: a keyed hash of both, so a token works
-/// only for its link, in its browser, and nothing is stored for it
-/// (docs/network-authentication.md#the-link).
-pub fn form_token(pepper: &Pepper, code: &str, browser: &str) -> String {
-    pepper.keyed_hash(FORM_TOKEN, &form_input(code, browser))
-}
-
-/// Whether `token` is the form token of link `code` for `browser` (in
-/// constant time); none, or no browser cookie, never is.
-pub fn form_token_holds(
-    pepper: &Pepper,
-    code: &str,
-    browser: Option<&str>,
-    token: Option<&str>,
-) -> bool {
-    match (browser, token) {
-        (Some(b), Some(t)) if !b.is_empty() => pepper.verify(FORM_TOKEN, &form_input(code, b), t),
-        _ => false,
-    }
-}
-
-/// The purpose that keeps form tokens apart from every other keyed hash.
-const FORM_TOKEN: &str = "network-confirm";
-
-fn form_input(code: &str, browser: &str) -> Vec<u8> {
-    [code.as_bytes(), &[0], browser.as_bytes()].concat()
-}
 
 /// What an answer did to the challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]

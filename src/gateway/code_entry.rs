@@ -11,23 +11,16 @@ use std::time::Duration;
 use super::challenges::verify::verify_on_page;
 use super::login::Speaks;
 use super::network::Named;
-use super::records::{StoredNetworkLink, StoredSends};
+use super::records::{StoredLinkUses, StoredNetworkLink};
 use super::work::Step;
 use super::Core;
 use crate::config::Team;
+use crate::domain::browser::{self, LinkUses, USE_WINDOW};
 use crate::domain::challenge::ChallengeMethod;
-use crate::domain::destination::DestinationSends;
-use crate::domain::network_auth;
 use crate::domain::otp::OtpCode;
 use crate::error::{Error, Result};
 use crate::store::keys;
 use crate::time::Timestamp;
-
-/// The POSTs one link takes within [`POST_WINDOW`]; more are 429.
-pub const POSTS_PER_MINUTE: usize = 10;
-
-/// The window [`POSTS_PER_MINUTE`] counts in.
-const POST_WINDOW: Duration = Duration::from_secs(60);
 
 /// The one-field form of an open page-entry challenge.
 #[derive(Debug)]
@@ -59,7 +52,7 @@ pub enum EntryAnswer {
     Ended(Speaks),
     /// No form token of this browser's page: nothing counted.
     Refused(Speaks),
-    /// More than [`POSTS_PER_MINUTE`]: nothing counted.
+    /// More than [`browser::USES_PER_MINUTE`]: nothing counted.
     Limited(Speaks),
     /// The challenge was used, expired, was replaced or failed: its 410
     /// page, in the interaction's language when known; how it ended.
@@ -137,7 +130,7 @@ pub async fn open_entry(
 ) -> Result<EntryAnswer> {
     Ok(match open_link(core, code, now).await? {
         Ok((_, _, form)) => EntryAnswer::Form(EntryForm {
-            form_token: network_auth::form_token(core.pepper(), code, browser),
+            form_token: browser::form_token(core.pepper(), code, browser),
             ..form
         }),
         Err(answer) => answer,
@@ -145,7 +138,7 @@ pub async fn open_entry(
 }
 
 /// `POST /c/{code}` with the `typed` code: counted among the link's
-/// POSTs (past [`POSTS_PER_MINUTE`]: 429), then only with the form token
+/// POSTs (past [`browser::USES_PER_MINUTE`]: 429), then only with the form token
 /// of the browser whose cookie keeps `browser`, answered as the bot's
 /// `verify` would answer it.
 pub async fn post_entry(
@@ -167,7 +160,7 @@ pub async fn post_entry(
         counted("refused");
         return Ok(EntryAnswer::Limited(form.speaks));
     }
-    if !network_auth::form_token_holds(core.pepper(), code, browser, token) {
+    if !browser::form_token_holds(core.pepper(), code, browser, token) {
         tracing::info!(team = %team.id, "a code typed on the page without its browser's form token");
         counted("refused");
         return Ok(EntryAnswer::Refused(form.speaks));
@@ -218,7 +211,7 @@ fn refused_code(e: Error, form: EntryForm) -> Result<EntryAnswer> {
 
 /// Counts one more use of a link under `key` (a page-entry link's POSTs,
 /// a wallet link's page fetches) of `team` at `now`; `false`, counting
-/// nothing, past [`POSTS_PER_MINUTE`] within the minute.
+/// nothing, past [`browser::USES_PER_MINUTE`] within the minute.
 pub(super) async fn take_one(
     core: &Core,
     team: &Team,
@@ -226,12 +219,12 @@ pub(super) async fn take_one(
     now: Timestamp,
 ) -> Result<bool> {
     core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
-        let read = c.read::<DestinationSends>(&key)?;
-        let mut posts = read.value.clone().unwrap_or_default();
-        if !posts.admit(now, POST_WINDOW, POSTS_PER_MINUTE) {
+        let read = c.read::<LinkUses>(&key)?;
+        let mut uses = read.value.clone().unwrap_or_default();
+        if !uses.admit(now) {
             return Ok(Step::Answer(false));
         }
-        c.put(&read, &StoredSends::from(&posts), Some(POST_WINDOW))?;
+        c.put(&read, &StoredLinkUses::from(&uses), Some(USE_WINDOW))?;
         Ok(Step::Write(true))
     })
     .await

@@ -20,20 +20,21 @@ use super::records::StoredNetworkLink;
 use super::work::Step;
 use super::{change, Core};
 use crate::config::{NumberVerification, Team};
+use crate::domain::browser::state_cookie_name;
 use crate::domain::challenge::AdvanceReason;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::network_auth::{self, is_open_network, Ending, NetworkResult};
 use crate::domain::otp::OtpCode;
 use crate::error::{Error, Result};
 use crate::network_verification::{self as verification, Ask, Back, Begin, Begun, NetworkError};
-use crate::oidc::flow::{cookie_name, s256, Flow, ProviderAnswer, Started, STATE_TTL};
+use crate::oidc::flow::{s256, Flow, ProviderAnswer, Started, STATE_TTL};
 use crate::oidc::states::{self, Check, LinkStates};
 
 pub mod landing;
 
 use crate::store::keys;
 use crate::time::Timestamp;
-pub use landing::{finish_landing, Landing, LANDING_COOKIE};
+pub use landing::{finish_landing, Landing};
 
 /// The longest the callback waits on the operator in all: the code
 /// exchange and the verify call, each bounded at 5 s.
@@ -212,7 +213,7 @@ pub async fn open_network_link(
 ) -> Result<NetworkLinkTarget> {
     Ok(match open_link(core, code, now).await? {
         Ok(open) => NetworkLinkTarget::Confirm(NetworkConfirm {
-            form_token: network_auth::form_token(core.pepper(), code, browser),
+            form_token: crate::domain::browser::form_token(core.pepper(), code, browser),
             ..open.confirm
         }),
         Err(answer) => answer,
@@ -237,7 +238,7 @@ pub async fn confirm_network_link(
         Ok(open) => open,
         Err(answer) => return Ok(answer),
     };
-    if !network_auth::form_token_holds(core.pepper(), code, browser, token) {
+    if !crate::domain::browser::form_token_holds(core.pepper(), code, browser, token) {
         let team = &open.team.id;
         tracing::info!(team = %team, "a network link's confirmation without its browser's form token");
         return Ok(NetworkLinkTarget::Refused(open.confirm.speaks));
@@ -270,7 +271,7 @@ async fn redirect(core: &Core, open: &OpenLink<'_>, now: Timestamp) -> Result<Ne
     keep_state(core, open, &state, flow, None, now).await?;
     Ok(NetworkLinkTarget::Operator(NetworkStart {
         location,
-        cookie: cookie_name(&state),
+        cookie: state_cookie_name(&state),
         secret: browser_secret,
     }))
 }

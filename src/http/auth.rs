@@ -28,11 +28,9 @@ pub const ACTOR_HEADER: &str = "chatgate-actor";
 /// must carry (`1`): a cross-site form cannot set it.
 pub const CONSOLE_HEADER: &str = "chatgate-console";
 
-/// The console's session cookie: `__Host-` prefixed on https (no
-/// `Domain`, `Path=/`, `Secure`, which browsers then enforce).
-pub const SESSION_COOKIE_HTTPS: &str = "__Host-chatgate-console";
-/// The console's session cookie on plain http (a loopback test setup).
-pub const SESSION_COOKIE_HTTP: &str = "chatgate-console";
+// The console's session cookie: `__Host-` prefixed on https (no
+// `Domain`, `Path=/`, `Secure`, which browsers then enforce).
+use crate::domain::browser::{SESSION_COOKIE_HTTP, SESSION_COOKIE_HTTPS};
 
 /// The session cookie's name for a gateway at `public_url`.
 pub fn session_cookie_name(public_url: &str) -> &'static str {
@@ -46,7 +44,7 @@ pub fn session_cookie_name(public_url: &str) -> &'static str {
 /// The session id the request's cookie holds, if any.
 pub fn session_cookie(parts_headers: &axum::http::HeaderMap, state: &AppState) -> Option<String> {
     let name = session_cookie_name(&state.gateway.config().server.public_url);
-    super::oidc::cookie_value(parts_headers, name)
+    super::pages::cookie_value(parts_headers, name)
 }
 
 /// Whether the request carries `Chatgate-Console: 1`.

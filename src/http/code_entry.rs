@@ -7,22 +7,21 @@
 //! ends.
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{Now, PathParam};
-use super::network::no_store;
-use super::network::page::{form_token, sane_secret};
-use super::oidc::{cookie_value, strict_cookie};
-use super::pages::{self, Said};
+use super::pages::{
+    self, browser_secret, cookie_value, form_token, no_store, set_cookie, strict_cookie, Said,
+};
 use super::AppState;
+use crate::domain::browser::CODE_ENTRY_BROWSER_COOKIE as BROWSER_COOKIE;
 use crate::domain::settings::{TextKey, PAGE_CODE_ENTRY, PAGE_PIN_ENTRY};
 use crate::error::Error;
 use crate::gateway::code_entry::{Ended, EntryAnswer, EntryForm};
 use crate::gateway::Speaks;
-use crate::oidc::flow::random_value;
 
 mod page;
 
@@ -32,9 +31,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The cookie path of the page's browser cookie.
 const COOKIE_PATH: &str = "/c/";
-
-/// The cookie that keeps the browser secret the form token is made for.
-const BROWSER_COOKIE: &str = "cg_cb";
 
 /// A page-entry challenge's link: 200, the form where the customer types
 /// the code they received (or their session PIN).
@@ -62,10 +58,7 @@ async fn code_page(
     code: std::result::Result<PathParam<String>, Error>,
     headers: HeaderMap,
 ) -> Response {
-    // This browser's secret, kept if its cookie is sane, else a new one.
-    let browser = cookie_value(&headers, BROWSER_COOKIE)
-        .filter(|b| sane_secret(b))
-        .unwrap_or_else(random_value);
+    let browser = browser_secret(&headers, BROWSER_COOKIE);
     let answer = match code {
         Ok(PathParam(code)) if code.len() <= 128 => {
             crate::gateway::code_entry::open_entry(&st.gateway, &code, &browser, now).await
@@ -77,9 +70,7 @@ async fn code_page(
         let public_url = &st.gateway.config().server.public_url;
         let max_age = left.as_secs().max(1);
         let cookie = strict_cookie(public_url, COOKIE_PATH, BROWSER_COOKIE, &browser, max_age);
-        if let Ok(cookie) = HeaderValue::from_str(&cookie) {
-            res.headers_mut().insert(header::SET_COOKIE, cookie);
-        }
+        set_cookie(res.headers_mut(), &cookie);
     }
     res
 }
@@ -165,16 +156,7 @@ fn answered(
         Ok(EntryAnswer::Refused(s)) => {
             page(Some(&s), StatusCode::FORBIDDEN, TextKey::PageSignInFailed)
         }
-        Ok(EntryAnswer::Limited(s)) => {
-            let mut res = page(
-                Some(&s),
-                StatusCode::TOO_MANY_REQUESTS,
-                TextKey::PageTryAgain,
-            );
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-            res
-        }
+        Ok(EntryAnswer::Limited(s)) => pages::limited(st.gateway.config(), Some(&s), headers),
         Ok(EntryAnswer::Gone(s, ended)) => {
             let key = match ended {
                 Ended::Verified => TextKey::PageCodeDone,

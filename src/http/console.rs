@@ -22,15 +22,15 @@ use utoipa_axum::routes;
 
 use super::auth::{session_cookie, session_cookie_name, Agent};
 use super::extract::{empty_body, NoQuery, Now, PathParam, RequestVia};
-use super::oidc::{cookie_value, provider_answer, state_cookie};
 use super::openapi::{ApiKeyErrors, E429SignIn, EmptyBody, JsonBodyErrors, E403, E422};
-use super::pages::{self, Page};
+use super::pages::{self, cookie_value, provider_answer, state_cookie, Page};
 use super::AppState;
+use crate::domain::browser::state_cookie_name;
 use crate::domain::console_session::StartBudget;
 use crate::error::Error;
 use crate::gateway::console::{SignInFinish, SignInRefusal};
 use crate::gateway::ProviderAnswer;
-use crate::oidc::flow::{cookie_name, STATE_TTL};
+use crate::oidc::flow::STATE_TTL;
 use crate::oidc::OidcError;
 
 const HTML: &str = include_str!("console/console.html");
@@ -40,9 +40,14 @@ const JS: &str = include_str!("console/console.js");
 /// The console's policy: its own script and style only, API calls to this
 /// origin only, never framed, no `<base>`, no form submission (the key form
 /// is handled by the script and must never be submitted into a URL).
-pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; \
-    form-action 'none'";
+fn policy() -> String {
+    pages::Csp::new()
+        .allow("script-src", "'self'")
+        .allow("style-src", "'self'")
+        .allow("connect-src", "'self'")
+        .allow("img-src", "'self' data:")
+        .form_action("'none'")
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -97,9 +102,9 @@ async fn console_of_team(
 fn page(links: &str) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, CONSOLE_CSP),
-            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+            (header::CONTENT_SECURITY_POLICY, policy()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
         ],
         HTML.replace(SIGN_IN_LINKS, links),
     )
@@ -237,7 +242,7 @@ async fn sign_in(
         h.insert(header::LOCATION, location);
     }
     let public_url = &st.gateway.config().server.public_url;
-    let name = cookie_name(&started.state);
+    let name = state_cookie_name(&started.state);
     let cookie = state_cookie(
         public_url,
         STATE_PATH,
@@ -299,7 +304,7 @@ async fn callback(
     // A parameter sent twice is no answer: refused as a state that
     // matches nothing.
     let answer = provider_answer(query.as_deref()).unwrap_or_else(|_| ProviderAnswer::default());
-    let named = answer.state.as_deref().map(cookie_name);
+    let named = answer.state.as_deref().map(state_cookie_name);
     let secret = named.as_deref().and_then(|c| cookie_value(&headers, c));
     let SignInFinish { outcome, answered } = crate::gateway::console::finish_sign_in(
         &st.gateway,
@@ -426,4 +431,16 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_console_s_policy_is_its_own_to_the_byte() {
+        assert_eq!(
+            super::policy(),
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+             img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! Login links, the login page's callback, short links and back-channel
-//! logout (docs/api.md#the-login-callback).
+//! logout (docs/api.md#the-login-callback); a provider's short link leads
+//! to the hosted login, its own page (`login/oidc.rs`).
 use super::json::Json;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -36,7 +37,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(callback))
         .routes(routes!(short_link))
         .routes(routes!(customer_logout))
+        .merge(oidc::router())
 }
+
+mod oidc;
 
 /// `mid_chat` (default) or `pre_chat`.
 #[derive(utoipa::ToSchema)]
@@ -325,7 +329,7 @@ async fn short_link(
     let html = pages::wants_html(&headers);
     let config = st.gateway.config();
     match target {
-        Ok(ShortLinkTarget::Provider(link)) => super::oidc::start(&st, link, &headers, now).await,
+        Ok(ShortLinkTarget::Provider(link)) => oidc::start(&st, link, &headers, now).await,
         Ok(ShortLinkTarget::Redirect(url)) => {
             let mut res = Redirect::to(&url).into_response();
             *res.status_mut() = StatusCode::FOUND;

@@ -19,7 +19,6 @@ mod login;
 mod mcp;
 mod network;
 mod observe;
-mod oidc;
 mod openapi;
 mod operator;
 mod operator_auth;
@@ -179,7 +178,6 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(interactions::router())
         .merge(login::router())
-        .merge(oidc::router())
         .merge(network::router())
         .merge(code_entry::router())
         .merge(wallet::router())
@@ -418,14 +416,6 @@ fn past_deadline(waits: &Waits) -> Response {
     }
 }
 
-/// The content security policy of our pages: they load nothing, run no
-/// script, use only their own inline stylesheet (`pages::STYLE`, by its
-/// SHA-256; a unit test keeps the hash true), are framed nowhere and submit
-/// nothing.
-const PAGE_CSP: &str =
-    "default-src 'none'; style-src 'sha256-ShafvZNLv9jAmt8qghHKBOPuThyVHoHlDg3glyXDIrE='; \
-    frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-
 /// Headers by kind of answer, decided on the response, not per handler:
 /// every answer `nosniff`; API answers (`/v1/...`) and short links
 /// (`sensitive`) `Cache-Control: no-store` (they carry codes, tokens,
@@ -448,12 +438,10 @@ fn security_headers(sensitive: bool, res: &mut Response) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if html {
-        // A page with a policy of its own (the console's) keeps it.
+        // A page with a policy of its own (the console's) keeps it; the
+        // others load nothing, run no script and submit nothing.
         if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-            h.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(PAGE_CSP),
-            );
+            h.insert(header::CONTENT_SECURITY_POLICY, pages::Csp::page().clone());
         }
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         h.insert(

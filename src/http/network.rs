@@ -18,19 +18,22 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{Now, PathParam};
-use super::oidc::{cookie_value, provider_answer, state_cookie};
-use super::pages::{self, Said};
+use super::pages::{
+    self, browser_secret, cookie_value, gone_key, no_store, provider_answer, set_cookie,
+    state_cookie, Said,
+};
 use super::team_gate::Full;
 use super::AppState;
+use crate::domain::browser::{state_cookie_name, NETWORK_BROWSER_COOKIE as BROWSER_COOKIE};
 use crate::domain::network_auth::NetworkResult;
 use crate::domain::settings::TextKey;
 use crate::error::Error;
 use crate::gateway::network::{NetworkFinish, NetworkLinkTarget, NetworkRefusal};
 use crate::gateway::Speaks;
-use crate::oidc::flow::{cookie_name, random_value, STATE_TTL};
+use crate::oidc::flow::STATE_TTL;
 
 mod landing;
-pub(super) mod page;
+mod page;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,10 +45,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The cookie path of a network check's state and of the confirm page's
 /// browser cookie.
 const COOKIE_PATH: &str = "/n/";
-
-/// The cookie that keeps the browser secret the confirm page's form
-/// token is made for.
-const BROWSER_COOKIE: &str = "cg_nb";
 
 /// A network challenge's link: 200, the page asking the customer to
 /// confirm that they are chatting with the team right now.
@@ -74,10 +73,7 @@ async fn network_link(
     code: std::result::Result<PathParam<String>, Error>,
     headers: HeaderMap,
 ) -> Response {
-    // This browser's secret, kept if its cookie is sane, else a new one.
-    let browser = cookie_value(&headers, BROWSER_COOKIE)
-        .filter(|b| page::sane_secret(b))
-        .unwrap_or_else(random_value);
+    let browser = browser_secret(&headers, BROWSER_COOKIE);
     let target = match code {
         Ok(PathParam(code)) if code.len() <= 128 => {
             let opened =
@@ -104,9 +100,7 @@ async fn network_link(
                 &browser,
                 max_age,
             );
-            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
-                res.headers_mut().insert(header::SET_COOKIE, cookie);
-            }
+            set_cookie(res.headers_mut(), &cookie);
             no_store(res)
         }
         other => answered(&st, other, &headers),
@@ -150,7 +144,7 @@ async fn network_confirm(
     body: Bytes,
 ) -> Response {
     let browser = cookie_value(&headers, BROWSER_COOKIE);
-    let token = page::form_token(&body);
+    let token = pages::form_token(&body);
     let code = match code {
         Ok(PathParam(code)) if code.len() <= 128 => code,
         _ => return answered(&st, Err(Error::NotFound("no such link")), &headers),
@@ -180,9 +174,7 @@ async fn network_confirm(
                 &started.secret,
                 STATE_TTL.as_secs(),
             );
-            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
-                h.insert(header::SET_COOKIE, cookie);
-            }
+            set_cookie(h, &cookie);
             no_store(res)
         }
         other => answered(&st, other, &headers),
@@ -231,7 +223,7 @@ fn answered(
         Ok(NetworkLinkTarget::Confirm(_) | NetworkLinkTarget::Operator(_)) => {
             Error::internal("a network link's answer out of place").into_response()
         }
-        Err(e) if html => no_store(pages::link_error(config, headers, e)),
+        Err(e) if html => pages::link_error(config, headers, e),
         Err(e) => e.into_response(),
     }
 }
@@ -283,7 +275,7 @@ async fn network_callback(
         Ok(place) => place,
         Err(full) => return *full,
     };
-    let named = answer.state.as_deref().map(cookie_name);
+    let named = answer.state.as_deref().map(state_cookie_name);
     let secret = named.as_deref().and_then(|c| cookie_value(&headers, c));
     let finish =
         crate::gateway::network::finish_network(&st.gateway, read, answer, secret.as_deref(), now);
@@ -293,9 +285,7 @@ async fn network_callback(
     if let (true, Some(name)) = (answered, named) {
         let public_url = &st.gateway.config().server.public_url;
         let clear = state_cookie(public_url, COOKIE_PATH, &name, "", 0);
-        if let Ok(clear) = HeaderValue::from_str(&clear) {
-            res.headers_mut().insert(header::SET_COOKIE, clear);
-        }
+        set_cookie(res.headers_mut(), &clear);
     }
     res
 }
@@ -353,33 +343,12 @@ fn finished(st: &AppState, finish: NetworkFinish, headers: &HeaderMap) -> Respon
 }
 
 /// Template `key` as a page of `status`, `no-store`.
-pub(super) fn page(
+fn page(
     st: &AppState,
     speaks: Option<&Speaks>,
     headers: &HeaderMap,
     status: StatusCode,
     key: TextKey,
 ) -> Response {
-    let said = Said::of(st.gateway.config(), speaks, headers, key);
-    no_store(pages::render_said(status, &said, None))
-}
-
-/// The 410 page's text: a used link, or one that can no longer answer.
-fn gone_key(used: bool) -> TextKey {
-    if used {
-        TextKey::PageLinkUsed
-    } else {
-        TextKey::PageLinkExpired
-    }
-}
-
-/// `res` kept by no cache, and its address sent to no other site.
-pub(super) fn no_store(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    res
+    pages::text_page(st.gateway.config(), speaks, headers, status, key)
 }

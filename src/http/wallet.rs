@@ -16,12 +16,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{JsonBody, Now, PathParam};
-use super::network::page::sane_secret;
-use super::network::{no_store, page as text_page};
-use super::oidc::{cookie_value, state_cookie};
 use super::openapi::JsonBodyErrors;
-use super::pages::{self, Said};
+use super::pages::{
+    self, cookie_value, gone_key, no_store, sane_secret, set_cookie, state_cookie, Said,
+};
 use super::AppState;
+use crate::domain::browser::WALLET_BROWSER_COOKIE as BROWSER_COOKIE;
 use crate::domain::settings::TextKey;
 use crate::error::Error;
 use crate::gateway::wallet::{
@@ -82,17 +82,7 @@ async fn wallet_page(
             no_store(page::wallet_page(&said, &p, (&code, &bound.text)))
         }
         Ok(WalletLinkTarget::Limited(speaks)) => {
-            let status = StatusCode::TOO_MANY_REQUESTS;
-            let mut res = text_page(
-                &st,
-                speaks.as_ref(),
-                &headers,
-                status,
-                TextKey::PageTryAgain,
-            );
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-            res
+            pages::limited(st.gateway.config(), speaks.as_ref(), &headers)
         }
         Ok(WalletLinkTarget::Elsewhere(speaks)) => text_page(
             &st,
@@ -101,13 +91,13 @@ async fn wallet_page(
             StatusCode::OK,
             TextKey::PageWalletElsewhere,
         ),
-        Ok(WalletLinkTarget::Gone(used, speaks)) => {
-            let key = match used {
-                true => TextKey::PageLinkUsed,
-                false => TextKey::PageLinkExpired,
-            };
-            text_page(&st, speaks.as_ref(), &headers, StatusCode::GONE, key)
-        }
+        Ok(WalletLinkTarget::Gone(used, speaks)) => text_page(
+            &st,
+            speaks.as_ref(),
+            &headers,
+            StatusCode::GONE,
+            gone_key(used),
+        ),
         Err(e) => error_page(&st, &headers, e),
     }
 }
@@ -465,9 +455,7 @@ async fn wallet_done(
             if let Some(secret) = secret {
                 let public_url = &st.gateway.config().server.public_url;
                 let cookie = state_cookie(public_url, "/w/", BROWSER_COOKIE, &secret, COOKIE_LIFE);
-                if let Ok(cookie) = HeaderValue::from_str(&cookie) {
-                    res.headers_mut().insert(header::SET_COOKIE, cookie);
-                }
+                set_cookie(res.headers_mut(), &cookie);
             }
             return res;
         }
@@ -490,10 +478,9 @@ async fn wallet_done(
     text_page(&st, speaks.as_ref(), &headers, status, key)
 }
 
-/// The cookie that keeps the secret of the browser a verified answer's
-/// binding code is shown to, and how long it lives (the longest a
-/// binding code may, `otp.ttl` at most 30 minutes, and more).
-const BROWSER_COOKIE: &str = "cg_wb";
+/// How long the cookie that keeps the secret of the browser a verified
+/// answer's binding code is shown to lives (the longest a binding code
+/// may, `otp.ttl` at most 30 minutes, and more).
 const COOKIE_LIFE: u64 = 3600;
 
 /// The `response_code` of a `/done` query: one, of at most [`MAX_ID`]
@@ -508,5 +495,16 @@ fn response_code(query: Option<&str>) -> Option<String> {
 
 /// An error as a page ([`pages::link_error`]), `no-store`.
 fn error_page(st: &AppState, headers: &HeaderMap, e: Error) -> Response {
-    no_store(pages::link_error(st.gateway.config(), headers, e))
+    pages::link_error(st.gateway.config(), headers, e)
+}
+
+/// Template `key` as a page of `status`, `no-store`.
+fn text_page(
+    st: &AppState,
+    speaks: Option<&crate::gateway::Speaks>,
+    headers: &HeaderMap,
+    status: StatusCode,
+    key: TextKey,
+) -> Response {
+    pages::text_page(st.gateway.config(), speaks, headers, status, key)
 }

@@ -17,16 +17,6 @@ use crate::time::{stored, Timestamp};
 /// How long a started login waits for the provider's answer.
 pub const STATE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// The cookies that tie a state to the browser that started it begin
-/// with this; see [`cookie_name`].
-pub const COOKIE: &str = "chatgate_oidc";
-
-/// The name of the cookie of `state`: one cookie per started login, so
-/// that several logins in one browser each keep theirs.
-pub fn cookie_name(state: &str) -> String {
-    format!("{COOKIE}_{}", &digest(state)[..16])
-}
-
 /// 256 random bits, base64url: a `state`, a `nonce`, a PKCE verifier (43
 /// characters, within RFC 7636's 43..128) or a browser secret.
 pub fn random_value() -> String {

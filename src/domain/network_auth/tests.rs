@@ -349,31 +349,3 @@ fn only_an_sms_conversation_of_the_number_itself_is_its_own() {
     ));
     assert!(!own_sms_conversation(true, "c-1", number));
 }
-
-#[test]
-fn a_form_token_holds_for_its_link_in_its_browser_only() {
-    let pepper = crate::domain::secrets::Pepper::new("test-pepper");
-    let token = form_token(&pepper, "link-a", "browser-1");
-    let holds = |code, browser, token| form_token_holds(&pepper, code, browser, token);
-    assert!(holds("link-a", Some("browser-1"), Some(token.as_str())));
-    assert!(
-        !holds("link-a", Some("browser-2"), Some(token.as_str())),
-        "another browser"
-    );
-    assert!(
-        !holds("link-b", Some("browser-1"), Some(token.as_str())),
-        "another link"
-    );
-    assert!(!holds("link-a", None, Some(token.as_str())), "no cookie");
-    assert!(
-        !holds("link-a", Some(""), Some(token.as_str())),
-        "an empty cookie"
-    );
-    assert!(!holds("link-a", Some("browser-1"), None), "no token");
-    assert!(
-        !holds("link-a", Some("browser-1"), Some("00")),
-        "another token"
-    );
-    // The code and the browser are kept apart.
-    assert_ne!(token, form_token(&pepper, "link-ab", "rowser-1"));
-}

@@ -5,7 +5,7 @@
 //! The stored forms of the domain's records are here, and only here:
 //! [`interaction`] (with its challenge, links and pending logins),
 //! [`subject`], and the [`small`] ones (a conversation's recognition, a
-//! customer's devices, a destination's sends), each with conversions both
+//! customer's devices, a destination's sends, a link's uses), each with conversions both
 //! ways. The domain's types are
 //! plain; what the store keeps for its own bookkeeping (how long what
 //! points to an interaction lives, the due time the due queue holds for
@@ -50,7 +50,7 @@ pub use operator::{
     ApiKeyClaim, ApiTeamsGeneration, ApiTeamsIndex, ChannelUses, DeletedTeam, PendingWrite,
     StoredApiChannel, StoredApiChannels, StoredApiForm, StoredApiTeam, StoredApiTeams,
 };
-pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
+pub use small::{StoredDevices, StoredEpoch, StoredLinkUses, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
 pub use trail::{entry_text, ConfigParts, StoredConfig, StoredCursor, StoredHead};
 pub use wallet::StoredWalletKey;

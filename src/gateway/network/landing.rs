@@ -23,11 +23,11 @@ use crate::oidc::states::{self, Check, LinkStates};
 use crate::store::keys;
 use crate::time::Timestamp;
 
-/// The name of the cookie that carries a landing's state: one, of a fixed
-/// name (`Path=/n/`, `HttpOnly`, `SameSite=Lax`), whatever the request,
-/// so that a browser holds one landing's state at a time
-/// (docs/decisions/0471-the-landing-s-cookie.md).
-pub const LANDING_COOKIE: &str = "chatgate_landing";
+// The cookie that carries a landing's state: one, of a fixed name
+// (`Path=/n/`, `HttpOnly`, `SameSite=Lax`), whatever the request, so
+// that a browser holds one landing's state at a time
+// (docs/decisions/0471-the-landing-s-cookie.md).
+use crate::domain::browser::LANDING_COOKIE;
 
 /// How long a claim to start a check holds: longer than any start may
 /// take (the provider's 5 s, and the store's writes around it). A claim

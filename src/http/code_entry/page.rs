@@ -6,14 +6,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::gateway::network::Named;
-use crate::http::network::page::one_form;
-use crate::http::pages::{csp_hash, escape, with_names, Said, STYLE};
+use crate::http::pages::{escape, one_form, with_names, Csp, Said};
 
 /// The name of the form's code field.
 const CODE_FIELD: &str = "code";
 
 /// The field's and the button's stylesheet, beside the pages' own
-/// ([`STYLE`]).
+/// (`pages::STYLE`).
 const FORM_STYLE: &str = "\
 form{margin:1.5rem 0 0;display:flex;flex-direction:column;gap:1rem}\
 input{width:100%;min-height:3rem;padding:.5rem .75rem;border:.125rem solid var(--muted);\
@@ -59,12 +58,7 @@ pub(super) fn form(status: StatusCode, said: &Said, named: &Named, token: &str) 
 /// The page's content security policy: the pages' own, with the form's
 /// stylesheet, and a form that may go to the gateway only.
 fn policy() -> String {
-    format!(
-        "default-src 'none'; style-src {} {}; frame-ancestors 'none'; base-uri 'none'; \
-         form-action 'self'",
-        csp_hash(STYLE),
-        csp_hash(FORM_STYLE),
-    )
+    Csp::new().styles(&[FORM_STYLE]).form_action("'self'")
 }
 
 #[cfg(test)]

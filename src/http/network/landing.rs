@@ -8,19 +8,21 @@
 //! `/n/callback` does. The code is checked with the provider, never
 //! trusted as it came; a landing without a code ends nothing.
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::super::extract::{json_bytes, parse_json, Now};
-use super::super::oidc::{cookie_value, state_cookie};
 use super::super::openapi::E413;
-use super::super::pages::{csp_hash, escape, html_answer, Frame, Said, STYLE};
+use super::super::pages::{
+    cookie_value, escape, html_answer, no_store, set_cookie, state_cookie, Csp, Frame, Said,
+};
 use super::super::AppState;
-use super::{finished, gate, no_store, page, COOKIE_PATH};
+use super::{finished, gate, page, COOKIE_PATH};
+use crate::domain::browser::LANDING_COOKIE;
 use crate::domain::settings::TextKey;
 use crate::error::Error;
-use crate::gateway::network::{Landing, LANDING_COOKIE};
+use crate::gateway::network::Landing;
 
 /// The landing page's script: the fragment read (and taken off the
 /// address, so that the code stays in no history), posted to this path
@@ -105,12 +107,11 @@ pub(super) async fn landing_page(State(st): State<AppState>, headers: HeaderMap)
 /// pages' stylesheet by their hashes, the post to the gateway, nothing
 /// else (the pages it shows in its place are the gateway's own).
 pub(super) fn policy() -> String {
-    format!(
-        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
-         frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-        csp_hash(SCRIPT),
-        csp_hash(STYLE),
-    )
+    Csp::new()
+        .scripts(&[SCRIPT])
+        .styles(&[])
+        .allow("connect-src", "'self'")
+        .form_action("'none'")
 }
 
 /// What the landing page posts: Vonage's result from the URL's fragment.
@@ -176,9 +177,7 @@ pub(super) async fn landing_answer(
     if answered {
         let public_url = &st.gateway.config().server.public_url;
         let clear = state_cookie(public_url, COOKIE_PATH, name, "", 0);
-        if let Ok(clear) = HeaderValue::from_str(&clear) {
-            res.headers_mut().insert(header::SET_COOKIE, clear);
-        }
+        set_cookie(res.headers_mut(), &clear);
     }
     res
 }
@@ -214,7 +213,10 @@ mod tests {
     fn the_page_allows_its_own_script_and_posts_only_to_the_gateway() {
         let csp = policy();
         assert!(
-            csp.contains(&format!("script-src {};", csp_hash(SCRIPT))),
+            csp.contains(&format!(
+                "script-src {};",
+                crate::http::pages::csp_hash(SCRIPT)
+            )),
             "{csp}"
         );
         assert!(csp.contains("connect-src 'self'"));

@@ -6,39 +6,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::gateway::network::NetworkConfirm;
-use crate::http::pages::{csp_hash, escape, html_answer, with_names, Frame, Said, STYLE};
+use crate::http::pages::{escape, one_form, with_names, Csp, Said};
 
-/// The name of the form's token field.
-const TOKEN_FIELD: &str = "form_token";
-
-/// The button's stylesheet, beside the pages' own ([`STYLE`]).
+/// The button's stylesheet, beside the pages' own (`pages::STYLE`).
 const BUTTON_STYLE: &str = "\
 form{margin:1.5rem 0 0}\
 button{width:100%;min-height:3rem;border:0;border-radius:.5rem;background:var(--accent);\
 color:#fff;font:inherit;font-weight:600;cursor:pointer}\
 button:focus-visible{outline:.2rem solid var(--fg);outline-offset:.2rem}";
-
-/// The button's label when the text names none (a text of one line).
-const DEFAULT_LABEL: &str = "OK";
-
-/// Whether a browser cookie's value is one the gateway could have set:
-/// 1..128 base64url characters.
-pub(in crate::http) fn sane_secret(value: &str) -> bool {
-    (1..=128).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// The form token of a posted form (`application/x-www-form-urlencoded`);
-/// `None` when it is missing, sent twice or too long.
-pub(in crate::http) fn form_token(body: &[u8]) -> Option<String> {
-    let mut tokens = url::form_urlencoded::parse(body)
-        .filter(|(k, _)| k == TOKEN_FIELD)
-        .map(|(_, v)| v.into_owned());
-    let token = tokens.next()?;
-    (tokens.next().is_none() && token.len() <= 128).then_some(token)
-}
 
 /// The confirm page: `said`'s text with `#TEAM#` and `#CHANNEL#` filled
 /// in, its first line the heading, its last (of two or more) the
@@ -58,62 +33,14 @@ pub(super) fn confirm(said: &Said, confirm: &NetworkConfirm) -> Response {
     )
 }
 
-/// A page of one form posting to the page's own address: `text`
-/// (escaped) its first line the heading (with a field, `id="asked"`,
-/// which the field names as its label), its last (of two or more) the button's label,
-/// the lines between what to do; the form carries `token` and then
-/// `field` (empty: a button alone); `style` the form's stylesheet beside
-/// the pages' own ([`STYLE`]), `policy` the page's content security
-/// policy. Shared by the confirm page and the page where a code is typed
-/// (`http/code_entry/page.rs`).
-pub(in crate::http) fn one_form(
-    status: StatusCode,
-    lang: &str,
-    text: &str,
-    (token, field): (&str, &str),
-    style: &str,
-    policy: &str,
-) -> Response {
-    let lines: Vec<&str> = text.lines().collect();
-    let (heading, rest) = lines.split_first().map_or(("", &[][..]), |(h, r)| (*h, r));
-    let (label, advice) = rest
-        .split_last()
-        .map_or((DEFAULT_LABEL, &[][..]), |(l, a)| (*l, a));
-    let advice: String = advice.iter().map(|l| format!("<p>{l}</p>\n")).collect();
-    let h1 = if field.is_empty() {
-        "<h1>"
-    } else {
-        "<h1 id=\"asked\">"
-    };
-    let main = format!(
-        "{h1}{heading}</h1>\n{advice}<form method=\"post\">\n\
-         <input type=\"hidden\" name=\"{TOKEN_FIELD}\" value=\"{token}\">\n{field}\
-         <button type=\"submit\">{label}</button>\n</form>\n",
-        token = escape(token),
-    );
-    let html = Frame {
-        lang,
-        title: heading,
-        style,
-        main: &main,
-        script: "",
-    }
-    .html();
-    html_answer(status, html, Some(policy))
-}
-
 /// The page's content security policy: the pages' own, with the button's
 /// stylesheet, and a form that may go to the gateway and, through the
 /// button's redirect, where the provider says (`form_action`: the
 /// operator's origin; for Vonage, whose redirects pass through the
 /// customer's mobile operator, any `https` address).
 fn policy(form_action: &str) -> String {
-    format!(
-        "default-src 'none'; style-src {} {}; frame-ancestors 'none'; base-uri 'none'; \
-         form-action 'self' {form_action}",
-        csp_hash(STYLE),
-        csp_hash(BUTTON_STYLE),
-    )
+    let form_action = format!("'self' {form_action}");
+    Csp::new().styles(&[BUTTON_STYLE]).form_action(&form_action)
 }
 
 #[cfg(test)]
@@ -180,17 +107,5 @@ mod tests {
         let html = body(confirm(&said, &confirming("Acme")));
         assert!(html.contains("<h1>Acme</h1>") && html.contains(">OK</button>"));
         assert!(html.contains("dir=\"rtl\""));
-    }
-
-    #[test]
-    fn a_form_token_is_read_once_or_not_at_all() {
-        assert_eq!(form_token(b"form_token=abc").as_deref(), Some("abc"));
-        assert_eq!(form_token(b"x=1&form_token=a%2Bb").as_deref(), Some("a+b"));
-        assert_eq!(form_token(b"form_token=a&form_token=a"), None);
-        assert_eq!(form_token(b""), None);
-        assert_eq!(form_token(b"form_token=").as_deref(), Some(""));
-        let long = format!("form_token={}", "a".repeat(129));
-        assert_eq!(form_token(long.as_bytes()), None);
-        assert!(sane_secret("abc-_09") && !sane_secret("") && !sane_secret("a;b"));
     }
 }

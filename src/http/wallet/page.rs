@@ -9,10 +9,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::gateway::wallet::WalletPage;
-use crate::http::pages::{csp_hash, escape, html_answer, with_names, Frame, Said, STYLE};
+use crate::http::pages::{escape, html_answer, with_names, Csp, Frame, Said};
 
 /// The buttons' and the QR code's stylesheet, beside the pages' own
-/// ([`STYLE`]). A `hidden` element stays hidden though `button` sets a
+/// (`pages::STYLE`). A `hidden` element stays hidden though `button` sets a
 /// display: the Digital Credentials button shows only where the script
 /// found the API.
 const WALLET_STYLE: &str = "\
@@ -113,13 +113,11 @@ fn qr_svg(text: &str) -> String {
 /// The page's content security policy: the pages' stylesheet and its
 /// own, its own script, fetches to the gateway, no form, no frame.
 fn policy() -> String {
-    format!(
-        "default-src 'none'; style-src {} {}; script-src {}; connect-src 'self'; \
-         frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-        csp_hash(STYLE),
-        csp_hash(WALLET_STYLE),
-        csp_hash(SCRIPT),
-    )
+    Csp::new()
+        .styles(&[WALLET_STYLE])
+        .scripts(&[SCRIPT])
+        .allow("connect-src", "'self'")
+        .form_action("'none'")
 }
 
 #[cfg(test)]
@@ -160,7 +158,10 @@ mod tests {
             .to_string();
         assert!(csp.starts_with("default-src 'none'"), "{csp}");
         assert!(
-            csp.contains(&format!("script-src {};", csp_hash(SCRIPT))),
+            csp.contains(&format!(
+                "script-src {};",
+                crate::http::pages::csp_hash(SCRIPT)
+            )),
             "{csp}"
         );
         let html = body(res);

@@ -1,12 +1,14 @@
 //! The small records as the store holds them, each under a key of its own:
 //! what a conversation remembers ([`Recognition`]), what a customer
-//! validated ([`CustomerDevices`]) and the sends to one destination
-//! ([`DestinationSends`]). Times are unix milliseconds
+//! validated ([`CustomerDevices`]), the sends to one destination
+//! ([`DestinationSends`]) and the recent uses of one link
+//! ([`LinkUses`]). Times are unix milliseconds
 //! ([`crate::time::stored`]).
 use serde::{Deserialize, Serialize};
 
 use super::interaction::StoredMethod;
 use super::{Readable, Record};
+use crate::domain::browser::LinkUses;
 use crate::domain::destination::DestinationSends;
 use crate::domain::devices::CustomerDevices;
 use crate::domain::recognition::Recognition;
@@ -28,6 +30,7 @@ macro_rules! read_as {
 read_as!(Recognition, StoredRecognition);
 read_as!(CustomerDevices, StoredDevices);
 read_as!(DestinationSends, StoredSends);
+read_as!(LinkUses, StoredLinkUses);
 
 /// A [`Recognition`] as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,5 +123,26 @@ impl From<&DestinationSends> for StoredSends {
 impl From<StoredSends> for DestinationSends {
     fn from(d: StoredSends) -> Self {
         DestinationSends { sends: d.se }
+    }
+}
+
+/// [`LinkUses`] as stored: their times under `se`, as a destination's
+/// sends were, so that a count kept before it had a form of its own
+/// reads the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredLinkUses {
+    #[serde(default, with = "stored::vec")]
+    se: Vec<Timestamp>,
+}
+
+impl From<&LinkUses> for StoredLinkUses {
+    fn from(u: &LinkUses) -> Self {
+        StoredLinkUses { se: u.at.clone() }
+    }
+}
+
+impl From<StoredLinkUses> for LinkUses {
+    fn from(u: StoredLinkUses) -> Self {
+        LinkUses { at: u.se }
     }
 }

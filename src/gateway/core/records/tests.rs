@@ -606,10 +606,11 @@ fn the_stored_interaction_holds_neither_code_nor_pin() {
 
 /// The small records as stored today read back equal and are written back
 /// to the same bytes: a conversation's recognition, a customer's devices
-/// (both members always written; `{}` reads as nothing validated) and a
-/// destination's sends.
+/// (both members always written; `{}` reads as nothing validated), a
+/// destination's sends and a link's uses (in the sends' form).
 #[test]
 fn the_small_records_of_today_read_back_equal() {
+    use crate::domain::browser::LinkUses;
     use crate::domain::destination::DestinationSends;
     use crate::domain::devices::CustomerDevices;
     use crate::domain::recognition::Recognition;
@@ -653,6 +654,12 @@ fn the_small_records_of_today_read_back_equal() {
         sends: vec![ms(1), ms(2)],
     };
     same::<_, StoredSends>(r#"{"se":[1800000000001,1800000000002]}"#, sends);
+    let uses = LinkUses {
+        at: vec![ms(1), ms(2)],
+    };
+    same::<_, StoredLinkUses>(r#"{"se":[1800000000001,1800000000002]}"#, uses);
+    let none = Loaded::<LinkUses>::parse("k".into(), raw("{}")).expect("read");
+    assert_eq!(none.value, Some(LinkUses::default()));
 }
 
 /// The records of background work (a provider's message id, a pending

@@ -1,28 +1,28 @@
 //! The browser's side of hosted login with the team's identity provider
-//! (docs/api.md#hosted-login-openid-connect): `GET /l/{code}` of a provider
-//! link starts it ([`start`], called by `login.rs`), `GET
+//! (docs/api.md#hosted-login-openid-connect), the page a provider's short
+//! link leads to: `GET /l/{code}` of a provider link starts it
+//! ([`start`], called by its parent, `login.rs`), `GET
 //! /oidc/callback/{team}` finishes it (one address per team, so that no
 //! team's provider is sent another team's answer). Every answer is a page
 //! for the customer, `no-store`, showing no code, state or token (only a
 //! binding code to type into the chat). Each started login has its own
 //! cookie, named after its state; only the answer that uses a state up
 //! clears that state's cookie.
-use super::team_gate::Full;
+use super::super::team_gate::Full;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Now, PathParam};
-use super::pages::{self, Page};
-use super::AppState;
+use super::super::extract::{Now, PathParam};
+use super::super::pages::{self, cookie_value, provider_answer, set_cookie, state_cookie, Page};
+use super::super::AppState;
+use crate::domain::browser::state_cookie_name;
 use crate::domain::settings::TextKey;
 use crate::error::Error;
-use crate::gateway::{
-    CallbackOutcome, ProviderAnswer, ProviderFinish, ProviderLink, ProviderRefusal,
-};
-use crate::oidc::flow::{cookie_name, STATE_TTL};
+use crate::gateway::{CallbackOutcome, ProviderFinish, ProviderLink, ProviderRefusal};
+use crate::oidc::flow::STATE_TTL;
 use crate::oidc::OidcError;
 use crate::time::Timestamp;
 
@@ -92,20 +92,14 @@ pub(super) async fn start(
             if let Ok(location) = HeaderValue::from_str(&started.location) {
                 h.insert(header::LOCATION, location);
             }
-            if let Ok(cookie) = HeaderValue::from_str(&cookie(
+            let cookie = cookie(
                 &st.gateway.config().server.public_url,
-                &cookie_name(&started.state),
+                &state_cookie_name(&started.state),
                 &started.browser_secret,
                 STATE_TTL.as_secs(),
-            )) {
-                h.insert(header::SET_COOKIE, cookie);
-            }
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            h.insert(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
             );
-            res
+            set_cookie(h, &cookie);
+            pages::no_store(res)
         }
         Err(refusal) => {
             let (_, key) = refusal_page(&refusal);
@@ -122,79 +116,6 @@ fn cookie(public_url: &str, name: &str, value: &str, max_age: u64) -> String {
     state_cookie(public_url, "/oidc/", name, value, max_age)
 }
 
-/// `Set-Cookie` for the browser secret of a flow whose callback is under
-/// `path`: `Lax`, so that the provider's redirect back carries it; the
-/// console's sign-in has its own path.
-pub(super) fn state_cookie(
-    public_url: &str,
-    path: &str,
-    name: &str,
-    value: &str,
-    max_age: u64,
-) -> String {
-    cookie_of(public_url, (path, name, value), max_age, "Lax")
-}
-
-/// [`state_cookie`], but `SameSite=Strict`: a cookie no other site's
-/// link or form ever sends along.
-pub(super) fn strict_cookie(
-    public_url: &str,
-    path: &str,
-    name: &str,
-    value: &str,
-    max_age: u64,
-) -> String {
-    cookie_of(public_url, (path, name, value), max_age, "Strict")
-}
-
-fn cookie_of(
-    public_url: &str,
-    (path, name, value): (&str, &str, &str),
-    max_age: u64,
-    same_site: &str,
-) -> String {
-    let secure = if public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}"
-    )
-}
-
-/// The value of the cookie `name` among the request's cookies.
-pub(super) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            let (n, value) = c.trim().split_once('=')?;
-            (n == name).then(|| value.to_string())
-        })
-}
-
-/// The provider's answer from the query; a parameter sent twice is refused
-/// (RFC 6749 4.1.2), other parameters are ignored.
-pub(super) fn provider_answer(query: Option<&str>) -> Result<ProviderAnswer, OidcError> {
-    let mut answer = ProviderAnswer::default();
-    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        let slot = match k.as_ref() {
-            "code" => &mut answer.code,
-            "state" => &mut answer.state,
-            "error" => &mut answer.error,
-            "iss" => &mut answer.iss,
-            _ => continue,
-        };
-        if slot.replace(v.into_owned()).is_some() {
-            return Err(OidcError::BadState("a parameter sent twice"));
-        }
-    }
-    Ok(answer)
-}
-
 /// The page for a login that stopped, as `said` says its key.
 fn refused(refusal: ProviderRefusal, said: &pages::Said) -> Response {
     let (status, _) = refusal_page(&refusal);
@@ -207,7 +128,7 @@ fn refused(refusal: ProviderRefusal, said: &pages::Said) -> Response {
         if let Some(v) = problem.headers().get(header::RETRY_AFTER) {
             res.headers_mut().insert(header::RETRY_AFTER, v.clone());
         }
-        if let Some(label) = problem.extensions().get::<super::ProblemLabel>() {
+        if let Some(label) = problem.extensions().get::<super::super::ProblemLabel>() {
             res.extensions_mut().insert(*label);
         }
     }
@@ -287,7 +208,7 @@ async fn callback(
     };
     let (finish, named) = match provider_answer(query.as_deref()) {
         Ok(answer) => {
-            let named = answer.state.as_deref().map(cookie_name);
+            let named = answer.state.as_deref().map(state_cookie_name);
             let secret = named.as_deref().and_then(|c| cookie_value(&headers, c));
             let finish = crate::gateway::oidc::finish_provider_login(
                 &st.gateway,
@@ -338,9 +259,7 @@ async fn callback(
     // cookie, and this one for an answer that used nothing up, stay.
     if let (true, Some(name)) = (finish.answered, named) {
         let public_url = &st.gateway.config().server.public_url;
-        if let Ok(clear) = HeaderValue::from_str(&cookie(public_url, &name, "", 0)) {
-            res.headers_mut().insert(header::SET_COOKIE, clear);
-        }
+        set_cookie(res.headers_mut(), &cookie(public_url, &name, "", 0));
     }
     res
 }
@@ -382,27 +301,5 @@ mod tests {
             "chatgate_oidc_ab=v; Path=/oidc/; Max-Age=600; HttpOnly; SameSite=Lax; Secure"
         );
         assert!(!cookie("http://127.0.0.1:8080", "n", "v", 600).contains("Secure"));
-    }
-
-    #[test]
-    fn a_states_cookie_is_read_among_other_cookies() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; chatgate_oidc_1=s1; chatgate_oidc_2=s2; b=2"),
-        );
-        assert_eq!(cookie_value(&h, "chatgate_oidc_2").as_deref(), Some("s2"));
-        assert_eq!(cookie_value(&h, "chatgate_oidc_3"), None);
-        assert_eq!(cookie_value(&HeaderMap::new(), "chatgate_oidc_1"), None);
-    }
-
-    #[test]
-    fn a_parameter_sent_twice_is_refused() {
-        assert!(provider_answer(Some("code=a&state=b&state=c")).is_err());
-        let a = provider_answer(Some("code=a&state=b&session_state=x")).unwrap();
-        assert_eq!(
-            (a.code.as_deref(), a.state.as_deref()),
-            (Some("a"), Some("b"))
-        );
     }
 }
