@@ -366,6 +366,15 @@ pub fn unrecorded_reset(known: &Known, found: Option<&Found>) -> Option<ResetRea
     })
 }
 
+/// Whether a trail whose team's data a witness saw the store lose (a
+/// store come back empty, a team written back) still lacks the reset's
+/// entry in the head `found`: no head at all, or one whose chain has no
+/// reset. Whatever the witness knew of the trail before: one it never
+/// read is lost as well (docs/audit.md#resets).
+pub fn loss_unrecorded(found: Option<&Found>) -> bool {
+    found.is_none_or(|f| f.reset.is_none())
+}
+
 /// What `known` becomes once the head `found` is seen: a reset recorded
 /// since is taken as the truth; a longer trail raises it; a shorter one
 /// (an unrecorded reset) leaves it as it was, to be recorded.
@@ -580,6 +589,16 @@ mod tests {
             unrecorded_reset(&after, Some(&found(590, Some((1, "0193a"))))),
             Some(ResetReason::RolledBack)
         );
+    }
+
+    #[test]
+    fn a_lost_trail_is_a_reset_until_its_chain_records_one() {
+        // Emptied: nothing to chain after.
+        assert!(loss_unrecorded(None));
+        // Written since by a writer that did not know: no reset in it.
+        assert!(loss_unrecorded(Some(&found(1, None))));
+        // A reset recorded, by whichever witness.
+        assert!(!loss_unrecorded(Some(&found(2, Some((1, "0193b"))))));
     }
 
     #[test]

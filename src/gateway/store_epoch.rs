@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use super::audit::ConfigSource;
 use super::core::epochs::{self, Seen};
+use super::core::trail;
 use super::records::{Loaded, StoredEpoch};
 use super::Core;
 use crate::config::Team;
@@ -401,6 +402,9 @@ async fn settle_marker(
     }
     let reset = (marker.r || rewritten).then_some(marker.at);
     let newer = reset.filter(|at| known.reset_at.is_none_or(|k| k < *at));
+    if newer.is_some_and(|at| now < at.plus(trail::RESET_LATELY)) {
+        trail::lose(core, &team.keyspace);
+    }
     let mut renewed = known.renewed;
     if renewed.is_none_or(|r| now >= r.plus(RENEW_EVERY)) {
         epochs::renew_marker(core, &key, MARKER_TTL).await?;
@@ -433,9 +437,11 @@ async fn write_absent_marker(
     let lost = known.version.is_some();
     if lost {
         // Lost, whoever writes the marker again: refused from now,
-        // also by a request of this process that reads it meanwhile.
+        // also by a request of this process that reads it meanwhile; and
+        // the team's trail with it.
         let reset_at = Some(now);
         core.epochs().set(&team.id, Seen { reset_at, ..known });
+        trail::lose(core, &team.keyspace);
     }
     let marker = StoredEpoch { at: now, r: lost };
     // Another instance wrote it first: read at the next check.

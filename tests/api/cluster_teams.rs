@@ -277,7 +277,8 @@ fn empty_master(url: &str, prefix: &str) {
 /// On a Cluster, the master that holds an API team's record comes back
 /// without its data while the index of the API teams, on another master,
 /// keeps it: the instances that hold the team write it back as it was,
-/// and an instance that starts afterwards has it.
+/// its trail starting with the reset, and an instance that starts
+/// afterwards has it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_master_back_without_its_data_gets_the_api_teams_it_held_written_back() {
     use crate::operator_writes as writes;
@@ -323,6 +324,12 @@ async fn a_master_back_without_its_data_gets_the_api_teams_it_held_written_back(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(writes::stored(&a, &id).await.unwrap(), stored, "as it was");
+    // Its trail, lost with it, starts with the reset, then the restore
+    // (docs/audit.md#resets), whichever instance wrote it back.
+    let trail = writes::entries(&a, &id).await;
+    assert_eq!(trail[0]["action"], "audit.trail_reset", "{trail:?}");
+    assert_eq!(trail[0]["detail"]["reason"], "store_reset", "{trail:?}");
+    assert_eq!(trail[1]["detail"]["source"], "restore", "{trail:?}");
     let c = spawn_beside(&a, on_cluster()).await;
     assert_eq!(writes::key_status(&c, "newco-bot-key").await, 200);
     for app in [&a, &b, &c] {

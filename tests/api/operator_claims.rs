@@ -17,7 +17,7 @@ use crate::operator_keys::{overwrite, raw};
 use crate::operator_writes::{delete, etag_of, in_two_seconds, put, team, with_operator, OPS};
 
 /// A new team `id` whose one API key is `key`'s.
-fn team_with_key(id: &str, key: &str) -> Value {
+pub(crate) fn team_with_key(id: &str, key: &str) -> Value {
     let mut body = team(id, &generate_whsec());
     let hash = ApiKeyHash::of_key(key).to_hex();
     body["api_keys"] = json!([{"id": "bot", "role": "admin", "sha256": hash}]);

@@ -3,6 +3,7 @@
 //! before the loss is refused for `assertion_max_age`, and what is issued
 //! after is accepted; the teams and channels written through the operator
 //! API are written back by the instances that hold them.
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -11,6 +12,9 @@ use crate::helpers::*;
 use crate::operator_channels as channels;
 use crate::operator_writes as writes;
 use crate::redis_support::TestPrefix;
+
+mod gate;
+use gate::{Gate, Shared};
 
 async fn post_assertion(app: &TestApp, id: &str, token: &str) -> reqwest::Response {
     app.post_json(
@@ -649,4 +653,176 @@ async fn a_stored_team_whose_secret_does_not_open_is_read_and_listed() {
         crate::operator_keys::listed_etag(&c, "newco").await,
         Some(tag)
     );
+}
+
+/// API teams `rst-0`… (`count` of them), each with its own key
+/// `rst-<n>-key`.
+fn restored_ids(count: usize) -> Vec<String> {
+    (0..count).map(|n| format!("rst-{n}")).collect()
+}
+
+fn key_of(id: &str) -> String {
+    format!("{id}-key")
+}
+
+/// `count` instances (the operator API on) sharing one store of
+/// `backend` that the test empties, each through its gate; and the
+/// store.
+async fn sharing(
+    backend: Backend,
+    count: usize,
+) -> Option<(Vec<TestApp>, Vec<Arc<Gate>>, Arc<Shared>)> {
+    let (shared, prefix) = Shared::new(backend).await?;
+    let gates: Vec<Arc<Gate>> = (0..count).map(|_| Gate::over(&shared)).collect();
+    let first = Setup {
+        key_prefix: Some(prefix),
+        store: Some(gates[0].store()),
+        ..writes::with_operator()
+    };
+    let mut apps = vec![spawn_with(backend, first).await?];
+    for gate in &gates[1..] {
+        let setup = Setup {
+            store: Some(gate.store()),
+            ..writes::with_operator()
+        };
+        apps.push(spawn_beside(&apps[0], setup).await);
+    }
+    Some((apps, gates, shared))
+}
+
+/// Teams `ids` written through `apps` in turn, each in force on every
+/// instance.
+async fn written_through_each(apps: &[TestApp], ids: &[String]) {
+    for (n, id) in ids.iter().enumerate() {
+        let body = crate::operator_claims::team_with_key(id, &key_of(id));
+        let res = writes::put(&apps[n % apps.len()], id, &body, &[]).await;
+        assert_eq!(res.status(), 201, "{id}");
+    }
+    for app in apps {
+        for id in ids {
+            writes::within_two_seconds(app, &key_of(id), 200).await;
+        }
+    }
+}
+
+/// Every key of `ids` answers on every one of `apps` (never 401).
+async fn every_key_answers(apps: &[TestApp], ids: &[String], when: &str) {
+    for (n, app) in apps.iter().enumerate() {
+        for id in ids {
+            let status = writes::key_status(app, &key_of(id)).await;
+            assert_eq!(status, 200, "{id}'s key on instance {n} {when}");
+        }
+    }
+}
+
+/// Two instances hold six API teams; the store comes back empty, and the
+/// write-back goes one step at a time: both read the teams as lost, the
+/// first writes them all back while the second's writes wait, the second
+/// then finds them written and finishes its write-back before the first
+/// has indexed them. At every step each instance answers every team's
+/// key: a team written back by another instance first stays in force
+/// (docs/operations.md#when-redis-comes-back-empty).
+async fn keys_answer_throughout_a_restore(backend: Backend) {
+    let Some((apps, gates, shared)) = sharing(backend, 2).await else {
+        return;
+    };
+    let ids = restored_ids(6);
+    written_through_each(&apps, &ids).await;
+    let (a, b) = (&gates[0], &gates[1]);
+    let teams = ids.clone();
+    a.hold(move |ops| gate::writes_a_team(ops, &teams) || gate::moves_the_generation(ops));
+    let teams = ids.clone();
+    b.hold(move |ops| gate::writes_a_team(ops, &teams));
+
+    shared.empty();
+    every_key_answers(&apps, &ids, "right after the store came back empty").await;
+    // Both found every team lost and are about to write it back.
+    a.holding(ids.len(), "the first instance's team writes")
+        .await;
+    b.holding(ids.len(), "the second instance's team writes")
+        .await;
+    every_key_answers(&apps, &ids, "while both write back").await;
+    // The first writes every team; its index waits.
+    a.let_go();
+    a.hold(gate::moves_the_generation);
+    a.holding(1, "the first instance's index").await;
+    every_key_answers(&apps, &ids, "with the teams written, not indexed").await;
+    // The second finds them written, and ends its write-back and its look.
+    b.let_go();
+    b.next_look().await;
+    every_key_answers(&apps, &ids, "once the second has written back").await;
+    a.let_go();
+    a.next_look().await;
+    every_key_answers(&apps, &ids, "once both have written back").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keys_answer_on_every_instance_throughout_a_restore_on_memory() {
+    keys_answer_throughout_a_restore(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keys_answer_on_every_instance_throughout_a_restore_on_redis() {
+    keys_answer_throughout_a_restore(Backend::Redis).await;
+}
+
+/// Three instances hold six API teams, two written through each; the
+/// store comes back empty and the first instance writes them all back
+/// while the others' commits wait: every team's trail, those the first
+/// never wrote nor read included, starts with `audit.trail_reset`
+/// (reason `store_reset`) at `seq` 1, then the `config.changed` of source
+/// `restore`; the others, let go, add no second reset
+/// (docs/audit.md#resets).
+async fn every_restored_trail_starts_with_the_reset(backend: Backend) {
+    let Some((apps, gates, shared)) = sharing(backend, 3).await else {
+        return;
+    };
+    let ids = restored_ids(6);
+    written_through_each(&apps, &ids).await;
+    for gate in &gates[1..] {
+        gate.hold(|_| true);
+    }
+    shared.empty();
+    let restored = |entries: &[Value]| {
+        entries
+            .iter()
+            .any(|e| e["action"] == "config.changed" && e["detail"]["source"] == "restore")
+    };
+    in_five_seconds("every team written back", || async {
+        for id in &ids {
+            if !restored(&writes::entries(&apps[0], id).await) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    for gate in &gates[1..] {
+        gate.let_go();
+        gate.next_look().await;
+        gate.next_look().await;
+    }
+    for id in &ids {
+        let trail = writes::entries(&apps[0], id).await;
+        assert_eq!(trail[0]["action"], "audit.trail_reset", "{id}: {trail:?}");
+        assert_eq!(
+            trail[0]["detail"]["reason"], "store_reset",
+            "{id}: {trail:?}"
+        );
+        assert_eq!(trail[0]["seq"], 1, "{id}");
+        assert_eq!(trail[1]["action"], "config.changed", "{id}: {trail:?}");
+        assert_eq!(trail[1]["detail"]["source"], "restore", "{id}: {trail:?}");
+        let resets = trail.iter().filter(|e| e["action"] == "audit.trail_reset");
+        assert_eq!(resets.count(), 1, "{id}: {trail:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_restored_team_s_trail_starts_with_the_reset_on_memory() {
+    every_restored_trail_starts_with_the_reset(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_restored_team_s_trail_starts_with_the_reset_on_redis() {
+    every_restored_trail_starts_with_the_reset(Backend::Redis).await;
 }

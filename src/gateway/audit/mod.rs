@@ -38,10 +38,11 @@ pub fn spawn_sinks(workers: &mut Workers, live: &Arc<Live>, clock: &Arc<dyn Cloc
 }
 
 /// After a store reset noticed (docs/audit.md#resets): each of `teams`
-/// whose trail this process knew longer than the store holds now gets
-/// its `audit.trail_reset` entry at once, before a restarted instance's
-/// `config.changed` or any action writes to it; one whose reset was
-/// recorded already, or that this process knew nothing of, gets nothing.
+/// whose trail this process knew longer than the store holds now, or
+/// found lost with its marker, gets its `audit.trail_reset` entry at
+/// once, before a restarted instance's `config.changed` or any action
+/// writes to it; one whose reset was recorded already, or that this
+/// process neither knew nor found lost, gets nothing.
 /// A failure is left to the team's next entry, which records it then.
 pub async fn record_store_resets(core: &Core, teams: &[&crate::config::Team], now: Timestamp) {
     let nothing_more = crate::domain::audit::Known::default();

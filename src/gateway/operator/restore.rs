@@ -48,6 +48,23 @@ struct Moved {
     past: u64,
 }
 
+/// Why a write-back writes.
+#[derive(Clone, Copy)]
+enum Back {
+    /// The store came back empty: what it lacks, each team's trail lost
+    /// with it, and the generation moved past the one this instance put
+    /// in force.
+    Reset { known_generation: u64 },
+    /// `teams import`: what the store lacks, or all with `replace`.
+    Import { replace: bool },
+}
+
+impl Back {
+    fn replace(self) -> bool {
+        matches!(self, Back::Import { replace: true })
+    }
+}
+
 /// Teams read in one store call.
 const AT_ONCE: usize = 500;
 
@@ -64,7 +81,8 @@ pub async fn restore(
     known_generation: u64,
     now: Timestamp,
 ) -> Result<Restored> {
-    let restored = write_back(core, core.config(), held, false, known_generation, now).await?;
+    let back = Back::Reset { known_generation };
+    let restored = write_back(core, core.config(), held, back, now).await?;
     if restored.teams + restored.kept > 0 {
         tracing::error!(
             teams = restored.teams,
@@ -134,9 +152,8 @@ pub async fn import(
         }
     }
     let config = with_held(core.config(), &exported);
-    Ok(Ok(
-        write_back(core, &config, &exported, replace, 0, now).await?
-    ))
+    let back = Back::Import { replace };
+    Ok(Ok(write_back(core, &config, &exported, back, now).await?))
 }
 
 /// `exported` checked as a write of each would be (docs/operations.md#backing-up-the-api-teams):
@@ -261,15 +278,19 @@ async fn stored_of(core: &Core, exported: &Held) -> Result<Vec<String>> {
 }
 
 /// `held` written: each team the store lacks (all, with `replace`) with
-/// its entry, then the channels, the index and the generation.
+/// its entry, then the channels, the index and the generation. The index
+/// names every team held, those another instance wrote back first
+/// included, at the digest stored: an instance puts in force what it
+/// reads there once it wrote back, and a team it lacks would leave
+/// (docs/operations.md#when-redis-comes-back-empty).
 async fn write_back(
     core: &Core,
     config: &Config,
     held: &Held,
-    replace: bool,
-    known_generation: u64,
+    back: Back,
     now: Timestamp,
 ) -> Result<Restored> {
+    let replace = back.replace();
     let ids: Vec<&String> = held.teams.keys().collect();
     let mut digests = BTreeMap::new();
     let mut absent = Vec::new();
@@ -293,16 +314,21 @@ async fn write_back(
     for chunk in absent.chunks(WRITTEN_AT_ONCE) {
         let mut writes = Vec::with_capacity(chunk.len());
         for id in chunk {
-            writes.push(write_team(core, config, id, &held.teams[*id], replace, now));
+            writes.push(write_team(core, config, id, &held.teams[*id], back, now));
         }
         let written = futures::future::try_join_all(writes).await?;
-        teams += written.iter().flatten().count();
-        digests.extend(written.into_iter().flatten());
+        for (id, (indexed, here)) in chunk.iter().zip(written) {
+            teams += usize::from(here);
+            digests.insert((*id).clone(), indexed);
+        }
     }
     super::claims::claim_held(core, &held.teams, now).await?;
     let moved = Moved {
         teams: teams > 0,
-        past: known_generation,
+        past: match back {
+            Back::Reset { known_generation } => known_generation,
+            Back::Import { .. } => 0,
+        },
     };
     let mut restored = write_index(core, held, &digests, replace, moved, now).await?;
     restored.teams = teams;
@@ -312,18 +338,25 @@ async fn write_back(
 /// Team `id` written back as `form` with its `config.changed` entry
 /// (source `restore`; where `config` has it, or builds it), unless
 /// the store holds it again (another instance wrote it first) and not
-/// `replace`: its id and digest when written here.
+/// `replace`: the digest as indexed of what the store holds (`index::indexed_as`),
+/// and whether it was written here. After a reset the team's trail is
+/// lost with its record: the entry comes after `audit.trail_reset`
+/// (docs/audit.md#resets).
 async fn write_team(
     core: &Core,
     config: &Config,
     id: &str,
     form: &StoredApiForm,
-    replace: bool,
+    back: Back,
     now: Timestamp,
-) -> Result<Option<(String, String)>> {
+) -> Result<(String, bool)> {
     let key = keys::api_team(id);
+    let replace = back.replace();
     let StoredApiForm::V1 { incarnation, .. } = form;
     let keyspace = keys::keyspace(id, incarnation.as_deref());
+    if let Back::Reset { .. } = back {
+        crate::gateway::core::trail::lose(core, &keyspace);
+    }
     let mut read = vec![key.clone()];
     read.extend(recorded_keys(&keyspace));
     let team = match config.teams.get(id).filter(|t| t.api.is_some()) {
@@ -331,18 +364,23 @@ async fn write_team(
         None => built(config, id, form).map(std::sync::Arc::new),
     };
     let retention = config.audit.retention;
+    let indexed =
+        |StoredApiForm::V1 {
+             digest,
+             incarnation,
+             ..
+         }: &StoredApiForm| { super::index::indexed_as(digest, incarnation.as_deref()) };
     core.change(&keyspace, &read, now, |c| {
         let stored: Loaded<StoredApiForm> = c.read(&key)?;
-        if stored.value.is_some() && !replace {
-            return Ok(Step::Answer(None));
+        match &stored.value {
+            Some(there) if !replace => return Ok(Step::Answer((indexed(there), false))),
+            _ => {}
         }
         c.put(&stored, form, None)?;
         if let Some(team) = team.as_deref() {
             record_restore(c, team, retention)?;
         }
-        let StoredApiForm::V1 { digest, .. } = form;
-        let indexed = super::index::indexed_as(digest, incarnation.as_deref());
-        Ok(Step::Write(Some((id.to_string(), indexed))))
+        Ok(Step::Write((indexed(form), true)))
     })
     .await
 }

@@ -21,7 +21,9 @@
 //! A trail found shorter than this process, or a sink, knew of it (the
 //! store came back empty, or its head was set back) continues with an
 //! `audit.trail_reset` entry, chained after the head as found, and one
-//! ERROR line (docs/audit.md#resets, `known`).
+//! ERROR line (docs/audit.md#resets, `known`); so does a trail this
+//! process saw lost with its team's data ([`lose`]) whose chain records
+//! no reset.
 mod first;
 mod known;
 
@@ -131,7 +133,8 @@ fn see(core: &Core, team: &str, loaded: &Loaded<StoredHead>) {
 
 /// `drafts`, after an `audit.trail_reset` entry when the trail as
 /// `loaded` is shorter than this process knows of it and no reset was
-/// recorded since (docs/audit.md#resets).
+/// recorded since, or when this process saw it lost and its chain
+/// records no reset (docs/audit.md#resets).
 fn with_reset(
     core: &Core,
     team: &str,
@@ -141,8 +144,13 @@ fn with_reset(
 ) -> Vec<Draft> {
     let found = loaded.value.as_ref().map(StoredHead::found);
     let known = core.audit_known.known(team);
-    let Some(reason) = unrecorded_reset(&known, found.as_ref()) else {
-        return drafts;
+    // A trail this process saw lost: the store's reset, whatever it knew
+    // of the trail.
+    let lost = core.audit_known.lost(team, found.as_ref());
+    let reason = match unrecorded_reset(&known, found.as_ref()) {
+        _ if lost => ResetReason::StoreReset,
+        None => return drafts,
+        Some(reason) => reason,
     };
     // A trail restarted by an instance that knew nothing of it, in the
     // seconds before this one noticed the store reset: the reset's.
@@ -159,8 +167,17 @@ fn with_reset(
 }
 
 /// How long after this process noticed a team's store reset a trail found
-/// set back is taken as that reset, not a rollback.
-const RESET_LATELY: Duration = Duration::from_secs(600);
+/// set back is taken as that reset, not a rollback; and how recent a reset
+/// another instance noticed is for this process to take the team's trail
+/// as lost ([`lose`]).
+pub(in crate::gateway) const RESET_LATELY: Duration = Duration::from_secs(600);
+
+/// `team`'s trail (by keyspace) is lost with its data: its next entry is
+/// `audit.trail_reset`, reason `store_reset`, until a head read or
+/// written records one (docs/audit.md#resets).
+pub(in crate::gateway) fn lose(core: &Core, team: &str) {
+    core.audit_known.lose(team);
+}
 
 /// The head as `loaded` holds it, or the start of the chain.
 pub(in crate::gateway) fn head_of(loaded: &Loaded<StoredHead>) -> Head {
