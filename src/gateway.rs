@@ -47,6 +47,7 @@ pub mod core;
 mod expiry;
 pub mod identity_changes;
 pub mod interactions;
+pub mod links;
 pub mod login;
 pub mod mcp;
 pub mod network;

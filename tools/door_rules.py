@@ -22,7 +22,12 @@ test module of its own):
   which made a store op of any value -- `put` is tied to what was read;
 - no retry of its own around a door: `records::retry` (or `retry`
   imported from `records`) -- `Core::change`, `change::on` and the
-  core's create of an interaction retry.
+  core's create of an interaction retry;
+- no hand parse of a stored value: `serde_json::from_str` in a family
+  -- a family reads a record through the typed read (`Change::read`,
+  `change::Read::get`, `Loaded::parse`), so that its stored form is the
+  one `src/gateway/core/records/` declares and pins
+  (docs/architecture.md#challenge-links).
 
 And the pages' one kit (docs/architecture.md#the-pages), in `src/http/`:
 
@@ -46,6 +51,7 @@ RULES = [
     ("store ops", r"\bOp::|\bstore::Op\b|\buse crate::store::\{[^}]*\bOp\b"),
     ("hand-built puts", r"\brecords::put\b|\brecords::\{[^}]*\bput\b"),
     ("retries around a door", r"\brecords::retry\b|\brecords::\{[^}]*\bretry\b"),
+    ("hand parses of stored values", r"\bserde_json::from_str\b|\buse serde_json::\{[^}]*\bfrom_str\b"),
 ]
 
 # Where each rule is the core's own business.
@@ -57,6 +63,7 @@ INSIDE = {
     "store ops": ("src/gateway/core/",),
     "hand-built puts": ("src/gateway/core/",),
     "retries around a door": ("src/gateway/core/",),
+    "hand parses of stored values": ("src/gateway/core/",),
 }
 
 # Where a rule looks at all (the others: everywhere in `src/`).
@@ -64,6 +71,7 @@ WITHIN = {
     "store ops": "src/gateway/",
     "hand-built puts": "src/gateway/",
     "retries around a door": "src/gateway/",
+    "hand parses of stored values": "src/gateway/",
 }
 
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::challenges::verify::verify_on_page;
+use super::links::{self, CodeEntry, LinkState, Named, Opened};
 use super::login::Speaks;
-use super::network::Named;
-use super::records::{StoredLinkUses, StoredNetworkLink};
+use super::records::StoredLinkUses;
 use super::work::Step;
 use super::Core;
 use crate::config::Team;
@@ -71,52 +71,41 @@ pub enum Ended {
     Over,
 }
 
-/// The link `code` names while its challenge is open: its team, the link,
-/// and the form without its token; else what it answers (`Gone`). 404 for
-/// a code never issued (or long gone).
+/// The link `code` names while its challenge is open: its team, the link
+/// with its interaction as read, and the form without its token; else
+/// what it answers (`Gone`). 404 for a code never issued (or long gone).
 async fn open_link<'c>(
     core: &'c Core,
     code: &str,
     now: Timestamp,
-) -> Result<std::result::Result<(&'c Team, StoredNetworkLink, EntryForm), EntryAnswer>> {
-    let raw = core
-        .get(&[keys::code_entry_link(code)])
-        .await?
-        .pop()
-        .flatten();
-    let raw = raw.ok_or(Error::NotFound("no such link"))?;
-    let gone = |speaks, ended| Ok(Err(EntryAnswer::Gone(speaks, ended)));
-    let Ok(link) = serde_json::from_str::<StoredNetworkLink>(&raw.value) else {
-        return gone(None, Ended::Over);
+) -> Result<std::result::Result<(Opened<'c, CodeEntry>, EntryForm), EntryAnswer>> {
+    let Some(opened) = links::open::<CodeEntry>(core, code, now).await? else {
+        return Ok(Err(EntryAnswer::Gone(None, Ended::Over)));
     };
-    let Some(team) = core.config().team(&link.t) else {
-        return gone(None, Ended::Over);
-    };
-    let pair = match core.load_pair(team, link.i, now).await {
-        Ok(pair) => pair,
-        Err(Error::NotFound(_)) => return gone(None, Ended::Over),
-        Err(e) => return Err(e),
-    };
-    let rec = pair.rec()?;
-    let speaks = super::network::speaks(team, rec);
-    let open = rec.open_challenge(now).filter(|c| c.id == link.c);
-    let Some(c) = open.filter(|c| c.page_entry && !c.awaits_code()) else {
-        let ended = match open {
-            Some(_) => Ended::Typed,
-            None if rec.succeeded(link.c) => Ended::Verified,
-            None => Ended::Over,
+    let (team, state) = (opened.team, opened.state(now));
+    let open = opened.rec().and_then(|rec| {
+        let c = rec
+            .open_challenge(now)
+            .filter(|_| state == LinkState::Open)?;
+        Some((rec, c))
+    });
+    let Some((rec, c)) = open else {
+        let ended = match state {
+            LinkState::Answered => Ended::Typed,
+            LinkState::Done => Ended::Verified,
+            LinkState::Open | LinkState::Failed | LinkState::Gone => Ended::Over,
         };
-        return gone(Some(speaks), ended);
+        return Ok(Err(EntryAnswer::Gone(opened.speaks(), ended)));
     };
     let form = EntryForm {
-        speaks,
-        named: super::network::named(core, team, rec),
+        speaks: links::speaks(team, rec),
+        named: links::named(core, team, rec),
         pin: c.method == ChallengeMethod::Pin,
         form_token: String::new(),
         left: c.expires_at.since(now),
         tries: c.attempts_remaining(),
     };
-    Ok(Ok((team, link, form)))
+    Ok(Ok((opened, form)))
 }
 
 /// `GET /c/{code}`: the form of the open page-entry challenge the code
@@ -129,7 +118,7 @@ pub async fn open_entry(
     now: Timestamp,
 ) -> Result<EntryAnswer> {
     Ok(match open_link(core, code, now).await? {
-        Ok((_, _, form)) => EntryAnswer::Form(EntryForm {
+        Ok((_, form)) => EntryAnswer::Form(EntryForm {
             form_token: browser::form_token(core.pepper(), code, browser),
             ..form
         }),
@@ -148,10 +137,11 @@ pub async fn post_entry(
     typed: Option<&str>,
     now: Timestamp,
 ) -> Result<EntryAnswer> {
-    let (team, link, form) = match open_link(core, code, now).await? {
+    let (opened, form) = match open_link(core, code, now).await? {
         Ok(open) => open,
         Err(answer) => return Ok(answer),
     };
+    let team = opened.team;
     let counted = |result: &'static str| {
         metrics::counter!("chatgate_code_entries_total", "result" => result).increment(1);
     };
@@ -170,7 +160,11 @@ pub async fn post_entry(
         ..form
     };
     let typed = typed.unwrap_or_default();
-    let verified = verify_on_page(core, team, link.i, link.c, typed, now).await;
+    // Decided first on the interaction as the page's open read found it.
+    let Some(pair) = opened.pair else {
+        return Ok(EntryAnswer::Gone(Some(form.speaks), Ended::Over));
+    };
+    let verified = verify_on_page(core, team, (pair, opened.challenge), typed, now).await;
     let answer = match verified {
         Ok(Ok(bind)) => {
             counted("right");

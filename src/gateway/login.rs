@@ -9,6 +9,7 @@ use rand::RngCore;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::links::{self, Binds};
 use super::records::{EndedSession, Loaded, ShortLink};
 use super::work::{Step, Work};
 use super::writes::Writes;
@@ -23,7 +24,7 @@ use crate::domain::interaction::{
 use crate::domain::locale::LocaleTag;
 use crate::domain::login::{self, LinkCheck, LoginVerdict, Proof};
 use crate::domain::login_token::{self, LoginClaims, Stage};
-use crate::domain::otp::{self, OtpCode};
+use crate::domain::otp::OtpCode;
 use crate::domain::secrets::Pepper;
 use crate::domain::{input, webhook_sig};
 use crate::error::{Error, Result};
@@ -90,14 +91,7 @@ pub enum ShortLinkTarget {
     Provider(ProviderLink),
 }
 
-/// Whose language a page speaks: a team's channel, in `locale` (an entry
-/// of its `supported`; docs/api.md#languages).
-#[derive(Debug, Clone)]
-pub struct Speaks {
-    pub team: String,
-    pub channel: String,
-    pub locale: String,
-}
+pub use super::links::Speaks;
 
 /// What a live identity-provider link starts a login for.
 #[derive(Debug, Clone)]
@@ -217,7 +211,7 @@ fn open_binding(
     let challenge_id = Uuid::now_v7();
     // Derived, not drawn: a retry of this callback is answered this code
     // again, and the store still holds only its keyed hash.
-    let code = otp::derive(core.pepper(), challenge_id, s.otp.length);
+    let (code, _) = links::bind::code(core, Binds::FromChallenge, challenge_id, s.otp.length, None);
     let ch = Challenge::new_binding(challenge_id, &code, core.pepper(), &s.otp, now);
     let expires_at = ch.expires_at;
     // Told as any challenge's start, so that a bot waiting on the events
@@ -486,15 +480,13 @@ pub async fn resolve_short_link(
     now: Timestamp,
 ) -> Result<ShortLinkTarget> {
     let skey = keys::short_link(code);
-    let raw = core.get(std::slice::from_ref(&skey)).await?.pop().flatten();
-    let Some(raw) = raw else {
-        return Err(Error::NotFound("no such link"));
-    };
+    let read = change::read(core, std::slice::from_ref(&skey)).await?;
     // A record this version cannot read (one written before short links
     // stopped holding their token) is a link to ask again for.
-    let Ok(link) = serde_json::from_str::<ShortLink>(&raw.value) else {
+    let Ok(read) = read.get::<ShortLink>(&skey) else {
         return Ok(ShortLinkTarget::Expired(None));
     };
+    let link = read.value.ok_or(Error::NotFound("no such link"))?;
     let speaks = link_speaks(core, &link);
     let Some((interaction_id, link_id)) = link.target() else {
         return Ok(ShortLinkTarget::Expired(speaks));
@@ -629,11 +621,10 @@ pub async fn login_callback(
 /// bound login's code derived again.
 fn repeated(core: &Core, answer: CallbackAnswer, w: &Work<'_>) -> Settled {
     let code = match answer {
-        CallbackAnswer::Bound { challenge_id, .. } => Some(otp::derive(
-            core.pepper(),
-            challenge_id,
-            w.settings.otp.length,
-        )),
+        CallbackAnswer::Bound { challenge_id, .. } => {
+            let length = w.settings.otp.length;
+            Some(links::bind::code(core, Binds::FromChallenge, challenge_id, length, None).0)
+        }
         _ => None,
     };
     Settled::new(answer, code, false)

@@ -14,16 +14,15 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::challenges::network::conclude_network;
+use super::links::{self, LinkState};
 use super::login::Speaks;
 use super::oidc::take_link_state;
-use super::records::StoredNetworkLink;
 use super::work::Step;
 use super::{change, Core};
 use crate::config::{NumberVerification, Team};
 use crate::domain::browser::state_cookie_name;
 use crate::domain::challenge::AdvanceReason;
-use crate::domain::interaction::InteractionRecord;
-use crate::domain::network_auth::{self, is_open_network, Ending, NetworkResult};
+use crate::domain::network_auth::{Ending, NetworkResult};
 use crate::domain::otp::OtpCode;
 use crate::error::{Error, Result};
 use crate::network_verification::{self as verification, Ask, Back, Begin, Begun, NetworkError};
@@ -73,24 +72,7 @@ pub struct NetworkConfirm {
     pub form_token: String,
 }
 
-/// What a page of a link names, so that a link relayed out of its
-/// conversation says where it belongs: the team (its `display_name`,
-/// else its id) and the conversation's channel in words
-/// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
-#[derive(Debug, Clone)]
-pub struct Named {
-    pub team_name: String,
-    pub channel_words: &'static str,
-}
-
-/// What the pages of `rec`'s links name.
-pub(super) fn named(core: &Core, team: &Team, rec: &InteractionRecord) -> Named {
-    let words = core.config().channels.get(&rec.channel);
-    Named {
-        team_name: team.display_name.clone().unwrap_or_else(|| team.id.clone()),
-        channel_words: words.map_or("chat", |c| c.kind.in_words()),
-    }
-}
+pub use super::links::Named;
 
 /// A started operator check: where the browser goes, and the cookie
 /// that ties it to this browser: its name (after the state, or after the
@@ -138,40 +120,28 @@ async fn open_link<'c>(
     code: &str,
     now: Timestamp,
 ) -> Result<std::result::Result<OpenLink<'c>, NetworkLinkTarget>> {
-    let raw = core.get(&[keys::network_link(code)]).await?.pop().flatten();
-    let raw = raw.ok_or(Error::NotFound("no such link"))?;
-    let gone = |speaks| Ok(Err(NetworkLinkTarget::Gone(false, speaks)));
-    let Ok(link) = serde_json::from_str::<StoredNetworkLink>(&raw.value) else {
-        return gone(None);
+    let Some(opened) = links::open::<links::Network>(core, code, now).await? else {
+        return Ok(Err(NetworkLinkTarget::Gone(false, None)));
     };
-    let Some((team, nv)) = verifying_team(core, &link.t) else {
-        return gone(None);
+    let (team, state) = (opened.team, opened.state(now));
+    let Some(rec) = opened.rec().filter(|_| state == LinkState::Open) else {
+        return Ok(Err(NetworkLinkTarget::Gone(state.used(), opened.speaks())));
     };
-    let pair = match core.load_pair(team, link.i, now).await {
-        Ok(pair) => pair,
-        Err(Error::NotFound(_)) => return gone(None),
-        Err(e) => return Err(e),
-    };
-    let rec = pair.rec()?;
-    if !is_open_network(rec, link.c, now) {
-        let used = network_auth::link_used(rec, link.c, now);
-        return Ok(Err(NetworkLinkTarget::Gone(used, Some(speaks(team, rec)))));
-    }
     let left = rec
         .open_challenge(now)
         .map_or(Duration::ZERO, |c| c.expires_at.since(now));
     let confirm = NetworkConfirm {
-        speaks: speaks(team, rec),
-        named: named(core, team, rec),
-        form_action: nv.provider.form_action(),
+        speaks: links::speaks(team, rec),
+        named: links::named(core, team, rec),
+        form_action: opened.needs.provider.form_action(),
         left,
         form_token: String::new(),
     };
     let number = rec.contact.phone.as_deref().map(e164);
     Ok(Ok(OpenLink {
         team,
-        nv,
-        link,
+        nv: opened.needs,
+        link: (opened.interaction, opened.challenge),
         confirm,
         number,
     }))
@@ -181,7 +151,8 @@ async fn open_link<'c>(
 struct OpenLink<'c> {
     team: &'c Team,
     nv: &'c NumberVerification,
-    link: StoredNetworkLink,
+    /// The interaction and the challenge it names.
+    link: (Uuid, Uuid),
     confirm: NetworkConfirm,
     /// The number on file, `+E.164`.
     number: Option<String>,
@@ -196,9 +167,7 @@ fn e164(number: &str) -> String {
 /// The team of the link `code` names, read without changing anything (the
 /// caller takes a place at that team's gate before a provider is asked).
 pub async fn network_link_team(core: &Core, code: &str) -> Option<String> {
-    let raw = core.get(&[keys::network_link(code)]).await.ok()?;
-    let link = serde_json::from_str::<StoredNetworkLink>(&raw.into_iter().next()??.value);
-    Some(link.ok()?.t)
+    links::team_of::<links::Network>(core, code).await
 }
 
 /// `GET /n/{code}`: for the open network challenge the code names, the
@@ -252,7 +221,7 @@ pub async fn confirm_network_link(
 /// The confirm button of a provider that comes back to `/n/callback`: a
 /// new state and PKCE verifier, and the provider's authorization request.
 async fn redirect(core: &Core, open: &OpenLink<'_>, now: Timestamp) -> Result<NetworkLinkTarget> {
-    let state = states::new_state(open.link.c);
+    let state = states::new_state(open.link.1);
     let (flow, browser_secret) = Flow::begin(open.nv.provider.operator().as_str(), None, now);
     let http = (verification::client(open.nv.reach))
         .map_err(|_| Error::internal("network verification has no HTTP client"))?;
@@ -287,7 +256,7 @@ async fn keep_state(
     now: Timestamp,
 ) -> Result<()> {
     let started = started_of(open, flow);
-    let key = keys::network_states(&states::link_tag(open.link.c));
+    let key = keys::network_states(&states::link_tag(open.link.1));
     core.change(&open.team.keyspace, std::slice::from_ref(&key), now, |c| {
         let read = c.read::<LinkStates>(&key)?;
         let mut kept = read.value.clone().unwrap_or_default();
@@ -302,8 +271,8 @@ async fn keep_state(
 fn started_of(open: &OpenLink<'_>, flow: Flow) -> Started {
     Started {
         team: open.team.id.clone(),
-        interaction_id: open.link.i,
-        link_id: open.link.c,
+        interaction_id: open.link.0,
+        link_id: open.link.1,
         flow,
     }
 }
@@ -424,10 +393,10 @@ async fn answer_started(
     let (id, cid) = (started.interaction_id, started.link_id);
     let pair = core.load_pair(team, id, now).await.map_err(store)?;
     let rec = pair.rec().map_err(store)?;
-    let speaks = speaks(team, rec);
-    if !is_open_network(rec, cid, now) {
-        let used = network_auth::link_used(rec, cid, now);
-        return Err((NetworkRefusal::Gone(used), Some(speaks)));
+    let speaks = links::speaks(team, rec);
+    let state = links::state_of::<links::Network>(Some(rec), cid, now);
+    if state != LinkState::Open {
+        return Err((NetworkRefusal::Gone(state.used()), Some(speaks)));
     }
     // A landing without a code: whatever its text says, a browser can
     // post it; only the provider's answer to a code ends a check.
@@ -620,15 +589,4 @@ async fn take_state(
 fn verifying_team<'c>(core: &'c Core, id: &str) -> Option<(&'c Team, &'c NumberVerification)> {
     let team = core.config().team(id)?;
     Some((team, team.number_verification.as_ref()?))
-}
-
-/// The language `rec`'s pages speak.
-pub(super) fn speaks(team: &Team, rec: &InteractionRecord) -> Speaks {
-    Speaks {
-        team: team.id.clone(),
-        channel: rec.channel.clone(),
-        locale: rec
-            .locale(&team.settings_for(&rec.channel).locale)
-            .to_string(),
-    }
 }

@@ -1382,3 +1382,146 @@ async fn what_a_wallet_challenge_costs_redis() {
         assert!(commands(r) <= most, "{what}: {}", show_rates(r));
     }
 }
+
+/// A page's browser cookie (`name=value`) and form token, from its answer.
+async fn form_of(res: reqwest::Response) -> (String, String) {
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let body = res.text().await.unwrap();
+    let token = body
+        .split("name=\"form_token\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the form token")
+        .to_string();
+    (cookie, token)
+}
+
+/// The store calls of the pages of a challenge link
+/// (docs/architecture.md#challenge-links), each with the work it leaves
+/// (reads, commits): the code page's `GET /c/{code}` (2, 0: the link, the
+/// interaction; nothing written), its `POST` of the right code (3, 2: the
+/// link and the interaction, the link's POSTs of the minute counted, then
+/// the verdict's commit on the interaction as the open read found it), and
+/// a network link's Vonage landing, `POST /n/landing` (3, 2: the state
+/// taken, the interaction read by the answer and again by its verdict's
+/// commit). The same on both stores: a change that adds or saves a round
+/// trip fails it.
+async fn what_the_link_pages_cost_the_store(backend: Backend) {
+    let Some((counting, prefix)) = counting_on(backend).await else {
+        return;
+    };
+    let vonage = crate::network_vonage_fake::FakeVonage::start().await;
+    let setup = Setup {
+        key_prefix: Some(prefix),
+        store: Some(counting.clone()),
+        team_extra: vonage.team_section(""),
+        ..Setup::default()
+    };
+    let app = spawn_with(backend, setup).await.unwrap();
+    let calls = || {
+        (
+            counting.reads.load(Ordering::SeqCst),
+            counting.commits.load(Ordering::SeqCst),
+        )
+    };
+    let settled = || tokio::time::sleep(Duration::from_millis(300));
+    let mut rows: Vec<(&str, (usize, usize))> = Vec::new();
+    let mut count = |what: &'static str, before: (usize, usize)| {
+        let after = calls();
+        rows.push((what, (after.0 - before.0, after.1 - before.1)));
+    };
+
+    let v = app
+        .create(
+            json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
+                       "customer_ref": "cust-page", "session_pin": "482913"}),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{id}/challenges"),
+            Some(&app.keys.bot),
+            &json!({"method": "pin", "entry": "page"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    settled().await;
+    let msgs = app.chat_messages().await;
+    let text = msgs.iter().rev().find(|m| m["purpose"] == "pin_entry_link");
+    let text = text.expect("the page's link")["text"].as_str().unwrap();
+    let url = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://gateway.test/c/"))
+        .expect("the link");
+    let link = url.trim_start_matches("http://gateway.test").to_string();
+    let before = calls();
+    let page = app
+        .request(Method::GET, &link, None)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    let (cookie, token) = form_of(page).await;
+    settled().await;
+    count("code page (GET)", before);
+    let before = calls();
+    let typed = app
+        .request(Method::POST, &link, None)
+        .header("accept", "text/html")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(format!("code=482913&form_token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(typed.status(), 200);
+    assert!(typed.text().await.unwrap().contains("<strong>"));
+    settled().await;
+    count("code page (POST, the right code)", before);
+
+    let id = crate::network::interaction(&app).await;
+    let (_, link) = crate::network::start(&app, &id).await;
+    let page = crate::network::confirm_page(&app, &link).await;
+    let form = format!("form_token={}", page.form_token);
+    let pressed = crate::network::press(&app, &link, Some(&page.browser), &form).await;
+    assert_eq!(pressed.status(), 302);
+    let cookie = pressed.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let (rid, started) = vonage.started().pop().expect("a verification started");
+    settled().await;
+    let before = calls();
+    let landed = app
+        .request(Method::POST, "/n/landing", None)
+        .header("accept", "text/html")
+        .header("cookie", cookie)
+        .json(&json!({"request_id": rid, "code": started.code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(landed.status(), 200);
+    settled().await;
+    count("network landing (POST /n/landing)", before);
+
+    for (what, (reads, commits)) in &rows {
+        eprintln!("{backend:?} {what}: {reads} reads, {commits} commits");
+    }
+    let expected = [
+        ("code page (GET)", (2, 0)),
+        ("code page (POST, the right code)", (3, 2)),
+        ("network landing (POST /n/landing)", (3, 2)),
+    ];
+    assert_eq!(rows, expected, "store calls (reads, commits)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_link_pages_cost_the_store_on_memory() {
+    what_the_link_pages_cost_the_store(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_link_pages_cost_the_store_on_redis() {
+    what_the_link_pages_cost_the_store(Backend::Redis).await;
+}

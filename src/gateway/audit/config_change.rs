@@ -292,7 +292,9 @@ fn entry(
 
 /// The digest kept beside a team's recorded configuration, if any.
 fn kept_digest(kept: Option<&crate::store::Versioned>) -> Option<String> {
-    serde_json::from_str(&kept?.value).ok()
+    Loaded::<String>::parse(String::new(), kept.cloned())
+        .ok()?
+        .value
 }
 
 /// The members of `these` that `those` lacks, in order.

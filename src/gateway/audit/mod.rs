@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub(super) use super::change::append;
-use super::change::vouch;
+use super::change::{self, vouch};
 pub use super::core::trail::StoredHead;
 use super::core::trail::{head_of, read_head};
 use super::{Core, Live, Workers};
@@ -124,11 +124,12 @@ pub async fn page(
     let mut entries = Vec::new();
     if first <= last {
         let wanted: Vec<String> = (first..=last).map(|s| keys::audit_entry(team, s)).collect();
-        for raw in core.get(&wanted).await? {
+        let read = change::read(core, &wanted).await?;
+        for key in &wanted {
             // An entry that expired while read ends the page.
-            let Some(raw) = raw else { break };
-            let entry: serde_json::Value = serde_json::from_str(&raw.value)
-                .map_err(|e| crate::store::StoreError::Corrupt(format!("audit entry: {e}")))?;
+            let Some(entry) = read.get::<serde_json::Value>(key)?.value else {
+                break;
+            };
             entries.push(entry);
         }
     }

@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::cursor::{hold, settle};
 use crate::error::Result;
 use crate::fared::Fared;
+use crate::gateway::records::Loaded;
 use crate::gateway::{Core, Live, Workers};
 use crate::store::{keys, Versioned};
 use crate::time::{Clock, Timestamp};
@@ -93,8 +94,11 @@ pub(super) struct Entry {
 impl Entry {
     /// The entry `seq` as read, or `None` when it is gone or not JSON.
     fn parse(seq: u64, raw: Option<Versioned>) -> Option<Entry> {
-        let text = raw?.value;
-        let value: Value = serde_json::from_str(&text).ok()?;
+        let raw = raw?;
+        let text = raw.value.clone();
+        let value = Loaded::<Value>::parse(String::new(), Some(raw))
+            .ok()?
+            .value?;
         let time = value
             .get("time")
             .and_then(Value::as_str)

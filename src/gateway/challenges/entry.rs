@@ -10,8 +10,8 @@ use crate::domain::challenge::ChallengeMethod;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
 use crate::error::{Error, Result};
+use crate::gateway::links::{self, CodeEntry};
 use crate::gateway::Core;
-use crate::store::keys;
 use crate::time::Timestamp;
 
 /// A fresh link to the page of challenge `cid` of interaction `id`
@@ -24,8 +24,7 @@ async fn entry_url(
     until: Timestamp,
     now: Timestamp,
 ) -> Result<String> {
-    let key_of = (keys::code_entry_link as fn(&str) -> String, "c");
-    super::network::save_link_at(core, team, ids, until, key_of, now).await
+    links::save::<CodeEntry>(core, team, ids, until, now).await
 }
 
 /// The link a single message carries: a network challenge's (`link`),

@@ -3,7 +3,7 @@
 //! mobile operator's answer applied to it.
 //!
 //! The start is a single message's (`single.rs`): the number checks of
-//! the number on file, reserve, then [`link_for`] saves the link (a
+//! the number on file, reserve, then the link is saved (`links::save`; a
 //! failed save takes the start back, as a failed send does), then the
 //! `network_link` text carries it.
 use uuid::Uuid;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::read::StartedChallenge;
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
-use crate::domain::challenge::{ChallengeMethod, Delivery, Ladder, SentStep, NETWORK_STEP};
+use crate::domain::challenge::{Delivery, Ladder, SentStep, NETWORK_STEP};
 use crate::domain::delivery_status::DeliveryState;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::network_auth::{self, Ending, NetworkResult, Proof};
@@ -21,87 +21,12 @@ use crate::domain::{otp, reveal};
 use crate::error::{Error, Result};
 use crate::events::types::{ChallengeFailed, FailedChallenge};
 use crate::events::EventData;
-use crate::gateway::records::StoredNetworkLink;
+use crate::gateway::identity_changes;
+use crate::gateway::links::{self, Network};
 use crate::gateway::work::Step;
 use crate::gateway::writes::Writes;
 use crate::gateway::Core;
-use crate::gateway::{change, identity_changes};
-use crate::oidc::flow::random_value;
-use crate::store::keys;
 use crate::time::Timestamp;
-
-/// The link of network challenge `cid` of interaction `id`, started as
-/// `started` by `req`: a fresh code (256 random bits) saved on its own
-/// key until the challenge's end, and its URL. `None` for any other
-/// method. A save that fails takes the start back.
-pub(super) async fn link_for(
-    core: &Core,
-    team: &Team,
-    (id, cid): (Uuid, Uuid),
-    req: &ChallengeRequest,
-    started: &Started,
-    now: Timestamp,
-) -> Result<Option<String>> {
-    if req.method != ChallengeMethod::Network {
-        return Ok(None);
-    }
-    match save_link(core, team, (id, cid), started.expires_at, now).await {
-        Ok(url) => Ok(Some(url)),
-        Err(e) => {
-            super::destinations::undo_challenge(core, team, id, cid, started, now).await?;
-            Err(e)
-        }
-    }
-}
-
-/// Saves a fresh network link (`/n/{code}`): [`save_link_at`].
-async fn save_link(
-    core: &Core,
-    team: &Team,
-    ids: (Uuid, Uuid),
-    until: Timestamp,
-    now: Timestamp,
-) -> Result<String> {
-    save_link_at(core, team, ids, until, (keys::network_link, "n"), now).await
-}
-
-/// Saves a fresh link (256 random bits) to challenge `cid` of
-/// interaction `id` on its own key (`key_of` its code): until `until`,
-/// then as long as an interaction written then lives (the longest
-/// `interaction_ttl` of the team), so that an expired link answers its
-/// 410 page, not 404 (docs/network-authentication.md#the-link). Its URL,
-/// `{public_url}/{path}/{code}`.
-pub(in crate::gateway) async fn save_link_at(
-    core: &Core,
-    team: &Team,
-    (id, cid): (Uuid, Uuid),
-    until: Timestamp,
-    (key_of, path): (fn(&str) -> String, &str),
-    now: Timestamp,
-) -> Result<String> {
-    let code = random_value();
-    let link = StoredNetworkLink {
-        t: team.id.clone(),
-        i: id,
-        c: cid,
-    };
-    let lives = std::iter::once(&team.settings)
-        .chain(team.channel_settings.values())
-        .map(|s| s.interaction_ttl.get())
-        .max()
-        .unwrap_or_default();
-    let ttl = until.since(now).max(std::time::Duration::from_secs(1)) + lives;
-    let key = key_of(&code);
-    let saved = change::once(core, &team.keyspace, &[], now, |c| {
-        c.claim(&key, &link, Some(ttl))?;
-        Ok(Step::Write(()))
-    });
-    saved
-        .await?
-        .ok_or_else(|| Error::internal("a 256-bit link code collided"))?;
-    let public_url = &core.config().server.public_url;
-    Ok(format!("{public_url}/{path}/{code}"))
-}
 
 /// A ladder whose `otp.ladder` begins with the network step
 /// (docs/network-authentication.md#as-the-first-step-of-a-ladder): when
@@ -126,7 +51,7 @@ pub(super) async fn start_network_ladder(
     let started = done.value;
     let mut refused = None;
     let sent = async {
-        let url = save_link(core, team, (id, cid), started.expires_at, now).await?;
+        let url = links::save::<Network>(core, team, (id, cid), started.expires_at, now).await?;
         let fill = Fill {
             url: Some(&url),
             ..Fill::default()
@@ -307,6 +232,6 @@ fn proof_for(
     if network_auth::own_sms_conversation(is_sms, &rec.conversation_id, number) {
         return (Proof::OwnNumber, None);
     }
-    let (code, hash) = otp::binding(core.pepper(), cid, length, None);
+    let (code, hash) = links::binding::<Network>(core, cid, length, None);
     (Proof::CodeToType(hash), Some(code))
 }

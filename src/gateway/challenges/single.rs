@@ -19,7 +19,9 @@ use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
 use crate::error::{Error, Result};
 use crate::events::types::FailedChallenge;
 use crate::gateway::work::{Done, Step};
-use crate::gateway::{identity_changes, number_checks, reports, voice, Core, InteractionView};
+use crate::gateway::{
+    identity_changes, links, number_checks, reports, voice, Core, InteractionView,
+};
 use crate::time::Timestamp;
 
 /// A challenge whose code or prompt goes in one message (or to an
@@ -40,10 +42,7 @@ pub(super) async fn start(
         rec,
         view,
     } = reserved;
-    let link = match super::network::link_for(core, team, (id, cid), req, &started, now).await? {
-        Some(link) => Some(link),
-        None => super::wallet::link_for(core, team, (id, cid), req, &started, now).await?,
-    };
+    let link = saved_link(core, team, (id, cid), req, &started, now).await?;
     let link = super::entry::message_link(core, team, (id, cid), (req, &started), link, now);
     let link = link.await?;
     let sent = send_challenge(core, team, &rec, &started, (&code, link.as_deref()), now);
@@ -81,6 +80,40 @@ pub(super) async fn start(
         .for_transaction(req.transaction.as_ref())
         .entered(req.page_entry);
     Ok((answer, view))
+}
+
+/// The link of challenge `cid` of interaction `id`, started as `started`
+/// by `req`, that its message carries: a network challenge's
+/// (docs/network-authentication.md#the-link) or a wallet challenge's
+/// (docs/wallet.md#the-link-page), saved until the challenge's end
+/// (`links::save`); `None` for the other methods. A save that fails
+/// takes the start back.
+async fn saved_link(
+    core: &Core,
+    team: &Team,
+    (id, cid): (Uuid, Uuid),
+    req: &ChallengeRequest,
+    started: &Started,
+    now: Timestamp,
+) -> Result<Option<String>> {
+    let (ids, until) = ((id, cid), started.expires_at);
+    let saved = match req.method {
+        ChallengeMethod::Network => {
+            links::save::<links::Network>(core, team, ids, until, now).await
+        }
+        ChallengeMethod::Wallet => links::save::<links::Wallet>(core, team, ids, until, now).await,
+        ChallengeMethod::Otp
+        | ChallengeMethod::Pin
+        | ChallengeMethod::Binding
+        | ChallengeMethod::App => return Ok(None),
+    };
+    match saved {
+        Ok(url) => Ok(Some(url)),
+        Err(e) => {
+            super::destinations::undo_challenge(core, team, id, cid, started, now).await?;
+            Err(e)
+        }
+    }
 }
 
 /// The number check of challenge `cid` (docs/number-checks.md), when the

@@ -11,7 +11,7 @@ use crate::config::Team;
 use crate::domain::attempts;
 use crate::domain::audit::{Acting, Action};
 use crate::domain::interaction::InteractionRecord;
-use crate::domain::otp::{self, OtpCode};
+use crate::domain::otp::OtpCode;
 use crate::domain::verify_challenge::{self, Typed, Verdict};
 use crate::error::{Error, Result};
 use crate::events::types::{
@@ -19,6 +19,8 @@ use crate::events::types::{
 };
 use crate::events::EventData;
 use crate::gateway::audit;
+use crate::gateway::links::{self, CodeEntry};
+use crate::gateway::records::Pair;
 use crate::gateway::work::{Done, Step, Work};
 use crate::gateway::{Core, InteractionView};
 use crate::time::Timestamp;
@@ -74,16 +76,19 @@ pub async fn verify_challenge_seen(
 /// the page shows, the challenge left open until it is typed into the
 /// chat (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat); a
 /// refused one its problem.
+///
+/// Decided first on `pair`, the interaction as the page's open read found
+/// it (docs/architecture.md#challenge-links): no read of its own.
 pub(in crate::gateway) async fn verify_on_page(
     core: &Arc<Core>,
     team: &Team,
-    id: Uuid,
-    cid: Uuid,
+    (pair, cid): (Pair, Uuid),
     code: &str,
     now: Timestamp,
 ) -> Result<Result<OtpCode>> {
     crate::domain::pin::parse_code(code)?;
-    let (verdict, done) = verify_entered(core, team, (id, cid), (code, true), now).await?;
+    let on = (pair.rec()?.id, Some(pair));
+    let (verdict, done) = verify_entered(core, team, (on, cid), code, now).await?;
     Ok(match (verdict, done.value.1) {
         (Ok(Verdict::AwaitingCode), Some(bind)) => Ok(bind),
         (Ok(_), _) => Err(Error::internal(
@@ -93,23 +98,25 @@ pub(in crate::gateway) async fn verify_on_page(
     })
 }
 
-/// A code for challenge `cid`, typed on the page (`on_page`: with the
-/// binding code its right code shows) or into the chat, in one commit
+/// A code for challenge `cid` of interaction `id`, typed on the page (with
+/// the pair its open read found: with the binding code its right code
+/// shows) or into the chat, in one commit
 /// with what its verdict announces: the verdict (a refused code's
 /// problem, with what it committed) and the interaction as it left it.
 async fn verify_entered(
     core: &Arc<Core>,
     team: &Team,
-    (id, cid): (Uuid, Uuid),
-    (code, on_page): (&str, bool),
+    ((id, read), cid): ((Uuid, Option<Pair>), Uuid),
+    code: &str,
     now: Timestamp,
 ) -> Result<(Result<Verdict>, Done<(Verdict, Option<OtpCode>)>)> {
+    let on_page = read.is_some();
     let done = core
-        .transact(team, id, now, |w| {
+        .transact_on(team, (id, read), now, |w| {
             Box::pin(async move {
                 let s = w.settings;
-                let bind =
-                    on_page.then(|| otp::binding(core.pepper(), cid, s.otp.length, Some(code)));
+                let bind = on_page
+                    .then(|| links::binding::<CodeEntry>(core, cid, s.otp.length, Some(code)));
                 let typed = match &bind {
                     Some((_, hash)) => Typed::Page { code, bind: hash },
                     None => Typed::Chat(code),
@@ -145,7 +152,7 @@ async fn verify_from_chat(
 ) -> Result<(Result<Verified>, InteractionView)> {
     // A malformed code is 422 before anything is read.
     crate::domain::pin::parse_code(code)?;
-    let (verdict, done) = verify_entered(core, team, (id, cid), (code, false), now).await?;
+    let (verdict, done) = verify_entered(core, team, ((id, None), cid), code, now).await?;
     if let Err(problem) = verdict {
         return Ok((Err(problem), done.view));
     }

@@ -1,19 +1,13 @@
 //! A wallet challenge (docs/wallet.md#asking): the team's `[wallet]`
 //! names the credential asked for and the claims it may compare; the
-//! start is a single message's (`single.rs`): reserve, then [`link_for`]
-//! saves the link `/w/{code}` on its own key (a failed save takes the
-//! start back), then the `wallet_link` text carries it. The challenge
+//! start is a single message's (`single.rs`): reserve, then the link
+//! `/w/{code}` is saved on its own key (`links::save`; a failed save
+//! takes the start back), then the `wallet_link` text carries it. The challenge
 //! read's `wallet` member is `read::WalletView`.
-use uuid::Uuid;
-
 use crate::config::{CredentialFormat, Team};
-use crate::domain::challenge::ChallengeMethod;
-use crate::domain::start_challenge::{ChallengeRequest, Started};
+use crate::domain::start_challenge::ChallengeRequest;
 use crate::domain::wallet_state::WalletFormat;
 use crate::error::{Error, Result};
-use crate::gateway::Core;
-use crate::store::keys;
-use crate::time::Timestamp;
 
 /// `req` with its credential as the team's `[wallet]` names it: 422
 /// naming the member for a team without `[wallet]`, a credential it does
@@ -51,38 +45,4 @@ pub(super) fn checked(team: &Team, mut req: ChallengeRequest) -> Result<Challeng
         CredentialFormat::Mdoc { .. } => WalletFormat::Mdoc,
     };
     Ok(req)
-}
-
-/// The link of wallet challenge `cid` of interaction `id`, started as
-/// `started` by `req`: a fresh code (256 random bits) saved on its own
-/// key until the challenge's end (and as long as an interaction lives
-/// after it, so that an ended link answers its 410 page), and its URL
-/// `{public_url}/w/{code}`. `None` for any other method. A save that
-/// fails takes the start back.
-pub(super) async fn link_for(
-    core: &Core,
-    team: &Team,
-    (id, cid): (Uuid, Uuid),
-    req: &ChallengeRequest,
-    started: &Started,
-    now: Timestamp,
-) -> Result<Option<String>> {
-    if req.method != ChallengeMethod::Wallet {
-        return Ok(None);
-    }
-    let saved = super::network::save_link_at(
-        core,
-        team,
-        (id, cid),
-        started.expires_at,
-        (keys::wallet_link, "w"),
-        now,
-    );
-    match saved.await {
-        Ok(url) => Ok(Some(url)),
-        Err(e) => {
-            super::destinations::undo_challenge(core, team, id, cid, started, now).await?;
-            Err(e)
-        }
-    }
 }

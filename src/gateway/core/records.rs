@@ -43,7 +43,7 @@ pub use console::{SessionTeam, StoredSession, StoredSignIn};
 pub use interaction::{contact, StoredInteraction};
 pub use markers::{
     ActedDelivery, ConversationLink, EndedSession, IdentityHash, LogoutAnswer, SentMessage,
-    ShortLink, StoredNetworkLink, UsedJti,
+    ShortLink, StoredChallengeLink, UsedJti,
 };
 pub use mcp::StoredMcpSession;
 pub use operator::{
@@ -65,6 +65,13 @@ pub struct Loaded<T> {
 
 /// A kind of record the store holds as its own JSON (serde's form of it).
 pub trait Record: DeserializeOwned {}
+
+/// A value written as plain JSON: an audit entry, as its sinks and pages
+/// read it.
+impl Record for serde_json::Value {}
+
+/// A digest or a name kept on its own, as a JSON string.
+impl Record for String {}
 
 /// A kind of record as the store holds it: read from its text and its key.
 pub trait Readable: Sized {

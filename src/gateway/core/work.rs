@@ -463,6 +463,25 @@ impl Core {
         team: &'c Team,
         id: Uuid,
         now: Timestamp,
+        decide: F,
+    ) -> Result<Done<T>>
+    where
+        F: for<'w> FnMut(&'w mut Work<'c>) -> BoxFuture<'w, Result<Step<T>>>,
+    {
+        self.transact_on(team, (id, None), now, decide).await
+    }
+
+    /// [`Core::transact`] whose first decision is on `first`, when given:
+    /// the records of interaction `id` its caller read just before (a
+    /// link's page opened, docs/architecture.md#challenge-links), unless
+    /// the one ahead in line hands over fresher ones. As on records
+    /// handed over, the decision counts only when it commits (the versions
+    /// are checked then), and a refusal is decided again on a fresh read.
+    pub(in crate::gateway) async fn transact_on<'c, T, F>(
+        &self,
+        team: &'c Team,
+        (id, mut first): (Uuid, Option<Pair>),
+        now: Timestamp,
         mut decide: F,
     ) -> Result<Done<T>>
     where
@@ -475,7 +494,9 @@ impl Core {
         let mut backoff = Backoff::default();
         let mut taken = false;
         loop {
-            let tried = try_once(self, team, id, now, &mut place, taken, &mut decide).await?;
+            let given = first.take();
+            let tried = try_once(self, team, id, now, (&mut place, given), taken, &mut decide);
+            let tried = tried.await?;
             match tried {
                 Try::Done(done) => return Ok(done),
                 Try::Again => {}
@@ -494,7 +515,7 @@ async fn try_once<'c, T, F>(
     team: &'c Team,
     id: Uuid,
     now: Timestamp,
-    place: &mut Place<'_, Pair>,
+    (place, given): (&mut Place<'_, Pair>, Option<Pair>),
     taken: bool,
     decide: &mut F,
 ) -> Result<Try<T>>
@@ -502,6 +523,8 @@ where
     F: for<'w> FnMut(&'w mut Work<'c>) -> BoxFuture<'w, Result<Step<T>>>,
 {
     let handed = place.handed(|p| p.is_live(team, now)).await;
+    // Records read just before by the caller stand as handed ones.
+    let handed = handed.or_else(|| given.filter(|p| p.is_live(team, now)));
     let basis = match (&handed, place.standing()) {
         (Some(_), _) => Basis::Handed,
         (None, Standing::Outside) => Basis::Outside,

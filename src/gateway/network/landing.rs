@@ -66,7 +66,7 @@ pub(super) async fn start(
     open: &OpenLink<'_>,
     now: Timestamp,
 ) -> Result<NetworkLinkTarget> {
-    let state = states::new_state(open.link.c);
+    let state = states::new_state(open.link.1);
     let flow = flow_of(open, &state, now);
     let waiting = tokio::time::Instant::now() + CLAIM_WAIT;
     loop {
@@ -100,7 +100,7 @@ async fn claim(
     now: Timestamp,
 ) -> Result<Claim> {
     let started = started_of(open, flow.clone());
-    let key = keys::network_states(&states::link_tag(open.link.c));
+    let key = keys::network_states(&states::link_tag(open.link.1));
     core.change(&open.team.keyspace, std::slice::from_ref(&key), now, |c| {
         let read = c.read::<LinkStates>(&key)?;
         let mut kept = read.value.clone().unwrap_or_default();
@@ -155,7 +155,7 @@ async fn begin_check(
         Ok(check) => return Ok(to_check(state, &check)),
         Err(_) => NetworkResult::Error,
     };
-    let ids = (open.link.i, open.link.c);
+    let ids = (open.link.0, open.link.1);
     Ok(match apply(core, open.team, ids, check, now).await {
         Ok(_) => NetworkLinkTarget::Failed(open.confirm.speaks.clone()),
         Err(super::NetworkRefusal::Store(e)) => return Err(e),
@@ -172,7 +172,7 @@ async fn settle(
     check: Option<Check>,
     now: Timestamp,
 ) -> Result<()> {
-    let key = keys::network_states(&states::link_tag(open.link.c));
+    let key = keys::network_states(&states::link_tag(open.link.1));
     let settled = core.change(&open.team.keyspace, std::slice::from_ref(&key), now, |c| {
         let read = c.read::<LinkStates>(&key)?;
         let mut kept = read.value.clone().unwrap_or_default();

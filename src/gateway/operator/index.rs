@@ -241,18 +241,12 @@ pub async fn keep_in_parts(core: &Core, now: Timestamp) -> Result<()> {
 /// part, to read again).
 fn move_in(c: &mut Change, parts: &BTreeSet<u16>) -> Result<Step<bool>> {
     let ix = keys::api_teams();
-    let read = c.raw(&ix)?;
-    let version = read.map_or(0, |r| r.version);
-    let whole = match read.map(|r| serde_json::from_str::<ApiTeamsIndex>(&r.value)) {
-        Some(Ok(ApiTeamsIndex::InParts { .. })) => return Ok(Step::Answer(true)),
-        Some(Ok(ApiTeamsIndex::Whole(whole))) => whole.teams,
-        Some(Err(e)) => {
-            return Err(crate::error::Error::internal_from(
-                "the API teams' index",
-                e,
-            ))
-        }
-        None => return Ok(Step::Answer(true)),
+    let read = c.read::<ApiTeamsIndex>(&ix);
+    let read = read.map_err(|e| crate::error::Error::internal_from("the API teams' index", e))?;
+    let version = read.version;
+    let whole = match read.value {
+        Some(ApiTeamsIndex::InParts { .. }) | None => return Ok(Step::Answer(true)),
+        Some(ApiTeamsIndex::Whole(whole)) => whole.teams,
     };
     if whole.keys().any(|id| !parts.contains(&part_of(id))) {
         return Ok(Step::Answer(false));

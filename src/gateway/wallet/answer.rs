@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::link::{credential_of, page_origin, response_uri, LinkState};
 use super::status_list::credential_status;
 use crate::config::{CredentialFormat, Team, WalletConfig, WalletCredential};
-use crate::domain::otp::{self, OtpCode};
+use crate::domain::otp::OtpCode;
 use crate::domain::wallet::challenge::{
     self, Binding, Ending, Presented, Refused, WalletAnswer, WalletChallenge, WalletRequest,
     WalletResult,
@@ -35,6 +35,7 @@ use crate::events::EventData;
 use crate::gateway::records::StoredWalletKey;
 use crate::gateway::work::Step;
 use crate::gateway::Core;
+use crate::gateway::{change, links};
 use crate::oidc::flow::random_value;
 use crate::store::keys;
 use crate::time::Timestamp;
@@ -183,17 +184,10 @@ async fn find<'c>(
     let bad = AnswerRefusal::BadRequest;
     let kid = kid_of(jwe)?;
     let kid = kid.as_str();
-    let raw = core
-        .get(&[keys::wallet_key(kid)])
-        .await
-        .map_err(Error::from)?;
-    let raw = raw
-        .into_iter()
-        .next()
-        .flatten()
-        .ok_or(bad("no open request for this key"))?;
-    let index: StoredWalletKey =
-        serde_json::from_str(&raw.value).map_err(|_| bad("no open request for this key"))?;
+    let key = keys::wallet_key(kid);
+    let read = change::read(core, std::slice::from_ref(&key)).await?;
+    let index = read.get::<StoredWalletKey>(&key).ok().and_then(|k| k.value);
+    let index = index.ok_or(bad("no open request for this key"))?;
     if let Some(code) = code {
         if !bool::from(code.as_bytes().ct_eq(index.w.as_bytes())) {
             return Err(bad("no open request of this link for this key"));
@@ -448,14 +442,7 @@ fn binding_for(
     length: u32,
 ) -> (OtpCode, Binding) {
     let pepper = core.pepper();
-    let (code, code_hash) = match response_code {
-        Some(rc) => {
-            let code = otp::derive_for_response(pepper, rc, length);
-            let hash = otp::hash(pepper, cid, &code);
-            (code, hash)
-        }
-        None => otp::binding(pepper, cid, length, None),
-    };
+    let (code, code_hash) = links::binding::<links::Wallet>(core, cid, length, response_code);
     let binding = Binding {
         code_hash,
         response_code: response_code.map(|rc| challenge::response_code_hash(pepper, rc)),

@@ -7,10 +7,7 @@
 //! the challenge up.
 use std::time::Duration;
 
-use uuid::Uuid;
-
-use crate::config::{CredentialFormat, Team, WalletConfig, WalletCredential};
-use crate::domain::interaction::InteractionRecord;
+use crate::config::{CredentialFormat, WalletConfig, WalletCredential};
 use crate::domain::otp::OtpCode;
 use crate::domain::wallet::challenge::{self, Showing, WalletChallenge, WalletRequest};
 use crate::domain::wallet::jose::{b64url, to_b64url};
@@ -18,9 +15,9 @@ use crate::domain::wallet::request::{self, Credential, Mode, Request};
 use crate::domain::wallet::request_key::RequestKey;
 use crate::error::{Error, Result};
 use crate::gateway::change;
+use crate::gateway::links::{self, Named};
 use crate::gateway::login::Speaks;
-use crate::gateway::network::Named;
-use crate::gateway::records::{StoredNetworkLink, StoredWalletKey};
+use crate::gateway::records::StoredWalletKey;
 use crate::gateway::work::Step;
 use crate::gateway::Core;
 use crate::oidc::flow::random_value;
@@ -68,87 +65,17 @@ impl std::fmt::Debug for WalletPage {
     }
 }
 
-/// Where a link's challenge stands, for its poll and end page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkState {
-    Open,
-    /// A verified answer waits for its binding code to be typed into the
-    /// chat.
-    Answered,
-    Done,
-    Failed,
-    /// Expired or replaced (or its interaction gone).
-    Gone,
-}
+pub use crate::gateway::links::LinkState;
 
-/// A link read: its team's, its record, and the interaction as it stands
-/// (`None`: forgotten).
-pub(super) struct Opened<'c> {
-    pub team: &'c Team,
-    pub wallet: &'c WalletConfig,
-    pub link: StoredNetworkLink,
-    pub rec: Option<InteractionRecord>,
-}
+/// A wallet link read: its team's, its `[wallet]`, and the interaction as
+/// it stands (`links::open`).
+pub(super) type Opened<'c> = links::Opened<'c, links::Wallet>;
 
 /// The link `code` names; 404 for a code never issued (or long gone). A
 /// team that no longer has `[wallet]` reads as a forgotten interaction.
 pub(super) async fn opened<'c>(core: &'c Core, code: &str, now: Timestamp) -> Result<Opened<'c>> {
-    let raw = core.get(&[keys::wallet_link(code)]).await?.pop().flatten();
-    let raw = raw.ok_or(Error::NotFound("no such link"))?;
-    let link = serde_json::from_str::<StoredNetworkLink>(&raw.value)
-        .map_err(|_| Error::NotFound("no such link"))?;
-    let team = core.config().team(&link.t);
-    let Some((team, wallet)) = team.and_then(|t| Some((t, t.wallet.as_ref()?))) else {
-        return Err(Error::NotFound("no such link"));
-    };
-    let rec = match core.load_pair(team, link.i, now).await {
-        Ok(pair) => Some(pair.rec()?.clone()),
-        Err(Error::NotFound(_)) => None,
-        Err(e) => return Err(e),
-    };
-    Ok(Opened {
-        team,
-        wallet,
-        link,
-        rec,
-    })
-}
-
-impl Opened<'_> {
-    /// The language its pages speak, while its interaction lives.
-    fn speaks(&self) -> Option<Speaks> {
-        let rec = self.rec.as_ref()?;
-        Some(crate::gateway::network::speaks(self.team, rec))
-    }
-
-    /// Where its challenge stands at `now`.
-    fn state(&self, now: Timestamp) -> LinkState {
-        state_of(self.rec.as_ref(), self.link.c, now)
-    }
-}
-
-/// Where challenge `cid` of `rec` stands at `now`.
-pub(super) fn state_of(rec: Option<&InteractionRecord>, cid: Uuid, now: Timestamp) -> LinkState {
-    use crate::domain::challenge::PastOutcome;
-    let Some(rec) = rec else {
-        return LinkState::Gone;
-    };
-    if challenge::open_wallet(rec, cid, now).is_some() {
-        return LinkState::Open;
-    }
-    if challenge::awaiting_code(rec, cid, now).is_some() {
-        return LinkState::Answered;
-    }
-    match rec
-        .past_challenges
-        .iter()
-        .find(|p| p.id == cid)
-        .map(|p| p.outcome)
-    {
-        Some(PastOutcome::Succeeded) => LinkState::Done,
-        Some(PastOutcome::Failed) => LinkState::Failed,
-        _ => LinkState::Gone,
-    }
+    let opened = links::open::<links::Wallet>(core, code, now).await?;
+    opened.ok_or(Error::NotFound("no such link"))
 }
 
 /// `GET /w/{code}/status` and `/done`: where the link's challenge stands,
@@ -188,10 +115,9 @@ pub async fn done_page(
     now: Timestamp,
 ) -> Result<DonePage> {
     let o = opened(core, code, now).await?;
-    let (team, cid) = (o.team, o.link.c);
+    let (team, cid) = (o.team, o.challenge);
     let (speaks, state) = (o.speaks(), o.state(now));
-    let (Some(rec), Some(speaks), LinkState::Answered) = (o.rec.as_ref(), speaks.clone(), state)
-    else {
+    let (Some(rec), Some(speaks), LinkState::Answered) = (o.rec(), speaks.clone(), state) else {
         return Ok(DonePage::State(state, speaks));
     };
     let Some(wallet) = challenge::awaiting_code(rec, cid, now) else {
@@ -208,7 +134,7 @@ pub async fn done_page(
     let (rc, secret) = shown;
     if let Some(secret) = &secret {
         let hash = challenge::browser_hash(core.pepper(), secret);
-        let tied = core.transact(team, o.link.i, now, |w| {
+        let tied = core.transact(team, o.interaction, now, |w| {
             let tied = challenge::tie_browser(&mut w.rec, cid, hash.clone(), now);
             Box::pin(std::future::ready(Ok(match tied {
                 true => Step::Write(true),
@@ -220,7 +146,9 @@ pub async fn done_page(
         }
     }
     let length = team.settings_for(&rec.channel).otp.length;
-    let bind = crate::domain::otp::derive_for_response(core.pepper(), rc, length);
+    let Some(bind) = links::bind::again::<links::Wallet>(core, rc, length) else {
+        return Ok(DonePage::Elsewhere(speaks));
+    };
     Ok(DonePage::Code(speaks, bind, secret))
 }
 
@@ -259,11 +187,11 @@ pub async fn open_wallet_link(core: &Core, code: &str, now: Timestamp) -> Result
     };
     index_key(core, &o, code, &made.kid, until, now).await?;
     let page = page_of(core, &o, (code, &wallet, &made, &key), until, now)?;
-    let rec = o.rec.as_ref();
+    let rec = o.rec();
     let rec = rec.ok_or_else(|| Error::internal("an open challenge of no interaction"))?;
     Ok(WalletLinkTarget::Page(WalletPage {
         speaks: speaks.ok_or_else(|| Error::internal("an open challenge of no interaction"))?,
-        named: crate::gateway::network::named(core, team, rec),
+        named: links::named(core, team, rec),
         ..page
     }))
 }
@@ -278,9 +206,9 @@ async fn keep_request(
     made: &WalletRequest,
     now: Timestamp,
 ) -> Result<Option<(Timestamp, WalletChallenge)>> {
-    let cid = o.link.c;
+    let cid = o.challenge;
     let done = core
-        .transact(o.team, o.link.i, now, |w| {
+        .transact(o.team, o.interaction, now, |w| {
             let made = made.clone();
             Box::pin(async move {
                 let until = w.rec.open_challenge(now).map(|c| c.expires_at);
@@ -323,8 +251,8 @@ async fn index_key(
 ) -> Result<()> {
     let index = StoredWalletKey {
         t: o.team.id.clone(),
-        i: o.link.i,
-        c: o.link.c,
+        i: o.interaction,
+        c: o.challenge,
         w: code.to_string(),
     };
     let ttl = until.since(now) + Duration::from_secs(60);
@@ -349,10 +277,10 @@ fn page_of(
 ) -> Result<WalletPage> {
     let public_url = &core.config().server.public_url;
     let origins = [page_origin(public_url)];
-    let credential = credential_of(o.wallet, wallet)?;
+    let credential = credential_of(o.needs, wallet)?;
     let claims: Vec<String> = wallet.asked.keys().cloned().collect();
     let asked = Request {
-        client_id: &o.wallet.client_id,
+        client_id: &o.needs.client_id,
         mode: Mode::DcApi {
             expected_origins: &origins,
         },
@@ -364,12 +292,12 @@ fn page_of(
         wallet_nonce: None,
         now,
     };
-    let dc_request = request::sign(&asked, &o.wallet.signer);
+    let dc_request = request::sign(&asked, &o.needs.signer);
     let request_uri = format!("{public_url}/w/{code}/request/{}", made.rid);
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let wallet_link = format!(
         "openid4vp://?client_id={}&request_uri={}&request_uri_method=post",
-        enc(&o.wallet.client_id),
+        enc(&o.needs.client_id),
         enc(&request_uri),
     );
     Ok(WalletPage {
@@ -443,8 +371,8 @@ pub async fn request_object(
         Err(Error::NotFound(_)) => return Err(refused()),
         Err(e) => return Err(e),
     };
-    let rec = o.rec.as_ref().ok_or_else(refused)?;
-    let wallet = challenge::open_wallet(rec, o.link.c, now).ok_or_else(refused)?;
+    let rec = o.rec().ok_or_else(refused)?;
+    let wallet = challenge::open_wallet(rec, o.challenge, now).ok_or_else(refused)?;
     let made = wallet.open_request(rid).ok_or_else(refused)?;
     if now
         >= made
@@ -456,11 +384,11 @@ pub async fn request_object(
     let key = b64url(&made.key)
         .and_then(|d| RequestKey::from_scalar(&d))
         .ok_or_else(|| Error::internal("a wallet request's key cannot be read"))?;
-    let credential = credential_of(o.wallet, wallet).map_err(|_| refused())?;
+    let credential = credential_of(o.needs, wallet).map_err(|_| refused())?;
     let claims: Vec<String> = wallet.asked.keys().cloned().collect();
     let response_uri = response_uri(&core.config().server.public_url);
     let asked = Request {
-        client_id: &o.wallet.client_id,
+        client_id: &o.needs.client_id,
         mode: Mode::DirectPost {
             response_uri: &response_uri,
         },
@@ -473,5 +401,5 @@ pub async fn request_object(
         // The object lives as long as its request, from when it was made.
         now: made.made_at,
     };
-    Ok(request::sign(&asked, &o.wallet.signer))
+    Ok(request::sign(&asked, &o.needs.signer))
 }

@@ -143,14 +143,15 @@ pub struct EndedSession {}
 
 impl Record for EndedSession {}
 
-/// `n:<code>`: where a network challenge's link leads, found from its
-/// code alone (docs/network-authentication.md): `t` its team, `i` its
-/// interaction, `c` its challenge.
+/// `n:<code>`, `wl:<code>`, `ce:<code>`: where a challenge link leads,
+/// found from its code alone (docs/architecture.md#challenge-links): `t`
+/// its team, `i` its interaction, `c` its challenge. One form for every
+/// kind of link (`gateway::links`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredNetworkLink {
+pub struct StoredChallengeLink {
     pub t: String,
     pub i: Uuid,
     pub c: Uuid,
 }
 
-impl Record for StoredNetworkLink {}
+impl Record for StoredChallengeLink {}

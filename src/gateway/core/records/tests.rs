@@ -965,9 +965,10 @@ fn the_audit_records_of_today_read_back_equal() {
 
 #[test]
 fn a_network_link_s_record_of_today_reads_back_equal() {
+    // Today's bytes of `n:`, `wl:` and `ce:` alike, read by the typed read.
     let text = format!(r#"{{"t":"acme","i":"{}","c":"{}"}}"#, id(1), id(2));
-    let link: StoredNetworkLink = kept_as_written(&text);
-    let want = StoredNetworkLink {
+    let link: StoredChallengeLink = kept_as_written(&text);
+    let want = StoredChallengeLink {
         t: "acme".into(),
         i: id(1),
         c: id(2),

@@ -1,0 +1,51 @@
+//! A challenge link saved: a fresh code (256 random bits, unrelated to
+//! any code of the challenge) on its kind's key, in the one stored form
+//! of every link (docs/architecture.md#challenge-links).
+use uuid::Uuid;
+
+use super::LinkKind;
+use crate::config::Team;
+use crate::error::{Error, Result};
+use crate::gateway::change;
+use crate::gateway::records::StoredChallengeLink;
+use crate::gateway::work::Step;
+use crate::gateway::Core;
+use crate::oidc::flow::random_value;
+use crate::time::Timestamp;
+
+/// Saves a fresh link of kind `K` to challenge `cid` of interaction `id`
+/// on its own key: until `until`, then as long as an interaction written
+/// then lives (the longest `interaction_ttl` of the team), so that an
+/// ended link answers its 410 page, not 404
+/// (docs/network-authentication.md#the-link). Its URL,
+/// `{public_url}/{K::PATH}/{code}`.
+pub async fn save<K: LinkKind>(
+    core: &Core,
+    team: &Team,
+    (id, cid): (Uuid, Uuid),
+    until: Timestamp,
+    now: Timestamp,
+) -> Result<String> {
+    let code = random_value();
+    let link = StoredChallengeLink {
+        t: team.id.clone(),
+        i: id,
+        c: cid,
+    };
+    let lives = std::iter::once(&team.settings)
+        .chain(team.channel_settings.values())
+        .map(|s| s.interaction_ttl.get())
+        .max()
+        .unwrap_or_default();
+    let ttl = until.since(now).max(std::time::Duration::from_secs(1)) + lives;
+    let key = K::key(&code);
+    let saved = change::once(core, &team.keyspace, &[], now, |c| {
+        c.claim(&key, &link, Some(ttl))?;
+        Ok(Step::Write(()))
+    });
+    saved
+        .await?
+        .ok_or_else(|| Error::internal("a 256-bit link code collided"))?;
+    let public_url = &core.config().server.public_url;
+    Ok(format!("{public_url}/{}/{code}", K::PATH))
+}
