@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::config::{CredentialFormat, Team, WalletConfig, WalletCredential};
+use crate::config::{Team, WalletConfig};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::OtpCode;
 use crate::domain::wallet::challenge::{self, Showing, WalletChallenge, WalletRequest};
@@ -53,7 +53,8 @@ pub struct WalletPage {
     /// The request object for the Digital Credentials API
     /// (`dc_api.jwt`), signed.
     pub dc_request: String,
-    /// `openid4vp://?client_id=…&request_uri=…&request_uri_method=post`.
+    /// `openid4vp://?client_id=…&request_uri=…&request_uri_method=post`,
+    /// or the team's `invocation` in place of `openid4vp://`.
     pub wallet_link: String,
     /// How long the challenge has left.
     pub left: Duration,
@@ -349,8 +350,7 @@ fn page_of(
 ) -> Result<WalletPage> {
     let public_url = &core.config().server.public_url;
     let origins = [page_origin(public_url)];
-    let credential = credential_of(o.wallet, wallet)?;
-    let claims: Vec<String> = wallet.asked.keys().cloned().collect();
+    let credentials = queries(o.wallet, wallet)?;
     let asked = Request {
         client_id: &o.wallet.client_id,
         mode: Mode::DcApi {
@@ -358,17 +358,18 @@ fn page_of(
         },
         state: &made.state,
         nonce: &made.nonce,
-        credential: query_of(credential),
-        claims: &claims,
+        credentials: &credentials,
         key,
         wallet_nonce: None,
+        registration: o.wallet.registration.as_deref(),
         now,
     };
     let dc_request = request::sign(&asked, &o.wallet.signer);
     let request_uri = format!("{public_url}/w/{code}/request/{}", made.rid);
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let wallet_link = format!(
-        "openid4vp://?client_id={}&request_uri={}&request_uri_method=post",
+        "{}?client_id={}&request_uri={}&request_uri_method=post",
+        o.wallet.invocation,
         enc(&o.wallet.client_id),
         enc(&request_uri),
     );
@@ -401,26 +402,20 @@ pub(super) fn response_uri(public_url: &str) -> String {
     format!("{public_url}/w/response")
 }
 
-/// The team's credential a challenge asks for.
-pub(super) fn credential_of<'c>(
+/// The DCQL credentials of what `wallet` asks: each credential asked (all
+/// still the team's), with the `match` claims by its own names.
+fn queries<'c>(
     config: &'c WalletConfig,
-    wallet: &WalletChallenge,
-) -> Result<&'c WalletCredential> {
-    config
-        .credential(Some(&wallet.credential))
-        .ok_or(Error::TokenExpired)
-}
-
-/// The DCQL credential of `c`.
-fn query_of(c: &WalletCredential) -> Credential<'_> {
-    match &c.format {
-        CredentialFormat::SdJwt { vct } => Credential::SdJwt { id: &c.id, vct },
-        CredentialFormat::Mdoc { doctype, namespace } => Credential::Mdoc {
-            id: &c.id,
-            doctype,
-            namespace,
-        },
-    }
+    wallet: &'c WalletChallenge,
+) -> Result<Vec<Credential<'c>>> {
+    wallet
+        .credentials()
+        .into_iter()
+        .map(|id| {
+            let credential = config.credential(Some(id)).ok_or(Error::TokenExpired)?;
+            Ok(credential.query(wallet.asked.keys()))
+        })
+        .collect()
 }
 
 /// Why a request object is not served: 400, nothing changes.
@@ -456,8 +451,7 @@ pub async fn request_object(
     let key = b64url(&made.key)
         .and_then(|d| RequestKey::from_scalar(&d))
         .ok_or_else(|| Error::internal("a wallet request's key cannot be read"))?;
-    let credential = credential_of(o.wallet, wallet).map_err(|_| refused())?;
-    let claims: Vec<String> = wallet.asked.keys().cloned().collect();
+    let credentials = queries(o.wallet, wallet).map_err(|_| refused())?;
     let response_uri = response_uri(&core.config().server.public_url);
     let asked = Request {
         client_id: &o.wallet.client_id,
@@ -466,10 +460,10 @@ pub async fn request_object(
         },
         state: &made.state,
         nonce: &made.nonce,
-        credential: query_of(credential),
-        claims: &claims,
+        credentials: &credentials,
         key: &key,
         wallet_nonce,
+        registration: o.wallet.registration.as_deref(),
         // The object lives as long as its request, from when it was made.
         now: made.made_at,
     };
