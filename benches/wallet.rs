@@ -16,7 +16,7 @@ use chatgate::domain::wallet::issuers::TrustedIssuers;
 use chatgate::domain::wallet::jose::b64url;
 use chatgate::domain::wallet::request::{self, Credential, Mode, Request, Signer};
 use chatgate::domain::wallet::request_key::RequestKey;
-use chatgate::domain::wallet::{matching, mdoc, response, sd_jwt};
+use chatgate::domain::wallet::{matching, mdoc, response, sd_jwt, Format};
 use chatgate::time::Timestamp;
 use criterion::{black_box, Criterion};
 use p256::pkcs8::DecodePrivateKey as _;
@@ -68,19 +68,34 @@ impl Fixture {
         self.f.pointer(p).and_then(Value::as_str).unwrap()
     }
 
-    fn request<'a>(&'a self, mode: Mode<'a>, key: &'a RequestKey) -> Request<'a> {
+    /// The one credential asked, `pid`.
+    fn credentials(&self) -> [Credential<'_>; 1] {
+        [Credential {
+            id: "pid",
+            format: Format::SdJwt,
+            vct: &self.vct,
+            doctype: "",
+            namespace: "",
+            claims: self.claims.iter().map(String::as_str).collect(),
+            authorities: &[],
+        }]
+    }
+
+    fn request<'a>(
+        &'a self,
+        mode: Mode<'a>,
+        key: &'a RequestKey,
+        credentials: &'a [Credential<'a>],
+    ) -> Request<'a> {
         Request {
             client_id: self.text("/client_id"),
             mode,
             state: "st-4f1c",
             nonce: self.text("/nonce"),
-            credential: Credential::SdJwt {
-                id: "pid",
-                vct: &self.vct,
-            },
-            claims: &self.claims,
+            credentials,
             key,
             wallet_nonce: Some("wn-42"),
+            registration: None,
             now: self.now,
         }
     }
@@ -93,7 +108,8 @@ impl Fixture {
         let mode = Mode::DcApi {
             expected_origins: &origins,
         };
-        request::sign(&self.request(mode, &key), &self.signer)
+        let credentials = self.credentials();
+        request::sign(&self.request(mode, &key, &credentials), &self.signer)
     }
 
     /// The request object a wallet fetches: the request's key read back
@@ -104,7 +120,8 @@ impl Fixture {
         let mode = Mode::DirectPost {
             response_uri: "https://chatgate.example/w/response",
         };
-        request::sign(&self.request(mode, &key), &self.signer)
+        let credentials = self.credentials();
+        request::sign(&self.request(mode, &key, &credentials), &self.signer)
     }
 
     /// An SD-JWT VC answer: the JWE opened, its presentation verified, the
@@ -112,7 +129,7 @@ impl Fixture {
     #[inline(never)]
     fn sd_jwt_answer(&self) -> bool {
         let opened = response::open(self.text("/jwes/a128gcm"), &self.key).unwrap();
-        let list = response::presentations(&opened, "pid").unwrap();
+        let list = response::presentations(&opened, &["pid"]).unwrap().1;
         let expected = sd_jwt::Expected {
             trusted: &self.trusted,
             vct: &self.vct,

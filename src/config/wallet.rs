@@ -15,14 +15,26 @@ use sha2::{Digest as _, Sha256};
 use super::de::from_table;
 use super::ConfigError;
 use crate::channels::kind::Secret;
+use crate::domain::wallet::access;
 use crate::domain::wallet::issuers::TrustedIssuers;
-use crate::domain::wallet::jose::to_b64url;
-use crate::domain::wallet::request::Signer;
+use crate::domain::wallet::jose::{b64url, object, to_b64url};
+use crate::domain::wallet::request::{Credential, Signer};
+use crate::domain::wallet::Format;
 use crate::time::Dur;
 
 /// The shortest and longest `link_ttl`, and its default.
 const LINK_TTL: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(1800));
 const DEFAULT_LINK_TTL: Duration = Duration::from_secs(300);
+
+/// The page's same-device link's default start.
+const DEFAULT_INVOCATION: &str = "openid4vp://";
+
+/// The `typ` of a registration certificate's header (ETSI TS 119 475).
+const REGISTRATION_TYP: &str = "rc-wrp+jwt";
+
+/// A credential's problem when neither it nor its team names a trusted
+/// issuer: the error names the team's `trusted_issuers`.
+const NO_TRUST: &str = "no trusted issuer";
 
 /// The section's name, as errors name its keys.
 const SECTION: &str = "wallet";
@@ -30,17 +42,23 @@ const SECTION: &str = "wallet";
 /// A team's `[wallet]`, checked.
 #[derive(Debug)]
 pub struct WalletConfig {
-    /// The access certificate's key and chain (DER, leaf first).
+    /// The access certificate's key and the chain sent in `x5c` (DER, leaf
+    /// first, without a self-signed last certificate).
     pub signer: Signer,
     /// The verifier's `client_id`: `x509_hash:` or `x509_san_dns:` and
     /// what that prefix names.
     pub client_id: String,
-    pub trusted: TrustedIssuers,
     /// What may be asked for, at least one, each `id` once.
     pub credentials: Vec<WalletCredential>,
     pub link_ttl: Duration,
     /// Whether a credential's Token Status List is checked.
     pub status_lists: bool,
+    /// What the page's same-device link starts with, before its query:
+    /// `openid4vp://`, `haip-vp://` or a wallet's `https://` universal link.
+    pub invocation: String,
+    /// The bank's registration certificate (a JWT), sent in every request
+    /// object's `verifier_info`.
+    pub registration: Option<String>,
     /// Where a status list may be fetched from: its team's reach
     /// (docs/operator-api.md#destinations).
     pub reach: crate::outbound::Reach,
@@ -58,30 +76,56 @@ impl WalletConfig {
 }
 
 /// One credential a challenge may ask for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct WalletCredential {
     /// Letters, digits and `_`; unique in the team.
     pub id: String,
-    pub format: CredentialFormat,
-    /// The claim names that may be asked for and compared.
-    pub claims: Vec<String>,
+    pub format: Format,
+    /// SD-JWT VC: the accepted `vct` values (none for an mdoc).
+    pub vct: Vec<String>,
+    /// mdoc: its doctype and the namespace of its claims (empty for an
+    /// SD-JWT VC).
+    pub doctype: String,
+    pub namespace: String,
+    /// The claims that may be asked for and compared: each the name a
+    /// `match` uses and this credential's own name for it.
+    pub claims: Vec<Claim>,
+    /// The issuers its issuer chain must reach: its own
+    /// `trusted_issuers`, else the team's.
+    pub trusted: TrustedIssuers,
+    /// The base64url Subject Key Identifier of each of those issuers that
+    /// has one: the request's `trusted_authorities`.
+    pub authorities: Vec<String>,
 }
 
-/// A credential's format and what names its type.
+/// A claim a credential may compare: `name` as a `match` names it, `own`
+/// as the credential does (the same unless its `claims` is a table).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CredentialFormat {
-    /// SD-JWT VC (`dc+sd-jwt`): the accepted `vct` values.
-    SdJwt { vct: Vec<String> },
-    /// An ISO mdoc (`mso_mdoc`): its doctype and the namespace of its claims.
-    Mdoc { doctype: String, namespace: String },
+pub struct Claim {
+    pub name: String,
+    pub own: String,
 }
 
-impl CredentialFormat {
-    /// The format's name in the configuration, requests and metrics.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            CredentialFormat::SdJwt { .. } => "dc+sd-jwt",
-            CredentialFormat::Mdoc { .. } => "mso_mdoc",
+impl WalletCredential {
+    /// This credential's own name of the claim a `match` calls `name`.
+    pub fn own_name(&self, name: &str) -> Option<&str> {
+        self.claims
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.own.as_str())
+    }
+
+    /// The credential as a request's DCQL query names it, asking the
+    /// claims a `match` calls `names` by this credential's own names.
+    pub fn query<'a>(&'a self, names: impl Iterator<Item = &'a String>) -> Credential<'a> {
+        Credential {
+            id: &self.id,
+            format: self.format,
+            vct: &self.vct,
+            doctype: &self.doctype,
+            namespace: &self.namespace,
+            claims: names.filter_map(|n| self.own_name(n)).collect(),
+            authorities: &self.authorities,
         }
     }
 }
@@ -98,6 +142,8 @@ struct RawWallet {
     credentials: Vec<RawCredential>,
     link_ttl: Option<Dur>,
     status_lists: Option<bool>,
+    invocation: Option<String>,
+    registration_certificate: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -109,7 +155,23 @@ struct RawCredential {
     doctype: Option<String>,
     namespace: Option<String>,
     #[serde(default)]
-    claims: Vec<String>,
+    claims: RawClaims,
+    trusted_issuers: Option<Vec<String>>,
+}
+
+/// A credential's `claims`: names, or a table from the names a `match`
+/// uses to the credential's own.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawClaims {
+    Names(Vec<String>),
+    Renamed(std::collections::BTreeMap<String, String>),
+}
+
+impl Default for RawClaims {
+    fn default() -> Self {
+        RawClaims::Names(Vec::new())
+    }
 }
 
 /// Reads and checks `[wallet]` from `file`; `public_url` is the
@@ -130,24 +192,33 @@ pub(super) fn load_wallet(
         .first()
         .ok_or_else(|| err("certificate_chain", "holds no certificate"))?;
     leaf_fits(leaf, &key, host_of(public_url)).map_err(|p| err("certificate_chain", &p))?;
+    // The wall clock at the start: the chain must hold when it is read.
+    let started = crate::time::Clock::now(&crate::time::SystemClock);
+    let sent = access::checked_chain(&chain, started)
+        .map_err(|e| err("certificate_chain", &e.to_string()))?;
+    let invocation = invocation(raw.invocation).map_err(|p| err("invocation", p))?;
+    let registration = match raw.registration_certificate.as_deref() {
+        None => None,
+        Some(rc) => {
+            Some(registration_certificate(rc).map_err(|p| err("registration_certificate", p))?)
+        }
+    };
     let client_id = client_id(raw.client_id_prefix.as_deref(), leaf, host_of(public_url))
         .map_err(|p| err("client_id_prefix", p))?;
-    if raw.trusted_issuers.is_empty() {
-        return Err(err("trusted_issuers", "must name at least one certificate"));
-    }
-    for (i, pem) in raw.trusted_issuers.iter().enumerate() {
-        TrustedIssuers::from_pems(std::slice::from_ref(pem))
-            .map_err(|e| err(&format!("trusted_issuers[{i}]"), &e.to_string()))?;
-    }
-    let trusted = TrustedIssuers::from_pems(&raw.trusted_issuers)
-        .map_err(|e| err("trusted_issuers", &e.to_string()))?;
+    let team_trust = trusted_issuers(&raw.trusted_issuers).map_err(|(k, p)| err(&k, &p))?;
     if raw.credentials.is_empty() {
         return Err(err("credentials", "must name at least one credential"));
     }
     let mut credentials: Vec<WalletCredential> = Vec::with_capacity(raw.credentials.len());
     for (i, c) in raw.credentials.into_iter().enumerate() {
         let at = format!("credentials[{i}]");
-        let read = credential(c).map_err(|(k, p)| err(&format!("{at}.{k}"), &p))?;
+        let read = credential(c, team_trust.as_ref()).map_err(|(k, p)| match k.as_str() {
+            "trusted_issuers" if p == NO_TRUST => err(
+                "trusted_issuers",
+                &format!("must name at least one certificate, as {at} names none of its own"),
+            ),
+            _ => err(&format!("{at}.{k}"), &p),
+        })?;
         if credentials.iter().any(|seen| seen.id == read.id) {
             return Err(err(&format!("{at}.id"), "is the id of another credential"));
         }
@@ -158,15 +229,45 @@ pub(super) fn load_wallet(
         return Err(err("link_ttl", "must be from \"1m\" to \"30m\""));
     }
     Ok(WalletConfig {
-        signer: Signer { key, chain },
+        signer: Signer { key, chain: sent },
         client_id,
-        trusted,
+        invocation,
+        registration,
         credentials,
         link_ttl,
         status_lists: raw.status_lists.unwrap_or(true),
         reach: crate::outbound::Reach::Anywhere,
     })
 }
+
+/// The issuers of `pems` (a `trusted_issuers` array) with the base64url
+/// Subject Key Identifiers of those that have one: `None` when it is
+/// empty, else `(key, problem)` naming the first one refused.
+fn trusted_issuers(pems: &[String]) -> Result<Option<Trust>, (String, String)> {
+    for (i, pem) in pems.iter().enumerate() {
+        TrustedIssuers::from_pems(std::slice::from_ref(pem))
+            .map_err(|e| (format!("trusted_issuers[{i}]"), e.to_string()))?;
+    }
+    if pems.is_empty() {
+        return Ok(None);
+    }
+    let issuers = TrustedIssuers::from_pems(pems)
+        .map_err(|e| ("trusted_issuers".to_string(), e.to_string()))?;
+    let mut authorities: Vec<String> = Vec::new();
+    for pem in pems {
+        let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok();
+        let ski = der.and_then(|d| access::subject_key_id(d.as_ref()));
+        if let Some(ski) = ski.map(|k| to_b64url(&k)) {
+            if !authorities.contains(&ski) {
+                authorities.push(ski);
+            }
+        }
+    }
+    Ok(Some((issuers, authorities)))
+}
+
+/// Trusted issuers and their base64url Subject Key Identifiers.
+type Trust = (TrustedIssuers, Vec<String>);
 
 /// The certificates of one PEM string, leaf first, as DER.
 fn certificate_chain(pem: &str) -> Result<Vec<Vec<u8>>, &'static str> {
@@ -206,6 +307,47 @@ fn leaf_fits(leaf: &[u8], key: &p256::ecdsa::SigningKey, host: String) -> Result
     })
 }
 
+/// What the page's same-device link starts with: `openid4vp://`
+/// (default), `haip-vp://`, or an `https://` URL (a wallet's universal
+/// link) with a host and no query or fragment.
+fn invocation(raw: Option<String>) -> Result<String, &'static str> {
+    let problem = "must be \"openid4vp://\", \"haip-vp://\" or an https:// URL with no query";
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_INVOCATION.to_string());
+    };
+    if raw == DEFAULT_INVOCATION || raw == "haip-vp://" {
+        return Ok(raw);
+    }
+    let url = url::Url::parse(&raw).map_err(|_| problem)?;
+    let fits = url.scheme() == "https"
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && !raw.contains('?')
+        && !raw.contains('#');
+    fits.then_some(raw).ok_or(problem)
+}
+
+/// The registration certificate's JWT, as given: three base64url parts,
+/// a header of `typ` `rc-wrp+jwt` and a JSON object payload.
+fn registration_certificate(jwt: &str) -> Result<String, &'static str> {
+    let jwt = jwt.trim();
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [header, payload, signature] = parts[..] else {
+        return Err("is not a JWT (three base64url parts)");
+    };
+    let object = |part: &str| b64url(part).and_then(|bytes| object(&bytes));
+    let header = object(header).ok_or("is not a JWT: its header is not a JSON object")?;
+    if header.get("typ").and_then(serde_json::Value::as_str) != Some(REGISTRATION_TYP) {
+        return Err("must be a JWT whose header's typ is \"rc-wrp+jwt\"");
+    }
+    if object(payload).is_none() || signature.is_empty() || b64url(signature).is_none() {
+        return Err("is not a JWT: its payload is not a JSON object, or it has no signature");
+    }
+    Ok(jwt.to_string())
+}
+
 /// The verifier's `client_id` for `prefix` (default `x509_hash`).
 fn client_id(prefix: Option<&str>, leaf: &[u8], host: String) -> Result<String, &'static str> {
     match prefix.unwrap_or("x509_hash") {
@@ -218,8 +360,12 @@ fn client_id(prefix: Option<&str>, leaf: &[u8], host: String) -> Result<String, 
     }
 }
 
-/// One credential read: `(key, problem)` when it is refused.
-fn credential(raw: RawCredential) -> Result<WalletCredential, (String, String)> {
+/// One credential read, trusting its own `trusted_issuers` or else
+/// `team`'s: `(key, problem)` when it is refused.
+fn credential(
+    raw: RawCredential,
+    team: Option<&Trust>,
+) -> Result<WalletCredential, (String, String)> {
     let bad = |k: &str, p: &str| Err((k.to_string(), p.to_string()));
     if raw.id.is_empty()
         || raw.id.len() > 64
@@ -230,49 +376,81 @@ fn credential(raw: RawCredential) -> Result<WalletCredential, (String, String)> 
     {
         return bad("id", "must be 1 to 64 letters, digits or _");
     }
-    let format = match raw.format.as_str() {
-        "dc+sd-jwt" => {
+    let Some(format) = Format::parse(&raw.format) else {
+        return bad("format", &format!("must be {}", Format::listed()));
+    };
+    let (mut vct, mut doctype, mut namespace) = (Vec::new(), String::new(), String::new());
+    match format {
+        Format::SdJwt => {
             if raw.doctype.is_some() || raw.namespace.is_some() {
                 return bad("doctype", "is for format mso_mdoc only");
             }
-            let vct = raw.vct.unwrap_or_default();
+            vct = raw.vct.unwrap_or_default();
             if vct.is_empty() || vct.iter().any(|v| v.is_empty()) {
                 return bad("vct", "must list at least one vct value, none empty");
             }
-            CredentialFormat::SdJwt { vct }
         }
-        "mso_mdoc" => {
+        Format::Mdoc => {
             if raw.vct.is_some() {
                 return bad("vct", "is for format dc+sd-jwt only");
             }
-            let doctype = raw.doctype.filter(|d| !d.is_empty());
-            let namespace = raw.namespace.filter(|n| !n.is_empty());
-            let (Some(doctype), Some(namespace)) = (doctype, namespace) else {
+            let d = raw.doctype.filter(|d| !d.is_empty());
+            let n = raw.namespace.filter(|n| !n.is_empty());
+            let (Some(d), Some(n)) = (d, n) else {
                 return bad("doctype", "mso_mdoc needs doctype and namespace");
             };
-            CredentialFormat::Mdoc { doctype, namespace }
+            (doctype, namespace) = (d, n);
         }
-        _ => return bad("format", "must be \"dc+sd-jwt\" or \"mso_mdoc\""),
+    }
+    let claims = claims(raw.claims)?;
+    let (trusted, authorities) = match raw.trusted_issuers.as_deref().map(trusted_issuers) {
+        Some(Err(e)) => return Err(e),
+        Some(Ok(Some(own))) => own,
+        Some(Ok(None)) => return bad("trusted_issuers", "must name at least one certificate"),
+        None => match team {
+            Some(team) => team.clone(),
+            None => return bad("trusted_issuers", NO_TRUST),
+        },
     };
-    if raw.claims.is_empty() {
-        return bad("claims", "must name at least one claim");
-    }
-    for (i, c) in raw.claims.iter().enumerate() {
-        if c.is_empty() || c.len() > 128 || c.chars().any(char::is_control) {
-            return bad(
-                &format!("claims[{i}]"),
-                "must be a claim name of 1 to 128 characters",
-            );
-        }
-        if raw.claims[..i].contains(c) {
-            return bad(&format!("claims[{i}]"), "is listed twice");
-        }
-    }
     Ok(WalletCredential {
         id: raw.id,
         format,
-        claims: raw.claims,
+        vct,
+        doctype,
+        namespace,
+        claims,
+        trusted,
+        authorities,
     })
+}
+
+/// A credential's `claims`, each a name of 1 to 128 characters, none
+/// twice (a table's own names neither): `(key, problem)` when refused.
+fn claims(raw: RawClaims) -> Result<Vec<Claim>, (String, String)> {
+    let (pairs, table): (Vec<(String, String)>, bool) = match raw {
+        RawClaims::Names(names) => (names.into_iter().map(|n| (n.clone(), n)).collect(), false),
+        RawClaims::Renamed(table) => (table.into_iter().collect(), true),
+    };
+    if pairs.is_empty() {
+        return Err(("claims".into(), "must name at least one claim".into()));
+    }
+    let named = |i: usize, name: &str| match table {
+        true => format!("claims.{name}"),
+        false => format!("claims[{i}]"),
+    };
+    let bad_name = |n: &str| n.is_empty() || n.len() > 128 || n.chars().any(char::is_control);
+    let mut read: Vec<Claim> = Vec::with_capacity(pairs.len());
+    for (i, (name, own)) in pairs.into_iter().enumerate() {
+        if bad_name(&name) || bad_name(&own) {
+            let problem = "must be a claim name of 1 to 128 characters";
+            return Err((named(i, &name), problem.into()));
+        }
+        if read.iter().any(|c| c.name == name || c.own == own) {
+            return Err((named(i, &name), "is listed twice".into()));
+        }
+        read.push(Claim { name, own });
+    }
+    Ok(read)
 }
 
 /// A `[wallet]` for tests elsewhere: a fresh key with no chain, the
@@ -288,17 +466,26 @@ pub fn wallet_for_tests(status_lists: bool) -> WalletConfig {
             chain: Vec::new(),
         },
         client_id: "x509_hash:test".into(),
-        trusted: TrustedIssuers::from_pems(&[pem]).unwrap(),
         credentials: vec![WalletCredential {
             id: "pid".into(),
-            format: CredentialFormat::SdJwt {
-                vct: vec!["urn:eudi:pid:1".into()],
-            },
-            claims: vec!["family_name".into(), "birthdate".into()],
+            format: Format::SdJwt,
+            vct: vec!["urn:eudi:pid:1".into()],
+            doctype: String::new(),
+            namespace: String::new(),
+            claims: ["family_name", "birthdate"]
+                .map(|n| Claim {
+                    name: n.into(),
+                    own: n.into(),
+                })
+                .into(),
+            trusted: TrustedIssuers::from_pems(&[pem]).unwrap(),
+            authorities: Vec::new(),
         }],
         reach: crate::outbound::Reach::Anywhere,
         link_ttl: DEFAULT_LINK_TTL,
         status_lists,
+        invocation: DEFAULT_INVOCATION.into(),
+        registration: None,
     }
 }
 

@@ -50,6 +50,7 @@ pub mod transaction;
 pub mod verify_challenge;
 pub mod voice;
 pub mod wallet;
+pub mod wallet_format;
 pub mod wallet_state;
 pub mod webhook_sig;
 

@@ -22,7 +22,8 @@ use super::secrets::Pepper;
 use super::settings::Settings;
 use super::subject::SubjectRecord;
 use super::transaction::Transaction;
-use super::wallet_state::{WalletChallenge, WalletFormat};
+use super::wallet_format::Format;
+use super::wallet_state::WalletChallenge;
 use crate::error::Error;
 use crate::time::Timestamp;
 
@@ -117,13 +118,15 @@ impl ChallengeRequest {
     /// The request with a wallet challenge's `credential` and `match`
     /// (docs/wallet.md#asking): for `method` `wallet`, `match` is 1 to 10
     /// members, each a claim name and a string of 1 to 200 characters,
-    /// and `credential` a name (the team's `[wallet]` checks both); for
-    /// any other method either is 422 naming it.
+    /// and `credential` a name or an array of 1 to 4 names, none twice
+    /// (the team's `[wallet]` checks both); for any other method either
+    /// is 422 naming it.
     pub fn for_wallet(
         mut self,
-        credential: Option<&str>,
+        credential: Option<&serde_json::Value>,
         asked: Option<&serde_json::Value>,
     ) -> Result<Self, Error> {
+        let credential = credential.filter(|v| !v.is_null());
         let asked = asked.filter(|v| !v.is_null());
         if self.method != ChallengeMethod::Wallet {
             let only = "only for method wallet";
@@ -133,13 +136,8 @@ impl ChallengeRequest {
                 (None, None) => Ok(self),
             };
         }
-        let credential = credential.unwrap_or_default();
-        if credential.len() > 64 {
-            return Err(Error::invalid(
-                "credential",
-                "is not one of the team's credentials",
-            ));
-        }
+        let mut credentials = wallet_credentials(credential)?.into_iter();
+        let credential = credentials.next().unwrap_or_default();
         let asked = asked.ok_or_else(|| {
             Error::invalid(
                 "match",
@@ -147,11 +145,9 @@ impl ChallengeRequest {
             )
         })?;
         let asked = wallet_match(asked)?;
-        self.wallet = Some(WalletChallenge::asking(
-            credential.to_string(),
-            WalletFormat::SdJwt,
-            asked,
-        ));
+        let mut wallet = WalletChallenge::asking(credential, Format::SdJwt, asked);
+        wallet.also = credentials.collect();
+        self.wallet = Some(wallet);
         Ok(self)
     }
 
@@ -276,6 +272,50 @@ pub struct Message {
 
 /// A wallet challenge's `match`: 1 to 10 members, each value a string of
 /// 1 to 200 characters; 422 naming `match` (or the member) otherwise.
+/// A wallet challenge's `credential`: none (the team's only one), a
+/// name, or an array of 1 to [`MAX_CREDENTIALS`] names, none twice; each
+/// of at most 64 characters. 422 naming `credential` otherwise.
+///
+/// [`MAX_CREDENTIALS`]: crate::domain::wallet_state::MAX_CREDENTIALS
+fn wallet_credentials(value: Option<&serde_json::Value>) -> Result<Vec<String>, Error> {
+    use crate::domain::wallet_state::MAX_CREDENTIALS;
+    let unknown = || Error::invalid("credential", "is not one of the team's credentials");
+    let names: Vec<String> = match value {
+        None => return Ok(Vec::new()),
+        Some(serde_json::Value::String(s)) => vec![s.clone()],
+        Some(serde_json::Value::Array(list)) => {
+            if !(1..=MAX_CREDENTIALS).contains(&list.len()) {
+                return Err(Error::invalid(
+                    "credential",
+                    "must be a credential id or an array of 1 to 4 of them",
+                ));
+            }
+            let names: Option<Vec<String>> = list
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect();
+            names.ok_or_else(unknown)?
+        }
+        Some(_) => {
+            return Err(Error::invalid(
+                "credential",
+                "must be a credential id or an array of 1 to 4 of them",
+            ))
+        }
+    };
+    if names.iter().any(|n| n.is_empty() || n.len() > 64) {
+        return Err(unknown());
+    }
+    if names
+        .iter()
+        .enumerate()
+        .any(|(i, n)| names[..i].contains(n))
+    {
+        return Err(Error::invalid("credential", "names a credential twice"));
+    }
+    Ok(names)
+}
+
 fn wallet_match(
     value: &serde_json::Value,
 ) -> Result<std::collections::BTreeMap<String, String>, Error> {

@@ -8,6 +8,7 @@
 //! mdoc's `DeviceResponse` is verified by [`mdoc::verify`]; a credential's
 //! Token Status List is read and its entry checked by [`status_list`].
 //! Nothing here reads the clock, the store or the network.
+pub mod access;
 pub mod challenge;
 pub mod disclosures;
 pub mod invalid;
@@ -21,6 +22,8 @@ pub mod request_key;
 pub mod response;
 pub mod sd_jwt;
 pub mod status_list;
+
+pub use super::wallet_format::Format;
 
 #[cfg(test)]
 mod tests;

@@ -8,11 +8,17 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::domain::wallet_format::Format;
+
 use crate::time::Timestamp;
 
 /// How many requests a challenge keeps: a page fetch makes one, and the
 /// oldest goes when a sixth is made.
 pub const MAX_REQUESTS: usize = 5;
+
+/// How many credentials one challenge may ask for, of which the
+/// customer presents any one.
+pub const MAX_CREDENTIALS: usize = 4;
 
 /// How many claims a challenge may compare, and how long each expected
 /// value may be, in characters.
@@ -24,9 +30,14 @@ pub const MAX_VALUE_CHARS: usize = 200;
 /// disclosed ones, nor any request's key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WalletChallenge {
-    /// One of the team's `[wallet] credentials` ids.
+    /// One of the team's `[wallet] credentials` ids: the first asked for,
+    /// or once one was presented, that one.
     pub credential: String,
-    pub format: WalletFormat,
+    /// `credential`'s format.
+    pub format: Format,
+    /// The other credentials asked for, any one of which the customer may
+    /// present instead (at most [`MAX_CREDENTIALS`] - 1).
+    pub also: Vec<String>,
     /// Claim name → the value the bank expects; 1..=[`MAX_MATCH`].
     pub asked: BTreeMap<String, String>,
     /// The open requests, oldest first.
@@ -41,22 +52,6 @@ pub struct WalletChallenge {
     /// `redirect_uri` (its cookie keeps the secret): the code is shown
     /// again in that browser only.
     pub code_browser: Option<String>,
-}
-
-/// A credential's format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WalletFormat {
-    SdJwt,
-    Mdoc,
-}
-
-impl WalletFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WalletFormat::SdJwt => "dc+sd-jwt",
-            WalletFormat::Mdoc => "mso_mdoc",
-        }
-    }
 }
 
 /// One request a page fetch made: its ids, the nonce the key binding must
@@ -131,20 +126,38 @@ impl WalletResult {
 
 impl WalletChallenge {
     /// A challenge asking `credential` (of `format`) for `asked`.
-    pub fn asking(
-        credential: String,
-        format: WalletFormat,
-        asked: BTreeMap<String, String>,
-    ) -> Self {
+    pub fn asking(credential: String, format: Format, asked: BTreeMap<String, String>) -> Self {
         WalletChallenge {
             credential,
             format,
+            also: Vec::new(),
             asked,
             requests: Vec::new(),
             answer: None,
             response_code: None,
             code_browser: None,
         }
+    }
+
+    /// Every credential asked for, `credential` first.
+    pub fn credentials(&self) -> Vec<&str> {
+        std::iter::once(self.credential.as_str())
+            .chain(self.also.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Records that credential `id` (of `format`) was the one presented:
+    /// it becomes `credential`, the others asked `also`. `false`,
+    /// changing nothing, when it was not asked for.
+    pub fn presented(&mut self, id: &str, format: Format) -> bool {
+        let all: Vec<String> = self.credentials().into_iter().map(str::to_string).collect();
+        if !all.iter().any(|c| c == id) {
+            return false;
+        }
+        self.also = all.into_iter().filter(|c| c != id).collect();
+        self.credential = id.to_string();
+        self.format = format;
+        true
     }
 
     /// Keeps `request`, the oldest going beyond [`MAX_REQUESTS`]: the key
@@ -182,6 +195,7 @@ impl fmt::Debug for WalletChallenge {
         f.debug_struct("WalletChallenge")
             .field("credential", &self.credential)
             .field("format", &self.format)
+            .field("also", &self.also)
             .field("asked", &self.asked.keys().collect::<Vec<_>>())
             .field("requests", &self.requests.len())
             .field("result", &self.answer.as_ref().map(|a| a.result))

@@ -56,8 +56,9 @@ pub struct NewChallenge {
     /// (docs/api.md#codes-typed-on-the-gateways-page); `"chat"` (default).
     pub entry: Option<String>,
     /// A wallet challenge's credential, one of the team's `[wallet]
-    /// credentials` ids (docs/wallet.md#asking).
-    pub credential: Option<String>,
+    /// credentials` ids, or an array of 1 to 4 of them of which the
+    /// customer presents any one (docs/wallet.md#asking).
+    pub credential: Option<serde_json::Value>,
     /// A wallet challenge's expected claims: name → value.
     #[serde(rename = "match")]
     pub expected: Option<serde_json::Value>,
@@ -86,7 +87,7 @@ impl NewChallenge {
             .map(|t| Transaction::parse("transaction", t))
             .transpose()?;
         req.for_transaction(transaction)?
-            .for_wallet(self.credential.as_deref(), self.expected.as_ref())
+            .for_wallet(self.credential.as_ref(), self.expected.as_ref())
     }
 }
 
@@ -161,16 +162,19 @@ impl RawSchema for NewChallenge {
         wallet_variant["required"] = json!(["method", "match"]);
         wallet_variant["properties"]["transaction"] = null.clone();
         wallet_variant["properties"]["entry"] = chat_only;
-        wallet_variant["properties"]["credential"] = json!({"type": "string", "maxLength": 64,
-            "description": "one of the team's [wallet] credentials ids; may be left out when it has one"});
+        let credential_id = json!({"type": "string", "minLength": 1, "maxLength": 64});
+        wallet_variant["properties"]["credential"] = json!({"oneOf": [
+            credential_id.clone(),
+            {"type": "array", "items": credential_id, "minItems": 1, "maxItems": 4, "uniqueItems": true},
+        ], "description": "one of the team's [wallet] credentials ids, or 1 to 4 of them of which the customer presents any one (one request with DCQL credential_sets); may be left out when it has one"});
         wallet_variant["properties"]["match"] = json!({"type": "object", "minProperties": 1, "maxProperties": 10,
-            "description": "claim name → the value the bank expects; each a claim of the credential's `claims`",
+            "description": "claim name → the value the bank expects; each a claim (by the name its `claims` gives) of every credential asked",
             "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 200}});
         json!({
             "description": "`method` `otp`, `pin`, `app`, `network` or `wallet`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `voice` (a call on the team's `voice_channel`), `agent` or `ladder` (the team's `otp.ladder`); \
                 `to` names the number or address for `sms`/`voice`/`email`, else the interaction's `contact` is used. \
                 A PIN prompt goes into the chat. `app` asks the customer to approve in their own app                 (docs/api.md#approval-in-the-customers-app): it needs the interaction's `customer_ref`, and takes no `delivery` or `to`. \
-                `network` sends a one-time link (`delivery` `chat`, the default, or `sms`) that the customer opens on mobile data: the mobile operator confirms the phone holds the interaction's `contact.phone` (docs/network-authentication.md); it takes no `to` or `transaction`. `wallet` sends a one-time link (`delivery` `chat`, the default, `sms` or `email`) where the customer presents a credential from their wallet, which must show the `match` claims with those values (docs/wallet.md#asking); `credential` names one of the team's `[wallet]` credentials; it takes no `to` or `transaction`. `transaction` (with `otp` or `app`) names the one payment the code or approval is for (docs/api.md#approving-one-payment). \
+                `network` sends a one-time link (`delivery` `chat`, the default, or `sms`) that the customer opens on mobile data: the mobile operator confirms the phone holds the interaction's `contact.phone` (docs/network-authentication.md); it takes no `to` or `transaction`. `wallet` sends a one-time link (`delivery` `chat`, the default, `sms` or `email`) where the customer presents a credential from their wallet, which must show the `match` claims with those values (docs/wallet.md#asking); `credential` names one of the team's `[wallet]` credentials, or 1 to 4 of them of which the customer presents any one; it takes no `to` or `transaction`. `transaction` (with `otp` or `app`) names the one payment the code or approval is for (docs/api.md#approving-one-payment). \
                 `entry` `page` (default `chat`), for an `otp` whose code does not go into the chat (`sms`, `email`, `voice`, `ladder`, `agent`) or a `pin`: the customer types it on the gateway's page `/c/{code}`, reached by a link the gateway sends into the conversation after the code (docs/api.md#codes-typed-on-the-gateways-page); `verify` of such a challenge is 409 `entry_page`. With a code into the chat or another method it is 422.",
             "anyOf": [
                 variant("otp in the chat or for an agent", otp, json!({"enum": [chat, agent, null]}), null.clone(), false),

@@ -141,7 +141,7 @@ pub(super) fn describe_and_register() {
         metrics::counter!("chatgate_network_verifications_total", "result" => result.as_str())
             .increment(0);
     }
-    for format in ["dc+sd-jwt", "mso_mdoc"] {
+    for format in crate::domain::wallet::Format::ALL.map(|f| f.as_str()) {
         for result in crate::domain::wallet::challenge::WalletResult::ALL {
             metrics::counter!("chatgate_wallet_presentations_total", "format" => format, "result" => result.as_str())
                 .increment(0);

@@ -599,6 +599,67 @@ async fn a_maintained_holder_library_presents_ada_s_credential() {
     );
 }
 
+/// A bank asks for the PID as an mdoc or as an SD-JWT VC in one request
+/// (DCQL `credential_sets`): the library's wallet, which holds the SD-JWT
+/// VC, answers that query alone, and Ada is signed in with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintained_holder_library_answers_one_of_two_credentials() {
+    use crate::wallet::{ada, interaction, read, spawn_wallet};
+    let Some(tools) = node_and_modules(&WALLET_PACKAGES) else {
+        return;
+    };
+    let extra = "[[wallet.credentials]]\nid = \"pid_mdoc\"\nformat = \"mso_mdoc\"\n\
+        doctype = \"eu.europa.ec.eudi.pid.1\"\nnamespace = \"eu.europa.ec.eudi.pid.1\"\n\
+        claims = { family_name = \"family_name\", birthdate = \"birth_date\" }\n";
+    let Some((app, access)) = spawn_wallet(Backend::Memory, extra).await else {
+        return;
+    };
+    let tools = (tools.0.as_str(), tools.1.as_path());
+    let id = interaction(&app, "cust-ada").await;
+    let body = json!({"method": "wallet", "credential": ["pid_mdoc", "pid"], "match": ada()});
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{id}/challenges"),
+            Some(&app.keys.bot),
+            &body,
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let cid = res.json::<Value>().await.unwrap()["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let link = app.chat_messages().await.iter().rev().find_map(|m| {
+        let text = m["text"]
+            .as_str()
+            .filter(|_| m["purpose"] == "wallet_link")?;
+        let url = text.split_whitespace().find(|w| w.contains("/w/"))?;
+        url.strip_prefix("http://gateway.test").map(str::to_string)
+    });
+    let link = link.expect("the wallet link");
+    let (ok, did) = holder_library(&app, tools, &access.chain_pem, &link).await;
+    assert!(ok, "{did}");
+    assert_eq!(did["credential_queries"], json!(["pid_mdoc", "pid"]));
+    assert_eq!(
+        did["credential_sets"],
+        json!([{"options": [["pid_mdoc"], ["pid"]]}])
+    );
+    assert_eq!(did["credential_query"], "pid");
+    assert_eq!(did["trusted_authorities"][0]["type"], "aki");
+    assert_eq!(did["disclosed"], json!(["birthdate", "family_name"]));
+    let redirect = did["response_uri"]["body"]["redirect_uri"]
+        .as_str()
+        .unwrap();
+    let (code, _) = crate::wallet::code_at(&app, redirect).await;
+    crate::wallet::typed_in_chat(&app, &id, &cid, &code).await;
+    assert_eq!(app.get(&id).await["status"], "authenticated");
+    let w = read(&app, &id, &cid, &app.keys.bot).await["wallet"].clone();
+    assert_eq!(
+        (w["credential"].as_str(), w["format"].as_str()),
+        (Some("pid"), Some("dc+sd-jwt"))
+    );
+}
+
 /// With `client_id_prefix = "x509_san_dns"` the library checks another
 /// name: the certificate's DNS name must be the client identifier, and the
 /// `response_uri`'s host that name; Ada's answer authenticates her.

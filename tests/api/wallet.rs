@@ -25,22 +25,29 @@ pub(crate) fn fixtures() -> Value {
     serde_json::from_str(include_str!("../fixtures/wallet/fixtures.json")).unwrap()
 }
 
-/// The gateway's access certificate: a P-256 key (PKCS#8 PEM), and a
-/// self-signed certificate naming `gateway.test`, the test's public host.
+/// The gateway's access certificate: a P-256 key (PKCS#8 PEM), and its
+/// chain: a leaf naming `gateway.test`, the test's public host, issued by
+/// a CA whose self-signed certificate follows it (never sent in `x5c`).
 pub(crate) struct Access {
     pub(crate) key_pem: String,
     pub(crate) chain_pem: String,
 }
 
 pub(crate) fn access() -> Access {
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Test Access CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let cert = rcgen::CertificateParams::new(vec!["gateway.test".to_string()])
         .unwrap()
-        .self_signed(&key)
+        .signed_by(&key, &ca, &ca_key)
         .unwrap();
     Access {
         key_pem: key.serialize_pem(),
-        chain_pem: cert.pem(),
+        chain_pem: format!("{}{}", cert.pem(), ca.pem()),
     }
 }
 
@@ -107,7 +114,7 @@ pub(crate) async fn interaction(app: &TestApp, customer: &str) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
-async fn ask(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn ask(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
     let path = format!("/v1/interactions/{id}/challenges");
     app.post_json(&path, Some(&app.keys.bot), &body).await
 }
@@ -137,13 +144,13 @@ pub(crate) async fn start(app: &TestApp, id: &str, expected: Value) -> (String, 
     (cid, format!("/w/{code}"))
 }
 
-struct Page {
-    status: u16,
+pub(crate) struct Page {
+    pub(crate) status: u16,
     headers: reqwest::header::HeaderMap,
-    body: String,
+    pub(crate) body: String,
 }
 
-async fn open(app: &TestApp, path: &str) -> Page {
+pub(crate) async fn open(app: &TestApp, path: &str) -> Page {
     let res = app
         .request(Method::GET, path, None)
         .header("accept", "text/html")
@@ -160,7 +167,7 @@ async fn open(app: &TestApp, path: &str) -> Page {
 
 /// The `openid4vp://` link of a page: its `client_id` and the path of
 /// its `request_uri`.
-fn wallet_link(page: &Page) -> (String, String) {
+pub(crate) fn wallet_link(page: &Page) -> (String, String) {
     let href = page
         .body
         .split("href=\"openid4vp://?")
@@ -418,7 +425,7 @@ pub(crate) async fn bound(
 
 /// A Digital Credentials API answer the page posted: the code its answer
 /// carries typed into the chat.
-async fn bound_on_page(app: &TestApp, answered: reqwest::Response, id: &str, cid: &str) {
+pub(crate) async fn bound_on_page(app: &TestApp, answered: reqwest::Response, id: &str, cid: &str) {
     assert_eq!(answered.status(), 200);
     let body: Value = answered.json().await.unwrap();
     assert_eq!(body["state"], "answered", "{body}");
@@ -1144,13 +1151,18 @@ mod the_x509_san_dns_prefix_names_the_gateway_s_host {
 // docs/wallet.md#status-lists).
 
 /// A `[wallet]` credential `mdl`, before acme's `pid`.
-const MDL: &str = "[[wallet.credentials]]\nid = \"mdl\"\nformat = \"mso_mdoc\"\n\
+pub(crate) const MDL: &str = "[[wallet.credentials]]\nid = \"mdl\"\nformat = \"mso_mdoc\"\n\
     doctype = \"org.iso.18013.5.1.mDL\"\nnamespace = \"org.iso.18013.5.1\"\n\
     claims = [\"family_name\", \"given_name\", \"birth_date\", \"age_over_18\"]\n";
 
 /// Starts a wallet challenge for `credential` and `expected`: (challenge
 /// id, link path).
-async fn start_for(app: &TestApp, id: &str, credential: &str, expected: Value) -> (String, String) {
+pub(crate) async fn start_for(
+    app: &TestApp,
+    id: &str,
+    credential: &str,
+    expected: Value,
+) -> (String, String) {
     let body = json!({"method": "wallet", "credential": credential, "match": expected});
     let res = ask(app, id, body).await;
     assert_eq!(res.status(), 201);
@@ -1169,7 +1181,7 @@ async fn start_for(app: &TestApp, id: &str, credential: &str, expected: Value) -
 }
 
 /// Ada's mdl, as the bank knows her.
-fn ada_mdl() -> Value {
+pub(crate) fn ada_mdl() -> Value {
     json!({"family_name": "Lovelace", "birth_date": "1815-12-10", "age_over_18": "true"})
 }
 
@@ -1199,7 +1211,7 @@ fn cbor_member<'v>(v: &'v mut ciborium::Value, key: &str) -> &'v mut ciborium::V
 /// device signs (OpenID4VP 1.0, Appendix B.2), computed here from the
 /// request as the wallet sees it.
 #[derive(Clone, Copy)]
-enum Via<'a> {
+pub(crate) enum Via<'a> {
     /// `direct_post.jwt` to `/w/response`, for a nonce (the request's
     /// unless given).
     Redirect(Option<&'a str>),
@@ -1250,7 +1262,7 @@ fn session_transcript(asked: &Value, via: Via<'_>) -> ciborium::Value {
 /// issuer-signed part as issued (after `tamper`), its `deviceSignature`
 /// made again here by the device key (ES256, COSE_Sign1 with a detached
 /// payload) over this request's DeviceAuthentication.
-fn present_mdoc(
+pub(crate) fn present_mdoc(
     case: &str,
     asked: &Value,
     via: Via<'_>,
@@ -1326,7 +1338,7 @@ fn renamed(issuer_signed: &mut ciborium::Value) {
 
 /// The wallet's encrypted answer for credential `id`, with `state` when
 /// it goes by direct post.
-fn answer_with(asked: &Value, id: &str, presentation: &str, direct: bool) -> String {
+pub(crate) fn answer_with(asked: &Value, id: &str, presentation: &str, direct: bool) -> String {
     let mut payload = json!({"vp_token": {id: [presentation]}});
     if direct {
         payload["state"] = asked["state"].clone();
@@ -1335,7 +1347,7 @@ fn answer_with(asked: &Value, id: &str, presentation: &str, direct: bool) -> Str
 }
 
 /// `jwe` posted by the page (the Digital Credentials API's result).
-async fn respond_page(app: &TestApp, link: &str, jwe: &str) -> reqwest::Response {
+pub(crate) async fn respond_page(app: &TestApp, link: &str, jwe: &str) -> reqwest::Response {
     let body = json!({"protocol": "openid4vp-v1-signed", "data": {"response": jwe}});
     app.post_json(&format!("{link}/response"), None, &body)
         .await

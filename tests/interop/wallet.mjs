@@ -182,9 +182,15 @@ try {
     },
   });
   const request = resolved.authorizationRequestPayload;
-  const query = resolved.dcql?.query?.credentials?.[0];
-  if (!query) fail('no DCQL credential query');
-  if (query.format !== 'dc+sd-jwt') fail(`a credential query for ${query.format}`);
+  // This wallet holds an SD-JWT VC: of the credential queries (any one
+  // of a credential set), it answers the one of that format.
+  const queries = resolved.dcql?.query?.credentials ?? [];
+  const sets = resolved.dcql?.query?.credential_sets;
+  const query = queries.find((q) => q.format === 'dc+sd-jwt');
+  if (!query) fail(`no DCQL credential query for dc+sd-jwt among ${queries.map((q) => q.format)}`);
+  if (queries.length > 1 && !sets?.some((s) => s.options.some((o) => o.length === 1 && o[0] === query.id))) {
+    fail('several credential queries without a credential set that one of them answers');
+  }
 
   // 3. @sd-jwt/sd-jwt-vc: the credential with the asked claims disclosed
   // and a Key Binding JWT to this verifier and nonce, at the wallet's now.
@@ -233,6 +239,9 @@ try {
     version: resolved.version,
     response_mode: request.response_mode,
     credential_query: query.id,
+    credential_queries: queries.map((q) => q.id),
+    credential_sets: sets ?? null,
+    trusted_authorities: query.trusted_authorities ?? null,
     disclosed: Object.keys(frame),
     kb_iat: now,
     jwe: { alg: header.alg, enc: header.enc, apu: Boolean(header.apu), apv: Boolean(header.apv) },

@@ -1,14 +1,28 @@
 use super::*;
 
-/// A P-256 key (PKCS#8 PEM) and a self-signed certificate for `names`.
+/// A CA's key and self-signed certificate.
+fn ca() -> (rcgen::KeyPair, rcgen::Certificate) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Access CA");
+    let cert = params.self_signed(&key).unwrap();
+    (key, cert)
+}
+
+/// A P-256 key (PKCS#8 PEM) and a chain for `names`: a leaf issued by a
+/// CA, then the CA's self-signed certificate.
 fn access(names: &[&str]) -> (String, String) {
+    let (ca_key, ca) = ca();
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let cert = rcgen::CertificateParams::new(names)
         .unwrap()
-        .self_signed(&key)
+        .signed_by(&key, &ca, &ca_key)
         .unwrap();
-    (key.serialize_pem(), cert.pem())
+    (key.serialize_pem(), format!("{}{}", cert.pem(), ca.pem()))
 }
 
 fn issuer() -> String {
@@ -154,14 +168,189 @@ fn each_bad_credential_is_named_and_an_mdoc_needs_its_doctype_and_namespace() {
     .unwrap();
     t.insert("credentials".into(), c["credentials"].clone());
     let w = load_wallet(t, "acme.toml", url).unwrap();
+    let mdl = &w.credentials[0];
     assert_eq!(
-        w.credentials[0].format,
-        CredentialFormat::Mdoc {
-            doctype: "org.iso.18013.5.1.mDL".into(),
-            namespace: "org.iso.18013.5.1".into()
-        }
+        (mdl.format, mdl.doctype.as_str(), mdl.namespace.as_str()),
+        (Format::Mdoc, "org.iso.18013.5.1.mDL", "org.iso.18013.5.1")
     );
     let mut t = table(&key, &chain, "");
     t.insert("credentials".into(), toml::Value::Array(Vec::new()));
     assert!(problem(t, url).contains("wallet.credentials"));
+}
+
+#[test]
+fn the_chain_s_leaf_is_not_self_signed_verifies_to_the_last_and_a_root_is_not_sent() {
+    let url = "https://gateway.example";
+    let (key, chain) = access(&["gateway.example"]);
+    let w = load_wallet(table(&key, &chain, ""), "acme.toml", url).unwrap();
+    let der = certificate_chain(&chain).unwrap();
+    assert_eq!(
+        (der.len(), w.signer.chain.clone()),
+        (2, vec![der[0].clone()])
+    );
+    // The leaf alone, issued by a CA the wallet knows: sent as it is.
+    let leaf_only = chain[..chain.find("-----END CERTIFICATE-----").unwrap() + 26].to_string();
+    let w = load_wallet(table(&key, &leaf_only, ""), "acme.toml", url).unwrap();
+    assert_eq!(w.signer.chain, vec![der[0].clone()]);
+    // A self-signed leaf.
+    let own = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let self_signed = rcgen::CertificateParams::new(vec!["gateway.example".to_string()])
+        .unwrap()
+        .self_signed(&own)
+        .unwrap();
+    let e = problem(table(&own.serialize_pem(), &self_signed.pem(), ""), url);
+    assert!(
+        e.contains("wallet.certificate_chain") && e.contains("self-signed"),
+        "{e}"
+    );
+    // The leaf, then a CA that did not issue it.
+    let (_, other) = ca();
+    let e = problem(
+        table(&key, &format!("{leaf_only}\n{}", other.pem()), ""),
+        url,
+    );
+    assert!(
+        e.contains("wallet.certificate_chain") && e.contains("does not verify"),
+        "{e}"
+    );
+}
+
+#[test]
+fn each_credential_may_trust_its_own_issuers_and_the_team_s_may_then_be_empty() {
+    let url = "https://gateway.example";
+    let (key, chain) = access(&["gateway.example"]);
+    let f: serde_json::Value =
+        serde_json::from_str(include_str!("../../../tests/fixtures/wallet/fixtures.json")).unwrap();
+    let other = f["other_root"].as_str().unwrap();
+    let own = |id: &str, pem: &str| {
+        format!(
+            "[[credentials]]\nid = \"{id}\"\nformat = \"dc+sd-jwt\"\nvct = [\"v\"]\n\
+             claims = [\"family_name\"]\ntrusted_issuers = ['''{pem}''']\n"
+        )
+    };
+    let with = |team: &str, credentials: String| {
+        let mut t = table(&key, &chain, team);
+        let c: toml::Table = toml::from_str(&credentials).unwrap();
+        t.insert("credentials".into(), c["credentials"].clone());
+        t
+    };
+    // Each its own: the team's list may be empty.
+    let both = format!("{}{}", own("pid", &issuer()), own("mdl", other));
+    let w = load_wallet(with("trusted_issuers = []", both), "acme.toml", url).unwrap();
+    assert_eq!(
+        w.credentials[0].authorities,
+        ["PGZDRxwMPAeXpXu-xoeTzs12-hA"]
+    );
+    assert_ne!(w.credentials[1].authorities, w.credentials[0].authorities);
+    // One without its own and no team list: the team's key is named.
+    let one = format!(
+        "{}[[credentials]]\nid = \"mdl\"\nformat = \"dc+sd-jwt\"\nvct = [\"v\"]\nclaims = [\"a\"]\n",
+        own("pid", &issuer())
+    );
+    let e = problem(with("trusted_issuers = []", one.clone()), url);
+    assert!(
+        e.contains("wallet.trusted_issuers") && e.contains("credentials[1]"),
+        "{e}"
+    );
+    // With a team list, the one without its own takes the team's.
+    let w = load_wallet(with("", one), "acme.toml", url).unwrap();
+    assert_eq!(
+        w.credentials[1].authorities,
+        ["PGZDRxwMPAeXpXu-xoeTzs12-hA"]
+    );
+    // Its own list empty, or not a certificate: its key is named.
+    let e = problem(with("", own("pid", "").replace("['''''']", "[]")), url);
+    assert!(e.contains("wallet.credentials[0].trusted_issuers"), "{e}");
+    let e = problem(with("", own("pid", "junk")), url);
+    assert!(
+        e.contains("wallet.credentials[0].trusted_issuers[0]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn claims_are_names_or_a_table_from_match_names_to_the_credential_s_own() {
+    let url = "https://gateway.example";
+    let (key, chain) = access(&["gateway.example"]);
+    let with = |claims: &str| {
+        let mut t = table(&key, &chain, "");
+        let c: toml::Table = toml::from_str(&format!(
+            "[[credentials]]\nid = \"pid\"\nformat = \"mso_mdoc\"\ndoctype = \"d\"\n\
+             namespace = \"n\"\nclaims = {claims}\n"
+        ))
+        .unwrap();
+        t.insert("credentials".into(), c["credentials"].clone());
+        t
+    };
+    let w = load_wallet(
+        with("{birthdate = \"birth_date\", family_name = \"family_name\"}"),
+        "acme.toml",
+        url,
+    )
+    .unwrap();
+    let c = &w.credentials[0];
+    assert_eq!(c.own_name("birthdate"), Some("birth_date"));
+    assert_eq!(c.own_name("family_name"), Some("family_name"));
+    assert_eq!(c.own_name("birth_date"), None);
+    let names: Vec<&String> = vec![&c.claims[0].name];
+    assert_eq!(c.query(names.into_iter()).claims, ["birth_date"]);
+    for (claims, named) in [
+        ("{}", "wallet.credentials[0].claims"),
+        ("{a = \"x\", b = \"x\"}", "wallet.credentials[0].claims.b"),
+        ("{a = \"\"}", "wallet.credentials[0].claims.a"),
+        ("[\"a\", \"a\"]", "wallet.credentials[0].claims[1]"),
+    ] {
+        let e = problem(with(claims), url);
+        assert!(e.contains(named), "{claims}: {e}");
+    }
+}
+
+#[test]
+fn invocation_and_registration_certificate_are_checked_with_their_key_named() {
+    let url = "https://gateway.example";
+    let (key, chain) = access(&["gateway.example"]);
+    let w = load_wallet(table(&key, &chain, ""), "acme.toml", url).unwrap();
+    assert_eq!(
+        (w.invocation.as_str(), w.registration),
+        ("openid4vp://", None)
+    );
+    for fine in ["haip-vp://", "https://wallet.example/open"] {
+        let extra = format!("invocation = \"{fine}\"");
+        let w = load_wallet(table(&key, &chain, &extra), "acme.toml", url).unwrap();
+        assert_eq!(w.invocation, fine);
+    }
+    for bad in [
+        "openid-vp://",
+        "http://wallet.example/open",
+        "https://wallet.example/open?x=1",
+        "https://",
+        "",
+    ] {
+        let e = problem(table(&key, &chain, &format!("invocation = \"{bad}\"")), url);
+        assert!(e.contains("wallet.invocation"), "{bad}: {e}");
+    }
+    let jwt = |header: &str| {
+        format!(
+            "{}.{}.c2ln",
+            to_b64url(header.as_bytes()),
+            to_b64url(b"{\"sub\":\"acme\"}")
+        )
+    };
+    let good = jwt(r#"{"alg":"ES256","typ":"rc-wrp+jwt"}"#);
+    let extra = format!("registration_certificate = \"{good}\"");
+    let w = load_wallet(table(&key, &chain, &extra), "acme.toml", url).unwrap();
+    assert_eq!(w.registration.as_deref(), Some(good.as_str()));
+    for bad in [
+        jwt(r#"{"alg":"ES256","typ":"JWT"}"#),
+        jwt(r#"{"alg":"ES256"}"#),
+        "not.a.jwt".to_string(),
+        "abc".to_string(),
+    ] {
+        let extra = format!("registration_certificate = \"{bad}\"");
+        let e = problem(table(&key, &chain, &extra), url);
+        assert!(
+            e.contains("wallet.registration_certificate") && !e.contains(&bad),
+            "{bad}: {e}"
+        );
+    }
 }

@@ -327,7 +327,7 @@ fn rung_7_the_binding_code_of_a_presentation_authenticates_by_wallet() {
     let asked = [("family_name".to_string(), "Lovelace".to_string())].into();
     let w = crate::domain::wallet_state::WalletChallenge::asking(
         "pid".into(),
-        crate::domain::wallet_state::WalletFormat::SdJwt,
+        crate::domain::wallet_format::Format::SdJwt,
         asked,
     );
     let five = std::time::Duration::from_secs(300);

@@ -10,9 +10,8 @@ use crate::domain::origins::Failure;
 use crate::domain::secrets::Pepper;
 use crate::domain::settings::Settings;
 use crate::domain::subject::SubjectRecord;
-pub use crate::domain::wallet_state::{
-    WalletAnswer, WalletChallenge, WalletFormat, WalletRequest, WalletResult,
-};
+use crate::domain::wallet_format::Format;
+pub use crate::domain::wallet_state::{WalletAnswer, WalletChallenge, WalletRequest, WalletResult};
 use crate::time::Timestamp;
 
 /// What a wallet's answer to one request came to.
@@ -21,8 +20,9 @@ pub enum Presented {
     /// The wallet answered an OpenID4VP error, or the browser's call was
     /// refused: nothing counts, the challenge stays open.
     WalletError,
-    /// A presentation, verified as far as it went.
-    Answer(WalletAnswer),
+    /// A presentation, verified as far as it went, and the credential
+    /// asked that it presented (with its format), once known.
+    Answer(WalletAnswer, Option<(String, Format)>),
 }
 
 /// The binding code a verified presentation waits for
@@ -175,7 +175,8 @@ pub fn add_request(
 ///
 /// - not its open wallet challenge: [`Refused::Gone`]; no open request of
 ///   that key: [`Refused::NoRequest`] (nothing changes either way);
-/// - the request is answered from now on, whatever follows;
+/// - the request is answered from now on, whatever follows; the
+///   credential presented, when known, is the challenge's from now on;
 /// - a wallet's error: it stays open, nothing counted;
 /// - verified and matching, the subject (or origin) clear: the credential
 ///   is proven, not yet the person in the conversation (a link relayed to
@@ -204,10 +205,13 @@ pub fn conclude(
     for r in wallet.requests.iter_mut().filter(|r| r.kid == kid) {
         r.answered = true;
     }
-    let Presented::Answer(answer) = presented else {
+    let Presented::Answer(answer, credential) = presented else {
         rec.last_write_at = now;
         return Ok(Ending::Open);
     };
+    if let Some((id, format)) = credential {
+        wallet.presented(&id, format);
+    }
     let result = answer.result;
     wallet.answer = Some(answer);
     rec.last_write_at = now;

@@ -16,7 +16,7 @@ use super::jose::PublicKey;
 use crate::time::Timestamp;
 
 /// The algorithms a certificate of an issuer chain may be signed with.
-static CHAIN_ALGS: &[&dyn SignatureVerificationAlgorithm] = &[
+pub(super) static CHAIN_ALGS: &[&dyn SignatureVerificationAlgorithm] = &[
     webpki::ring::ECDSA_P256_SHA256,
     webpki::ring::ECDSA_P256_SHA384,
     webpki::ring::ECDSA_P384_SHA256,
@@ -91,7 +91,7 @@ pub enum Chain {
 }
 
 /// Accepts any extended key usage, or none: an issuer chain needs none.
-struct AnyUsage;
+pub(super) struct AnyUsage;
 
 impl ExtendedKeyUsageValidator for AnyUsage {
     fn validate(&self, _: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::jose::{to_b64url, Object};
 use super::request_key::RequestKey;
+use super::Format;
 use crate::time::Timestamp;
 
 /// The audience of a request to a wallet (OpenID4VP's static discovery).
@@ -33,18 +34,23 @@ impl std::fmt::Debug for Signer {
     }
 }
 
-/// The credential asked for.
-#[derive(Debug, Clone, Copy)]
-pub enum Credential<'a> {
-    SdJwt {
-        id: &'a str,
-        vct: &'a [String],
-    },
-    Mdoc {
-        id: &'a str,
-        doctype: &'a str,
-        namespace: &'a str,
-    },
+/// A credential asked for: its `id`, [`Format`], what names its type in
+/// that format, and the claims to compare by its own names.
+#[derive(Debug, Clone)]
+pub struct Credential<'a> {
+    pub id: &'a str,
+    pub format: Format,
+    /// SD-JWT VC: the accepted `vct` values.
+    pub vct: &'a [String],
+    /// mdoc: its doctype and the namespace of its claims.
+    pub doctype: &'a str,
+    pub namespace: &'a str,
+    /// The names of the claims to compare, as this credential names them.
+    pub claims: Vec<&'a str>,
+    /// The base64url Subject Key Identifiers of its trusted issuers that
+    /// have one: the query's `trusted_authorities` (`aki`), left out when
+    /// none has.
+    pub authorities: &'a [String],
 }
 
 /// Where the answer goes.
@@ -57,18 +63,20 @@ pub enum Mode<'a> {
 }
 
 /// One request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Request<'a> {
     pub client_id: &'a str,
     pub mode: Mode<'a>,
     pub state: &'a str,
     pub nonce: &'a str,
-    pub credential: Credential<'a>,
-    /// The names of the claims to compare.
-    pub claims: &'a [String],
+    /// The credentials asked for (one or more), of which one is presented.
+    pub credentials: &'a [Credential<'a>],
     pub key: &'a RequestKey,
     /// The wallet's `wallet_nonce`, when its POST carried one.
     pub wallet_nonce: Option<&'a str>,
+    /// The bank's registration certificate (a JWT), sent as
+    /// `verifier_info`.
+    pub registration: Option<&'a str>,
     pub now: Timestamp,
 }
 
@@ -91,11 +99,11 @@ pub fn claims(request: &Request<'_>) -> Object {
     let claims = json!({
         "iss": request.client_id, "aud": AUDIENCE, "client_id": request.client_id,
         "response_type": "vp_token", "state": request.state, "nonce": request.nonce,
-        "dcql_query": {"credentials": [credential_query(request)]},
+        "dcql_query": dcql_query(request.credentials),
         "client_metadata": {
             "jwks": {"keys": [request.key.public_jwk()]},
             "encrypted_response_enc_values_supported": ["A128GCM", "A256GCM"],
-            "vp_formats_supported": formats(request.credential),
+            "vp_formats_supported": formats(request.credentials),
         },
         "iat": iat, "exp": iat.saturating_add(LIFETIME),
     });
@@ -115,41 +123,66 @@ pub fn claims(request: &Request<'_>) -> Object {
     if let Some(wallet_nonce) = request.wallet_nonce {
         object.insert("wallet_nonce".into(), json!(wallet_nonce));
     }
+    if let Some(jwt) = request.registration {
+        object.insert(
+            "verifier_info".into(),
+            json!([{"format": "registration_cert", "data": jwt}]),
+        );
+    }
     object
 }
 
-/// The DCQL credential query: the credential's id, format, meta, and the
-/// asked claims' paths, nothing else.
-fn credential_query(request: &Request<'_>) -> Value {
-    match request.credential {
-        Credential::SdJwt { id, vct } => json!({
-            "id": id, "format": "dc+sd-jwt", "meta": {"vct_values": vct},
-            "claims": request.claims.iter().map(|c| json!({"path": [c]})).collect::<Vec<_>>(),
-        }),
-        Credential::Mdoc {
-            id,
-            doctype,
-            namespace,
-        } => json!({
-            "id": id, "format": "mso_mdoc", "meta": {"doctype_value": doctype},
-            "claims": request.claims.iter()
-                .map(|c| json!({"path": [namespace, c]}))
-                .collect::<Vec<_>>(),
-        }),
+/// The DCQL query: one credential query per credential, and with two or
+/// more, one credential set of which any one answers.
+fn dcql_query(credentials: &[Credential<'_>]) -> Value {
+    let queries: Vec<Value> = credentials.iter().map(credential_query).collect();
+    match credentials {
+        [_] | [] => json!({"credentials": queries}),
+        _ => {
+            let options: Vec<Value> = credentials.iter().map(|c| json!([c.id])).collect();
+            json!({"credentials": queries, "credential_sets": [{"options": options}]})
+        }
     }
 }
 
-/// `vp_formats_supported` for the credential's format.
-fn formats(credential: Credential<'_>) -> Value {
-    match credential {
-        Credential::SdJwt { .. } => json!({
-            "dc+sd-jwt": {"sd-jwt_alg_values": JWS_ALGS, "kb-jwt_alg_values": JWS_ALGS},
+/// A DCQL credential query: the credential's id, format, meta, the asked
+/// claims' paths, and the authorities its issuer must come from, nothing
+/// else.
+fn credential_query(c: &Credential<'_>) -> Value {
+    let (meta, path): (Value, &dyn Fn(&&str) -> Value) = match c.format {
+        Format::SdJwt => (json!({"vct_values": c.vct}), &|n| json!([n])),
+        Format::Mdoc => (json!({"doctype_value": c.doctype}), &|n| {
+            json!([c.namespace, n])
         }),
+    };
+    let mut query = json!({
+        "id": c.id, "format": c.format.as_str(), "meta": meta,
+        "claims": c.claims.iter().map(|n| json!({"path": path(n)})).collect::<Vec<_>>(),
+    });
+    if !c.authorities.is_empty() {
+        query["trusted_authorities"] = json!([{"type": "aki", "values": c.authorities}]);
+    }
+    query
+}
+
+/// `vp_formats_supported` for the credentials' formats.
+fn formats(credentials: &[Credential<'_>]) -> Value {
+    let mut formats = Object::new();
+    for c in credentials {
+        formats.insert(c.format.as_str().into(), format_algs(c.format));
+    }
+    Value::Object(formats)
+}
+
+/// The algorithms this verifier accepts in `format`.
+fn format_algs(format: Format) -> Value {
+    match format {
+        Format::SdJwt => json!({"sd-jwt_alg_values": JWS_ALGS, "kb-jwt_alg_values": JWS_ALGS}),
         // COSE's ES256 (-7), ES384 (-35) and EdDSA (-8) for the issuer, as
         // `mdoc::verify` accepts them; ES256 only for the device.
-        Credential::Mdoc { .. } => json!({
-            "mso_mdoc": {"issuerauth_alg_values": [-7, -35, -8], "deviceauth_alg_values": [-7]},
-        }),
+        Format::Mdoc => {
+            json!({"issuerauth_alg_values": [-7, -35, -8], "deviceauth_alg_values": [-7]})
+        }
     }
 }
 

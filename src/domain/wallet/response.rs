@@ -26,6 +26,10 @@ pub enum Unopened {
     Undecryptable,
     #[error("no presentation for the credential")]
     NoPresentation,
+    #[error("a presentation of a credential not asked for")]
+    NotAsked,
+    #[error("presentations of more than one credential")]
+    MoreThanOne,
 }
 
 /// The content encryptions an answer may use.
@@ -146,15 +150,28 @@ fn concat_kdf(z: &[u8], alg: &[u8], apu: &[u8], apv: &[u8], bits: u32) -> Vec<u8
     key
 }
 
-/// The presentations the answer's `vp_token` holds for the credential
-/// query `id` (OpenID4VP: an object of arrays, one entry per query).
-pub fn presentations<'a>(answer: &'a Object, id: &str) -> Result<Vec<&'a str>, Unopened> {
-    let list = answer
+/// The credential query the answer's `vp_token` answers and its
+/// presentations (OpenID4VP: an object of arrays, one entry per query):
+/// exactly one query, one of `asked`; a second, or one not asked, is
+/// refused.
+pub fn presentations<'a>(
+    answer: &'a Object,
+    asked: &[&str],
+) -> Result<(&'a str, Vec<&'a str>), Unopened> {
+    let token = answer
         .get("vp_token")
-        .and_then(|t| t.get(id))
-        .and_then(Value::as_array)
+        .and_then(Value::as_object)
         .ok_or(Unopened::NoPresentation)?;
+    let mut ids = token.keys();
+    let (id, list) = match (ids.next(), ids.next()) {
+        (None, _) => return Err(Unopened::NoPresentation),
+        (Some(_), Some(_)) => return Err(Unopened::MoreThanOne),
+        (Some(id), None) if !asked.contains(&id.as_str()) => return Err(Unopened::NotAsked),
+        (Some(id), None) => (id, &token[id]),
+    };
+    let list = list.as_array().ok_or(Unopened::NoPresentation)?;
     let list: Option<Vec<&str>> = list.iter().map(Value::as_str).collect();
     list.filter(|l| !l.is_empty())
+        .map(|l| (id.as_str(), l))
         .ok_or(Unopened::NoPresentation)
 }

@@ -403,12 +403,35 @@ fn an_answer_in_a128gcm_or_a256gcm_with_apu_and_apv_opens() {
             fixtures()["response"],
             "{name}"
         );
-        assert_eq!(presentations(&answer, "pid").unwrap(), [case("es256")]);
         assert_eq!(
-            presentations(&answer, "mdl").unwrap_err(),
-            Unopened::NoPresentation
+            presentations(&answer, &["pid"]).unwrap(),
+            ("pid", vec![case("es256")])
+        );
+        assert_eq!(presentations(&answer, &["mdl", "pid"]).unwrap().0, "pid");
+        assert_eq!(
+            presentations(&answer, &["mdl"]).unwrap_err(),
+            Unopened::NotAsked
         );
     }
+}
+
+#[test]
+fn an_answer_presents_exactly_one_of_the_credentials_asked() {
+    let mut answer = open(text("/jwes/a128gcm"), &request_key()).unwrap();
+    let token = answer["vp_token"]["pid"].clone();
+    answer["vp_token"]
+        .as_object_mut()
+        .unwrap()
+        .insert("mdl".into(), token);
+    assert_eq!(
+        presentations(&answer, &["pid", "mdl"]).unwrap_err(),
+        Unopened::MoreThanOne
+    );
+    answer.insert("vp_token".into(), json!({}));
+    assert_eq!(
+        presentations(&answer, &["pid"]).unwrap_err(),
+        Unopened::NoPresentation
+    );
 }
 
 #[test]
@@ -447,6 +470,7 @@ mod request_object {
     use super::super::jose::{Jws, PublicKey};
     use super::super::request::{sign, Credential, Mode, Request, Signer, AUDIENCE};
     use super::super::request_key::RequestKey;
+    use super::super::Format;
     use super::now;
 
     fn signer() -> Signer {
@@ -459,19 +483,18 @@ mod request_object {
 
     fn request<'a>(
         mode: Mode<'a>,
-        credential: Credential<'a>,
+        credentials: &'a [Credential<'a>],
         key: &'a RequestKey,
-        claims: &'a [String],
     ) -> Request<'a> {
         Request {
             client_id: "x509_san_dns:chatgate.example",
             mode,
             state: "st-1",
             nonce: "n-1",
-            credential,
-            claims,
+            credentials,
             key,
             wallet_nonce: None,
+            registration: None,
             now: now(),
         }
     }
@@ -486,15 +509,16 @@ mod request_object {
         let mode = Mode::DirectPost {
             response_uri: "https://chatgate.example/w/response",
         };
-        let mut req = request(
-            mode,
-            Credential::SdJwt {
-                id: "pid",
-                vct: &vct,
-            },
-            &key,
-            &claims,
-        );
+        let pid = [Credential {
+            id: "pid",
+            format: Format::SdJwt,
+            vct: &vct,
+            doctype: "",
+            namespace: "",
+            claims: claims.iter().map(String::as_str).collect(),
+            authorities: &[],
+        }];
+        let mut req = request(mode, &pid, &key);
         req.wallet_nonce = Some("wn-1");
         let token = sign(&req, &signer);
         let jws = Jws::split(&token).unwrap();
@@ -558,18 +582,21 @@ mod request_object {
             vec!["https://chatgate.example".to_string()],
             vec!["family_name".to_string()],
         );
-        let mdoc = Credential::Mdoc {
+        let mdoc = [Credential {
             id: "mdl",
+            format: Format::Mdoc,
+            vct: &[],
             doctype: "org.iso.18013.5.1.mDL",
             namespace: "org.iso.18013.5.1",
-        };
+            claims: claims.iter().map(String::as_str).collect(),
+            authorities: &[],
+        }];
         let req = request(
             Mode::DcApi {
                 expected_origins: &origins,
             },
-            mdoc,
+            &mdoc,
             &key,
-            &claims,
         );
         let token = sign(&req, &signer);
         let c = Jws::split(&token).unwrap().claims;
@@ -586,6 +613,61 @@ mod request_object {
         let mdoc = &c["client_metadata"]["vp_formats_supported"]["mso_mdoc"];
         assert_eq!(mdoc["deviceauth_alg_values"], json!([-7]));
         assert_eq!(mdoc["issuerauth_alg_values"], json!([-7, -35, -8]));
+    }
+
+    #[test]
+    fn two_credentials_are_asked_as_one_set_each_with_its_authorities_and_the_registration_travels()
+    {
+        let (signer, key) = (signer(), RequestKey::generate(&mut rand::rngs::OsRng));
+        let (vct, aki) = (
+            vec!["urn:eudi:pid:1".to_string()],
+            vec!["PGZDRxwMPAeXpXu-xoeTzs12-hA".to_string()],
+        );
+        let asked = [
+            Credential {
+                id: "pid_sd",
+                format: Format::SdJwt,
+                vct: &vct,
+                doctype: "",
+                namespace: "",
+                claims: vec!["birthdate"],
+                authorities: &aki,
+            },
+            Credential {
+                id: "pid_mdoc",
+                format: Format::Mdoc,
+                vct: &[],
+                doctype: "eu.europa.ec.eudi.pid.1",
+                namespace: "eu.europa.ec.eudi.pid.1",
+                claims: vec!["birth_date"],
+                authorities: &[],
+            },
+        ];
+        let mode = Mode::DirectPost {
+            response_uri: "https://chatgate.example/w/response",
+        };
+        let mut req = request(mode, &asked, &key);
+        req.registration = Some("eyJ0eXAiOiJyYy13cnArand0In0.e30.c2ln");
+        let c = Jws::split(&sign(&req, &signer)).unwrap().claims;
+        assert_eq!(
+            c["dcql_query"],
+            json!({
+                "credentials": [
+                    {"id": "pid_sd", "format": "dc+sd-jwt", "meta": {"vct_values": ["urn:eudi:pid:1"]},
+                     "claims": [{"path": ["birthdate"]}],
+                     "trusted_authorities": [{"type": "aki", "values": ["PGZDRxwMPAeXpXu-xoeTzs12-hA"]}]},
+                    {"id": "pid_mdoc", "format": "mso_mdoc", "meta": {"doctype_value": "eu.europa.ec.eudi.pid.1"},
+                     "claims": [{"path": ["eu.europa.ec.eudi.pid.1", "birth_date"]}]},
+                ],
+                "credential_sets": [{"options": [["pid_sd"], ["pid_mdoc"]]}],
+            })
+        );
+        let formats = &c["client_metadata"]["vp_formats_supported"];
+        assert!(formats["dc+sd-jwt"].is_object() && formats["mso_mdoc"].is_object());
+        assert_eq!(
+            c["verifier_info"],
+            json!([{"format": "registration_cert", "data": "eyJ0eXAiOiJyYy13cnArand0In0.e30.c2ln"}])
+        );
     }
 }
 

@@ -4,15 +4,15 @@
 //! `/w/{code}` is saved on its own key (`links::save`; a failed save
 //! takes the start back), then the `wallet_link` text carries it. The challenge
 //! read's `wallet` member is `read::WalletView`.
-use crate::config::{CredentialFormat, Team};
+use crate::config::Team;
 use crate::domain::start_challenge::ChallengeRequest;
-use crate::domain::wallet_state::WalletFormat;
 use crate::error::{Error, Result};
 
-/// `req` with its credential as the team's `[wallet]` names it: 422
+/// `req` with its credentials as the team's `[wallet]` names them: 422
 /// naming the member for a team without `[wallet]`, a credential it does
 /// not name (or none named when it has several), and a `match` claim
-/// that credential may not compare. Nothing is read or counted before.
+/// that a credential asked may not compare (`credential[1]` named when
+/// it is the second of an array). Nothing is read or counted before.
 pub(super) fn checked(team: &Team, mut req: ChallengeRequest) -> Result<ChallengeRequest> {
     let Some(config) = team.wallet.as_ref() else {
         return Err(Error::invalid("method", "wallet needs the team's [wallet]"));
@@ -33,16 +33,29 @@ pub(super) fn checked(team: &Team, mut req: ChallengeRequest) -> Result<Challeng
             ),
         });
     };
-    if let Some(name) = asking.asked.keys().find(|k| !credential.claims.contains(k)) {
-        return Err(Error::invalid(
-            &format!("match.{name}"),
-            "is not a claim of this credential that may be compared",
-        ));
+    let mut asked = vec![credential];
+    for (i, id) in asking.also.iter().enumerate() {
+        let other = config.credential(Some(id)).ok_or_else(|| {
+            Error::invalid(
+                &format!("credential[{}]", i + 1),
+                "is not one of the team's [wallet] credentials",
+            )
+        })?;
+        asked.push(other);
+    }
+    for (i, c) in asked.iter().enumerate() {
+        if let Some(name) = asking.asked.keys().find(|k| c.own_name(k).is_none()) {
+            let which = match asked.len() {
+                1 => "this credential".to_string(),
+                _ => format!("credential {} (credential[{i}])", c.id),
+            };
+            return Err(Error::invalid(
+                &format!("match.{name}"),
+                &format!("is not a claim of {which} that may be compared"),
+            ));
+        }
     }
     asking.credential = credential.id.clone();
-    asking.format = match credential.format {
-        CredentialFormat::SdJwt { .. } => WalletFormat::SdJwt,
-        CredentialFormat::Mdoc { .. } => WalletFormat::Mdoc,
-    };
+    asking.format = credential.format;
     Ok(req)
 }

@@ -14,9 +14,9 @@ use std::time::Duration;
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
-use super::link::{credential_of, page_origin, response_uri, LinkState};
+use super::link::{page_origin, response_uri, LinkState};
 use super::status_list::credential_status;
-use crate::config::{CredentialFormat, Team, WalletConfig, WalletCredential};
+use crate::config::{Team, WalletConfig, WalletCredential};
 use crate::domain::otp::OtpCode;
 use crate::domain::wallet::challenge::{
     self, Binding, Ending, Presented, Refused, WalletAnswer, WalletChallenge, WalletRequest,
@@ -27,8 +27,8 @@ use crate::domain::wallet::mdoc::{self, Handover};
 use crate::domain::wallet::outcome::Outcome;
 use crate::domain::wallet::request::LIFETIME;
 use crate::domain::wallet::request_key::RequestKey;
-use crate::domain::wallet::sd_jwt;
 use crate::domain::wallet::{matching, response};
+use crate::domain::wallet::{sd_jwt, Format};
 use crate::error::Error;
 use crate::events::types::{ChallengeFailed, FailedChallenge};
 use crate::events::EventData;
@@ -128,16 +128,24 @@ pub async fn take_answer<P>(
     };
     let opened = open(jwe, &found.request)?;
     let direct = code.is_none();
-    let answer = presentation(core, &found, &opened, direct, now).await?;
+    let (answer, presented) = presentation(core, &found, &opened, direct, now).await?;
     let result = answer.result;
-    let format = found.asked.format.as_str();
+    let format = presented.map_or(found.asked.format, |c| c.format).as_str();
+    let presented = presented.map(|c| (c.id.clone(), c.format));
     let (id, cid) = (found.index.i, found.index.c);
     let kid = found.request.kid.clone();
     // A direct_post answer's redirect names a fresh response_code, and
     // only it shows the binding code.
     let response_code = direct.then(random_value);
     let rc = response_code.as_deref();
-    let concluded = conclude(core, found.team, (id, cid, &kid), (answer, rc), now).await?;
+    let concluded = conclude(
+        core,
+        found.team,
+        (id, cid, &kid),
+        (answer, presented, rc),
+        now,
+    )
+    .await?;
     let (ending, code) =
         concluded.map_err(|_| AnswerRefusal::BadRequest("no open request for this key"))?;
     metrics::counter!("chatgate_wallet_presentations_total", "format" => format, "result" => result.as_str())
@@ -233,19 +241,20 @@ fn open(jwe: &str, request: &WalletRequest) -> Taken<Object> {
     })
 }
 
-/// The answer `opened` holds, verified: its presentation, its status and
-/// its claims against what the challenge expects. `direct`: it came by
-/// `direct_post.jwt`, whose payload names the request's `state`.
-async fn presentation(
+/// The answer `opened` holds, verified: its presentation (of exactly one
+/// of the credentials asked, which it names when it does), its status
+/// and its claims against what the challenge expects. `direct`: it came
+/// by `direct_post.jwt`, whose payload names the request's `state`.
+async fn presentation<'c>(
     core: &Core,
-    found: &Found<'_>,
+    found: &Found<'c>,
     opened: &Object,
     direct: bool,
     now: Timestamp,
-) -> Taken<WalletAnswer> {
+) -> Taken<(WalletAnswer, Option<&'c WalletCredential>)> {
     let invalid = |why: &str| {
         tracing::info!(reason = why, "a wallet presentation is invalid");
-        refused(WalletResult::InvalidPresentation, None, now)
+        (refused(WalletResult::InvalidPresentation, None, now), None)
     };
     if direct {
         let state = opened.get("state").and_then(serde_json::Value::as_str);
@@ -255,15 +264,36 @@ async fn presentation(
             return Ok(invalid("state"));
         }
     }
-    let credential = credential_of(found.wallet, &found.asked).map_err(|_| {
-        AnswerRefusal::BadRequest("the credential asked for is no longer the team's")
-    })?;
-    let list = match response::presentations(opened, &credential.id) {
-        Ok(list) => list,
-        Err(_) => return Ok(invalid("no presentation for the credential")),
+    let asked = found.asked.credentials();
+    let (id, list) = match response::presentations(opened, &asked) {
+        Ok(presented) => presented,
+        Err(why) => return Ok(invalid(&why.to_string())),
     };
+    let credential = found
+        .wallet
+        .credential(Some(id))
+        .ok_or(AnswerRefusal::BadRequest(
+            "the credential asked for is no longer the team's",
+        ))?;
     let [presented] = list[..] else {
         return Ok(invalid("more than one presentation"));
+    };
+    let answer = verified(core, found, credential, (presented, direct), now).await?;
+    Ok((answer, Some(credential)))
+}
+
+/// `presented`, a presentation of `credential`, verified, its status
+/// checked and its claims compared.
+async fn verified(
+    core: &Core,
+    found: &Found<'_>,
+    credential: &WalletCredential,
+    (presented, direct): (&str, bool),
+    now: Timestamp,
+) -> Taken<WalletAnswer> {
+    let invalid = |why: &str| {
+        tracing::info!(reason = why, "a wallet presentation is invalid");
+        refused(WalletResult::InvalidPresentation, None, now)
     };
     let public_url = &core.config().server.public_url;
     let verified = match verify(found, credential, public_url, (presented, direct), now) {
@@ -273,7 +303,7 @@ async fn presentation(
     };
     let issuer = Some(verified.issuer.clone());
     let status = verified.status.as_ref();
-    match credential_status(core, found.wallet, status, now).await {
+    match credential_status(core, (found.wallet, credential), status, now).await {
         Ok(None) => {}
         Ok(Some(result)) => return Ok(refused(result, issuer, now)),
         Err(why) => {
@@ -283,7 +313,12 @@ async fn presentation(
             return Err(AnswerRefusal::StatusList);
         }
     }
-    Ok(compared(&found.asked.asked, &verified.claims, issuer, now))
+    Ok(compared(
+        &found.asked.asked,
+        credential,
+        &verified.claims,
+        (issuer, now),
+    ))
 }
 
 /// `presented` verified as its credential's format asks: an SD-JWT VC
@@ -304,8 +339,8 @@ fn verify(
 ) -> Outcome {
     let (wallet, request) = (found.wallet, &found.request);
     let origin = page_origin(public_url);
-    match &credential.format {
-        CredentialFormat::SdJwt { vct } => {
+    match credential.format {
+        Format::SdJwt => {
             let audience = match direct {
                 true => wallet.client_id.clone(),
                 false => format!("origin:{origin}"),
@@ -313,15 +348,15 @@ fn verify(
             sd_jwt::verify(
                 presented,
                 &sd_jwt::Expected {
-                    trusted: &wallet.trusted,
-                    vct,
+                    trusted: &credential.trusted,
+                    vct: &credential.vct,
                     audience: &audience,
                     nonce: &request.nonce,
                     now,
                 },
             )
         }
-        CredentialFormat::Mdoc { doctype, namespace } => {
+        Format::Mdoc => {
             let jwk_thumbprint = Some(request.kid.as_str());
             let response_uri = response_uri(public_url);
             let handover = match direct {
@@ -340,9 +375,9 @@ fn verify(
             mdoc::verify(
                 presented,
                 &mdoc::Expected {
-                    trusted: &wallet.trusted,
-                    doctype,
-                    namespace,
+                    trusted: &credential.trusted,
+                    doctype: &credential.doctype,
+                    namespace: &credential.namespace,
                     handover,
                     now,
                 },
@@ -362,20 +397,26 @@ fn refused(result: WalletResult, issuer: Option<String>, now: Timestamp) -> Wall
     }
 }
 
-/// A verified credential's `claims` compared with what the bank expects
-/// (`asked`): `verified` when every asked claim matched, else
-/// `claims_mismatch`; the asked claims as disclosed are kept, none other.
+/// A verified `credential`'s `claims` compared with what the bank expects
+/// (`asked`, by the names a `match` uses, each read from the claim of the
+/// credential's own name): `verified` when every asked claim matched,
+/// else `claims_mismatch`; the asked claims as disclosed are kept, by the
+/// `match` names, none other.
 fn compared(
     asked: &BTreeMap<String, String>,
+    credential: &WalletCredential,
     claims: &Object,
-    issuer: Option<String>,
-    now: Timestamp,
+    (issuer, now): (Option<String>, Timestamp),
 ) -> WalletAnswer {
-    let c = matching::compare(asked, claims);
-    let disclosed = asked
+    let disclosed: Object = asked
         .keys()
-        .filter_map(|name| Some((name.clone(), claims.get(name)?.clone())))
+        .filter_map(|name| {
+            let own = credential.own_name(name)?;
+            Some((name.clone(), claims.get(own)?.clone()))
+        })
         .collect();
+    let c = matching::compare(asked, &disclosed);
+    let disclosed = disclosed.into_iter().collect();
     WalletAnswer {
         result: match c.all {
             true => WalletResult::Verified,
@@ -399,11 +440,11 @@ async fn conclude(
     core: &Core,
     team: &Team,
     (id, cid, kid): (Uuid, Uuid, &str),
-    (answer, response_code): (WalletAnswer, Option<&str>),
+    (answer, credential, response_code): (WalletAnswer, Option<(String, Format)>, Option<&str>),
     now: Timestamp,
 ) -> Taken<std::result::Result<(Ending, Option<OtpCode>), Refused>> {
     let done = core.transact(team, id, now, |w| {
-        let presented = Presented::Answer(answer.clone());
+        let presented = Presented::Answer(answer.clone(), credential.clone());
         Box::pin(async move {
             let s = w.settings;
             let (code, binding) = binding_for(core, cid, response_code, s.otp.length);

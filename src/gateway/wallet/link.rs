@@ -7,7 +7,7 @@
 //! the challenge up.
 use std::time::Duration;
 
-use crate::config::{CredentialFormat, WalletConfig, WalletCredential};
+use crate::config::WalletConfig;
 use crate::domain::otp::OtpCode;
 use crate::domain::wallet::challenge::{self, Showing, WalletChallenge, WalletRequest};
 use crate::domain::wallet::jose::{b64url, to_b64url};
@@ -50,7 +50,8 @@ pub struct WalletPage {
     /// The request object for the Digital Credentials API
     /// (`dc_api.jwt`), signed.
     pub dc_request: String,
-    /// `openid4vp://?client_id=…&request_uri=…&request_uri_method=post`.
+    /// `openid4vp://?client_id=…&request_uri=…&request_uri_method=post`,
+    /// or the team's `invocation` in place of `openid4vp://`.
     pub wallet_link: String,
     /// How long the challenge has left.
     pub left: Duration,
@@ -277,8 +278,7 @@ fn page_of(
 ) -> Result<WalletPage> {
     let public_url = &core.config().server.public_url;
     let origins = [page_origin(public_url)];
-    let credential = credential_of(o.needs, wallet)?;
-    let claims: Vec<String> = wallet.asked.keys().cloned().collect();
+    let credentials = queries(o.needs, wallet)?;
     let asked = Request {
         client_id: &o.needs.client_id,
         mode: Mode::DcApi {
@@ -286,17 +286,18 @@ fn page_of(
         },
         state: &made.state,
         nonce: &made.nonce,
-        credential: query_of(credential),
-        claims: &claims,
+        credentials: &credentials,
         key,
         wallet_nonce: None,
+        registration: o.needs.registration.as_deref(),
         now,
     };
     let dc_request = request::sign(&asked, &o.needs.signer);
     let request_uri = format!("{public_url}/w/{code}/request/{}", made.rid);
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let wallet_link = format!(
-        "openid4vp://?client_id={}&request_uri={}&request_uri_method=post",
+        "{}?client_id={}&request_uri={}&request_uri_method=post",
+        o.needs.invocation,
         enc(&o.needs.client_id),
         enc(&request_uri),
     );
@@ -329,26 +330,20 @@ pub(super) fn response_uri(public_url: &str) -> String {
     format!("{public_url}/w/response")
 }
 
-/// The team's credential a challenge asks for.
-pub(super) fn credential_of<'c>(
+/// The DCQL credentials of what `wallet` asks: each credential asked (all
+/// still the team's), with the `match` claims by its own names.
+fn queries<'c>(
     config: &'c WalletConfig,
-    wallet: &WalletChallenge,
-) -> Result<&'c WalletCredential> {
-    config
-        .credential(Some(&wallet.credential))
-        .ok_or(Error::TokenExpired)
-}
-
-/// The DCQL credential of `c`.
-fn query_of(c: &WalletCredential) -> Credential<'_> {
-    match &c.format {
-        CredentialFormat::SdJwt { vct } => Credential::SdJwt { id: &c.id, vct },
-        CredentialFormat::Mdoc { doctype, namespace } => Credential::Mdoc {
-            id: &c.id,
-            doctype,
-            namespace,
-        },
-    }
+    wallet: &'c WalletChallenge,
+) -> Result<Vec<Credential<'c>>> {
+    wallet
+        .credentials()
+        .into_iter()
+        .map(|id| {
+            let credential = config.credential(Some(id)).ok_or(Error::TokenExpired)?;
+            Ok(credential.query(wallet.asked.keys()))
+        })
+        .collect()
 }
 
 /// Why a request object is not served: 400, nothing changes.
@@ -384,8 +379,7 @@ pub async fn request_object(
     let key = b64url(&made.key)
         .and_then(|d| RequestKey::from_scalar(&d))
         .ok_or_else(|| Error::internal("a wallet request's key cannot be read"))?;
-    let credential = credential_of(o.needs, wallet).map_err(|_| refused())?;
-    let claims: Vec<String> = wallet.asked.keys().cloned().collect();
+    let credentials = queries(o.needs, wallet).map_err(|_| refused())?;
     let response_uri = response_uri(&core.config().server.public_url);
     let asked = Request {
         client_id: &o.needs.client_id,
@@ -394,10 +388,10 @@ pub async fn request_object(
         },
         state: &made.state,
         nonce: &made.nonce,
-        credential: query_of(credential),
-        claims: &claims,
+        credentials: &credentials,
         key: &key,
         wallet_nonce,
+        registration: o.needs.registration.as_deref(),
         // The object lives as long as its request, from when it was made.
         now: made.made_at,
     };

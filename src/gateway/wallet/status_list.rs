@@ -3,13 +3,13 @@
 //! names a Token Status List (an SD-JWT VC's or an mdoc's
 //! `status.status_list` `{idx, uri}`) must be valid in it. The list is
 //! asked of the process's [`StatusLists`](crate::wallet_status::StatusLists)
-//! (fetched within 5 s, kept for its `ttl`, verified against the team's
-//! trusted issuers at each use). An entry invalid (1), suspended (2) or
+//! (fetched within 5 s, kept for its `ttl`, verified against the
+//! credential's trusted issuers at each use). An entry invalid (1), suspended (2) or
 //! any other value is `revoked`; a list that cannot be fetched or read
 //! leaves the challenge open (502 to the poster), and is never taken as
 //! valid. A team that turns `status_lists` off accepts such a credential
 //! without a check; a credential that names no list has nothing to check.
-use crate::config::WalletConfig;
+use crate::config::{WalletConfig, WalletCredential};
 use crate::domain::wallet::challenge::WalletResult;
 use crate::domain::wallet::status_list::{Checked, StatusRef};
 use crate::gateway::Core;
@@ -20,11 +20,11 @@ use crate::time::Timestamp;
 pub(super) struct Unreadable(pub &'static str);
 
 /// The status of a credential whose list is `status`, under the team's
-/// `[wallet]`: `None` valid (or nothing to check),
+/// `[wallet]` and that credential's trusted issuers: `None` valid (or nothing to check),
 /// `Some(WalletResult::Revoked)` when its entry is not valid.
 pub(super) async fn credential_status(
     core: &Core,
-    wallet: &WalletConfig,
+    (wallet, credential): (&WalletConfig, &WalletCredential),
     status: Option<&StatusRef>,
     now: Timestamp,
 ) -> Result<Option<WalletResult>, Unreadable> {
@@ -33,7 +33,7 @@ pub(super) async fn credential_status(
     };
     result_of(
         core.status_lists()
-            .status(reference, &wallet.trusted, wallet.reach, now)
+            .status(reference, &credential.trusted, wallet.reach, now)
             .await,
     )
 }

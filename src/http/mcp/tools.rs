@@ -291,7 +291,7 @@ fn proof_of(
         locale: a.locale.clone(),
         transaction: a.transaction.clone(),
         entry,
-        credential: a.credential.clone(),
+        credential: a.credential.clone().map(serde_json::Value::String),
         expected: a.expected.clone(),
     };
     Ok(Proof::Challenge(Box::new(asked.parse()?)))

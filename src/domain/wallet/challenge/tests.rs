@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::domain::challenge::{Challenge, ChallengeState, Delivery};
+use crate::domain::wallet_format::Format;
 
 fn t(s: i64) -> Timestamp {
     Timestamp::from_unix_seconds(1_800_000_000 + s)
@@ -27,7 +28,7 @@ fn open() -> (InteractionRecord, Uuid) {
     r.customer_ref = Some("cust-42".into());
     let cid = Uuid::now_v7();
     let asked = [("family_name".to_string(), "Lovelace".to_string())].into();
-    let w = WalletChallenge::asking("pid".into(), WalletFormat::SdJwt, asked);
+    let w = WalletChallenge::asking("pid".into(), Format::SdJwt, asked);
     let c = Challenge::new_wallet(
         cid,
         Delivery::Chat,
@@ -42,13 +43,16 @@ fn open() -> (InteractionRecord, Uuid) {
 }
 
 fn answer(result: WalletResult) -> Presented {
-    Presented::Answer(WalletAnswer {
-        result,
-        issuer: Some("CN=PID Issuer".into()),
-        matched: vec!["family_name".into()],
-        claims: [("family_name".to_string(), Value::from("Lovelace"))].into(),
-        answered_at: t(5),
-    })
+    Presented::Answer(
+        WalletAnswer {
+            result,
+            issuer: Some("CN=PID Issuer".into()),
+            matched: vec!["family_name".into()],
+            claims: [("family_name".to_string(), Value::from("Lovelace"))].into(),
+            answered_at: t(5),
+        },
+        None,
+    )
 }
 
 /// The binding code a verified answer waits for.

@@ -175,7 +175,8 @@ fn full() -> InteractionRecord {
             page_entry: true,
             wallet: Some(crate::domain::wallet_state::WalletChallenge {
                 credential: "pid".into(),
-                format: crate::domain::wallet_state::WalletFormat::SdJwt,
+                format: crate::domain::wallet::Format::SdJwt,
+                also: Vec::new(),
                 asked: [("family_name".to_string(), "Lovelace".to_string())].into(),
                 requests: vec![crate::domain::wallet_state::WalletRequest {
                     rid: "rid-1".into(),
@@ -278,6 +279,28 @@ fn an_interaction_reads_back_as_written() {
         decode_interaction(&text, &key),
         Ok((least, Bookkeeping::default()))
     );
+}
+
+/// A wallet challenge asking several credentials keeps the others after
+/// its format (`"o"`), and one asking one writes none, as before.
+#[test]
+fn a_wallet_challenge_of_several_credentials_keeps_the_others() {
+    let key = keys::interaction("acme", id(1));
+    let mut rec = full();
+    let wallet = rec
+        .challenge
+        .as_mut()
+        .and_then(|c| c.wallet.as_mut())
+        .unwrap();
+    wallet.also = vec!["pid_mdoc".into(), "mdl".into()];
+    let text = encode_interaction(&rec, kept(), None).expect("encode");
+    assert!(
+        text.contains(r#""w":{"c":"pid","f":"sd","o":["pid_mdoc","mdl"],"m":"#),
+        "{text}"
+    );
+    assert_eq!(decode_interaction(&text, &key).expect("decode").0, rec);
+    let text = encode_interaction(&full(), kept(), None).expect("encode");
+    assert!(text.contains(r#""w":{"c":"pid","f":"sd","m":"#), "{text}");
 }
 
 /// The bookkeeping of [`full`] as stored: what points to it lives until

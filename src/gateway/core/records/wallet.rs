@@ -7,18 +7,21 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::wallet_state::{
-    WalletAnswer, WalletChallenge, WalletFormat, WalletRequest, WalletResult,
-};
+use crate::domain::wallet::Format;
+use crate::domain::wallet_state::{WalletAnswer, WalletChallenge, WalletRequest, WalletResult};
 use crate::time::{stored, Timestamp};
 
-/// A [`WalletChallenge`]: `c` its credential, `f` format, `m` what is
-/// expected, `q` requests, `a` its answer, `rc` the keyed hash of its
+/// A [`WalletChallenge`]: `c` its credential, `f` format, `o` the other
+/// credentials asked (none in a record written before a challenge could
+/// ask several), `m` what is expected, `q` requests, `a` its answer, `rc` the keyed hash of its
 /// answer's `response_code`, `rb` of the browser that opened it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct StoredWallet {
     c: String,
-    f: StoredFormat,
+    #[serde(with = "stored_format")]
+    f: Format,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    o: Vec<String>,
     m: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     q: Vec<StoredRequest>,
@@ -30,12 +33,20 @@ pub(super) struct StoredWallet {
     rb: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum StoredFormat {
-    #[serde(rename = "sd")]
-    SdJwt,
-    #[serde(rename = "md")]
-    Mdoc,
+/// A [`Format`] by its stored name (`Format::stored`: `sd`, `md`).
+mod stored_format {
+    use serde::{de, Deserialize as _, Deserializer, Serializer};
+
+    use crate::domain::wallet::Format;
+
+    pub fn serialize<S: Serializer>(f: &Format, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(f.stored())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Format, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Format::from_stored(&name).ok_or_else(|| de::Error::custom("an unknown credential format"))
+    }
 }
 
 /// A [`WalletRequest`].
@@ -80,10 +91,8 @@ impl From<&WalletChallenge> for StoredWallet {
     fn from(w: &WalletChallenge) -> Self {
         StoredWallet {
             c: w.credential.clone(),
-            f: match w.format {
-                WalletFormat::SdJwt => StoredFormat::SdJwt,
-                WalletFormat::Mdoc => StoredFormat::Mdoc,
-            },
+            f: w.format,
+            o: w.also.clone(),
             m: w.asked.clone(),
             q: w.requests
                 .iter()
@@ -120,10 +129,8 @@ impl From<StoredWallet> for WalletChallenge {
     fn from(w: StoredWallet) -> Self {
         WalletChallenge {
             credential: w.c,
-            format: match w.f {
-                StoredFormat::SdJwt => WalletFormat::SdJwt,
-                StoredFormat::Mdoc => WalletFormat::Mdoc,
-            },
+            format: w.f,
+            also: w.o,
             asked: w.m,
             requests: w
                 .q
