@@ -103,7 +103,7 @@ pub use toml_file::ConfigError;
 pub use validate::check_label;
 #[cfg(test)]
 pub use wallet::wallet_for_tests;
-pub use wallet::{CredentialFormat, WalletConfig, WalletCredential};
+pub use wallet::{CredentialFormat, Purpose, WalletConfig, WalletCredential};
 
 use secrecy::SecretString;
 

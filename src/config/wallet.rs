@@ -65,6 +65,19 @@ pub struct WalletCredential {
     pub format: CredentialFormat,
     /// The claim names that may be asked for and compared.
     pub claims: Vec<String>,
+    /// What it proves (docs/wallet.md#a-payment-approved-in-the-wallet).
+    pub purpose: Purpose,
+}
+
+/// What a credential proves: who the customer is (`identity`), or that
+/// they approve one payment with their bank's strong customer
+/// authentication attestation (`sca`, an SD-JWT VC asked with a
+/// `transaction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    #[default]
+    Identity,
+    Sca,
 }
 
 /// A credential's format and what names its type.
@@ -110,6 +123,7 @@ struct RawCredential {
     namespace: Option<String>,
     #[serde(default)]
     claims: Vec<String>,
+    purpose: Option<String>,
 }
 
 /// Reads and checks `[wallet]` from `file`; `public_url` is the
@@ -254,7 +268,15 @@ fn credential(raw: RawCredential) -> Result<WalletCredential, (String, String)> 
         }
         _ => return bad("format", "must be \"dc+sd-jwt\" or \"mso_mdoc\""),
     };
-    if raw.claims.is_empty() {
+    let purpose = match raw.purpose.as_deref() {
+        None | Some("identity") => Purpose::Identity,
+        Some("sca") if matches!(format, CredentialFormat::SdJwt { .. }) => Purpose::Sca,
+        Some("sca") => return bad("purpose", "\"sca\" is for format dc+sd-jwt only"),
+        Some(_) => return bad("purpose", "must be \"identity\" or \"sca\""),
+    };
+    // An SCA attestation may be asked for the payment alone, no claim
+    // compared.
+    if raw.claims.is_empty() && purpose == Purpose::Identity {
         return bad("claims", "must name at least one claim");
     }
     for (i, c) in raw.claims.iter().enumerate() {
@@ -272,6 +294,7 @@ fn credential(raw: RawCredential) -> Result<WalletCredential, (String, String)> 
         id: raw.id,
         format,
         claims: raw.claims,
+        purpose,
     })
 }
 
@@ -295,6 +318,7 @@ pub fn wallet_for_tests(status_lists: bool) -> WalletConfig {
                 vct: vec!["urn:eudi:pid:1".into()],
             },
             claims: vec!["family_name".into(), "birthdate".into()],
+            purpose: Purpose::Identity,
         }],
         reach: crate::outbound::Reach::Anywhere,
         link_ttl: DEFAULT_LINK_TTL,
