@@ -248,12 +248,12 @@ fn bind(full: &str, asked: &Value, nonce: Option<&str>, iat: i64) -> String {
 }
 
 /// A P-256 key from its JWK `d`.
-fn signing_key(d: &Value) -> p256::ecdsa::SigningKey {
+pub(crate) fn signing_key(d: &Value) -> p256::ecdsa::SigningKey {
     p256::ecdsa::SigningKey::from_slice(&b64(d.as_str().unwrap())).unwrap()
 }
 
 /// A compact JWS of `header` and `claims`, ES256 by `key`.
-fn signed_jws(header: &Value, claims: &Value, key: &p256::ecdsa::SigningKey) -> String {
+pub(crate) fn signed_jws(header: &Value, claims: &Value, key: &p256::ecdsa::SigningKey) -> String {
     let input = format!(
         "{}.{}",
         B64URL.encode(header.to_string()),
@@ -1326,7 +1326,7 @@ fn renamed(issuer_signed: &mut ciborium::Value) {
 
 /// The wallet's encrypted answer for credential `id`, with `state` when
 /// it goes by direct post.
-fn answer_with(asked: &Value, id: &str, presentation: &str, direct: bool) -> String {
+pub(crate) fn answer_with(asked: &Value, id: &str, presentation: &str, direct: bool) -> String {
     let mut payload = json!({"vp_token": {id: [presentation]}});
     if direct {
         payload["state"] = asked["state"].clone();

@@ -69,6 +69,9 @@ pub struct Request<'a> {
     pub key: &'a RequestKey,
     /// The wallet's `wallet_nonce`, when its POST carried one.
     pub wallet_nonce: Option<&'a str>,
+    /// A payment's `transaction_data` entry, the same in every request of
+    /// its challenge (docs/wallet.md#a-payment-approved-in-the-wallet).
+    pub transaction_data: Option<&'a str>,
     pub now: Timestamp,
 }
 
@@ -114,6 +117,9 @@ pub fn claims(request: &Request<'_>) -> Object {
     }
     if let Some(wallet_nonce) = request.wallet_nonce {
         object.insert("wallet_nonce".into(), json!(wallet_nonce));
+    }
+    if let Some(data) = request.transaction_data {
+        object.insert("transaction_data".into(), json!([data]));
     }
     object
 }

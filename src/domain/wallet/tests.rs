@@ -472,6 +472,7 @@ mod request_object {
             claims,
             key,
             wallet_nonce: None,
+            transaction_data: None,
             now: now(),
         }
     }

@@ -6,9 +6,10 @@
 //! read's `wallet` member is `read::WalletView`.
 use uuid::Uuid;
 
-use crate::config::{CredentialFormat, Team};
+use crate::config::{CredentialFormat, Purpose, Team};
 use crate::domain::challenge::ChallengeMethod;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
+use crate::domain::wallet::payment;
 use crate::domain::wallet_state::WalletFormat;
 use crate::error::{Error, Result};
 use crate::gateway::Core;
@@ -45,6 +46,11 @@ pub(super) fn checked(team: &Team, mut req: ChallengeRequest) -> Result<Challeng
             "is not a claim of this credential that may be compared",
         ));
     }
+    let sca = (
+        credential.purpose == Purpose::Sca,
+        credential.claims.is_empty(),
+    );
+    payment::asking(sca, req.transaction.as_ref(), asking.asked.len())?;
     asking.credential = credential.id.clone();
     asking.format = match credential.format {
         CredentialFormat::SdJwt { .. } => WalletFormat::SdJwt,

@@ -362,6 +362,7 @@ fn page_of(
         claims: &claims,
         key,
         wallet_nonce: None,
+        transaction_data: wallet.transaction_data.as_deref(),
         now,
     };
     let dc_request = request::sign(&asked, &o.wallet.signer);
@@ -470,6 +471,7 @@ pub async fn request_object(
         claims: &claims,
         key: &key,
         wallet_nonce,
+        transaction_data: wallet.transaction_data.as_deref(),
         // The object lives as long as its request, from when it was made.
         now: made.made_at,
     };
