@@ -4,7 +4,9 @@
 //! page's fresh request (a P-256 key, the `dc_api.jwt` object signed), the
 //! request object a wallet fetches (`direct_post.jwt`, its key read back),
 //! and the answer (the JWE opened, the SD-JWT VC verified, the claims
-//! compared; an mdoc's `DeviceResponse` verified).
+//! compared; an mdoc's `DeviceResponse` verified); and a payment's
+//! presentation (its Key Binding JWT's `transaction_data` claims checked)
+//! beside an identity one, without the JWE.
 //! Run: `cargo bench --bench wallet`; instructions once, without
 //! criterion's loop: `cargo bench --bench wallet --no-run`, then
 //! `valgrind --tool=callgrind <bench binary> --once`.
@@ -12,11 +14,12 @@ use std::collections::BTreeMap;
 
 use chatgate::domain::otp;
 use chatgate::domain::secrets::Pepper;
+use chatgate::domain::transaction::Transaction;
 use chatgate::domain::wallet::issuers::TrustedIssuers;
-use chatgate::domain::wallet::jose::b64url;
+use chatgate::domain::wallet::jose::{b64url, to_b64url};
 use chatgate::domain::wallet::request::{self, Credential, Mode, Request, Signer};
 use chatgate::domain::wallet::request_key::RequestKey;
-use chatgate::domain::wallet::{matching, mdoc, response, sd_jwt, Format};
+use chatgate::domain::wallet::{matching, mdoc, payment, response, sd_jwt, Format};
 use chatgate::time::Timestamp;
 use criterion::{black_box, Criterion};
 use p256::pkcs8::DecodePrivateKey as _;
@@ -96,6 +99,7 @@ impl Fixture {
             key,
             wallet_nonce: Some("wn-42"),
             registration: None,
+            transaction_data: None,
             now: self.now,
         }
     }
@@ -163,6 +167,78 @@ impl Fixture {
     }
 }
 
+/// The fixture credential presented with a Key Binding JWT signed here
+/// by the holder's key for the fixtures' `client_id` and `nonce` at
+/// `now`, carrying `extra` claims: an identity presentation with none, a
+/// payment's with its `transaction_data` claims.
+fn presented(fx: &Fixture, extra: Value) -> String {
+    use p256::ecdsa::signature::Signer as _;
+    use sha2::Digest as _;
+    let full = fx.text("/cases/es256");
+    let (without_kb, _) = full.rsplit_once('~').unwrap();
+    let up_to_kb = format!("{without_kb}~");
+    let sd_hash = to_b64url(&sha2::Sha256::digest(up_to_kb.as_bytes()));
+    let mut claims = serde_json::json!({"iat": fx.now.unix_seconds(), "aud": fx.text("/client_id"),
+                                        "nonce": fx.text("/nonce"), "sd_hash": sd_hash});
+    for (k, v) in extra.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    let header = serde_json::json!({"typ": "kb+jwt", "alg": "ES256"});
+    let input = format!(
+        "{}.{}",
+        to_b64url(header.to_string().as_bytes()),
+        to_b64url(claims.to_string().as_bytes())
+    );
+    let holder = b64url(fx.text("/holder/d")).unwrap();
+    let holder = p256::ecdsa::SigningKey::from_slice(&holder).unwrap();
+    let signature: p256::ecdsa::Signature = holder.sign(input.as_bytes());
+    format!("{up_to_kb}{input}.{}", to_b64url(&signature.to_bytes()))
+}
+
+/// A payment's `transaction_data` entry and the Key Binding JWT claims
+/// that approve it.
+fn payment_claims() -> (String, Value) {
+    use sha2::Digest as _;
+    let t = Transaction::parse(
+        "transaction",
+        &serde_json::json!({"type": "payment", "amount": "120.00", "currency": "EUR",
+                            "payee": "ACME Energy Ltd", "payee_id": "DE89370400440532013000"}),
+    )
+    .unwrap();
+    let data =
+        payment::transaction_data("sca", Uuid::now_v7(), Timestamp::from_unix_seconds(0), &t)
+            .unwrap();
+    let claims = serde_json::json!({
+        "transaction_data_hashes": [to_b64url(&sha2::Sha256::digest(data.as_bytes()))],
+        "transaction_data_hashes_alg": "sha-256", "response_mode": "direct_post.jwt",
+        "amr": [{"knowledge": "pin_6_or_more_digits"}, {"possession": "key_in_local_native_wscd"}],
+        "jti": "psd2-code-1",
+    });
+    (data, claims)
+}
+
+/// A presentation verified as an answer verifies it (no JWE): for
+/// identity, its claims compared; for a payment (`data` its entry), its
+/// Key Binding JWT's payment claims checked. Whether it held.
+#[inline(never)]
+fn presentation_answer(fx: &Fixture, presented: &str, data: Option<&str>) -> bool {
+    let expected = sd_jwt::Expected {
+        trusted: &fx.trusted,
+        vct: &fx.vct,
+        audience: fx.text("/client_id"),
+        nonce: fx.text("/nonce"),
+        now: fx.now,
+    };
+    let sd_jwt::Outcome::Verified(v) = sd_jwt::verify(presented, &expected) else {
+        return false;
+    };
+    match data {
+        None => matching::compare(&fx.expected, &v.claims).all,
+        Some(data) => payment::presented((true, Some(data)), &v.key_binding, "direct_post.jwt")
+            .is_ok_and(|sca| sca.is_some()),
+    }
+}
+
 /// An OTP challenge's start (a code drawn and hashed) and its check.
 #[inline(never)]
 fn otp_start(pepper: &Pepper, cid: Uuid) -> String {
@@ -199,6 +275,18 @@ fn wallet(c: &mut Criterion) {
     c.bench_function("wallet answer: mdoc::verify (dc_api)", |b| {
         b.iter(|| fx.mdoc_answer())
     });
+    let identity = presented(&fx, serde_json::json!({}));
+    let (data, claims) = payment_claims();
+    let paying = presented(&fx, claims);
+    assert!(presentation_answer(&fx, &identity, None));
+    assert!(presentation_answer(&fx, &paying, Some(&data)));
+    c.bench_function("wallet presentation, identity: verified, compared", |b| {
+        b.iter(|| presentation_answer(&fx, black_box(&identity), None))
+    });
+    c.bench_function(
+        "wallet presentation, payment: verified, transaction_data checked",
+        |b| b.iter(|| presentation_answer(&fx, black_box(&paying), Some(&data))),
+    );
 }
 
 /// `--once`: each path run once, for `valgrind --tool=callgrind` (its
@@ -214,6 +302,11 @@ fn main() {
         black_box(fx.page_request());
         black_box(fx.request_object());
         assert!(fx.sd_jwt_answer() && fx.mdoc_answer());
+        let identity = presented(&fx, serde_json::json!({}));
+        let (data, claims) = payment_claims();
+        let paying = presented(&fx, claims);
+        assert!(presentation_answer(&fx, &identity, None));
+        assert!(presentation_answer(&fx, &paying, Some(&data)));
         return;
     }
     let mut c = Criterion::default().configure_from_args();

@@ -96,6 +96,19 @@ pub struct WalletCredential {
     /// The base64url Subject Key Identifier of each of those issuers that
     /// has one: the request's `trusted_authorities`.
     pub authorities: Vec<String>,
+    /// What it proves (docs/wallet.md#a-payment-approved-in-the-wallet).
+    pub purpose: Purpose,
+}
+
+/// What a credential proves: who the customer is (`identity`), or that
+/// they approve one payment with their bank's strong customer
+/// authentication attestation (`sca`, an SD-JWT VC asked with a
+/// `transaction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    #[default]
+    Identity,
+    Sca,
 }
 
 /// A claim a credential may compare: `name` as a `match` names it, `own`
@@ -157,6 +170,7 @@ struct RawCredential {
     #[serde(default)]
     claims: RawClaims,
     trusted_issuers: Option<Vec<String>>,
+    purpose: Option<String>,
 }
 
 /// A credential's `claims`: names, or a table from the names a `match`
@@ -402,7 +416,15 @@ fn credential(
             (doctype, namespace) = (d, n);
         }
     }
-    let claims = claims(raw.claims)?;
+    let purpose = match raw.purpose.as_deref() {
+        None | Some("identity") => Purpose::Identity,
+        Some("sca") if format == Format::SdJwt => Purpose::Sca,
+        Some("sca") => return bad("purpose", "\"sca\" is for format dc+sd-jwt only"),
+        Some(_) => return bad("purpose", "must be \"identity\" or \"sca\""),
+    };
+    // An SCA attestation may be asked for the payment alone, no claim
+    // compared.
+    let claims = claims(raw.claims, purpose == Purpose::Sca)?;
     let (trusted, authorities) = match raw.trusted_issuers.as_deref().map(trusted_issuers) {
         Some(Err(e)) => return Err(e),
         Some(Ok(Some(own))) => own,
@@ -421,17 +443,19 @@ fn credential(
         claims,
         trusted,
         authorities,
+        purpose,
     })
 }
 
 /// A credential's `claims`, each a name of 1 to 128 characters, none
-/// twice (a table's own names neither): `(key, problem)` when refused.
-fn claims(raw: RawClaims) -> Result<Vec<Claim>, (String, String)> {
+/// twice (a table's own names neither), at least one unless
+/// `may_be_empty` (an `sca` credential's): `(key, problem)` when refused.
+fn claims(raw: RawClaims, may_be_empty: bool) -> Result<Vec<Claim>, (String, String)> {
     let (pairs, table): (Vec<(String, String)>, bool) = match raw {
         RawClaims::Names(names) => (names.into_iter().map(|n| (n.clone(), n)).collect(), false),
         RawClaims::Renamed(table) => (table.into_iter().collect(), true),
     };
-    if pairs.is_empty() {
+    if pairs.is_empty() && !may_be_empty {
         return Err(("claims".into(), "must name at least one claim".into()));
     }
     let named = |i: usize, name: &str| match table {
@@ -480,6 +504,7 @@ pub fn wallet_for_tests(status_lists: bool) -> WalletConfig {
                 .into(),
             trusted: TrustedIssuers::from_pems(&[pem]).unwrap(),
             authorities: Vec::new(),
+            purpose: Purpose::Identity,
         }],
         reach: crate::outbound::Reach::Anywhere,
         link_ttl: DEFAULT_LINK_TTL,

@@ -110,16 +110,15 @@ impl ChallengeMethod {
 impl ChallengeMethod {
     /// Whether a challenge of this method can approve a payment: the
     /// customer sees the amount and the payee where the code arrives, or
-    /// in their own app (docs/payments.md). A session PIN proves a person,
-    /// never a payment; a binding code belongs to a login; a network check
-    /// proves a SIM, and the operator shows the customer nothing to approve.
+    /// in their own app or wallet (docs/payments.md; a wallet's for its
+    /// `sca` credential alone, docs/wallet.md#a-payment-approved-in-the-wallet).
+    /// A session PIN proves a person, never a payment; a binding code
+    /// belongs to a login; a network check proves a SIM, and the operator
+    /// shows the customer nothing to approve.
     pub fn approves_payment(self) -> bool {
         match self {
-            ChallengeMethod::Otp | ChallengeMethod::App => true,
-            ChallengeMethod::Pin
-            | ChallengeMethod::Binding
-            | ChallengeMethod::Network
-            | ChallengeMethod::Wallet => false,
+            ChallengeMethod::Otp | ChallengeMethod::App | ChallengeMethod::Wallet => true,
+            ChallengeMethod::Pin | ChallengeMethod::Binding | ChallengeMethod::Network => false,
         }
     }
 

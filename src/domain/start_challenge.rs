@@ -22,6 +22,7 @@ use super::secrets::Pepper;
 use super::settings::Settings;
 use super::subject::SubjectRecord;
 use super::transaction::Transaction;
+use super::wallet::payment;
 use super::wallet_format::Format;
 use super::wallet_state::WalletChallenge;
 use crate::error::Error;
@@ -116,11 +117,12 @@ impl ChallengeRequest {
     }
 
     /// The request with a wallet challenge's `credential` and `match`
-    /// (docs/wallet.md#asking): for `method` `wallet`, `match` is 1 to 10
+    /// (docs/wallet.md#asking): for `method` `wallet`, `match` is up to 10
     /// members, each a claim name and a string of 1 to 200 characters,
     /// and `credential` a name or an array of 1 to 4 names, none twice
-    /// (the team's `[wallet]` checks both); for any other method either
-    /// is 422 naming it.
+    /// (the team's `[wallet]` checks both, and that `match` names at
+    /// least one claim unless the credential is an `sca` one that
+    /// compares none); for any other method either is 422 naming it.
     pub fn for_wallet(
         mut self,
         credential: Option<&serde_json::Value>,
@@ -138,13 +140,10 @@ impl ChallengeRequest {
         }
         let mut credentials = wallet_credentials(credential)?.into_iter();
         let credential = credentials.next().unwrap_or_default();
-        let asked = asked.ok_or_else(|| {
-            Error::invalid(
-                "match",
-                "required: the claims the credential must show, and their values",
-            )
-        })?;
-        let asked = wallet_match(asked)?;
+        let asked = match asked {
+            Some(asked) => wallet_match(asked)?,
+            None => std::collections::BTreeMap::new(),
+        };
         let mut wallet = WalletChallenge::asking(credential, Format::SdJwt, asked);
         wallet.also = credentials.collect();
         self.wallet = Some(wallet);
@@ -184,7 +183,7 @@ impl ChallengeRequest {
             if !self.method.approves_payment() {
                 return Err(Error::invalid(
                     "transaction",
-                    "this method cannot approve a payment: use method otp or app",
+                    "this method cannot approve a payment: use method otp, app or wallet",
                 ));
             }
             if self.delivery == Delivery::Agent {
@@ -270,8 +269,6 @@ pub struct Message {
     pub to: Option<String>,
 }
 
-/// A wallet challenge's `match`: 1 to 10 members, each value a string of
-/// 1 to 200 characters; 422 naming `match` (or the member) otherwise.
 /// A wallet challenge's `credential`: none (the team's only one), a
 /// name, or an array of 1 to [`MAX_CREDENTIALS`] names, none twice; each
 /// of at most 64 characters. 422 naming `credential` otherwise.
@@ -316,13 +313,31 @@ fn wallet_credentials(value: Option<&serde_json::Value>) -> Result<Vec<String>, 
     Ok(names)
 }
 
+/// Wallet challenge `w` (challenge `id`, started at `now`), for
+/// `transaction` when it approves one: with the `transaction_data` entry
+/// each of its requests carries (docs/wallet.md#a-payment-approved-in-the-wallet).
+fn paying(
+    w: &WalletChallenge,
+    transaction: Option<&Transaction>,
+    id: Uuid,
+    now: Timestamp,
+) -> WalletChallenge {
+    let data = transaction.and_then(|t| payment::transaction_data(&w.credential, id, now, t));
+    WalletChallenge {
+        transaction_data: data,
+        ..w.clone()
+    }
+}
+
+/// A wallet challenge's `match`: up to 10 members, each value a string
+/// of 1 to 200 characters; 422 naming `match` (or the member) otherwise.
 fn wallet_match(
     value: &serde_json::Value,
 ) -> Result<std::collections::BTreeMap<String, String>, Error> {
     use crate::domain::wallet_state::{MAX_MATCH, MAX_VALUE_CHARS};
     let object = value
         .as_object()
-        .filter(|o| (1..=MAX_MATCH).contains(&o.len()))
+        .filter(|o| o.len() <= MAX_MATCH)
         .ok_or_else(|| Error::invalid("match", "must be an object of 1 to 10 claims"))?;
     let mut asked = std::collections::BTreeMap::new();
     for (name, v) in object {
@@ -739,8 +754,11 @@ fn new_challenge(
     }
     let step_up = rec.live_step_up(now).map(|p| p.until);
     if let (Opens::Wallet, Some(ttl), Some(w)) = (opens, rules.wallet_ttl, req.wallet.as_ref()) {
-        let c = Challenge::new_wallet(id, req.delivery, ttl, step_up.is_some(), w.clone(), now);
-        return Ok(c.ending_by(step_up));
+        let w = paying(w, req.transaction.as_ref(), id, now);
+        let c = Challenge::new_wallet(id, req.delivery, ttl, step_up.is_some(), w, now);
+        return Ok(c
+            .ending_by(step_up)
+            .for_transaction(req.transaction.clone()));
     }
     if let (Opens::Network, Some(ttl)) = (opens, rules.link_ttl) {
         let c = Challenge::new_network(id, req.delivery, ttl, step_up.is_some(), now);

@@ -24,10 +24,19 @@ use crate::error::Error;
 use crate::time::Timestamp;
 
 /// The members a transaction may have.
-const MEMBERS: [&str; 5] = ["type", "amount", "currency", "payee", "reference"];
+const MEMBERS: [&str; 6] = [
+    "type",
+    "amount",
+    "currency",
+    "payee",
+    "reference",
+    "payee_id",
+];
 /// The longest payee, and reference, in characters.
 const MAX_PAYEE: usize = 70;
 const MAX_REFERENCE: usize = 35;
+/// The longest `payee_id`, in characters.
+const MAX_PAYEE_ID: usize = 70;
 /// How long an approval token is good for.
 pub const APPROVAL_TTL_SECS: i64 = 300;
 
@@ -43,6 +52,10 @@ pub struct Transaction {
     pub currency: String,
     pub payee: String,
     pub reference: Option<String>,
+    /// The payee's account as the payment system knows it (an IBAN, a
+    /// card acceptor id): 1..70 of `A-Z`, `a-z`, `0-9`, `-`, `.`, `/`,
+    /// `:`; required for a payment approved in the wallet.
+    pub payee_id: Option<String>,
 }
 
 impl Transaction {
@@ -61,6 +74,7 @@ impl Transaction {
         let currency = string(o, field, "currency")?.ok_or_else(|| missing(&at("currency")))?;
         let payee = string(o, field, "payee")?.ok_or_else(|| missing(&at("payee")))?;
         let reference = string(o, field, "reference")?;
+        let payee_id = string(o, field, "payee_id")?;
         check_kind(&at("type"), kind)?;
         let minor = currency_minor_unit(&at("currency"), currency)?;
         check_amount(&at("amount"), amount, minor)?;
@@ -69,12 +83,16 @@ impl Transaction {
         if let Some(r) = reference {
             check_words(&at("reference"), r, MAX_REFERENCE)?;
         }
+        if let Some(p) = payee_id {
+            check_payee_id(&at("payee_id"), p)?;
+        }
         Ok(Transaction {
             kind: kind.to_string(),
             amount: amount.to_string(),
             currency: currency.to_string(),
             payee: payee.to_string(),
             reference: reference.map(str::to_string),
+            payee_id: payee_id.map(str::to_string),
         })
     }
 
@@ -87,6 +105,9 @@ impl Transaction {
         o.insert("payee".into(), json!(self.payee));
         if let Some(r) = &self.reference {
             o.insert("reference".into(), json!(r));
+        }
+        if let Some(p) = &self.payee_id {
+            o.insert("payee_id".into(), json!(p));
         }
         Value::Object(o)
     }
@@ -162,6 +183,19 @@ fn string<'a>(
             "{field}.{name}: must be a string"
         ))),
     }
+}
+
+/// A payee's account: 1..[`MAX_PAYEE_ID`] of `A-Z`, `a-z`, `0-9`, `-`,
+/// `.`, `/`, `:`.
+fn check_payee_id(field: &str, id: &str) -> Result<(), Error> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'/' | b':');
+    if id.is_empty() || id.len() > MAX_PAYEE_ID || !id.bytes().all(allowed) {
+        return Err(Error::invalid(
+            field,
+            "must be 1 to 70 of A-Z, a-z, 0-9, -, ., / and :",
+        ));
+    }
+    Ok(())
 }
 
 fn check_kind(field: &str, kind: &str) -> Result<(), Error> {
@@ -349,11 +383,16 @@ pub struct ApprovalClaims {
     /// The transaction's hash.
     pub txn: String,
     pub transaction: Value,
-    /// `["otp"]` for a code, `["app"]` for an app approval.
+    /// `["otp"]` for a code, `["app"]` for an app approval, `["wallet"]`
+    /// for a wallet's.
     pub amr: Vec<&'static str>,
-    /// The channels a code went through; absent for an app approval.
+    /// The channels a code went through; absent for an app or a wallet
+    /// approval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<Vec<String>>,
+    /// A wallet's approval: its strong customer authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sca: Option<ApprovalSca>,
     pub iat: i64,
     pub exp: i64,
     /// 128 bits no one can guess, one per approval.
@@ -368,8 +407,21 @@ pub struct Approved<'a> {
     pub interaction_id: Uuid,
     pub challenge_id: Uuid,
     pub transaction: &'a Transaction,
-    /// `Some(via)` for a code, `None` for an app approval.
+    /// `Some(via)` for a code, `None` for an app or a wallet approval.
     pub via: Option<Vec<String>>,
+    /// `Some` for a wallet's approval
+    /// (docs/wallet.md#a-payment-approved-in-the-wallet).
+    pub sca: Option<ApprovalSca>,
+}
+
+/// A wallet's approval as its token says it: `code` the Key Binding
+/// JWT's `jti` (the PSD2 authentication code), `amr` its factor objects,
+/// `issuer` the SCA attestation issuer certificate's subject (RFC 4514).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalSca {
+    pub code: String,
+    pub amr: Value,
+    pub issuer: String,
 }
 
 /// The `jti` of the approval by challenge `challenge_id`: 128 bits of a
@@ -388,7 +440,11 @@ impl ApprovalClaims {
     /// later), with `jti`.
     pub fn new(approved: Approved<'_>, at: Timestamp, jti: String) -> ApprovalClaims {
         let iat = at.unix_seconds();
-        let amr = if approved.via.is_some() { "otp" } else { "app" };
+        let amr = match (&approved.sca, &approved.via) {
+            (Some(_), _) => "wallet",
+            (None, Some(_)) => "otp",
+            (None, None) => "app",
+        };
         ApprovalClaims {
             iss: approved.issuer.to_string(),
             aud: approved.team.to_string(),
@@ -399,6 +455,7 @@ impl ApprovalClaims {
             transaction: approved.transaction.to_json(),
             amr: vec![amr],
             via: approved.via,
+            sca: approved.sca,
             iat,
             exp: iat + APPROVAL_TTL_SECS,
             jti,

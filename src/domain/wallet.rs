@@ -6,7 +6,9 @@
 //! encrypted answer is opened with the request's key ([`response`],
 //! [`request_key`]); the request itself is signed ([`request::sign`]). An
 //! mdoc's `DeviceResponse` is verified by [`mdoc::verify`]; a credential's
-//! Token Status List is read and its entry checked by [`status_list`].
+//! Token Status List is read and its entry checked by [`status_list`]. A
+//! payment's `transaction_data` is written, and its Key Binding JWT
+//! checked, by [`payment`].
 //! Nothing here reads the clock, the store or the network.
 pub mod access;
 pub mod challenge;
@@ -17,6 +19,7 @@ pub mod jose;
 pub mod matching;
 pub mod mdoc;
 pub mod outcome;
+pub mod payment;
 pub mod request;
 pub mod request_key;
 pub mod response;

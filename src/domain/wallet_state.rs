@@ -52,6 +52,10 @@ pub struct WalletChallenge {
     /// `redirect_uri` (its cookie keeps the secret): the code is shown
     /// again in that browser only.
     pub code_browser: Option<String>,
+    /// For a payment, the `transaction_data` entry every request of the
+    /// challenge carries, written once at its start
+    /// (docs/wallet.md#a-payment-approved-in-the-wallet).
+    pub transaction_data: Option<String>,
 }
 
 /// One request a page fetch made: its ids, the nonce the key binding must
@@ -82,6 +86,18 @@ pub struct WalletAnswer {
     /// bot keys only, never in events, logs or traces.
     pub claims: BTreeMap<String, Value>,
     pub answered_at: Timestamp,
+    /// A verified payment's strong customer authentication: the Key
+    /// Binding JWT's `jti` (its authentication code) and `amr`, which the
+    /// approval token carries.
+    pub sca: Option<ScaProof>,
+}
+
+/// A payment's strong customer authentication, as a verified answer
+/// keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaProof {
+    pub code: String,
+    pub amr: Value,
 }
 
 impl fmt::Debug for WalletAnswer {
@@ -136,6 +152,7 @@ impl WalletChallenge {
             answer: None,
             response_code: None,
             code_browser: None,
+            transaction_data: None,
         }
     }
 

@@ -479,6 +479,11 @@ pub struct TransactionObject {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 35)]
     pub reference: Option<String>,
+    /// The payee's account as the payment system knows it (an IBAN, a
+    /// card acceptor id); required for `method` `wallet`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9./:-]{1,70}$")]
+    pub payee_id: Option<String>,
 }
 
 impl TransactionObject {
@@ -496,6 +501,7 @@ impl From<&Transaction> for TransactionObject {
             currency: t.currency.clone(),
             payee: t.payee.clone(),
             reference: t.reference.clone(),
+            payee_id: t.payee_id.clone(),
         }
     }
 }

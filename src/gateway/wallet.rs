@@ -11,9 +11,11 @@
 //! `/w/{code}/status` and `/w/{code}/done` say where it stands.
 //!
 //! [`link`] reads a link and makes and serves requests; [`answer`] takes
-//! an answer; [`status_list`] is where a credential's status is checked.
+//! an answer; [`status_list`] is where a credential's status is checked;
+//! [`payment`] uses a payment's authentication code once.
 mod answer;
 mod link;
+mod payment;
 mod status_list;
 
 pub use answer::{take_answer, AnswerRefusal, Answered, WalletPost};

@@ -150,8 +150,10 @@ impl RawSchema for NewChallenge {
             false,
         );
         app_variant["properties"]["entry"] = chat_only.clone();
-        // A credential proves who the customer is, never a payment; its
-        // link goes to the interaction's own conversation or contact.
+        // A credential proves who the customer is; the team's `sca`
+        // credential approves a payment, and takes no `match` when it
+        // compares no claim. Its link goes to the interaction's own
+        // conversation or contact.
         let mut wallet_variant = variant(
             "wallet (the team has [wallet])",
             M::Wallet.as_str(),
@@ -159,22 +161,20 @@ impl RawSchema for NewChallenge {
             null.clone(),
             false,
         );
-        wallet_variant["required"] = json!(["method", "match"]);
-        wallet_variant["properties"]["transaction"] = null.clone();
         wallet_variant["properties"]["entry"] = chat_only;
         let credential_id = json!({"type": "string", "minLength": 1, "maxLength": 64});
         wallet_variant["properties"]["credential"] = json!({"oneOf": [
             credential_id.clone(),
             {"type": "array", "items": credential_id, "minItems": 1, "maxItems": 4, "uniqueItems": true},
         ], "description": "one of the team's [wallet] credentials ids, or 1 to 4 of them of which the customer presents any one (one request with DCQL credential_sets); may be left out when it has one"});
-        wallet_variant["properties"]["match"] = json!({"type": "object", "minProperties": 1, "maxProperties": 10,
-            "description": "claim name → the value the bank expects; each a claim (by the name its `claims` gives) of every credential asked",
+        wallet_variant["properties"]["match"] = json!({"type": "object", "maxProperties": 10,
+            "description": "claim name → the value the bank expects; each a claim (by the name its `claims` gives) of every credential asked; 1 to 10, required but for an `sca` credential whose `claims` are empty",
             "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 200}});
         json!({
             "description": "`method` `otp`, `pin`, `app`, `network` or `wallet`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `voice` (a call on the team's `voice_channel`), `agent` or `ladder` (the team's `otp.ladder`); \
                 `to` names the number or address for `sms`/`voice`/`email`, else the interaction's `contact` is used. \
                 A PIN prompt goes into the chat. `app` asks the customer to approve in their own app                 (docs/api.md#approval-in-the-customers-app): it needs the interaction's `customer_ref`, and takes no `delivery` or `to`. \
-                `network` sends a one-time link (`delivery` `chat`, the default, or `sms`) that the customer opens on mobile data: the mobile operator confirms the phone holds the interaction's `contact.phone` (docs/network-authentication.md); it takes no `to` or `transaction`. `wallet` sends a one-time link (`delivery` `chat`, the default, `sms` or `email`) where the customer presents a credential from their wallet, which must show the `match` claims with those values (docs/wallet.md#asking); `credential` names one of the team's `[wallet]` credentials, or 1 to 4 of them of which the customer presents any one; it takes no `to` or `transaction`. `transaction` (with `otp` or `app`) names the one payment the code or approval is for (docs/api.md#approving-one-payment). \
+                `network` sends a one-time link (`delivery` `chat`, the default, or `sms`) that the customer opens on mobile data: the mobile operator confirms the phone holds the interaction's `contact.phone` (docs/network-authentication.md); it takes no `to` or `transaction`. `wallet` sends a one-time link (`delivery` `chat`, the default, `sms` or `email`) where the customer presents a credential from their wallet, which must show the `match` claims with those values (docs/wallet.md#asking); `credential` names one of the team's `[wallet]` credentials, or 1 to 4 of them of which the customer presents any one; it takes no `to`, and a `transaction` (with `payee_id`) for the team's `sca` credential alone, which requires one (docs/wallet.md#a-payment-approved-in-the-wallet). `transaction` (with `otp`, `app` or `wallet`) names the one payment the code or approval is for (docs/api.md#approving-one-payment). \
                 `entry` `page` (default `chat`), for an `otp` whose code does not go into the chat (`sms`, `email`, `voice`, `ladder`, `agent`) or a `pin`: the customer types it on the gateway's page `/c/{code}`, reached by a link the gateway sends into the conversation after the code (docs/api.md#codes-typed-on-the-gateways-page); `verify` of such a challenge is 409 `entry_page`. With a code into the chat or another method it is 422.",
             "anyOf": [
                 variant("otp in the chat or for an agent", otp, json!({"enum": [chat, agent, null]}), null.clone(), false),

@@ -519,6 +519,14 @@ pub fn oidc_subject(team: &str, issuer: &str, sub: &str) -> String {
     with_digest(scoped(team, "osu:", DIGEST), &[issuer, sub])
 }
 
+/// A payment's authentication code approved in the wallet (the Key
+/// Binding JWT's `jti`), used once per issuer of the bank's SCA
+/// attestation (the issuer certificate's subject,
+/// docs/wallet.md#a-payment-approved-in-the-wallet).
+pub fn wallet_sca_code(team: &str, issuer: &str, code: &str) -> String {
+    with_digest(scoped(team, "wj:", DIGEST), &[issuer, code])
+}
+
 /// A used revocation token id (`jti`) of one receiver (`kind`: the
 /// back-channel logout or the Shared Signals receiver).
 pub fn revocation_jti(team: &str, kind: &str, jti: &str) -> String {
@@ -642,6 +650,10 @@ mod tests {
                     (code_entry_link(text), format!("ce:{}", h(text))),
                     (wallet_link(text), format!("wl:{}", h(text))),
                     (wallet_key(text), format!("wk:{}", h(text))),
+                    (
+                        wallet_sca_code(team, "CN=Bank", text),
+                        format!("{{{team}}}:wj:{}", h(&format!("CN=Bank\n{text}"))),
+                    ),
                     (
                         code_entry_posts(team, text),
                         format!("{{{team}}}:cep:{}", h(text)),

@@ -255,12 +255,12 @@ fn bind(full: &str, asked: &Value, nonce: Option<&str>, iat: i64) -> String {
 }
 
 /// A P-256 key from its JWK `d`.
-fn signing_key(d: &Value) -> p256::ecdsa::SigningKey {
+pub(crate) fn signing_key(d: &Value) -> p256::ecdsa::SigningKey {
     p256::ecdsa::SigningKey::from_slice(&b64(d.as_str().unwrap())).unwrap()
 }
 
 /// A compact JWS of `header` and `claims`, ES256 by `key`.
-fn signed_jws(header: &Value, claims: &Value, key: &p256::ecdsa::SigningKey) -> String {
+pub(crate) fn signed_jws(header: &Value, claims: &Value, key: &p256::ecdsa::SigningKey) -> String {
     let input = format!(
         "{}.{}",
         B64URL.encode(header.to_string()),

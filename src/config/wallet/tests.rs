@@ -354,3 +354,47 @@ fn invocation_and_registration_certificate_are_checked_with_their_key_named() {
         );
     }
 }
+
+#[test]
+fn a_credential_s_purpose_is_identity_by_default_and_sca_is_an_sd_jwt_vc_s_alone() {
+    let (key, chain) = access(&["gateway.example"]);
+    let url = "https://gateway.example";
+    let read = |credentials: &str| {
+        let mut t = table(&key, &chain, "");
+        let c: toml::Table = toml::from_str(credentials).unwrap();
+        t.insert("credentials".into(), c["credentials"].clone());
+        load_wallet(t, "acme.toml", url)
+    };
+    let w = read(
+        "[[credentials]]\nid = \"pid\"\nformat = \"dc+sd-jwt\"\nvct = [\"v\"]\nclaims = [\"a\"]",
+    )
+    .unwrap();
+    assert_eq!(w.credentials[0].purpose, Purpose::Identity);
+    // An SCA attestation may compare no claim at all.
+    let w = read(
+        "[[credentials]]\nid = \"sca\"\nformat = \"dc+sd-jwt\"\nvct = [\"v\"]\npurpose = \"sca\"",
+    )
+    .unwrap();
+    assert_eq!(w.credentials[0].purpose, Purpose::Sca);
+    assert!(w.credentials[0].claims.is_empty());
+    let mdl = "[[credentials]]\nid = \"mdl\"\nformat = \"mso_mdoc\"\ndoctype = \"d\"\n\
+               namespace = \"n\"\nclaims = [\"a\"]\n";
+    for (credential, problem) in [
+        (
+            format!("{mdl}purpose = \"sca\""),
+            "is for format dc+sd-jwt only",
+        ),
+        (
+            format!("{mdl}purpose = \"payment\""),
+            "must be \"identity\" or \"sca\"",
+        ),
+    ] {
+        let e = read(&credential).unwrap_err().to_string();
+        assert!(e.contains("wallet.credentials[0].purpose"), "{e}");
+        assert!(e.contains(problem), "{e}");
+    }
+    let e = read("[[credentials]]\nid = \"pid\"\nformat = \"dc+sd-jwt\"\nvct = [\"v\"]\npurpose = \"identity\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("wallet.credentials[0].claims"), "{e}");
+}

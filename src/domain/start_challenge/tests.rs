@@ -487,6 +487,9 @@ fn every_method_is_asked_whether_it_approves_a_payment() {
         !ChallengeMethod::Pin.approves_payment() && !ChallengeMethod::Binding.approves_payment()
     );
     assert!(!ChallengeMethod::Network.approves_payment());
+    // A wallet approves one with its `sca` credential (the team's
+    // `[wallet]` says which that is).
+    assert!(ChallengeMethod::Wallet.approves_payment());
     // Only a one-time code goes to a number, and a network check vouches
     // for the number on file: both go through the number checks. Only a
     // one-time code may be revealed to an agent (never a network link).

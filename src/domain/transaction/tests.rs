@@ -254,6 +254,7 @@ fn approval_claims_last_five_minutes_with_a_fresh_jti() {
         challenge_id: Uuid::nil(),
         transaction: &t,
         via,
+        sca: None,
     };
     let now = Timestamp::from_unix_seconds(1_764_064_800);
     let pepper = crate::domain::secrets::Pepper::new("test-pepper");
@@ -271,6 +272,30 @@ fn approval_claims_last_five_minutes_with_a_fresh_jti() {
     assert!(json.get("via").is_none());
     assert_eq!(json["txn"], "nuFyQ-RzngfkNdszl709njVC7fqt9s4kqNkF64DtFtE");
     assert_eq!(json["transaction"], example());
+    assert!(json.get("sca").is_none());
+    // A wallet's approval: no via, its authentication code, factors and
+    // issuer.
+    let sca = ApprovalSca {
+        code: "sca-code-42".into(),
+        amr: json!([{"knowledge": "pin_6_or_more_digits"}, {"possession": "key_in_remote_wscd"}]),
+        issuer: "CN=Bank SCA Issuer".into(),
+    };
+    let w = ApprovalClaims::new(
+        Approved {
+            sca: Some(sca),
+            ..approved(None)
+        },
+        now,
+        jti(3),
+    );
+    assert_eq!(w.amr, vec!["wallet"]);
+    let json = serde_json::to_value(&w).unwrap();
+    assert!(json.get("via").is_none());
+    assert_eq!(
+        json["sca"],
+        json!({"code": "sca-code-42", "issuer": "CN=Bank SCA Issuer",
+               "amr": [{"knowledge": "pin_6_or_more_digits"}, {"possession": "key_in_remote_wscd"}]})
+    );
 }
 
 #[test]
@@ -295,6 +320,7 @@ fn approval_claims() -> ApprovalClaims {
         challenge_id: Uuid::nil(),
         transaction: &t,
         via: Some(vec!["sms".into()]),
+        sca: None,
     };
     let now = Timestamp::from_unix_seconds(1_764_064_800);
     ApprovalClaims::new(approved, now, "0123456789abcdef0123456789abcdef".into())

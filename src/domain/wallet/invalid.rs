@@ -29,6 +29,12 @@ pub enum Invalid {
     DigestMismatch,
     NoDeviceSignature,
     BadDeviceSignature,
+    WrongTransactionData,
+    WrongResponseMode,
+    WeakAuthentication,
+    NoAuthenticationCode,
+    ReusedAuthenticationCode,
+    NotAPayment,
 }
 
 impl Invalid {
@@ -59,6 +65,12 @@ impl Invalid {
             Self::DigestMismatch => "digest_mismatch",
             Self::NoDeviceSignature => "no_device_signature",
             Self::BadDeviceSignature => "bad_device_signature",
+            Self::WrongTransactionData => "wrong_transaction_data",
+            Self::WrongResponseMode => "wrong_response_mode",
+            Self::WeakAuthentication => "weak_authentication",
+            Self::NoAuthenticationCode => "no_authentication_code",
+            Self::ReusedAuthenticationCode => "reused_authentication_code",
+            Self::NotAPayment => "not_a_payment",
         }
     }
 }

@@ -127,6 +127,7 @@ fn verified(device_response: &str, expected: &Expected<'_>) -> Result<Verified, 
         issuer: issuer.subject,
         credential_type: doctype.to_string(),
         status: mso.status,
+        key_binding: Default::default(),
     })
 }
 

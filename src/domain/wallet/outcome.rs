@@ -32,6 +32,10 @@ pub struct Verified {
     /// or an mdoc's MSO's `status.status_list`), if it names a Token
     /// Status List.
     pub status: Option<StatusRef>,
+    /// An SD-JWT VC's Key Binding JWT's claims, checked as far as the
+    /// format asks (a payment's are checked by `payment::check`); an
+    /// mdoc's: none.
+    pub key_binding: Object,
 }
 
 /// Why a presentation did not verify, inside a verifier.

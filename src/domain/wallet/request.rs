@@ -77,6 +77,9 @@ pub struct Request<'a> {
     /// The bank's registration certificate (a JWT), sent as
     /// `verifier_info`.
     pub registration: Option<&'a str>,
+    /// A payment's `transaction_data` entry, the same in every request of
+    /// its challenge (docs/wallet.md#a-payment-approved-in-the-wallet).
+    pub transaction_data: Option<&'a str>,
     pub now: Timestamp,
 }
 
@@ -128,6 +131,9 @@ pub fn claims(request: &Request<'_>) -> Object {
             "verifier_info".into(),
             json!([{"format": "registration_cert", "data": jwt}]),
         );
+    }
+    if let Some(data) = request.transaction_data {
+        object.insert("transaction_data".into(), json!([data]));
     }
     object
 }

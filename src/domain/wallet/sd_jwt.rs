@@ -72,7 +72,7 @@ fn verified(presentation: &str, expected: &Expected<'_>) -> Result<Verified, Ref
         .and_then(Value::as_object)
         .and_then(PublicKey::from_jwk)
         .ok_or(Invalid::NoHolderKey)?;
-    key_binding(kb, &holder, &alg.digest(up_to_kb), expected)?;
+    let key_binding = key_binding(kb, &holder, &alg.digest(up_to_kb), expected)?;
     let status = StatusRef::from_claim(claims.get("status"))?;
     let claims = disclose(claims, &disclosures, alg)?;
     Ok(Verified {
@@ -80,6 +80,7 @@ fn verified(presentation: &str, expected: &Expected<'_>) -> Result<Verified, Ref
         issuer: issuer.subject,
         credential_type: vct,
         status,
+        key_binding,
     })
 }
 
@@ -148,13 +149,14 @@ fn date(claims: &Object, name: &str) -> Result<Option<NumericDate>, Invalid> {
 
 /// The Key Binding JWT: `typ` `kb+jwt`, signed by `holder`, `aud` the
 /// client id, `nonce` the request's, `iat` within the last
-/// [`KB_MAX_AGE`] seconds, `sd_hash` the presentation's digest `sd_hash`.
+/// [`KB_MAX_AGE`] seconds, `sd_hash` the presentation's digest `sd_hash`:
+/// its claims.
 fn key_binding(
     kb: &str,
     holder: &PublicKey,
     sd_hash: &str,
     expected: &Expected<'_>,
-) -> Result<(), Invalid> {
+) -> Result<Object, Invalid> {
     if kb.is_empty() {
         return Err(Invalid::NoKeyBinding);
     }
@@ -181,11 +183,11 @@ fn key_binding(
     if !same(text("sd_hash"), sd_hash) {
         return Err(Invalid::WrongSdHash);
     }
-    Ok(())
+    Ok(jws.claims)
 }
 
 /// Whether two non-empty texts are equal, in time independent of where
 /// they differ.
-fn same(given: &str, want: &str) -> bool {
+pub(super) fn same(given: &str, want: &str) -> bool {
     !given.is_empty() && bool::from(given.as_bytes().ct_eq(want.as_bytes()))
 }

@@ -495,6 +495,7 @@ mod request_object {
             key,
             wallet_nonce: None,
             registration: None,
+            transaction_data: None,
             now: now(),
         }
     }

@@ -12,7 +12,7 @@ use crate::domain::interaction::InteractionRecord;
 use crate::domain::number_check::NumberCheck;
 use crate::domain::start_challenge::Started;
 use crate::domain::transaction::Transaction;
-use crate::domain::transaction::{approval_jti, ApprovalClaims, Approved};
+use crate::domain::transaction::{approval_jti, ApprovalClaims, ApprovalSca, Approved};
 use crate::error::{Error, Result};
 use crate::events::types::TransactionObject;
 pub use crate::events::views::{
@@ -134,7 +134,9 @@ pub async fn read_challenge(
     if for_bot {
         view.wallet = WalletView::of(c, true, view.awaiting_code == Some(true));
     }
-    if c.method == Method::App {
+    // An app's approval, and a wallet's once its binding code is verified
+    // (docs/wallet.md#a-payment-approved-in-the-wallet).
+    if matches!(c.method, Method::App | Method::Wallet) {
         view.approval = approval_of(core, team, rec, cid, for_bot, now)?;
     }
     Ok(view)
@@ -155,6 +157,19 @@ pub(super) async fn challenge_and_state(
         .challenge_at(cid, now)
         .ok_or(Error::NotFound("no such challenge"))?;
     Ok((ChallengeView::of(c, state), state))
+}
+
+/// A wallet challenge's approval: the strong customer authentication its
+/// verified payment kept, with the attestation's issuer
+/// (docs/wallet.md#a-payment-approved-in-the-wallet).
+fn wallet_sca(c: &crate::domain::challenge::Challenge) -> Option<ApprovalSca> {
+    let answer = c.wallet.as_ref()?.answer.as_ref()?;
+    let sca = answer.sca.as_ref()?;
+    Some(ApprovalSca {
+        code: sca.code.clone(),
+        amr: sca.amr.clone(),
+        issuer: answer.issuer.clone()?,
+    })
 }
 
 /// The approval challenge `cid` of `rec` gave, when it approved a
@@ -191,7 +206,7 @@ pub(super) fn approval_of(
             token: None,
         }));
     }
-    let via = (c.method != Method::App).then(|| auth.via.clone());
+    let via = (!matches!(c.method, Method::App | Method::Wallet)).then(|| auth.via.clone());
     let claims = ApprovalClaims::new(
         Approved {
             issuer: &core.config().server.issuer,
@@ -201,6 +216,7 @@ pub(super) fn approval_of(
             challenge_id: cid,
             transaction: t,
             via,
+            sca: wallet_sca(c),
         },
         auth.authenticated_at,
         approval_jti(|b| core.pepper().keyed_hash(JTI_PURPOSE, b), cid),

@@ -4,8 +4,9 @@
 //! `/w/{code}` is saved on its own key (`links::save`; a failed save
 //! takes the start back), then the `wallet_link` text carries it. The challenge
 //! read's `wallet` member is `read::WalletView`.
-use crate::config::Team;
+use crate::config::{Purpose, Team};
 use crate::domain::start_challenge::ChallengeRequest;
+use crate::domain::wallet::payment;
 use crate::error::{Error, Result};
 
 /// `req` with its credentials as the team's `[wallet]` names them: 422
@@ -55,6 +56,17 @@ pub(super) fn checked(team: &Team, mut req: ChallengeRequest) -> Result<Challeng
             ));
         }
     }
+    if asked.len() > 1 && asked.iter().any(|c| c.purpose == Purpose::Sca) {
+        return Err(Error::invalid(
+            "credential",
+            "an sca credential is asked alone",
+        ));
+    }
+    let sca = (
+        credential.purpose == Purpose::Sca,
+        credential.claims.is_empty(),
+    );
+    payment::asking(sca, req.transaction.as_ref(), asking.asked.len())?;
     asking.credential = credential.id.clone();
     asking.format = credential.format;
     Ok(req)

@@ -16,18 +16,19 @@ use uuid::Uuid;
 
 use super::link::{page_origin, response_uri, LinkState};
 use super::status_list::credential_status;
-use crate::config::{Team, WalletConfig, WalletCredential};
+use crate::config::{Purpose, Team, WalletConfig, WalletCredential};
 use crate::domain::otp::OtpCode;
 use crate::domain::wallet::challenge::{
     self, Binding, Ending, Presented, Refused, WalletAnswer, WalletChallenge, WalletRequest,
     WalletResult,
 };
+use crate::domain::wallet::invalid::Invalid;
 use crate::domain::wallet::jose::{b64url, object, Object};
 use crate::domain::wallet::mdoc::{self, Handover};
 use crate::domain::wallet::outcome::Outcome;
 use crate::domain::wallet::request::LIFETIME;
 use crate::domain::wallet::request_key::RequestKey;
-use crate::domain::wallet::{matching, response};
+use crate::domain::wallet::{matching, payment, response};
 use crate::domain::wallet::{sd_jwt, Format};
 use crate::error::Error;
 use crate::events::types::{ChallengeFailed, FailedChallenge};
@@ -301,6 +302,10 @@ async fn verified(
         Outcome::UntrustedIssuer => return Ok(refused(WalletResult::UntrustedIssuer, None, now)),
         Outcome::InvalidPresentation(why) => return Ok(invalid(why.as_str())),
     };
+    let sca = match paying(found, credential, &verified.key_binding, direct) {
+        Ok(sca) => sca,
+        Err(why) => return Ok(invalid(why.as_str())),
+    };
     let issuer = Some(verified.issuer.clone());
     let status = verified.status.as_ref();
     match credential_status(core, (found.wallet, credential), status, now).await {
@@ -313,12 +318,33 @@ async fn verified(
             return Err(AnswerRefusal::StatusList);
         }
     }
-    Ok(compared(
+    let answer = compared(
         &found.asked.asked,
         credential,
         &verified.claims,
         (issuer, now),
-    ))
+    );
+    match (answer.result, sca) {
+        (WalletResult::Verified, Some(sca)) => {
+            Ok(super::payment::used_once(core, found.team, answer, sca, now).await?)
+        }
+        _ => Ok(answer),
+    }
+}
+
+/// The payment a presentation approves, when its credential is the
+/// team's `sca` one: its Key Binding JWT's claims `kb` checked against the
+/// challenge's `transaction_data` and the mode it came by
+/// (docs/wallet.md#a-payment-approved-in-the-wallet).
+fn paying(
+    found: &Found<'_>,
+    credential: &WalletCredential,
+    kb: &Object,
+    direct: bool,
+) -> Result<Option<payment::ScaProof>, Invalid> {
+    let sca = credential.purpose == Purpose::Sca;
+    let data = found.asked.transaction_data.as_deref();
+    payment::presented((sca, data), kb, payment::response_mode(direct))
 }
 
 /// `presented` verified as its credential's format asks: an SD-JWT VC
@@ -394,6 +420,7 @@ fn refused(result: WalletResult, issuer: Option<String>, now: Timestamp) -> Wall
         matched: Vec::new(),
         claims: BTreeMap::new(),
         answered_at: now,
+        sca: None,
     }
 }
 
@@ -426,6 +453,7 @@ fn compared(
         matched: c.matched,
         claims: disclosed,
         answered_at: now,
+        sca: None,
     }
 }
 

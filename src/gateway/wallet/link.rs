@@ -290,6 +290,7 @@ fn page_of(
         key,
         wallet_nonce: None,
         registration: o.needs.registration.as_deref(),
+        transaction_data: wallet.transaction_data.as_deref(),
         now,
     };
     let dc_request = request::sign(&asked, &o.needs.signer);
@@ -392,6 +393,7 @@ pub async fn request_object(
         key: &key,
         wallet_nonce,
         registration: o.needs.registration.as_deref(),
+        transaction_data: wallet.transaction_data.as_deref(),
         // The object lives as long as its request, from when it was made.
         now: made.made_at,
     };

@@ -50,6 +50,7 @@ fn answer(result: WalletResult) -> Presented {
             matched: vec!["family_name".into()],
             claims: [("family_name".to_string(), Value::from("Lovelace"))].into(),
             answered_at: t(5),
+            sca: None,
         },
         None,
     )

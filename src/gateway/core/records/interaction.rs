@@ -828,6 +828,9 @@ struct StoredTransaction {
     p: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     r: Option<String>,
+    /// `payee_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pi: Option<String>,
 }
 
 impl From<&Transaction> for StoredTransaction {
@@ -838,6 +841,7 @@ impl From<&Transaction> for StoredTransaction {
             c: t.currency.clone(),
             p: t.payee.clone(),
             r: t.reference.clone(),
+            pi: t.payee_id.clone(),
         }
     }
 }
@@ -862,6 +866,7 @@ impl From<StoredTransaction> for Transaction {
             currency: t.c,
             payee: t.p,
             reference: t.r,
+            payee_id: t.pi,
         }
     }
 }

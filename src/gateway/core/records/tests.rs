@@ -193,9 +193,14 @@ fn full() -> InteractionRecord {
                     matched: vec!["family_name".into()],
                     claims: [("family_name".to_string(), serde_json::json!("Lovelace"))].into(),
                     answered_at: ms(10),
+                    sca: Some(crate::domain::wallet_state::ScaProof {
+                        code: "sca-code".into(),
+                        amr: serde_json::json!([{"knowledge": "pin_6_or_more_digits"}]),
+                    }),
                 }),
                 response_code: Some("responsecodehash".into()),
                 code_browser: Some("browserhash".into()),
+                transaction_data: Some("eyJ0eXBlIjoi".into()),
             }),
         }),
         past_challenges: vec![
@@ -366,8 +371,9 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#""nv":{"r":"not_on_mobile_network","at":1800000000008},"nh":"networkcodehash","pe":true,"#,
         r#""w":{"c":"pid","f":"sd","m":{"family_name":"Lovelace"},"#,
         r#""q":[{"r":"rid-1","k":"kid-1","s":"state-1","n":"nonce-1","d":"scalar","at":1800000000009,"x":true}],"#,
-        r#""a":{"r":"claims_mismatch","i":"CN=PID Issuer","mt":["family_name"],"cl":{"family_name":"Lovelace"},"at":1800000000010},"#,
-        r#""rc":"responsecodehash","rb":"browserhash"}},"#,
+        r#""a":{"r":"claims_mismatch","i":"CN=PID Issuer","mt":["family_name"],"cl":{"family_name":"Lovelace"},"at":1800000000010,"#,
+        r#""sc":{"j":"sca-code","m":[{"knowledge":"pin_6_or_more_digits"}]}},"#,
+        r#""rc":"responsecodehash","rb":"browserhash","td":"eyJ0eXBlIjoi"}},"#,
         &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),
         r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),
@@ -910,6 +916,7 @@ fn a_transaction_and_its_approval_are_kept_in_their_stored_form() {
         currency: "EUR".into(),
         payee: "ACME Energy Ltd".into(),
         reference: None,
+        payee_id: Some("DE89370400440532013000".into()),
     };
     let mut rec = full();
     if let Some(c) = rec.challenge.as_mut() {
@@ -921,7 +928,9 @@ fn a_transaction_and_its_approval_are_kept_in_their_stored_form() {
     let key = keys::interaction("acme", id(1));
     let text = encode_interaction(&rec, kept(), None).expect("encode");
     assert!(
-        text.contains(r#""t":{"t":"payment","a":"120.00","c":"EUR","p":"ACME Energy Ltd"}"#),
+        text.contains(
+            r#""t":{"t":"payment","a":"120.00","c":"EUR","p":"ACME Energy Ltd","pi":"DE89370400440532013000"}"#
+        ),
         "{text}"
     );
     assert!(text.contains(&format!(r#""tx":"{}""#, t.hash())), "{text}");

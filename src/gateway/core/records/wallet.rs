@@ -8,13 +8,16 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::wallet::Format;
-use crate::domain::wallet_state::{WalletAnswer, WalletChallenge, WalletRequest, WalletResult};
+use crate::domain::wallet_state::{
+    ScaProof, WalletAnswer, WalletChallenge, WalletRequest, WalletResult,
+};
 use crate::time::{stored, Timestamp};
 
 /// A [`WalletChallenge`]: `c` its credential, `f` format, `o` the other
 /// credentials asked (none in a record written before a challenge could
-/// ask several), `m` what is expected, `q` requests, `a` its answer, `rc` the keyed hash of its
-/// answer's `response_code`, `rb` of the browser that opened it.
+/// ask several), `m` what is expected, `q` requests, `a` its answer, `rc`
+/// the keyed hash of its answer's `response_code`, `rb` of the browser
+/// that opened it, `td` a payment's `transaction_data` entry.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct StoredWallet {
     c: String,
@@ -31,6 +34,8 @@ pub(super) struct StoredWallet {
     rc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rb: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    td: Option<String>,
 }
 
 /// A [`Format`] by its stored name (`Format::stored`: `sd`, `md`).
@@ -75,6 +80,16 @@ struct StoredAnswer {
     cl: BTreeMap<String, serde_json::Value>,
     #[serde(with = "stored")]
     at: Timestamp,
+    /// A verified payment's authentication: `j` its code, `m` its `amr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sc: Option<StoredSca>,
+}
+
+/// A [`ScaProof`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredSca {
+    j: String,
+    m: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,9 +133,14 @@ impl From<&WalletChallenge> for StoredWallet {
                 mt: a.matched.clone(),
                 cl: a.claims.clone(),
                 at: a.answered_at,
+                sc: a.sca.as_ref().map(|p| StoredSca {
+                    j: p.code.clone(),
+                    m: p.amr.clone(),
+                }),
             }),
             rc: w.response_code.clone(),
             rb: w.code_browser.clone(),
+            td: w.transaction_data.clone(),
         }
     }
 }
@@ -157,9 +177,14 @@ impl From<StoredWallet> for WalletChallenge {
                 matched: a.mt,
                 claims: a.cl,
                 answered_at: a.at,
+                sca: a.sc.map(|p| ScaProof {
+                    code: p.j,
+                    amr: p.m,
+                }),
             }),
             response_code: w.rc,
             code_browser: w.rb,
+            transaction_data: w.td,
         }
     }
 }

@@ -1,0 +1,332 @@
+//! A payment approved in the customer's wallet
+//! (docs/wallet.md#a-payment-approved-in-the-wallet), end to end with the
+//! wallet written in `wallet.rs`: the team's `sca` credential is asked
+//! with a transaction; the request carries its `transaction_data`; the
+//! holder's Key Binding JWT, signed here, carries the payment's hash, the
+//! response mode, two factor categories and a `jti`; the approval token
+//! names them once the binding code is typed into the chat.
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::*;
+use crate::wallet::{
+    access, answer_with, code_at, failures, fetch_request, fixtures, interaction, read, respond,
+    signed_jws, signing_key, wallet_setup, Access,
+};
+
+/// The bank's SCA attestation beside the PID: the fixtures' issuer
+/// issues both, and it compares no claim.
+const SCA: &str = "[[wallet.credentials]]\nid = \"sca\"\nformat = \"dc+sd-jwt\"\n\
+                   vct = [\"urn:eudi:pid:1\"]\npurpose = \"sca\"\n";
+
+/// A gateway with acme's `[wallet]` of `pid` and `sca`, its clock at the
+/// fixtures' `now`.
+async fn spawn_bank(backend: Backend) -> Option<(TestApp, Access)> {
+    let a = access();
+    let mut setup = wallet_setup(&a, "");
+    setup.team_extra.push_str(SCA);
+    let app = spawn_with(backend, setup).await?;
+    let now = fixtures()["now"].as_i64().unwrap();
+    app.clock
+        .set(chatgate::time::Timestamp::from_unix_seconds(now));
+    Some((app, a))
+}
+
+macro_rules! bank_test {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                if let Some((app, a)) = spawn_bank(Backend::Memory).await {
+                    ($body)(app, a).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                if let Some((app, a)) = spawn_bank(Backend::Redis).await {
+                    ($body)(app, a).await;
+                }
+            }
+        }
+    };
+}
+
+/// 120.00 EUR to ACME Energy Ltd, whose account the payment system knows.
+fn payment() -> Value {
+    json!({"type": "payment", "amount": "120.00", "currency": "EUR",
+           "payee": "ACME Energy Ltd", "payee_id": "DE89370400440532013000"})
+}
+
+async fn ask(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
+    let path = format!("/v1/interactions/{id}/challenges");
+    app.post_json(&path, Some(&app.keys.bot), &body).await
+}
+
+/// Starts a payment in the wallet: (challenge id, link path).
+async fn start_payment(app: &TestApp, id: &str) -> (String, String) {
+    let body = json!({"method": "wallet", "credential": "sca", "transaction": payment()});
+    let res = ask(app, id, body).await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let c: Value = res.json().await.unwrap();
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    let msgs = app.chat_messages().await;
+    let text = msgs
+        .iter()
+        .rev()
+        .find(|m| m["purpose"] == "wallet_link")
+        .expect("a wallet_link message")["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://gateway.test/w/"))
+        .expect("the link");
+    (
+        cid,
+        url.trim_start_matches("http://gateway.test").to_string(),
+    )
+}
+
+/// The Key Binding JWT claims a TS12 wallet adds for the payment `data`.
+fn ts12_claims(data: &str, jti: &str) -> Value {
+    json!({
+        "transaction_data_hashes": [B64URL.encode(Sha256::digest(data.as_bytes()))],
+        "transaction_data_hashes_alg": "sha-256",
+        "response_mode": "direct_post.jwt",
+        "amr": [{"knowledge": "pin_6_or_more_digits"}, {"possession": "key_in_local_native_wscd"}],
+        "jti": jti,
+    })
+}
+
+/// The fixture attestation presented to `asked` with a Key Binding JWT
+/// carrying `extra` (a member set to null is left out).
+fn present_payment(asked: &Value, extra: &Value) -> String {
+    let f = fixtures();
+    let full = f["cases"]["es256"].as_str().unwrap();
+    let (without_kb, _) = full.rsplit_once('~').unwrap();
+    let presented = format!("{without_kb}~");
+    let sd_hash = B64URL.encode(Sha256::digest(presented.as_bytes()));
+    let mut claims = json!({"iat": f["now"], "aud": asked["client_id"],
+                            "nonce": asked["nonce"], "sd_hash": sd_hash});
+    for (k, v) in extra.as_object().unwrap() {
+        match v {
+            Value::Null => claims.as_object_mut().unwrap().remove(k),
+            v => claims.as_object_mut().unwrap().insert(k.clone(), v.clone()),
+        };
+    }
+    let header = json!({"typ": "kb+jwt", "alg": "ES256"});
+    let holder = signing_key(&f["holder"]["d"]);
+    format!("{presented}{}", signed_jws(&header, &claims, &holder))
+}
+
+/// The request's one `transaction_data` entry.
+fn entry_of(asked: &Value) -> String {
+    let data = asked["transaction_data"]
+        .as_array()
+        .expect("transaction_data");
+    assert_eq!(data.len(), 1);
+    data[0].as_str().unwrap().to_string()
+}
+
+/// The claims of a JWT, unchecked (its signature is checked by
+/// `payments.rs`' payment system; here the clock stands in the past).
+fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&B64URL.decode(payload).unwrap()).unwrap()
+}
+
+bank_test!(
+    a_payment_approved_in_the_wallet_gives_an_approval_with_its_sca,
+    |app: TestApp, a: Access| async move {
+        let id = interaction(&app, "cust-pay").await;
+        let (cid, link) = start_payment(&app, &id).await;
+        let read_back = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(read_back["transaction"], payment());
+        let asked = fetch_request(&app, &a, &link).await;
+        let data = entry_of(&asked);
+        // Every request of the challenge carries the same entry.
+        let again = fetch_request(&app, &a, &link).await;
+        assert_eq!(entry_of(&again), data);
+        let text = String::from_utf8(B64URL.decode(&data).unwrap()).unwrap();
+        assert!(text.contains(r#""amount":120.00}"#), "{text}");
+        let json: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["type"], "urn:eudi:sca:payment:1");
+        assert_eq!(json["credential_ids"], json!(["sca"]));
+        assert_eq!(json["transaction_data_hashes_alg"], json!(["sha-256"]));
+        let p = &json["payload"];
+        assert_eq!(p["transaction_id"], cid.as_str());
+        assert_eq!(
+            p["payee"],
+            json!({"name": "ACME Energy Ltd", "id": "DE89370400440532013000"})
+        );
+        assert_eq!(p["currency"], "EUR");
+        assert!(p["date_time"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(
+            asked["dcql_query"]["credentials"][0]["claims"],
+            json!([]),
+            "an sca credential compares no claim"
+        );
+
+        let presented = present_payment(&again, &ts12_claims(&data, "psd2-code-1"));
+        let answered = respond(&app, &answer_with(&again, "sca", &presented, true)).await;
+        assert_eq!(answered.status(), 200);
+        let body: Value = answered.json().await.unwrap();
+        let (code, _) = code_at(&app, body["redirect_uri"].as_str().unwrap()).await;
+        // No approval before the binding code.
+        assert!(read(&app, &id, &cid, &app.keys.bot).await["approval"].is_null());
+        let res = app.verify_code(&id, &cid, &code).await;
+        assert_eq!(res.status(), 200);
+        let verified: Value = res.json().await.unwrap();
+        let token = verified["approval"]["token"].as_str().expect("a token");
+        let claims = jwt_claims(token);
+        assert_eq!(claims["amr"], json!(["wallet"]));
+        assert!(claims.get("via").is_none(), "{claims}");
+        assert_eq!(claims["transaction"], payment());
+        assert_eq!(
+            claims["sca"],
+            json!({"code": "psd2-code-1",
+                   "amr": [{"knowledge": "pin_6_or_more_digits"},
+                           {"possession": "key_in_local_native_wscd"}],
+                   "issuer": fixtures()["issuer_subject"]})
+        );
+        assert_eq!(
+            verified["approval"]["transaction_hash"], claims["txn"],
+            "{verified}"
+        );
+        let read_back = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(read_back["approval"]["token"], token);
+        assert_eq!(app.get(&id).await["method"], "wallet");
+
+        // The same authentication code again, for a new payment: refused
+        // and counted as a wrong code.
+        let before = failures(&app, "cust-pay").await;
+        let (cid, link) = start_payment(&app, &id).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        let data = entry_of(&asked);
+        let presented = present_payment(&asked, &ts12_claims(&data, "psd2-code-1"));
+        let answered = respond(&app, &answer_with(&asked, "sca", &presented, true)).await;
+        assert_eq!(answered.status(), 200);
+        let read_back = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(read_back["state"], "failed");
+        assert_eq!(read_back["wallet"]["result"], "invalid_presentation");
+        assert_eq!(
+            failures(&app, "cust-pay").await.as_u64().unwrap(),
+            before.as_u64().unwrap() + 1
+        );
+    }
+);
+
+bank_test!(
+    a_payment_claim_missing_or_altered_never_authenticates_and_counts,
+    |app: TestApp, a: Access| async move {
+        let other = B64URL.encode(Sha256::digest(b"another payment"));
+        let altered = [
+            json!({"transaction_data_hashes": [other]}),
+            json!({"transaction_data_hashes": null}),
+            json!({"transaction_data_hashes_alg": "sha-512"}),
+            json!({"response_mode": "dc_api.jwt"}),
+            json!({"amr": [{"knowledge": "pin_6_or_more_digits"}]}),
+            json!({"jti": null}),
+        ];
+        // Each for a customer of its own, so that none reaches a lockout.
+        for (i, change) in altered.iter().enumerate() {
+            let customer = format!("cust-alter-{i}");
+            let id = interaction(&app, &customer).await;
+            let (cid, link) = start_payment(&app, &id).await;
+            let asked = fetch_request(&app, &a, &link).await;
+            let data = entry_of(&asked);
+            let mut claims = ts12_claims(&data, &format!("code-{i}"));
+            for (k, v) in change.as_object().unwrap() {
+                claims[k] = v.clone();
+            }
+            let presented = present_payment(&asked, &claims);
+            let answered = respond(&app, &answer_with(&asked, "sca", &presented, true)).await;
+            assert_eq!(answered.status(), 200);
+            let read_back = read(&app, &id, &cid, &app.keys.bot).await;
+            assert_eq!(read_back["state"], "failed", "{change}");
+            assert_eq!(
+                read_back["wallet"]["result"], "invalid_presentation",
+                "{change}"
+            );
+            assert_eq!(failures(&app, &customer).await, json!(1), "{change}");
+            assert_ne!(app.get(&id).await["status"], "authenticated", "{change}");
+        }
+        let id = interaction(&app, "cust-alter-pid").await;
+        // The PID, though trusted, is not the credential asked: the answer
+        // names no presentation of `sca`.
+        let (cid, link) = start_payment(&app, &id).await;
+        let asked = fetch_request(&app, &a, &link).await;
+        let data = entry_of(&asked);
+        let presented = present_payment(&asked, &ts12_claims(&data, "code-pid"));
+        let answered = respond(&app, &answer_with(&asked, "pid", &presented, true)).await;
+        assert_eq!(answered.status(), 200);
+        let read_back = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(read_back["wallet"]["result"], "invalid_presentation");
+    }
+);
+
+bank_test!(
+    asking_for_a_payment_in_the_wallet_refuses_what_does_not_belong,
+    |app: TestApp, _a: Access| async move {
+        let id = interaction(&app, "cust-ask-pay").await;
+        let with = |change: Value| {
+            let mut t = payment();
+            for (k, v) in change.as_object().unwrap() {
+                match v {
+                    Value::Null => t.as_object_mut().unwrap().remove(k),
+                    v => t.as_object_mut().unwrap().insert(k.clone(), v.clone()),
+                };
+            }
+            t
+        };
+        let refused = [
+            (
+                json!({"method": "wallet", "credential": "sca"}),
+                "transaction",
+            ),
+            (
+                json!({"method": "wallet", "credential": "sca",
+                       "transaction": with(json!({"payee_id": null}))}),
+                "transaction.payee_id",
+            ),
+            (
+                json!({"method": "wallet", "credential": "sca",
+                       "transaction": with(json!({"payee_id": "DE89 3704"}))}),
+                "transaction.payee_id",
+            ),
+            (
+                json!({"method": "wallet", "credential": "sca",
+                       "transaction": with(json!({"amount": "007.50"}))}),
+                "transaction.amount",
+            ),
+            (
+                json!({"method": "wallet", "credential": "pid",
+                       "match": {"family_name": "Lovelace"}, "transaction": payment()}),
+                "transaction",
+            ),
+            (
+                json!({"method": "wallet", "credential": "sca", "transaction": payment(),
+                       "match": {"family_name": "Lovelace"}}),
+                "match.family_name",
+            ),
+            (
+                json!({"method": "wallet", "credential": "pid", "match": {}}),
+                "match",
+            ),
+        ];
+        for (body, member) in refused {
+            let res = ask(&app, &id, body.clone()).await;
+            assert_eq!(res.status(), 422, "{body}");
+            let p: Value = res.json().await.unwrap();
+            let detail = p["detail"].as_str().unwrap();
+            assert!(detail.starts_with(&format!("{member}:")), "{body}: {p}");
+        }
+        // Nothing was sent.
+        let msgs = app.chat_messages().await;
+        assert!(!msgs.iter().any(|m| m["purpose"] == "wallet_link"));
+    }
+);
