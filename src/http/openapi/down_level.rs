@@ -13,7 +13,8 @@
 //!   member, required only where every alternative requires it, so an
 //!   importer sees flat members (the rules between them stay in the
 //!   operation's 422 description); a member that is itself an object gets
-//!   a named schema of its own;
+//!   a named schema of its own; a member that is one value or a list of
+//!   such values is the list;
 //! - neither has alternatives elsewhere either: every `oneOf`/`anyOf` (an
 //!   answer's outcomes, the events) is flattened the same way, since the
 //!   client generators that read 3.0 cannot make a type of them;
@@ -359,6 +360,13 @@ fn flatten(schema: &Value, schemas: &Map<String, Value>) -> Value {
     if resolved.len() < alternatives.len() {
         out.insert("nullable".into(), json!(true));
     }
+    if let Some(list) = one_or_a_list(&resolved) {
+        let mut list = list.clone();
+        if let (Some(o), Some(d)) = (list.as_object_mut(), out.get("description")) {
+            o.insert("description".into(), d.clone());
+        }
+        return list;
+    }
     let all_objects =
         !resolved.is_empty() && resolved.iter().all(|a| a.get("properties").is_some());
     if !all_objects {
@@ -404,6 +412,22 @@ fn flatten(schema: &Value, schemas: &Map<String, Value>) -> Value {
         out.insert("additionalProperties".into(), json!(false));
     }
     Value::Object(out)
+}
+
+/// Of alternatives that are one value or a list of such values (a
+/// wallet challenge's `credential`), the list: it says everything the
+/// member takes, a single value being a list of one.
+fn one_or_a_list(alternatives: &[Value]) -> Option<&Value> {
+    let [a, b] = alternatives else {
+        return None;
+    };
+    let (one, list) = match a.get("type") == Some(&json!("array")) {
+        true => (b, a),
+        false => (a, b),
+    };
+    let items = list.get("items")?;
+    let same = one.get("type").is_some() && one.get("type") == items.get("type");
+    (list.get("type") == Some(&json!("array")) && same).then_some(list)
 }
 
 /// `s` and every schema under it without alternatives (2.0 has none):
