@@ -617,26 +617,7 @@ async fn a_maintained_holder_library_answers_one_of_two_credentials() {
     let tools = (tools.0.as_str(), tools.1.as_path());
     let id = interaction(&app, "cust-ada").await;
     let body = json!({"method": "wallet", "credential": ["pid_mdoc", "pid"], "match": ada()});
-    let res = app
-        .post_json(
-            &format!("/v1/interactions/{id}/challenges"),
-            Some(&app.keys.bot),
-            &body,
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let cid = res.json::<Value>().await.unwrap()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let link = app.chat_messages().await.iter().rev().find_map(|m| {
-        let text = m["text"]
-            .as_str()
-            .filter(|_| m["purpose"] == "wallet_link")?;
-        let url = text.split_whitespace().find(|w| w.contains("/w/"))?;
-        url.strip_prefix("http://gateway.test").map(str::to_string)
-    });
-    let link = link.expect("the wallet link");
+    let (cid, link) = crate::wallet::started(&app, &id, body).await;
     let (ok, did) = holder_library(&app, tools, &access.chain_pem, &link).await;
     assert!(ok, "{did}");
     assert_eq!(did["credential_queries"], json!(["pid_mdoc", "pid"]));

@@ -119,29 +119,30 @@ pub(crate) async fn ask(app: &TestApp, id: &str, body: Value) -> reqwest::Respon
     app.post_json(&path, Some(&app.keys.bot), &body).await
 }
 
-/// Starts a wallet challenge for `expected`: (challenge id, link path).
-pub(crate) async fn start(app: &TestApp, id: &str, expected: Value) -> (String, String) {
-    let res = ask(app, id, json!({"method": "wallet", "match": expected})).await;
-    assert_eq!(res.status(), 201);
+/// Asks for the wallet challenge `body`: (challenge id, the path of the
+/// link the chat got).
+pub(crate) async fn started(app: &TestApp, id: &str, body: Value) -> (String, String) {
+    let res = ask(app, id, body).await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     let c: Value = res.json().await.unwrap();
     assert_eq!(c["method"], "wallet");
     let cid = c["challenge_id"].as_str().unwrap().to_string();
-    let msgs = app.chat_messages().await;
-    let text = msgs
-        .iter()
-        .rev()
-        .find(|m| m["purpose"] == "wallet_link")
-        .expect("a wallet_link message")["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let url = text
-        .split_whitespace()
-        .find(|w| w.starts_with("http://gateway.test/w/"))
-        .expect("the link");
-    let code = url.trim_start_matches("http://gateway.test/w/");
+    let link = app.chat_messages().await.iter().rev().find_map(|m| {
+        let text = m["text"]
+            .as_str()
+            .filter(|_| m["purpose"] == "wallet_link")?;
+        let url = text.split_whitespace().find(|w| w.contains("/w/"))?;
+        url.strip_prefix("http://gateway.test").map(str::to_string)
+    });
+    (cid, link.expect("the wallet link"))
+}
+
+/// Starts a wallet challenge for `expected`: (challenge id, link path).
+pub(crate) async fn start(app: &TestApp, id: &str, expected: Value) -> (String, String) {
+    let (cid, link) = started(app, id, json!({"method": "wallet", "match": expected})).await;
+    let code = link.trim_start_matches("/w/");
     assert!(code.len() >= 22, "at least 128 random bits: {code}");
-    (cid, format!("/w/{code}"))
+    (cid, link)
 }
 
 pub(crate) struct Page {
@@ -1164,20 +1165,7 @@ pub(crate) async fn start_for(
     expected: Value,
 ) -> (String, String) {
     let body = json!({"method": "wallet", "credential": credential, "match": expected});
-    let res = ask(app, id, body).await;
-    assert_eq!(res.status(), 201);
-    let cid = res.json::<Value>().await.unwrap()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let link = app.chat_messages().await.iter().rev().find_map(|m| {
-        let text = m["text"]
-            .as_str()
-            .filter(|_| m["purpose"] == "wallet_link")?;
-        let url = text.split_whitespace().find(|w| w.contains("/w/"))?;
-        url.strip_prefix("http://gateway.test").map(str::to_string)
-    });
-    (cid, link.expect("the wallet link"))
+    started(app, id, body).await
 }
 
 /// Ada's mdl, as the bank knows her.

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::helpers::*;
 use crate::wallet::{
     access, answer_with, code_at, failures, fetch_request, fixtures, interaction, read, respond,
-    signed_jws, signing_key, wallet_setup, Access,
+    signed_jws, signing_key, started, wallet_setup, Access,
 };
 
 /// The bank's SCA attestation beside the PID: the fixtures' issuer
@@ -60,35 +60,10 @@ fn payment() -> Value {
            "payee": "ACME Energy Ltd", "payee_id": "DE89370400440532013000"})
 }
 
-async fn ask(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
-    let path = format!("/v1/interactions/{id}/challenges");
-    app.post_json(&path, Some(&app.keys.bot), &body).await
-}
-
 /// Starts a payment in the wallet: (challenge id, link path).
 async fn start_payment(app: &TestApp, id: &str) -> (String, String) {
     let body = json!({"method": "wallet", "credential": "sca", "transaction": payment()});
-    let res = ask(app, id, body).await;
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let c: Value = res.json().await.unwrap();
-    let cid = c["challenge_id"].as_str().unwrap().to_string();
-    let msgs = app.chat_messages().await;
-    let text = msgs
-        .iter()
-        .rev()
-        .find(|m| m["purpose"] == "wallet_link")
-        .expect("a wallet_link message")["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let url = text
-        .split_whitespace()
-        .find(|w| w.starts_with("http://gateway.test/w/"))
-        .expect("the link");
-    (
-        cid,
-        url.trim_start_matches("http://gateway.test").to_string(),
-    )
+    started(app, id, body).await
 }
 
 /// The Key Binding JWT claims a TS12 wallet adds for the payment `data`.
@@ -319,7 +294,7 @@ bank_test!(
             ),
         ];
         for (body, member) in refused {
-            let res = ask(&app, &id, body.clone()).await;
+            let res = crate::wallet::ask(&app, &id, body.clone()).await;
             assert_eq!(res.status(), 422, "{body}");
             let p: Value = res.json().await.unwrap();
             let detail = p["detail"].as_str().unwrap();

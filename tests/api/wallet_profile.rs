@@ -58,20 +58,7 @@ async fn start_asking(
     expected: Value,
 ) -> (String, String) {
     let body = json!({"method": "wallet", "credential": credential, "match": expected});
-    let res = ask(app, id, body).await;
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let cid = res.json::<Value>().await.unwrap()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let link = app.chat_messages().await.iter().rev().find_map(|m| {
-        let text = m["text"]
-            .as_str()
-            .filter(|_| m["purpose"] == "wallet_link")?;
-        let url = text.split_whitespace().find(|w| w.contains("/w/"))?;
-        url.strip_prefix("http://gateway.test").map(str::to_string)
-    });
-    (cid, link.expect("the wallet link"))
+    crate::wallet::started(app, id, body).await
 }
 
 fn ada_both() -> Value {
