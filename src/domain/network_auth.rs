@@ -45,9 +45,14 @@ pub fn is_open_network(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> bo
 /// Whether the operator's answer is what `c` waits for: not once a
 /// verified answer waits for its code (the link is used).
 fn awaits_operator(c: &Challenge) -> bool {
-    let network = c.method == ChallengeMethod::Network
-        || c.ladder.as_ref().is_some_and(|l| l.at_network_step());
-    network && !c.awaits_code()
+    asks_the_operator(c) && !c.awaits_code()
+}
+
+/// Whether `c` asks the mobile operator: a network challenge, or a
+/// ladder at its network step. The one place this is said; the network
+/// link's kind opens on it (`links::kinds::Network`).
+pub fn asks_the_operator(c: &Challenge) -> bool {
+    c.method == ChallengeMethod::Network || c.ladder.as_ref().is_some_and(|l| l.at_network_step())
 }
 
 /// Whether network challenge `cid` of `rec` was answered by its link at

@@ -27,8 +27,7 @@ impl LinkKind for Network {
 
     /// A network challenge, or a ladder at its network step.
     fn opens(c: &Challenge) -> bool {
-        c.method == ChallengeMethod::Network
-            || c.ladder.as_ref().is_some_and(|l| l.at_network_step())
+        crate::domain::network_auth::asks_the_operator(c)
     }
 }
 
