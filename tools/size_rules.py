@@ -18,6 +18,11 @@ The rules:
   async, so that no step of a use case escapes the rule by moving into a
   helper.
 
+It also measures the tests per production line: lines of code (neither
+blank nor only a comment) under `#[cfg(test)]`, in the test modules of
+files of their own and in `tests/`, against the lines of code of `src/`
+outside them; at least 1 (`MIN_TESTS_PER_LINE`).
+
 It also counts the families' direct uses of the store (`core.store` and
 `.store()` in `src/gateway/` outside the core), which `Core`'s doors are
 there to keep few.
@@ -37,6 +42,7 @@ MAX_METHODS = 40
 LONG = 80
 MAX_LONG = 7
 MAX_FAMILY_FN = 60
+MIN_TESTS_PER_LINE = 1.0
 
 
 def blank(text):
@@ -205,6 +211,52 @@ def measure():
     return functions, methods, where, store_uses
 
 
+def code_lines(text):
+    """The lines of `text` that are neither blank nor only a comment."""
+    kept = 0
+    in_block = False
+    for line in text.splitlines():
+        s = line.strip()
+        if in_block:
+            if "*/" in s:
+                in_block = False
+                s = s.split("*/", 1)[1].strip()
+            else:
+                continue
+        if s.startswith("/*"):
+            if "*/" not in s:
+                in_block = True
+            continue
+        if s and not s.startswith("//"):
+            kept += 1
+    return kept
+
+
+def tests_per_line():
+    """(test lines, production lines) of code, as the module docs say."""
+    tests = production = 0
+    for path in sorted(SRC.rglob("*.rs")):
+        text = path.read_text()
+        if path.name == "tests.rs" or "tests" in path.relative_to(SRC).parts[:-1]:
+            tests += code_lines(text)
+            continue
+        code = blank(text)
+        spans = test_spans(code)
+        lines = text.splitlines(keepends=True)
+        starts = [0]
+        for line in lines:
+            starts.append(starts[-1] + len(line))
+        in_tests = [
+            any(a <= starts[i] <= b or starts[i] <= a < starts[i + 1] for a, b in spans)
+            for i in range(len(lines))
+        ]
+        tests += code_lines("".join(l for l, t in zip(lines, in_tests) if t))
+        production += code_lines("".join(l for l, t in zip(lines, in_tests) if not t))
+    for path in sorted((ROOT / "tests").rglob("*.rs")):
+        tests += code_lines(path.read_text())
+    return tests, production
+
+
 def main():
     listing = "--list" in sys.argv
     functions, methods, where, store_uses = measure()
@@ -240,6 +292,15 @@ def main():
     print(f"== direct store uses in families (core.store, .store()): {len(store_uses)}")
     for use in store_uses:
         print(f"  {use}")
+
+    tests, production = tests_per_line()
+    ratio = tests / production
+    print(
+        f"== tests per production line: {ratio:.3f} ({tests} lines of tests, "
+        f"{production} of production; at least {MIN_TESTS_PER_LINE})"
+    )
+    if ratio < MIN_TESTS_PER_LINE:
+        broken.append(f"{ratio:.3f} tests per production line")
 
     if listing:
         print(f"== functions: {len(functions)}")
