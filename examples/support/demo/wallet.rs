@@ -5,9 +5,9 @@
 //! - team acme's access certificate: a P-256 leaf for `127.0.0.1` issued
 //!   by a demo access CA, whose self-signed certificate follows it in the
 //!   chain and is never sent in `x5c` (docs/wallet.md#configuration);
-//! - a demo PID provider: a root the team trusts, and the issuer leaf it
-//!   certifies, which issues Ada Lovelace's PID as an SD-JWT VC bound to a
-//!   holder key that stays here.
+//! - a demo PID provider: a root the team's `pid` credential trusts, and
+//!   the issuer leaf it certifies, which issues Ada Lovelace's PID as an
+//!   SD-JWT VC bound to a holder key that stays here.
 //!
 //! Team acme's `[wallet]` ([`Wallet::section`]) names them and sends the
 //! gateway's wallet page's button here (`invocation`). The wallet page
@@ -128,11 +128,11 @@ impl Wallet {
         let section = json!({
             "signing_key": access_key.serialize_pem(),
             "certificate_chain": format!("{}{}", access.pem(), access_ca.cert.pem()),
-            "trusted_issuers": [pid_ca.cert.pem()],
             "invocation": page,
             "status_lists": false,
             "credentials": [{"id": "pid", "format": "dc+sd-jwt", "vct": [VCT],
-                             "claims": ADA.map(|(name, _, _)| name)}],
+                             "claims": ADA.map(|(name, _, _)| name),
+                             "trusted_issuers": [pid_ca.cert.pem()]}],
         });
         let Ok(toml::Value::Table(section)) = toml::Value::try_from(section) else {
             return Err("the demo's [wallet] is not a table".into());
@@ -151,9 +151,9 @@ impl Wallet {
     }
 
     /// Team acme's `[wallet]`, as a team file would write it: the access
-    /// certificate's key and chain, the demo PID provider's root as the
-    /// trusted issuer, this wallet's page as the `invocation`, and one
-    /// credential, `pid`, whose claims a bot may compare.
+    /// certificate's key and chain, this wallet's page as the
+    /// `invocation`, and one credential, `pid`, whose claims a bot may
+    /// compare and whose trusted issuer is the demo PID provider's root.
     pub fn section(&self) -> toml::Table {
         self.section.clone()
     }
