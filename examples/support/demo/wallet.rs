@@ -225,9 +225,12 @@ struct Invoked {
     request_uri_method: String,
 }
 
+/// The wallet page's form: its request's id, and `share` or `decline`.
 #[derive(Deserialize)]
 struct Shared {
     id: String,
+    #[serde(default)]
+    choice: String,
 }
 
 /// The wallet opened by a link: the request fetched and checked, then
@@ -263,20 +266,32 @@ async fn open(State(w): State<Arc<Wallet>>, Query(q): Query<Invoked>) -> Respons
          <p class=\"issuer\">issued by chatgate demo PID provider</p><ul>{rows}</ul></section>\
          <p>Only the claims marked “asked” are shared.</p>\
          <form method=\"post\" action=\"/wallet/share\"><input type=\"hidden\" name=\"id\" value=\"{id}\">\
-         <button type=\"submit\" id=\"share\">Share</button></form>",
+         <button type=\"submit\" id=\"share\" name=\"choice\" value=\"share\">Share</button> \
+         <button type=\"submit\" id=\"decline\" name=\"choice\" value=\"decline\" class=\"secondary\">Decline</button></form>",
         verifier = escape(common_name(&verifier)),
     );
     page(&w, StatusCode::OK, &body)
 }
 
 /// "Share": the presentation posted to the gateway, then its
-/// `redirect_uri` opened.
+/// `redirect_uri` opened. "Decline": OpenID4VP's `access_denied` posted
+/// instead, which shares nothing and leaves the challenge open.
 async fn share(State(w): State<Arc<Wallet>>, Form(s): Form<Shared>) -> Response {
     let asked = w.asked.lock().ok().and_then(|mut all| all.remove(&s.id));
     let Some(asked) = asked else {
         let why = "This request was answered already. Open the link in the chat again.";
         return page(&w, StatusCode::BAD_REQUEST, &refused(why));
     };
+    if s.choice == "decline" {
+        return match w.decline(&asked).await {
+            Ok(()) => {
+                let said = "<p role=\"status\">You declined. Nothing was shared; the link in \
+                            the chat still works if you change your mind.</p>";
+                page(&w, StatusCode::OK, said)
+            }
+            Err(why) => page(&w, StatusCode::BAD_GATEWAY, &refused(&why)),
+        };
+    }
     match w.answer(&asked).await {
         Ok(redirect) => Redirect::to(&redirect).into_response(),
         Err(why) => page(&w, StatusCode::BAD_GATEWAY, &refused(&why)),
@@ -361,9 +376,7 @@ impl Wallet {
         vp_token.insert(query, json!([self.present(asked, &names)]));
         let payload = json!({"state": asked["state"], "vp_token": vp_token});
         let response = encrypt(&asked["client_metadata"], &payload)?;
-        let to = (asked["response_uri"].as_str())
-            .filter(|u| u.starts_with(&self.gateway))
-            .ok_or("The request's response_uri is not on the demo's gateway.")?;
+        let to = self.response_uri(asked)?;
         let res = (self.http.post(to))
             .form(&[("response", response)])
             .send()
@@ -375,6 +388,25 @@ impl Wallet {
             .filter(|u| status.is_success() && u.starts_with(&self.gateway))
             .map(str::to_string)
             .ok_or_else(|| format!("The gateway did not take the answer ({status})."))
+    }
+
+    /// The customer's refusal of `asked` posted to its `response_uri`.
+    async fn decline(&self, asked: &Value) -> Result<(), String> {
+        let to = self.response_uri(asked)?;
+        let state = asked["state"].as_str().unwrap_or_default();
+        let form = [("error", "access_denied"), ("state", state)];
+        let res = self.http.post(to).form(&form).send().await;
+        match res {
+            Ok(r) if r.status().is_success() => Ok(()),
+            _ => Err("The gateway did not take the refusal.".into()),
+        }
+    }
+
+    /// Where `asked` wants its answer: its `response_uri`, on the gateway.
+    fn response_uri<'a>(&self, asked: &'a Value) -> Result<&'a str, String> {
+        (asked["response_uri"].as_str())
+            .filter(|u| u.starts_with(&self.gateway))
+            .ok_or_else(|| "The request's response_uri is not on the demo's gateway.".into())
     }
 
     /// The credential with the disclosures of `names` only, and a Key

@@ -164,7 +164,8 @@ async fn a_customer_signs_in_or_types_a_code_in_the_demo_chat_and_the_console_sh
 /// gateway's wallet page, whose button opens the demo's wallet (the team's
 /// `invocation`); "Share" presents Ada's PID to the request the wallet
 /// fetched and lands on the gateway's page with the binding code
-/// (docs/wallet.md#the-code-typed-into-the-chat). A wrong code typed into
+/// (docs/wallet.md#the-code-typed-into-the-chat); "Decline" first shares
+/// nothing and leaves the challenge open. A wrong code typed into
 /// the chat authenticates nothing; the right one authenticates the
 /// conversation with method `wallet`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,6 +226,27 @@ async fn a_customer_proves_it_with_the_demo_wallet_and_types_the_binding_code() 
         assert!(page.contains(shown), "{shown}: {page}");
     }
     b.screenshot("demo-wallet.png").await;
+
+    // Declining shares nothing: the challenge stays open, and the wallet
+    // opened again from the gateway's page can still share.
+    b.click("#decline").await;
+    b.wait_for(
+        "the wallet says nothing was shared",
+        "document.body.innerText.includes('Nothing was shared')",
+        vec![],
+        Duration::from_secs(3),
+    )
+    .await;
+    let read = interaction(&demo, conversation.as_str().unwrap()).await;
+    assert_eq!(read["open_challenge"]["method"], "wallet", "{read}");
+    b.c.goto(open.as_str().unwrap()).await.unwrap();
+    b.wait_for(
+        "the demo wallet shows the request again",
+        "document.getElementById('share')",
+        vec![],
+        Duration::from_secs(3),
+    )
+    .await;
     b.click("#share").await;
 
     // Where the wallet's answer came back: the binding code.
