@@ -7,8 +7,10 @@
 //! sample config (http://127.0.0.1:8080, the agent console at `/console`),
 //! the example login page (http://127.0.0.1:8090) and a demo web chat
 //! (http://127.0.0.1:9000, also the sample `webchat` channel, and the
-//! Twilio of the sample `sms` channel) whose scripted bot asks the customer
-//! to sign in or to type a code sent to their phone; typing `español` (or
+//! Twilio of the sample `sms` channel, and the customer's wallet, at
+//! http://127.0.0.1:9000/wallet) whose scripted bot asks the customer to
+//! sign in, to type a code sent to their phone, or to prove it with their
+//! wallet and type the code the wallet's answer shows; typing `español` (or
 //! `english`) switches the conversation's language, and the code, the
 //! notices and the gateway's pages follow. The servers are in
 //! `examples/support/` (shared with `login_page.rs` and the browser test).
@@ -56,9 +58,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  login page        {}/login (opened from the chat's link)",
         running.login_url
     );
+    println!(
+        "  demo wallet       {}/wallet (opened from the chat's wallet link)",
+        running.chat_url
+    );
     println!();
-    println!("In the chat press \"Sign in\" (then \"Sign in\" on the login page) or");
-    println!("\"Send me a code\" (then type the code); watch the console show ✓.");
+    println!("In the chat press \"Sign in\" (then \"Sign in\" on the login page),");
+    println!("\"Send me a code\" (then type the code) or \"Prove it with your wallet\"");
+    println!("(open the link, its button, \"Share\", then type the code it shows);");
+    println!("watch the console show ✓.");
     tokio::signal::ctrl_c().await?;
     running.stop().await;
     Ok(())

@@ -1,9 +1,11 @@
 //! The demo (`cargo run --example demo`): in one process, the gateway on the
 //! memory store with the sample config, the example login page, and a small
 //! web chat whose scripted bot asks the customer to sign in (a login link
-//! into the chat) or to type a code it sends by text message to the
-//! customer's phone (OTP), then answers "verified ✓". The agent console
-//! (`/console`) shows the check mark.
+//! into the chat), to type a code it sends by text message to the
+//! customer's phone (OTP), or to prove it with their wallet (a wallet link
+//! into the chat, then the binding code the wallet's answer shows), then
+//! answers "verified ✓". The agent console (`/console`) shows the check
+//! mark.
 //!
 //! The chat server is also the sample `webchat` channel: the gateway POSTs
 //! its messages (signed, docs/channels.md) to `/chatgate/messages`; the chat
@@ -11,8 +13,11 @@
 //! shown in it would prove nothing about who reads it
 //! (docs/api.md#what-a-code-proves), so the code goes by SMS. The chat
 //! server plays Twilio for the sample `sms` channel too, and shows each
-//! text message beside the chat, as the customer's phone would. [`start`] is what both the example
-//! and the browser test (`tests/api/browser/demo.rs`) call.
+//! text message beside the chat, as the customer's phone would. It plays
+//! the customer's wallet too (`demo/wallet.rs`), with team acme's
+//! `[wallet]` and its demo certificates made at each start. [`start`] is
+//! what both the example and the browser test (`tests/api/browser/demo.rs`)
+//! call.
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -23,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chatgate::app::{App, Options};
-use chatgate::config::{ChannelKind, Config};
+use chatgate::config::{ChannelKind, Config, WalletConfig};
 use chatgate::domain::secrets::ApiKeyHash;
 use chatgate::time::{Clock, SystemClock};
 use serde::Deserialize;
@@ -32,12 +37,18 @@ use tokio::net::TcpListener;
 
 use super::login::{self, LoginPage};
 
+pub mod wallet;
+
 /// The sample config's demo bot key (`config/teams/acme.toml`, DEMO ONLY).
 pub const SAMPLE_BOT_KEY: &str = "cg_djRSRR9F41FRU8gFK4JrTzIA1JXE01jqi4-eFPhRuL0";
 /// The sample config's demo agent key, printed for the console.
 pub const SAMPLE_AGENT_KEY: &str = "cg_i11i6t5j_LwdZ8XJ2I-Ar0dAvHbEIorf8HPBINk-DNk";
 const TEAM: &str = "acme";
 const CUSTOMER: &str = "cust-42";
+/// What the bank knows of its customer `cust-42`, compared with the PID
+/// the wallet presents (docs/wallet.md#matching).
+const CUSTOMER_RECORD: [(&str, &str); 2] =
+    [("family_name", "Lovelace"), ("birthdate", "1815-12-10")];
 
 /// Where the three servers listen; port 0 picks a free one.
 pub struct Ports {
@@ -137,6 +148,14 @@ pub async fn start(mut config: Config, ports: Ports, bot_key: String) -> Result<
     acme.login_url = format!("{login_url}/login")
         .parse()
         .map_err(|e| format!("{e}"))?;
+    // The demo's wallet, and team acme's `[wallet]` that trusts it,
+    // checked as a team file's would be.
+    let wallet = Arc::new(wallet::Wallet::new(
+        &gateway_url,
+        &format!("{chat_url}/wallet"),
+    )?);
+    let section = WalletConfig::from_table(wallet.section(), &gateway_url);
+    acme.wallet = Some(section.map_err(|e| format!("the demo's [wallet]: {e}"))?);
     let channels = Arc::get_mut(&mut config.channels).ok_or("the channels are shared")?;
     let webchat = channels.get_mut("webchat").ok_or("no webchat channel")?;
     let ChannelKind::Webhook(webhook) = &mut webchat.kind else {
@@ -187,7 +206,7 @@ pub async fn start(mut config: Config, ports: Ports, bot_key: String) -> Result<
                 .await;
         }),
         tokio::spawn(async move {
-            let _ = axum::serve(chat_listener, router(chat))
+            let _ = axum::serve(chat_listener, router(chat).merge(wallet::router(wallet)))
                 .with_graceful_shutdown(chat_stop)
                 .await;
         }),
@@ -278,6 +297,21 @@ impl Chat {
         }
     }
 
+    /// Starts the challenge `body` on the conversation's interaction `id`
+    /// and keeps its id for the code the customer types; the gateway's
+    /// reason when it refuses.
+    async fn challenge(&self, conversation: &str, id: &str, body: Value) -> Result<(), String> {
+        let path = format!("/v1/interactions/{id}/challenges");
+        let (status, c) = self.call(&path, body).await;
+        if status != 201 {
+            let why = c["detail"].as_str().unwrap_or("the gateway refused");
+            return Err(why.to_string());
+        }
+        let cid = c["challenge_id"].as_str().map(str::to_string);
+        self.with(conversation, |conv| conv.challenge = cid);
+        Ok(())
+    }
+
     fn verified(&self, conversation: &str) {
         let first = self
             .with(conversation, |c| !std::mem::replace(&mut c.verified, true))
@@ -339,7 +373,7 @@ async fn start_chat(State(chat): State<Arc<Chat>>) -> Response {
     chat.push(
         &conversation,
         "bot",
-        "Hi, I'm the Acme Bank assistant. Before I can look at your account I need to know it's you: sign in, or I can send you a code.",
+        "Hi, I'm the Acme Bank assistant. Before I can look at your account I need to know it's you: sign in, let me send you a code, or prove it with your wallet.",
     );
     Json(json!({"conversation": conversation})).into_response()
 }
@@ -384,35 +418,36 @@ async fn say(State(chat): State<Arc<Chat>>, Json(s): Json<Said>) -> Response {
                 "Sorry, I cannot send a sign-in link right now.",
             );
         }
+    } else if lower.contains("wallet") {
+        let expected: serde_json::Map<String, Value> = CUSTOMER_RECORD
+            .iter()
+            .map(|(name, value)| (name.to_string(), json!(value)))
+            .collect();
+        let body = json!({"method": "wallet", "match": expected});
+        let reply = match chat.challenge(&s.conversation, &id, body).await {
+            Ok(()) => "Open the link, share your ID from your wallet, then type here the code it shows you.".to_string(),
+            Err(why) => format!("Sorry, I cannot ask your wallet right now ({why})."),
+        };
+        chat.push(&s.conversation, "bot", &reply);
     } else if lower.contains("code") {
-        let (status, c) = chat
-            .call(
-                &format!("/v1/interactions/{id}/challenges"),
-                json!({"method": "otp", "delivery": "sms"}),
-            )
-            .await;
-        if status == 201 {
-            let cid = c["challenge_id"].as_str().map(str::to_string);
-            chat.with(&s.conversation, |conv| conv.challenge = cid);
-            chat.push(
-                &s.conversation,
-                "bot",
-                "I've sent a code to your phone by text message. Please type it here.",
-            );
-        } else {
-            let why = c["detail"].as_str().unwrap_or("the gateway refused");
-            chat.push(
-                &s.conversation,
-                "bot",
-                &format!("Sorry, I cannot send a code right now ({why})."),
-            );
-        }
+        let body = json!({"method": "otp", "delivery": "sms"});
+        let reply = match chat.challenge(&s.conversation, &id, body).await {
+            Ok(()) => {
+                "I've sent a code to your phone by text message. Please type it here.".to_string()
+            }
+            Err(why) => format!("Sorry, I cannot send a code right now ({why})."),
+        };
+        chat.push(&s.conversation, "bot", &reply);
     } else if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
         let Some(cid) = chat
             .with(&s.conversation, |c| c.challenge.clone())
             .flatten()
         else {
-            chat.push(&s.conversation, "bot", "Ask me to send you a code first.");
+            chat.push(
+                &s.conversation,
+                "bot",
+                "Ask me to send you a code, or prove it with your wallet, first.",
+            );
             return StatusCode::NO_CONTENT.into_response();
         };
         let (status, v) = chat
@@ -432,7 +467,7 @@ async fn say(State(chat): State<Arc<Chat>>, Json(s): Json<Said>) -> Response {
                 (Some("locked"), _) => {
                     "Too many wrong codes: verification is blocked for now.".into()
                 }
-                _ => "That code cannot be used any more. Ask me for a new code.".into(),
+                _ => "That code cannot be used any more. Ask me for a new one.".into(),
             };
             chat.push(&s.conversation, "bot", &msg);
         }
@@ -440,7 +475,7 @@ async fn say(State(chat): State<Arc<Chat>>, Json(s): Json<Said>) -> Response {
         chat.push(
             &s.conversation,
             "bot",
-            "I can help once you're verified: choose \"Sign in\" or \"Send me a code\".",
+            "I can help once you're verified: choose \"Sign in\", \"Send me a code\" or \"Prove it with your wallet\".",
         );
     }
     StatusCode::NO_CONTENT.into_response()

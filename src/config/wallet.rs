@@ -65,6 +65,13 @@ pub struct WalletConfig {
 }
 
 impl WalletConfig {
+    /// A `[wallet]` made in code rather than read from a team file (the
+    /// demo's, whose certificates are made at its start), checked as a
+    /// team file's is; `public_url` is the gateway's.
+    pub fn from_table(table: toml::Table, public_url: &str) -> Result<Self, ConfigError> {
+        load_wallet(table, "(wallet)", public_url)
+    }
+
     /// The credential `id` names; with none named, the only one there is.
     pub fn credential(&self, id: Option<&str>) -> Option<&WalletCredential> {
         match id {
@@ -323,9 +330,10 @@ fn leaf_fits(leaf: &[u8], key: &p256::ecdsa::SigningKey, host: String) -> Result
 
 /// What the page's same-device link starts with: `openid4vp://`
 /// (default), `haip-vp://`, or an `https://` URL (a wallet's universal
-/// link) with a host and no query or fragment.
+/// link; `http://` on a loopback address, a wallet on the same machine)
+/// with a host and no query or fragment.
 fn invocation(raw: Option<String>) -> Result<String, &'static str> {
-    let problem = "must be \"openid4vp://\", \"haip-vp://\" or an https:// URL with no query";
+    let problem = "must be \"openid4vp://\", \"haip-vp://\" or an https:// URL (http:// on a loopback address) with no query";
     let Some(raw) = raw else {
         return Ok(DEFAULT_INVOCATION.to_string());
     };
@@ -333,7 +341,7 @@ fn invocation(raw: Option<String>) -> Result<String, &'static str> {
         return Ok(raw);
     }
     let url = url::Url::parse(&raw).map_err(|_| problem)?;
-    let fits = url.scheme() == "https"
+    let fits = super::https_or_loopback(&url)
         && url.host_str().is_some_and(|h| !h.is_empty())
         && url.query().is_none()
         && url.fragment().is_none()

@@ -1,6 +1,7 @@
 // The demo web chat: starts a conversation, shows what the bot and the
 // gateway send into it (polled from the demo server), sends what the
-// customer types. Links in messages open in a new tab.
+// customer types. Links in messages open in a new tab; a wallet link
+// (`/w/`) is named for what it does.
 "use strict";
 (function () {
   const log = document.getElementById("log");
@@ -18,7 +19,7 @@
       if (/^https?:\/\//.test(p)) {
         const a = document.createElement("a");
         a.href = p;
-        a.textContent = "Sign in securely";
+        a.textContent = /\/w\//.test(p) ? "Confirm with your wallet" : "Sign in securely";
         a.target = "_blank";
         a.rel = "noopener noreferrer";
         li.appendChild(a);

@@ -314,7 +314,12 @@ fn invocation_and_registration_certificate_are_checked_with_their_key_named() {
         (w.invocation.as_str(), w.registration),
         ("openid4vp://", None)
     );
-    for fine in ["haip-vp://", "https://wallet.example/open"] {
+    for fine in [
+        "haip-vp://",
+        "https://wallet.example/open",
+        "http://127.0.0.1:9000/wallet",
+        "http://localhost/wallet",
+    ] {
         let extra = format!("invocation = \"{fine}\"");
         let w = load_wallet(table(&key, &chain, &extra), "acme.toml", url).unwrap();
         assert_eq!(w.invocation, fine);
@@ -322,6 +327,7 @@ fn invocation_and_registration_certificate_are_checked_with_their_key_named() {
     for bad in [
         "openid-vp://",
         "http://wallet.example/open",
+        "http://10.0.0.1/open",
         "https://wallet.example/open?x=1",
         "https://",
         "",
