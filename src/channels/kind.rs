@@ -1,18 +1,17 @@
 //! What a channel kind is: the keys of its channel file (a serde struct
-//! whose secrets are [`Secret`]s), its facts ([`KindInfo`]: text limit,
-//! whom it sends to, the team delivery it may serve) and its sender
-//! ([`Kind`]). The kinds are registered once, in `kinds!` in `mod.rs`.
-use std::fmt;
-use std::marker::PhantomData;
+//! whose secrets are [`Secret`]s, of `domain::secrets`), its facts
+//! ([`KindInfo`]: text limit, whom it sends to, the team delivery it may
+//! serve) and its sender ([`Kind`]). The kinds are registered once, in
+//! `kinds!` in `mod.rs`.
 use std::sync::Arc;
 
 use secrecy::SecretString;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer};
 use url::Url;
 
 use super::{Channel, ChannelError};
 use crate::domain::challenge::Delivery;
-use crate::domain::secrets::{parse_whsec, SecretBytes};
+use crate::domain::secrets::Secret;
 pub use crate::domain::team_secrets::Goes;
 
 /// The key of a channel file that is wrong, and what is wrong with it.
@@ -141,73 +140,6 @@ impl Dial {
             http,
             reach: crate::outbound::Reach::Anywhere,
         }
-    }
-}
-
-/// A secret key of a channel file. A channel file must write it as one
-/// `${VARIABLE}` reference: the loader hands a value over only to a field
-/// of this type, and only when the file wrote it that way (see
-/// [`SECRET_FIELD`]), so a kind cannot take a secret in clear by naming
-/// its key differently. `Debug` shows nothing of it.
-#[derive(Clone)]
-pub struct Secret<T = SecretString>(T);
-
-impl<T> Secret<T> {
-    pub fn get(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> fmt::Debug for Secret<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-/// The name under which a [`Secret`] asks its deserializer for its value
-/// (`deserialize_newtype_struct`). A deserializer that checked how the file
-/// wrote the value answers with a one-entry map of this name to the text;
-/// any other answer is refused, so a secret never arrives unchecked.
-pub const SECRET_FIELD: &str = "$chatgate::channels::Secret";
-
-/// What a [`Secret`] holds, made from the text of the variable.
-pub trait SecretText: Sized {
-    fn from_text(text: String) -> Result<Self, String>;
-}
-
-impl SecretText for SecretString {
-    fn from_text(text: String) -> Result<Self, String> {
-        Ok(SecretString::from(text))
-    }
-}
-
-/// A Standard Webhooks key (`whsec_` + base64).
-impl SecretText for SecretBytes {
-    fn from_text(text: String) -> Result<Self, String> {
-        parse_whsec(&text)
-    }
-}
-
-impl<'de, T: SecretText> Deserialize<'de> for Secret<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Checked<T>(PhantomData<T>);
-        impl<'de, T: SecretText> Visitor<'de> for Checked<T> {
-            type Value = Secret<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a secret written as \"${VARIABLE}\"")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Secret<T>, A::Error> {
-                match map.next_entry::<String, String>()? {
-                    Some((name, text)) if name == SECRET_FIELD => {
-                        T::from_text(text).map(Secret).map_err(de::Error::custom)
-                    }
-                    _ => Err(de::Error::custom(
-                        "secrets in channel files must be written as \"${VARIABLE}\"",
-                    )),
-                }
-            }
-        }
-        d.deserialize_newtype_struct(SECRET_FIELD, Checked(PhantomData))
     }
 }
 

@@ -10,9 +10,10 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::kind::{Dial, Goes, Kind, KindInfo, Problem, Reach, Secret};
+use super::kind::{Dial, Goes, Kind, KindInfo, Problem, Reach};
 use super::{Channel, ChannelError, Message, Sent, SEND_TIMEOUT};
 use crate::domain::challenge::Delivery;
+use crate::domain::secrets::Secret;
 use crate::outbound;
 
 /// The subject when the caller rendered none.

@@ -13,10 +13,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
-use super::kind::{required, Dial, Goes, Kind, KindInfo, Problem, Reach, Secret};
+use super::kind::{required, Dial, Goes, Kind, KindInfo, Problem, Reach};
 use super::provider::{post_once, reason};
 use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Report};
+use crate::domain::secrets::Secret;
 use crate::error::Error;
 use crate::time::Timestamp;
 

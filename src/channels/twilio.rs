@@ -15,12 +15,13 @@ use sha1::Sha1;
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use super::kind::{required, Dial, Goes, Kind, KindInfo, Problem, Reach, Secret};
+use super::kind::{required, Dial, Goes, Kind, KindInfo, Problem, Reach};
 use super::provider::{reason, without_bsuid};
 use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::bsuid::is_bsuid;
 use crate::domain::challenge::Delivery;
 use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Report};
+use crate::domain::secrets::Secret;
 use crate::error::Error;
 use crate::spans::SendTraced;
 

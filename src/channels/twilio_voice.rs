@@ -10,11 +10,12 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::kind::{required, Dial, Goes, Kind, KindInfo, Problem, Reach, Secret};
+use super::kind::{required, Dial, Goes, Kind, KindInfo, Problem, Reach};
 use super::twilio::{check_signature, form_field, post_form};
 use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::challenge::Delivery;
 use crate::domain::delivery_status::Report;
+use crate::domain::secrets::Secret;
 use crate::domain::voice::{call_report, say_language, spoken_digits, GatherId, KeyPress};
 use crate::error::Error;
 
@@ -336,7 +337,7 @@ mod tests {
         use serde::de::value::MapDeserializer;
         use serde::Deserialize;
         let entries = [(
-            super::super::kind::SECRET_FIELD.to_string(),
+            crate::domain::secrets::SECRET_FIELD.to_string(),
             text.to_string(),
         )];
         let map = MapDeserializer::<_, serde::de::value::Error>::new(entries.into_iter());

@@ -11,9 +11,9 @@ use serde::Serialize;
 use url::Url;
 use uuid::Uuid;
 
-use super::kind::{Dial, Goes, Kind, KindInfo, Reach, Secret};
+use super::kind::{Dial, Goes, Kind, KindInfo, Reach};
 use super::{Channel, ChannelError, Message, Purpose, Sent, SEND_TIMEOUT};
-use crate::domain::secrets::{HmacKey, SecretBytes};
+use crate::domain::secrets::{HmacKey, Secret, SecretBytes};
 use crate::domain::webhook_sig::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use crate::spans::SendTraced;
 use crate::time::{Clock, SystemClock, Timestamp};

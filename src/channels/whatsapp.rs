@@ -12,12 +12,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
-use super::kind::{required, Dial, Goes, Kind, KindInfo, Problem, Reach, Secret};
+use super::kind::{required, Dial, Goes, Kind, KindInfo, Problem, Reach};
 use super::provider::{post_once, reason, without_bsuid};
 use super::{Channel, ChannelError, Message, Refusal, Sent};
 use crate::domain::bsuid::is_bsuid;
 use crate::domain::challenge::Delivery;
 use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Report};
+use crate::domain::secrets::Secret;
 use crate::error::Error;
 use subtle::ConstantTimeEq;
 

@@ -17,8 +17,9 @@ use super::settings::FileTexts;
 use super::toml_file::{display_path, read_toml};
 use super::validate::{check_name, template_problem};
 use super::{ChannelConfig, Config, ConfigError, Settings, TemplateOverrides};
-use crate::channels::kind::{Reach, SECRET_FIELD};
+use crate::channels::kind::Reach;
 use crate::channels::{ChannelKind, Channels, Purpose};
+use crate::domain::secrets::SECRET_FIELD;
 use crate::domain::settings::TextKey;
 use crate::domain::voice::VoiceText;
 use crate::outbound::{self, Clients};
@@ -456,7 +457,7 @@ const UNSHOWN_SECRET: &str = "is a secret this API cannot read back: write it in
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::kind::Secret;
+    use crate::domain::secrets::Secret;
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]

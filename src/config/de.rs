@@ -34,17 +34,6 @@ pub(super) fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-pub(super) fn translate(e: &toml::de::Error, file: &str, prefix: &str) -> ConfigError {
-    // toml reports the path of the failing value as a trailing "in `a.b`" line.
-    let rendered = e.to_string();
-    let path = rendered
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("in `").and_then(|l| l.strip_suffix('`')))
-        .unwrap_or("");
-    keyed(path, e.message(), file, prefix)
-}
-
 /// The error `message` about the value at `path` (its members joined by
 /// `.`) of the table at `prefix` in `file`.
 fn keyed(path: &str, message: &str, file: &str, prefix: &str) -> ConfigError {

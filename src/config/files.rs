@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::{Dur, OnCredentialChange, Role};
-use crate::channels::kind::Secret;
+use crate::domain::secrets::Secret;
 
 /// `config/chatgate.toml`.
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,6 @@
 //! A TOML table read with each value's member name at hand: what
 //! `de::from_table` reads a file's or a body's table through, so that a
-//! [`Secret`](crate::channels::kind::Secret) takes its value only under a
+//! [`Secret`](crate::domain::secrets::Secret) takes its value only under a
 //! name the JSON form seals and reads back as `{"hmac"}`
 //! (`form::is_secret_member`, docs/operator-api.md#secrets). A secret
 //! under any other name is refused, never kept in clear
@@ -9,7 +9,7 @@ use serde::de::value::{MapDeserializer, StringDeserializer};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::forward_to_deserialize_any;
 
-use crate::channels::kind::SECRET_FIELD;
+use crate::domain::secrets::SECRET_FIELD;
 
 /// Why a member typed as a secret is refused when the form does not seal
 /// its name.
@@ -226,7 +226,7 @@ mod tests {
     use super::super::form::{pointer_of_key, table_of_json};
     use super::super::team_json::BODY;
     use super::*;
-    use crate::channels::kind::Secret;
+    use crate::domain::secrets::Secret;
 
     /// A team section with a secret of a name the form does not seal.
     #[derive(Debug, serde::Deserialize)]
@@ -318,5 +318,59 @@ mod tests {
             (e.key.as_str(), e.problem.as_str()),
             ("pre.hook", "is required but missing")
         );
+    }
+}
+
+/// Every provider's secret is a `Secret`, so it comes only through this
+/// reader, and nothing else of its keys is one.
+#[cfg(test)]
+mod providers {
+    use super::Member;
+    use crate::domain::secrets::UNCHECKED_SECRET;
+    use crate::{network_verification as network, number_checks as checks};
+
+    /// Whether `read` failed on a `Secret` read by a deserializer that
+    /// checks nothing.
+    fn secret_refused<T, E: std::fmt::Display>(read: Option<Result<T, E>>) -> bool {
+        matches!(read, Some(Err(e)) if e.to_string().contains(UNCHECKED_SECRET))
+    }
+
+    /// `key` alone, set to a string.
+    fn alone(key: &str) -> toml::Table {
+        toml::Table::from_iter([(key.to_string(), toml::Value::from("k-8812771"))])
+    }
+
+    fn nowhere(_: &url::Url) -> bool {
+        false
+    }
+
+    /// Each key of a registry's kind `$info` named `$kind`, written alone:
+    /// read by toml itself, only the kind's declared secrets are refused,
+    /// by `Secret`; read through `Member` (as the loader reads it), each of
+    /// those is taken under its sealed name.
+    macro_rules! only_declared_secrets_are_secrets {
+        ($parse:path, $kind:expr, $info:expr) => {
+            for key in $info.keys {
+                let secret = $info.secrets_go.iter().any(|g| g.secret == *key);
+                let plain = toml::Value::Table(alone(key));
+                let refused = secret_refused($parse($kind, plain, nowhere));
+                assert_eq!(refused, secret, "{}.{key}", $kind);
+                let taken = $parse($kind, Member::table(alone(key)), nowhere);
+                assert!(!secret || matches!(taken, Some(Ok(_))), "{}.{key}", $kind);
+            }
+        };
+    }
+
+    /// A kind that types a declared secret as a plain string, or types a
+    /// secret it does not declare, fails here.
+    #[test]
+    fn every_provider_s_declared_secret_and_only_it_is_a_secret() {
+        for info in checks::ProviderConfig::ALL {
+            let kind = info.source.as_str();
+            only_declared_secrets_are_secrets!(checks::ProviderConfig::parse, kind, info);
+        }
+        for info in network::ProviderConfig::ALL {
+            only_declared_secrets_are_secrets!(network::ProviderConfig::parse, info.name, info);
+        }
     }
 }

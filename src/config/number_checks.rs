@@ -5,7 +5,8 @@
 //! type (`number_checks::ProviderConfig`, its registry).
 use serde::Deserialize;
 
-use super::de::{from_table, translate};
+use super::de::{from_table, member_error};
+use super::members::Member;
 use super::oidc::https_or_loopback;
 use super::{ConfigError, Dur};
 use crate::domain::number_check::{CheckSettings, OnError, OnForwarding, OnSwap};
@@ -82,13 +83,14 @@ pub(super) fn load_number_checks(
     if let Some(key) = foreign {
         return Err(err(key, &format!("is not a key of kind {}", raw.kind)));
     }
-    let provider =
-        match ProviderConfig::parse(&raw.kind, toml::Value::Table(own), https_or_loopback) {
-            None => return Err(unknown_kind()),
-            Some(Err(e)) => return Err(translate(&e, file, "number_checks")),
-            Some(Ok(Err((key, problem)))) => return Err(err(&key, &problem)),
-            Some(Ok(Ok(provider))) => provider,
-        };
+    // Read through `Member`, so that a secret takes its value only under
+    // a name the operator API seals.
+    let provider = match ProviderConfig::parse(&raw.kind, Member::table(own), https_or_loopback) {
+        None => return Err(unknown_kind()),
+        Some(Err(e)) => return Err(member_error(&e, file, "number_checks")),
+        Some(Ok(Err((key, problem)))) => return Err(err(&key, &problem)),
+        Some(Ok(Ok(provider))) => provider,
+    };
     Ok(NumberChecks::new(
         team,
         settings,

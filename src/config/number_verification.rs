@@ -240,6 +240,41 @@ mod tests {
         assert!(e.to_string().contains("number_verification.client_secret"));
     }
 
+    /// A new kind's keys that name its secret under a name the operator
+    /// API does not seal.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct NewKindKeys {
+        app_id: Option<String>,
+        api_key: Option<crate::domain::secrets::Secret>,
+    }
+
+    /// Read as [`load_number_verification`] reads a kind's own keys
+    /// (through `Member`, its error under the section), such a secret is
+    /// refused in a file and at its pointer in a body, its value unsaid.
+    #[test]
+    fn a_provider_s_secret_under_a_name_not_sealed_is_refused() {
+        use super::super::form::{pointer_of_key, table_of_json};
+        use super::super::members::UNSEALED_SECRET;
+        let own: toml::Table = toml::from_str("app_id = \"a\"\napi_key = \"k-8812771\"").unwrap();
+        let e = from_table::<NewKindKeys>(own, "teams/acme.toml", "number_verification");
+        let e = e.unwrap_err();
+        assert_eq!(e.key, "number_verification.api_key");
+        assert_eq!(e.problem, UNSEALED_SECRET);
+        assert!(!e.to_string().contains("k-8812771"), "{e}");
+        let body =
+            serde_json::json!({"number_verification": {"app_id": "a", "api_key": "k-8812771"}});
+        let Some(toml::Value::Table(own)) =
+            table_of_json(&body).unwrap().remove("number_verification")
+        else {
+            panic!("the body has its section");
+        };
+        let e = from_table::<NewKindKeys>(own, "(body)", "number_verification").unwrap_err();
+        assert_eq!(pointer_of_key(&e.key), "/number_verification/api_key");
+        assert_eq!(e.problem, UNSEALED_SECRET);
+    }
+
     /// `provider` names a registered kind, `camara` when absent.
     #[test]
     fn the_provider_is_camara_unless_named() {

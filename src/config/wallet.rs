@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::de::from_table;
 use super::ConfigError;
-use crate::channels::kind::Secret;
+use crate::domain::secrets::Secret;
 use crate::domain::wallet::access;
 use crate::domain::wallet::issuers::TrustedIssuers;
 use crate::domain::wallet::jose::{b64url, object, to_b64url};

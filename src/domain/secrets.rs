@@ -1,13 +1,16 @@
-//! Typed secrets: security keys (`whsec_…`), API key hashes, and the pepper
-//! that keys the hashes of codes and PINs at rest. None of them prints its
-//! content in `Debug`.
+//! Typed secrets: security keys (`whsec_…`), API key hashes, the pepper
+//! that keys the hashes of codes and PINs at rest, and [`Secret`], the
+//! type of every secret a configuration's channel, team or provider keys
+//! hold. None of them prints its content in `Debug`.
 use std::fmt;
+use std::marker::PhantomData;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use secrecy::{ExposeSecret, SecretSlice};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -222,9 +225,122 @@ impl fmt::Debug for Pepper {
     }
 }
 
+/// A secret key of a channel file, a team file or body, or a provider's
+/// keys. The configuration's loader hands a value over only to a field of
+/// this type (see [`SECRET_FIELD`]), and only where it may be written
+/// (docs/decisions/0450-team-secrets-are-typed.md): in a channel file as
+/// one `${VARIABLE}` reference; in a team's file or body under a name the
+/// operator API seals and reads back as `{"hmac"}`. So a channel kind or a
+/// provider cannot take a secret in clear by naming its key differently,
+/// and nothing else reads one at all. `Debug` shows nothing of it.
+#[derive(Clone)]
+pub struct Secret<T = SecretString>(T);
+
+impl<T> Secret<T> {
+    pub fn get(&self) -> &T {
+        &self.0
+    }
+
+    /// What it holds, for the checked form that keeps it.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// The name under which a [`Secret`] asks its deserializer for its value
+/// (`deserialize_newtype_struct`). A deserializer that checked how the file
+/// wrote the value answers with a one-entry map of this name to the text;
+/// any other answer is refused, so a secret never arrives unchecked.
+pub const SECRET_FIELD: &str = "$chatgate::channels::Secret";
+
+/// Why a [`Secret`] read by any deserializer but the loader's is refused
+/// (the value is never in it).
+pub const UNCHECKED_SECRET: &str =
+    "a secret is taken only as the configuration's loader hands it over";
+
+/// What a [`Secret`] holds, made from the text the loader handed over.
+pub trait SecretText: Sized {
+    fn from_text(text: String) -> Result<Self, String>;
+}
+
+impl SecretText for SecretString {
+    fn from_text(text: String) -> Result<Self, String> {
+        Ok(SecretString::from(text))
+    }
+}
+
+/// A Standard Webhooks key (`whsec_` + base64).
+impl SecretText for SecretBytes {
+    fn from_text(text: String) -> Result<Self, String> {
+        parse_whsec(&text)
+    }
+}
+
+impl<'de, T: SecretText> Deserialize<'de> for Secret<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Checked<T>(PhantomData<T>);
+        impl<'de, T: SecretText> Visitor<'de> for Checked<T> {
+            type Value = Secret<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret the configuration's loader checked")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Secret<T>, A::Error> {
+                match map.next_entry::<String, String>()? {
+                    Some((name, text)) if name == SECRET_FIELD => {
+                        T::from_text(text).map(Secret).map_err(de::Error::custom)
+                    }
+                    _ => Err(de::Error::custom(UNCHECKED_SECRET)),
+                }
+            }
+            // Any other deserializer: refused without its value (serde's
+            // own "invalid type" would quote a string).
+            fn visit_newtype_struct<E: Deserializer<'de>>(
+                self,
+                _: E,
+            ) -> Result<Secret<T>, E::Error> {
+                Err(de::Error::custom(UNCHECKED_SECRET))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Secret<T>, E> {
+                Err(E::custom(UNCHECKED_SECRET))
+            }
+        }
+        d.deserialize_newtype_struct(SECRET_FIELD, Checked(PhantomData))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only the loader's answer hands a `Secret` its value; any other
+    /// deserializer is refused, and the value is never in the error.
+    #[test]
+    fn a_secret_is_taken_only_from_the_loader_s_answer() {
+        let e = Secret::<SecretString>::deserialize(toml::Value::from("k-8812771")).unwrap_err();
+        assert!(e.to_string().contains(UNCHECKED_SECRET), "{e}");
+        let e = serde_json::from_str::<Secret>("\"k-8812771\"").unwrap_err();
+        assert!(e.to_string().starts_with(UNCHECKED_SECRET), "{e}");
+        let e =
+            toml::from_str::<std::collections::BTreeMap<String, Secret>>("api_key = \"k-8812771\"")
+                .unwrap_err();
+        assert_eq!(e.message(), UNCHECKED_SECRET);
+        let map = |name: &str| {
+            let entry = [(name.to_string(), "k-8812771".to_string())];
+            de::value::MapDeserializer::<_, de::value::Error>::new(entry.into_iter())
+        };
+        let e = Secret::<SecretString>::deserialize(map("secret")).unwrap_err();
+        assert_eq!(e.to_string(), UNCHECKED_SECRET);
+        let s = Secret::<SecretString>::deserialize(map(SECRET_FIELD)).unwrap();
+        assert_eq!(s.get().expose_secret(), "k-8812771");
+        assert_eq!(format!("{s:?}"), "Secret([redacted])");
+        assert_eq!(s.into_inner().expose_secret(), "k-8812771");
+    }
 
     #[test]
     fn whsec_needs_prefix_base64_and_32_bytes() {

@@ -18,6 +18,7 @@ use super::{
     capped, transport, Ask, Back, Begin, Begun, MayReach, NetworkError, NetworkResult, Problem,
     Provider, ProviderInfo, TIMEOUT,
 };
+use crate::domain::secrets::Secret;
 use crate::spans::SendTraced;
 
 /// The CAMARA error code of a verify call made off the mobile network.
@@ -64,7 +65,8 @@ pub struct CamaraKeys {
     token_endpoint: Option<String>,
     verify_url: Option<String>,
     client_id: Option<String>,
-    client_secret: Option<String>,
+    /// Read only as the loader hands it over (`Secret`).
+    client_secret: Option<Secret>,
     scopes: Option<Vec<String>>,
     #[serde(default)]
     hash_number: bool,
@@ -125,8 +127,9 @@ impl Provider for CamaraConfig {
         }
         let client_secret = raw
             .client_secret
-            .ok_or_else(|| problem("client_secret", "required but missing"))?;
-        if client_secret.is_empty() {
+            .ok_or_else(|| problem("client_secret", "required but missing"))?
+            .into_inner();
+        if client_secret.expose_secret().is_empty() {
             return Err(problem("client_secret", "must not be empty"));
         }
         let scopes = raw
@@ -146,7 +149,7 @@ impl Provider for CamaraConfig {
             token_endpoint,
             verify_url,
             client_id,
-            client_secret: SecretString::from(client_secret),
+            client_secret,
             scopes,
             hash_number: raw.hash_number,
         })

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use url::Url;
 use uuid::Uuid;
@@ -24,6 +24,7 @@ use super::{
     capped, transport, Ask, Back, Begin, Begun, MayReach, NetworkError, NetworkResult, Problem,
     Provider, ProviderInfo, TIMEOUT,
 };
+use crate::domain::secrets::Secret;
 use crate::spans::SendTraced;
 
 /// Vonage's API host when `api_url` names none.
@@ -72,8 +73,9 @@ pub struct VonageKeys {
     api_url: Option<String>,
     application_id: Option<String>,
     /// A secret by its name: the operator API seals it and reads it back
-    /// as `{"hmac"}` (`SECRET_MEMBERS`).
-    private_key: Option<String>,
+    /// as `{"hmac"}` (`SECRET_MEMBERS`); read only as the loader hands it
+    /// over (`Secret`).
+    private_key: Option<Secret>,
     brand: Option<String>,
     #[serde(default)]
     hash_number: bool,
@@ -161,8 +163,8 @@ impl Provider for VonageConfig {
         }
         let pem = raw
             .private_key
-            .ok_or_else(|| problem("private_key", "required but missing"))?;
-        let pem = SecretString::from(pem);
+            .ok_or_else(|| problem("private_key", "required but missing"))?
+            .into_inner();
         let key = encoding_key(pem.expose_secret())
             .ok_or_else(|| problem("private_key", "must be an RSA private key in PEM"))?;
         let brand = raw

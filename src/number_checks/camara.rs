@@ -22,6 +22,7 @@ use super::{
     Question,
 };
 use crate::domain::number_check::{Finding, Source};
+use crate::domain::secrets::Secret;
 use crate::spans::SendTraced;
 
 /// The CIBA grant type of the token endpoint.
@@ -73,7 +74,8 @@ pub struct CamaraKeys {
     call_forwarding_url: Option<String>,
     token_url: Option<String>,
     client_id: Option<String>,
-    client_secret: Option<String>,
+    /// Read only as the loader hands it over (`Secret`).
+    client_secret: Option<Secret>,
     auth: Option<Auth>,
     bc_authorize_url: Option<String>,
     scopes: Option<Vec<String>>,
@@ -148,7 +150,7 @@ impl Provider for CamaraConfig {
             call_forwarding_url,
             token_url: super::url("token_url", &raw.token_url, may_reach)?,
             client_id: super::filled("client_id", &raw.client_id)?,
-            client_secret: SecretString::from(super::filled("client_secret", &raw.client_secret)?),
+            client_secret: super::filled_secret("client_secret", raw.client_secret)?,
             auth,
             scopes,
         })

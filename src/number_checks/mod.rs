@@ -19,7 +19,7 @@ pub mod twilio;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -30,6 +30,7 @@ pub use twilio::TwilioConfig;
 
 use crate::answers::{body_capped, Uncapped};
 use crate::domain::number_check::{CheckSettings, Finding, Source};
+use crate::domain::secrets::Secret;
 pub use crate::domain::team_secrets::Goes;
 use crate::time::Timestamp;
 
@@ -275,6 +276,12 @@ fn filled(key: &str, v: &Option<String>) -> Result<String, Problem> {
         Some("") => Err(problem("must not be empty")),
         Some(v) => Ok(v.to_string()),
     }
+}
+
+/// A required secret `key` that is not blank, trimmed as [`filled`].
+fn filled_secret(key: &str, v: Option<Secret>) -> Result<SecretString, Problem> {
+    let text = v.map(|s| s.get().expose_secret().to_string());
+    filled(key, &text).map(SecretString::from)
 }
 
 /// The words of a transport error (reqwest's own text names the URL).

@@ -14,6 +14,7 @@ use super::{
     ProviderInfo, Question,
 };
 use crate::domain::number_check::{twilio_swapped, CheckSettings, Finding, Source};
+use crate::domain::secrets::Secret;
 use crate::spans::SendTraced;
 use crate::time::Timestamp;
 
@@ -31,7 +32,8 @@ pub struct TwilioConfig {
 #[serde(deny_unknown_fields)]
 pub struct TwilioKeys {
     account_sid: Option<String>,
-    auth_token: Option<String>,
+    /// Read only as the loader hands it over (`Secret`).
+    auth_token: Option<Secret>,
     base_url: Option<String>,
 }
 
@@ -57,7 +59,7 @@ impl Provider for TwilioConfig {
         };
         Ok(TwilioConfig {
             account_sid: super::filled("account_sid", &raw.account_sid)?,
-            auth_token: SecretString::from(super::filled("auth_token", &raw.auth_token)?),
+            auth_token: super::filled_secret("auth_token", raw.auth_token)?,
             base_url: super::url("base_url", &base_url, may_reach)?,
         })
     }
