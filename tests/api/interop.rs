@@ -639,6 +639,7 @@ async fn a_maintained_holder_library_answers_one_of_two_credentials() {
         (w["credential"].as_str(), w["format"].as_str()),
         (Some("pid"), Some("dc+sd-jwt"))
     );
+    assert_eq!(w["credentials"], json!(["pid", "pid_mdoc"]), "{w}");
 }
 
 /// With `client_id_prefix = "x509_san_dns"` the library checks another
