@@ -391,10 +391,14 @@ impl ChallengeView {
 /// bot key, `claims`: the asked claims as disclosed.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WalletView {
-    /// The team's `[wallet] credentials` id asked for.
+    /// The team's `[wallet] credentials` id presented, or before an
+    /// answer the first asked.
     pub credential: String,
-    /// `dc+sd-jwt` or `mso_mdoc`.
+    /// `credential`'s format: `dc+sd-jwt` or `mso_mdoc`.
     pub format: &'static str,
+    /// Every credential asked, any one of which the customer may present:
+    /// in the order asked, or once one was presented, that one first.
+    pub credentials: Vec<String>,
     /// Null until a presentation answered.
     pub result: Option<WalletResultView>,
     /// The issuer certificate's subject (RFC 4514), once verified that far.
@@ -445,6 +449,7 @@ impl WalletView {
         Some(WalletView {
             credential: w.credential.clone(),
             format: w.format.as_str(),
+            credentials: w.credentials().into_iter().map(str::to_string).collect(),
             result: answer.map(|a| a.result.into()),
             issuer: answer.and_then(|a| a.issuer.clone()),
             matched: answer.map(|a| a.matched.clone()).unwrap_or_default(),

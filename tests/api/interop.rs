@@ -37,6 +37,15 @@
 //! own: the script sets the wallet's clock to the gateway's test clock
 //! (the fixtures' `now`), which is also its Key Binding JWT's `iat`.
 //!
+//! The payment round (docs/wallet.md#a-payment-approved-in-the-wallet):
+//! the library parses the request's `transaction_data` itself, the wallet
+//! presents the bank's SCA attestation (issued by `@sd-jwt/sd-jwt-vc` with
+//! the fixtures' issuer key) with the payment's claims in its Key Binding
+//! JWT, the hash computed as the library's `verifyTransactionData`
+//! computes it and confirmed by that function; the approval comes once
+//! the binding code is typed into the chat. Its refusal round alters one
+//! thing at a time (`--tamper`, a used `--jti`).
+//!
 //! Needs `node` and the installed modules: `npm ci --prefix tests/interop`
 //! (or `CHATGATE_TEST_OIDC_PROVIDER_DIR` naming a `node_modules` folder
 //! holding them). Missing, the tests skip, loudly; with `CI=true` they fail
@@ -482,14 +491,15 @@ const WALLET_PACKAGES: [&str; 4] = [
     "jose",
 ];
 
-/// What `tests/interop/wallet.mjs` did for the link `path` (`/w/{code}`):
-/// whether it exited 0, and its JSON line. It trusts exactly the
-/// certificate `trusted` (PEM) and its clock stands at the gateway's.
+/// What `tests/interop/wallet.mjs` did for the link `path` (`/w/{code}`),
+/// given `extra` arguments (`--jti`, `--tamper`): whether it exited 0,
+/// and its JSON line. It trusts exactly the certificate `trusted` (PEM)
+/// and its clock stands at the gateway's.
 async fn holder_library(
     app: &TestApp,
     (node, modules): (&str, &Path),
-    trusted: &str,
-    path: &str,
+    (trusted, path): (&str, &str),
+    extra: &[&str],
 ) -> (bool, Value) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = std::env::temp_dir().join(format!("chatgate-wallet-{}.pem", uuid::Uuid::now_v7()));
@@ -503,6 +513,7 @@ async fn holder_library(
         .arg("--trust")
         .arg(&root)
         .args(["--now", &app.now().unix_seconds().to_string()])
+        .args(extra)
         .env("WALLET_MODULES", modules)
         .kill_on_drop(true)
         .output();
@@ -538,14 +549,14 @@ async fn a_maintained_holder_library_presents_ada_s_credential() {
     // A wallet that trusts another certificate refuses the request
     // object: nothing is answered, the challenge stays open.
     let other = crate::wallet::access().chain_pem;
-    let (ok, did) = holder_library(&app, tools, &other, &link).await;
+    let (ok, did) = holder_library(&app, tools, (&other, &link), &[]).await;
     assert!(!ok, "{did}");
     assert!(
         did["error"].as_str().unwrap().contains("verif"),
         "the request object's signature: {did}"
     );
     assert_eq!(read(&app, &id, &cid, &app.keys.bot).await["state"], "open");
-    let (ok, did) = holder_library(&app, tools, &access.chain_pem, &link).await;
+    let (ok, did) = holder_library(&app, tools, (&access.chain_pem, &link), &[]).await;
     assert!(ok, "{did}");
     assert_eq!(did["response_uri"]["status"], 200, "{did}");
     let redirect = did["response_uri"]["body"]["redirect_uri"]
@@ -589,7 +600,7 @@ async fn a_maintained_holder_library_presents_ada_s_credential() {
     // Another expectation: the same credential does not match, the
     // challenge fails.
     let (cid, link) = start(&app, &id, json!({"family_name": "Babbage"})).await;
-    let (ok, did) = holder_library(&app, tools, &access.chain_pem, &link).await;
+    let (ok, did) = holder_library(&app, tools, (&access.chain_pem, &link), &[]).await;
     assert!(ok, "the gateway took the answer: {did}");
     let c = read(&app, &id, &cid, &app.keys.bot).await;
     assert_eq!(
@@ -618,7 +629,7 @@ async fn a_maintained_holder_library_answers_one_of_two_credentials() {
     let id = interaction(&app, "cust-ada").await;
     let body = json!({"method": "wallet", "credential": ["pid_mdoc", "pid"], "match": ada()});
     let (cid, link) = crate::wallet::started(&app, &id, body).await;
-    let (ok, did) = holder_library(&app, tools, &access.chain_pem, &link).await;
+    let (ok, did) = holder_library(&app, tools, (&access.chain_pem, &link), &[]).await;
     assert!(ok, "{did}");
     assert_eq!(did["credential_queries"], json!(["pid_mdoc", "pid"]));
     assert_eq!(
@@ -639,6 +650,7 @@ async fn a_maintained_holder_library_answers_one_of_two_credentials() {
         (w["credential"].as_str(), w["format"].as_str()),
         (Some("pid"), Some("dc+sd-jwt"))
     );
+    assert_eq!(w["credentials"], json!(["pid", "pid_mdoc"]), "{w}");
 }
 
 /// With `client_id_prefix = "x509_san_dns"` the library checks another
@@ -657,7 +669,7 @@ async fn a_maintained_holder_library_takes_the_verifier_named_by_its_host() {
     let tools = (tools.0.as_str(), tools.1.as_path());
     let id = interaction(&app, "cust-ada").await;
     let (cid, link) = start(&app, &id, ada()).await;
-    let (ok, did) = holder_library(&app, tools, &access.chain_pem, &link).await;
+    let (ok, did) = holder_library(&app, tools, (&access.chain_pem, &link), &[]).await;
     assert!(ok, "{did}");
     assert_eq!(did["client_id"], "x509_san_dns:gateway.test");
     let redirect = did["response_uri"]["body"]["redirect_uri"]
@@ -670,6 +682,168 @@ async fn a_maintained_holder_library_takes_the_verifier_named_by_its_host() {
         (v["status"].as_str(), v["method"].as_str()),
         (Some("authenticated"), Some("wallet"))
     );
+}
+
+/// The bank's SCA attestation as `tests/interop/wallet.mjs` holds it: the
+/// type it issues it under (`SCA_VCT` there), no claims, a payment only.
+const SCA: &str = "[[wallet.credentials]]\nid = \"sca\"\nformat = \"dc+sd-jwt\"\n\
+                   vct = [\"https://bank.acme.example/sca/1\"]\npurpose = \"sca\"\n";
+
+/// Starts a payment of `wallet_payments::payment()` in the wallet for a
+/// new interaction of `customer`: (interaction, challenge, link path).
+async fn payment_in_the_wallet(app: &TestApp, customer: &str) -> (String, String, String) {
+    let id = crate::wallet::interaction(app, customer).await;
+    let body = json!({"method": "wallet", "credential": "sca",
+                      "transaction": crate::wallet_payments::payment()});
+    let (cid, link) = crate::wallet::started(app, &id, body).await;
+    (id, cid, link)
+}
+
+/// A bank whose `[wallet]` has the `sca` credential, on the memory store,
+/// and `node` with the wallet's modules; None when skipped.
+async fn bank_and_wallet() -> Option<(TestApp, crate::wallet::Access, (String, PathBuf))> {
+    let tools = node_and_modules(&WALLET_PACKAGES)?;
+    let (app, access) = crate::wallet::spawn_wallet(Backend::Memory, SCA).await?;
+    Some((app, access, tools))
+}
+
+/// The base64url SHA-256 of the string `entry` itself, as the gateway
+/// expects it in `transaction_data_hashes`.
+fn hash_of(entry: &Value) -> Value {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(entry.as_str().expect("an entry").as_bytes());
+    json!([base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)])
+}
+
+/// The payment round (docs/wallet.md#a-payment-approved-in-the-wallet):
+/// the library parses the request's `transaction_data` itself, the wallet
+/// shows the payment it approves and presents the bank's SCA attestation
+/// with a Key Binding JWT whose `transaction_data_hashes` the library
+/// computed; the binding code typed into the chat gives the approval,
+/// whose token names the wallet and its authentication code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintained_holder_library_approves_a_payment_in_the_wallet() {
+    use crate::wallet::{code_at, read};
+    let Some((app, access, (node, modules))) = bank_and_wallet().await else {
+        return;
+    };
+    let tools = (node.as_str(), modules.as_path());
+    let (id, cid, link) = payment_in_the_wallet(&app, "cust-pay").await;
+    let jti = ["--jti", "psd2-interop-1"];
+    let (ok, did) = holder_library(&app, tools, (&access.chain_pem, &link), &jti).await;
+    assert!(ok, "{did}");
+    // What the library read of the request: the payment, for this
+    // challenge, to be approved by the sca credential.
+    let p = &did["payment"];
+    assert_eq!(p["type"], "urn:eudi:sca:payment:1", "{did}");
+    assert_eq!(p["credential_ids"], json!(["sca"]));
+    assert_eq!(p["transaction_id"], cid.as_str());
+    assert_eq!(p["amount"].as_f64(), Some(120.0));
+    assert_eq!(p["currency"], "EUR");
+    assert_eq!(
+        p["payee"],
+        json!({"name": "ACME Energy Ltd", "id": "DE89370400440532013000"})
+    );
+    assert_eq!(did["credential_query"], "sca");
+    assert_eq!(did["disclosed"], json!([]));
+    assert_eq!(
+        did["kb_payment"],
+        json!([
+            "amr",
+            "jti",
+            "response_mode",
+            "transaction_data_hashes",
+            "transaction_data_hashes_alg"
+        ])
+    );
+    // The library's hash is the one this test computes of the entry sent.
+    assert_eq!(
+        did["transaction_data_hashes"],
+        hash_of(&did["transaction_data"])
+    );
+
+    // Verified, not yet approved: the binding code, typed into the chat.
+    assert_eq!(app.get(&id).await["status"], "pending");
+    let c = read(&app, &id, &cid, &app.keys.bot).await;
+    assert_eq!(
+        (c["state"].as_str(), c["wallet"]["result"].as_str()),
+        (Some("open"), Some("verified")),
+        "{c}"
+    );
+    assert!(c["approval"].is_null(), "{c}");
+    let redirect = did["response_uri"]["body"]["redirect_uri"]
+        .as_str()
+        .unwrap();
+    let (code, _) = code_at(&app, redirect).await;
+    let res = app.verify_code(&id, &cid, &code).await;
+    assert_eq!(res.status(), 200);
+    let verified: Value = res.json().await.unwrap();
+    let token = verified["approval"]["token"].as_str().expect("a token");
+    let claims = crate::wallet_payments::jwt_claims(token);
+    assert_eq!(claims["amr"], json!(["wallet"]));
+    assert_eq!(claims["transaction"], crate::wallet_payments::payment());
+    assert_eq!(claims["sca"]["code"], "psd2-interop-1");
+    assert_eq!(
+        claims["sca"]["amr"],
+        json!([{"knowledge": "pin_6_or_more_digits"},
+               {"possession": "key_in_local_native_wscd"}])
+    );
+    assert_eq!(
+        claims["sca"]["issuer"],
+        crate::wallet::fixtures()["issuer_subject"]
+    );
+    let v = app.get(&id).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("authenticated"), Some("wallet"))
+    );
+}
+
+/// The refusal round: the same wallet with one thing altered (the amount
+/// in its own hash input, no `amr`, an authentication code already used)
+/// is answered 200 as every presentation is, and the challenge fails as
+/// `invalid_presentation`, counted as a wrong code; nothing approves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintained_holder_library_s_altered_payment_is_refused_and_counts() {
+    use crate::wallet::{failures, read};
+    let Some((app, access, (node, modules))) = bank_and_wallet().await else {
+        return;
+    };
+    let tools = (node.as_str(), modules.as_path());
+    // A payment approved with the code `psd2-used`: the code is claimed.
+    let (id, cid, link) = payment_in_the_wallet(&app, "cust-first").await;
+    let used = ["--jti", "psd2-used"];
+    let (ok, did) = holder_library(&app, tools, (&access.chain_pem, &link), &used).await;
+    assert!(ok, "{did}");
+    let c = read(&app, &id, &cid, &app.keys.bot).await;
+    assert_eq!(c["wallet"]["result"], "verified", "{c}");
+    let cases: [(&str, &[&str]); 3] = [
+        ("amount", &["--tamper", "amount", "--jti", "psd2-amount"]),
+        ("amr", &["--tamper", "amr", "--jti", "psd2-amr"]),
+        ("jti", &used),
+    ];
+    for (altered, extra) in cases {
+        let customer = format!("cust-altered-{altered}");
+        let (id, cid, link) = payment_in_the_wallet(&app, &customer).await;
+        let (ok, did) = holder_library(&app, tools, (&access.chain_pem, &link), extra).await;
+        assert!(ok, "the gateway took the answer: {altered}: {did}");
+        let signed = &did["transaction_data_hashes"];
+        assert_eq!(
+            signed == &hash_of(&did["transaction_data"]),
+            altered != "amount",
+            "{altered}: {did}"
+        );
+        let c = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(
+            (c["state"].as_str(), c["wallet"]["result"].as_str()),
+            (Some("failed"), Some("invalid_presentation")),
+            "{altered}: {c}"
+        );
+        assert!(c["approval"].is_null(), "{altered}: {c}");
+        assert_eq!(failures(&app, &customer).await, json!(1), "{altered}");
+        assert_ne!(app.get(&id).await["status"], "authenticated", "{altered}");
+    }
 }
 
 /// The official TypeScript SDK's client (`tests/interop/mcp.mjs`) drives

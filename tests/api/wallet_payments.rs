@@ -4,16 +4,20 @@
 //! with a transaction; the request carries its `transaction_data`; the
 //! holder's Key Binding JWT, signed here, carries the payment's hash, the
 //! response mode, two factor categories and a `jti`; the approval token
-//! names them once the binding code is typed into the chat.
+//! names them once the binding code is typed into the chat. By direct
+//! post and through the Digital Credentials API (the page's own request,
+//! `dc_api.jwt`).
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
+use p256::pkcs8::DecodePrivateKey as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::helpers::*;
 use crate::wallet::{
-    access, answer_with, code_at, failures, fetch_request, fixtures, interaction, read, respond,
-    signed_jws, signing_key, started, wallet_setup, Access,
+    access, answer_with, bound_on_page, code_at, failures, fetch_request, fixtures, interaction,
+    open, read, respond, respond_page, signed_jws, signing_key, started, verified_jwt,
+    wallet_setup, Access,
 };
 
 /// The bank's SCA attestation beside the PID: the fixtures' issuer
@@ -55,7 +59,7 @@ macro_rules! bank_test {
 }
 
 /// 120.00 EUR to ACME Energy Ltd, whose account the payment system knows.
-fn payment() -> Value {
+pub(crate) fn payment() -> Value {
     json!({"type": "payment", "amount": "120.00", "currency": "EUR",
            "payee": "ACME Energy Ltd", "payee_id": "DE89370400440532013000"})
 }
@@ -107,9 +111,29 @@ fn entry_of(asked: &Value) -> String {
     data[0].as_str().unwrap().to_string()
 }
 
+/// The request the link's page hands the Digital Credentials API (its
+/// `data-request`, signed by the access key for `dc_api.jwt`), as the
+/// browser's wallet gets it: its claims.
+async fn page_request(app: &TestApp, a: &Access, link: &str) -> Value {
+    let page = open(app, link).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let jwt = page
+        .body
+        .split("data-request=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the page's request");
+    let signing = p256::ecdsa::SigningKey::from_pkcs8_pem(&a.key_pem).unwrap();
+    let (header, claims) = verified_jwt(jwt, signing.verifying_key());
+    assert_eq!(header["typ"], "oauth-authz-req+jwt");
+    assert_eq!(claims["response_mode"], "dc_api.jwt");
+    assert_eq!(claims["expected_origins"], json!(["http://gateway.test"]));
+    claims
+}
+
 /// The claims of a JWT, unchecked (its signature is checked by
 /// `payments.rs`' payment system; here the clock stands in the past).
-fn jwt_claims(token: &str) -> Value {
+pub(crate) fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&B64URL.decode(payload).unwrap()).unwrap()
 }
@@ -140,11 +164,10 @@ bank_test!(
         );
         assert_eq!(p["currency"], "EUR");
         assert!(p["date_time"].as_str().unwrap().ends_with('Z'));
-        assert_eq!(
-            asked["dcql_query"]["credentials"][0]["claims"],
-            json!([]),
-            "an sca credential compares no claim"
-        );
+        // An sca credential compares no claim: its query has no `claims`
+        // (DCQL's is a non-empty array when present).
+        let query = &asked["dcql_query"]["credentials"][0];
+        assert!(query.get("claims").is_none(), "{query}");
 
         let presented = present_payment(&again, &ts12_claims(&data, "psd2-code-1"));
         let answered = respond(&app, &answer_with(&again, "sca", &presented, true)).await;
@@ -241,6 +264,66 @@ bank_test!(
         assert_eq!(answered.status(), 200);
         let read_back = read(&app, &id, &cid, &app.keys.bot).await;
         assert_eq!(read_back["wallet"]["result"], "invalid_presentation");
+    }
+);
+
+bank_test!(
+    a_payment_through_the_digital_credentials_api_is_approved_and_an_altered_one_refused,
+    |app: TestApp, a: Access| async move {
+        let id = interaction(&app, "cust-dc-pay").await;
+        let (cid, link) = start_payment(&app, &id).await;
+        let asked = page_request(&app, &a, &link).await;
+        let data = entry_of(&asked);
+        // The entry a wallet's request by direct post carries.
+        assert_eq!(entry_of(&fetch_request(&app, &a, &link).await), data);
+        // Key bound to the page's origin, in the page's response mode.
+        let mut to_page = asked.clone();
+        to_page["client_id"] = json!("origin:http://gateway.test");
+        let mut kb = ts12_claims(&data, "psd2-dc-1");
+        kb["response_mode"] = json!("dc_api.jwt");
+        let presented = present_payment(&to_page, &kb);
+        let jwe = answer_with(&asked, "sca", &presented, false);
+        let res = respond_page(&app, &link, &jwe).await;
+        bound_on_page(&app, res, &id, &cid).await;
+        let c = read(&app, &id, &cid, &app.keys.bot).await;
+        let token = c["approval"]["token"].as_str().expect("a token");
+        let claims = jwt_claims(token);
+        assert_eq!(claims["amr"], json!(["wallet"]));
+        assert_eq!(claims["sca"]["code"], "psd2-dc-1");
+        assert_eq!(c["approval"]["transaction_hash"], claims["txn"]);
+        assert_eq!(app.get(&id).await["method"], "wallet");
+
+        // The response mode of a direct post, and the hash of another
+        // amount: refused through the page, counted.
+        let text = String::from_utf8(B64URL.decode(&data).unwrap()).unwrap();
+        let more = text.replace(r#""amount":120.00"#, r#""amount":1120.00"#);
+        assert_ne!(more, text);
+        let more = B64URL.encode(Sha256::digest(B64URL.encode(more).as_bytes()));
+        let altered = [
+            json!({"response_mode": "direct_post.jwt"}),
+            json!({"transaction_data_hashes": [more]}),
+        ];
+        for (i, change) in altered.iter().enumerate() {
+            let customer = format!("cust-dc-alter-{i}");
+            let id = interaction(&app, &customer).await;
+            let (cid, link) = start_payment(&app, &id).await;
+            let asked = page_request(&app, &a, &link).await;
+            let mut to_page = asked.clone();
+            to_page["client_id"] = json!("origin:http://gateway.test");
+            let mut kb = ts12_claims(&entry_of(&asked), &format!("dc-code-{i}"));
+            kb["response_mode"] = json!("dc_api.jwt");
+            for (k, v) in change.as_object().unwrap() {
+                kb[k] = v.clone();
+            }
+            let jwe = answer_with(&asked, "sca", &present_payment(&to_page, &kb), false);
+            let res = respond_page(&app, &link, &jwe).await;
+            assert_eq!(res.status(), 200);
+            assert_eq!(res.json::<Value>().await.unwrap()["state"], "failed");
+            let c = read(&app, &id, &cid, &app.keys.bot).await;
+            assert_eq!(c["wallet"]["result"], "invalid_presentation", "{change}");
+            assert!(c["approval"].is_null(), "{change}");
+            assert_eq!(failures(&app, &customer).await, json!(1), "{change}");
+        }
     }
 );
 

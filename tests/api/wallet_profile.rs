@@ -71,6 +71,12 @@ profile_test!(
     |app: TestApp, a: Access| async move {
         let id = interaction(&app, "cust-two").await;
         let (cid, link) = start_asking(&app, &id, json!(["pid", "mdl"]), ada_both()).await;
+        // Before an answer the read names both, the first as `credential`.
+        let w = read(&app, &id, &cid, &app.keys.bot).await["wallet"].clone();
+        assert_eq!(
+            (&w["credential"], &w["format"], &w["credentials"]),
+            (&json!("pid"), &json!("dc+sd-jwt"), &json!(["pid", "mdl"]))
+        );
         let asked = fetch_request(&app, &a, &link).await;
         let dcql = &asked["dcql_query"];
         assert_eq!(
@@ -108,6 +114,11 @@ profile_test!(
             (&w["result"], &w["credential"], &w["format"]),
             (&json!("verified"), &json!("mdl"), &json!("mso_mdoc"))
         );
+        // The one presented first, the other still named; an agent's read
+        // says the same.
+        assert_eq!(w["credentials"], json!(["mdl", "pid"]));
+        let seen = read(&app, &id, &cid, &app.keys.agent).await["wallet"].clone();
+        assert_eq!(seen["credentials"], json!(["mdl", "pid"]));
         // Kept by the bank's names.
         assert_eq!(
             w["claims"],
@@ -123,8 +134,8 @@ profile_test!(
         bound(&app, res, &id, &cid).await;
         let w = read(&app, &id, &cid, &app.keys.bot).await["wallet"].clone();
         assert_eq!(
-            (&w["credential"], &w["format"]),
-            (&json!("pid"), &json!("dc+sd-jwt"))
+            (&w["credential"], &w["format"], &w["credentials"]),
+            (&json!("pid"), &json!("dc+sd-jwt"), &json!(["pid", "mdl"]))
         );
     }
 );

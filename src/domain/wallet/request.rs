@@ -152,8 +152,9 @@ fn dcql_query(credentials: &[Credential<'_>]) -> Value {
 }
 
 /// A DCQL credential query: the credential's id, format, meta, the asked
-/// claims' paths, and the authorities its issuer must come from, nothing
-/// else.
+/// claims' paths (no `claims` for a credential that compares none: DCQL's
+/// is a non-empty array when present), and the authorities its issuer
+/// must come from, nothing else.
 fn credential_query(c: &Credential<'_>) -> Value {
     let (meta, path): (Value, &dyn Fn(&&str) -> Value) = match c.format {
         Format::SdJwt => (json!({"vct_values": c.vct}), &|n| json!([n])),
@@ -161,10 +162,11 @@ fn credential_query(c: &Credential<'_>) -> Value {
             json!([c.namespace, n])
         }),
     };
-    let mut query = json!({
-        "id": c.id, "format": c.format.as_str(), "meta": meta,
-        "claims": c.claims.iter().map(|n| json!({"path": path(n)})).collect::<Vec<_>>(),
-    });
+    let mut query = json!({"id": c.id, "format": c.format.as_str(), "meta": meta});
+    if !c.claims.is_empty() {
+        let claims: Vec<Value> = c.claims.iter().map(|n| json!({"path": path(n)})).collect();
+        query["claims"] = json!(claims);
+    }
     if !c.authorities.is_empty() {
         query["trusted_authorities"] = json!([{"type": "aki", "values": c.authorities}]);
     }

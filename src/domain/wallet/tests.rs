@@ -670,6 +670,39 @@ mod request_object {
             json!([{"format": "registration_cert", "data": "eyJ0eXAiOiJyYy13cnArand0In0.e30.c2ln"}])
         );
     }
+
+    #[test]
+    fn a_credential_that_compares_no_claim_is_asked_without_claims_and_with_its_payment() {
+        let (signer, key) = (signer(), RequestKey::generate(&mut rand::rngs::OsRng));
+        let vct = vec!["https://bank.example/sca/1".to_string()];
+        let sca = [Credential {
+            id: "sca",
+            format: Format::SdJwt,
+            vct: &vct,
+            doctype: "",
+            namespace: "",
+            claims: Vec::new(),
+            authorities: &[],
+        }];
+        let mode = Mode::DirectPost {
+            response_uri: "https://chatgate.example/w/response",
+        };
+        let mut req = request(mode, &sca, &key);
+        req.transaction_data = Some("eyJ0eXBlIjoidXJuOmV1ZGk6c2NhOnBheW1lbnQ6MSJ9");
+        let c = Jws::split(&sign(&req, &signer)).unwrap().claims;
+        // DCQL's `claims` is a non-empty array when present.
+        assert_eq!(
+            c["dcql_query"],
+            json!({"credentials": [{
+                "id": "sca", "format": "dc+sd-jwt",
+                "meta": {"vct_values": ["https://bank.example/sca/1"]},
+            }]})
+        );
+        assert_eq!(
+            c["transaction_data"],
+            json!(["eyJ0eXBlIjoidXJuOmV1ZGk6c2NhOnBheW1lbnQ6MSJ9"])
+        );
+    }
 }
 
 mod disclosing {
