@@ -746,13 +746,6 @@ impl InteractionRecord {
         Some((past.ended.as_ref()?, past.state()))
     }
 
-    /// Whether challenge `id` succeeded (as far as it is remembered).
-    pub fn succeeded(&self, id: Uuid) -> bool {
-        self.past_challenges
-            .iter()
-            .any(|p| p.id == id && p.outcome == PastOutcome::Succeeded)
-    }
-
     /// Challenge `id`, open or remembered, to change how far its message
     /// got (receipts keep moving it after the challenge ended), with its
     /// state at `now`.

@@ -35,17 +35,14 @@ pub enum Ending {
     Gone,
 }
 
-/// Whether `cid` is `rec`'s open network challenge at `now`: a `network`
-/// challenge, or a ladder still at its network step.
-pub fn is_open_network(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> bool {
+/// Whether `cid` is `rec`'s open network challenge at `now` and the
+/// operator's answer is what it waits for: a `network` challenge, or a
+/// ladder still at its network step, and no verified answer waiting for
+/// its code (the link is used). What [`conclude`] applies an answer to;
+/// the network link's page opens on the same rule (its state `Open`).
+fn is_open_network(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> bool {
     rec.open_challenge(now)
-        .is_some_and(|c| c.id == cid && awaits_operator(c))
-}
-
-/// Whether the operator's answer is what `c` waits for: not once a
-/// verified answer waits for its code (the link is used).
-fn awaits_operator(c: &Challenge) -> bool {
-    asks_the_operator(c) && !c.awaits_code()
+        .is_some_and(|c| c.id == cid && asks_the_operator(c) && !c.awaits_code())
 }
 
 /// Whether `c` asks the mobile operator: a network challenge, or a
@@ -53,16 +50,6 @@ fn awaits_operator(c: &Challenge) -> bool {
 /// link's kind opens on it (`links::kinds::Network`).
 pub fn asks_the_operator(c: &Challenge) -> bool {
     c.method == ChallengeMethod::Network || c.ladder.as_ref().is_some_and(|l| l.at_network_step())
-}
-
-/// Whether network challenge `cid` of `rec` was answered by its link at
-/// `now`: it succeeded, or a verified answer waits for its code.
-pub fn link_used(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> bool {
-    let succeeded = rec.succeeded(cid);
-    let awaiting = rec
-        .open_challenge(now)
-        .is_some_and(|c| c.id == cid && c.awaits_code());
-    succeeded || awaiting
 }
 
 /// How a verified answer proves the person in the conversation

@@ -17,6 +17,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::Op;
+
 /// The most entries held (both generations together).
 pub(super) const MAX_ENTRIES: usize = 100_000;
 
@@ -66,6 +68,20 @@ impl Companions {
         }
         maps.old.remove(record);
         self.insert(&mut maps, record.to_owned(), companion.to_owned());
+    }
+
+    /// After a commit, the companions its records name, so that the first
+    /// [`Store::get_with_companion`](crate::store::Store::get_with_companion)
+    /// of a record written here is one round trip too.
+    pub(crate) fn remember_written(&self, ops: &[Op]) {
+        for op in ops {
+            if let Op::Put { key, companion, .. } = op {
+                match companion {
+                    Some(named) => self.remember(key, named),
+                    None => self.forget(key),
+                }
+            }
+        }
     }
 
     /// Forgets `record` (it names no companion, or is gone).

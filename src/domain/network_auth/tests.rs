@@ -312,8 +312,12 @@ fn a_verified_answer_elsewhere_waits_for_the_code_typed_into_the_chat() {
     assert_eq!(c.expires_at, t(5).plus(s.otp.ttl.get()));
     assert_eq!(c.max_attempts, s.otp.max_attempts);
     assert_eq!(c.network.unwrap().result, NetworkResult::Verified);
-    // The link is used: another answer changes nothing.
-    assert!(!is_open_network(&r, cid, t(6)) && link_used(&r, cid, t(6)));
+    // The link is used: its challenge, still the operator's to ask, waits
+    // for the code typed into the chat (the link's state `Answered`), so
+    // the operator's answer is no longer awaited; another changes nothing.
+    let c = r.open_challenge(t(6)).unwrap();
+    assert!(c.id == cid && asks_the_operator(c) && c.awaits_code());
+    assert!(!is_open_network(&r, cid, t(6)));
     let again = conclude(
         &mut r,
         &mut subject,

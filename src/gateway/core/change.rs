@@ -282,6 +282,43 @@ pub(in crate::gateway) async fn once<T>(
     })
 }
 
+/// What one round of [`until!`] found: done, with its answer, or that
+/// what it read moved meanwhile, so it is to be made again.
+pub(in crate::gateway) enum Round<T> {
+    Done(T),
+    Again,
+}
+
+/// Changes made in rounds until they settle: `change::until!(rounds, |n|
+/// { round })` makes `round` (a block of the use case: its reads and its
+/// changes, each through a door that retries its own conflicts) again
+/// while it answers [`Round::Again`] — a change whose keys depend on what
+/// a first read found (a team's tenant, an index's parts), claims taken
+/// over before a claim is tried again, teams built again while what they
+/// were built against moved — at most `rounds` times, `n` its number
+/// (from 0). Answers `Some` of the first [`Round::Done`], `None` when the
+/// last round still answered `Again`: what that means (an error, or what
+/// was done so far) is the caller's. A `?` in `round` is the use case's
+/// own, as in any block. The one loop of rounds around the doors
+/// (`tools/door_rules.py` counts any other in the families); a macro, not
+/// a function over an async closure, because such a closure's future,
+/// which borrows what the round keeps across rounds, is not yet proven
+/// `Send` where the use cases run (a spawned worker, an `async_trait`
+/// method): docs/decisions/0527-rounds-of-changes-are-one-door.md.
+macro_rules! until {
+    ($rounds:expr, |$n:pat_param| $round:block) => {{
+        let mut done = ::std::option::Option::None;
+        for $n in 0..$rounds {
+            if let $crate::gateway::change::Round::Done(value) = $round {
+                done = ::std::option::Option::Some(value);
+                break;
+            }
+        }
+        done
+    }};
+}
+pub(in crate::gateway) use until;
+
 /// Writes `drafts` (made by `make` on each try) to `team`'s trail, on
 /// their own: [`Core::change`] of nothing else. Answers the entries
 /// written.

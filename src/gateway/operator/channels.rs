@@ -21,7 +21,7 @@ use crate::config::{
 use crate::domain::audit::{Acting, Actor};
 use crate::domain::secrets_cipher::Salts;
 use crate::error::{Error, Result};
-use crate::gateway::change::{self, Change};
+use crate::gateway::change::{self, Change, Round};
 use crate::gateway::records::{
     ApiTeamsGeneration, ChannelUses, Loaded, PendingWrite, StoredApiChannel, StoredApiChannels,
     StoredApiTeam,
@@ -369,31 +369,33 @@ const REBUILDS: usize = 3;
 /// name) is logged and left to a later look, its mark kept.
 async fn rebuild(core: &Core, config: &Config, teams: &[Rebuilt<'_>], now: Timestamp) -> u64 {
     let mut generation = 0;
-    for _ in 0..REBUILDS {
-        let stored = match kept::stored::<Channels>(core, config).await {
-            Ok(stored) => stored,
-            Err(e) => return not_rebuilt(generation, e),
-        };
-        let refused = |t: &Arc<Team>| stored.refused.iter().any(|n| t.uses_channel(n));
-        for (id, token, acting) in teams {
-            if config.teams.get(*id).is_some_and(refused) {
-                tracing::warn!(team = %id, "a team lists an API channel this instance does not put in force; another instance builds it");
-                continue;
-            }
-            match teams::rebuild_team(core, &stored.config, id, *token, acting, now).await {
-                Ok(rebuilt) => generation = generation.max(rebuilt.unwrap_or_default()),
-                Err(e) => {
-                    tracing::warn!(team = %id, error = %e, "a team that lists a channel written was not built again; its mark has a later look do it")
+    let rounds = async {
+        let rebuilt = change::until!(REBUILDS, |_| {
+            let stored = kept::stored::<Channels>(core, config).await?;
+            let refused = |t: &Arc<Team>| stored.refused.iter().any(|n| t.uses_channel(n));
+            for (id, token, acting) in teams {
+                if config.teams.get(*id).is_some_and(refused) {
+                    tracing::warn!(team = %id, "a team lists an API channel this instance does not put in force; another instance builds it");
+                    continue;
+                }
+                match teams::rebuild_team(core, &stored.config, id, *token, acting, now).await {
+                    Ok(rebuilt) => generation = generation.max(rebuilt.unwrap_or_default()),
+                    Err(e) => {
+                        tracing::warn!(team = %id, error = %e, "a team that lists a channel written was not built again; its mark has a later look do it")
+                    }
                 }
             }
-        }
-        match kept::digests::<Channels>(core).await {
-            Ok(digests) if digests == stored.digests => break,
-            Ok(_) => {}
-            Err(e) => return not_rebuilt(generation, e),
-        }
+            match kept::digests::<Channels>(core).await? == stored.digests {
+                true => Round::Done(()),
+                false => Round::Again,
+            }
+        });
+        Ok::<_, Error>(rebuilt)
+    };
+    match rounds.await {
+        Ok(_) => generation,
+        Err(e) => not_rebuilt(generation, e),
     }
-    generation
 }
 
 /// `generation`, once the store failed before the teams were all built

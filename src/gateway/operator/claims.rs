@@ -16,7 +16,7 @@ use super::forms::stored_forms;
 use super::index::STOPPED_AFTER;
 use crate::domain::secrets::ApiKeyHash;
 use crate::error::{Error, Result};
-use crate::gateway::change::{self, Change};
+use crate::gateway::change::{self, Change, Round};
 use crate::gateway::records::{ApiKeyClaim, ApiTeamsGeneration, Loaded, StoredApiForm};
 use crate::gateway::work::Step;
 use crate::gateway::Core;
@@ -124,22 +124,23 @@ async fn taken(
     let read: Vec<String> = digests.iter().map(|d| keys::api_key_claim(d)).collect();
     let mut over = BTreeMap::new();
     let mut last = String::new();
-    for _ in 0..TRIES {
+    let settled = change::until!(TRIES, |_| {
         let claimed = core.change(change::NO_TEAM, &read, now, |c| {
             claim_in(c, team, digests, &over, dry_run, now)
         });
         match claimed.await? {
-            Claimed::Made(made) => return Ok(Ok(made)),
+            Claimed::Made(made) => Round::Done(Ok(made)),
             Claimed::Held(held) => match left_behind(core, held, now).await? {
                 Ok(taken_over) => {
                     last = taken_over.keys().next().cloned().unwrap_or_default();
                     over.extend(taken_over);
+                    Round::Again
                 }
-                Err(digest) => return Ok(Err(digest)),
+                Err(digest) => Round::Done(Err(digest)),
             },
         }
-    }
-    Ok(Err(last))
+    });
+    Ok(settled.unwrap_or(Err(last)))
 }
 
 /// [`take`] in `c`, which read the claims of `digests`: each absent, or

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::forms::stored_forms;
 use crate::domain::audit::Actor;
 use crate::error::Result;
-use crate::gateway::change::{self, Change};
+use crate::gateway::change::{self, Change, Round};
 use crate::gateway::records::{
     ApiTeamsGeneration, ApiTeamsIndex, Loaded, PendingWrite, StoredApiTeam, StoredApiTeams,
 };
@@ -215,25 +215,27 @@ const MOVE_TRIES: usize = 5;
 /// store without it has nothing to move.
 pub async fn keep_in_parts(core: &Core, now: Timestamp) -> Result<()> {
     let ix = keys::api_teams();
-    for _ in 0..MOVE_TRIES {
+    let moved = change::until!(MOVE_TRIES, |_| {
         let raw = core.get(std::slice::from_ref(&ix)).await?.pop().flatten();
-        let whole = match Loaded::<ApiTeamsIndex>::parse(ix.clone(), raw)?.value {
-            Some(ApiTeamsIndex::InParts { .. }) => return Ok(()),
-            Some(ApiTeamsIndex::Whole(whole)) => whole.teams,
+        match Loaded::<ApiTeamsIndex>::parse(ix.clone(), raw)?.value {
+            Some(ApiTeamsIndex::InParts { .. }) => Round::Done(()),
+            Some(ApiTeamsIndex::Whole(whole)) => {
+                let parts: BTreeSet<u16> = whole.teams.keys().map(|id| part_of(id)).collect();
+                let mut read = vec![ix.clone(), keys::api_teams_generation()];
+                read.extend(parts.iter().map(|p| keys::api_teams_part(*p)));
+                let moved_in = core.change(change::NO_TEAM, &read, now, |c| move_in(c, &parts));
+                match moved_in.await? {
+                    true => Round::Done(()),
+                    false => Round::Again,
+                }
+            }
             // A new store: nothing to move.
-            None => return Ok(()),
-        };
-        let parts: BTreeSet<u16> = whole.keys().map(|id| part_of(id)).collect();
-        let mut read = vec![ix.clone(), keys::api_teams_generation()];
-        read.extend(parts.iter().map(|p| keys::api_teams_part(*p)));
-        let moved_in = core.change(change::NO_TEAM, &read, now, |c| move_in(c, &parts));
-        if moved_in.await? {
-            return Ok(());
+            None => Round::Done(()),
         }
-    }
-    Err(crate::error::Error::internal(
-        "the index of the API teams moved while it was put in parts",
-    ))
+    });
+    moved.ok_or_else(|| {
+        crate::error::Error::internal("the index of the API teams moved while it was put in parts")
+    })
 }
 
 /// [`keep_in_parts`] in `c`, which read `{~teams}:ix`, the generation and

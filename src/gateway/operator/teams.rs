@@ -19,7 +19,7 @@ use crate::domain::audit::Acting;
 use crate::domain::secrets_cipher::Salts;
 use crate::error::{Error, Result};
 use crate::gateway::audit::{record_api_write, recorded_keys};
-use crate::gateway::change::Change;
+use crate::gateway::change::{self, Change, Round};
 use crate::gateway::records::{DeletedTeam, Loaded, StoredApiTeam};
 use crate::gateway::work::Step;
 use crate::gateway::Core;
@@ -333,19 +333,19 @@ async fn edited<T>(
     now: Timestamp,
     mut edit: impl FnMut(&Config, &Value) -> Result<Edited<T>>,
 ) -> Result<(T, ToIndex)> {
-    for n in 0..TENANT_TRIES {
-        let Some(tenant) = Tenant::held_at(core, id, n).await? else {
-            continue;
-        };
-        let read = tenant.read(id);
-        let edited = core.change(&tenant.keyspace, &read, now, |c| {
-            edit_in(c, config, id, &tenant, purpose, acting, now, &mut edit)
-        });
-        if let Some(done) = edited.await? {
-            return Ok(done);
+    let edited = change::until!(TENANT_TRIES, |n| {
+        match Tenant::held_at(core, id, n).await? {
+            Some(tenant) => {
+                let read = tenant.read(id);
+                let edited = core.change(&tenant.keyspace, &read, now, |c| {
+                    edit_in(c, config, id, &tenant, purpose, acting, now, &mut edit)
+                });
+                edited.await?.map_or(Round::Again, Round::Done)
+            }
+            None => Round::Again,
         }
-    }
-    Err(tenant_moved())
+    });
+    edited.ok_or_else(tenant_moved)
 }
 
 /// [`edited`] in a change of `tenant`, which read [`Tenant::read`]:
@@ -462,15 +462,14 @@ async fn written(
     now: Timestamp,
 ) -> Result<Written> {
     let config = std::sync::Arc::clone(core.config());
-    for n in 0..TENANT_TRIES {
+    let written = change::until!(TENANT_TRIES, |n| {
         let tenant = Tenant::at(core, w.id, n).await?;
         let read = tenant.read(w.id);
         let decide = |c: &mut Change| decide_write(c, &config, w, &tenant, held, now);
-        if let Some(written) = core.change(&tenant.keyspace, &read, now, decide).await? {
-            return Ok(written);
-        }
-    }
-    Err(tenant_moved())
+        let written = core.change(&tenant.keyspace, &read, now, decide).await?;
+        written.map_or(Round::Again, Round::Done)
+    });
+    written.ok_or_else(tenant_moved)
 }
 
 /// What a write leaves the index to do.
@@ -541,25 +540,26 @@ pub async fn delete_team(
 ) -> Result<u64> {
     let (mut held, mut listed) = (BTreeSet::new(), Default::default());
     let delete = async {
-        for n in 0..TENANT_TRIES {
-            let Some(tenant) = Tenant::held_at(core, id, n).await? else {
-                continue;
-            };
-            let mut read = tenant.read(id);
-            read.push(keys::deleted_team(id));
-            let deleted = core.change(&tenant.keyspace, &read, now, |c| {
-                let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
-                held = claimed_keys(&stored);
-                if let Some(StoredApiTeam::V1 { body, .. }) = &stored.value {
-                    listed = api_channels_named(core, body);
+        let deleted = change::until!(TENANT_TRIES, |n| {
+            match Tenant::held_at(core, id, n).await? {
+                Some(tenant) => {
+                    let mut read = tenant.read(id);
+                    read.push(keys::deleted_team(id));
+                    let deleted = core.change(&tenant.keyspace, &read, now, |c| {
+                        let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
+                        held = claimed_keys(&stored);
+                        if let Some(StoredApiTeam::V1 { body, .. }) = &stored.value {
+                            listed = api_channels_named(core, body);
+                        }
+                        delete_in(c, core.config(), id, &tenant, conditions, acting, now)
+                    });
+                    deleted.await?.map_or(Round::Again, Round::Done)
                 }
-                delete_in(c, core.config(), id, &tenant, conditions, acting, now)
-            });
-            if deleted.await?.is_some() {
-                return Ok(((), ToIndex::Gone));
+                None => Round::Again,
             }
-        }
-        Err(tenant_moved())
+        });
+        deleted.ok_or_else(tenant_moved)?;
+        Ok(((), ToIndex::Gone))
     };
     let ((), generation) = marked(core, id, now, delete).await?;
     claims::release(core, id, &held, now).await;

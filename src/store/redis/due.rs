@@ -22,7 +22,8 @@ use ::redis::{cmd, Script, Value};
 
 use super::cluster::slot_of;
 use super::note_journal::{NoteJournal, Teams};
-use super::{conn, entries, unexpected, RedisStore, KEEPER_SCORE};
+use super::wire::{text, unexpected};
+use super::{conn, RedisStore};
 use crate::store::{keys, DueTaken, Op, StoreError};
 
 pub(super) const DUE_CLAIM_LUA: &str = include_str!("due_claim.lua");
@@ -200,6 +201,14 @@ fn notes_of<'a>(queued: impl IntoIterator<Item = (&'a str, i64)>) -> Vec<(&'stat
     notes
 }
 
+/// The queues a commit's ops add to, with each add's time.
+pub(super) fn queued(ops: &[Op]) -> impl Iterator<Item = (&str, i64)> {
+    ops.iter().filter_map(|op| match op {
+        Op::QueueAdd { key, score, .. } => Some((key.as_str(), *score)),
+        _ => None,
+    })
+}
+
 impl RedisStore {
     /// Notes the teams whose drained queue `queued` adds to or moves in
     /// (queue, time), apart from the write, at `moment`: a Cluster's commit
@@ -280,7 +289,10 @@ impl RedisStore {
                 return Some(tags.clone());
             }
         }
-        let tag = |n: u32| self.key(&keys::due_index_on(keys::DUE_INDEX_DUEQ, n));
+        let tag = |n: u32| {
+            self.prefix
+                .key(&keys::due_index_on(keys::DUE_INDEX_DUEQ, n))
+        };
         let (version, tags) = router.per_slot(tag);
         let tags = Arc::new(tags);
         *locked(&self.due.tags) = Some((version, tags.clone()));
@@ -295,7 +307,7 @@ impl RedisStore {
         for (index, teams) in notes {
             for (team, at) in teams {
                 let copy = copy_for(tags.as_deref().map(Vec::as_slice), index, &team, |k| {
-                    self.key(k)
+                    self.prefix.key(k)
                 });
                 match placed.iter_mut().find(|(c, _)| *c == copy) {
                     Some((_, teams)) => teams.push((team, at)),
@@ -326,7 +338,7 @@ impl RedisStore {
         started: std::time::Instant,
     ) -> Vec<&'static str> {
         let mut renewing = Vec::new();
-        for (index, teams) in notes_of(Self::queued(ops)) {
+        for (index, teams) in notes_of(queued(ops)) {
             let renew = self
                 .renewals
                 .due(index, started, super::renewals::BY_PERIOD);
@@ -334,7 +346,7 @@ impl RedisStore {
                 renewing.push(index);
             }
             for (team, at) in teams {
-                call.key(self.key(index))
+                call.key(self.prefix.key(index))
                     .arg("N")
                     .arg(INDEX_TTL_MS)
                     .arg(if renew { "1" } else { "0" })
@@ -343,14 +355,6 @@ impl RedisStore {
             }
         }
         renewing
-    }
-
-    /// The queues a commit's ops add to, with each add's time.
-    pub(super) fn queued(ops: &[Op]) -> impl Iterator<Item = (&str, i64)> {
-        ops.iter().filter_map(|op| match op {
-            Op::QueueAdd { key, score, .. } => Some((key.as_str(), *score)),
-            _ => None,
-        })
     }
 
     /// Notes `teams` in `index` (a rescan's repair), each in its copy on a
@@ -371,7 +375,7 @@ impl RedisStore {
             return Ok(());
         }
         let mut call = self.due.note.prepare_invoke();
-        call.key(self.key(index)).arg(INDEX_TTL_MS);
+        call.key(self.prefix.key(index)).arg(INDEX_TTL_MS);
         for (team, at) in teams {
             call.arg(*at).arg(team);
         }
@@ -460,8 +464,8 @@ impl RedisStore {
         let placed = locked(&self.due.known).get(copy).map(|k| k.placed);
         let mut exists = cmd("EXISTS");
         exists
-            .arg(self.key(copy))
-            .arg(self.key(&keys::due_index_held(copy)));
+            .arg(self.prefix.key(copy))
+            .arg(self.prefix.key(&keys::due_index_held(copy)));
         let empty = matches!(
             self.conn.query("due_teams_claim", &exists).await,
             Ok(Value::Int(0))
@@ -492,18 +496,18 @@ impl RedisStore {
     ) -> Result<Vec<String>, StoreError> {
         self.land_owed(index).await?;
         let mut call = self.due.claim.prepare_invoke();
-        call.key(self.key(index))
-            .key(self.key(&keys::due_index_held(index)))
+        call.key(self.prefix.key(index))
+            .key(self.prefix.key(&keys::due_index_held(index)))
             .arg(now)
             .arg(limit)
             .arg(hold_until)
             .arg(INDEX_TTL_MS)
-            .arg(self.answer_by(wait));
+            .arg(self.clock.answer_by(wait));
         match self.conn.invoke("due_teams_claim", &call).await? {
             Value::Array(teams) => teams
                 .iter()
                 .map(|t| {
-                    super::text(t)
+                    text(t)
                         .map(str::to_owned)
                         .ok_or_else(|| unexpected("due_teams_claim"))
                 })
@@ -527,42 +531,18 @@ impl RedisStore {
             None => {
                 let tags = self.tags().await;
                 copy_for(tags.as_deref().map(Vec::as_slice), index, team, |k| {
-                    self.key(k)
+                    self.prefix.key(k)
                 })
             }
         };
         let mut call = self.due.release.prepare_invoke();
-        call.key(self.key(&copy))
-            .key(self.key(&keys::due_index_held(&copy)))
+        call.key(self.prefix.key(&copy))
+            .key(self.prefix.key(&keys::due_index_held(&copy)))
             .arg(team)
             .arg(held_until)
             .arg(next.map_or_else(String::new, |at| at.to_string()))
             .arg(INDEX_TTL_MS);
         self.conn.invoke("due_teams_release", &call).await.map(drop)
-    }
-
-    /// One `ZRANGEBYSCORE … LIMIT 0 1` per queue, below the keeper, sent
-    /// together (the connection pipelines them).
-    pub(super) async fn first_of_queues(
-        &self,
-        queues: &[String],
-    ) -> Result<Vec<Option<i64>>, StoreError> {
-        let reads = queues.iter().map(|queue| {
-            let mut range = cmd("ZRANGEBYSCORE");
-            range
-                .arg(self.key(queue))
-                .arg("-inf")
-                .arg(format!("({KEEPER_SCORE}"))
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(1);
-            async move {
-                let reply = self.conn.query("queues_first", &range).await?;
-                Ok::<_, StoreError>(entries("queues_first", reply)?.first().map(|e| e.score))
-            }
-        });
-        futures::future::try_join_all(reads).await
     }
 }
 
