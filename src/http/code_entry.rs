@@ -5,21 +5,25 @@
 //! code. The form token is tied to the browser by a cookie of its own
 //! (`Path=/c/`, `HttpOnly`, `SameSite=Strict`), good until the challenge
 //! ends.
+use std::collections::BTreeMap;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use utoipa::openapi::RefOr;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Now, PathParam};
+use super::extract::Now;
+use super::pages::answers;
 use super::pages::{
-    self, browser_secret, cookie_value, form_token, no_store, set_cookie, strict_cookie, Said,
+    self, browser_secret, cookie_value, form_token, no_store, set_cookie, strict_cookie, LinkCode,
+    Said,
 };
 use super::AppState;
 use crate::domain::browser::CODE_ENTRY_BROWSER_COOKIE as BROWSER_COOKIE;
 use crate::domain::settings::{TextKey, PAGE_CODE_ENTRY, PAGE_PIN_ENTRY};
-use crate::error::Error;
 use crate::gateway::code_entry::{Ended, EntryAnswer, EntryForm};
 use crate::gateway::Speaks;
 
@@ -31,6 +35,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The cookie path of the page's browser cookie.
 const COOKIE_PATH: &str = "/c/";
+
+/// 410 of the link and its form: a page.
+struct LinkEnded;
+
+impl utoipa::IntoResponses for LinkEnded {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        let ended = answers::page("the right code was typed already (`page_link_used`), the binding code was typed into the chat (`page_code_done`), or the challenge expired, was replaced or failed (`page_code_ended`)");
+        BTreeMap::from([("410".to_string(), ended)])
+    }
+}
 
 /// A page-entry challenge's link: 200, the form where the customer types
 /// the code they received (or their session PIN).
@@ -49,21 +63,19 @@ const COOKIE_PATH: &str = "/c/";
         (status = 200, description = "the form (`page_code_entry`): one field, its form token tied to this browser by a cookie",
          content_type = "text/html", body = String,
          headers(("Set-Cookie" = String, description = "the browser cookie of the form token: HttpOnly, SameSite=Strict, Path=/c/"))),
-        (status = 404, description = "a code that was never issued (`page_link_unknown`)", content_type = "text/html", body = String),
-        (status = 410, description = "the right code was typed already (`page_link_used`), the binding code was typed into the chat (`page_code_done`), or the challenge expired, was replaced or failed (`page_code_ended`)", content_type = "text/html", body = String),
-        (status = 503, description = "the link cannot be checked now (`page_try_again`)", content_type = "text/html", body = String)))]
+        pages::LinkUnknown,
+        LinkEnded,
+        pages::LinkUnchecked))]
 async fn code_page(
     State(st): State<AppState>,
     Now(now): Now,
-    code: std::result::Result<PathParam<String>, Error>,
+    LinkCode(code): LinkCode,
     headers: HeaderMap,
 ) -> Response {
     let browser = browser_secret(&headers, BROWSER_COOKIE);
     let answer = match code {
-        Ok(PathParam(code)) if code.len() <= 128 => {
-            crate::gateway::code_entry::open_entry(&st.gateway, &code, &browser, now).await
-        }
-        _ => Err(Error::NotFound("no such link")),
+        Ok(code) => crate::gateway::code_entry::open_entry(&st.gateway, &code, &browser, now).await,
+        Err(e) => Err(e),
     };
     let mut res = answered(&st, answer, &headers);
     if let Some(left) = res.extensions().get::<FormShown>().map(|f| f.0) {
@@ -93,34 +105,28 @@ async fn code_page(
     responses(
         (status = 200, description = "`page_code_bind` with the binding code to type into the chat (right), the form with `page_code_wrong` (wrong), or `page_code_ended` (no tries left)", content_type = "text/html", body = String),
         (status = 403, description = "no form token of this browser's page: nothing counted (`page_sign_in_failed`)", content_type = "text/html", body = String),
-        (status = 404, description = "a code that was never issued (`page_link_unknown`)", content_type = "text/html", body = String),
-        (status = 410, description = "the right code was typed already (`page_link_used`), the binding code was typed into the chat (`page_code_done`), or the challenge expired, was replaced or failed (`page_code_ended`)", content_type = "text/html", body = String),
+        pages::LinkUnknown,
+        LinkEnded,
         (status = 413, description = "`payload_too_large`: a body over the limit", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 429, description = "more than 10 POSTs to this link within a minute: nothing counted (`page_try_again`)", content_type = "text/html", body = String),
         (status = 503, description = "the store cannot be reached (`page_try_again`)", content_type = "text/html", body = String)))]
 async fn code_typed(
     State(st): State<AppState>,
     Now(now): Now,
-    code: std::result::Result<PathParam<String>, Error>,
+    LinkCode(code): LinkCode,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let browser = cookie_value(&headers, BROWSER_COOKIE);
     let token = form_token(&body);
     let typed = page::typed_code(&body);
+    let given = (browser.as_deref(), token.as_deref());
     let answer = match code {
-        Ok(PathParam(code)) if code.len() <= 128 => {
-            let given = (browser.as_deref(), token.as_deref());
-            let posted = crate::gateway::code_entry::post_entry(
-                &st.gateway,
-                &code,
-                given,
-                typed.as_deref(),
-                now,
-            );
-            posted.await
+        Ok(code) => {
+            let entry = crate::gateway::code_entry::post_entry;
+            entry(&st.gateway, &code, given, typed.as_deref(), now).await
         }
-        _ => Err(Error::NotFound("no such link")),
+        Err(e) => Err(e),
     };
     answered(&st, answer, &headers)
 }

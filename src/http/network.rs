@@ -10,17 +10,21 @@
 //! check has its own cookie, named after its state (a provider's landing:
 //! one cookie of a fixed name, `chatgate_landing`); all under `Path=/n/`,
 //! and only the answer that uses a state up clears that state's cookie.
+use std::collections::BTreeMap;
+
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use utoipa::openapi::RefOr;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Now, PathParam};
+use super::extract::Now;
+use super::pages::answers;
 use super::pages::{
     self, browser_secret, cookie_value, gone_key, no_store, provider_answer, set_cookie,
-    state_cookie, Said,
+    state_cookie, LinkCode, Said,
 };
 use super::team_gate::Full;
 use super::AppState;
@@ -46,6 +50,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// browser cookie.
 const COOKIE_PATH: &str = "/n/";
 
+/// 404 and 410 of the link and its button, problem+json or a page.
+struct LinkGone;
+
+impl utoipa::IntoResponses for LinkGone {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        BTreeMap::from([
+            ("404".to_string(), answers::problem_or_page("`not_found`: a code that was never issued (a page when `text/html` is accepted)")),
+            ("410".to_string(), answers::problem_or_page("`token_expired`: the challenge was used, expired, replaced or failed (a page when `text/html` is accepted)")),
+        ])
+    }
+}
+
 /// A network challenge's link: 200, the page asking the customer to
 /// confirm that they are chatting with the team right now.
 ///
@@ -61,26 +77,22 @@ const COOKIE_PATH: &str = "/n/";
         (status = 200, description = "the confirm page (`page_network_confirm`): one button, its form token tied to this browser by a cookie",
          content_type = "text/html", body = String,
          headers(("Set-Cookie" = String, description = "the browser cookie of the form token: HttpOnly, SameSite=Lax, Path=/n/"))),
-        (status = 404, description = "`not_found`: a code that was never issued (a page when `text/html` is accepted)",
-         content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
-        (status = 410, description = "`token_expired`: the challenge was used, expired, replaced or failed (a page when `text/html` is accepted)",
-         content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
+        LinkGone,
         (status = 503, description = "`store_unavailable`: the link cannot be checked now (a page when `text/html` is accepted)",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html")))))]
 async fn network_link(
     State(st): State<AppState>,
     Now(now): Now,
-    code: std::result::Result<PathParam<String>, Error>,
+    LinkCode(code): LinkCode,
     headers: HeaderMap,
 ) -> Response {
     let browser = browser_secret(&headers, BROWSER_COOKIE);
     let target = match code {
-        Ok(PathParam(code)) if code.len() <= 128 => {
-            let opened =
-                crate::gateway::network::open_network_link(&st.gateway, &code, &browser, now);
-            opened.await
+        Ok(code) => {
+            let open = crate::gateway::network::open_network_link;
+            open(&st.gateway, &code, &browser, now).await
         }
-        _ => Err(Error::NotFound("no such link")),
+        Err(e) => Err(e),
     };
     let config = st.gateway.config();
     match target {
@@ -127,10 +139,7 @@ async fn network_link(
                  ("Set-Cookie" = String, description = "the state's cookie, HttpOnly, SameSite=Lax, Path=/n/ (Vonage: `chatgate_landing`, one of a fixed name)"))),
         (status = 403, description = "`forbidden`: no form token of this browser's page; nothing changes (a page when `text/html` is accepted)",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
-        (status = 404, description = "`not_found`: a code that was never issued (a page when `text/html` is accepted)",
-         content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
-        (status = 410, description = "`token_expired`: the challenge was used, expired, replaced or failed (a page when `text/html` is accepted)",
-         content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
+        LinkGone,
         (status = 413, description = "`payload_too_large`: a body over the limit", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 502, description = "`channel_error`: Vonage did not start its verification (`page_network_retry` when `text/html` is accepted); the challenge stays open",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
@@ -139,15 +148,15 @@ async fn network_link(
 async fn network_confirm(
     State(st): State<AppState>,
     Now(now): Now,
-    code: std::result::Result<PathParam<String>, Error>,
+    LinkCode(code): LinkCode,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let browser = cookie_value(&headers, BROWSER_COOKIE);
     let token = pages::form_token(&body);
     let code = match code {
-        Ok(PathParam(code)) if code.len() <= 128 => code,
-        _ => return answered(&st, Err(Error::NotFound("no such link")), &headers),
+        Ok(code) => code,
+        Err(e) => return answered(&st, Err(e), &headers),
     };
     // A provider asked at the button that hangs holds only its own team's
     // requests.

@@ -11,24 +11,31 @@
 //! - `form.rs`: the one-form page and its form token's field;
 //! - `browser.rs`: cookies, a browser's secret, a provider's answer;
 //! - `csp.rs`: the one builder of the pages' policies;
-//! - here: whether a client wants a page, `no-store`, and the answers
-//!   every link's page shares (an error, 410, 429).
+//! - `answers.rs`: the pages' answers as the OpenAPI document says them;
+//! - here: whether a client wants a page, `no-store`, a link's code in
+//!   its path, and the answers every link's page shares (an error, 410,
+//!   429).
 //!
 //! A page module (a link's or a sign-in's) imports this kit, never
 //! another page module; `tools/door_rules.py` counts it.
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::extract::PathParam;
 use crate::domain::settings::TextKey;
 use crate::error::Error;
 use crate::gateway::Speaks;
 
+pub mod answers;
 mod browser;
 mod csp;
 mod form;
 mod frame;
 mod said;
 
+pub use answers::{LinkUnchecked, LinkUnknown};
 pub use browser::{
     browser_secret, cookie_value, provider_answer, sane_secret, set_cookie, state_cookie,
     strict_cookie,
@@ -36,9 +43,33 @@ pub use browser::{
 #[cfg(test)]
 pub use csp::hash as csp_hash;
 pub use csp::Csp;
-pub use form::{form_token, one_form};
+pub use form::{form_token, one_form, only_value};
 pub use frame::{escape, html_answer, with_names, Frame};
 pub use said::{render, render_said, Page, Said};
+
+/// The longest code of a link's path that a page takes.
+pub const MAX_LINK_CODE: usize = 128;
+
+/// The `{code}` of a link's path (`/c/{code}`, `/n/{code}`,
+/// `/w/{code}/…`): `Err`, 404 "no such link", for a code longer than
+/// [`MAX_LINK_CODE`] or one that does not decode, which the page answers
+/// as a code never issued.
+pub struct LinkCode(pub Result<String, Error>);
+
+impl<S: Send + Sync> FromRequestParts<S> for LinkCode {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Self, std::convert::Infallible> {
+        let code = PathParam::<String>::from_request_parts(parts, state).await;
+        Ok(LinkCode(match code {
+            Ok(PathParam(code)) if code.len() <= MAX_LINK_CODE => Ok(code),
+            _ => Err(Error::NotFound("no such link")),
+        }))
+    }
+}
 
 /// Whether the client asked for a page (a browser's `Accept` names
 /// `text/html`); API clients (`*/*`, `application/json`) get problem+json.
@@ -125,6 +156,13 @@ pub fn limited(
     res.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
     res
+}
+
+/// The text of a drawn page, for the pages' tests.
+#[cfg(test)]
+pub fn drawn(res: Response) -> String {
+    let b = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 20));
+    String::from_utf8(b.unwrap().to_vec()).unwrap()
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use super::extract::{JsonBody, Now, PathParam};
 use super::openapi::JsonBodyErrors;
 use super::pages::{
-    self, cookie_value, gone_key, no_store, sane_secret, set_cookie, state_cookie, Said,
+    self, cookie_value, gone_key, no_store, sane_secret, set_cookie, state_cookie, LinkCode, Said,
 };
 use super::AppState;
 use crate::domain::browser::WALLET_BROWSER_COOKIE as BROWSER_COOKIE;
@@ -43,6 +43,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The longest link code or request id taken.
 const MAX_ID: usize = 128;
 
+/// The `{code}` of a wallet link's path.
+struct LinkCodeParam;
+
+impl utoipa::IntoParams for LinkCodeParam {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![pages::answers::code_param(
+            "the code of a wallet challenge's link",
+        )]
+    }
+}
+
 /// A wallet challenge's link: 200, the page that asks the customer's
 /// wallet for the credential.
 ///
@@ -56,22 +69,22 @@ const MAX_ID: usize = 128;
 /// and polls `/w/{code}/status`. Its policy allows its own script only.
 /// Every answer is a page.
 #[utoipa::path(get, path = "/w/{code}", operation_id = "wallet_page", tag = "challenges", security(),
-    params(("code" = String, Path, max_length = 128, description = "the code of a wallet challenge's link")),
+    params(LinkCodeParam),
     responses(
         (status = 200, description = "the page (`page_wallet_start`) with a fresh request; while a verified answer awaits its binding code, `page_wallet_elsewhere`", content_type = "text/html", body = String),
-        (status = 404, description = "a code that was never issued (`page_link_unknown`)", content_type = "text/html", body = String),
+        pages::LinkUnknown,
         (status = 410, description = "the challenge was used, expired, replaced or failed (`page_link_used`, `page_link_expired`)", content_type = "text/html", body = String),
         (status = 429, description = "more than 10 fetches of this link within a minute: nothing made (`page_try_again`, `Retry-After`)", content_type = "text/html", body = String),
-        (status = 503, description = "the link cannot be checked now (`page_try_again`)", content_type = "text/html", body = String)))]
+        pages::LinkUnchecked))]
 async fn wallet_page(
     State(st): State<AppState>,
     Now(now): Now,
-    code: std::result::Result<PathParam<String>, Error>,
+    LinkCode(code): LinkCode,
     headers: HeaderMap,
 ) -> Response {
     let code = match code {
-        Ok(PathParam(code)) if code.len() <= MAX_ID => code,
-        _ => return error_page(&st, &headers, Error::NotFound("no such link")),
+        Ok(code) => code,
+        Err(e) => return error_page(&st, &headers, e),
     };
     let opened = crate::gateway::wallet::open_wallet_link(&st.gateway, &code, now).await;
     match opened {
@@ -159,7 +172,7 @@ async fn request_answer(
 /// claims the challenge asks; it may be fetched again until its request
 /// is answered. An answered, expired, replaced or unknown request is 400.
 #[utoipa::path(get, path = "/w/{code}/request/{rid}", operation_id = "wallet_request", tag = "challenges", security(),
-    params(("code" = String, Path, max_length = 128, description = "the code of a wallet challenge's link"),
+    params(LinkCodeParam,
            ("rid" = String, Path, max_length = 128, description = "the request's id, from the page's `request_uri`")),
     responses(
         (status = 200, description = "the signed request object", content_type = "application/oauth-authz-req+jwt", body = String),
@@ -180,7 +193,7 @@ async fn wallet_request_get(
 /// `wallet_nonce`): a `wallet_nonce` is then a claim of the object; one
 /// that is not 1..256 visible ASCII characters is 400.
 #[utoipa::path(post, path = "/w/{code}/request/{rid}", operation_id = "wallet_request_post", tag = "challenges", security(),
-    params(("code" = String, Path, max_length = 128, description = "the code of a wallet challenge's link"),
+    params(LinkCodeParam,
            ("rid" = String, Path, max_length = 128, description = "the request's id, from the page's `request_uri`")),
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "`wallet_metadata`, `wallet_nonce`, both optional"),
@@ -316,7 +329,7 @@ pub struct PageAnswer {
 /// request of this link, a second response or a malformed body is 400 and
 /// changes nothing.
 #[utoipa::path(post, path = "/w/{code}/response", operation_id = "wallet_page_response", tag = "challenges", security(),
-    params(("code" = String, Path, max_length = 128, description = "the code of a wallet challenge's link")),
+    params(LinkCodeParam),
     request_body = PageAnswer,
     responses(
         (status = 200, description = "taken: where the challenge now stands", body = Object),
@@ -326,12 +339,11 @@ pub struct PageAnswer {
 async fn wallet_page_response(
     State(st): State<AppState>,
     Now(now): Now,
-    code: std::result::Result<PathParam<String>, Error>,
+    LinkCode(code): LinkCode,
     body: JsonBody<PageAnswer>,
 ) -> Response {
-    let code = match code {
-        Ok(PathParam(code)) if code.len() <= MAX_ID => code,
-        _ => return Error::BadRequest("no open request of this link".into()).into_response(),
+    let Ok(code) = code else {
+        return Error::BadRequest("no open request of this link".into()).into_response();
     };
     let answer = &body.value;
     let jwe = answer
@@ -374,7 +386,7 @@ fn state_name(state: LinkState) -> &'static str {
 /// code); an expired or replaced challenge is 410, a code never issued
 /// 404.
 #[utoipa::path(get, path = "/w/{code}/status", operation_id = "wallet_status", tag = "challenges", security(),
-    params(("code" = String, Path, max_length = 128, description = "the code of a wallet challenge's link")),
+    params(LinkCodeParam),
     responses(
         (status = 200, description = "`{\"state\": \"open\" | \"answered\" | \"done\" | \"failed\"}`", body = Object),
         (status = 404, description = "`not_found`: a code that was never issued", body = super::problem::Problem, content_type = "application/problem+json"),
@@ -383,11 +395,11 @@ fn state_name(state: LinkState) -> &'static str {
 async fn wallet_status(
     State(st): State<AppState>,
     Now(now): Now,
-    code: std::result::Result<PathParam<String>, Error>,
+    LinkCode(code): LinkCode,
 ) -> Response {
     let code = match code {
-        Ok(PathParam(code)) if code.len() <= MAX_ID => code,
-        _ => return Error::NotFound("no such link").into_response(),
+        Ok(code) => code,
+        Err(e) => return e.into_response(),
     };
     match crate::gateway::wallet::link_state(&st.gateway, &code, now).await {
         Ok((LinkState::Gone, _)) => Error::TokenExpired.into_response(),
@@ -412,25 +424,25 @@ async fn wallet_status(
 /// open; 410 once it expired or was replaced; 404 for a code never
 /// issued.
 #[utoipa::path(get, path = "/w/{code}/done", operation_id = "wallet_done", tag = "challenges", security(),
-    params(("code" = String, Path, max_length = 128, description = "the code of a wallet challenge's link"),
+    params(LinkCodeParam,
            ("response_code" = Option<String>, Query, max_length = 128, description = "the `response_code` of the answer's `redirect_uri`")),
     responses(
         (status = 200, description = "`page_wallet_code` (where the answer came back), `page_wallet_elsewhere`, `page_wallet_done` or `page_wallet_failed`", content_type = "text/html", body = String,
          headers(("Set-Cookie" = String, description = "on the first open with its `response_code`: the browser cookie the code is shown again for (HttpOnly, SameSite=Lax, Path=/w/)"))),
         (status = 303, description = "to the link's page: the challenge is still open", headers(("Location" = String))),
-        (status = 404, description = "a code that was never issued (`page_link_unknown`)", content_type = "text/html", body = String),
+        pages::LinkUnknown,
         (status = 410, description = "the challenge expired or was replaced (`page_link_expired`)", content_type = "text/html", body = String),
         (status = 503, description = "`page_try_again`", content_type = "text/html", body = String)))]
 async fn wallet_done(
     State(st): State<AppState>,
     Now(now): Now,
-    code: std::result::Result<PathParam<String>, Error>,
+    LinkCode(code): LinkCode,
     query: axum::extract::RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let code = match code {
-        Ok(PathParam(code)) if code.len() <= MAX_ID => code,
-        _ => return error_page(&st, &headers, Error::NotFound("no such link")),
+        Ok(code) => code,
+        Err(e) => return error_page(&st, &headers, e),
     };
     let response_code = response_code(query.0.as_deref());
     let browser = cookie_value(&headers, BROWSER_COOKIE).filter(|b| sane_secret(b));
@@ -486,11 +498,8 @@ const COOKIE_LIFE: u64 = 3600;
 /// The `response_code` of a `/done` query: one, of at most [`MAX_ID`]
 /// characters; `None` otherwise.
 fn response_code(query: Option<&str>) -> Option<String> {
-    let mut codes = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .filter(|(k, _)| k == "response_code")
-        .map(|(_, v)| v.into_owned());
-    let rc = codes.next()?;
-    (codes.next().is_none() && !rc.is_empty() && rc.len() <= MAX_ID).then_some(rc)
+    let form = query.unwrap_or_default().as_bytes();
+    pages::only_value(form, "response_code").filter(|rc| !rc.is_empty() && rc.len() <= MAX_ID)
 }
 
 /// An error as a page ([`pages::link_error`]), `no-store`.

@@ -293,19 +293,18 @@ pub fn oidc_states(link_tag: &str) -> String {
     with_digest(String::with_capacity(2 + DIGEST) + "o:", &[link_tag])
 }
 
-/// A network challenge's link code → its team, interaction and challenge
-/// (docs/network-authentication.md). Not team-scoped: the code is all a
-/// browser has; hashed, so the key does not hold the code.
-pub fn network_link(code: &str) -> String {
-    with_digest(String::with_capacity(2 + DIGEST) + "n:", &[code])
-}
-
-/// A wallet challenge's link code → its team, interaction and challenge
-/// (docs/wallet.md#the-link-page). Not team-scoped: the code is all a
-/// browser has; hashed, so the key does not hold the code. Kept as a
-/// page-entry link is.
-pub fn wallet_link(code: &str) -> String {
-    with_digest(String::with_capacity(3 + DIGEST) + "wl:", &[code])
+/// A challenge link's code → its team, interaction and challenge: its
+/// kind's `prefix` (`n:` the network challenge's, `wl:` the wallet's,
+/// `ce:` the page a code is typed on), then the code hashed
+/// (docs/architecture.md#challenge-links). Not team-scoped: the code is
+/// all a browser has; hashed, so the key does not hold the code. Kept
+/// for the challenge's life and as long again as an interaction lives
+/// after it, so that an ended challenge's link answers its 410 page.
+pub fn challenge_link(prefix: &str, code: &str) -> String {
+    with_digest(
+        String::with_capacity(prefix.len() + DIGEST) + prefix,
+        &[code],
+    )
 }
 
 /// A wallet request's encryption key id (its thumbprint) → its team,
@@ -313,16 +312,6 @@ pub fn wallet_link(code: &str) -> String {
 /// names. Not team-scoped; hashed. Kept as long as its challenge.
 pub fn wallet_key(kid: &str) -> String {
     with_digest(String::with_capacity(3 + DIGEST) + "wk:", &[kid])
-}
-
-/// A page-entry challenge's link code → its team, interaction and
-/// challenge (docs/api.md#codes-typed-on-the-gateways-page). Not
-/// team-scoped: the code is all a browser has; hashed, so the key does
-/// not hold the code. Kept for the challenge's life and as long again as
-/// an interaction lives after it, so that an ended challenge's link
-/// answers its 410 page.
-pub fn code_entry_link(code: &str) -> String {
-    with_digest(String::with_capacity(3 + DIGEST) + "ce:", &[code])
 }
 
 /// The POSTs to a page-entry link within the last minute, by the link's
@@ -646,9 +635,9 @@ mod tests {
                     ),
                     (due_queue(team), format!("{{{team}}}:dueq")),
                     (short_link(text), format!("l:{}", h(text))),
-                    (network_link(text), format!("n:{}", h(text))),
-                    (code_entry_link(text), format!("ce:{}", h(text))),
-                    (wallet_link(text), format!("wl:{}", h(text))),
+                    (challenge_link("n:", text), format!("n:{}", h(text))),
+                    (challenge_link("ce:", text), format!("ce:{}", h(text))),
+                    (challenge_link("wl:", text), format!("wl:{}", h(text))),
                     (wallet_key(text), format!("wk:{}", h(text))),
                     (
                         wallet_sca_code(team, "CN=Bank", text),

@@ -1,11 +1,18 @@
-//! The kinds of challenge link, one [`LinkKind`] each: the network
-//! challenge's page (docs/network-authentication.md#the-link), the
-//! wallet's (docs/wallet.md#the-link-page) and the page a code is typed on
+//! The kinds of challenge link, one [`LinkKind`] each, and their
+//! registry [`KINDS`]: the network challenge's page
+//! (docs/network-authentication.md#the-link), the wallet's
+//! (docs/wallet.md#the-link-page) and the page a code is typed on
 //! (docs/api.md#codes-typed-on-the-gateways-page).
-use super::{Binds, LinkKind};
+use super::{Binds, LinkKind, Registered};
 use crate::config::{NumberVerification, Team, WalletConfig};
 use crate::domain::challenge::{Challenge, ChallengeMethod};
-use crate::store::keys;
+
+/// Every kind of challenge link, one line a kind.
+pub const KINDS: &[Registered] = &[
+    Registered::of::<Network>(),
+    Registered::of::<Wallet>(),
+    Registered::of::<CodeEntry>(),
+];
 
 /// `/n/{code}`: the page that sends the browser to the mobile operator.
 pub struct Network;
@@ -16,10 +23,6 @@ impl LinkKind for Network {
     const PREFIX: &'static str = "n:";
     const PATH: &'static str = "n";
     const BINDS: Binds = Binds::Drawn;
-
-    fn key(code: &str) -> String {
-        keys::network_link(code)
-    }
 
     fn needs(team: &Team) -> Option<&NumberVerification> {
         team.number_verification.as_ref()
@@ -41,10 +44,6 @@ impl LinkKind for Wallet {
     const PATH: &'static str = "w";
     const BINDS: Binds = Binds::FromResponse;
 
-    fn key(code: &str) -> String {
-        keys::wallet_link(code)
-    }
-
     fn needs(team: &Team) -> Option<&WalletConfig> {
         team.wallet.as_ref()
     }
@@ -64,10 +63,6 @@ impl LinkKind for CodeEntry {
     const PREFIX: &'static str = "ce:";
     const PATH: &'static str = "c";
     const BINDS: Binds = Binds::Drawn;
-
-    fn key(code: &str) -> String {
-        keys::code_entry_link(code)
-    }
 
     fn needs(_: &Team) -> Option<&()> {
         Some(&())

@@ -1,13 +1,15 @@
 //! Challenge links (docs/architecture.md#challenge-links): a code in a
 //! URL that a browser opens, naming a team, an interaction and a
 //! challenge, answering a page. Each kind of link is a [`LinkKind`] —
-//! its name, its key, its path, what its page needs of the team, how its
-//! challenge opens, how a proof made on its page is bound to the chat —
-//! implemented once ([`kinds`]) and registered on one line of [`KINDS`].
-//! [`save()`] and [`open()`] are written once over it: the one stored form
+//! its name, its key's prefix, its path, what its page needs of the
+//! team, how its challenge opens, how a proof made on its page is bound
+//! to the chat — implemented once and registered on one line of
+//! [`KINDS`], both in [`kinds`]. [`save()`] and [`open()`] are written
+//! once over it: the one key ([`key`]), the one stored form
 //! (`records::StoredLink`), read through the store's typed read
 //! (CONTRIBUTING.md#add-a-page-a-challenge-link,
-//! docs/decisions/0506-a-link-kind-is-a-trait.md).
+//! docs/decisions/0506-a-link-kind-is-a-trait.md,
+//! docs/decisions/0530-a-link-s-key-is-its-kind-s-prefix.md).
 pub mod bind;
 pub mod kinds;
 pub mod open;
@@ -19,10 +21,12 @@ use super::Core;
 use crate::config::Team;
 use crate::domain::challenge::{Challenge, PastOutcome};
 use crate::domain::interaction::InteractionRecord;
+use crate::store::keys;
 use crate::time::Timestamp;
 
 pub use bind::{binding, Binds};
-pub use kinds::{CodeEntry, Network, Wallet};
+// Every kind and the registry: a kind added there needs no line here.
+pub use kinds::*;
 pub use open::{open, team_of, Opened};
 pub use save::save;
 
@@ -36,16 +40,14 @@ pub trait LinkKind: Send + Sync + 'static {
     /// Its name, in a log line and a metric label (`"network"`).
     const NAME: &'static str;
     /// The prefix of its key (`"n:"`): one no other key has, without a
-    /// team's hash tag (the code is all a browser brings).
+    /// team's hash tag (the code is all a browser brings). The key is
+    /// [`key`]'s.
     const PREFIX: &'static str;
     /// The first segment of its page's path (`"n"`: `/n/{code}`).
     const PATH: &'static str;
     /// How a proof made on its page is bound to the chat
     /// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
     const BINDS: Binds;
-
-    /// The key of the link `code` (spelled in `store/keys.rs`).
-    fn key(code: &str) -> String;
 
     /// What `team`'s page of this kind needs; `None`: the team no longer
     /// has it, and the link answers as one whose interaction is gone.
@@ -64,7 +66,6 @@ pub struct Registered {
     pub prefix: &'static str,
     pub path: &'static str,
     pub binds: Binds,
-    pub key: fn(&str) -> String,
 }
 
 impl Registered {
@@ -74,17 +75,45 @@ impl Registered {
             prefix: K::PREFIX,
             path: K::PATH,
             binds: K::BINDS,
-            key: K::key,
         }
     }
 }
 
-/// Every kind of challenge link, one line a kind.
-pub static KINDS: &[Registered] = &[
-    Registered::of::<Network>(),
-    Registered::of::<Wallet>(),
-    Registered::of::<CodeEntry>(),
-];
+/// The key of the link of kind `K` that `code` names: `K::PREFIX`, then
+/// the code hashed (`keys::challenge_link`). A kind missing from
+/// [`KINDS`] does not build: the registry's tests see every kind that
+/// has a key.
+pub fn key<K: LinkKind>(code: &str) -> String {
+    const { assert!(registered(K::PREFIX), "a link kind not in links::KINDS") };
+    keys::challenge_link(K::PREFIX, code)
+}
+
+/// Whether a kind of [`KINDS`] has the prefix `prefix`.
+const fn registered(prefix: &str) -> bool {
+    let mut i = 0;
+    while i < KINDS.len() {
+        if same(KINDS[i].prefix.as_bytes(), prefix.as_bytes()) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// `a == b`, where a `const fn` can ask it.
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// Where a link's challenge stands, for its page, its poll and its end
 /// page.
@@ -186,10 +215,23 @@ mod tests {
             assert!(seen.insert(k.name.to_string()), "{} name", k.name);
             assert!(seen.insert(k.prefix.to_string()), "{} prefix", k.name);
             assert!(seen.insert(format!("/{}", k.path)), "{} path", k.name);
-            let key = (k.key)("code");
+            let key = keys::challenge_link(k.prefix, "code");
             assert!(key.starts_with(k.prefix), "{}: {key}", k.name);
             assert!(!key.contains("code"), "{}: the key holds the code", k.name);
         }
+    }
+
+    /// The keys of the kinds as the stored links have them: `n:`, `wl:`
+    /// and `ce:` then the code's hash, as `store/keys.rs` spelled them a
+    /// kind each before the key was derived from the prefix.
+    #[test]
+    fn a_kind_s_key_is_the_key_its_stored_links_have() {
+        let hash = "5694d08a2e53ffcae0c3103e5ad6f607";
+        assert_eq!(key::<Network>("code"), format!("n:{hash}"));
+        assert_eq!(key::<Wallet>("code"), format!("wl:{hash}"));
+        assert_eq!(key::<CodeEntry>("code"), format!("ce:{hash}"));
+        assert!(KINDS.iter().all(|k| registered(k.prefix)));
+        assert!(!registered("k:") && !registered("n") && !registered("n:x"));
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub async fn open<'c, K: LinkKind>(
 /// The record of link `code` of kind `K` (one read): 404 when there is
 /// none, `None` when it cannot be read.
 async fn read_link<K: LinkKind>(core: &Core, code: &str) -> Result<Option<StoredChallengeLink>> {
-    let key = K::key(code);
+    let key = super::key::<K>(code);
     let read = change::read(core, std::slice::from_ref(&key)).await?;
     match read.get::<StoredChallengeLink>(&key) {
         Ok(loaded) => loaded

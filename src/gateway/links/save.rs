@@ -38,7 +38,7 @@ pub async fn save<K: LinkKind>(
         .max()
         .unwrap_or_default();
     let ttl = until.since(now).max(std::time::Duration::from_secs(1)) + lives;
-    let key = K::key(&code);
+    let key = super::key::<K>(&code);
     let saved = change::once(core, &team.keyspace, &[], now, |c| {
         c.claim(&key, &link, Some(ttl))?;
         Ok(Step::Write(()))

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::gateway::network::Named;
-use crate::http::pages::{escape, one_form, with_names, Csp, Said};
+use crate::http::pages::{escape, one_form, only_value, with_names, Csp, Said};
 
 /// The name of the form's code field.
 const CODE_FIELD: &str = "code";
@@ -26,11 +26,8 @@ button:focus-visible{outline:.2rem solid var(--fg);outline-offset:.2rem}";
 /// The code typed into the form (`application/x-www-form-urlencoded`);
 /// `None` when it is missing, sent twice or longer than 64 bytes.
 pub(super) fn typed_code(body: &[u8]) -> Option<String> {
-    let mut codes = url::form_urlencoded::parse(body)
-        .filter(|(k, _)| k == CODE_FIELD)
-        .map(|(_, v)| v.into_owned());
-    let code = codes.next()?;
-    (codes.next().is_none() && code.len() <= 64).then(|| code.trim().to_string())
+    let code = only_value(body, CODE_FIELD).filter(|code| code.len() <= 64)?;
+    Some(code.trim().to_string())
 }
 
 /// The form: `said`'s first line the heading (the field's label), with
@@ -64,12 +61,8 @@ fn policy() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::pages::drawn;
     use axum::http::header;
-
-    fn body(res: Response) -> String {
-        let b = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 16));
-        String::from_utf8(b.unwrap().to_vec()).unwrap()
-    }
 
     #[test]
     fn the_page_has_one_field_for_a_code_and_loads_nothing() {
@@ -88,7 +81,7 @@ mod tests {
             .to_string();
         assert!(csp.ends_with("form-action 'self'"), "{csp}");
         assert!(csp.starts_with("default-src 'none'"), "{csp}");
-        let html = body(res);
+        let html = drawn(res);
         assert!(html.contains("<html lang=\"es\">"), "{html}");
         assert!(html.contains(
             "<h1 id=\"asked\">Escribe el código &lt;ya&gt; de Acme &lt;Bank&gt; (SMS)</h1>"

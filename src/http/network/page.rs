@@ -48,11 +48,7 @@ mod tests {
     use axum::http::header;
 
     use super::*;
-
-    fn body(res: Response) -> String {
-        let b = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 16));
-        String::from_utf8(b.unwrap().to_vec()).unwrap()
-    }
+    use crate::http::pages::drawn;
 
     fn confirming(team: &str) -> NetworkConfirm {
         NetworkConfirm {
@@ -86,7 +82,7 @@ mod tests {
             csp.ends_with("form-action 'self' https://op.example:8443"),
             "{csp}"
         );
-        let html = body(res);
+        let html = drawn(res);
         assert!(
             html.contains("<h1>Acme &lt;Bank&gt; asks about SMS.</h1>"),
             "{html}"
@@ -104,7 +100,7 @@ mod tests {
             lang: "ar".into(),
             text: "#TEAM#".into(),
         };
-        let html = body(confirm(&said, &confirming("Acme")));
+        let html = drawn(confirm(&said, &confirming("Acme")));
         assert!(html.contains("<h1>Acme</h1>") && html.contains(">OK</button>"));
         assert!(html.contains("dir=\"rtl\""));
     }

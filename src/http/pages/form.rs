@@ -13,14 +13,21 @@ const TOKEN_FIELD: &str = "form_token";
 /// The button's label when the text names none (a text of one line).
 const DEFAULT_LABEL: &str = "OK";
 
-/// The form token of a posted form (`application/x-www-form-urlencoded`);
-/// `None` when it is missing, sent twice or too long.
-pub fn form_token(body: &[u8]) -> Option<String> {
-    let mut tokens = url::form_urlencoded::parse(body)
-        .filter(|(k, _)| k == TOKEN_FIELD)
+/// The value of field `name` of a form (`application/x-www-form-urlencoded`,
+/// a posted body or a query) sent once; `None` when it is missing or sent
+/// twice.
+pub fn only_value(form: &[u8], name: &str) -> Option<String> {
+    let mut values = url::form_urlencoded::parse(form)
+        .filter(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned());
-    let token = tokens.next()?;
-    (tokens.next().is_none() && token.len() <= 128).then_some(token)
+    let value = values.next()?;
+    values.next().is_none().then_some(value)
+}
+
+/// The form token of a posted form; `None` when it is missing, sent twice
+/// or too long.
+pub fn form_token(body: &[u8]) -> Option<String> {
+    only_value(body, TOKEN_FIELD).filter(|token| token.len() <= 128)
 }
 
 /// A page of one form posting to the page's own address: `text`

@@ -96,12 +96,8 @@ pub fn render(page: &Page) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use super::super::drawn;
     use super::*;
-
-    fn text(res: Response) -> String {
-        let b = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 16));
-        String::from_utf8(b.unwrap().to_vec()).unwrap()
-    }
 
     #[test]
     fn a_code_page_shows_digits_only() {
@@ -109,7 +105,7 @@ mod tests {
             lang: "es".into(),
             text: "Escribe #CODE# <b>ya</b>\nVuelve".into(),
         };
-        let html = text(render_said(StatusCode::OK, &said, Some("482913")));
+        let html = drawn(render_said(StatusCode::OK, &said, Some("482913")));
         assert!(
             html.contains("<h1>Escribe <strong>482913</strong> &lt;b&gt;ya&lt;/b&gt;</h1>"),
             "{html}"
@@ -118,7 +114,7 @@ mod tests {
             html.contains("<html lang=\"es\">") && html.contains("<p>Vuelve</p>"),
             "{html}"
         );
-        let html = text(render_said(StatusCode::OK, &said, Some("<script>")));
+        let html = drawn(render_said(StatusCode::OK, &said, Some("<script>")));
         assert!(
             !html.contains("<script>") && html.contains("<strong></strong>"),
             "{html}"
@@ -139,7 +135,7 @@ mod tests {
             };
             let res = render_said(StatusCode::GONE, &said, Some("1234"));
             assert_eq!(res.status(), StatusCode::GONE);
-            let html = text(res);
+            let html = drawn(res);
             let heading = template.lines().next().unwrap().replace("#CODE#", "1234");
             for part in [
                 "<html lang=\"en\">",

@@ -125,11 +125,7 @@ mod tests {
     use axum::http::header;
 
     use super::*;
-
-    fn body(res: Response) -> String {
-        let b = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 20));
-        String::from_utf8(b.unwrap().to_vec()).unwrap()
-    }
+    use crate::http::pages::drawn;
 
     #[test]
     fn the_page_runs_its_own_script_only_and_loads_nothing() {
@@ -164,7 +160,7 @@ mod tests {
             )),
             "{csp}"
         );
-        let html = body(res);
+        let html = drawn(res);
         assert!(html.contains("<html lang=\"es\">"), "{html}");
         assert!(html.contains("<h1>Confirma &lt;ya&gt; (Acme, WhatsApp)</h1>"));
         assert!(
