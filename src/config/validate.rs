@@ -154,24 +154,7 @@ fn range_problem(s: &Settings) -> Option<(&'static [&'static str], String)> {
 /// (docs/api.md#approving-one-payment). `None` when `text` has them all
 /// (or `key` needs none).
 pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
-    use TextKey::*;
-    let needs: &[&'static str] = match TextKey::parse(key)? {
-        LoginLink | NetworkLink | CodeEntryLink | PinEntryLink | WalletLink => &["#URL#"],
-        Otp | VoiceOtp => &["#PIN#"],
-        AppPrompt | PageBindingCode | PageNetworkCode | PageCodeBind | PageWalletCode => {
-            &["#CODE#"]
-        }
-        OtpTransaction | VoiceOtpTransaction => &["#PIN#", "#AMOUNT#", "#PAYEE#"],
-        AppPromptTransaction => &["#CODE#", "#AMOUNT#", "#PAYEE#"],
-        PinPrompt | Authenticated | Expired | VoiceGate | VoiceUnavailable | PageLinkExpired
-        | PageLinkUsed | PageLinkUnknown | PageSignedIn | PageSignInFailed | PageTryAgain
-        | SayAuthenticated | SayNotAuthenticated | SayCodeSent | SayLinkSent | SayWrongCode
-        | SayCodeExpired | SayLocked | SayBanned | SaySendFailed | SayRateLimited
-        | SayNotAllowed | SayNetworkSent | SayWalletSent | SayAppSent | PageNetworkDone
-        | PageNetworkMismatch | PageNetworkRetry | PageNetworkConfirm | PageCodeEntry
-        | PageCodeDone | PageCodeWrong | PageCodeEnded | PageWalletStart | PageWalletElsewhere
-        | PageWalletDone | PageWalletFailed => return None,
-    };
+    let needs = TextKey::parse(key)?.needs();
     needs.iter().copied().find(|p| !text.contains(p))
 }
 

@@ -491,72 +491,73 @@ impl Default for Templates {
     }
 }
 
-/// The keys of [`Templates`], each once, with its [`TextKey`]:
-/// `$m!(... , Variant field, ...)`. The destructuring in `every_key!`
-/// makes the compiler ask for a field missing here.
+/// The keys of [`Templates`], each once, with its [`TextKey`] and the
+/// placeholders its text must contain: `$m!(... , Variant field [needs],
+/// ...)`. The destructuring in `every_key!` makes the compiler ask for a
+/// field missing here; a row without its `[...]` does not build.
 macro_rules! template_keys {
     ($m:ident!($($args:tt)*)) => {
         $m! {
             $($args)*
-            LoginLink login_link,
-            Otp otp,
-            PinPrompt pin_prompt,
-            Authenticated authenticated,
-            Expired expired,
-            AppPrompt app_prompt,
-            VoiceGate voice_gate,
-            VoiceOtp voice_otp,
-            VoiceUnavailable voice_unavailable,
-            OtpTransaction otp_transaction,
-            VoiceOtpTransaction voice_otp_transaction,
-            AppPromptTransaction app_prompt_transaction,
-            NetworkLink network_link,
-            PageNetworkDone page_network_done,
-            PageNetworkMismatch page_network_mismatch,
-            PageNetworkRetry page_network_retry,
-            PageNetworkConfirm page_network_confirm,
-            PageNetworkCode page_network_code,
-            CodeEntryLink code_entry_link,
-            PinEntryLink pin_entry_link,
-            PageCodeEntry page_code_entry,
-            PageCodeBind page_code_bind,
-            PageCodeDone page_code_done,
-            PageCodeWrong page_code_wrong,
-            PageCodeEnded page_code_ended,
-            WalletLink wallet_link,
-            PageWalletStart page_wallet_start,
-            PageWalletCode page_wallet_code,
-            PageWalletElsewhere page_wallet_elsewhere,
-            PageWalletDone page_wallet_done,
-            PageWalletFailed page_wallet_failed,
-            PageLinkExpired page_link_expired,
-            PageLinkUsed page_link_used,
-            PageLinkUnknown page_link_unknown,
-            PageSignedIn page_signed_in,
-            PageSignInFailed page_sign_in_failed,
-            PageTryAgain page_try_again,
-            PageBindingCode page_binding_code,
-            SayAuthenticated say_authenticated,
-            SayNotAuthenticated say_not_authenticated,
-            SayCodeSent say_code_sent,
-            SayLinkSent say_link_sent,
-            SayWrongCode say_wrong_code,
-            SayCodeExpired say_code_expired,
-            SayLocked say_locked,
-            SayBanned say_banned,
-            SaySendFailed say_send_failed,
-            SayRateLimited say_rate_limited,
-            SayNotAllowed say_not_allowed,
-            SayNetworkSent say_network_sent,
-            SayWalletSent say_wallet_sent,
-            SayAppSent say_app_sent,
+            LoginLink login_link ["#URL#"],
+            Otp otp ["#PIN#"],
+            PinPrompt pin_prompt [],
+            Authenticated authenticated [],
+            Expired expired [],
+            AppPrompt app_prompt ["#CODE#"],
+            VoiceGate voice_gate [],
+            VoiceOtp voice_otp ["#PIN#"],
+            VoiceUnavailable voice_unavailable [],
+            OtpTransaction otp_transaction ["#PIN#", "#AMOUNT#", "#PAYEE#"],
+            VoiceOtpTransaction voice_otp_transaction ["#PIN#", "#AMOUNT#", "#PAYEE#"],
+            AppPromptTransaction app_prompt_transaction ["#CODE#", "#AMOUNT#", "#PAYEE#"],
+            NetworkLink network_link ["#URL#"],
+            PageNetworkDone page_network_done [],
+            PageNetworkMismatch page_network_mismatch [],
+            PageNetworkRetry page_network_retry [],
+            PageNetworkConfirm page_network_confirm [],
+            PageNetworkCode page_network_code ["#CODE#"],
+            CodeEntryLink code_entry_link ["#URL#"],
+            PinEntryLink pin_entry_link ["#URL#"],
+            PageCodeEntry page_code_entry [],
+            PageCodeBind page_code_bind ["#CODE#"],
+            PageCodeDone page_code_done [],
+            PageCodeWrong page_code_wrong [],
+            PageCodeEnded page_code_ended [],
+            WalletLink wallet_link ["#URL#"],
+            PageWalletStart page_wallet_start [],
+            PageWalletCode page_wallet_code ["#CODE#"],
+            PageWalletElsewhere page_wallet_elsewhere [],
+            PageWalletDone page_wallet_done [],
+            PageWalletFailed page_wallet_failed [],
+            PageLinkExpired page_link_expired [],
+            PageLinkUsed page_link_used [],
+            PageLinkUnknown page_link_unknown [],
+            PageSignedIn page_signed_in [],
+            PageSignInFailed page_sign_in_failed [],
+            PageTryAgain page_try_again [],
+            PageBindingCode page_binding_code ["#CODE#"],
+            SayAuthenticated say_authenticated [],
+            SayNotAuthenticated say_not_authenticated [],
+            SayCodeSent say_code_sent [],
+            SayLinkSent say_link_sent [],
+            SayWrongCode say_wrong_code [],
+            SayCodeExpired say_code_expired [],
+            SayLocked say_locked [],
+            SayBanned say_banned [],
+            SaySendFailed say_send_failed [],
+            SayRateLimited say_rate_limited [],
+            SayNotAllowed say_not_allowed [],
+            SayNetworkSent say_network_sent [],
+            SayWalletSent say_wallet_sent [],
+            SayAppSent say_app_sent [],
         }
     };
 }
 
 /// Every key of a `Templates` (or `&mut`) with its field, by name.
 macro_rules! every_key {
-    ($t:expr, $($v:ident $f:ident),+ $(,)?) => {{
+    ($t:expr, $($v:ident $f:ident [$($need:literal),*]),+ $(,)?) => {{
         let Templates { $($f),+ } = $t;
         vec![$((stringify!($f), $f)),+]
     }};
@@ -564,7 +565,7 @@ macro_rules! every_key {
 
 /// The text of the key named `$key` among the fields of `$t`, by a match.
 macro_rules! key_match {
-    ($t:expr, $key:expr, $($v:ident $f:ident),+ $(,)?) => {
+    ($t:expr, $key:expr, $($v:ident $f:ident [$($need:literal),*]),+ $(,)?) => {
         match $key {
             $(stringify!($f) => Some($t.$f.as_str()),)+
             _ => None,
@@ -574,7 +575,7 @@ macro_rules! key_match {
 
 /// [`TextKey`], its names and its texts, from the one list.
 macro_rules! text_keys {
-    ($($v:ident $f:ident),+ $(,)?) => {
+    ($($v:ident $f:ident [$($need:literal),*]),+ $(,)?) => {
         /// A text the gateway sends or shows: a template, a page, a bot
         /// platform's answer (`say_*`), a voice call's text. Its name
         /// (`as_str`) is its key in `[defaults.templates]`, in every
@@ -598,6 +599,15 @@ macro_rules! text_keys {
             /// The key named `name`; `None` for a name that is not one.
             pub fn parse(name: &str) -> Option<TextKey> {
                 TextKey::ALL.iter().copied().find(|k| k.as_str() == name)
+            }
+
+            /// The placeholders a text of this key must contain: a link's
+            /// `#URL#`, a code's `#PIN#` or `#CODE#`, and for a transaction
+            /// its `#AMOUNT#` and `#PAYEE#` (docs/api.md#approving-one-payment).
+            pub fn needs(self) -> &'static [&'static str] {
+                match self {
+                    $(TextKey::$v => &[$($need),*],)+
+                }
             }
         }
 
@@ -676,5 +686,24 @@ mod tests {
         }
         assert_eq!(TextKey::parse("greeting"), None);
         assert_eq!(TextKey::PageLinkUsed.as_str(), "page_link_used");
+    }
+
+    #[test]
+    fn every_default_text_holds_what_its_key_needs_and_a_link_needs_its_url() {
+        let t = Templates::default();
+        for &key in TextKey::ALL {
+            for need in key.needs() {
+                assert!(t.text(key).contains(need), "{} lacks {need}", key.as_str());
+            }
+            if key.as_str().ends_with("_link") {
+                assert!(key.needs().contains(&"#URL#"), "{}", key.as_str());
+            }
+        }
+        assert_eq!(
+            TextKey::OtpTransaction.needs(),
+            ["#PIN#", "#AMOUNT#", "#PAYEE#"]
+        );
+        assert_eq!(TextKey::PageWalletCode.needs(), ["#CODE#"]);
+        assert!(TextKey::PageCodeDone.needs().is_empty());
     }
 }
