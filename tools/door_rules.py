@@ -38,9 +38,11 @@ test module of its own):
 
 And the pages' one kit (docs/architecture.md#the-pages), in `src/http/`:
 
-- no page module importing another page module: a page (`PAGE_MODULES`,
-  each file and its children) takes what pages share from the kit,
-  `http/pages/`, never from a sibling page;
+- no page module importing another page module: a page (a module of
+  `src/http/`, its file and its children, that draws a page with the
+  kit: its frame, its policy builder or its link-error page; a new page
+  is counted without a list to edit) takes what pages share from the kit, `http/pages/`, never from a
+  sibling page;
 - one builder of content security policies: `default-src` is written in
   `http/pages/csp.rs` alone, so no page writes a policy by hand.
 """
@@ -109,18 +111,20 @@ def hand_loops():
     return hits
 
 
-# The page modules of `src/http/`: each answers a browser with pages.
-PAGE_MODULES = ("code_entry", "console", "login", "network", "oidc", "wallet")
+# The page kit's module of `src/http/`, and what a module takes of it
+# to draw a page (a module that only reads a cookie is not a page).
+KIT = "pages"
+DRAWS = r"\b(?:render|render_said|text_page|link_error|Csp)\b"
 
 # Where a policy may be written, and how many builders there are.
 CSP_BUILDER = "src/http/pages/csp.rs"
 
 
-def page_module(rel):
-    """The page module `rel` (a path under `src/http/`) belongs to, and
-    how deep below `src/http/` it is; `None` for any other file."""
+def http_module(rel):
+    """The module of `src/http/` that `rel` (a path under it) belongs to,
+    and how deep below `src/http/` the file is."""
     parts = Path(rel).relative_to("src/http").with_suffix("").parts
-    return (parts[0], len(parts) - 1) if parts[0] in PAGE_MODULES else None
+    return parts[0], len(parts) - 1
 
 
 def modules_named(code, depth):
@@ -140,17 +144,29 @@ def page_rules():
     """The pages' counts: page modules importing another, and where a
     content security policy is written besides its builder."""
     imports, policies = [], []
-    http = SRC / "http"
-    for path in sorted(http.rglob("*.rs")):
+    files = []
+    for path in sorted((SRC / "http").rglob("*.rs")):
         rel = path.relative_to(ROOT).as_posix()
         code = blank(path.read_text())
         tests = test_spans(code)
-        ships = lambda at: not any(a <= at <= b for a, b in tests)
-        line = lambda at: code.count("\n", 0, at) + 1
-        own = page_module(rel)
-        if own:
-            for name, at in modules_named(code, own[1]):
-                if name in PAGE_MODULES and name != own[0] and ships(at):
+        ships = lambda at, tests=tests: not any(a <= at <= b for a, b in tests)
+        own, depth = http_module(rel)
+        named = [(n, at) for n, at in modules_named(code, depth) if ships(at)]
+        files.append((path, rel, code, ships, own, named))
+    # The page modules: every module but the kit's whose shipping code
+    # draws a page with the kit.
+    pages = {
+        own
+        for _, _, code, ships, own, named in files
+        if own not in (KIT, "mod")
+        and any(n == KIT for n, _ in named)
+        and any(ships(m.start()) for m in re.finditer(DRAWS, code))
+    }
+    for path, rel, code, ships, own, named in files:
+        line = lambda at, code=code: code.count("\n", 0, at) + 1
+        if own in pages:
+            for name, at in named:
+                if name in pages and name != own:
                     imports.append(f"{rel}:{line(at)} imports {name}")
         if rel == CSP_BUILDER:
             continue
@@ -158,6 +174,7 @@ def page_rules():
         for m in re.finditer(r"default-src", text):
             if ships(m.start()):
                 policies.append(f"{rel}:{line(m.start())}")
+    print(f"== page modules (drawing with the kit): {', '.join(sorted(pages))}")
     return [
         ("page modules importing another page module", imports),
         ("content security policies written besides their builder", policies),
