@@ -84,15 +84,26 @@ impl Registered {
 /// [`KINDS`] does not build: the registry's tests see every kind that
 /// has a key.
 pub fn key<K: LinkKind>(code: &str) -> String {
-    const { assert!(registered(K::PREFIX), "a link kind not in links::KINDS") };
+    const {
+        assert!(
+            registered(Registered::of::<K>()),
+            "a link kind not in links::KINDS"
+        )
+    };
     keys::challenge_link(K::PREFIX, code)
 }
 
-/// Whether a kind of [`KINDS`] has the prefix `prefix`.
-const fn registered(prefix: &str) -> bool {
+/// Whether one line of [`KINDS`] is `kind`: its name, prefix and path
+/// all alike, so that a kind borrowing another's prefix, but not on
+/// `KINDS` itself, does not build either.
+const fn registered(kind: Registered) -> bool {
     let mut i = 0;
     while i < KINDS.len() {
-        if same(KINDS[i].prefix.as_bytes(), prefix.as_bytes()) {
+        let k = &KINDS[i];
+        if same(k.name.as_bytes(), kind.name.as_bytes())
+            && same(k.prefix.as_bytes(), kind.prefix.as_bytes())
+            && same(k.path.as_bytes(), kind.path.as_bytes())
+        {
             return true;
         }
         i += 1;
@@ -230,8 +241,17 @@ mod tests {
         assert_eq!(key::<Network>("code"), format!("n:{hash}"));
         assert_eq!(key::<Wallet>("code"), format!("wl:{hash}"));
         assert_eq!(key::<CodeEntry>("code"), format!("ce:{hash}"));
-        assert!(KINDS.iter().all(|k| registered(k.prefix)));
-        assert!(!registered("k:") && !registered("n") && !registered("n:x"));
+        assert!(KINDS.iter().all(|k| registered(*k)));
+        let like = |name, prefix, path| Registered {
+            name,
+            prefix,
+            path,
+            ..KINDS[0]
+        };
+        assert!(!registered(like("consent", "k:", "k")));
+        // A kind borrowing a registered kind's prefix is not registered.
+        assert!(!registered(like("consent", "n:", "k")));
+        assert!(!registered(like(KINDS[0].name, KINDS[0].prefix, "k")));
     }
 
     #[test]
