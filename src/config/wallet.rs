@@ -54,7 +54,8 @@ pub struct WalletConfig {
     /// Whether a credential's Token Status List is checked.
     pub status_lists: bool,
     /// What the page's same-device link starts with, before its query:
-    /// `openid4vp://`, `haip-vp://` or a wallet's `https://` universal link.
+    /// `openid4vp://`, `haip-vp://` or a wallet's `https://` universal link
+    /// (or `http://` on a loopback address, for a gateway on one).
     pub invocation: String,
     /// The bank's registration certificate (a JWT), sent in every request
     /// object's `verifier_info`.
@@ -217,7 +218,7 @@ pub(super) fn load_wallet(
     let started = crate::time::Clock::now(&crate::time::SystemClock);
     let sent = access::checked_chain(&chain, started)
         .map_err(|e| err("certificate_chain", &e.to_string()))?;
-    let invocation = invocation(raw.invocation).map_err(|p| err("invocation", p))?;
+    let invocation = invocation(raw.invocation, public_url).map_err(|p| err("invocation", p))?;
     let registration = match raw.registration_certificate.as_deref() {
         None => None,
         Some(rc) => {
@@ -330,10 +331,12 @@ fn leaf_fits(leaf: &[u8], key: &p256::ecdsa::SigningKey, host: String) -> Result
 
 /// What the page's same-device link starts with: `openid4vp://`
 /// (default), `haip-vp://`, or an `https://` URL (a wallet's universal
-/// link; `http://` on a loopback address, a wallet on the same machine)
-/// with a host and no query or fragment.
-fn invocation(raw: Option<String>) -> Result<String, &'static str> {
-    let problem = "must be \"openid4vp://\", \"haip-vp://\" or an https:// URL (http:// on a loopback address) with no query";
+/// link) with a host and no query or fragment. A link on a loopback
+/// address (`http://` there too: a wallet on the same machine) only for a
+/// gateway whose `public_url` is on one itself, so that a gateway serving
+/// customers never sends their browsers to a port of their own machine.
+fn invocation(raw: Option<String>, public_url: &str) -> Result<String, &'static str> {
+    let problem = "must be \"openid4vp://\", \"haip-vp://\" or an https:// URL (http:// on a loopback address, for a gateway on one) with no query";
     let Some(raw) = raw else {
         return Ok(DEFAULT_INVOCATION.to_string());
     };
@@ -341,7 +344,7 @@ fn invocation(raw: Option<String>) -> Result<String, &'static str> {
         return Ok(raw);
     }
     let url = url::Url::parse(&raw).map_err(|_| problem)?;
-    let fits = super::https_or_loopback(&url)
+    let fits = super::may_reach(&url, public_url)
         && url.host_str().is_some_and(|h| !h.is_empty())
         && url.query().is_none()
         && url.fragment().is_none()

@@ -314,20 +314,26 @@ fn invocation_and_registration_certificate_are_checked_with_their_key_named() {
         (w.invocation.as_str(), w.registration),
         ("openid4vp://", None)
     );
-    for fine in [
-        "haip-vp://",
-        "https://wallet.example/open",
-        "http://127.0.0.1:9000/wallet",
-        "http://localhost/wallet",
-    ] {
+    for fine in ["haip-vp://", "https://wallet.example/open"] {
         let extra = format!("invocation = \"{fine}\"");
         let w = load_wallet(table(&key, &chain, &extra), "acme.toml", url).unwrap();
+        assert_eq!(w.invocation, fine);
+    }
+    // A wallet on the same machine, for a gateway on it too (the demo's).
+    let (local_key, local_chain) = access(&["localhost"]);
+    for fine in ["http://127.0.0.1:9000/wallet", "http://localhost/wallet"] {
+        let extra = format!("invocation = \"{fine}\"");
+        let t = table(&local_key, &local_chain, &extra);
+        let w = load_wallet(t, "acme.toml", "http://localhost:8080").unwrap();
         assert_eq!(w.invocation, fine);
     }
     for bad in [
         "openid-vp://",
         "http://wallet.example/open",
         "http://10.0.0.1/open",
+        "http://127.0.0.1:9000/wallet",
+        "http://localhost/wallet",
+        "https://localhost/wallet",
         "https://wallet.example/open?x=1",
         "https://",
         "",
