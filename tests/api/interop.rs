@@ -811,7 +811,8 @@ async fn a_maintained_holder_library_s_altered_payment_is_refused_and_counts() {
         return;
     };
     let tools = (node.as_str(), modules.as_path());
-    // A payment approved with the code `psd2-used`: the code is claimed.
+    // A payment verified with the authentication code `psd2-used`: the code
+    // is claimed once the presentation verifies, its binding code untyped.
     let (id, cid, link) = payment_in_the_wallet(&app, "cust-first").await;
     let used = ["--jti", "psd2-used"];
     let (ok, did) = holder_library(&app, tools, (&access.chain_pem, &link), &used).await;

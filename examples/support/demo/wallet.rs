@@ -46,6 +46,10 @@ use sha2::{Digest, Sha256};
 
 use super::super::login::escape;
 
+/// How many requests shown and not yet shared or declined the demo
+/// wallet keeps.
+const ASKED_KEPT: usize = 64;
+
 /// Ada's PID as the demo's provider issued it: each claim disclosed on
 /// its own, with the label the wallet page shows.
 const ADA: [(&str, &str, &str); 3] = [
@@ -246,6 +250,12 @@ async fn open(State(w): State<Arc<Wallet>>, Query(q): Query<Invoked>) -> Respons
     };
     let id = B64URL.encode(rand::random::<[u8; 16]>());
     if let Ok(mut all) = w.asked.lock() {
+        // A page shown and never answered is forgotten once there are many.
+        if all.len() >= ASKED_KEPT {
+            if let Some(any) = all.keys().next().cloned() {
+                all.remove(&any);
+            }
+        }
         all.insert(id.clone(), asked);
     }
     let rows: String = ADA
@@ -385,7 +395,7 @@ impl Wallet {
         let status = res.status();
         let body: Value = res.json().await.unwrap_or_default();
         (body["redirect_uri"].as_str())
-            .filter(|u| status.is_success() && u.starts_with(&self.gateway))
+            .filter(|u| status.is_success() && self.on_gateway(u))
             .map(str::to_string)
             .ok_or_else(|| format!("The gateway did not take the answer ({status})."))
     }
@@ -405,8 +415,16 @@ impl Wallet {
     /// Where `asked` wants its answer: its `response_uri`, on the gateway.
     fn response_uri<'a>(&self, asked: &'a Value) -> Result<&'a str, String> {
         (asked["response_uri"].as_str())
-            .filter(|u| u.starts_with(&self.gateway))
+            .filter(|u| self.on_gateway(u))
             .ok_or_else(|| "The request's response_uri is not on the demo's gateway.".into())
+    }
+
+    /// Whether `url` is on the demo's gateway: the same origin (scheme,
+    /// host and port), compared parsed, never as a prefix of the text
+    /// (`http://127.0.0.1:8080@elsewhere/` starts with the gateway's URL).
+    fn on_gateway(&self, url: &str) -> bool {
+        let origin = |u: &str| url::Url::parse(u).map(|u| u.origin());
+        matches!((origin(url), origin(&self.gateway)), (Ok(a), Ok(b)) if a == b)
     }
 
     /// The credential with the disclosures of `names` only, and a Key
