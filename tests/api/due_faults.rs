@@ -404,7 +404,12 @@ async fn a_failover_delays_only_the_failed_masters_teams_due_work() {
         .expect("another master's team's due work waited for the failover");
     let other_done_at = killed.elapsed();
     let promoted = tokio::task::block_in_place(|| {
-        while cluster.owner_of(&own_queue(&own)) == faulty {
+        // No master for the slot yet (as the node asked sees it) is not
+        // yet a promotion.
+        while cluster
+            .serving(&own_queue(&own))
+            .is_none_or(|o| o == faulty)
+        {
             assert!(
                 killed.elapsed() < Duration::from_secs(20),
                 "no replica promoted"

@@ -596,6 +596,14 @@ impl OwnCluster {
 
     /// The index (into `ports`) of the master that holds `physical_key`.
     pub fn owner_of(&self, physical_key: &str) -> usize {
+        self.serving(physical_key).expect("every slot is served")
+    }
+
+    /// The index (into `ports`) of the master that holds `physical_key`,
+    /// as the node asked sees it; `None` while that node counts its slot
+    /// served by no master (during a failover, between the master's
+    /// failure and its replica's promotion).
+    pub fn serving(&self, physical_key: &str) -> Option<usize> {
         let mut conn = self.any_node();
         let slot: i64 = redis::cmd("CLUSTER")
             .arg("KEYSLOT")
@@ -617,12 +625,9 @@ impl OwnCluster {
             .map(|e| match &e[2] {
                 Value::Array(master) => int(&master[1]),
                 other => panic!("CLUSTER SLOTS: {other:?}"),
-            })
-            .expect("every slot is served");
-        self.ports
-            .iter()
-            .position(|p| i64::from(*p) == port)
-            .expect("a node of this cluster")
+            })?;
+        let node = self.ports.iter().position(|p| i64::from(*p) == port);
+        Some(node.expect("a node of this cluster"))
     }
 
     /// A connection to any node that answers.
