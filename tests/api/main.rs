@@ -86,3 +86,4 @@ mod wallet_profile;
 mod whatsapp_bsuid;
 mod whatsapp_identity;
 mod whatsapp_templates;
+mod wrapped;

@@ -523,7 +523,10 @@ async fn a_team_left_out_is_said_in_words() {
 }
 
 /// Team `newco` written on an instance whose store stalls on demand.
-async fn on_a_stalling_store() -> (TestApp, std::sync::Arc<crate::stalls::Stalling>) {
+async fn on_a_stalling_store() -> (
+    TestApp,
+    std::sync::Arc<crate::wrapped::Wrapped<crate::stalls::Stalling>>,
+) {
     let (inner, prefix) = crate::outbox::own_store(Backend::Memory).await.unwrap();
     let store = crate::stalls::Stalling::over(inner);
     let setup = Setup {

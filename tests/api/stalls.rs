@@ -6,12 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chatgate::store::{
-    Commit, DueTaken, History, IndexEntry, Op, SharedStore, Store, StoreError, Versioned,
-    WithCompanion,
-};
+use chatgate::store::{History, IndexEntry, SharedStore, StoreError};
 
 use crate::helpers::*;
+use crate::wrapped::{Around, Call, Wrapped};
 
 /// A store whose every call fails while it is stalled (as Redis' do, after
 /// their time-out, during a pause); it stalls right after the sweeper has
@@ -24,8 +22,8 @@ pub(crate) struct Stalling {
 
 impl Stalling {
     /// `inner`, not stalled.
-    pub(crate) fn over(inner: SharedStore) -> Arc<Stalling> {
-        Arc::new(Stalling {
+    pub(crate) fn over(inner: SharedStore) -> Arc<Wrapped<Stalling>> {
+        Wrapped::new(Stalling {
             inner,
             stalled: AtomicBool::new(false),
             stall_after_claim: AtomicBool::new(false),
@@ -36,101 +34,31 @@ impl Stalling {
     pub(crate) fn stall(&self, stalled: bool) {
         self.stalled.store(stalled, Ordering::SeqCst);
     }
+}
 
-    async fn check(&self) -> Result<(), StoreError> {
+#[async_trait]
+impl Around for Stalling {
+    fn inner(&self) -> SharedStore {
+        Arc::clone(&self.inner)
+    }
+
+    async fn before(&self, _call: Call<'_>) -> Result<(), StoreError> {
         if self.stalled.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             return Err(StoreError::Unavailable("stalled on purpose".into()));
         }
         Ok(())
     }
-}
 
-#[async_trait]
-impl Store for Stalling {
-    async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
-        self.check().await?;
-        self.inner.get(keys).await
-    }
-    async fn get_with_companion(
-        &self,
-        key: &str,
-        default: Option<&str>,
-    ) -> Result<WithCompanion, StoreError> {
-        self.check().await?;
-        self.inner.get_with_companion(key, default).await
-    }
-    async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
-        self.check().await?;
-        self.inner.commit(ops).await
-    }
-    async fn index_desc(
-        &self,
-        key: &str,
-        before: Option<(i64, String)>,
-        limit: usize,
-    ) -> Result<Vec<IndexEntry>, StoreError> {
-        self.check().await?;
-        self.inner.index_desc(key, before, limit).await
-    }
-    async fn index_claim_due(
-        &self,
-        key: &str,
-        max: i64,
-        limit: usize,
-        claim: i64,
-    ) -> Result<Vec<IndexEntry>, StoreError> {
-        self.check().await?;
-        let claimed = self.inner.index_claim_due(key, max, limit, claim).await?;
+    fn claimed(&self, key: &str, claimed: &[IndexEntry]) {
         if !claimed.is_empty()
             && key.ends_with("}:dueq")
             && self.stall_after_claim.swap(false, Ordering::SeqCst)
         {
             self.stalled.store(true, Ordering::SeqCst);
         }
-        Ok(claimed)
     }
-    async fn queue_move_unchanged(
-        &self,
-        key: &str,
-        entries: &[IndexEntry],
-        score: i64,
-    ) -> Result<usize, StoreError> {
-        self.check().await?;
-        self.inner.queue_move_unchanged(key, entries, score).await
-    }
-    async fn queues_first(&self, queues: &[String]) -> Result<Vec<Option<i64>>, StoreError> {
-        self.check().await?;
-        self.inner.queues_first(queues).await
-    }
-    async fn due_teams_claim(
-        &self,
-        index: &str,
-        now: i64,
-        limit: usize,
-        hold: i64,
-    ) -> Result<DueTaken, StoreError> {
-        self.check().await?;
-        self.inner.due_teams_claim(index, now, limit, hold).await
-    }
-    async fn due_teams_release(
-        &self,
-        index: &str,
-        team: &str,
-        held: i64,
-        next: Option<i64>,
-    ) -> Result<(), StoreError> {
-        self.check().await?;
-        self.inner.due_teams_release(index, team, held, next).await
-    }
-    async fn due_teams_note(&self, index: &str, teams: &[(String, i64)]) -> Result<(), StoreError> {
-        self.check().await?;
-        self.inner.due_teams_note(index, teams).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.check().await?;
-        self.inner.ping().await
-    }
+
     fn append_history(&self, history: &History) -> bool {
         self.inner.append_history(history)
     }

@@ -14,6 +14,7 @@ use crate::operator_writes as writes;
 use crate::redis_support::TestPrefix;
 
 mod gate;
+use crate::wrapped::Wrapped;
 use gate::{Gate, Shared};
 
 async fn post_assertion(app: &TestApp, id: &str, token: &str) -> reqwest::Response {
@@ -671,9 +672,9 @@ fn key_of(id: &str) -> String {
 async fn sharing(
     backend: Backend,
     count: usize,
-) -> Option<(Vec<TestApp>, Vec<Arc<Gate>>, Arc<Shared>)> {
+) -> Option<(Vec<TestApp>, Vec<Arc<Wrapped<Gate>>>, Arc<Shared>)> {
     let (shared, prefix) = Shared::new(backend).await?;
-    let gates: Vec<Arc<Gate>> = (0..count).map(|_| Gate::over(&shared)).collect();
+    let gates: Vec<Arc<Wrapped<Gate>>> = (0..count).map(|_| Gate::over(&shared)).collect();
     let first = Setup {
         key_prefix: Some(prefix),
         store: Some(gates[0].store()),

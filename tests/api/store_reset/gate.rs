@@ -9,13 +9,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chatgate::store::{
-    keys, Commit, DueTaken, IndexEntry, Op, SharedStore, Store, StoreError, Versioned,
-    WithCompanion,
-};
+use chatgate::store::{keys, Op, SharedStore, StoreError};
 
 use crate::helpers::*;
 use crate::redis_support::TestPrefix;
+use crate::wrapped::{Around, Call, Wrapped};
 
 /// The store every instance of a test reads through its gate.
 pub(crate) struct Shared {
@@ -70,19 +68,14 @@ pub(crate) struct Gate {
 
 impl Gate {
     /// A gate to `store` that holds nothing.
-    pub(crate) fn over(store: &Arc<Shared>) -> Arc<Gate> {
-        Arc::new(Gate {
+    pub(crate) fn over(store: &Arc<Shared>) -> Arc<Wrapped<Gate>> {
+        Wrapped::new(Gate {
             store: Arc::clone(store),
             holds: Mutex::new(None),
             released: tokio::sync::watch::Sender::new(0),
             held: AtomicUsize::new(0),
             looks: AtomicUsize::new(0),
         })
-    }
-
-    /// As a store for [`Setup::store`].
-    pub(crate) fn store(self: &Arc<Self>) -> SharedStore {
-        Arc::clone(self) as SharedStore
     }
 
     /// From now on, each commit `which` holds waits for [`Gate::let_go`].
@@ -151,85 +144,19 @@ pub(crate) fn moves_the_generation(ops: &[Op]) -> bool {
 }
 
 #[async_trait]
-impl Store for Gate {
-    async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
-        if keys.len() == 1 && keys[0] == chatgate::store::keys::api_teams_generation() {
-            self.looks.fetch_add(1, Ordering::SeqCst);
+impl Around for Gate {
+    fn inner(&self) -> SharedStore {
+        self.store.now()
+    }
+
+    async fn before(&self, call: Call<'_>) -> Result<(), StoreError> {
+        match call {
+            Call::Get(read) if read.len() == 1 && read[0] == keys::api_teams_generation() => {
+                self.looks.fetch_add(1, Ordering::SeqCst);
+            }
+            Call::Commit(ops) => self.pass(ops).await,
+            _ => {}
         }
-        self.store.now().get(keys).await
-    }
-    async fn get_with_companion(
-        &self,
-        key: &str,
-        default: Option<&str>,
-    ) -> Result<WithCompanion, StoreError> {
-        self.store.now().get_with_companion(key, default).await
-    }
-    async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
-        self.pass(&ops).await;
-        self.store.now().commit(ops).await
-    }
-    async fn index_desc(
-        &self,
-        key: &str,
-        before: Option<(i64, String)>,
-        limit: usize,
-    ) -> Result<Vec<IndexEntry>, StoreError> {
-        self.store.now().index_desc(key, before, limit).await
-    }
-    async fn index_claim_due(
-        &self,
-        key: &str,
-        max: i64,
-        limit: usize,
-        claim: i64,
-    ) -> Result<Vec<IndexEntry>, StoreError> {
-        (self.store.now())
-            .index_claim_due(key, max, limit, claim)
-            .await
-    }
-    async fn queue_move_unchanged(
-        &self,
-        key: &str,
-        entries: &[IndexEntry],
-        score: i64,
-    ) -> Result<usize, StoreError> {
-        (self.store.now())
-            .queue_move_unchanged(key, entries, score)
-            .await
-    }
-    async fn queues_first(&self, queues: &[String]) -> Result<Vec<Option<i64>>, StoreError> {
-        self.store.now().queues_first(queues).await
-    }
-    async fn due_teams_claim(
-        &self,
-        index: &str,
-        now: i64,
-        limit: usize,
-        hold: i64,
-    ) -> Result<DueTaken, StoreError> {
-        (self.store.now())
-            .due_teams_claim(index, now, limit, hold)
-            .await
-    }
-    async fn due_teams_release(
-        &self,
-        index: &str,
-        team: &str,
-        held: i64,
-        next: Option<i64>,
-    ) -> Result<(), StoreError> {
-        (self.store.now())
-            .due_teams_release(index, team, held, next)
-            .await
-    }
-    async fn due_teams_note(&self, index: &str, teams: &[(String, i64)]) -> Result<(), StoreError> {
-        self.store.now().due_teams_note(index, teams).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.store.now().ping().await
-    }
-    async fn node_markers(&self) -> Vec<String> {
-        self.store.now().node_markers().await
+        Ok(())
     }
 }
