@@ -367,6 +367,11 @@ pub struct Templates {
     /// code was typed; and once the credential did not confirm the
     /// customer (naming no claim).
     pub page_wallet_start: String,
+    /// The link page's buttons: the link a wallet on this device or
+    /// another opens, and the Digital Credentials API (shown only where
+    /// the browser offers it); each on its own button and nowhere else.
+    pub page_wallet_open: String,
+    pub page_wallet_here: String,
     pub page_wallet_code: String,
     pub page_wallet_elsewhere: String,
     pub page_wallet_done: String,
@@ -482,6 +487,8 @@ impl Default for Templates {
                 .into(),
             wallet_link: "Open this link to confirm it is you with your wallet: #URL#".into(),
             page_wallet_start: PAGE_WALLET_START.into(),
+            page_wallet_open: "Open my wallet".into(),
+            page_wallet_here: "Use a wallet on this device".into(),
             page_wallet_code: PAGE_WALLET_CODE.into(),
             page_wallet_elsewhere: "Continue on the device where your wallet opened.".into(),
             page_wallet_done: "Thank you. You can go back to the chat.".into(),
@@ -526,6 +533,8 @@ macro_rules! template_keys {
             PageCodeEnded page_code_ended [],
             WalletLink wallet_link ["#URL#"],
             PageWalletStart page_wallet_start [],
+            PageWalletOpen page_wallet_open [],
+            PageWalletHere page_wallet_here [],
             PageWalletCode page_wallet_code ["#CODE#"],
             PageWalletElsewhere page_wallet_elsewhere [],
             PageWalletDone page_wallet_done [],

@@ -64,8 +64,8 @@ impl utoipa::IntoParams for LinkCodeParam {
 /// nothing of an older one) and uses nothing up; more than 10 fetches of
 /// one link within a minute are 429 and make nothing; while a verified answer awaits its binding code, a fetch makes
 /// none and shows `page_wallet_elsewhere` (never the code). The page
-/// names the team and the conversation's channel, and offers the Digital Credentials API where the browser has
-/// it, a button with the `openid4vp://` link, the same link as a QR code,
+/// names the team and the conversation's channel once, and offers the Digital Credentials API where the browser has
+/// it (`page_wallet_here`), a button with the `openid4vp://` link (`page_wallet_open`), the same link as a QR code,
 /// and polls `/w/{code}/status`. Its policy allows its own script only.
 /// Every answer is a page.
 #[utoipa::path(get, path = "/w/{code}", operation_id = "wallet_page", tag = "challenges", security(),
@@ -92,7 +92,10 @@ async fn wallet_page(
             let config = st.gateway.config();
             let said = Said::of(config, Some(&p.speaks), &headers, TextKey::PageWalletStart);
             let bound = Said::of(config, Some(&p.speaks), &headers, TextKey::PageWalletCode);
-            no_store(page::wallet_page(&said, &p, (&code, &bound.text)))
+            let open = Said::of(config, Some(&p.speaks), &headers, TextKey::PageWalletOpen);
+            let here = Said::of(config, Some(&p.speaks), &headers, TextKey::PageWalletHere);
+            let buttons = (&open, &here);
+            no_store(page::wallet_page(&said, &p, (&code, &bound.text), buttons))
         }
         Ok(WalletLinkTarget::Limited(speaks)) => {
             pages::limited(st.gateway.config(), speaks.as_ref(), &headers)

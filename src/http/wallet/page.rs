@@ -30,8 +30,10 @@ text-align:center;text-decoration:none;cursor:pointer}\
 /// endpoint; a verified answer's binding code, which that POST's answer
 /// carries, shown in `page_wallet_code`'s words from `#w`'s data), and
 /// the poll that moves to the end page once the challenge is no longer
-/// open (once it shows the code, only once the challenge ended). It reads
-/// everything it needs from `#w`'s data.
+/// open (once it shows the code, only once the challenge ended). When no
+/// wallet on the device answers the API (or the customer closes its
+/// dialog), its button is no longer offered and the focus moves to the
+/// link's. It reads everything it needs from `#w`'s data.
 pub(super) const SCRIPT: &str = "(function(){\
 var d=document.getElementById('w').dataset,b=document.getElementById('dc'),shown=false;\
 function post(body){return fetch(d.answer,{method:'POST',headers:{'Content-Type':'application/json'},\
@@ -47,42 +49,45 @@ if(b&&window.DigitalCredential&&navigator.credentials&&navigator.credentials.get
 b.addEventListener('click',function(){navigator.credentials.get({digital:{requests:[\
 {protocol:'openid4vp-v1-signed',data:{request:d.request}}]}}).then(function(c){\
 var data=c&&c.data;if(typeof data==='string'){try{data=JSON.parse(data);}catch(e){}}\
-return post({protocol:c.protocol,data:data});},function(){return post({error:'access_denied'});})\
+return post({protocol:c.protocol,data:data});},function(){b.hidden=true;\
+document.getElementById('open').focus();return post({error:'access_denied'});})\
 .then(function(r){return r.json();}).then(function(a){\
 if(a&&typeof a.code==='string'&&/^[0-9]+$/.test(a.code)){show(a.code);}poll();},function(){poll();});});}\
 setTimeout(poll,2000);})();";
 
 /// The page of one request: `said`'s text with the team and channel
-/// named, its first line the heading, its last (of two or more) the
-/// buttons' label (else the heading), the lines between what to do;
+/// named, shown once (its first line the heading, the others what to do);
 /// `code` the link's; `bound` the words a verified answer's binding code
-/// is shown in (`#CODE#` the code).
-pub(super) fn wallet_page(said: &Said, page: &WalletPage, (code, bound): (&str, &str)) -> Response {
+/// is shown in (`#CODE#` the code); `buttons` the texts of the link's
+/// button (`page_wallet_open`) and of the Digital Credentials API's
+/// (`page_wallet_here`), each on its own button and nowhere else
+/// (docs/wallet.md#the-link-page).
+pub(super) fn wallet_page(
+    said: &Said,
+    page: &WalletPage,
+    (code, bound): (&str, &str),
+    (open, here): (&Said, &Said),
+) -> Response {
     let text = with_names(&escape(&said.text), &page.named);
-    let lines: Vec<&str> = text.lines().collect();
-    let heading = lines.first().copied().unwrap_or_default();
-    let label = match lines.len() {
-        0 | 1 => heading,
-        _ => lines.last().copied().unwrap_or(heading),
-    };
-    let advice: String = lines
-        .get(1..lines.len().saturating_sub(1))
-        .unwrap_or_default()
-        .iter()
-        .map(|l| format!("<p>{l}</p>\n"))
-        .collect();
+    let mut lines = text.lines();
+    let heading = lines.next().unwrap_or_default();
+    let advice: String = lines.map(|l| format!("<p>{l}</p>\n")).collect();
     let base = format!("/w/{code}");
     let main = format!(
         "<h1>{heading}</h1>\n{advice}<div id=\"w\" data-request=\"{request}\" \
          data-answer=\"{base}/response\" data-status=\"{base}/status\" data-done=\"{base}/done\" \
          data-bound=\"{bound}\"></div>\n\
-         <div class=\"actions\">\n<button id=\"dc\" type=\"button\" hidden>{label}</button>\n\
-         <a id=\"open\" class=\"button\" href=\"{link}\">{label}</a>\n</div>\n\
+         <div class=\"actions\">\n<button id=\"dc\" type=\"button\"{here_lang} hidden>{here}</button>\n\
+         <a id=\"open\" class=\"button\" href=\"{link}\"{open_lang}>{open}</a>\n</div>\n\
          <div class=\"qr\" role=\"img\" aria-label=\"QR\">{qr}</div>\n",
         request = escape(&page.dc_request),
         bound = escape(bound),
         link = escape(&page.wallet_link),
         qr = qr_svg(&page.wallet_link),
+        here = escape(&here.text),
+        here_lang = lang_if_other(here, said),
+        open = escape(&open.text),
+        open_lang = lang_if_other(open, said),
     );
     let html = Frame {
         lang: &said.lang,
@@ -93,6 +98,16 @@ pub(super) fn wallet_page(said: &Said, page: &WalletPage, (code, bound): (&str, 
     }
     .html();
     html_answer(StatusCode::OK, html, Some(&policy()))
+}
+
+/// ` lang="TAG"` for a button whose text fell back to another language
+/// than the page's, else nothing.
+fn lang_if_other(label: &Said, page: &Said) -> String {
+    if label.lang == page.lang {
+        String::new()
+    } else {
+        format!(" lang=\"{}\"", escape(&label.lang))
+    }
 }
 
 /// `text` as a QR code, an SVG element drawn by the `qrcode` crate (no
@@ -147,7 +162,12 @@ mod tests {
             wallet_link: "openid4vp://?client_id=x509_hash%3Aab&request_uri=https%3A%2F%2Fg.example%2Fw%2Fc%2Frequest%2Fr&request_uri_method=post".into(),
             left: std::time::Duration::from_secs(60),
         };
-        let res = wallet_page(&said, &page, ("c0de", "Escribe #CODE# <ya>"));
+        let button = |lang: &str, text: &str| Said {
+            lang: lang.into(),
+            text: text.into(),
+        };
+        let buttons = (&button("es", "Abrir <mi> cartera"), &button("en", "Use a wallet"));
+        let res = wallet_page(&said, &page, ("c0de", "Escribe #CODE# <ya>"), buttons);
         let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
             .to_str()
             .unwrap()
@@ -174,7 +194,11 @@ mod tests {
         assert!(html.contains("<svg") && !html.contains("<?xml"), "{html}");
         assert!(!html.contains(" src="), "{html}");
         // The API's button starts hidden, and no rule of the page shows it.
-        assert!(html.contains("<button id=\"dc\" type=\"button\" hidden>"));
+        assert!(html.contains("<button id=\"dc\" type=\"button\" lang=\"en\" hidden>Use a wallet</button>"));
+        // Each text once: the heading's, and each button's on its button.
+        assert!(html.contains(">Abrir &lt;mi&gt; cartera</a>"), "{html}");
+        assert_eq!(html.matches("Confirma").count(), 2, "{html}"); // <title> and <h1>
+        assert_eq!(html.matches("Abrir").count(), 1, "{html}");
         assert!(WALLET_STYLE.starts_with("[hidden]{display:none!important}"));
     }
 }

@@ -5,7 +5,10 @@
 //! keeping its promise's resolver); the test wallet of `wallet.rs` answers
 //! the request the page handed over, and the test settles the promise with
 //! its answer or a refusal: a verified answer shows the binding code, and
-//! only that code typed into the chat authenticates. Without the API the
+//! only that code typed into the chat authenticates; after a refusal (no
+//! wallet on the device answered) the API's button is no longer offered.
+//! The page's sentence is its one heading, and each button is named for
+//! what it does. Without the API the
 //! page offers the `openid4vp://` link and its QR code only; relayed to
 //! the credential's owner, its wallet's answer shows the code in the
 //! owner's browser alone, never on the page that showed the QR code
@@ -154,6 +157,28 @@ async fn shown_code(b: &Browser) -> String {
     code
 }
 
+/// The page's sentence (`page_wallet_start`) is shown once, as its one
+/// heading; each button says what it does (`page_wallet_here`,
+/// `page_wallet_open`), and says nothing else.
+async fn labelled_once(b: &Browser) {
+    let page = b
+        .js(
+            "return {h1: [...document.querySelectorAll('h1')].map(h => h.textContent), \
+             text: document.body.innerText, \
+             dc: document.getElementById('dc').textContent, \
+             open: document.getElementById('open').textContent}",
+            vec![],
+        )
+        .await;
+    let h1 = page["h1"].as_array().expect("headings");
+    assert_eq!(h1.len(), 1, "{page}");
+    let heading = h1[0].as_str().unwrap();
+    assert!(heading.contains("is asking you to confirm it is you with your wallet"), "{page}");
+    assert_eq!(page["text"].as_str().unwrap().matches(heading).count(), 1, "{page}");
+    assert_eq!(page["dc"], "Use a wallet on this device", "{page}");
+    assert_eq!(page["open"], "Open my wallet", "{page}");
+}
+
 /// The page loaded nothing from elsewhere and raised no script error.
 async fn clean(b: &Browser, app: &TestApp) {
     b.assert_no_script_errors().await;
@@ -191,6 +216,7 @@ async fn a_customer_presents_through_the_api(backend: Backend) {
     assert_eq!(shown, json!(["none", "block"]), "no API, no button for it");
 
     page_with_the_api(&b, &app, &link).await;
+    labelled_once(&b).await;
     b.screenshot("wallet-dc-360.png").await;
     b.click("#dc").await;
     let asked = handed_request(&b, &a, 1).await;
@@ -279,13 +305,23 @@ async fn a_refusal_counts_nothing_and_the_page_offers_to_try_again(backend: Back
         .await;
     assert_eq!(path, json!(link), "the page stays");
 
-    // The button is still offered: the customer tries again, and the same
-    // request is answered.
-    b.wait_for("the button again", DC_SHOWN, vec![], TWO_S)
-        .await;
+    // No wallet on this device answered: its button is no longer offered,
+    // and the link's button, which opens a wallet here or by the QR code
+    // on another device, has the focus.
+    b.wait_for(
+        "the API's button no longer offered, the link's focused",
+        "getComputedStyle(document.getElementById('dc')).display === 'none' \
+         && document.activeElement === document.getElementById('open')",
+        vec![],
+        TWO_S,
+    )
+    .await;
+    // The page fetched again offers it again: the customer tries again
+    // with that page's request.
+    page_with_the_api(&b, &app, &link).await;
     b.click("#dc").await;
-    let again = handed_request(&b, &a, 2).await;
-    assert_eq!(again["nonce"], first["nonce"], "the page's one request");
+    let again = handed_request(&b, &a, 1).await;
+    assert_ne!(again["nonce"], first["nonce"], "each fetch its own request");
     answer(&b, &app, &again, "es256").await;
     let code = shown_code(&b).await;
     typed_in_chat(&app, &id, &cid, &code).await;
