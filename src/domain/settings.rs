@@ -356,6 +356,12 @@ pub struct Templates {
     pub page_code_done: String,
     pub page_code_wrong: String,
     pub page_code_ended: String,
+    /// That page's field's label and its button's text (a text of two or
+    /// more lines names its own button with its last line); for a PIN,
+    /// while the team kept these defaults, [`PAGE_PIN_FIELD`] and
+    /// [`PAGE_PIN_CHECK`].
+    pub page_code_field: String,
+    pub page_code_check: String,
     /// A wallet challenge's link (docs/wallet.md#the-link-page): `#URL#`
     /// is the link.
     pub wallet_link: String,
@@ -388,6 +394,13 @@ pub const PAGE_CODE_ENTRY: &str = "#TEAM# sent you a code for the #CHANNEL# conv
 pub const PAGE_PIN_ENTRY: &str = "Type your PIN for the #CHANNEL# conversation with #TEAM# \
                                   you are in now, only if you are chatting with #TEAM# \
                                   right now.";
+
+/// `page_code_field`'s and `page_code_check`'s defaults, and what the page
+/// says in their place for a session PIN while they are the defaults.
+pub const PAGE_CODE_FIELD: &str = "Code";
+pub const PAGE_CODE_CHECK: &str = "Check code";
+pub const PAGE_PIN_FIELD: &str = "PIN";
+pub const PAGE_PIN_CHECK: &str = "Check PIN";
 
 /// `page_network_confirm`'s default.
 const PAGE_NETWORK_CONFIRM: &str = "#TEAM# is asking to confirm your number for the #CHANNEL# \
@@ -485,6 +498,8 @@ impl Default for Templates {
             page_code_wrong: "That is not the code. #LEFT# tries left.".into(),
             page_code_ended: "This code can no longer be used. Ask in the chat for a new one."
                 .into(),
+            page_code_field: PAGE_CODE_FIELD.into(),
+            page_code_check: PAGE_CODE_CHECK.into(),
             wallet_link: "Open this link to confirm it is you with your wallet: #URL#".into(),
             page_wallet_start: PAGE_WALLET_START.into(),
             page_wallet_open: "Open my wallet".into(),
@@ -531,6 +546,8 @@ macro_rules! template_keys {
             PageCodeDone page_code_done [],
             PageCodeWrong page_code_wrong [],
             PageCodeEnded page_code_ended [],
+            PageCodeField page_code_field [],
+            PageCodeCheck page_code_check [],
             WalletLink wallet_link ["#URL#"],
             PageWalletStart page_wallet_start [],
             PageWalletOpen page_wallet_open [],

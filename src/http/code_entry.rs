@@ -23,7 +23,10 @@ use super::pages::{
 };
 use super::AppState;
 use crate::domain::browser::CODE_ENTRY_BROWSER_COOKIE as BROWSER_COOKIE;
-use crate::domain::settings::{TextKey, PAGE_CODE_ENTRY, PAGE_PIN_ENTRY};
+use crate::domain::settings::{
+    TextKey, PAGE_CODE_CHECK, PAGE_CODE_ENTRY, PAGE_CODE_FIELD, PAGE_PIN_CHECK, PAGE_PIN_ENTRY,
+    PAGE_PIN_FIELD,
+};
 use crate::gateway::code_entry::{Ended, EntryAnswer, EntryForm};
 use crate::gateway::Speaks;
 
@@ -178,7 +181,9 @@ fn answered(
 
 /// The form of `form`: `page_code_entry` (for a PIN, while the team kept
 /// the default, "Type your PIN"), or after a wrong code `page_code_wrong`
-/// with the tries `left`.
+/// with the tries `left`; its field labelled `page_code_field`, its button
+/// `page_code_check` ("PIN" and "Check PIN" for a PIN while the team kept
+/// the defaults).
 fn shown(st: &AppState, headers: &HeaderMap, form: &EntryForm, left: Option<u32>) -> Response {
     let config = st.gateway.config();
     let mut said = match left {
@@ -191,7 +196,17 @@ fn shown(st: &AppState, headers: &HeaderMap, form: &EntryForm, left: Option<u32>
     if let Some(left) = left {
         said.text = said.text.replace("#LEFT#", &left.to_string());
     }
-    let mut res = page::form(StatusCode::OK, &said, &form.named, &form.form_token);
+    let words = |key, pin_default: (&str, &str)| {
+        let text = Said::of(config, Some(&form.speaks), headers, key).text;
+        match (form.pin, text == pin_default.0) {
+            (true, true) => pin_default.1.to_string(),
+            _ => text,
+        }
+    };
+    let field = words(TextKey::PageCodeField, (PAGE_CODE_FIELD, PAGE_PIN_FIELD));
+    let check = words(TextKey::PageCodeCheck, (PAGE_CODE_CHECK, PAGE_PIN_CHECK));
+    let token = &form.form_token;
+    let mut res = page::form(StatusCode::OK, &said, &form.named, token, (&field, &check));
     res.extensions_mut().insert(FormShown(form.left));
     res
 }

@@ -15,6 +15,7 @@ const CODE_FIELD: &str = "code";
 /// (`pages::STYLE`).
 const FORM_STYLE: &str = "\
 form{margin:1.5rem 0 0;display:flex;flex-direction:column;gap:1rem}\
+label{font-weight:600;margin-bottom:-.5rem}\
 input{width:100%;min-height:3rem;padding:.5rem .75rem;border:.125rem solid var(--muted);\
 border-radius:.5rem;background:var(--bg);color:var(--fg);font:inherit;font-size:1.5rem;\
 letter-spacing:.25em;text-align:center}\
@@ -30,23 +31,33 @@ pub(super) fn typed_code(body: &[u8]) -> Option<String> {
     Some(code.trim().to_string())
 }
 
-/// The form: `said`'s first line the heading (the field's label), with
-/// the team and channel `named`, its last (of two or more) the button's
-/// label, the lines between what to do; the field asks for digits and offers the code the phone received
+/// The form: `said`'s first line the heading (what the field is for),
+/// with the team and channel `named`, its last (of two or more) the
+/// button's label (else `check`), the lines between what to do; the field,
+/// labelled `field` (`page_code_field`), asks for digits and offers the code the phone received
 /// (`autocomplete="one-time-code"`); the form carries `token` and posts
 /// to the page's own address.
-pub(super) fn form(status: StatusCode, said: &Said, named: &Named, token: &str) -> Response {
+pub(super) fn form(
+    status: StatusCode,
+    said: &Said,
+    named: &Named,
+    token: &str,
+    (field, check): (&str, &str),
+) -> Response {
     let field = format!(
-        "<input id=\"{CODE_FIELD}\" name=\"{CODE_FIELD}\" type=\"text\" \
+        "<label for=\"{CODE_FIELD}\">{label}</label>\n\
+         <input id=\"{CODE_FIELD}\" name=\"{CODE_FIELD}\" type=\"text\" \
          autocomplete=\"one-time-code\" inputmode=\"numeric\" pattern=\"[0-9]*\" \
-         maxlength=\"20\" required autofocus aria-labelledby=\"asked\">\n"
+         maxlength=\"20\" required autofocus aria-describedby=\"asked\">\n",
+        label = escape(field),
     );
     let text = with_names(&escape(&said.text), named);
+    let check = escape(check);
     one_form(
         status,
         &said.lang,
         &text,
-        (token, &field),
+        (token, &field, Some(&check)),
         FORM_STYLE,
         &policy(),
     )
@@ -74,7 +85,13 @@ mod tests {
             team_name: "Acme <Bank>".into(),
             channel_words: "SMS",
         };
-        let res = form(StatusCode::OK, &said, &named, "t0k\"en");
+        let res = form(
+            StatusCode::OK,
+            &said,
+            &named,
+            "t0k\"en",
+            ("Código <tuyo>", "Comprobar"),
+        );
         let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
             .to_str()
             .unwrap()
@@ -89,7 +106,14 @@ mod tests {
         assert_eq!(html.matches("name=\"code\"").count(), 1);
         assert!(html.contains("autocomplete=\"one-time-code\" inputmode=\"numeric\""));
         assert!(html.contains("value=\"t0k&quot;en\""), "{html}");
-        assert!(html.contains(">OK</button>"));
+        // The field has a label of its own, the heading describes it, and
+        // the button says what it does.
+        assert!(
+            html.contains("<label for=\"code\">Código &lt;tuyo&gt;</label>"),
+            "{html}"
+        );
+        assert!(html.contains("aria-describedby=\"asked\""), "{html}");
+        assert!(html.contains(">Comprobar</button>"), "{html}");
         assert!(!html.contains("src=") && !html.contains("href="), "{html}");
     }
 

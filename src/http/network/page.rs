@@ -22,7 +22,7 @@ button:focus-visible{outline:.2rem solid var(--fg);outline-offset:.2rem}";
 pub(super) fn confirm(said: &Said, confirm: &NetworkConfirm) -> Response {
     let text = with_names(&escape(&said.text), &confirm.named);
     let policy = policy(&confirm.form_action);
-    let form = (confirm.form_token.as_str(), "");
+    let form = (confirm.form_token.as_str(), "", None);
     one_form(
         StatusCode::OK,
         &said.lang,

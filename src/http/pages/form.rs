@@ -32,7 +32,8 @@ pub fn form_token(body: &[u8]) -> Option<String> {
 
 /// A page of one form posting to the page's own address: `text`
 /// (escaped) its first line the heading (with a field, `id="asked"`,
-/// which the field names as its label), its last (of two or more) the button's label,
+/// which the field names as what it is for), its last (of two or more) the button's label
+/// (else `button`, else "OK"),
 /// the lines between what to do; the form carries `token` and then
 /// `field` (empty: a button alone); `style` the form's stylesheet beside
 /// the pages' own, `policy` the page's content security policy.
@@ -40,7 +41,7 @@ pub fn one_form(
     status: StatusCode,
     lang: &str,
     text: &str,
-    (token, field): (&str, &str),
+    (token, field, button): (&str, &str, Option<&str>),
     style: &str,
     policy: &str,
 ) -> Response {
@@ -48,7 +49,7 @@ pub fn one_form(
     let (heading, rest) = lines.split_first().map_or(("", &[][..]), |(h, r)| (*h, r));
     let (label, advice) = rest
         .split_last()
-        .map_or((DEFAULT_LABEL, &[][..]), |(l, a)| (*l, a));
+        .map_or((button.unwrap_or(DEFAULT_LABEL), &[][..]), |(l, a)| (*l, a));
     let advice: String = advice.iter().map(|l| format!("<p>{l}</p>\n")).collect();
     let h1 = if field.is_empty() {
         "<h1>"

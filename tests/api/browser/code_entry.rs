@@ -1,7 +1,8 @@
 //! The page where a code is typed instead of the chat
 //! (docs/api.md#codes-typed-on-the-gateways-page) in a real browser, on a
-//! 360 px phone: the link relayed out of its chat to the code's owner,
-//! who types the code and presses Enter, shows a binding code and
+//! 360 px phone: the field labelled, the button "Check code"; the link
+//! relayed out of its chat to the code's owner, who types the code and
+//! presses Enter, shows a binding code and
 //! authenticates nobody; only that code, typed into the chat, does
 //! (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat). The page
 //! loads nothing from anywhere else.
@@ -66,6 +67,15 @@ async fn a_relayed_link_typed_on_a_phone_shows_a_binding_code_and_authenticates_
         TWO_S,
     )
     .await;
+    // The field has a label of its own, and the button says what it does.
+    let named = b
+        .js(
+            "return [document.querySelector('input[name=code]').labels[0].textContent, \
+             document.querySelector('form button').textContent]",
+            vec![],
+        )
+        .await;
+    assert_eq!(named, json!(["Code", "Check code"]));
     b.screenshot("code-entry-360.png").await;
     let enter = char::from(fantoccini::key::Key::Enter);
     b.fill("input[name=code]", &format!("{code}{enter}")).await;
