@@ -9,10 +9,13 @@
 //! (http://127.0.0.1:9000, also the sample `webchat` channel, and the
 //! Twilio of the sample `sms` channel, and the customer's wallet, at
 //! http://127.0.0.1:9000/wallet) whose scripted bot asks the customer to
-//! sign in, to type a code sent to their phone, or to prove it with their
-//! wallet and type the code the wallet's answer shows; typing `español` (or
-//! `english`) switches the conversation's language, and the code, the
-//! notices and the gateway's pages follow. The servers are in
+//! sign in, to type a code sent to their phone (in the chat, or on the
+//! gateway's code page), or to prove it with their wallet and type the
+//! code the wallet's answer shows; typing `español` (or `english`)
+//! switches the conversation's language, and the bot, the code, the
+//! notices, the login page and the gateway's pages follow. Each chat (each
+//! browser tab) is a customer of its own (`cust-42`, `cust-43`, …); the
+//! admin key printed at start unlocks one in the console. The servers are in
 //! `examples/support/` (shared with `login_page.rs` and the browser test).
 #[path = "support/mod.rs"]
 mod support;
@@ -55,6 +58,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         demo::SAMPLE_AGENT_KEY
     );
     println!(
+        "                    (or the demo admin key {}",
+        demo::SAMPLE_ADMIN_KEY
+    );
+    println!("                    to unlock a customer that wrong codes blocked)");
+    println!(
         "  login page        {}/login (opened from the chat's link)",
         running.login_url
     );
@@ -64,9 +72,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!();
     println!("In the chat press \"Sign in\" (then \"Sign in\" on the login page),");
-    println!("\"Send me a code\" (then type the code) or \"Prove it with your wallet\"");
-    println!("(open the link, its button, \"Share\", then type the code it shows);");
-    println!("watch the console show ✓.");
+    println!("\"Send me a code\" (then type the code), \"Type the code on a page\"");
+    println!("(type it on the linked page, then the code that page shows) or");
+    println!("\"Prove it with your wallet\" (open the link, \"Open my wallet\", \"Share\",");
+    println!("then type the code it shows); \"Español\" switches the conversation to");
+    println!("Spanish. Each chat tab is a customer of its own. Watch the console show ✓.");
     tokio::signal::ctrl_c().await?;
     running.stop().await;
     Ok(())

@@ -2,10 +2,15 @@
 //! memory store with the sample config, the example login page, and a small
 //! web chat whose scripted bot asks the customer to sign in (a login link
 //! into the chat), to type a code it sends by text message to the
-//! customer's phone (OTP), or to prove it with their wallet (a wallet link
-//! into the chat, then the binding code the wallet's answer shows), then
-//! answers "verified ✓". The agent console (`/console`) shows the check
-//! mark.
+//! customer's phone (OTP; typed into the chat, or on the gateway's code
+//! page whose link comes into the chat), or to prove it with their wallet
+//! (a wallet link into the chat, then the binding code the wallet's
+//! answer shows), then answers "verified ✓" after the gateway's own
+//! notice, and offers no way to verify any more. Each chat (each browser
+//! tab) is a customer of its own; a block says when it ends. A
+//! conversation speaks one language, English or Spanish (`texts.rs`): the
+//! bot, the suggestions, the login page and the gateway's texts. The agent
+//! console (`/console`) shows the check mark.
 //!
 //! The chat server is also the sample `webchat` channel: the gateway POSTs
 //! its messages (signed, docs/channels.md) to `/chatgate/messages`; the chat
@@ -37,16 +42,21 @@ use tokio::net::TcpListener;
 
 use super::login::{self, LoginPage};
 
+pub mod texts;
 pub mod wallet;
+
+use texts::{Lang, Say};
 
 /// The sample config's demo bot key (`config/teams/acme.toml`, DEMO ONLY).
 pub const SAMPLE_BOT_KEY: &str = "cg_djRSRR9F41FRU8gFK4JrTzIA1JXE01jqi4-eFPhRuL0";
 /// The sample config's demo agent key, printed for the console.
 pub const SAMPLE_AGENT_KEY: &str = "cg_i11i6t5j_LwdZ8XJ2I-Ar0dAvHbEIorf8HPBINk-DNk";
+/// The sample config's demo admin key, printed for the console: it
+/// unlocks a customer that too many wrong codes blocked.
+pub const SAMPLE_ADMIN_KEY: &str = "cg_BZR6VDQ3MCyfg70if1S30ecTH_h1JGi3JVXpcc-614c";
 const TEAM: &str = "acme";
-const CUSTOMER: &str = "cust-42";
-/// What the bank knows of its customer `cust-42`, compared with the PID
-/// the wallet presents (docs/wallet.md#matching).
+/// What the bank knows of each demo customer (all of them Ada), compared
+/// with the PID the wallet presents (docs/wallet.md#matching).
 const CUSTOMER_RECORD: [(&str, &str); 2] =
     [("family_name", "Lovelace"), ("birthdate", "1815-12-10")];
 
@@ -85,11 +95,20 @@ struct Line {
 #[derive(Default)]
 struct Conversation {
     interaction: String,
+    /// The customer of this chat: each chat (each browser tab) its own,
+    /// so that one tab's wrong codes and sends block no other tab.
+    customer: String,
+    /// The conversation's one language: the bot's, the suggestions', the
+    /// login page's and the gateway's texts.
+    lang: Lang,
     /// The customer's phone (the interaction's contact), a number of
     /// Ofcom's range for drama (+447700900000 to +447700900999).
     phone: String,
     challenge: Option<String>,
     verified: bool,
+    /// The code was right: "verified ✓" follows the gateway's own
+    /// notice, or a moment later if that notice does not come.
+    verifying: bool,
     lines: Vec<Line>,
 }
 
@@ -266,6 +285,14 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+/// What the gateway answered a bot call: its status, its JSON body and
+/// its `Retry-After` (seconds), if any.
+struct Answer {
+    status: u16,
+    body: Value,
+    retry_after: Option<u64>,
+}
+
 impl Chat {
     fn push(&self, conversation: &str, from: &'static str, text: &str) {
         if let Ok(mut all) = self.conversations.lock() {
@@ -282,8 +309,18 @@ impl Chat {
         self.conversations.lock().ok()?.get_mut(conversation).map(f)
     }
 
-    /// A bot call to the gateway: (status, JSON answer).
-    async fn call(&self, path: &str, body: Value) -> (u16, Value) {
+    /// The bot says `what` in the conversation's language.
+    fn bot(&self, conversation: &str, what: Say) {
+        let lang = self.lang(conversation);
+        self.push(conversation, "bot", texts::say(lang, what));
+    }
+
+    fn lang(&self, conversation: &str) -> Lang {
+        self.with(conversation, |c| c.lang).unwrap_or_default()
+    }
+
+    /// A bot call to the gateway.
+    async fn call(&self, path: &str, body: Value) -> Answer {
         let res = self
             .http
             .post(format!("{}{path}", self.gateway))
@@ -291,39 +328,82 @@ impl Chat {
             .json(&body)
             .send()
             .await;
-        match res {
-            Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or_default()),
-            Err(_) => (0, Value::Null),
+        let Ok(r) = res else {
+            return Answer {
+                status: 0,
+                body: Value::Null,
+                retry_after: None,
+            };
+        };
+        let retry_after = r
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        Answer {
+            status: r.status().as_u16(),
+            body: r.json().await.unwrap_or_default(),
+            retry_after,
         }
     }
 
     /// Starts the challenge `body` on the conversation's interaction `id`
-    /// and keeps its id for the code the customer types; the gateway's
-    /// reason when it refuses.
+    /// and keeps its id for the code the customer types; what to tell the
+    /// customer when the gateway refuses (a block with its end).
     async fn challenge(&self, conversation: &str, id: &str, body: Value) -> Result<(), String> {
         let path = format!("/v1/interactions/{id}/challenges");
-        let (status, c) = self.call(&path, body).await;
-        if status != 201 {
-            let why = c["detail"].as_str().unwrap_or("the gateway refused");
-            return Err(why.to_string());
+        let a = self.call(&path, body).await;
+        if a.status != 201 {
+            return Err(self.refused(conversation, &a));
         }
-        let cid = c["challenge_id"].as_str().map(str::to_string);
+        let cid = a.body["challenge_id"].as_str().map(str::to_string);
         self.with(conversation, |conv| conv.challenge = cid);
         Ok(())
     }
 
+    /// What to tell the customer of the gateway's refusal `a`: a lockout
+    /// or a rate limit with the time it ends, else the gateway's words.
+    fn refused(&self, conversation: &str, a: &Answer) -> String {
+        let lang = self.lang(conversation);
+        match block_end(a) {
+            Some(until) => texts::blocked(lang, until.as_deref()),
+            None => {
+                let why = a.body["detail"].as_str().unwrap_or("the gateway refused");
+                texts::cannot(lang, why)
+            }
+        }
+    }
+
+    /// "verified ✓", once per conversation.
     fn verified(&self, conversation: &str) {
         let first = self
             .with(conversation, |c| !std::mem::replace(&mut c.verified, true))
             .unwrap_or(false);
         if first {
-            self.push(
-                conversation,
-                "bot",
-                "verified ✓ — thank you! How can I help with your account today?",
-            );
+            self.bot(conversation, Say::Verified);
         }
     }
+}
+
+/// Whether the gateway's answer `a` is a block (a lockout, 423 or 403
+/// `locked`/`banned`, or a rate limit, 429) and, if it says, when it ends
+/// (`HH:MM UTC`, rounded up to the minute).
+fn block_end(a: &Answer) -> Option<Option<String>> {
+    let code = a.body["code"].as_str().unwrap_or_default();
+    if a.status != 429 && !matches!(code, "locked" | "banned") {
+        return None;
+    }
+    let at = a.body["locked_until"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .or_else(|| {
+            let secs = i64::try_from(a.retry_after?).ok()?;
+            Some(chrono::Utc::now() + chrono::Duration::seconds(secs))
+        });
+    Some(at.map(|t| {
+        let up = t + chrono::Duration::seconds(59);
+        up.format("%H:%M UTC").to_string()
+    }))
 }
 
 #[derive(Deserialize)]
@@ -339,25 +419,27 @@ struct After {
     after: usize,
 }
 
-/// A new conversation: the bot creates its interaction and greets.
+/// A new conversation, with a customer and a phone of its own: the bot
+/// creates its interaction and greets.
 async fn start_chat(State(chat): State<Arc<Chat>>) -> Response {
     let conversation = format!("web-{}", uuid::Uuid::now_v7().simple());
-    let phone = match chat.phones.lock() {
+    let (customer, phone) = match chat.phones.lock() {
         Ok(mut phones) => {
-            let phone = format!("+447700900{:03}", phones.len() % 1000);
+            let n = phones.len();
+            let phone = format!("+447700900{:03}", n % 1000);
             phones.insert(phone.clone(), conversation.clone());
-            phone
+            (format!("cust-{}", 42 + n), phone)
         }
         Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "poisoned").into_response(),
     };
-    let (status, it) = chat
+    let a = chat
         .call(
             "/v1/interactions",
-            json!({"channel": "webchat", "conversation_id": conversation, "customer_ref": CUSTOMER,
+            json!({"channel": "webchat", "conversation_id": conversation, "customer_ref": customer,
                    "contact": {"phone": phone}}),
         )
         .await;
-    let Some(id) = it["id"].as_str().filter(|_| status < 300) else {
+    let Some(id) = a.body["id"].as_str().filter(|_| a.status < 300) else {
         return (StatusCode::BAD_GATEWAY, "the gateway is not answering").into_response();
     };
     if let Ok(mut all) = chat.conversations.lock() {
@@ -365,128 +447,172 @@ async fn start_chat(State(chat): State<Arc<Chat>>) -> Response {
             conversation.clone(),
             Conversation {
                 interaction: id.to_string(),
+                customer,
                 phone,
                 ..Conversation::default()
             },
         );
     }
-    chat.push(
-        &conversation,
-        "bot",
-        "Hi, I'm the Acme Bank assistant. Before I can look at your account I need to know it's you: sign in, let me send you a code, or prove it with your wallet.",
-    );
+    chat.bot(&conversation, Say::Greeting);
     Json(json!({"conversation": conversation})).into_response()
+}
+
+/// What the customer asked for, in either language.
+#[derive(Debug, PartialEq)]
+enum Asked {
+    Language(Lang),
+    SignIn,
+    Wallet,
+    CodeOnPage,
+    Code,
+    Digits(String),
+    Other,
+}
+
+impl Asked {
+    fn of(text: &str) -> Asked {
+        let lower = text.trim().to_lowercase();
+        let digits: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
+        let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+        if let Some(lang) = Lang::asked(&lower) {
+            Asked::Language(lang)
+        } else if has(&["sign in", "log in", "iniciar sesión", "iniciar sesion"]) {
+            Asked::SignIn
+        } else if has(&["wallet", "cartera"]) {
+            Asked::Wallet
+        } else if has(&["on a page", "en una página", "en una pagina"]) {
+            Asked::CodeOnPage
+        } else if has(&["code", "código", "codigo"]) {
+            Asked::Code
+        } else if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+            Asked::Digits(digits)
+        } else {
+            Asked::Other
+        }
+    }
 }
 
 /// The customer typed (or pressed a suggestion): the scripted bot answers.
 async fn say(State(chat): State<Arc<Chat>>, Json(s): Json<Said>) -> Response {
     let text = s.text.trim().to_string();
-    let Some(id) = chat.with(&s.conversation, |c| c.interaction.clone()) else {
+    let conv = &s.conversation;
+    let Some((id, verified)) = chat.with(conv, |c| (c.interaction.clone(), c.verified)) else {
         return (StatusCode::NOT_FOUND, "no such conversation").into_response();
     };
-    chat.push(&s.conversation, "customer", &text);
-    let lower = text.to_lowercase();
-    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    // "español" or "english": the conversation switches language, and the
-    // gateway's code, notices and pages follow (docs/api.md#languages).
-    let switch = match lower.as_str() {
-        "español" | "espanol" | "spanish" => Some(("es", "Vale, seguimos en español.")),
-        "english" | "inglés" | "ingles" => Some(("en", "OK, we'll carry on in English.")),
-        _ => None,
-    };
-    if let Some((locale, reply)) = switch {
-        let body =
-            json!({"channel": "webchat", "conversation_id": s.conversation, "locale": locale});
-        let (status, _) = chat.call("/v1/interactions", body).await;
-        let reply = if status == 200 {
-            reply
-        } else {
-            "Sorry, I cannot switch language right now."
-        };
-        chat.push(&s.conversation, "bot", reply);
-    } else if lower.contains("sign in") || lower.contains("log in") {
-        let (status, _) = chat
-            .call(
-                &format!("/v1/interactions/{id}/login-links"),
-                json!({"deliver": true, "expected_customer": CUSTOMER, "scope": "account_overview"}),
-            )
-            .await;
-        if status != 201 {
-            chat.push(
-                &s.conversation,
-                "bot",
-                "Sorry, I cannot send a sign-in link right now.",
-            );
+    chat.push(conv, "customer", &text);
+    match Asked::of(&text) {
+        Asked::Language(lang) => switch_language(&chat, conv, lang).await,
+        Asked::SignIn | Asked::Wallet | Asked::CodeOnPage | Asked::Code if verified => {
+            chat.bot(conv, Say::AlreadyVerified)
         }
-    } else if lower.contains("wallet") {
-        let expected: serde_json::Map<String, Value> = CUSTOMER_RECORD
-            .iter()
-            .map(|(name, value)| (name.to_string(), json!(value)))
-            .collect();
-        let body = json!({"method": "wallet", "match": expected});
-        let reply = match chat.challenge(&s.conversation, &id, body).await {
-            Ok(()) => "Open the link, share your ID from your wallet, then type here the code it shows you.".to_string(),
-            Err(why) => format!("Sorry, I cannot ask your wallet right now ({why})."),
-        };
-        chat.push(&s.conversation, "bot", &reply);
-    } else if lower.contains("code") {
-        let body = json!({"method": "otp", "delivery": "sms"});
-        let reply = match chat.challenge(&s.conversation, &id, body).await {
-            Ok(()) => {
-                "I've sent a code to your phone by text message. Please type it here.".to_string()
-            }
-            Err(why) => format!("Sorry, I cannot send a code right now ({why})."),
-        };
-        chat.push(&s.conversation, "bot", &reply);
-    } else if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
-        let Some(cid) = chat
-            .with(&s.conversation, |c| c.challenge.clone())
-            .flatten()
-        else {
-            chat.push(
-                &s.conversation,
-                "bot",
-                "Ask me to send you a code, or prove it with your wallet, first.",
-            );
-            return StatusCode::NO_CONTENT.into_response();
-        };
-        let (status, v) = chat
-            .call(
-                &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
-                json!({"code": digits}),
-            )
-            .await;
-        if status == 200 {
-            chat.verified(&s.conversation);
-        } else {
-            let left = v["attempts_remaining"].as_u64();
-            let msg = match (v["code"].as_str(), left) {
-                (Some("invalid_code"), Some(n)) if n > 0 => {
-                    format!("That code is not right; {n} attempts left.")
-                }
-                (Some("locked"), _) => {
-                    "Too many wrong codes: verification is blocked for now.".into()
-                }
-                _ => "That code cannot be used any more. Ask me for a new one.".into(),
-            };
-            chat.push(&s.conversation, "bot", &msg);
+        Asked::SignIn => sign_in(&chat, conv, &id).await,
+        Asked::Wallet => {
+            let expected: serde_json::Map<String, Value> = CUSTOMER_RECORD
+                .iter()
+                .map(|(name, value)| (name.to_string(), json!(value)))
+                .collect();
+            let body = json!({"method": "wallet", "match": expected});
+            prove(&chat, conv, &id, body, Say::WalletAsked).await
         }
-    } else {
-        chat.push(
-            &s.conversation,
-            "bot",
-            "I can help once you're verified: choose \"Sign in\", \"Send me a code\" or \"Prove it with your wallet\".",
-        );
+        Asked::CodeOnPage => {
+            let body = json!({"method": "otp", "delivery": "sms", "entry": "page"});
+            prove(&chat, conv, &id, body, Say::PageSent).await
+        }
+        Asked::Code => {
+            let body = json!({"method": "otp", "delivery": "sms"});
+            prove(&chat, conv, &id, body, Say::CodeSent).await
+        }
+        Asked::Digits(code) => typed_code(&chat, conv, &id, &code).await,
+        Asked::Other if verified => chat.bot(conv, Say::AlreadyVerified),
+        Asked::Other => chat.bot(conv, Say::Help),
     }
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// The messages of a conversation after the `after`-th.
+/// "español" or "english": the conversation switches language, and the
+/// gateway's code, notices and pages follow (docs/api.md#languages), and
+/// so do the bot, the suggestions and the login page.
+async fn switch_language(chat: &Chat, conv: &str, lang: Lang) {
+    let body = json!({"channel": "webchat", "conversation_id": conv, "locale": lang.tag()});
+    let a = chat.call("/v1/interactions", body).await;
+    if a.status == 200 {
+        chat.with(conv, |c| c.lang = lang);
+        chat.bot(conv, Say::Switched);
+    } else {
+        chat.bot(conv, Say::CannotSwitch);
+    }
+}
+
+async fn sign_in(chat: &Chat, conv: &str, id: &str) {
+    let customer = chat.with(conv, |c| c.customer.clone()).unwrap_or_default();
+    let path = format!("/v1/interactions/{id}/login-links");
+    let body = json!({"deliver": true, "expected_customer": customer, "scope": "account_overview"});
+    let a = chat.call(&path, body).await;
+    if a.status != 201 {
+        match block_end(&a) {
+            Some(until) => chat.push(
+                conv,
+                "bot",
+                &texts::blocked(chat.lang(conv), until.as_deref()),
+            ),
+            None => chat.bot(conv, Say::CannotSignIn),
+        }
+    }
+}
+
+/// Starts a proof (`body`); the bot says `sent`, or why it cannot.
+async fn prove(chat: &Chat, conv: &str, id: &str, body: Value, sent: Say) {
+    match chat.challenge(conv, id, body).await {
+        Ok(()) => chat.bot(conv, sent),
+        Err(why) => chat.push(conv, "bot", &why),
+    }
+}
+
+/// A code typed into the chat: the challenge's code, or the binding code
+/// a page showed.
+async fn typed_code(chat: &Arc<Chat>, conv: &str, id: &str, code: &str) {
+    let Some(cid) = chat.with(conv, |c| c.challenge.clone()).flatten() else {
+        return chat.bot(conv, Say::AskFirst);
+    };
+    let path = format!("/v1/interactions/{id}/challenges/{cid}/verify");
+    let a = chat.call(&path, json!({"code": code})).await;
+    if a.status == 200 {
+        return verifying(chat, conv);
+    }
+    let lang = chat.lang(conv);
+    let left = a.body["attempts_remaining"].as_u64();
+    let msg = match (a.body["code"].as_str(), left) {
+        (Some("invalid_code"), Some(n)) if n > 0 => texts::wrong_code(lang, n),
+        _ => match block_end(&a) {
+            Some(until) => texts::blocked(lang, until.as_deref()),
+            None => texts::say(lang, Say::CodeUsedUp).to_string(),
+        },
+    };
+    chat.push(conv, "bot", &msg);
+}
+
+/// The code was right: the gateway's own notice ("Thank you, you are now
+/// verified") comes into the chat, and "verified ✓" after it; if that
+/// notice is not there within two seconds, "verified ✓" all the same.
+fn verifying(chat: &Arc<Chat>, conv: &str) {
+    chat.with(conv, |c| c.verifying = true);
+    let (chat, conv) = (chat.clone(), conv.to_string());
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        if chat.with(&conv, |c| c.verifying).unwrap_or(false) {
+            chat.verified(&conv);
+        }
+    });
+}
+
+/// The messages of a conversation after the `after`-th, its language and
+/// whether it is verified (the page then offers no way to verify).
 async fn messages(State(chat): State<Arc<Chat>>, Query(q): Query<After>) -> Response {
     match chat.with(&q.conversation, |c| {
-        c.lines.iter().skip(q.after).cloned().collect::<Vec<_>>()
+        let lines = c.lines.iter().skip(q.after).cloned().collect::<Vec<_>>();
+        json!({"lines": lines, "lang": c.lang.tag(), "verified": c.verified})
     }) {
-        Some(lines) => Json(json!({"lines": lines})).into_response(),
+        Some(answer) => Json(answer).into_response(),
         None => (StatusCode::NOT_FOUND, "no such conversation").into_response(),
     }
 }
@@ -515,6 +641,7 @@ async fn from_gateway(State(chat): State<Arc<Chat>>, headers: HeaderMap, body: B
     let conversation = m["conversation_id"].as_str().unwrap_or_default();
     chat.push(conversation, "bot", m["text"].as_str().unwrap_or_default());
     if m["purpose"] == "authenticated" {
+        chat.with(conversation, |c| c.verifying = false);
         chat.verified(conversation);
     }
     StatusCode::OK.into_response()

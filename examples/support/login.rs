@@ -88,6 +88,129 @@ struct LoginForm {
     #[allow(dead_code)]
     password: String,
     outcome: String,
+    /// The language of the page the form was on (the login token's
+    /// `locale`), for the page that answers it.
+    #[serde(default)]
+    lang: String,
+}
+
+/// The page's words in one language: the login token's `locale` claim
+/// (docs/api.md#languages) picks English or Spanish, so the page speaks
+/// the conversation's language.
+struct Words {
+    lang: &'static str,
+    sign_in: &'static str,
+    from_chat: &'static str,
+    open_link: &'static str,
+    cannot_title: &'static str,
+    cannot: &'static str,
+    heading: &'static str,
+    lead: &'static str,
+    purpose: &'static str,
+    customer: &'static str,
+    name: &'static str,
+    password: &'static str,
+    any_password: &'static str,
+    trying: &'static str,
+    fail: &'static str,
+    fail_hint: &'static str,
+    footer: &'static str,
+    one_more: &'static str,
+    type_code: &'static str,
+    not_from_chat: &'static str,
+    signed_in: &'static str,
+    go_back: &'static str,
+    not_signed_in: &'static str,
+    try_again: &'static str,
+    did_not: &'static str,
+    used: &'static str,
+    expired: &'static str,
+    blocked: &'static str,
+    blocked_until: &'static str,
+    mismatch: &'static str,
+    could_not: &'static str,
+    unreachable: &'static str,
+}
+
+const ENGLISH: Words = Words {
+    lang: "en",
+    sign_in: "Sign in",
+    from_chat: "Sign in from your chat",
+    open_link: "Open the sign-in link the chat sent you.",
+    cannot_title: "Cannot sign in",
+    cannot: "We cannot sign you in",
+    heading: "Sign in to continue your chat",
+    lead: "Our assistant asked you to sign in{purpose}. You return to the chat afterwards.",
+    purpose: " so that we can help you with <strong>{scope}</strong>",
+    customer: "Customer number",
+    name: "Name",
+    password: "Password",
+    any_password: "any password (example)",
+    trying: "For trying it out",
+    fail: "Simulate a failed login",
+    fail_hint: "Counts as a failed attempt; enough of them lock the customer out.",
+    footer: "Example login page shipped with chatgate, for trying it out. Not for real customers.",
+    one_more: "One more step",
+    type_code: "Type this code into the chat to finish signing in:",
+    not_from_chat: "If you did not start this sign-in from a chat, close this page.",
+    signed_in: "You are signed in",
+    go_back: "Go back to the chat: our assistant can now help you with your account. You can close this page.",
+    not_signed_in: "Not signed in",
+    try_again: "Go back to the chat to try again.",
+    did_not: "The sign-in did not succeed.",
+    used: "This link was already used. Ask in the chat for a new one.",
+    expired: "This link has expired. Ask in the chat for a new one.",
+    blocked: "Too many failed attempts: signing in is blocked for now.",
+    blocked_until: "Too many failed attempts: signing in is blocked until {until}.",
+    mismatch: "This link was meant for another customer.",
+    could_not: "We could not sign you in.",
+    unreachable: "We could not reach the chat service. Please try again in a moment.",
+};
+
+const SPANISH: Words = Words {
+    lang: "es",
+    sign_in: "Iniciar sesión",
+    from_chat: "Inicia sesión desde tu chat",
+    open_link: "Abre el enlace para iniciar sesión que te envió el chat.",
+    cannot_title: "No se puede iniciar sesión",
+    cannot: "No podemos iniciar tu sesión",
+    heading: "Inicia sesión para seguir con tu chat",
+    lead: "Nuestro asistente te pidió que iniciaras sesión{purpose}. Después vuelves al chat.",
+    purpose: " para poder ayudarte con <strong>{scope}</strong>",
+    customer: "Número de cliente",
+    name: "Nombre",
+    password: "Contraseña",
+    any_password: "cualquier contraseña (ejemplo)",
+    trying: "Para probarlo",
+    fail: "Simular un inicio de sesión fallido",
+    fail_hint: "Cuenta como un intento fallido; con suficientes, el cliente queda bloqueado.",
+    footer: "Página de inicio de sesión de ejemplo incluida con chatgate, para probarlo. No es para clientes reales.",
+    one_more: "Un paso más",
+    type_code: "Escribe este código en el chat para terminar de iniciar sesión:",
+    not_from_chat: "Si no iniciaste esta sesión desde un chat, cierra esta página.",
+    signed_in: "Has iniciado sesión",
+    go_back: "Vuelve al chat: nuestro asistente ya puede ayudarte con tu cuenta. Puedes cerrar esta página.",
+    not_signed_in: "No has iniciado sesión",
+    try_again: "Vuelve al chat para intentarlo de nuevo.",
+    did_not: "El inicio de sesión no se completó.",
+    used: "Este enlace ya se usó. Pide uno nuevo en el chat.",
+    expired: "Este enlace ha caducado. Pide uno nuevo en el chat.",
+    blocked: "Demasiados intentos fallidos: el inicio de sesión está bloqueado por ahora.",
+    blocked_until: "Demasiados intentos fallidos: el inicio de sesión está bloqueado hasta las {until}.",
+    mismatch: "Este enlace era para otro cliente.",
+    could_not: "No hemos podido iniciar tu sesión.",
+    unreachable: "No hemos podido contactar con el servicio de chat. Inténtalo de nuevo en un momento.",
+};
+
+/// The words of language `tag` (a BCP 47 tag): Spanish for `es` and its
+/// regions, else English.
+fn words(tag: &str) -> &'static Words {
+    let lower = tag.to_ascii_lowercase();
+    if lower == "es" || lower.starts_with("es-") {
+        &SPANISH
+    } else {
+        &ENGLISH
+    }
 }
 
 pub fn escape(s: &str) -> String {
@@ -126,17 +249,20 @@ fn verify(page: &LoginPage, token: &str) -> Result<Value, String> {
         })
 }
 
-/// A full page around `body`, with the page's own small style sheet.
-fn page(title: &str, body: &str) -> Response {
+/// A full page around `body`, in `w`'s language, with the page's own
+/// small style sheet.
+fn page(w: &Words, title: &str, body: &str) -> Response {
     let html = format!(
-        "<!doctype html><html lang=en><head><meta charset=utf-8>\
+        "<!doctype html><html lang={lang}><head><meta charset=utf-8>\
          <meta name=viewport content=\"width=device-width, initial-scale=1\">\
          <meta name=referrer content=no-referrer><title>{title} · Acme Bank</title>\
          <link rel=stylesheet href=/login.css></head><body><header class=brand><span class=logo aria-hidden=true>A</span>\
          Acme Bank</header><main>{body}</main>\
-         <footer>Example login page shipped with chatgate, for trying it out. Not for real customers.</footer>\
+         <footer>{footer}</footer>\
          </body></html>",
+        lang = w.lang,
         title = escape(title),
+        footer = w.footer,
     );
     (
         [
@@ -156,55 +282,70 @@ fn page(title: &str, body: &str) -> Response {
 
 async fn show(State(p): State<Arc<LoginPage>>, Query(q): Query<TokenQuery>) -> Response {
     let Some(token) = q.token else {
-        return page(
-            "Sign in",
-            "<h1>Sign in from your chat</h1><p>Open the sign-in link the chat sent you.</p>",
-        );
+        let w = &ENGLISH;
+        let body = format!("<h1>{}</h1><p>{}</p>", w.from_chat, w.open_link);
+        return page(w, w.sign_in, &body);
     };
     match verify(&p, &token) {
         Err(e) => page(
-            "Cannot sign in",
+            &ENGLISH,
+            ENGLISH.cannot_title,
             &format!(
-                "<h1>We cannot sign you in</h1><p class=lead>Sorry, {}.</p>",
+                "<h1>{}</h1><p class=lead>Sorry, {}.</p>",
+                ENGLISH.cannot,
                 escape(&e)
             ),
         ),
         Ok(claims) => {
+            let w = words(claims["locale"].as_str().unwrap_or_default());
             let expected = claims["expected_customer"].as_str().unwrap_or("cust-42");
             let purpose = match claims["scope"].as_str() {
-                Some(s) => format!(
-                    " so that we can help you with <strong>{}</strong>",
-                    escape(&s.replace('_', " "))
-                ),
+                Some(s) => w.purpose.replace("{scope}", &escape(&s.replace('_', " "))),
                 None => String::new(),
             };
-            page(
-                "Sign in",
-                &format!(
-                    "<h1>Sign in to continue your chat</h1>\
-                     <p class=lead>Our assistant asked you to sign in{purpose}. You return to the chat afterwards.</p>\
-                     <form method=post action=/login class=card>\
-                     <input type=hidden name=token value=\"{token}\">\
-                     <label for=customer_id>Customer number</label>\
-                     <input id=customer_id name=customer_id value=\"{cid}\" autocomplete=username required>\
-                     <label for=name>Name</label>\
-                     <input id=name name=name value=\"Ada Lovelace\" autocomplete=name>\
-                     <label for=password>Password</label>\
-                     <input id=password name=password type=password autocomplete=current-password placeholder=\"any password (example)\">\
-                     <button name=outcome value=success class=primary>Sign in</button>\
-                     <fieldset class=demo><legend>For trying it out</legend>\
-                     <button name=outcome value=failure class=secondary>Simulate a failed login</button>\
-                     <p class=hint>Counts as a failed attempt; enough of them lock the customer out.</p></fieldset>\
-                     </form>",
-                    token = escape(&token),
-                    cid = escape(expected),
-                ),
-            )
+            page(w, w.sign_in, &form(w, &token, expected, &purpose))
         }
     }
 }
 
+/// The sign-in form in `w`'s words, for `token`, its customer number
+/// `expected` filled in.
+fn form(w: &Words, token: &str, expected: &str, purpose: &str) -> String {
+    format!(
+        "<h1>{heading}</h1>\
+         <p class=lead>{lead}</p>\
+         <form method=post action=/login class=card>\
+         <input type=hidden name=token value=\"{token}\">\
+         <input type=hidden name=lang value=\"{lang}\">\
+         <label for=customer_id>{customer}</label>\
+         <input id=customer_id name=customer_id value=\"{cid}\" autocomplete=username required>\
+         <label for=name>{name}</label>\
+         <input id=name name=name value=\"Ada Lovelace\" autocomplete=name>\
+         <label for=password>{password}</label>\
+         <input id=password name=password type=password autocomplete=current-password placeholder=\"{any}\">\
+         <button name=outcome value=success class=primary>{sign_in}</button>\
+         <fieldset class=demo><legend>{trying}</legend>\
+         <button name=outcome value=failure class=secondary>{fail}</button>\
+         <p class=hint>{hint}</p></fieldset>\
+         </form>",
+        heading = w.heading,
+        lead = w.lead.replace("{purpose}", purpose),
+        token = escape(token),
+        lang = w.lang,
+        customer = w.customer,
+        cid = escape(expected),
+        name = w.name,
+        password = w.password,
+        any = w.any_password,
+        sign_in = w.sign_in,
+        trying = w.trying,
+        fail = w.fail,
+        hint = w.fail_hint,
+    )
+}
+
 async fn login(State(p): State<Arc<LoginPage>>, Form(f): Form<LoginForm>) -> Response {
+    let w = words(&f.lang);
     let name = if f.name.trim().is_empty() {
         f.customer_id.clone()
     } else {
@@ -213,7 +354,7 @@ async fn login(State(p): State<Arc<LoginPage>>, Form(f): Form<LoginForm>) -> Res
     let body = json!({"token": f.token, "outcome": f.outcome, "customer": {"id": f.customer_id, "name": name}});
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let Some((_, key)) = p.keys.first() else {
-        return page("Error", "<h1>This login page has no key</h1>");
+        return page(w, "Error", "<h1>This login page has no key</h1>");
     };
     let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
     let ts = chrono::Utc::now().timestamp();
@@ -229,7 +370,11 @@ async fn login(State(p): State<Arc<LoginPage>>, Form(f): Form<LoginForm>) -> Res
         .send()
         .await;
     let Ok(r) = res else {
-        return page("Try again", "<h1>Something went wrong</h1><p class=lead>We could not reach the chat service. Please try again in a moment.</p>");
+        let body = format!(
+            "<h1>{}</h1><p class=lead>{}</p>",
+            w.could_not, w.unreachable
+        );
+        return page(w, w.not_signed_in, &body);
     };
     let status = r.status();
     let answer: Value = r.json().await.unwrap_or_default();
@@ -237,36 +382,55 @@ async fn login(State(p): State<Arc<LoginPage>>, Form(f): Form<LoginForm>) -> Res
     // customer types this code into the chat they came from.
     if let Some(code) = answer["binding_code"].as_str() {
         return page(
-            "One more step",
+            w,
+            w.one_more,
             &format!(
-                "<h1>One more step</h1><p class=lead>Type this code into the chat to finish signing in:</p>\
-                 <p class=code>{}</p><p>If you did not start this sign-in from a chat, close this page.</p>",
-                escape(code)
+                "<h1>{}</h1><p class=lead>{}</p><p class=code>{}</p><p>{}</p>",
+                w.one_more,
+                w.type_code,
+                escape(code),
+                w.not_from_chat
             ),
         );
     }
     if answer["authenticated"] == true {
-        return page(
-            "Signed in",
-            "<h1 class=ok>You are signed in</h1><p class=lead>Go back to the chat: our assistant can now help you with your account. You can close this page.</p>",
+        let body = format!(
+            "<h1 class=ok>{}</h1><p class=lead>{}</p>",
+            w.signed_in, w.go_back
         );
+        return page(w, w.signed_in, &body);
     }
-    let why = match answer["code"].as_str() {
-        _ if status.is_success() => "The sign-in did not succeed.",
-        Some("token_used") => "This link was already used. Ask in the chat for a new one.",
-        Some("token_expired") => "This link has expired. Ask in the chat for a new one.",
-        Some("locked") | Some("banned") => {
-            "Too many failed attempts: signing in is blocked for now."
-        }
-        Some("customer_mismatch") => "This link was meant for another customer.",
-        _ => "We could not sign you in.",
-    };
+    let why = refusal(w, status.is_success(), &answer);
     page(
-        "Not signed in",
+        w,
+        w.not_signed_in,
         &format!(
-            "<h1>Not signed in</h1><p class=lead>{why}</p><p>Go back to the chat to try again.</p>"
+            "<h1>{}</h1><p class=lead>{why}</p><p>{}</p>",
+            w.not_signed_in, w.try_again
         ),
     )
+}
+
+/// Why the gateway did not sign the customer in, in `w`'s words; a block
+/// says when it ends (`locked_until`, rounded up to the minute, UTC).
+fn refusal(w: &Words, success: bool, answer: &Value) -> String {
+    let until = answer["locked_until"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            (t + chrono::Duration::seconds(59))
+                .format("%H:%M UTC")
+                .to_string()
+        });
+    match (answer["code"].as_str(), until) {
+        _ if success => w.did_not.into(),
+        (Some("token_used"), _) => w.used.into(),
+        (Some("token_expired"), _) => w.expired.into(),
+        (Some("locked" | "banned"), Some(until)) => w.blocked_until.replace("{until}", &until),
+        (Some("locked" | "banned"), None) => w.blocked.into(),
+        (Some("customer_mismatch"), _) => w.mismatch.into(),
+        _ => w.could_not.into(),
+    }
 }
 
 const STYLE: &str = "\

@@ -166,7 +166,10 @@ mod tests {
             lang: lang.into(),
             text: text.into(),
         };
-        let buttons = (&button("es", "Abrir <mi> cartera"), &button("en", "Use a wallet"));
+        let buttons = (
+            &button("es", "Abrir <mi> cartera"),
+            &button("en", "Use a wallet"),
+        );
         let res = wallet_page(&said, &page, ("c0de", "Escribe #CODE# <ya>"), buttons);
         let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
             .to_str()
@@ -194,7 +197,9 @@ mod tests {
         assert!(html.contains("<svg") && !html.contains("<?xml"), "{html}");
         assert!(!html.contains(" src="), "{html}");
         // The API's button starts hidden, and no rule of the page shows it.
-        assert!(html.contains("<button id=\"dc\" type=\"button\" lang=\"en\" hidden>Use a wallet</button>"));
+        assert!(html.contains(
+            "<button id=\"dc\" type=\"button\" lang=\"en\" hidden>Use a wallet</button>"
+        ));
         // Each text once: the heading's, and each button's on its button.
         assert!(html.contains(">Abrir &lt;mi&gt; cartera</a>"), "{html}");
         assert_eq!(html.matches("Confirma").count(), 2, "{html}"); // <title> and <h1>

@@ -173,8 +173,15 @@ async fn labelled_once(b: &Browser) {
     let h1 = page["h1"].as_array().expect("headings");
     assert_eq!(h1.len(), 1, "{page}");
     let heading = h1[0].as_str().unwrap();
-    assert!(heading.contains("is asking you to confirm it is you with your wallet"), "{page}");
-    assert_eq!(page["text"].as_str().unwrap().matches(heading).count(), 1, "{page}");
+    assert!(
+        heading.contains("is asking you to confirm it is you with your wallet"),
+        "{page}"
+    );
+    assert_eq!(
+        page["text"].as_str().unwrap().matches(heading).count(),
+        1,
+        "{page}"
+    );
     assert_eq!(page["dc"], "Use a wallet on this device", "{page}");
     assert_eq!(page["open"], "Open my wallet", "{page}");
 }
