@@ -1,0 +1,212 @@
+//! The waiting calls' budget (docs/operations.md#waiting-calls): MCP
+//! `get_verification` calls that would wait hold a place of their key's
+//! share (`server.max_waits_per_key`) and of the budget of every waiting
+//! call (`server.max_waits`, a quarter of `max_connections` at most); past
+//! either they answer at once, and the connections left serve everyone
+//! else. Places are counted on the gateway's own budget, never timed.
+use std::time::Duration;
+
+use futures::future::join_all;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::time::{sleep, Instant};
+
+use crate::helpers::*;
+use crate::mcp::{call, open};
+
+/// A `tools/call` of `get_verification` about `id`.
+fn get_verification(id: &str, wait: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+           "params": {"name": "get_verification",
+                      "arguments": {"interaction_id": id, "wait_seconds": wait}}})
+}
+
+/// Sends a `get_verification` waiting `wait` seconds as `key` in
+/// `session` from `client`: its status and answer, in a task of its own.
+fn waiting_call(
+    client: &reqwest::Client,
+    app: &TestApp,
+    key: &str,
+    session: &str,
+    id: &str,
+    wait: u64,
+) -> tokio::task::JoinHandle<Option<(u16, Value)>> {
+    let res = client
+        .post(app.url("/mcp"))
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .json(&get_verification(id, wait))
+        .send();
+    tokio::spawn(async move {
+        let res = res.await.ok()?;
+        let status = res.status().as_u16();
+        Some((status, res.json().await.unwrap_or(Value::Null)))
+    })
+}
+
+/// Until the budget holds `n` calls (20 s at most).
+async fn until_held(app: &TestApp, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.waiting.held() != n {
+        assert!(
+            Instant::now() < deadline,
+            "{} held, not {n}",
+            app.waiting.held()
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether an answer is the interaction not yet authenticated: answered
+/// at once, before the change every waiting call waits for.
+fn at_once(answer: &Value) -> bool {
+    answer["result"]["structuredContent"]["authenticated"] == false
+}
+
+/// A second bot key of acme's (as in `mcp.rs`).
+const OTHER_BOT: &str = "cg_other_bot_key_for_mcp_tests_0123456789";
+
+both_stores!(
+    a_wait_past_its_key_s_share_answers_at_once,
+    setup: Setup {
+        server: "max_waits_per_key = 2".into(),
+        ..crate::mcp::setup(false)
+    },
+    |app: TestApp| async move {
+        let (bot, other) = (app.keys.bot.clone(), OTHER_BOT);
+        let id = app.new_interaction().await;
+        // Sessions whose first answer came at once: from now on, they wait.
+        let mut sessions = Vec::new();
+        for key in [bot.as_str(), bot.as_str(), other] {
+            let session = open(&app, key).await;
+            let first = waiting_call(&reqwest::Client::new(), &app, key, &session, &id, 0);
+            assert_eq!(first.await.unwrap().unwrap().0, 200);
+            sessions.push(session);
+        }
+        let client = reqwest::Client::new();
+        let held: Vec<_> = sessions[..2]
+            .iter()
+            .map(|s| waiting_call(&client, &app, &bot, s, &id, 25))
+            .collect();
+        until_held(&app, 2).await;
+        // The key's third waits for nothing: it answers what it knows.
+        let third = waiting_call(&client, &app, &bot, &sessions[0], &id, 25).await.unwrap().unwrap();
+        assert_eq!(third.0, 200);
+        assert!(at_once(&third.1), "{}", third.1);
+        assert_eq!(third.1["result"]["isError"], false, "{}", third.1);
+        assert_eq!(app.waiting.held(), 2, "the two still wait");
+        // Another key of the same team has a share of its own.
+        let others_wait = waiting_call(&client, &app, other, &sessions[2], &id, 25);
+        until_held(&app, 3).await;
+        // The change answers every waiting call, and the places come back.
+        app.authenticate(&id, "cust-waits").await;
+        for answer in join_all(held.into_iter().chain([others_wait])).await {
+            let (status, answer) = answer.unwrap().unwrap();
+            assert_eq!(status, 200);
+            assert_eq!(answer["result"]["structuredContent"]["authenticated"], true, "{answer}");
+        }
+        until_held(&app, 0).await;
+    }
+);
+
+/// The code page a customer opens (a real customer page: 200 while the
+/// gateway has connections for it).
+async fn code_page(app: &TestApp) -> String {
+    let id = app.new_interaction().await;
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{id}/challenges"),
+            Some(&app.keys.bot),
+            &json!({"method": "otp", "delivery": "agent", "entry": "page"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let msgs = app.chat_messages().await;
+    let text = msgs
+        .iter()
+        .rev()
+        .find(|m| m["purpose"] == "code_entry_link")
+        .and_then(|m| m["text"].as_str())
+        .expect("the code page's link")
+        .to_string();
+    let url = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://gateway.test/c/"))
+        .expect("the link");
+    url.trim_start_matches("http://gateway.test").to_string()
+}
+
+/// A thousand waiting calls of one bot key, with `max_connections = 64`:
+/// a quarter of the connections (16) wait, every other call answers at
+/// once (or, while they all arrive, is refused its connection), and
+/// another team's bot, a customer's page and `/healthz` are answered as
+/// before while the 16 wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_waiting_calls_of_one_key_leave_everyone_else_served() {
+    let setup = Setup {
+        server: "max_connections = 64".into(),
+        team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
+        ..Setup::default()
+    };
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    let bot = app.keys.bot.clone();
+    let session = open(&app, &bot).await;
+    let id = app.new_interaction().await;
+    call(&app, &session, "get_verification", json!({"interaction_id": id})).await;
+    let page = code_page(&app).await;
+
+    // Each call on a connection of its own, closed after its answer.
+    let flood_client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let flood: Vec<_> = (0..1000)
+        .map(|_| waiting_call(&flood_client, &app, &bot, &session, &id, 25))
+        .collect();
+    // Every call but the budget's 16 is answered while those wait.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while flood.iter().filter(|h| !h.is_finished()).count() > 16 {
+        assert!(Instant::now() < deadline, "calls still held past the budget");
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.waiting.held(), 16, "a quarter of 64 connections");
+
+    // Everyone else is served.
+    let health = app.request(Method::GET, "/healthz", None).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let globex = app
+        .create_as(
+            &app.keys.globex_bot,
+            json!({"channel": "webchat", "conversation_id": "another-team"}),
+        )
+        .await;
+    assert!(globex["id"].is_string(), "{globex}");
+    let res = app
+        .request(Method::GET, &page, None)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the customer's page");
+
+    // The waiting ones answer the change; the others answered at once.
+    app.authenticate(&id, "cust-flood").await;
+    let (mut waited, mut answered, mut refused) = (0, 0, 0);
+    for answer in join_all(flood).await {
+        match answer.unwrap() {
+            Some((200, a)) if at_once(&a) => answered += 1,
+            Some((200, a)) => {
+                assert_eq!(a["result"]["structuredContent"]["authenticated"], true, "{a}");
+                waited += 1;
+            }
+            Some((503, _)) | None => refused += 1,
+            Some((status, a)) => panic!("{status} {a}"),
+        }
+    }
+    assert_eq!(waited, 16);
+    assert_eq!(waited + answered + refused, 1000);
+    assert!(answered > 0, "calls past the budget are answered at once");
+    eprintln!("1000 waiting calls: {waited} waited, {answered} answered at once, {refused} refused a connection");
+    until_held(&app, 0).await;
+}
