@@ -210,3 +210,87 @@ async fn a_thousand_waiting_calls_of_one_key_leave_everyone_else_served() {
     eprintln!("1000 waiting calls: {waited} waited, {answered} answered at once, {refused} refused a connection");
     until_held(&app, 0).await;
 }
+
+/// `ping` in `session` as `key`: its HTTP status (404: the session ended).
+async fn ping(app: &TestApp, key: &str, session: &str) -> u16 {
+    app.request(Method::POST, "/mcp", Some(key))
+        .header("accept", "application/json")
+        .header("mcp-session-id", session)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+both_stores!(
+    a_key_s_sessions_past_its_cap_end_the_least_recently_used,
+    setup: Setup {
+        server: "max_mcp_sessions_per_key = 3".into(),
+        ..crate::mcp::setup(false)
+    },
+    |app: TestApp| async move {
+        let bot = app.keys.bot.clone();
+        let others = open(&app, OTHER_BOT).await;
+        let mut mine = Vec::new();
+        for _ in 0..3 {
+            mine.push(open(&app, &bot).await);
+            app.advance(61);
+        }
+        // The first is used again: the second is now the least recently used.
+        assert_eq!(ping(&app, &bot, &mine[0]).await, 200);
+        app.advance(61);
+        let fourth = open(&app, &bot).await;
+        assert_eq!(ping(&app, &bot, &mine[1]).await, 404, "the least recently used ended");
+        for s in [&mine[0], &mine[2], &fourth] {
+            assert_eq!(ping(&app, &bot, s).await, 200);
+        }
+        // Another key's sessions are its own.
+        assert_eq!(ping(&app, OTHER_BOT, &others).await, 200);
+        // A session ended by DELETE leaves its place: one more ends none.
+        let end = app.request(Method::DELETE, "/mcp", Some(&bot))
+            .header("mcp-session-id", &fourth).send().await.unwrap();
+        assert_eq!(end.status(), 204);
+        let fifth = open(&app, &bot).await;
+        for s in [&mine[0], &mine[2], &fifth] {
+            assert_eq!(ping(&app, &bot, s).await, 200);
+        }
+        // Forty more, a second apart: the key keeps three, the newest.
+        let mut last = Vec::new();
+        for _ in 0..40 {
+            app.advance(1);
+            last.push(open(&app, &bot).await);
+        }
+        let live = join_all(last.iter().chain(&mine).map(|s| ping(&app, &bot, s))).await;
+        assert_eq!(live.iter().filter(|s| **s == 200).count(), 3, "{live:?}");
+        assert_eq!(&live[37..40], [200, 200, 200]);
+    }
+);
+
+both_stores!(
+    an_mcp_session_unused_for_an_hour_ends_and_none_outlives_its_day,
+    setup: crate::mcp::setup(false),
+    |app: TestApp| async move {
+        let bot = app.keys.bot.clone();
+        let idle = open(&app, &bot).await;
+        let used = open(&app, &bot).await;
+        // Used every 50 minutes, a session lives on; unused an hour, it ends.
+        for _ in 0..28 {
+            app.advance(50 * 60);
+            assert_eq!(ping(&app, &bot, &used).await, 200);
+        }
+        assert_eq!(ping(&app, &bot, &idle).await, 404, "unused for an hour");
+        // Its 24 hours end it however it is used.
+        app.advance(50 * 60);
+        assert_eq!(ping(&app, &bot, &used).await, 404, "past its 24 hours");
+        // A fresh one: used at 59 minutes it lives on, unused 60 more it ends.
+        let fresh = open(&app, &bot).await;
+        app.advance(59 * 60);
+        assert_eq!(ping(&app, &bot, &fresh).await, 200);
+        app.advance(59 * 60);
+        assert_eq!(ping(&app, &bot, &fresh).await, 200);
+        app.advance(60 * 60);
+        assert_eq!(ping(&app, &bot, &fresh).await, 404);
+    }
+);
