@@ -103,7 +103,9 @@ mod tests {
     #[test]
     fn a_team_holds_at_most_its_share_and_never_anothers() {
         let gates = gates(256);
-        let held: Vec<_> = (0..PER_TEAM).map(|_| gates.place("acme").unwrap()).collect();
+        let held: Vec<_> = (0..PER_TEAM)
+            .map(|_| gates.place("acme").unwrap())
+            .collect();
         assert!(gates.place("acme").is_none(), "the 33rd waits for nothing");
         assert!(gates.place("globex").is_some(), "another team is let in");
         drop(held);

@@ -15,13 +15,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// Waiting calls by (team, key id): key ids are unique within a team only.
+type ByKey = Arc<Mutex<HashMap<(Arc<str>, Arc<str>), usize>>>;
+
 /// The connections waiting calls hold, and each API key's share.
 pub struct Waiting {
     size: usize,
     all: Arc<Semaphore>,
     per_key: usize,
-    /// Waiting calls by (team, key id): key ids are unique within a team only.
-    keys: Arc<Mutex<HashMap<(Arc<str>, Arc<str>), usize>>>,
+    keys: ByKey,
 }
 
 /// One waiting call's place in all; given back when dropped.
@@ -33,7 +35,7 @@ pub struct Place {
 /// One waiting call of an API key: its key's place and one in all.
 pub struct KeyPlace {
     _all: Place,
-    keys: Arc<Mutex<HashMap<(Arc<str>, Arc<str>), usize>>>,
+    keys: ByKey,
     id: (Arc<str>, Arc<str>),
 }
 

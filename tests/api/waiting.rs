@@ -153,7 +153,13 @@ async fn a_thousand_waiting_calls_of_one_key_leave_everyone_else_served() {
     let bot = app.keys.bot.clone();
     let session = open(&app, &bot).await;
     let id = app.new_interaction().await;
-    call(&app, &session, "get_verification", json!({"interaction_id": id})).await;
+    call(
+        &app,
+        &session,
+        "get_verification",
+        json!({"interaction_id": id}),
+    )
+    .await;
     let page = code_page(&app).await;
 
     // Each call on a connection of its own, closed after its answer.
@@ -167,13 +173,20 @@ async fn a_thousand_waiting_calls_of_one_key_leave_everyone_else_served() {
     // Every call but the budget's 16 is answered while those wait.
     let deadline = Instant::now() + Duration::from_secs(20);
     while flood.iter().filter(|h| !h.is_finished()).count() > 16 {
-        assert!(Instant::now() < deadline, "calls still held past the budget");
+        assert!(
+            Instant::now() < deadline,
+            "calls still held past the budget"
+        );
         sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(app.waiting.held(), 16, "a quarter of 64 connections");
 
     // Everyone else is served.
-    let health = app.request(Method::GET, "/healthz", None).send().await.unwrap();
+    let health = app
+        .request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     let globex = app
         .create_as(
@@ -197,7 +210,10 @@ async fn a_thousand_waiting_calls_of_one_key_leave_everyone_else_served() {
         match answer.unwrap() {
             Some((200, a)) if at_once(&a) => answered += 1,
             Some((200, a)) => {
-                assert_eq!(a["result"]["structuredContent"]["authenticated"], true, "{a}");
+                assert_eq!(
+                    a["result"]["structuredContent"]["authenticated"], true,
+                    "{a}"
+                );
                 waited += 1;
             }
             Some((503, _)) | None => refused += 1,

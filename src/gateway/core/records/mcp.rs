@@ -17,7 +17,12 @@ pub struct StoredMcpSession {
     #[serde(rename = "at", with = "stored")]
     pub opened_at: Timestamp,
     /// Its last use as recorded (at most once a minute); none: its opening.
-    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none", with = "stored::opt")]
+    #[serde(
+        rename = "u",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "stored::opt"
+    )]
     pub used_at: Option<Timestamp>,
     /// Interaction id → the digest of the answer last given for it, the
     /// most recent last; at most [`StoredMcpSession::SEEN`] of them.
