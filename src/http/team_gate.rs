@@ -140,7 +140,14 @@ mod tests {
         let _w1 = waiting.for_key(&team, &key).unwrap();
         let _w2 = waiting.for_key(&team, &key).unwrap();
         let _g = gates.place("globex").unwrap();
-        assert!(gates.place("globex").is_none());
-        assert!(waiting.for_key(&team, &key).is_none());
+        assert!(
+            waiting.for_key(&team, &key).is_none(),
+            "the budget is spent"
+        );
+        // A login takes the waits' places, never the other way round.
+        let _g2 = gates.place("globex").unwrap();
+        let _g3 = gates.place("initech").unwrap();
+        assert_eq!(waiting.held(), 3);
+        assert!(gates.place("globex").is_none(), "logins hold every place");
     }
 }

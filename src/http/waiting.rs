@@ -8,15 +8,24 @@
 //! connections is always left to the customers' pages, `/healthz`,
 //! `/readyz` and every request that waits on nobody. A place is taken
 //! without waiting for one: a call that finds none answers at once, or is
-//! refused at once, as its endpoint says. The one budget lives as long as
-//! the process (a reload keeps it; a `[server]` change needs a restart).
-use std::collections::HashMap;
+//! refused at once, as its endpoint says. A provider's request that finds
+//! the budget spent takes the place of the oldest `get_verification`
+//! wait, which then answers at once as it would have past the budget: a
+//! bot's waits never refuse another team's login. The one budget lives
+//! as long as the process (a reload keeps it; a `[server]` change needs a
+//! restart).
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Waiting calls by (team, key id): key ids are unique within a team only.
 type ByKey = Arc<Mutex<HashMap<(Arc<str>, Arc<str>), usize>>>;
+
+/// The `get_verification` waits whose place a provider's request may
+/// take, oldest first.
+type Yielding = Arc<Mutex<BTreeMap<u64, Arc<Handover>>>>;
 
 /// The connections waiting calls hold, and each API key's share.
 pub struct Waiting {
@@ -24,17 +33,41 @@ pub struct Waiting {
     all: Arc<Semaphore>,
     per_key: usize,
     keys: ByKey,
+    yielding: Yielding,
+    next: AtomicU64,
+}
+
+/// A place in all, counted in `chatgate_waiting_calls` while it is held,
+/// by whichever call holds it.
+#[derive(Debug)]
+struct Permit {
+    _held: OwnedSemaphorePermit,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        metrics::gauge!("chatgate_waiting_calls").decrement(1.0);
+    }
 }
 
 /// One waiting call's place in all; given back when dropped.
 #[derive(Debug)]
 pub struct Place {
-    _all: OwnedSemaphorePermit,
+    _all: Permit,
+}
+
+/// A `get_verification` wait's place in all, until a provider's request
+/// takes it (and tells the wait to end).
+struct Handover {
+    permit: Mutex<Option<Permit>>,
+    ended: Notify,
 }
 
 /// One waiting call of an API key: its key's place and one in all.
 pub struct KeyPlace {
-    _all: Place,
+    handover: Arc<Handover>,
+    order: u64,
+    yielding: Yielding,
     keys: ByKey,
     id: (Arc<str>, Arc<str>),
 }
@@ -52,14 +85,31 @@ impl Waiting {
             all: Arc::new(Semaphore::new(all.max(1))),
             per_key,
             keys: Arc::default(),
+            yielding: Arc::default(),
+            next: AtomicU64::new(0),
         }
     }
 
-    /// A place in all, if one is free.
-    pub fn any(&self) -> Option<Place> {
+    fn permit(&self) -> Option<Permit> {
         let permit = Arc::clone(&self.all).try_acquire_owned().ok()?;
         metrics::gauge!("chatgate_waiting_calls").increment(1.0);
-        Some(Place { _all: permit })
+        Some(Permit { _held: permit })
+    }
+
+    /// A place in all for a provider's request: a free one, else the
+    /// oldest `get_verification` wait's, which is told to end.
+    pub fn any(&self) -> Option<Place> {
+        if let Some(permit) = self.permit() {
+            return Some(Place { _all: permit });
+        }
+        let mut yielding = lock(&self.yielding);
+        while let Some((_, wait)) = yielding.pop_first() {
+            if let Some(permit) = lock(&wait.permit).take() {
+                wait.ended.notify_one();
+                return Some(Place { _all: permit });
+            }
+        }
+        None
     }
 
     /// A place for one more waiting call of `key` of `team`, if its key
@@ -70,10 +120,17 @@ impl Waiting {
         if keys.get(&id).copied().unwrap_or(0) >= self.per_key {
             return None;
         }
-        let all = self.any()?;
+        let handover = Arc::new(Handover {
+            permit: Mutex::new(Some(self.permit()?)),
+            ended: Notify::new(),
+        });
         *keys.entry(id.clone()).or_insert(0) += 1;
+        let order = self.next.fetch_add(1, Ordering::Relaxed);
+        lock(&self.yielding).insert(order, Arc::clone(&handover));
         Some(KeyPlace {
-            _all: all,
+            handover,
+            order,
+            yielding: Arc::clone(&self.yielding),
             keys: Arc::clone(&self.keys),
             id,
         })
@@ -85,14 +142,18 @@ impl Waiting {
     }
 }
 
-impl Drop for Place {
-    fn drop(&mut self) {
-        metrics::gauge!("chatgate_waiting_calls").decrement(1.0);
+impl KeyPlace {
+    /// Until a provider's request took this wait's place: the wait then
+    /// ends, as one past the budget would.
+    pub async fn taken(&self) {
+        self.handover.ended.notified().await;
     }
 }
 
 impl Drop for KeyPlace {
     fn drop(&mut self) {
+        lock(&self.yielding).remove(&self.order);
+        lock(&self.handover.permit).take();
         let mut keys = lock(&self.keys);
         if let Some(n) = keys.get_mut(&self.id) {
             *n -= 1;
@@ -118,10 +179,8 @@ mod tests {
         // The same key id in another team is another key.
         let _g = waiting.for_key(&globex, &a).unwrap();
         let _b = waiting.for_key(&acme, &b).unwrap();
-        // A provider wait takes the last place of all; then nobody waits.
         let provider = waiting.any().unwrap();
         assert_eq!(waiting.held(), 5);
-        assert!(waiting.any().is_none());
         assert!(waiting.for_key(&acme, &b).is_none(), "no place in all");
         drop(a1);
         let again = waiting.for_key(&acme, &a);
@@ -130,5 +189,26 @@ mod tests {
         assert_eq!(waiting.held(), 4);
         drop(again);
         assert_eq!(waiting.held(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_provider_s_request_takes_the_oldest_wait_s_place() {
+        let waiting = Waiting::new(2, 64);
+        let (acme, bot) = (Arc::from("acme"), Arc::from("bot"));
+        let oldest = waiting.for_key(&acme, &bot).unwrap();
+        let newer = waiting.for_key(&acme, &bot).unwrap();
+        let login = waiting.any().expect("the oldest wait's place");
+        assert_eq!(waiting.held(), 2, "a place changed hands: none more");
+        // The oldest wait is told to end.
+        tokio::time::timeout(std::time::Duration::from_secs(5), oldest.taken())
+            .await
+            .expect("told");
+        let second = waiting.any().expect("the newer wait's place");
+        drop((oldest, newer));
+        assert_eq!(waiting.held(), 2, "the logins hold both");
+        assert!(waiting.any().is_none(), "no wait left to end");
+        assert!(waiting.for_key(&acme, &bot).is_none());
+        drop((login, second));
+        assert_eq!(waiting.held(), 0);
     }
 }

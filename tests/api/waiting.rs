@@ -137,6 +137,18 @@ async fn code_page(app: &TestApp) -> String {
     url.trim_start_matches("http://gateway.test").to_string()
 }
 
+/// A gateway (memory store) whose bot key has a session that had its
+/// first answer about a new interaction: its next calls about it wait.
+async fn waiting_bot(setup: Setup) -> (TestApp, String, String, String) {
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    let bot = app.keys.bot.clone();
+    let session = open(&app, &bot).await;
+    let id = app.new_interaction().await;
+    let args = json!({"interaction_id": id});
+    call(&app, &session, "get_verification", args).await;
+    (app, bot, session, id)
+}
+
 /// A thousand waiting calls of one bot key, with `max_connections = 64`:
 /// a quarter of the connections (16) wait, every other call answers at
 /// once (or, while they all arrive, is refused its connection), and
@@ -149,17 +161,7 @@ async fn a_thousand_waiting_calls_of_one_key_leave_everyone_else_served() {
         team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
         ..Setup::default()
     };
-    let app = spawn_with(Backend::Memory, setup).await.unwrap();
-    let bot = app.keys.bot.clone();
-    let session = open(&app, &bot).await;
-    let id = app.new_interaction().await;
-    call(
-        &app,
-        &session,
-        "get_verification",
-        json!({"interaction_id": id}),
-    )
-    .await;
+    let (app, bot, session, id) = waiting_bot(setup).await;
     let page = code_page(&app).await;
 
     // Each call on a connection of its own, closed after its answer.
@@ -310,3 +312,73 @@ both_stores!(
         assert_eq!(ping(&app, &bot, &fresh).await, 404);
     }
 );
+
+/// A bot's waits hold the whole budget (16 of 64 connections) when a
+/// customer of another team opens a hosted login whose provider hangs:
+/// the login takes the oldest wait's place — that call answers at once,
+/// as past the budget — and waits on its provider, answered as a hung
+/// provider is (502), never 503 for want of a place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_waiting_on_its_provider_takes_a_bot_s_wait_s_place() {
+    let (issuer, hung) = crate::oidc_logout::hung_provider().await;
+    let setup = Setup {
+        server: "max_connections = 64".into(),
+        globex_extra: format!(
+            "[oidc]\nissuer = \"{issuer}\"\nclient_id = \"cg\"\nclient_secret = \"client-secret-of-globex\"\n"
+        ),
+        ..Setup::default()
+    };
+    let (app, bot, session, id) = waiting_bot(setup).await;
+    let client = reqwest::Client::new();
+    let waits: Vec<_> = (0..16)
+        .map(|_| waiting_call(&client, &app, &bot, &session, &id, 25))
+        .collect();
+    until_held(&app, 16).await;
+
+    let globex = app
+        .create_as(
+            &app.keys.globex_bot,
+            json!({"channel": "webchat", "conversation_id": "a-login"}),
+        )
+        .await;
+    let path = format!(
+        "/v1/interactions/{}/login-links",
+        globex["id"].as_str().unwrap()
+    );
+    let link = app
+        .post_json(
+            &path,
+            Some(&app.keys.globex_bot),
+            &json!({"provider": "oidc"}),
+        )
+        .await;
+    assert_eq!(link.status(), 201);
+    let link: Value = link.json().await.unwrap();
+    let link = crate::pages::short_path(&link);
+    let login = app
+        .request(Method::GET, &link, None)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        login.status(),
+        502,
+        "its provider hangs: never 503 for want of a place"
+    );
+    // One wait, and one only, gave its place and answered at once.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !waits.iter().any(|w| w.is_finished()) && Instant::now() < deadline {
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(waits.iter().filter(|w| w.is_finished()).count(), 1);
+    let mut waits = waits;
+    let given = waits.remove(waits.iter().position(|w| w.is_finished()).unwrap());
+    let (status, answer) = given.await.unwrap().unwrap();
+    assert_eq!(status, 200);
+    assert!(at_once(&answer), "{answer}");
+    for w in waits {
+        w.abort();
+    }
+    hung.abort();
+}
