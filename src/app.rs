@@ -49,6 +49,7 @@ pub struct App {
     live: Arc<Live>,
     clock: Arc<dyn Clock>,
     reloader: Reloader,
+    waiting: Arc<crate::http::Waiting>,
 }
 
 impl App {
@@ -95,6 +96,7 @@ impl App {
             .await;
         let live = Live::new(gateway);
         let bell = lasting.operator_bell();
+        let waiting = lasting.waiting();
         let putting = Arc::new(Putting {
             live: Arc::clone(&live),
             routes: Arc::clone(&routes),
@@ -124,6 +126,7 @@ impl App {
             live,
             clock,
             reloader,
+            waiting,
         })
     }
 
@@ -135,6 +138,12 @@ impl App {
     /// outbox stay the same).
     pub fn gateway(&self) -> Arc<Core> {
         self.live.current()
+    }
+
+    /// The waiting calls' budget (docs/operations.md#waiting-calls), which
+    /// counts the calls that hold a place now.
+    pub fn waiting(&self) -> Arc<crate::http::Waiting> {
+        Arc::clone(&self.waiting)
     }
 
     /// What puts a re-read configuration in force (the SIGHUP handler's).

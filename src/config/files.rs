@@ -80,6 +80,18 @@ pub(super) struct ServerSection {
     /// Open `GET /v1/events` streams per team; over it 429. Default 256.
     #[serde(default = "default_max_streams_per_team")]
     pub max_streams_per_team: i64,
+    /// MCP `get_verification` calls waiting at once per API key; past it
+    /// a call answers at once. Default 64.
+    #[serde(default = "default_max_waits_per_key")]
+    pub max_waits_per_key: i64,
+    /// Waiting calls of every kind together; `0` (default): a quarter of
+    /// `max_connections`, which is also the most it may be.
+    #[serde(default)]
+    pub max_waits: i64,
+    /// Live MCP sessions per API key; a new one past it ends the key's
+    /// least recently used. Default 256.
+    #[serde(default = "default_max_mcp_sessions_per_key")]
+    pub max_mcp_sessions_per_key: i64,
     /// On SIGTERM, `/readyz` answers 503 this long while every request is
     /// still served (so a load balancer stops sending new ones), then the
     /// server stops accepting and finishes what is in flight. Default `5s`;
@@ -384,6 +396,12 @@ fn default_max_streams_per_key() -> i64 {
     64
 }
 fn default_max_streams_per_team() -> i64 {
+    256
+}
+fn default_max_waits_per_key() -> i64 {
+    64
+}
+fn default_max_mcp_sessions_per_key() -> i64 {
     256
 }
 fn default_shutdown_drain() -> Dur {

@@ -207,6 +207,13 @@ pub struct ConnectionLimits {
     pub max_streams_per_key: usize,
     pub max_streams_per_team: usize,
     pub max_streams: usize,
+    /// Waiting calls (docs/operations.md#waiting-calls): MCP
+    /// `get_verification` waits per API key, and every waiting call
+    /// together (a quarter of `max_connections` at most, at least 1).
+    pub max_waits_per_key: usize,
+    pub max_waits: usize,
+    /// Live MCP sessions per API key.
+    pub max_mcp_sessions_per_key: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -244,7 +244,26 @@ fn connection_limits(s: &ServerSection) -> Result<ConnectionLimits, (&'static st
         max_streams_per_key: count("server.max_streams_per_key", s.max_streams_per_key, 1)?,
         max_streams_per_team: count("server.max_streams_per_team", s.max_streams_per_team, 1)?,
         max_streams: (max_connections / 2).max(1),
+        max_waits_per_key: count("server.max_waits_per_key", s.max_waits_per_key, 1)?,
+        max_waits: waits_in_all(count("server.max_waits", s.max_waits, 0)?, max_connections),
+        max_mcp_sessions_per_key: count(
+            "server.max_mcp_sessions_per_key",
+            s.max_mcp_sessions_per_key,
+            1,
+        )?,
     })
+}
+
+/// The connections every waiting call together may hold: `written`, or a
+/// quarter of `max_connections` when it is 0 or more (at least 1). With
+/// the event streams' half, a quarter is always left to the requests that
+/// wait on nobody (docs/operations.md#waiting-calls).
+fn waits_in_all(written: usize, max_connections: usize) -> usize {
+    let quarter = (max_connections / 4).max(1);
+    match written {
+        0 => quarter,
+        n => n.min(quarter),
+    }
 }
 
 /// `[telemetry]`: the endpoint from the file, else from

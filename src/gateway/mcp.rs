@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::records::StoredMcpSession;
 use super::view::{ChallengeMethod, ChallengeState, Method, Status};
 use super::work::Step;
+use super::writes::Writes;
 use super::{
     challenges, doors, login, ChallengeView, Core, InteractionView, LinkRequest, Verified,
 };
@@ -33,27 +34,42 @@ const SESSION_HASH: &str = "mcp-session";
 /// How long a session lives from its `initialize`.
 pub const SESSION_LIFE: Duration = Duration::from_secs(24 * 3600);
 
+/// How long a session lives unused (within [`SESSION_LIFE`]).
+pub const IDLE_LIFE: Duration = Duration::from_secs(3600);
+
+/// A use is recorded when the last recorded one is this old: a session
+/// ends [`IDLE_LIFE`] after its last recorded use, up to this much before
+/// an hour after its last real one, never after
+/// (docs/decisions/0541-an-mcp-session-ends-unused-or-least-recently-used.md).
+pub const RENEW_EVERY: Duration = Duration::from_secs(60);
+
 /// The longest session id read from a header (ours are 43 characters).
 const MAX_SESSION_ID: usize = 128;
 
-/// The record of the session `id` names in `team`: `None` for an id no
-/// session of ours can have.
-fn session_key(core: &Core, team: &Team, id: &str) -> Option<String> {
+/// The keyed hash of session `id`, and its record in `team`: `None` for
+/// an id no session of ours can have.
+fn session_key(core: &Core, team: &Team, id: &str) -> Option<(String, String)> {
     let fits = !id.is_empty() && id.len() <= MAX_SESSION_ID;
     fits.then(|| {
         let hash = core.pepper().keyed_hash(SESSION_HASH, id.as_bytes());
-        keys::mcp_session(&team.keyspace, &hash)
+        let key = keys::mcp_session(&team.keyspace, &hash);
+        (hash, key)
     })
 }
 
-/// The session's life left at `now`; `None` once it ended.
+/// The session's life left at `now`: to the first of its 24 hours' end
+/// and an hour after its last recorded use; `None` once it ended.
 fn life_left(session: &StoredMcpSession, now: Timestamp) -> Option<Duration> {
     let end = session.opened_at.plus(SESSION_LIFE);
+    let idle_end = session.last_used().plus(IDLE_LIFE);
+    let end = if idle_end < end { idle_end } else { end };
     (now < end).then(|| end.since(now))
 }
 
 /// `initialize`: a new session of the key `key_id`, its id (256 random
-/// bits, base64url) answered once and kept only as a keyed hash.
+/// bits, base64url) answered once and kept only as a keyed hash. The
+/// key's sessions past `server.max_mcp_sessions_per_key` end, the least
+/// recently used first.
 pub async fn open_session(
     core: &Core,
     team: &Team,
@@ -61,22 +77,58 @@ pub async fn open_session(
     now: Timestamp,
 ) -> Result<String> {
     let id = crate::oidc::flow::random_value();
-    let key = session_key(core, team, &id).ok_or(Error::internal("an MCP session id"))?;
+    let (hash, key) = session_key(core, team, &id).ok_or(Error::internal("an MCP session id"))?;
+    let index = keys::mcp_sessions_of_key(&team.keyspace, key_id);
+    let cap = core.config().server.limits.max_mcp_sessions_per_key;
+    let ended = least_recently_used(core, &index, cap, now).await?;
+    let ended_keys: Vec<String> = ended
+        .iter()
+        .map(|h| keys::mcp_session(&team.keyspace, h))
+        .collect();
     let stored = StoredMcpSession {
         key_id: key_id.to_string(),
         opened_at: now,
+        used_at: None,
         seen: Vec::new(),
     };
-    core.change(&team.keyspace, &[], now, |c| {
-        c.create(&key, &stored, Some(SESSION_LIFE))?;
+    core.change(&team.keyspace, &ended_keys, now, |c| {
+        for (hash, key) in ended.iter().zip(&ended_keys) {
+            let at = c.read::<StoredMcpSession>(key)?;
+            if at.value.is_some() {
+                c.delete(&at);
+            }
+            c.index_remove(&index, hash);
+        }
+        c.create(&key, &stored, Some(IDLE_LIFE))?;
+        c.index_add(&index, &hash, now, IDLE_LIFE);
         Ok(Step::Write(()))
     })
     .await?;
     Ok(id)
 }
 
+/// The sessions in the key's `index` that a new one ends: those past the
+/// `cap - 1` most recently used of the ones used within the hour.
+async fn least_recently_used(
+    core: &Core,
+    index: &str,
+    cap: usize,
+    now: Timestamp,
+) -> Result<Vec<String>> {
+    // A few more than the cap: what a burst of openings left over.
+    let live = core.index_desc(index, None, cap + 64).await?;
+    let unused_since = now.unix_millis() - IDLE_LIFE.as_millis() as i64;
+    Ok(live
+        .into_iter()
+        .filter(|e| e.score > unused_since)
+        .skip(cap.saturating_sub(1))
+        .map(|e| e.member)
+        .collect())
+}
+
 /// The session `id` of the key `key_id`: 404 when there is none, it ended,
-/// or another key opened it (docs/agents.md#the-server).
+/// or another key opened it (docs/agents.md#the-server). A use whose last
+/// recorded one is [`RENEW_EVERY`] old is recorded.
 pub async fn session(
     core: &Core,
     team: &Team,
@@ -84,13 +136,33 @@ pub async fn session(
     id: &str,
     now: Timestamp,
 ) -> Result<()> {
-    let key = session_key(core, team, id).ok_or(Error::NotFound(NO_SESSION))?;
+    let (hash, key) = session_key(core, team, id).ok_or(Error::NotFound(NO_SESSION))?;
     let loaded = doors::read::<StoredMcpSession>(core, &key).await?;
-    loaded
+    let live = loaded
         .value
         .filter(|s| s.key_id == key_id && life_left(s, now).is_some())
-        .map(|_| ())
-        .ok_or(Error::NotFound(NO_SESSION))
+        .ok_or(Error::NotFound(NO_SESSION))?;
+    if now.since(live.last_used()) < RENEW_EVERY {
+        return Ok(());
+    }
+    let index = keys::mcp_sessions_of_key(&team.keyspace, key_id);
+    core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
+        let at = c.read::<StoredMcpSession>(&key)?;
+        let live = at.value.as_ref().filter(|s| s.key_id == key_id);
+        let Some((session, _)) = live.and_then(|s| Some((s, life_left(s, now)?))) else {
+            return Ok(Step::Answer(Err(Error::NotFound(NO_SESSION))));
+        };
+        if now.since(session.last_used()) < RENEW_EVERY {
+            return Ok(Step::Answer(Ok(())));
+        }
+        let mut session = session.clone();
+        session.used_at = Some(now);
+        let left = life_left(&session, now).unwrap_or(IDLE_LIFE);
+        c.put(&at, &session, Some(left))?;
+        c.index_add(&index, &hash, now, left);
+        Ok(Step::Write(Ok(())))
+    })
+    .await?
 }
 
 const NO_SESSION: &str = "no such MCP session";
@@ -103,7 +175,8 @@ pub async fn end_session(
     id: &str,
     now: Timestamp,
 ) -> Result<()> {
-    let key = session_key(core, team, id).ok_or(Error::NotFound(NO_SESSION))?;
+    let (hash, key) = session_key(core, team, id).ok_or(Error::NotFound(NO_SESSION))?;
+    let index = keys::mcp_sessions_of_key(&team.keyspace, key_id);
     core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
         let at = c.read::<StoredMcpSession>(&key)?;
         let ours = at.value.as_ref().is_some_and(|s| s.key_id == key_id);
@@ -111,6 +184,7 @@ pub async fn end_session(
             return Ok(Step::Answer(Err(Error::NotFound(NO_SESSION))));
         }
         c.delete(&at);
+        c.index_remove(&index, &hash);
         Ok(Step::Write(Ok(())))
     })
     .await?
@@ -127,7 +201,7 @@ pub async fn note_answer(
     answer: &Verification,
     now: Timestamp,
 ) -> Result<bool> {
-    let key = session_key(core, team, id).ok_or(Error::NotFound(NO_SESSION))?;
+    let (_, key) = session_key(core, team, id).ok_or(Error::NotFound(NO_SESSION))?;
     let digest = answer.digest();
     let interaction = interaction.to_string();
     core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {

@@ -68,9 +68,10 @@ raw_schema!(McpParams);
 
 /// A message to the Model Context Protocol server (bot keys only).
 ///
-/// `initialize` answers an `Mcp-Session-Id` (good for 24 hours, for the
-/// key that opened it; another key's, unknown or ended: 404); every other
-/// message carries it. A notification is 202 with no body. A body that is
+/// `initialize` answers an `Mcp-Session-Id` (good for 24 hours, ended by
+/// an hour unused or as its key's least recently used past
+/// `server.max_mcp_sessions_per_key`, for the key that opened it; another
+/// key's, unknown or ended: 404); every other message carries it. A notification is 202 with no body. A body that is
 /// not one JSON-RPC 2.0 message is 400, nested deeper than 32 levels 400
 /// before it is parsed, over 64 KiB 413. An agent's or admin's key is 403.
 #[utoipa::path(post, path = "/mcp", operation_id = "mcp", tag = "mcp",

@@ -30,6 +30,7 @@ mod receipts;
 mod revocation;
 mod subjects;
 mod team_gate;
+mod waiting;
 mod wallet;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use auth::{ApiKeys, Caller};
 pub use extract::MAX_BODY;
 pub use observe::{ProblemLabel, TeamSlot};
+pub use waiting::Waiting;
 
 use self::openapi::RawSchema;
 use crate::domain::settings::TextKey;
@@ -83,6 +85,8 @@ pub struct Shared {
     /// Each team's requests in flight on the endpoints that may wait on
     /// its provider (`team_gate.rs`).
     pub team_gates: Arc<team_gate::TeamGates>,
+    /// The waiting calls' budget, which the team gates share (`waiting.rs`).
+    pub waiting: Arc<waiting::Waiting>,
     /// Each team's console sign-ins started this second (`console.rs`).
     pub sign_in_starts: Arc<console::SignInStarts>,
     /// Rung by an operator's write to put the API teams in force at once
@@ -100,6 +104,7 @@ pub struct Lasting {
     observer: Arc<observe::Observer>,
     streams: Arc<crate::events::slots::StreamSlots>,
     team_gates: Arc<team_gate::TeamGates>,
+    waiting: Arc<waiting::Waiting>,
     sign_in_starts: Arc<console::SignInStarts>,
     api_teams: Arc<crate::gateway::operator::teams::ApiTeamsBell>,
     /// The routes and the OpenAPI document of the handlers, made once.
@@ -111,7 +116,8 @@ pub struct Lasting {
 }
 
 impl Lasting {
-    /// `config`'s `[server]` caps the event streams (a reload keeps them).
+    /// `config`'s `[server]` caps the event streams and the waiting calls
+    /// (a reload keeps them).
     pub fn new(config: &crate::config::Config, clock: Arc<dyn Clock>, metrics: Metrics) -> Self {
         let limits = &config.server.limits;
         let streams = crate::events::slots::StreamSlots::new(
@@ -119,12 +125,17 @@ impl Lasting {
             limits.max_streams_per_team,
             limits.max_streams,
         );
+        let waiting = Arc::new(waiting::Waiting::new(
+            limits.max_waits,
+            limits.max_waits_per_key,
+        ));
         Lasting {
             clock,
             metrics,
             observer: Arc::new(observe::Observer::new()),
             streams: Arc::new(streams),
-            team_gates: Arc::default(),
+            team_gates: Arc::new(team_gate::TeamGates::new(Arc::clone(&waiting))),
+            waiting,
             sign_in_starts: Arc::default(),
             api_teams: Arc::default(),
             api: Arc::default(),
@@ -149,6 +160,11 @@ impl Lasting {
         let documents = deployment.documents(self.api().1.clone(), &raw_schemas());
         *last = Some((deployment, documents.clone()));
         documents
+    }
+
+    /// The waiting calls' budget: how many hold a place now.
+    pub fn waiting(&self) -> Arc<waiting::Waiting> {
+        Arc::clone(&self.waiting)
     }
 
     /// What an operator's write rings to put the API teams in force.
@@ -253,6 +269,7 @@ pub fn router(gateway: Arc<Core>, lasting: &Lasting) -> Router {
         observer: Arc::clone(&lasting.observer),
         streams: Arc::clone(&lasting.streams),
         team_gates: Arc::clone(&lasting.team_gates),
+        waiting: Arc::clone(&lasting.waiting),
         sign_in_starts: Arc::clone(&lasting.sign_in_starts),
         api_teams: Arc::clone(&lasting.api_teams),
     }));

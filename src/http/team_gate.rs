@@ -2,19 +2,21 @@
 //! the endpoints without API keys that may wait on a team's provider (a
 //! hosted login's short link and its callback, the back-channel logout,
 //! the Shared Signals receiver) hold at most [`PER_TEAM`] requests of one
-//! team at a time, and all teams together at most a quarter of
-//! `server.max_connections` ([`all_teams`]: teams that share one slow
-//! provider cannot fill the connections between them); more are answered
-//! at once, 503 with `Retry-After`, each in its endpoint's format. Gates
-//! exist only for the configured teams, so a stranger naming teams cannot
-//! grow them; they outlive a reload.
+//! team at a time, and all teams together no more than the waiting calls'
+//! budget lets them (`waiting.rs`: `server.max_waits`, a quarter of
+//! `server.max_connections` at most, shared with the MCP server's waits,
+//! so that teams that share one slow provider cannot fill the connections
+//! between them); more are answered at once, 503 with `Retry-After`, each
+//! in its endpoint's format. Gates exist only for the configured teams,
+//! so a stranger naming teams cannot grow them; they outlive a reload.
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::waiting::{self, Waiting};
 use crate::config::Config;
 
 /// Requests of one team in flight at most on the gated endpoints.
@@ -34,48 +36,43 @@ impl Full {
     }
 }
 
-/// Requests of all teams together in flight at most on the gated
-/// endpoints: a quarter of `max_connections` (at least one), so that the
-/// rest always serve the requests that wait on nobody's provider.
-pub fn all_teams(max_connections: usize) -> usize {
-    (max_connections / 4).max(1)
-}
-
 /// A request's place on the gated endpoints: its team's and one of all
 /// teams', held until it drops.
 #[derive(Debug)]
 pub struct Place {
     _team: OwnedSemaphorePermit,
-    _all: OwnedSemaphorePermit,
+    _all: waiting::Place,
 }
 
-/// The gates, one per team seen, and the one of all teams.
-#[derive(Default)]
+/// The gates, one per team seen, and the waiting calls' budget they share.
 pub struct TeamGates {
     teams: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Sized from `server.max_connections` at the first request (a
-    /// `[server]` change needs a restart).
-    all: OnceLock<Arc<Semaphore>>,
+    all: Arc<Waiting>,
 }
 
 impl TeamGates {
+    /// Gates whose requests all together hold places of `all`.
+    pub fn new(all: Arc<Waiting>) -> Self {
+        TeamGates {
+            teams: Mutex::default(),
+            all,
+        }
+    }
+
     /// A place for one request naming `team`, held until it drops:
     /// `Ok(None)` for a team `config` does not have (answered without
-    /// waiting on anyone), `Err(Full)` when [`PER_TEAM`] of its requests,
-    /// or [`all_teams`] requests of every team, are in flight.
+    /// waiting on anyone), `Err(Full)` when [`PER_TEAM`] of its requests
+    /// are in flight, or the waiting calls' budget is spent.
     pub fn enter(&self, config: &Config, team: &str) -> Result<Option<Place>, Full> {
         if config.team(team).is_none() {
             return Ok(None);
         }
-        self.place(team, all_teams(config.server.limits.max_connections))
-            .map(Some)
-            .ok_or(Full)
+        self.place(team).map(Some).ok_or(Full)
     }
 
-    fn place(&self, team: &str, all_teams: usize) -> Option<Place> {
-        let all = self.all.get_or_init(|| Arc::new(Semaphore::new(all_teams)));
+    fn place(&self, team: &str) -> Option<Place> {
         let team = self.team_place(team)?;
-        let all = Arc::clone(all).try_acquire_owned().ok()?;
+        let all = self.all.any()?;
         Some(Place {
             _team: team,
             _all: all,
@@ -99,43 +96,58 @@ impl TeamGates {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_team_holds_at_most_its_share_and_never_anothers() {
-        let gates = TeamGates::default();
-        let held: Vec<_> = (0..PER_TEAM)
-            .map(|_| gates.place("acme", 1024).unwrap())
-            .collect();
-        assert!(
-            gates.place("acme", 1024).is_none(),
-            "the 33rd waits for nothing"
-        );
-        assert!(
-            gates.place("globex", 1024).is_some(),
-            "another team is let in"
-        );
-        drop(held);
-        assert!(gates.place("acme", 1024).is_some(), "a place comes back");
+    fn gates(all: usize) -> TeamGates {
+        TeamGates::new(Arc::new(Waiting::new(all, 64)))
     }
 
     #[test]
-    fn all_teams_together_hold_at_most_a_quarter_of_the_connections() {
-        assert_eq!(all_teams(1024), 256);
-        assert_eq!(all_teams(3), 1);
-        let gates = TeamGates::default();
+    fn a_team_holds_at_most_its_share_and_never_anothers() {
+        let gates = gates(256);
+        let held: Vec<_> = (0..PER_TEAM)
+            .map(|_| gates.place("acme").unwrap())
+            .collect();
+        assert!(gates.place("acme").is_none(), "the 33rd waits for nothing");
+        assert!(gates.place("globex").is_some(), "another team is let in");
+        drop(held);
+        assert!(gates.place("acme").is_some(), "a place comes back");
+    }
+
+    #[test]
+    fn all_teams_together_hold_at_most_the_waiting_calls_budget() {
+        let gates = gates(256);
         // Teams sharing one slow provider: 24 of them, 32 each, would
-        // take 768 places; a quarter of 1024 connections is all they get.
+        // take 768 places; the budget (a quarter of 1024) is all they get.
         let mut held = Vec::new();
         for t in 0..24 {
             for _ in 0..PER_TEAM {
-                if let Some(p) = gates.place(&format!("brand-{t}"), all_teams(1024)) {
+                if let Some(p) = gates.place(&format!("brand-{t}")) {
                     held.push(p);
                 }
             }
         }
         assert_eq!(held.len(), 256);
-        assert!(gates.place("acme", 1024).is_none(), "full for every team");
+        assert!(gates.place("acme").is_none(), "full for every team");
         // A team refused by the cap keeps no place of its own.
         held.pop();
-        assert!(gates.place("acme", 1024).is_some());
+        assert!(gates.place("acme").is_some());
+    }
+
+    #[test]
+    fn the_mcp_server_s_waits_and_the_gates_share_one_budget() {
+        let waiting = Arc::new(Waiting::new(3, 64));
+        let gates = TeamGates::new(Arc::clone(&waiting));
+        let (team, key) = (Arc::from("acme"), Arc::from("bot"));
+        let _w1 = waiting.for_key(&team, &key).unwrap();
+        let _w2 = waiting.for_key(&team, &key).unwrap();
+        let _g = gates.place("globex").unwrap();
+        assert!(
+            waiting.for_key(&team, &key).is_none(),
+            "the budget is spent"
+        );
+        // A login takes the waits' places, never the other way round.
+        let _g2 = gates.place("globex").unwrap();
+        let _g3 = gates.place("initech").unwrap();
+        assert_eq!(waiting.held(), 3);
+        assert!(gates.place("globex").is_none(), "logins hold every place");
     }
 }

@@ -358,6 +358,14 @@ pub fn mcp_session(team: &str, id_hash: &str) -> String {
     with_digest(scoped(team, "mcp:", DIGEST), &[id_hash])
 }
 
+/// The live MCP sessions of one API key of a team, by the id of the key
+/// (hashed): an index of the sessions' keyed hashes scored by their last
+/// recorded use, whose least recently used ends past
+/// `server.max_mcp_sessions_per_key`.
+pub fn mcp_sessions_of_key(team: &str, key_id: &str) -> String {
+    with_digest(scoped(team, "mcpk:", DIGEST), &[key_id])
+}
+
 /// A signed request (its Standard Webhooks `webhook-id`) already answered,
 /// with its answer: a replay or retry gets that answer and changes nothing.
 pub fn answered_request(team: &str, kind: &str, webhook_id: &str) -> String {

@@ -77,6 +77,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_outbox_quarantined_total", Kind::Counter, "", "Unreadable outbox items dropped."),
     ("chatgate_outbox_oldest_pending_seconds", Kind::Gauge, "team, kind", "Age of the oldest outbox item still to deliver after a failed attempt on this instance, by team and kind (event, notice); 0 when none."),
     ("chatgate_connections_open", Kind::Gauge, "", "Connections being served (within server.max_connections)."),
+    ("chatgate_waiting_calls", Kind::Gauge, "", "Calls holding their connection while they wait (MCP get_verification waits, requests waiting on a team's provider), within server.max_waits."),
     ("chatgate_connections_shed_total", Kind::Counter, "", "Connections over server.max_connections: answered 503, closed unanswered, or closed to make room."),
     ("chatgate_accept_errors_total", Kind::Counter, "", "Failed accepts that were not the peer's (EMFILE, ...)."),
     ("chatgate_revocation_tokens_total", Kind::Counter, "team, receiver", "Tokens received by the identity provider's revocation receivers, by team and receiver (oidc_logout, ssf)."),

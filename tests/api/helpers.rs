@@ -143,6 +143,8 @@ pub struct TestApp {
     pub gateway: Arc<chatgate::gateway::Core>,
     /// Puts the files under `dir` in force again, as SIGHUP does.
     pub reloader: chatgate::app::Reloader,
+    /// The waiting calls' budget: how many calls hold a place now.
+    pub waiting: Arc<chatgate::http::Waiting>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// Leave the Redis keys when dropped: another instance on the same
@@ -206,6 +208,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
     let addr = app.local_addr().unwrap();
     let gateway = app.gateway();
     let reloader = app.reloader();
+    let waiting = app.waiting();
     let events = gateway.events().subscribe();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async move {
@@ -227,6 +230,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
         dir,
         gateway,
         reloader,
+        waiting,
         shutdown: Some(tx),
         server: Some(server),
         keep_keys: false,

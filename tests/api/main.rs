@@ -80,6 +80,7 @@ mod store_reset;
 mod stores;
 mod traces;
 mod voice;
+mod waiting;
 mod wallet;
 mod wallet_payments;
 mod wallet_profile;

@@ -153,6 +153,9 @@ issuer = "chatgate-bench"
 pepper = "bench-pepper-0123456789abcdef"
 shutdown_drain = "0s"
 max_connections = 4096
+# the MCP rows hold a thousand waits, and sessions, of one bot key
+max_waits_per_key = 1024
+max_mcp_sessions_per_key = 4096
 
 [store]
 backend = "{backend}"

@@ -344,6 +344,50 @@ fn connection_limits_have_defaults_and_are_checked() {
 }
 
 #[test]
+fn waiting_calls_and_mcp_sessions_have_defaults_and_never_take_more_than_a_quarter() {
+    let fx = Fixture::new();
+    let limits = fx.load().unwrap().server.limits;
+    assert_eq!(limits.max_waits_per_key, 64);
+    assert_eq!(limits.max_waits, 192, "a quarter of 768");
+    assert_eq!(limits.max_mcp_sessions_per_key, 256);
+    let server = "issuer = \"chatgate\"";
+    let written = "issuer = \"chatgate\"\nmax_connections = 100\nmax_waits = 10\nmax_waits_per_key = 3\nmax_mcp_sessions_per_key = 5";
+    fx.edit(SYS, server, written);
+    let limits = fx.load().unwrap().server.limits;
+    assert_eq!(
+        (
+            limits.max_waits,
+            limits.max_waits_per_key,
+            limits.max_mcp_sessions_per_key
+        ),
+        (10, 3, 5)
+    );
+    fx.edit(SYS, "max_waits = 10", "max_waits = 1000");
+    assert_eq!(
+        fx.load().unwrap().server.limits.max_waits,
+        25,
+        "never more than a quarter"
+    );
+    for (from, to, key) in [
+        ("max_waits = 1000", "max_waits = -1", "server.max_waits"),
+        (
+            "max_waits_per_key = 3",
+            "max_waits_per_key = 0",
+            "server.max_waits_per_key",
+        ),
+        (
+            "max_mcp_sessions_per_key = 5",
+            "max_mcp_sessions_per_key = 0",
+            "server.max_mcp_sessions_per_key",
+        ),
+    ] {
+        fx.edit(SYS, from, to);
+        fx.expect_err(SYS, key, "must be from");
+        fx.edit(SYS, to, from);
+    }
+}
+
+#[test]
 fn log_format_defaults_to_text_is_overridable_and_checked() {
     use crate::config::LogFormat;
     let mut fx = Fixture::new();

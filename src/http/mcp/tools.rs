@@ -325,7 +325,10 @@ struct GetArgs {
 /// The wait listens to the team's event log (what `GET /v1/events`
 /// reads, from every instance); only a challenge a page can move with no
 /// event (a code typed there, an operator's answer, a presentation) is
-/// read again, every [`PAGE_RECHECK`].
+/// read again, every [`PAGE_RECHECK`]. A wait holds a place of the
+/// waiting calls' budget (`http/waiting.rs`); with none free for its key
+/// or in all, the call answers at once, as with `wait_seconds` 0, and so
+/// it does when a provider's request takes its place.
 async fn get(st: &AppState, bot: &BotOnly, session: &str, args: Value) -> Result<Value, Failure> {
     let a: GetArgs = arguments(args)?;
     let wait = a.wait_seconds.unwrap_or(0);
@@ -334,6 +337,10 @@ async fn get(st: &AppState, bot: &BotOnly, session: &str, args: Value) -> Result
             "arguments.wait_seconds: at most {MAX_WAIT}"
         )));
     }
+    let place = (wait > 0)
+        .then(|| st.waiting.for_key(&bot.team_id, &bot.key_id))
+        .flatten();
+    let wait = if place.is_some() { wait } else { 0 };
     let id = interaction_id(&a.interaction_id)?;
     let team = bot.team();
     let until = tokio::time::Instant::now() + Duration::from_secs(wait);
@@ -358,8 +365,18 @@ async fn get(st: &AppState, bot: &BotOnly, session: &str, args: Value) -> Result
             true => until.min(tokio::time::Instant::now() + PAGE_RECHECK),
             false => until,
         };
-        let woken = tokio::time::timeout_at(next_look, next_about(rx, &about)).await;
-        ended = woken.is_err() && tokio::time::Instant::now() >= until;
+        let woken = tokio::time::timeout_at(next_look, next_about(rx, &about));
+        let taken = async {
+            match &place {
+                Some(p) => p.taken().await,
+                None => std::future::pending().await,
+            }
+        };
+        ended = tokio::select! {
+            woken = woken => woken.is_err() && tokio::time::Instant::now() >= until,
+            // A provider's request took the place: answer now, as past the budget.
+            () = taken => true,
+        };
     }
 }
 

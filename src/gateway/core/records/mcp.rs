@@ -16,6 +16,14 @@ pub struct StoredMcpSession {
     pub key_id: String,
     #[serde(rename = "at", with = "stored")]
     pub opened_at: Timestamp,
+    /// Its last use as recorded (at most once a minute); none: its opening.
+    #[serde(
+        rename = "u",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "stored::opt"
+    )]
+    pub used_at: Option<Timestamp>,
     /// Interaction id → the digest of the answer last given for it, the
     /// most recent last; at most [`StoredMcpSession::SEEN`] of them.
     #[serde(rename = "s", default, skip_serializing_if = "Vec::is_empty")]
@@ -25,6 +33,11 @@ pub struct StoredMcpSession {
 impl Record for StoredMcpSession {}
 
 impl StoredMcpSession {
+    /// Its last use as recorded.
+    pub fn last_used(&self) -> Timestamp {
+        self.used_at.unwrap_or(self.opened_at)
+    }
+
     /// The interactions a session remembers its last answer of.
     pub const SEEN: usize = 32;
 

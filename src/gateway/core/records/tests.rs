@@ -1106,6 +1106,10 @@ fn an_mcp_session_of_today_reads_back_equal_and_remembers_its_newest_answers() {
         ("acme-bot", ms(5))
     );
     assert!(fresh.seen.is_empty());
+    assert_eq!(fresh.last_used(), ms(5), "unused since it opened");
+    let used: StoredMcpSession =
+        kept_as_written(r#"{"k":"acme-bot","at":1800000000005,"u":1800000000009}"#);
+    assert_eq!((used.used_at, used.last_used()), (Some(ms(9)), ms(9)));
     let text = r#"{"k":"acme-bot","at":1800000000005,"s":[["i1","d1"],["i2","d2"]]}"#;
     let mut seen: StoredMcpSession = kept_as_written(text);
     assert_eq!(seen.seen("i1"), Some("d1"));
