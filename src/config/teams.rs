@@ -451,12 +451,15 @@ fn team_webhook(table: toml::Table, file: &str, at: &str) -> Result<TeamWebhook,
     })
 }
 
+/// How to make a security key, said by each error about one.
+const MAKE_SECURITY_KEY: &str = "`chatgate keygen security-key` prints a new one";
+
 fn security_keys(entries: Vec<toml::Table>, file: &str) -> Result<Vec<SecurityKey>, ConfigError> {
     let err = |key: String, problem: String| ConfigError::new(file, key, problem);
     if entries.is_empty() {
         return Err(err(
             "security_keys".into(),
-            "at least one [[security_keys]] is required".into(),
+            format!("at least one [[security_keys]] is required; {MAKE_SECURITY_KEY}"),
         ));
     }
     let mut keys: Vec<SecurityKey> = Vec::with_capacity(entries.len());
@@ -471,7 +474,7 @@ fn security_keys(entries: Vec<toml::Table>, file: &str) -> Result<Vec<SecurityKe
             ));
         }
         let secret = parse_whsec(k.secret.get().expose_secret())
-            .map_err(|p| err(format!("{at}.secret"), p))?;
+            .map_err(|p| err(format!("{at}.secret"), format!("{p}; {MAKE_SECURITY_KEY}")))?;
         keys.push(SecurityKey::new(k.kid, secret, k.primary));
     }
     match keys.iter().filter(|k| k.primary).count() {
