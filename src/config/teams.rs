@@ -172,7 +172,10 @@ pub(super) fn team_of_table(
         if !seen.contains(name) {
             return Err(err(
                 key,
-                format!("{name:?} is not one of the team's channels"),
+                format!(
+                    "{name:?} is not one of the team's channels, which are {}",
+                    raw.channels.join(", ")
+                ),
             ));
         }
         let kind = channels.get(name).map_or("", |c| c.kind.name());
@@ -240,7 +243,10 @@ pub(super) fn team_of_table(
         if !seen.contains(name) {
             return Err(err(
                 &key,
-                format!("{name:?} is not one of the team's channels"),
+                format!(
+                    "{name:?} is not one of the team's channels, which are {}",
+                    raw.channels.join(", ")
+                ),
             ));
         }
         if !value.is_table() {
@@ -338,7 +344,11 @@ fn dialogflow(
 ) -> Result<Option<Dialogflow>, ConfigError> {
     let Some(entry) = entry else { return Ok(None) };
     if !channels.contains(&entry.channel) {
-        let problem = format!("{:?} is not one of the team's channels", entry.channel);
+        let problem = format!(
+            "{:?} is not one of the team's channels, which are {}",
+            entry.channel,
+            channels.join(", ")
+        );
         return Err(ConfigError::new(file, "dialogflow.channel", problem));
     }
     Ok(Some(Dialogflow {

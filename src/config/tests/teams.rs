@@ -152,7 +152,12 @@ fn channels_of_a_team_must_exist_and_delivery_channels_be_listed() {
         "\"webchat\", \"webchat\", \"sms\", \"email\"",
         "\"webchat\", \"email\"",
     );
-    fx.expect_err(ACME, "sms_channel", "not one of the team's channels");
+    // The error lists the team's channels, so a typo shows beside them.
+    fx.expect_err(
+        ACME,
+        "sms_channel",
+        "not one of the team's channels, which are webchat, email",
+    );
     fx.edit(ACME, "sms_channel = \"sms\"", "sms_channel = \"email\"");
     fx.expect_err(ACME, "sms_channel", "expected twilio or whatsapp");
     fx.edit(ACME, "sms_channel = \"email\"", "");
