@@ -55,7 +55,7 @@ pub enum Command {
         #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
         config: PathBuf,
     },
-    /// Print a new secret (and, for an API key, the line to configure).
+    /// Print a new secret (and, for an API key, the `[[api_keys]]` block to configure).
     Keygen {
         #[arg(value_enum)]
         kind: KeyKind,
@@ -176,7 +176,7 @@ pub enum KeyKind {
     SecurityKey,
     /// A webhook signing secret (`whsec_…`).
     WebhookSecret,
-    /// An API key, and its `sha256 = "…"` line for a team file.
+    /// An API key, and a whole `[[api_keys]]` block for a team file.
     ApiKey,
     /// An Ed25519 private key (PKCS#8 PEM) for `[audit] signing_key`.
     AuditSigningKey,
