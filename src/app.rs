@@ -437,7 +437,15 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     // reloads instead of ending the process.
     reload_on_hangup(app.reloader())?;
     let store = app.gateway().config().store.location();
-    tracing::info!(addr = %app.local_addr()?, store, "chatgate listening");
+    let addr = app.local_addr()?;
+    tracing::info!(%addr, store, "chatgate listening");
+    let public_url = app.gateway().config().server.public_url.clone();
+    if let Some(warning) = crate::http::port_mismatch(&public_url, addr) {
+        tracing::warn!("{warning}");
+    }
+    for line in crate::http::where_things_are(&public_url) {
+        tracing::info!("{line}");
+    }
     app.serve(shutdown_signal()).await
 }
 

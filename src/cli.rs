@@ -36,6 +36,10 @@ pub enum Command {
         /// The system configuration file.
         #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
         config: PathBuf,
+        /// The address to listen on, e.g. `127.0.0.1:9090`: `[server]
+        /// listen` (and CHATGATE_SERVER__LISTEN) for this run.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// Validate everything `serve` would load, print a summary, exit 0 or 1.
     CheckConfig {
@@ -51,7 +55,7 @@ pub enum Command {
         #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
         config: PathBuf,
     },
-    /// Print a new secret (and, for an API key, the line to configure).
+    /// Print a new secret (and, for an API key, the `[[api_keys]]` block to configure).
     Keygen {
         #[arg(value_enum)]
         kind: KeyKind,
@@ -172,7 +176,7 @@ pub enum KeyKind {
     SecurityKey,
     /// A webhook signing secret (`whsec_…`).
     WebhookSecret,
-    /// An API key, and its `sha256 = "…"` line for a team file.
+    /// An API key, and a whole `[[api_keys]]` block for a team file.
     ApiKey,
     /// An Ed25519 private key (PKCS#8 PEM) for `[audit] signing_key`.
     AuditSigningKey,
@@ -183,7 +187,14 @@ pub enum KeyKind {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Serve { config } => serve(&config),
+        Command::Serve { config, listen } => {
+            if let Some(listen) = listen {
+                // Before any thread starts: `--listen` is the override
+                // variable, so a reload (SIGHUP) keeps it too.
+                std::env::set_var("CHATGATE_SERVER__LISTEN", listen);
+            }
+            serve(&config)
+        }
         Command::CheckConfig { config } => check_config(&config),
         Command::CheckTexts { config } => check_texts(&config),
         Command::Keygen { kind } => {
@@ -525,16 +536,29 @@ fn fail(line: &str) -> ExitCode {
 pub fn keygen(kind: KeyKind) -> String {
     match kind {
         KeyKind::SecurityKey | KeyKind::WebhookSecret => format!("{}\n", generate_whsec()),
-        KeyKind::ApiKey => {
-            let key = generate_api_key();
-            let hash = ApiKeyHash::of_key(&key).to_hex();
-            format!("{key}\nsha256 = \"{hash}\"\n")
-        }
+        KeyKind::ApiKey => api_key_block(&generate_api_key()),
         // Encoding 32 random bytes as PKCS#8 cannot fail.
         KeyKind::AuditSigningKey | KeyKind::ApprovalSigningKey => {
             crate::domain::audit_keys::new_signing_key_pem().unwrap_or_default()
         }
     }
+}
+
+/// What `keygen api-key` prints for `key`: the key, then a whole
+/// `[[api_keys]]` block to paste into a team file, which holds only its
+/// digest (docs/configuration.md#command-line).
+pub fn api_key_block(key: &str) -> String {
+    let hash = ApiKeyHash::of_key(key).to_hex();
+    let id = format!("key-{}", &hash[..8]);
+    format!(
+        "{key}\n\n\
+         # Give the key above to its caller; paste this block into the team's file\n\
+         # (config/teams/<team>.toml), with the role it needs: bot, agent, admin or auditor.\n\
+         [[api_keys]]\n\
+         id = \"{id}\"\n\
+         role = \"bot\"\n\
+         sha256 = \"{hash}\"\n"
+    )
 }
 
 /// The three Standard Webhooks headers, one per line.
@@ -661,14 +685,19 @@ mod tests {
             let keys = crate::domain::audit_keys::SigningKeys::from_pem(&pem, &[]).unwrap();
             assert_eq!(keys.jwks().keys.len(), 1);
         }
+        // The key, then a whole `[[api_keys]]` block that a team file reads.
         let out = keygen(KeyKind::ApiKey);
-        let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines.len(), 2);
-        let hex = lines[1]
-            .strip_prefix("sha256 = \"")
-            .and_then(|s| s.strip_suffix('"'))
-            .unwrap();
-        assert_eq!(hex, ApiKeyHash::of_key(lines[0]).to_hex());
+        let key = out.lines().next().unwrap();
+        assert!(key.starts_with("cg_"), "{out}");
+        let block = out.split_once("[[api_keys]]").unwrap().1;
+        let table: toml::Table = format!("[[api_keys]]{block}").parse().unwrap();
+        let entry = &table["api_keys"][0];
+        assert_eq!(entry["role"].as_str(), Some("bot"), "{out}");
+        assert!(entry["id"].as_str().unwrap().starts_with("key-"), "{out}");
+        assert_eq!(
+            entry["sha256"].as_str(),
+            Some(ApiKeyHash::of_key(key).to_hex().as_str())
+        );
     }
 
     /// The signing keys keygen prints are RFC 8410's PKCS#8 v1 form

@@ -28,6 +28,12 @@ pub enum Error {
     DeliveryRefused(&'static str),
     #[error("missing or unknown API key")]
     Unauthorized,
+    /// 401: an `Authorization` header whose scheme is not `Bearer`
+    /// (docs/api.md#callers-and-roles); the header's value is not repeated.
+    #[error(
+        "the Authorization header must be \"Bearer <api key>\": its \"Bearer \" prefix is missing"
+    )]
+    NotBearer,
     /// Login token or assertion not acceptable. The reason is generic on purpose.
     #[error("{0}")]
     InvalidToken(&'static str),
@@ -37,6 +43,14 @@ pub enum Error {
     InvalidCode { attempts_remaining: u32 },
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 403: the caller's role may not call this endpoint; says the role
+    /// (`caller` is "API key" or "console session") and what is needed.
+    #[error("this {caller}'s role is {role}, which may not do this: it needs {needs}")]
+    RoleRefused {
+        caller: &'static str,
+        role: &'static str,
+        needs: &'static str,
+    },
     /// 403: the team requires a person (`Chatgate-Actor`) for this action.
     #[error("this team requires a person (Chatgate-Actor) for this action")]
     PersonRequired,
@@ -158,11 +172,11 @@ impl Error {
             Error::BadRequest(_) | Error::Unprocessable(_) | Error::DeliveryRefused(_) => {
                 "invalid_request"
             }
-            Error::Unauthorized => "unauthorized",
+            Error::Unauthorized | Error::NotBearer => "unauthorized",
             Error::InvalidToken(_) => "invalid_token",
             Error::InvalidSignature(_) => "invalid_signature",
             Error::InvalidCode { .. } => "invalid_code",
-            Error::Forbidden(_) => "forbidden",
+            Error::Forbidden(_) | Error::RoleRefused { .. } => "forbidden",
             Error::PersonRequired => "person_required",
             Error::CustomerMismatch => "customer_mismatch",
             Error::Banned => "banned",

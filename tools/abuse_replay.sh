@@ -8,8 +8,8 @@ set -e
 SCOPE=${1:-subject}; PORT=${2:-18431}
 BIN=${CHATGATE_BIN:-$(dirname "$0")/../target/debug/chatgate}
 D=$(mktemp -d); mkdir -p $D/config/teams $D/channels
-read BOT BOTSHA < <($BIN keygen api-key | tr '\n' ' ' | sed 's/sha256 = "\(.*\)"/\1/'; echo)
-read ADM ADMSHA < <($BIN keygen api-key | tr '\n' ' ' | sed 's/sha256 = "\(.*\)"/\1/'; echo)
+read BOT BOTSHA < <($BIN keygen api-key | sed -n -e '1p' -e 's/^sha256 = "\(.*\)"/\1/p' | tr '\n' ' '; echo)
+read ADM ADMSHA < <($BIN keygen api-key | sed -n -e '1p' -e 's/^sha256 = "\(.*\)"/\1/p' | tr '\n' ' '; echo)
 cat > $D/config/chatgate.toml <<T
 [server]
 listen = "127.0.0.1:$PORT"

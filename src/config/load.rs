@@ -55,6 +55,11 @@ pub fn load_all_but_sms_length(path: &Path, env: &Environment) -> Result<Config,
     load_sections(path, env, None)
 }
 
+/// The error of a system file that is not there: how to name another.
+const NO_SYSTEM_FILE: &str = "does not exist: name the system file with `--config PATH` \
+     or the CHATGATE_CONFIG variable (the default, config/chatgate.toml, is read from \
+     the folder chatgate runs in)";
+
 /// What a reload keeps of the running configuration's system file.
 pub(super) type Kept = Option<std::sync::Arc<super::OperatorConfig>>;
 
@@ -64,6 +69,9 @@ fn load_sections(
     kept: Option<Kept>,
 ) -> Result<Config, ConfigError> {
     let file = display_path(path);
+    if std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Err(ConfigError::new(&file, "(file)", NO_SYSTEM_FILE));
+    }
     let mut table = read_toml(path, &file)?;
     let overrides = env.apply_overrides(&mut table, &file)?;
     let base = folder_of(path);

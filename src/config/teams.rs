@@ -172,7 +172,10 @@ pub(super) fn team_of_table(
         if !seen.contains(name) {
             return Err(err(
                 key,
-                format!("{name:?} is not one of the team's channels"),
+                format!(
+                    "{name:?} is not one of the team's channels, which are {}",
+                    raw.channels.join(", ")
+                ),
             ));
         }
         let kind = channels.get(name).map_or("", |c| c.kind.name());
@@ -240,7 +243,10 @@ pub(super) fn team_of_table(
         if !seen.contains(name) {
             return Err(err(
                 &key,
-                format!("{name:?} is not one of the team's channels"),
+                format!(
+                    "{name:?} is not one of the team's channels, which are {}",
+                    raw.channels.join(", ")
+                ),
             ));
         }
         if !value.is_table() {
@@ -338,7 +344,11 @@ fn dialogflow(
 ) -> Result<Option<Dialogflow>, ConfigError> {
     let Some(entry) = entry else { return Ok(None) };
     if !channels.contains(&entry.channel) {
-        let problem = format!("{:?} is not one of the team's channels", entry.channel);
+        let problem = format!(
+            "{:?} is not one of the team's channels, which are {}",
+            entry.channel,
+            channels.join(", ")
+        );
         return Err(ConfigError::new(file, "dialogflow.channel", problem));
     }
     Ok(Some(Dialogflow {
@@ -451,12 +461,15 @@ fn team_webhook(table: toml::Table, file: &str, at: &str) -> Result<TeamWebhook,
     })
 }
 
+/// How to make a security key, said by each error about one.
+const MAKE_SECURITY_KEY: &str = "`chatgate keygen security-key` prints a new one";
+
 fn security_keys(entries: Vec<toml::Table>, file: &str) -> Result<Vec<SecurityKey>, ConfigError> {
     let err = |key: String, problem: String| ConfigError::new(file, key, problem);
     if entries.is_empty() {
         return Err(err(
             "security_keys".into(),
-            "at least one [[security_keys]] is required".into(),
+            format!("at least one [[security_keys]] is required; {MAKE_SECURITY_KEY}"),
         ));
     }
     let mut keys: Vec<SecurityKey> = Vec::with_capacity(entries.len());
@@ -471,7 +484,7 @@ fn security_keys(entries: Vec<toml::Table>, file: &str) -> Result<Vec<SecurityKe
             ));
         }
         let secret = parse_whsec(k.secret.get().expose_secret())
-            .map_err(|p| err(format!("{at}.secret"), p))?;
+            .map_err(|p| err(format!("{at}.secret"), format!("{p}; {MAKE_SECURITY_KEY}")))?;
         keys.push(SecurityKey::new(k.kid, secret, k.primary));
     }
     match keys.iter().filter(|k| k.primary).count() {

@@ -150,11 +150,23 @@ impl ApiKeyHash {
     pub fn of_key(key: &str) -> Self {
         ApiKeyHash(Sha256::digest(key.as_bytes()).into())
     }
+    /// 64 hex digits; the error says what was wrong and how to make one
+    /// (it never repeats the value).
     pub fn from_hex(hex_str: &str) -> Result<Self, String> {
-        let bytes = hex::decode(hex_str.trim()).map_err(|_| "is not hex".to_string())?;
+        const HOW: &str = "`chatgate keygen api-key` prints a key and its line";
+        let text = hex_str.trim();
+        let digits = text.chars().count();
+        if digits != 64 {
+            return Err(format!(
+                "must be 64 hex digits (the SHA-256 of the key), not {digits}; {HOW}"
+            ));
+        }
+        let bytes = hex::decode(text).map_err(|_| {
+            format!("must be 64 hex digits (0-9, a-f), and has another character; {HOW}")
+        })?;
         let arr: [u8; 32] = bytes
             .try_into()
-            .map_err(|_| "must be 64 hex digits (a SHA-256)".to_string())?;
+            .map_err(|_| format!("must be 64 hex digits (the SHA-256 of the key); {HOW}"))?;
         Ok(ApiKeyHash(arr))
     }
     pub fn to_hex(&self) -> String {

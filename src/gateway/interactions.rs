@@ -59,7 +59,10 @@ impl Checked {
         if !team.has_channel(&req.channel) {
             return Err(Error::invalid(
                 "channel",
-                "is not one of the team's channels",
+                &format!(
+                    "is not one of the team's channels, which are {}",
+                    team.channels.join(", ")
+                ),
             ));
         }
         let conversation = ConversationId::on(reach, whatsapp, &req.conversation_id)?;

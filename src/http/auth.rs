@@ -291,9 +291,11 @@ pub(super) fn bearer_key(parts: &Parts) -> Result<&str, Error> {
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or(Error::Unauthorized)?;
-    let (scheme, key) = header.trim().split_once(' ').ok_or(Error::Unauthorized)?;
+    // A header without the `Bearer ` prefix (the bare key, or another
+    // scheme) says so, without repeating what it held.
+    let (scheme, key) = header.trim().split_once(' ').ok_or(Error::NotBearer)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(Error::Unauthorized);
+        return Err(Error::NotBearer);
     }
     Ok(key.trim())
 }
@@ -304,7 +306,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         // An auditor reads the audit trail and nothing else.
         let any = |role| role != Role::Auditor;
-        authorise(parts, state, any, NOT_THIS_ROLE, Keys::Only).await
+        authorise(parts, state, any, ANY_BUT_AUDITOR, Keys::Only).await
     }
 }
 
@@ -326,7 +328,7 @@ async fn authorise(
     parts: &Parts,
     state: &AppState,
     may: fn(Role) -> bool,
-    refusal: &'static str,
+    needs: &'static str,
     keys: Keys,
 ) -> Result<Caller, Error> {
     let by_key = keys == Keys::Only || parts.headers.contains_key(AUTHORIZATION);
@@ -336,7 +338,15 @@ async fn authorise(
         Caller::signed_in(parts, state).await?
     };
     if !may(caller.role) {
-        return Err(Error::Forbidden(refusal));
+        return Err(Error::RoleRefused {
+            caller: if caller.by_session() {
+                "console session"
+            } else {
+                "API key"
+            },
+            role: caller.role.as_str(),
+            needs,
+        });
     }
     if !caller.by_session() {
         caller.named_person(parts, state).await?;
@@ -356,8 +366,8 @@ async fn authorise(
     Ok(caller)
 }
 
-/// The refusal of a key whose role may not act as a bot or an agent.
-const NOT_THIS_ROLE: &str = "this API key's role may not do this";
+/// What an endpoint every role but an auditor's may call needs.
+const ANY_BUT_AUDITOR: &str = "a bot, agent or admin API key";
 
 /// A caller that acts as a bot: a bot or an admin key, else 403.
 #[derive(Debug, Clone)]
@@ -375,7 +385,8 @@ impl FromRequestParts<AppState> for Bot {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        authorise(parts, state, Role::acts_as_bot, NOT_THIS_ROLE, Keys::Only)
+        let needs = "a bot or admin API key";
+        authorise(parts, state, Role::acts_as_bot, needs, Keys::Only)
             .await
             .map(Bot)
     }
@@ -389,7 +400,7 @@ impl FromRequestParts<AppState> for Agent {
             parts,
             state,
             Role::acts_as_agent,
-            NOT_THIS_ROLE,
+            "an agent or admin API key, or an agent's console session",
             Keys::OrSession,
         )
         .await
@@ -402,8 +413,8 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let is_admin = |role| role == Role::Admin;
-        let refusal = "only an admin API key or console session may do this";
-        authorise(parts, state, is_admin, refusal, Keys::OrSession)
+        let needs = "an admin API key or an admin's console session";
+        authorise(parts, state, is_admin, needs, Keys::OrSession)
             .await
             .map(Admin)
     }
@@ -419,8 +430,8 @@ impl FromRequestParts<AppState> for BotOnly {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let is_bot = |role| role == Role::Bot;
-        let refusal = "only a bot API key may call the MCP server";
-        authorise(parts, state, is_bot, refusal, Keys::Only)
+        let needs = "a bot API key (only bots call the MCP server)";
+        authorise(parts, state, is_bot, needs, Keys::Only)
             .await
             .map(BotOnly)
     }
@@ -434,8 +445,8 @@ impl FromRequestParts<AppState> for Auditor {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let refusal = "only an auditor or admin API key may read the audit trail";
-        authorise(parts, state, Role::reads_audit, refusal, Keys::Only)
+        let needs = "an auditor or admin API key";
+        authorise(parts, state, Role::reads_audit, needs, Keys::Only)
             .await
             .map(Auditor)
     }
@@ -452,7 +463,8 @@ impl FromRequestParts<AppState> for CallerOrSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let any = |role| role != Role::Auditor;
-        authorise(parts, state, any, NOT_THIS_ROLE, Keys::OrSession)
+        let needs = "a bot, agent or admin API key, or a console session";
+        authorise(parts, state, any, needs, Keys::OrSession)
             .await
             .map(CallerOrSession)
     }

@@ -155,7 +155,7 @@ async fn delete_mcp(
 
 /// The refusal of a caller, with the `WWW-Authenticate` MCP clients read.
 fn refused(e: Error) -> Response {
-    let scope = matches!(e, Error::Forbidden(_));
+    let scope = matches!(e, Error::Forbidden(_) | Error::RoleRefused { .. });
     let mut res = e.into_response();
     let value = if scope {
         "Bearer realm=\"chatgate\", error=\"insufficient_scope\""

@@ -13,6 +13,7 @@ mod dialogflow;
 mod events;
 mod extract;
 mod forget;
+mod home;
 mod interactions;
 mod json;
 mod login;
@@ -47,6 +48,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::{ApiKeys, Caller};
 pub use extract::MAX_BODY;
+pub use home::{lines as where_things_are, port_mismatch};
 pub use observe::{ProblemLabel, TeamSlot};
 pub use waiting::Waiting;
 
@@ -204,6 +206,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(challenges::router())
         .merge(subjects::router())
         .merge(ops::router())
+        .merge(home::router())
         .merge(events::router())
         .merge(console::router())
         .merge(receipts::router())

@@ -517,8 +517,8 @@ macro_rules! problem_responses {
 
 problem_responses! {
     E400 = "400", false, "`invalid_request`: not JSON, a required field missing, or a field of the wrong JSON type (named in `detail`)";
-    E401 = "401", false, "`unauthorized` (no or unknown API key); on signed or token requests `invalid_token`, `invalid_signature`; on verify `invalid_code`";
-    E403 = "403", false, "`forbidden` (the key's role may not do this), `customer_mismatch`, `banned`, or `number_refused` (a number check refused the phone number, `reason` in the body)";
+    E401 = "401", false, "`unauthorized` (no or unknown API key, or an `Authorization` header without `Bearer `); on signed or token requests `invalid_token`, `invalid_signature`; on verify `invalid_code`";
+    E403 = "403", false, "`forbidden` (the key's role may not do this: `detail` names the role and the roles that may), `customer_mismatch`, `banned`, or `number_refused` (a number check refused the phone number, `reason` in the body)";
     E404 = "404", false, "`not_found`: no such resource for this team";
     E408 = "408", false, "`request_timeout`: the body did not arrive in time";
     E409 = "409", false, "`token_used`, `challenge_used`, `no_session_pin`, `no_next_step` or `entry_page` (a code typed on the gateway's page, never verified by the bot)";

@@ -199,10 +199,12 @@ pub fn status(e: &Error) -> StatusCode {
     match e {
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
         Error::Unauthorized
+        | Error::NotBearer
         | Error::InvalidToken(_)
         | Error::InvalidSignature(_)
         | Error::InvalidCode { .. } => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_)
+        | Error::RoleRefused { .. }
         | Error::PersonRequired
         | Error::CustomerMismatch
         | Error::Banned

@@ -74,6 +74,7 @@ mod round_trips;
 mod sms_length;
 mod ssf;
 mod stalls;
+mod starting;
 mod step_up;
 mod store_contract;
 mod store_reset;

@@ -152,7 +152,12 @@ fn channels_of_a_team_must_exist_and_delivery_channels_be_listed() {
         "\"webchat\", \"webchat\", \"sms\", \"email\"",
         "\"webchat\", \"email\"",
     );
-    fx.expect_err(ACME, "sms_channel", "not one of the team's channels");
+    // The error lists the team's channels, so a typo shows beside them.
+    fx.expect_err(
+        ACME,
+        "sms_channel",
+        "not one of the team's channels, which are webchat, email",
+    );
     fx.edit(ACME, "sms_channel = \"sms\"", "sms_channel = \"email\"");
     fx.expect_err(ACME, "sms_channel", "expected twilio or whatsapp");
     fx.edit(ACME, "sms_channel = \"email\"", "");
@@ -178,12 +183,15 @@ fn security_keys_are_checked_without_quoting_them() {
     fx.edit(ACME, &whsec(0xB2), &short);
     let e = fx.expect_err(ACME, "security_keys[1].secret", "at least 32 are required");
     assert!(!e.to_string().contains(&short[6..]));
+    // Each error about a key says how to make one.
+    assert!(e.problem.contains("chatgate keygen security-key"), "{e}");
     fx.edit(ACME, &short, &whsec(0x11)[6..]);
-    fx.expect_err(
+    let e = fx.expect_err(
         ACME,
         "security_keys[1].secret",
         "must start with \"whsec_\"",
     );
+    assert!(e.problem.contains("chatgate keygen security-key"), "{e}");
     fx.edit(ACME, &whsec(0x11)[6..], &whsec(0xB2));
     fx.edit(ACME, "kid = \"2026-05\"", "kid = \"2026-11\"");
     fx.expect_err(ACME, "security_keys[1].kid", "used twice");
@@ -213,7 +221,8 @@ fn a_team_needs_a_security_key() {
         "config/teams/globex.toml",
         &format!("{}{}", &globex[..start], &globex[end..]),
     );
-    fx.expect_err("globex.toml", "security_keys", "at least one");
+    let e = fx.expect_err("globex.toml", "security_keys", "at least one");
+    assert!(e.problem.contains("chatgate keygen security-key"), "{e}");
 }
 
 #[test]
@@ -236,8 +245,15 @@ fn api_keys_are_checked() {
     let agent_hash = ApiKeyHash::of_key("acme-agent-key").to_hex();
     fx.edit(ACME, &agent_hash, &agent_hash[..40]);
     fx.expect_err(ACME, "api_keys[1].sha256", "64 hex digits");
-    fx.edit(ACME, &agent_hash[..40], &format!("{}zz", &agent_hash[..62]));
-    fx.expect_err(ACME, "api_keys[1].sha256", "not hex");
+    // One digit short (a copy that lost its last character) says so, and
+    // how to make a key and its line.
+    fx.edit(ACME, &agent_hash[..40], &agent_hash[..63]);
+    let e = fx.expect_err(ACME, "api_keys[1].sha256", "must be 64 hex digits");
+    assert!(e.problem.contains("not 63"), "{e}");
+    assert!(e.problem.contains("chatgate keygen api-key"), "{e}");
+    fx.edit(ACME, &agent_hash[..63], &format!("{}zz", &agent_hash[..62]));
+    let e = fx.expect_err(ACME, "api_keys[1].sha256", "64 hex digits (0-9, a-f)");
+    assert!(!e.problem.contains("zz"), "{e}");
 }
 
 #[test]

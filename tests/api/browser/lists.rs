@@ -137,7 +137,7 @@ async fn only_an_admin_key_unlocks_a_subject_from_the_console() {
     b.click(&unlock).await;
     b.wait_for(
         "the agent is refused",
-        &format!("{ROW}.querySelector('.note').textContent.includes('only an admin')"),
+        &format!("{ROW}.querySelector('.note').textContent.includes('it needs an admin')"),
         vec![json!(id)],
         TWO_S,
     )
