@@ -72,9 +72,12 @@ impl KeyHolders {
         found.iter().filter(move |h| h.hash.matches(&key))
     }
 
-    /// The one team holding `key` (of two, the first by id).
+    /// The one team holding `key`: of two, a file team before an API
+    /// team (a stored team never takes a file team's key, whatever path
+    /// put both in force: docs/operator-api.md#keys), then the first by id.
     pub fn holder(&self, key: &ApiKeyHash) -> Option<&KeyHolder> {
-        self.holders(key).min_by(|a, b| a.team.cmp(&b.team))
+        self.holders(key)
+            .min_by(|a, b| (a.api, &a.team).cmp(&(b.api, &b.team)))
     }
 
     /// `team`'s keys added.

@@ -82,7 +82,9 @@ pub use operator::{OperatorConfig, OperatorKey, OperatorRole};
 pub use print::ConfigPrint;
 pub use reload::{reload, Reload};
 pub use restart_only::RestartOnly;
-pub use secrets_go::{channel_secrets_moved, team_secrets_moved};
+pub use secrets_go::{
+    channel_secrets_moved, declared, secret_goes_to, team_secrets_moved, Declared,
+};
 pub use settings::TemplateOverrides;
 pub use sms_length::{text_rows, TextRow};
 pub use team_json::api_key_taken_at;

@@ -18,7 +18,7 @@ use crate::time::Dur;
 const LINK_TTL: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(1800));
 
 /// The kind of a section that names none.
-const DEFAULT_PROVIDER: &str = "camara";
+pub(super) const DEFAULT_PROVIDER: &str = "camara";
 
 /// The keys every kind shares.
 const SHARED: [&str; 2] = ["provider", "link_ttl"];

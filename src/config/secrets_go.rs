@@ -1,18 +1,24 @@
 //! Where each secret of a team's or channel's body goes
-//! (docs/operator-api.md#secrets): the members that decide it, as each
-//! channel kind and provider declares them (`secrets_go` of its facts)
-//! and as the team's own sections are. A write that keeps a secret as
-//! its `{"hmac"}` read-back while one of them changes is refused at the
-//! secret: it reaches a new destination only when its writer sends it.
+//! (docs/operator-api.md#secrets), declared once: the members that decide
+//! it, as each channel kind and provider declares them (`secrets_go` of
+//! its facts) and as the team's own sections are ([`declared`]). Two
+//! rules are written over that declaration, never per section: a write
+//! that keeps a secret as its `{"hmac"}` read-back while where it goes
+//! changes is refused at the secret ([`secrets_moved`]), and a sealed
+//! secret is bound to where it goes ([`secret_goes_to`]), so that an
+//! export edited to send it elsewhere does not open
+//! (docs/decisions/0550-a-sealed-secret-is-bound-to-its-destination.md).
 use serde_json::Value;
 
+use super::form::{channel_place, is_secret_member};
 use crate::channels::ChannelKind;
-use crate::domain::team_secrets::{moved, Goes};
+use crate::domain::team_secrets::Goes;
 use crate::error::Pointed;
 use crate::{network_verification, number_checks};
 
-/// The team's own sections that send a secret, and where.
-const TEAM_SECTIONS: [(&str, Goes); 4] = [
+/// The team's own sections that hold a secret, and where each goes
+/// (nowhere: a key that signs).
+const TEAM_SECTIONS: [(&str, Goes); 5] = [
     (
         "/webhook",
         Goes {
@@ -41,64 +47,153 @@ const TEAM_SECTIONS: [(&str, Goes); 4] = [
             to: &["issuer"],
         },
     ),
+    (
+        "/wallet",
+        Goes {
+            secret: "signing_key",
+            to: &[],
+        },
+    ),
 ];
 
-/// The secrets a team's `written` body keeps as their `{"hmac"}` though
-/// where they go differs from the `stored` body's: each a problem at its
-/// pointer. A section's kind (`kind`, `provider`) decides too.
-pub fn team_secrets_moved(written: &Value, stored: &Value) -> Vec<Pointed> {
-    let mut problems: Vec<Pointed> = (TEAM_SECTIONS.iter())
-        .flat_map(|(section, goes)| {
-            moved(written, stored, section, None, std::slice::from_ref(goes))
-        })
-        .collect();
-    let kind_of = |section: &str, member: &str| {
-        let at = format!("{section}/{member}");
-        written
-            .pointer(&at)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let checks = kind_of("/number_checks", "kind");
-    if let Some(info) =
-        (number_checks::ProviderConfig::ALL.iter()).find(|p| p.source.as_str() == checks)
-    {
-        problems.extend(moved(
-            written,
-            stored,
-            "/number_checks",
-            Some("kind"),
-            info.secrets_go,
-        ));
-    }
-    let verification = kind_of("/number_verification", "provider");
-    if let Some(info) =
-        (network_verification::ProviderConfig::ALL.iter()).find(|p| p.name == verification)
-    {
-        let section = "/number_verification";
-        problems.extend(moved(
-            written,
-            stored,
-            section,
-            Some("provider"),
-            info.secrets_go,
-        ));
-    }
-    problems
+/// The kind a section's declaration is of: its member that names the
+/// kind, the kind's name, and whether a section that names none is of it.
+#[derive(Debug, Clone, Copy)]
+pub struct KindOf {
+    pub member: &'static str,
+    pub name: &'static str,
+    pub default: bool,
 }
 
-/// [`team_secrets_moved`] for a channel's body: its kind declares where
-/// each of its secrets goes.
-pub fn channel_secrets_moved(written: &Value, stored: &Value) -> Vec<Pointed> {
-    let kind = written
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    match ChannelKind::ALL.iter().find(|k| k.name == kind) {
-        Some(info) => moved(written, stored, "", Some("kind"), info.secrets_go),
-        None => Vec::new(),
+/// One secret a body may hold, declared: the section it stands in (`""`:
+/// the body itself), the kind that takes it (none: the section's own),
+/// and where it goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Declared {
+    pub section: &'static str,
+    pub kind: Option<KindOf>,
+    pub goes: Goes,
+}
+
+impl Declared {
+    /// The secret's pointer.
+    pub fn pointer(&self) -> String {
+        format!("{}/{}", self.section, self.goes.secret)
     }
+
+    /// Whether `body`'s section is of this declaration's kind (one that
+    /// names none: of the default kind).
+    fn applies(&self, body: &Value) -> bool {
+        let Some(k) = self.kind else {
+            return true;
+        };
+        let named = body.pointer(&format!("{}/{}", self.section, k.member));
+        match named {
+            Some(v) => v.as_str() == Some(k.name),
+            None => k.default,
+        }
+    }
+}
+
+/// Every secret a channel's body (`channel`) or a team's body may hold,
+/// as its section or its kind declares it.
+pub fn declared(channel: bool) -> Vec<Declared> {
+    let of = |section, member, name, default, goes: &'static [Goes]| {
+        let kind = Some(KindOf {
+            member,
+            name,
+            default,
+        });
+        goes.iter().map(move |g| Declared {
+            section,
+            kind,
+            goes: *g,
+        })
+    };
+    if channel {
+        let kinds = ChannelKind::ALL.iter();
+        return kinds
+            .flat_map(|k| of("", "kind", k.name, false, k.secrets_go))
+            .collect();
+    }
+    let own = TEAM_SECTIONS.iter().map(|(section, goes)| Declared {
+        section,
+        kind: None,
+        goes: *goes,
+    });
+    let checks = (number_checks::ProviderConfig::ALL.iter()).flat_map(|p| {
+        of(
+            "/number_checks",
+            "kind",
+            p.source.as_str(),
+            false,
+            p.secrets_go,
+        )
+    });
+    let verification = network_verification::ProviderConfig::ALL.iter();
+    let verification = verification.flat_map(|p| {
+        let default = p.name == super::number_verification::DEFAULT_PROVIDER;
+        of(
+            "/number_verification",
+            "provider",
+            p.name,
+            default,
+            p.secrets_go,
+        )
+    });
+    own.chain(checks).chain(verification).collect()
+}
+
+/// Where the secret at `pointer` of `body` (of `place`: a team's id, a
+/// channel's [`channel_place`]) goes: its kind and the members its
+/// declaration names, as the body writes them; `""` for a secret no
+/// declaration names (a security key: it signs, it is never sent).
+pub fn secret_goes_to(place: &str, body: &Value, pointer: &str) -> String {
+    let channel = place.starts_with(&channel_place(""));
+    let found = (declared(channel).into_iter()).find(|d| d.pointer() == pointer && d.applies(body));
+    let Some(d) = found else {
+        return String::new();
+    };
+    let at = |member: &str| {
+        let v = body.pointer(&format!("{}/{member}", d.section));
+        v.cloned().unwrap_or(Value::Null)
+    };
+    let kind = d.kind.map_or("", |k| k.name);
+    let to: Vec<Value> = d.goes.to.iter().map(|m| at(m)).collect();
+    serde_json::json!([kind, to]).to_string()
+}
+
+/// The secrets `written` keeps as their `{"hmac"}` read-back though where
+/// they go ([`secret_goes_to`]) differs from `stored`'s: each a problem at
+/// its pointer. One rule over every declared secret.
+pub fn secrets_moved(place: &str, written: &Value, stored: &Value) -> Vec<Pointed> {
+    let channel = place.starts_with(&channel_place(""));
+    let kept_back = |p: &str| (written.pointer(p)).is_some_and(|v| v.get("hmac").is_some());
+    let mut pointers: Vec<String> = (declared(channel).iter())
+        .filter(|d| is_secret_member(d.goes.secret))
+        .map(Declared::pointer)
+        .filter(|p| kept_back(p))
+        .filter(|p| secret_goes_to(place, written, p) != secret_goes_to(place, stored, p))
+        .collect();
+    pointers.sort();
+    pointers.dedup();
+    (pointers.into_iter())
+        .map(|pointer| Pointed {
+            pointer,
+            detail: "its destination changed: send the secret again".into(),
+        })
+        .collect()
+}
+
+/// [`secrets_moved`] for a team's body.
+pub fn team_secrets_moved(written: &Value, stored: &Value) -> Vec<Pointed> {
+    secrets_moved("", written, stored)
+}
+
+/// [`secrets_moved`] for a channel's body: its kind declares where each
+/// of its secrets goes.
+pub fn channel_secrets_moved(written: &Value, stored: &Value) -> Vec<Pointed> {
+    secrets_moved(&channel_place(""), written, stored)
 }
 
 #[cfg(test)]
@@ -176,6 +271,139 @@ mod tests {
         moved_mail["port"] = json!(587);
         moved_mail["tls"] = json!("none");
         assert_eq!(channel_secrets_moved(&moved_mail, &mail).len(), 1);
+    }
+
+    /// `v` set at `pointer` of `body`, the objects on the way made.
+    fn set(body: &mut Value, pointer: &str, v: Value) {
+        let mut at = body;
+        let tokens: Vec<&str> = pointer.split('/').skip(1).collect();
+        for (i, t) in tokens.iter().enumerate() {
+            let o = at.as_object_mut().unwrap();
+            if i + 1 == tokens.len() {
+                o.insert(t.to_string(), v);
+                return;
+            }
+            at = o.entry(t.to_string()).or_insert_with(|| json!({}));
+        }
+    }
+
+    /// Generated from [`declared`], nothing written per section: for each
+    /// secret every kind and section declares, each member that decides
+    /// where it goes, changed while the secret is kept as its `{"hmac"}`,
+    /// is refused at the secret, and a body sealed before that member was
+    /// edited does not open at the secret; a section of its default kind
+    /// is tried naming its kind and naming none.
+    #[test]
+    fn every_declared_destination_moved_is_refused_and_sealed_does_not_open() {
+        use crate::domain::secrets_cipher::{Salts, SecretsCipher};
+        use crate::domain::team_secrets::{open, seal};
+        let cipher = SecretsCipher::new(&[("k".to_string(), [9u8; 32])]).unwrap();
+        let mut tried = Vec::new();
+        for channel in [false, true] {
+            let place = match channel {
+                true => channel_place("sms"),
+                false => "acme".to_string(),
+            };
+            for d in declared(channel) {
+                let names = match d.kind {
+                    Some(k) if k.default => vec![Some(k), None],
+                    Some(k) => vec![Some(k)],
+                    None => vec![None],
+                };
+                for (named, member) in names
+                    .iter()
+                    .flat_map(|n| d.goes.to.iter().map(move |m| (n, m)))
+                {
+                    let mut stored = json!({});
+                    if let Some(k) = named {
+                        set(
+                            &mut stored,
+                            &format!("{}/{}", d.section, k.member),
+                            json!(k.name),
+                        );
+                    }
+                    for m in d.goes.to {
+                        set(
+                            &mut stored,
+                            &format!("{}/{m}", d.section),
+                            json!("https://a.example/"),
+                        );
+                    }
+                    set(&mut stored, &d.pointer(), json!("s3cret"));
+                    let mut written = stored.clone();
+                    set(&mut written, &d.pointer(), kept());
+                    let at = format!("{}/{member}", d.section);
+                    let what = format!("{place}{at} ({named:?})");
+                    assert!(
+                        secrets_moved(&place, &written, &stored).is_empty(),
+                        "{what}"
+                    );
+                    set(&mut written, &at, json!("https://b.example/"));
+                    let refused = secrets_moved(&place, &written, &stored);
+                    assert!(refused.iter().any(|p| p.pointer == d.pointer()), "{what}");
+                    let sealed = seal(
+                        &stored,
+                        &place,
+                        (&is_secret_member, secret_goes_to),
+                        &cipher,
+                        &Salts::new(),
+                    );
+                    assert!(
+                        open(
+                            &sealed,
+                            &place,
+                            (&is_secret_member, secret_goes_to),
+                            &cipher
+                        )
+                        .is_ok(),
+                        "{what}"
+                    );
+                    let mut edited = sealed.clone();
+                    set(&mut edited, &at, json!("https://b.example/"));
+                    let err = open(
+                        &edited,
+                        &place,
+                        (&is_secret_member, secret_goes_to),
+                        &cipher,
+                    )
+                    .unwrap_err();
+                    assert_eq!(err.0, d.pointer(), "{what}");
+                    tried.push(what);
+                }
+            }
+        }
+        // The rule reached the kinds that declare: a CAMARA section that
+        // names no provider among them.
+        assert!(
+            tried
+                .iter()
+                .any(|t| t == "acme/number_verification/token_endpoint (None)"),
+            "{tried:?}"
+        );
+        assert!(
+            tried.iter().any(|t| t.starts_with("~channel:sms/base_url")),
+            "{tried:?}"
+        );
+        assert!(
+            tried.iter().any(|t| t.starts_with("acme/webhook/url")),
+            "{tried:?}"
+        );
+    }
+
+    #[test]
+    fn a_camara_section_that_names_no_provider_keeps_its_secret_only_where_it_was() {
+        let stored = json!({"number_verification": {"token_endpoint": "https://op.example/token",
+                                                    "client_secret": "sealed"}});
+        let written = json!({"number_verification": {"token_endpoint": "https://evil.example/token",
+                                                     "client_secret": kept()}});
+        let at = team_secrets_moved(&written, &stored);
+        assert_eq!(at.len(), 1);
+        assert_eq!(at[0].pointer, "/number_verification/client_secret");
+        // Naming the default it had: where it goes did not change.
+        let mut named = stored.clone();
+        named["number_verification"]["provider"] = json!("camara");
+        named["number_verification"]["client_secret"] = kept();
+        assert!(team_secrets_moved(&named, &stored).is_empty());
     }
 
     #[test]

@@ -25,8 +25,14 @@ pub const KEY_BYTES: usize = 32;
 /// The bytes of a nonce (GCM's 96 bits).
 const NONCE_BYTES: usize = 12;
 
-/// The version tag of a value sealed with a salt beside it.
-const VERSION: &str = "cg2";
+/// The version tag of a value sealed with a salt beside it and bound to
+/// where it is sent (docs/decisions/0550-a-sealed-secret-is-bound-to-its-destination.md).
+const VERSION: &str = "cg3";
+
+/// The version tag of a value sealed with a salt beside it, before it was
+/// bound to where it is sent: it still opens from the store, and an
+/// import refuses it.
+const SALTED: &str = "cg2";
 
 /// The version tag of a value sealed before salts: it still opens, and
 /// reads back without a salt until its next write.
@@ -77,7 +83,9 @@ pub enum OpenError {
     #[error("sealed under key id {0:?}, which is not listed")]
     UnknownKey(String),
     /// The tag does not verify: tampered, another key's, or another place's.
-    #[error("the sealed value does not verify")]
+    #[error(
+        "the sealed value does not verify (sealed for another place or destination, or altered)"
+    )]
     Tampered,
 }
 
@@ -126,16 +134,19 @@ impl SecretsCipher {
     }
 
     /// `value` sealed under the first key for the place `aad` names (a
-    /// team's id and the member's pointer, say), with `salt` beside it:
-    /// `cg2:<key id>:<base64url of salt ‖ nonce ‖ ciphertext ‖ tag>`, with
-    /// a fresh random nonce; the salt is bound as the place is.
-    pub fn seal(&self, aad: &str, value: &str, salt: Salt) -> String {
+    /// team's id and the member's pointer, say) and the destination `to`
+    /// (where its kind sends it, as the clear members beside it say), with
+    /// `salt` beside it: `cg3:<key id>:<base64url of salt ‖ nonce ‖
+    /// ciphertext ‖ tag>`, with a fresh random nonce; the salt and the
+    /// destination are bound as the place is, so that a value whose
+    /// destination was edited does not open.
+    pub fn seal(&self, aad: &str, to: &str, value: &str, salt: Salt) -> String {
         let key = &self.keys[0];
         let mut nonce = [0u8; NONCE_BYTES];
         rand::thread_rng().fill_bytes(&mut nonce);
         let payload = Payload {
             msg: value.as_bytes(),
-            aad: &Self::aad(VERSION, &key.id, aad, Some(salt)),
+            aad: &Self::aad(VERSION, &key.id, aad, Some(salt), Some(to)),
         };
         // Encrypting into a Vec fails only past GCM's 64 GiB message limit.
         let sealed = key
@@ -148,8 +159,10 @@ impl SecretsCipher {
         format!("{VERSION}:{}:{}", key.id, B64URL.encode(bytes))
     }
 
-    /// The value `sealed` holds, if a listed key sealed it for `aad`.
-    pub fn open(&self, aad: &str, sealed: &str) -> Result<SecretString, OpenError> {
+    /// The value `sealed` holds, if a listed key sealed it for `aad` and
+    /// the destination `to` (one sealed before destinations were bound:
+    /// for `aad` alone, [`SecretsCipher::bound`]).
+    pub fn open(&self, aad: &str, to: &str, sealed: &str) -> Result<SecretString, OpenError> {
         let (version, id, salt, rest) = Self::parts(sealed)?;
         let key = self
             .keys
@@ -160,7 +173,7 @@ impl SecretsCipher {
         let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| OpenError::Malformed)?;
         let payload = Payload {
             msg: ciphertext,
-            aad: &Self::aad(version, id, aad, salt),
+            aad: &Self::aad(version, id, aad, salt, (version == VERSION).then_some(to)),
         };
         let plain = key
             .cipher
@@ -177,6 +190,13 @@ impl SecretsCipher {
         Self::parts(sealed).ok()?.2
     }
 
+    /// Whether `sealed` is bound to its destination (sealed by this
+    /// version): one sealed before opens from the store, never from an
+    /// import.
+    pub fn bound(sealed: &str) -> bool {
+        Self::parts(sealed).is_ok_and(|(version, ..)| version == VERSION)
+    }
+
     /// A sealed value's version, key id, salt and nonce ‖ ciphertext ‖
     /// tag.
     fn parts(sealed: &str) -> Result<Parts<'_>, OpenError> {
@@ -186,7 +206,7 @@ impl SecretsCipher {
             return Err(OpenError::Malformed);
         };
         let salted = match version {
-            VERSION => true,
+            VERSION | SALTED => true,
             UNSALTED => false,
             _ => return Err(OpenError::Malformed),
         };
@@ -237,13 +257,18 @@ impl SecretsCipher {
     }
 
     /// The associated data of a sealed value: the version, the key id, the
-    /// place and the salt, so a value moved to another place, relabelled
-    /// with another key id or given another salt does not open.
-    fn aad(version: &str, id: &str, place: &str, salt: Option<Salt>) -> Vec<u8> {
+    /// place, the salt and the destination, so a value moved to another
+    /// place, relabelled with another key id, given another salt or sent
+    /// elsewhere does not open.
+    fn aad(version: &str, id: &str, place: &str, salt: Option<Salt>, to: Option<&str>) -> Vec<u8> {
         let mut aad = format!("{version}\n{id}\n{place}").into_bytes();
         if let Some(salt) = salt {
             aad.push(b'\n');
             aad.extend_from_slice(&salt.0);
+        }
+        if let Some(to) = to {
+            aad.extend_from_slice(&(to.len() as u64).to_be_bytes());
+            aad.extend_from_slice(to.as_bytes());
         }
         aad
     }
@@ -265,15 +290,15 @@ mod tests {
     #[test]
     fn a_sealed_value_opens_again_and_never_shows_the_value() {
         let c = cipher(&[("2026-11", 1)]);
-        let sealed = c.seal("acme/oidc/client_secret", "s3cret-value", Salt::fresh());
-        assert!(sealed.starts_with("cg2:2026-11:"), "{sealed}");
+        let sealed = c.seal("acme/oidc/client_secret", "", "s3cret-value", Salt::fresh());
+        assert!(sealed.starts_with("cg3:2026-11:"), "{sealed}");
         assert!(!sealed.contains("s3cret"));
-        let opened = c.open("acme/oidc/client_secret", &sealed).unwrap();
+        let opened = c.open("acme/oidc/client_secret", "", &sealed).unwrap();
         assert_eq!(opened.expose_secret(), "s3cret-value");
         // A fresh nonce each time: the same value seals differently.
         assert_ne!(
             sealed,
-            c.seal("acme/oidc/client_secret", "s3cret-value", Salt::fresh())
+            c.seal("acme/oidc/client_secret", "", "s3cret-value", Salt::fresh())
         );
         assert!(!format!("{c:?}").contains('\u{1}'));
     }
@@ -281,16 +306,16 @@ mod tests {
     #[test]
     fn the_first_key_seals_and_every_listed_key_opens() {
         let old = cipher(&[("old", 1)]);
-        let sealed_old = old.seal("p", "v1", Salt::fresh());
+        let sealed_old = old.seal("p", "", "v1", Salt::fresh());
         let rotated = cipher(&[("new", 2), ("old", 1)]);
-        let sealed_new = rotated.seal("p", "v2", Salt::fresh());
-        assert!(sealed_new.starts_with("cg2:new:"), "{sealed_new}");
+        let sealed_new = rotated.seal("p", "", "v2", Salt::fresh());
+        assert!(sealed_new.starts_with("cg3:new:"), "{sealed_new}");
         assert_eq!(
-            rotated.open("p", &sealed_old).unwrap().expose_secret(),
+            rotated.open("p", "", &sealed_old).unwrap().expose_secret(),
             "v1"
         );
         assert_eq!(
-            rotated.open("p", &sealed_new).unwrap().expose_secret(),
+            rotated.open("p", "", &sealed_new).unwrap().expose_secret(),
             "v2"
         );
         assert_eq!(rotated.key_ids().collect::<Vec<_>>(), ["new", "old"]);
@@ -298,16 +323,16 @@ mod tests {
 
     #[test]
     fn an_unlisted_key_id_is_named_and_never_opens() {
-        let sealed = cipher(&[("gone", 1)]).seal("p", "v", Salt::fresh());
+        let sealed = cipher(&[("gone", 1)]).seal("p", "", "v", Salt::fresh());
         assert_eq!(
-            cipher(&[("new", 2)]).open("p", &sealed).unwrap_err(),
+            cipher(&[("new", 2)]).open("p", "", &sealed).unwrap_err(),
             OpenError::UnknownKey("gone".into())
         );
         // The same bytes under another id: the tag does not verify.
-        let relabelled = sealed.replacen("cg2:gone:", "cg2:new:", 1);
+        let relabelled = sealed.replacen("cg3:gone:", "cg3:new:", 1);
         let other = cipher(&[("new", 1)]);
         assert_eq!(
-            other.open("p", &relabelled).unwrap_err(),
+            other.open("p", "", &relabelled).unwrap_err(),
             OpenError::Tampered
         );
     }
@@ -315,18 +340,18 @@ mod tests {
     #[test]
     fn a_tampered_or_moved_value_does_not_open() {
         let c = cipher(&[("k", 7)]);
-        let sealed = c.seal("acme/webhook/secret", "whsec_x", Salt::fresh());
+        let sealed = c.seal("acme/webhook/secret", "", "whsec_x", Salt::fresh());
         let (head, body) = sealed.rsplit_once(':').unwrap();
         let mut bytes = B64URL.decode(body).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         let tampered = format!("{head}:{}", B64URL.encode(bytes));
         assert_eq!(
-            c.open("acme/webhook/secret", &tampered).unwrap_err(),
+            c.open("acme/webhook/secret", "", &tampered).unwrap_err(),
             OpenError::Tampered
         );
         assert_eq!(
-            c.open("globex/webhook/secret", &sealed).unwrap_err(),
+            c.open("globex/webhook/secret", "", &sealed).unwrap_err(),
             OpenError::Tampered
         );
         for bad in [
@@ -336,8 +361,13 @@ mod tests {
             "cg1:k:!!",
             "cg1:k:AAAA",
             "cg2:k:AAAA",
+            "cg3:k:AAAA",
         ] {
-            assert_eq!(c.open("p", bad).unwrap_err(), OpenError::Malformed, "{bad}");
+            assert_eq!(
+                c.open("p", "", bad).unwrap_err(),
+                OpenError::Malformed,
+                "{bad}"
+            );
         }
     }
 
@@ -347,7 +377,7 @@ mod tests {
         let nonce = [9u8; NONCE_BYTES];
         let payload = Payload {
             msg: value.as_bytes(),
-            aad: &SecretsCipher::aad(UNSALTED, &key.id, aad, None),
+            aad: &SecretsCipher::aad(UNSALTED, &key.id, aad, None, None),
         };
         let mut bytes = nonce.to_vec();
         bytes.extend(key.cipher.encrypt(&Nonce::from(nonce), payload).unwrap());
@@ -358,7 +388,7 @@ mod tests {
     fn a_salt_is_kept_beside_its_value_bound_to_it_and_one_sealed_before_salts_still_opens() {
         let c = cipher(&[("k", 4)]);
         let salt = Salt::fresh();
-        let sealed = c.seal("acme/webhook/secret", "whsec_x", salt);
+        let sealed = c.seal("acme/webhook/secret", "", "whsec_x", salt);
         assert_eq!(SecretsCipher::salt_of(&sealed), Some(salt));
         // Another salt in its place: the value does not open.
         let (head, body) = sealed.rsplit_once(':').unwrap();
@@ -366,18 +396,20 @@ mod tests {
         bytes[0] ^= 1;
         let resalted = format!("{head}:{}", B64URL.encode(bytes));
         assert_eq!(
-            c.open("acme/webhook/secret", &resalted).unwrap_err(),
+            c.open("acme/webhook/secret", "", &resalted).unwrap_err(),
             OpenError::Tampered
         );
         // Sealed before salts: it opens, and has no salt.
         let old = sealed_unsalted(&c, "acme/webhook/secret", "whsec_old");
         assert_eq!(
-            c.open("acme/webhook/secret", &old).unwrap().expose_secret(),
+            c.open("acme/webhook/secret", "", &old)
+                .unwrap()
+                .expose_secret(),
             "whsec_old"
         );
         assert_eq!(SecretsCipher::salt_of(&old), None);
         assert_eq!(
-            c.open("globex/webhook/secret", &old).unwrap_err(),
+            c.open("globex/webhook/secret", "", &old).unwrap_err(),
             OpenError::Tampered
         );
     }
@@ -412,5 +444,44 @@ mod tests {
             shown,
             b.read_back("acme", "/webhook/secret", Some(&s1), "hunter2")
         );
+    }
+}
+
+/// Destinations bound: a value opens only for the destination it was
+/// sealed for; one sealed before (`cg2`, `cg1`) opens for any, and is not
+/// [`SecretsCipher::bound`].
+#[cfg(test)]
+mod destinations {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn a_value_sealed_for_a_destination_opens_only_for_it() {
+        let c = SecretsCipher::new(&[("k".to_string(), [5u8; KEY_BYTES])]).unwrap();
+        let to = r#"["twilio",["https://api.twilio.com"]]"#;
+        let sealed = c.seal("~channel:sms/auth_token", to, "tok", Salt::fresh());
+        assert!(SecretsCipher::bound(&sealed));
+        let opened = c.open("~channel:sms/auth_token", to, &sealed).unwrap();
+        assert_eq!(opened.expose_secret(), "tok");
+        let elsewhere = r#"["twilio",["https://evil.example"]]"#;
+        assert_eq!(
+            c.open("~channel:sms/auth_token", elsewhere, &sealed)
+                .unwrap_err(),
+            OpenError::Tampered
+        );
+        // Sealed before destinations were bound: it opens, and says so.
+        let key = &c.keys[0];
+        let (salt, nonce) = (Salt::fresh(), [1u8; NONCE_BYTES]);
+        let payload = Payload {
+            msg: b"old",
+            aad: &SecretsCipher::aad(SALTED, &key.id, "p", Some(salt), None),
+        };
+        let mut bytes = salt.0.to_vec();
+        bytes.extend_from_slice(&nonce);
+        bytes.extend(key.cipher.encrypt(&Nonce::from(nonce), payload).unwrap());
+        let old = format!("cg2:k:{}", B64URL.encode(bytes));
+        assert_eq!(c.open("p", elsewhere, &old).unwrap().expose_secret(), "old");
+        assert!(!SecretsCipher::bound(&old));
+        assert_eq!(SecretsCipher::salt_of(&old), Some(salt));
     }
 }

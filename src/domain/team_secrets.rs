@@ -18,6 +18,11 @@ use crate::error::Pointed;
 /// Whether a member of that name holds a secret.
 pub type IsSecret<'a> = &'a dyn Fn(&str) -> bool;
 
+/// Where the secret at a pointer of a body of a place goes, as the body's
+/// clear members say (`config::secret_goes_to`): what its sealed value is
+/// bound to beside its place.
+pub type GoesTo = fn(&str, &Value, &str) -> String;
+
 /// Where one secret of a section goes: the members, beside it, that
 /// decide where it is sent (a `token_endpoint`, a `base_url`, an smtp
 /// `host` and `port`). Each channel kind and provider declares one per
@@ -29,32 +34,6 @@ pub struct Goes {
     /// The members that decide where it is sent; none for a secret that
     /// is never sent (one that checks what comes in).
     pub to: &'static [&'static str],
-}
-
-/// The secrets of the section at `section` (its kind named by its
-/// member `kind`, when it has one) that `written` keeps as their
-/// `{"hmac"}` read-back while a member that decides where they go
-/// differs from `stored`'s: each a problem at the secret's pointer. A
-/// secret reaches a new destination only when its writer sends it again
-/// (docs/operator-api.md#secrets).
-pub fn moved(
-    written: &Value,
-    stored: &Value,
-    section: &str,
-    kind: Option<&str>,
-    goes: &[Goes],
-) -> Vec<Pointed> {
-    let at = |member: &str| format!("{section}/{}", token(member));
-    let kept_back = |p: &str| (written.pointer(p)).is_some_and(|v| v.get("hmac").is_some());
-    let differs = |member: &&str| written.pointer(&at(member)) != stored.pointer(&at(member));
-    (goes.iter())
-        .filter(|g| kept_back(&at(g.secret)))
-        .filter(|g| g.to.iter().chain(kind.as_slice()).any(differs))
-        .map(|g| Pointed {
-            pointer: at(g.secret),
-            detail: "its destination changed: send the secret again".into(),
-        })
-        .collect()
 }
 
 /// The place a sealed value is bound to: the team's id and the pointer.
@@ -108,12 +87,12 @@ fn map_secrets<E>(
 }
 
 /// `body` (of team `team`) with each secret string sealed under the first
-/// key, bound to its place, its salt the one `salts` has at its pointer
-/// (a fresh one where it has none).
+/// key, bound to its place and to where it goes (`to`), its salt the one
+/// `salts` has at its pointer (a fresh one where it has none).
 pub fn seal(
     body: &Value,
     team: &str,
-    is_secret: IsSecret<'_>,
+    (is_secret, to): (IsSecret<'_>, GoesTo),
     cipher: &SecretsCipher,
     salts: &Salts,
 ) -> Value {
@@ -121,7 +100,8 @@ pub fn seal(
         Ok(match v.as_str() {
             Some(s) => {
                 let salt = salts.get(pointer).copied().unwrap_or_else(Salt::fresh);
-                Value::String(cipher.seal(&place(team, pointer), s, salt))
+                let goes = to(team, body, pointer);
+                Value::String(cipher.seal(&place(team, pointer), &goes, s, salt))
             }
             None => v.clone(),
         })
@@ -148,7 +128,7 @@ pub fn salts_of(stored: &Value, is_secret: IsSecret<'_>) -> Salts {
 pub fn open(
     stored: &Value,
     team: &str,
-    is_secret: IsSecret<'_>,
+    (is_secret, to): (IsSecret<'_>, GoesTo),
     cipher: &SecretsCipher,
 ) -> Result<Value, (String, OpenError)> {
     let mut f = |pointer: &str, v: &Value| {
@@ -156,7 +136,7 @@ pub fn open(
             .as_str()
             .ok_or((pointer.to_string(), OpenError::Malformed))?;
         let opened = cipher
-            .open(&place(team, pointer), sealed)
+            .open(&place(team, pointer), &to(team, stored, pointer), sealed)
             .map_err(|e| (pointer.to_string(), e))?;
         Ok(Value::String(opened.expose_secret().to_string()))
     };
@@ -169,13 +149,13 @@ pub fn open(
 pub fn open_each(
     stored: &Value,
     team: &str,
-    is_secret: IsSecret<'_>,
+    (is_secret, to): (IsSecret<'_>, GoesTo),
     cipher: &SecretsCipher,
 ) -> (Value, Option<(String, OpenError)>) {
     let mut first = None;
     let mut f = |pointer: &str, v: &Value| -> Result<Value, ()> {
         let opened = match v.as_str() {
-            Some(sealed) => cipher.open(&place(team, pointer), sealed),
+            Some(sealed) => cipher.open(&place(team, pointer), &to(team, stored, pointer), sealed),
             None => Err(OpenError::Malformed),
         };
         Ok(match opened {
@@ -188,6 +168,53 @@ pub fn open_each(
     };
     let opened = map_secrets(stored, "", false, is_secret, &mut f).unwrap_or(Value::Null);
     (opened, first)
+}
+
+/// The pointer of the first secret of a stored form sealed before secrets
+/// were bound to where they go: an import refuses it
+/// (docs/decisions/0550-a-sealed-secret-is-bound-to-its-destination.md).
+pub fn first_unbound(stored: &Value, is_secret: IsSecret<'_>) -> Option<String> {
+    let mut first = None;
+    let mut f = |pointer: &str, v: &Value| -> Result<Value, ()> {
+        if !v.as_str().is_some_and(SecretsCipher::bound) {
+            first.get_or_insert_with(|| pointer.to_string());
+        }
+        Ok(v.clone())
+    };
+    let _ = map_secrets(stored, "", false, is_secret, &mut f);
+    first
+}
+
+/// A stored form (of `team`) with each secret sealed before secrets were
+/// bound to where they go, with a salt, sealed again bound to where it
+/// goes, its salt kept (so it reads back, and the `ETag` stays, as
+/// before); one that does not open here, or has no salt, is left as it is
+/// (an import refuses it: [`first_unbound`]).
+pub fn rebind(
+    stored: &Value,
+    team: &str,
+    (is_secret, to): (IsSecret<'_>, GoesTo),
+    cipher: &SecretsCipher,
+) -> Value {
+    let mut f = |pointer: &str, v: &Value| -> Result<Value, ()> {
+        let Some(sealed) = v.as_str().filter(|s| !SecretsCipher::bound(s)) else {
+            return Ok(v.clone());
+        };
+        let at = place(team, pointer);
+        let (Some(salt), Ok(plain)) =
+            (SecretsCipher::salt_of(sealed), cipher.open(&at, "", sealed))
+        else {
+            return Ok(v.clone());
+        };
+        let goes = to(team, stored, pointer);
+        Ok(Value::String(cipher.seal(
+            &at,
+            &goes,
+            plain.expose_secret(),
+            salt,
+        )))
+    };
+    map_secrets(stored, "", false, is_secret, &mut f).unwrap_or_else(|()| stored.clone())
 }
 
 /// Every secret string of an opened body, by pointer.
@@ -290,6 +317,14 @@ mod tests {
         SecretsCipher::new(&[("k1".to_string(), [3u8; 32])]).unwrap()
     }
 
+    /// The webhook's secret goes to its `url`; the others nowhere.
+    fn to(_: &str, body: &Value, pointer: &str) -> String {
+        match pointer {
+            "/webhook/secret" => body["webhook"]["url"].to_string(),
+            _ => String::new(),
+        }
+    }
+
     fn is_secret(name: &str) -> bool {
         matches!(name, "secret" | "client_secret")
     }
@@ -304,7 +339,7 @@ mod tests {
         let c = cipher();
         let salt = Salt::fresh();
         let salts = Salts::from([("/webhook/secret".to_string(), salt)]);
-        let sealed = seal(&body(), "acme", &is_secret, &c, &salts);
+        let sealed = seal(&body(), "acme", (&is_secret, to), &c, &salts);
         let text = sealed.to_string();
         assert!(
             !text.contains("whsec_plain") && !text.contains("whsec_one"),
@@ -314,14 +349,24 @@ mod tests {
         assert!(sealed["webhook"]["secret"]
             .as_str()
             .unwrap()
-            .starts_with("cg2:k1:"));
-        assert_eq!(open(&sealed, "acme", &is_secret, &c).unwrap(), body());
+            .starts_with("cg3:k1:"));
+        assert_eq!(open(&sealed, "acme", (&is_secret, to), &c).unwrap(), body());
+        assert_eq!(first_unbound(&sealed, &is_secret), None);
+        // Its destination edited in clear: the secret bound to it does not
+        // open, the others do.
+        let mut elsewhere = sealed.clone();
+        elsewhere["webhook"]["url"] = json!("https://evil.example");
+        let err = open(&elsewhere, "acme", (&is_secret, to), &c).unwrap_err();
+        assert_eq!(err, ("/webhook/secret".to_string(), OpenError::Tampered));
+        let (each, first) = open_each(&elsewhere, "acme", (&is_secret, to), &c);
+        assert_eq!(first.map(|f| f.0).as_deref(), Some("/webhook/secret"));
+        assert_eq!(each["security_keys"][0]["secret"], "whsec_one");
         // Each secret has a salt: the one given, or a fresh one.
         let kept = salts_of(&sealed, &is_secret);
         assert_eq!(kept.get("/webhook/secret"), Some(&salt));
         assert!(kept.contains_key("/security_keys/0/secret"));
         // Bound to its team: another team's id does not open it.
-        let err = open(&sealed, "globex", &is_secret, &c).unwrap_err();
+        let err = open(&sealed, "globex", (&is_secret, to), &c).unwrap_err();
         assert_eq!(err.1, OpenError::Tampered);
         let secrets = secrets_at(&body(), &is_secret);
         assert_eq!(secrets["/webhook/secret"], "whsec_plain");

@@ -10,6 +10,7 @@ mod actors;
 mod assurance;
 mod audit;
 mod audit_sinks;
+mod backups;
 mod binding;
 mod browser;
 mod callers;

@@ -521,7 +521,7 @@ async fn no_channel_secret_is_stored_as_it_is() {
     let text = kept.values.concat();
     let digest = etag.trim_matches('"');
     assert!(text.contains(digest), "the digest is kept: {text}");
-    assert!(text.contains("cg2:k1:"), "sealed by the first key: {text}");
+    assert!(text.contains("cg3:k1:"), "sealed by the first key: {text}");
     // Deleted: its record is gone.
     let res = delete(&app, "newsms", &[("If-Match", &etag)]).await;
     assert_eq!(res.status(), 204);

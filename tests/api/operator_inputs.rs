@@ -168,16 +168,18 @@ fn sealed_before_salts(place: &str, plain: &str) -> String {
     format!("cg1:k1:{}", B64URL.encode(bytes))
 }
 
-/// The value `sealed` (`cg2`, a salt beside it) holds at `place`, under
-/// the suite's secrets key `k1`.
+/// The value `sealed` (`cg3`, a salt beside it, bound to a secret that is
+/// sent nowhere: a security key) holds at `place`, under the suite's
+/// secrets key `k1`.
 fn opened_salted(place: &str, sealed: &str) -> String {
     let bytes = B64URL
-        .decode(sealed.strip_prefix("cg2:k1:").unwrap())
+        .decode(sealed.strip_prefix("cg3:k1:").unwrap())
         .unwrap();
     let (salt, rest) = bytes.split_at(16);
     let (nonce, ciphertext) = rest.split_at(12);
-    let mut aad = format!("cg2\nk1\n{place}\n").into_bytes();
+    let mut aad = format!("cg3\nk1\n{place}\n").into_bytes();
     aad.extend_from_slice(salt);
+    aad.extend_from_slice(&0u64.to_be_bytes());
     let payload = Payload {
         msg: ciphertext,
         aad: &aad,
@@ -231,7 +233,7 @@ async fn a_team_stored_before_salts_loads_reads_back_and_is_salted_at_its_next_w
     let salted = etag_of(&res);
     let text = stored(&b, "newco").await.unwrap();
     assert!(
-        text.contains("\"cg2:k1:") && !text.contains("\"cg1:"),
+        text.contains("\"cg3:k1:") && !text.contains("\"cg1:"),
         "{text}"
     );
     let record: Value = serde_json::from_str(&text).unwrap();

@@ -249,7 +249,7 @@ both_stores!(no_secret_is_stored_as_it_is_and_each_write_is_audited, setup: with
     for v in &values {
         assert!(!v.contains(secret_body) && !v.contains(webhook_body), "a secret is stored as it is: {v}");
     }
-    assert!(values[0].contains("cg2:k1:"), "{}", values[0]);
+    assert!(values[0].contains("cg3:k1:"), "{}", values[0]);
 
     // Created, deleted, created: three entries, each by the operator key;
     // the team written again has a trail of its own.

@@ -82,3 +82,19 @@ fn putting_one_team_in_force_moves_one_part_of_the_key_index() {
         ("t9", "bot", true)
     );
 }
+
+/// A file team's key in force beside an API team holding it too (however
+/// both came in force: a reload whose store did not answer, an instance
+/// of another configuration): the key acts for the file team, even for
+/// an API team whose id sorts first.
+#[test]
+fn a_file_team_s_key_acts_for_it_beside_an_api_team_that_holds_it() {
+    let files = with_operator().load().unwrap();
+    let acme_key = files.teams["acme"].api_keys[0].sha256;
+    let mut team = api_team(&files, "aaa");
+    Arc::get_mut(&mut team).unwrap().api_keys[0].sha256 = acme_key;
+    let both = files.with_api_teams([team], &[]).unwrap();
+    assert_eq!(both.key_holders.holders(&acme_key).count(), 2);
+    let holder = both.key_holders.holder(&acme_key).unwrap();
+    assert_eq!((&*holder.team, holder.api), ("acme", false));
+}

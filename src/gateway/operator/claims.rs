@@ -45,7 +45,7 @@ pub fn digests_of(body: &Value) -> BTreeSet<String> {
 }
 
 /// The digests of `body`'s API keys, each with its place in `api_keys`.
-fn keys_of(body: &Value) -> impl Iterator<Item = (usize, String)> + '_ {
+pub fn keys_of(body: &Value) -> impl Iterator<Item = (usize, String)> + '_ {
     let entries = body.get("api_keys").and_then(Value::as_array);
     entries
         .into_iter()

@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::config::{api_url_problems, is_secret_member, Config, FormProblem, OperatorConfig};
+use crate::config::{
+    api_url_problems, is_secret_member, secret_goes_to, Config, FormProblem, OperatorConfig,
+};
 use crate::domain::audit::Acting;
 use crate::domain::preconditions::{self, Refusal};
 use crate::domain::secrets_cipher::{Salt, Salts};
-use crate::domain::team_secrets;
+use crate::domain::team_secrets::{self, GoesTo, IsSecret};
 use crate::error::{Error, Pointed, Result};
 use crate::gateway::records::{Loaded, StoredApiForm};
 use crate::gateway::Core;
@@ -72,7 +74,7 @@ pub(super) fn sealed(
     now: Timestamp,
 ) -> StoredApiForm {
     StoredApiForm::V1 {
-        body: team_secrets::seal(body, place, &is_secret_member, &op.secrets, salts),
+        body: team_secrets::seal(body, place, members(), &op.secrets, salts),
         digest,
         at: now,
         incarnation: incarnation.map(str::to_string),
@@ -82,8 +84,14 @@ pub(super) fn sealed(
 /// A stored body's secrets, sealed at `place`, opened: a secret that does
 /// not open is a bug here (a start-up refuses a key id no longer listed).
 pub(super) fn opened(op: &OperatorConfig, place: &str, body: &Value) -> Result<Value> {
-    team_secrets::open(body, place, &is_secret_member, &op.secrets)
+    team_secrets::open(body, place, members(), &op.secrets)
         .map_err(|(_, e)| Error::internal_from("a stored secret does not open", e))
+}
+
+/// Which members of a body hold a secret, and where each goes
+/// (`config::secret_goes_to`): what a sealed secret is bound to.
+pub fn members() -> (IsSecret<'static>, GoesTo) {
+    (&is_secret_member, secret_goes_to)
 }
 
 /// A stored body's secrets opened, by pointer, and their salts.

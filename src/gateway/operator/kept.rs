@@ -63,7 +63,7 @@ pub fn opened_at(
     body: &serde_json::Value,
 ) -> std::result::Result<serde_json::Value, NotInForce> {
     let op = operator(config).map_err(|_| NotInForce::Breaks("the operator API is off".into()))?;
-    team_secrets::open(body, place, &is_secret_member, &op.secrets).map_err(|(pointer, e)| {
+    team_secrets::open(body, place, super::forms::members(), &op.secrets).map_err(|(pointer, e)| {
         let why = format!("{pointer}: {e}");
         match e {
             OpenError::UnknownKey(_) => NotInForce::Stops(why),
@@ -91,6 +91,8 @@ pub struct Registered {
     pub exported_as: &'static str,
     /// The key of one's stored form, by name.
     pub store_key: fn(&str) -> String,
+    /// [`super::resource::Resource::place`].
+    pub place: fn(&str) -> String,
     /// Whether a file of the configuration keeps the one of a name.
     pub in_a_file: fn(&Config, &str) -> bool,
     /// [`Kept::listed_by`].
@@ -119,6 +121,7 @@ impl Registered {
             index: R::INDEX,
             exported_as: R::EXPORTED_AS,
             store_key: R::store_key,
+            place: R::place,
             in_a_file: in_a_file::<R>,
             listed_by: R::listed_by,
             in_force: in_force::<R>,
@@ -292,6 +295,7 @@ fn checked<R: Kept>(
         incarnation,
         ..
     } = stored;
+    unbound(body)?;
     let salts = team_secrets::salts_of(body, &is_secret_member);
     let opened = opened_at(config, &R::place(name), body).map_err(NotInForce::said)?;
     let op = operator(config).map_err(|e| e.to_string())?;
@@ -306,6 +310,18 @@ fn checked<R: Kept>(
         at: *at,
         incarnation: incarnation.clone(),
     })
+}
+
+/// `Err` naming the first secret of an import's `body` sealed before
+/// secrets were bound to where they go: it could have been sent anywhere
+/// (docs/decisions/0550-a-sealed-secret-is-bound-to-its-destination.md).
+pub fn unbound(body: &serde_json::Value) -> std::result::Result<(), String> {
+    match team_secrets::first_unbound(body, &is_secret_member) {
+        None => Ok(()),
+        Some(pointer) => Err(format!(
+            "{pointer}: sealed before secrets were bound to where they go: export it again with this version, or write the secret again"
+        )),
+    }
 }
 
 /// Every problem of a body, each its pointer and its rule.

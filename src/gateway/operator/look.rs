@@ -273,7 +273,23 @@ pub fn keeping_api(files: &Config, running: &Config) -> std::result::Result<Conf
         next = Some((k.keep)(next.as_ref().unwrap_or(files), running)?);
     }
     let kept: Vec<Arc<Team>> = running.api_teams().cloned().collect();
+    for team in &kept {
+        file_key_logged(files, team);
+    }
     next.as_ref().unwrap_or(files).with_api_teams(kept, &[])
+}
+
+/// One error line for each API key of `team` (an API team kept in force)
+/// that a file team of `files` holds: the key acts for the file team
+/// (`KeyHolders::holder`), named by the team and the pointer, never the
+/// key (docs/decisions/0552-a-file-team-s-key-acts-for-it.md).
+fn file_key_logged(files: &Config, team: &Team) {
+    for (i, key) in team.api_keys.iter().enumerate() {
+        if files.key_holders.holders(&key.sha256).any(|h| !h.api) {
+            let pointer = format!("/api_keys/{i}/sha256");
+            tracing::error!(team = %team.id, %pointer, "an API team holds a file team's key: the key acts for the file team");
+        }
+    }
 }
 
 /// Stored teams read in one store call.
@@ -621,8 +637,12 @@ impl StoredRead {
     /// the stored one is refused: why, by pointer and never by value.
     pub fn form(&self, core: &Core) -> Result<(serde_json::Value, Option<String>)> {
         let op = operator(core.config())?;
-        let (opened, refused) =
-            team_secrets::open_each(&self.body, &self.place, &is_secret_member, &op.secrets);
+        let (opened, refused) = team_secrets::open_each(
+            &self.body,
+            &self.place,
+            super::forms::members(),
+            &op.secrets,
+        );
         let salts = team_secrets::salts_of(&self.body, &is_secret_member);
         let read_back = |pointer: &str, v: &str| {
             (op.secrets).read_back(&self.place, pointer, salts.get(pointer), v)

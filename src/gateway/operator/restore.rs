@@ -104,8 +104,8 @@ pub async fn export(core: &Core) -> Result<Held> {
     for chunk in ids.chunks(AT_ONCE) {
         let read = stored_forms(core, chunk, keys::api_team).await?;
         let found = chunk.iter().cloned().zip(read);
-        held.teams
-            .extend(found.filter_map(|(id, form)| Some((id, form?))));
+        let found = found.filter_map(|(id, form)| Some((id.clone(), rebound(core, &id, form?))));
+        held.teams.extend(found);
     }
     for k in KEPT {
         let cx = k.index_key();
@@ -119,10 +119,35 @@ pub async fn export(core: &Core) -> Result<Held> {
             .collect();
         let read = stored_forms(core, &names, k.store_key).await?;
         let found = names.into_iter().zip(read);
-        let found = found.filter_map(|(name, form)| Some((name, form?)));
+        let found = found.filter_map(|(name, form)| {
+            let form = rebound(core, &(k.place)(&name), form?);
+            Some((name, form))
+        });
         held.kept.insert(k.exported_as, found.collect());
     }
     Ok(held)
+}
+
+/// `form` (of `place`) as exported: each secret sealed before secrets
+/// were bound to where they go sealed again, bound
+/// (`team_secrets::rebind`: same salt, same read-back, same digest).
+fn rebound(core: &Core, place: &str, form: StoredApiForm) -> StoredApiForm {
+    let Some(op) = core.config().operator.as_deref() else {
+        return form;
+    };
+    let StoredApiForm::V1 {
+        body,
+        digest,
+        at,
+        incarnation,
+    } = form;
+    let body = team_secrets::rebind(&body, place, super::forms::members(), &op.secrets);
+    StoredApiForm::V1 {
+        body,
+        digest,
+        at,
+        incarnation,
+    }
 }
 
 /// Writes `exported` (what `teams export` printed) into the store: each
@@ -189,10 +214,12 @@ async fn checked(
             Ok((_, opened)) => claims::take_for_body(core, id, opened, true, now).await,
             Err(_) => Ok(Default::default()),
         };
-        let twice = (team.iter()).flat_map(|(_, opened)| claims::digests_of(opened));
-        let twice = twice.filter_map(|d| keys.insert(d, id).filter(|other| *other != id));
+        // A key another team of the file holds: named by its pointer,
+        // never by the key or the team.
+        let twice = (team.iter()).flat_map(|(_, opened)| claims::keys_of(opened));
+        let twice = twice.filter(|(_, d)| keys.insert(d.clone(), id).is_some_and(|o| o != id));
         let twice: Vec<String> = twice
-            .map(|other| format!("an API key of team {other}"))
+            .map(|(i, _)| format!("/api_keys/{i}/sha256 {}", claims::KEY_TAKEN))
             .collect();
         match (team, claimed) {
             (Err(why), _) => refused.push(format!("team {id}: {why}")),
@@ -201,7 +228,7 @@ async fn checked(
             }
             (Ok(_), Err(e)) => return Err(e),
             (Ok(_), Ok(_)) if !twice.is_empty() => {
-                refused.push(format!("team {id}: /api_keys holds {}", twice.join(", ")));
+                refused.push(format!("team {id}: {}", twice.join("; ")));
             }
             (Ok((form, _)), Ok(_)) => drop(held.teams.insert(id.clone(), form)),
         }
@@ -229,6 +256,7 @@ fn checked_team(
     if body.get("id").and_then(serde_json::Value::as_str) != Some(id) {
         return Err("/id is not the team's id".into());
     }
+    super::kept::unbound(body)?;
     let salts = team_secrets::salts_of(body, &is_secret_member);
     let opened = opened_at(config, id, body).map_err(NotInForce::said)?;
     let op = super::forms::operator(config).map_err(|e| e.to_string())?;

@@ -1,0 +1,145 @@
+//! A backup cannot move a secret or a key
+//! (docs/operations.md#backing-up-the-api-teams): an export whose clear
+//! members were edited so that a sealed secret would go elsewhere does
+//! not open, and an API key added to it is checked as a `PUT` checks it;
+//! each refusal names the team (or channel) and the pointer, and nothing
+//! of the file is written. An unchanged export imported into a fresh
+//! store keeps every `ETag`.
+use chatgate::domain::secrets::{generate_whsec, ApiKeyHash};
+use chatgate::gateway::operator::look::Held;
+use chatgate::gateway::operator::restore;
+use chatgate::time::{Clock, SystemClock};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::operator_writes::{self as writes, with_operator, OPS};
+
+/// The ETag and body of a read of `path` on `app`.
+async fn read(app: &TestApp, path: &str) -> (String, Value) {
+    let res = (app.request(Method::GET, path, Some(OPS)).send().await).unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    let tag = res.headers()["etag"].to_str().unwrap().to_string();
+    (tag, res.json().await.unwrap())
+}
+
+/// A PUT of `body` at `path` on `app` with `headers`.
+async fn put(
+    app: &TestApp,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = app.request(Method::PUT, path, Some(OPS)).json(body);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+/// API channel `newsms` (Twilio, its default base URL) and team `newco`
+/// listing it (and `channels`, the files'), with a webhook and a
+/// `[number_verification]` that names no provider (CAMARA, the default).
+async fn written(app: &TestApp, files: &[&str]) {
+    let channel = json!({"name": "newsms", "kind": "twilio", "account_sid": "AC9",
+        "auth_token": "twilio-token-of-the-api-channel", "from": "+15550007777",
+        "templates": {"otp": "#PIN# is your code."}});
+    assert_eq!(
+        put(app, "/v1/channels/newsms", &channel, &[])
+            .await
+            .status(),
+        201
+    );
+    let mut body = writes::team("newco", &generate_whsec());
+    let mut channels = files.to_vec();
+    channels.push("newsms");
+    body["channels"] = json!(channels);
+    body["number_verification"] = json!({
+        "authorization_endpoint": "https://op.example/authorize", "token_endpoint": "https://op.example/token",
+        "verify_url": "https://op.example/verify", "client_id": "cg", "client_secret": "camara-client-secret"});
+    let res = put(app, "/v1/teams/newco", &body, &[]).await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+}
+
+/// `file` (an export, as JSON) imported into `app`'s store: the refusals.
+async fn import(app: &TestApp, file: &Value) -> Result<(), Vec<String>> {
+    let held: Held = serde_json::from_value(file.clone()).unwrap();
+    let done = restore::import(&app.gateway, &held, false, SystemClock.now()).await;
+    done.unwrap().map(drop)
+}
+
+/// Whether `app`'s store holds no API team or channel.
+async fn holds_nothing(app: &TestApp) -> bool {
+    restore::export(&app.gateway).await.unwrap().is_empty()
+}
+
+both_stores!(an_edited_export_is_refused_naming_the_team_and_the_pointer_and_writes_nothing, setup: with_operator(), |a: TestApp| async move {
+    written(&a, &["webchat"]).await;
+    let exported = serde_json::to_value(restore::export(&a.gateway).await.unwrap()).unwrap();
+    let b = spawn_with(a.backend, with_operator()).await.unwrap();
+    // The store's new gateway's file team acme: its bot key.
+    let acme = ApiKeyHash::of_key(&b.keys.bot).to_hex();
+    let operator = ApiKeyHash::of_key(OPS).to_hex();
+    let team = |f: &dyn Fn(&mut Value)| {
+        let mut file = exported.clone();
+        f(&mut file["teams"]["newco"]["body"]);
+        file
+    };
+    let added = |hash: String| {
+        move |b: &mut Value| {
+            let keys = b["api_keys"].as_array_mut().unwrap();
+            keys.push(json!({"id": "extra", "role": "admin", "sha256": hash}));
+        }
+    };
+    let mut channel = exported.clone();
+    channel["channels"]["newsms"]["body"]["base_url"] = json!("https://collector.example/");
+    let cases = [
+        ("a channel's base URL", channel, "channel newsms: /auth_token"),
+        ("a webhook's URL", team(&|b| b["webhook"]["url"] = json!("https://collector.example/events")),
+         "team newco: /webhook/secret"),
+        ("a token endpoint", team(&|b| b["number_verification"]["token_endpoint"] = json!("https://collector.example/token")),
+         "team newco: /number_verification/client_secret"),
+        ("a file team's key added", team(&added(acme.clone())), "team newco: /api_keys/1/sha256"),
+        ("an operator's key added", team(&added(operator.clone())), "team newco: /api_keys/1/sha256"),
+    ];
+    for (what, file, refused_at) in cases {
+        let refused = import(&b, &file).await;
+        let refused = refused.expect_err(what).join("; ");
+        assert!(refused.contains(refused_at), "{what}: {refused}");
+        assert!(!refused.contains(&acme) && !refused.contains(&operator) && !refused.contains("acme"),
+                "{what}: never which key: {refused}");
+        assert!(holds_nothing(&b).await, "{what}: nothing written");
+    }
+});
+
+both_stores!(an_unchanged_export_imported_into_a_fresh_store_keeps_every_etag, setup: with_operator(), |a: TestApp| async move {
+    // Listing no channel file: each instance of the suite has its own
+    // (its `url` names the instance's mock), and the `ETag` covers them.
+    written(&a, &[]).await;
+    let (team_tag, _) = read(&a, "/v1/teams/newco").await;
+    let (channel_tag, _) = read(&a, "/v1/channels/newsms").await;
+    let exported = serde_json::to_value(restore::export(&a.gateway).await.unwrap()).unwrap();
+    let b = spawn_with(a.backend, with_operator()).await.unwrap();
+    import(&b, &exported).await.unwrap();
+    writes::within_two_seconds(&b, "newco-bot-key", 200).await;
+    assert_eq!(read(&b, "/v1/teams/newco").await.0, team_tag, "the team's ETag");
+    assert_eq!(read(&b, "/v1/channels/newsms").await.0, channel_tag, "the channel's ETag");
+    // An If-Match script of before the restore still writes.
+    let (_, shown) = read(&b, "/v1/teams/newco").await;
+    let res = put(&b, "/v1/teams/newco", &shown, &[("If-Match", &team_tag)]).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+});
+
+both_stores!(a_token_endpoint_moved_where_no_provider_is_named_needs_its_secret_again, setup: with_operator(), |a: TestApp| async move {
+    written(&a, &["webchat"]).await;
+    let (tag, shown) = read(&a, "/v1/teams/newco").await;
+    let mut repointed = shown.clone();
+    repointed["number_verification"]["token_endpoint"] = json!("https://collector.example/token");
+    let res = put(&a, "/v1/teams/newco", &repointed, &[("If-Match", &tag)]).await;
+    let p = assert_problem(res, 422, "invalid_config").await;
+    let at: Vec<&str> = (p["errors"].as_array().unwrap().iter()).map(|e| e["pointer"].as_str().unwrap()).collect();
+    assert_eq!(at, ["/number_verification/client_secret"], "{p}");
+    assert_eq!(read(&a, "/v1/teams/newco").await, (tag.clone(), shown), "nothing changed");
+    repointed["number_verification"]["client_secret"] = json!("camara-client-secret");
+    assert_eq!(put(&a, "/v1/teams/newco", &repointed, &[("If-Match", &tag)]).await.status(), 200);
+});
