@@ -194,9 +194,13 @@ impl reqwest::dns::Resolve for PublicOnly {
 /// An error of a resolver or a connector.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The connector layer of [`Reach::Public`]'s client: a connection whose
-/// peer is in a special-purpose registry (a URL that writes an address
-/// as itself is never resolved) is dropped before the request is sent.
+/// The connector layer of [`Reach::Public`]'s client: a destination that
+/// writes an address in a special-purpose registry as itself (never
+/// resolved, so [`PublicOnly`] never sees it) is refused before any
+/// connection is tried, so that no handshake reaches it and an open port
+/// and a closed one fail alike ([`Refused`]); and a connection whose peer
+/// is in one is dropped before the request is sent
+/// (docs/decisions/0561-a-literal-address-is-checked-before-connecting.md).
 #[derive(Clone)]
 struct CheckPeer;
 
@@ -213,6 +217,7 @@ struct PeerChecked<S>(S);
 
 impl<S, R> tower::Service<R> for PeerChecked<S>
 where
+    R: std::fmt::Debug,
     S: tower::Service<R, Error = BoxError>,
     S::Response: Connection + Send + 'static,
     S::Future: Send + 'static,
@@ -226,6 +231,9 @@ where
     }
 
     fn call(&mut self, request: R) -> Self::Future {
+        if literal_destination(&format!("{request:?}")).is_some_and(special) {
+            return Box::pin(async { Err(Box::new(Refused) as BoxError) });
+        }
         let connecting = self.0.call(request);
         Box::pin(async move {
             let conn = connecting.await?;
@@ -237,6 +245,24 @@ where
             }
         })
     }
+}
+
+/// The address a connector's destination writes as itself, read from its
+/// debug form: reqwest hands a connector layer its URI only wrapped in a
+/// type that names nothing but `Debug` (`Unnameable(http://127.0.0.1:8/)`).
+/// `None` for a name, or a form not read (the peer is still checked once
+/// connected).
+fn literal_destination(debugged: &str) -> Option<IpAddr> {
+    let inner = debugged
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or(debugged);
+    let uri: axum::http::Uri = inner.parse().ok()?;
+    let host = uri.host()?;
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// Whether `ip` is in IANA's IPv4 or IPv6 special-purpose address

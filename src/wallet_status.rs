@@ -407,4 +407,31 @@ mod tests {
             );
         }
     }
+
+    /// A list at a literal loopback address for an API team: refused before
+    /// a connection is tried, so an open port (here, a listener that
+    /// answers anything) and a closed one give the same reason, and the
+    /// listener sees no handshake
+    /// (docs/decisions/0561-a-literal-address-is-checked-before-connecting.md).
+    #[tokio::test]
+    async fn a_loopback_list_for_an_api_team_fails_alike_on_an_open_and_a_closed_port() {
+        let server = MockServer::start().await;
+        let open = server.address().port();
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let lists = StatusLists::default();
+        for port in [open, closed] {
+            let uri = format!("http://127.0.0.1:{port}/lists/1");
+            let failed = lists.fetch(&uri, Reach::Public).await.unwrap_err();
+            assert_eq!(
+                failed,
+                (ListFailure::Unreachable, "refused: not a public address"),
+                "{uri}"
+            );
+        }
+        let asked = server.received_requests().await.unwrap_or_default();
+        assert!(asked.is_empty(), "nothing reached the open port");
+    }
 }

@@ -150,6 +150,61 @@ pub fn conclude(
     }
 }
 
+/// Whose answer a result is: the operator's about the number (CAMARA's
+/// verify call), or a provider's to a code a browser posted (Vonage's
+/// landing), which a browser can make up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Operator,
+    PostedCode,
+}
+
+/// A provider refused a code a browser posted for network challenge `cid`
+/// of `rec` at `now` (Vonage's 400 or 404 to the landing's code): one
+/// wrong try of the challenge, counted as a wrong code is (`otp.max_attempts`
+/// tries), since a browser can post any code
+/// (docs/network-authentication.md#the-vonage-landing):
+///
+/// - not its open network challenge: nothing changes ([`Ending::Gone`]);
+/// - a ladder at its network step moves on, as for any answer that does
+///   not confirm, nothing counted ([`Ending::MoveOn`]);
+/// - tries left: it stays open ([`Ending::Open`]);
+/// - the last try: it ends (`number_mismatch`).
+///
+/// The answer is recorded as a `mismatch`; the subject's lockout counts
+/// nothing, so that a stranger holding the link cannot lock the customer
+/// (docs/decisions/0560-a-refused-landing-code-is-one-wrong-try.md).
+pub fn refused_code(
+    rec: &mut InteractionRecord,
+    cid: Uuid,
+    s: &Settings,
+    now: Timestamp,
+) -> Ending {
+    if !is_open_network(rec, cid, now) {
+        return Ending::Gone;
+    }
+    rec.last_write_at = now;
+    let Some(c) = rec.challenge.as_mut() else {
+        return Ending::Gone;
+    };
+    c.network = Some(NetworkAnswer {
+        result: NetworkResult::Mismatch,
+        answered_at: now,
+    });
+    if c.ladder.is_some() {
+        return Ending::MoveOn(AdvanceReason::NumberMismatch);
+    }
+    c.attempts_used = c.attempts_used.saturating_add(1);
+    c.max_attempts = s.otp.max_attempts;
+    if c.attempts_used < s.otp.max_attempts {
+        return Ending::Open;
+    }
+    rec.end_challenge(PastOutcome::Failed);
+    Ending::Ended {
+        reason: "number_mismatch",
+    }
+}
+
 /// The verified answer authenticates the interaction with method `network`.
 fn authenticate(
     rec: &mut InteractionRecord,

@@ -79,9 +79,10 @@ impl Transaction {
         let minor = currency_minor_unit(&at("currency"), currency)?;
         check_amount(&at("amount"), amount, minor)?;
         check_words(&at("payee"), payee, MAX_PAYEE)?;
-        check_payee(&at("payee"), payee)?;
+        check_printed(&at("payee"), payee, Digits::Refused)?;
         if let Some(r) = reference {
             check_words(&at("reference"), r, MAX_REFERENCE)?;
+            check_printed(&at("reference"), r, Digits::Allowed)?;
         }
         if let Some(p) = payee_id {
             check_payee_id(&at("payee_id"), p)?;
@@ -186,13 +187,21 @@ fn string<'a>(
 }
 
 /// A payee's account: 1..[`MAX_PAYEE_ID`] of `A-Z`, `a-z`, `0-9`, `-`,
-/// `.`, `/`, `:`.
+/// `.`, `/`, `:`, and no link: neither `://` nor a leading `www.`
+/// (docs/payments.md#the-payee).
 fn check_payee_id(field: &str, id: &str) -> Result<(), Error> {
     let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'/' | b':');
     if id.is_empty() || id.len() > MAX_PAYEE_ID || !id.bytes().all(allowed) {
         return Err(Error::invalid(
             field,
             "must be 1 to 70 of A-Z, a-z, 0-9, -, ., / and :",
+        ));
+    }
+    let www = id.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("www."));
+    if id.contains("://") || www {
+        return Err(Error::invalid(
+            field,
+            "must not be a link (`://`, a leading `www.`): it is the payee's account as the payment system knows it",
         ));
     }
     Ok(())
@@ -284,33 +293,115 @@ fn check_words(field: &str, s: &str, max: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// A payee is a name from the bank's payment system, printed where the
-/// code arrives (docs/payments.md#the-payee): nothing that reads as a
-/// link (`://`, a word starting `www.`), as a layout (two spaces in a
-/// row) or as a smudge over a letter (stacked combining marks,
-/// [`stacked_marks`]).
-fn check_payee(field: &str, payee: &str) -> Result<(), Error> {
+/// Whether a run of seven or more digits is refused: in a payee (it
+/// reads as a phone number or an account to pay), not in a reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Digits {
+    Refused,
+    Allowed,
+}
+
+/// A payee, or a reference, is printed where the code arrives and must
+/// read as a name, never as an instruction (docs/payments.md#the-payee):
+/// nothing that reads as a link (`://`, `:/`, a word starting `www.`, a
+/// domain name, an e-mail address), a phone number (a run of seven
+/// digits, a payee only), a question, an exclamation, a sentence after a
+/// name, a layout (two spaces in a row) or a smudge over a letter
+/// (stacked combining marks, [`stacked_marks`]). The value is never
+/// echoed.
+fn check_printed(field: &str, text: &str, digits: Digits) -> Result<(), Error> {
+    if let Some(refusal) = refusal(text, digits) {
+        return Err(Error::invalid(field, refusal));
+    }
+    Ok(())
+}
+
+/// Why `text` may not be printed where the code arrives, if it may not:
+/// the first rule it breaks.
+fn refusal(text: &str, digits: Digits) -> Option<&'static str> {
     let www = |w: &str| {
         let w = w.trim_start_matches(|c: char| !c.is_alphanumeric());
         w.get(..4)
             .is_some_and(|start| start.eq_ignore_ascii_case("www."))
     };
-    if payee.contains("://") || payee.split(' ').any(www) {
-        return Err(Error::invalid(
-            field,
-            "must not be or hold a link (`://`, a word starting `www.`): a payee is the name the bank's payment system holds",
-        ));
+    let words = || text.split(' ');
+    let rules: [(bool, &'static str); 8] = [
+        (text.contains(":/") || words().any(www),
+         "must not be or hold a link (`:/`, a word starting `www.`): a payee is the name the bank's payment system holds"),
+        (words().any(holds_email), "must not hold an e-mail address"),
+        (words().any(holds_domain),
+         "must not hold a domain name (letters, a dot, letters, such as example.com): a payee is a name, not an address"),
+        (digits == Digits::Refused && longest_digit_run(text) >= 7,
+         "must not hold a run of 7 or more digits (spaces, dots and dashes between them counted): it reads as a phone number or an account"),
+        (text.contains(['!', '?', '\u{FF01}', '\u{FF1F}']),
+         "must not hold ! or ?: it is a name, not a sentence"),
+        (sentence_after_a_dot(text),
+         "must not have three or more words after a `.` and a space: it is a name, not a sentence"),
+        (text.contains("  "), "must not have two spaces in a row"),
+        (stacked_marks(text),
+         "must not stack combining marks on a letter: at most one accent of the combining diacritical marks, and at most two marks of any kind"),
+    ];
+    rules
+        .into_iter()
+        .find(|(broken, _)| *broken)
+        .map(|(_, why)| why)
+}
+
+/// Whether `word` holds a domain name: a dot with a letter or digit right
+/// before it and a letter right after it, `evil.example` and
+/// `EVIL.EXAMPLE` whatever the top-level domain, unless the labels on
+/// both sides are one character each, as initials are (`e.V.`, `U.K.`,
+/// `S.A.`; docs/decisions/0562-what-a-payee-may-not-read-as.md).
+fn holds_domain(word: &str) -> bool {
+    let c: Vec<char> = word.chars().collect();
+    let label = |c: &char| c.is_alphanumeric() || *c == '-';
+    (1..c.len().saturating_sub(1)).any(|i| {
+        if c[i] != '.' || !c[i - 1].is_alphanumeric() || !c[i + 1].is_alphabetic() {
+            return false;
+        }
+        let before = c[..i].iter().rev().take_while(|c| label(c)).count();
+        let after = c[i + 1..].iter().take_while(|c| label(c)).count();
+        before > 1 || after > 1
+    })
+}
+
+/// Whether `word` holds an e-mail address: an `@` between a letter or
+/// digit and another.
+fn holds_email(word: &str) -> bool {
+    let c: Vec<char> = word.chars().collect();
+    (1..c.len().saturating_sub(1))
+        .any(|i| c[i] == '@' && c[i - 1].is_alphanumeric() && c[i + 1].is_alphanumeric())
+}
+
+/// The most digits in one run of `text`, spaces, dots and dashes between
+/// them counted as one run (`+44 7400-123.456` is 12).
+fn longest_digit_run(text: &str) -> usize {
+    let digit = |c: char| c.general_category() == GeneralCategory::DecimalNumber;
+    let between = |c: char| matches!(c, ' ' | '.' | '-' | '\u{2010}'..='\u{2015}' | '\u{2212}');
+    let (mut longest, mut run) = (0, 0);
+    for c in text.chars() {
+        if digit(c) {
+            run += 1;
+            longest = longest.max(run);
+        } else if !between(c) {
+            run = 0;
+        }
     }
-    if payee.contains("  ") {
-        return Err(Error::invalid(field, "must not have two spaces in a row"));
-    }
-    if stacked_marks(payee) {
-        return Err(Error::invalid(
-            field,
-            "must not stack combining marks on a letter: at most one accent of the combining diacritical marks, and at most two marks of any kind",
-        ));
-    }
-    Ok(())
+    longest
+}
+
+/// Whether a `.` and a space are followed by three or more words (a word
+/// has a letter or a digit): `Bob. Ignore the amount` is a sentence after
+/// a name, `Dr. Smith` and `ACME Ltd. Energy Services` are names.
+fn sentence_after_a_dot(text: &str) -> bool {
+    text.match_indices(". ").any(|(i, _)| {
+        let rest = &text[i + 2..];
+        let words = rest.split_whitespace();
+        words
+            .filter(|w| w.chars().any(char::is_alphanumeric))
+            .count()
+            >= 3
+    })
 }
 
 /// Whether a letter of `s` carries more than one combining diacritical

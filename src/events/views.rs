@@ -477,15 +477,21 @@ pub struct TransactionObject {
     pub currency: String,
     /// 1 to 70 characters: no control, format (bidi) or private-use
     /// characters, one script per word, and no word written wholly in
-    /// letters that look Latin (`АСМЕ` in Cyrillic).
+    /// letters that look Latin (`АСМЕ` in Cyrillic); nothing that reads as
+    /// other than a name: no link (`://`, `:/`, `www.`), domain name
+    /// (`evil.example`; initials such as `e.V.` pass), e-mail address, run
+    /// of 7 or more digits, `!`, `?`, or `.` followed by a space and three
+    /// or more words (`Dr. Smith` passes), see docs/payments.md#the-payee.
     #[schema(min_length = 1, max_length = 70)]
     pub payee: String,
-    /// 1 to 35 such characters.
+    /// 1 to 35 such characters, by the payee's rules, a run of digits
+    /// allowed.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 35)]
     pub reference: Option<String>,
     /// The payee's account as the payment system knows it (an IBAN, a
-    /// card acceptor id); required for `method` `wallet`.
+    /// card acceptor id), without `://` or a leading `www.`; required for
+    /// `method` `wallet`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[A-Za-z0-9./:-]{1,70}$")]
     pub payee_id: Option<String>,

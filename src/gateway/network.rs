@@ -22,7 +22,7 @@ use super::{change, Core};
 use crate::config::{NumberVerification, Team};
 use crate::domain::browser::state_cookie_name;
 use crate::domain::challenge::AdvanceReason;
-use crate::domain::network_auth::{Ending, NetworkResult};
+use crate::domain::network_auth::{Ending, NetworkResult, Source};
 use crate::domain::otp::OtpCode;
 use crate::error::{Error, Result};
 use crate::network_verification::{self as verification, Ask, Back, Begin, Begun, NetworkError};
@@ -94,6 +94,9 @@ pub struct NetworkFinish {
     /// It used its state up: that state's cookie is cleared.
     pub answered: bool,
     pub speaks: Option<Speaks>,
+    /// A `mismatch` that left the challenge open: a code the browser
+    /// posted was refused with tries left (its page asks to try again).
+    pub try_again: bool,
 }
 
 /// Why the callback changed nothing.
@@ -350,14 +353,17 @@ async fn finish_started(
                 code: None,
                 answered: false,
                 speaks: None,
+                try_again: false,
             }
         }
     };
-    let (outcome, code, speaks) = match answer_started(core, &started, answer, check, now).await {
-        Ok((result, code, speaks)) => (Ok(result), code, Some(speaks)),
-        Err((refusal, speaks)) => (Err(refusal), None, speaks),
+    let applied = answer_started(core, &started, answer, check, now).await;
+    let (outcome, code, speaks, open) = match applied {
+        Ok((result, code, speaks, open)) => (Ok(result), code, Some(speaks), open),
+        Err((refusal, speaks)) => (Err(refusal), None, speaks, false),
     };
     NetworkFinish {
+        try_again: open && matches!(outcome, Ok(NetworkResult::Mismatch)),
         outcome,
         code,
         answered: true,
@@ -368,8 +374,8 @@ async fn finish_started(
 type Refused = (NetworkRefusal, Option<Speaks>);
 
 /// What applying an answer gives: the result, the code its page shows,
-/// and the language of the page.
-type Applied = (NetworkResult, Option<OtpCode>, Speaks);
+/// the language of the page, and whether the challenge stays open.
+type Applied = (NetworkResult, Option<OtpCode>, Speaks, bool);
 
 /// The operator's answer to check `started`, applied to its challenge.
 async fn answer_started(
@@ -404,9 +410,15 @@ async fn answer_started(
         let noted = noted(core, team, (id, cid), now).await;
         let off = NetworkResult::NotOnMobileNetwork;
         return noted
-            .map(|()| (off, None, speaks.clone()))
+            .map(|()| (off, None, speaks.clone(), true))
             .map_err(|r| (r, Some(speaks)));
     }
+    // A code the browser posted, refused by the provider: a browser can
+    // post any code, so it is one wrong try (network_auth::refused_code).
+    let source = match check {
+        Some(_) => Source::PostedCode,
+        None => Source::Operator,
+    };
     let result = match (&answer.error, rec.contact.phone.as_deref()) {
         (Some(error), _) => nv.provider.read_error(error),
         // The number on file was removed since the link went out.
@@ -417,41 +429,51 @@ async fn answer_started(
             asked(core, team, nv, q, now).await
         }
     };
-    apply(core, team, (id, cid), result, now)
+    apply(core, team, (id, cid), (result, source), now)
         .await
-        .map(|code| (result, code, speaks.clone()))
+        .map(|(code, open)| (result, code, speaks.clone(), open))
         .map_err(|refusal| (refusal, Some(speaks)))
 }
 
-/// A provider's `result` applied to challenge `cid` of interaction `id`:
-/// the challenge (and a ladder) moved by the domain's conclusion, the
-/// answer counted. The code the page shows, if any.
+/// A provider's `result` (from `source`) applied to challenge `cid` of
+/// interaction `id`: the challenge (and a ladder) moved by the domain's
+/// conclusion, the answer counted ([`counted`]). The code the page
+/// shows, if any, and whether the challenge stays open.
 async fn apply(
     core: &Core,
     team: &Team,
     (id, cid): (Uuid, Uuid),
-    result: NetworkResult,
+    (result, source): (NetworkResult, Source),
     now: Timestamp,
-) -> std::result::Result<Option<OtpCode>, NetworkRefusal> {
-    match conclude_network(core, team, id, cid, result, now).await {
+) -> std::result::Result<(Option<OtpCode>, bool), NetworkRefusal> {
+    match conclude_network(core, team, id, cid, (result, source), now).await {
         Ok((Ending::Gone, _)) => Err(NetworkRefusal::Gone(false)),
         Ok((ending, code)) => {
             if let Ending::MoveOn(reason) = ending {
                 move_on(core, team, (id, cid), reason, now).await;
             }
-            metrics::counter!("chatgate_network_verifications_total", "result" => result.as_str())
-                .increment(1);
-            Ok(code)
+            counted(result);
+            Ok((code, ending == Ending::Open))
         }
         Err(e) => Err(NetworkRefusal::Store(e)),
     }
 }
 
+/// One answer of the operator counted in
+/// `chatgate_network_verifications_total` by its result: every answer
+/// applied to an open challenge, whatever it did
+/// (docs/network-authentication.md#limits-privacy-and-metrics).
+fn counted(result: NetworkResult) {
+    metrics::counter!("chatgate_network_verifications_total", "result" => result.as_str())
+        .increment(1);
+}
+
 /// A landing that brought no code, on challenge `cid` of interaction
 /// `id`: noted as the last answer, a phone off the mobile network (its
-/// page asks to try again), and nothing more: the challenge stays open, a
-/// ladder stays at its network step until its time-out, nothing is
-/// counted (docs/network-authentication.md#the-vonage-landing).
+/// page asks to try again), and counted as one in the metric, nothing
+/// more: the challenge stays open, a ladder stays at its network step
+/// until its time-out, no try is counted
+/// (docs/network-authentication.md#the-vonage-landing).
 async fn noted(
     core: &Core,
     team: &Team,
@@ -459,9 +481,12 @@ async fn noted(
     now: Timestamp,
 ) -> std::result::Result<(), NetworkRefusal> {
     let off = NetworkResult::NotOnMobileNetwork;
-    match conclude_network(core, team, id, cid, off, now).await {
+    match conclude_network(core, team, id, cid, (off, Source::Operator), now).await {
         Ok((Ending::Gone, _)) => Err(NetworkRefusal::Gone(false)),
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            counted(off);
+            Ok(())
+        }
         Err(e) => Err(NetworkRefusal::Store(e)),
     }
 }

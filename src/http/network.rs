@@ -330,6 +330,10 @@ fn finished(st: &AppState, finish: NetworkFinish, headers: &HeaderMap) -> Respon
     let (status, key) = match &finish.outcome {
         Ok(NetworkResult::Verified) if code.is_some() => (StatusCode::OK, TextKey::PageNetworkCode),
         Ok(NetworkResult::Verified) => (StatusCode::OK, TextKey::PageNetworkDone),
+        // A code the browser posted, refused with tries left: open.
+        Ok(NetworkResult::Mismatch) if finish.try_again => {
+            (StatusCode::OK, TextKey::PageNetworkRetry)
+        }
         Ok(NetworkResult::Mismatch) => (StatusCode::OK, TextKey::PageNetworkMismatch),
         Ok(NetworkResult::NotOnMobileNetwork) => (StatusCode::OK, TextKey::PageNetworkRetry),
         Ok(NetworkResult::Error) => (StatusCode::BAD_GATEWAY, TextKey::PageNetworkRetry),

@@ -202,3 +202,67 @@ async fn a_public_client_sends_nothing_to_a_name_or_an_address_on_loopback() {
     }
     sent.abort();
 }
+
+/// A loopback listener and how many connections it has accepted.
+async fn accepting() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    (port, accepted)
+}
+
+/// docs/decisions/0561-a-literal-address-is-checked-before-connecting.md:
+/// an address written as itself is refused before a connection is tried,
+/// so no handshake reaches an open port and an open port and a closed
+/// one fail alike, both [`Refused`].
+#[tokio::test]
+async fn a_literal_special_address_gets_no_handshake_and_open_and_closed_ports_fail_alike() {
+    let clients = Clients::built(|b| b.timeout(std::time::Duration::from_secs(2))).unwrap();
+    let (open, accepted) = accepting().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for port in [open, closed] {
+        for host in ["127.0.0.1", "[::ffff:127.0.0.1]", "[::1]", "127.1.2.3"] {
+            let url = format!("http://{host}:{port}/statuslists/1");
+            let e = clients
+                .of(Reach::Public)
+                .unwrap()
+                .get(&url)
+                .send()
+                .await
+                .expect_err(&url);
+            assert!(is_refused(&e), "{url}: {e:?}");
+        }
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "no handshake");
+    // A file's client connects there.
+    let url = format!("http://127.0.0.1:{open}/statuslists/1");
+    let _ = clients.of(Reach::Anywhere).unwrap().get(&url).send().await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_destination_s_literal_address_is_read_from_its_debug_form() {
+    let read = |s: &str| literal_destination(s);
+    assert_eq!(
+        read("Unnameable(http://127.0.0.1:8080/)"),
+        Some(ip("127.0.0.1"))
+    );
+    assert_eq!(read("Unnameable(https://[::1]:443/)"), Some(ip("::1")));
+    assert_eq!(
+        read("https://[::ffff:127.0.0.1]/x"),
+        Some(ip("::ffff:127.0.0.1"))
+    );
+    assert_eq!(read("Unnameable(https://example.com/)"), None);
+    assert_eq!(read("Unnameable(https://localhost:1/)"), None);
+    assert_eq!(read("not a uri at all"), None);
+}

@@ -186,15 +186,15 @@ async fn a_foreign_or_tampered_landing_never_authenticates(backend: Backend) {
         read(&app, &id, &cid).await["network"]["result"],
         Value::Null
     );
-    // A code not Vonage's: another number, never an authentication.
+    // A code not Vonage's: one wrong try, never an authentication.
     let tampered = json!({"request_id": rid, "code": format!("{code}0")});
     let page = land(&app, Some(&mine.cookie), &tampered).await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("could not confirm"), "{}", page.body);
+    assert!(page.body.contains("mobile network"), "{}", page.body);
     let c = read(&app, &id, &cid).await;
     assert_eq!(
         (c["state"].as_str(), c["network"]["result"].as_str()),
-        (Some("failed"), Some("mismatch"))
+        (Some("open"), Some("mismatch"))
     );
     assert_ne!(app.get(&id).await["status"], "authenticated");
     assert_eq!(failures(&app).await, 0, "a mismatch counts nothing");
@@ -249,8 +249,9 @@ async fn one_verification_runs_for_a_challenge(backend: Backend) {
 }
 
 /// Each of Vonage's answers is mapped: a wrong code (400) or a wrong
-/// request (404) is another number (the challenge ends, nothing
-/// counted); anything else is an error (502, open). A landing without a
+/// request (404) is one wrong try (`mismatch`, the retry page, open while
+/// tries are left, the subject's lockout counting nothing); anything else
+/// is an error (502, open). A landing without a
 /// code, whatever it says ("does not match" included), is a phone off
 /// the mobile network (open, 200): only Vonage's answer ends a check.
 async fn each_vonage_answer_is_mapped(backend: Backend) {
@@ -259,8 +260,8 @@ async fn each_vonage_answer_is_mapped(backend: Backend) {
     };
     let wrong = || None;
     let cases: [(Misbehave, Option<&str>, u16, &str, &str); 8] = [
-        (Misbehave::None, wrong(), 200, "mismatch", "failed"),
-        (Misbehave::CheckFails(404), None, 200, "mismatch", "failed"),
+        (Misbehave::None, wrong(), 200, "mismatch", "open"),
+        (Misbehave::CheckFails(404), None, 200, "mismatch", "open"),
         (
             Misbehave::None,
             Some("Phone number does not match"),
@@ -558,7 +559,88 @@ macro_rules! on_both_stores {
     };
 }
 
+/// A made-up code posted with the landing's cookie is one wrong try
+/// (docs/network-authentication.md#the-vonage-landing): the retry page
+/// and the challenge open while tries are left, the last one ends it
+/// (`number_mismatch`, the mismatch page); the subject's lockout counts
+/// nothing, and each try is a `mismatch` in the metric.
+async fn a_made_up_code_is_one_wrong_try_until_the_tries_are_spent(backend: Backend) {
+    let Some((mut app, vonage)) = spawn_vonage(backend, "").await else {
+        return;
+    };
+    let id = interaction(&app).await;
+    let (cid, link) = start(&app, &id).await;
+    let before = metric(&app, "mismatch").await;
+    // Settings' default `otp.max_attempts`.
+    let tries = 3;
+    for tried in 1..=tries {
+        let pressed = press_link(&app, &link).await;
+        assert_eq!(pressed.status, 302, "{tried}: {}", pressed.body);
+        let (rid, code) = last_started(&vonage);
+        let made_up = json!({"request_id": rid, "code": format!("{code}9")});
+        let page = land(&app, Some(&pressed.cookie), &made_up).await;
+        assert_eq!(page.status, 200, "{tried}: {}", page.body);
+        let c = read(&app, &id, &cid).await;
+        assert_eq!(c["network"]["result"], "mismatch", "{tried}: {c}");
+        if tried < tries {
+            assert!(page.body.contains("mobile network"), "{}", page.body);
+            assert_eq!(c["state"], "open", "{tried}: {c}");
+        } else {
+            assert!(page.body.contains("could not confirm"), "{}", page.body);
+            assert_eq!(c["state"], "failed", "{tried}: {c}");
+        }
+    }
+    let failed = app
+        .next_event("challenge.failed", Duration::from_secs(5))
+        .await
+        .expect("challenge.failed once the tries are spent");
+    assert_eq!(event_data(&failed)["reason"], "number_mismatch");
+    assert_eq!(failures(&app).await, 0, "the subject counts nothing");
+    assert_ne!(app.get(&id).await["status"], "authenticated");
+    assert!(metric(&app, "mismatch").await - before >= f64::from(tries));
+    // Its link is spent: the link answers its 410 page.
+    let res = app.request(Method::GET, &link, None).send().await.unwrap();
+    assert_eq!(res.status(), 410);
+    assert_eq!(vonage.refused(), Vec::<String>::new());
+}
+
+/// `chatgate_network_verifications_total` counts every answer of
+/// Vonage's by its result: a code Vonage confirms (`verified`), one it
+/// refuses (`mismatch`), a landing without a code
+/// (`not_on_mobile_network`) and Vonage failing (`error`).
+async fn every_vonage_answer_is_counted_by_its_result(backend: Backend) {
+    let Some((app, vonage)) = spawn_vonage(backend, "").await else {
+        return;
+    };
+    for result in ["verified", "mismatch", "not_on_mobile_network", "error"] {
+        app.advance(601);
+        vonage.misbehave(Misbehave::None);
+        let id = interaction(&app).await;
+        let (cid, link) = start(&app, &id).await;
+        let pressed = press_link(&app, &link).await;
+        assert_eq!(pressed.status, 302, "{result}");
+        let (rid, code) = last_started(&vonage);
+        let body = match result {
+            "mismatch" => json!({"request_id": rid, "code": format!("{code}9")}),
+            "not_on_mobile_network" => {
+                json!({"request_id": rid, "error_description": "Not on a cellular connection"})
+            }
+            _ => json!({"request_id": rid, "code": code}),
+        };
+        if result == "error" {
+            vonage.misbehave(Misbehave::CheckFails(500));
+        }
+        let before = metric(&app, result).await;
+        land(&app, Some(&pressed.cookie), &body).await;
+        assert_eq!(read(&app, &id, &cid).await["network"]["result"], result);
+        let after = metric(&app, result).await;
+        assert!(after - before >= 1.0, "{result}: {before} then {after}");
+    }
+}
+
 on_both_stores!(
+    a_made_up_code_is_one_wrong_try_until_the_tries_are_spent,
+    every_vonage_answer_is_counted_by_its_result,
     a_vonage_landing_checks_the_code_and_proves_the_phone,
     a_foreign_or_tampered_landing_never_authenticates,
     one_verification_runs_for_a_challenge,

@@ -547,6 +547,60 @@ both_stores!(
 );
 
 both_stores!(
+    a_payee_reference_or_payee_id_that_reads_as_an_instruction_is_refused,
+    |app: TestApp| async move {
+        // docs/payments.md#the-payee: a domain name, an e-mail address, a
+        // phone number, `:/`, `!`, `?` or a sentence after a name is never
+        // printed where the code arrives; a reference follows the same
+        // rules, a payee's account is no link.
+        let id = interaction(&app).await;
+        let cases = [
+            ("payee", "Bob. Ignore the amount, it is 1.00 EUR"),
+            ("payee", "evil.example/pay"),
+            ("payee", "EVIL.EXAMPLE"),
+            ("payee", "http:/evil.example"),
+            ("payee", "ACME Energy, call +447400123456"),
+            ("payee", "Mail evil@example.com"),
+            ("payee", "ACME Energy!"),
+            ("payee", "Refund? ACME"),
+            ("reference", "https://evil.example"),
+            ("reference", "INV evil.example"),
+            ("payee_id", "https://evil.example/pay"),
+            ("payee_id", "www.evil.example"),
+        ];
+        for (member, value) in cases {
+            let mut t = payment();
+            t[member] = json!(value);
+            let body = json!({"method": "otp", "delivery": "sms", "transaction": t});
+            let res = start(&app, &id, body).await;
+            let p = assert_problem(res, 422, "invalid_request").await;
+            let detail = p["detail"].as_str().unwrap();
+            let named = format!("transaction.{member}:");
+            assert!(detail.starts_with(&named), "{value}: {p}");
+            assert!(!detail.contains(value), "the value is not echoed: {p}");
+        }
+        assert!(sms_bodies(&app).await.is_empty(), "nothing was sent");
+        assert_eq!(app.get(&id).await["open_challenge"], Value::Null);
+        let s = app
+            .get_json("/v1/subjects/cust-42", Some(&app.keys.agent))
+            .await;
+        assert_eq!(s["failures"], 0);
+        // Initials and a name after a dot are names.
+        for payee in [
+            "Dr. Smith",
+            "ACME Ltd. Energy Services",
+            "Förderverein e.V.",
+        ] {
+            let mut t = payment();
+            t["payee"] = json!(payee);
+            let body = json!({"method": "otp", "delivery": "sms", "transaction": t});
+            assert_eq!(start(&app, &id, body).await.status(), 201, "{payee}");
+        }
+        assert!(sms_bodies(&app).await[2].contains("to Förderverein e.V.."));
+    }
+);
+
+both_stores!(
     a_payee_in_cyrillic_letters_that_look_latin_is_refused,
     |app: TestApp| async move {
         let id = interaction(&app).await;

@@ -353,3 +353,95 @@ fn only_an_sms_conversation_of_the_number_itself_is_its_own() {
     ));
     assert!(!own_sms_conversation(true, "c-1", number));
 }
+
+/// A code a browser posted that the provider refuses is one wrong try:
+/// the challenge stays open while tries are left, ends on the last
+/// (`number_mismatch`), and the subject counts nothing; tries used go on
+/// into the binding code a later confirmation asks for.
+#[test]
+fn a_refused_posted_code_is_one_wrong_try_and_the_last_ends_it() {
+    let s = Settings::default();
+    assert!(s.otp.max_attempts >= 2);
+    let (mut r, cid) = open();
+    for tried in 1..s.otp.max_attempts {
+        let at = t(i64::from(tried) + 1);
+        assert_eq!(refused_code(&mut r, cid, &s, at), Ending::Open, "{tried}");
+        let c = r.open_challenge(at).expect("still open");
+        assert_eq!(
+            (c.attempts_used, c.max_attempts),
+            (tried, s.otp.max_attempts)
+        );
+        assert_eq!(c.attempts_remaining(), s.otp.max_attempts - tried);
+        assert_eq!(
+            c.network,
+            Some(NetworkAnswer {
+                result: NetworkResult::Mismatch,
+                answered_at: at
+            })
+        );
+        assert!(is_open_network(&r, cid, at), "its link still answers");
+    }
+    let last = t(100);
+    assert_eq!(
+        refused_code(&mut r, cid, &s, last),
+        Ending::Ended {
+            reason: "number_mismatch"
+        }
+    );
+    let (_, state) = r.challenge_at(cid, last).unwrap();
+    assert_eq!(state, ChallengeState::Failed);
+    assert_eq!(refused_code(&mut r, cid, &s, t(101)), Ending::Gone);
+
+    // One wrong try, then Vonage's own code: the binding code keeps the
+    // tries that are left.
+    let (mut r, cid) = open();
+    let mut subject = SubjectRecord::default();
+    assert_eq!(refused_code(&mut r, cid, &s, t(2)), Ending::Open);
+    let to_type = Proof::CodeToType("codehash".into());
+    let ending = conclude(
+        &mut r,
+        &mut subject,
+        (cid, NetworkResult::Verified, to_type),
+        &s,
+        t(3),
+    );
+    assert_eq!(ending, Ending::AwaitingCode);
+    let c = r.open_challenge(t(3)).unwrap();
+    assert_eq!(c.attempts_remaining(), s.otp.max_attempts - 1);
+    assert!(subject.failures.is_empty());
+}
+
+/// On a ladder at its network step a refused posted code moves the ladder
+/// on, as any answer that does not confirm, counting nothing.
+#[test]
+fn a_refused_posted_code_moves_a_ladder_on_counting_nothing() {
+    use crate::domain::challenge::{Ladder, SentStep, NETWORK_STEP};
+    let s = Settings::default();
+    let mut r = InteractionRecord::new(Uuid::now_v7(), "acme", "webchat", "c-1", t(0));
+    let cid = Uuid::now_v7();
+    let mut c =
+        Challenge::new_network(cid, Delivery::Ladder, Duration::from_secs(300), false, t(1));
+    c.method = ChallengeMethod::Otp;
+    c.max_attempts = 3;
+    c.ladder = Some(Ladder {
+        steps: vec![NETWORK_STEP.into(), "sms".into()],
+        sent: vec![SentStep {
+            index: 0,
+            channel: NETWORK_STEP.into(),
+            destination: "+447400123456".into(),
+            message_id: None,
+            sent_at: t(1),
+            left_at: None,
+            in_flight: 0,
+            reason: None,
+        }],
+        sealed_code: String::new(),
+        answers: Vec::new(),
+    });
+    r.open_new_challenge(c, t(1));
+    assert_eq!(
+        refused_code(&mut r, cid, &s, t(2)),
+        Ending::MoveOn(AdvanceReason::NumberMismatch)
+    );
+    assert_eq!(r.open_challenge(t(2)).unwrap().attempts_used, 0);
+}

@@ -434,15 +434,145 @@ fn a_payee_with_a_link_two_spaces_or_stacked_marks_is_422() {
     );
     assert!(ok("Wwwow Ltd"), "www without its dot");
     assert!(ok("ACME: 3/4 Ltd."));
-    // Only the payee: a reference is not printed where the code arrives.
-    let t = with("reference", json!("INV  42"));
-    assert!(Transaction::parse("transaction", &t).is_ok());
+    // A reference follows the same rules.
+    let (status, text) = refused(&with("reference", json!("INV  42")));
+    assert_eq!(status, 422);
+    assert!(text.starts_with("transaction.reference: "), "{text}");
+}
+
+/// The payee's word rules (docs/payments.md#the-payee): a member whose
+/// value breaks `rule` is 422 naming it, with the rule's words and
+/// without the value.
+fn refused_for(member: &str, value: &str, rule: &str) {
+    let (status, text) = refused(&with(member, json!(value)));
+    assert_eq!(status, 422, "{member} {value}");
+    assert!(
+        text.starts_with(&format!("transaction.{member}: ")),
+        "{value}: {text}"
+    );
+    assert!(text.contains(rule), "{value}: {text}");
+    assert!(!text.contains(value), "the value is not echoed: {text}");
+}
+
+fn payee_ok(payee: &str) -> bool {
+    Transaction::parse("transaction", &with("payee", json!(payee))).is_ok()
+}
+
+#[test]
+fn a_word_that_is_a_domain_name_is_422_initials_are_not() {
+    for payee in [
+        "evil.example",
+        "EVIL.EXAMPLE",
+        "evil.example/pay",
+        "Pay evil.example now",
+        "pay24.example",
+        "ACME (acme.co)",
+        "x.ai",
+        "Ltd.Energy",
+    ] {
+        refused_for("payee", payee, "domain name");
+    }
+    refused_for("reference", "INV evil.example", "domain name");
+    assert!(payee_ok("Förderverein e.V."), "initials");
+    assert!(payee_ok("ACME U.K. Ltd"));
+    assert!(payee_ok("Telefónica S.A."));
+    assert!(payee_ok("ACME Energy Ltd."));
+    assert!(payee_ok("Dr. Smith"));
+    assert!(payee_ok("ACME 1.5 Ltd"), "a number with a dot");
+}
+
+#[test]
+fn an_e_mail_address_is_422() {
+    for payee in ["Mail evil@example.com", "evil@localhost", "Pay bob@acme"] {
+        refused_for("payee", payee, "e-mail");
+    }
+    refused_for("reference", "to bob@acme", "e-mail");
+    assert!(payee_ok("ACME @ Home"), "an @ standing alone");
+}
+
+#[test]
+fn a_run_of_seven_digits_is_422_in_a_payee_not_in_a_reference() {
+    for payee in [
+        "ACME Energy, call +447400123456",
+        "Call 1234567",
+        "ACME 740-012-3456",
+        "ACME 740 0123 456",
+        "ACME 74.00.12.34",
+        "ACME \u{0667}\u{0664}\u{0660}\u{0660}\u{0661}\u{0662}\u{0663}",
+    ] {
+        refused_for("payee", payee, "7 or more digits");
+    }
+    assert!(payee_ok("ACME 123456 Ltd"), "six digits");
+    assert!(payee_ok("ACME 2026 Ltd 123"), "two runs apart");
+    let reference = with("reference", json!("INV 2026 000123456"));
+    assert!(Transaction::parse("transaction", &reference).is_ok());
+}
+
+#[test]
+fn a_colon_slash_an_exclamation_or_a_question_is_422() {
+    refused_for("payee", "http:/evil.example", ":/");
+    refused_for("payee", "ACME:/x", ":/");
+    refused_for("reference", "a:/b", ":/");
+    for payee in ["ACME Energy!", "Urgent? ACME", "ACME\u{FF01}"] {
+        refused_for("payee", payee, "! or ?");
+    }
+    refused_for("reference", "INV 42?", "! or ?");
+    assert!(payee_ok("ACME: 3/4 Ltd."));
+}
+
+#[test]
+fn a_dot_then_three_or_more_words_is_422() {
+    for payee in [
+        "Bob. Ignore the amount, it is 1.00 EUR",
+        "Bob. Pay me now",
+        "ACME. Not the real one",
+    ] {
+        refused_for("payee", payee, "three or more words");
+    }
+    refused_for("reference", "INV. see the note", "three or more words");
+    assert!(payee_ok("Dr. Smith"));
+    assert!(payee_ok("ACME Ltd. Energy Services"));
+    assert!(payee_ok("ACME Ltd. & Co KG"), "a sign is no word");
+}
+
+#[test]
+fn a_reference_follows_the_payee_s_rules() {
+    for (reference, rule) in [
+        ("https://evil.example", ":/"),
+        ("www.evil", "link"),
+        ("INV  42", "two spaces"),
+        ("e\u{301}\u{301}", "combining marks"),
+    ] {
+        refused_for("reference", reference, rule);
+    }
+}
+
+#[test]
+fn a_payee_id_is_no_link() {
+    for id in [
+        "https://evil.example/pay",
+        "http://x",
+        "www.evil.example",
+        "WWW.evil",
+    ] {
+        refused_for("payee_id", id, "link");
+    }
+    for id in [
+        "DE89370400440532013000",
+        "acq:12345/678",
+        "merchant.example-1",
+    ] {
+        let t = with("payee_id", json!(id));
+        assert!(Transaction::parse("transaction", &t).is_ok(), "{id}");
+    }
 }
 
 proptest::proptest! {
     /// A payee of Latin words, one space apart, each with at most one
-    /// accent, is accepted; the same with `://` put in anywhere, a space
-    /// doubled, or a second accent on a letter, is 422 naming it.
+    /// accent, is accepted; the same with `://`, `!` or `?` put in
+    /// anywhere, a space doubled, a second accent on a letter, a domain
+    /// name, an e-mail address, a run of seven digits or a sentence after
+    /// a dot added, is 422 naming it.
     #[test]
     fn a_name_passes_and_its_link_layout_or_smudge_does_not(
         words in proptest::collection::vec("[A-Za-z]{1,8}", 1..6),
@@ -469,6 +599,12 @@ proptest::proptest! {
             format!("{}://{}", &name[..cut], &name[cut..]),
             doubled,
             format!("{}{}{} Ltd", words[0], accent(0x301), accent(second)),
+            format!("{name} {}.example", words[0]),
+            format!("{name} {}@example", words[0]),
+            format!("{name} 12 345 67"),
+            format!("{}!{}", &name[..cut], &name[cut..]),
+            format!("{}?{}", &name[..cut], &name[cut..]),
+            format!("{name}. Pay me now"),
         ] {
             let refused = parse(&payee).unwrap_err().to_string();
             proptest::prop_assert!(

@@ -14,7 +14,7 @@ use crate::config::Team;
 use crate::domain::challenge::{Delivery, Ladder, SentStep, NETWORK_STEP};
 use crate::domain::delivery_status::DeliveryState;
 use crate::domain::interaction::InteractionRecord;
-use crate::domain::network_auth::{self, Ending, NetworkResult, Proof};
+use crate::domain::network_auth::{self, Ending, NetworkResult, Proof, Source};
 use crate::domain::number_check::Verdict;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
 use crate::domain::{otp, reveal};
@@ -170,13 +170,14 @@ async fn open_network_step(
 /// is written for a challenge that is no longer open. A verified answer
 /// in a conversation that is not the number's own SMS conversation
 /// answers the code its page shows (`otp.length` digits, kept only as its
-/// keyed hash) with [`Ending::AwaitingCode`].
+/// keyed hash) with [`Ending::AwaitingCode`]. A mismatch from
+/// [`Source::PostedCode`] is one wrong try (`network_auth::refused_code`).
 pub(in crate::gateway) async fn conclude_network(
     core: &Core,
     team: &Team,
     id: Uuid,
     cid: Uuid,
-    result: NetworkResult,
+    (result, source): (NetworkResult, Source),
     now: Timestamp,
 ) -> Result<(Ending, Option<otp::OtpCode>)> {
     let done = core
@@ -187,7 +188,12 @@ pub(in crate::gateway) async fn conclude_network(
                 let step_up = w.rec.live_step_up(now).cloned();
                 let (proof, code) = proof_for(core, &w.rec, cid, s.otp.length);
                 let (rec, subject) = w.records();
-                let ending = network_auth::conclude(rec, subject, (cid, result, proof), s, now);
+                let ending = match (result, source) {
+                    (NetworkResult::Mismatch, Source::PostedCode) => {
+                        network_auth::refused_code(rec, cid, s, now)
+                    }
+                    _ => network_auth::conclude(rec, subject, (cid, result, proof), s, now),
+                };
                 match &ending {
                     Ending::Gone => return Ok(Step::Answer((ending, None))),
                     Ending::AwaitingCode => return Ok(Step::Write((ending, code))),

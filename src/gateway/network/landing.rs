@@ -13,7 +13,7 @@ use super::{
     apply, finish_started, keep_state, redirect_uri, started_of, take_state, waited, NetworkFinish,
     NetworkLinkTarget, NetworkStart, OpenLink, StateRead,
 };
-use crate::domain::network_auth::NetworkResult;
+use crate::domain::network_auth::{NetworkResult, Source};
 use crate::error::Result;
 use crate::gateway::work::Step;
 use crate::gateway::Core;
@@ -156,7 +156,8 @@ async fn begin_check(
         Err(_) => NetworkResult::Error,
     };
     let ids = (open.link.0, open.link.1);
-    Ok(match apply(core, open.team, ids, check, now).await {
+    let error = (check, Source::Operator);
+    Ok(match apply(core, open.team, ids, error, now).await {
         Ok(_) => NetworkLinkTarget::Failed(open.confirm.speaks.clone()),
         Err(super::NetworkRefusal::Store(e)) => return Err(e),
         Err(_) => NetworkLinkTarget::Gone(false, Some(open.confirm.speaks.clone())),

@@ -122,8 +122,9 @@ pub(super) fn policy() -> String {
 /// The code is checked with Vonage (`POST {api_url}/v2/verify/{request_id}`):
 /// the answers and their pages are `/n/callback`'s (200 confirmed, with
 /// the code to type into the chat in a conversation that is not the
-/// number's own SMS conversation; 200 another number, when Vonage refuses
-/// the code; 502 Vonage failed, the challenge open; 410 the challenge was
+/// number's own SMS conversation; 200 when Vonage refuses the code, one
+/// wrong try: the retry page while tries are left, the mismatch page once
+/// `otp.max_attempts` are spent; 502 Vonage failed, the challenge open; 410 the challenge was
 /// used, expired or replaced). A landing without a code (an
 /// `error_description`, whatever it says) is 200 not on the mobile
 /// network: the challenge stays open, nothing counts, a ladder moves on
@@ -134,7 +135,7 @@ pub(super) fn policy() -> String {
     request_body(content = String, content_type = "application/json",
         description = "`{\"request_id\", \"code\"}` or `{\"request_id\", \"error_description\"}`, from the URL's fragment"),
     responses(
-        (status = 200, description = "confirmed (in a conversation that is not the number's own SMS conversation, with the code to type into the chat); another number (Vonage refused the code); or not on the mobile network (any landing without a code: the challenge stays open)", content_type = "text/html", body = String),
+        (status = 200, description = "confirmed (in a conversation that is not the number's own SMS conversation, with the code to type into the chat); a code Vonage refused, one wrong try (the retry page, the challenge open, while `otp.max_attempts` tries are left; on the last, another number and the challenge ends); or not on the mobile network (any landing without a code: the challenge stays open)", content_type = "text/html", body = String),
         (status = 400, description = "a body that is not one landing, or an unknown, old, answered or other browser's request: nothing changes", content_type = "text/html", body = String),
         (status = 410, description = "the challenge was used, expired, replaced or failed", content_type = "text/html", body = String),
         (status = 413, description = "a body over the limit: nothing changes", content_type = "text/html", body = String),
