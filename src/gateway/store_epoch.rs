@@ -72,8 +72,7 @@ pub async fn record_the_start(core: &Arc<Core>, wait: Option<Duration>, clock: A
         crate::config::StoreBackend::Redis => FRESH_START_WAIT,
     });
     if wait.is_zero() || !lacks_a_node_marker(core).await {
-        let now = clock.now();
-        return super::audit::record_configuration(core, ConfigSource::Start, now).await;
+        return super::audit::record_configuration(core, ConfigSource::Start, &clock).await;
     }
     tracing::info!(
         wait_ms = wait.as_millis() as u64,
@@ -83,7 +82,7 @@ pub async fn record_the_start(core: &Arc<Core>, wait: Option<Duration>, clock: A
     let core = Arc::clone(core);
     tokio::spawn(async move {
         tokio::time::sleep(wait).await;
-        let recording = super::audit::record_configuration(&core, ConfigSource::Start, clock.now());
+        let recording = super::audit::record_configuration(&core, ConfigSource::Start, &clock);
         super::core::trail::as_the_start(recording).await;
         core.first_entries().release();
     });
