@@ -68,12 +68,7 @@ fn interpolate_value(
                 // Once per process: a reload reads it again without a warning.
                 let about = format!("{file} {path} {name}");
                 warn_or_gather(StartupWarning::DemoDefault, &about, DEMO_DEFAULT, || {
-                    tracing::warn!(
-                        variable = name,
-                        file,
-                        key = path,
-                        "{DEMO_DEFAULT}"
-                    )
+                    tracing::warn!(variable = name, file, key = path, "{DEMO_DEFAULT}")
                 });
             })
             .map_err(|problem| ConfigError::new(file, path, problem))?;

@@ -127,9 +127,12 @@ mod tests {
                     });
                 }
                 // Met before: said no more.
-                warn_or_gather(StartupWarning::DemoDefault, "gather-test-0", "a default", || {
-                    panic!("said twice")
-                });
+                warn_or_gather(
+                    StartupWarning::DemoDefault,
+                    "gather-test-0",
+                    "a default",
+                    || panic!("said twice"),
+                );
             })
         });
         let lines = kept.lines();

@@ -976,9 +976,13 @@ async fn a_reload_s_config_changed_refused_by_an_outage_is_written_when_the_stor
         let auditor = auditor_key("outage");
         let team_file = app.dir.join("config/teams/acme.toml");
         let text = std::fs::read_to_string(&team_file).unwrap();
-        std::fs::write(&team_file, text + "
+        std::fs::write(
+            &team_file,
+            text + "
 [settings.otp]
-ttl = \"2m\"\n").unwrap();
+ttl = \"2m\"\n",
+        )
+        .unwrap();
         store.stall(true);
         match app.reloader.reload().await {
             chatgate::app::Reloaded::Applied { .. } => {}
@@ -1000,7 +1004,11 @@ ttl = \"2m\"\n").unwrap();
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         };
-        assert_eq!(reloads.len(), 1, "{backend:?}: the reload's entry, written once");
+        assert_eq!(
+            reloads.len(),
+            1,
+            "{backend:?}: the reload's entry, written once"
+        );
         assert_eq!(reloads[0]["detail"]["changed"], json!(["settings.otp.ttl"]));
     }
 }

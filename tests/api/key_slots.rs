@@ -81,7 +81,9 @@ both_stores!(
             .unwrap();
         assert_eq!(res.status(), 302);
         let token = link["token"].as_str().unwrap();
-        let res = app.callback(token, "success", json!({"id": "cust-slot"})).await;
+        let res = app
+            .callback(token, "success", json!({"id": "cust-slot"}))
+            .await;
         assert_eq!(res.status(), 200);
         // A code typed on a page: its link saved, opened.
         let res = app

@@ -987,7 +987,10 @@ async fn a_store_reset_is_one_error_line_with_the_count_not_a_line_per_team() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     for i in 0..TEAMS {
         while writes::stored(&app, &format!("reset{i}")).await.is_none() {
-            assert!(std::time::Instant::now() < deadline, "reset{i} not written back");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "reset{i} not written back"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
@@ -999,7 +1002,10 @@ async fn a_store_reset_is_one_error_line_with_the_count_not_a_line_per_team() {
         .collect();
     assert_eq!(restored.len(), 1, "{after:#?}");
     assert!(restored[0].contains("ERROR"), "{restored:?}");
-    assert!(restored[0].contains(&format!("teams={TEAMS}")), "{restored:?}");
+    assert!(
+        restored[0].contains(&format!("teams={TEAMS}")),
+        "{restored:?}"
+    );
     assert!(
         restored[0].contains(&format!("trails_reset={TEAMS}")),
         "{restored:?}"
