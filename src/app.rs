@@ -400,9 +400,8 @@ impl Reloader {
         let gateway = r.putting.put(&running, config, true);
         turn.keep(read);
         drop(turn);
-        let now = r.clock.now();
-        crate::gateway::audit::record_configuration(&gateway, ConfigSource::Reload, now).await;
-        crate::gateway::audit::record_departures(&gateway, &gone, now).await;
+        crate::gateway::audit::record_configuration(&gateway, ConfigSource::Reload, &r.clock).await;
+        crate::gateway::audit::record_departures(&gateway, &gone, &r.clock).await;
         tracing::info!(
             teams = team_count,
             channels = channel_count,

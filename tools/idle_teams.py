@@ -24,6 +24,11 @@ delay from due to done, as percentiles. --kill-one first kills one instance
 
     python3 tools/idle_teams.py --teams 10000 --instances 4 --due 500 --kill-one
 
+--memory starts the instances on the memory store instead: only the
+start to /readyz 200 and --reload are timed (there is nothing to count).
+
+    python3 tools/idle_teams.py --memory --teams 10000 --reload
+
 --cluster runs the same on a Redis Cluster the tool starts on its own
 ports in a temp folder: three masters, each with a replica,
 `cluster-require-full-coverage no` (redis-server and redis-cli on PATH);
@@ -574,6 +579,8 @@ def main() -> None:
     a.add_argument("--kill-one", action="store_true", help="kill one instance before the due entries")
     a.add_argument("--reload", action="store_true",
                    help="after the window, time a reload (SIGHUP) of the first instance")
+    a.add_argument("--memory", action="store_true",
+                   help="the memory store: times the start and --reload only (nothing to count)")
     a.add_argument("--cluster", action="store_true",
                    help="on a Redis Cluster of three masters with a replica each, started here")
     a.add_argument("--fault", choices=["hang", "kill"],
@@ -603,12 +610,15 @@ def main() -> None:
             with_operator(config)
         kind = "API teams" if args.api_teams else "teams"
         prefix = args.prefix or f"idle{os.getpid()}"
-        if args.cluster:
+        backend = "memory" if args.memory else "redis"
+        if args.memory:
+            store = {}
+        elif args.cluster:
             cluster = Cluster(root)
             store = dict(CHATGATE_STORE__CLUSTER_NODES=cluster.urls())
         else:
             store = dict(CHATGATE_STORE__REDIS_URL=f"redis://{args.redis}")
-        masters = cluster.master_ports() if cluster else [int(port)]
+        masters = [] if args.memory else cluster.master_ports() if cluster else [int(port)]
         def calls() -> dict:
             """The calls of every master, by command."""
             out = {}
@@ -622,7 +632,7 @@ def main() -> None:
             env = dict(os.environ,
                        CHATGATE_SERVER__LISTEN=f"127.0.0.1:{p}",
                        CHATGATE_SERVER__PUBLIC_URL=f"http://127.0.0.1:{p}",
-                       CHATGATE_STORE__BACKEND="redis",
+                       CHATGATE_STORE__BACKEND=backend,
                        CHATGATE_STORE__KEY_PREFIX=prefix,
                        RUST_LOG="error" if quiet else "info",
                        **store)
@@ -667,12 +677,13 @@ def main() -> None:
         after["info"] = after.get("info", 0) - len(masters)
         moved = {c: (n - before.get(c, 0)) / args.window for c, n in after.items()}
         per_second = sum(moved.values())
-        where = "a Redis Cluster (3 masters, 3 replicas)" if cluster else "one Redis"
+        where = ("the memory store" if args.memory
+                 else "a Redis Cluster (3 masters, 3 replicas)" if cluster else "one Redis")
         print(f"idle: {args.teams} {kind}, {args.instances} instance(s) on {where}: "
               f"{per_second:.0f} Redis commands/s in all, "
               f"{per_second / args.instances:.0f} per instance; by command: "
               + ", ".join(f"{c} {n:.1f}" for c, n in sorted(moved.items()) if n))
-        nodes = cluster.ports if cluster else [int(port)]
+        nodes = [] if args.memory else cluster.ports if cluster else [int(port)]
         held = [clients("127.0.0.1" if cluster else host, n) for n in nodes]
         readers = [rss_mb(proc.pid) for proc in procs]
         print(f"connections per node (all instances): {held}; "

@@ -20,9 +20,16 @@
 use std::path::Path;
 
 use super::env::Environment;
-use super::once::{warn_once, StartupWarning};
+use super::once::{warn_or_gather, StartupWarning};
 use super::toml_file::display_path;
 use super::ConfigError;
+
+/// The warning of a `${NAME:-default}` that took its default.
+const DEMO_DEFAULT: &str =
+    "environment variable is unset or empty; using the default written in the configuration";
+
+/// The warning of a `${file:PATH}` secret others may read.
+const OPEN_SECRET: &str = "secret file may be read by group or others; give it mode 0600 or 0400";
 
 /// What a `${file:…}` reference starts with.
 const FILE_PREFIX: &str = "file:";
@@ -60,13 +67,8 @@ fn interpolate_value(
             let expanded = expand(s, env, dir, |name| {
                 // Once per process: a reload reads it again without a warning.
                 let about = format!("{file} {path} {name}");
-                warn_once(StartupWarning::DemoDefault, &about, || {
-                    tracing::warn!(
-                        variable = name,
-                        file,
-                        key = path,
-                        "environment variable is unset or empty; using the default written in the configuration"
-                    )
+                warn_or_gather(StartupWarning::DemoDefault, &about, DEMO_DEFAULT, || {
+                    tracing::warn!(variable = name, file, key = path, "{DEMO_DEFAULT}")
                 });
             })
             .map_err(|problem| ConfigError::new(file, path, problem))?;
@@ -169,11 +171,8 @@ fn read_secret_file(dir: &Path, path: &str) -> Result<String, String> {
     }
     if open_to_others(&meta) {
         let about = found.display().to_string();
-        warn_once(StartupWarning::SecretFileOpen, &about, || {
-            tracing::warn!(
-                file = %shown,
-                "secret file may be read by group or others; give it mode 0600 or 0400"
-            );
+        warn_or_gather(StartupWarning::SecretFileOpen, &about, OPEN_SECRET, || {
+            tracing::warn!(file = %shown, "{OPEN_SECRET}");
         });
     }
     let bytes = std::fs::read(&found).map_err(unreadable)?;

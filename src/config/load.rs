@@ -135,7 +135,20 @@ type KeysSeen = HashMap<String, (String, String)>;
 /// The team files of `dir`, by id, and the digests of their API keys
 /// (each named by its team and key): two files of one id, or one key in
 /// two places, is an error.
+/// Their warnings about one file each (a `${NAME:-default}` taken, a
+/// secret file open to others) are one line per kind, with the count.
 fn load_teams(
+    dir: &Path,
+    file: &str,
+    env: &Environment,
+    inherited: &teams::Inherited<'_>,
+    channels: &BTreeMap<String, super::ChannelConfig>,
+) -> Result<(super::Teams, KeysSeen), ConfigError> {
+    super::once::gathering(|| read_teams(dir, file, env, inherited, channels))
+}
+
+/// [`load_teams`], its warnings said one by one.
+fn read_teams(
     dir: &Path,
     file: &str,
     env: &Environment,

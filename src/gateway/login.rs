@@ -265,7 +265,7 @@ pub async fn issue_link_seen(
     now: Timestamp,
 ) -> Result<(IssuedLink, Option<InteractionView>)> {
     let plan = LinkPlan::new(team, &req)?;
-    let code = random_code();
+    let code = keys::marked(&team.keyspace, &random_code());
     let (plan, short_code) = (&plan, code.as_str());
     let deliver = req.deliver.unwrap_or(false);
     let done = core
@@ -390,9 +390,10 @@ fn link_claims(
     }
 }
 
-/// Saves the short link under its code. The code is all a browser has,
-/// so its key carries no team tag: it is written on its own, never in
-/// a multi-key commit, and so stays in its own Redis Cluster slot.
+/// Saves the short link under its code. The code is all a browser has:
+/// marked with its team's slot (`keys::marked`), its key is in that slot,
+/// under a tag of its own; it is written on its own, never in a
+/// multi-key commit.
 async fn save_short_link(
     core: &Core,
     team: &Team,

@@ -224,7 +224,7 @@ pub async fn confirm_network_link(
 /// The confirm button of a provider that comes back to `/n/callback`: a
 /// new state and PKCE verifier, and the provider's authorization request.
 async fn redirect(core: &Core, open: &OpenLink<'_>, now: Timestamp) -> Result<NetworkLinkTarget> {
-    let state = states::new_state(open.link.1);
+    let state = states::new_state(&link_tag(open));
     let (flow, browser_secret) = Flow::begin(open.nv.provider.operator().as_str(), None, now);
     let http = (verification::client(open.nv.reach))
         .map_err(|_| Error::internal("network verification has no HTTP client"))?;
@@ -248,6 +248,12 @@ async fn redirect(core: &Core, open: &OpenLink<'_>, now: Timestamp) -> Result<Ne
     }))
 }
 
+/// The tag of `open`'s states, marked with its team's slot
+/// (`keys::marked`): the record of its checks under way is in that slot.
+fn link_tag(open: &OpenLink<'_>) -> String {
+    keys::marked(&open.team.keyspace, &states::link_tag(open.link.1))
+}
+
 /// Keeps the check begun with `flow` under `state` among the link's
 /// newest, with the provider's `check` if any.
 async fn keep_state(
@@ -259,7 +265,7 @@ async fn keep_state(
     now: Timestamp,
 ) -> Result<()> {
     let started = started_of(open, flow);
-    let key = keys::network_states(&states::link_tag(open.link.1));
+    let key = keys::network_states(&link_tag(open));
     core.change(&open.team.keyspace, std::slice::from_ref(&key), now, |c| {
         let read = c.read::<LinkStates>(&key)?;
         let mut kept = read.value.clone().unwrap_or_default();

@@ -95,7 +95,9 @@ pub async fn start_provider_login(
     let authorization_endpoint = authorization_endpoint(core, oidc, now)
         .await
         .inspect_err(|e| logged(team, e))?;
-    let state = states::new_state(link.link_id);
+    // Marked with its team's slot: the record is in that slot.
+    let tag = keys::marked(&team.keyspace, &states::link_tag(link.link_id));
+    let state = states::new_state(&tag);
     let (flow, browser_secret) = Flow::begin(&oidc.issuer, link.expected_customer.clone(), now);
     let started = Started {
         team: team.id.clone(),
@@ -103,7 +105,7 @@ pub async fn start_provider_login(
         link_id: link.link_id,
         flow,
     };
-    let key = keys::oidc_states(&states::link_tag(link.link_id));
+    let key = keys::oidc_states(&tag);
     core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
         let read = c.read::<LinkStates>(&key)?;
         let mut kept = read.value.clone().unwrap_or_default();

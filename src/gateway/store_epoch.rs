@@ -60,30 +60,38 @@ pub const FRESH_START_WAIT: Duration = Duration::from_secs(3);
 /// markers, `wait` is zero, or the store does not answer (its outage is
 /// for the store's own log and the start's reads to tell). Else (a new
 /// store, or one come back empty) after `wait` — by default
-/// [`FRESH_START_WAIT`] on Redis, none on a memory store, which is this
-/// process's alone: no instance knew its trails — in the background: the
-/// start goes on and serves, and every other audit entry of this process
-/// waits for the start's (`core::trail::FirstEntries`), so that a team's
-/// trail still shows a running instance's `audit.trail_reset`, then the
-/// configuration in force, then what requests did.
+/// [`FRESH_START_WAIT`] on Redis — in the background: the start goes on
+/// and serves, and every other audit entry of this process waits for the
+/// start's (`core::trail::FirstEntries`), so that a team's trail still
+/// shows a running instance's `audit.trail_reset`, then the configuration
+/// in force, then what requests did. A memory store, new and this
+/// process's alone (no instance knew its trails), is recorded so by
+/// default too, with no wait: the start's time does not depend on the
+/// store (10,000 teams' entries are the recording's, not the start's,
+/// docs/performance.md#idle-teams).
 pub async fn record_the_start(core: &Arc<Core>, wait: Option<Duration>, clock: Arc<dyn Clock>) {
-    let wait = wait.unwrap_or(match core.config().store.backend {
-        crate::config::StoreBackend::Memory => Duration::ZERO,
-        crate::config::StoreBackend::Redis => FRESH_START_WAIT,
-    });
-    if wait.is_zero() || !lacks_a_node_marker(core).await {
-        let now = clock.now();
-        return super::audit::record_configuration(core, ConfigSource::Start, now).await;
+    let in_background = match (wait, &core.config().store.backend) {
+        (None, crate::config::StoreBackend::Memory) => Some(Duration::ZERO),
+        (wait, _) => {
+            let wait = wait.unwrap_or(FRESH_START_WAIT);
+            let fresh = !wait.is_zero() && lacks_a_node_marker(core).await;
+            fresh.then_some(wait)
+        }
+    };
+    let Some(wait) = in_background else {
+        return super::audit::record_configuration(core, ConfigSource::Start, &clock).await;
+    };
+    if !wait.is_zero() {
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            "the store has no node marker (new, or come back empty): the first audit entries wait for a running instance to record the reset"
+        );
     }
-    tracing::info!(
-        wait_ms = wait.as_millis() as u64,
-        "the store has no node marker (new, or come back empty): the first audit entries wait for a running instance to record the reset"
-    );
     core.first_entries().hold();
     let core = Arc::clone(core);
     tokio::spawn(async move {
         tokio::time::sleep(wait).await;
-        let recording = super::audit::record_configuration(&core, ConfigSource::Start, clock.now());
+        let recording = super::audit::record_configuration(&core, ConfigSource::Start, &clock);
         super::core::trail::as_the_start(recording).await;
         core.first_entries().release();
     });

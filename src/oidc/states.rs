@@ -2,7 +2,9 @@
 //! link starts one (a `state`), and the link keeps only its
 //! [`MAX_PER_LINK`] newest, so that fetching one link over and over stores
 //! no more. They live in one record per link, found from the state alone:
-//! a state is `<link tag>.<256 random bits>`, the tag naming the record.
+//! a state is `<link tag>.<256 random bits>`, the tag naming the record
+//! (marked by the gateway with its team's slot, `<4 hex>.<tag>`, so that
+//! the record is in that slot; a state made before, unmarked).
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -26,16 +28,22 @@ pub fn link_tag(link_id: Uuid) -> String {
     hex::encode(&hasher.finalize()[..TAG_LEN / 2])
 }
 
-/// A new state for link `link_id`.
-pub fn new_state(link_id: Uuid) -> String {
-    format!("{}.{}", link_tag(link_id), random_value())
+/// A new state for the link whose tag is `tag` (its [`link_tag`], as
+/// marked).
+pub fn new_state(tag: &str) -> String {
+    format!("{tag}.{}", random_value())
 }
 
-/// The link tag a state names, if it has the form of one.
+/// The link tag a state names, if it has the form of one: a [`link_tag`],
+/// or one marked with its team's slot (`<4 hex>.<tag>`).
 pub fn tag_of(state: &str) -> Option<&str> {
-    let (tag, rest) = state.split_once('.')?;
-    let hex = tag.len() == TAG_LEN && tag.bytes().all(|b| b.is_ascii_hexdigit());
-    (hex && !rest.is_empty()).then_some(tag)
+    let (tag, rest) = state.rsplit_once('.')?;
+    let hex = |t: &str, n: usize| t.len() == n && t.bytes().all(|b| b.is_ascii_hexdigit());
+    let form = match tag.split_once('.') {
+        Some((mark, plain)) => hex(mark, 4) && hex(plain, TAG_LEN),
+        None => hex(tag, TAG_LEN),
+    };
+    (form && !rest.is_empty()).then_some(tag)
 }
 
 /// One started login, under the digest of its state.
@@ -400,8 +408,11 @@ mod tests {
     #[test]
     fn a_state_names_its_links_record_and_nothing_else() {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        let s = new_state(a);
+        let s = new_state(&link_tag(a));
         assert_eq!(tag_of(&s), Some(link_tag(a).as_str()));
+        let marked = format!("0a1b.{}", link_tag(a));
+        assert_eq!(tag_of(&new_state(&marked)), Some(marked.as_str()));
+        assert_eq!(tag_of(&format!("0a1.{}.x", link_tag(a))), None);
         assert_ne!(link_tag(a), link_tag(b));
         assert!(!s.contains(&a.simple().to_string()));
         assert_eq!(tag_of("no-dot"), None);

@@ -8,6 +8,8 @@
 //! `{acme}:~<hex>:…` — in the id's slot, apart from every other
 //! incarnation's (docs/decisions/0437-a-team-id-written-again-is-a-new-tenant.md).
 use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -280,31 +282,123 @@ pub fn due_queue(team: &str) -> String {
     scoped(team, "dueq", 0)
 }
 
-/// A short login link code → where it leads. Not team-scoped: the code is
-/// all a browser has.
+/// Slots of a Redis Cluster.
+pub const SLOTS: u16 = 16_384;
+
+/// The slot Redis Cluster gives `key`: CRC16 of its hash tag (the text
+/// between the first `{` and the next `}`, when not empty), else of the
+/// whole key.
+pub fn slot_of(key: &[u8]) -> u16 {
+    let tag = key
+        .iter()
+        .position(|b| *b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|b| *b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(tag) % SLOTS
+}
+
+/// The slot of every key of team `team` (a [`keyspace`]): its id's.
+pub fn team_slot(team: &str) -> u16 {
+    slot_of(scoped(team_of(team), "", 0).as_bytes())
+}
+
+/// Hex digits of the slot a code found by a browser carries ([`marked`]).
+const MARK: usize = 4;
+
+/// `code` marked with the slot of team `team` (a [`keyspace`]): four hex
+/// digits, a `.`, then `code`. What a browser brings back is then enough
+/// to find the record in its team's slot, so that a Redis Cluster
+/// master's failure reaches no link of a team whose keys are elsewhere
+/// (docs/decisions/0590-a-browser-s-code-carries-its-team-s-slot.md). The
+/// mark chooses where the record is looked for, never which: the whole
+/// marked code is hashed into the key, so another mark finds nothing.
+pub fn marked(team: &str, code: &str) -> String {
+    let mut out = String::with_capacity(MARK + 1 + code.len());
+    let _ = write!(out, "{:04x}.", team_slot(team));
+    out.push_str(code);
+    out
+}
+
+/// The slot a [`marked`] code names; `None` for a code without a mark (one
+/// made before codes were marked: no base64url code has a `.`).
+fn mark_of(code: &str) -> Option<u16> {
+    let (mark, rest) = code.split_once('.')?;
+    let hex = mark.len() == MARK && mark.bytes().all(|b| b.is_ascii_hexdigit());
+    let slot = u16::from_str_radix(mark, 16).ok().filter(|_| hex)?;
+    (slot < SLOTS && !rest.is_empty()).then_some(slot)
+}
+
+/// A hash tag in slot `slot`: `~s<n>`, `n` the least that puts it there
+/// (no team id has a `~`). Found once for every slot, on first use.
+fn slot_tag(slot: u16) -> String {
+    static TAGS: OnceLock<Vec<u32>> = OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        let mut found = vec![u32::MAX; usize::from(SLOTS)];
+        let (mut missing, mut n, mut tag) = (found.len(), 0u32, String::new());
+        while missing > 0 {
+            tag.clear();
+            let _ = write!(tag, "~s{n}");
+            let at = &mut found[usize::from(slot_of(tag.as_bytes()))];
+            if *at == u32::MAX {
+                *at = n;
+                missing -= 1;
+            }
+            n += 1;
+        }
+        found
+    });
+    format!("~s{}", tags[usize::from(slot)])
+}
+
+/// The key of a code a browser brings, under `prefix` (`l:`, a challenge
+/// link's): in the slot its mark names (`{~s<n>}:` then `prefix`), or,
+/// for a code without one, `prefix` alone; then the whole code hashed.
+fn found_by_code(prefix: &str, code: &str) -> String {
+    let key = match mark_of(code) {
+        Some(slot) => {
+            let tag = slot_tag(slot);
+            let mut key = String::with_capacity(tag.len() + 3 + prefix.len() + DIGEST);
+            key.push('{');
+            key.push_str(&tag);
+            key.push_str("}:");
+            key.push_str(prefix);
+            key
+        }
+        None => String::with_capacity(prefix.len() + DIGEST) + prefix,
+    };
+    with_digest(key, &[code])
+}
+
+/// A short login link code → where it leads: in the slot the code's
+/// mark names, its team's ([`marked`]); a code without one (made by an
+/// earlier version) on a key of its own.
 pub fn short_link(code: &str) -> String {
-    with_digest(String::with_capacity(2 + DIGEST) + "l:", &[code])
+    found_by_code("l:", code)
 }
 
 /// The logins started from one identity-provider link (its newest few
-/// states), by the link's tag that each of its states carries (hashed).
-/// Not team-scoped: it is found from the state alone.
+/// states), by the link's tag that each of its states carries (hashed):
+/// found from the state alone, in the slot the tag's mark names
+/// ([`marked`]).
 pub fn oidc_states(link_tag: &str) -> String {
-    with_digest(String::with_capacity(2 + DIGEST) + "o:", &[link_tag])
+    found_by_code("o:", link_tag)
 }
 
 /// A challenge link's code → its team, interaction and challenge: its
 /// kind's `prefix` (`n:` the network challenge's, `wl:` the wallet's,
 /// `ce:` the page a code is typed on), then the code hashed
-/// (docs/architecture.md#challenge-links). Not team-scoped: the code is
-/// all a browser has; hashed, so the key does not hold the code. Kept
-/// for the challenge's life and as long again as an interaction lives
-/// after it, so that an ended challenge's link answers its 410 page.
+/// (docs/architecture.md#challenge-links), in the slot the code's mark
+/// names, its team's ([`marked`]; a code without one, made by an earlier
+/// version, on a key of its own). Hashed, so the key does not hold the
+/// code. Kept for the challenge's life and as long again as an
+/// interaction lives after it, so that an ended challenge's link answers
+/// its 410 page.
 pub fn challenge_link(prefix: &str, code: &str) -> String {
-    with_digest(
-        String::with_capacity(prefix.len() + DIGEST) + prefix,
-        &[code],
-    )
+    found_by_code(prefix, code)
 }
 
 /// A wallet request's encryption key id (its thumbprint) → its team,
@@ -328,10 +422,11 @@ pub fn wallet_page_fetches(team: &str, code: &str) -> String {
 }
 
 /// The operator checks started from one network link (its newest few
-/// states), by the link's tag that each of its states carries (hashed).
-/// Not team-scoped: it is found from the state alone.
+/// states), by the link's tag that each of its states carries (hashed):
+/// found from the state alone, in the slot the tag's mark names
+/// ([`marked`]).
 pub fn network_states(link_tag: &str) -> String {
-    with_digest(String::with_capacity(3 + DIGEST) + "ns:", &[link_tag])
+    found_by_code("ns:", link_tag)
 }
 
 /// A console sign-in started at a team's workforce provider, by the
@@ -612,6 +707,32 @@ mod tests {
                 due_index_of(&queue),
                 Some((index, Cow::Borrowed(space.as_str())))
             );
+        }
+    }
+
+    #[test]
+    fn a_marked_code_s_key_is_in_its_team_s_slot_and_names_the_whole_code() {
+        let h = |s: &str| hex::encode(&Sha256::digest(s.as_bytes())[..16]);
+        for team in ["acme", "globex", "t00042", "acme~0a1b2c3d4e5f"] {
+            let slot = slot_of(interaction(team, Uuid::nil()).as_bytes());
+            assert_eq!(team_slot(team), slot);
+            let code = marked(team, "AbCd-_9");
+            assert_eq!(code, format!("{slot:04x}.AbCd-_9"));
+            for key in [short_link(&code), challenge_link("wl:", &code)] {
+                assert_eq!(slot_of(key.as_bytes()), slot, "{key}");
+                assert!(key.ends_with(&h(&code)), "{key}");
+            }
+        }
+        // Another team's mark on the same code: another key.
+        let (a, b) = (marked("acme", "x"), marked("globex", "x"));
+        assert_ne!(short_link(&a), short_link(&b));
+        // Every slot has its tag.
+        for slot in [0, 1, 5460, 12182, SLOTS - 1] {
+            assert_eq!(slot_of(format!("{{{}}}", slot_tag(slot)).as_bytes()), slot);
+        }
+        // What is not a mark leaves the code on a key of its own.
+        for code in ["AbC", "zzzz.x", "4000.x", "0001.", "001.x", ".x"] {
+            assert_eq!(short_link(code), format!("l:{}", h(code)), "{code}");
         }
     }
 

@@ -955,6 +955,64 @@ async fn a_reload_records_what_changed_once() {
     verify_chain(&entries).unwrap();
 }
 
+/// A reload's `config.changed` that the store refused (an outage) is kept
+/// and written once the store is back, never dropped, on a lone instance
+/// (docs/audit.md#configuration-changes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_s_config_changed_refused_by_an_outage_is_written_when_the_store_is_back() {
+    for backend in [Backend::Memory, Backend::Redis] {
+        let Some((inner, prefix)) = crate::outbox::own_store(backend).await else {
+            continue;
+        };
+        let store = crate::stalls::Stalling::over(inner);
+        let setup = Setup {
+            key_prefix: Some(prefix),
+            store: Some(store.store()),
+            ..audit_setup("outage", "")
+        };
+        let Some(app) = spawn_with(backend, setup).await else {
+            continue;
+        };
+        let auditor = auditor_key("outage");
+        let team_file = app.dir.join("config/teams/acme.toml");
+        let text = std::fs::read_to_string(&team_file).unwrap();
+        std::fs::write(
+            &team_file,
+            text + "
+[settings.otp]
+ttl = \"2m\"\n",
+        )
+        .unwrap();
+        store.stall(true);
+        match app.reloader.reload().await {
+            chatgate::app::Reloaded::Applied { .. } => {}
+            other => panic!("{backend:?}: {other:?}"),
+        }
+        // Down a while longer than a retry, then back.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        store.stall(false);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let reloads = loop {
+            let entries = trail(&app, &auditor).await;
+            let reloads: Vec<_> = of(&entries, "config.changed")
+                .into_iter()
+                .filter(|e| e["detail"]["source"] == "reload")
+                .cloned()
+                .collect();
+            if !reloads.is_empty() || std::time::Instant::now() > deadline {
+                break reloads;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert_eq!(
+            reloads.len(),
+            1,
+            "{backend:?}: the reload's entry, written once"
+        );
+        assert_eq!(reloads[0]["detail"]["changed"], json!(["settings.otp.ttl"]));
+    }
+}
+
 /// Every entry lives `[audit] retention`; once the oldest are gone, a
 /// read from before them starts at the oldest entry kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

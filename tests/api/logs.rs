@@ -955,3 +955,64 @@ async fn start_up_warnings_are_logged_once_not_again_at_each_reload() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(count(&after), started, "{after:#?}");
 }
+
+/// A store reset with API teams in force is one ERROR line saying how many
+/// teams it wrote back and how many trails it restarted, not a line per
+/// team (docs/operations.md#when-redis-comes-back-empty). The runtime runs
+/// on this test's thread, so the thread's subscriber sees the gateway's
+/// lines and no other test's.
+#[tokio::test]
+async fn a_store_reset_is_one_error_line_with_the_count_not_a_line_per_team() {
+    use crate::operator_writes as writes;
+    use chatgate::domain::secrets::ApiKeyHash;
+    const TEAMS: usize = 6;
+    let (capture, _guard) = Capture::at_info();
+    let Some(app) = spawn_with(Backend::Redis, writes::with_operator()).await else {
+        return;
+    };
+    for i in 0..TEAMS {
+        let id = format!("reset{i}");
+        let mut body = writes::team(&id, &chatgate::domain::secrets::generate_whsec());
+        body["api_keys"] = json!([{"id": format!("{id}-bot"), "role": "bot",
+            "sha256": ApiKeyHash::of_key(&format!("{id}-bot-key")).to_hex()}]);
+        let res = writes::put(&app, &id, &body, &[]).await;
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    }
+    let lines = |capture: &Capture| -> Vec<String> {
+        let text = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
+        text.lines().map(str::to_string).collect()
+    };
+    let before = lines(&capture).len();
+    crate::redis_support::TestPrefix::for_prefix(&app.key_prefix).cleanup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for i in 0..TEAMS {
+        while writes::stored(&app, &format!("reset{i}")).await.is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "reset{i} not written back"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after: Vec<String> = lines(&capture).split_off(before);
+    let restored: Vec<&String> = after
+        .iter()
+        .filter(|l| l.contains("written back as they were stored"))
+        .collect();
+    assert_eq!(restored.len(), 1, "{after:#?}");
+    assert!(restored[0].contains("ERROR"), "{restored:?}");
+    assert!(
+        restored[0].contains(&format!("teams={TEAMS}")),
+        "{restored:?}"
+    );
+    assert!(
+        restored[0].contains(&format!("trails_reset={TEAMS}")),
+        "{restored:?}"
+    );
+    let per_team: Vec<&String> = after
+        .iter()
+        .filter(|l| l.contains("ERROR") && l.contains("team=reset"))
+        .collect();
+    assert!(per_team.is_empty(), "{per_team:#?}");
+}

@@ -32,6 +32,7 @@ mod hostile_clients;
 mod identifiers;
 mod interactions;
 mod interop;
+mod key_slots;
 mod ladder;
 mod ladder_faults;
 mod languages;

@@ -1611,7 +1611,7 @@ async fn a_network_callback_reads_its_state_once() {
     let gets = counting.gets.lock().unwrap().clone();
     let state_reads = gets
         .iter()
-        .filter(|keys| keys.iter().any(|k| k.starts_with("ns:")))
+        .filter(|keys| (keys.iter()).any(|k| k.starts_with("{~s") && k.contains("}:ns:")))
         .count();
     let reads = counting.reads.load(Ordering::SeqCst) - reads;
     let commits = counting.commits.load(Ordering::SeqCst) - commits;

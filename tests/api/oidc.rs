@@ -181,7 +181,9 @@ async fn happy_path(backend: Backend) {
 async fn started_logins_expire_in_redis(app: &TestApp) {
     let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let pattern = format!("{}:o:*", app.key_prefix);
+    // In the team's slot, under a tag of that slot
+    // (docs/decisions/0590-a-browser-s-code-carries-its-team-s-slot.md).
+    let pattern = format!("{}:{{~s*}}:o:*", app.key_prefix);
     let keys = |c: &mut redis::aio::MultiplexedConnection| {
         let mut c = c.clone();
         let pattern = pattern.clone();

@@ -869,3 +869,28 @@ fn a_display_name_is_read_and_checked() {
     }
     assert!(fx.load().is_ok());
 }
+
+#[test]
+fn a_demo_default_in_many_team_files_is_one_warning_with_the_count() {
+    let fx = Fixture::new();
+    for n in 0..40u8 {
+        let team = format!(
+            "id = \"many{n}\"\nlogin_url = \"${{FX_UNSET_MANY_LOGIN:-http://127.0.0.1:8090/login}}\"\n\
+             channels = [\"webchat\"]\n\n[[security_keys]]\nkid = \"m{n}\"\nsecret = \"{}\"\nprimary = true\n",
+            whsec(n)
+        );
+        fx.write(&format!("config/teams/many{n:02}.toml"), &team);
+    }
+    let (config, kept) = crate::config::deferring(|| fx.load());
+    assert_eq!(config.expect("the teams load").teams.len(), 42);
+    let lines = kept.lines();
+    let defaults: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("FX_UNSET_MANY_LOGIN"))
+        .collect();
+    // One line for 40 files: the count, and the first three named.
+    assert_eq!(defaults.len(), 1, "{lines:#?}");
+    assert!(defaults[0].contains("count=40"), "{defaults:?}");
+    assert!(defaults[0].contains("many00.toml"), "{defaults:?}");
+    assert!(!defaults[0].contains("many03.toml"), "{defaults:?}");
+}

@@ -10,6 +10,9 @@
 //! recorded as the empty configuration: everything removed
 //! (docs/decisions/0216-a-team-that-leaves-is-recorded-in-its-own-trail.md).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::config::{ConfigPrint, Team};
@@ -19,7 +22,7 @@ use crate::gateway::records::{ConfigParts as Parts, Loaded, StoredConfig};
 use crate::gateway::work::Step;
 use crate::gateway::Core;
 use crate::store::keys;
-use crate::time::Timestamp;
+use crate::time::{Clock, Timestamp};
 
 /// Why the configuration is recorded: `start`, `reload`, a write
 /// through the operator API (`api`), or an API team written back after
@@ -53,21 +56,56 @@ const READ_AT_ONCE: usize = 500;
 /// Records `config.changed` for each team of the configuration in force
 /// whose configuration is not the one last recorded. The digests recorded
 /// (`{team}:acfgd`) are read first, [`READ_AT_ONCE`] teams a call: only a
-/// team whose digest differs has its record read and moved. The first
-/// failure (the store down) stops it, in one line: the configuration
-/// stays in force, and the next start or reload records what is still
-/// unrecorded.
-pub async fn record_configuration(core: &Core, source: Source, now: Timestamp) {
-    use futures::TryStreamExt as _;
-    let recorded = async {
-        let changed = changed_teams(core).await?;
-        futures::stream::iter(changed.into_iter().map(Ok))
-            .try_for_each_concurrent(AT_ONCE, |team| record_team(core, team, source, now))
-            .await
-    };
-    if let Err(e) = recorded.await {
-        tracing::warn!(error = %e, "config.changed not recorded in the audit trail");
+/// team whose digest differs has its record read and moved. A failure
+/// (the store down) is one warning, and the recording is kept: tried again
+/// every [`RETRY`] in the background until it is written (one line then),
+/// or until a newer recording of this process (a later reload) takes over,
+/// which records whatever is still unrecorded against the configuration
+/// then in force (docs/audit.md#configuration-changes).
+pub async fn record_configuration(core: &Arc<Core>, source: Source, clock: &Arc<dyn Clock>) {
+    let ticket = core.first_entries().next_recording();
+    let first = record_changed(core, source, clock.now()).await;
+    if let Err(e) = first {
+        tracing::warn!(error = %e, "config.changed not recorded in the audit trail yet; kept and tried again until it is");
+        let (core, clock) = (Arc::clone(core), Arc::clone(clock));
+        tokio::spawn(async move {
+            let again = |now| record_changed(&core, source, now);
+            until_written(&core, &clock, ticket, again).await
+        });
     }
+}
+
+/// How long a recording the store refused waits before it is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Tries `record` again every [`RETRY`] until it is written, or until a
+/// recording newer than `ticket` began; one line when it is written.
+async fn until_written<'a, F, Fut>(core: &'a Core, clock: &Arc<dyn Clock>, ticket: u64, record: F)
+where
+    F: Fn(Timestamp) -> Fut,
+    Fut: std::future::Future<Output = crate::error::Result<()>> + 'a,
+{
+    let mut attempts = 1u64;
+    loop {
+        tokio::time::sleep(RETRY).await;
+        if core.first_entries().latest_recording() != ticket {
+            return;
+        }
+        attempts += 1;
+        if record(clock.now()).await.is_ok() {
+            tracing::info!(attempts, "config.changed recorded in the audit trail");
+            return;
+        }
+    }
+}
+
+/// [`record_configuration`]'s one try: the first failure stops it.
+async fn record_changed(core: &Core, source: Source, now: Timestamp) -> crate::error::Result<()> {
+    use futures::TryStreamExt as _;
+    let changed = changed_teams(core).await?;
+    futures::stream::iter(changed.into_iter().map(Ok))
+        .try_for_each_concurrent(AT_ONCE, |team| record_team(core, team, source, now))
+        .await
 }
 
 /// The teams of the configuration in force whose recorded digest is not
@@ -97,16 +135,28 @@ async fn changed_teams(core: &Core) -> crate::error::Result<Vec<&Team>> {
 /// entry names every key as changed and every key id as removed, and
 /// `digest` is the empty configuration's. Recorded once however many
 /// instances reload, as any change is.
-pub async fn record_departures(core: &Core, gone: &[String], now: Timestamp) {
+/// Kept as [`record_configuration`] keeps its recording, with the
+/// reload's: tried again until written, or until a newer reload.
+pub async fn record_departures(core: &Arc<Core>, gone: &[String], clock: &Arc<dyn Clock>) {
+    let ticket = core.first_entries().latest_recording();
+    if let Err(e) = record_gone(core, gone, clock.now()).await {
+        tracing::warn!(error = %e, "config.changed of a removed team not recorded in the audit trail yet; kept and tried again until it is");
+        let (core, clock, gone) = (Arc::clone(core), Arc::clone(clock), gone.to_vec());
+        tokio::spawn(async move {
+            let again = |now| record_gone(&core, &gone, now);
+            until_written(&core, &clock, ticket, again).await
+        });
+    }
+}
+
+/// [`record_departures`]' one try: the first failure stops it.
+async fn record_gone(core: &Core, gone: &[String], now: Timestamp) -> crate::error::Result<()> {
     use futures::TryStreamExt as _;
     let empty = ConfigPrint::default();
     let teams = gone.iter().map(|id| Recorded::gone(id, &empty));
-    let recorded = futures::stream::iter(teams.map(Ok::<_, crate::error::Error>))
+    futures::stream::iter(teams.map(Ok::<_, crate::error::Error>))
         .try_for_each_concurrent(AT_ONCE, |team| record(core, team, Source::Reload, now))
-        .await;
-    if let Err(e) = recorded {
-        tracing::warn!(error = %e, "config.changed of a removed team not recorded in the audit trail");
-    }
+        .await
 }
 
 /// A team's configuration as its entry records it.

@@ -1,5 +1,5 @@
 //! A challenge link saved: a fresh code (256 random bits, unrelated to
-//! any code of the challenge) on its kind's key, in the one stored form
+//! any code of the challenge, marked with its team's slot) on its kind's key, in the one stored form
 //! of every link (docs/architecture.md#challenge-links).
 use uuid::Uuid;
 
@@ -11,6 +11,7 @@ use crate::gateway::records::StoredChallengeLink;
 use crate::gateway::work::Step;
 use crate::gateway::Core;
 use crate::oidc::flow::random_value;
+use crate::store::keys;
 use crate::time::Timestamp;
 
 /// Saves a fresh link of kind `K` to challenge `cid` of interaction `id`
@@ -26,7 +27,7 @@ pub async fn save<K: LinkKind>(
     until: Timestamp,
     now: Timestamp,
 ) -> Result<String> {
-    let code = random_value();
+    let code = keys::marked(&team.keyspace, &random_value());
     let link = StoredChallengeLink {
         t: team.id.clone(),
         i: id,

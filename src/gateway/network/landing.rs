@@ -66,7 +66,7 @@ pub(super) async fn start(
     open: &OpenLink<'_>,
     now: Timestamp,
 ) -> Result<NetworkLinkTarget> {
-    let state = states::new_state(open.link.1);
+    let state = states::new_state(&super::link_tag(open));
     let flow = flow_of(open, &state, now);
     let waiting = tokio::time::Instant::now() + CLAIM_WAIT;
     loop {
@@ -100,7 +100,7 @@ async fn claim(
     now: Timestamp,
 ) -> Result<Claim> {
     let started = started_of(open, flow.clone());
-    let key = keys::network_states(&states::link_tag(open.link.1));
+    let key = keys::network_states(&super::link_tag(open));
     core.change(&open.team.keyspace, std::slice::from_ref(&key), now, |c| {
         let read = c.read::<LinkStates>(&key)?;
         let mut kept = read.value.clone().unwrap_or_default();
@@ -173,7 +173,7 @@ async fn settle(
     check: Option<Check>,
     now: Timestamp,
 ) -> Result<()> {
-    let key = keys::network_states(&states::link_tag(open.link.1));
+    let key = keys::network_states(&super::link_tag(open));
     let settled = core.change(&open.team.keyspace, std::slice::from_ref(&key), now, |c| {
         let read = c.read::<LinkStates>(&key)?;
         let mut kept = read.value.clone().unwrap_or_default();

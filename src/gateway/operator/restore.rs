@@ -21,6 +21,7 @@ use crate::domain::team_secrets;
 use crate::error::{Error, Result};
 use crate::gateway::audit::{record_restore, recorded_keys};
 use crate::gateway::change::{self, Change};
+use crate::gateway::core::trail;
 use crate::gateway::records::{
     ApiTeamsGeneration, Loaded, StoredApiChannels, StoredApiForm, StoredApiTeams,
 };
@@ -74,7 +75,8 @@ const WRITTEN_AT_ONCE: usize = 64;
 /// Writes back what `held` has and the store lacks: each team's record
 /// with its entry, then the channels, the index and the generation (moved
 /// past `known_generation`, the one this instance put in force, so every
-/// instance looks again). Logs one error line when it wrote anything.
+/// instance looks again). Logs one error line when it wrote anything,
+/// with the count of the teams' trails it restarted (not a line each).
 pub async fn restore(
     core: &Core,
     held: &Held,
@@ -82,12 +84,15 @@ pub async fn restore(
     now: Timestamp,
 ) -> Result<Restored> {
     let back = Back::Reset { known_generation };
-    let restored = write_back(core, core.config(), held, back, now).await?;
-    if restored.teams + restored.kept > 0 {
+    let written = write_back(core, core.config(), held, back, now);
+    let (restored, trails_reset) = trail::counting_resets(written).await;
+    let restored = restored?;
+    if restored.teams + restored.kept + trails_reset > 0 {
         tracing::error!(
             teams = restored.teams,
             channels = restored.kept,
-            "the store came back empty: the API teams and channels this instance held are written back as they were stored"
+            trails_reset,
+            "the store came back empty: the API teams and channels this instance held are written back as they were stored, each team's audit trail from its audit.trail_reset"
         );
     }
     Ok(restored)
@@ -383,7 +388,7 @@ async fn write_team(
     let StoredApiForm::V1 { incarnation, .. } = form;
     let keyspace = keys::keyspace(id, incarnation.as_deref());
     if let Back::Reset { .. } = back {
-        crate::gateway::core::trail::lose(core, &keyspace);
+        trail::lose(core, &keyspace);
     }
     let mut read = vec![key.clone()];
     read.extend(recorded_keys(&keyspace));

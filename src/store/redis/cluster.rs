@@ -29,8 +29,8 @@ use ::redis::{
 use futures::future::join_all;
 use tokio::sync::Notify;
 
-/// Slots of a Redis Cluster.
-const SLOTS: u16 = 16_384;
+use crate::store::keys::SLOTS;
+
 /// After a failed connect, calls to that node fail at once for this long.
 const RETRY_DOWN: Duration = Duration::from_millis(500);
 /// The slot map is read again at least this often, and at most once per
@@ -229,21 +229,7 @@ fn least_per_master(map: &SlotMap, key: impl Fn(u32) -> String) -> Vec<Option<u3
     found
 }
 
-/// The slot Redis Cluster gives `key`: CRC16 of its hash tag (the text
-/// between the first `{` and the next `}`, when not empty), else of the
-/// whole key.
-pub(crate) fn slot_of(key: &[u8]) -> u16 {
-    let tag = key
-        .iter()
-        .position(|b| *b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            let close = rest.iter().position(|b| *b == b'}')?;
-            (close > 0).then(|| &rest[..close])
-        })
-        .unwrap_or(key);
-    crc16::State::<crc16::XMODEM>::calculate(tag) % SLOTS
-}
+pub(crate) use crate::store::keys::slot_of;
 
 /// The arguments of `cmd`, as bytes.
 fn args(cmd: &Cmd) -> Vec<&[u8]> {

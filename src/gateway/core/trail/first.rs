@@ -18,17 +18,34 @@ tokio::task_local! {
 #[derive(Debug)]
 pub struct FirstEntries {
     held: watch::Sender<bool>,
+    /// The configuration recordings this process began (a start's, each
+    /// reload's), the newest last: a recording the store refused is tried
+    /// again until it is written or a newer one takes over.
+    recordings: std::sync::atomic::AtomicU64,
 }
 
 impl Default for FirstEntries {
     fn default() -> Self {
         FirstEntries {
             held: watch::Sender::new(false),
+            recordings: Default::default(),
         }
     }
 }
 
 impl FirstEntries {
+    /// A new configuration recording begins: its number.
+    pub fn next_recording(&self) -> u64 {
+        self.recordings
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
+    /// The number of the newest configuration recording.
+    pub fn latest_recording(&self) -> u64 {
+        self.recordings.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Every audit entry but the start's waits from now until
     /// [`FirstEntries::release`].
     pub fn hold(&self) {

@@ -252,8 +252,28 @@ pub(super) async fn chain<'a>(
     Ok((chained, Some(place)))
 }
 
+tokio::task_local! {
+    /// The trail resets recorded by a write-back ([`counting_resets`]).
+    static COUNTED_RESETS: std::cell::Cell<usize>;
+}
+
+/// Runs `work` (a store reset's write-back of the teams) with the trail
+/// resets it records counted rather than logged one line each: its one
+/// line says how many (docs/operations.md#when-redis-comes-back-empty).
+/// Answers `work`'s answer and the count.
+pub(in crate::gateway) async fn counting_resets<T>(
+    work: impl std::future::Future<Output = T>,
+) -> (T, usize) {
+    let counted = async {
+        let out = work.await;
+        (out, COUNTED_RESETS.with(std::cell::Cell::get))
+    };
+    COUNTED_RESETS.scope(std::cell::Cell::new(0), counted).await
+}
+
 /// The entries of a commit of `team` (a keyspace) that applied are
-/// counted; a reset recorded is one ERROR line.
+/// counted; a reset recorded is one ERROR line, or counted within
+/// [`counting_resets`].
 pub(super) fn written(core: &Core, team: &str, entries: &[Entry]) {
     // What this process wrote it knows of too: the `previous_seq` of a
     // later reset counts it.
@@ -270,7 +290,8 @@ pub(super) fn written(core: &Core, team: &str, entries: &[Entry]) {
         core.audit_known.see(team, Some(&found));
     }
     for e in entries {
-        if e.action == Action::TrailReset.as_str() {
+        let reset = e.action == Action::TrailReset.as_str();
+        if reset && COUNTED_RESETS.try_with(|n| n.set(n.get() + 1)).is_err() {
             tracing::error!(
                 team = %e.team,
                 seq = e.seq,
