@@ -81,6 +81,7 @@ mod stores;
 mod traces;
 mod voice;
 mod wallet;
+mod wallet_conformance;
 mod wallet_payments;
 mod wallet_profile;
 mod whatsapp_bsuid;
