@@ -239,6 +239,7 @@ mod tests {
                 verifier: "v".into(),
                 browser: digest("b"),
                 started_at: Timestamp::from_unix_seconds(at),
+                acr_values: Vec::new(),
             },
         }
     }

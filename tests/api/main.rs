@@ -46,6 +46,7 @@ mod network_vonage_fake;
 mod new_tenant;
 mod number_checks;
 mod oidc;
+mod oidc_acr;
 mod oidc_attacks;
 mod oidc_logout;
 mod oidc_provider;
