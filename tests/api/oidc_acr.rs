@@ -147,3 +147,36 @@ acr_test!(
         }
     }
 );
+
+/// With `login_binding = "chat_code"` the code typed into the chat makes
+/// the authentication, which says what the provider's token said.
+async fn a_bound_login_keeps_the_provider_s_acr(backend: Backend) {
+    let binding = "login_binding = \"chat_code\"";
+    let Some((app, idp)) = spawn_idp(backend, TEAM, binding).await else {
+        return;
+    };
+    idp.id_token_claims(json!({"acr": "phrh", "amr": ["hwk"]}));
+    let (id, link) = oidc_link(&app, json!({"acr_values": ["phrh"]})).await;
+    let page = login(&app, &link).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let code = page.body.split("<strong>").nth(1).unwrap();
+    let code = code.split("</strong>").next().unwrap().to_string();
+    let v = app.get(&id).await;
+    assert_eq!((&v["status"], &v["acr"]), (&json!("pending"), &Value::Null));
+    let cid = v["open_challenge"]["challenge_id"].as_str().unwrap();
+    assert_eq!(app.verify_code(&id, cid, &code).await.status(), 200);
+    let v = app.get(&id).await;
+    assert_eq!((&v["method"], &v["acr"]), (&json!("oidc"), &json!("phrh")));
+    assert_eq!(v["amr"], json!(["hwk"]));
+    assert_eq!(unmet(&app, &id, "intent=passkey").await, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_login_keeps_the_provider_s_acr_memory() {
+    a_bound_login_keeps_the_provider_s_acr(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_login_keeps_the_provider_s_acr_redis() {
+    a_bound_login_keeps_the_provider_s_acr(Backend::Redis).await;
+}
