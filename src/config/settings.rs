@@ -224,6 +224,7 @@ pub(super) mod file {
         methods: Option<Vec<AuthMethod>>,
         otp_via: Option<Vec<String>>,
         number_check: Option<NumberCheckRule>,
+        acr: Option<Vec<String>>,
     });
 
     table!(domain::OtpSettings {

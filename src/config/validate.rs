@@ -47,7 +47,24 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(Vec<String>, String)> {
             return Some((vec![format!("templates.{key}")], text_problem(c, bidi)));
         }
     }
+    if let Some(problem) = intent_problem(s) {
+        return Some(problem);
+    }
     locale_problem(s)
+}
+
+/// The first intent whose `acr` is not 1 to 5 values of 1 to 128 visible
+/// ASCII characters (docs/configuration.md#settings).
+fn intent_problem(s: &Settings) -> Option<(Vec<String>, String)> {
+    s.intents.iter().find_map(|(name, intent)| {
+        let values = intent.acr.as_deref()?;
+        crate::domain::input::acr_values("acr", values)
+            .err()
+            .map(|_| {
+                let problem = "must be 1 to 5 values of 1 to 128 visible ASCII characters";
+                (vec![format!("intents.{name}.acr")], problem.to_string())
+            })
+    })
 }
 
 /// The rules of `locale` and `translations` (docs/configuration.md#languages).
@@ -431,5 +448,22 @@ mod tests {
         let mut s = Settings::default();
         s.otp.ttl = Dur::from_secs(0);
         assert_eq!(settings_problem(&s).unwrap().0, &["otp.ttl"]);
+    }
+
+    #[test]
+    fn an_intent_s_acr_is_one_to_five_visible_ascii_values() {
+        let with = |acr: &[&str]| {
+            let mut s = Settings::default();
+            let intent = crate::domain::settings::Intent {
+                acr: Some(acr.iter().map(|a| a.to_string()).collect()),
+                ..Default::default()
+            };
+            s.intents.insert("passkey".into(), intent);
+            settings_problem(&s).map(|p| p.0)
+        };
+        assert_eq!(with(&["phrh", "phr"]), None);
+        for bad in [&[][..], &["two words"], &["a", "b", "c", "d", "e", "f"]] {
+            assert_eq!(with(bad), Some(vec!["intents.passkey.acr".to_string()]));
+        }
     }
 }

@@ -53,6 +53,9 @@ pub struct WalletConfig {
     pub link_ttl: Duration,
     /// Whether a credential's Token Status List is checked.
     pub status_lists: bool,
+    /// How a wallet's `direct_post` answer whose presentation fails is
+    /// answered (docs/wallet.md#results).
+    pub invalid_answer: InvalidAnswer,
     /// What the page's same-device link starts with, before its query:
     /// `openid4vp://`, `haip-vp://` or a wallet's `https://` universal link
     /// (or `http://` on a loopback address, for a gateway on one).
@@ -106,6 +109,31 @@ pub struct WalletCredential {
     pub authorities: Vec<String>,
     /// What it proves (docs/wallet.md#a-payment-approved-in-the-wallet).
     pub purpose: Purpose,
+}
+
+/// How the response endpoint answers a wallet whose presentation failed:
+/// 200 with the `redirect_uri` of a page that says so (`redirect`, the
+/// default), or 400 `{"error": "invalid_request"}` and no `redirect_uri`
+/// (`error`, as the OpenID Foundation's verifier conformance tests expect;
+/// docs/wallet.md#running-the-openid-foundations-conformance-tests). The
+/// challenge is failed and counted alike; neither answer says why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InvalidAnswer {
+    #[default]
+    Redirect,
+    Error,
+}
+
+impl InvalidAnswer {
+    /// The setting's value: `None` for anything but `"redirect"` or
+    /// `"error"`.
+    fn parse(raw: Option<&str>) -> Option<Self> {
+        match raw {
+            None | Some("redirect") => Some(InvalidAnswer::Redirect),
+            Some("error") => Some(InvalidAnswer::Error),
+            Some(_) => None,
+        }
+    }
 }
 
 /// What a credential proves: who the customer is (`identity`), or that
@@ -163,6 +191,7 @@ struct RawWallet {
     credentials: Vec<RawCredential>,
     link_ttl: Option<Dur>,
     status_lists: Option<bool>,
+    invalid_answer: Option<String>,
     invocation: Option<String>,
     registration_certificate: Option<String>,
 }
@@ -250,6 +279,8 @@ pub(super) fn load_wallet(
     if !(LINK_TTL.0..=LINK_TTL.1).contains(&link_ttl) {
         return Err(err("link_ttl", "must be from \"1m\" to \"30m\""));
     }
+    let invalid_answer = InvalidAnswer::parse(raw.invalid_answer.as_deref())
+        .ok_or_else(|| err("invalid_answer", "must be \"redirect\" or \"error\""))?;
     Ok(WalletConfig {
         signer: Signer { key, chain: sent },
         client_id,
@@ -258,6 +289,7 @@ pub(super) fn load_wallet(
         credentials,
         link_ttl,
         status_lists: raw.status_lists.unwrap_or(true),
+        invalid_answer,
         reach: crate::outbound::Reach::Anywhere,
     })
 }
@@ -520,6 +552,7 @@ pub fn wallet_for_tests(status_lists: bool) -> WalletConfig {
         reach: crate::outbound::Reach::Anywhere,
         link_ttl: DEFAULT_LINK_TTL,
         status_lists,
+        invalid_answer: InvalidAnswer::Redirect,
         invocation: DEFAULT_INVOCATION.into(),
         registration: None,
     }

@@ -30,6 +30,9 @@ pub struct Policy {
     /// Met only by an authentication that approved the transaction of
     /// this hash (docs/api.md#approving-one-payment). `None`: any.
     pub transaction: Option<String>,
+    /// The current authentication's `acr` (what the team's identity
+    /// provider said of the sign-in) is one of these. `None`: any.
+    pub acr: Option<Vec<String>>,
 }
 
 /// What an interaction shows of its authentication, for [`assess`].
@@ -49,6 +52,8 @@ pub struct Shown {
     pub number_check: Option<NumberCheck>,
     /// The hash of the transaction the authentication approved, if any.
     pub transaction_hash: Option<String>,
+    /// The `acr` the identity provider said of the authentication, if any.
+    pub acr: Option<String>,
 }
 
 /// A requirement the interaction does not meet, in the order of docs/api.md#assurance-for-one-action.
@@ -58,6 +63,8 @@ pub enum Unmet {
     Authenticated,
     MaxAge,
     Method,
+    /// The authentication's `acr` is none of those asked.
+    Acr,
     /// An OTP whose code went through a channel the intent's `otp_via`
     /// does not list.
     Via,
@@ -69,10 +76,11 @@ pub enum Unmet {
 }
 
 impl Unmet {
-    pub const ALL: [Unmet; 6] = [
+    pub const ALL: [Unmet; 7] = [
         Unmet::Authenticated,
         Unmet::MaxAge,
         Unmet::Method,
+        Unmet::Acr,
         Unmet::Via,
         Unmet::NumberCheck,
         Unmet::Transaction,
@@ -83,6 +91,7 @@ impl Unmet {
             Unmet::Authenticated => "authenticated",
             Unmet::MaxAge => "max_age",
             Unmet::Method => "method",
+            Unmet::Acr => "acr",
             Unmet::Via => "via",
             Unmet::NumberCheck => "number_check",
             Unmet::Transaction => "transaction",
@@ -123,10 +132,23 @@ pub fn assess(
             by_phone_code: false,
             number_check: None,
             transaction_hash: None,
+            acr: None,
         },
         policy,
         now,
     )
+}
+
+/// Whether an authentication meets a policy's `acr` (`asked`, `None`:
+/// any): only a current authentication whose `acr` (`said`, what the
+/// identity provider's ID token said) is one of those asked; one the
+/// provider said no `acr` of, or made without it (any other method),
+/// meets none (docs/api.md#assurance-for-one-action).
+pub fn acr_met(asked: Option<&[String]>, authenticated: bool, said: Option<&str>) -> bool {
+    let Some(asked) = asked else {
+        return true;
+    };
+    authenticated && said.is_some_and(|acr| asked.iter().any(|a| a == acr))
 }
 
 /// [`assess`], where a policy that lists `recognized` accepts an
@@ -143,6 +165,7 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
         by_phone_code,
         number_check,
         transaction_hash,
+        acr,
     } = shown;
     // A payment is approved only by the authentication that approved it:
     // never by a remembered one.
@@ -152,20 +175,7 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
     };
     if status != Status::Authenticated && policy.recognized {
         if let Some(at) = recognized_at {
-            let age = now.since(at);
-            let mut unmet = Vec::new();
-            if policy.max_age.is_some_and(|max| age > max) {
-                unmet.push(Unmet::MaxAge);
-            }
-            if !approved(false) {
-                unmet.push(Unmet::Transaction);
-            }
-            return Verdict {
-                satisfied: unmet.is_empty(),
-                by_recognition: true,
-                age_seconds: Some(age.as_secs()),
-                unmet,
-            };
+            return by_recognition(now.since(at), policy, approved(false));
         }
     }
     let authenticated = status == Status::Authenticated;
@@ -185,6 +195,9 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
         if !(authenticated && method.is_some_and(|m| allowed.contains(&m))) {
             unmet.push(Unmet::Method);
         }
+    }
+    if !acr_met(policy.acr.as_deref(), authenticated, acr.as_deref()) {
+        unmet.push(Unmet::Acr);
     }
     // An OTP with no channel (an agent read it out) went through none the
     // intent lists: it does not meet `otp_via`.
@@ -210,6 +223,29 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
     }
 }
 
+/// The verdict on a conversation recognized for `age` since its
+/// remembered authentication, which `approved` the transaction asked for
+/// (never: a payment is approved by a current authentication only).
+fn by_recognition(age: Duration, policy: &Policy, approved: bool) -> Verdict {
+    let mut unmet = Vec::new();
+    if policy.max_age.is_some_and(|max| age > max) {
+        unmet.push(Unmet::MaxAge);
+    }
+    // A remembered authentication is no current one: no `acr`.
+    if !acr_met(policy.acr.as_deref(), false, None) {
+        unmet.push(Unmet::Acr);
+    }
+    if !approved {
+        unmet.push(Unmet::Transaction);
+    }
+    Verdict {
+        satisfied: unmet.is_empty(),
+        by_recognition: true,
+        age_seconds: Some(age.as_secs()),
+        unmet,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +262,7 @@ mod tests {
             methods: methods.map(<[Method]>::to_vec),
             recognized: false,
             transaction: None,
+            acr: None,
         }
     }
 
@@ -306,6 +343,7 @@ mod tests {
             by_phone_code: false,
             number_check: None,
             transaction_hash: None,
+            acr: None,
         };
         let mut p = policy(Some(3600), Some(&[Method::Otp]));
         let v = assess_shown(recognized(Status::Unauthenticated), &p, t(60));
@@ -350,6 +388,7 @@ mod tests {
             by_phone_code: false,
             number_check: None,
             transaction_hash: None,
+            acr: None,
         };
         let mut p = policy(None, None);
         p.otp_via = Some(vec!["sms".into(), "email".into()]);
@@ -389,6 +428,7 @@ mod tests {
             by_phone_code,
             number_check,
             transaction_hash: None,
+            acr: None,
         };
         let mut p = policy(None, None);
         p.number_clean = true;
@@ -420,6 +460,66 @@ mod tests {
         assert_eq!(judge(shown(false, None)), [Unmet::Via], "not a phone code");
     }
 
+    fn asked(values: &[&str]) -> Vec<String> {
+        values.iter().map(|v| v.to_string()).collect()
+    }
+
+    #[test]
+    fn no_acr_asked_is_met_by_anything() {
+        assert!(acr_met(None, false, None));
+        assert!(acr_met(None, true, Some("pwd")));
+    }
+
+    #[test]
+    fn an_acr_asked_is_not_met_without_a_current_authentication() {
+        let phr = asked(&["phr", "phrh"]);
+        assert!(!acr_met(Some(&phr), false, Some("phrh")));
+    }
+
+    #[test]
+    fn an_acr_asked_is_not_met_by_an_authentication_the_provider_named_no_acr_of() {
+        assert!(!acr_met(Some(&asked(&["phrh"])), true, None));
+    }
+
+    #[test]
+    fn an_acr_asked_is_met_only_by_one_of_its_values_exactly() {
+        let phr = asked(&["phr", "phrh"]);
+        assert!(acr_met(Some(&phr), true, Some("phrh")));
+        assert!(acr_met(Some(&phr), true, Some("phr")));
+        assert!(!acr_met(Some(&phr), true, Some("PHRH")));
+        assert!(!acr_met(Some(&phr), true, Some("pwd")));
+    }
+
+    #[test]
+    fn acr_is_listed_after_method_and_before_via_and_a_recognized_conversation_never_meets_it() {
+        let shown = |status, method, acr: Option<&str>| Shown {
+            status,
+            method: Some(method),
+            authenticated_at: Some(t(0)),
+            via: Vec::new(),
+            recognized_at: Some(t(0)),
+            by_phone_code: false,
+            number_check: None,
+            transaction_hash: None,
+            acr: acr.map(str::to_string),
+        };
+        let mut p = policy(Some(300), Some(&[Method::Oidc]));
+        p.acr = Some(asked(&["phrh"]));
+        p.otp_via = Some(vec!["sms".into()]);
+        let judge = |s: Shown, p: &Policy| assess_shown(s, p, t(10)).unmet;
+        assert!(judge(shown(Status::Authenticated, Method::Oidc, Some("phrh")), &p).is_empty());
+        assert_eq!(
+            judge(shown(Status::Authenticated, Method::Otp, None), &p),
+            vec![Unmet::Method, Unmet::Acr, Unmet::Via]
+        );
+        p.recognized = true;
+        let v = judge(
+            shown(Status::Unauthenticated, Method::Oidc, Some("phrh")),
+            &p,
+        );
+        assert_eq!(v, vec![Unmet::Acr]);
+    }
+
     #[test]
     fn a_transaction_is_met_only_by_the_authentication_that_approved_it() {
         let shown = |status, hash: Option<&str>| Shown {
@@ -431,6 +531,7 @@ mod tests {
             by_phone_code: false,
             number_check: None,
             transaction_hash: hash.map(str::to_string),
+            acr: None,
         };
         let mut p = policy(Some(300), None);
         p.transaction = Some("right".into());

@@ -185,6 +185,31 @@ pub fn customer_id(field: &str, s: &str) -> Result<String, Error> {
     identifier(field, s, MAX_IDENTITY_CHARS)
 }
 
+/// The most `acr_values` a login link may ask for, and the longest one.
+pub const MAX_ACR_VALUES: usize = 5;
+pub const MAX_ACR_CHARS: usize = 128;
+
+/// `acr` values asked for (`field`): a login link's own `acr_values`
+/// (docs/api.md#hosted-login-openid-connect), an assurance's `acr`
+/// (docs/api.md#assurance-for-one-action): 1 to [`MAX_ACR_VALUES`], each 1
+/// to [`MAX_ACR_CHARS`] visible ASCII characters (no space: a request
+/// sends them space-separated). The values themselves are never echoed.
+pub fn acr_values(field: &str, given: &[String]) -> Result<Vec<String>, Error> {
+    if given.is_empty() || given.len() > MAX_ACR_VALUES {
+        return Err(Error::invalid(field, "must hold 1 to 5 values"));
+    }
+    for (i, value) in given.iter().enumerate() {
+        let visible = value.bytes().all(|b| b.is_ascii_graphic());
+        if value.is_empty() || value.len() > MAX_ACR_CHARS || !visible {
+            return Err(Error::invalid(
+                &format!("{field}[{i}]"),
+                "must be 1 to 128 visible ASCII characters, no space",
+            ));
+        }
+    }
+    Ok(given.to_vec())
+}
+
 /// A value shown to people (a name, an e-mail, a scope): 1..=`max`
 /// characters, no control characters, line separators or bidi overrides.
 pub fn display(field: &str, s: &str, max: usize) -> Result<String, Error> {
@@ -359,6 +384,32 @@ pub fn subject(s: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acr_values_are_one_to_five_visible_ascii_values_of_at_most_128() {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            acr_values("acr_values", &v(&["phrh"])).unwrap(),
+            v(&["phrh"])
+        );
+        let five = v(&["phr", "phrh", "urn:x:passkey", "a\\\"b", "c"]);
+        assert_eq!(acr_values("acr", &five).unwrap(), five);
+        assert_eq!(acr_values("acr", &v(&[&"a".repeat(128)])).unwrap().len(), 1);
+        let named = |xs: Vec<String>| acr_values("acr_values", &xs).unwrap_err().to_string();
+        assert!(named(v(&[])).contains("acr_values"));
+        assert!(named(v(&["a", "b", "c", "d", "e", "f"])).contains("acr_values"));
+        for bad in [
+            "",
+            "two words",
+            "caf\u{e9}",
+            "tab\t",
+            "a".repeat(129).as_str(),
+        ] {
+            let e = named(v(&["ok", bad]));
+            assert!(e.contains("acr_values[1]"), "{bad:?}: {e}");
+            assert!(bad.is_empty() || !e.contains(bad), "never echoed: {e}");
+        }
+    }
 
     /// The general rules of [`identifier`], without its ASCII shortcut.
     fn by_the_general_rules(s: &str, max: usize) -> Result<String, Error> {

@@ -140,6 +140,15 @@ impl Contact {
 /// or assertion gave (`name`, `email`, …).
 pub type Customer = BTreeMap<String, String>;
 
+/// What an identity provider's ID token said of how the customer signed
+/// in: its `acr` and `amr`, kept with the `oidc` authentication it proved
+/// until the next authentication (docs/api.md#the-interaction-object).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignIn {
+    pub acr: Option<String>,
+    pub amr: Option<Vec<String>>,
+}
+
 /// A current (or past) authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authentication {
@@ -157,6 +166,9 @@ pub struct Authentication {
     /// The hash of the transaction it approved
     /// (docs/api.md#approving-one-payment); `None` for any other.
     pub transaction_hash: Option<String>,
+    /// The ID token's `acr` and `amr`, for an authentication the team's
+    /// identity provider proved; empty for any other.
+    pub sign_in: SignIn,
 }
 
 /// A login link issued for this interaction. The link id is the token's `jti`;
@@ -269,6 +281,9 @@ pub struct PendingBinding {
     /// The channel that delivered the login's link (`deliver: true`), if
     /// any: the authentication's `via` once the code is typed.
     pub via: Vec<String>,
+    /// What the identity provider said of the sign-in: the
+    /// authentication's once the code is typed.
+    pub sign_in: SignIn,
 }
 
 /// An announcement the sweeper makes of an authentication
@@ -629,6 +644,7 @@ impl InteractionRecord {
             via,
             number_check: None,
             transaction_hash: None,
+            sign_in: SignIn::default(),
         });
         self.end_step_up(now);
         self.end_binding(now);
@@ -1079,6 +1095,7 @@ mod tests {
             proven_at: Some(t(10)),
             method: Method::LoginLink,
             via: Vec::new(),
+            sign_in: SignIn::default(),
         });
         (r, cid)
     }

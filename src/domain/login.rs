@@ -12,7 +12,7 @@
 //!    whatever the verdict.
 use uuid::Uuid;
 
-use super::interaction::{CallbackAnswer, Customer, InteractionRecord, Method};
+use super::interaction::{CallbackAnswer, Customer, InteractionRecord, Method, SignIn};
 use super::origins::Failure;
 use super::settings::LoginBinding;
 use super::subject::{Standing, SubjectRecord};
@@ -97,6 +97,9 @@ pub struct Proof<'a> {
     pub expected: Option<&'a str>,
     /// How a success authenticates (also once its binding code is typed).
     pub method: Method,
+    /// What the identity provider said of the sign-in (`acr`, `amr`): the
+    /// authentication keeps it; `None` for the login page's.
+    pub sign_in: Option<&'a SignIn>,
 }
 
 /// What the login rules decide for an unused link.
@@ -292,6 +295,7 @@ mod tests {
             proven_at: Some(t(0)),
             method: Method::LoginLink,
             via: Vec::new(),
+            sign_in: SignIn::default(),
         });
         assert_eq!(
             check_link(&rec, id, Some(REQ), false, t(1)),
@@ -314,6 +318,7 @@ mod tests {
             customer,
             expected,
             method: Method::LoginLink,
+            sign_in: None,
         }
     }
 

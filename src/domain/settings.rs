@@ -70,6 +70,9 @@ pub struct Intent {
     /// only when its number check was clean (docs/number-checks.md);
     /// unset: any.
     pub number_check: Option<super::number_check::NumberCheckRule>,
+    /// The authentication's `acr` (what the team's identity provider said
+    /// of the sign-in) is one of these; unset: any.
+    pub acr: Option<Vec<String>>,
 }
 
 /// A way of authenticating, as settings name it.

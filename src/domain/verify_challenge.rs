@@ -203,8 +203,12 @@ pub fn decide(
             (binding.method, binding.customer, since, binding.via)
         }
     };
+    // A bound login's: what its identity provider said of the sign-in.
+    let sign_in = rec.binding.as_ref().filter(|b| b.challenge_id == cid);
+    let sign_in = sign_in.map(|b| b.sign_in.clone()).unwrap_or_default();
     rec.authenticate_since(method, customer, via, since, now, s);
     if let Some(a) = rec.auth.as_mut() {
+        a.sign_in = sign_in;
         a.transaction_hash = transaction_hash;
         if a.method == Method::Otp {
             a.number_check = number_check;

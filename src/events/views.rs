@@ -144,6 +144,8 @@ api_names!(
         Authenticated,
         MaxAge,
         Method,
+        /// The authentication's `acr` (the identity provider's) is none of those asked.
+        Acr,
         /// An OTP whose code went through a channel the intent's `otp_via` does not list.
         Via,
         /// A code to a phone number whose number check was not clean, under an intent's

@@ -120,6 +120,7 @@ fn policy_of(settings: &Settings, ask: AssuranceAsk) -> Result<Policy> {
                 otp_via: intent.otp_via.clone(),
                 number_clean: intent.number_check == Some(NumberCheckRule::Clean),
                 transaction: None,
+                acr: intent.acr.clone(),
             }
         }
     })

@@ -19,7 +19,7 @@ use crate::channels::{Fill, Purpose};
 use crate::config::{SecurityKey, Settings, Team};
 use crate::domain::challenge::Challenge;
 use crate::domain::interaction::{
-    CallbackAnswer, Customer, InteractionRecord, Link, LinkUse, Method, PendingBinding,
+    CallbackAnswer, Customer, InteractionRecord, Link, LinkUse, Method, PendingBinding, SignIn,
 };
 use crate::domain::locale::LocaleTag;
 use crate::domain::login::{self, LinkCheck, LoginVerdict, Proof};
@@ -46,6 +46,9 @@ pub struct LinkRequest {
     pub provider: LinkProvider,
     /// The language asked for from now on (docs/api.md#languages).
     pub locale: Option<LocaleTag>,
+    /// The `acr_values` to ask the identity provider for this link's login
+    /// instead of the team's (`provider` `oidc` only).
+    pub acr_values: Option<Vec<String>>,
 }
 
 /// Who runs a link's login (`provider` of a login-link request).
@@ -104,6 +107,9 @@ pub struct ProviderLink {
     /// tag, then the matched one when it differs; the matched one when
     /// nothing was asked (docs/api.md#languages).
     pub ui_locales: String,
+    /// The link's own `acr_values`, sent instead of the team's (empty: the
+    /// team's).
+    pub acr_values: Vec<String>,
 }
 
 /// The login page's callback, parsed and checked for shape.
@@ -148,6 +154,8 @@ struct LinkPlan<'t> {
     deliver: bool,
     /// The language asked for from now on.
     locale: Option<LocaleTag>,
+    /// The link's own `acr_values` (empty: the team's).
+    acr_values: Vec<String>,
 }
 
 impl<'t> LinkPlan<'t> {
@@ -177,6 +185,13 @@ impl<'t> LinkPlan<'t> {
                 "oidc needs an [oidc] section in the team's file",
             ));
         }
+        let acr_values = match (&req.acr_values, oidc) {
+            (None, _) => Vec::new(),
+            (Some(values), true) => input::acr_values("acr_values", values)?,
+            (Some(_), false) => {
+                return Err(Error::invalid("acr_values", "is for provider oidc only"))
+            }
+        };
         Ok(LinkPlan {
             stage,
             scope,
@@ -185,7 +200,18 @@ impl<'t> LinkPlan<'t> {
             oidc,
             deliver: req.deliver.unwrap_or(false),
             locale: req.locale.clone(),
+            acr_values,
         })
+    }
+
+    /// The short link that leads to a link of these `claims`.
+    fn short_link(&self, claims: LoginClaims) -> ShortLink {
+        ShortLink {
+            kid: self.key.kid.clone(),
+            claims,
+            oidc: self.oidc,
+            acr_values: self.acr_values.clone(),
+        }
     }
 }
 
@@ -235,6 +261,7 @@ fn open_binding(
         proven_at: Some(now),
         method: proof.method,
         via,
+        sign_in: proof.sign_in.cloned().unwrap_or_default(),
     });
     let answer = CallbackAnswer::Bound {
         challenge_id,
@@ -337,11 +364,7 @@ fn new_link(
         Some(e) => e.since(now) + s.interaction_ttl.get(),
         None => s.interaction_ttl.get(),
     };
-    let short = ShortLink {
-        kid: plan.key.kid.clone(),
-        claims,
-        oidc: plan.oidc,
-    };
+    let short = plan.short_link(claims);
     let issued = IssuedLink {
         link_id,
         url,
@@ -522,6 +545,7 @@ pub async fn resolve_short_link(
                     link_id,
                     expected_customer: link.claims.expected_customer.clone(),
                     ui_locales: ui_locales(rec, &speaks.locale),
+                    acr_values: link.acr_values.clone(),
                 }),
                 Some(_) => {
                     let token = login_token::issue(key, &link.claims)?;
@@ -589,6 +613,7 @@ pub async fn login_callback(
         customer: &cb.customer,
         expected: claims.expected_customer.as_deref(),
         method: Method::LoginLink,
+        sign_in: None,
     };
     let (request, proof) = (&request, &proof);
     let done = core
@@ -665,6 +690,9 @@ fn settle(
             let customer = proof.customer.clone();
             w.rec
                 .authenticate_since(proof.method, customer, via, now, now, s);
+            if let (Some(auth), Some(said)) = (w.rec.auth.as_mut(), proof.sign_in) {
+                auth.sign_in = said.clone();
+            }
             w.announce_authenticated();
             let expires_at = w.rec.auth_ends_at(s);
             Settled::new(CallbackAnswer::Authenticated { expires_at }, None, false)
@@ -694,6 +722,7 @@ pub(crate) async fn provider_login(
         customer: login.customer,
         expected: login.expected,
         method: Method::Oidc,
+        sign_in: Some(login.sign_in),
     };
     // Named by `request`, never repeated: no body to compare.
     let used_by = LinkUse {
@@ -734,6 +763,8 @@ pub(crate) struct ProvenLogin<'a> {
     pub customer: &'a Customer,
     /// The link's `expected_customer`.
     pub expected: Option<&'a str>,
+    /// The ID token's `acr` and `amr`.
+    pub sign_in: &'a SignIn,
     /// Names this login in the link's record (never repeated: a second
     /// login with the link is 409 `token_used`).
     pub request: &'a str,

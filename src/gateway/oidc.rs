@@ -11,7 +11,7 @@ use super::work::Step;
 use super::{change, Core};
 use crate::config::{OidcConfig, Team};
 use crate::domain::input;
-use crate::domain::interaction::Customer;
+use crate::domain::interaction::{Customer, SignIn};
 use crate::error::Error;
 pub use crate::oidc::flow::ProviderAnswer;
 use crate::oidc::flow::{self, Flow, Started, STATE_TTL};
@@ -98,7 +98,8 @@ pub async fn start_provider_login(
     // Marked with its team's slot: the record is in that slot.
     let tag = keys::marked(&team.keyspace, &states::link_tag(link.link_id));
     let state = states::new_state(&tag);
-    let (flow, browser_secret) = Flow::begin(&oidc.issuer, link.expected_customer.clone(), now);
+    let (mut flow, browser_secret) = Flow::begin(&oidc.issuer, link.expected_customer.clone(), now);
+    flow.acr_values = link.acr_values.clone();
     let started = Started {
         team: team.id.clone(),
         interaction_id: link.interaction_id,
@@ -124,6 +125,7 @@ pub async fn start_provider_login(
         &flow::Hints {
             login_hint: link.expected_customer.as_deref(),
             ui_locales: &link.ui_locales,
+            acr_values: &link.acr_values,
         },
     );
     Ok(ProviderStart {
@@ -193,7 +195,7 @@ async fn finish_started(
         logged(team, &e);
         ProviderRefusal::Oidc(e)
     };
-    let (session, customer) = proven_login(core, team, oidc, &started, &answer, now)
+    let (session, customer, sign_in) = proven_login(core, team, oidc, &started, &answer, now)
         .await
         .map_err(refused)?;
     let request = format!("oidc:{}", flow::digest(&started.flow.nonce));
@@ -220,6 +222,7 @@ async fn finish_started(
             link_id: started.link_id,
             customer: &customer,
             expected: started.flow.login_hint.as_deref(),
+            sign_in: &sign_in,
             request: &request,
             ended: ended.as_deref(),
         },
@@ -238,7 +241,7 @@ async fn proven_login(
     started: &Started,
     answer: &ProviderAnswer,
     now: Timestamp,
-) -> Result<(ProviderSession, Customer), OidcError> {
+) -> Result<(ProviderSession, Customer, SignIn), OidcError> {
     let redirect = redirect_uri(core, &team.id);
     let (_, proven) = proven_claims(
         core,
@@ -251,7 +254,11 @@ async fn proven_login(
     )
     .await?;
     let session = ProviderSession::of(&proven);
-    Ok((session, customer(proven)?))
+    let sign_in = SignIn {
+        acr: proven.acr.clone(),
+        amr: proven.amr.clone(),
+    };
+    Ok((session, customer(proven)?, sign_in))
 }
 
 /// What the provider's `answer` to `flow` proves, the relying party's
@@ -285,7 +292,7 @@ pub(super) async fn proven_claims(
         client_id: &oidc.client_id,
         nonce: Some(&flow.nonce),
         max_age: oidc.max_age,
-        acr_values: &oidc.acr_values,
+        acr_values: flow.acr_values(&oidc.acr_values),
         customer_claim: &oidc.customer_claim,
     };
     let proven = id_token::check_login_claims(&claims, &expect, now)?;

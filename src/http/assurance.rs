@@ -13,6 +13,7 @@ use super::openapi::{ApiKeyErrors, E404, E422};
 use super::AppState;
 use crate::config::Dur;
 use crate::domain::assurance::Policy;
+use crate::domain::input;
 use crate::domain::interaction::Method;
 use crate::error::{Error, Result};
 use crate::gateway::{AssuranceAsk, AssuranceView};
@@ -42,17 +43,19 @@ pub(super) fn parse_transaction(q: &HashMap<String, String>) -> Result<Option<St
 
 /// The query, parsed: a duration, a list of methods, or an intent's name.
 pub(super) fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
-    if let Some(unknown) = q
-        .keys()
-        .find(|k| !matches!(k.as_str(), "max_age" | "methods" | "intent" | "transaction"))
-    {
+    if let Some(unknown) = q.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "max_age" | "methods" | "intent" | "transaction" | "acr"
+        )
+    }) {
         return Err(unknown_field(unknown));
     }
     if let Some(intent) = q.get("intent") {
-        if q.contains_key("max_age") || q.contains_key("methods") {
+        if q.contains_key("max_age") || q.contains_key("methods") || q.contains_key("acr") {
             return Err(Error::invalid(
                 "intent",
-                "names a policy: give either intent, or max_age and methods",
+                "names a policy: give either intent, or max_age, methods and acr",
             ));
         }
         if intent.is_empty() || intent.len() > 64 {
@@ -98,6 +101,10 @@ pub(super) fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
                 .collect::<Result<Vec<_>>>()?,
         ),
     };
+    let acr = q.get("acr").map(|list| {
+        let values: Vec<String> = list.split(',').map(|a| a.trim().to_string()).collect();
+        input::acr_values("acr", &values)
+    });
     Ok(AssuranceAsk::Policy(Policy {
         max_age,
         methods,
@@ -105,6 +112,7 @@ pub(super) fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
         otp_via: None,
         number_clean: false,
         transaction: None,
+        acr: acr.transpose()?,
     }))
 }
 
@@ -120,7 +128,9 @@ pub(super) fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
             pattern = "^ *(login_link|oidc|pre_chat|otp|pin|app|recognized) *(, *(login_link|oidc|pre_chat|otp|pin|app|recognized) *)*$",
             description = "comma-separated: login_link, oidc, pre_chat, otp, pin, app, recognized (a recognized conversation meets it)"),
            ("intent" = Option<String>, Query, min_length = 1, max_length = 64,
-            description = "a named policy of the settings; not with max_age or methods"),
+            description = "a named policy of the settings; not with max_age, methods or acr"),
+           ("acr" = Option<String>, Query, min_length = 1,
+            description = "comma-separated, 1 to 5 values of 1 to 128 visible ASCII characters: the current authentication's `acr` (what the team's identity provider said of the sign-in, docs/api.md#the-interaction-object) is one of them"),
            ("transaction" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{43}$",
             description = "a `transaction_hash`: met only by an approval of that transaction (docs/api.md#approving-one-payment)")),
     responses((status = 200, body = AssuranceView), ApiKeyErrors, E404, E422))]

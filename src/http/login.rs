@@ -83,6 +83,12 @@ pub struct LinkBody {
     /// and token included (docs/api.md#languages).
     #[schema(value_type = Option<super::openapi::LocaleText>)]
     pub locale: Option<String>,
+    /// With `provider` `oidc`: the `acr_values` sent to the identity
+    /// provider for this link instead of the team's, 1 to 5 values of 1 to
+    /// 128 visible ASCII characters (a passkey's, say `phrh`); the ID
+    /// token's `acr` must then be one of them. With `login_page`: 422.
+    #[schema(min_items = 1, max_items = 5, example = json!(["phrh"]))]
+    pub acr_values: Option<Vec<String>>,
 }
 
 impl TryFrom<LinkBody> for LinkRequest {
@@ -100,6 +106,7 @@ impl TryFrom<LinkBody> for LinkRequest {
             deliver: b.deliver,
             provider,
             locale: b.locale.as_deref().map(LocaleTag::requested).transpose()?,
+            acr_values: b.acr_values,
         })
     }
 }

@@ -242,6 +242,18 @@ fn wallet_form(body: &[u8]) -> std::result::Result<Option<String>, Error> {
 /// binding code it shows.
 fn posted(answer: std::result::Result<Answered, AnswerRefusal>) -> Response {
     match answer {
+        // A failed presentation of a team whose `invalid_answer` is
+        // `error`: OpenID4VP's error answer, which says nothing of why.
+        Ok(Answered {
+            invalid_request: true,
+            ..
+        }) => no_store(
+            (
+                StatusCode::BAD_REQUEST,
+                super::json::Json(json!({"error": "invalid_request"})),
+            )
+                .into_response(),
+        ),
         Ok(Answered {
             redirect_uri: Some(uri),
             ..
@@ -282,7 +294,10 @@ fn admit(st: &AppState, team: &str) -> Option<Option<super::team_gate::Place>> {
 /// `A256GCM`, `kid` the request's key), or `error` (OpenID4VP's, such as
 /// `access_denied`: nothing counts, the challenge stays open). Whatever the
 /// presentation's result, 200 with `redirect_uri` for the wallet to open;
-/// the result is on the challenge (docs/wallet.md#results). A JWE of no
+/// the result is on the challenge (docs/wallet.md#results) — except that
+/// with the team's `[wallet] invalid_answer = "error"` a presentation that
+/// fails is 400 `{"error": "invalid_request"}` with no `redirect_uri`
+/// (the challenge failed and counted alike; neither answer says why). A JWE of no
 /// open request (unknown, replaced, expired, or answered already: a
 /// second response), one that does not open, or a malformed form is 400
 /// and changes nothing.
@@ -291,7 +306,8 @@ fn admit(st: &AppState, team: &str) -> Option<Option<super::team_gate::Place>> {
         description = "`response` (a compact JWE) or `error`"),
     responses(
         (status = 200, description = "taken: `{\"redirect_uri\": \"{public_url}/w/{code}/done?response_code=…\"}`, the only place a verified answer's binding code is shown (an `error`: `{\"state\": \"open\"}`)", body = Object),
-        (status = 400, description = "`invalid_request`: a JWE of no open request, a second response, one that does not open, or a malformed form; nothing changes", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request` (problem+json): a JWE of no open request, a second response, one that does not open, or a malformed form; nothing changes. With the team's `[wallet] invalid_answer = \"error\"`, a presentation that fails is answered `{\"error\": \"invalid_request\"}` (application/json, no `redirect_uri`): the challenge failed and counted as with the default",
+         content((super::problem::Problem = "application/problem+json"), (Object = "application/json"))),
         (status = 413, description = "`payload_too_large`: a body over 64 KiB", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 502, description = "`channel_error`: the credential's status list cannot be read; the challenge stays open", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`store_unavailable`; or `overloaded` with `Retry-After`: 32 answers of this team (or a quarter of `max_connections` of all teams) wait on status lists already, and nothing changes", body = super::problem::Problem, content_type = "application/problem+json")))]

@@ -59,6 +59,10 @@ pub struct Flow {
     /// Digest of the browser secret the cookie holds.
     #[serde(rename = "b")]
     pub browser: String,
+    /// The `acr_values` sent instead of the provider's configured ones (a
+    /// login link's own); empty: the configured ones.
+    #[serde(rename = "acr", default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
     #[serde(rename = "at", with = "stored")]
     pub started_at: Timestamp,
 }
@@ -76,8 +80,18 @@ impl Flow {
             verifier: random_value(),
             browser: digest(&browser_secret),
             started_at: now,
+            acr_values: Vec::new(),
         };
         (flow, browser_secret)
+    }
+
+    /// The `acr_values` this flow asks and its ID token's `acr` must be one
+    /// of: its own, else `configured` (the provider's section's).
+    pub fn acr_values<'a>(&'a self, configured: &'a [String]) -> &'a [String] {
+        match self.acr_values.is_empty() {
+            true => configured,
+            false => &self.acr_values,
+        }
     }
 
     /// Whether the cookie's secret is the one this flow was started with
@@ -179,8 +193,12 @@ pub fn authorization_url(
         if let Some(max_age) = oidc.max_age {
             q.append_pair("max_age", &max_age.as_secs().to_string());
         }
-        if !oidc.acr_values.is_empty() {
-            q.append_pair("acr_values", &oidc.acr_values.join(" "));
+        let acr_values = match hints.acr_values.is_empty() {
+            true => &oidc.acr_values[..],
+            false => hints.acr_values,
+        };
+        if !acr_values.is_empty() {
+            q.append_pair("acr_values", &acr_values.join(" "));
         }
         if let Some(hint) = hints.login_hint {
             q.append_pair("login_hint", hint);
@@ -199,6 +217,9 @@ pub struct Hints<'a> {
     pub login_hint: Option<&'a str>,
     /// The languages to show, space-separated (`ui_locales`); empty: none.
     pub ui_locales: &'a str,
+    /// The `acr_values` to send instead of the section's; empty: the
+    /// section's.
+    pub acr_values: &'a [String],
 }
 
 /// What the provider sent back in the browser's query.
@@ -276,6 +297,7 @@ mod tests {
             verifier: "v".into(),
             browser: digest("secret"),
             started_at: t0,
+            acr_values: Vec::new(),
         };
         assert!(s.same_browser(Some("secret")));
         assert!(!s.same_browser(Some("other")));

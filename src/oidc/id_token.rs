@@ -53,6 +53,39 @@ pub struct Proven {
     /// back-channel logout finds this login.
     pub sub: Option<String>,
     pub sid: Option<String>,
+    /// What the token says of how the customer signed in: `acr` (a string
+    /// of at most [`MAX_ACR_CHARS`]) and `amr` (an array of at most
+    /// [`MAX_AMR`] strings of at most [`MAX_ACR_CHARS`]); `None` when it
+    /// says nothing, or something else (docs/api.md#the-interaction-object).
+    pub acr: Option<String>,
+    pub amr: Option<Vec<String>>,
+}
+
+/// The longest `acr` or `amr` value kept of an ID token.
+pub const MAX_ACR_CHARS: usize = 128;
+/// The most `amr` values kept of an ID token.
+pub const MAX_AMR: usize = 16;
+
+/// The token's `acr` and `amr` as kept: each `None` unless of the shape and
+/// size an interaction keeps (never truncated: a value cut short would
+/// say something the provider did not).
+fn sign_in(claims: &Map<String, Value>) -> (Option<String>, Option<Vec<String>>) {
+    let fits = |s: &str| !s.is_empty() && s.len() <= MAX_ACR_CHARS;
+    let acr = claims
+        .get("acr")
+        .and_then(Value::as_str)
+        .filter(|a| fits(a));
+    let amr = claims
+        .get("amr")
+        .and_then(Value::as_array)
+        .and_then(|values| {
+            let texts: Option<Vec<String>> = values
+                .iter()
+                .map(|v| v.as_str().filter(|s| fits(s)).map(str::to_string))
+                .collect();
+            texts.filter(|t| t.len() <= MAX_AMR)
+        });
+    (acr.map(str::to_string), amr)
 }
 
 fn invalid(reason: &'static str) -> OidcError {
@@ -229,12 +262,15 @@ pub fn check_login_claims(
             "email is the customer claim but not email_verified",
         ));
     }
+    let (acr, amr) = sign_in(claims);
     Ok(Proven {
         customer_id,
         name: text("name").map(str::to_string),
         email: text("email").map(str::to_string),
         sub: text("sub").map(str::to_string),
         sid: text("sid").map(str::to_string),
+        acr,
+        amr,
     })
 }
 
@@ -278,6 +314,28 @@ mod tests {
             &expect(&acr),
             Timestamp::from_unix_seconds(NOW),
         )
+    }
+
+    #[test]
+    fn the_acr_and_amr_are_kept_only_when_of_their_shape_and_size() {
+        let p = check(json!({"amr": ["hwk", "user"]})).unwrap();
+        assert_eq!(p.acr.as_deref(), Some("gold"));
+        assert_eq!(p.amr, Some(vec!["hwk".to_string(), "user".to_string()]));
+        let (acr, amr) = sign_in(&claims(json!({"acr": null})));
+        assert_eq!((acr, amr), (None, None));
+        let long = "a".repeat(MAX_ACR_CHARS + 1);
+        let seventeen: Vec<String> = (0..=MAX_AMR).map(|i| format!("m{i}")).collect();
+        for odd in [
+            json!({"acr": 3, "amr": "pwd"}),
+            json!({"acr": "", "amr": ["pwd", 1]}),
+            json!({"acr": long.clone(), "amr": seventeen}),
+            json!({"acr": ["gold"], "amr": [long]}),
+        ] {
+            assert_eq!(sign_in(&claims(odd.clone())), (None, None), "{odd}");
+        }
+        let sixteen: Vec<String> = (0..MAX_AMR).map(|i| format!("m{i}")).collect();
+        let (_, amr) = sign_in(&claims(json!({"amr": sixteen.clone()})));
+        assert_eq!(amr, Some(sixteen));
     }
 
     #[test]

@@ -247,6 +247,7 @@ mod tests {
                 verifier: "v".into(),
                 browser: digest("b"),
                 started_at: Timestamp::from_unix_seconds(at),
+                acr_values: Vec::new(),
             },
         }
     }

@@ -63,6 +63,7 @@ fn a_good_section_reads_with_its_defaults_and_the_leaf_s_hash_as_client_id() {
     .unwrap();
     assert_eq!(w.link_ttl, Duration::from_secs(300));
     assert!(w.status_lists);
+    assert_eq!(w.invalid_answer, InvalidAnswer::Redirect);
     let der = certificate_chain(&chain).unwrap();
     let want = format!("x509_hash:{}", to_b64url(&Sha256::digest(&der[0])));
     assert_eq!(w.client_id, want);
@@ -72,6 +73,24 @@ fn a_good_section_reads_with_its_defaults_and_the_leaf_s_hash_as_client_id() {
     t.insert("client_id_prefix".into(), "x509_san_dns".into());
     let w = load_wallet(t, "acme.toml", "https://gateway.example").unwrap();
     assert_eq!(w.client_id, "x509_san_dns:gateway.example");
+}
+
+#[test]
+fn invalid_answer_is_redirect_or_error() {
+    let (key, chain) = access(&["gateway.example"]);
+    let url = "https://gateway.example";
+    for (extra, want) in [
+        ("invalid_answer = \"redirect\"", InvalidAnswer::Redirect),
+        ("invalid_answer = \"error\"", InvalidAnswer::Error),
+    ] {
+        let w = load_wallet(table(&key, &chain, extra), "acme.toml", url).unwrap();
+        assert_eq!(w.invalid_answer, want, "{extra}");
+    }
+    let e = problem(table(&key, &chain, "invalid_answer = \"Error\""), url);
+    assert!(
+        e.contains("wallet.invalid_answer") && e.contains("\"error\""),
+        "{e}"
+    );
 }
 
 #[test]
@@ -120,6 +139,8 @@ fn each_bad_key_is_named_and_no_key_value_is_in_the_error() {
         ("link_ttl = \"31m\"", "wallet.link_ttl"),
         ("surprise = 1", "surprise"),
         ("status_lists = \"yes\"", "wallet.status_lists"),
+        ("invalid_answer = \"400\"", "wallet.invalid_answer"),
+        ("invalid_answer = true", "wallet.invalid_answer"),
     ] {
         let e = problem(table(&key, &chain, extra), url);
         assert!(e.contains(named), "{extra}: {e}");

@@ -194,6 +194,10 @@ fn rung_6_a_binding_code_needs_its_login() {
         proven_at: Some(t(-30)),
         method: Method::Oidc,
         via: vec!["webchat".into()],
+        sign_in: crate::domain::interaction::SignIn {
+            acr: Some("phrh".into()),
+            amr: None,
+        },
     });
     assert!(x.verify(CODE, 1).is_ok());
     let auth = x.rec.auth.unwrap();
@@ -202,6 +206,11 @@ fn rung_6_a_binding_code_needs_its_login() {
         (Method::Oidc, customer, t(-30))
     );
     assert_eq!(auth.via, ["webchat"], "the channel that delivered the link");
+    assert_eq!(
+        auth.sign_in.acr.as_deref(),
+        Some("phrh"),
+        "what the provider said"
+    );
 }
 
 #[test]

@@ -265,6 +265,21 @@ fn a_key_binding_is_fresh_for_exactly_five_minutes() {
     ));
 }
 
+#[test]
+fn a_key_binding_may_be_at_most_sixty_seconds_ahead() {
+    // Bound 10 s before the fixtures' now: 70 s earlier its `iat` is 60 s
+    // ahead of the clock, a second more 61 s.
+    let at = |s: i64| Timestamp::from_unix_seconds(fixtures()["now"].as_i64().unwrap() + s);
+    assert!(matches!(
+        verify_at(case("es256"), &trusted(), at(-70)),
+        Outcome::Verified(_)
+    ));
+    assert!(matches!(
+        verify_at(case("es256"), &trusted(), at(-71)),
+        Outcome::InvalidPresentation(Invalid::StaleKeyBinding)
+    ));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]

@@ -236,6 +236,14 @@ pub struct InteractionView {
     pub status: Status,
     pub authenticated: bool,
     pub method: Option<Method>,
+    /// The `acr` the team's identity provider's ID token said of the
+    /// current (or last) authentication (method `oidc`); null for any other
+    /// authentication, and when the token said none
+    /// (docs/api.md#the-interaction-object).
+    #[schema(example = "phrh")]
+    pub acr: Option<String>,
+    /// The ID token's `amr`, as `acr`.
+    pub amr: Option<Vec<String>>,
     pub authenticated_at: Option<Timestamp>,
     /// When the current (or last) authentication ends or ended.
     pub expires_at: Option<Timestamp>,
@@ -314,6 +322,8 @@ impl InteractionView {
             status: status.into(),
             authenticated: status == interaction::Status::Authenticated,
             method: auth.map(|a| a.method.into()),
+            acr: auth.and_then(|a| a.sign_in.acr.clone()),
+            amr: auth.and_then(|a| a.sign_in.amr.clone()),
             authenticated_at: auth.map(|a| a.authenticated_at),
             expires_at: rec.auth_ends_at(s),
             // An OTP or PIN success without a customer_ref proves no one in particular.
@@ -417,6 +427,7 @@ pub fn shown(
         by_phone_code: false,
         number_check: auth.and_then(|a| a.number_check),
         transaction_hash: auth.and_then(|a| a.transaction_hash.clone()),
+        acr: auth.and_then(|a| a.sign_in.acr.clone()),
     }
 }
 

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::link::{page_origin, response_uri, LinkState};
 use super::status_list::credential_status;
-use crate::config::{Purpose, Team, WalletConfig, WalletCredential};
+use crate::config::{InvalidAnswer, Purpose, Team, WalletConfig, WalletCredential};
 use crate::domain::otp::OtpCode;
 use crate::domain::wallet::challenge::{
     self, Binding, Ending, Presented, Refused, WalletAnswer, WalletChallenge, WalletRequest,
@@ -64,6 +64,9 @@ pub struct Answered {
     pub redirect_uri: Option<String>,
     pub state: LinkState,
     pub code: Option<OtpCode>,
+    /// A failed `direct_post` answer of a team whose `invalid_answer` is
+    /// `error`: 400 `{"error": "invalid_request"}`, no `redirect_uri`.
+    pub invalid_request: bool,
 }
 
 /// Why an answer changed nothing.
@@ -121,6 +124,7 @@ pub async fn take_answer<P>(
             redirect_uri: None,
             state: LinkState::Open,
             code: None,
+            invalid_request: false,
         });
     };
     let found = find(core, jwe, code, now).await?;
@@ -152,17 +156,39 @@ pub async fn take_answer<P>(
     metrics::counter!("chatgate_wallet_presentations_total", "format" => format, "result" => result.as_str())
         .increment(1);
     tracing::info!(team = %found.team.id, result = result.as_str(), "a wallet presentation was answered");
+    Ok(answered(core, &found, (ending, code), rc))
+}
+
+/// What the poster of an answer that ended as `ending` is told: a
+/// `direct_post` answer (one with a `response_code` `rc`) the
+/// `redirect_uri` that shows its binding code, or its failure; with
+/// `invalid_answer = "error"` a failed one instead `invalid_request`, no
+/// `redirect_uri` (docs/wallet.md#results). The page that posted a Digital
+/// Credentials API answer where the challenge stands and its binding code.
+fn answered(
+    core: &Core,
+    found: &Found<'_>,
+    (ending, code): (Ending, Option<OtpCode>),
+    rc: Option<&str>,
+) -> Answered {
+    let state = match ending {
+        Ending::AwaitingCode => LinkState::Answered,
+        Ending::Failed { .. } => LinkState::Failed,
+        Ending::Open => LinkState::Open,
+    };
+    let direct = rc.is_some();
+    let invalid_request =
+        direct && state == LinkState::Failed && found.wallet.invalid_answer == InvalidAnswer::Error;
     let public_url = &core.config().server.public_url;
     let link = &found.index.w;
-    Ok(Answered {
-        redirect_uri: rc.map(|rc| format!("{public_url}/w/{link}/done?response_code={rc}")),
-        state: match ending {
-            Ending::AwaitingCode => LinkState::Answered,
-            Ending::Failed { .. } => LinkState::Failed,
-            Ending::Open => LinkState::Open,
-        },
+    Answered {
+        redirect_uri: rc
+            .filter(|_| !invalid_request)
+            .map(|rc| format!("{public_url}/w/{link}/done?response_code={rc}")),
+        state,
         code: code.filter(|_| !direct),
-    })
+        invalid_request,
+    }
 }
 
 /// The `kid` of a compact JWE's protected header: 400 without one.

@@ -18,7 +18,7 @@ use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallen
 use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
 use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, InteractionRecord, Link, LinkUse, Method,
-    PendingBinding, PendingStepUp, RequestedLocale,
+    PendingBinding, PendingStepUp, RequestedLocale, SignIn,
 };
 use crate::domain::ladder::{AdvanceReason, Ladder, SentStep};
 use crate::domain::network_auth::{NetworkAnswer, NetworkResult};
@@ -403,6 +403,11 @@ struct StoredAuth {
     /// The hash of the transaction it approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tx: Option<String>,
+    /// The identity provider's `acr` and `amr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    amr: Option<Vec<String>>,
 }
 
 impl From<&Authentication> for StoredAuth {
@@ -415,6 +420,8 @@ impl From<&Authentication> for StoredAuth {
             v: a.via.clone(),
             nc: a.number_check.as_ref().map(Into::into),
             tx: a.transaction_hash.clone(),
+            acr: a.sign_in.acr.clone(),
+            amr: a.sign_in.amr.clone(),
         }
     }
 }
@@ -429,6 +436,10 @@ impl From<StoredAuth> for Authentication {
             via: a.v,
             number_check: a.nc.map(Into::into),
             transaction_hash: a.tx,
+            sign_in: SignIn {
+                acr: a.acr,
+                amr: a.amr,
+            },
         }
     }
 }
@@ -623,6 +634,11 @@ struct StoredBinding {
     /// The channel that delivered the login's link.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     v: Vec<String>,
+    /// The identity provider's `acr` and `amr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    amr: Option<Vec<String>>,
 }
 
 impl From<&PendingBinding> for StoredBinding {
@@ -633,6 +649,8 @@ impl From<&PendingBinding> for StoredBinding {
             at: b.proven_at,
             m: b.method.into(),
             v: b.via.clone(),
+            acr: b.sign_in.acr.clone(),
+            amr: b.sign_in.amr.clone(),
         }
     }
 }
@@ -645,6 +663,10 @@ impl From<StoredBinding> for PendingBinding {
             proven_at: b.at,
             method: b.m.into(),
             via: b.v,
+            sign_in: SignIn {
+                acr: b.acr,
+                amr: b.amr,
+            },
         }
     }
 }

@@ -119,6 +119,10 @@ pub struct ShortLink {
     /// The login runs at the team's identity provider, not its login page.
     #[serde(rename = "o", default, skip_serializing_if = "std::ops::Not::not")]
     pub oidc: bool,
+    /// The `acr_values` its login asks the identity provider for instead
+    /// of the team's; empty: the team's.
+    #[serde(rename = "a", default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
 }
 
 impl ShortLink {

@@ -109,6 +109,10 @@ fn full() -> InteractionRecord {
                 source: crate::domain::number_check::Source::Camara,
             }),
             transaction_hash: None,
+            sign_in: crate::domain::interaction::SignIn {
+                acr: Some("phrh".into()),
+                amr: Some(vec!["hwk".into(), "user".into()]),
+            },
         }),
         links,
         challenge: Some(Challenge {
@@ -250,6 +254,10 @@ fn full() -> InteractionRecord {
             proven_at: Some(ms(4)),
             method: Method::Oidc,
             via: vec!["sms".into()],
+            sign_in: crate::domain::interaction::SignIn {
+                acr: Some("phr".into()),
+                amr: Some(vec!["pop".into()]),
+            },
         }),
         expiry_announced: Some(ms(1805)),
         expiring_announced: Some(ms(1705)),
@@ -348,7 +356,8 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#""ct":{"phone":"+15550100","email":"ada@example.com"},"#,
         r#""c":1800000000000,"la":1800000000005,"lw":1800000000006,"#,
         &format!(r#""a":{{"m":"otp","at":1800000000005,"e":1800000001805,"cu":{b},"v":["wa","sms"],"#),
-        r#""nc":{"f":false,"fa":true,"at":1800000000004,"src":"c"}},"#,
+        r#""nc":{"f":false,"fa":true,"at":1800000000004,"src":"c"},"#,
+        r#""acr":"phrh","amr":["hwk","user"]},"#,
         &format!(r#""l":[{{"id":"{a}0a","e":1800000000600,"#),
         r#""ub":{"w":"w0","a":{"k":"authenticated","e":1800000001800},"bd":"b0"}},"#,
         &format!(
@@ -378,7 +387,8 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),
         &format!(r#""su":{{"cu":{b},"f":"fp","r":"eu","u":1800000000400}},"#),
-        &format!(r#""b":{{"c":"{a}04","cu":{b},"at":1800000000004,"m":"oidc","v":["sms"]}},"#),
+        &format!(r#""b":{{"c":"{a}04","cu":{b},"at":1800000000004,"m":"oidc","v":["sms"],"#),
+        r#""acr":"phr","amr":["pop"]},"#,
         r#""xd":1800000001805,"xg":1800000001705,"iu":1800000009000,"dq":1800000001745,"#,
         r#""dv":"devicehash","rl":"es-MX","rla":true,"nr":true,"companion":"{acme}:s:x"}"#,
     ]
@@ -403,10 +413,20 @@ fn a_stored_interaction_of_today_reads_back_equal() {
     let again = encode_interaction(&read, bookkeeping, Some("{acme}:s:x".into())).expect("encode");
     assert_eq!(again, earlier);
     // A binding kept before it remembered the link's channel reads as none.
-    let unnamed = today.replace(r#","m":"oidc","v":["sms"]}"#, r#","m":"oidc"}"#);
+    let unnamed = today.replace(r#","m":"oidc","v":["sms"],"#, r#","m":"oidc","#);
     assert_ne!(unnamed, today);
     let (read, _) = decode_interaction(&unnamed, &key).expect("a binding without via");
     assert_eq!(read.binding.map(|b| b.via), Some(Vec::new()));
+    // An authentication and a binding kept before the identity provider's
+    // `acr` and `amr` were read as saying none.
+    let unsaid = today
+        .replace(r#","acr":"phrh","amr":["hwk","user"]"#, "")
+        .replace(r#","acr":"phr","amr":["pop"]"#, "");
+    assert_ne!(unsaid, today);
+    let (read, _) = decode_interaction(&unsaid, &key).expect("without acr and amr");
+    let none = crate::domain::interaction::SignIn::default();
+    assert_eq!(read.auth.map(|a| a.sign_in), Some(none.clone()));
+    assert_eq!(read.binding.map(|b| b.sign_in), Some(none));
     // A ladder step kept before a step's send was recorded as under way
     // reads as answered; one kept before moves kept their reason, with none.
     let answered = today.replace(
@@ -852,12 +872,13 @@ fn the_marker_records_of_today_read_back_equal() {
             r#""sub":"00000000-0000-0000-0000-000000000001","#,
             r#""jti":"00000000-0000-0000-0000-000000000002","iat":1800000000,"#,
             r#""exp":1800000600,"team":"acme","channel":"web","stage":"mid_chat","#,
-            r#""expected_customer":"cust-42","locale":"es"},"o":true}"#
+            r#""expected_customer":"cust-42","locale":"es"},"o":true,"a":["phrh","phr"]}"#
         ),
         &ShortLink {
             kid: "k1".into(),
             claims: claims.clone(),
             oidc: true,
+            acr_values: vec!["phrh".into(), "phr".into()],
         },
     );
     // Written before the long names were cut: read as aliases.
@@ -872,6 +893,7 @@ fn the_marker_records_of_today_read_back_equal() {
             kid: "k1".into(),
             claims,
             oidc: false,
+            acr_values: Vec::new(),
         })
     );
     same("{}", &EndedSession {});
