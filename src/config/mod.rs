@@ -9,6 +9,7 @@
 mod api_teams;
 mod api_urls;
 mod approvals;
+mod mcp;
 mod audit;
 mod channel_json;
 mod channels;
@@ -64,6 +65,7 @@ pub use crate::network_verification::NumberVerification;
 pub use crate::time::Dur;
 pub use api_urls::api_url_problems;
 pub use approvals::ApprovalsConfig;
+pub use mcp::McpConfig;
 pub use audit::{AuditConfig, SyslogTarget, SyslogTls};
 pub use channels::{
     for_transaction, purpose_key, shows_text, template, template_key, text, text_in, voice_text,
@@ -138,6 +140,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[approvals]`.
     pub approvals: ApprovalsConfig,
+    /// `[mcp]`: who may reach the MCP server (docs/agents.md#who-may-reach-the-server).
+    pub mcp: McpConfig,
     /// `[operator]`: `None` while the operator API is off (docs/operator-api.md).
     pub operator: Option<Arc<OperatorConfig>>,
 }
