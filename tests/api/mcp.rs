@@ -311,7 +311,7 @@ both_stores!(
         let started = r["structuredContent"].clone();
         assert_eq!(started["sent_to"], "sms", "{text}");
         assert_eq!(started["status"], "pending");
-        assert_eq!(started["say"], "I have sent you a verification code. Please tell me the code.");
+        assert_eq!(started["say"], "I have sent you a code and a link. Please type the code on that page, not here.");
         assert!(mcp_calls(&app, "start_verification", "ok").await > before);
         let id = started["interaction_id"].as_str().unwrap().to_string();
         let cid = started["challenge_id"].as_str().unwrap().to_string();
@@ -678,5 +678,28 @@ both_stores!(
         assert_eq!(v, json!({"resource": "http://gateway.test/mcp",
             "bearer_methods_supported": ["header"], "authorization_servers": [],
             "scopes_supported": ["chatgate:bot"], "resource_name": "chatgate"}));
+    }
+);
+
+both_stores!(
+    mcp_says_where_a_code_is_typed_in_the_conversation_s_language,
+    setup: Setup {
+        defaults: concat!(
+            "[defaults.locale]\nsupported = [\"en\", \"es\"]\n",
+            "[defaults.translations.es]\n",
+            "say_code_sent = \"Dime el código.\"\n",
+            "say_code_page_sent = \"Escribe el código en esa página, no aquí.\"\n",
+        ).into(),
+        ..setup(false)
+    },
+    |app: TestApp| async move {
+        let session = open(&app, &app.keys.bot).await;
+        for (locale, phone, said) in [("es", "+15551230001", "Escribe el código en esa página, no aquí."),
+                                      ("en", "+15551230002", "I have sent you a code and a link. Please type the code on that page, not here.")] {
+            let args = json!({"conversation": conversation(), "customer_ref": format!("cust-say-{locale}"),
+                              "contact": {"phone": phone}, "proof": "code", "locale": locale});
+            let (text, r) = call(&app, &session, "start_verification", args).await;
+            assert_eq!(r["structuredContent"]["say"], said, "{text}");
+        }
     }
 );
