@@ -31,7 +31,9 @@ impl Default for McpSection {
 }
 
 fn default_allowed_hosts() -> Vec<String> {
-    ["localhost", "127.0.0.1", "[::1]"].map(String::from).to_vec()
+    ["localhost", "127.0.0.1", "[::1]"]
+        .map(String::from)
+        .to_vec()
 }
 
 /// `[mcp]`, validated: origins and hosts in lower case.
@@ -55,7 +57,7 @@ impl McpConfig {
     /// Whether a request's `Origin` may reach `/mcp`: one listed, exactly.
     pub fn allows_origin(&self, origin: &str) -> bool {
         let origin = origin.trim().to_ascii_lowercase();
-        self.allowed_origins.iter().any(|o| *o == origin)
+        self.allowed_origins.contains(&origin)
     }
 
     /// Whether a request's `Host` (`host[:port]`) may reach `/mcp`:
@@ -114,7 +116,11 @@ fn split_host(host: &str) -> Option<(String, Option<u16>)> {
 
 /// An origin as a browser sends it: `http(s)://host[:port]`, nothing more.
 fn origin_problem(origin: &str) -> Option<String> {
-    let bad = || Some(format!("{origin:?} is not an origin (scheme://host[:port])"));
+    let bad = || {
+        Some(format!(
+            "{origin:?} is not an origin (scheme://host[:port])"
+        ))
+    };
     let Some((scheme, rest)) = origin.split_once("://") else {
         return bad();
     };
@@ -165,13 +171,21 @@ mod tests {
         assert!(c.allows_origin("https://app.example.com:8443"));
         assert!(!c.allows_origin("https://app.example.com"));
         assert!(!c.allows_origin("http://app.example.com:8443"));
-        for bad in ["app.example.com", "https://app.example.com/", "ftp://x", "https://A.example"] {
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "ftp://x",
+            "https://A.example",
+        ] {
             let e = build_from(&format!("allowed_origins = [\"{bad}\"]")).unwrap_err();
             assert!(e.contains("mcp.allowed_origins"), "{bad}: {e}");
         }
         let e = build_from("allowed_hosts = [\"a/b\"]").unwrap_err();
         assert!(e.contains("mcp.allowed_hosts"), "{e}");
-        assert!(build_from("allowed_origin = []").is_err(), "a typo is refused");
+        assert!(
+            build_from("allowed_origin = []").is_err(),
+            "a typo is refused"
+        );
     }
 
     #[test]
@@ -191,6 +205,9 @@ mod tests {
         let c = build_from("allowed_hosts = [\"chatgate.internal\", \"gw:81\"]").unwrap();
         assert!(c.allows_host("chatgate.internal:9000", public));
         assert!(c.allows_host("gw:81", public) && !c.allows_host("gw:82", public));
-        assert!(!c.allows_host("localhost", public), "the list replaces the default");
+        assert!(
+            !c.allows_host("localhost", public),
+            "the list replaces the default"
+        );
     }
 }

@@ -9,7 +9,6 @@
 mod api_teams;
 mod api_urls;
 mod approvals;
-mod mcp;
 mod audit;
 mod channel_json;
 mod channels;
@@ -22,6 +21,7 @@ mod form;
 mod interpolate;
 mod key_holders;
 mod load;
+mod mcp;
 mod members;
 mod number_checks;
 mod number_verification;
@@ -65,7 +65,6 @@ pub use crate::network_verification::NumberVerification;
 pub use crate::time::Dur;
 pub use api_urls::api_url_problems;
 pub use approvals::ApprovalsConfig;
-pub use mcp::McpConfig;
 pub use audit::{AuditConfig, SyslogTarget, SyslogTls};
 pub use channels::{
     for_transaction, purpose_key, shows_text, template, template_key, text, text_in, voice_text,
@@ -78,6 +77,7 @@ pub use form::{channel_place, is_secret_member};
 pub use form::{escape as pointer_token, FormProblem, SECRET_MEMBERS};
 pub use key_holders::{KeyHolder, KeyHolders};
 pub use load::{load, load_all_but_sms_length, load_with_env};
+pub use mcp::McpConfig;
 pub use oidc::{https_or_loopback, may_reach};
 pub use once::{warn_once, StartupWarning};
 pub use operator::{OperatorConfig, OperatorKey, OperatorRole};

@@ -33,7 +33,8 @@ use crate::domain::json_members::repeated_member;
 use crate::error::Error;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(post_mcp, delete_mcp))
+    OpenApiRouter::new()
+        .routes(routes!(post_mcp, delete_mcp))
         .routes(routes!(protected_resource))
 }
 
