@@ -24,6 +24,9 @@ pub(super) struct SystemFile {
     pub audit: super::audit::AuditSection,
     #[serde(default)]
     pub approvals: super::approvals::ApprovalsSection,
+    /// `[mcp]`: who may reach the MCP server.
+    #[serde(default)]
+    pub mcp: super::mcp::McpSection,
     /// `[operator]`, read by `operator.rs`; absent: the operator API is off.
     pub operator: Option<toml::Table>,
 }

@@ -121,6 +121,7 @@ fn load_sections(
         telemetry: system.telemetry,
         audit: system.audit,
         approvals: system.approvals,
+        mcp: system.mcp,
         operator: system.operator,
     };
     check_issuer(&config, &file)?;

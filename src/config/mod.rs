@@ -21,6 +21,7 @@ mod form;
 mod interpolate;
 mod key_holders;
 mod load;
+mod mcp;
 mod members;
 mod number_checks;
 mod number_verification;
@@ -76,6 +77,7 @@ pub use form::{channel_place, is_secret_member};
 pub use form::{escape as pointer_token, FormProblem, SECRET_MEMBERS};
 pub use key_holders::{KeyHolder, KeyHolders};
 pub use load::{load, load_all_but_sms_length, load_with_env};
+pub use mcp::McpConfig;
 pub use oidc::{https_or_loopback, may_reach};
 pub use once::{warn_once, StartupWarning};
 pub use operator::{OperatorConfig, OperatorKey, OperatorRole};
@@ -140,6 +142,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[approvals]`.
     pub approvals: ApprovalsConfig,
+    /// `[mcp]`: who may reach the MCP server (docs/agents.md#who-may-reach-the-server).
+    pub mcp: McpConfig,
     /// `[operator]`: `None` while the operator API is off (docs/operator-api.md).
     pub operator: Option<Arc<OperatorConfig>>,
 }

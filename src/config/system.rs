@@ -37,6 +37,7 @@ pub(super) struct System {
     pub telemetry: TelemetryConfig,
     pub audit: super::AuditConfig,
     pub approvals: super::ApprovalsConfig,
+    pub mcp: super::McpConfig,
     pub operator: Option<std::sync::Arc<super::OperatorConfig>>,
 }
 
@@ -46,6 +47,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
     let telemetry = telemetry(&raw.telemetry, file)?;
     let audit = super::audit::build(&raw.audit, file)?;
     let approvals = super::approvals::build(&raw.approvals, file)?;
+    let mcp = super::mcp::build(&raw.mcp, file)?;
     let operator = super::operator::build(raw.operator, file)?.map(std::sync::Arc::new);
     let s = raw.server;
 
@@ -73,6 +75,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
         telemetry,
         audit,
         approvals,
+        mcp,
         operator,
         server: ServerConfig {
             listen: s.listen.trim().to_string(),

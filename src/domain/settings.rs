@@ -300,6 +300,9 @@ pub struct Templates {
     pub say_network_sent: String,
     pub say_wallet_sent: String,
     pub say_app_sent: String,
+    /// What `start_verification` says for a code, typed on the gateway's
+    /// page, never in the chat (docs/agents.md#start_verification).
+    pub say_code_page_sent: String,
     /// The gateway's pages (docs/api.md#languages): the first
     /// line is the heading, the rest what to do next.
     pub page_link_expired: String,
@@ -430,6 +433,8 @@ const SAY_NETWORK_SENT: &str =
     "I have sent you a link. Please open it on your phone, using mobile data rather than Wi-Fi.";
 const SAY_WALLET_SENT: &str =
     "I have sent you a link. Please open it and confirm with the wallet on your phone.";
+const SAY_CODE_PAGE_SENT: &str =
+    "I have sent you a code and a link. Please type the code on that page, not here.";
 const SAY_APP_SENT: &str =
     "I have sent a request to our app on your phone. Please open the app and approve it.";
 
@@ -456,6 +461,7 @@ impl Default for Templates {
             say_network_sent: SAY_NETWORK_SENT.into(),
             say_wallet_sent: SAY_WALLET_SENT.into(),
             say_app_sent: SAY_APP_SENT.into(),
+            say_code_page_sent: SAY_CODE_PAGE_SENT.into(),
             page_link_expired: "This link has expired\nAsk in the chat for a new one.".into(),
             page_link_used: "This link was already used\nAsk in the chat for a new one.".into(),
             page_link_unknown: "We don\u{2019}t know this link\nCheck you copied all of it.".into(),
@@ -580,6 +586,7 @@ macro_rules! template_keys {
             SayNetworkSent say_network_sent [],
             SayWalletSent say_wallet_sent [],
             SayAppSent say_app_sent [],
+            SayCodePageSent say_code_page_sent [],
         }
     };
 }

@@ -417,7 +417,7 @@ fn said_of(req: &ChallengeRequest) -> (&'static str, TextKey) {
         M::App => ("app", TextKey::SayAppSent),
         M::Network => (to, TextKey::SayNetworkSent),
         M::Wallet => (to, TextKey::SayWalletSent),
-        _ => (to, TextKey::SayCodeSent),
+        _ => (to, TextKey::SayCodePageSent),
     }
 }
 

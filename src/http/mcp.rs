@@ -1,16 +1,22 @@
 //! The MCP server (docs/agents.md#the-server): the Streamable HTTP
 //! transport of the Model Context Protocol at `POST /mcp` and `DELETE
 //! /mcp` (a `GET`, which would open a stream of the server's own messages,
-//! is 405: this server sends none), JSON-RPC 2.0 written here over
-//! `serde_json` (docs/decisions/0502-the-mcp-server-is-written-over-serde-json.md).
+//! is 405 with a valid key: this server sends none), JSON-RPC 2.0 written
+//! here over `serde_json`
+//! (docs/decisions/0502-the-mcp-server-is-written-over-serde-json.md).
 //!
-//! Behind a bot's key alone (401 and 403 carry `WWW-Authenticate`); a body
+//! Behind [`door`] (the `Origin` and `Host` rules, then the key before the
+//! method) and a bot's key alone (401 and 403 carry `WWW-Authenticate`
+//! naming `GET /.well-known/oauth-protected-resource/mcp`); a body
 //! over 64 KiB is 413 and one nested deeper than [`MAX_DEPTH`] is 400
 //! before it is parsed; a session (`Mcp-Session-Id`) is the store's
 //! (`gateway::mcp`), bound to the key that opened it. Each request is
 //! answered as `application/json`, or as one `text/event-stream` event
 //! when the client accepts only that. The tools are in [`tools`].
+mod door;
 mod tools;
+
+pub use door::other_method;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -27,7 +33,9 @@ use crate::domain::json_members::repeated_member;
 use crate::error::Error;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(post_mcp, delete_mcp))
+    OpenApiRouter::new()
+        .routes(routes!(post_mcp, delete_mcp))
+        .routes(routes!(protected_resource))
 }
 
 /// The protocol versions served, oldest first: a client's own when it is
@@ -74,6 +82,11 @@ raw_schema!(McpParams);
 /// key's, unknown or ended: 404); every other message carries it. A notification is 202 with no body. A body that is
 /// not one JSON-RPC 2.0 message is 400, nested deeper than 32 levels 400
 /// before it is parsed, over 64 KiB 413. An agent's or admin's key is 403.
+/// Before the key, a request whose `Origin` is not one of `[mcp]
+/// allowed_origins`, or whose `Host` is neither `public_url`'s nor one of
+/// `[mcp] allowed_hosts`, is 403 `forbidden`, nothing done; any method
+/// without a valid key is 401, its `WWW-Authenticate` naming
+/// `resource_metadata` (`GET /.well-known/oauth-protected-resource/mcp`).
 #[utoipa::path(post, path = "/mcp", operation_id = "mcp", tag = "mcp",
     security(("api_key" = [])), request_body = McpMessage,
     params(("Mcp-Session-Id" = Option<String>, Header, description = "the session `initialize` answered"),
@@ -83,13 +96,14 @@ raw_schema!(McpParams);
               ApiKeyErrors, E403, E404, JsonBodyErrors))]
 async fn post_mcp(
     State(st): State<AppState>,
+    _: door::Door,
     bot: Result<BotOnly, Error>,
     _: NoQuery,
     req: Request,
 ) -> Response {
     let bot = match bot {
         Ok(bot) => bot,
-        Err(e) => return refused(e),
+        Err(e) => return door::refused(e, &st),
     };
     let headers = req.headers().clone();
     let message = match read(req, &st).await {
@@ -128,20 +142,22 @@ async fn post_mcp(
 
 /// End a session of the Model Context Protocol server.
 ///
-/// 204; a session that is not this key's, unknown or ended, is 404.
+/// 204; a session that is not this key's, unknown or ended, is 404. A
+/// foreign `Origin` or `Host` is 403 before the key, as for `POST`.
 #[utoipa::path(delete, path = "/mcp", operation_id = "mcp_end", tag = "mcp",
     security(("api_key" = [])),
     params(("Mcp-Session-Id" = String, Header, description = "the session to end")),
     responses((status = 204, description = "ended"), ApiKeyErrors, E400, E403, E404, E422))]
 async fn delete_mcp(
     State(st): State<AppState>,
+    _: door::Door,
     bot: Result<BotOnly, Error>,
     _: NoQuery,
     headers: HeaderMap,
 ) -> Response {
     let bot = match bot {
         Ok(bot) => bot,
-        Err(e) => return refused(e),
+        Err(e) => return door::refused(e, &st),
     };
     let Some(id) = headers.get(SESSION).and_then(|v| v.to_str().ok()) else {
         return Error::BadRequest("Mcp-Session-Id: required".into()).into_response();
@@ -153,18 +169,21 @@ async fn delete_mcp(
     }
 }
 
-/// The refusal of a caller, with the `WWW-Authenticate` MCP clients read.
-fn refused(e: Error) -> Response {
-    let scope = matches!(e, Error::Forbidden(_) | Error::RoleRefused { .. });
-    let mut res = e.into_response();
-    let value = if scope {
-        "Bearer realm=\"chatgate\", error=\"insufficient_scope\""
-    } else {
-        "Bearer realm=\"chatgate\""
-    };
-    res.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
-    res
+/// The protected-resource metadata of `/mcp` (RFC 9728): how a client
+/// authorises (a bot key as a bearer token; no authorization server yet).
+#[utoipa::path(get, path = "/.well-known/oauth-protected-resource/mcp",
+    operation_id = "mcp_protected_resource", tag = "mcp", security(),
+    responses((status = 200, body = Object, description = "`resource` (`{public_url}/mcp`), `bearer_methods_supported` `[\"header\"]`, `authorization_servers` (`[]`), `scopes_supported` `[\"chatgate:bot\"]`, `resource_name` `chatgate`"), E422))]
+async fn protected_resource(State(st): State<AppState>, _: NoQuery) -> Response {
+    let public_url = &st.gateway.config().server.public_url;
+    axum::Json(json!({
+        "resource": format!("{public_url}/mcp"),
+        "bearer_methods_supported": ["header"],
+        "authorization_servers": [],
+        "scopes_supported": ["chatgate:bot"],
+        "resource_name": "chatgate",
+    }))
+    .into_response()
 }
 
 /// The body: one JSON-RPC 2.0 message, an object (400 otherwise, and

@@ -313,7 +313,17 @@ async fn not_found(
     Error::NotFound("no such resource").into_response()
 }
 
-async fn method_not_allowed() -> Response {
+/// A method a path does not serve is 405; at `/mcp` only past its door
+/// and with a valid key (docs/agents.md#who-may-reach-the-server).
+async fn method_not_allowed(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: Request,
+) -> Response {
+    if req.uri().path() == "/mcp" {
+        if let Some(res) = mcp::other_method(&st, req).await {
+            return res;
+        }
+    }
     problem::response(
         StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request",

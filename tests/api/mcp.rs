@@ -311,7 +311,7 @@ both_stores!(
         let started = r["structuredContent"].clone();
         assert_eq!(started["sent_to"], "sms", "{text}");
         assert_eq!(started["status"], "pending");
-        assert_eq!(started["say"], "I have sent you a verification code. Please tell me the code.");
+        assert_eq!(started["say"], "I have sent you a code and a link. Please type the code on that page, not here.");
         assert!(mcp_calls(&app, "start_verification", "ok").await > before);
         let id = started["interaction_id"].as_str().unwrap().to_string();
         let cid = started["challenge_id"].as_str().unwrap().to_string();
@@ -579,3 +579,127 @@ async fn what_a_get_verification_call_costs_the_store_on_memory() {
 async fn what_a_get_verification_call_costs_the_store_on_redis() {
     what_a_get_verification_call_costs_the_store(Backend::Redis).await;
 }
+
+/// The setup of the door's tests: one origin allowed, one internal name.
+fn door_setup() -> Setup {
+    Setup {
+        system_extra: "[mcp]\nallowed_origins = [\"https://console.acme.test\"]\nallowed_hosts = [\"127.0.0.1\", \"chatgate.internal\"]\n".into(),
+        ..setup(false)
+    }
+}
+
+both_stores!(
+    mcp_refuses_a_foreign_origin_or_host_before_the_key_and_does_nothing,
+    setup: door_setup(),
+    |app: TestApp| async move {
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+        // A foreign Origin: 403 before the key, no session made.
+        for key in [Some(app.keys.bot.as_str()), None] {
+            let mut rb = app.request(Method::POST, "/mcp", key)
+                .header("origin", "http://evil.example.com")
+                .json(&init);
+            rb = rb.header("accept", "application/json");
+            let res = rb.send().await.unwrap();
+            assert!(!res.headers().contains_key("mcp-session-id"));
+            assert_problem(res, 403, "forbidden").await;
+        }
+        // In a session: a start from a foreign Origin sends nothing.
+        let session = open(&app, &app.keys.bot).await;
+        let before = app.chat_messages().await.len();
+        let args = json!({"name": "start_verification", "arguments": {"conversation": conversation(), "proof": "link"}});
+        let res = app.request(Method::POST, "/mcp", Some(&app.keys.bot))
+            .header("origin", "null")
+            .header("mcp-session-id", &session)
+            .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": args}))
+            .send().await.unwrap();
+        assert_problem(res, 403, "forbidden").await;
+        assert_eq!(app.chat_messages().await.len(), before, "nothing delivered");
+        let res = app.request(Method::DELETE, "/mcp", Some(&app.keys.bot))
+            .header("origin", "http://evil.example.com")
+            .header("mcp-session-id", &session)
+            .send().await.unwrap();
+        assert_problem(res, 403, "forbidden").await;
+        // A foreign Host (DNS rebinding), with or without a key, any method.
+        let port = app.base.rsplit(':').next().unwrap().to_string();
+        for (method, key) in [("POST", app.keys.bot.as_str()), ("GET", ""), ("PUT", "")] {
+            let auth = if key.is_empty() { String::new() } else { format!("Authorization: Bearer {key}\r\n") };
+            let body = init.to_string();
+            let req = format!("{method} /mcp HTTP/1.1\r\nHost: evil.example.com:{port}\r\n{auth}Content-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let (status, text) = app.raw(req.as_bytes()).await;
+            assert_eq!(status, 403, "{method}: {text}");
+            assert!(text.contains("\"forbidden\"") && !text.to_ascii_lowercase().contains("mcp-session-id"), "{text}");
+        }
+        // The session still works, and an allowed name and origin pass.
+        let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"}).to_string();
+        let req = format!("POST /mcp HTTP/1.1\r\nHost: chatgate.internal\r\nAuthorization: Bearer {}\r\nMcp-Session-Id: {session}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{ping}", app.keys.bot, ping.len());
+        let (status, text) = app.raw(req.as_bytes()).await;
+        assert_eq!(status, 200, "{text}");
+        let res = app.request(Method::POST, "/mcp", Some(&app.keys.bot))
+            .header("origin", "https://console.acme.test")
+            .header("mcp-session-id", &session)
+            .header("accept", "application/json")
+            .json(&json!({"jsonrpc": "2.0", "id": 4, "method": "ping"}))
+            .send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        // Without an Origin (every test above's `open`): passes.
+        let (_, pong) = rpc(&app, &app.keys.bot, &session, "ping", json!({})).await;
+        assert_eq!(pong["result"], json!({}));
+    }
+);
+
+both_stores!(
+    mcp_reads_the_key_before_the_method_and_names_its_metadata,
+    setup: setup(false),
+    |app: TestApp| async move {
+        let metadata = "resource_metadata=\"http://gateway.test/.well-known/oauth-protected-resource/mcp\"";
+        for method in [Method::GET, Method::DELETE, Method::POST, Method::PUT, Method::PATCH] {
+            for key in [None, Some("cg_unknown_key_0000000000000000")] {
+                let res = app.request(method.clone(), "/mcp", key)
+                    .header("mcp-session-id", "x")
+                    .send().await.unwrap();
+                let challenge = res.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
+                assert_eq!(challenge.as_deref(), Some(format!("Bearer {metadata}").as_str()), "{method}");
+                assert_problem(res, 401, "unauthorized").await;
+            }
+        }
+        // With a bot's key, a GET is still 405: no stream to offer.
+        let res = app.request(Method::GET, "/mcp", Some(&app.keys.bot)).send().await.unwrap();
+        assert_eq!(res.status(), 405);
+        // A role that may not is 403, naming the metadata too.
+        let res = post(&app, Some(&app.keys.agent), None, &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})).await;
+        let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_string();
+        assert!(challenge.contains("insufficient_scope") && challenge.contains(metadata), "{challenge}");
+        assert_problem(res, 403, "forbidden").await;
+        // The protected-resource metadata, no key needed.
+        let res = app.request(Method::GET, "/.well-known/oauth-protected-resource/mcp", None).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v, json!({"resource": "http://gateway.test/mcp",
+            "bearer_methods_supported": ["header"], "authorization_servers": [],
+            "scopes_supported": ["chatgate:bot"], "resource_name": "chatgate"}));
+    }
+);
+
+both_stores!(
+    mcp_says_where_a_code_is_typed_in_the_conversation_s_language,
+    setup: Setup {
+        defaults: concat!(
+            "[defaults.locale]\nsupported = [\"en\", \"es\"]\n",
+            "[defaults.translations.es]\n",
+            "say_code_sent = \"Dime el código.\"\n",
+            "say_code_page_sent = \"Escribe el código en esa página, no aquí.\"\n",
+        ).into(),
+        ..setup(false)
+    },
+    |app: TestApp| async move {
+        let session = open(&app, &app.keys.bot).await;
+        for (locale, phone, said) in [("es", "+15551230001", "Escribe el código en esa página, no aquí."),
+                                      ("en", "+15551230002", "I have sent you a code and a link. Please type the code on that page, not here.")] {
+            let args = json!({"conversation": conversation(), "customer_ref": format!("cust-say-{locale}"),
+                              "contact": {"phone": phone}, "proof": "code", "locale": locale});
+            let (text, r) = call(&app, &session, "start_verification", args).await;
+            assert_eq!(r["structuredContent"]["say"], said, "{text}");
+        }
+    }
+);

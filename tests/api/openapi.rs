@@ -319,7 +319,7 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 35] = [
+const PUBLIC: [&str; 36] = [
     "/",
     "/healthz",
     "/readyz",
@@ -355,6 +355,7 @@ const PUBLIC: [&str; 35] = [
     "/console/{team}/callback",
     "/.well-known/chatgate-audit-keys",
     "/.well-known/chatgate-approval-keys",
+    "/.well-known/oauth-protected-resource/mcp",
 ];
 
 /// The agent's endpoints: an API key, or the console's session cookie
@@ -505,7 +506,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
     }
     // The operator API's 12 are not offered: this gateway has no
     // `[operator]` (operator_api::the_document_offers_the_paths_served).
-    assert_eq!(operations, 64);
+    assert_eq!(operations, 65);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]
