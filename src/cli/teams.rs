@@ -48,7 +48,10 @@ pub fn import(config: Config, file: &Path, replace: bool) -> Result<String, Stri
         written.map_err(|e| format!("cannot write to the store: {e}"))
     })?;
     match written {
-        Ok(_) => {
+        Ok(restored) => {
+            if !restored.moved.is_empty() {
+                eprintln!("{}", moved_said(&restored.moved));
+            }
             let kept = crate::gateway::operator::KEPT.iter();
             let kept = kept.map(|k| format!(" and {} {}", held.of(k).count(), k.exported_as));
             let kept: String = kept.collect();
@@ -59,6 +62,15 @@ pub fn import(config: Config, file: &Path, replace: bool) -> Result<String, Stri
             refused.join(", ")
         )),
     }
+}
+
+/// The line saying that an import gave `moved` another `ETag` than its
+/// file says (docs/operations.md#backing-up-the-api-teams).
+pub fn moved_said(moved: &[String]) -> String {
+    format!(
+        "a new ETag for {}: this configuration makes them otherwise than the one that exported them (its [defaults], the channel files they list, or the environment those read); If-Match with an ETag of before is refused",
+        moved.join(", ")
+    )
 }
 
 /// Prints what `result` says: the line on stdout (exit 0) or the error on

@@ -4,7 +4,8 @@
 //! not open, and an API key added to it is checked as a `PUT` checks it;
 //! each refusal names the team (or channel) and the pointer, and nothing
 //! of the file is written. An unchanged export imported into a fresh
-//! store keeps every `ETag`.
+//! store keeps every `ETag`, through the real `chatgate teams` commands
+//! too; an import that makes one otherwise than its file says names it.
 use chatgate::domain::secrets::{generate_whsec, ApiKeyHash};
 use chatgate::gateway::operator::look::Held;
 use chatgate::gateway::operator::restore;
@@ -61,11 +62,28 @@ async fn written(app: &TestApp, files: &[&str]) {
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
 }
 
-/// `file` (an export, as JSON) imported into `app`'s store: the refusals.
-async fn import(app: &TestApp, file: &Value) -> Result<(), Vec<String>> {
+/// `file` (an export, as JSON) imported into `app`'s store: those given
+/// another `ETag` than the file's, or the refusals.
+async fn import(app: &TestApp, file: &Value) -> Result<Vec<String>, Vec<String>> {
     let held: Held = serde_json::from_value(file.clone()).unwrap();
     let done = restore::import(&app.gateway, &held, false, SystemClock.now()).await;
-    done.unwrap().map(drop)
+    done.unwrap().map(|restored| restored.moved)
+}
+
+/// Runs `chatgate` with `args` on `app`'s configuration, with `env` set:
+/// whether it exited 0, its standard output and its standard error.
+fn cli(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
+        .args(args)
+        .arg("--config")
+        .arg(app.dir.join("config/chatgate.toml"))
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    (out.status.success(), said, err)
 }
 
 /// Whether `app`'s store holds no API team or channel.
@@ -120,7 +138,7 @@ both_stores!(an_unchanged_export_imported_into_a_fresh_store_keeps_every_etag, s
     let (channel_tag, _) = read(&a, "/v1/channels/newsms").await;
     let exported = serde_json::to_value(restore::export(&a.gateway).await.unwrap()).unwrap();
     let b = spawn_with(a.backend, with_operator()).await.unwrap();
-    import(&b, &exported).await.unwrap();
+    assert_eq!(import(&b, &exported).await.unwrap(), Vec::<String>::new(), "none moved");
     writes::within_two_seconds(&b, "newco-bot-key", 200).await;
     assert_eq!(read(&b, "/v1/teams/newco").await.0, team_tag, "the team's ETag");
     assert_eq!(read(&b, "/v1/channels/newsms").await.0, channel_tag, "the channel's ETag");
@@ -143,3 +161,69 @@ both_stores!(a_token_endpoint_moved_where_no_provider_is_named_needs_its_secret_
     repointed["number_verification"]["client_secret"] = json!("camara-client-secret");
     assert_eq!(put(&a, "/v1/teams/newco", &repointed, &[("If-Match", &tag)]).await.status(), 200);
 });
+
+both_stores!(an_import_names_each_etag_it_made_otherwise_than_its_file, setup: with_operator(), |a: TestApp| async move {
+    written(&a, &[]).await;
+    let (team_tag, _) = read(&a, "/v1/teams/newco").await;
+    let mut exported = serde_json::to_value(restore::export(&a.gateway).await.unwrap()).unwrap();
+    exported["teams"]["newco"]["digest"] = json!("0".repeat(64));
+    let b = spawn_with(a.backend, with_operator()).await.unwrap();
+    assert_eq!(import(&b, &exported).await.unwrap(), ["team newco"]);
+    writes::within_two_seconds(&b, "newco-bot-key", 200).await;
+    assert_eq!(read(&b, "/v1/teams/newco").await.0, team_tag, "its own digest, whatever the file says");
+});
+
+/// The real `chatgate teams export`, then `chatgate teams import` into a
+/// fresh store (another gateway of the same configuration), a team with
+/// sealed secrets listing an API channel with one: every `ETag` kept,
+/// nothing said of one, an `If-Match` of before still writes. Run with an
+/// environment that changes the `[defaults]` the team inherits, the
+/// import gives it another `ETag` and its line on standard error names it
+/// (not the channel, whose `ETag` did not move).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_export_imported_into_a_fresh_store_keeps_every_etag_or_names_the_moved() {
+    let Some(a) = spawn_with(Backend::Redis, with_operator()).await else {
+        return;
+    };
+    written(&a, &[]).await;
+    let (team_tag, _) = read(&a, "/v1/teams/newco").await;
+    let (channel_tag, _) = read(&a, "/v1/channels/newsms").await;
+    let (ok, exported, err) = cli(&a, &["teams", "export"], &[]);
+    assert!(ok, "{err}");
+    assert!(
+        !exported.contains("camara-client-secret"),
+        "sealed: {exported}"
+    );
+    let file = a.dir.join("backup.json");
+    std::fs::write(&file, &exported).unwrap();
+    let file = file.to_str().unwrap();
+
+    let b = spawn_with(Backend::Redis, with_operator()).await.unwrap();
+    let (ok, said, err) = cli(&b, &["teams", "import", file], &[]);
+    assert!(ok, "{err}");
+    assert_eq!(said.trim(), "imported 1 teams and 1 channels");
+    assert!(!err.contains("ETag"), "{err}");
+    writes::within_two_seconds(&b, "newco-bot-key", 200).await;
+    assert_eq!(
+        read(&b, "/v1/teams/newco").await.0,
+        team_tag,
+        "the team's ETag"
+    );
+    assert_eq!(
+        read(&b, "/v1/channels/newsms").await.0,
+        channel_tag,
+        "the channel's ETag"
+    );
+    let (_, shown) = read(&b, "/v1/teams/newco").await;
+    let res = put(&b, "/v1/teams/newco", &shown, &[("If-Match", &team_tag)]).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    let c = spawn_with(Backend::Redis, with_operator()).await.unwrap();
+    let moved = [("CHATGATE_DEFAULTS__TOKEN_TTL", "7m")];
+    let (ok, _, err) = cli(&c, &["teams", "import", file], &moved);
+    assert!(ok, "{err}");
+    assert!(err.contains("a new ETag for team newco:"), "{err}");
+    assert!(!err.contains("channel newsms"), "{err}");
+    writes::within_two_seconds(&c, "newco-bot-key", 200).await;
+    assert_ne!(read(&c, "/v1/teams/newco").await.0, team_tag);
+}

@@ -37,6 +37,11 @@ pub struct Restored {
     pub teams: usize,
     pub kept: usize,
     pub generation: u64,
+    /// Those an import wrote with another digest (`ETag`) than its file
+    /// says, each named (`team ID`, `channel NAME`): this configuration
+    /// makes them otherwise than the one that exported them
+    /// (docs/operations.md#backing-up-the-api-teams).
+    pub moved: Vec<String>,
 }
 
 /// How a write-back moves the generation: past `past` (the one the
@@ -171,6 +176,7 @@ pub async fn import(
     if !files.is_empty() {
         return Ok(Err(files));
     }
+    let file = exported;
     let exported = match checked(core, exported, now).await? {
         Ok(checked) => checked,
         Err(refused) => return Ok(Err(refused)),
@@ -183,7 +189,27 @@ pub async fn import(
     }
     let config = with_held(core.config(), &exported);
     let back = Back::Import { replace };
-    Ok(Ok(write_back(core, &config, &exported, back, now).await?))
+    let mut restored = write_back(core, &config, &exported, back, now).await?;
+    restored.moved = moved(file, &exported);
+    Ok(Ok(restored))
+}
+
+/// Those of `file` whose digest `checked` (the import's own) is not the
+/// one the file says, each named.
+fn moved(file: &Held, checked: &Held) -> Vec<String> {
+    let digest = |form: &StoredApiForm| {
+        let StoredApiForm::V1 { digest, .. } = form;
+        digest.clone()
+    };
+    let differ = |a: Option<&StoredApiForm>, b: &StoredApiForm| a.map(digest) != Some(digest(b));
+    let teams = (checked.teams.iter()).filter(|(id, form)| differ(file.teams.get(*id), form));
+    let mut moved: Vec<String> = teams.map(|(id, _)| format!("team {id}")).collect();
+    for k in KEPT {
+        let was = |name: &String| file.kept.get(k.exported_as).and_then(|m| m.get(name));
+        let ones = checked.of(k).filter(|(name, form)| differ(was(name), form));
+        moved.extend(ones.map(|(name, _)| format!("{} {name}", k.what)));
+    }
+    moved
 }
 
 /// `exported` checked as a write of each would be (docs/operations.md#backing-up-the-api-teams):
@@ -473,6 +499,7 @@ async fn write_index(
             teams: 0,
             kept,
             generation,
+            moved: Vec::new(),
         }))
     })
     .await
