@@ -73,25 +73,6 @@ async fn start_page_otp(app: &TestApp, id: &str) -> (String, String) {
     (cid, code)
 }
 
-/// The path of the last page link of `purpose` sent into the chat.
-async fn last_link(app: &TestApp, purpose: &str) -> String {
-    let msgs = app.chat_messages().await;
-    let msg = msgs
-        .iter()
-        .rev()
-        .find(|m| m["purpose"] == purpose)
-        .unwrap_or_else(|| panic!("a {purpose} message"));
-    let text = msg["text"].as_str().unwrap();
-    let url = text
-        .split_whitespace()
-        .find(|w| w.starts_with("http://gateway.test/c/"))
-        .expect("the link");
-    let code = url.trim_start_matches("http://gateway.test/c/");
-    // At least 128 random bits: 256 here, base64url.
-    assert!(code.len() >= 22, "{code}");
-    url.trim_start_matches("http://gateway.test").to_string()
-}
-
 /// The page as a browser got it: status, headers, body, its browser
 /// cookie (`name=value`) and form token.
 struct Page {
@@ -181,7 +162,7 @@ both_stores!(
     |app: TestApp| async move {
         let id = interaction(&app, "cust-page").await;
         let (cid, code) = start_page_otp(&app, &id).await;
-        let link = last_link(&app, "code_entry_link").await;
+        let link = last_code_page_link(&app, "code_entry_link").await;
         let msgs = app.chat_messages().await;
         assert!(
             msgs.iter()
@@ -274,7 +255,7 @@ both_stores!(
         // the victim, the link into the attacker's chat.
         let attacker = interaction(&app, "cust-victim").await;
         let (cid, code) = start_page_otp(&app, &attacker).await;
-        let link = last_link(&app, "code_entry_link").await;
+        let link = last_code_page_link(&app, "code_entry_link").await;
         // Relayed: the victim opens it in their own browser (their own
         // cookie jar) and types the code their phone received, as the
         // bank's own page invites them to.
@@ -311,7 +292,7 @@ both_stores!(
     |app: TestApp| async move {
         let id = interaction(&app, "cust-wrong").await;
         let (cid, code) = start_page_otp(&app, &id).await;
-        let link = last_link(&app, "code_entry_link").await;
+        let link = last_code_page_link(&app, "code_entry_link").await;
         let p = open(&app, &link).await;
         let (cookie, token) = (p.cookie.as_deref(), p.token.as_deref());
         let wrong = wrong_code(&code);
@@ -347,7 +328,7 @@ both_stores!(
     |app: TestApp| async move {
         let id = interaction(&app, "cust-race").await;
         let (cid, code) = start_page_otp(&app, &id).await;
-        let link = last_link(&app, "code_entry_link").await;
+        let link = last_code_page_link(&app, "code_entry_link").await;
         let p = open(&app, &link).await;
         let (cookie, token) = (p.cookie.as_deref(), p.token.as_deref());
         let wrong = wrong_code(&code);
@@ -367,7 +348,7 @@ both_stores!(
     |app: TestApp| async move {
         let id = interaction(&app, "cust-token").await;
         let (cid, code) = start_page_otp(&app, &id).await;
-        let link = last_link(&app, "code_entry_link").await;
+        let link = last_code_page_link(&app, "code_entry_link").await;
         let mine = open(&app, &link).await;
         let theirs = open(&app, &link).await;
         let refused = metric(&app, "refused").await;
@@ -385,7 +366,7 @@ both_stores!(
         // Another link's token.
         let other = interaction(&app, "cust-other").await;
         start_page_otp(&app, &other).await;
-        let other_link = last_link(&app, "code_entry_link").await;
+        let other_link = last_code_page_link(&app, "code_entry_link").await;
         let o = open(&app, &other_link).await;
         let p = type_code(&app, &link, o.cookie.as_deref(), o.token.as_deref(), &wrong).await;
         assert_eq!(p.status, 403);
@@ -423,7 +404,7 @@ both_stores!(
         let cid = c["challenge_id"].as_str().unwrap().to_string();
         let msgs = app.chat_messages().await;
         assert!(msgs.iter().all(|m| m["purpose"] != "pin_prompt"));
-        let link = last_link(&app, "pin_entry_link").await;
+        let link = last_code_page_link(&app, "pin_entry_link").await;
         let p = open(&app, &link).await;
         let said = "Type your PIN for the chat conversation with Acme Bank you are in now, \
                     only if you are chatting with Acme Bank right now.";

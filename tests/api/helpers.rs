@@ -916,6 +916,26 @@ pub fn page_ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The path of the last code page link (`/c/…`) of `purpose`
+/// (`code_entry_link`, `pin_entry_link`) sent into the chat.
+pub async fn last_code_page_link(app: &TestApp, purpose: &str) -> String {
+    let msgs = app.chat_messages().await;
+    let msg = msgs
+        .iter()
+        .rev()
+        .find(|m| m["purpose"] == purpose)
+        .unwrap_or_else(|| panic!("a {purpose} message"));
+    let text = msg["text"].as_str().unwrap();
+    let url = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://gateway.test/c/"))
+        .expect("the link");
+    let code = url.trim_start_matches("http://gateway.test/c/");
+    // At least 128 random bits: 256 here, base64url.
+    assert!(code.len() >= 22, "{code}");
+    url.trim_start_matches("http://gateway.test").to_string()
+}
+
 /// Asserts a problem+json answer with `status` and `code`; returns the body.
 pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
     assert_eq!(res.status().as_u16(), status, "expected {status} {code}");

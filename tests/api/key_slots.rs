@@ -94,15 +94,7 @@ both_stores!(
             )
             .await;
         assert_eq!(res.status(), 201);
-        let msgs = app.chat_messages().await;
-        let page = msgs
-            .iter()
-            .filter_map(|m| m["text"].as_str())
-            .flat_map(str::split_whitespace)
-            .find_map(|w| w.strip_prefix("http://gateway.test"))
-            .filter(|p| p.starts_with("/c/"))
-            .expect("a page link in the chat")
-            .to_string();
+        let page = last_code_page_link(&app, "code_entry_link").await;
         let res = app.request(Method::GET, &page, None).send().await.unwrap();
         assert_eq!(res.status(), 200);
 

@@ -122,19 +122,7 @@ async fn code_page(app: &TestApp) -> String {
         )
         .await;
     assert_eq!(res.status(), 201);
-    let msgs = app.chat_messages().await;
-    let text = msgs
-        .iter()
-        .rev()
-        .find(|m| m["purpose"] == "code_entry_link")
-        .and_then(|m| m["text"].as_str())
-        .expect("the code page's link")
-        .to_string();
-    let url = text
-        .split_whitespace()
-        .find(|w| w.starts_with("http://gateway.test/c/"))
-        .expect("the link");
-    url.trim_start_matches("http://gateway.test").to_string()
+    last_code_page_link(app, "code_entry_link").await
 }
 
 /// A gateway (memory store) whose bot key has a session that had its
