@@ -94,7 +94,7 @@ pub(super) fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
                     Method::parse(m).ok_or_else(|| {
                         Error::invalid(
                             "methods",
-                            "each must be one of login_link, oidc, pre_chat, otp, pin, app, recognized",
+                            &format!("each must be one of {}", method_names()),
                         )
                     })
                 })
@@ -116,6 +116,14 @@ pub(super) fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
     }))
 }
 
+/// What `methods` may name: every authentication method, then
+/// `recognized`.
+fn method_names() -> String {
+    let mut names: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
+    names.push("recognized");
+    names.join(", ")
+}
+
 /// Is the current authentication recent and strong enough for one action?
 ///
 /// A bad duration, an unknown method or intent, `intent` together with
@@ -125,8 +133,8 @@ pub(super) fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
     params(("id" = Uuid, Path),
            ("max_age" = Option<String>, Query, min_length = 1, description = "a duration: 90s, 5m, 2h (more than 0s)"),
            ("methods" = Option<String>, Query,
-            pattern = "^ *(login_link|oidc|pre_chat|otp|pin|app|recognized) *(, *(login_link|oidc|pre_chat|otp|pin|app|recognized) *)*$",
-            description = "comma-separated: login_link, oidc, pre_chat, otp, pin, app, recognized (a recognized conversation meets it)"),
+            pattern = "^ *(login_link|oidc|pre_chat|otp|pin|app|network|wallet|recognized) *(, *(login_link|oidc|pre_chat|otp|pin|app|network|wallet|recognized) *)*$",
+            description = "comma-separated: login_link, oidc, pre_chat, otp, pin, app, network, wallet, recognized (a recognized conversation meets it)"),
            ("intent" = Option<String>, Query, min_length = 1, max_length = 64,
             description = "a named policy of the settings; not with max_age, methods or acr"),
            ("acr" = Option<String>, Query, min_length = 1,
@@ -148,4 +156,36 @@ async fn assurance(
     Ok(Json(
         crate::gateway::assurance::assurance(&st.gateway, team, id, ask, transaction, now).await?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document's pattern and the 422's text name what the parser
+    /// takes: every method and `recognized`, no fewer.
+    #[test]
+    fn the_methods_pattern_and_error_name_every_method() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::http::openapi_json()).unwrap();
+        let params = doc["paths"]["/v1/interactions/{id}/assurance"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let methods = params.iter().find(|p| p["name"] == "methods").unwrap();
+        let pattern = regex::Regex::new(methods["schema"]["pattern"].as_str().unwrap()).unwrap();
+        let names = method_names();
+        for name in names.split(", ") {
+            assert!(pattern.is_match(name), "the pattern refuses {name}");
+            assert!(
+                methods["description"].as_str().unwrap().contains(name),
+                "{name}"
+            );
+        }
+        assert!(pattern.is_match(&names.replace(' ', "")));
+        assert_eq!(names.split(", ").count(), Method::ALL.len() + 1);
+        let q = HashMap::from([("methods".to_string(), "network, wallet".to_string())]);
+        assert!(parse_ask(&q).is_ok());
+        let q = HashMap::from([("methods".to_string(), "passkey".to_string())]);
+        let refused = parse_ask(&q).err().unwrap().to_string();
+        assert!(refused.contains(&names), "{refused}");
+    }
 }
