@@ -288,10 +288,12 @@ enum Purpose {
 }
 
 /// Stored API team `id` built again against `config` (which has a channel
-/// it lists written), under mark `token`: when its digest moved, stored
-/// with its `config.changed` entry by `acting` and indexed. The
-/// generation that holds it (`None`: nothing changed, or the team is gone
-/// or no longer builds, logged).
+/// it lists written), under mark `token`: its `config.changed` entry by
+/// `acting` when its effective configuration moved (its record, and its
+/// `ETag`, stay: its body did not change, unless it was stored by an
+/// earlier version with another digest, then stored again), and indexed.
+/// The generation that holds it (`None`: nothing changed, or the team is
+/// gone or no longer builds, logged).
 pub async fn rebuild_team(
     core: &Core,
     config: &Config,
