@@ -208,6 +208,9 @@ fn start_workers(
     gateway::spawn_sinks(&mut workers, live, clock);
     let watch = gateway::run_store_watch(live.clone(), clock.clone(), workers.stopped());
     workers.spawn("store watch", watch);
+    let reserving =
+        gateway::operator::claims::run_reservations(live.clone(), clock.clone(), workers.stopped());
+    workers.spawn("key reservations", reserving);
     workers
 }
 
@@ -402,6 +405,12 @@ impl Reloader {
         drop(turn);
         crate::gateway::audit::record_configuration(&gateway, ConfigSource::Reload, &r.clock).await;
         crate::gateway::audit::record_departures(&gateway, &gone, &r.clock).await;
+        // The keys of the files reloaded reserved now, not at the next round.
+        let reserved =
+            crate::gateway::operator::claims::reserve_configured(&gateway, r.clock.now());
+        if let Err(e) = reserved.await {
+            tracing::warn!(error = %e, "the keys of the file teams and operators are not reserved in the store yet; tried again at the next round");
+        }
         tracing::info!(
             teams = team_count,
             channels = channel_count,

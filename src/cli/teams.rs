@@ -68,7 +68,7 @@ pub fn import(config: Config, file: &Path, replace: bool) -> Result<String, Stri
 /// file says (docs/operations.md#backing-up-the-api-teams).
 pub fn moved_said(moved: &[String]) -> String {
     format!(
-        "a new ETag for {}: this configuration makes them otherwise than the one that exported them (its [defaults], the channel files they list, or the environment those read); If-Match with an ETag of before is refused",
+        "a new ETag for {}: the file's digest is not the one its body makes here (an export of an earlier version, a digest edited, or another first key of secrets_keys); If-Match with an ETag of before is refused",
         moved.join(", ")
     )
 }

@@ -33,10 +33,15 @@ impl ConfigPrint {
         }
     }
 
-    /// Adds every key of `other` under `prefix`.
+    /// Adds every key of `other` under `prefix` (`""`: as they are), a
+    /// later add of a key replacing an earlier one.
     pub(super) fn add_print(&mut self, prefix: &str, other: &ConfigPrint) {
         for (key, digest) in &other.0 {
-            self.0.insert(format!("{prefix}.{key}"), digest.clone());
+            let name = match prefix {
+                "" => key.clone(),
+                _ => format!("{prefix}.{key}"),
+            };
+            self.0.insert(name, digest.clone());
         }
     }
 

@@ -208,6 +208,11 @@ pub struct Team {
     pub audit_webhook: Option<TeamWebhook>,
     /// The team's effective configuration as the audit trail records it.
     pub print: super::ConfigPrint,
+    /// The digest of what its file or body writes alone, without the
+    /// `[defaults]` it inherits or the channels it lists: for a team of
+    /// the operator API, what the store keeps of it and its `ETag`
+    /// (docs/decisions/0630-an-etag-is-of-what-the-store-keeps.md).
+    pub own_digest: String,
     /// The team's identity provider, when the gateway runs its logins.
     pub oidc: Option<OidcConfig>,
     /// `[console]`; its default when absent.

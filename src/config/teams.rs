@@ -121,12 +121,14 @@ pub(super) fn team_of_table(
 ) -> Result<Team, ConfigError> {
     let defaults = &inherited.defaults;
     let err = |key: &str, problem: String| ConfigError::new(file, key, problem);
-    let mut print = inherited.print.clone();
     let place = table
         .get("id")
         .and_then(toml::Value::as_str)
         .unwrap_or_default();
-    let form = form_of(&table, place, inherited.secrets, &mut print);
+    let mut own = super::ConfigPrint::default();
+    let form = form_of(&table, place, inherited.secrets, &mut own);
+    let mut print = inherited.print.clone();
+    print.add_print("", &own);
     let raw: TeamFile = from_table(table, file, "")?;
 
     check_name(&raw.id).map_err(|p| err("id", p))?;
@@ -300,6 +302,7 @@ pub(super) fn team_of_table(
         webhook,
         audit_webhook,
         print,
+        own_digest: own.digest(),
         oidc,
         console,
         ssf,

@@ -136,14 +136,16 @@ pub async fn start_sign_in(
     let endpoint = authorization_endpoint(core, oidc, now)
         .await
         .map_err(SignInRefusal::of)?;
-    let state = flow::random_value();
+    // Marked with the team's slot: its record is found from the state
+    // alone, in that slot (docs/decisions/0631-every-code-a-browser-brings-carries-its-team-s-slot.md).
+    let state = keys::marked(&team.keyspace, &flow::random_value());
     let (flow, browser_secret) = Flow::begin(&oidc.issuer, None, now);
     let started = StoredSignIn {
         team: team.id.clone(),
         flow,
         mismatch_recorded: false,
     };
-    let key = keys::console_sign_in(&flow::digest(&state));
+    let key = keys::console_sign_in(&state, &flow::digest(&state));
     core.change(&team.keyspace, &[], now, |c| {
         c.create(&key, &started, Some(STATE_TTL))?;
         Ok(Step::Write(()))
@@ -278,7 +280,7 @@ async fn signed_in(
         signed_in_at: now,
         last_seen: now,
     };
-    let session_id = flow::random_value();
+    let session_id = keys::marked(&session.team, &flow::random_value());
     begin_session(core, console, &session, &session_id, via, now).await?;
     Ok(SignedIn {
         session_id,
@@ -310,7 +312,7 @@ async fn begin_session(
 ) -> Result<(), Error> {
     let hash = session_hash(core, session_id);
     let limits = limits(console);
-    let pointer = keys::console_session_team(&hash);
+    let pointer = keys::console_session_team(session_id, &hash);
     let team = SessionTeam {
         team: session.team.clone(),
     };
@@ -433,7 +435,7 @@ async fn take_state(
     let state = state
         .filter(|s| !s.is_empty() && s.len() <= 256)
         .ok_or(stranger("no state"))?;
-    let key = keys::console_sign_in(&flow::digest(state));
+    let key = keys::console_sign_in(state, &flow::digest(state));
     core.change(team, std::slice::from_ref(&key), now, |c| {
         let at = c.read::<StoredSignIn>(&key)?;
         let refused = |why| Ok(Step::Answer(Err(stranger(why))));
@@ -464,12 +466,13 @@ async fn take_state(
 }
 
 /// Where a session's records are: its hash, its team's limits and key,
-/// and the version of the pointer that names its team.
+/// and the pointer that names its team, with the version read.
 struct Located {
     team: String,
     hash: String,
     limits: Limits,
     key: String,
+    pointer: String,
     pointer_version: u64,
 }
 
@@ -479,7 +482,7 @@ async fn locate(core: &Core, session_id: &str) -> Result<Located, Error> {
         return Err(Error::Unauthorized);
     }
     let hash = session_hash(core, session_id);
-    let pointer = keys::console_session_team(&hash);
+    let pointer = keys::console_session_team(session_id, &hash);
     let loaded = doors::read::<SessionTeam>(core, &pointer).await?;
     let pointer_version = loaded.version;
     let team = loaded.value.ok_or(Error::Unauthorized)?.team;
@@ -493,6 +496,7 @@ async fn locate(core: &Core, session_id: &str) -> Result<Located, Error> {
         team,
         limits: limits(console),
         hash,
+        pointer,
         pointer_version,
     })
 }
@@ -569,7 +573,7 @@ pub async fn sign_out(
     let ended = ended.unwrap_or(Ok(None))?;
     // Its pointer names only a team; it goes too (else at its TTL). It
     // never changes once written, so a conflict means it went already.
-    let pointer = keys::console_session_team(&at.hash);
+    let pointer = at.pointer.clone();
     let _ = core
         .change(&at.team, std::slice::from_ref(&pointer), now, |c| {
             let read = c.read::<SessionTeam>(&pointer)?;

@@ -1,7 +1,8 @@
 //! The operator API's reads (docs/operator-api.md): the teams and channels
 //! listed by id and read as the JSON form of their files, each with its
-//! `ETag` (the digest its `config.changed` entries carry; for one of the
-//! API, the one the store keeps) and its source. Writes are `operator_writes.rs`.
+//! `ETag` (for a file's, the digest its `config.changed` entries carry;
+//! for one of the API, the one the store keeps, of its body alone) and
+//! its source. Writes are `operator_writes.rs`.
 use std::collections::BTreeMap;
 
 use axum::extract::State;

@@ -161,7 +161,7 @@ async fn put<R: Resource>(asked: Put) -> Result<Response> {
         in_force(st, written.generation).await;
     }
     let (status, built) = (created_or_replaced(written.created), &written.built);
-    let tag = etag(R::print(built));
+    let tag = format!("\"{}\"", R::digest(built));
     Ok(read_back(status, R::form(built), &tag, Source::Api))
 }
 

@@ -264,6 +264,14 @@ pub fn api_key_claim(sha256_hex: &str) -> String {
     format!("{{~teams}}:key:{sha256_hex}")
 }
 
+/// The reservation of the key whose SHA-256 is `sha256_hex` by an
+/// instance's configuration (a file team's API key, an `[operator]` key),
+/// beside the claims ([`api_key_claim`]) in their slot, so that a claim's
+/// change reads it too (docs/operator-api.md#keys).
+pub fn api_key_reserved(sha256_hex: &str) -> String {
+    format!("{{~teams}}:rk:{sha256_hex}")
+}
+
 /// A number moved with every change of [`api_teams`]: what each instance
 /// reads once a second, whatever the number of teams.
 pub fn api_teams_generation() -> String {
@@ -332,6 +340,15 @@ fn mark_of(code: &str) -> Option<u16> {
     (slot < SLOTS && !rest.is_empty()).then_some(slot)
 }
 
+/// `code` without the mark [`marked`] put before it (a code without one
+/// as it is).
+pub fn without_mark(code: &str) -> &str {
+    match mark_of(code) {
+        Some(_) => &code[MARK + 1..],
+        None => code,
+    }
+}
+
 /// A hash tag in slot `slot`: `~s<n>`, `n` the least that puts it there
 /// (no team id has a `~`). Found once for every slot, on first use.
 fn slot_tag(slot: u16) -> String {
@@ -358,6 +375,14 @@ fn slot_tag(slot: u16) -> String {
 /// link's): in the slot its mark names (`{~s<n>}:` then `prefix`), or,
 /// for a code without one, `prefix` alone; then the whole code hashed.
 fn found_by_code(prefix: &str, code: &str) -> String {
+    in_slot_of(code, prefix, code)
+}
+
+/// The key under `prefix` of what `code` (a [`marked`] code, or one made
+/// before codes were marked) finds: in the slot its mark names, or for
+/// a code without one, `prefix` alone; then `hashed` hashed (the whole
+/// code, or what an earlier version hashed of it).
+fn in_slot_of(code: &str, prefix: &str, hashed: &str) -> String {
     let key = match mark_of(code) {
         Some(slot) => {
             let tag = slot_tag(slot);
@@ -370,7 +395,7 @@ fn found_by_code(prefix: &str, code: &str) -> String {
         }
         None => String::with_capacity(prefix.len() + DIGEST) + prefix,
     };
-    with_digest(key, &[code])
+    with_digest(key, &[hashed])
 }
 
 /// A short login link code → where it leads: in the slot the code's
@@ -401,11 +426,13 @@ pub fn challenge_link(prefix: &str, code: &str) -> String {
     found_by_code(prefix, code)
 }
 
-/// A wallet request's encryption key id (its thumbprint) → its team,
-/// interaction, challenge and link: all a wallet's encrypted answer
-/// names. Not team-scoped; hashed. Kept as long as its challenge.
+/// A wallet request's encryption key id (its thumbprint, [`marked`]) →
+/// its team, interaction, challenge and link: all a wallet's encrypted
+/// answer names. In the slot the id's mark names, its team's (an id
+/// without one, made by an earlier version, on a key of its own); hashed.
+/// Kept as long as its challenge.
 pub fn wallet_key(kid: &str) -> String {
-    with_digest(String::with_capacity(3 + DIGEST) + "wk:", &[kid])
+    found_by_code("wk:", kid)
 }
 
 /// The POSTs to a page-entry link within the last minute, by the link's
@@ -429,16 +456,21 @@ pub fn network_states(link_tag: &str) -> String {
     found_by_code("ns:", link_tag)
 }
 
-/// A console sign-in started at a team's workforce provider, by the
-/// digest of its state. Not team-scoped: it is found from the state alone.
-pub fn console_sign_in(state_digest: &str) -> String {
-    with_digest(String::with_capacity(4 + DIGEST) + "csi:", &[state_digest])
+/// A console sign-in started at a team's workforce provider, by `state`
+/// ([`marked`]) and the digest of it: found from the state alone, in the
+/// slot its mark names, its team's (a state without one, made by an
+/// earlier version, on a key of its own).
+pub fn console_sign_in(state: &str, state_digest: &str) -> String {
+    in_slot_of(state, "csi:", state_digest)
 }
 
-/// The team of a console session, by the keyed hash of its id: all a
-/// request's cookie gives (docs/console-sign-in.md#the-session).
-pub fn console_session_team(id_hash: &str) -> String {
-    with_digest(String::with_capacity(4 + DIGEST) + "cst:", &[id_hash])
+/// The team of a console session, by its id ([`marked`]) and the keyed
+/// hash of it: all a request's cookie gives
+/// (docs/console-sign-in.md#the-session). In the slot the id's mark
+/// names, its team's (an id without one, made by an earlier version, on
+/// a key of its own, so its session goes on).
+pub fn console_session_team(id: &str, id_hash: &str) -> String {
+    in_slot_of(id, "cst:", id_hash)
 }
 
 /// A console session, by the keyed hash of its id, in its team's slot so
@@ -718,9 +750,23 @@ mod tests {
             assert_eq!(team_slot(team), slot);
             let code = marked(team, "AbCd-_9");
             assert_eq!(code, format!("{slot:04x}.AbCd-_9"));
-            for key in [short_link(&code), challenge_link("wl:", &code)] {
+            assert_eq!(without_mark(&code), "AbCd-_9");
+            for key in [
+                short_link(&code),
+                challenge_link("wl:", &code),
+                wallet_key(&code),
+            ] {
                 assert_eq!(slot_of(key.as_bytes()), slot, "{key}");
                 assert!(key.ends_with(&h(&code)), "{key}");
+            }
+            // A console's state and session id: in the slot, the digest
+            // of the whole marked value as given.
+            for key in [
+                console_sign_in(&code, "d"),
+                console_session_team(&code, "d"),
+            ] {
+                assert_eq!(slot_of(key.as_bytes()), slot, "{key}");
+                assert!(key.ends_with(&h("d")), "{key}");
             }
         }
         // Another team's mark on the same code: another key.
@@ -733,6 +779,7 @@ mod tests {
         // What is not a mark leaves the code on a key of its own.
         for code in ["AbC", "zzzz.x", "4000.x", "0001.", "001.x", ".x"] {
             assert_eq!(short_link(code), format!("l:{}", h(code)), "{code}");
+            assert_eq!(without_mark(code), code);
         }
     }
 
@@ -768,6 +815,8 @@ mod tests {
                     (challenge_link("ce:", text), format!("ce:{}", h(text))),
                     (challenge_link("wl:", text), format!("wl:{}", h(text))),
                     (wallet_key(text), format!("wk:{}", h(text))),
+                    (console_sign_in(text, "d1"), format!("csi:{}", h("d1"))),
+                    (console_session_team(text, "h1"), format!("cst:{}", h("h1"))),
                     (
                         wallet_sca_code(team, "CN=Bank", text),
                         format!("{{{team}}}:wj:{}", h(&format!("CN=Bank\n{text}"))),

@@ -257,3 +257,48 @@ async fn a_claim_left_behind_is_taken_over_once_old() {
     let claim: Value = serde_json::from_str(&raw(&app, &key).await.unwrap().value).unwrap();
     assert_eq!(claim["t"], "alpha");
 }
+
+// An instance whose configuration lacks a file team's key (here `b`,
+// whose acme holds another bot key than `a`'s) refuses it to an API
+// team all the same, by a `PUT` and by an import: `a` reserved its file
+// teams' keys in the store at its start
+// (docs/decisions/0632-a-file-team-s-key-is-reserved-in-the-store.md).
+// A refusal names the pointer, never whose key; nothing is written.
+both_stores!(a_file_team_s_key_is_refused_where_the_configuration_lacks_it, setup: with_operator(), |a: TestApp| async move {
+    use chatgate::gateway::operator::{look::Held, restore};
+    let beside = match a.backend {
+        Backend::Memory => Setup { store: Some(a.gateway.store().clone()), ..with_operator() },
+        _ => Setup { key_prefix: Some(a.key_prefix.clone()), ..with_operator() },
+    };
+    let b = spawn_with(a.backend, beside).await.unwrap();
+    assert_ne!(a.keys.bot, b.keys.bot, "b's acme holds another key");
+    let hash = ApiKeyHash::of_key(&a.keys.bot).to_hex();
+    let reserved = keys::api_key_reserved(&hash);
+    in_two_seconds("a's acme key reserved", || async { raw(&b, &reserved).await.is_some() }).await;
+
+    let body = team_with_key("newco", &a.keys.bot);
+    for path in ["newco?dry_run=true", "newco"] {
+        let p = assert_problem(put(&b, path, &body, &[]).await, 422, "invalid_config").await;
+        assert_eq!(p["errors"][0]["pointer"], "/api_keys/0/sha256", "{p}");
+        assert!(!p.to_string().contains("acme"), "never whose key: {p}");
+    }
+    let res = b.request(Method::GET, "/v1/teams/newco", Some(OPS)).send().await.unwrap();
+    assert_eq!(res.status(), 404, "nothing written");
+    assert!(raw(&b, &keys::api_key_claim(&hash)).await.is_none(), "nor claimed");
+
+    // An export of a team of b's own key, edited to hold a's acme key.
+    let res = put(&b, "newco", &team_with_key("newco", "newco-own-key"), &[]).await;
+    assert_eq!(res.status(), 201);
+    let tag = etag_of(&res);
+    let mut file = serde_json::to_value(restore::export(&b.gateway).await.unwrap()).unwrap();
+    file["teams"]["newco"]["body"]["api_keys"][0]["sha256"] = json!(hash);
+    assert_eq!(delete(&b, "newco", &[("If-Match", &tag)]).await.status(), 204);
+    let held: Held = serde_json::from_value(file).unwrap();
+    let done = restore::import(&b.gateway, &held, false, b.clock.now()).await.unwrap();
+    let refused = done.expect_err("refused").join("; ");
+    assert!(refused.contains("team newco: /api_keys/0/sha256"), "{refused}");
+    assert!(!refused.contains("acme") && !refused.contains(&hash), "{refused}");
+    assert!(restore::export(&b.gateway).await.unwrap().is_empty(), "nothing imported");
+    // a's acme still acts with it.
+    assert_eq!(holders(&a, &a.keys.bot), ["acme"]);
+});

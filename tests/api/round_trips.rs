@@ -128,10 +128,13 @@ impl Counting {
 }
 
 /// Keys only background work touches on its own (the outbox dispatcher;
-/// the check of each team's store marker): its calls are not part of any
-/// request.
+/// the check of each team's store marker; the reservations of the file
+/// teams' keys, docs/decisions/0632-a-file-team-s-key-is-reserved-in-the-store.md):
+/// its calls are not part of any request.
 fn outbox_only<'a>(mut keys: impl Iterator<Item = &'a str>) -> bool {
-    keys.all(|k| k.contains("}:obi:") || k.ends_with("}:obq") || k.ends_with("}:ep"))
+    keys.all(|k| {
+        k.contains("}:obi:") || k.ends_with("}:obq") || k.ends_with("}:ep") || k.contains("}:rk:")
+    })
 }
 
 #[async_trait]

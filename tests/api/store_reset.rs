@@ -230,7 +230,11 @@ async fn a_store_reset_keeps_the_api_teams_and_channels() {
         .filter(|e| e["action"] == "config.changed" && e["detail"]["source"] == "restore")
         .collect();
     assert_eq!(restored.len(), 1, "{entries:?}");
-    assert_eq!(restored[0]["detail"]["digest"].as_str(), Some(&tag[1..65]));
+    let effective = a.reloader.in_force().config().teams["newco"].print.digest();
+    assert_eq!(
+        restored[0]["detail"]["digest"].as_str(),
+        Some(effective.as_str())
+    );
     // An instance that starts now has them.
     let c = spawn_beside(&a, writes::with_operator()).await;
     assert_eq!(writes::key_status(&c, "newco-bot-key").await, 200);

@@ -130,13 +130,23 @@ async fn chat_sink() -> SocketAddr {
     addr
 }
 
+/// The `[server]` limits of the runs: connections beyond the default
+/// 768, and the MCP rows hold a thousand waits, and sessions, of one bot
+/// key.
+const BENCH_LIMITS: &str =
+    "max_connections = 4096\nmax_waits_per_key = 1024\nmax_mcp_sessions_per_key = 4096\n";
+
+/// The `[server]` limits as shipped (connections, waits), but for the
+/// sessions a run of a thousand waiting calls opens, one a call.
+const SHIPPED_LIMITS: &str = "max_mcp_sessions_per_key = 4096\n";
+
 fn write_config(
     dir: &Path,
     redis: bool,
     prefix: &str,
     chat: SocketAddr,
     keys: (&str, &str, &str),
-    team_extra: &str,
+    (team_extra, limits): (&str, &str),
 ) {
     std::fs::create_dir_all(dir.join("config/teams")).expect("dir");
     std::fs::create_dir_all(dir.join("channels")).expect("dir");
@@ -152,10 +162,7 @@ public_url = "http://gateway.bench"
 issuer = "chatgate-bench"
 pepper = "bench-pepper-0123456789abcdef"
 shutdown_drain = "0s"
-max_connections = 4096
-# the MCP rows hold a thousand waits, and sessions, of one bot key
-max_waits_per_key = 1024
-max_mcp_sessions_per_key = 4096
+{limits}
 
 [store]
 backend = "{backend}"
@@ -249,6 +256,17 @@ impl Running {
     /// [`Running::start`] with `team_extra` (TOML) appended to the team's
     /// file.
     pub async fn start_with(redis: bool, team_extra: &str) -> Running {
+        Self::start_configured(redis, (team_extra, BENCH_LIMITS)).await
+    }
+
+    /// [`Running::start`] with the connections and waiting budget as
+    /// shipped (`max_connections` 768, `max_waits` a quarter of it,
+    /// `max_waits_per_key` 64).
+    pub async fn start_shipped(redis: bool) -> Running {
+        Self::start_configured(redis, ("", SHIPPED_LIMITS)).await
+    }
+
+    async fn start_configured(redis: bool, (team_extra, limits): (&str, &str)) -> Running {
         let chat = chat_sink().await;
         // As long as the sample configuration's `chatgate` (every Redis key
         // carries it, so its length is part of the bytes per interaction),
@@ -264,7 +282,7 @@ impl Running {
             &prefix,
             chat,
             (&security, &bot, &agent),
-            team_extra,
+            (team_extra, limits),
         );
         let config = chatgate::config::load(&dir.join("config/chatgate.toml")).expect("config");
         // Built and served in a runtime of its own: what the gateway spawns

@@ -1,11 +1,13 @@
 //! What a tool call of the MCP server costs (docs/performance.md#an-mcp-tool-call):
 //! `get_verification` about an interaction whose answer the session has
 //! already had (a model asking again) beside the status read it wraps;
-//! and what a thousand `get_verification` calls waiting for a change
-//! hold, beside the same connections held by a bare axum handler.
+//! what a thousand `get_verification` calls waiting for a change hold,
+//! beside the same connections held by a bare axum handler; and the
+//! connections a thousand such calls of one key hold of a gateway whose
+//! waiting budget is as shipped.
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use serde_json::{json, Value};
@@ -73,6 +75,99 @@ pub async fn mcp_rows(
     }
     if let Ok(g) = Arc::try_unwrap(g) {
         g.stop().await;
+    }
+    report.held.push(connections_held(redis).await);
+}
+
+/// How many `get_verification` calls one key sends at once in the
+/// connections-held row.
+const FLOOD: usize = 1000;
+
+/// What [`FLOOD`] `get_verification` calls of one bot key, sent at once,
+/// hold of a gateway whose connections and waiting budget are as shipped
+/// (docs/operations.md#waiting-calls): each in a session of its own that
+/// has had the answer, so each would wait 25 s. Three seconds after they
+/// were sent: `chatgate_waiting_calls` and `chatgate_connections_open`
+/// (the reading's own connection among them), the calls answered by then
+/// and how, and twenty `GET /healthz` meanwhile. The client keeps no idle
+/// connection: an answered call's connection closes.
+async fn connections_held(redis: bool) -> report::Held {
+    let store = if redis { "redis" } else { "memory" };
+    let g = Running::start_shipped(redis).await;
+    let seeded = g.seed(0, FLOOD, 32).await;
+    g.settle().await;
+    let setup = reqwest::Client::new();
+    let sessions = open_sessions(&setup, &g, FLOOD).await;
+    for (i, session) in sessions.iter().enumerate() {
+        post(&setup, &g, Some(session), &get_verification(&seeded[i], 0)).await;
+    }
+    drop(setup);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a client");
+    let answered = Arc::new(Mutex::new(Vec::<u16>::new()));
+    let calls: Vec<_> = (0..FLOOD)
+        .map(|i| {
+            let (client, answered) = (client.clone(), answered.clone());
+            let (url, bot) = (format!("http://{}/mcp", g.addr), g.bot.clone());
+            let (session, body) = (sessions[i].clone(), get_verification(&seeded[i], 25));
+            tokio::spawn(async move {
+                let sent = client
+                    .post(url)
+                    .bearer_auth(bot)
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-session-id", session)
+                    .json(&body)
+                    .send()
+                    .await;
+                let status = sent.map_or(0, |r| r.status().as_u16());
+                answered.lock().expect("answered").push(status);
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = (client
+        .get(format!("http://{}/metrics", g.addr))
+        .send()
+        .await)
+        .expect("/metrics")
+        .text()
+        .await
+        .expect("its text");
+    let gauge = |name: &str| {
+        let value = |line: &str| line.strip_prefix(name)?.trim().parse::<f64>().ok();
+        metrics.lines().find_map(value).unwrap_or(f64::NAN)
+    };
+    let (mut ok, mut slowest) = (0, 0f64);
+    for _ in 0..20 {
+        let at = Instant::now();
+        let res = client
+            .get(format!("http://{}/healthz", g.addr))
+            .send()
+            .await;
+        slowest = slowest.max(at.elapsed().as_secs_f64() * 1000.0);
+        ok += usize::from(res.is_ok_and(|r| r.status() == 200));
+    }
+    let statuses = answered.lock().expect("answered").clone();
+    for call in &calls {
+        call.abort();
+    }
+    for call in calls {
+        let _ = call.await;
+    }
+    g.stop().await;
+    report::Held {
+        name: format!(
+            "{FLOOD} waiting get_verification calls of one key, budget as shipped ({store})"
+        ),
+        sent: FLOOD,
+        waiting: gauge("chatgate_waiting_calls"),
+        connections_open: gauge("chatgate_connections_open"),
+        answered: statuses.len(),
+        refused: statuses.iter().filter(|s| **s != 200).count(),
+        healthz_ok: (ok, 20),
+        healthz_max_ms: slowest,
     }
 }
 

@@ -196,6 +196,26 @@ impl Memory {
     }
 }
 
+/// What a burst of waiting calls of one key held of a gateway with the
+/// default waiting budget, read three seconds after they were sent
+/// (docs/performance.md#an-mcp-tool-call).
+#[derive(Debug, Serialize)]
+pub struct Held {
+    pub name: String,
+    pub sent: usize,
+    /// `chatgate_waiting_calls`: the calls holding a place.
+    pub waiting: f64,
+    /// `chatgate_connections_open`: every connection being served.
+    pub connections_open: f64,
+    /// Calls answered within the three seconds (at once, as `wait_seconds` 0).
+    pub answered: usize,
+    /// Of those, answered other than 200.
+    pub refused: usize,
+    /// `GET /healthz` meanwhile: 200s of those sent, and the slowest.
+    pub healthz_ok: (usize, usize),
+    pub healthz_max_ms: f64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub args: String,
@@ -210,6 +230,7 @@ pub struct Report {
     pub live: usize,
     pub rows: Vec<Row>,
     pub memory: Vec<Memory>,
+    pub held: Vec<Held>,
     /// (store, live count reached, seconds it took).
     pub seed_seconds: Vec<(String, usize, f64)>,
     pub total_seconds: f64,
@@ -248,6 +269,7 @@ impl Report {
             live,
             rows: Vec::new(),
             memory: Vec::new(),
+            held: Vec::new(),
             seed_seconds: Vec::new(),
             total_seconds: 0.0,
         }
@@ -391,6 +413,13 @@ impl Report {
                 format!("target ≤ {:.0} B: FAIL", m.target_bytes)
             };
             println!("{}: {:.0} B {verdict}", m.name, m.bytes);
+        }
+        for h in &self.held {
+            println!(
+                "{}: {} sent, {:.0} waiting, {:.0} connections open, {} answered at once ({} not 200); /healthz {}/{} 200, slowest {:.1} ms",
+                h.name, h.sent, h.waiting, h.connections_open, h.answered, h.refused,
+                h.healthz_ok.0, h.healthz_ok.1, h.healthz_max_ms
+            );
         }
         for (store, n, secs) in &self.seed_seconds {
             println!("seeding {store} to {n} live interactions took {secs:.1} s");

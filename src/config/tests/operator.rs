@@ -305,3 +305,34 @@ fn written(form: Value) -> Value {
         other => other,
     }
 }
+
+/// An API team's `ETag` is the digest of its body alone: the same body
+/// built by a process that resolves `[defaults]` and the channel files it
+/// lists otherwise (another environment) has the same `own_digest`, and
+/// another effective configuration, which its audit entry records
+/// (docs/decisions/0630-an-etag-is-of-what-the-store-keeps.md).
+#[test]
+fn an_api_team_s_own_digest_is_of_its_body_whatever_it_inherits() {
+    let mut b = body("newco");
+    b["channels"] = json!(["webchat", "sms"]);
+    let built = |fx: Fixture, b: &Value| {
+        let config = fx.load().unwrap();
+        let team = config.team_of_json(b, &Default::default()).unwrap();
+        (team.own_digest.clone(), team.print.digest())
+    };
+    let (own, effective) = built(with_operator(), &b);
+    let mut other = with_operator();
+    other.env.retain(|(name, _)| name != "FX_TWILIO_TOKEN");
+    other
+        .env
+        .push(("FX_TWILIO_TOKEN".into(), "another-token".into()));
+    other
+        .env
+        .push(("CHATGATE_DEFAULTS__AUTHENTICATED_TTL".into(), "45m".into()));
+    let (own_there, effective_there) = built(other, &b);
+    assert_eq!(own_there, own);
+    assert_ne!(effective_there, effective);
+    // A change of the body moves it.
+    b["settings"]["otp"]["ttl"] = json!("3m");
+    assert_ne!(built(with_operator(), &b).0, own);
+}

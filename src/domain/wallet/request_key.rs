@@ -55,9 +55,16 @@ impl RequestKey {
         Zeroizing::new(self.secret.to_bytes().to_vec())
     }
 
-    /// The key's id: its RFC 7638 thumbprint.
+    /// The key's id: its RFC 7638 thumbprint, unless [`RequestKey::named`]
+    /// gave it another.
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    /// This key under the id `kid` (its thumbprint marked with its team's
+    /// slot, say), as its JWK names it and an answer's header must.
+    pub fn named(self, kid: String) -> Self {
+        RequestKey { kid, ..self }
     }
 
     /// The private key, to open an answer with.

@@ -276,20 +276,22 @@ fn record_in(
 /// In `c`, which read [`recorded_keys`] of `id` (a team's keyspace,
 /// `keys::keyspace`, `team`'s when there is one): the `config.changed`
 /// entry of a write through the operator API by `acting`, the team now
-/// `team` (`None`: deleted, recorded as the empty configuration).
+/// `team` (`None`: deleted, recorded as the empty configuration), when
+/// its configuration is not the one last recorded: whether anything is
+/// to be written.
 pub fn record_api_write(
     c: &mut Change,
     id: &str,
     team: Option<&Team>,
     acting: &Acting,
     retention: std::time::Duration,
-) -> crate::error::Result<()> {
+) -> crate::error::Result<bool> {
     let empty = ConfigPrint::default();
     let recorded = match team {
         Some(t) => Recorded::of(t),
         None => Recorded::gone(id, &empty),
     };
-    record_in(c, &recorded, Source::Api, acting, Some(retention)).map(|_| ())
+    record_in(c, &recorded, Source::Api, acting, Some(retention))
 }
 
 /// In `c`, which read [`recorded_keys`] of `team`: its configuration

@@ -47,8 +47,9 @@ pub use markers::{
 };
 pub use mcp::StoredMcpSession;
 pub use operator::{
-    ApiKeyClaim, ApiTeamsGeneration, ApiTeamsIndex, ChannelUses, DeletedTeam, PendingWrite,
-    StoredApiChannel, StoredApiChannels, StoredApiForm, StoredApiTeam, StoredApiTeams,
+    ApiKeyClaim, ApiTeamsGeneration, ApiTeamsIndex, ChannelUses, DeletedTeam, KeyReservation,
+    PendingWrite, StoredApiChannel, StoredApiChannels, StoredApiForm, StoredApiTeam,
+    StoredApiTeams,
 };
 pub use small::{StoredDevices, StoredEpoch, StoredLinkUses, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;

@@ -57,8 +57,8 @@ impl super::resource::Resource for Channels {
         config.file_channel(name).map(|c| &c.print)
     }
 
-    fn print(built: &ChannelConfig) -> &ConfigPrint {
-        &built.print
+    fn digest(built: &ChannelConfig) -> String {
+        built.print.digest()
     }
 
     fn form(built: &ChannelConfig) -> &Value {

@@ -7,21 +7,30 @@
 //! or a delete that drops a key releases its claim once it committed. A
 //! claim left behind (a writer that stopped) is taken over once it is
 //! [`STOPPED_AFTER`] old and its team does not hold the key
-//! (docs/decisions/0488-an-api-key-is-claimed-in-the-store.md).
+//! (docs/decisions/0488-an-api-key-is-claimed-in-the-store.md). Every
+//! instance reserves beside them the keys its configuration holds outside
+//! the operator API (its file teams' and `[operator]`'s,
+//! `{~teams}:rk:<sha256>`), which no claim takes for another team
+//! (docs/decisions/0632-a-file-team-s-key-is-reserved-in-the-store.md).
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::forms::stored_forms;
 use super::index::STOPPED_AFTER;
+use crate::config::Config;
 use crate::domain::secrets::ApiKeyHash;
 use crate::error::{Error, Result};
 use crate::gateway::change::{self, Change, Round};
-use crate::gateway::records::{ApiKeyClaim, ApiTeamsGeneration, Loaded, StoredApiForm};
+use crate::gateway::records::{
+    ApiKeyClaim, ApiTeamsGeneration, KeyReservation, Loaded, StoredApiForm,
+};
 use crate::gateway::work::Step;
-use crate::gateway::Core;
+use crate::gateway::{Core, Live};
 use crate::store::keys;
-use crate::time::Timestamp;
+use crate::time::{Clock, Timestamp};
 
 /// The detail of a key another team or an operator has.
 pub const KEY_TAKEN: &str = "this key is another team's or an operator's: a key names one team";
@@ -72,6 +81,9 @@ enum Claimed {
     Made(BTreeSet<String>),
     /// Claims of other teams, each with its digest: nothing written.
     Held(Vec<(String, ApiKeyClaim)>),
+    /// The digest of a key an instance reserved for a file team of
+    /// another id or an operator: nothing written, never taken over.
+    Reserved(String),
 }
 
 /// Claims `digests` for API team `team` (`dry_run`: only checks), as a
@@ -121,7 +133,9 @@ async fn taken(
     if digests.is_empty() {
         return Ok(Ok(BTreeSet::new()));
     }
-    let read: Vec<String> = digests.iter().map(|d| keys::api_key_claim(d)).collect();
+    let claims = digests.iter().map(|d| keys::api_key_claim(d));
+    let reserved = digests.iter().map(|d| keys::api_key_reserved(d));
+    let read: Vec<String> = claims.chain(reserved).collect();
     let mut over = BTreeMap::new();
     let mut last = String::new();
     let settled = change::until!(TRIES, |_| {
@@ -130,6 +144,7 @@ async fn taken(
         });
         match claimed.await? {
             Claimed::Made(made) => Round::Done(Ok(made)),
+            Claimed::Reserved(digest) => Round::Done(Err(digest)),
             Claimed::Held(held) => match left_behind(core, held, now).await? {
                 Ok(taken_over) => {
                     last = taken_over.keys().next().cloned().unwrap_or_default();
@@ -143,10 +158,11 @@ async fn taken(
     Ok(settled.unwrap_or(Err(last)))
 }
 
-/// [`take`] in `c`, which read the claims of `digests`: each absent, or
-/// the team's and older than [`RENEW_AFTER`], or in `over` as read
-/// (left behind), written as the team's; nothing when another team holds
-/// one.
+/// [`take`] in `c`, which read the claims and reservations of `digests`:
+/// each absent, or the team's and older than [`RENEW_AFTER`], or in
+/// `over` as read (left behind), written as the team's; nothing when
+/// another team holds one, or an instance reserved one for a holder of
+/// another id.
 fn claim_in(
     c: &mut Change,
     team: &str,
@@ -157,6 +173,10 @@ fn claim_in(
 ) -> Result<Step<Claimed>> {
     let (mut held, mut writes, mut made) = (Vec::new(), Vec::new(), BTreeSet::new());
     for digest in digests {
+        let reserved: Loaded<KeyReservation> = c.read(&keys::api_key_reserved(digest))?;
+        if reserved.value.is_some_and(|r| r.holder != team) {
+            return Ok(Step::Answer(Claimed::Reserved(digest.clone())));
+        }
         let claim: Loaded<ApiKeyClaim> = c.read(&keys::api_key_claim(digest))?;
         match &claim.value {
             Some(own) if own.team == team => {
@@ -310,4 +330,95 @@ pub async fn claim_held(
         }
     }
     Ok(())
+}
+
+/// Who a reserved `[operator]` key is for: no team id has a `~`.
+pub const OPERATORS: &str = "~operator";
+
+/// How long a reservation lives when no instance renews it: a key a file
+/// team no longer holds is free for an API team a day after.
+const RESERVED_FOR: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How old a reservation is when an instance that holds its key renews it.
+const RENEW_RESERVATION_AFTER: Duration = Duration::from_secs(6 * 60 * 60);
+
+/// How often an instance looks at the reservations of its keys: a store
+/// come back empty has them again within this.
+pub const RESERVE_EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// The keys `config` holds outside the operator API, by digest, each
+/// with who holds it: its file teams' API keys, `[operator]`'s.
+fn configured_keys(config: &Config) -> BTreeMap<String, String> {
+    let mut held = BTreeMap::new();
+    for team in config.teams.values().filter(|t| t.api.is_none()) {
+        for key in &team.api_keys {
+            held.insert(key.sha256.to_hex(), team.id.clone());
+        }
+    }
+    for key in config.operator.iter().flat_map(|o| &o.api_keys) {
+        held.insert(key.sha256.to_hex(), OPERATORS.to_string());
+    }
+    held
+}
+
+/// Reserves in the store each key `core`'s configuration holds outside
+/// the operator API, for its holder: those not reserved, reserved for
+/// another, or reserved more than [`RENEW_RESERVATION_AFTER`] ago, kept
+/// [`RESERVED_FOR`]; [`AT_ONCE`] a change. What lets an instance or an
+/// import whose configuration lacks that team or operator refuse the key
+/// to an API team (docs/decisions/0632-a-file-team-s-key-is-reserved-in-the-store.md).
+pub async fn reserve_configured(core: &Core, now: Timestamp) -> Result<()> {
+    let wanted: Vec<(String, String)> = configured_keys(core.config()).into_iter().collect();
+    for chunk in wanted.chunks(AT_ONCE) {
+        let read: Vec<String> = chunk
+            .iter()
+            .map(|(d, _)| keys::api_key_reserved(d))
+            .collect();
+        core.change(change::NO_TEAM, &read, now, |c| {
+            let mut wrote = false;
+            for (digest, holder) in chunk {
+                let at: Loaded<KeyReservation> = c.read(&keys::api_key_reserved(digest))?;
+                let current = at.value.as_ref().is_some_and(|r| {
+                    r.holder == *holder && now < r.at.plus(RENEW_RESERVATION_AFTER)
+                });
+                if !current {
+                    let mine = KeyReservation {
+                        holder: holder.clone(),
+                        at: now,
+                    };
+                    c.put(&at, &mine, Some(RESERVED_FOR))?;
+                    wrote = true;
+                }
+            }
+            Ok(match wrote {
+                true => Step::Write(()),
+                false => Step::Answer(()),
+            })
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// [`reserve_configured`] with the configuration in force, every
+/// [`RESERVE_EVERY`] from the start, until `shutdown`; a round the store
+/// refuses is one warning, and the next tries again.
+pub async fn run_reservations(
+    live: Arc<Live>,
+    clock: Arc<dyn Clock>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(RESERVE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tick.tick() => {
+                if let Err(e) = reserve_configured(&live.current(), clock.now()).await {
+                    tracing::warn!(error = %e, "the keys of the file teams and operators are not reserved in the store yet; tried again at the next round");
+                }
+            }
+        }
+    }
 }

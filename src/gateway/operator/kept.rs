@@ -211,7 +211,7 @@ fn in_a_file<R: Kept>(config: &Config, name: &str) -> bool {
 
 fn in_force<R: Kept>(config: &Config) -> BTreeMap<String, String> {
     let each = R::api_in_force(config).into_iter();
-    each.map(|b| (R::name(b).to_string(), R::print(b).digest()))
+    each.map(|b| (R::name(b).to_string(), R::digest(b)))
         .collect()
 }
 
@@ -306,7 +306,7 @@ fn checked<R: Kept>(
     })?;
     Ok(StoredApiForm::V1 {
         body: body.clone(),
-        digest: R::print(&built).digest(),
+        digest: R::digest(&built),
         at: *at,
         incarnation: incarnation.clone(),
     })

@@ -1,7 +1,7 @@
 //! What the operator API writes, one resource at a time
 //! (docs/operator-api.md): a team, a channel. Each is a [`Resource`]: its
-//! name, the store key of its stored form, the print its `ETag` is made
-//! of, the one a file keeps, and how a write and a delete of it are
+//! name, the store key of its stored form, the digest its `ETag` is,
+//! the one a file keeps, and how a write and a delete of it are
 //! checked, stored, indexed and put in force. The HTTP `PUT` and `DELETE`
 //! are written once over it (`http::operator_writes::put` and `delete`);
 //! a new resource is an implementation of this trait and two routes
@@ -59,8 +59,11 @@ pub trait Resource: Send + Sync + 'static {
     /// are then 409 `managed_by_file`).
     fn in_a_file<'c>(config: &'c Config, name: &str) -> Option<&'c ConfigPrint>;
 
-    /// The print a built one's `ETag` is made of.
-    fn print(built: &Self::Built) -> &ConfigPrint;
+    /// The digest a built one's `ETag` is: of what the store keeps of it,
+    /// its body alone (not the `[defaults]` or channel files a team
+    /// inherits, which another process may resolve otherwise:
+    /// docs/decisions/0630-an-etag-is-of-what-the-store-keeps.md).
+    fn digest(built: &Self::Built) -> String;
 
     /// A built one's JSON form, as a read shows it (secrets as `{"hmac"}`).
     fn form(built: &Self::Built) -> &Value;

@@ -38,9 +38,9 @@ pub struct Restored {
     pub kept: usize,
     pub generation: u64,
     /// Those an import wrote with another digest (`ETag`) than its file
-    /// says, each named (`team ID`, `channel NAME`): this configuration
-    /// makes them otherwise than the one that exported them
-    /// (docs/operations.md#backing-up-the-api-teams).
+    /// says, each named (`team ID`, `channel NAME`): an export of an
+    /// earlier version, a digest edited, another first `secrets_keys`
+    /// entry (docs/operations.md#backing-up-the-api-teams).
     pub moved: Vec<String>,
 }
 
@@ -298,7 +298,7 @@ fn checked_team(
     })?;
     let form = StoredApiForm::V1 {
         body: body.clone(),
-        digest: team.print.digest(),
+        digest: team.own_digest,
         at: *at,
         incarnation: incarnation.clone(),
     };

@@ -51,8 +51,8 @@ impl super::resource::Resource for Teams {
         config.file_team(name).map(|t| &t.print)
     }
 
-    fn print(built: &Team) -> &ConfigPrint {
-        &built.print
+    fn digest(built: &Team) -> String {
+        built.own_digest.clone()
     }
 
     fn form(built: &Team) -> &Value {
@@ -136,16 +136,11 @@ fn put_team(
     now: Timestamp,
 ) -> Result<()> {
     let incarnation = keys::incarnation_of(&team.keyspace);
-    let digest = team.print.digest();
+    let digest = team.own_digest.clone();
     let record = sealed(operator(config)?, &team.id, body, digest, incarnation, now);
     c.put(stored, &record, None)?;
-    record_api_write(
-        c,
-        &team.keyspace,
-        Some(team),
-        acting,
-        config.audit.retention,
-    )
+    let retention = config.audit.retention;
+    record_api_write(c, &team.keyspace, Some(team), acting, retention).map(drop)
 }
 
 /// Whose keys a write of team `id` makes and reads: the keyspace of the
@@ -293,10 +288,12 @@ enum Purpose {
 }
 
 /// Stored API team `id` built again against `config` (which has a channel
-/// it lists written), under mark `token`: when its digest moved, stored
-/// with its `config.changed` entry by `acting` and indexed. The
-/// generation that holds it (`None`: nothing changed, or the team is gone
-/// or no longer builds, logged).
+/// it lists written), under mark `token`: its `config.changed` entry by
+/// `acting` when its effective configuration moved (its record, and its
+/// `ETag`, stay: its body did not change, unless it was stored by an
+/// earlier version with another digest, then stored again), and indexed.
+/// The generation that holds it (`None`: nothing changed, or the team is
+/// gone or no longer builds, logged).
 pub async fn rebuild_team(
     core: &Core,
     config: &Config,
@@ -381,19 +378,26 @@ fn edit_in<T>(
     };
     let mut team = team.map_err(Error::InvalidConfig)?;
     team.keyspace = tenant.keyspace.clone();
-    if team.print.digest() == *digest {
-        let index = match purpose {
-            Purpose::Rebuild => ToIndex::At(index::indexed_as(
-                digest,
-                keys::incarnation_of(&team.keyspace),
-            )),
-            Purpose::Edit => ToIndex::Nothing,
-        };
-        return Ok(Step::Answer(Some((answer, index))));
+    let index = index::indexed_as(&team.own_digest, keys::incarnation_of(&team.keyspace));
+    if team.own_digest != *digest {
+        put_team(c, config, &stored, &team, (&body, &salts), acting, now)?;
+        return Ok(Step::Write(Some((answer, ToIndex::At(index)))));
     }
-    put_team(c, config, &stored, &team, (&body, &salts), acting, now)?;
-    let index = index::indexed_as(&team.print.digest(), keys::incarnation_of(&team.keyspace));
-    Ok(Step::Write(Some((answer, ToIndex::At(index)))))
+    match purpose {
+        Purpose::Edit => Ok(Step::Answer(Some((answer, ToIndex::Nothing)))),
+        // Its record as it was (its `ETag` too), what it lists moved: its
+        // entry when its effective configuration did.
+        Purpose::Rebuild => {
+            let retention = config.audit.retention;
+            let recorded = record_api_write(c, &team.keyspace, Some(&team), acting, retention)?;
+            let done = Some((answer, ToIndex::At(index)));
+            Ok(if recorded {
+                Step::Write(done)
+            } else {
+                Step::Answer(done)
+            })
+        }
+    }
 }
 
 /// Writes team `w.id` (or, for a dry run, checks that it would be
@@ -424,7 +428,7 @@ pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Wri
         uses::claim(core, w.id, &listed, now).await?;
         let written = written(core, &w, &mut held, now).await?;
         let index = index::indexed_as(
-            &written.built.print.digest(),
+            &written.built.own_digest,
             keys::incarnation_of(&written.built.keyspace),
         );
         Ok((written, ToIndex::At(index)))

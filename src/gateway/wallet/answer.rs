@@ -261,6 +261,7 @@ async fn find<'c>(
 fn open(jwe: &str, request: &WalletRequest) -> Taken<Object> {
     let key = b64url(&request.key)
         .and_then(|d| RequestKey::from_scalar(&d))
+        .map(|k| k.named(request.kid.clone()))
         .ok_or_else(|| Error::internal("a wallet request's key cannot be read"))?;
     response::open(jwe, &key).map_err(|why| {
         tracing::info!(reason = %why, "a wallet answer did not open");
@@ -409,7 +410,8 @@ fn verify(
             )
         }
         Format::Mdoc => {
-            let jwk_thumbprint = Some(request.kid.as_str());
+            // The key's id is its thumbprint, marked with the team's slot.
+            let jwk_thumbprint = Some(keys::without_mark(&request.kid));
             let response_uri = response_uri(public_url);
             let handover = match direct {
                 true => Handover::Redirect {

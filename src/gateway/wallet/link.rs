@@ -170,7 +170,11 @@ pub async fn open_wallet_link(core: &Core, code: &str, now: Timestamp) -> Result
     if !crate::gateway::code_entry::take_one(core, team, fetches, now).await? {
         return Ok(WalletLinkTarget::Limited(speaks));
     }
+    // Its id marked with the team's slot: an answer is found by it alone,
+    // in that slot (docs/decisions/0631-every-code-a-browser-brings-carries-its-team-s-slot.md).
     let key = RequestKey::generate(&mut rand::rngs::OsRng);
+    let kid = keys::marked(&team.keyspace, key.kid());
+    let key = key.named(kid);
     let made = WalletRequest {
         rid: random_value(),
         kid: key.kid().to_string(),
@@ -379,6 +383,7 @@ pub async fn request_object(
     }
     let key = b64url(&made.key)
         .and_then(|d| RequestKey::from_scalar(&d))
+        .map(|k| k.named(made.kid.clone()))
         .ok_or_else(|| Error::internal("a wallet request's key cannot be read"))?;
     let credentials = queries(o.needs, wallet).map_err(|_| refused())?;
     let response_uri = response_uri(&core.config().server.public_url);

@@ -25,7 +25,8 @@ pub enum StoredApiForm {
     V1 {
         /// The JSON form, each secret sealed where it stands.
         body: serde_json::Value,
-        /// The digest of its (effective) configuration: its `ETag`.
+        /// The digest of its body (a team's without what it inherits): its
+        /// `ETag`.
         digest: String,
         #[serde(with = "stored")]
         at: Timestamp,
@@ -158,6 +159,22 @@ pub struct ApiKeyClaim {
     pub at: Timestamp,
 }
 
+/// `{~teams}:rk:<sha256 hex>`: a key an instance's configuration holds
+/// outside the operator API (a file team's API key, an `[operator]` key),
+/// reserved for its holder, so that an instance or an import whose
+/// configuration lacks that team or operator refuses the key to an API
+/// team (docs/decisions/0632-a-file-team-s-key-is-reserved-in-the-store.md).
+/// Kept a day, renewed by every instance that holds the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyReservation {
+    /// The file team's id, or `~operator` for an `[operator]` key.
+    #[serde(rename = "t")]
+    pub holder: String,
+    /// When an instance holding the key last renewed it.
+    #[serde(rename = "at", with = "stored")]
+    pub at: Timestamp,
+}
+
 /// `{~teams}:cu:<name>`: the API teams whose writes listing API channel
 /// `name` claimed it, each with when, taken before the team's write
 /// commits, so that a delete of the channel and a write of a team that
@@ -173,6 +190,7 @@ pub struct ChannelUses {
 
 impl Record for ChannelUses {}
 impl Record for ApiKeyClaim {}
+impl Record for KeyReservation {}
 impl Record for StoredApiForm {}
 impl Record for DeletedTeam {}
 impl Record for ApiTeamsGeneration {}

@@ -1077,6 +1077,14 @@ fn the_api_team_records_keep_their_bytes() {
     assert_eq!(serde_json::to_string(&claim).unwrap(), text);
     let read = Loaded::<ApiKeyClaim>::parse("k".into(), raw(text)).unwrap();
     assert_eq!(read.value, Some(claim));
+    let reserved = KeyReservation {
+        holder: "acme".into(),
+        at: ms(0),
+    };
+    let text = r#"{"t":"acme","at":1800000000000}"#;
+    assert_eq!(serde_json::to_string(&reserved).unwrap(), text);
+    let read = Loaded::<KeyReservation>::parse("k".into(), raw(text)).unwrap();
+    assert_eq!(read.value, Some(reserved));
     let channel = StoredApiChannel::V1 {
         body: serde_json::json!({"auth_token": "cg1:k1:AAAA", "name": "newsms"}),
         digest: "ab".repeat(32),
