@@ -698,6 +698,9 @@ mod tests {
             interaction,
             |t: &str, _| subject(t, "cust-1"),
             |t: &str, _| due_queue(t),
+            // A customer's wallets registered for payments: a team written
+            // again under a deleted one's id has none.
+            |t: &str, _| wallet_registrations(t, "cust-1"),
         ] {
             let (made, plain, again) = (key(&space, id), key("acme", id), key(&other, id));
             assert!(

@@ -298,3 +298,115 @@ registration_test!(
         assert_problem(ask(&app, &id, body).await, 409, "not_registered").await;
     }
 );
+
+/// The store calls of a registration and of a payment only a registered
+/// wallet approves (docs/performance.md#a-wallet-challenge), each
+/// (reads, commits), beside a wallet challenge's
+/// (`round_trips::what_a_wallet_challenge_costs_the_store`): a
+/// registration's start reads nothing more (its rule is on the
+/// interaction it loads); its answer neither (a registration checks no
+/// registration); its binding code reads the customer's registrations in
+/// the unit of work that authenticates, and the trail's head its
+/// `wallet.registered` entry chains after, and writes both in its commit
+/// (two reads more). A payment's start reads the registrations (one read more);
+/// its answer too (one more), beside its authentication code's claim (one
+/// commit more than an identity's answer); its binding code reads them
+/// again to mark the key used (one read more).
+async fn what_a_registration_costs_the_store(backend: Backend) {
+    use std::sync::atomic::Ordering;
+    let Some((counting, prefix)) = crate::round_trips::counting_on(backend).await else {
+        return;
+    };
+    let a = crate::wallet::access();
+    let mut setup = crate::wallet::wallet_setup(&a, "");
+    setup.team_extra.push_str(SCA);
+    setup.key_prefix = Some(prefix);
+    setup.store = Some(counting.clone());
+    let app = spawn_with(backend, setup).await.unwrap();
+    let now = fixtures()["now"].as_i64().unwrap();
+    app.clock
+        .set(chatgate::time::Timestamp::from_unix_seconds(now));
+    let calls = || {
+        (
+            counting.reads.load(Ordering::SeqCst),
+            counting.commits.load(Ordering::SeqCst),
+        )
+    };
+    let settled = || tokio::time::sleep(std::time::Duration::from_millis(300));
+    let mut rows: Vec<(&str, (usize, usize))> = Vec::new();
+    let mut count = |what: &'static str, before: (usize, usize)| {
+        let after = calls();
+        rows.push((what, (after.0 - before.0, after.1 - before.1)));
+    };
+    let holder = fixture_holder();
+    let customer = "cust-counted";
+
+    let id = interaction(&app, customer).await;
+    app.authenticate(&id, customer).await;
+    settled().await;
+    let before = calls();
+    let body = json!({"method": "wallet", "credential": "sca", "register": true});
+    let (cid, link) = started(&app, &id, body).await;
+    settled().await;
+    count("registration start", before);
+    let asked = fetch_request(&app, &a, &link).await;
+    let presented = present_as(&asked, &json!({}), (None, &holder));
+    let before = calls();
+    let answered = respond(&app, &answer_with(&asked, "sca", &presented, true)).await;
+    settled().await;
+    count("registration answer", before);
+    let redirect = answered.json::<Value>().await.unwrap()["redirect_uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, _) = crate::wallet::code_at(&app, &redirect).await;
+    let before = calls();
+    crate::wallet::typed_in_chat(&app, &id, &cid, &code).await;
+    settled().await;
+    count("registration binding code", before);
+
+    let id = interaction(&app, customer).await;
+    let before = calls();
+    let (cid, link) = start_payment(&app, &id).await;
+    settled().await;
+    count("registered payment start", before);
+    let asked = fetch_request(&app, &a, &link).await;
+    let claims = ts12_claims(&entry_of(&asked), "psd2-counted");
+    let presented = present_as(&asked, &claims, (None, &holder));
+    let before = calls();
+    let answered = respond(&app, &answer_with(&asked, "sca", &presented, true)).await;
+    settled().await;
+    count("registered payment answer", before);
+    let redirect = answered.json::<Value>().await.unwrap()["redirect_uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, _) = crate::wallet::code_at(&app, &redirect).await;
+    let before = calls();
+    crate::wallet::typed_in_chat(&app, &id, &cid, &code).await;
+    settled().await;
+    count("registered payment binding code", before);
+
+    for (what, (reads, commits)) in &rows {
+        eprintln!("{backend:?} {what}: {reads} reads, {commits} commits");
+    }
+    let expected = [
+        ("registration start", (1, 3)),
+        ("registration answer", (3, 1)),
+        ("registration binding code", (3, 2)),
+        ("registered payment start", (2, 3)),
+        ("registered payment answer", (4, 2)),
+        ("registered payment binding code", (2, 2)),
+    ];
+    assert_eq!(rows, expected, "store calls (reads, commits)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_registration_costs_the_store_on_memory() {
+    what_a_registration_costs_the_store(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_registration_costs_the_store_on_redis() {
+    what_a_registration_costs_the_store(Backend::Redis).await;
+}
