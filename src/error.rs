@@ -71,6 +71,16 @@ pub enum Error {
     ChallengeUsed,
     #[error("this interaction has no session PIN")]
     NoSessionPin,
+    /// 409: a wallet registration on an interaction not authenticated
+    /// with a `customer_ref`, by a method other than `wallet`,
+    /// `recognized` and `pre_chat`, recently enough
+    /// (docs/wallet.md#registering-the-wallet-for-payments).
+    #[error("{0}")]
+    NotAuthenticated(&'static str),
+    /// 409: a payment in the wallet for a customer with no registered
+    /// attestation (docs/wallet.md#registering-the-wallet-for-payments).
+    #[error("{0}")]
+    NotRegistered(&'static str),
     /// 409: a ladder has no step left to move to, or the challenge has no ladder.
     #[error("{0}")]
     NoNextStep(&'static str),
@@ -185,6 +195,8 @@ impl Error {
             Error::TokenUsed => "token_used",
             Error::ChallengeUsed => "challenge_used",
             Error::NoSessionPin => "no_session_pin",
+            Error::NotAuthenticated(_) => "not_authenticated",
+            Error::NotRegistered(_) => "not_registered",
             Error::NoNextStep(_) => "no_next_step",
             Error::EntryPage => "entry_page",
             Error::TokenExpired => "token_expired",

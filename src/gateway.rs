@@ -17,7 +17,8 @@
 //!   [`challenges`] (single sends, the ladder and app approval, each a
 //!   file of its own), [`code_entry`] (a code typed on the gateway's
 //!   page), [`network`] (silent network authentication), [`wallet`]
-//!   (a credential from the customer's wallet), [`voice`]
+//!   (a credential from the customer's wallet) and [`registrations`]
+//!   (the customer's wallets registered for payments), [`voice`]
 //!   (codes read by a call), [`number_checks`];
 //! - what providers report back: [`receipts`] and [`reports`],
 //!   [`identity_changes`] (a WhatsApp user who changed);
@@ -60,6 +61,7 @@ mod polls;
 mod provider_tokens;
 pub mod receipts;
 pub mod recognition;
+pub mod registrations;
 pub mod reports;
 pub mod revocation;
 pub mod ssf;

@@ -109,6 +109,11 @@ pub struct WalletCredential {
     pub authorities: Vec<String>,
     /// What it proves (docs/wallet.md#a-payment-approved-in-the-wallet).
     pub purpose: Purpose,
+    /// An `sca` credential's `registration = "required"` (its default): a
+    /// payment is approved only by an attestation registered to the
+    /// customer (docs/wallet.md#registering-the-wallet-for-payments);
+    /// `false` for `"none"` and for every other credential.
+    pub registered_only: bool,
 }
 
 /// How the response endpoint answers a wallet whose presentation failed:
@@ -208,6 +213,7 @@ struct RawCredential {
     claims: RawClaims,
     trusted_issuers: Option<Vec<String>>,
     purpose: Option<String>,
+    registration: Option<String>,
 }
 
 /// A credential's `claims`: names, or a table from the names a `match`
@@ -465,6 +471,13 @@ fn credential(
         Some("sca") => return bad("purpose", "\"sca\" is for format dc+sd-jwt only"),
         Some(_) => return bad("purpose", "must be \"identity\" or \"sca\""),
     };
+    let registered_only = match (purpose, raw.registration.as_deref()) {
+        (Purpose::Sca, None | Some("required")) => true,
+        (Purpose::Sca, Some("none")) => false,
+        (Purpose::Sca, Some(_)) => return bad("registration", "must be \"required\" or \"none\""),
+        (Purpose::Identity, None) => false,
+        (Purpose::Identity, Some(_)) => return bad("registration", "is for purpose \"sca\" only"),
+    };
     // An SCA attestation may be asked for the payment alone, no claim
     // compared.
     let claims = claims(raw.claims, purpose == Purpose::Sca)?;
@@ -487,6 +500,7 @@ fn credential(
         trusted,
         authorities,
         purpose,
+        registered_only,
     })
 }
 
@@ -548,6 +562,7 @@ pub fn wallet_for_tests(status_lists: bool) -> WalletConfig {
             trusted: TrustedIssuers::from_pems(&[pem]).unwrap(),
             authorities: Vec::new(),
             purpose: Purpose::Identity,
+            registered_only: false,
         }],
         reach: crate::outbound::Reach::Anywhere,
         link_ttl: DEFAULT_LINK_TTL,

@@ -32,10 +32,15 @@ pub enum Action {
     ConsoleSignInFailed,
     ConsoleSignedOut,
     TrailReset,
+    /// A wallet's attestation registered for the customer's payments
+    /// (docs/wallet.md#registering-the-wallet-for-payments).
+    WalletRegistered,
+    /// A registered attestation removed.
+    WalletUnregistered,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 15] = [
         Action::CodeRevealed,
         Action::LoggedOut,
         Action::SubjectUnlocked,
@@ -49,6 +54,8 @@ impl Action {
         Action::ConsoleSignInFailed,
         Action::ConsoleSignedOut,
         Action::TrailReset,
+        Action::WalletRegistered,
+        Action::WalletUnregistered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +73,8 @@ impl Action {
             Action::ConsoleSignInFailed => "console.sign_in_failed",
             Action::ConsoleSignedOut => "console.signed_out",
             Action::TrailReset => "audit.trail_reset",
+            Action::WalletRegistered => "wallet.registered",
+            Action::WalletUnregistered => "wallet.unregistered",
         }
     }
 }

@@ -24,7 +24,7 @@ use super::subject::SubjectRecord;
 use super::transaction::Transaction;
 use super::wallet::payment;
 use super::wallet_format::Format;
-use super::wallet_state::WalletChallenge;
+use super::wallet_state::{KeyRegistration, WalletChallenge};
 use crate::error::Error;
 use crate::time::Timestamp;
 
@@ -147,6 +147,31 @@ impl ChallengeRequest {
         let mut wallet = WalletChallenge::asking(credential, Format::SdJwt, asked);
         wallet.also = credentials.collect();
         self.wallet = Some(wallet);
+        Ok(self)
+    }
+
+    /// The request, registering the customer's attestation for payments
+    /// when `register` (docs/wallet.md#registering-the-wallet-for-payments):
+    /// for `method` `wallet` alone, and without a `transaction`; 422
+    /// naming the member otherwise. Which credential may be registered is
+    /// the team's `[wallet]`'s to say.
+    pub fn registering(mut self, register: bool) -> Result<Self, Error> {
+        if !register {
+            return Ok(self);
+        }
+        if self.transaction.is_some() {
+            return Err(Error::invalid(
+                "transaction",
+                "a registration approves no payment",
+            ));
+        }
+        let Some(wallet) = self.wallet.as_mut() else {
+            return Err(Error::invalid("register", "only for method wallet"));
+        };
+        wallet.registration = Some(KeyRegistration {
+            register: true,
+            thumbprint: None,
+        });
         Ok(self)
     }
 

@@ -8,7 +8,8 @@
 //! mdoc's `DeviceResponse` is verified by [`mdoc::verify`]; a credential's
 //! Token Status List is read and its entry checked by [`status_list`]. A
 //! payment's `transaction_data` is written, and its Key Binding JWT
-//! checked, by [`payment`].
+//! checked, by [`payment`]; a customer's attestations registered for
+//! payments are kept by [`registration`]'s rules.
 //! Nothing here reads the clock, the store or the network.
 pub mod access;
 pub mod challenge;
@@ -20,6 +21,7 @@ pub mod matching;
 pub mod mdoc;
 pub mod outcome;
 pub mod payment;
+pub mod registration;
 pub mod request;
 pub mod request_key;
 pub mod response;

@@ -56,6 +56,21 @@ pub struct WalletChallenge {
     /// challenge carries, written once at its start
     /// (docs/wallet.md#a-payment-approved-in-the-wallet).
     pub transaction_data: Option<String>,
+    /// What the challenge has to do with the customer's attestations
+    /// registered for payments
+    /// (docs/wallet.md#registering-the-wallet-for-payments); `None` for
+    /// a challenge that has nothing to do with them.
+    pub registration: Option<KeyRegistration>,
+}
+
+/// A wallet challenge that registers the attestation presented
+/// (`register`), or a payment that only a registered one approves; once
+/// a presentation verified, the thumbprint of its holder key, which the
+/// binding code's verification registers or marks used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRegistration {
+    pub register: bool,
+    pub thumbprint: Option<String>,
 }
 
 /// One request a page fetch made: its ids, the nonce the key binding must
@@ -153,6 +168,7 @@ impl WalletChallenge {
             response_code: None,
             code_browser: None,
             transaction_data: None,
+            registration: None,
         }
     }
 

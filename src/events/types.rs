@@ -119,6 +119,8 @@ event_types! {
     ChallengeAdvanced(ChallengeAdvanced) = "challenge.advanced" about Interaction,
     /// A code or app approval approved a transaction (never its token).
     TransactionApproved(TransactionApproved) = "transaction.approved" about Interaction,
+    /// A wallet's attestation was registered for the customer's payments.
+    WalletRegistered(WalletRegistered) = "wallet.registered" about Interaction,
     /// Failures reached the lockout threshold.
     SubjectLocked(SubjectChange) = "subject.locked" about Subject,
     /// The lockout that reaches `max_lockouts_before_ban`.
@@ -351,6 +353,17 @@ impl ReportedChallenge {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChallengeRef {
     pub challenge_id: Uuid,
+}
+
+/// `wallet.registered`: the challenge whose binding code registered the
+/// attestation, its issuer (the certificate's subject, RFC 4514) and its
+/// holder key's RFC 7638 thumbprint; never a claim
+/// (docs/wallet.md#registering-the-wallet-for-payments).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WalletRegistered {
+    pub challenge: ChallengeRef,
+    pub issuer: String,
+    pub thumbprint: String,
 }
 
 /// `subject.*`: the origin locked, banned or unlocked; `None` for the

@@ -381,7 +381,7 @@ impl ChallengeView {
             transaction_hash,
             approval: None,
             entry: Entry::of(c.page_entry),
-            wallet: WalletView::of(c, false, awaiting_code),
+            wallet: WalletView::of(c, false, (awaiting_code, state == State::Used)),
             network: NetworkView::of(c).map(|n| NetworkView { awaiting_code, ..n }),
             awaiting_code: (c.page_entry || awaiting_code).then_some(awaiting_code),
         }
@@ -412,6 +412,12 @@ pub struct WalletView {
     /// wallet's answer came back to be typed into the chat
     /// (docs/wallet.md#the-code-typed-into-the-chat).
     pub awaiting_code: bool,
+    /// A registration of the customer's attestation for payments
+    /// (`"register": true`): `true` once its binding code was typed and the
+    /// attestation is registered (docs/wallet.md#registering-the-wallet-for-payments);
+    /// absent for any other challenge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered: Option<bool>,
     /// To a bot key only: the asked claims as the credential disclosed
     /// them.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -444,10 +450,12 @@ impl From<WalletResult> for WalletResultView {
 
 impl WalletView {
     /// Challenge `c`'s, when it is a wallet challenge; the disclosed
-    /// values only `for_bot`; `awaiting_code` as its challenge's read says.
-    pub fn of(c: &Challenge, for_bot: bool, awaiting_code: bool) -> Option<Self> {
+    /// values only `for_bot`; `awaiting_code` as its challenge's read
+    /// says, and whether it was `used` (its binding code typed).
+    pub fn of(c: &Challenge, for_bot: bool, (awaiting_code, used): (bool, bool)) -> Option<Self> {
         let w = c.wallet.as_ref()?;
         let answer = w.answer.as_ref();
+        let registering = w.registration.as_ref().filter(|k| k.register);
         Some(WalletView {
             credential: w.credential.clone(),
             format: w.format.as_str(),
@@ -457,6 +465,7 @@ impl WalletView {
             matched: answer.map(|a| a.matched.clone()).unwrap_or_default(),
             answered_at: answer.map(|a| a.answered_at),
             awaiting_code,
+            registered: registering.map(|k| used && k.thumbprint.is_some()),
             claims: answer.filter(|_| for_bot).map(|a| a.claims.clone()),
         })
     }

@@ -62,6 +62,9 @@ pub struct NewChallenge {
     /// A wallet challenge's expected claims: name → value.
     #[serde(rename = "match")]
     pub expected: Option<serde_json::Value>,
+    /// `true`: register the customer's `sca` attestation for payments
+    /// (docs/wallet.md#registering-the-wallet-for-payments).
+    pub register: Option<bool>,
 }
 
 impl NewChallenge {
@@ -87,7 +90,8 @@ impl NewChallenge {
             .map(|t| Transaction::parse("transaction", t))
             .transpose()?;
         req.for_transaction(transaction)?
-            .for_wallet(self.credential.as_ref(), self.expected.as_ref())
+            .for_wallet(self.credential.as_ref(), self.expected.as_ref())?
+            .registering(self.register.unwrap_or(false))
     }
 }
 
@@ -167,6 +171,8 @@ impl RawSchema for NewChallenge {
             credential_id.clone(),
             {"type": "array", "items": credential_id, "minItems": 1, "maxItems": 4, "uniqueItems": true},
         ], "description": "one of the team's [wallet] credentials ids, or 1 to 4 of them of which the customer presents any one (one request with DCQL credential_sets); may be left out when it has one"});
+        wallet_variant["properties"]["register"] = json!({"oneOf": [{"type": "null"}, {"type": "boolean"}],
+            "description": "`true`: register the customer's attestation of the team's `sca` credential for payments, with no `transaction`; needs the interaction authenticated with a `customer_ref` by a method other than `wallet`, `recognized` and `pre_chat` in the last 10 minutes, else 409 `not_authenticated` (docs/wallet.md#registering-the-wallet-for-payments)"});
         wallet_variant["properties"]["match"] = json!({"type": "object", "maxProperties": 10,
             "description": "claim name → the value the bank expects; each a claim (by the name its `claims` gives) of every credential asked; 1 to 10, required but for an `sca` credential whose `claims` are empty",
             "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 200}});

@@ -521,7 +521,7 @@ problem_responses! {
     E403 = "403", false, "`forbidden` (the key's role may not do this: `detail` names the role and the roles that may), `customer_mismatch`, `banned`, or `number_refused` (a number check refused the phone number, `reason` in the body)";
     E404 = "404", false, "`not_found`: no such resource for this team";
     E408 = "408", false, "`request_timeout`: the body did not arrive in time";
-    E409 = "409", false, "`token_used`, `challenge_used`, `no_session_pin`, `no_next_step` or `entry_page` (a code typed on the gateway's page, never verified by the bot)";
+    E409 = "409", false, "`token_used`, `challenge_used`, `no_session_pin`, `no_next_step`, `entry_page` (a code typed on the gateway's page, never verified by the bot), `not_authenticated` (a wallet registration without a recent authentication) or `not_registered` (a payment in the wallet for a customer with no registered attestation)";
     E410 = "410", false, "`token_expired`, `challenge_expired` or `challenge_exhausted`";
     CallbackE409 = "409", false, "`token_used`: the token was used by another request, or this `webhook-id` was used with another body (a retry sends the very same body)";
     CallbackE410 = "410", false, "`token_expired`: the token has expired; `challenge_expired`: a retry of a callback whose login waited for its binding code, once that binding has ended (a new link, a logout, the code's expiry or use)";

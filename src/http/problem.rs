@@ -26,6 +26,8 @@ fn title(code: &str) -> &'static str {
         "token_used" => "Token already used",
         "challenge_used" => "Challenge already used",
         "no_session_pin" => "No session PIN",
+        "not_authenticated" => "Not authenticated",
+        "not_registered" => "Not registered",
         "no_next_step" => "No next step",
         "entry_page" => "Code typed on the page",
         "token_expired" => "Token expired",
@@ -69,6 +71,12 @@ pub enum ProblemCode {
     TokenUsed,
     ChallengeUsed,
     NoSessionPin,
+    /// 409: a wallet registration without a recent authentication
+    /// (docs/wallet.md#registering-the-wallet-for-payments).
+    NotAuthenticated,
+    /// 409: a payment in the wallet for a customer with no registered
+    /// attestation.
+    NotRegistered,
     NoNextStep,
     /// 409: `verify` of a challenge whose code is typed on the gateway's
     /// page (docs/api.md#codes-typed-on-the-gateways-page); nothing counted.
@@ -214,6 +222,8 @@ pub fn status(e: &Error) -> StatusCode {
         Error::TokenUsed
         | Error::ChallengeUsed
         | Error::NoSessionPin
+        | Error::NotAuthenticated(_)
+        | Error::NotRegistered(_)
         | Error::NoNextStep(_)
         | Error::EntryPage => StatusCode::CONFLICT,
         Error::TokenExpired | Error::ChallengeExpired | Error::ChallengeExhausted => {
@@ -309,6 +319,8 @@ mod tests {
             Error::TokenUsed,
             Error::ChallengeUsed,
             Error::NoSessionPin,
+            Error::NotAuthenticated(""),
+            Error::NotRegistered(""),
             Error::NoNextStep(""),
             Error::EntryPage,
             Error::TokenExpired,
@@ -356,6 +368,8 @@ mod tests {
             "token_used",
             "challenge_used",
             "no_session_pin",
+            "not_authenticated",
+            "not_registered",
             "no_next_step",
             "entry_page",
             "token_expired",

@@ -651,6 +651,14 @@ pub fn wallet_sca_code(team: &str, issuer: &str, code: &str) -> String {
     with_digest(scoped(team, "wj:", DIGEST), &[issuer, code])
 }
 
+/// A customer's wallet attestations registered for payments, by the
+/// `customer_ref` (hashed; docs/wallet.md#registering-the-wallet-for-payments).
+/// Kept `registration::KEPT` after its last write; in the team's
+/// keyspace, so a team written again under a deleted one's id has none.
+pub fn wallet_registrations(team: &str, customer_id: &str) -> String {
+    with_digest(scoped(team, "wg:", DIGEST), &[customer_id])
+}
+
 /// A used revocation token id (`jti`) of one receiver (`kind`: the
 /// back-channel logout or the Shared Signals receiver).
 pub fn revocation_jti(team: &str, kind: &str, jti: &str) -> String {
@@ -722,6 +730,9 @@ mod tests {
             interaction,
             |t: &str, _| subject(t, "cust-1"),
             |t: &str, _| due_queue(t),
+            // A customer's wallets registered for payments: a team written
+            // again under a deleted one's id has none.
+            |t: &str, _| wallet_registrations(t, "cust-1"),
         ] {
             let (made, plain, again) = (key(&space, id), key("acme", id), key(&other, id));
             assert!(

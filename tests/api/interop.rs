@@ -686,7 +686,15 @@ async fn a_maintained_holder_library_takes_the_verifier_named_by_its_host() {
 
 /// The bank's SCA attestation as `tests/interop/wallet.mjs` holds it: the
 /// type it issues it under (`SCA_VCT` there), no claims, a payment only.
+/// These rounds approve payments of a wallet not registered first
+/// (`registration = "none"`); the registration round has its own bank.
 const SCA: &str = "[[wallet.credentials]]\nid = \"sca\"\nformat = \"dc+sd-jwt\"\n\
+                   vct = [\"https://bank.acme.example/sca/1\"]\npurpose = \"sca\"\n\
+                   registration = \"none\"\n";
+
+/// The same attestation with `registration` left at its default,
+/// `"required"`: a payment is approved only by a registered wallet.
+const SCA_REGISTERED: &str = "[[wallet.credentials]]\nid = \"sca\"\nformat = \"dc+sd-jwt\"\n\
                    vct = [\"https://bank.acme.example/sca/1\"]\npurpose = \"sca\"\n";
 
 /// Starts a payment of `wallet_payments::payment()` in the wallet for a
@@ -798,6 +806,100 @@ async fn a_maintained_holder_library_approves_a_payment_in_the_wallet() {
         (v["status"].as_str(), v["method"].as_str()),
         (Some("authenticated"), Some("wallet"))
     );
+}
+
+/// The registration round (docs/wallet.md#registering-the-wallet-for-payments):
+/// the customer, proven by a login link, registers the library's SCA
+/// attestation (the bank asks for it with no payment; its binding code
+/// typed into the chat registers its holder key); that wallet then
+/// approves a payment, and a second wallet's attestation of the same
+/// issuer, bound to another key, is refused as `invalid_presentation`,
+/// reason `not_registered`, counted as a failed presentation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintained_holder_library_registers_its_attestation_and_only_it_approves() {
+    use crate::wallet::{code_at, failures, read, typed_in_chat};
+    let Some(tools) = node_and_modules(&WALLET_PACKAGES) else {
+        return;
+    };
+    let Some((app, access)) = crate::wallet::spawn_wallet(Backend::Memory, SCA_REGISTERED).await
+    else {
+        return;
+    };
+    let tools = (tools.0.as_str(), tools.1.as_path());
+    let customer = "cust-registers";
+    // No registration yet: the payment is refused at the ask.
+    let id = crate::wallet::interaction(&app, customer).await;
+    let body = json!({"method": "wallet", "credential": "sca",
+                      "transaction": crate::wallet_payments::payment()});
+    let res = crate::wallet::ask(&app, &id, body).await;
+    assert_problem(res, 409, "not_registered").await;
+    // Registered after a login link.
+    app.authenticate(&id, customer).await;
+    let body = json!({"method": "wallet", "credential": "sca", "register": true});
+    let (cid, link) = crate::wallet::started(&app, &id, body).await;
+    let registering = ["--register"];
+    let (ok, did) = holder_library(&app, tools, (&access.chain_pem, &link), &registering).await;
+    assert!(ok, "{did}");
+    assert!(did["payment"].is_null(), "{did}");
+    assert!(did["transaction_data"].is_null(), "{did}");
+    let redirect = did["response_uri"]["body"]["redirect_uri"]
+        .as_str()
+        .unwrap();
+    let (code, _) = code_at(&app, redirect).await;
+    typed_in_chat(&app, &id, &cid, &code).await;
+    let c = read(&app, &id, &cid, &app.keys.bot).await;
+    assert_eq!(c["wallet"]["registered"], true, "{c}");
+    let listed = app
+        .get_json(
+            &format!("/v1/subjects/{customer}/wallets"),
+            Some(&app.keys.agent),
+        )
+        .await;
+    let issuer = crate::wallet::fixtures()["issuer_subject"].clone();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["issuer"], issuer);
+    assert!(listed[0]["last_used_at"].is_null(), "{listed}");
+
+    // That wallet approves a payment.
+    let (id, cid, link) = payment_in_the_wallet(&app, customer).await;
+    let jti = ["--jti", "psd2-registered-1"];
+    let (ok, did) = holder_library(&app, tools, (&access.chain_pem, &link), &jti).await;
+    assert!(ok, "{did}");
+    let redirect = did["response_uri"]["body"]["redirect_uri"]
+        .as_str()
+        .unwrap();
+    let (code, _) = code_at(&app, redirect).await;
+    let res = app.verify_code(&id, &cid, &code).await;
+    assert_eq!(res.status(), 200);
+    let verified: Value = res.json().await.unwrap();
+    assert!(verified["approval"]["token"].is_string(), "{verified}");
+    let listed = app
+        .get_json(
+            &format!("/v1/subjects/{customer}/wallets"),
+            Some(&app.keys.bot),
+        )
+        .await;
+    assert!(listed[0]["last_used_at"].is_string(), "{listed}");
+
+    // A second wallet: the same issuer's attestation, another key.
+    let other = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    let other = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(other.to_bytes())
+    };
+    let (id, cid, link) = payment_in_the_wallet(&app, customer).await;
+    let second = ["--holder", other.as_str(), "--jti", "psd2-second-1"];
+    let (ok, did) = holder_library(&app, tools, (&access.chain_pem, &link), &second).await;
+    assert!(ok, "the gateway took the answer: {did}");
+    let c = read(&app, &id, &cid, &app.keys.bot).await;
+    assert_eq!(
+        (c["state"].as_str(), c["wallet"]["result"].as_str()),
+        (Some("failed"), Some("invalid_presentation")),
+        "{c}"
+    );
+    assert!(c["approval"].is_null(), "{c}");
+    assert_eq!(failures(&app, customer).await, json!(1));
+    assert_ne!(app.get(&id).await["status"], "authenticated");
 }
 
 /// The refusal round: the same wallet with one thing altered (the amount

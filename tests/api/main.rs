@@ -89,6 +89,7 @@ mod wallet;
 mod wallet_conformance;
 mod wallet_payments;
 mod wallet_profile;
+mod wallet_registration;
 mod whatsapp_bsuid;
 mod whatsapp_identity;
 mod whatsapp_templates;

@@ -359,7 +359,7 @@ const PUBLIC: [&str; 35] = [
 
 /// The agent's endpoints: an API key, or the console's session cookie
 /// (docs/console-sign-in.md#what-a-session-may-do).
-const AGENT: [&str; 8] = [
+const AGENT: [&str; 10] = [
     "/v1/interactions",
     "/v1/interactions/{id}",
     "/v1/interactions/{id}/logout",
@@ -367,6 +367,8 @@ const AGENT: [&str; 8] = [
     "/v1/interactions/{id}/challenges/{cid}/code",
     "/v1/subjects/{subject}",
     "/v1/subjects/{subject}/unlock",
+    "/v1/subjects/{subject}/wallets",
+    "/v1/subjects/{subject}/wallets/{thumbprint}",
     "/v1/events",
 ];
 
@@ -505,7 +507,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
     }
     // The operator API's 12 are not offered: this gateway has no
     // `[operator]` (operator_api::the_document_offers_the_paths_served).
-    assert_eq!(operations, 64);
+    assert_eq!(operations, 66);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]

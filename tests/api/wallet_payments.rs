@@ -21,16 +21,18 @@ use crate::wallet::{
 };
 
 /// The bank's SCA attestation beside the PID: the fixtures' issuer
-/// issues both, and it compares no claim.
+/// issues both, and it compares no claim. These tests approve payments
+/// of a wallet not registered first (`registration = "none"`);
+/// `wallet_registration.rs` holds the default, `"required"`.
 const SCA: &str = "[[wallet.credentials]]\nid = \"sca\"\nformat = \"dc+sd-jwt\"\n\
-                   vct = [\"urn:eudi:pid:1\"]\npurpose = \"sca\"\n";
+                   vct = [\"urn:eudi:pid:1\"]\npurpose = \"sca\"\nregistration = \"none\"\n";
 
-/// A gateway with acme's `[wallet]` of `pid` and `sca`, its clock at the
-/// fixtures' `now`.
-async fn spawn_bank(backend: Backend) -> Option<(TestApp, Access)> {
+/// A gateway with acme's `[wallet]` of `pid` and `sca` (as `sca` writes
+/// it), its clock at the fixtures' `now`.
+pub(crate) async fn spawn_bank(backend: Backend, sca: &str) -> Option<(TestApp, Access)> {
     let a = access();
     let mut setup = wallet_setup(&a, "");
-    setup.team_extra.push_str(SCA);
+    setup.team_extra.push_str(sca);
     let app = spawn_with(backend, setup).await?;
     let now = fixtures()["now"].as_i64().unwrap();
     app.clock
@@ -38,25 +40,35 @@ async fn spawn_bank(backend: Backend) -> Option<(TestApp, Access)> {
     Some((app, a))
 }
 
+/// A test on both stores of a bank whose `sca` credential is written as
+/// `$sca` (this file's [`SCA`] when left out).
 macro_rules! bank_test {
     ($name:ident, $body:expr) => {
+        bank_test!($name, SCA, $body);
+    };
+    ($name:ident, $sca:expr, $body:expr) => {
         mod $name {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory() {
-                if let Some((app, a)) = spawn_bank(Backend::Memory).await {
+                if let Some((app, a)) =
+                    $crate::wallet_payments::spawn_bank(Backend::Memory, $sca).await
+                {
                     ($body)(app, a).await;
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
-                if let Some((app, a)) = spawn_bank(Backend::Redis).await {
+                if let Some((app, a)) =
+                    $crate::wallet_payments::spawn_bank(Backend::Redis, $sca).await
+                {
                     ($body)(app, a).await;
                 }
             }
         }
     };
 }
+pub(crate) use bank_test;
 
 /// 120.00 EUR to ACME Energy Ltd, whose account the payment system knows.
 pub(crate) fn payment() -> Value {
@@ -65,13 +77,13 @@ pub(crate) fn payment() -> Value {
 }
 
 /// Starts a payment in the wallet: (challenge id, link path).
-async fn start_payment(app: &TestApp, id: &str) -> (String, String) {
+pub(crate) async fn start_payment(app: &TestApp, id: &str) -> (String, String) {
     let body = json!({"method": "wallet", "credential": "sca", "transaction": payment()});
     started(app, id, body).await
 }
 
 /// The Key Binding JWT claims a TS12 wallet adds for the payment `data`.
-fn ts12_claims(data: &str, jti: &str) -> Value {
+pub(crate) fn ts12_claims(data: &str, jti: &str) -> Value {
     json!({
         "transaction_data_hashes": [B64URL.encode(Sha256::digest(data.as_bytes()))],
         "transaction_data_hashes_alg": "sha-256",
@@ -83,11 +95,26 @@ fn ts12_claims(data: &str, jti: &str) -> Value {
 
 /// The fixture attestation presented to `asked` with a Key Binding JWT
 /// carrying `extra` (a member set to null is left out).
-fn present_payment(asked: &Value, extra: &Value) -> String {
+pub(crate) fn present_payment(asked: &Value, extra: &Value) -> String {
+    let holder = signing_key(&fixtures()["holder"]["d"]);
+    present_as(asked, extra, (None, &holder))
+}
+
+/// As [`present_payment`], by the wallet whose holder key is `holder`
+/// and whose attestation's issuer JWT is `issued` (the fixture's when
+/// `None`), with the fixture's disclosures.
+pub(crate) fn present_as(
+    asked: &Value,
+    extra: &Value,
+    (issued, holder): (Option<&str>, &p256::ecdsa::SigningKey),
+) -> String {
     let f = fixtures();
     let full = f["cases"]["es256"].as_str().unwrap();
     let (without_kb, _) = full.rsplit_once('~').unwrap();
-    let presented = format!("{without_kb}~");
+    let presented = match issued {
+        Some(jwt) => format!("{jwt}~{}~", without_kb.split_once('~').unwrap().1),
+        None => format!("{without_kb}~"),
+    };
     let sd_hash = B64URL.encode(Sha256::digest(presented.as_bytes()));
     let mut claims = json!({"iat": f["now"], "aud": asked["client_id"],
                             "nonce": asked["nonce"], "sd_hash": sd_hash});
@@ -98,12 +125,11 @@ fn present_payment(asked: &Value, extra: &Value) -> String {
         };
     }
     let header = json!({"typ": "kb+jwt", "alg": "ES256"});
-    let holder = signing_key(&f["holder"]["d"]);
-    format!("{presented}{}", signed_jws(&header, &claims, &holder))
+    format!("{presented}{}", signed_jws(&header, &claims, holder))
 }
 
 /// The request's one `transaction_data` entry.
-fn entry_of(asked: &Value) -> String {
+pub(crate) fn entry_of(asked: &Value) -> String {
     let data = asked["transaction_data"]
         .as_array()
         .expect("transaction_data");

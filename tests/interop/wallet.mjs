@@ -10,7 +10,8 @@
 //
 //   node wallet.mjs --link <url> --fixtures <fixtures.json> --trust <root.pem>
 //                   --now <unix seconds> [--case es256] [--connect <origin>]
-//                   [--jti <code>] [--tamper amount|amr]
+//                   [--jti <code>] [--tamper amount|amr] [--register]
+//                   [--holder <d>]
 //
 // --link: the link the chat message carried (https://…/w/{code}); the
 // script opens its page and follows its openid4vp:// link.
@@ -25,6 +26,10 @@
 // --tamper: for a payment, one thing altered as a careless or hostile
 // wallet would: `amount`, the amount in the wallet's own hash input (the
 // hash is then of another payment); `amr`, no amr.
+// --register: the bank asks to register the SCA attestation (a request
+// without transaction_data): the wallet presents it for no payment.
+// --holder: another holder key (a P-256 private scalar, base64url): a
+// second wallet, whose SCA attestation the same issuer bound to that key.
 // Modules: WALLET_MODULES, the node_modules folder holding the packages
 // (default: the one beside this file).
 //
@@ -56,6 +61,8 @@ const { values: args } = parseArgs({
     connect: { type: 'string' },
     jti: { type: 'string' },
     tamper: { type: 'string' },
+    register: { type: 'boolean', default: false },
+    holder: { type: 'string' },
   },
 });
 for (const name of ['link', 'fixtures', 'trust', 'now']) {
@@ -181,7 +188,7 @@ function p256(d) {
   return { key: crypto.createPrivateKey({ format: 'jwk', key: { ...jwk, d } }), jwk };
 }
 const es256 = (key) => (input) => b64url(crypto.sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }));
-const holder = p256(fixtures.holder.d);
+const holder = p256(args.holder ?? fixtures.holder.d);
 
 // The bank's SCA attestation, issued by @sd-jwt/sd-jwt-vc with the
 // fixtures' ES256 issuer key under that issuer's x5c (the chain the
@@ -281,7 +288,8 @@ try {
   // 3. A payment: shown, then its hash computed over the entry as sent
   // (or, tampered, over another amount).
   const entry = paymentOf(resolved, query.id);
-  if (sca && !entry) fail('the SCA attestation is presented for a payment only');
+  if (sca && !entry && !args.register) fail('the SCA attestation is presented for a payment, or to register it, only');
+  if (args.register && (!sca || entry)) fail('--register: the bank asks for the SCA attestation, with no payment');
   let payment = null;
   const kbPayment = {};
   if (entry) {

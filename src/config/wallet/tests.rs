@@ -388,16 +388,19 @@ fn invocation_and_registration_certificate_are_checked_with_their_key_named() {
     }
 }
 
+/// A `[wallet]` whose `credentials` are those `credentials` (TOML with
+/// `[[credentials]]` tables) writes, read.
+fn with_credentials(credentials: &str) -> Result<WalletConfig, ConfigError> {
+    let (key, chain) = access(&["gateway.example"]);
+    let mut t = table(&key, &chain, "");
+    let c: toml::Table = toml::from_str(credentials).unwrap();
+    t.insert("credentials".into(), c["credentials"].clone());
+    load_wallet(t, "acme.toml", "https://gateway.example")
+}
+
 #[test]
 fn a_credential_s_purpose_is_identity_by_default_and_sca_is_an_sd_jwt_vc_s_alone() {
-    let (key, chain) = access(&["gateway.example"]);
-    let url = "https://gateway.example";
-    let read = |credentials: &str| {
-        let mut t = table(&key, &chain, "");
-        let c: toml::Table = toml::from_str(credentials).unwrap();
-        t.insert("credentials".into(), c["credentials"].clone());
-        load_wallet(t, "acme.toml", url)
-    };
+    let read = with_credentials;
     let w = read(
         "[[credentials]]\nid = \"pid\"\nformat = \"dc+sd-jwt\"\nvct = [\"v\"]\nclaims = [\"a\"]",
     )
@@ -430,4 +433,33 @@ fn a_credential_s_purpose_is_identity_by_default_and_sca_is_an_sd_jwt_vc_s_alone
         .unwrap_err()
         .to_string();
     assert!(e.contains("wallet.credentials[0].claims"), "{e}");
+}
+
+#[test]
+fn an_sca_credential_s_registration_is_required_by_default_and_named_when_refused() {
+    let read = with_credentials;
+    let sca =
+        "[[credentials]]\nid = \"sca\"\nformat = \"dc+sd-jwt\"\nvct = [\"v\"]\npurpose = \"sca\"\n";
+    assert!(read(sca).unwrap().credentials[0].registered_only);
+    let required = format!("{sca}registration = \"required\"");
+    assert!(read(&required).unwrap().credentials[0].registered_only);
+    let none = format!("{sca}registration = \"none\"");
+    assert!(!read(&none).unwrap().credentials[0].registered_only);
+    let pid =
+        "[[credentials]]\nid = \"pid\"\nformat = \"dc+sd-jwt\"\nvct = [\"v\"]\nclaims = [\"a\"]\n";
+    assert!(!read(pid).unwrap().credentials[0].registered_only);
+    for (credential, problem) in [
+        (
+            format!("{sca}registration = \"always\""),
+            "must be \"required\" or \"none\"",
+        ),
+        (
+            format!("{pid}registration = \"none\""),
+            "is for purpose \"sca\" only",
+        ),
+    ] {
+        let e = read(&credential).unwrap_err().to_string();
+        assert!(e.contains("wallet.credentials[0].registration"), "{e}");
+        assert!(e.contains(problem), "{e}");
+    }
 }

@@ -132,7 +132,8 @@ pub async fn read_challenge(
         .ok_or(Error::NotFound("no such challenge"))?;
     let mut view = ChallengeView::of(c, state);
     if for_bot {
-        view.wallet = WalletView::of(c, true, view.awaiting_code == Some(true));
+        let used = state == crate::domain::challenge::ChallengeState::Used;
+        view.wallet = WalletView::of(c, true, (view.awaiting_code == Some(true), used));
     }
     // An app's approval, and a wallet's once its binding code is verified
     // (docs/wallet.md#a-payment-approved-in-the-wallet).

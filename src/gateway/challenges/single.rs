@@ -199,6 +199,7 @@ async fn reserve(
             // Drawn with the interaction's own settings (a channel may
             // override the length); a retry draws afresh.
             let code = otp::generate(s.otp.length);
+            super::wallet::registered_rules(core, team, w, req, now).await?;
             let started = super::decide(core, team, w, req, cid, &code, now)?;
             if let Some((number, found)) = checked {
                 // A network check's number is the one on file, wherever

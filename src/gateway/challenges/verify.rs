@@ -128,6 +128,8 @@ async fn verify_entered(
                     if let Some(p) = step_up.as_ref().filter(|_| team.remembers_devices()) {
                         crate::gateway::assertion::validated_devices(core, team, w, p).await?;
                     }
+                    crate::gateway::registrations::on_authenticated(core, team, w, cid, now)
+                        .await?;
                 }
                 announce_verdict(w, &verdict, cid, now);
                 Ok(Step::Write((verdict, bind.map(|(code, _)| code))))

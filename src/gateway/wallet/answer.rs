@@ -28,12 +28,13 @@ use crate::domain::wallet::mdoc::{self, Handover};
 use crate::domain::wallet::outcome::Outcome;
 use crate::domain::wallet::request::LIFETIME;
 use crate::domain::wallet::request_key::RequestKey;
-use crate::domain::wallet::{matching, payment, response};
+use crate::domain::wallet::{matching, payment, registration, response};
 use crate::domain::wallet::{sd_jwt, Format};
 use crate::error::Error;
 use crate::events::types::{ChallengeFailed, FailedChallenge};
 use crate::events::EventData;
 use crate::gateway::records::StoredWalletKey;
+use crate::gateway::registrations::{holder_of, Holder};
 use crate::gateway::work::Step;
 use crate::gateway::Core;
 use crate::gateway::{change, links};
@@ -100,6 +101,9 @@ struct Found<'c> {
     index: StoredWalletKey,
     asked: WalletChallenge,
     request: WalletRequest,
+    /// The interaction's `customer_ref`, whose registered attestations a
+    /// payment may need.
+    customer_ref: Option<String>,
 }
 
 /// `POST /w/response` and `POST /w/{code}/response`: the answer applied
@@ -133,7 +137,7 @@ pub async fn take_answer<P>(
     };
     let opened = open(jwe, &found.request)?;
     let direct = code.is_none();
-    let (answer, presented) = presentation(core, &found, &opened, direct, now).await?;
+    let (answer, presented, holder) = presentation(core, &found, &opened, direct, now).await?;
     let result = answer.result;
     let format = presented.map_or(found.asked.format, |c| c.format).as_str();
     let presented = presented.map(|c| (c.id.clone(), c.format));
@@ -148,6 +152,7 @@ pub async fn take_answer<P>(
         found.team,
         (id, cid, &kid),
         (answer, presented, rc),
+        holder,
         now,
     )
     .await?;
@@ -253,6 +258,7 @@ async fn find<'c>(
         wallet,
         request: request.clone(),
         asked: asked.clone(),
+        customer_ref: rec.customer_ref.clone(),
         index,
     })
 }
@@ -279,10 +285,11 @@ async fn presentation<'c>(
     opened: &Object,
     direct: bool,
     now: Timestamp,
-) -> Taken<(WalletAnswer, Option<&'c WalletCredential>)> {
+) -> Taken<(WalletAnswer, Option<&'c WalletCredential>, Holder)> {
     let invalid = |why: &str| {
         tracing::info!(reason = why, "a wallet presentation is invalid");
-        (refused(WalletResult::InvalidPresentation, None, now), None)
+        let answer = refused(WalletResult::InvalidPresentation, None, now);
+        (answer, None, Holder::default())
     };
     if direct {
         let state = opened.get("state").and_then(serde_json::Value::as_str);
@@ -306,8 +313,8 @@ async fn presentation<'c>(
     let [presented] = list[..] else {
         return Ok(invalid("more than one presentation"));
     };
-    let answer = verified(core, found, credential, (presented, direct), now).await?;
-    Ok((answer, Some(credential)))
+    let (answer, holder) = verified(core, found, credential, (presented, direct), now).await?;
+    Ok((answer, Some(credential), holder))
 }
 
 /// `presented`, a presentation of `credential`, verified, its status
@@ -318,15 +325,19 @@ async fn verified(
     credential: &WalletCredential,
     (presented, direct): (&str, bool),
     now: Timestamp,
-) -> Taken<WalletAnswer> {
+) -> Taken<(WalletAnswer, Holder)> {
     let invalid = |why: &str| {
         tracing::info!(reason = why, "a wallet presentation is invalid");
-        refused(WalletResult::InvalidPresentation, None, now)
+        let answer = refused(WalletResult::InvalidPresentation, None, now);
+        (answer, Holder::default())
     };
+    let no_holder = |answer| (answer, Holder::default());
     let public_url = &core.config().server.public_url;
     let verified = match verify(found, credential, public_url, (presented, direct), now) {
         Outcome::Verified(v) => v,
-        Outcome::UntrustedIssuer => return Ok(refused(WalletResult::UntrustedIssuer, None, now)),
+        Outcome::UntrustedIssuer => {
+            return Ok(no_holder(refused(WalletResult::UntrustedIssuer, None, now)))
+        }
         Outcome::InvalidPresentation(why) => return Ok(invalid(why.as_str())),
     };
     let sca = match paying(found, credential, &verified.key_binding, direct) {
@@ -337,7 +348,7 @@ async fn verified(
     let status = verified.status.as_ref();
     match credential_status(core, (found.wallet, credential), status, now).await {
         Ok(None) => {}
-        Ok(Some(result)) => return Ok(refused(result, issuer, now)),
+        Ok(Some(result)) => return Ok(no_holder(refused(result, issuer, now))),
         Err(why) => {
             // The list's failure is logged where it is fetched, once
             // while it fails (`wallet_status`), not once per answer.
@@ -351,11 +362,15 @@ async fn verified(
         &verified.claims,
         (issuer, now),
     );
+    let customer = (found.customer_ref.as_deref(), &found.asked);
+    let held = holder_of(core, found.team, customer, &verified, answer);
+    let (answer, holder) = held.await?;
     match (answer.result, sca) {
         (WalletResult::Verified, Some(sca)) => {
-            Ok(super::payment::used_once(core, found.team, answer, sca, now).await?)
+            let answer = super::payment::used_once(core, found.team, answer, sca, now).await?;
+            Ok((answer, holder))
         }
-        _ => Ok(answer),
+        _ => Ok((answer, holder)),
     }
 }
 
@@ -371,6 +386,19 @@ fn paying(
 ) -> Result<Option<payment::ScaProof>, Invalid> {
     let sca = credential.purpose == Purpose::Sca;
     let data = found.asked.transaction_data.as_deref();
+    // A registration approves no payment: its attestation is checked as
+    // any other, its key kept.
+    if found
+        .asked
+        .registration
+        .as_ref()
+        .is_some_and(|k| k.register)
+    {
+        return match (sca, data) {
+            (true, None) => Ok(None),
+            _ => Err(Invalid::NotAPayment),
+        };
+    }
     payment::presented((sca, data), kb, payment::response_mode(direct))
 }
 
@@ -497,20 +525,23 @@ async fn conclude(
     team: &Team,
     (id, cid, kid): (Uuid, Uuid, &str),
     (answer, credential, response_code): (WalletAnswer, Option<(String, Format)>, Option<&str>),
+    holder: Holder,
     now: Timestamp,
 ) -> Taken<std::result::Result<(Ending, Option<OtpCode>), Refused>> {
     let done = core.transact(team, id, now, |w| {
         let presented = Presented::Answer(answer.clone(), credential.clone());
+        let holder = holder.clone();
         Box::pin(async move {
             let s = w.settings;
             let (code, binding) = binding_for(core, cid, response_code, s.otp.length);
             let (rec, subject) = w.records();
             let concluded =
                 challenge::conclude(rec, subject, (cid, kid, presented), binding, s, now);
-            let ending = match concluded {
+            let mut ending = match concluded {
                 Ok(ending) => ending,
                 Err(refused) => return Ok(Step::Answer(Err(refused))),
             };
+            held_by(rec, cid, &mut ending, holder);
             if let Ending::Failed { reason, failure } = &ending {
                 if let Some((c, _)) = w.rec.challenge_at(cid, now) {
                     w.emit(EventData::ChallengeFailed(ChallengeFailed {
@@ -527,6 +558,32 @@ async fn conclude(
         })
     });
     Ok(done.await?.value)
+}
+
+/// What the presentation's holder key came to, kept on wallet challenge
+/// `cid` of `rec` as it `ending`s: a verified one's thumbprint, which the
+/// binding code's verification registers or marks used; a failure's
+/// reason `not_registered` for a payment's key not registered to the
+/// customer (docs/wallet.md#registering-the-wallet-for-payments).
+fn held_by(
+    rec: &mut crate::domain::interaction::InteractionRecord,
+    cid: Uuid,
+    ending: &mut Ending,
+    holder: Holder,
+) {
+    match ending {
+        Ending::AwaitingCode => {
+            let wallet = rec.challenge.as_mut().filter(|c| c.id == cid);
+            let kept = wallet.and_then(|c| c.wallet.as_mut()?.registration.as_mut());
+            if let Some(k) = kept {
+                k.thumbprint = holder.thumbprint;
+            }
+        }
+        Ending::Failed { reason, .. } if holder.not_registered => {
+            *reason = registration::NOT_REGISTERED;
+        }
+        Ending::Failed { .. } | Ending::Open => {}
+    }
 }
 
 /// The binding code a verified answer would wait for, with what the

@@ -293,6 +293,7 @@ fn proof_of(
         entry,
         credential: a.credential.clone().map(serde_json::Value::String),
         expected: a.expected.clone(),
+        register: None,
     };
     Ok(Proof::Challenge(Box::new(asked.parse()?)))
 }

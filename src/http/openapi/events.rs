@@ -20,12 +20,20 @@ fn actor() -> Value {
 }
 
 /// The `reason`s of `challenge.failed`: an app challenge's, a number
-/// check's refusal, and a change of the person behind a WhatsApp
-/// conversation.
+/// check's refusal, a change of the person behind a WhatsApp
+/// conversation, and a wallet presentation's.
 fn failed_reasons() -> Vec<&'static str> {
     let mut reasons = crate::domain::app_challenge::REASONS.to_vec();
     reasons.push("number_refused");
     reasons.push(crate::domain::identity_change::REASON);
+    // A wallet's presentation: its result, or a payment's key that is
+    // not registered to the customer.
+    for r in crate::domain::wallet_state::WalletResult::ALL {
+        if r != crate::domain::wallet_state::WalletResult::Verified {
+            reasons.push(r.as_str());
+        }
+    }
+    reasons.push(crate::domain::wallet::registration::NOT_REGISTERED);
     reasons
 }
 
@@ -67,6 +75,7 @@ fn data_of(kind: EventType) -> Value {
         EventType::InteractionLoggedOut => logged_out(),
         EventType::ChallengeCreated => challenge_created(),
         EventType::TransactionApproved => transaction_approved(),
+        EventType::WalletRegistered => wallet_registered(),
         EventType::ChallengeFailed => challenge_failed(),
         EventType::ChallengeAdvanced => challenge_advanced(),
         EventType::ChallengeCodeRevealed => code_revealed(),
@@ -132,6 +141,22 @@ fn transaction_approved() -> Value {
 /// `data` of `challenge.failed`: the interaction, the challenge (as
 /// `challenge.created` names it) with its attempts left and, for an `app`
 /// challenge or a number check, why.
+/// `data` of `wallet.registered`: the interaction, the challenge, the
+/// attestation's issuer and its holder key's thumbprint.
+fn wallet_registered() -> Value {
+    let text = json!({"type": "string"});
+    closed(
+        json!({
+            "interaction": interaction(),
+            "challenge": closed(json!({"challenge_id": uuid()}), &["challenge_id"]),
+            "issuer": text,
+            "thumbprint": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$",
+                "description": "The RFC 7638 thumbprint (SHA-256, base64url) of the attestation's `cnf.jwk` (docs/wallet.md#registering-the-wallet-for-payments)."},
+        }),
+        &["interaction", "challenge", "issuer", "thumbprint"],
+    )
+}
+
 fn challenge_failed() -> Value {
     closed(
         json!({"interaction": interaction(), "challenge": closed(json!({
@@ -142,7 +167,7 @@ fn challenge_failed() -> Value {
             "attempts_remaining": {"type": "integer", "minimum": 0},
         }), &["challenge_id", "method", "delivery", "expires_at", "attempts_remaining"]),
         "reason": {"enum": failed_reasons(),
-                   "description": "Why an `app` challenge ended unapproved, `number_refused` (a number check refused the phone number), or `identity_changed` (the person behind a WhatsApp conversation changed, docs/channels.md#identity-changes); absent for a wrong code."}}),
+                   "description": "Why an `app` challenge ended unapproved, `number_refused` (a number check refused the phone number), or `identity_changed` (the person behind a WhatsApp conversation changed, docs/channels.md#identity-changes), a wallet presentation's result (`claims_mismatch`, `untrusted_issuer`, `revoked`, `invalid_presentation`, or `not_registered`: a payment's attestation not registered to the customer, docs/wallet.md#registering-the-wallet-for-payments); absent for a wrong code."}}),
         &["interaction", "challenge"],
     )
 }

@@ -224,6 +224,8 @@ both_stores!(
                     "token_used",
                     "challenge_used",
                     "no_session_pin",
+                    "not_authenticated",
+                    "not_registered",
                     "token_expired",
                     "challenge_expired",
                     "challenge_exhausted",

@@ -205,6 +205,10 @@ fn full() -> InteractionRecord {
                 response_code: Some("responsecodehash".into()),
                 code_browser: Some("browserhash".into()),
                 transaction_data: Some("eyJ0eXBlIjoi".into()),
+                registration: Some(crate::domain::wallet_state::KeyRegistration {
+                    register: true,
+                    thumbprint: Some("holderkey".into()),
+                }),
             }),
         }),
         past_challenges: vec![
@@ -382,7 +386,7 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#""q":[{"r":"rid-1","k":"kid-1","s":"state-1","n":"nonce-1","d":"scalar","at":1800000000009,"x":true}],"#,
         r#""a":{"r":"claims_mismatch","i":"CN=PID Issuer","mt":["family_name"],"cl":{"family_name":"Lovelace"},"at":1800000000010,"#,
         r#""sc":{"j":"sca-code","m":[{"knowledge":"pin_6_or_more_digits"}]}},"#,
-        r#""rc":"responsecodehash","rb":"browserhash","td":"eyJ0eXBlIjoi"}},"#,
+        r#""rc":"responsecodehash","rb":"browserhash","td":"eyJ0eXBlIjoi","rg":{"r":true,"t":"holderkey"}}},"#,
         &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),
         r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),
@@ -709,6 +713,28 @@ fn the_small_records_of_today_read_back_equal() {
     same::<_, StoredLinkUses>(r#"{"se":[1800000000001,1800000000002]}"#, uses);
     let none = Loaded::<LinkUses>::parse("k".into(), raw("{}")).expect("read");
     assert_eq!(none.value, Some(LinkUses::default()));
+    // A customer's registered attestations: one used, one not yet.
+    use crate::domain::wallet::registration::{Registered, Registrations};
+    let registered = Registrations {
+        wallets: vec![
+            Registered {
+                issuer: "CN=Bank".into(),
+                thumbprint: "tp-1".into(),
+                registered_at: ms(1),
+                last_used_at: Some(ms(2)),
+            },
+            Registered {
+                issuer: "CN=Bank".into(),
+                thumbprint: "tp-2".into(),
+                registered_at: ms(3),
+                last_used_at: None,
+            },
+        ],
+    };
+    same::<_, StoredRegistrations>(
+        r#"{"w":[{"i":"CN=Bank","t":"tp-1","at":1800000000001,"u":1800000000002},{"i":"CN=Bank","t":"tp-2","at":1800000000003}]}"#,
+        registered,
+    );
 }
 
 /// The records of background work (a provider's message id, a pending

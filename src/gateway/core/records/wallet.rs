@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::wallet::registration::{Registered, Registrations};
 use crate::domain::wallet::Format;
 use crate::domain::wallet_state::{
-    ScaProof, WalletAnswer, WalletChallenge, WalletRequest, WalletResult,
+    KeyRegistration, ScaProof, WalletAnswer, WalletChallenge, WalletRequest, WalletResult,
 };
 use crate::time::{stored, Timestamp};
 
@@ -17,7 +18,8 @@ use crate::time::{stored, Timestamp};
 /// credentials asked (none in a record written before a challenge could
 /// ask several), `m` what is expected, `q` requests, `a` its answer, `rc`
 /// the keyed hash of its answer's `response_code`, `rb` of the browser
-/// that opened it, `td` a payment's `transaction_data` entry.
+/// that opened it, `td` a payment's `transaction_data` entry, `rg` what
+/// it has to do with the customer's registered attestations.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct StoredWallet {
     c: String,
@@ -36,6 +38,19 @@ pub(super) struct StoredWallet {
     rb: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     td: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rg: Option<StoredRegistration>,
+}
+
+/// A [`KeyRegistration`]: `r` it registers (else a payment only a
+/// registered attestation approves), `t` the verified holder key's
+/// thumbprint.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredRegistration {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    r: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<String>,
 }
 
 /// A [`Format`] by its stored name (`Format::stored`: `sd`, `md`).
@@ -141,6 +156,10 @@ impl From<&WalletChallenge> for StoredWallet {
             rc: w.response_code.clone(),
             rb: w.code_browser.clone(),
             td: w.transaction_data.clone(),
+            rg: w.registration.as_ref().map(|k| StoredRegistration {
+                r: k.register,
+                t: k.thumbprint.clone(),
+            }),
         }
     }
 }
@@ -185,6 +204,10 @@ impl From<StoredWallet> for WalletChallenge {
             response_code: w.rc,
             code_browser: w.rb,
             transaction_data: w.td,
+            registration: w.rg.map(|k| KeyRegistration {
+                register: k.r,
+                thumbprint: k.t,
+            }),
         }
     }
 }
@@ -202,3 +225,65 @@ pub struct StoredWalletKey {
 }
 
 impl super::Record for StoredWalletKey {}
+
+/// A customer's attestations registered for payments
+/// (`keys::wallet_registrations`,
+/// docs/wallet.md#registering-the-wallet-for-payments), oldest first: each
+/// `i` its issuer's subject, `t` its holder key's thumbprint, `at` when
+/// registered, `u` when it last approved a payment. Kept
+/// `registration::KEPT` after its last write.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRegistrations {
+    w: Vec<StoredRegistered>,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredRegistered {
+    i: String,
+    t: String,
+    #[serde(with = "stored")]
+    at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "stored::opt")]
+    u: Option<Timestamp>,
+}
+
+impl From<&Registrations> for StoredRegistrations {
+    fn from(r: &Registrations) -> Self {
+        StoredRegistrations {
+            w: r.wallets
+                .iter()
+                .map(|r| StoredRegistered {
+                    i: r.issuer.clone(),
+                    t: r.thumbprint.clone(),
+                    at: r.registered_at,
+                    u: r.last_used_at,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<StoredRegistrations> for Registrations {
+    fn from(r: StoredRegistrations) -> Self {
+        Registrations {
+            wallets: r
+                .w
+                .into_iter()
+                .map(|r| Registered {
+                    issuer: r.i,
+                    thumbprint: r.t,
+                    registered_at: r.at,
+                    last_used_at: r.u,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl super::Readable for Registrations {
+    fn read(text: &str, _key: &str) -> Result<Self, String> {
+        serde_json::from_str::<StoredRegistrations>(text)
+            .map(Into::into)
+            .map_err(|e| e.to_string())
+    }
+}
