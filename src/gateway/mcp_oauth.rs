@@ -96,7 +96,7 @@ fn team_named(core: &Core, token: &str) -> Result<Arc<Team>, Refusal> {
     }
     let mut named = teams
         .filter_map(|id| config.teams.get(id))
-        .filter(|t| (t.mcp_oauth.as_ref()).is_some_and(|o| aud.iter().any(|a| *a == o.audience)));
+        .filter(|t| (t.mcp_oauth.as_ref()).is_some_and(|o| aud.contains(&o.audience)));
     match (named.next(), named.next()) {
         (Some(team), None) => Ok(Arc::clone(team)),
         // None, or two teams of one issuer both named: whose it is is unknown.
