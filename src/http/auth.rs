@@ -445,7 +445,7 @@ impl FromRequestParts<AppState> for BotOnly {
 /// token refused is 401 too, logged with the check it failed (never the
 /// token).
 async fn oauth_bot(parts: &Parts, state: &AppState) -> Result<Caller, Error> {
-    use crate::domain::access_token::{self, Refusal};
+    use crate::domain::access_token;
     let token = bearer_key(parts)?;
     let any = state.gateway.config().sums.mcp_issuers().next().is_some();
     if !any || !access_token::looks_like_jwt(token) {
@@ -453,30 +453,7 @@ async fn oauth_bot(parts: &Parts, state: &AppState) -> Result<Caller, Error> {
     }
     let now = state.clock.now();
     let bot = crate::gateway::mcp_oauth::bot_of_access_token(&state.gateway, token, now).await;
-    let bot = bot.map_err(|refused| {
-        let team = refused.team.as_ref().map(|t| t.id.as_str());
-        let reason = refused.reason.as_str();
-        if refused.reason == Refusal::Provider {
-            tracing::warn!(
-                team,
-                reason,
-                "MCP: an OAuth access token could not be checked"
-            );
-        } else {
-            tracing::info!(team, reason, "MCP: an OAuth access token was refused");
-        }
-        let scope = (refused.reason == Refusal::Scope)
-            .then(|| {
-                refused
-                    .team
-                    .as_ref()?
-                    .mcp_oauth
-                    .as_ref()
-                    .map(|o| o.scope.clone())
-            })
-            .flatten();
-        Error::BearerRefused { scope }
-    })?;
+    let bot = bot.map_err(token_refused)?;
     if let Some(remote) = parts.extensions.get::<crate::spans::RemoteParent>() {
         remote.adopt();
     }
@@ -496,6 +473,34 @@ async fn oauth_bot(parts: &Parts, state: &AppState) -> Result<Caller, Error> {
         person: None,
         session: None,
     })
+}
+
+/// The 401 of a refused access token, its check logged (a provider that
+/// could not be asked as a warning), never the token; `insufficient_scope`
+/// names the team's scope when that was all it lacked.
+fn token_refused(refused: crate::gateway::mcp_oauth::Refused) -> Error {
+    use crate::domain::access_token::Refusal;
+    let team = refused.team.as_deref();
+    let (name, reason) = (team.map(|t| t.id.as_str()), refused.reason.as_str());
+    if refused.reason == Refusal::Provider {
+        tracing::warn!(
+            team = name,
+            reason,
+            "MCP: an OAuth access token could not be checked"
+        );
+    } else {
+        tracing::info!(
+            team = name,
+            reason,
+            "MCP: an OAuth access token was refused"
+        );
+    }
+    let lacked = team
+        .and_then(|t| t.mcp_oauth.as_ref())
+        .map(|o| o.scope.clone());
+    Error::BearerRefused {
+        scope: lacked.filter(|_| refused.reason == Refusal::Scope),
+    }
 }
 
 /// A key that may read the audit trail: an auditor or an admin key, else 403.
