@@ -34,6 +34,12 @@ pub enum Error {
         "the Authorization header must be \"Bearer <api key>\": its \"Bearer \" prefix is missing"
     )]
     NotBearer,
+    /// 401 as [`Error::Unauthorized`]: a bearer token on the MCP server
+    /// that looked like an OAuth access token and was refused
+    /// (docs/agents.md#oauth-access-tokens); `scope` is the team's scope
+    /// when that was all it lacked (`insufficient_scope`, RFC 6750).
+    #[error("the bearer token is neither a known API key nor an access token this gateway takes")]
+    BearerRefused { scope: Option<String> },
     /// Login token or assertion not acceptable. The reason is generic on purpose.
     #[error("{0}")]
     InvalidToken(&'static str),
@@ -182,7 +188,7 @@ impl Error {
             Error::BadRequest(_) | Error::Unprocessable(_) | Error::DeliveryRefused(_) => {
                 "invalid_request"
             }
-            Error::Unauthorized | Error::NotBearer => "unauthorized",
+            Error::Unauthorized | Error::NotBearer | Error::BearerRefused { .. } => "unauthorized",
             Error::InvalidToken(_) => "invalid_token",
             Error::InvalidSignature(_) => "invalid_signature",
             Error::InvalidCode { .. } => "invalid_code",

@@ -51,6 +51,7 @@ pub mod interactions;
 pub mod links;
 pub mod login;
 pub mod mcp;
+pub mod mcp_oauth;
 pub mod network;
 pub mod number_checks;
 pub mod oidc;

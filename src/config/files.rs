@@ -205,6 +205,8 @@ pub(super) struct TeamFile {
     pub number_verification: Option<toml::Table>,
     /// `[wallet]`, read by `wallet.rs`.
     pub wallet: Option<toml::Table>,
+    /// `[mcp]`, read by `mcp_oauth.rs`.
+    pub mcp: Option<toml::Table>,
     /// Overrides of `[defaults]`.
     #[serde(default)]
     pub settings: toml::Table,

@@ -172,9 +172,39 @@ fn read_teams(
             ));
         }
         teams::check_unique_api_keys(&team, &mut api_keys)?;
+        check_unique_mcp_audience(&team, &teams_by_id, &display_path(&path))?;
         teams_by_id.insert(team.id.clone(), std::sync::Arc::new(team));
     }
     Ok((teams_by_id, api_keys))
+}
+
+/// Two teams whose `[mcp] oauth` name one issuer and one audience would
+/// each take the other's access tokens: the second is refused
+/// (docs/agents.md#oauth-access-tokens).
+fn check_unique_mcp_audience(
+    team: &super::Team,
+    teams: &super::Teams,
+    file: &str,
+) -> Result<(), ConfigError> {
+    let Some(oauth) = &team.mcp_oauth else {
+        return Ok(());
+    };
+    let same = |t: &&std::sync::Arc<super::Team>| {
+        t.mcp_oauth.as_ref().is_some_and(|o| {
+            o.provider.issuer == oauth.provider.issuer && o.audience == oauth.audience
+        })
+    };
+    match teams.values().find(same) {
+        Some(other) => Err(ConfigError::new(
+            file,
+            "mcp.oauth.audience",
+            format!(
+                "team {:?} already takes this issuer's tokens for this audience: give each team its own audience",
+                other.id
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Channels by name, each file of `dir` read, and each one's warnings

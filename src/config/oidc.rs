@@ -235,7 +235,7 @@ pub fn may_reach(endpoint: &Url, issuer: &str) -> bool {
 /// Why `issuer` cannot be a provider's issuer: it must be an `https` URL
 /// (or `http` on a loopback address, for a provider on the same machine)
 /// without query, fragment or credentials.
-fn issuer_problem(issuer: &str) -> Option<&'static str> {
+pub(super) fn issuer_problem(issuer: &str) -> Option<&'static str> {
     let Ok(url) = Url::parse(issuer) else {
         return Some("is not an absolute https URL");
     };

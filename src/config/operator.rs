@@ -5,7 +5,6 @@
 //! behind an operator's write.
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::de::from_table;
@@ -211,18 +210,7 @@ fn actor(table: toml::Table, file: &str) -> Result<OidcConfig, ConfigError> {
             "must not be empty",
         ));
     }
-    Ok(OidcConfig {
-        issuer: raw.issuer,
-        client_id: raw.audience,
-        client_secret: SecretString::from(String::new()),
-        scopes: vec!["openid".into()],
-        customer_claim: "sub".into(),
-        max_age: None,
-        acr_values: Vec::new(),
-        backchannel_logout: false,
-        ciba: false,
-        reach: crate::outbound::Reach::Anywhere,
-    })
+    Ok(OidcConfig::checking_only(raw.issuer, raw.audience))
 }
 
 #[cfg(test)]

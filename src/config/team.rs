@@ -90,6 +90,26 @@ pub struct OidcConfig {
     pub reach: crate::outbound::Reach,
 }
 
+impl OidcConfig {
+    /// An issuer whose tokens the gateway checks but where it signs no
+    /// one in: `[operator.actor]`'s, a team's `[mcp] oauth`. Its
+    /// `client_id` is the audience its tokens name; it has no secret.
+    pub fn checking_only(issuer: String, audience: String) -> Self {
+        OidcConfig {
+            issuer,
+            client_id: audience,
+            client_secret: SecretString::from(String::new()),
+            scopes: vec!["openid".into()],
+            customer_claim: "sub".into(),
+            max_age: None,
+            acr_values: Vec::new(),
+            backchannel_logout: false,
+            ciba: false,
+            reach: crate::outbound::Reach::Anywhere,
+        }
+    }
+}
+
 /// A team's `[console]`: who may act through the agent endpoints
 /// (docs/api.md#a-person-behind-every-agent-action).
 #[derive(Debug)]
@@ -231,6 +251,9 @@ pub struct Team {
     /// `[wallet]`: the credentials a wallet challenge may ask for, and the
     /// verifier's access certificate (docs/wallet.md#configuration).
     pub wallet: Option<super::WalletConfig>,
+    /// `[mcp] oauth`: the authorization server whose access tokens act as
+    /// the team's bot on the MCP server (docs/agents.md#oauth-access-tokens).
+    pub mcp_oauth: Option<super::McpOauth>,
     /// System defaults with the team's `[settings]` applied.
     pub settings: Settings,
     /// For each of the team's channels: `settings` with `[channel_settings.NAME]` applied.
@@ -276,6 +299,9 @@ impl Team {
         }
         if let Some(wallet) = &mut self.wallet {
             wallet.reach = reach;
+        }
+        if let Some(oauth) = &mut self.mcp_oauth {
+            oauth.provider.reach = reach;
         }
     }
 

@@ -3,11 +3,13 @@
 //! so that nothing a write puts in force goes round the teams to learn it
 //! ([decision 0491](../../docs/decisions/0491-a-write-costs-its-own-team.md)):
 //! the channels the teams list and whether one has `[oidc]` (what the
-//! served OpenAPI documents show), how many are API teams (a gauge), and
+//! served OpenAPI documents show), the teams of each `[mcp] oauth` issuer
+//! (whose access token a bearer is, and the issuers the MCP server's
+//! metadata lists), how many are API teams (a gauge), and
 //! their keyspaces as a persistent set, which a worker that keeps the one
 //! it last saw compares with the one in force by the parts they do not
 //! share ([`TeamSums::keyspaces_since`]).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Team;
 
@@ -18,6 +20,9 @@ pub struct TeamSums {
     channels: BTreeMap<String, usize>,
     /// How many teams have `[oidc]`.
     oidc: usize,
+    /// The teams with `[mcp] oauth`, by its issuer
+    /// (docs/agents.md#oauth-access-tokens).
+    mcp_oauth: BTreeMap<String, BTreeSet<String>>,
     /// How many teams were written through the operator API.
     api: usize,
     /// Every team's keyspace.
@@ -42,6 +47,11 @@ impl TeamSums {
         self.oidc += usize::from(team.oidc.is_some());
         self.api += usize::from(team.api.is_some());
         self.keyspaces.insert(team.keyspace.clone());
+        if let Some(oauth) = &team.mcp_oauth {
+            (self.mcp_oauth.entry(oauth.provider.issuer.clone()))
+                .or_default()
+                .insert(team.id.clone());
+        }
     }
 
     /// `team`, counted in before, counted out.
@@ -57,6 +67,15 @@ impl TeamSums {
         self.oidc -= usize::from(team.oidc.is_some());
         self.api -= usize::from(team.api.is_some());
         self.keyspaces.remove(&team.keyspace);
+        if let Some(oauth) = &team.mcp_oauth {
+            let issuer = &oauth.provider.issuer;
+            if let Some(teams) = self.mcp_oauth.get_mut(issuer) {
+                teams.remove(&team.id);
+                if teams.is_empty() {
+                    self.mcp_oauth.remove(issuer);
+                }
+            }
+        }
     }
 
     /// The channels some team lists, by name.
@@ -67,6 +86,16 @@ impl TeamSums {
     /// Whether some team has `[oidc]`.
     pub fn any_oidc(&self) -> bool {
         self.oidc > 0
+    }
+
+    /// The issuers of the teams' `[mcp] oauth`, each once, sorted.
+    pub fn mcp_issuers(&self) -> impl Iterator<Item = &String> {
+        self.mcp_oauth.keys()
+    }
+
+    /// The teams whose `[mcp] oauth` is `issuer`'s, by id.
+    pub fn mcp_teams_of(&self, issuer: &str) -> impl Iterator<Item = &String> {
+        self.mcp_oauth.get(issuer).into_iter().flatten()
     }
 
     /// How many API teams there are.

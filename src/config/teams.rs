@@ -226,6 +226,10 @@ pub(super) fn team_of_table(
         .wallet
         .map(|t| super::wallet::load_wallet(t, file, inherited.public_url))
         .transpose()?;
+    let mcp_oauth = match raw.mcp {
+        Some(t) => super::mcp_oauth::load_team_mcp(t, file, inherited.public_url)?,
+        None => None,
+    };
 
     let team_layer = || Layer {
         file,
@@ -310,6 +314,7 @@ pub(super) fn team_of_table(
         number_checks,
         number_verification,
         wallet,
+        mcp_oauth,
         settings,
         channel_settings,
         whatsapp_chats,

@@ -1,6 +1,7 @@
 //! The rules of authentication: plain types and functions that take `now`
 //! and know nothing of HTTP, Redis or providers.
 pub mod abuse;
+pub mod access_token;
 pub mod app_challenge;
 pub mod assertion;
 pub mod assertion_verdict;

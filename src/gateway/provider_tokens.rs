@@ -174,7 +174,7 @@ pub async fn actor_person_of(
 /// Compared as RFC 7515 compares media types: without case, and with the
 /// `application/` prefix optional. Any other (a logout token's
 /// `logout+jwt`, a Security Event Token's `secevent+jwt`) is refused.
-fn actor_typ(typ: Option<&str>) -> bool {
+pub(super) fn actor_typ(typ: Option<&str>) -> bool {
     let Some(typ) = typ else {
         return true;
     };

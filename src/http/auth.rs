@@ -431,9 +431,75 @@ impl FromRequestParts<AppState> for BotOnly {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let is_bot = |role| role == Role::Bot;
         let needs = "a bot API key (only bots call the MCP server)";
-        authorise(parts, state, is_bot, needs, Keys::Only)
-            .await
-            .map(BotOnly)
+        match authorise(parts, state, is_bot, needs, Keys::Only).await {
+            Err(Error::Unauthorized) => oauth_bot(parts, state).await.map(BotOnly),
+            other => other.map(BotOnly),
+        }
+    }
+}
+
+/// The bot a bearer that is no API key is, when it is an access token of
+/// a team's `[mcp] oauth` (docs/agents.md#oauth-access-tokens): that
+/// team's bot, its key id `oauth:` + the token's `sub`. While no team has
+/// `[mcp] oauth`, or for a bearer not shaped as a JWT, 401 as before; a
+/// token refused is 401 too, logged with the check it failed (never the
+/// token).
+async fn oauth_bot(parts: &Parts, state: &AppState) -> Result<Caller, Error> {
+    use crate::domain::access_token;
+    let token = bearer_key(parts)?;
+    let any = state.gateway.config().sums.mcp_issuers().next().is_some();
+    if !any || !access_token::looks_like_jwt(token) {
+        return Err(Error::Unauthorized);
+    }
+    let now = state.clock.now();
+    let bot = crate::gateway::mcp_oauth::bot_of_access_token(&state.gateway, token, now).await;
+    let bot = bot.map_err(token_refused)?;
+    if let Some(remote) = parts.extensions.get::<crate::spans::RemoteParent>() {
+        remote.adopt();
+    }
+    let team_id: Arc<str> = bot.team.id.as_str().into();
+    let key_id: Arc<str> = access_token::actor_id(&bot.sub).into();
+    if let Some(slot) = parts.extensions.get::<super::TeamSlot>() {
+        slot.set(&team_id);
+    }
+    if let Some(slot) = parts.extensions.get::<super::denials::CallerSlot>() {
+        slot.set(&team_id, Actor::api_key(&key_id));
+    }
+    Ok(Caller {
+        team: bot.team,
+        team_id,
+        key_id,
+        role: Role::Bot,
+        person: None,
+        session: None,
+    })
+}
+
+/// The 401 of a refused access token, its check logged (a provider that
+/// could not be asked as a warning), never the token; `insufficient_scope`
+/// names the team's scope when that was all it lacked.
+fn token_refused(refused: crate::gateway::mcp_oauth::Refused) -> Error {
+    use crate::domain::access_token::Refusal;
+    let team = refused.team.as_deref();
+    let (name, reason) = (team.map(|t| t.id.as_str()), refused.reason.as_str());
+    if refused.reason == Refusal::Provider {
+        tracing::warn!(
+            team = name,
+            reason,
+            "MCP: an OAuth access token could not be checked"
+        );
+    } else {
+        tracing::info!(
+            team = name,
+            reason,
+            "MCP: an OAuth access token was refused"
+        );
+    }
+    let lacked = team
+        .and_then(|t| t.mcp_oauth.as_ref())
+        .map(|o| o.scope.clone());
+    Error::BearerRefused {
+        scope: lacked.filter(|_| refused.reason == Refusal::Scope),
     }
 }
 

@@ -28,6 +28,13 @@ impl CallerSlot {
         let _ = self.0.set((Arc::clone(team), actor));
     }
 
+    /// The actor an OAuth access token made (`oauth:` + its `sub`,
+    /// docs/agents.md#oauth-access-tokens), for the request's log line.
+    pub fn oauth_actor(&self) -> Option<&str> {
+        let (_, actor) = self.0.get()?;
+        (actor.api_key_id.as_deref()).filter(|id| id.starts_with("oauth:"))
+    }
+
     /// The `Chatgate-Actor` was refused by the check `reason`.
     pub fn actor_refused(&self, reason: &'static str) {
         let _ = self.1.set(reason);

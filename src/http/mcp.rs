@@ -6,7 +6,8 @@
 //! (docs/decisions/0502-the-mcp-server-is-written-over-serde-json.md).
 //!
 //! Behind [`door`] (the `Origin` and `Host` rules, then the key before the
-//! method) and a bot's key alone (401 and 403 carry `WWW-Authenticate`
+//! method) and a bot's key alone, or a team's OAuth access token acting as
+//! its bot (`http::auth`; 401 and 403 carry `WWW-Authenticate`
 //! naming `GET /.well-known/oauth-protected-resource/mcp`); a body
 //! over 64 KiB is 413 and one nested deeper than [`MAX_DEPTH`] is 400
 //! before it is parsed; a session (`Mcp-Session-Id`) is the store's
@@ -87,6 +88,10 @@ raw_schema!(McpParams);
 /// `[mcp] allowed_hosts`, is 403 `forbidden`, nothing done; any method
 /// without a valid key is 401, its `WWW-Authenticate` naming
 /// `resource_metadata` (`GET /.well-known/oauth-protected-resource/mcp`).
+/// A team with `[mcp] oauth` also takes its authorization server's access
+/// tokens (a JWT: `iss`, `aud`, `exp`, `nbf` and `scope` checked) as its
+/// bot's key; a refused one is 401 `unauthorized` with `error="invalid_token"`
+/// (or `insufficient_scope`) in `WWW-Authenticate`.
 #[utoipa::path(post, path = "/mcp", operation_id = "mcp", tag = "mcp",
     security(("api_key" = [])), request_body = McpMessage,
     params(("Mcp-Session-Id" = Option<String>, Header, description = "the session `initialize` answered"),
@@ -170,17 +175,20 @@ async fn delete_mcp(
 }
 
 /// The protected-resource metadata of `/mcp` (RFC 9728): how a client
-/// authorises (a bot key as a bearer token; no authorization server yet).
+/// authorises (a bot key as a bearer token, or an access token of a
+/// team's `[mcp] oauth` issuer, each listed once).
 #[utoipa::path(get, path = "/.well-known/oauth-protected-resource/mcp",
     operation_id = "mcp_protected_resource", tag = "mcp", security(),
-    responses((status = 200, body = Object, description = "`resource` (`{public_url}/mcp`), `bearer_methods_supported` `[\"header\"]`, `authorization_servers` (`[]`), `scopes_supported` `[\"chatgate:bot\"]`, `resource_name` `chatgate`"), E422))]
+    responses((status = 200, body = Object, description = "`resource` (`{public_url}/mcp`), `bearer_methods_supported` `[\"header\"]`, `authorization_servers` (the `[mcp] oauth` issuers of the teams that have one; `[]` when none has), `scopes_supported` `[\"chatgate:bot\"]`, `resource_name` `chatgate`"), E422))]
 async fn protected_resource(State(st): State<AppState>, _: NoQuery) -> Response {
-    let public_url = &st.gateway.config().server.public_url;
+    let config = st.gateway.config();
+    let public_url = &config.server.public_url;
+    let issuers: Vec<&String> = config.sums.mcp_issuers().collect();
     axum::Json(json!({
         "resource": format!("{public_url}/mcp"),
         "bearer_methods_supported": ["header"],
-        "authorization_servers": [],
-        "scopes_supported": ["chatgate:bot"],
+        "authorization_servers": issuers,
+        "scopes_supported": [crate::config::DEFAULT_MCP_SCOPE],
         "resource_name": "chatgate",
     }))
     .into_response()

@@ -178,6 +178,8 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     let code = res.extensions().get::<ProblemLabel>().map(|c| c.0);
     let team = team.0.get().map(|t| &**t).or(path_team);
     let latency_ms = elapsed.as_micros() as f64 / 1000.0;
+    // The bot an OAuth access token acted as is named: no key id is.
+    let actor = caller.oauth_actor();
     // The line is written inside the span, so that it carries the trace id.
     let _inside = traced.as_ref().map(|(span, remote)| {
         remote.link_unadopted();
@@ -190,7 +192,7 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     macro_rules! line {
         ($level:expr) => {
             tracing::event!(
-                $level, method, route, status, latency_ms, request_id, team, code, "request"
+                $level, method, route, status, latency_ms, request_id, team, code, actor, "request"
             )
         };
     }

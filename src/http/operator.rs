@@ -428,6 +428,7 @@ impl RawSchema for TeamForm {
                 "number_checks": table("SIM swap and call forwarding checks"),
                 "number_verification": table("silent network authentication"),
                 "wallet": table("credentials from the customer's wallet (docs/wallet.md#configuration); `signing_key` reads back as `{\"hmac\"}`"),
+                "mcp": table("`oauth`: `issuer`, `audience`, `scope` (docs/agents.md#oauth-access-tokens)"),
                 "settings": table("overrides of the system's [defaults], same shape"),
                 "channel_settings": table("overrides for one channel of the team, by channel name"),
             }

@@ -208,6 +208,7 @@ pub fn status(e: &Error) -> StatusCode {
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
         Error::Unauthorized
         | Error::NotBearer
+        | Error::BearerRefused { .. }
         | Error::InvalidToken(_)
         | Error::InvalidSignature(_)
         | Error::InvalidCode { .. } => StatusCode::UNAUTHORIZED,
@@ -304,6 +305,7 @@ mod tests {
             Error::Unprocessable(String::new()),
             Error::DeliveryRefused(""),
             Error::Unauthorized,
+            Error::BearerRefused { scope: None },
             Error::InvalidToken(""),
             Error::InvalidSignature(""),
             Error::InvalidCode {

@@ -65,6 +65,8 @@ pub enum KeyUse {
     Actor,
     /// The ID tokens of the console's sign-in.
     Console,
+    /// The access tokens of the MCP server's OAuth clients.
+    Mcp,
 }
 
 /// What the gateway uses of `{issuer}/.well-known/openid-configuration`.
@@ -288,10 +290,38 @@ impl Providers {
     /// The provider's discovery document (cached for an hour; a failed
     /// refresh keeps the one it has). Its `issuer` must be the configured one.
     pub async fn metadata(&self, oidc: &OidcConfig, now: Timestamp) -> Result<Metadata, OidcError> {
-        in_time("discovery", &oidc.issuer, self.metadata_now(oidc, now)).await
+        in_time(
+            "discovery",
+            &oidc.issuer,
+            self.metadata_now(oidc, false, now),
+        )
+        .await
     }
 
-    async fn metadata_now(&self, oidc: &OidcConfig, now: Timestamp) -> Result<Metadata, OidcError> {
+    /// The metadata of an authorization server that may speak OAuth
+    /// alone: as [`Self::metadata`], and where its OpenID discovery
+    /// document is not found (404), RFC 8414's
+    /// `/.well-known/oauth-authorization-server` (before the issuer's
+    /// path), cached alike.
+    pub async fn authorization_server(
+        &self,
+        oidc: &OidcConfig,
+        now: Timestamp,
+    ) -> Result<Metadata, OidcError> {
+        in_time(
+            "discovery",
+            &oidc.issuer,
+            self.metadata_now(oidc, true, now),
+        )
+        .await
+    }
+
+    async fn metadata_now(
+        &self,
+        oidc: &OidcConfig,
+        oauth_too: bool,
+        now: Timestamp,
+    ) -> Result<Metadata, OidcError> {
         let entry = self.entry(&oidc.issuer);
         let mut cached = entry.lock().await;
         if let Some((m, at)) = &cached.metadata {
@@ -309,12 +339,17 @@ impl Providers {
             "{}/.well-known/openid-configuration",
             oidc.issuer.trim_end_matches('/')
         );
-        let fetched = within(
-            "discovery",
-            self.get_json::<MetadataWire>("discovery", &url, oidc.reach),
-        )
-        .await
-        .and_then(|m| m.checked(&oidc.issuer));
+        let fetch = |url: String| {
+            within("discovery", async move {
+                self.get_json::<MetadataWire>("discovery", &url, oidc.reach)
+                    .await
+            })
+        };
+        let mut fetched = fetch(url).await;
+        if oauth_too && fetched.as_ref().err() == Some(&failed("discovery", "status 404")) {
+            fetched = fetch(oauth_metadata_url(&oidc.issuer)).await;
+        }
+        let fetched = fetched.and_then(|m| m.checked(&oidc.issuer));
         cached.metadata_failed = fetched.as_ref().err().map(|e| (now, e.clone()));
         match (fetched, &cached.metadata) {
             (Ok(m), _) => {
@@ -474,6 +509,19 @@ impl Providers {
             .id_token
             .ok_or_else(|| failed("token endpoint", "no id_token in its answer"))
     }
+}
+
+/// Where RFC 8414 puts the metadata of the authorization server
+/// `issuer`: `/.well-known/oauth-authorization-server` between its host
+/// and its path.
+fn oauth_metadata_url(issuer: &str) -> String {
+    let issuer = issuer.trim_end_matches('/');
+    let Ok(url) = Url::parse(issuer) else {
+        return format!("{issuer}/.well-known/oauth-authorization-server");
+    };
+    let path = url.path().trim_end_matches('/');
+    let origin = url.origin().ascii_serialization();
+    format!("{origin}/.well-known/oauth-authorization-server{path}")
 }
 
 /// A reqwest error without its URL (a query could carry a code).
@@ -707,6 +755,49 @@ mod tests {
         idp.rotate(&["a", "next"]);
         assert!(p.key_for(&set, KeyUse::Login, "next", at(2)).await.is_ok());
         assert_eq!(idp.fetches(), 3);
+    }
+
+    #[test]
+    fn rfc_8414_puts_the_well_known_before_the_issuer_s_path() {
+        let url = oauth_metadata_url;
+        assert_eq!(
+            url("https://as.example"),
+            "https://as.example/.well-known/oauth-authorization-server"
+        );
+        assert_eq!(
+            url("https://as.example/tenant/1/"),
+            "https://as.example/.well-known/oauth-authorization-server/tenant/1"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8080/t"),
+            "http://127.0.0.1:8080/.well-known/oauth-authorization-server/t"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_oauth_server_s_metadata_is_read_where_rfc_8414_puts_it_for_oauth_alone() {
+        let server = wiremock::MockServer::start().await;
+        let issuer = format!("{}/t", server.uri());
+        let doc = serde_json::json!({"issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks")});
+        wiremock::Mock::given(wiremock::matchers::path(
+            "/.well-known/oauth-authorization-server/t",
+        ))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(doc))
+        .mount(&server)
+        .await;
+        let oidc = OidcConfig::checking_only(issuer.clone(), "c".into());
+        // The OpenID login asks OpenID's document alone (404 here).
+        assert!(Providers::default().metadata(&oidc, at(0)).await.is_err());
+        let p = Providers::default();
+        let meta = p.authorization_server(&oidc, at(0)).await.unwrap();
+        assert_eq!(meta.jwks_uri.as_str(), format!("{issuer}/jwks"));
+        let asked = server.received_requests().await.unwrap().len();
+        assert_eq!(asked, 3, "the login's one, then OpenID's and RFC 8414's");
+        // Cached as any discovery document.
+        assert!(p.authorization_server(&oidc, at(60)).await.is_ok());
+        assert_eq!(server.received_requests().await.unwrap().len(), 3);
     }
 
     #[tokio::test]

@@ -12,6 +12,11 @@ use crate::config::{Config, Team, TeamSums};
 fn api_team(config: &Config, id: &str, channels: &[&str], keyspace: &str) -> Arc<Team> {
     let mut written = body(id);
     written["channels"] = channels.iter().map(|c| c.to_string()).collect();
+    if channels.contains(&"sms") {
+        // Two issuers, each for several teams (each its own audience).
+        let issuer = format!("https://as{}.example", id.len() % 2);
+        written["mcp"] = serde_json::json!({"oauth": {"issuer": issuer, "audience": id}});
+    }
     let mut team = config.team_of_json(&written, &Default::default()).unwrap();
     team.api = Some(format!("digest-{id}-{}", channels.len()));
     team.keyspace = keyspace.into();
@@ -45,6 +50,9 @@ fn the_sums_kept_by_each_write_are_those_of_the_teams_in_force() {
         let id = format!("t{i}");
         teams.push(api_team(&files, &id, &["webchat"], &id));
     }
+    let issuers: Vec<&String> = config.sums.mcp_issuers().collect();
+    assert_eq!(issuers, ["https://as0.example", "https://as1.example"]);
+    assert_eq!(config.sums.mcp_teams_of("https://as1.example").count(), 10);
     let next = config.with_api_teams(teams, &["t5".into()]).unwrap();
     assert_eq!(next.sums, counted_again(&next));
     let listed: Vec<&String> = next.sums.channels().collect();
@@ -57,6 +65,7 @@ fn the_sums_kept_by_each_write_are_those_of_the_teams_in_force() {
         .collect();
     let back = next.with_api_teams([], &ids).unwrap();
     assert_eq!(back.sums, files.sums, "back to the files' sums");
+    assert_eq!(back.sums.mcp_issuers().count(), 0, "no issuer left");
     assert_eq!(back.sums.api_teams(), 0);
     assert_eq!(next.sums.api_teams(), 39);
 }

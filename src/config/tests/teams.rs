@@ -894,3 +894,37 @@ fn a_demo_default_in_many_team_files_is_one_warning_with_the_count() {
     assert!(defaults[0].contains("many00.toml"), "{defaults:?}");
     assert!(!defaults[0].contains("many03.toml"), "{defaults:?}");
 }
+
+#[test]
+fn an_mcp_oauth_section_is_read_and_an_issuer_s_audience_is_one_team_s() {
+    let section = "\n[mcp]\noauth = { issuer = \"https://as.example\" }\n";
+    let fx = Fixture::new();
+    fx.append(ACME, section);
+    let config = fx.load().unwrap();
+    let oauth = config.teams["acme"].mcp_oauth.as_ref().unwrap();
+    assert_eq!(oauth.audience, format!("{}/mcp", config.server.public_url));
+    assert_eq!(oauth.scope, "chatgate:bot");
+    let issuers: Vec<&String> = config.sums.mcp_issuers().collect();
+    assert_eq!(issuers, ["https://as.example"]);
+    assert!(config.teams["globex"].mcp_oauth.is_none());
+    // Another team of that issuer and audience would take acme's tokens.
+    fx.append("config/teams/globex.toml", section);
+    fx.expect_err("globex.toml", "mcp.oauth.audience", "already takes");
+    // With its own audience, it is its own.
+    let fx = Fixture::new();
+    fx.append(ACME, section);
+    fx.append(
+        "config/teams/globex.toml",
+        "\n[mcp]\noauth = { issuer = \"https://as.example\", audience = \"globex-mcp\" }\n",
+    );
+    let config = fx.load().unwrap();
+    let teams: Vec<&String> = config.sums.mcp_teams_of("https://as.example").collect();
+    assert_eq!(teams, ["acme", "globex"]);
+    assert_eq!(config.sums.mcp_issuers().count(), 1, "each issuer once");
+    let fx = Fixture::new();
+    fx.append(
+        ACME,
+        "\n[mcp]\noauth = { issuer = \"http://as.example\" }\n",
+    );
+    fx.expect_err(ACME, "mcp.oauth.issuer", "https");
+}

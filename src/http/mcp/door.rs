@@ -4,8 +4,9 @@
 //! one of `[mcp] allowed_hosts`, is 403 (DNS rebinding: a page of another
 //! site must not reach a gateway on this machine or network). A request
 //! without `Origin`, a server-side client's, passes that rule. The key is
-//! then read before the method: any method without a valid key is 401,
-//! whose `WWW-Authenticate` names the protected-resource metadata.
+//! then read before the method: any method without a valid key (or a
+//! team's OAuth access token, `http::auth`) is 401, whose
+//! `WWW-Authenticate` names the protected-resource metadata.
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
@@ -65,23 +66,31 @@ pub async fn other_method(st: &AppState, req: Request) -> Option<Response> {
         return Some(res);
     }
     match BotOnly::from_request_parts(&mut parts, st).await {
-        Err(e @ Error::Unauthorized) => Some(refused(e, st)),
+        Err(e @ (Error::Unauthorized | Error::BearerRefused { .. })) => Some(refused(e, st)),
         _ => None,
     }
 }
 
 /// The refusal of a caller, with the `WWW-Authenticate` MCP clients read:
-/// `resource_metadata` names where to learn how to authorise.
+/// `resource_metadata` names where to learn how to authorise; a refused
+/// access token says why as RFC 6750 does (`invalid_token`, or
+/// `insufficient_scope` with the scope it lacked).
 pub fn refused(e: Error, st: &AppState) -> Response {
-    let scope = matches!(e, Error::Forbidden(_) | Error::RoleRefused { .. });
     let metadata = format!(
         "resource_metadata=\"{}{METADATA_PATH}\"",
         st.gateway.config().server.public_url
     );
-    let value = if scope {
-        format!("Bearer error=\"insufficient_scope\", {metadata}")
-    } else {
-        format!("Bearer {metadata}")
+    let value = match &e {
+        Error::Forbidden(_) | Error::RoleRefused { .. } => {
+            format!("Bearer error=\"insufficient_scope\", {metadata}")
+        }
+        Error::BearerRefused { scope: Some(scope) } => {
+            format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\", {metadata}")
+        }
+        Error::BearerRefused { scope: None } => {
+            format!("Bearer error=\"invalid_token\", {metadata}")
+        }
+        _ => format!("Bearer {metadata}"),
     };
     let mut res = e.into_response();
     if let Ok(v) = HeaderValue::from_str(&value) {

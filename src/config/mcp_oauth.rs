@@ -1,0 +1,144 @@
+//! A team's `[mcp]` (docs/agents.md#oauth-access-tokens): `oauth`, the
+//! authorization server whose access tokens act as the team's bot on the
+//! MCP server beside its bot keys — its `issuer`, the `audience` a token
+//! must name (default `{public_url}/mcp`) and the `scope` it must hold
+//! (default `chatgate:bot`). Its metadata and key set are fetched and
+//! cached as the OpenID login's are.
+use serde::Deserialize;
+
+use super::de::from_table;
+use super::{ConfigError, OidcConfig};
+
+/// The scope an access token must hold unless the team names another.
+pub const DEFAULT_SCOPE: &str = "chatgate:bot";
+
+/// A team's `[mcp]`, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct McpTeamEntry {
+    oauth: Option<OauthEntry>,
+}
+
+/// `[mcp] oauth`, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OauthEntry {
+    issuer: String,
+    audience: Option<String>,
+    scope: Option<String>,
+}
+
+/// A team's `[mcp] oauth`, checked.
+#[derive(Debug)]
+pub struct McpOauth {
+    /// The authorization server as a provider the OpenID login's cache
+    /// keeps (`crate::oidc::Providers`): its issuer and reach; no client
+    /// of its own (its `client_id` is the audience, its secret empty).
+    pub provider: OidcConfig,
+    /// Every token's `aud` contains it.
+    pub audience: String,
+    /// Every token's scopes hold it.
+    pub scope: String,
+}
+
+/// A team's `[mcp]` section of `file`: its `oauth`, if written.
+pub(super) fn load_team_mcp(
+    table: toml::Table,
+    file: &str,
+    public_url: &str,
+) -> Result<Option<McpOauth>, ConfigError> {
+    let raw: McpTeamEntry = from_table(table, file, "mcp")?;
+    let Some(raw) = raw.oauth else {
+        return Ok(None);
+    };
+    let err =
+        |key: &str, problem: &str| ConfigError::new(file, format!("mcp.oauth.{key}"), problem);
+    if let Some(problem) = super::oidc::issuer_problem(&raw.issuer) {
+        return Err(err("issuer", problem));
+    }
+    let audience = raw
+        .audience
+        .unwrap_or_else(|| format!("{}/mcp", public_url.trim_end_matches('/')));
+    if audience.trim().is_empty() || audience.chars().any(char::is_control) {
+        return Err(err(
+            "audience",
+            "must not be empty or hold a control character",
+        ));
+    }
+    let scope = raw.scope.unwrap_or_else(|| DEFAULT_SCOPE.to_string());
+    if !super::oidc::is_token(&scope) {
+        return Err(err(
+            "scope",
+            "must be one scope name (printable ASCII, no space, quote or backslash)",
+        ));
+    }
+    Ok(Some(McpOauth {
+        provider: OidcConfig::checking_only(raw.issuer, audience.clone()),
+        audience,
+        scope,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str) -> Result<Option<McpOauth>, String> {
+        let table: toml::Table = toml.parse().map_err(|e| format!("{e}"))?;
+        load_team_mcp(table, "teams/acme.toml", "https://gw.example").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_the_gateway_s_resource_and_chatgate_bot() {
+        assert!(load("").unwrap().is_none());
+        let o = load("oauth = { issuer = \"https://as.example\" }")
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.provider.issuer, "https://as.example");
+        assert_eq!(o.audience, "https://gw.example/mcp");
+        assert_eq!(o.scope, "chatgate:bot");
+        let o = load("[oauth]\nissuer = \"http://127.0.0.1:9\"\naudience = \"api://chatgate\"\nscope = \"mcp\"")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (o.audience.as_str(), o.scope.as_str()),
+            ("api://chatgate", "mcp")
+        );
+    }
+
+    #[test]
+    fn each_refusal_names_its_key() {
+        for (toml, key) in [
+            (
+                "oauth = { issuer = \"http://as.example\" }",
+                "mcp.oauth.issuer",
+            ),
+            (
+                "oauth = { issuer = \"https://as.example?x=1\" }",
+                "mcp.oauth.issuer",
+            ),
+            ("oauth = { issuer = \"as.example\" }", "mcp.oauth.issuer"),
+            ("oauth = { audience = \"a\" }", "mcp.oauth.issuer"),
+            (
+                "oauth = { issuer = \"https://as.example\", audience = \" \" }",
+                "mcp.oauth.audience",
+            ),
+            (
+                "oauth = { issuer = \"https://as.example\", scope = \"a b\" }",
+                "mcp.oauth.scope",
+            ),
+            (
+                "oauth = { issuer = \"https://as.example\", scope = \"\" }",
+                "mcp.oauth.scope",
+            ),
+            (
+                "oauth = { issuer = \"https://as.example\", scopes = [] }",
+                "mcp.oauth.scopes",
+            ),
+            ("oath = { issuer = \"https://as.example\" }", "mcp.oath"),
+        ] {
+            let e = load(toml).unwrap_err();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+    }
+}
