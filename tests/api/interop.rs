@@ -901,3 +901,59 @@ async fn the_mcp_sdk_client_lists_calls_waits_and_meets_errors() {
     assert_eq!(seen["assurance"]["satisfied"], false);
     assert_eq!(seen["unknown"], -32602);
 }
+
+/// PyPI's `mcp` 2.x client (`tests/interop/mcp_client.py`), which speaks
+/// the stateless 2026-07-28 (docs/agents.md#tests): it negotiates that
+/// version by `server/discover`, lists the tools, starts a verification
+/// and reads it with no session, and meets a tool error for arguments
+/// that break a schema and a JSON-RPC error for an unknown tool.
+/// `CHATGATE_TEST_MCP_PYTHON` names a Python that has it (.ci/run
+/// installs one); without it the test says so and does not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_mcp_client_speaks_2026_07_28_without_a_session() {
+    let Ok(python) = std::env::var("CHATGATE_TEST_MCP_PYTHON") else {
+        eprintln!("SKIPPED: CHATGATE_TEST_MCP_PYTHON is not set (a Python with PyPI's mcp 2.x; .ci/run sets it)");
+        return;
+    };
+    let Some(app) = spawn_app(Backend::Memory).await else {
+        return;
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = tokio::process::Command::new(python)
+        .arg(dir.join("tests/interop/mcp_client.py"))
+        .args(["--url", &app.url("/mcp")])
+        .args(["--key", &app.keys.bot])
+        .args(["--channel", "webchat"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the client within 60 s")
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("mcp_client.py: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_str(stdout.lines().last().expect("its line")).unwrap();
+    assert!(out.status.success(), "{seen}");
+    assert_eq!(seen["version"], "2026-07-28", "{seen}");
+    assert_eq!(seen["server"], "chatgate");
+    assert_eq!(
+        seen["tools"],
+        json!([
+            "start_verification",
+            "get_verification",
+            "confirm_chat_code",
+            "check_assurance"
+        ])
+    );
+    assert_eq!(seen["started"]["sent_to"], "chat");
+    assert_eq!(seen["read"]["status"], "pending");
+    assert!(
+        seen["seconds"].as_f64().unwrap() < 20.0,
+        "a stateless read without `after` does not wait: {seen}"
+    );
+    assert_eq!(seen["broken"]["isError"], true);
+    let problem = &seen["broken"]["problem"];
+    assert_eq!(problem["status"], 422, "{seen}");
+    assert!(problem["detail"].as_str().unwrap().contains("/wait_seconds"));
+    assert_eq!(seen["unknown"], -32602);
+}
