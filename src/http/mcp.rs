@@ -413,7 +413,10 @@ fn answer_with(
             if let Some(data) = e.data {
                 error["data"] = data;
             }
-            (e.status, json!({"jsonrpc": "2.0", "id": id, "error": error}))
+            (
+                e.status,
+                json!({"jsonrpc": "2.0", "id": id, "error": error}),
+            )
         }
     };
     let text = body.to_string();

@@ -931,7 +931,10 @@ async fn the_python_mcp_client_speaks_2026_07_28_without_a_session() {
         .expect("the client within 60 s")
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("mcp_client.py: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "mcp_client.py: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let seen: Value = serde_json::from_str(stdout.lines().last().expect("its line")).unwrap();
     assert!(out.status.success(), "{seen}");
     assert_eq!(seen["version"], "2026-07-28", "{seen}");
@@ -954,6 +957,9 @@ async fn the_python_mcp_client_speaks_2026_07_28_without_a_session() {
     assert_eq!(seen["broken"]["isError"], true);
     let problem = &seen["broken"]["problem"];
     assert_eq!(problem["status"], 422, "{seen}");
-    assert!(problem["detail"].as_str().unwrap().contains("/wait_seconds"));
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("/wait_seconds"));
     assert_eq!(seen["unknown"], -32602);
 }

@@ -81,7 +81,9 @@ fn complete(result: &Value) -> Value {
 
 /// A JSON-RPC error's code.
 fn code(v: &Value) -> i64 {
-    v["error"]["code"].as_i64().unwrap_or_else(|| panic!("an error: {v}"))
+    v["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("an error: {v}"))
 }
 
 async fn started_ok(app: &TestApp) -> f64 {

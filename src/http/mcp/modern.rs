@@ -93,11 +93,16 @@ pub fn era(headers: &HeaderMap, message: &Value) -> Result<Option<Era>, RpcError
     }
     if version != MODERN {
         let data = json!({"supported": SUPPORTED, "requested": shown(version)});
-        return Err(RpcError::new(UNSUPPORTED_VERSION, "Unsupported protocol version")
-            .with_data(data)
-            .with_status(StatusCode::BAD_REQUEST));
+        return Err(
+            RpcError::new(UNSUPPORTED_VERSION, "Unsupported protocol version")
+                .with_data(data)
+                .with_status(StatusCode::BAD_REQUEST),
+        );
     }
-    if !meta.and_then(|m| m.get(CAPABILITIES_KEY)).is_some_and(Value::is_object) {
+    if !meta
+        .and_then(|m| m.get(CAPABILITIES_KEY))
+        .is_some_and(Value::is_object)
+    {
         return Err(bad_meta(
             "params._meta: io.modelcontextprotocol/clientCapabilities (an object) is required",
         ));
@@ -246,9 +251,15 @@ mod tests {
         assert_eq!(era(&headers(&[]), &bare).unwrap(), Some(Era::Legacy));
         let legacy = headers(&[(VERSION_HEADER, "2025-06-18")]);
         assert_eq!(era(&legacy, &bare).unwrap(), Some(Era::Legacy));
-        assert_eq!(era(&headers(&[(VERSION_HEADER, "1999-01-01")]), &bare).unwrap(), None);
+        assert_eq!(
+            era(&headers(&[(VERSION_HEADER, "1999-01-01")]), &bare).unwrap(),
+            None
+        );
         let modern = headers(&[(VERSION_HEADER, MODERN)]);
-        assert_eq!(era(&modern, &with_meta(modern_meta())).unwrap(), Some(Era::Modern));
+        assert_eq!(
+            era(&modern, &with_meta(modern_meta())).unwrap(),
+            Some(Era::Modern)
+        );
         // A modern header without _meta, or _meta without capabilities.
         let e = era(&modern, &bare).unwrap_err();
         assert_eq!((e.code, e.status), (-32602, StatusCode::BAD_REQUEST));
@@ -257,8 +268,8 @@ mod tests {
     }
 
     #[test]
-    fn a_header_other_than_the_meta_version_is_a_mismatch_and_an_unknown_version_names_the_supported()
-    {
+    fn a_header_other_than_the_meta_version_is_a_mismatch_and_an_unknown_version_names_the_supported(
+    ) {
         let meta = json!({VERSION_KEY: "v999", CAPABILITIES_KEY: {}});
         let modern = headers(&[(VERSION_HEADER, MODERN)]);
         let e = era(&modern, &with_meta(meta.clone())).unwrap_err();
@@ -275,21 +286,41 @@ mod tests {
     #[test]
     fn the_mirrored_method_and_name_must_be_the_body_s() {
         let call = json!({"name": "get_verification"});
-        let ok = headers(&[("mcp-method", "tools/call"), ("mcp-name", "  get_verification ")]);
+        let ok = headers(&[
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "  get_verification "),
+        ]);
         assert!(headers_match(&ok, "tools/call", &call).is_ok());
         let encoded = base64::engine::general_purpose::STANDARD.encode("get_verification");
-        let ok = headers(&[("mcp-method", "tools/call"), ("mcp-name", &format!("=?base64?{encoded}?="))]);
+        let ok = headers(&[
+            ("mcp-method", "tools/call"),
+            ("mcp-name", &format!("=?base64?{encoded}?=")),
+        ]);
         assert!(headers_match(&ok, "tools/call", &call).is_ok());
         for bad in [
             headers(&[]),
-            headers(&[("mcp-method", "TOOLS/CALL"), ("mcp-name", "get_verification")]),
+            headers(&[
+                ("mcp-method", "TOOLS/CALL"),
+                ("mcp-name", "get_verification"),
+            ]),
             headers(&[("mcp-method", "tools/call")]),
-            headers(&[("mcp-method", "tools/call"), ("mcp-name", "start_verification")]),
+            headers(&[
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "start_verification"),
+            ]),
             headers(&[("mcp-method", "tools/call"), ("mcp-name", "=?base64?***?=")]),
-            headers(&[("mcp-method", "tools/call"), ("mcp-method", "tools/call"), ("mcp-name", "get_verification")]),
+            headers(&[
+                ("mcp-method", "tools/call"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "get_verification"),
+            ]),
         ] {
             let e = headers_match(&bad, "tools/call", &call).unwrap_err();
-            assert_eq!((e.code, e.status), (-32020, StatusCode::BAD_REQUEST), "{bad:?}");
+            assert_eq!(
+                (e.code, e.status),
+                (-32020, StatusCode::BAD_REQUEST),
+                "{bad:?}"
+            );
         }
         let list = headers(&[("mcp-method", "tools/list")]);
         assert!(headers_match(&list, "tools/list", &json!({})).is_ok());
@@ -300,7 +331,10 @@ mod tests {
         let r = complete(cacheable_list(json!({"tools": []})));
         assert_eq!(r["resultType"], "complete");
         assert_eq!(r["_meta"][SERVER_INFO_KEY]["name"], "chatgate");
-        assert_eq!((r["ttlMs"].as_u64(), r["cacheScope"].as_str()), (Some(LIST_TTL_MS), Some("private")));
+        assert_eq!(
+            (r["ttlMs"].as_u64(), r["cacheScope"].as_str()),
+            (Some(LIST_TTL_MS), Some("private"))
+        );
         assert!(LIST_TTL_MS >= 60_000);
         let d = discover("x");
         assert_eq!(d["supportedVersions"][0], MODERN);
