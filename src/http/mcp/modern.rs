@@ -29,6 +29,9 @@ pub const SUPPORTED: [&str; 3] = [MODERN, LEGACY[1], LEGACY[0]];
 /// (`ttlMs`): the tools change only with a new release.
 pub const LIST_TTL_MS: u64 = 600_000;
 
+// A list is fresh for a minute at least (docs/agents.md#protocol-versions).
+const _: () = assert!(LIST_TTL_MS >= 60_000);
+
 /// The `_meta` key of a request's version.
 const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 
@@ -335,7 +338,6 @@ mod tests {
             (r["ttlMs"].as_u64(), r["cacheScope"].as_str()),
             (Some(LIST_TTL_MS), Some("private"))
         );
-        assert!(LIST_TTL_MS >= 60_000);
         let d = discover("x");
         assert_eq!(d["supportedVersions"][0], MODERN);
     }
