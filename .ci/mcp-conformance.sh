@@ -59,25 +59,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-port="$(free_port)"
+# shellcheck source=.ci/gateway.sh
+. .ci/gateway.sh
 proxy_port="$(free_port)"
-G="http://127.0.0.1:$port"
 P="http://127.0.0.1:$proxy_port"
 log="$tmp/gateway.log"
-CHATGATE_SERVER__LISTEN="127.0.0.1:$port" CHATGATE_SERVER__PUBLIC_URL="$G" RUST_LOG="${RUST_LOG:-warn}" \
-  CHATGATE_MCP__ALLOWED_ORIGINS="[\"$P\"]" \
-  "$bin" serve --config config/chatgate.toml >"$log" 2>&1 &
-gateway_pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "$G/readyz" >/dev/null 2>&1 && break
-  kill -0 "$gateway_pid" 2>/dev/null || break
-  sleep 0.1
-done
-curl -fsS "$G/readyz" >/dev/null || fail "the gateway did not become ready at $G"
+start_gateway CHATGATE_MCP__ALLOWED_ORIGINS="[\"$P\"]"
 
-# The demo keys are written in the comments of config/teams/acme.toml.
-BOT="$(sed -n -E 's/^#[[:space:]]+bot[[:space:]]+(cg_[A-Za-z0-9_-]+).*/\1/p' config/teams/acme.toml | head -n1)"
+BOT="$(demo_key bot)"
 [ -n "$BOT" ] || fail "no demo bot key in config/teams/acme.toml"
 CHATGATE_PROXY_KEY="$BOT" python3 .ci/mcp-key-proxy.py --listen "$proxy_port" --to "$G" &
 proxy_pid=$!
