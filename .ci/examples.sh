@@ -96,21 +96,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-G="http://127.0.0.1:$port"
+# shellcheck source=.ci/gateway.sh
+. .ci/gateway.sh
 log="$tmp/gateway.log"
 # The generated clients' tours play Twilio for the sample `sms` channel on :9000
 # (the sample web chat is anonymous: its codes go by SMS).
-CHATGATE_SERVER__LISTEN="127.0.0.1:$port" CHATGATE_SERVER__PUBLIC_URL="$G" RUST_LOG="${RUST_LOG:-warn}" \
-  TWILIO_BASE_URL="http://127.0.0.1:9000" \
-  "$bin" serve --config config/chatgate.toml >"$log" 2>&1 &
-gateway_pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "$G/readyz" >/dev/null 2>&1 && break
-  kill -0 "$gateway_pid" 2>/dev/null || break
-  sleep 0.1
-done
-curl -fsS "$G/readyz" >/dev/null || fail "the gateway did not become ready at $G"
+start_gateway TWILIO_BASE_URL="http://127.0.0.1:9000"
+port="${G##*:}"
 
 echo "== examples: redocly lint of $G/openapi.json"
 curl -fsS "$G/openapi.json" -o "$tmp/openapi.json"
@@ -143,8 +135,7 @@ echo "== examples: the ready packs of integrations/ against the served documents
   cmp -s "$tmp/apiDefinition.swagger.json" integrations/copilot-studio/apiDefinition.swagger.json ||
   fail "integrations/copilot-studio/apiDefinition.swagger.json is stale: run integrations/copilot-studio/generate.py on the served 2.0 document"
 
-# The demo keys are written in the comments of config/teams/acme.toml.
-demo_key() { sed -n -E "s/^#[[:space:]]+$1[[:space:]]+(cg_[A-Za-z0-9_-]+).*/\\1/p" config/teams/acme.toml | head -n1; }
+# The demo keys are written in the comments of config/teams/acme.toml (demo_key, .ci/gateway.sh).
 BOT="$(demo_key bot)"
 AGENT="$(demo_key agent)"
 [ -n "$BOT" ] && [ -n "$AGENT" ] || fail "no demo bot/agent key in config/teams/acme.toml"

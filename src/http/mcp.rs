@@ -13,8 +13,12 @@
 //! before it is parsed; a session (`Mcp-Session-Id`) is the store's
 //! (`gateway::mcp`), bound to the key that opened it. Each request is
 //! answered as `application/json`, or as one `text/event-stream` event
-//! when the client accepts only that. The tools are in [`tools`].
+//! when the client accepts only that. The versions differ in the
+//! envelope alone ([`modern`]: the stateless `2026-07-28` beside the
+//! handshake and session of `2025-06-18` and `2025-11-25`); the tools,
+//! the same under each, are in [`tools`].
 mod door;
+mod modern;
 mod tools;
 
 pub use door::other_method;
@@ -39,9 +43,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(protected_resource))
 }
 
-/// The protocol versions served, oldest first: a client's own when it is
-/// one of them, else the newest.
-pub const VERSIONS: [&str; 2] = ["2025-06-18", "2025-11-25"];
+/// The protocol versions with a handshake, oldest first: `initialize`
+/// answers a client's own when it is one of them, else the newest.
+pub const VERSIONS: [&str; 2] = modern::LEGACY;
 
 /// The session header.
 const SESSION: &str = "mcp-session-id";
@@ -50,7 +54,8 @@ const SESSION: &str = "mcp-session-id";
 pub const MAX_DEPTH: usize = 32;
 
 /// A JSON-RPC 2.0 message to the server (docs/agents.md#the-server):
-/// `initialize`, `ping`, `tools/list`, `tools/call`, or a notification.
+/// `initialize`, `ping`, `tools/list`, `tools/call`, or a notification;
+/// under `2026-07-28`, `server/discover`, `tools/list` or `tools/call`.
 pub struct McpMessage;
 
 impl RawSchema for McpMessage {
@@ -77,7 +82,17 @@ raw_schema!(McpParams);
 
 /// A message to the Model Context Protocol server (bot keys only).
 ///
-/// `initialize` answers an `Mcp-Session-Id` (good for 24 hours, ended by
+/// Protocol versions `2025-06-18` and `2025-11-25` open a session;
+/// `2026-07-28` is stateless (no `initialize`, no session: an
+/// `Mcp-Session-Id` is ignored): every request names its version in
+/// `params._meta` and in `MCP-Protocol-Version`, its method in
+/// `Mcp-Method` and a tool's name in `Mcp-Name`; a header that differs
+/// is 400 with JSON-RPC error `-32020`, another version 400 `-32022`
+/// (`data.supported` lists the versions), a `_meta` without the version
+/// or the client's capabilities 400 `-32602`, a method not offered 404
+/// `-32601`, each a JSON-RPC error as `application/json`.
+///
+/// Under a version with a handshake, `initialize` answers an `Mcp-Session-Id` (good for 24 hours, ended by
 /// an hour unused or as its key's least recently used past
 /// `server.max_mcp_sessions_per_key`, for the key that opened it; another
 /// key's, unknown or ended: 404); every other message carries it. A notification is 202 with no body. A body that is
@@ -95,7 +110,9 @@ raw_schema!(McpParams);
 #[utoipa::path(post, path = "/mcp", operation_id = "mcp", tag = "mcp",
     security(("api_key" = [])), request_body = McpMessage,
     params(("Mcp-Session-Id" = Option<String>, Header, description = "the session `initialize` answered"),
-           ("MCP-Protocol-Version" = Option<String>, Header, description = "2025-06-18 or 2025-11-25")),
+           ("MCP-Protocol-Version" = Option<String>, Header, description = "2025-06-18, 2025-11-25 or 2026-07-28"),
+           ("Mcp-Method" = Option<String>, Header, description = "2026-07-28: the body's `method`"),
+           ("Mcp-Name" = Option<String>, Header, description = "2026-07-28, `tools/call`: the body's `params.name` (or `=?base64?…?=` of it)")),
     responses((status = 200, description = "the JSON-RPC answer (`application/json`, or one `text/event-stream` event when only that is accepted)", body = Object),
               (status = 202, description = "a notification, taken"),
               ApiKeyErrors, E403, E404, JsonBodyErrors))]
@@ -115,16 +132,23 @@ async fn post_mcp(
         Ok(m) => m,
         Err(e) => return e.into_response(),
     };
-    let version = headers.get("mcp-protocol-version").map(|v| v.as_bytes());
-    if version.is_some_and(|v| !VERSIONS.iter().any(|s| s.as_bytes() == v)) {
-        return Error::BadRequest("MCP-Protocol-Version is not one this server speaks".into())
-            .into_response();
-    }
     let sse = only_event_stream(&headers);
+    let id = message.get("id").cloned();
+    let era = match modern::era(&headers, &message) {
+        Ok(Some(era)) => era,
+        Ok(None) => {
+            return Error::BadRequest("MCP-Protocol-Version is not one this server speaks".into())
+                .into_response()
+        }
+        Err(e) => return answer_with(&id.unwrap_or(Value::Null), Err(e), sse, None),
+    };
     let Some(method) = message.get("method").and_then(Value::as_str) else {
         // A client's answer or error to a request of ours: we make none.
         return StatusCode::ACCEPTED.into_response();
     };
+    if era == modern::Era::Modern {
+        return stateless(&st, &bot, &headers, method, &message, sse).await;
+    }
     if method == "initialize" {
         return initialize(&st, &bot, &message, sse).await;
     }
@@ -139,10 +163,36 @@ async fn post_mcp(
     let answer = match method {
         "ping" => Ok(json!({})),
         "tools/list" => Ok(tools::list()),
-        "tools/call" => tools::call(&st, &bot, &session, &params).await,
+        "tools/call" => tools::call(&st, &bot, Some(&session), &params).await,
         _ => Err(RpcError::new(-32601, "method not found")),
     };
     answer_with(&id, answer, sse, None)
+}
+
+/// A `2026-07-28` request, its version already checked: the mirrored
+/// headers, then the method, with no session (one named is ignored).
+async fn stateless(
+    st: &AppState,
+    bot: &BotOnly,
+    headers: &HeaderMap,
+    method: &str,
+    message: &Value,
+    sse: bool,
+) -> Response {
+    let Some(id) = message.get("id").cloned() else {
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let params = message.get("params").cloned().unwrap_or(Value::Null);
+    if let Err(e) = modern::headers_match(headers, method, &params) {
+        return answer_with(&id, Err(e), sse, None);
+    }
+    let answer = match method {
+        "server/discover" => Ok(modern::discover(tools::INSTRUCTIONS)),
+        "tools/list" => Ok(modern::cacheable_list(tools::list())),
+        "tools/call" => tools::call(st, bot, None, &params).await,
+        _ => Err(RpcError::new(-32601, "method not found").with_status(StatusCode::NOT_FOUND)),
+    };
+    answer_with(&id, answer.map(modern::complete), sse, None)
 }
 
 /// End a session of the Model Context Protocol server.
@@ -297,7 +347,7 @@ async fn initialize(st: &AppState, bot: &BotOnly, message: &Value, sse: bool) ->
     let result = json!({
         "protocolVersion": version,
         "capabilities": {"tools": {"listChanged": false}},
-        "serverInfo": {"name": "chatgate", "title": "chatgate", "version": env!("CARGO_PKG_VERSION")},
+        "serverInfo": modern::server_info(),
         "instructions": tools::INSTRUCTIONS,
     });
     answer_with(&id, Ok(result), sse, Some(&session))
@@ -315,11 +365,15 @@ async fn in_session(st: &AppState, bot: &BotOnly, headers: &HeaderMap) -> Result
     Ok(id.to_string())
 }
 
-/// A JSON-RPC error: its code and message (never a value of the request).
+/// A JSON-RPC error: its code, message (never a value of the request)
+/// and data, and the HTTP status it is answered with (200 unless the
+/// transport says otherwise).
 #[derive(Debug)]
 pub struct RpcError {
     code: i64,
     message: String,
+    data: Option<Value>,
+    status: StatusCode,
 }
 
 impl RpcError {
@@ -327,12 +381,25 @@ impl RpcError {
         RpcError {
             code,
             message: message.into(),
+            data: None,
+            status: StatusCode::OK,
         }
     }
 
-    /// `-32602`: an unknown tool, or arguments that break its schema.
+    /// `-32602`: an unknown tool, or `params` that are not the method's.
     pub fn invalid_params(message: impl Into<String>) -> Self {
         Self::new(-32602, message)
+    }
+
+    pub fn with_data(self, data: Value) -> Self {
+        RpcError {
+            data: Some(data),
+            ..self
+        }
+    }
+
+    pub fn with_status(self, status: StatusCode) -> Self {
+        RpcError { status, ..self }
     }
 }
 
@@ -344,10 +411,21 @@ fn answer_with(
     sse: bool,
     session: Option<&str>,
 ) -> Response {
-    let body = match answer {
-        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        Err(e) => json!({"jsonrpc": "2.0", "id": id,
-                         "error": {"code": e.code, "message": e.message}}),
+    let (status, body) = match answer {
+        Ok(result) => (
+            StatusCode::OK,
+            json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        ),
+        Err(e) => {
+            let mut error = json!({"code": e.code, "message": e.message});
+            if let Some(data) = e.data {
+                error["data"] = data;
+            }
+            (
+                e.status,
+                json!({"jsonrpc": "2.0", "id": id, "error": error}),
+            )
+        }
     };
     let text = body.to_string();
     let (kind, text) = if sse {
@@ -359,6 +437,7 @@ fn answer_with(
         ("application/json", text)
     };
     let mut res = (
+        status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(kind))],
         text,
     )

@@ -961,23 +961,9 @@ async fn the_mcp_sdk_client_lists_calls_waits_and_meets_errors() {
     let Some(app) = spawn_app(Backend::Memory).await else {
         return;
     };
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let run = tokio::process::Command::new(node)
-        .arg(dir.join("tests/interop/mcp.mjs"))
-        .args(["--url", &app.url("/mcp")])
-        .args(["--key", &app.keys.bot])
-        .args(["--channel", "webchat"])
-        .env("MCP_MODULES", modules)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("the client within 60 s")
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("mcp.mjs: {stdout}{}", String::from_utf8_lossy(&out.stderr));
-    let seen: Value = serde_json::from_str(stdout.lines().last().expect("its line")).unwrap();
-    assert!(out.status.success(), "{seen}");
+    let mut client = tokio::process::Command::new(node);
+    client.env("MCP_MODULES", modules);
+    let seen = mcp_client(client, "mcp.mjs", &app).await;
     assert_eq!(seen["server"], "chatgate");
     assert_eq!(seen["session"], true);
     assert_eq!(
@@ -1002,4 +988,71 @@ async fn the_mcp_sdk_client_lists_calls_waits_and_meets_errors() {
     );
     assert_eq!(seen["assurance"]["satisfied"], false);
     assert_eq!(seen["unknown"], -32602);
+}
+
+/// PyPI's `mcp` 2.x client (`tests/interop/mcp_client.py`), which speaks
+/// the stateless 2026-07-28 (docs/agents.md#tests): it negotiates that
+/// version by `server/discover`, lists the tools, starts a verification
+/// and reads it with no session, and meets a tool error for arguments
+/// that break a schema and a JSON-RPC error for an unknown tool.
+/// `CHATGATE_TEST_MCP_PYTHON` names a Python that has it (.ci/run
+/// installs one); without it the test says so and does not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_mcp_client_speaks_2026_07_28_without_a_session() {
+    let Ok(python) = std::env::var("CHATGATE_TEST_MCP_PYTHON") else {
+        eprintln!("SKIPPED: CHATGATE_TEST_MCP_PYTHON is not set (a Python with PyPI's mcp 2.x; .ci/run sets it)");
+        return;
+    };
+    let Some(app) = spawn_app(Backend::Memory).await else {
+        return;
+    };
+    let seen = mcp_client(tokio::process::Command::new(python), "mcp_client.py", &app).await;
+    assert_eq!(seen["version"], "2026-07-28", "{seen}");
+    assert_eq!(seen["server"], "chatgate");
+    assert_eq!(
+        seen["tools"],
+        json!([
+            "start_verification",
+            "get_verification",
+            "confirm_chat_code",
+            "check_assurance"
+        ])
+    );
+    assert_eq!(seen["started"]["sent_to"], "chat");
+    assert_eq!(seen["read"]["status"], "pending");
+    assert!(
+        seen["seconds"].as_f64().unwrap() < 20.0,
+        "a stateless read without `after` does not wait: {seen}"
+    );
+    assert_eq!(seen["broken"]["isError"], true);
+    let problem = &seen["broken"]["problem"];
+    assert_eq!(problem["status"], 422, "{seen}");
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("/wait_seconds"));
+    assert_eq!(seen["unknown"], -32602);
+}
+
+/// Runs an MCP client of `tests/interop/` (`script`, by `program`) against
+/// `app`'s `/mcp` as its bot, on the channel `webchat`: the JSON line it
+/// printed last, once it exited with success.
+async fn mcp_client(mut program: tokio::process::Command, script: &str, app: &TestApp) -> Value {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = program
+        .arg(dir.join("tests/interop").join(script))
+        .args(["--url", &app.url("/mcp")])
+        .args(["--key", &app.keys.bot])
+        .args(["--channel", "webchat"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the client within 60 s")
+        .expect("the client runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{script}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_str(stdout.lines().last().expect("its line")).unwrap();
+    assert!(out.status.success(), "{seen}");
+    seen
 }

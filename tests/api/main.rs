@@ -42,6 +42,7 @@ mod logs;
 mod many_teams;
 mod mcp;
 mod mcp_oauth;
+mod mcp_stateless;
 mod metrics;
 mod network;
 mod network_vonage;

@@ -3,9 +3,13 @@
 //! call (`tools/call`) over the same use cases, parsers and rules as its
 //! HTTP twin — `POST /v1/interactions`, `…/login-links`,
 //! `…/challenges`, `…/verify`, `GET …/assurance`. A call the HTTP API
-//! would refuse is a tool result with `isError` and the problem's JSON;
-//! arguments that break the schema are JSON-RPC `-32602`. No tool takes
-//! or answers a factor's code, a link, a token or a claim's value.
+//! would refuse is a tool result with `isError` and the problem's JSON,
+//! and so are arguments that break the tool's schema (`invalid_request`
+//! naming the argument's JSON pointer), so that a model reads what to
+//! correct; an unknown tool is JSON-RPC `-32602`. The same under every
+//! protocol version: the versions differ in the envelope (`super::modern`).
+//! No tool takes or answers a factor's code, a link, a token or a claim's
+//! value.
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -41,25 +45,39 @@ const MAX_WAIT: u64 = 25;
 /// (docs/decisions/0523-a-wait-reads-a-page-s-challenge-again-every-two-seconds.md).
 const PAGE_RECHECK: Duration = Duration::from_secs(2);
 
-/// A failed call: arguments that break the schema (`-32602`), or the
-/// problem its HTTP twin would answer (a tool error).
-enum Failure {
-    Arguments(String),
-    Problem(Error),
-}
+/// A failed call, answered as a tool error: the problem its HTTP twin
+/// would answer, or arguments that break the tool's schema.
+struct Failure(Error);
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        Failure::Problem(e)
+        Failure(e)
     }
 }
 
+/// Arguments that break the schema at `pointer` (a JSON pointer into the
+/// arguments): 400 when a member is missing or of the wrong JSON type,
+/// else 422 (docs/api.md#errors).
+fn broken(pointer: &str, why: &str, wrong_type: bool) -> Failure {
+    let shown: String = pointer
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(120)
+        .collect();
+    let detail = format!("arguments {shown}: {why}");
+    Failure(match wrong_type {
+        true => Error::BadRequest(detail),
+        false => Error::Unprocessable(detail),
+    })
+}
+
 /// `tools/call`: the tool's result, `structuredContent` and the same
-/// JSON as one `text` content; a refusal with `isError: true`.
+/// JSON as one `text` content; a refusal with `isError: true`. `session`
+/// is the caller's under a version with one, `None` when stateless.
 pub async fn call(
     st: &AppState,
     bot: &BotOnly,
-    session: &str,
+    session: Option<&str>,
     params: &Value,
 ) -> Result<Value, RpcError> {
     let name = params.get("name").and_then(Value::as_str);
@@ -83,8 +101,7 @@ pub async fn call(
     };
     let (result, is_error) = match outcome {
         Ok(v) => (v, false),
-        Err(Failure::Arguments(why)) => return Err(RpcError::invalid_params(why)),
-        Err(Failure::Problem(e)) => (problem_of(e).await, true),
+        Err(Failure(e)) => (problem_of(e).await, true),
     };
     let label = if is_error { "error" } else { "ok" };
     metrics::counter!("chatgate_mcp_calls_total", "tool" => tool, "result" => label).increment(1);
@@ -106,32 +123,58 @@ async fn problem_of(e: Error) -> Value {
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
-/// The tool's arguments as `T`: a member missing, of the wrong type or
-/// not defined is `-32602` naming it, never its value.
+/// The tool's arguments as `T`: a member missing or of the wrong JSON
+/// type is 400, one not defined or of a value not allowed 422, each
+/// naming the member's JSON pointer, never its value.
 fn arguments<T: DeserializeOwned>(args: Value) -> Result<T, Failure> {
     serde_path_to_error::deserialize(args).map_err(|e| {
-        let path = e.path().to_string();
+        let mut pointer = pointer_of(e.path());
         let inner = e.into_inner().to_string();
         // serde's text may quote the value given: only its kind is kept.
-        let what = if let Some(rest) = inner.strip_prefix("missing field ") {
-            format!(
-                "{} is required",
-                rest.split_whitespace().next().unwrap_or("")
-            )
-        } else if let Some(rest) = inner.strip_prefix("unknown field ") {
-            format!("{} is not defined", rest.split(',').next().unwrap_or(""))
-        } else {
-            "wrong JSON type or value".to_string()
+        let mut named = |rest: &str| {
+            let name = rest.split('`').nth(1).unwrap_or("");
+            if !pointer.ends_with(&format!("/{}", escaped(name))) {
+                pointer.push('/');
+                pointer.push_str(&escaped(name));
+            }
         };
-        let what: String = what.chars().filter(|c| !c.is_control()).take(120).collect();
-        Failure::Arguments(format!("arguments {path}: {what}"))
+        let (why, wrong_type) = if let Some(rest) = inner.strip_prefix("missing field ") {
+            named(rest);
+            ("is required", true)
+        } else if let Some(rest) = inner.strip_prefix("unknown field ") {
+            named(rest);
+            ("is not defined by this tool", false)
+        } else if inner.starts_with("invalid type") {
+            ("is of the wrong JSON type", true)
+        } else {
+            ("is not a value this tool allows", false)
+        };
+        broken(&pointer, why, wrong_type)
     })
+}
+
+/// The JSON pointer (RFC 6901) of a place in the arguments.
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|s| match s {
+            Segment::Map { key } => Some(escaped(key)),
+            Segment::Seq { index } => Some(index.to_string()),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .map(|s| format!("/{s}"))
+        .collect()
+}
+
+/// A member's name as a JSON pointer's reference token.
+fn escaped(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
 }
 
 /// An interaction id argument: not a UUID names no interaction (404, as
 /// on the HTTP API).
 fn interaction_id(id: &str) -> Result<Uuid, Failure> {
-    Uuid::parse_str(id).map_err(|_| Failure::Problem(Error::NotFound("no such interaction")))
+    Uuid::parse_str(id).map_err(|_| Failure(Error::NotFound("no such interaction")))
 }
 
 #[derive(Deserialize)]
@@ -178,20 +221,27 @@ impl StartArgs {
     /// The rules the schema states that serde does not: one way to name
     /// the interaction; each member with the proof it belongs to.
     fn check(&self) -> Result<(), Failure> {
-        let bad = |why: &str| Err(Failure::Arguments(format!("arguments: {why}")));
+        let bad = |pointer: &str, why: &str| Err(broken(pointer, why, false));
         match (&self.conversation, &self.interaction_id) {
             (Some(_), Some(_)) | (None, None) => {
-                return bad("give conversation or interaction_id, one of them")
+                return bad(
+                    "/interaction_id",
+                    "give conversation or interaction_id, one of them",
+                )
             }
             (None, Some(_)) if self.customer_ref.is_some() || self.contact.is_some() => {
-                return bad("customer_ref and contact go with conversation")
+                let at = match self.contact.is_some() {
+                    true => "/contact",
+                    false => "/customer_ref",
+                };
+                return bad(at, "customer_ref and contact go with conversation");
             }
             _ => {}
         }
         let code = self.proof == ProofName::Code;
         let wallet = self.proof == ProofName::Wallet;
         if self.delivery.is_some() && !code {
-            return bad("delivery goes with proof code");
+            return bad("/delivery", "delivery goes with proof code");
         }
         if let Some(d) = self
             .delivery
@@ -199,14 +249,18 @@ impl StartArgs {
             .filter(|d| !["sms", "email", "voice"].contains(d))
         {
             let _ = d;
-            return bad("delivery must be sms, email or voice");
+            return bad("/delivery", "delivery must be sms, email or voice");
         }
         if (self.credential.is_some() || self.expected.is_some()) && !wallet {
-            return bad("credential and match go with proof wallet");
+            let at = match self.credential.is_some() {
+                true => "/credential",
+                false => "/match",
+            };
+            return bad(at, "credential and match go with proof wallet");
         }
         let pays = matches!(self.proof, ProofName::Code | ProofName::App);
         if self.transaction.as_ref().is_some_and(|t| !t.is_null()) && !pays {
-            return bad("transaction goes with proof code or app");
+            return bad("/transaction", "transaction goes with proof code or app");
         }
         Ok(())
     }
@@ -244,7 +298,7 @@ async fn start(st: &AppState, bot: &BotOnly, args: Value) -> Result<Value, Failu
             let id = interaction_id(id)?;
             crate::gateway::interactions::get_interaction(&st.gateway, team, id, now).await?
         }
-        (None, None) => return Err(Failure::Arguments("arguments: no interaction".into())),
+        (None, None) => return Err(broken("/interaction_id", "is required", true)),
     };
     let proof = proof_of(&a, team, &view)?;
     let clock = st.clock.as_ref();
@@ -329,15 +383,28 @@ struct GetArgs {
 /// read again, every [`PAGE_RECHECK`]. A wait holds a place of the
 /// waiting calls' budget (`http/waiting.rs`); with none free for its key
 /// or in all, the call answers at once, as with `wait_seconds` 0, and so
-/// it does when a provider's request takes its place.
-async fn get(st: &AppState, bot: &BotOnly, session: &str, args: Value) -> Result<Value, Failure> {
+/// it does when a provider's request takes its place. A stateless call
+/// (no `session`) has no previous answer to differ from: at once.
+async fn get(
+    st: &AppState,
+    bot: &BotOnly,
+    session: Option<&str>,
+    args: Value,
+) -> Result<Value, Failure> {
     let a: GetArgs = arguments(args)?;
     let wait = a.wait_seconds.unwrap_or(0);
     if wait > MAX_WAIT {
-        return Err(Failure::Arguments(format!(
-            "arguments.wait_seconds: at most {MAX_WAIT}"
-        )));
+        return Err(broken(
+            "/wait_seconds",
+            &format!("is at most {MAX_WAIT}"),
+            false,
+        ));
     }
+    let Some(session) = session else {
+        let id = interaction_id(&a.interaction_id)?;
+        let answer = use_cases::verification(&st.gateway, bot.team(), id, st.clock.now()).await?;
+        return Ok(json!(answer));
+    };
     let place = (wait > 0)
         .then(|| st.waiting.for_key(&bot.team_id, &bot.key_id))
         .flatten();
