@@ -94,6 +94,7 @@ impl App {
         let fresh_wait = opts.fresh_store_wait;
         crate::gateway::store_epoch::record_the_start(&gateway, fresh_wait, Arc::clone(&clock))
             .await;
+        crate::gateway::wallet::refresh_trusted_lists(Arc::clone(&gateway), clock.now());
         let live = Live::new(gateway);
         let bell = lasting.operator_bell();
         let waiting = lasting.waiting();
@@ -402,6 +403,7 @@ impl Reloader {
         drop(turn);
         crate::gateway::audit::record_configuration(&gateway, ConfigSource::Reload, &r.clock).await;
         crate::gateway::audit::record_departures(&gateway, &gone, &r.clock).await;
+        crate::gateway::wallet::refresh_trusted_lists(Arc::clone(&gateway), r.clock.now());
         tracing::info!(
             teams = team_count,
             channels = channel_count,

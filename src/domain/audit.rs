@@ -32,10 +32,11 @@ pub enum Action {
     ConsoleSignInFailed,
     ConsoleSignedOut,
     TrailReset,
+    TrustedListChanged,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::CodeRevealed,
         Action::LoggedOut,
         Action::SubjectUnlocked,
@@ -49,6 +50,7 @@ impl Action {
         Action::ConsoleSignInFailed,
         Action::ConsoleSignedOut,
         Action::TrailReset,
+        Action::TrustedListChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +68,7 @@ impl Action {
             Action::ConsoleSignInFailed => "console.sign_in_failed",
             Action::ConsoleSignedOut => "console.signed_out",
             Action::TrailReset => "audit.trail_reset",
+            Action::TrustedListChanged => "wallet.trusted_list.changed",
         }
     }
 }
