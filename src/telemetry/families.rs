@@ -57,7 +57,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_ladder_advances_total", Kind::Counter, "reason", "Delivery ladders moved to their next step, by reason (failed, timeout, requested)."),
     ("chatgate_network_verifications_total", Kind::Counter, "result", "Answers of the mobile operator to network challenges' links, by result (verified, mismatch, not_on_mobile_network, error)."),
     ("chatgate_trusted_list_usable", Kind::Gauge, "team, list", "Whether a team's trusted list has a usable copy (1) or none (0)."),
-    ("chatgate_trusted_list_next_update_seconds", Kind::Gauge, "team, list", "Seconds until the NextUpdate of a team's trusted list's usable copy (negative once passed)."),
+    ("chatgate_trusted_list_next_update_seconds", Kind::Gauge, "team, list", "Seconds until the NextUpdate of a team's trusted list's usable copy (negative once passed; 0 until a copy was read)."),
     ("chatgate_trusted_list_fetches_total", Kind::Counter, "team, list, result", "Fetches of a team's trusted list, by result (ok, unreachable, bad_signature, bad_list, expired, rollback)."),
     ("chatgate_wallet_presentations_total", Kind::Counter, "format, result", "Presentations answered to wallet challenges, by credential format (dc+sd-jwt, mso_mdoc) and result (verified, claims_mismatch, untrusted_issuer, revoked, invalid_presentation)."),
     ("chatgate_code_entries_total", Kind::Counter, "result", "Codes and PINs posted on the page where they are typed instead of the chat, by result (right, wrong, refused: no form token of the browser's page, or more than 10 a minute)."),
@@ -248,7 +248,9 @@ fn register_trusted_lists(config: &Config) {
                     "team" => t.clone(), "list" => l.clone(), "result" => result)
                 .increment(0);
             }
-            metrics::gauge!("chatgate_trusted_list_usable", "team" => t, "list" => l)
+            metrics::gauge!("chatgate_trusted_list_usable", "team" => t.clone(), "list" => l.clone())
+                .increment(0.0);
+            metrics::gauge!("chatgate_trusted_list_next_update_seconds", "team" => t, "list" => l)
                 .increment(0.0);
         }
     }

@@ -131,10 +131,16 @@ fn setup(a: &Access, op: &Operator, list: &str, url: &str) -> Setup {
              trusted_lists = [\"{list}\"]\n",
             a.key_pem, a.chain_pem, op.ca_pem
         ),
-        // The team-labelled series are served to the token's holder only.
-        server: format!("metrics_token = \"{METRICS_TOKEN}\""),
         ..Setup::default()
     }
+}
+
+/// acme with one trusted list (at a loopback port nothing answers), so
+/// that the trusted-list families have series: what `metrics::` tests of
+/// every family spawn.
+pub(crate) fn with_a_list() -> Setup {
+    let op = operator("Metrics");
+    setup(&access(), &op, "metrics", "http://127.0.0.1:9/lists/pid")
 }
 
 const METRICS_TOKEN: &str = "lists-metrics-token-0123456789";
@@ -164,7 +170,12 @@ async fn spawn_lists(
 ) -> Option<(TestApp, Access)> {
     let a = access();
     let url = format!("{}/lists/pid", server.uri());
-    let app = spawn_with(backend, setup(&a, op, list, &url)).await?;
+    let setup = Setup {
+        // The team-labelled series are served to the token's holder only.
+        server: format!("metrics_token = \"{METRICS_TOKEN}\""),
+        ..setup(&a, op, list, &url)
+    };
+    let app = spawn_with(backend, setup).await?;
     for _ in 0..500 {
         let mut asked = 0.0;
         for result in [
