@@ -223,7 +223,7 @@ async fn fetches(app: &TestApp, list: &str, result: &str) -> f64 {
     let series = format!(
         "chatgate_trusted_list_fetches_total{{team=\"acme\",list=\"{list}\",result=\"{result}\"}}"
     );
-    metric(&app, &series).await.unwrap_or(0.0)
+    metric(app, &series).await.unwrap_or(0.0)
 }
 
 fn list_name(base: &str, backend: Backend) -> String {
@@ -258,6 +258,15 @@ async fn a_listed_issuer_is_trusted(backend: Backend) {
     }
     // Kept for its refresh: asked once for both presentations.
     assert_eq!(fetches(&app, &list, "ok").await - before, 1.0);
+    // The listed issuer's Subject Key Identifier is offered to wallets.
+    let id = interaction(&app, &format!("cust-{list}-aki")).await;
+    let (_, link) = start(&app, &id, ada()).await;
+    let asked = fetch_request(&app, &a, &link).await;
+    let aki = B64URL.encode(hex::decode("3C6643471C0C3C0797A57BBEC68793CECD76FA10").unwrap());
+    assert_eq!(
+        asked["dcql_query"]["credentials"][0]["trusted_authorities"],
+        json!([{"type": "aki", "values": [aki]}])
+    );
     let usable = format!("chatgate_trusted_list_usable{{team=\"acme\",list=\"{list}\"}}");
     assert_eq!(metric(&app, &usable).await, Some(1.0));
     let left =
@@ -286,7 +295,7 @@ async fn each_bad_list_is_never_trusted(backend: Backend) {
     let list = list_name("bad", backend);
     let now = fixtures()["now"].as_i64().unwrap();
     let root = B64.encode(issuer_root_der());
-    let good = lote(3, now, now + 86_400, &[root.clone()]);
+    let good = lote(3, now, now + 86_400, std::slice::from_ref(&root));
     let good_jws = signed(&op, es256(), &good);
     let (h, p, s) = {
         let mut parts = good_jws.split('.');
@@ -329,7 +338,12 @@ async fn each_bad_list_is_never_trusted(backend: Backend) {
         ("bad_list", vec![b'a'; 1024 * 1024 + 1]),
         (
             "expired",
-            signed(&op, es256(), &lote(3, now, now - 1, &[root.clone()])).into(),
+            signed(
+                &op,
+                es256(),
+                &lote(3, now, now - 1, std::slice::from_ref(&root)),
+            )
+            .into(),
         ),
     ];
     let Some((app, a)) = spawn_lists(backend, &op, &list, &server).await else {
@@ -407,7 +421,7 @@ async fn a_list_keeps_its_last_usable_copy(backend: Backend) {
     serve(signed(
         &op,
         es256(),
-        &lote(5, now, now + 30 * 86_400, &[root.clone()]),
+        &lote(5, now, now + 30 * 86_400, std::slice::from_ref(&root)),
     ))
     .await;
     let Some((app, a)) = spawn_lists(backend, &op, &list, &server).await else {
@@ -420,7 +434,7 @@ async fn a_list_keeps_its_last_usable_copy(backend: Backend) {
     serve(signed(
         &op,
         es256(),
-        &lote(4, now, now + 30 * 86_400, &[root.clone()]),
+        &lote(4, now, now + 30 * 86_400, std::slice::from_ref(&root)),
     ))
     .await;
     let before = fetches(&app, &list, "rollback").await;
