@@ -6,7 +6,9 @@
 //! and the answer (the JWE opened, the SD-JWT VC verified, the claims
 //! compared; an mdoc's `DeviceResponse` verified); and a payment's
 //! presentation (its Key Binding JWT's `transaction_data` claims checked)
-//! beside an identity one, without the JWE.
+//! beside an identity one, without the JWE; and an identity presentation
+//! whose issuer is found in a trusted list of 1,000 services
+//! (docs/wallet.md#trusted-lists) beside one whose issuer is pasted.
 //! Run: `cargo bench --bench wallet`; instructions once, without
 //! criterion's loop: `cargo bench --bench wallet --no-run`, then
 //! `valgrind --tool=callgrind <bench binary> --once`.
@@ -239,6 +241,49 @@ fn presentation_answer(fx: &Fixture, presented: &str, data: Option<&str>) -> boo
     }
 }
 
+/// The issuers of a trusted list of `n` services, the fixtures' root last
+/// among `n - 1` other CAs, as a credential with no PEM of its own trusts
+/// them: the list's set shared, not copied.
+fn listed(fx: &Fixture, n: usize) -> TrustedIssuers {
+    let mut ders: Vec<Vec<u8>> = (1..n)
+        .map(|i| {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, format!("PID Provider {i} Root"));
+            let key = rcgen::KeyPair::generate().unwrap();
+            params.self_signed(&key).unwrap().der().to_vec()
+        })
+        .collect();
+    let root = fx.text("/trusted/0");
+    let body: String = root.lines().filter(|l| !l.starts_with("-----")).collect();
+    use base64::Engine as _;
+    ders.push(
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap(),
+    );
+    let list = TrustedIssuers::from_ders(&ders).unwrap();
+    TrustedIssuers::default().with([std::sync::Arc::new(list)])
+}
+
+/// An identity presentation verified against `trusted` and compared.
+#[inline(never)]
+fn presentation_trusting(fx: &Fixture, trusted: &TrustedIssuers, presented: &str) -> bool {
+    let expected = sd_jwt::Expected {
+        trusted,
+        vct: &fx.vct,
+        audience: fx.text("/client_id"),
+        nonce: fx.text("/nonce"),
+        now: fx.now,
+    };
+    match sd_jwt::verify(presented, &expected) {
+        sd_jwt::Outcome::Verified(v) => matching::compare(&fx.expected, &v.claims).all,
+        _ => false,
+    }
+}
+
 /// An OTP challenge's start (a code drawn and hashed) and its check.
 #[inline(never)]
 fn otp_start(pepper: &Pepper, cid: Uuid) -> String {
@@ -286,6 +331,18 @@ fn wallet(c: &mut Criterion) {
     c.bench_function(
         "wallet presentation, payment: verified, transaction_data checked",
         |b| b.iter(|| presentation_answer(&fx, black_box(&paying), Some(&data))),
+    );
+    let one = listed(&fx, 1);
+    let thousand = listed(&fx, 1000);
+    assert!(presentation_trusting(&fx, &one, &identity));
+    assert!(presentation_trusting(&fx, &thousand, &identity));
+    c.bench_function(
+        "wallet presentation, identity: issuer in a trusted list of 1 service",
+        |b| b.iter(|| presentation_trusting(&fx, &one, black_box(&identity))),
+    );
+    c.bench_function(
+        "wallet presentation, identity: issuer in a trusted list of 1,000 services",
+        |b| b.iter(|| presentation_trusting(&fx, &thousand, black_box(&identity))),
     );
 }
 

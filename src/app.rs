@@ -94,6 +94,7 @@ impl App {
         let fresh_wait = opts.fresh_store_wait;
         crate::gateway::store_epoch::record_the_start(&gateway, fresh_wait, Arc::clone(&clock))
             .await;
+        crate::gateway::wallet::refresh_trusted_lists(Arc::clone(&gateway), clock.now());
         let live = Live::new(gateway);
         let bell = lasting.operator_bell();
         let waiting = lasting.waiting();
@@ -411,6 +412,7 @@ impl Reloader {
         if let Err(e) = reserved.await {
             tracing::warn!(error = %e, "the keys of the file teams and operators are not reserved in the store yet; tried again at the next round");
         }
+        crate::gateway::wallet::refresh_trusted_lists(Arc::clone(&gateway), r.clock.now());
         tracing::info!(
             teams = team_count,
             channels = channel_count,

@@ -89,6 +89,7 @@ pub mod ssf;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod trusted_lists;
 pub mod waits;
 pub mod wallet_status;
 

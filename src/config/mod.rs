@@ -109,7 +109,9 @@ pub use toml_file::ConfigError;
 pub use validate::check_label;
 #[cfg(test)]
 pub use wallet::wallet_for_tests;
-pub use wallet::{Claim, InvalidAnswer, Purpose, WalletConfig, WalletCredential};
+pub use wallet::{
+    Claim, InvalidAnswer, Purpose, TrustedListConfig, WalletConfig, WalletCredential,
+};
 
 use secrecy::SecretString;
 

@@ -22,6 +22,9 @@ use crate::domain::wallet::request::{Credential, Signer};
 use crate::domain::wallet::Format;
 use crate::time::Dur;
 
+mod lists;
+pub use lists::TrustedListConfig;
+
 /// The shortest and longest `link_ttl`, and its default.
 const LINK_TTL: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(1800));
 const DEFAULT_LINK_TTL: Duration = Duration::from_secs(300);
@@ -63,9 +66,12 @@ pub struct WalletConfig {
     /// The bank's registration certificate (a JWT), sent in every request
     /// object's `verifier_info`.
     pub registration: Option<String>,
-    /// Where a status list may be fetched from: its team's reach
-    /// (docs/operator-api.md#destinations).
+    /// Where a status list or a trusted list may be fetched from: its
+    /// team's reach (docs/operator-api.md#destinations).
     pub reach: crate::outbound::Reach,
+    /// The lists of trusted entities its credentials may name
+    /// (docs/wallet.md#trusted-lists), by name.
+    pub trusted_lists: Vec<TrustedListConfig>,
 }
 
 impl WalletConfig {
@@ -83,6 +89,11 @@ impl WalletConfig {
             None if self.credentials.len() == 1 => self.credentials.first(),
             None => None,
         }
+    }
+
+    /// The trusted list `name` names.
+    pub fn trusted_list(&self, name: &str) -> Option<&TrustedListConfig> {
+        self.trusted_lists.iter().find(|l| l.name == name)
     }
 }
 
@@ -102,8 +113,12 @@ pub struct WalletCredential {
     /// `match` uses and this credential's own name for it.
     pub claims: Vec<Claim>,
     /// The issuers its issuer chain must reach: its own
-    /// `trusted_issuers`, else the team's.
+    /// `trusted_issuers`, else the team's (none when its trusted lists
+    /// stand in for them).
     pub trusted: TrustedIssuers,
+    /// The names of the team's trusted lists whose issuance services add
+    /// to `trusted` (and whose revocation services sign status lists).
+    pub trusted_lists: Vec<String>,
     /// The base64url Subject Key Identifier of each of those issuers that
     /// has one: the request's `trusted_authorities`.
     pub authorities: Vec<String>,
@@ -199,6 +214,8 @@ struct RawWallet {
     invalid_answer: Option<String>,
     invocation: Option<String>,
     registration_certificate: Option<String>,
+    #[serde(default)]
+    trusted_lists: std::collections::BTreeMap<String, lists::RawList>,
 }
 
 #[derive(Deserialize)]
@@ -212,6 +229,7 @@ struct RawCredential {
     #[serde(default)]
     claims: RawClaims,
     trusted_issuers: Option<Vec<String>>,
+    trusted_lists: Option<Vec<String>>,
     purpose: Option<String>,
     registration: Option<String>,
 }
@@ -263,16 +281,17 @@ pub(super) fn load_wallet(
     let client_id = client_id(raw.client_id_prefix.as_deref(), leaf, host_of(public_url))
         .map_err(|p| err("client_id_prefix", p))?;
     let team_trust = trusted_issuers(&raw.trusted_issuers).map_err(|(k, p)| err(&k, &p))?;
+    let trusted_lists = lists::trusted_lists(raw.trusted_lists).map_err(|(k, p)| err(&k, &p))?;
     if raw.credentials.is_empty() {
         return Err(err("credentials", "must name at least one credential"));
     }
     let mut credentials: Vec<WalletCredential> = Vec::with_capacity(raw.credentials.len());
     for (i, c) in raw.credentials.into_iter().enumerate() {
         let at = format!("credentials[{i}]");
-        let read = credential(c, team_trust.as_ref()).map_err(|(k, p)| match k.as_str() {
+        let read = credential(c, team_trust.as_ref(), &trusted_lists).map_err(|(k, p)| match k.as_str() {
             "trusted_issuers" if p == NO_TRUST => err(
                 "trusted_issuers",
-                &format!("must name at least one certificate, as {at} names none of its own"),
+                &format!("must name at least one certificate, as {at} names none of its own and no trusted_lists"),
             ),
             _ => err(&format!("{at}.{k}"), &p),
         })?;
@@ -297,6 +316,7 @@ pub(super) fn load_wallet(
         status_lists: raw.status_lists.unwrap_or(true),
         invalid_answer,
         reach: crate::outbound::Reach::Anywhere,
+        trusted_lists,
     })
 }
 
@@ -428,6 +448,7 @@ fn client_id(prefix: Option<&str>, leaf: &[u8], host: String) -> Result<String, 
 fn credential(
     raw: RawCredential,
     team: Option<&Trust>,
+    lists: &[TrustedListConfig],
 ) -> Result<WalletCredential, (String, String)> {
     let bad = |k: &str, p: &str| Err((k.to_string(), p.to_string()));
     if raw.id.is_empty()
@@ -481,15 +502,8 @@ fn credential(
     // An SCA attestation may be asked for the payment alone, no claim
     // compared.
     let claims = claims(raw.claims, purpose == Purpose::Sca)?;
-    let (trusted, authorities) = match raw.trusted_issuers.as_deref().map(trusted_issuers) {
-        Some(Err(e)) => return Err(e),
-        Some(Ok(Some(own))) => own,
-        Some(Ok(None)) => return bad("trusted_issuers", "must name at least one certificate"),
-        None => match team {
-            Some(team) => team.clone(),
-            None => return bad("trusted_issuers", NO_TRUST),
-        },
-    };
+    let named = raw.trusted_lists.unwrap_or_default();
+    let (trusted, authorities) = trust(raw.trusted_issuers.as_deref(), &named, team, lists)?;
     Ok(WalletCredential {
         id: raw.id,
         format,
@@ -498,10 +512,41 @@ fn credential(
         namespace,
         claims,
         trusted,
+        trusted_lists: named,
         authorities,
         purpose,
         registered_only,
     })
+}
+
+/// A credential's issuers: its own `trusted_issuers`, else `team`'s,
+/// else none when it names trusted lists (`named`, each one of `lists`):
+/// `(key, problem)` when refused.
+fn trust(
+    own: Option<&[String]>,
+    named: &[String],
+    team: Option<&Trust>,
+    lists: &[TrustedListConfig],
+) -> Result<Trust, (String, String)> {
+    let bad = |k: &str, p: &str| Err((k.to_string(), p.to_string()));
+    for (i, name) in named.iter().enumerate() {
+        if !lists.iter().any(|l| &l.name == name) {
+            return bad(
+                &format!("trusted_lists[{i}]"),
+                "names no list of [wallet.trusted_lists]",
+            );
+        }
+    }
+    match own.map(trusted_issuers) {
+        Some(Err(e)) => Err(e),
+        Some(Ok(Some(own))) => Ok(own),
+        Some(Ok(None)) => bad("trusted_issuers", "must name at least one certificate"),
+        None => match team {
+            Some(team) => Ok(team.clone()),
+            None if !named.is_empty() => Ok((TrustedIssuers::default(), Vec::new())),
+            None => bad("trusted_issuers", NO_TRUST),
+        },
+    }
 }
 
 /// A credential's `claims`, each a name of 1 to 128 characters, none
@@ -560,11 +605,13 @@ pub fn wallet_for_tests(status_lists: bool) -> WalletConfig {
                 })
                 .into(),
             trusted: TrustedIssuers::from_pems(&[pem]).unwrap(),
+            trusted_lists: Vec::new(),
             authorities: Vec::new(),
             purpose: Purpose::Identity,
             registered_only: false,
         }],
         reach: crate::outbound::Reach::Anywhere,
+        trusted_lists: Vec::new(),
         link_ttl: DEFAULT_LINK_TTL,
         status_lists,
         invalid_answer: InvalidAnswer::Redirect,

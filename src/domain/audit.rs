@@ -37,10 +37,12 @@ pub enum Action {
     WalletRegistered,
     /// A registered attestation removed.
     WalletUnregistered,
+    /// A trusted list's services changed (docs/wallet.md#trusted-lists).
+    TrustedListChanged,
 }
 
 impl Action {
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 16] = [
         Action::CodeRevealed,
         Action::LoggedOut,
         Action::SubjectUnlocked,
@@ -56,6 +58,7 @@ impl Action {
         Action::TrailReset,
         Action::WalletRegistered,
         Action::WalletUnregistered,
+        Action::TrustedListChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +78,7 @@ impl Action {
             Action::TrailReset => "audit.trail_reset",
             Action::WalletRegistered => "wallet.registered",
             Action::WalletUnregistered => "wallet.unregistered",
+            Action::TrustedListChanged => "wallet.trusted_list.changed",
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod request_key;
 pub mod response;
 pub mod sd_jwt;
 pub mod status_list;
+pub mod trusted_list;
 
 pub use super::wallet_format::Format;
 

@@ -12,14 +12,17 @@
 //!
 //! [`link`] reads a link and makes and serves requests; [`answer`] takes
 //! an answer; [`status_list`] is where a credential's status is checked;
-//! [`payment`] uses a payment's authentication code once.
+//! [`payment`] uses a payment's authentication code once; [`trusted`] is
+//! what a credential's issuer and status lists must reach.
 mod answer;
 mod link;
 mod payment;
 mod status_list;
+mod trusted;
 
 pub use answer::{take_answer, AnswerRefusal, Answered, WalletPost};
 pub use link::{
     done_page, link_state, open_wallet_link, request_object, DonePage, LinkState, WalletLinkTarget,
     WalletPage, NO_REQUEST,
 };
+pub use trusted::refresh_trusted_lists;

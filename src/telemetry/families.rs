@@ -56,6 +56,9 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_challenges_started_total", Kind::Counter, "method", "OTP, PIN, binding and app challenges started, by method."),
     ("chatgate_ladder_advances_total", Kind::Counter, "reason", "Delivery ladders moved to their next step, by reason (failed, timeout, requested)."),
     ("chatgate_network_verifications_total", Kind::Counter, "result", "Answers of the mobile operator to network challenges' links, by result (verified, mismatch, not_on_mobile_network, error)."),
+    ("chatgate_trusted_list_usable", Kind::Gauge, "team, list", "Whether a team's trusted list has a usable copy (1) or none (0)."),
+    ("chatgate_trusted_list_next_update_seconds", Kind::Gauge, "team, list", "Seconds until the NextUpdate of a team's trusted list's usable copy (negative once passed; 0 until a copy was read)."),
+    ("chatgate_trusted_list_fetches_total", Kind::Counter, "team, list, result", "Fetches of a team's trusted list, by result (ok, unreachable, bad_signature, bad_list, expired, rollback)."),
     ("chatgate_wallet_presentations_total", Kind::Counter, "format, result", "Presentations answered to wallet challenges, by credential format (dc+sd-jwt, mso_mdoc) and result (verified, claims_mismatch, untrusted_issuer, revoked, invalid_presentation)."),
     ("chatgate_code_entries_total", Kind::Counter, "result", "Codes and PINs posted on the page where they are typed instead of the chat, by result (right, wrong, refused: no form token of the browser's page, or more than 10 a minute)."),
     ("chatgate_mcp_calls_total", Kind::Counter, "tool, result", "Tool calls to the MCP server, by tool (start_verification, get_verification, confirm_chat_code, check_assurance) and result (ok, error: a tool result with isError)."),
@@ -209,6 +212,7 @@ pub fn register_config(config: &Config) {
         }
     }
     *registered = Some(config.sums.clone());
+    register_trusted_lists(config);
     for (name, ch) in config.channels.iter() {
         let kind = ch.kind.name();
         // Registered, not recorded: an empty histogram renders its buckets at 0.
@@ -219,6 +223,35 @@ pub fn register_config(config: &Config) {
                     "channel" => name.clone(), "kind" => kind, "purpose" => purpose, "outcome" => outcome)
                 .increment(0);
             }
+        }
+    }
+}
+
+/// The fetch results of a trusted list (docs/wallet.md#trusted-lists).
+pub const TRUSTED_LIST_RESULTS: [&str; 6] = [
+    "ok",
+    "unreachable",
+    "bad_signature",
+    "bad_list",
+    "expired",
+    "rollback",
+];
+
+/// Each team's trusted lists' series, at 0 (unusable until a copy is read).
+fn register_trusted_lists(config: &Config) {
+    for team in config.teams.values() {
+        let lists = team.wallet.iter().flat_map(|w| &w.trusted_lists);
+        for list in lists {
+            let (t, l) = (team.id.clone(), list.name.clone());
+            for result in TRUSTED_LIST_RESULTS {
+                metrics::counter!("chatgate_trusted_list_fetches_total",
+                    "team" => t.clone(), "list" => l.clone(), "result" => result)
+                .increment(0);
+            }
+            metrics::gauge!("chatgate_trusted_list_usable", "team" => t.clone(), "list" => l.clone())
+                .increment(0.0);
+            metrics::gauge!("chatgate_trusted_list_next_update_seconds", "team" => t, "list" => l)
+                .increment(0.0);
         }
     }
 }

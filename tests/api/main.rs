@@ -85,6 +85,7 @@ mod store_contract;
 mod store_reset;
 mod stores;
 mod traces;
+mod trusted_lists;
 mod voice;
 mod waiting;
 mod wallet;

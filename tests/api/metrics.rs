@@ -38,7 +38,9 @@ async fn scrape(app: &TestApp) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_families_are_the_readmes_table_each_with_help() {
-    let app = spawn_app(Backend::Memory).await.unwrap();
+    // A trusted list configured: its families' series are registered.
+    let setup = crate::trusted_lists::with_a_list();
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
     // The HTTP families have a series once a request was answered.
     app.request(Method::GET, "/healthz", None)
         .send()

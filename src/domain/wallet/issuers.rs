@@ -3,7 +3,9 @@
 //! reach, checked by rustls-webpki at a `now` given, with no extended key
 //! usage required; and the issuer certificate's subject as RFC 4514 writes
 //! it.
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use der::asn1::ObjectIdentifier;
@@ -30,10 +32,18 @@ pub(super) static CHAIN_ALGS: &[&dyn SignatureVerificationAlgorithm] = &[
     webpki::ring::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
 ];
 
-/// The trusted issuers: each certificate's subject and key, as anchors.
-#[derive(Debug, Clone)]
+/// The trusted issuers: each certificate's subject and key, as anchors,
+/// found by subject; the SHA-256 of each certificate, for a leaf that is
+/// itself one of them; and the sets of the trusted lists that add to them
+/// (docs/wallet.md#trusted-lists). A chain is checked against the anchors
+/// whose subject issued one of its certificates only, so that a list of a
+/// thousand services costs a chain no more than a list of one.
+#[derive(Debug, Clone, Default)]
 pub struct TrustedIssuers {
     anchors: Vec<TrustAnchor<'static>>,
+    by_subject: HashMap<Vec<u8>, Vec<usize>>,
+    listed: HashSet<[u8; 32]>,
+    added: Vec<Arc<TrustedIssuers>>,
 }
 
 /// Why a trusted issuer's PEM was refused.
@@ -47,10 +57,16 @@ pub enum BadIssuer {
     None,
 }
 
+/// The SHA-256 of a certificate's DER.
+fn digest(der: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(der).into()
+}
+
 impl TrustedIssuers {
     /// The issuers of `pems`, each one PEM certificate; at least one.
     pub fn from_pems<S: AsRef<str>>(pems: &[S]) -> Result<Self, BadIssuer> {
-        let mut anchors = Vec::with_capacity(pems.len());
+        let mut ders = Vec::with_capacity(pems.len());
         for pem in pems {
             // Two sections run together are not read as one.
             if pem.as_ref().matches("-----BEGIN").count() != 1 {
@@ -61,14 +77,64 @@ impl TrustedIssuers {
                 (Some(Ok(cert)), None) => cert,
                 _ => return Err(BadIssuer::NotOneCertificate),
             };
-            let anchor =
-                webpki::anchor_from_trusted_cert(&cert).map_err(|_| BadIssuer::NotACertificate)?;
-            anchors.push(anchor.to_owned());
+            ders.push(cert.as_ref().to_vec());
         }
-        if anchors.is_empty() {
+        if ders.is_empty() {
             return Err(BadIssuer::None);
         }
-        Ok(TrustedIssuers { anchors })
+        Self::from_ders(&ders)
+    }
+
+    /// The issuers of `ders` (DER certificates; none is an empty set).
+    pub fn from_ders(ders: &[Vec<u8>]) -> Result<Self, BadIssuer> {
+        let mut set = TrustedIssuers::default();
+        for der in ders {
+            let cert = CertificateDer::from(der.as_slice());
+            let anchor =
+                webpki::anchor_from_trusted_cert(&cert).map_err(|_| BadIssuer::NotACertificate)?;
+            let at = set.anchors.len();
+            set.by_subject
+                .entry(anchor.subject.as_ref().to_vec())
+                .or_default()
+                .push(at);
+            set.anchors.push(anchor.to_owned());
+            set.listed.insert(digest(der));
+        }
+        Ok(set)
+    }
+
+    /// These issuers and those of `sets` (a credential's trusted lists'
+    /// services), each set shared, not copied.
+    pub fn with(&self, sets: impl IntoIterator<Item = Arc<TrustedIssuers>>) -> Self {
+        let mut all = self.clone();
+        all.added.extend(sets);
+        all
+    }
+
+    /// How many certificates this set holds, its added sets left out.
+    pub fn len(&self) -> usize {
+        self.anchors.len()
+    }
+
+    /// Whether it holds no certificate, its added sets left out.
+    pub fn is_empty(&self) -> bool {
+        self.anchors.is_empty()
+    }
+
+    /// The anchors whose subject issued one of `certs`.
+    fn candidates(&self, certs: &[EndEntityCert<'_>]) -> Vec<TrustAnchor<'static>> {
+        let mut found: Vec<usize> = Vec::new();
+        for cert in certs {
+            for at in self.by_subject.get(cert.issuer()).into_iter().flatten() {
+                if !found.contains(at) {
+                    found.push(*at);
+                }
+            }
+        }
+        found
+            .into_iter()
+            .map(|at| self.anchors[at].clone())
+            .collect()
     }
 }
 
@@ -107,28 +173,81 @@ pub fn verify_chain(
     trusted: &TrustedIssuers,
     now: Timestamp,
 ) -> Result<Issuer, Chain> {
-    let (leaf, rest) = x5c.split_first().ok_or(Chain::Malformed)?;
-    let leaf = CertificateDer::from(leaf.as_slice());
-    let intermediates: Vec<CertificateDer<'_>> = rest
+    let leaf_der = x5c.first().ok_or(Chain::Malformed)?;
+    let ders: Vec<CertificateDer<'_>> = x5c
         .iter()
         .map(|c| CertificateDer::from(c.as_slice()))
         .collect();
-    let cert = EndEntityCert::try_from(&leaf).map_err(|_| Chain::Malformed)?;
+    let certs: Vec<EndEntityCert<'_>> = ders
+        .iter()
+        .map(EndEntityCert::try_from)
+        .collect::<Result<_, _>>()
+        .map_err(|_| Chain::Malformed)?;
+    let cert = &certs[0];
     let key =
         PublicKey::from_spki(cert.subject_public_key_info().as_ref()).ok_or(Chain::Malformed)?;
     let subject = rfc4514(cert.subject()).ok_or(Chain::Malformed)?;
     let seconds = u64::try_from(now.unix_seconds()).map_err(|_| Chain::Untrusted)?;
-    cert.verify_for_usage(
-        CHAIN_ALGS,
-        &trusted.anchors,
-        &intermediates,
-        UnixTime::since_unix_epoch(Duration::from_secs(seconds)),
-        AnyUsage,
-        None,
-        None,
-    )
-    .map_err(|_| Chain::Untrusted)?;
-    Ok(Issuer { key, subject })
+    let at = UnixTime::since_unix_epoch(Duration::from_secs(seconds));
+    let leaf_digest = digest(leaf_der);
+    let reaches = |set: &TrustedIssuers| {
+        // The leaf itself trusted: it need only be valid now.
+        if set.listed.contains(&leaf_digest) && valid_at(leaf_der, now) {
+            return true;
+        }
+        let anchors = set.candidates(&certs);
+        !anchors.is_empty()
+            && cert
+                .verify_for_usage(CHAIN_ALGS, &anchors, &ders[1..], at, AnyUsage, None, None)
+                .is_ok()
+    };
+    let mut sets = std::iter::once(trusted).chain(trusted.added.iter().map(|s| &**s));
+    if sets.any(reaches) {
+        Ok(Issuer { key, subject })
+    } else {
+        Err(Chain::Untrusted)
+    }
+}
+
+/// Whether the certificate `der` is valid at `now` (its `notBefore` and
+/// `notAfter`, RFC 5280 section 4.1.2.5).
+fn valid_at(der: &[u8], now: Timestamp) -> bool {
+    validity(der)
+        .is_some_and(|(from, until)| from <= now.unix_seconds() && now.unix_seconds() <= until)
+}
+
+/// A certificate's `notBefore` and `notAfter`, in Unix seconds.
+fn validity(der: &[u8]) -> Option<(i64, i64)> {
+    let mut outer = SliceReader::new(der).ok()?;
+    let cert = der::AnyRef::decode(&mut outer).ok()?;
+    let mut cert = SliceReader::new(cert.value()).ok()?;
+    let tbs = der::AnyRef::decode(&mut cert).ok()?;
+    let mut tbs = SliceReader::new(tbs.value()).ok()?;
+    let mut field = der::AnyRef::decode(&mut tbs).ok()?;
+    // `[0] version`, when there, comes before the serial number.
+    if field.tag().is_context_specific() {
+        field = der::AnyRef::decode(&mut tbs).ok()?;
+    }
+    let _serial = field;
+    let _signature = der::AnyRef::decode(&mut tbs).ok()?;
+    let _issuer = der::AnyRef::decode(&mut tbs).ok()?;
+    let validity = der::AnyRef::decode(&mut tbs).ok()?;
+    let mut times = SliceReader::new(validity.value()).ok()?;
+    let from = time_of(der::AnyRef::decode(&mut times).ok()?)?;
+    let until = time_of(der::AnyRef::decode(&mut times).ok()?)?;
+    Some((from, until))
+}
+
+/// A `Time` (UTCTime or GeneralizedTime) in Unix seconds.
+fn time_of(time: der::AnyRef<'_>) -> Option<i64> {
+    let since = match time.tag() {
+        Tag::UtcTime => der::asn1::UtcTime::try_from(time).ok()?.to_unix_duration(),
+        Tag::GeneralizedTime => der::asn1::GeneralizedTime::try_from(time)
+            .ok()?
+            .to_unix_duration(),
+        _ => return None,
+    };
+    i64::try_from(since.as_secs()).ok()
 }
 
 /// The short names RFC 4514 (section 3) gives attribute types.

@@ -59,6 +59,9 @@ pub struct Core {
     /// `ttl` and verified again at each use against the asking team's
     /// issuers (docs/wallet.md#status-lists).
     status_lists: Arc<crate::wallet_status::StatusLists>,
+    /// The lists of trusted entities the teams' credentials name, each
+    /// kept until its next usable copy (docs/wallet.md#trusted-lists).
+    trusted_lists: Arc<crate::trusted_lists::TrustedLists>,
     /// Set on SIGTERM: `/readyz` answers 503 while requests are still served.
     draining: Arc<std::sync::atomic::AtomicBool>,
     /// Queues the units of work of one interaction, each handing the
@@ -140,6 +143,7 @@ impl Core {
             oidc: Arc::default(),
             number_checks: Arc::default(),
             status_lists: Arc::default(),
+            trusted_lists: Arc::default(),
             draining: Arc::default(),
             record_locks: Arc::default(),
             audit_heads: Arc::default(),
@@ -176,6 +180,7 @@ impl Core {
             oidc: Arc::clone(&self.oidc),
             number_checks: Arc::clone(&self.number_checks),
             status_lists: Arc::clone(&self.status_lists),
+            trusted_lists: Arc::clone(&self.trusted_lists),
             draining: Arc::clone(&self.draining),
             record_locks: Arc::clone(&self.record_locks),
             audit_heads: Arc::clone(&self.audit_heads),
@@ -233,6 +238,10 @@ impl Core {
     /// The Token Status Lists fetched for the wallet method, kept.
     pub(in crate::gateway) fn status_lists(&self) -> &crate::wallet_status::StatusLists {
         &self.status_lists
+    }
+
+    pub(in crate::gateway) fn trusted_lists(&self) -> &crate::trusted_lists::TrustedLists {
+        &self.trusted_lists
     }
 
     /// Whether this process's audit entries wait for its start's.

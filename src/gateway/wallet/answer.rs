@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::link::{page_origin, response_uri, LinkState};
 use super::status_list::credential_status;
+use super::trusted::trust_of;
 use crate::config::{InvalidAnswer, Purpose, Team, WalletConfig, WalletCredential};
 use crate::domain::otp::OtpCode;
 use crate::domain::wallet::challenge::{
@@ -23,6 +24,7 @@ use crate::domain::wallet::challenge::{
     WalletResult,
 };
 use crate::domain::wallet::invalid::Invalid;
+use crate::domain::wallet::issuers::TrustedIssuers;
 use crate::domain::wallet::jose::{b64url, object, Object};
 use crate::domain::wallet::mdoc::{self, Handover};
 use crate::domain::wallet::outcome::Outcome;
@@ -76,8 +78,8 @@ pub enum AnswerRefusal {
     /// 400: a JWE of no open request (unknown, replaced, expired or
     /// answered already), one that does not open, or a malformed body.
     BadRequest(&'static str),
-    /// 502: the credential's status list could not be read; the
-    /// challenge stays open.
+    /// 502: the credential's status list could not be read, or a trusted
+    /// list its issuer needs has no usable copy; the challenge stays open.
     StatusList,
     /// 503 `overloaded`: as many of the team's answers as its gate holds are in
     /// flight (each may wait on a status list): nothing changes.
@@ -333,8 +335,18 @@ async fn verified(
     };
     let no_holder = |answer| (answer, Holder::default());
     let public_url = &core.config().server.public_url;
-    let verified = match verify(found, credential, public_url, (presented, direct), now) {
+    let trust = trust_of(core, (found.team, found.wallet), credential, now).await;
+    let presented = (presented, direct);
+    let verified = match verify(
+        found,
+        (credential, &trust.issuers),
+        public_url,
+        presented,
+        now,
+    ) {
         Outcome::Verified(v) => v,
+        // A list it needs has no usable copy: never taken as empty.
+        Outcome::UntrustedIssuer if trust.missing => return Err(AnswerRefusal::StatusList),
         Outcome::UntrustedIssuer => {
             return Ok(no_holder(refused(WalletResult::UntrustedIssuer, None, now)))
         }
@@ -346,7 +358,7 @@ async fn verified(
     };
     let issuer = Some(verified.issuer.clone());
     let status = verified.status.as_ref();
-    match credential_status(core, (found.wallet, credential), status, now).await {
+    match credential_status(core, (found.wallet, &trust.status_signers), status, now).await {
         Ok(None) => {}
         Ok(Some(result)) => return Ok(no_holder(refused(result, issuer, now))),
         Err(why) => {
@@ -413,7 +425,7 @@ fn paying(
 /// for `dc_api.jwt`; docs/decisions/0483-an-mdocs-session-transcript-for-each-mode.md).
 fn verify(
     found: &Found<'_>,
-    credential: &WalletCredential,
+    (credential, trusted): (&WalletCredential, &TrustedIssuers),
     public_url: &str,
     (presented, direct): (&str, bool),
     now: Timestamp,
@@ -429,7 +441,7 @@ fn verify(
             sd_jwt::verify(
                 presented,
                 &sd_jwt::Expected {
-                    trusted: &credential.trusted,
+                    trusted,
                     vct: &credential.vct,
                     audience: &audience,
                     nonce: &request.nonce,
@@ -457,7 +469,7 @@ fn verify(
             mdoc::verify(
                 presented,
                 &mdoc::Expected {
-                    trusted: &credential.trusted,
+                    trusted,
                     doctype: &credential.doctype,
                     namespace: &credential.namespace,
                     handover,

@@ -282,7 +282,8 @@ fn page_of(
 ) -> Result<WalletPage> {
     let public_url = &core.config().server.public_url;
     let origins = [page_origin(public_url)];
-    let credentials = queries(o.needs, wallet)?;
+    let authorities = authorities(core, o, wallet, now);
+    let credentials = queries(o.needs, wallet, &authorities)?;
     let asked = Request {
         client_id: &o.needs.client_id,
         mode: Mode::DcApi {
@@ -336,17 +337,41 @@ pub(super) fn response_uri(public_url: &str) -> String {
 }
 
 /// The DCQL credentials of what `wallet` asks: each credential asked (all
-/// still the team's), with the `match` claims by its own names.
+/// still the team's), with the `match` claims by its own names and
+/// `authorities`, in the same order, as its `trusted_authorities`.
 fn queries<'c>(
     config: &'c WalletConfig,
     wallet: &'c WalletChallenge,
+    authorities: &'c [Vec<String>],
 ) -> Result<Vec<Credential<'c>>> {
     wallet
         .credentials()
         .into_iter()
-        .map(|id| {
+        .zip(authorities)
+        .map(|(id, authorities)| {
             let credential = config.credential(Some(id)).ok_or(Error::TokenExpired)?;
-            Ok(credential.query(wallet.asked.keys()))
+            let mut query = credential.query(wallet.asked.keys());
+            query.authorities = authorities;
+            Ok(query)
+        })
+        .collect()
+}
+
+/// The Subject Key Identifiers of each credential `wallet` asks, in its
+/// order: its trusted issuers' and its trusted lists' issuance services'
+/// (docs/wallet.md#trusted-lists).
+fn authorities(
+    core: &Core,
+    o: &Opened<'_>,
+    wallet: &WalletChallenge,
+    now: Timestamp,
+) -> Vec<Vec<String>> {
+    wallet
+        .credentials()
+        .into_iter()
+        .map(|id| match o.needs.credential(Some(id)) {
+            Some(c) => super::trusted::authorities(core, (&o.team.id, o.needs), c, now),
+            None => Vec::new(),
         })
         .collect()
 }
@@ -385,7 +410,8 @@ pub async fn request_object(
         .and_then(|d| RequestKey::from_scalar(&d))
         .map(|k| k.named(made.kid.clone()))
         .ok_or_else(|| Error::internal("a wallet request's key cannot be read"))?;
-    let credentials = queries(o.needs, wallet).map_err(|_| refused())?;
+    let authorities = authorities(core, &o, wallet, now);
+    let credentials = queries(o.needs, wallet, &authorities).map_err(|_| refused())?;
     let response_uri = response_uri(&core.config().server.public_url);
     let asked = Request {
         client_id: &o.needs.client_id,

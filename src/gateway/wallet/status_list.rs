@@ -9,8 +9,9 @@
 //! leaves the challenge open (502 to the poster), and is never taken as
 //! valid. A team that turns `status_lists` off accepts such a credential
 //! without a check; a credential that names no list has nothing to check.
-use crate::config::{WalletConfig, WalletCredential};
+use crate::config::WalletConfig;
 use crate::domain::wallet::challenge::WalletResult;
+use crate::domain::wallet::issuers::TrustedIssuers;
 use crate::domain::wallet::status_list::{Checked, StatusRef};
 use crate::gateway::Core;
 use crate::time::Timestamp;
@@ -20,11 +21,13 @@ use crate::time::Timestamp;
 pub(super) struct Unreadable(pub &'static str);
 
 /// The status of a credential whose list is `status`, under the team's
-/// `[wallet]` and that credential's trusted issuers: `None` valid (or nothing to check),
+/// `[wallet]` and whom that credential's status lists may be signed by
+/// (its trusted issuers and its trusted lists' revocation services, never
+/// their issuance services): `None` valid (or nothing to check),
 /// `Some(WalletResult::Revoked)` when its entry is not valid.
 pub(super) async fn credential_status(
     core: &Core,
-    (wallet, credential): (&WalletConfig, &WalletCredential),
+    (wallet, signers): (&WalletConfig, &TrustedIssuers),
     status: Option<&StatusRef>,
     now: Timestamp,
 ) -> Result<Option<WalletResult>, Unreadable> {
@@ -33,7 +36,7 @@ pub(super) async fn credential_status(
     };
     result_of(
         core.status_lists()
-            .status(reference, &credential.trusted, wallet.reach, now)
+            .status(reference, signers, wallet.reach, now)
             .await,
     )
 }

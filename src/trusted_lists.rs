@@ -1,0 +1,345 @@
+//! The lists of trusted entities the teams' wallet credentials name
+//! (docs/wallet.md#trusted-lists), fetched and kept: each team's list by
+//! its name, fetched at start, at each reload and once `refresh` has
+//! passed since it was last asked for (a presentation that needs a list
+//! that is due asks for it then), within 10 s and 1 MiB, no redirect
+//! followed, through the team's reach. A fetch that fails or gives an
+//! unusable list keeps the last usable copy until that copy itself stops
+//! being usable; a list with no usable copy is a failing destination,
+//! logged once when it starts failing and once when it is read again —
+//! never an empty list.
+//!
+//! One per process, held by the gateway's `Core` (kept across reloads);
+//! a list whose url, signers or type change at a reload starts afresh.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::answers::{body_capped, Uncapped};
+use crate::config::TrustedListConfig;
+use crate::domain::wallet::access::subject_key_id;
+use crate::domain::wallet::issuers::TrustedIssuers;
+use crate::domain::wallet::jose::to_b64url;
+use crate::domain::wallet::trusted_list::{read, Expected, Fault, Listed, ACCEPT, MAX_LIST};
+use crate::fared::{Failing, Fared};
+use crate::time::Timestamp;
+
+/// How long a fetch may take, connection included.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a failed fetch of a list with no usable copy is remembered:
+/// presentations meanwhile fail at once, without asking again.
+pub const FAILED_HOLD: Duration = Duration::from_secs(5);
+
+/// A usable copy of a list: what was read, and its services as issuers,
+/// found by subject, shared by every presentation that uses them.
+#[derive(Debug)]
+pub struct ListCopy {
+    pub listed: Listed,
+    pub issuance: Arc<TrustedIssuers>,
+    pub revocation: Arc<TrustedIssuers>,
+    /// The base64url Subject Key Identifiers of the issuance services'
+    /// certificates that have one: a request's `trusted_authorities`.
+    pub authorities: Vec<String>,
+}
+
+impl ListCopy {
+    fn of(listed: Listed) -> Self {
+        let set = |ders: &[Vec<u8>]| Arc::new(TrustedIssuers::from_ders(ders).unwrap_or_default());
+        let mut authorities: Vec<String> = Vec::new();
+        for ski in listed.issuance.iter().filter_map(|d| subject_key_id(d)) {
+            let ski = to_b64url(&ski);
+            if !authorities.contains(&ski) {
+                authorities.push(ski);
+            }
+        }
+        ListCopy {
+            issuance: set(&listed.issuance),
+            revocation: set(&listed.revocation),
+            authorities,
+            listed,
+        }
+    }
+}
+
+/// What is kept of one team's list.
+#[derive(Default)]
+struct Kept {
+    /// The definition the copy was read under.
+    fingerprint: String,
+    copy: Option<Arc<ListCopy>>,
+    /// When it was last asked for, and whether that failed.
+    asked: Option<(Timestamp, bool)>,
+    /// Held while one fetch of it runs, so that answers arriving together
+    /// ask once.
+    fetching: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What changed when a new usable copy replaced another: the SHA-256
+/// fingerprints (hex) of the service certificates added and removed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Changed {
+    pub sequence: i64,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// The teams' lists, by team and name.
+pub struct TrustedLists {
+    http: crate::outbound::Clients,
+    kept: Mutex<HashMap<(String, String), Kept>>,
+    fared: Failing,
+}
+
+impl Default for TrustedLists {
+    fn default() -> Self {
+        // No proxy: one from the environment would see which lists are read.
+        TrustedLists {
+            http: crate::answers::client(TIMEOUT),
+            kept: Mutex::new(HashMap::new()),
+            fared: Failing::default(),
+        }
+    }
+}
+
+impl TrustedLists {
+    /// The usable copy of `team`'s `list` at `now`: the one kept, fetched
+    /// again first when `refresh` has passed (or it has none and no fetch
+    /// failed in the last [`FAILED_HOLD`]). `None`: no usable copy. With
+    /// it, what a fetch made now changed.
+    pub async fn usable(
+        &self,
+        (team, list): (&str, &TrustedListConfig),
+        reach: crate::outbound::Reach,
+        now: Timestamp,
+    ) -> (Option<Arc<ListCopy>>, Option<Changed>) {
+        let changed = match self.due(team, list, now) {
+            true => self.refresh((team, list), reach, now).await,
+            false => None,
+        };
+        (self.peek(team, list, now), changed)
+    }
+
+    /// The usable copy kept of `team`'s `list` at `now`, nothing fetched.
+    pub fn peek(
+        &self,
+        team: &str,
+        list: &TrustedListConfig,
+        now: Timestamp,
+    ) -> Option<Arc<ListCopy>> {
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        let copy = kept
+            .get(&(team.to_string(), list.name.clone()))
+            .filter(|k| k.fingerprint == list.fingerprint)
+            .and_then(|k| k.copy.clone())
+            .filter(|c| c.listed.usable_at(now, list.max_stale));
+        gauges(team, list, copy.as_deref(), now);
+        copy
+    }
+
+    /// The last usable copy kept of `team`'s `list`, usable now or not.
+    fn kept_copy(&self, team: &str, list: &TrustedListConfig) -> Option<Arc<ListCopy>> {
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.get(&(team.to_string(), list.name.clone()))
+            .filter(|k| k.fingerprint == list.fingerprint)
+            .and_then(|k| k.copy.clone())
+    }
+
+    /// Whether `team`'s `list` is to be fetched at `now`.
+    fn due(&self, team: &str, list: &TrustedListConfig, now: Timestamp) -> bool {
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(k) = kept
+            .get(&(team.to_string(), list.name.clone()))
+            .filter(|k| k.fingerprint == list.fingerprint)
+        else {
+            return true;
+        };
+        let usable = k
+            .copy
+            .as_ref()
+            .is_some_and(|c| c.listed.usable_at(now, list.max_stale));
+        match k.asked {
+            None => true,
+            // The clock set back: what was asked "later" is no guide.
+            Some((at, _)) if now < at || now >= at.plus(list.refresh) => true,
+            Some((at, failed)) => !usable && (!failed || now >= at.plus(FAILED_HOLD)),
+        }
+    }
+
+    /// Fetches `team`'s `list` now and keeps what is usable: what changed
+    /// in its services when a new copy replaced another (not for the first).
+    pub async fn refresh(
+        &self,
+        (team, list): (&str, &TrustedListConfig),
+        reach: crate::outbound::Reach,
+        now: Timestamp,
+    ) -> Option<Changed> {
+        let key = (team.to_string(), list.name.clone());
+        let lock = {
+            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+            let k = kept.entry(key.clone()).or_default();
+            if k.fingerprint != list.fingerprint {
+                *k = Kept {
+                    fingerprint: list.fingerprint.clone(),
+                    ..Kept::default()
+                };
+            }
+            Arc::clone(&k.fetching)
+        };
+        let _one = lock.lock().await;
+        let last = self.kept_copy(team, list);
+        let read = match self.fetch(&list.url, reach).await {
+            Ok(body) => read(
+                &body,
+                Expected {
+                    kind: &list.kind,
+                    signers: &list.signers,
+                    last_sequence: last.as_ref().map(|c| c.listed.sequence),
+                    max_stale: list.max_stale,
+                },
+                now,
+            )
+            .map_err(Unread::Fault),
+            Err(e) => Err(e),
+        };
+        let result = read.as_ref().err().map_or("ok", Unread::as_str);
+        metrics::counter!("chatgate_trusted_list_fetches_total", "team" => team.to_string(), "list" => list.name.clone(), "result" => result).increment(1);
+        let mut changed = None;
+        {
+            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+            let k = kept.entry(key).or_default();
+            k.asked = Some((now, read.is_err()));
+            if let Ok(listed) = read.as_ref() {
+                changed = last.as_ref().and_then(|old| changes(&old.listed, listed));
+                k.copy = Some(Arc::new(ListCopy::of(listed.clone())));
+            }
+        }
+        let copy = self.peek(team, list, now);
+        self.log(team, list, read.as_ref().err(), copy.is_some(), now);
+        changed
+    }
+
+    /// Logs how `team`'s `list` fared at `now`: one warning when it has no
+    /// usable copy any more, one line when it has one again; a fetch that
+    /// fails while a usable copy is kept says so at `info`, once.
+    fn log(
+        &self,
+        team: &str,
+        list: &TrustedListConfig,
+        failed: Option<&Unread>,
+        usable: bool,
+        now: Timestamp,
+    ) {
+        let name = format!("{team}/{}", list.name);
+        let reason = failed.map_or("", Unread::as_str);
+        match (self.fared.fared(&name, !usable, now), failed) {
+            (Fared::StartedFailing, _) => tracing::warn!(
+                team,
+                list = %list.name,
+                reason,
+                "a trusted list has no usable copy: presentations that need it wait, their challenges open"
+            ),
+            (Fared::Recovered { since, failed }, _) => tracing::info!(
+                team,
+                list = %list.name,
+                failed_attempts = failed,
+                since = %since,
+                "a trusted list is usable again"
+            ),
+            (Fared::Fine, Some(_)) => tracing::info!(
+                team,
+                list = %list.name,
+                reason,
+                "a trusted list's fetch failed: its last usable copy is kept"
+            ),
+            _ => {}
+        }
+    }
+
+    /// The list served at `url`: 200 and at most [`MAX_LIST`] bytes of
+    /// text; why not, in a few words that name no part of the url nor the
+    /// body.
+    async fn fetch(&self, url: &str, reach: crate::outbound::Reach) -> Result<String, Unread> {
+        let url = url::Url::parse(url).map_err(|_| Unread::Unreachable("not a url"))?;
+        if !crate::config::https_or_loopback(&url) {
+            return Err(Unread::Unreachable("not https"));
+        }
+        let http = self
+            .http
+            .of(reach)
+            .map_err(|_| Unread::Unreachable("no client"))?;
+        let res = http
+            .get(url)
+            .header(reqwest::header::ACCEPT, ACCEPT)
+            .send()
+            .await
+            .map_err(|e| {
+                Unread::Unreachable(if crate::outbound::is_refused(&e) {
+                    "refused: not a public address"
+                } else if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "transport"
+                })
+            })?;
+        if res.status() != reqwest::StatusCode::OK {
+            return Err(Unread::Unreachable("status not 200"));
+        }
+        let body = body_capped(res, MAX_LIST).await.map_err(|e| match e {
+            Uncapped::TooLong => Unread::Fault(Fault::BadList),
+            Uncapped::Read(_) => Unread::Unreachable("cut"),
+        })?;
+        String::from_utf8(body).map_err(|_| Unread::Fault(Fault::BadList))
+    }
+}
+
+/// Why a fetch gave no usable list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unread {
+    /// Not fetched: why, in a few words.
+    Unreachable(&'static str),
+    Fault(Fault),
+}
+
+impl Unread {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Unread::Unreachable(_) => "unreachable",
+            Unread::Fault(f) => f.as_str(),
+        }
+    }
+}
+
+/// Sets `team`'s `list`'s gauges at `now` from its usable copy.
+fn gauges(team: &str, list: &TrustedListConfig, copy: Option<&ListCopy>, now: Timestamp) {
+    let (t, l) = (team.to_string(), list.name.clone());
+    metrics::gauge!("chatgate_trusted_list_usable", "team" => t.clone(), "list" => l.clone())
+        .set(f64::from(u8::from(copy.is_some())));
+    if let Some(copy) = copy {
+        let left = copy.listed.next_update.unix_seconds() - now.unix_seconds();
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!("chatgate_trusted_list_next_update_seconds", "team" => t, "list" => l)
+            .set(left as f64);
+    }
+}
+
+/// The services `new` adds and removes from `old`, each named by its
+/// certificate's SHA-256; `None` when they are the same.
+fn changes(old: &Listed, new: &Listed) -> Option<Changed> {
+    let names = |l: &Listed| -> std::collections::BTreeSet<String> {
+        use sha2::Digest as _;
+        l.issuance
+            .iter()
+            .chain(&l.revocation)
+            .map(|d| hex::encode(sha2::Sha256::digest(d)))
+            .collect()
+    };
+    let (before, after) = (names(old), names(new));
+    let added: Vec<String> = after.difference(&before).cloned().collect();
+    let removed: Vec<String> = before.difference(&after).cloned().collect();
+    (!added.is_empty() || !removed.is_empty()).then_some(Changed {
+        sequence: new.sequence,
+        added,
+        removed,
+    })
+}
