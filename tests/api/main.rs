@@ -41,6 +41,7 @@ mod login_callback;
 mod logs;
 mod many_teams;
 mod mcp;
+mod mcp_waits;
 mod metrics;
 mod network;
 mod network_vonage;

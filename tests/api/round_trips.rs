@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chatgate::store::memory::MemoryStore;
+use chatgate::store::signals::Watch;
 use chatgate::store::{
     Commit, DueTaken, History, IndexEntry, Op, SharedStore, Store, StoreError, Versioned,
     WithCompanion,
@@ -267,6 +268,10 @@ impl Store for Counting {
     async fn ping(&self) -> Result<(), StoreError> {
         self.tick();
         self.inner.ping().await
+    }
+    async fn watch(&self, keys: &[String]) -> Result<Watch, StoreError> {
+        // No round trip: this process's subscription is shared by all.
+        self.inner.watch(keys).await
     }
     fn append_history(&self, history: &History) -> bool {
         self.inner.append_history(history)
@@ -774,13 +779,16 @@ async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
     // third of the samples): a change that adds a command fails it. A found create-or-get is one `MGET` and nothing
     // else (its ceiling: 1 and the noise). Nothing reads the event stream
     // here (no `GET /v1/events` is open), so no `XREAD` is counted.
+    // Each commit that writes an interaction or its subject also
+    // publishes its change signal: one `PUBLISH` inside its script
+    // (docs/architecture.md#change-signals), one command more than before.
     let rows: [(&str, &Rates, f64, f64); 6] = [
-        ("create-or-get (new)", &creates, 9.2, 2.3),
+        ("create-or-get (new)", &creates, 10.2, 2.3),
         ("create-or-get (found)", &found, 1.2, 1.2),
-        ("login callback", &callbacks, 11.8, 2.3),
-        ("login callback (second login)", &returning[0], 17.8, 2.3),
-        ("login callback (third login)", &returning[1], 15.8, 2.3),
-        ("wrong code", &wrong, 7.8, 2.3),
+        ("login callback", &callbacks, 12.8, 2.3),
+        ("login callback (second login)", &returning[0], 18.8, 2.3),
+        ("login callback (third login)", &returning[1], 16.8, 2.3),
+        ("wrong code", &wrong, 8.8, 2.3),
     ];
     for (what, r, _, _) in &rows {
         eprintln!(
