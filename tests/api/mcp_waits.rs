@@ -216,3 +216,42 @@ async fn no_watch_is_given_while_the_subscription_is_down() {
     assert!(store.watch(&[key]).await.is_err());
     assert!(asked.elapsed() < Duration::from_secs(3));
 }
+
+/// On a Redis Cluster: watches of interactions of teams spread over its
+/// masters, on one instance, wake once another instance writes them (a
+/// classic `PUBLISH` from each master's commit reaches the subscriber's
+/// node).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watches_wake_on_a_cluster_whichever_master_holds_their_team() {
+    const TEST: &str = "watches_wake_on_a_cluster_whichever_master_holds_their_team";
+    let cluster = tokio::task::spawn_blocking(|| crate::redis_support::shared_cluster(TEST));
+    let Some(cluster) = cluster.await.unwrap() else {
+        return;
+    };
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    let urls = cluster.urls();
+    let connect = || chatgate::store::redis::RedisStore::connect_cluster(&urls, &prefix);
+    let (watcher, writer) = (connect().await.unwrap(), connect().await.unwrap());
+    let written: Vec<String> = (0..12)
+        .map(|n| keys::interaction(&format!("t{n}"), uuid::Uuid::now_v7()))
+        .collect();
+    let mut watches = Vec::new();
+    for key in &written {
+        watches.push(watcher.watch(std::slice::from_ref(key)).await.unwrap());
+    }
+    for key in &written {
+        let put = Op::Put {
+            key: key.clone(),
+            expected: 0,
+            version: chatgate::store::fresh_version(),
+            value: "{}".into(),
+            ttl: Some(Duration::from_secs(60)),
+            companion: None,
+        };
+        writer.commit(vec![put]).await.unwrap();
+    }
+    for (w, key) in watches.iter().zip(&written) {
+        let woken = tokio::time::timeout(Duration::from_secs(10), w.changed()).await;
+        assert!(woken.is_ok(), "{key}");
+    }
+}
