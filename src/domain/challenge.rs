@@ -526,19 +526,6 @@ impl Challenge {
         self.bound_code.is_some()
     }
 
-    /// Whether a page can still move it with no event of its own: an
-    /// operator's answer, a presentation or a code typed on the page
-    /// leaves it open, awaiting its binding code, and nothing is emitted
-    /// until that code is typed in the chat.
-    pub fn moved_by_a_page(&self) -> bool {
-        let page = self.page_entry
-            || matches!(
-                self.method,
-                ChallengeMethod::Network | ChallengeMethod::Wallet
-            );
-        page && !self.awaits_code()
-    }
-
     /// A proof made on a page (the operator's verified answer, a verified
     /// presentation, the right code typed there) now waits for the
     /// binding code whose keyed hash is `hash`: the only code that answers

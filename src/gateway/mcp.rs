@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::records::StoredMcpSession;
+use super::records::{Pair, StoredMcpSession};
 use super::view::{ChallengeMethod, ChallengeState, Method, Status};
 use super::work::Step;
 use super::writes::Writes;
@@ -26,6 +26,7 @@ use crate::domain::settings::TextKey;
 use crate::domain::start_challenge::ChallengeRequest;
 use crate::error::{Error, Result};
 use crate::store::keys;
+use crate::store::signals::{Watch, Woken};
 use crate::time::{Clock, Timestamp};
 
 /// The purpose of the keyed hash under which a session is stored.
@@ -193,7 +194,7 @@ pub async fn end_session(
 /// Notes `answer` as the session's last about `interaction`: `true` when
 /// it differs from the last one (or is the first), `false` (and nothing
 /// written) when it is the same. 404 as [`session`].
-pub async fn note_answer(
+async fn note_answer(
     core: &Core,
     team: &Team,
     (key_id, id): (&str, &str),
@@ -202,7 +203,7 @@ pub async fn note_answer(
     now: Timestamp,
 ) -> Result<bool> {
     let (_, key) = session_key(core, team, id).ok_or(Error::NotFound(NO_SESSION))?;
-    let digest = answer.digest();
+    let digest = answer.digest_held();
     let interaction = interaction.to_string();
     core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
         let at = c.read::<StoredMcpSession>(&key)?;
@@ -210,11 +211,11 @@ pub async fn note_answer(
         let Some((session, left)) = live.and_then(|s| Some((s, life_left(s, now)?))) else {
             return Ok(Step::Answer(Err(Error::NotFound(NO_SESSION))));
         };
-        if session.seen(&interaction) == Some(digest.as_str()) {
+        if session.seen(&interaction) == Some(digest) {
             return Ok(Step::Answer(Ok(false)));
         }
         let mut session = session.clone();
-        session.note(&interaction, &digest);
+        session.note(&interaction, digest);
         c.put(&at, &session, Some(left))?;
         Ok(Step::Write(Ok(true)))
     })
@@ -232,11 +233,10 @@ pub struct Verification {
     /// The proven customer's `id`, or null.
     pub customer_id: Option<String>,
     pub challenge: Option<ChallengeSummary>,
-    /// The open challenge can change on a page with no event to wake a
-    /// wait: a waiting call reads it again now and then
-    /// (docs/agents.md#get_verification). Not part of the answer.
-    #[serde(skip)]
-    pub moves_quietly: bool,
+    /// What it answered, minted by the gateway ([`cursor_of`]): equal
+    /// answers, equal cursors. Given back as `after`, a wait answers when
+    /// the answer differs from it.
+    pub cursor: String,
 }
 
 /// The interaction's current or last challenge, as `get_verification`
@@ -256,15 +256,52 @@ pub struct ChallengeSummary {
 }
 
 impl Verification {
-    /// The first 128 bits of the SHA-256 of its JSON, in hex: what a
-    /// session remembers of it.
+    /// The first 128 bits of the SHA-256 of its JSON, in hex, made while
+    /// its cursor is still empty: what a session remembers of it, and its
+    /// cursor's first part.
     fn digest(&self) -> String {
         let text = serde_json::to_vec(self).unwrap_or_default();
-        Sha256::digest(&text)[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(&Sha256::digest(text)[..16])
     }
+
+    /// [`Verification::digest`], as its cursor holds it.
+    fn digest_held(&self) -> &str {
+        self.cursor.get(..32).unwrap_or_default()
+    }
+}
+
+/// The purpose of the keyed hash that marks a cursor as ours.
+const CURSOR_HASH: &str = "mcp-cursor";
+
+/// The cursor of an answer of interaction `id` whose [`Verification::digest`]
+/// is `digest`: the digest, then 64 bits of a keyed hash of it and the
+/// interaction, which tells one of ours (for this interaction) from any
+/// other string (docs/decisions/0641-a-cursor-is-the-answer-s-digest-marked-as-ours.md).
+fn cursor_of(core: &Core, team: &Team, id: Uuid, digest: &str) -> String {
+    let mark = core
+        .pepper()
+        .keyed_hash(CURSOR_HASH, cursor_input(team, id, digest).as_bytes());
+    format!("{digest}{}", &mark[..16])
+}
+
+fn cursor_input(team: &Team, id: Uuid, digest: &str) -> String {
+    format!("{}\n{id}\n{digest}", team.keyspace)
+}
+
+/// The digest a cursor of ours names; `None` for any string that is not
+/// a cursor minted for interaction `id` (treated as no `after` at all).
+fn digest_of_cursor<'c>(core: &Core, team: &Team, id: Uuid, cursor: &'c str) -> Option<&'c str> {
+    let (digest, mark) = (cursor.get(..32)?, cursor.get(32..)?);
+    let hexes = |t: &str| {
+        t.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if mark.len() != 16 || !hexes(digest) || !hexes(mark) {
+        return None;
+    }
+    let ours = cursor_of(core, team, id, digest);
+    let same: bool = subtle::ConstantTimeEq::ct_eq(ours.as_bytes(), cursor.as_bytes()).into();
+    same.then_some(digest)
 }
 
 /// Whether challenge `c` waits for a binding code typed into the chat
@@ -284,13 +321,21 @@ pub async fn verification(
     now: Timestamp,
 ) -> Result<Verification> {
     let pair = core.load_pair(team, id, now).await?;
+    answer_of(core, team, id, &pair, now)
+}
+
+/// What `get_verification` answers of `pair` at `now`, its cursor minted.
+fn answer_of(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    pair: &Pair,
+    now: Timestamp,
+) -> Result<Verification> {
     let v = pair.view(team, now)?;
     let rec = pair.rec()?;
     let last = rec.challenge.as_ref().map(|c| c.id);
     let last = last.or_else(|| rec.past_challenges.last().map(|p| p.id));
-    let moves_quietly = rec
-        .open_challenge(now)
-        .is_some_and(Challenge::moved_by_a_page);
     let challenge = last
         .and_then(|cid| rec.challenge_at(cid, now))
         .map(|(c, state)| {
@@ -311,15 +356,160 @@ pub async fn verification(
                 awaiting_code: state == rules::ChallengeState::Open && awaits_binding_code(c),
             }
         });
-    Ok(Verification {
+    let mut answer = Verification {
         status: v.status,
         authenticated: v.authenticated,
         method: v.method,
         expires_at: v.expires_at,
         customer_id: v.customer.and_then(|c| c.get("id").cloned()),
         challenge,
-        moves_quietly,
-    })
+        cursor: String::new(),
+    };
+    answer.cursor = cursor_of(core, team, id, &answer.digest());
+    Ok(answer)
+}
+
+/// When `pair`'s answer changes by time alone after `now` (an
+/// authentication's or an open challenge's end), if it does.
+fn next_moment(pair: &Pair, answer: &Verification, now: Timestamp) -> Option<Timestamp> {
+    let rec = pair.rec().ok()?;
+    let challenge = rec.open_challenge(now).map(|c| c.expires_at);
+    [answer.expires_at, challenge]
+        .into_iter()
+        .flatten()
+        .filter(|at| *at > now)
+        .min()
+}
+
+/// What `get_verification` is asked (docs/agents.md#get_verification).
+pub struct Asked<'a> {
+    pub id: Uuid,
+    /// How long it may wait for a change; zero: it answers at once.
+    pub wait: Duration,
+    /// The `cursor` of an earlier answer, as given.
+    pub after: Option<&'a str>,
+    /// The session it is asked in (the key that holds it, and its id),
+    /// if any: without an `after` of ours, its last answer about the
+    /// interaction is what a change is told from.
+    pub session: Option<(&'a str, &'a str)>,
+}
+
+/// `get_verification`: the interaction's answer, at once when it differs
+/// from what `after` names (without an `after` of ours, from the
+/// session's last answer; without either, at once); else when a change
+/// signal (docs/architecture.md#change-signals) says a record it is read
+/// from was written, on any instance, and its answer differs then, or
+/// when time alone changes it, or at the wait's end, or when `stop`
+/// ends (its waiting place was taken). The signals down, it answers what
+/// it read. An unchanged answer costs one read: the interaction with
+/// what its status is read from.
+pub async fn get_verification(
+    core: &Core,
+    team: &Team,
+    asked: Asked<'_>,
+    clock: &dyn Clock,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Verification> {
+    let until = tokio::time::Instant::now() + asked.wait;
+    let id = asked.id;
+    // Watching first: no change falls between the read and the wait.
+    let mut watch = match asked.wait.is_zero() {
+        true => None,
+        false => {
+            let ikey = keys::interaction(&team.keyspace, id);
+            doors::watch(core, &[ikey]).await.ok()
+        }
+    };
+    let after = asked
+        .after
+        .and_then(|c| digest_of_cursor(core, team, id, c));
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let now = clock.now();
+        let pair = core.load_pair(team, id, now).await?;
+        let answer = answer_of(core, team, id, &pair, now)?;
+        let same = match (after, asked.session) {
+            (Some(digest), _) => answer.digest_held() == digest,
+            (None, Some(who)) => !note_answer(core, team, who, id, &answer, now).await?,
+            (None, None) => false,
+        };
+        let Some(w) = watch.as_mut().filter(|_| same) else {
+            return Ok(answer);
+        };
+        // The records its status is read from besides the interaction.
+        for key in pair.keys() {
+            w.add(key);
+        }
+        let held = Held {
+            core,
+            team,
+            id,
+            pair: &pair,
+            answer,
+            clock,
+        };
+        match held.wait(w, until, stop.as_mut()).await? {
+            Waited::Answer(a) => return Ok(a),
+            Waited::Changed => {}
+            Waited::Lost => watch = None,
+        }
+    }
+}
+
+/// What a waiting `get_verification` holds between two reads.
+struct Held<'a> {
+    core: &'a Core,
+    team: &'a Team,
+    id: Uuid,
+    pair: &'a Pair,
+    answer: Verification,
+    clock: &'a dyn Clock,
+}
+
+/// How a wait between two reads ended.
+enum Waited {
+    /// The answer, as it stands now (the wait ended, or time changed it).
+    Answer(Verification),
+    /// A record it is read from was written: read it again.
+    Changed,
+    /// The signals stopped: read again and answer.
+    Lost,
+}
+
+impl Held<'_> {
+    /// Until watch `w` wakes, time alone changes the answer held, `until`,
+    /// or `stop`.
+    async fn wait(
+        self,
+        w: &Watch,
+        until: tokio::time::Instant,
+        mut stop: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<Waited> {
+        loop {
+            let now = self.clock.now();
+            let moment = next_moment(self.pair, &self.answer, now).map(|at| {
+                // A millisecond past it: the end is at `at`, not before.
+                tokio::time::Instant::now() + at.since(now) + Duration::from_millis(1)
+            });
+            let next = moment.map_or(until, |m| m.min(until));
+            tokio::select! {
+                woken = w.changed() => return Ok(match woken {
+                    Woken::Changed => Waited::Changed,
+                    Woken::Lost => Waited::Lost,
+                }),
+                () = tokio::time::sleep_until(next) => {}
+                () = stop.as_mut() => {
+                    let now = self.clock.now();
+                    return answer_of(self.core, self.team, self.id, self.pair, now).map(Waited::Answer);
+                }
+            }
+            let now = self.clock.now();
+            let answer = answer_of(self.core, self.team, self.id, self.pair, now)?;
+            if answer != self.answer || tokio::time::Instant::now() >= until {
+                return Ok(Waited::Answer(answer));
+            }
+        }
+    }
 }
 
 /// `confirm_chat_code`: what the customer typed into the chat, for the

@@ -102,6 +102,24 @@ pub fn interaction_id(key: &str) -> Option<Uuid> {
     Uuid::parse_str(rest.strip_prefix("i:")?).ok()
 }
 
+/// The channel a team's change signals go by (docs/architecture.md#change-signals):
+/// in the team's slot, so a commit publishes it with its own keys.
+pub fn changes(team: &str) -> String {
+    scoped(team, "chg", 0)
+}
+
+/// The [`changes`] channel of `key`'s team, when a write of `key` raises
+/// a change signal: an interaction, a subject or a recognized
+/// conversation, what an interaction's answer is read from.
+pub fn signalled(key: &str) -> Option<String> {
+    let (team, rest) = unscoped(key)?;
+    let kinds = ["i:", "s:", "rc:"];
+    kinds
+        .iter()
+        .any(|k| rest.starts_with(k))
+        .then(|| changes(&team))
+}
+
 /// (channel, conversation_id) → the interaction's id, for create-or-get.
 pub fn conversation(team: &str, channel: &str, conversation_id: &str) -> String {
     with_digest(scoped(team, "c:", DIGEST), &[channel, conversation_id])
@@ -705,6 +723,30 @@ mod tests {
         ] {
             assert_eq!(interaction_id(&other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn the_records_of_an_answer_signal_their_team_s_channel_and_no_other_key_does() {
+        let id = Uuid::now_v7();
+        let space = keyspace("acme", Some("0a1b"));
+        for team in ["acme", space.as_str()] {
+            for key in [
+                interaction(team, id),
+                subject(team, "cust-1"),
+                recognition(team, "webchat", "c-1"),
+            ] {
+                assert_eq!(signalled(&key), Some(changes(team)), "{key}");
+            }
+            for other in [
+                conversation(team, "webchat", "c-1"),
+                history(team),
+                mcp_session(team, "h"),
+                recognitions_of(team, "cust-1"),
+            ] {
+                assert_eq!(signalled(&other), None, "{other}");
+            }
+        }
+        assert_eq!(changes(&space), "{acme}:~0a1b:chg");
     }
 
     #[test]

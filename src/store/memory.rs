@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::due_index::DueIndexes;
+use super::signals::{Signals, Watch};
 use super::{
     keys, Commit, DueTaken, History, HistorySink, IndexEntry, Op, Store, StoreError, Versioned,
     WithCompanion,
@@ -660,6 +661,8 @@ pub struct MemoryStore {
     histories: Mutex<Vec<Weak<dyn HistorySink>>>,
     /// The teams' due indexes (docs/architecture.md#many-teams).
     due: Mutex<DueIndexes>,
+    /// The change signals its commits raise, in this process.
+    signals: Arc<Signals>,
 }
 
 impl MemoryStore {
@@ -755,6 +758,18 @@ impl Store for MemoryStore {
                 _ => None,
             })
             .collect();
+        // The records a wait reads that this commit writes: raised once
+        // it applied.
+        let signalled: Vec<String> = match self.signals.watched() {
+            false => Vec::new(),
+            true => ops
+                .iter()
+                .filter(|op| matches!(op, Op::Put { .. } | Op::Delete { .. }))
+                .map(Op::key)
+                .filter(|k| keys::signalled(k).is_some())
+                .map(str::to_string)
+                .collect(),
+        };
         for op in ops {
             if let Op::Append { key, entry, .. } = &op {
                 let sinks = histories.get_or_insert_with(|| self.histories());
@@ -768,6 +783,9 @@ impl Store for MemoryStore {
         state.expire_due(now);
         drop(state);
         self.note_queued(queued.iter().map(|(k, at)| (k.as_str(), *at)));
+        for key in signalled {
+            self.signals.raise(&key);
+        }
         Ok(Commit::Applied)
     }
 
@@ -872,6 +890,13 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// In process: every commit here raises its signals itself.
+    async fn watch(&self, keys: &[String]) -> Result<Watch, StoreError> {
+        self.signals
+            .watch(keys)
+            .ok_or_else(|| StoreError::Unavailable("change signals".into()))
     }
 
     /// An in-process history: from now on it gets every entry committed.

@@ -35,6 +35,7 @@ pub(crate) mod due_index;
 pub mod keys;
 pub mod memory;
 pub mod redis;
+pub mod signals;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -373,6 +374,18 @@ pub trait Store: Send + Sync + 'static {
     /// marker, so reading these tells a reset without a read per team.
     async fn node_markers(&self) -> Vec<String> {
         vec![keys::node_marker(0)]
+    }
+
+    /// A watch of the records `keys` ([`keys::signalled`] ones): woken by
+    /// every later commit that writes one of them, made by any instance
+    /// (docs/architecture.md#change-signals). `Unavailable` while the
+    /// store cannot tell (its subscription is down, or it raises no
+    /// signal): the caller answers what it knows, without waiting.
+    async fn watch(&self, keys: &[String]) -> Result<signals::Watch, StoreError> {
+        let _ = keys;
+        Err(StoreError::Unavailable(
+            "this store raises no change signal".into(),
+        ))
     }
 
     /// Whether this store's commits can append to `history`, where the

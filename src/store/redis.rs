@@ -95,10 +95,12 @@ mod prunes;
 mod reads;
 mod renewals;
 mod scripts;
+mod signals;
 mod wire;
 
 use ::redis::{cmd, Script, Value};
 use async_trait::async_trait;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use self::clock::RedisClock;
@@ -107,6 +109,7 @@ use self::prunes::Prunes;
 use self::renewals::Renewals;
 use self::wire::unexpected;
 use super::companions::Companions;
+use super::signals::{Signals, Watch};
 use super::{
     Commit, DueTaken, History, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion,
 };
@@ -138,6 +141,11 @@ pub struct RedisStore {
     renewals: Renewals,
     /// When this process's adds to an index prune it.
     prunes: Prunes,
+    /// The change signals that reach this process (`redis/signals.rs`).
+    signals: Arc<Signals>,
+    /// Its subscriber, started at the first watch; it ends when this is
+    /// dropped.
+    subscriber: OnceLock<tokio::sync::watch::Sender<()>>,
 }
 
 /// How often a writer gives a history stream, an index or a queue it
@@ -186,6 +194,8 @@ impl RedisStore {
             clock: RedisClock::default(),
             renewals: Renewals::new(LIFETIME_EVERY),
             prunes: Prunes::default(),
+            signals: Signals::down(),
+            subscriber: OnceLock::new(),
         }
     }
 
@@ -328,6 +338,23 @@ impl Store for RedisStore {
             Value::Okay => Ok(()),
             _ => Err(unexpected("ping")),
         }
+    }
+
+    /// Once this process's subscription to the change channels is up
+    /// (`redis/signals.rs`, started here at the first watch), within a
+    /// call's time; else `Unavailable`.
+    async fn watch(&self, keys: &[String]) -> Result<Watch, StoreError> {
+        if let Some(w) = self.signals.watch(keys) {
+            return Ok(w);
+        }
+        self.subscriber.get_or_init(|| {
+            let servers = self.servers.clone();
+            signals::start(servers, &self.prefix.0, Arc::clone(&self.signals))
+        });
+        let within = self.signals.watch_within(keys, conn::CALL_TIMEOUT);
+        within
+            .await
+            .ok_or_else(|| StoreError::Unavailable("redis change signals: not subscribed".into()))
     }
 
     /// On a Cluster, the least marker of each master serving slots.

@@ -75,12 +75,12 @@ async fn start_page_otp(app: &TestApp, id: &str) -> (String, String) {
 
 /// The page as a browser got it: status, headers, body, its browser
 /// cookie (`name=value`) and form token.
-struct Page {
-    status: u16,
+pub(crate) struct Page {
+    pub(crate) status: u16,
     headers: reqwest::header::HeaderMap,
-    body: String,
-    cookie: Option<String>,
-    token: Option<String>,
+    pub(crate) body: String,
+    pub(crate) cookie: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 async fn page(res: reqwest::Response) -> Page {
@@ -104,7 +104,7 @@ async fn page(res: reqwest::Response) -> Page {
     }
 }
 
-async fn open(app: &TestApp, link: &str) -> Page {
+pub(crate) async fn open(app: &TestApp, link: &str) -> Page {
     let res = app
         .request(Method::GET, link, None)
         .header("accept", "text/html")
@@ -115,7 +115,7 @@ async fn open(app: &TestApp, link: &str) -> Page {
 }
 
 /// POSTs `code` with `token` and `cookie`, as the form would.
-async fn type_code(
+pub(crate) async fn type_code(
     app: &TestApp,
     link: &str,
     cookie: Option<&str>,

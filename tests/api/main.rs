@@ -43,6 +43,7 @@ mod many_teams;
 mod mcp;
 mod mcp_oauth;
 mod mcp_stateless;
+mod mcp_waits;
 mod metrics;
 mod network;
 mod network_vonage;

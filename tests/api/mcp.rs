@@ -498,8 +498,9 @@ async fn mcp_sessions_and_waits_hold_across_instances() {
 
 /// What `get_verification` costs the store beside the status read it
 /// wraps (docs/performance.md#an-mcp-tool-call): the session's read, the
-/// interaction's one read, and the session's note of its answer — a
-/// commit only when the answer changed since the session's last.
+/// interaction's one read, and, without `after`, the session's note of
+/// its answer — a commit only when the answer changed since the
+/// session's last.
 async fn what_a_get_verification_call_costs_the_store(backend: Backend) {
     let Some((counting, prefix)) = crate::round_trips::counting_on(backend).await else {
         return;
@@ -540,10 +541,25 @@ async fn what_a_get_verification_call_costs_the_store(backend: Backend) {
     assert_eq!(res.status(), 200);
     count("status read", before);
     let get = json!({"interaction_id": id});
+    let mut cursor = Value::Null;
     for what in ["get_verification, first", "get_verification, unchanged"] {
         let before = calls();
         let (_, r) = call(&app, &session, "get_verification", get.clone()).await;
         assert_eq!(r["structuredContent"]["authenticated"], false);
+        count(what, before);
+        cursor = r["structuredContent"]["cursor"].clone();
+    }
+    // With the cursor: the interaction's one read, the session untouched
+    // but for the transport's check of it; a wait that ends unchanged
+    // reads nothing more.
+    for (what, wait) in [
+        ("get_verification, after its cursor", 0),
+        ("get_verification, waited unchanged", 1),
+    ] {
+        let before = calls();
+        let args = json!({"interaction_id": id, "after": cursor, "wait_seconds": wait});
+        let (_, r) = call(&app, &session, "get_verification", args).await;
+        assert_eq!(r["structuredContent"]["cursor"], cursor);
         count(what, before);
     }
     app.authenticate(&id, "cust-mcp").await;
@@ -556,6 +572,8 @@ async fn what_a_get_verification_call_costs_the_store(backend: Backend) {
         ("status read", (1, 0)),
         ("get_verification, first", (3, 1)),
         ("get_verification, unchanged", (3, 0)),
+        ("get_verification, after its cursor", (2, 0)),
+        ("get_verification, waited unchanged", (2, 0)),
         ("get_verification, changed", (3, 1)),
     ];
     assert_eq!(rows, expected, "store calls (reads, commits)");

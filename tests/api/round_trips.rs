@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chatgate::store::memory::MemoryStore;
+use chatgate::store::signals::Watch;
 use chatgate::store::{
     Commit, DueTaken, History, IndexEntry, Op, SharedStore, Store, StoreError, Versioned,
     WithCompanion,
@@ -270,6 +271,10 @@ impl Store for Counting {
     async fn ping(&self) -> Result<(), StoreError> {
         self.tick();
         self.inner.ping().await
+    }
+    async fn watch(&self, keys: &[String]) -> Result<Watch, StoreError> {
+        // No round trip: this process's subscription is shared by all.
+        self.inner.watch(keys).await
     }
     fn append_history(&self, history: &History) -> bool {
         self.inner.append_history(history)
@@ -777,13 +782,16 @@ async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
     // third of the samples): a change that adds a command fails it. A found create-or-get is one `MGET` and nothing
     // else (its ceiling: 1 and the noise). Nothing reads the event stream
     // here (no `GET /v1/events` is open), so no `XREAD` is counted.
+    // Each commit that writes an interaction or its subject also
+    // publishes its change signal: one `PUBLISH` inside its script
+    // (docs/architecture.md#change-signals), one command more than before.
     let rows: [(&str, &Rates, f64, f64); 6] = [
-        ("create-or-get (new)", &creates, 9.2, 2.3),
+        ("create-or-get (new)", &creates, 10.2, 2.3),
         ("create-or-get (found)", &found, 1.2, 1.2),
-        ("login callback", &callbacks, 11.8, 2.3),
-        ("login callback (second login)", &returning[0], 17.8, 2.3),
-        ("login callback (third login)", &returning[1], 15.8, 2.3),
-        ("wrong code", &wrong, 7.8, 2.3),
+        ("login callback", &callbacks, 12.8, 2.3),
+        ("login callback (second login)", &returning[0], 18.8, 2.3),
+        ("login callback (third login)", &returning[1], 16.8, 2.3),
+        ("wrong code", &wrong, 8.8, 2.3),
     ];
     for (what, r, _, _) in &rows {
         eprintln!(
@@ -1362,17 +1370,19 @@ async fn what_a_wallet_challenge_costs_redis() {
 
     let commands = |r: &Rates| r.values().sum::<f64>();
     eprintln!("idle gateway, per second: {}", show_rates(&idle));
+    // Each write of the interaction publishes its change signal too: one
+    // `PUBLISH` inside its commit (docs/architecture.md#change-signals).
     let rows: [(&str, &Rates, f64); 8] = [
-        ("otp start", &otp_starts, 7.8),
-        ("otp code check", &otp_checks, 9.7),
-        ("wallet start", &starts, 8.7),
-        ("wallet page (a fresh request)", &pages, 9.7),
+        ("otp start", &otp_starts, 8.8),
+        ("otp code check", &otp_checks, 10.7),
+        ("wallet start", &starts, 9.7),
+        ("wallet page (a fresh request)", &pages, 10.7),
         // Two reads; under 3.0 so that a third fails, with room for the
         // background a busy machine leaves in the count.
         ("wallet request object", &objects, 2.9),
-        ("wallet answer", &answers, 8.8),
-        ("wallet redirect (its binding code)", &shown, 6.8),
-        ("wallet binding code check", &checks, 9.8),
+        ("wallet answer", &answers, 9.8),
+        ("wallet redirect (its binding code)", &shown, 7.8),
+        ("wallet binding code check", &checks, 10.8),
     ];
     for (what, r, _) in &rows {
         eprintln!(

@@ -1,15 +1,17 @@
 //! What a tool call of the MCP server costs (docs/performance.md#an-mcp-tool-call):
-//! `get_verification` about an interaction whose answer the session has
-//! already had (a model asking again) beside the status read it wraps;
-//! what a thousand `get_verification` calls waiting for a change hold,
-//! beside the same connections held by a bare axum handler; and the
-//! connections a thousand such calls of one key hold of a gateway whose
-//! waiting budget is as shipped.
+//! `get_verification` about an interaction whose answer the caller has
+//! already had (a model asking again, in its session, or with the
+//! answer's `cursor` as `after`) beside the status read it wraps; what a
+//! thousand `get_verification` calls waiting for a change hold, beside the
+//! same connections held by a bare axum handler; how soon a thousand
+//! waits answer once their interactions change; and the connections a
+//! thousand such calls of one key hold of a gateway whose waiting budget
+//! is as shipped.
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 
 use crate::bench::{status_read, Bench};
@@ -17,11 +19,15 @@ use crate::engine::{request, MakeReq};
 use crate::gateway::{self, Running, Seeded};
 use crate::report::{self, Row, Target};
 
-/// How many `get_verification` calls wait at once in the memory row.
+/// How many `get_verification` calls wait at once.
 const WAITING: usize = 1000;
 
 /// Sessions of the CPU rows: one per connection of the load.
 const SESSIONS: usize = 64;
+
+/// The most a waiting call may hold beyond a bare axum handler holding
+/// its connection.
+const WAIT_BYTES: f64 = 8192.0;
 
 /// The MCP rows on one store.
 pub async fn mcp_rows(
@@ -36,20 +42,13 @@ pub async fn mcp_rows(
     }
     let store = if redis { "redis" } else { "memory" };
     let g = Arc::new(Running::start(redis).await);
-    let seeded = Arc::new(g.seed(0, n.clamp(SESSIONS, 5000), 32).await);
+    let seeded = Arc::new(g.seed(0, n.clamp(WAITING + 1, 5000), 32).await);
     g.settle().await;
     let client = reqwest::Client::new();
     let sessions = Arc::new(open_sessions(&client, &g, SESSIONS).await);
-    // Each session's first answer about its interaction, so that the row
-    // measures the steady call: the same answer again, nothing written.
-    for (i, session) in sessions.iter().enumerate() {
-        let body = get_verification(&seeded[i], 0);
-        let answer = post(&client, &g, Some(session), &body).await;
-        assert!(
-            answer["result"]["structuredContent"].is_object(),
-            "{answer}"
-        );
-    }
+    // Each session's first answer about its interaction, so that the rows
+    // measure the steady call: the same answer again, nothing written.
+    let cursors = Arc::new(first_answers(&client, &g, &seeded, &sessions).await);
     let row = |name: &str, (o, c): (crate::engine::Outcome, report::Ceiling)| {
         Row::new(name, store, o, (ceiling, c), Target::none())
     };
@@ -57,21 +56,46 @@ pub async fn mcp_rows(
     let o = b.measure_on(&g, status_read(&g, own), None).await;
     b.rows
         .push(row("status read (the MCP row's interactions)", o));
-    let o = b
-        .measure_on(&g, tool_calls(&g, &seeded, &sessions), None)
-        .await;
+    let calls = tool_calls(&g, &seeded, &sessions, None);
+    let o = b.measure_on(&g, calls, None).await;
     b.rows.push(row(
         "MCP get_verification (tools/call, answer unchanged)",
         o,
     ));
+    let calls = tool_calls(&g, &seeded, &sessions, Some(&cursors));
+    let o = b.measure_on(&g, calls, None).await;
+    b.rows.push(row(
+        "MCP get_verification (tools/call, after its cursor)",
+        o,
+    ));
 
-    if !redis {
-        let bytes = waiting_calls(&client, &g, &seeded).await;
-        report.memory.push(report::Memory::new(
-            "RSS per waiting MCP get_verification, less bare axum's (memory)",
-            bytes,
-            f64::NAN,
-        ));
+    let waiting = seeded.len().min(WAITING);
+    let sessions = Arc::new(open_sessions(&client, &g, waiting).await);
+    let cursors = Arc::new(first_answers(&client, &g, &seeded, &sessions).await);
+    let (bytes, tasks) = waiting_calls(&client, &g, &seeded, &sessions, &cursors).await;
+    report.memory.push(report::Memory::new(
+        &format!("RSS per waiting MCP get_verification, less bare axum's ({store})"),
+        bytes,
+        WAIT_BYTES,
+    ));
+    report.figures.push(report::Figure {
+        name: format!("gateway tasks per waiting MCP get_verification ({store}; a bare axum handler's connection holds 1)"),
+        value: tasks,
+        unit: "tasks",
+        target: Some(2.0),
+    });
+    let (p50, p99, max) = wake_latency(&client, &g, &seeded, &sessions, &cursors).await;
+    for (what, ms, target) in [
+        ("p50", p50, None),
+        ("p99", p99, Some(1000.0)),
+        ("max", max, Some(1000.0)),
+    ] {
+        report.figures.push(report::Figure {
+            name: format!("{waiting} waiting MCP get_verification: {what} from their interactions' change to their answer ({store})"),
+            value: ms,
+            unit: "ms",
+            target,
+        });
     }
     if let Ok(g) = Arc::try_unwrap(g) {
         g.stop().await;
@@ -171,19 +195,52 @@ async fn connections_held(redis: bool) -> report::Held {
     }
 }
 
-/// `tools/call` of `get_verification` about `s`, waiting `wait` seconds.
-fn get_verification(s: &Seeded, wait: u64) -> Value {
-    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "get_verification",
-                   "arguments": {"interaction_id": s.id, "wait_seconds": wait}}})
+/// Each session's first answer about its own interaction (`seeded[i]`):
+/// its cursor.
+async fn first_answers(
+    client: &reqwest::Client,
+    g: &Running,
+    seeded: &[Seeded],
+    sessions: &[String],
+) -> Vec<String> {
+    let mut cursors = Vec::with_capacity(sessions.len());
+    for (i, session) in sessions.iter().enumerate() {
+        let body = get_verification(&seeded[i], 0, None);
+        let answer = post(client, g, Some(session), &body).await;
+        let cursor = answer["result"]["structuredContent"]["cursor"].as_str();
+        cursors.push(cursor.expect("an answer with its cursor").to_string());
+    }
+    cursors
 }
 
-/// Connection `conn` asks about its own interaction in its own session.
-fn tool_calls(g: &Running, seeded: &[Seeded], sessions: &Arc<Vec<String>>) -> MakeReq {
+/// `tools/call` of `get_verification` about `s`, waiting `wait` seconds
+/// for a change from the answer `after` names, if any.
+fn get_verification(s: &Seeded, wait: u64, after: Option<&str>) -> Value {
+    let mut args = json!({"interaction_id": s.id, "wait_seconds": wait});
+    if let Some(after) = after {
+        args["after"] = json!(after);
+    }
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "get_verification", "arguments": args}})
+}
+
+/// Connection `conn` asks about its own interaction in its own session,
+/// with the cursor of its first answer when `cursors` are given.
+fn tool_calls(
+    g: &Running,
+    seeded: &[Seeded],
+    sessions: &Arc<Vec<String>>,
+    cursors: Option<&Arc<Vec<String>>>,
+) -> MakeReq {
     let auth = format!("Bearer {}", g.bot);
+    let after = |i: usize| cursors.map(|c| c[i].as_str());
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..sessions.len())
-            .map(|i| get_verification(&seeded[i], 0).to_string().into_bytes())
+            .map(|i| {
+                get_verification(&seeded[i], 0, after(i))
+                    .to_string()
+                    .into_bytes()
+            })
             .collect(),
     );
     let sessions = sessions.clone();
@@ -199,16 +256,39 @@ fn tool_calls(g: &Running, seeded: &[Seeded], sessions: &Arc<Vec<String>>) -> Ma
     })
 }
 
-async fn post(client: &reqwest::Client, g: &Running, session: Option<&str>, body: &Value) -> Value {
-    let mut rb = client
+/// A `POST /mcp` of the bot key with `body`, in `session` if any.
+fn to_mcp(
+    client: &reqwest::Client,
+    g: &Running,
+    session: Option<&str>,
+    body: &Value,
+) -> reqwest::RequestBuilder {
+    let rb = client
         .post(format!("http://{}/mcp", g.addr))
         .bearer_auth(&g.bot)
         .header("accept", "application/json, text/event-stream")
         .json(body);
-    if let Some(s) = session {
-        rb = rb.header("mcp-session-id", s);
+    match session {
+        Some(s) => rb.header("mcp-session-id", s),
+        None => rb,
     }
-    rb.send()
+}
+
+/// Call `i` of the waiting ones: `get_verification` of `seeded[i]` in
+/// `sessions[i]`, waiting for a change from `cursors[i]`.
+fn waiting_call(
+    client: &reqwest::Client,
+    g: &Running,
+    (seeded, sessions, cursors): (&[Seeded], &[String], &[String]),
+    i: usize,
+) -> reqwest::RequestBuilder {
+    let body = get_verification(&seeded[i], 25, Some(&cursors[i]));
+    to_mcp(client, g, Some(&sessions[i]), &body)
+}
+
+async fn post(client: &reqwest::Client, g: &Running, session: Option<&str>, body: &Value) -> Value {
+    to_mcp(client, g, session, body)
+        .send()
         .await
         .expect("the MCP server answers")
         .json()
@@ -240,37 +320,28 @@ async fn open_sessions(client: &reqwest::Client, g: &Running, n: usize) -> Vec<S
     sessions
 }
 
-/// What [`WAITING`] calls waiting for a change hold: this process's RSS
-/// growth per call less that of the same connections held as long by a
-/// bare axum handler (the client's side is in both); it prints the
-/// gateway's tasks alive per call too.
-async fn waiting_calls(client: &reqwest::Client, g: &Running, seeded: &[Seeded]) -> f64 {
-    let waiting = seeded.len().min(WAITING);
-    // One session per call, which has had the answer: each call waits.
-    let sessions = open_sessions(client, g, waiting).await;
-    for (i, session) in sessions.iter().enumerate() {
-        post(client, g, Some(session), &get_verification(&seeded[i], 0)).await;
-    }
+/// What the calls of `sessions` waiting for a change (each with its
+/// cursor) hold: this process's RSS growth per call less that of the same
+/// connections held as long by a bare axum handler (the client's side is
+/// in both), and the gateway's tasks alive per call.
+async fn waiting_calls(
+    client: &reqwest::Client,
+    g: &Running,
+    seeded: &Arc<Vec<Seeded>>,
+    sessions: &Arc<Vec<String>>,
+    cursors: &Arc<Vec<String>>,
+) -> (f64, f64) {
+    let waiting = sessions.len();
     let tasks_before = g.alive_tasks();
-    let sessions = Arc::new(sessions);
-    let seeded = Arc::new(seeded[..waiting].to_vec());
     // The gateway's first: memory the bare run then reuses makes its
     // figure, subtracted, smaller if anything, so the difference errs high.
     let (bytes, tasks_now) = held(
         waiting,
         || g.alive_tasks(),
         |i| {
-            let (client, sessions, seeded) = (client.clone(), sessions.clone(), seeded.clone());
-            let (addr, bot) = (g.addr, g.bot.clone());
+            let call = waiting_call(client, g, (seeded, sessions, cursors), i).send();
             async move {
-                let _ = client
-                    .post(format!("http://{addr}/mcp"))
-                    .bearer_auth(bot)
-                    .header("accept", "application/json, text/event-stream")
-                    .header("mcp-session-id", &sessions[i])
-                    .json(&get_verification(&seeded[i], 25))
-                    .send()
-                    .await;
+                let _ = call.await;
             }
             .boxed()
         },
@@ -295,11 +366,73 @@ async fn waiting_calls(client: &reqwest::Client, g: &Running, seeded: &[Seeded])
     .await;
     let per_call = (bytes - bare_bytes) / waiting as f64;
     let tasks = tasks_now.saturating_sub(tasks_before) as f64 / waiting as f64;
+    let store = if g.redis { "redis" } else { "memory" };
     eprintln!(
-        "[memory] {waiting} waiting get_verification calls: {per_call:.0} bytes and {tasks:.2} \
+        "[{store}] {waiting} waiting get_verification calls: {per_call:.0} bytes and {tasks:.2} \
          gateway tasks each ({bytes:.0} B in all, bare axum holding as many: {bare_bytes:.0} B)"
     );
-    per_call
+    (per_call, tasks)
+}
+
+/// The calls of `sessions` wait for a change (each with its cursor);
+/// then each one's interaction changes (a login link issued through the
+/// HTTP API, 32 at a time): the time from each change's answer to its
+/// wait's, in ms: p50, p99 and the largest.
+async fn wake_latency(
+    client: &reqwest::Client,
+    g: &Running,
+    seeded: &Arc<Vec<Seeded>>,
+    sessions: &Arc<Vec<String>>,
+    cursors: &Arc<Vec<String>>,
+) -> (f64, f64, f64) {
+    let waits: Vec<_> = (0..sessions.len())
+        .map(|i| {
+            let call = waiting_call(client, g, (seeded, sessions, cursors), i).send();
+            tokio::spawn(async move {
+                let res = call.await;
+                let answer: Value = res.expect("the wait answers").json().await.expect("JSON");
+                let at = Instant::now();
+                // Woken by its change, not answered at once past a budget.
+                let status = &answer["result"]["structuredContent"]["status"];
+                assert_eq!(status, "pending", "{answer}");
+                at
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let changed: Vec<Instant> = futures::stream::iter(0..sessions.len())
+        .map(|i| {
+            let path = format!(
+                "http://{}/v1/interactions/{}/login-links",
+                g.addr, seeded[i].id
+            );
+            let issue = client
+                .post(path)
+                .bearer_auth(&g.bot)
+                .json(&json!({}))
+                .send();
+            async move {
+                let res = issue.await.expect("a link");
+                assert_eq!(res.status(), 201, "a link issued");
+                Instant::now()
+            }
+        })
+        .buffered(32)
+        .collect()
+        .await;
+    let mut ms = Vec::with_capacity(waits.len());
+    for (wait, changed) in waits.into_iter().zip(changed) {
+        let answered = wait.await.expect("the wait");
+        ms.push(answered.saturating_duration_since(changed).as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    let (p50, p99, max) = (at(0.5), at(0.99), at(1.0));
+    eprintln!(
+        "{} waits woke after their change: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+        ms.len()
+    );
+    (p50, p99, max)
 }
 
 /// Sends `n` requests made by `send` at once and, once they have all

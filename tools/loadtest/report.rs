@@ -186,6 +186,16 @@ pub struct Memory {
     pub target_bytes: f64,
 }
 
+/// A figure of its own (a count per call, a latency), with its target
+/// when it has one: `value` ≤ `target` passes.
+#[derive(Debug, Serialize)]
+pub struct Figure {
+    pub name: String,
+    pub value: f64,
+    pub unit: &'static str,
+    pub target: Option<f64>,
+}
+
 impl Memory {
     pub fn new(name: &str, bytes: f64, target_bytes: f64) -> Self {
         Memory {
@@ -231,6 +241,7 @@ pub struct Report {
     pub rows: Vec<Row>,
     pub memory: Vec<Memory>,
     pub held: Vec<Held>,
+    pub figures: Vec<Figure>,
     /// (store, live count reached, seconds it took).
     pub seed_seconds: Vec<(String, usize, f64)>,
     pub total_seconds: f64,
@@ -270,6 +281,7 @@ impl Report {
             rows: Vec::new(),
             memory: Vec::new(),
             held: Vec::new(),
+            figures: Vec::new(),
             seed_seconds: Vec::new(),
             total_seconds: 0.0,
         }
@@ -420,6 +432,14 @@ impl Report {
                 h.name, h.sent, h.waiting, h.connections_open, h.answered, h.refused,
                 h.healthz_ok.0, h.healthz_ok.1, h.healthz_max_ms
             );
+        }
+        for f in &self.figures {
+            let verdict = match f.target {
+                Some(t) if f.value <= t => format!(" target ≤ {t} {}: PASS", f.unit),
+                Some(t) => format!(" target ≤ {t} {}: FAIL", f.unit),
+                None => String::new(),
+            };
+            println!("{}: {:.2} {}{verdict}", f.name, f.value, f.unit);
         }
         for (store, n, secs) in &self.seed_seconds {
             println!("seeding {store} to {n} live interactions took {secs:.1} s");

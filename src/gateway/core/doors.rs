@@ -17,6 +17,16 @@ pub(in crate::gateway) async fn read<R: Readable>(
     Loaded::parse(key.to_string(), raw)
 }
 
+/// A watch of the records `keys`, woken by every later write of one of
+/// them on any instance (docs/architecture.md#change-signals); an error
+/// while the store cannot tell.
+pub(in crate::gateway) async fn watch(
+    core: &Core,
+    keys: &[String],
+) -> Result<crate::store::signals::Watch, StoreError> {
+    core.store.watch(keys).await
+}
+
 impl Core {
     /// Records by key, in one round trip.
     pub(in crate::gateway) async fn get(

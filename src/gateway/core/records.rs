@@ -262,6 +262,16 @@ type Seen<'a> = (
 );
 
 impl Pair {
+    /// The keys of the records its view is read from besides the
+    /// interaction's: its subject, and what its conversation remembers.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        let recognition = self.recognition.as_ref().map(|r| r.key.as_str());
+        let remembered = self.remembered.as_ref().map(|r| r.key.as_str());
+        std::iter::once(self.subject.key.as_str())
+            .chain(recognition)
+            .chain(remembered)
+    }
+
     pub fn rec(&self) -> Result<&InteractionRecord> {
         self.interaction
             .value

@@ -23,10 +23,8 @@ use super::super::challenges::NewChallenge;
 use super::super::AppState;
 use super::RpcError;
 use crate::error::Error;
-use crate::events::LogEntry;
-use crate::gateway::mcp::{self as use_cases, Proof, Verification};
+use crate::gateway::mcp::{self as use_cases, Proof};
 use crate::gateway::{LinkRequest, NewInteraction};
-use crate::time::Timestamp;
 
 /// What `initialize` tells the model about this server.
 pub const INSTRUCTIONS: &str = "chatgate proves who the customer in this conversation is. \
@@ -39,11 +37,6 @@ proof is recent and strong enough for the action the customer asks for.";
 
 /// The longest wait of `get_verification`.
 const MAX_WAIT: u64 = 25;
-
-/// How often a waiting `get_verification` reads an open challenge again
-/// when a page can move it with no event
-/// (docs/decisions/0523-a-wait-reads-a-page-s-challenge-again-every-two-seconds.md).
-const PAGE_RECHECK: Duration = Duration::from_secs(2);
 
 /// A failed call, answered as a tool error: the problem its HTTP twin
 /// would answer, or arguments that break the tool's schema.
@@ -372,19 +365,15 @@ fn first_delivery(
 struct GetArgs {
     interaction_id: String,
     wait_seconds: Option<u64>,
+    after: Option<String>,
 }
 
-/// `get_verification`: the interaction as it stands, at once on the
-/// session's first call about it or when it changed since its last
-/// answer; else when an event about it changes it, or `wait_seconds` end.
-/// The wait listens to the team's event log (what `GET /v1/events`
-/// reads, from every instance); only a challenge a page can move with no
-/// event (a code typed there, an operator's answer, a presentation) is
-/// read again, every [`PAGE_RECHECK`]. A wait holds a place of the
-/// waiting calls' budget (`http/waiting.rs`); with none free for its key
-/// or in all, the call answers at once, as with `wait_seconds` 0, and so
-/// it does when a provider's request takes its place. A stateless call
-/// (no `session`) has no previous answer to differ from: at once.
+/// `get_verification` (`gateway::mcp::get_verification` waits). A wait
+/// holds a place of the waiting calls' budget (`http/waiting.rs`); with
+/// none free for its key or in all, the call answers at once, as with
+/// `wait_seconds` 0, and so it does when a provider's request takes its
+/// place. A stateless call (no `session`) waits as well: its `after` is
+/// what it differs from.
 async fn get(
     st: &AppState,
     bot: &BotOnly,
@@ -400,66 +389,24 @@ async fn get(
             false,
         ));
     }
-    let Some(session) = session else {
-        let id = interaction_id(&a.interaction_id)?;
-        let answer = use_cases::verification(&st.gateway, bot.team(), id, st.clock.now()).await?;
-        return Ok(json!(answer));
-    };
     let place = (wait > 0)
         .then(|| st.waiting.for_key(&bot.team_id, &bot.key_id))
         .flatten();
-    let wait = if place.is_some() { wait } else { 0 };
-    let id = interaction_id(&a.interaction_id)?;
-    let team = bot.team();
-    let until = tokio::time::Instant::now() + Duration::from_secs(wait);
-    // Listening first: no change falls between the read and the wait.
-    let mut live = match wait {
-        0 => None,
-        _ => st.gateway.events().log().listen(&team.keyspace).await.ok(),
+    let asked = use_cases::Asked {
+        id: interaction_id(&a.interaction_id)?,
+        wait: Duration::from_secs(if place.is_some() { wait } else { 0 }),
+        after: a.after.as_deref(),
+        session: session.map(|s| (bot.key_id.as_ref(), s)),
     };
-    let who = (bot.key_id.as_ref(), session);
-    let about = id.to_string();
-    let mut ended = false;
-    loop {
-        // Read (again) and judge: also once the wait ended, so that the
-        // answer is the interaction as it stands then.
-        let now: Timestamp = st.clock.now();
-        let answer: Verification = use_cases::verification(&st.gateway, team, id, now).await?;
-        let changed = use_cases::note_answer(&st.gateway, team, who, id, &answer, now).await?;
-        let Some(rx) = live.as_mut().filter(|_| !changed && !ended) else {
-            return Ok(json!(answer));
-        };
-        let next_look = match answer.moves_quietly {
-            true => until.min(tokio::time::Instant::now() + PAGE_RECHECK),
-            false => until,
-        };
-        let woken = tokio::time::timeout_at(next_look, next_about(rx, &about));
-        let taken = async {
-            match &place {
-                Some(p) => p.taken().await,
-                None => std::future::pending().await,
-            }
-        };
-        ended = tokio::select! {
-            woken = woken => woken.is_err() && tokio::time::Instant::now() >= until,
-            // A provider's request took the place: answer now, as past the budget.
-            () = taken => true,
-        };
-    }
-}
-
-/// Until an entry about interaction `id` comes (or the reader fell
-/// behind, which may have hidden one).
-async fn next_about(live: &mut tokio::sync::broadcast::Receiver<LogEntry>, id: &str) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        match live.recv().await {
-            Ok(entry) if entry.event.data.get().contains(id) => return,
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => return,
-            Err(RecvError::Closed) => std::future::pending::<()>().await,
+    let taken = async {
+        match &place {
+            Some(p) => p.taken().await,
+            None => std::future::pending().await,
         }
-    }
+    };
+    let clock = st.clock.as_ref();
+    let answer = use_cases::get_verification(&st.gateway, bot.team(), asked, clock, taken).await?;
+    Ok(json!(answer))
 }
 
 #[derive(Deserialize)]
@@ -573,7 +520,7 @@ fn start_tool() -> Value {
 fn verification_schema() -> Value {
     json!({
         "type": "object",
-        "required": ["status", "authenticated", "method", "expires_at", "customer_id", "challenge"],
+        "required": ["status", "authenticated", "method", "expires_at", "customer_id", "challenge", "cursor"],
         "properties": {
             "status": {"type": "string", "enum": ["unauthenticated", "pending", "authenticated", "expired", "locked", "banned"]},
             "authenticated": {"type": "boolean"},
@@ -583,7 +530,8 @@ fn verification_schema() -> Value {
             "challenge": {"type": ["object", "null"],
                 "properties": {"challenge_id": {"type": "string"}, "method": {"type": "string"},
                                "state": {"type": "string"}, "result": {"type": ["string", "null"]},
-                               "awaiting_code": {"type": "boolean"}}}
+                               "awaiting_code": {"type": "boolean"}}},
+            "cursor": {"type": "string", "description": "what this answer was; pass it as get_verification's `after` to wait for a change from it"}
         }
     })
 }
@@ -593,15 +541,17 @@ fn get_tool() -> Value {
         "name": "get_verification",
         "title": "Learn whether the customer is verified",
         "description": "Tells whether the customer is verified (`authenticated`), how (`method`), until when, and \
-    where the current challenge stands. With `wait_seconds` (up to 25) it waits for a change: it answers at once \
-    on its first call about an interaction or when something changed since its last answer, else when something \
-    changes or the wait ends — call it again to keep waiting while the customer acts on their phone. When \
+    where the current challenge stands. With `wait_seconds` (up to 25) it waits for a change: pass the `cursor` of \
+    its last answer as `after`, and it answers at once when something changed since that answer, else when \
+    something changes or the wait ends — call it again with the new `cursor` to keep waiting while the customer \
+    acts on their phone. When \
     `challenge.awaiting_code` is true, a chatgate page has shown the customer a short code to type into this \
     chat: pass what they type to confirm_chat_code.",
         "inputSchema": {
             "type": "object", "additionalProperties": false, "required": ["interaction_id"],
             "properties": {"interaction_id": {"type": "string", "format": "uuid"},
-                           "wait_seconds": {"type": "integer", "minimum": 0, "maximum": 25}}
+                           "wait_seconds": {"type": "integer", "minimum": 0, "maximum": 25},
+                           "after": {"type": "string", "description": "the `cursor` of an earlier answer: wait for a change from it"}}
         },
         "outputSchema": verification_schema(),
         "annotations": {"title": "Learn whether the customer is verified", "readOnlyHint": true,

@@ -14,6 +14,11 @@
 --   'T', ttl_ms                                                    Touch
 --   'X', entry, min_id, ttl_ms, fresh                               Append
 --   'N', ttl_ms, renew, at, team                                   due note
+--   'S', records                                                   change signal
+-- A change signal (its key: the team's change channel, in the team's
+-- slot) follows every op: one PUBLISH of the logical keys of the records
+-- a wait reads that the commit wrote, one a line, once it applied, for
+-- the waits of every instance (docs/architecture.md#change-signals).
 -- A due note (on one Redis only: its key, a due index, is in a slot of its
 -- own) lists the team in the due index at `at` unless it is listed lower,
 -- as `due_note.lua` does, and renews the index's life to ttl_ms when
@@ -110,7 +115,7 @@ local function shape(kind)
     return 4, 1
   elseif kind == 'R' then
     return 1, 2
-  elseif kind == 'D' or kind == 'U' or kind == 'T' then
+  elseif kind == 'D' or kind == 'U' or kind == 'T' or kind == 'S' then
     return 1, 1
   end
   -- A writer that knows another kind: nothing of this commit stays.
@@ -529,6 +534,8 @@ while a <= #ARGV do
     -- Only a record that exists and would expire sooner (GT: a key
     -- without a TTL counts as never expiring, and keeps none).
     redis.call('PEXPIRE', key, ARGV[a + 1], 'GT')
+  elseif kind == 'S' then
+    redis.call('PUBLISH', key, ARGV[a + 1])
   elseif kind == 'N' then
     local listed = redis.call('ZADD', key, 'LT', ARGV[a + 3], ARGV[a + 4])
     if listed == 1 or ARGV[a + 2] == '1' then

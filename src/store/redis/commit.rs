@@ -12,7 +12,7 @@ use super::prunes::Prunes;
 use super::renewals::{self, Renewals};
 use super::wire::{encode, ttl_ms, unexpected};
 use super::{Prefix, RedisStore};
-use crate::store::{Commit, Op, StoreError};
+use crate::store::{keys, Commit, Op, StoreError};
 
 pub(super) const COMMIT_LUA: &str = include_str!("commit.lua");
 
@@ -42,6 +42,10 @@ impl RedisStore {
             ..
         }] = ops.as_slice()
         {
+            if keys::signalled(key).is_some() {
+                // Its change signal goes with it: the script.
+                return self.commit_by_script(ops).await;
+            }
             let mut set = cmd("SET");
             set.arg(self.prefix.key(key))
                 .arg(encode(*version, value))
@@ -92,6 +96,10 @@ impl RedisStore {
         let ScriptArgs {
             lives, mut given, ..
         } = args;
+        if let Some((channel, records)) = signal(&ops) {
+            call.key(self.prefix.key(&channel));
+            call.arg("S").arg(records);
+        }
         // On one Redis the due notes are the script's last ops; a Cluster
         // keeps them in a slot of their own, noted apart: before the
         // commit, so that an instance killed after it leaves its team
@@ -122,6 +130,32 @@ impl RedisStore {
             _ => Err(unexpected("commit")),
         }
     }
+}
+
+/// The change signal of `ops` (docs/architecture.md#change-signals): the
+/// records a wait reads that they write, each once, one a line, with
+/// their team's channel; `None` when they write none. (A commit's keys
+/// share one team.)
+fn signal(ops: &[Op]) -> Option<(String, String)> {
+    let mut channel = None;
+    let mut records = String::new();
+    for op in ops {
+        let (Op::Put { key, .. } | Op::Delete { key, .. }) = op else {
+            continue;
+        };
+        let Some(ch) = keys::signalled(key) else {
+            continue;
+        };
+        if records.lines().any(|r| r == key) {
+            continue;
+        }
+        if !records.is_empty() {
+            records.push('\n');
+        }
+        records.push_str(key);
+        channel.get_or_insert(ch);
+    }
+    channel.map(|c| (c, records))
 }
 
 /// The arguments of one run of the commit script, op by op.
