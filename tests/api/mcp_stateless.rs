@@ -221,9 +221,18 @@ both_stores!(
         // Without `after`, a stateless call answers at once, whatever its wait.
         let r = tool(&app, "get_verification", json!({"interaction_id": id, "wait_seconds": 25})).await;
         assert_eq!(r["structuredContent"]["status"], "pending", "{r}");
-        let (_, token) = delivered_token(&app).await;
-        let res = app.callback(&token, "success", json!({"id": "cust-s", "name": "Ada"})).await;
+        let cursor = r["structuredContent"]["cursor"].as_str().unwrap().to_string();
+        // With `after`, it waits for the change: the login made meanwhile.
+        let waited = tool(&app, "get_verification", json!({"interaction_id": id, "after": cursor, "wait_seconds": 25}));
+        let login = async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let (_, token) = delivered_token(&app).await;
+            app.callback(&token, "success", json!({"id": "cust-s", "name": "Ada"})).await
+        };
+        let (r, res) = tokio::join!(waited, login);
         assert_eq!(res.status(), 200);
+        assert_eq!(r["structuredContent"]["status"], "authenticated", "the wait saw the login: {r}");
+        assert_ne!(r["structuredContent"]["cursor"].as_str(), Some(cursor.as_str()));
         let r = tool(&app, "get_verification", json!({"interaction_id": id})).await;
         let v = &r["structuredContent"];
         assert_eq!((v["authenticated"].as_bool(), v["method"].as_str()), (Some(true), Some("login_link")), "{r}");
