@@ -96,6 +96,9 @@ fn body(i: usize) -> serde_json::Value {
     })
 }
 
+/// A part of a team, by name, and what clones it.
+type Part<'a> = (&'a str, Box<dyn Fn() -> Box<dyn std::any::Any> + 'a>);
+
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
@@ -118,7 +121,7 @@ fn main() {
         kb(built + put)
     );
     let team = &teams[n / 2];
-    let parts: [(&str, Box<dyn Fn() -> Box<dyn std::any::Any>>); 4] = [
+    let parts: [Part<'_>; 4] = [
         ("print", Box::new(|| Box::new(team.print.clone()))),
         ("settings", Box::new(|| Box::new(team.settings.clone()))),
         (
