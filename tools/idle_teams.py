@@ -62,6 +62,17 @@ the writer's RSS once the writes are done against a reader's.
 
     python3 tools/idle_teams.py --api-teams --teams 10000 --instances 4
 
+With --api-teams it also prints what a team costs: the store's
+`used_memory` (INFO memory, every master) before and after the writes,
+by the team, with the size of each key of one team (`MEMORY USAGE`, by
+the key's suffix) and of the keys the teams share; and each reader's RSS
+beyond that of an instance with no team (the writer's before it wrote),
+by the team, beside the size of a team's body. --wrap CMD starts the
+readers under CMD (e.g. `heaptrack -o /tmp/heap`, with a build of the
+`system-allocator` feature: docs/performance.md#what-a-team-costs).
+
+    python3 tools/idle_teams.py --cluster --api-teams --teams 30000 --instances 1
+
 Writing 10 000 teams takes minutes; --prefix P (with --api-teams) starts
 the instances on the store an earlier run left under key prefix P
 instead, writing nothing, with that run's secrets key in
@@ -92,6 +103,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -127,6 +139,42 @@ def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         kb = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
     return kb / 1024
+
+
+def used_memory(host: str, port: int) -> int:
+    """The bytes a node says it holds (`used_memory`)."""
+    info = command(host, port, "INFO", "memory")
+    return int(re.search(r"used_memory:(\d+)", info).group(1))
+
+
+def keys_of(host: str, ports: list, pattern: str) -> dict:
+    """Every key matching `pattern` on the nodes `ports`, with its size
+    (`MEMORY USAGE`), by key."""
+    sizes = {}
+    for p in ports:
+        cursor = "0"
+        while True:
+            cursor, found = command(host, p, "SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            for key in found:
+                sizes[key] = command(host, p, "MEMORY", "USAGE", key) or 0
+            if cursor == "0":
+                break
+    return sizes
+
+
+def store_per_team(host: str, ports: list, prefix: str, teams: int, before: int) -> None:
+    """Prints the store's bytes a team: `used_memory` of `ports` against
+    `before`, then the keys of one team by suffix and those shared."""
+    after = sum(used_memory(host, p) for p in ports)
+    print(f"store used_memory: {before / 1e6:.1f} MB before the writes, {after / 1e6:.1f} MB "
+          f"after: {(after - before) / teams / 1024:.1f} KB a team")
+    team = keys_of(host, ports, f"{prefix}:{{t00000}}*")
+    suffix = lambda key: key.split("}", 1)[1] if "}" in key else key
+    print(f"one team's keys ({sum(team.values())} bytes): " + ", ".join(
+        f"{suffix(k)} {n}" for k, n in sorted(team.items(), key=lambda kv: -kv[1])))
+    shared = keys_of(host, ports, f"{prefix}:{{~*")
+    print(f"keys the teams share: {len(shared)}, {sum(shared.values()) / 1e6:.2f} MB "
+          f"({sum(shared.values()) / teams:.0f} bytes a team)")
 
 
 def crc16(data: bytes) -> int:
@@ -591,6 +639,7 @@ def main() -> None:
     a.add_argument("--prefix", help="(--api-teams) the key prefix of a store an earlier run "
                    "wrote its API teams to: nothing is written, the instances start on it "
                    "(IDLE_TEAMS_SECRETS_KEY: that run's secrets key)")
+    a.add_argument("--wrap", help="a command the readers are started under (a heap profiler)")
     a.add_argument("--propagation", type=int, default=0,
                    help="writes on the first instance to time until the second serves them")
     a.add_argument("--pause", type=float, default=1.0,
@@ -638,7 +687,8 @@ def main() -> None:
                        **store)
             started = time.monotonic()
             log = open(os.path.join(root, f"log-{name}"), "w")
-            proc = subprocess.Popen([args.bin, "serve", "--config", config], env=env,
+            wrap = shlex.split(args.wrap) if args.wrap and name != "writer" else []
+            proc = subprocess.Popen([*wrap, args.bin, "serve", "--config", config], env=env,
                                     stdout=subprocess.DEVNULL, stderr=log)
             procs.append(proc)
             while True:
@@ -648,22 +698,27 @@ def main() -> None:
                             break
                 except OSError:
                     pass
-                if proc.poll() is not None or time.monotonic() - started > 120:
+                if proc.poll() is not None or time.monotonic() - started > 600:
                     sys.exit(f"idle_teams: an instance did not become ready ({args.teams} {kind}); "
                              f"its log: {open(log.name, encoding='utf-8').read()[-2000:]}")
                 time.sleep(0.01)
             return proc, p, time.monotonic() - started
 
-        writer_rss = None
+        writer_rss = base_rss = None
+        node_host = "127.0.0.1" if cluster else host
         if args.api_teams and not args.prefix:
+            stored_before = sum(used_memory(node_host, m) for m in masters)
             writer, p, _ = start("writer")
-            print(f"key prefix: {prefix}")
+            base_rss = rss_mb(writer.pid)
+            print(f"key prefix: {prefix}; an instance with no team: RSS {base_rss:.0f} MB")
             write_api_teams(p, args.teams, args.writers)
             writer_rss = rss_mb(writer.pid)
             print(f"the writer's RSS after the writes: {writer_rss:.0f} MB")
             writer.send_signal(signal.SIGTERM)
             writer.wait(timeout=30)
             procs.remove(writer)
+            if masters:
+                store_per_team(node_host, masters, prefix, args.teams, stored_before)
         for i in range(args.instances):
             proc, p, took = start(str(i), quiet=not (args.reload and i == 0))
             ports.append(p)
@@ -688,6 +743,11 @@ def main() -> None:
         readers = [rss_mb(proc.pid) for proc in procs]
         print(f"connections per node (all instances): {held}; "
               f"RSS per instance: {[round(r) for r in readers]} MB")
+        if base_rss and args.teams:
+            body = len(json.dumps(api_team(0, agent_key("t00000"))))
+            print(f"a reader's RSS beyond an instance with no team: "
+                  f"{(max(readers) - base_rss) * 1024 / args.teams:.1f} KB a team "
+                  f"(a team's body: {body} bytes)")
         if writer_rss:
             print(f"the writer's RSS against a reader's: {writer_rss:.0f} MB against "
                   f"{max(readers):.0f} MB ({writer_rss / max(readers):.2f}x)")

@@ -91,8 +91,11 @@ fn load_sections(
         prefix: "defaults".into(),
         table: &system.defaults_table,
     };
+    let defaults_print = teams::defaults_print(&system.defaults_table);
     let inherited = teams::Inherited::new(
         defaults,
+        &defaults_print,
+        &system.defaults,
         secrets.map(teams::ReadBacks::of_file),
         &system.server.public_url,
     );
@@ -113,6 +116,7 @@ fn load_sections(
         store: system.store,
         defaults: system.defaults,
         defaults_table: system.defaults_table,
+        defaults_print,
         key_holders: super::KeyHolders::of_teams(teams_by_id.values()),
         sums: super::TeamSums::of_teams(teams_by_id.values()),
         teams: teams_by_id,

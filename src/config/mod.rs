@@ -127,6 +127,9 @@ pub struct Config {
     /// `[defaults]` as written: the lowest layer of a team checked later
     /// (an operator's body, docs/operator-api.md#the-representation).
     pub defaults_table: toml::Table,
+    /// The print of `[defaults]` every team's starts from, made once and
+    /// shared by every team (`ConfigPrint`'s layers).
+    pub defaults_print: ConfigPrint,
     /// Teams by id, each shared so a request can hold its caller's team
     /// (`http/auth.rs`) while a reload replaces the configuration.
     pub teams: Teams,

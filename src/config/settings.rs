@@ -94,6 +94,13 @@ pub(super) mod file {
         }
     }
 
+    /// A value the domain shares (`Settings::share_texts`), read as itself.
+    impl<A: Read<B>, B> Read<std::sync::Arc<B>> for A {
+        fn read(self) -> std::sync::Arc<B> {
+            std::sync::Arc::new(self.read())
+        }
+    }
+
     impl<A: Read<B>, B> Read<Option<B>> for Option<A> {
         fn read(self) -> Option<B> {
             self.map(Read::read)

@@ -56,7 +56,7 @@ pub(super) fn sms_texts(config: &Config) -> Vec<SmsText<'_>> {
     let url = longest_short_url(&config.server.public_url);
     let mut out = Vec::new();
     for team in config.teams.values() {
-        for (source, settings) in &team.channel_settings {
+        for (source, settings) in team.settings_by_channel() {
             for target in twilio_targets(config, team, source, settings) {
                 let channel = target.channel;
                 let ttl = team

@@ -256,7 +256,11 @@ pub struct Team {
     pub mcp_oauth: Option<super::McpOauth>,
     /// System defaults with the team's `[settings]` applied.
     pub settings: Settings,
-    /// For each of the team's channels: `settings` with `[channel_settings.NAME]` applied.
+    /// For each of the team's channels whose `[channel_settings.NAME]`
+    /// writes something: `settings` with it applied. Another channel's
+    /// settings are `settings` ([`Team::settings_for`],
+    /// [`Team::settings_by_channel`]), not a copy of them
+    /// (docs/decisions/0702-what-a-team-inherits-is-shared.md).
     pub channel_settings: BTreeMap<String, Settings>,
     /// The team's channels whose conversations are WhatsApp chats, named
     /// by a number or a business-scoped user id
@@ -337,6 +341,11 @@ impl Team {
     /// The settings in force for an interaction on `channel`.
     pub fn settings_for(&self, channel: &str) -> &Settings {
         self.channel_settings.get(channel).unwrap_or(&self.settings)
+    }
+
+    /// Each of the team's channels with the settings in force on it.
+    pub fn settings_by_channel(&self) -> impl Iterator<Item = (&String, &Settings)> {
+        (self.channels.iter()).map(|c| (c, self.settings_for(c)))
     }
 
     /// Whether a step-up rule of the team, on any of its channels, reads a

@@ -61,7 +61,13 @@ impl Config {
             cipher: &o.secrets,
             salts,
         });
-        let inherited = Inherited::new(defaults, secrets, &self.server.public_url);
+        let inherited = Inherited::new(
+            defaults,
+            &self.defaults_print,
+            &self.defaults,
+            secrets,
+            &self.server.public_url,
+        );
         let problem = |pointer: String, detail: String| vec![FormProblem { pointer, detail }];
         let mut team = team_of_table(table, BODY, &inherited, &self.channels).map_err(|e| {
             // A problem of a layer below the body's (none: those were

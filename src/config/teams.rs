@@ -13,39 +13,54 @@ use super::resolve::{resolve_on_defaults, Layer};
 use super::toml_file::{display_path, read_toml};
 use super::validate::{check_label, check_name, http_url};
 use super::{
-    ApiKey, ChannelConfig, ChannelKind, ConfigError, Dialogflow, SecurityKey, Team, TeamWebhook,
+    ApiKey, ChannelConfig, ChannelKind, ConfigError, Dialogflow, SecurityKey, Settings, Team,
+    TeamWebhook,
 };
 use crate::domain::challenge::Delivery;
 use crate::domain::secrets::{parse_whsec, ApiKeyHash, HmacKey};
 use crate::domain::secrets_cipher::{Salts, SecretsCipher};
 
 /// What every team inherits from the system file, made once for all of
-/// them: the `[defaults]` layer and its print.
+/// them: the `[defaults]` layer, its print and its resolved settings,
+/// whose texts a team shares where it writes none of its own.
 pub(super) struct Inherited<'a> {
     defaults: Layer<'a>,
     /// `server.public_url`, whose host a `[wallet]` certificate names.
     public_url: &'a str,
     print: super::ConfigPrint,
+    /// `[defaults]` resolved (`Config::defaults`).
+    resolved: &'a Settings,
     /// What makes a team's JSON form (its secrets read back), when the
     /// operator API is on.
     secrets: Option<ReadBacks<'a>>,
 }
 
 impl<'a> Inherited<'a> {
+    /// `print`: [`defaults_print`] of the `[defaults]` of `defaults`, made
+    /// once for the configuration (`Config::defaults_print`).
     pub(super) fn new(
         defaults: Layer<'a>,
+        print: &super::ConfigPrint,
+        resolved: &'a Settings,
         secrets: Option<ReadBacks<'a>>,
         public_url: &'a str,
     ) -> Self {
-        let mut print = super::ConfigPrint::default();
-        print.add_table("settings", defaults.table);
         Inherited {
             defaults,
             public_url,
-            print,
+            print: print.clone(),
+            resolved,
             secrets,
         }
     }
+}
+
+/// The print every team's starts from: its `[defaults]` (`table`), as
+/// `settings.KEY`.
+pub(super) fn defaults_print(table: &toml::Table) -> super::ConfigPrint {
+    let mut print = super::ConfigPrint::default();
+    print.add_table("settings", table);
+    print
 }
 
 /// What a read shows of a team's or channel's secrets: the cipher's
@@ -236,7 +251,8 @@ pub(super) fn team_of_table(
         prefix: "settings".into(),
         table: &raw.settings,
     };
-    let settings = resolve_on_defaults(&[defaults.clone(), team_layer()])?;
+    let mut settings = resolve_on_defaults(&[defaults.clone(), team_layer()])?;
+    settings.share_texts(inherited.resolved);
     check_ladder(
         &settings,
         &[defaults.clone(), team_layer()],
@@ -268,8 +284,7 @@ pub(super) fn team_of_table(
             .unwrap_or(&empty);
         if over.is_empty() {
             // A layer that writes nothing: the team's settings, resolved
-            // and checked above.
-            channel_settings.insert(name.clone(), settings.clone());
+            // and checked above, found there (`Team::settings_for`).
             continue;
         }
         let layers = [
@@ -281,7 +296,8 @@ pub(super) fn team_of_table(
                 table: over,
             },
         ];
-        let resolved = resolve_on_defaults(&layers)?;
+        let mut resolved = resolve_on_defaults(&layers)?;
+        resolved.share_texts(&settings);
         check_ladder(&resolved, &layers, channels, number_verification.is_some())?;
         channel_settings.insert(name.clone(), resolved);
     }

@@ -90,7 +90,7 @@ fn locale_problem(s: &Settings) -> Option<(Vec<String>, String)> {
             format!("{:?} is not one of locale.supported", l.default),
         ));
     }
-    for (tag, texts) in &s.translations {
+    for (tag, texts) in s.translations.iter() {
         for (key, text) in texts {
             if let Some((c, bidi)) = refused_in_text(text) {
                 return Some((
@@ -294,7 +294,7 @@ pub(super) fn check_template_lengths(config: &Config) -> Result<(), ConfigError>
         }
     }
     for team in config.teams.values() {
-        for (source, settings) in &team.channel_settings {
+        for (source, settings) in team.settings_by_channel() {
             let targets = [
                 Some(source),
                 team.sms_channel.as_ref(),

@@ -7,6 +7,8 @@
 //! tree with every key optional). It merges the overrides as TOML tables
 //! before reading, so one shape serves every layer and a misspelt key is
 //! refused in any of them.
+use std::sync::Arc;
+
 use super::abuse::{Destinations, LockoutScope, NumberType, SmsRegion};
 use crate::time::Dur;
 
@@ -35,12 +37,16 @@ pub struct Settings {
     pub pin: PinSettings,
     pub lockout: LockoutSettings,
     pub step_up: StepUpSettings,
-    pub templates: Templates,
+    /// Shared by every team and channel whose texts are the same (the
+    /// defaults', most often): a team costs its own texts only
+    /// ([`Settings::share_texts`]).
+    pub templates: Arc<Templates>,
     /// The languages texts are written in (docs/configuration.md#languages).
     pub locale: LocaleSettings,
     /// Texts in other languages than `locale.default`: language tag → key
-    /// of [`Templates`] → text (docs/configuration.md#languages).
-    pub translations: std::collections::BTreeMap<String, Texts>,
+    /// of [`Templates`] → text (docs/configuration.md#languages); shared as
+    /// `templates` is.
+    pub translations: Arc<std::collections::BTreeMap<String, Texts>>,
     /// Named assurance policies for one action (`[defaults.intents.payment]`),
     /// asked for with `GET /v1/interactions/{id}/assurance?intent=payment`.
     pub intents: std::collections::BTreeMap<String, Intent>,
@@ -107,10 +113,27 @@ impl Default for Settings {
             pin: PinSettings::default(),
             lockout: LockoutSettings::default(),
             step_up: StepUpSettings::default(),
-            templates: Templates::default(),
+            templates: Arc::default(),
             locale: LocaleSettings::default(),
-            translations: std::collections::BTreeMap::new(),
+            translations: Arc::default(),
             intents: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// These settings with the texts of `like` in place of their own
+    /// where they are the same: one copy of the defaults' texts for every
+    /// team that does not write its own, rather than one per team and
+    /// channel (docs/decisions/0702-what-a-team-inherits-is-shared.md).
+    pub fn share_texts(&mut self, like: &Settings) {
+        if !Arc::ptr_eq(&self.templates, &like.templates) && self.templates == like.templates {
+            self.templates = Arc::clone(&like.templates);
+        }
+        if !Arc::ptr_eq(&self.translations, &like.translations)
+            && self.translations == like.translations
+        {
+            self.translations = Arc::clone(&like.translations);
         }
     }
 }
@@ -270,7 +293,7 @@ impl Default for LocaleSettings {
 /// here is a key of `[defaults.templates]`, of every translation and of a
 /// channel file's `[templates]` at once: add it with its [`TextKey`] to
 /// `template_keys!` (the compiler asks for it there).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Templates {
     pub login_link: String,
     pub otp: String,

@@ -21,7 +21,7 @@
 //! Redis), not the teams': a node that lost its data lost its marker, and
 //! only then are all the teams' markers read, at once. Beside that it reads
 //! the markers of teams it has not settled yet (at its start, after a
-//! reload adds them) and renews the others' hourly, a slice a round
+//! reload adds them) and renews the others' daily, a slice a round
 //! ([decision 0196](../../docs/decisions/0196-store-resets-are-watched-per-node.md)).
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,12 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// outlives any token's validity, so a marker that expired because no
 /// instance ran that long hides no replay.
 const MARKER_TTL: Duration = Duration::from_secs(7 * 86_400);
-const RENEW_EVERY: Duration = Duration::from_secs(3_600);
+/// Once a day: six of the marker's seven days are left when it is
+/// renewed, and an idle instance renews about one team's a second at
+/// 100,000 teams, where hourly renewals took 28 (and more than the 25 a
+/// second [`RENEWALS_PER_ROUND`] allows: a backlog that never ended;
+/// docs/decisions/0701-team-markers-are-renewed-daily.md).
+const RENEW_EVERY: Duration = Duration::from_secs(86_400);
 
 /// How long a start that finds the store without one of its node markers
 /// (a new store, or one that came back empty) waits before it records
@@ -190,7 +195,8 @@ async fn watch_round(core: &Core, nodes: &mut NodeMarkers, now: Timestamp) {
 }
 
 /// Team markers renewed in one round at most: 10 000 teams' in under
-/// seven minutes, at a few commands a second.
+/// seven minutes, at a few commands a second; 100 000 teams' in about 67
+/// minutes, of the six days a daily renewal leaves.
 const RENEWALS_PER_ROUND: usize = 50;
 
 /// What this process saw of the store's node markers: each one's version
@@ -202,7 +208,7 @@ struct NodeMarkers {
 
 impl NodeMarkers {
     /// Reads the node markers (one `MGET`: one command per master on a
-    /// Cluster), writes those absent and renews the others hourly; true
+    /// Cluster), writes those absent and renews the others daily; true
     /// when one seen before is gone or was written anew by another
     /// instance (its node lost its data). A marker not seen before (the
     /// first round, a new master) is only recorded.

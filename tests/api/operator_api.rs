@@ -502,3 +502,64 @@ async fn a_refused_operator_is_recorded_in_the_team_s_trail_memory() {
 async fn a_refused_operator_is_recorded_in_the_team_s_trail_redis() {
     a_refused_operator_is_recorded_in_the_team_s_trail(Backend::Redis).await;
 }
+
+/// A start with API teams in the store reads each team's stored body once,
+/// in calls of up to 500 teams, and its recorded digest twice at most
+/// (docs/performance.md#what-a-team-costs): what a start reads grows by a
+/// few keys a team.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_reads_each_api_team_once_in_batches() {
+    use std::sync::Arc;
+
+    use chatgate::store::memory::MemoryStore;
+    use chatgate::store::SharedStore;
+
+    const TEAMS: usize = 120;
+    let counting = Arc::new(crate::round_trips::Counting::over(Arc::new(
+        MemoryStore::new(),
+    )));
+    let store: SharedStore = counting.clone();
+    let setup = || Setup {
+        store: Some(Arc::clone(&store)),
+        ..with_operator()
+    };
+    let writer = spawn_with(Backend::Memory, setup()).await.unwrap();
+    for i in 0..TEAMS {
+        let id = format!("scale{i:03}");
+        let mut body = new_team(&id);
+        body["api_keys"][0]["id"] = json!(format!("{id}-bot"));
+        body["api_keys"][0]["sha256"] =
+            json!(ApiKeyHash::of_key(&format!("{id}-bot-key")).to_hex());
+        let path = format!("/v1/teams/{id}");
+        let res = writer
+            .request(Method::PUT, &path, Some(OPS))
+            .header("If-None-Match", "*");
+        let res = res.json(&body).send().await.unwrap();
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    }
+    drop(writer);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    counting.gets.lock().unwrap().clear();
+    let reader = spawn_with(Backend::Memory, setup()).await.unwrap();
+    let gets = std::mem::take(&mut *counting.gets.lock().unwrap());
+    assert_eq!(reader.gateway.config().api_teams().count(), TEAMS);
+    let reading = |suffix: &'static str| {
+        let key =
+            move |k: &String| k.ends_with(suffix) && (k.contains("{scale") || k.contains("{~"));
+        let keys: usize = gets
+            .iter()
+            .map(|g| g.iter().filter(|k| key(k)).count())
+            .sum();
+        let calls = gets.iter().filter(|g| g.iter().any(key)).count();
+        (keys, calls)
+    };
+    let (bodies, calls) = reading("}:tm");
+    assert_eq!(bodies, TEAMS, "each team's stored body read once");
+    assert_eq!(calls, 1, "{TEAMS} teams' bodies in one call");
+    let (digests, calls) = reading(":acfgd");
+    eprintln!("a start with {TEAMS} API teams: their recorded digests read {digests} times in {calls} calls");
+    assert!(
+        digests <= 2 * TEAMS,
+        "each team's recorded digest read twice at most: {digests} in {calls} calls"
+    );
+}

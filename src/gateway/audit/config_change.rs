@@ -264,7 +264,7 @@ fn record_in(
     c.audit(entry(team, source, acting, &digest, before.as_ref()));
     let stored = StoredConfig::V1 {
         digest: digest.clone(),
-        keys: team.print.keys().clone(),
+        keys: team.print.recorded_keys(),
         api_keys: team.api_keys.clone(),
         security_keys: team.kids.clone(),
     };

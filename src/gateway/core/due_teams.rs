@@ -7,7 +7,8 @@
 //! (a take that failed, then one that answered), it reads every team's
 //! queues within seconds; it notes at once the queues of the teams a
 //! reload adds; and it goes round all the teams every [`RESCAN_EVERY`], a
-//! slice each round (decision 0190).
+//! slice each round (decision 0190), at most [`SLOW_PACE`] teams a second
+//! (decision 0700).
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -23,8 +24,15 @@ pub const HOLD: Duration = Duration::from_secs(1);
 /// Teams taken per read of an index, at most; a read that came back full is
 /// followed by another in the same round.
 pub const TAKE: usize = 256;
-/// How long the slow rescan takes to go round every team once.
+/// How long the slow rescan takes to go round every team once, at least:
+/// more teams than [`SLOW_PACE`] reads in this take longer.
 pub const RESCAN_EVERY: Duration = Duration::from_secs(600);
+/// Teams the slow rescan reads a second, at most (two reads each): what it
+/// costs an idle instance's store stays bounded however many teams it
+/// serves (15,000 teams go round in 600 s; 100,000 in about 67 minutes).
+/// The first pass and the passes after a fault are not slowed
+/// (docs/decisions/0700-the-slow-rescan-reads-at-a-pace-of-its-own.md).
+pub const SLOW_PACE: f64 = 25.0;
 /// Teams the first rescan reads per round, after a start.
 const FIRST_PASS: usize = 2_500;
 
@@ -134,7 +142,7 @@ impl Rescan {
             return;
         }
         let slice = if self.first_done {
-            self.owed += teams as f64 * every.as_secs_f64() / RESCAN_EVERY.as_secs_f64();
+            self.owed += slow_slice(teams, every);
             let whole = self.owed.floor();
             self.owed -= whole;
             whole as usize
@@ -208,6 +216,14 @@ impl Rescan {
     }
 }
 
+/// The teams (a fraction carried) the slow pass reads in a round `every`
+/// long over `teams`: round them all in [`RESCAN_EVERY`], at most
+/// [`SLOW_PACE`] a second.
+fn slow_slice(teams: usize, every: Duration) -> f64 {
+    let per_second = teams as f64 / RESCAN_EVERY.as_secs_f64();
+    per_second.min(SLOW_PACE) * every.as_secs_f64()
+}
+
 /// Whether a round that saw `generations`, the last round having seen
 /// reload `last`, goes round every team again rather than noting the
 /// `added` teams' queues: when it missed a reload that may have taken a
@@ -270,6 +286,30 @@ mod tests {
         assert!(goes_round_again(3, seen(40, 4), 0));
         assert!(goes_round_again(3, seen(40, 40), 0));
         assert!(goes_round_again(3, seen(4, 0), FIRST_PASS + 1), "too many");
+    }
+
+    #[test]
+    fn the_slow_pass_reads_at_most_its_pace_however_many_teams() {
+        let second = |teams| {
+            let rounds = 20;
+            (0..rounds)
+                .map(|_| slow_slice(teams, Duration::from_millis(50)))
+                .sum::<f64>()
+        };
+        // Every team within the round's ten minutes while they are few.
+        assert!((second(1_000) - 1_000.0 / 600.0).abs() < 1e-9);
+        assert!((second(10_000) - 10_000.0 / 600.0).abs() < 1e-9);
+        // Beyond, the pace: two reads a team, 50 commands a second at
+        // 100,000 teams where 10 minutes would take 333.
+        assert!((second(100_000) - SLOW_PACE).abs() < 1e-9);
+        assert!((second(1_000_000) - SLOW_PACE).abs() < 1e-9);
+        for teams in [1_000, 10_000, 100_000] {
+            let commands = 2.0 * second(teams);
+            assert!(
+                commands / (teams as f64 / 1_000.0) <= 3.4,
+                "{teams} teams: {commands} reads a second"
+            );
+        }
     }
 
     #[test]

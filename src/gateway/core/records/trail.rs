@@ -100,7 +100,9 @@ pub enum StoredConfig {
     #[serde(rename = "1")]
     V1 {
         digest: String,
-        /// Dotted key → SHA-256 of its value.
+        /// Dotted key → SHA-256 of its value, hex: its first 16 digits
+        /// (`config::RECORDED_DIGEST`; the whole 64 in records written
+        /// before docs/decisions/0703-a-recorded-configuration-keeps-short-digests.md).
         keys: BTreeMap<String, String>,
         api_keys: Vec<String>,
         security_keys: Vec<String>,
