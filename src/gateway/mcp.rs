@@ -273,7 +273,7 @@ impl Verification {
 /// there): the only code `confirm_chat_code` passes on. The one place this
 /// is asked.
 fn awaits_binding_code(c: &Challenge) -> bool {
-    c.method == rules::ChallengeMethod::Binding || c.awaits_code()
+    matches!(c.proof, rules::Proof::Binding) || c.awaits_code()
 }
 
 /// The interaction `id` as `get_verification` answers it, one read.
