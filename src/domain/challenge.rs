@@ -428,7 +428,7 @@ impl Challenge {
         now: Timestamp,
     ) -> Challenge {
         Challenge {
-            proof: Proof::Wallet(wallet),
+            proof: Proof::Wallet(Box::new(wallet)),
             ..Challenge::new_network(id, delivery, link_ttl, step_up, now)
         }
     }

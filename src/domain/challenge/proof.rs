@@ -55,8 +55,8 @@ pub enum Proof {
     Network { answer: Option<NetworkAnswer> },
     /// A credential presented from the customer's wallet through its link
     /// (docs/wallet.md): the credential, the values it expects, its open
-    /// requests and its answer.
-    Wallet(WalletChallenge),
+    /// requests and its answer (boxed: the other variants are small).
+    Wallet(Box<WalletChallenge>),
 }
 
 /// Where a challenge stands on its way to a success.
@@ -209,7 +209,7 @@ impl Proof {
     /// A wallet challenge's own state.
     pub fn wallet(&self) -> Option<&WalletChallenge> {
         match self {
-            Proof::Wallet(w) => Some(w),
+            Proof::Wallet(w) => Some(w.as_ref()),
             Proof::Otp { .. }
             | Proof::Pin { .. }
             | Proof::Binding
@@ -221,7 +221,7 @@ impl Proof {
     /// A wallet challenge's own state, to change.
     pub fn wallet_mut(&mut self) -> Option<&mut WalletChallenge> {
         match self {
-            Proof::Wallet(w) => Some(w),
+            Proof::Wallet(w) => Some(w.as_mut()),
             Proof::Otp { .. }
             | Proof::Pin { .. }
             | Proof::Binding
@@ -234,7 +234,7 @@ impl Proof {
     /// requests' keys go, what it was answered stays.
     pub fn ended(&self) -> Proof {
         match self {
-            Proof::Wallet(w) => Proof::Wallet(w.ended()),
+            Proof::Wallet(w) => Proof::Wallet(Box::new(w.ended())),
             Proof::Otp { .. }
             | Proof::Pin { .. }
             | Proof::Binding
@@ -287,7 +287,7 @@ mod tests {
             Proof::Binding,
             Proof::App,
             Proof::Network { answer: None },
-            Proof::Wallet(wallet),
+            Proof::Wallet(Box::new(wallet)),
         ]
     }
 

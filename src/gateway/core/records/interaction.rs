@@ -1104,11 +1104,10 @@ fn stored_proof(c: &mut StoredChallenge) -> Result<Proof, &'static str> {
         ChallengeMethod::Binding => Proof::Binding,
         ChallengeMethod::App => Proof::App,
         ChallengeMethod::Network => Proof::Network { answer: network },
-        ChallengeMethod::Wallet => Proof::Wallet(
-            c.w.take()
-                .ok_or("a wallet challenge without its state")?
-                .into(),
-        ),
+        ChallengeMethod::Wallet => {
+            let w = c.w.take().ok_or("a wallet challenge without its state")?;
+            Proof::Wallet(Box::new(w.into()))
+        }
     })
 }
 

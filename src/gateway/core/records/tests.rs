@@ -190,7 +190,7 @@ fn full() -> InteractionRecord {
                 ended: Some(Challenge {
                     id: id(5),
                     // A wallet challenge's state, kept once it ended.
-                    proof: Proof::Wallet(crate::domain::wallet_state::WalletChallenge {
+                    proof: Proof::Wallet(Box::new(crate::domain::wallet_state::WalletChallenge {
                         credential: "pid".into(),
                         format: crate::domain::wallet::Format::SdJwt,
                         also: Vec::new(),
@@ -219,7 +219,7 @@ fn full() -> InteractionRecord {
                         response_code: Some("responsecodehash".into()),
                         code_browser: Some("browserhash".into()),
                         transaction_data: Some("eyJ0eXBlIjoi".into()),
-                    }),
+                    })),
                     delivery: Delivery::Sms,
                     code_hash: String::new(),
                     sealed_code: None,
