@@ -45,6 +45,23 @@ And the pages' one kit (docs/architecture.md#the-pages), in `src/http/`:
   sibling page;
 - one builder of content security policies: `default-src` is written in
   `http/pages/csp.rs` alone, so no page writes a policy by hand.
+
+And the challenge's proof (docs/decisions/0670-a-challenge-s-proof-is-one-type.md),
+in shipping code anywhere in `src/`:
+
+- comparisons of a method, `== ChallengeMethod::`, at most
+  `METHOD_COMPARISONS`: what a challenge proves is its `Proof`, read by
+  a `match` the compiler holds to every variant; a comparison decides
+  for one method and says nothing when another is added. The ceiling
+  only falls.
+
+And the links' room (docs/architecture.md#challenge-links): a link's key
+(`keys::challenge_link(`, `keys::short_link(`) is made in
+`src/gateway/links/` alone, but for the short login link's save and
+read in `src/gateway/login.rs`, which stays out of the room: it is the
+login token's link, opening no challenge
+(docs/decisions/0506-a-link-kind-is-a-trait.md). Those two are the
+ceiling (`LINK_KEYS_OUTSIDE`).
 """
 import re
 import sys
@@ -107,6 +124,53 @@ def hand_loops():
             if open_at < 0:
                 continue
             if CHANGE_DOOR.search(code[open_at:closing(code, open_at)]):
+                hits.append(f"{rel}:{code.count(chr(10), 0, m.start()) + 1}")
+    return hits
+
+
+# Comparisons of a challenge's method, and how many may stand (17 before
+# the proof was one type; the one left asks whether a start's number
+# check is the network check's, `gateway/challenges/single.rs`).
+METHOD_COMPARISON = re.compile(r"==\s*ChallengeMethod::")
+METHOD_COMPARISONS = 1
+
+
+def method_comparisons():
+    """Each comparison `== ChallengeMethod::` in shipping code of `src/`."""
+    hits = []
+    for path in sorted(SRC.rglob("*.rs")):
+        rel = path.relative_to(ROOT).as_posix()
+        if path.name == "tests.rs" or "tests" in path.relative_to(SRC).parts[:-1]:
+            continue
+        code = blank(path.read_text())
+        tests = test_spans(code)
+        for m in METHOD_COMPARISON.finditer(code):
+            if not any(a <= m.start() <= b for a, b in tests):
+                hits.append(f"{rel}:{code.count(chr(10), 0, m.start()) + 1}")
+    return hits
+
+
+# A link's key made outside the links' room, and the ones that may be:
+# the short login link's save and read (decision 0506).
+LINK_KEY = re.compile(r"\bkeys::(?:challenge_link|short_link)\(")
+LINKS_ROOM = "src/gateway/links/"
+LINK_KEYS_OUTSIDE = 2
+
+
+def link_keys_outside():
+    """Each link key made in shipping code of `src/` outside the links'
+    room and the store's key module."""
+    hits = []
+    for path in sorted(SRC.rglob("*.rs")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(LINKS_ROOM) or rel == "src/store/keys.rs":
+            continue
+        if path.name == "tests.rs" or "tests" in path.relative_to(SRC).parts[:-1]:
+            continue
+        code = blank(path.read_text())
+        tests = test_spans(code)
+        for m in LINK_KEY.finditer(code):
+            if not any(a <= m.start() <= b for a, b in tests):
                 hits.append(f"{rel}:{code.count(chr(10), 0, m.start()) + 1}")
     return hits
 
@@ -213,11 +277,28 @@ def main():
         for hit in hits:
             print(f"  {hit}")
         pages_broken |= bool(hits)
+    methods = method_comparisons()
+    print(f"== method comparisons (== ChallengeMethod::): {len(methods)} (at most {METHOD_COMPARISONS})")
+    for hit in methods:
+        print(f"  {hit}")
+    links = link_keys_outside()
+    print(f"== link keys made outside the links' room: {len(links)} "
+          f"(at most {LINK_KEYS_OUTSIDE}: the short login link's, decision 0506)")
+    for hit in links:
+        print(f"  {hit}")
+    methods_broken = len(methods) > METHOD_COMPARISONS
+    if methods_broken:
+        print("BROKEN: a challenge's method is compared where its proof should be matched "
+              "(docs/decisions/0670-a-challenge-s-proof-is-one-type.md)")
+    links_broken = len(links) > LINK_KEYS_OUTSIDE
+    if links_broken:
+        print("BROKEN: a link's key is made outside src/gateway/links/ "
+              "(docs/architecture.md#challenge-links)")
     if broken:
         print("BROKEN: the core's doors are bypassed (docs/architecture.md#the-second-door)")
     if pages_broken:
         print("BROKEN: a page is built outside the kit (docs/architecture.md#the-pages)")
-    if broken or pages_broken:
+    if broken or pages_broken or methods_broken or links_broken:
         return 1
     print("the doors hold; the pages are built from one kit")
     return 0

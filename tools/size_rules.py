@@ -21,7 +21,11 @@ The rules:
 It also measures the tests per production line: lines of code (neither
 blank nor only a comment) under `#[cfg(test)]`, in the test modules of
 files of their own and in `tests/`, against the lines of code of `src/`
-outside them; at least 1 (`MIN_TESTS_PER_LINE`).
+outside them; at least 1 (`MIN_TESTS_PER_LINE`). It counts lines of
+code, not whole lines: a count of whole lines (blank and comment lines
+too, as `wc -l` gives) is lower, since production code carries more of
+its doc comments, and is printed beside it so that the two are not
+confused; the rule holds the lines of code.
 
 It also counts the families' direct uses of the store (`core.store` and
 `.store()` in `src/gateway/` outside the core), which `Core`'s doors are
@@ -232,13 +236,15 @@ def code_lines(text):
     return kept
 
 
-def tests_per_line():
-    """(test lines, production lines) of code, as the module docs say."""
+def tests_per_line(count=None):
+    """(test lines, production lines) of code, as the module docs say;
+    with `count`, lines as `count` counts them (`whole_lines`)."""
+    code_lines_of = count or code_lines
     tests = production = 0
     for path in sorted(SRC.rglob("*.rs")):
         text = path.read_text()
         if path.name == "tests.rs" or "tests" in path.relative_to(SRC).parts[:-1]:
-            tests += code_lines(text)
+            tests += code_lines_of(text)
             continue
         code = blank(text)
         spans = test_spans(code)
@@ -250,11 +256,16 @@ def tests_per_line():
             any(a <= starts[i] <= b or starts[i] <= a < starts[i + 1] for a, b in spans)
             for i in range(len(lines))
         ]
-        tests += code_lines("".join(l for l, t in zip(lines, in_tests) if t))
-        production += code_lines("".join(l for l, t in zip(lines, in_tests) if not t))
+        tests += code_lines_of("".join(l for l, t in zip(lines, in_tests) if t))
+        production += code_lines_of("".join(l for l, t in zip(lines, in_tests) if not t))
     for path in sorted((ROOT / "tests").rglob("*.rs")):
-        tests += code_lines(path.read_text())
+        tests += code_lines_of(path.read_text())
     return tests, production
+
+
+def whole_lines(text):
+    """Every line of `text`, blank and comment lines too."""
+    return len(text.splitlines())
 
 
 def main():
@@ -295,9 +306,12 @@ def main():
 
     tests, production = tests_per_line()
     ratio = tests / production
+    whole_tests, whole_production = tests_per_line(whole_lines)
     print(
         f"== tests per production line: {ratio:.3f} ({tests} lines of tests, "
-        f"{production} of production; at least {MIN_TESTS_PER_LINE})"
+        f"{production} of production, lines of code: neither blank nor only a "
+        f"comment; at least {MIN_TESTS_PER_LINE}); in whole lines "
+        f"{whole_tests / whole_production:.3f}, not what the rule holds"
     )
     if ratio < MIN_TESTS_PER_LINE:
         broken.append(f"{ratio:.3f} tests per production line")

@@ -39,6 +39,11 @@ pub struct KindInfo {
     /// The provider reports how far a message got (docs/api.md#delivery-receipts),
     /// so a delivery ladder can move on from a channel of this kind.
     pub receipts: bool,
+    /// Its channels carry a chat's messages, so a team may list one in
+    /// `channels`; one of a kind that does not serves only as a step of
+    /// `otp.ladder` (and, if it reads codes aloud, as the team's
+    /// `voice_channel`), and the team's load says so.
+    pub chat: bool,
     /// A send that carries a code or a link into a conversation carries
     /// the identity hash Meta last gave for the person behind it, and each
     /// send is remembered for its statuses
@@ -78,6 +83,7 @@ pub struct KindInfo {
 ///         serves: &[],
 ///         vouches_for_sender: false,
 ///         receipts: false,
+///         chat: true,
 ///         identity_hash: false,
 ///         sms_segments: false,
 ///         secrets_go: &[],

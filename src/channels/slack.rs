@@ -19,6 +19,7 @@ impl BotKind for Slack {
         // would vouch for every member (docs/channels.md#who-writes-in-a-conversation).
         vouches_for_sender: false,
         receipts: false,
+        chat: true,
         identity_hash: false,
         sms_segments: false,
         secrets_go: &[Goes {

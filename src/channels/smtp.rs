@@ -92,6 +92,7 @@ impl Kind for SmtpConfig {
         serves: &[Delivery::Email],
         vouches_for_sender: false,
         receipts: false,
+        chat: true,
         identity_hash: false,
         sms_segments: false,
         secrets_go: &[Goes {

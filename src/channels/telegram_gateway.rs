@@ -49,6 +49,7 @@ impl Kind for TelegramGatewayConfig {
         serves: &[],
         vouches_for_sender: false,
         receipts: true,
+        chat: false,
         identity_hash: false,
         sms_segments: false,
         secrets_go: &[Goes {

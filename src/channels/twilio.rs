@@ -58,6 +58,7 @@ impl Kind for TwilioConfig {
         serves: &[Delivery::Sms],
         vouches_for_sender: true,
         receipts: true,
+        chat: true,
         identity_hash: false,
         sms_segments: true,
         secrets_go: &[Goes {

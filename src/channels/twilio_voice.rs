@@ -52,6 +52,7 @@ impl Kind for TwilioVoiceConfig {
         serves: &[Delivery::Voice],
         vouches_for_sender: false,
         receipts: true,
+        chat: false,
         identity_hash: false,
         sms_segments: false,
         secrets_go: &[Goes {

@@ -112,6 +112,7 @@ impl Kind for WebhookConfig {
         serves: &[],
         vouches_for_sender: false,
         receipts: false,
+        chat: true,
         identity_hash: false,
         sms_segments: false,
         secrets_go: &[Goes {

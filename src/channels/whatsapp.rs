@@ -77,6 +77,7 @@ impl Kind for WhatsappConfig {
         serves: &[Delivery::Sms],
         vouches_for_sender: true,
         receipts: true,
+        chat: true,
         identity_hash: true,
         sms_segments: false,
         secrets_go: &[

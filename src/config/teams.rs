@@ -16,6 +16,7 @@ use super::{
     ApiKey, ChannelConfig, ChannelKind, ConfigError, Dialogflow, SecurityKey, Settings, Team,
     TeamWebhook,
 };
+use crate::channels::kind::KindInfo;
 use crate::domain::challenge::Delivery;
 use crate::domain::secrets::{parse_whsec, ApiKeyHash, HmacKey};
 use crate::domain::secrets_cipher::{Salts, SecretsCipher};
@@ -164,8 +165,9 @@ pub(super) fn team_of_table(
         if !seen.insert(name) {
             return Err(err(&key, format!("channel {name:?} is listed twice")));
         }
-        let kind = channels.get(name).map_or("", |c| c.kind.name());
-        if let Some((_, serves)) = OFF_CHAT.iter().find(|(k, _)| *k == kind) {
+        let info = channels.get(name).map(|c| c.kind.info());
+        if let Some(info) = info.filter(|i| !i.chat) {
+            let (kind, serves) = (info.name, off_chat_serves(info));
             return Err(err(
                 &key,
                 format!("channel {name:?} is of kind {kind}, which serves only {serves}"),
@@ -380,15 +382,23 @@ fn dialogflow(
     }))
 }
 
-/// The kinds that never carry a chat's messages, so a team never lists
-/// them in `channels`, and what they serve instead.
-const OFF_CHAT: [(&str, &str); 2] = [
-    ("telegram_gateway", "as a step of otp.ladder"),
-    (
-        "twilio_voice",
-        "as the team's voice_channel or a step of otp.ladder",
-    ),
-];
+/// What a channel of a kind that never carries a chat's messages
+/// (`KindInfo::chat`) serves instead: a step of `otp.ladder`, and the
+/// team's `voice_channel` if it reads codes aloud.
+fn off_chat_serves(info: &KindInfo) -> &'static str {
+    if info.serves.contains(&Delivery::Voice) {
+        "as the team's voice_channel or a step of otp.ladder"
+    } else {
+        "as a step of otp.ladder"
+    }
+}
+
+/// The kinds with delivery receipts, as the channel kinds' facts say
+/// (`KindInfo::receipts`), in the order of `ChannelKind::ALL`.
+fn receipt_kinds() -> String {
+    let kinds = ChannelKind::ALL.iter().filter(|k| k.receipts);
+    kinds.map(|k| k.name).collect::<Vec<_>>().join(", ")
+}
 
 /// A team's `voice_channel` `name`: a channel file of a kind that reads
 /// codes aloud (docs/api.md#codes-read-by-a-voice-call).
@@ -458,10 +468,13 @@ fn check_ladder(
         let info = channel.kind.info();
         let ok = info.receipts || (i == last && info.name == "smtp");
         if !ok {
+            let kinds = receipt_kinds();
             let which = if i == last {
-                "the last step must be of a kind with delivery receipts (twilio, twilio_voice, whatsapp, telegram_gateway) or smtp"
+                format!("the last step must be of a kind with delivery receipts ({kinds}) or smtp")
             } else {
-                "every step but the last must be of a kind with delivery receipts (twilio, twilio_voice, whatsapp, telegram_gateway)"
+                format!(
+                    "every step but the last must be of a kind with delivery receipts ({kinds})"
+                )
             };
             return Err(err(format!(
                 "channel {name:?} is of kind {}; {which}",

@@ -8,7 +8,7 @@
 //! applies the provider's final answer.
 use uuid::Uuid;
 
-use super::challenge::{Challenge, ChallengeMethod, ChallengeState, PastOutcome};
+use super::challenge::{Challenge, ChallengeState, PastOutcome, Proof};
 use super::interaction::{Customer, InteractionRecord, Method};
 use super::origins::Failure;
 use super::otp::OtpCode;
@@ -127,7 +127,7 @@ pub fn conclude(
     let current = rec
         .challenge
         .as_ref()
-        .is_some_and(|c| c.id == cid && c.method == ChallengeMethod::App);
+        .is_some_and(|c| c.id == cid && matches!(c.proof, Proof::App));
     if !current {
         return Ending::Gone;
     }
@@ -246,7 +246,7 @@ pub fn replaced_end(rec: &InteractionRecord, cid: Uuid) -> Option<Timestamp> {
     }
     let past = rec.past_challenges.iter().rev().find(|p| p.id == cid)?;
     let ended = past.ended.as_ref()?;
-    (past.state() == ChallengeState::Replaced && ended.method == ChallengeMethod::App)
+    (past.state() == ChallengeState::Replaced && matches!(ended.proof, Proof::App))
         .then_some(ended.expires_at)
 }
 

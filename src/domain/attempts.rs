@@ -106,7 +106,7 @@ fn attempt_as(
         };
         rec.remember_challenge(&c, PastOutcome::Succeeded);
         return Ok(Some(AttemptOutcome::Success {
-            method: c.method,
+            method: c.method(),
             step_up: c.step_up,
         }));
     }
@@ -132,7 +132,7 @@ pub fn reveal_code(
 ) -> Result<(OtpCode, Timestamp), Error> {
     let c = answerable(rec, challenge_id, now)?;
     match &c.sealed_code {
-        Some(sealed) if c.method.revealable() => {
+        Some(sealed) if c.method().revealable() => {
             Ok((reveal::open(sealed, c.id, pepper)?, c.expires_at))
         }
         _ => Err(Error::Forbidden("this challenge's code cannot be revealed")),
@@ -221,7 +221,7 @@ mod tests {
     fn constructors_take_ttl_and_attempts_from_settings() {
         let c = otp(true, true);
         assert_eq!(
-            (c.method, c.delivery, c.step_up),
+            (c.method(), c.delivery, c.step_up),
             (OTP, Delivery::Sms, true)
         );
         assert_eq!(
@@ -236,7 +236,7 @@ mod tests {
         };
         let p = Challenge::new_pin(Uuid::now_v7(), "abcd", &ps, t(0));
         assert_eq!(
-            (p.method, p.delivery, p.step_up),
+            (p.method(), p.delivery, p.step_up),
             (ChallengeMethod::Pin, Delivery::Chat, false)
         );
         assert_eq!(

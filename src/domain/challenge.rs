@@ -4,7 +4,13 @@
 //! Opening one on an interaction, answering it and an agent's reveal are
 //! `domain::attempts`. Lock and ban checks and failure counting belong to
 //! the subject (`domain::subject`); the caller applies them around
-//! `attempts::attempt`.
+//! `attempts::attempt`. What it proves and how is its [`Proof`]
+//! (`proof.rs`), the one type the method, the page and what a success
+//! authenticates as are read from.
+//!
+//! Every `match` over an enum here names each variant: a wildcard arm
+//! would let a new method, proof or page slip past a rule unasked.
+#![deny(clippy::wildcard_enum_match_arm)]
 use std::fmt;
 
 use uuid::Uuid;
@@ -19,6 +25,10 @@ use super::transaction::Transaction;
 use crate::domain::settings::{OtpSettings, PinSettings};
 use crate::error::Error;
 use crate::time::Timestamp;
+
+pub mod proof;
+
+pub use proof::{Entry, Page, Proof, Stage};
 
 /// How many finished challenges an interaction remembers (oldest forgotten
 /// first; a forgotten id is answered `not_found`).
@@ -211,7 +221,9 @@ pub fn one_of<T: Copy>(names: &[T], as_str: fn(T) -> &'static str) -> String {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Challenge {
     pub id: Uuid,
-    pub method: ChallengeMethod,
+    /// What it proves and how, with its own state: its method, its page
+    /// and what a success authenticates as are read from it.
+    pub proof: Proof,
     pub delivery: Delivery,
     /// Keyed hash of the code (OTP) or of the session PIN.
     pub code_hash: String,
@@ -237,22 +249,9 @@ pub struct Challenge {
     /// The call that reads its code, while it is open
     /// (docs/decisions/0213-a-call-s-record-ends-with-its-challenge.md).
     pub call: Option<super::voice::VoiceCall>,
-    /// A network challenge's last answer from the mobile operator
-    /// (docs/network-authentication.md); `None` before the first.
-    pub network: Option<NetworkAnswer>,
-    /// While a proof made outside the conversation (a verified network
-    /// answer, a verified wallet presentation, the right code typed on the
-    /// gateway's page) waits for the binding code its page showed to be
-    /// typed into the conversation: that code's keyed hash (bound to `id`,
-    /// as an OTP's), never the code; the only code that answers meanwhile
+    /// Open, or a proof made on a page awaiting its binding code
     /// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
-    pub bound_code: Option<String>,
-    /// Its code or PIN is typed on the gateway's page, never into the
-    /// chat: `verify` refuses it (docs/api.md#codes-typed-on-the-gateways-page).
-    pub page_entry: bool,
-    /// A wallet challenge's credential, the values it expects, its open
-    /// requests and its answer (docs/wallet.md); `None` for any other.
-    pub wallet: Option<super::wallet_state::WalletChallenge>,
+    pub stage: Stage,
 }
 
 impl Challenge {
@@ -279,7 +278,7 @@ impl Challenge {
         };
         Ok(Challenge {
             id,
-            method: ChallengeMethod::Otp,
+            proof: Proof::otp(Entry::Chat),
             delivery,
             code_hash: otp::hash(pepper, id, code),
             sealed_code,
@@ -293,10 +292,7 @@ impl Challenge {
             number_check: None,
             transaction: None,
             call: None,
-            network: None,
-            bound_code: None,
-            page_entry: false,
-            wallet: None,
+            stage: Stage::Open,
         })
     }
 
@@ -312,7 +308,7 @@ impl Challenge {
     ) -> Challenge {
         Challenge {
             id,
-            method: ChallengeMethod::Binding,
+            proof: Proof::Binding,
             delivery: Delivery::LoginPage,
             code_hash: otp::hash(pepper, id, code),
             sealed_code: None,
@@ -326,10 +322,7 @@ impl Challenge {
             number_check: None,
             transaction: None,
             call: None,
-            network: None,
-            bound_code: None,
-            page_entry: false,
-            wallet: None,
+            stage: Stage::Open,
         }
     }
 
@@ -346,7 +339,7 @@ impl Challenge {
     ) -> Result<Challenge, Error> {
         Ok(Challenge {
             id,
-            method: ChallengeMethod::App,
+            proof: Proof::App,
             delivery: Delivery::App,
             code_hash: String::new(),
             sealed_code: Some(reveal::seal(binding, id, pepper)?),
@@ -360,10 +353,7 @@ impl Challenge {
             number_check: None,
             transaction: None,
             call: None,
-            network: None,
-            bound_code: None,
-            page_entry: false,
-            wallet: None,
+            stage: Stage::Open,
         })
     }
 
@@ -378,7 +368,7 @@ impl Challenge {
     ) -> Challenge {
         Challenge {
             id,
-            method: ChallengeMethod::Pin,
+            proof: Proof::Pin { entry: Entry::Chat },
             delivery: Delivery::Chat,
             code_hash: session_pin_hash.to_string(),
             sealed_code: None,
@@ -392,10 +382,7 @@ impl Challenge {
             number_check: None,
             transaction: None,
             call: None,
-            network: None,
-            bound_code: None,
-            page_entry: false,
-            wallet: None,
+            stage: Stage::Open,
         }
     }
 
@@ -411,7 +398,7 @@ impl Challenge {
     ) -> Challenge {
         Challenge {
             id,
-            method: ChallengeMethod::Network,
+            proof: Proof::Network { answer: None },
             delivery,
             code_hash: String::new(),
             sealed_code: None,
@@ -425,10 +412,7 @@ impl Challenge {
             number_check: None,
             transaction: None,
             call: None,
-            network: None,
-            bound_code: None,
-            page_entry: false,
-            wallet: None,
+            stage: Stage::Open,
         }
     }
 
@@ -444,8 +428,7 @@ impl Challenge {
         now: Timestamp,
     ) -> Challenge {
         Challenge {
-            method: ChallengeMethod::Wallet,
-            wallet: Some(wallet),
+            proof: Proof::Wallet(Box::new(wallet)),
             ..Challenge::new_network(id, delivery, link_ttl, step_up, now)
         }
     }
@@ -480,10 +463,19 @@ impl Challenge {
             code_hash: String::new(),
             sealed_code: None,
             call: None,
-            bound_code: None,
-            page_entry: false,
-            // Its requests' keys go; what it was answered stays.
-            wallet: self.wallet.as_ref().map(|w| w.ended()),
+            stage: Stage::Open,
+            // Its requests' keys go; what it was answered stays; where
+            // its code was typed is forgotten.
+            proof: match &self.proof {
+                Proof::Otp { network, .. } => Proof::Otp {
+                    entry: Entry::Chat,
+                    network: *network,
+                },
+                Proof::Pin { .. } => Proof::Pin { entry: Entry::Chat },
+                Proof::Binding | Proof::App | Proof::Network { .. } | Proof::Wallet(_) => {
+                    self.proof.ended()
+                }
+            },
             ladder: self.ladder.as_ref().map(|l| Ladder {
                 sealed_code: String::new(),
                 answers: Vec::new(),
@@ -515,15 +507,58 @@ impl Challenge {
         self.takes_code() && self.attempts_used >= self.max_attempts
     }
 
+    /// Its method, as its proof names it.
+    pub fn method(&self) -> ChallengeMethod {
+        self.proof.method()
+    }
+
+    /// Whether its code or PIN is typed on the gateway's page
+    /// (docs/api.md#codes-typed-on-the-gateways-page).
+    pub fn page_entry(&self) -> bool {
+        self.proof.entry() == Entry::Page
+    }
+
+    /// A wallet challenge's own state (docs/wallet.md).
+    pub fn wallet(&self) -> Option<&super::wallet_state::WalletChallenge> {
+        self.proof.wallet()
+    }
+
+    /// The mobile operator's last answer, for a network challenge or a
+    /// ladder's network step (docs/network-authentication.md).
+    pub fn network_answer(&self) -> Option<NetworkAnswer> {
+        self.proof.network_answer()
+    }
+
+    /// Keeps the mobile operator's answer as its last, on a proof the
+    /// operator answers (a network challenge, a code's ladder at its
+    /// network step); `false`, keeping nothing, on any other.
+    pub fn keep_network_answer(&mut self, answer: NetworkAnswer) -> bool {
+        let kept = self.proof.network_answer_mut();
+        kept.map(|k| *k = Some(answer)).is_some()
+    }
+
     /// Whether a code typed by the customer answers it now: its method's
     /// code, or the binding code a page showed.
     pub fn takes_code(&self) -> bool {
-        self.method.takes_code() || self.bound_code.is_some()
+        self.method().takes_code() || self.awaits_code()
     }
 
     /// Whether a proof made on a page waits for its binding code.
     pub fn awaits_code(&self) -> bool {
-        self.bound_code.is_some()
+        self.stage.awaited().is_some()
+    }
+
+    /// Whether it waits for `page` now (its link's page opens on it): its
+    /// proof's own page, or the network page for a ladder at its network
+    /// step (docs/network-authentication.md#as-the-first-step-of-a-ladder).
+    /// A proof already made waits for its binding code instead, which the
+    /// caller asks first.
+    pub fn opens_on(&self, page: Page) -> bool {
+        let own = self.proof.page() == Some(page);
+        match page {
+            Page::Network => own || self.ladder.as_ref().is_some_and(Ladder::at_network_step),
+            Page::Wallet | Page::CodeEntry => own,
+        }
     }
 
     /// A proof made on a page (the operator's verified answer, a verified
@@ -534,23 +569,20 @@ impl Challenge {
     /// with at least one try left
     /// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
     pub fn await_code(&mut self, hash: String, otp: &OtpSettings, now: Timestamp) {
-        self.bound_code = Some(hash);
+        self.stage = Stage::AwaitingCode { hash };
         self.expires_at = now.plus(otp.ttl.get());
         self.max_attempts = otp.max_attempts.max(self.attempts_used.saturating_add(1));
     }
 
     /// What the binding code awaited authenticates as, when it stands for
-    /// a proof of its own: `wallet` for a presentation, `network` for the
-    /// operator's answer (a network challenge, or a ladder at its network
-    /// step). `None` when none is awaited, and for a code typed on the
-    /// page, whose binding code succeeds as that code would.
-    pub fn bound_proof(&self) -> Option<ChallengeMethod> {
-        self.bound_code.as_ref()?;
-        match self.method {
-            ChallengeMethod::Wallet => Some(ChallengeMethod::Wallet),
-            _ if self.page_entry => None,
-            _ => Some(ChallengeMethod::Network),
-        }
+    /// a proof of its own ([`Proof::bound_method`]): `wallet` for a
+    /// presentation, `network` for the operator's answer (a network
+    /// challenge, or a ladder at its network step). `None` when none is
+    /// awaited, and for a code typed on the page, whose binding code
+    /// succeeds as that code would.
+    pub fn bound_proof(&self) -> Option<super::method::Method> {
+        self.stage.awaited()?;
+        self.proof.bound_method()
     }
 
     /// Wrong codes still allowed.
@@ -562,17 +594,17 @@ impl Challenge {
     pub(super) fn matches(&self, interaction_id: Uuid, code: &str, pepper: &Pepper) -> bool {
         // The binding code, and only it, while it is awaited (a ladder's
         // own code is not out yet; the code typed on the page is used).
-        if let Some(hash) = &self.bound_code {
+        if let Some(hash) = self.stage.awaited() {
             return otp::verify(pepper, self.id, code, hash);
         }
-        match self.method {
-            ChallengeMethod::Otp | ChallengeMethod::Binding => {
+        match &self.proof {
+            Proof::Otp { .. } | Proof::Binding => {
                 otp::verify(pepper, self.id, code, &self.code_hash)
             }
-            ChallengeMethod::Pin => pin::verify(pepper, interaction_id, code, &self.code_hash),
+            Proof::Pin { .. } => pin::verify(pepper, interaction_id, code, &self.code_hash),
             // Approved in the app, by the operator or by a credential,
             // never by a code typed anywhere.
-            ChallengeMethod::App | ChallengeMethod::Network | ChallengeMethod::Wallet => false,
+            Proof::App | Proof::Network { .. } | Proof::Wallet(_) => false,
         }
     }
 }
@@ -614,7 +646,7 @@ impl fmt::Debug for Challenge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Challenge")
             .field("id", &self.id)
-            .field("method", &self.method)
+            .field("proof", &self.proof)
             .field("delivery", &self.delivery)
             .field("code_hash", &"..")
             .field("sealed_code", &self.sealed_code.as_ref().map(|_| ".."))
@@ -627,9 +659,7 @@ impl fmt::Debug for Challenge {
             .field("ladder", &self.ladder)
             .field("transaction", &self.transaction)
             .field("call", &self.call.as_ref().map(|_| ".."))
-            .field("network", &self.network)
-            .field("bound_code", &self.bound_code.as_ref().map(|_| ".."))
-            .field("wallet", &self.wallet)
+            .field("stage", &self.stage)
             .finish()
     }
 }

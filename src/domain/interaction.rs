@@ -16,75 +16,7 @@ use crate::domain::locale::LocaleTag;
 use crate::domain::settings::{LocaleSettings, Settings};
 use crate::time::Timestamp;
 
-/// How an interaction was authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    LoginLink,
-    Oidc,
-    PreChat,
-    Otp,
-    Pin,
-    /// Approved in the customer's own app (docs/api.md#approval-in-the-customers-app).
-    App,
-    /// The mobile operator confirmed the phone holds the number on file
-    /// (docs/network-authentication.md).
-    Network,
-    /// A credential from the customer's wallet matched what the bank
-    /// expects (docs/wallet.md).
-    Wallet,
-}
-
-/// The authentication method a setting names; `Err` for `recognized`,
-/// which is no authentication (see `domain::recognition`).
-impl TryFrom<crate::domain::settings::AuthMethod> for Method {
-    type Error = ();
-    fn try_from(m: crate::domain::settings::AuthMethod) -> Result<Self, ()> {
-        use crate::domain::settings::AuthMethod as A;
-        Ok(match m {
-            A::LoginLink => Method::LoginLink,
-            A::Oidc => Method::Oidc,
-            A::PreChat => Method::PreChat,
-            A::Otp => Method::Otp,
-            A::Pin => Method::Pin,
-            A::App => Method::App,
-            A::Network => Method::Network,
-            A::Wallet => Method::Wallet,
-            A::Recognized => return Err(()),
-        })
-    }
-}
-
-impl Method {
-    /// Every method (metric series are registered for each).
-    pub const ALL: [Method; 8] = [
-        Method::LoginLink,
-        Method::Oidc,
-        Method::PreChat,
-        Method::Otp,
-        Method::Pin,
-        Method::App,
-        Method::Network,
-        Method::Wallet,
-    ];
-
-    /// The method named `s` (`login_link`, `oidc`, `pre_chat`, `otp`, `pin`, `app`, `network`, `wallet`).
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.as_str() == s)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::LoginLink => "login_link",
-            Method::Oidc => "oidc",
-            Method::PreChat => "pre_chat",
-            Method::Otp => "otp",
-            Method::Pin => "pin",
-            Method::App => "app",
-            Method::Network => "network",
-            Method::Wallet => "wallet",
-        }
-    }
-}
+pub use super::method::Method;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {

@@ -6,7 +6,7 @@
 //! values; the gateway counts each step's destination, sends, and moves
 //! the ladder on (`gateway::ladder`).
 pub use super::challenge::{AdvanceReason, Ladder, SentStep};
-use super::challenge::{Challenge, ChallengeState};
+use super::challenge::{Challenge, ChallengeState, Stage};
 use super::delivery_status::DeliveryState;
 use super::destination_policy::{self, Reach};
 use super::interaction::InteractionRecord;
@@ -215,7 +215,7 @@ pub fn record_step(
     c.channel = Some(next.channel.clone());
     l.sent.push(next);
     // Past the network step, the code its answer's page showed proves nothing.
-    c.bound_code = None;
+    c.stage = Stage::Open;
     c.delivery_state = Some(DeliveryState::accepted());
     StepRecord::Recorded {
         time_out_at: l.advance_at(otp),
@@ -576,10 +576,10 @@ mod tests {
     /// An open OTP challenge at `now` on the ladder wa, sms, email, before
     /// any step took it.
     fn ladder_challenge(otp: &OtpSettings, now: Timestamp) -> Challenge {
-        use crate::domain::challenge::{ChallengeMethod, Delivery};
+        use crate::domain::challenge::{Delivery, Entry, Proof};
         Challenge {
             id: Uuid::now_v7(),
-            method: ChallengeMethod::Otp,
+            proof: Proof::otp(Entry::Chat),
             delivery: Delivery::Ladder,
             code_hash: String::new(),
             sealed_code: None,
@@ -598,10 +598,7 @@ mod tests {
             number_check: None,
             transaction: None,
             call: None,
-            network: None,
-            bound_code: None,
-            page_entry: false,
-            wallet: None,
+            stage: Stage::Open,
         }
     }
 

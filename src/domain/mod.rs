@@ -29,6 +29,7 @@ pub mod locale;
 pub mod login;
 pub mod login_token;
 pub mod logout;
+pub mod method;
 pub mod network_auth;
 pub mod number_check;
 pub mod numeric_date;

@@ -7,7 +7,7 @@
 //! too (the link's form token is the browser's, `browser.rs`).
 use uuid::Uuid;
 
-use super::challenge::{AdvanceReason, Challenge, ChallengeMethod, PastOutcome};
+use super::challenge::{AdvanceReason, Challenge, ChallengeMethod, Page, PastOutcome};
 pub use super::challenge::{NetworkAnswer, NetworkResult};
 use super::interaction::{InteractionRecord, Method};
 use super::settings::Settings;
@@ -49,7 +49,7 @@ fn is_open_network(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> bool {
 /// ladder at its network step. The one place this is said; the network
 /// link's kind opens on it (`links::kinds::Network`).
 pub fn asks_the_operator(c: &Challenge) -> bool {
-    c.method == ChallengeMethod::Network || c.ladder.as_ref().is_some_and(|l| l.at_network_step())
+    c.opens_on(Page::Network)
 }
 
 /// How a verified answer proves the person in the conversation
@@ -115,7 +115,7 @@ pub fn conclude(
         return Ending::Gone;
     }
     if let Some(c) = rec.challenge.as_mut() {
-        c.network = Some(NetworkAnswer {
+        c.keep_network_answer(NetworkAnswer {
             result,
             answered_at: now,
         });
@@ -187,7 +187,7 @@ pub fn refused_code(
     let Some(c) = rec.challenge.as_mut() else {
         return Ending::Gone;
     };
-    c.network = Some(NetworkAnswer {
+    c.keep_network_answer(NetworkAnswer {
         result: NetworkResult::Mismatch,
         answered_at: now,
     });

@@ -8,10 +8,14 @@
 //! answering where the message goes and which destination's sends the
 //! caller counts too (`domain::destination`). [`take_back`] undoes a start
 //! whose message could not be sent.
+//!
+//! Every `match` over an enum here names each variant: a new method does
+//! not compile until its rungs and its challenge are said.
+#![deny(clippy::wildcard_enum_match_arm)]
 use uuid::Uuid;
 
 use super::bsuid::is_bsuid;
-use super::challenge::{named, one_of, Challenge, ChallengeMethod, Delivery};
+use super::challenge::{named, one_of, Challenge, ChallengeMethod, Delivery, Entry, Page, Proof};
 use super::delivery_status::DeliveryState;
 use super::destination_policy::{self, Reach};
 use super::interaction::{Contact, InteractionRecord};
@@ -76,17 +80,8 @@ impl ChallengeRequest {
             },
         };
         let delivery = delivery_for(method, requested)?;
-        if method == ChallengeMethod::Network && to.is_some() {
-            return Err(Error::invalid(
-                "to",
-                "a network check verifies the interaction's own contact.phone",
-            ));
-        }
-        if method == ChallengeMethod::Wallet && to.is_some() {
-            return Err(Error::invalid(
-                "to",
-                "a wallet link goes to the interaction's own conversation or contact",
-            ));
+        if let (Some(why), Some(_)) = (own_contact_only(method), to) {
+            return Err(Error::invalid("to", why));
         }
         let to = match (delivery, to) {
             (Delivery::Sms | Delivery::Voice, Some(t)) => Some(super::input::phone("to", t)?),
@@ -411,6 +406,24 @@ fn page_entry_allowed(method: &str, delivery: Option<&str>) -> Result<(), Error>
     }
 }
 
+/// Why `method`'s message goes to the interaction's own contact or
+/// conversation only, so that a request naming a `to` is 422; `None` for
+/// a method that may be sent to one.
+fn own_contact_only(method: ChallengeMethod) -> Option<&'static str> {
+    match method {
+        ChallengeMethod::Network => {
+            Some("a network check verifies the interaction's own contact.phone")
+        }
+        ChallengeMethod::Wallet => {
+            Some("a wallet link goes to the interaction's own conversation or contact")
+        }
+        ChallengeMethod::Otp
+        | ChallengeMethod::Pin
+        | ChallengeMethod::App
+        | ChallengeMethod::Binding => None,
+    }
+}
+
 /// The delivery of a request for `method` that asked for `requested`
 /// (`None`: the method's default), or 422 when they do not go together.
 fn delivery_for(method: ChallengeMethod, requested: Option<Delivery>) -> Result<Delivery, Error> {
@@ -449,6 +462,9 @@ fn delivery_for(method: ChallengeMethod, requested: Option<Delivery>) -> Result<
 #[derive(Debug, Clone)]
 pub struct Started {
     pub method: ChallengeMethod,
+    /// The page of its own its proof waits for, whose link the caller
+    /// saves (`None`: a code or PIN typed in the chat).
+    pub page: Option<Page>,
     pub expires_at: Timestamp,
     pub attempts_allowed: u32,
     /// The message to send (`None`: agent delivery, nothing is sent).
@@ -531,8 +547,58 @@ pub fn decide(
     };
     subject.ensure_clear_for(rec.lockout_origin(s).as_deref(), now)?;
     let route = route?;
+    route_rungs(req, own, route, rules, rec)?;
+    let to = to?;
+    let way = Way {
+        route,
+        reach,
+        recipient,
+        to,
+    };
+    let destination = way.destination(own, rec)?;
+    if req.delivery == Delivery::Agent && !s.otp.show_to_agents {
+        return Err(Error::invalid(
+            "delivery",
+            "agent delivery needs otp.show_to_agents",
+        ));
+    }
+    let channel = route.map(|r| r.channel.as_str());
+    let opened = new_challenge(req, id, code, rec, rules, now)?.sent_through(channel);
+    let origin = rec.lockout_origin(s);
+    let allowance = subject.allowance_of(origin.as_deref(), now);
+    subject.take_send_for(origin.as_deref(), now, &s.lockout, &s.otp)?;
+    let started = Started {
+        method: opened.method(),
+        page: opened.proof.page(),
+        expires_at: opened.expires_at,
+        attempts_allowed: opened.max_attempts,
+        message: route.map(|r| Message {
+            channel: r.channel.clone(),
+            to: way.to,
+        }),
+        destination,
+        allowance,
+        previous: rec.challenge.clone(),
+        delivery_state: opened.delivery_state.clone(),
+    };
+    rec.open_new_challenge(opened, now);
+    Ok(started)
+}
+
+/// Rung 4 of [`decide`], on the route the message takes: a code's own
+/// rules (another channel than the chat under
+/// `otp.require_other_channel`, a chat that vouches for its sender), a
+/// page-entry challenge's chat that reaches the customer, and a
+/// transaction's text shown.
+fn route_rungs(
+    req: &ChallengeRequest,
+    own: MethodRungs,
+    route: Option<&Route>,
+    rules: &Rules<'_>,
+    rec: &InteractionRecord,
+) -> Result<(), Error> {
     let same_channel = route.is_some_and(|r| r.channel == rec.channel);
-    if s.otp.require_other_channel && own.code && same_channel {
+    if rules.settings.otp.require_other_channel && own.code && same_channel {
         return Err(Error::invalid(
             "delivery",
             "the code must travel on another channel than the chat",
@@ -550,76 +616,70 @@ pub fn decide(
             "this channel sends codes without the text, so it cannot show the payment",
         ));
     }
-    let to = to?;
-    if own.code
-        && route.is_some_and(|r| r.otp_template)
-        && recipient.is_none()
-        && reach == Some(Reach::PhoneChat)
-        && is_bsuid(&rec.conversation_id)
-    {
-        // Meta sends authentication templates to phone numbers only
-        // (docs/channels.md#business-scoped-user-ids).
-        return Err(Error::invalid(
-            "delivery",
-            "this channel sends codes as a WhatsApp authentication template, which reaches \
-             phone numbers only, and this conversation is a business-scoped user id: send \
-             the code to the customer's contact (delivery \"sms\", \"email\", \"voice\" or \
-             \"ladder\") or use a login link",
-        ));
-    }
-    // A conversation on an SMS or e-mail channel is reached through the
-    // interaction's contact: without one, nothing can be sent (a request
-    // problem, not a provider failure).
-    let to_person = route
-        .zip(reach)
-        .filter(|(_, reach)| matches!(reach, Reach::Phone | Reach::Voice | Reach::Email));
-    if to_person.is_some() && recipient.is_none() {
-        return Err(Error::invalid(
-            "delivery",
-            "this channel needs the interaction's contact, and it has none",
-        ));
-    }
-    // Whose send limit the message counts against: the person a phone or
-    // e-mail channel reaches, or the number a phone conversation is.
-    let destination = match route.and(reach) {
-        Some(Reach::Phone | Reach::Voice | Reach::Email) => recipient,
-        // A conversation named by a business-scoped user id: its sends
-        // count against the id, kept as given.
-        Some(Reach::PhoneChat) if to.is_none() && is_bsuid(&rec.conversation_id) => {
-            Some(rec.conversation_id.clone())
+    Ok(())
+}
+
+/// Where a message goes: its route, whom it reaches, the recipient the
+/// SMS rules let it go to, and the `to` asked for (or the contact's).
+struct Way<'a> {
+    route: Option<&'a Route>,
+    reach: Option<Reach>,
+    recipient: Option<String>,
+    to: Option<String>,
+}
+
+impl Way<'_> {
+    /// Rungs 4 to 6 of [`decide`] on whom the message reaches, then whose
+    /// send limit it counts against: the person a phone or e-mail channel
+    /// reaches, or the number a phone conversation is.
+    fn destination(
+        &self,
+        own: MethodRungs,
+        rec: &InteractionRecord,
+    ) -> Result<Option<String>, Error> {
+        let (route, reach, to) = (self.route, self.reach, self.to.as_deref());
+        if own.code
+            && route.is_some_and(|r| r.otp_template)
+            && self.recipient.is_none()
+            && reach == Some(Reach::PhoneChat)
+            && is_bsuid(&rec.conversation_id)
+        {
+            // Meta sends authentication templates to phone numbers only
+            // (docs/channels.md#business-scoped-user-ids).
+            return Err(Error::invalid(
+                "delivery",
+                "this channel sends codes as a WhatsApp authentication template, which reaches \
+                 phone numbers only, and this conversation is a business-scoped user id: send \
+                 the code to the customer's contact (delivery \"sms\", \"email\", \"voice\" or \
+                 \"ladder\") or use a login link",
+            ));
         }
-        Some(Reach::PhoneChat) => {
-            let number = to.as_deref().unwrap_or(&rec.conversation_id);
-            Some(phone::e164(number).unwrap_or_else(|| number.to_string()))
+        // A conversation on an SMS or e-mail channel is reached through the
+        // interaction's contact: without one, nothing can be sent (a request
+        // problem, not a provider failure).
+        let to_person = route
+            .zip(reach)
+            .filter(|(_, reach)| matches!(reach, Reach::Phone | Reach::Voice | Reach::Email));
+        if to_person.is_some() && self.recipient.is_none() {
+            return Err(Error::invalid(
+                "delivery",
+                "this channel needs the interaction's contact, and it has none",
+            ));
         }
-        Some(Reach::Conversation) | None => None,
-    };
-    if req.delivery == Delivery::Agent && !s.otp.show_to_agents {
-        return Err(Error::invalid(
-            "delivery",
-            "agent delivery needs otp.show_to_agents",
-        ));
+        Ok(match route.and(reach) {
+            Some(Reach::Phone | Reach::Voice | Reach::Email) => self.recipient.clone(),
+            // A conversation named by a business-scoped user id: its sends
+            // count against the id, kept as given.
+            Some(Reach::PhoneChat) if to.is_none() && is_bsuid(&rec.conversation_id) => {
+                Some(rec.conversation_id.clone())
+            }
+            Some(Reach::PhoneChat) => {
+                let number = to.unwrap_or(&rec.conversation_id);
+                Some(phone::e164(number).unwrap_or_else(|| number.to_string()))
+            }
+            Some(Reach::Conversation) | None => None,
+        })
     }
-    let channel = route.map(|r| r.channel.as_str());
-    let opened = new_challenge(req, id, code, rec, rules, now)?.sent_through(channel);
-    let origin = rec.lockout_origin(s);
-    let allowance = subject.allowance_of(origin.as_deref(), now);
-    subject.take_send_for(origin.as_deref(), now, &s.lockout, &s.otp)?;
-    let started = Started {
-        method: opened.method,
-        expires_at: opened.expires_at,
-        attempts_allowed: opened.max_attempts,
-        message: route.map(|r| Message {
-            channel: r.channel.clone(),
-            to,
-        }),
-        destination,
-        allowance,
-        previous: rec.challenge.clone(),
-        delivery_state: opened.delivery_state.clone(),
-    };
-    rec.open_new_challenge(opened, now);
-    Ok(started)
 }
 
 /// The rungs of [`decide`] that are one method's own, said for every
@@ -761,8 +821,10 @@ fn to_contact(req: &ChallengeRequest, contact: &Contact) -> Result<Option<String
         .ok_or_else(|| Error::invalid("to", what))
 }
 
-/// The challenge to open: a PIN prompt for the session PIN (409 without
-/// one), or an OTP for `code`, sealed for agents where they may see it.
+/// The challenge to open, one function per way of proving: a PIN prompt
+/// for the session PIN (409 without one), a network or wallet link, or
+/// an OTP for `code`, sealed for agents where they may see it. Each is
+/// typed where the request's `entry` says, and a step-up's ends with it.
 fn new_challenge(
     req: &ChallengeRequest,
     id: Uuid,
@@ -771,27 +833,82 @@ fn new_challenge(
     rules: &Rules<'_>,
     now: Timestamp,
 ) -> Result<Challenge, Error> {
-    let s = rules.settings;
-    let opens = MethodRungs::of(req.method).opens;
-    if opens == Opens::Pin {
-        let hash = rec.session_pin_hash.as_ref().ok_or(Error::NoSessionPin)?;
-        return Ok(Challenge::new_pin(id, hash, &s.pin, now));
-    }
     let step_up = rec.live_step_up(now).map(|p| p.until);
-    if let (Opens::Wallet, Some(ttl), Some(w)) = (opens, rules.wallet_ttl, req.wallet.as_ref()) {
-        let w = paying(w, req.transaction.as_ref(), id, now);
-        let c = Challenge::new_wallet(id, req.delivery, ttl, step_up.is_some(), w, now);
-        return Ok(c
-            .ending_by(step_up)
-            .for_transaction(req.transaction.clone()));
+    match MethodRungs::of(req.method).opens {
+        Opens::Pin => new_pin(req, id, rec, rules, now),
+        Opens::Wallet => new_wallet(req, id, rules, step_up, now),
+        Opens::Network => new_network(req, id, rules, step_up, now),
+        Opens::Code => new_code(req, id, code, rules, step_up, now),
     }
-    if let (Opens::Network, Some(ttl)) = (opens, rules.link_ttl) {
-        let c = Challenge::new_network(id, req.delivery, ttl, step_up.is_some(), now);
-        return Ok(c.ending_by(step_up));
-    }
-    // Agents never see a transaction's code: it is not sealed for them.
+}
+
+/// A prompt for the session PIN: 409 without one.
+fn new_pin(
+    req: &ChallengeRequest,
+    id: Uuid,
+    rec: &InteractionRecord,
+    rules: &Rules<'_>,
+    now: Timestamp,
+) -> Result<Challenge, Error> {
+    let hash = rec.session_pin_hash.as_ref().ok_or(Error::NoSessionPin)?;
+    let mut c = Challenge::new_pin(id, hash, &rules.settings.pin, now);
+    c.proof = Proof::Pin {
+        entry: Entry::of(req.page_entry),
+    };
+    Ok(c)
+}
+
+/// A wallet link, for the request's transaction when it approves one
+/// (`decide` refused a team without `[wallet]` or a request without its
+/// credential).
+fn new_wallet(
+    req: &ChallengeRequest,
+    id: Uuid,
+    rules: &Rules<'_>,
+    step_up: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<Challenge, Error> {
+    let (Some(ttl), Some(w)) = (rules.wallet_ttl, req.wallet.as_ref()) else {
+        return Err(Error::invalid("method", "wallet needs the team's [wallet]"));
+    };
+    let w = paying(w, req.transaction.as_ref(), id, now);
+    let c = Challenge::new_wallet(id, req.delivery, ttl, step_up.is_some(), w, now);
+    Ok(c.ending_by(step_up)
+        .for_transaction(req.transaction.clone()))
+}
+
+/// A network link (`decide` refused a team without
+/// `[number_verification]`).
+fn new_network(
+    req: &ChallengeRequest,
+    id: Uuid,
+    rules: &Rules<'_>,
+    step_up: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<Challenge, Error> {
+    let Some(ttl) = rules.link_ttl else {
+        return Err(Error::invalid(
+            "method",
+            "network needs the team's [number_verification]",
+        ));
+    };
+    let c = Challenge::new_network(id, req.delivery, ttl, step_up.is_some(), now);
+    Ok(c.ending_by(step_up))
+}
+
+/// An OTP for `code`: agents never see a transaction's code, so it is
+/// sealed for them only without one.
+fn new_code(
+    req: &ChallengeRequest,
+    id: Uuid,
+    code: &OtpCode,
+    rules: &Rules<'_>,
+    step_up: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<Challenge, Error> {
+    let s = rules.settings;
     let seal = s.otp.show_to_agents && req.transaction.is_none();
-    let c = Challenge::new_otp(
+    let mut c = Challenge::new_otp(
         id,
         req.delivery,
         code,
@@ -801,6 +918,7 @@ fn new_challenge(
         step_up.is_some(),
         now,
     )?;
+    c.proof = Proof::otp(Entry::of(req.page_entry));
     Ok(c.ending_by(step_up)
         .for_transaction(req.transaction.clone()))
 }
@@ -828,5 +946,7 @@ pub fn take_back(
     true
 }
 
+// A test may pick the one variant it is about.
 #[cfg(test)]
+#[allow(clippy::wildcard_enum_match_arm)]
 mod tests;

@@ -5,11 +5,16 @@
 //! the attempt on both, and answers what it did: authenticated, or a wrong
 //! code (whose problem [`Verdict::problem`] names); a refusal that counts
 //! nothing is the error itself.
+//!
+//! Every `match` over an enum here names each variant: a new proof does
+//! not compile until its verdict is said.
+#![deny(clippy::wildcard_enum_match_arm)]
 use uuid::Uuid;
 
 use super::attempts;
-use super::challenge::{AttemptOutcome, ChallengeMethod};
-use super::interaction::{InteractionRecord, Method, PendingStepUp};
+use super::challenge::{AttemptOutcome, Challenge, Proof};
+use super::interaction::{Customer, InteractionRecord, Method, PendingStepUp};
+use super::number_check::NumberCheck;
 use super::origins::Failure;
 use super::secrets::Pepper;
 use super::settings::Settings;
@@ -96,45 +101,17 @@ pub fn decide(
 ) -> Result<Verdict, Error> {
     entry_refusal(rec, cid, typed, now)?;
     if let Some((c, _)) = rec.challenge_at(cid, now).filter(|(c, _)| !c.takes_code()) {
-        let why = match c.method {
-            ChallengeMethod::Network => {
-                "a network challenge is answered by the mobile operator, not with a code"
-            }
-            ChallengeMethod::Wallet => {
-                "a wallet challenge is answered by a credential through its link, not with a code"
-            }
-            _ => "an app challenge is approved in the customer's app, not with a code",
-        };
+        let why = c.proof.answered_without_code();
+        let why = why.ok_or(Error::internal("a challenge that takes a code"))?;
         return Err(Error::invalid("code", why));
     }
     let origin = rec.lockout_origin(s);
     subject.ensure_clear_for(origin.as_deref(), now)?;
-    // Where an OTP's code went: its channel, or every step of its ladder;
-    // and what its number check found.
-    let otp = rec
-        .challenge
-        .as_ref()
-        .filter(|c| c.id == cid && c.method == ChallengeMethod::Otp);
-    let via = otp
-        .map(|c| match &c.ladder {
-            Some(l) => l.via(),
-            None => c.channel.iter().cloned().collect(),
-        })
-        .unwrap_or_default();
-    let number_check = otp.and_then(|c| c.number_check);
-    // The binding code a verified network answer's or presentation's page
-    // showed: its success is that proof's
-    // (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
-    let proof = rec
-        .challenge
-        .as_ref()
-        .filter(|c| c.id == cid)
-        .and_then(|c| c.bound_proof());
+    // What the right code proves, read before the attempt ends the challenge.
+    let current = rec.challenge.as_ref().filter(|c| c.id == cid);
+    let proves = current.map_or(Proves::Nothing, Proves::of);
     // The payment the code approves (docs/api.md#approving-one-payment).
-    let transaction_hash = rec
-        .challenge
-        .as_ref()
-        .filter(|c| c.id == cid)
+    let transaction_hash = current
         .and_then(|c| c.transaction.as_ref())
         .map(|t| t.hash());
     let outcome = match typed {
@@ -151,7 +128,7 @@ pub fn decide(
         }
         (None, Typed::Chat(_)) => return Err(Error::internal("a right code that was not taken")),
     };
-    let (method, step_up) = match outcome {
+    let step_up = match outcome {
         AttemptOutcome::Wrong { attempts_remaining } => {
             let failure = subject.record_failure_for(origin.as_deref(), now, &s.lockout, &s.otp);
             return Ok(Verdict::Wrong {
@@ -159,7 +136,7 @@ pub fn decide(
                 failure,
             });
         }
-        AttemptOutcome::Success { method, step_up } => (method, step_up),
+        AttemptOutcome::Success { step_up, .. } => step_up,
     };
     let pending = match step_up {
         true => Some(
@@ -170,42 +147,19 @@ pub fn decide(
         false => None,
     };
     subject.record_success_for(origin.as_deref(), now, &s.lockout);
-    let (method, customer, since, via) = match (&pending, method, proof) {
-        (p, _, Some(proof)) => {
-            let customer = match p {
-                Some(p) => p.customer.clone(),
-                None => rec.proven_customer(s, now),
-            };
-            let method = match proof {
-                ChallengeMethod::Wallet => Method::Wallet,
-                _ => Method::Network,
-            };
-            (method, customer, now, vec![proof.as_str().to_string()])
+    let proven = match proves {
+        Proves::Page(method) => by_page(rec, s, pending.as_ref(), method, now),
+        Proves::Otp { via, number_check } => {
+            by_otp(rec, s, pending.as_ref(), via, now).with_check(number_check)
         }
-        (Some(p), _, None) => (Method::Otp, p.customer.clone(), now, via),
-        (None, ChallengeMethod::Otp, None) => (Method::Otp, rec.proven_customer(s, now), now, via),
-        (None, ChallengeMethod::Pin, None) => {
-            (Method::Pin, rec.proven_customer(s, now), now, Vec::new())
-        }
-        // Refused above: no code answers it.
-        (None, ChallengeMethod::App | ChallengeMethod::Network | ChallengeMethod::Wallet, None) => {
-            return Err(Error::internal("a code for a challenge no code answers"))
-        }
-        // A bound login: the customer the login proved, by its method,
-        // authenticated since the callback.
-        (None, ChallengeMethod::Binding, None) => {
-            let binding = rec
-                .binding
-                .clone()
-                .filter(|b| b.challenge_id == cid)
-                .ok_or(Error::ChallengeExpired)?;
-            let since = binding.proven_at.unwrap_or(now);
-            (binding.method, binding.customer, since, binding.via)
-        }
+        Proves::Pin => by_pin(rec, s, pending.as_ref(), now),
+        Proves::Login => by_login(rec, cid, pending.as_ref(), now)?,
+        Proves::Nothing => return Err(Error::internal("a code for a challenge no code answers")),
     };
     // A bound login's: what its identity provider said of the sign-in.
     let sign_in = rec.binding.as_ref().filter(|b| b.challenge_id == cid);
     let sign_in = sign_in.map(|b| b.sign_in.clone()).unwrap_or_default();
+    let Proven(method, customer, since, via, number_check) = proven;
     rec.authenticate_since(method, customer, via, since, now, s);
     if let Some(a) = rec.auth.as_mut() {
         a.sign_in = sign_in;
@@ -215,6 +169,157 @@ pub fn decide(
         }
     }
     Ok(Verdict::Authenticated { step_up: pending })
+}
+
+/// What the right code for a challenge proves, by its proof: read before
+/// the attempt ends it.
+enum Proves {
+    /// The binding code a verified network answer's or presentation's
+    /// page showed: that proof's method
+    /// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
+    Page(Method),
+    /// An OTP: where its code went (its channel, or every step of its
+    /// ladder) and what its number check found.
+    Otp {
+        via: Vec<String>,
+        number_check: Option<NumberCheck>,
+    },
+    Pin,
+    /// A login binding's code: the login's.
+    Login,
+    /// One no code answers (refused before the attempt).
+    Nothing,
+}
+
+impl Proves {
+    fn of(c: &Challenge) -> Proves {
+        if let Some(method) = c.bound_proof() {
+            return Proves::Page(method);
+        }
+        match &c.proof {
+            Proof::Otp { .. } => Proves::Otp {
+                via: match &c.ladder {
+                    Some(l) => l.via(),
+                    None => c.channel.iter().cloned().collect(),
+                },
+                number_check: c.number_check,
+            },
+            Proof::Pin { .. } => Proves::Pin,
+            Proof::Binding => Proves::Login,
+            Proof::App | Proof::Network { .. } | Proof::Wallet(_) => Proves::Nothing,
+        }
+    }
+}
+
+/// What a success authenticates: the method, the customer, since when,
+/// through which channels, and an OTP's number check.
+struct Proven(
+    Method,
+    Customer,
+    Timestamp,
+    Vec<String>,
+    Option<NumberCheck>,
+);
+
+impl Proven {
+    fn with_check(self, number_check: Option<NumberCheck>) -> Proven {
+        Proven(self.0, self.1, self.2, self.3, number_check)
+    }
+}
+
+/// The customer a success proves: the step-up's, else the interaction's.
+fn customer_of(
+    rec: &InteractionRecord,
+    s: &Settings,
+    pending: Option<&PendingStepUp>,
+    now: Timestamp,
+) -> Customer {
+    match pending {
+        Some(p) => p.customer.clone(),
+        None => rec.proven_customer(s, now),
+    }
+}
+
+/// The binding code a page's proof showed: that proof's method, `via`
+/// naming it.
+fn by_page(
+    rec: &InteractionRecord,
+    s: &Settings,
+    pending: Option<&PendingStepUp>,
+    method: Method,
+    now: Timestamp,
+) -> Proven {
+    let customer = customer_of(rec, s, pending, now);
+    Proven(
+        method,
+        customer,
+        now,
+        vec![method.as_str().to_string()],
+        None,
+    )
+}
+
+/// An OTP's code: `otp`, through where it went.
+fn by_otp(
+    rec: &InteractionRecord,
+    s: &Settings,
+    pending: Option<&PendingStepUp>,
+    via: Vec<String>,
+    now: Timestamp,
+) -> Proven {
+    let customer = customer_of(rec, s, pending, now);
+    Proven(Method::Otp, customer, now, via, None)
+}
+
+/// The session PIN: `pin` (a step-up's, which a PIN never completes, as
+/// an OTP's).
+fn by_pin(
+    rec: &InteractionRecord,
+    s: &Settings,
+    pending: Option<&PendingStepUp>,
+    now: Timestamp,
+) -> Proven {
+    let customer = customer_of(rec, s, pending, now);
+    let method = if pending.is_some() {
+        Method::Otp
+    } else {
+        Method::Pin
+    };
+    Proven(method, customer, now, Vec::new(), None)
+}
+
+/// A bound login: the customer the login proved, by its method,
+/// authenticated since the callback; 410 once the binding is no longer
+/// this challenge's (a step-up's, which a binding never completes, as an
+/// OTP's).
+fn by_login(
+    rec: &InteractionRecord,
+    cid: Uuid,
+    pending: Option<&PendingStepUp>,
+    now: Timestamp,
+) -> Result<Proven, Error> {
+    if let Some(p) = pending {
+        return Ok(Proven(
+            Method::Otp,
+            p.customer.clone(),
+            now,
+            Vec::new(),
+            None,
+        ));
+    }
+    let binding = rec
+        .binding
+        .clone()
+        .filter(|b| b.challenge_id == cid)
+        .ok_or(Error::ChallengeExpired)?;
+    let since = binding.proven_at.unwrap_or(now);
+    Ok(Proven(
+        binding.method,
+        binding.customer,
+        since,
+        binding.via,
+        None,
+    ))
 }
 
 /// Where a code may be typed: a page-entry challenge's code never through
@@ -231,11 +336,13 @@ fn entry_refusal(
         return Ok(());
     };
     match typed {
-        Typed::Chat(_) if c.page_entry && !c.awaits_code() => Err(Error::EntryPage),
-        Typed::Page { .. } if c.page_entry && c.awaits_code() => Err(Error::ChallengeUsed),
-        _ => Ok(()),
+        Typed::Chat(_) if c.page_entry() && !c.awaits_code() => Err(Error::EntryPage),
+        Typed::Page { .. } if c.page_entry() && c.awaits_code() => Err(Error::ChallengeUsed),
+        Typed::Chat(_) | Typed::Page { .. } => Ok(()),
     }
 }
 
+// A test may pick the one variant it is about.
 #[cfg(test)]
+#[allow(clippy::wildcard_enum_match_arm)]
 mod tests;

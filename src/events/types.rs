@@ -261,7 +261,7 @@ impl FailedChallenge {
             challenge_id: c.id,
             delivery: c.delivery,
             expires_at: c.expires_at,
-            method: c.method,
+            method: c.method(),
         }
     }
 }
@@ -335,15 +335,15 @@ impl ReportedChallenge {
                 title: e.title.clone(),
             }),
             delivery_status: delivery.status,
-            entry: if c.page_entry { "page" } else { "chat" },
+            entry: if c.page_entry() { "page" } else { "chat" },
             expires_at: c.expires_at,
-            method: c.method,
+            method: c.method(),
             state,
             transaction,
             transaction_hash,
             awaiting_code: {
                 let awaiting = c.awaits_code() && state == ChallengeState::Open;
-                (c.page_entry || awaiting).then_some(awaiting)
+                (c.page_entry() || awaiting).then_some(awaiting)
             },
         }
     }

@@ -347,15 +347,15 @@ impl NetworkView {
     /// For challenge `c`: its last answer, when it is a network challenge
     /// or a ladder that began with the network step.
     fn of(c: &Challenge) -> Option<Self> {
-        use crate::domain::challenge::{ChallengeMethod, NETWORK_STEP};
+        use crate::domain::challenge::{Proof, NETWORK_STEP};
         let network_step = c.ladder.as_ref().is_some_and(|l| {
             l.steps.first().map(String::as_str) == Some(NETWORK_STEP)
                 && l.sent.first().is_some_and(|s| s.channel == NETWORK_STEP)
         });
-        (c.method == ChallengeMethod::Network || network_step).then(|| NetworkView {
-            result: c.network.map(|a| a.result.into()),
+        (matches!(c.proof, Proof::Network { .. }) || network_step).then(|| NetworkView {
+            result: c.network_answer().map(|a| a.result.into()),
             awaiting_code: c.awaits_code(),
-            answered_at: c.network.map(|a| a.answered_at),
+            answered_at: c.network_answer().map(|a| a.answered_at),
         })
     }
 }
@@ -368,7 +368,7 @@ impl ChallengeView {
         let awaiting_code = c.awaits_code() && state == State::Open;
         ChallengeView {
             challenge_id: c.id,
-            method: c.method.into(),
+            method: c.method().into(),
             delivery: c.delivery.into(),
             channel: c.channel.clone(),
             expires_at: c.expires_at,
@@ -380,10 +380,10 @@ impl ChallengeView {
             transaction,
             transaction_hash,
             approval: None,
-            entry: Entry::of(c.page_entry),
+            entry: Entry::of(c.page_entry()),
             wallet: WalletView::of(c, false, (awaiting_code, state == State::Used)),
             network: NetworkView::of(c).map(|n| NetworkView { awaiting_code, ..n }),
-            awaiting_code: (c.page_entry || awaiting_code).then_some(awaiting_code),
+            awaiting_code: (c.page_entry() || awaiting_code).then_some(awaiting_code),
         }
     }
 }
@@ -453,7 +453,7 @@ impl WalletView {
     /// values only `for_bot`; `awaiting_code` as its challenge's read
     /// says, and whether it was `used` (its binding code typed).
     pub fn of(c: &Challenge, for_bot: bool, (awaiting_code, used): (bool, bool)) -> Option<Self> {
-        let w = c.wallet.as_ref()?;
+        let w = c.wallet()?;
         let answer = w.answer.as_ref();
         let registering = w.registration.as_ref().filter(|k| k.register);
         Some(WalletView {

@@ -16,7 +16,7 @@ use super::work::Step;
 use super::Core;
 use crate::config::Team;
 use crate::domain::browser::{self, LinkUses, USE_WINDOW};
-use crate::domain::challenge::ChallengeMethod;
+use crate::domain::challenge::Proof;
 use crate::domain::otp::OtpCode;
 use crate::error::{Error, Result};
 use crate::store::keys;
@@ -100,7 +100,7 @@ async fn open_link<'c>(
     let form = EntryForm {
         speaks: links::speaks(team, rec),
         named: links::named(core, team, rec),
-        pin: c.method == ChallengeMethod::Pin,
+        pin: matches!(c.proof, Proof::Pin { .. }),
         form_token: String::new(),
         left: c.expires_at.since(now),
         tries: c.attempts_remaining(),

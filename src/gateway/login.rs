@@ -247,7 +247,7 @@ fn open_binding(
             challenge_id,
             delivery: ch.delivery,
             expires_at,
-            method: ch.method,
+            method: ch.method(),
             number_check: None,
             transaction: None,
             transaction_hash: None,

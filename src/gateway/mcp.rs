@@ -310,7 +310,7 @@ fn digest_of_cursor<'c>(core: &Core, team: &Team, id: Uuid, cursor: &'c str) -> 
 /// there): the only code `confirm_chat_code` passes on. The one place this
 /// is asked.
 fn awaits_binding_code(c: &Challenge) -> bool {
-    c.method == rules::ChallengeMethod::Binding || c.awaits_code()
+    matches!(c.proof, rules::Proof::Binding) || c.awaits_code()
 }
 
 /// The interaction `id` as `get_verification` answers it, one read.

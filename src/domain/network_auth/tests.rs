@@ -47,7 +47,7 @@ fn a_confirmation_authenticates_with_method_network_and_clears_failures() {
     assert!(subject.failures.is_empty());
     let (c, state) = r.challenge_at(cid, t(5)).unwrap();
     assert_eq!(state, ChallengeState::Used);
-    assert_eq!(c.network.unwrap().result, NetworkResult::Verified);
+    assert_eq!(c.network_answer().unwrap().result, NetworkResult::Verified);
     // Used: a second answer changes nothing.
     let again = conclude(
         &mut r,
@@ -82,7 +82,7 @@ fn a_mismatch_ends_the_challenge_and_counts_no_failure() {
     let (c, state) = r.challenge_at(cid, t(5)).unwrap();
     assert_eq!(state, ChallengeState::Failed);
     assert_eq!(
-        c.network,
+        c.network_answer(),
         Some(NetworkAnswer {
             result: NetworkResult::Mismatch,
             answered_at: t(5)
@@ -105,8 +105,8 @@ fn off_the_mobile_network_or_an_error_leaves_it_open_with_the_last_answer() {
         );
         let c = r.open_challenge(at).unwrap();
         assert_eq!(c.id, cid);
-        assert_eq!(c.network.unwrap().result, result);
-        assert_eq!(c.network.unwrap().answered_at, at);
+        assert_eq!(c.network_answer().unwrap().result, result);
+        assert_eq!(c.network_answer().unwrap().answered_at, at);
     }
     assert!(subject.failures.is_empty());
     // Then the customer turns Wi-Fi off.
@@ -218,7 +218,7 @@ fn a_ladder_s_network_step_moves_on_for_every_answer_but_a_confirmation() {
         let cid = Uuid::now_v7();
         let mut c =
             Challenge::new_network(cid, Delivery::Ladder, Duration::from_secs(300), false, t(1));
-        c.method = ChallengeMethod::Otp;
+        c.proof = crate::domain::challenge::Proof::otp(crate::domain::challenge::Entry::Chat);
         c.max_attempts = 3;
         c.ladder = Some(Ladder {
             steps: vec![NETWORK_STEP.into(), "sms".into()],
@@ -253,7 +253,7 @@ fn a_ladder_s_network_step_moves_on_for_every_answer_but_a_confirmation() {
         let ending = conclude(&mut r, &mut subject, (cid, result, OWN), &s, t(2));
         assert_eq!(ending, Ending::MoveOn(reason));
         let c = r.open_challenge(t(2)).unwrap();
-        assert_eq!(c.network.unwrap().result, result);
+        assert_eq!(c.network_answer().unwrap().result, result);
         assert_eq!(c.attempts_used, 0);
         assert!(subject.failures.is_empty());
     }
@@ -307,11 +307,11 @@ fn a_verified_answer_elsewhere_waits_for_the_code_typed_into_the_chat() {
     assert_eq!(subject.failures, [t(0)], "nothing cleared yet");
     let c = r.open_challenge(t(5)).unwrap();
     assert_eq!(c.id, cid);
-    assert_eq!(c.bound_code.as_deref(), Some("codehash"));
+    assert_eq!(c.stage.awaited(), Some("codehash"));
     assert!(c.takes_code() && c.awaits_code());
     assert_eq!(c.expires_at, t(5).plus(s.otp.ttl.get()));
     assert_eq!(c.max_attempts, s.otp.max_attempts);
-    assert_eq!(c.network.unwrap().result, NetworkResult::Verified);
+    assert_eq!(c.network_answer().unwrap().result, NetworkResult::Verified);
     // The link is used: its challenge, still the operator's to ask, waits
     // for the code typed into the chat (the link's state `Answered`), so
     // the operator's answer is no longer awaited; another changes nothing.
@@ -373,7 +373,7 @@ fn a_refused_posted_code_is_one_wrong_try_and_the_last_ends_it() {
         );
         assert_eq!(c.attempts_remaining(), s.otp.max_attempts - tried);
         assert_eq!(
-            c.network,
+            c.network_answer(),
             Some(NetworkAnswer {
                 result: NetworkResult::Mismatch,
                 answered_at: at
@@ -421,7 +421,7 @@ fn a_refused_posted_code_moves_a_ladder_on_counting_nothing() {
     let cid = Uuid::now_v7();
     let mut c =
         Challenge::new_network(cid, Delivery::Ladder, Duration::from_secs(300), false, t(1));
-    c.method = ChallengeMethod::Otp;
+    c.proof = crate::domain::challenge::Proof::otp(crate::domain::challenge::Entry::Chat);
     c.max_attempts = 3;
     c.ladder = Some(Ladder {
         steps: vec![NETWORK_STEP.into(), "sms".into()],

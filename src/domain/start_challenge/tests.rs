@@ -207,7 +207,7 @@ fn a_sms_opens_the_challenge_counts_the_send_and_names_the_destination() {
     assert_eq!(first.previous, None);
     let opened = x.rec.challenge.clone().unwrap();
     assert_eq!(
-        (opened.method, opened.delivery, opened.step_up),
+        (opened.method(), opened.delivery, opened.step_up),
         (ChallengeMethod::Otp, Delivery::Sms, false)
     );
     assert_eq!(
@@ -583,7 +583,7 @@ fn a_network_link_opens_for_link_ttl_and_counts_a_send_even_in_an_unvouched_chat
     assert_eq!((started.expires_at, started.attempts_allowed), (t(301), 0));
     assert_eq!(started.message.unwrap().channel, "webchat");
     let opened = x.rec.challenge.clone().unwrap();
-    assert_eq!(opened.method, ChallengeMethod::Network);
+    assert_eq!(opened.method(), ChallengeMethod::Network);
     assert!(opened.code_hash.is_empty() && opened.sealed_code.is_none());
     assert_eq!(x.subject.sends.len(), 1);
     // By SMS: to the number on file, counted there.

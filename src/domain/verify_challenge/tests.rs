@@ -1,6 +1,6 @@
 //! One test per rung of the verify ladder, without a gateway or a store.
 use super::*;
-use crate::domain::challenge::{Challenge, Delivery};
+use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, Entry, Stage};
 use crate::domain::interaction::{Customer, PendingBinding};
 use crate::domain::otp::OtpCode;
 use crate::domain::subject::FailureOutcome;
@@ -262,7 +262,9 @@ fn rung_7_the_code_a_verified_network_answer_showed_authenticates_by_network() {
     assert_eq!(x.refused(CODE, 1), "invalid_request", "no code yet");
     let code = OtpCode::from_digits(CODE).unwrap();
     if let Some(c) = x.rec.challenge.as_mut() {
-        c.bound_code = Some(crate::domain::otp::hash(&pepper(), cid, &code));
+        c.stage = Stage::AwaitingCode {
+            hash: crate::domain::otp::hash(&pepper(), cid, &code),
+        };
         c.max_attempts = 3;
     }
     let wrong = x.verify(WRONG, 2).unwrap();
@@ -294,7 +296,7 @@ fn rung_4_the_right_code_on_the_page_awaits_its_binding_code_in_the_chat() {
     let mut x = Try::new();
     x.subject.failures = vec![t(0)];
     if let Some(c) = x.rec.challenge.as_mut() {
-        c.page_entry = true;
+        c.proof = Proof::otp(Entry::Page);
     }
     assert_eq!(x.refused(CODE, 1), "entry_page", "never through the chat");
     let bound = OtpCode::from_digits("7391").unwrap();

@@ -4,7 +4,7 @@
 //! are `domain::wallet_state`'s.
 use uuid::Uuid;
 
-use crate::domain::challenge::{ChallengeMethod, PastOutcome};
+use crate::domain::challenge::{Challenge, PastOutcome};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::origins::Failure;
 use crate::domain::secrets::Pepper;
@@ -118,8 +118,8 @@ pub enum Refused {
 /// code: it makes no request and takes no answer then).
 pub fn open_wallet(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> Option<&WalletChallenge> {
     rec.open_challenge(now)
-        .filter(|c| c.id == cid && c.method == ChallengeMethod::Wallet && !c.awaits_code())
-        .and_then(|c| c.wallet.as_ref())
+        .filter(|c| c.id == cid && !c.awaits_code())
+        .and_then(Challenge::wallet)
 }
 
 /// The interaction's wallet challenge `cid` while a verified presentation
@@ -130,8 +130,8 @@ pub fn awaiting_code(
     now: Timestamp,
 ) -> Option<&WalletChallenge> {
     rec.open_challenge(now)
-        .filter(|c| c.id == cid && c.method == ChallengeMethod::Wallet && c.awaits_code())
-        .and_then(|c| c.wallet.as_ref())
+        .filter(|c| c.id == cid && c.awaits_code())
+        .and_then(Challenge::wallet)
 }
 
 /// Ties the `redirect_uri` of wallet challenge `cid`'s verified answer to
@@ -145,7 +145,7 @@ pub fn tie_browser(
     now: Timestamp,
 ) -> bool {
     let untied = awaiting_code(rec, cid, now).is_some_and(|w| w.code_browser.is_none());
-    let wallet = rec.challenge.as_mut().and_then(|c| c.wallet.as_mut());
+    let wallet = rec.challenge.as_mut().and_then(|c| c.proof.wallet_mut());
     match (untied, wallet) {
         (true, Some(w)) => {
             w.code_browser = Some(browser);
@@ -166,7 +166,7 @@ pub fn add_request(
     now: Timestamp,
 ) -> Option<Vec<String>> {
     open_wallet(rec, cid, now)?;
-    let wallet = rec.challenge.as_mut().and_then(|c| c.wallet.as_mut());
+    let wallet = rec.challenge.as_mut().and_then(|c| c.proof.wallet_mut());
     wallet.map(|w| w.add_request(request))
 }
 
@@ -198,7 +198,7 @@ pub fn conclude(
     if wallet.request_for_key(kid).is_none() {
         return Err(Refused::NoRequest);
     }
-    let wallet = rec.challenge.as_mut().and_then(|c| c.wallet.as_mut());
+    let wallet = rec.challenge.as_mut().and_then(|c| c.proof.wallet_mut());
     let Some(wallet) = wallet else {
         return Err(Refused::Gone);
     };
@@ -227,7 +227,7 @@ pub fn conclude(
         }
         if let Some(c) = rec.challenge.as_mut() {
             c.await_code(binding.code_hash, &s.otp, now);
-            if let Some(w) = c.wallet.as_mut() {
+            if let Some(w) = c.proof.wallet_mut() {
                 w.response_code = binding.response_code;
             }
         }

@@ -25,7 +25,7 @@ use super::read::StartedChallenge;
 use crate::channels::{Fill, Purpose};
 use crate::config::{OidcConfig, Team};
 use crate::domain::app_challenge::{self, Answer, Ending, PollTurn, BINDING_DIGITS};
-use crate::domain::challenge::{ChallengeMethod, Delivery};
+use crate::domain::challenge::{ChallengeMethod, Delivery, Proof};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::{self, OtpCode};
 use crate::domain::transaction::Transaction;
@@ -288,7 +288,7 @@ pub async fn get_interaction_for_agent(
     let pair = core.load_pair(team, id, now).await?;
     let mut view = pair.view(team, now)?;
     let open = pair.rec()?.open_challenge(now);
-    let app = open.filter(|c| c.method == ChallengeMethod::App);
+    let app = open.filter(|c| matches!(c.proof, Proof::App));
     if let (Some(c), Some(shown)) = (app, view.open_challenge.as_mut()) {
         if let Some(sealed) = &c.sealed_code {
             let code = crate::domain::reveal::open(sealed, c.id, core.pepper())?;

@@ -6,11 +6,11 @@ use uuid::Uuid;
 
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
-use crate::domain::challenge::ChallengeMethod;
+use crate::domain::challenge::{ChallengeMethod, Page};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
 use crate::error::{Error, Result};
-use crate::gateway::links::{self, CodeEntry};
+use crate::gateway::links;
 use crate::gateway::Core;
 use crate::time::Timestamp;
 
@@ -24,7 +24,7 @@ async fn entry_url(
     until: Timestamp,
     now: Timestamp,
 ) -> Result<String> {
-    links::save::<CodeEntry>(core, team, ids, until, now).await
+    links::save_for(core, team, Page::CodeEntry, ids, until, now).await
 }
 
 /// The link a single message carries: a network challenge's (`link`),

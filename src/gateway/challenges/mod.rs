@@ -135,9 +135,6 @@ fn decide(
     };
     let (rec, subject) = w.records();
     let started = start_challenge::decide(req, cid, code, rec, subject, &rules, now)?;
-    if let Some(c) = rec.challenge.as_mut().filter(|c| c.id == cid) {
-        c.page_entry = req.page_entry;
-    }
     Ok(started)
 }
 

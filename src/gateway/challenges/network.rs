@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::read::StartedChallenge;
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
-use crate::domain::challenge::{Delivery, Ladder, SentStep, NETWORK_STEP};
+use crate::domain::challenge::{Delivery, Ladder, Page, SentStep, NETWORK_STEP};
 use crate::domain::delivery_status::DeliveryState;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::network_auth::{self, Ending, NetworkResult, Proof, Source};
@@ -51,7 +51,15 @@ pub(super) async fn start_network_ladder(
     let started = done.value;
     let mut refused = None;
     let sent = async {
-        let url = links::save::<Network>(core, team, (id, cid), started.expires_at, now).await?;
+        let url = links::save_for(
+            core,
+            team,
+            Page::Network,
+            (id, cid),
+            started.expires_at,
+            now,
+        );
+        let url = url.await?;
         let fill = Fill {
             url: Some(&url),
             ..Fill::default()

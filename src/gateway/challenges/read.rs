@@ -137,7 +137,7 @@ pub async fn read_challenge(
     }
     // An app's approval, and a wallet's once its binding code is verified
     // (docs/wallet.md#a-payment-approved-in-the-wallet).
-    if matches!(c.method, Method::App | Method::Wallet) {
+    if matches!(c.method(), Method::App | Method::Wallet) {
         view.approval = approval_of(core, team, rec, cid, for_bot, now)?;
     }
     Ok(view)
@@ -164,7 +164,7 @@ pub(super) async fn challenge_and_state(
 /// verified payment kept, with the attestation's issuer
 /// (docs/wallet.md#a-payment-approved-in-the-wallet).
 fn wallet_sca(c: &crate::domain::challenge::Challenge) -> Option<ApprovalSca> {
-    let answer = c.wallet.as_ref()?.answer.as_ref()?;
+    let answer = c.wallet()?.answer.as_ref()?;
     let sca = answer.sca.as_ref()?;
     Some(ApprovalSca {
         code: sca.code.clone(),
@@ -207,7 +207,7 @@ pub(super) fn approval_of(
             token: None,
         }));
     }
-    let via = (!matches!(c.method, Method::App | Method::Wallet)).then(|| auth.via.clone());
+    let via = (!matches!(c.method(), Method::App | Method::Wallet)).then(|| auth.via.clone());
     let claims = ApprovalClaims::new(
         Approved {
             issuer: &core.config().server.issuer,

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::read::StartedChallenge;
 use crate::channels::{ChannelError, Fill, Purpose, Sent};
 use crate::config::Team;
-use crate::domain::challenge::ChallengeMethod;
+use crate::domain::challenge::{ChallengeMethod, Page};
 use crate::domain::destination_policy::Reach;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::number_check::NumberCheck;
@@ -42,7 +42,7 @@ pub(super) async fn start(
         rec,
         view,
     } = reserved;
-    let link = saved_link(core, team, (id, cid), req, &started, now).await?;
+    let link = saved_link(core, team, (id, cid), &started, now).await?;
     let link = super::entry::message_link(core, team, (id, cid), (req, &started), link, now);
     let link = link.await?;
     let sent = send_challenge(core, team, &rec, &started, (&code, link.as_deref()), now);
@@ -82,31 +82,28 @@ pub(super) async fn start(
     Ok((answer, view))
 }
 
-/// The link of challenge `cid` of interaction `id`, started as `started`
-/// by `req`, that its message carries: a network challenge's
+/// The link of challenge `cid` of interaction `id`, started
+/// as `started`, that its message carries: a network challenge's
 /// (docs/network-authentication.md#the-link) or a wallet challenge's
-/// (docs/wallet.md#the-link-page), saved until the challenge's end
-/// (`links::save`); `None` for the other methods. A save that fails
+/// (docs/wallet.md#the-link-page), the page its proof waits for, saved
+/// until the challenge's end (`links::save_for`); `None` for the others. A save that fails
 /// takes the start back.
 async fn saved_link(
     core: &Core,
     team: &Team,
     (id, cid): (Uuid, Uuid),
-    req: &ChallengeRequest,
     started: &Started,
     now: Timestamp,
 ) -> Result<Option<String>> {
     let (ids, until) = ((id, cid), started.expires_at);
-    let saved = match req.method {
-        ChallengeMethod::Network => {
-            links::save::<links::Network>(core, team, ids, until, now).await
-        }
-        ChallengeMethod::Wallet => links::save::<links::Wallet>(core, team, ids, until, now).await,
-        ChallengeMethod::Otp
-        | ChallengeMethod::Pin
-        | ChallengeMethod::Binding
-        | ChallengeMethod::App => return Ok(None),
+    // The page its proof waits for, whose link the message carries; a
+    // code typed on the page has its link sent after the code
+    // (`entry::after_code`).
+    let page = match started.page {
+        Some(page @ (Page::Network | Page::Wallet)) => page,
+        Some(Page::CodeEntry) | None => return Ok(None),
     };
+    let saved = links::save_for(core, team, page, ids, until, now).await;
     match saved {
         Ok(url) => Ok(Some(url)),
         Err(e) => {

@@ -335,7 +335,7 @@ impl InteractionView {
             has_session_pin: rec.session_pin_hash.is_some(),
             open_challenge: rec.open_challenge(now).map(|c| OpenChallengeView {
                 challenge_id: c.id,
-                method: c.method.into(),
+                method: c.method().into(),
                 delivery: c.delivery.into(),
                 expires_at: c.expires_at,
                 binding_code: None,

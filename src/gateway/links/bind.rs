@@ -8,25 +8,9 @@
 //! ([`LinkKind::BINDS`]), not a copy per page.
 use uuid::Uuid;
 
-use super::LinkKind;
+use super::kind::{Binds, LinkKind};
 use crate::domain::otp::{self, OtpCode};
 use crate::gateway::Core;
-
-/// How the binding code a page shows is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Binds {
-    /// Drawn afresh, never the code typed on the page (what the proof
-    /// carried).
-    Drawn,
-    /// Derived from the `response_code` the answer carries, where it
-    /// carries one, so that only the URL holding it can show the code
-    /// again (docs/wallet.md#the-code-typed-into-the-chat); else drawn.
-    FromResponse,
-    /// Derived from the challenge's id, so that a retry of the request
-    /// that made the proof is answered the code it was shown first (a
-    /// login's `chat_code`, docs/api.md#the-login-callback).
-    FromChallenge,
-}
 
 /// The binding code of kind `K`'s proof for challenge `cid`, `length`
 /// digits, made as `K` declares from what the proof `carried` (the code

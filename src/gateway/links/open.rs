@@ -6,7 +6,10 @@
 //! that read (`Core::transact_on`); and where its challenge stands.
 use uuid::Uuid;
 
-use super::{speaks, state_of, LinkKind, LinkState, Speaks};
+use super::kind::LinkKind;
+use super::kinds::key;
+use super::state::{state_of, LinkState};
+use super::words::{speaks, Speaks};
 use crate::config::Team;
 use crate::domain::interaction::InteractionRecord;
 use crate::error::{Error, Result};
@@ -63,7 +66,7 @@ pub async fn open<'c, K: LinkKind>(
 /// The record of link `code` of kind `K` (one read): 404 when there is
 /// none, `None` when it cannot be read.
 async fn read_link<K: LinkKind>(core: &Core, code: &str) -> Result<Option<StoredChallengeLink>> {
-    let key = super::key::<K>(code);
+    let key = key::<K>(code);
     let read = change::read(core, std::slice::from_ref(&key)).await?;
     match read.get::<StoredChallengeLink>(&key) {
         Ok(loaded) => loaded

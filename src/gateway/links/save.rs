@@ -3,8 +3,10 @@
 //! of every link (docs/architecture.md#challenge-links).
 use uuid::Uuid;
 
-use super::LinkKind;
+use super::kind::LinkKind;
+use super::kinds::{key, CodeEntry, Network, Wallet};
 use crate::config::Team;
+use crate::domain::challenge::Page;
 use crate::error::{Error, Result};
 use crate::gateway::change;
 use crate::gateway::records::StoredChallengeLink;
@@ -13,6 +15,24 @@ use crate::gateway::Core;
 use crate::oidc::flow::random_value;
 use crate::store::keys;
 use crate::time::Timestamp;
+
+/// Saves a fresh link to challenge `cid` of interaction `id` for `page`,
+/// the page its proof waits for: the one save every start uses, by the
+/// page's one kind (`KINDS` has one line a page). Its URL, as [`save`]'s.
+pub async fn save_for(
+    core: &Core,
+    team: &Team,
+    page: Page,
+    ids: (Uuid, Uuid),
+    until: Timestamp,
+    now: Timestamp,
+) -> Result<String> {
+    match page {
+        Page::Network => save::<Network>(core, team, ids, until, now).await,
+        Page::Wallet => save::<Wallet>(core, team, ids, until, now).await,
+        Page::CodeEntry => save::<CodeEntry>(core, team, ids, until, now).await,
+    }
+}
 
 /// Saves a fresh link of kind `K` to challenge `cid` of interaction `id`
 /// on its own key: until `until`, then as long as an interaction written
@@ -39,7 +59,7 @@ pub async fn save<K: LinkKind>(
         .max()
         .unwrap_or_default();
     let ttl = until.since(now).max(std::time::Duration::from_secs(1)) + lives;
-    let key = super::key::<K>(&code);
+    let key = key::<K>(&code);
     let saved = change::once(core, &team.keyspace, &[], now, |c| {
         c.claim(&key, &link, Some(ttl))?;
         Ok(Step::Write(()))

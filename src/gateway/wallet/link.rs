@@ -217,7 +217,7 @@ async fn keep_request(
             let made = made.clone();
             Box::pin(async move {
                 let until = w.rec.open_challenge(now).map(|c| c.expires_at);
-                let wallet = w.rec.challenge.as_ref().and_then(|c| c.wallet.clone());
+                let wallet = w.rec.challenge.as_ref().and_then(|c| c.wallet().cloned());
                 match challenge::add_request(&mut w.rec, cid, made, now) {
                     Some(gone) => Ok(Step::Write(until.zip(wallet).map(|k| (k, gone)))),
                     None => Ok(Step::Answer(None)),

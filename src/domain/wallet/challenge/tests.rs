@@ -83,15 +83,18 @@ fn a_verified_presentation_awaits_its_binding_code_and_authenticates_nothing_yet
     );
     let (c, state) = r.challenge_at(cid, t(5)).unwrap();
     assert_eq!(state, ChallengeState::Open);
-    assert_eq!(c.bound_code.as_deref(), Some("codehash"));
-    assert_eq!(c.bound_proof(), Some(ChallengeMethod::Wallet));
+    assert_eq!(c.stage.awaited(), Some("codehash"));
+    assert_eq!(
+        c.bound_proof(),
+        Some(crate::domain::interaction::Method::Wallet)
+    );
     assert_eq!(
         c.expires_at,
         t(5).plus(s.otp.ttl.get()),
         "otp.ttl from the answer"
     );
     assert_eq!(c.max_attempts, s.otp.max_attempts);
-    let w = c.wallet.as_ref().unwrap();
+    let w = c.wallet().unwrap();
     assert_eq!(w.answer.as_ref().unwrap().result, WalletResult::Verified);
     assert_eq!(w.response_code.as_deref(), Some("rchash"));
     // It takes no other answer and makes no request meanwhile.
@@ -110,7 +113,7 @@ fn a_verified_presentation_awaits_its_binding_code_and_authenticates_nothing_yet
     assert_eq!(w.code_browser.as_deref(), Some("browser-1"));
     // Once ended, nothing of where the code was shown is remembered.
     let ended = r.challenge.as_ref().unwrap().ended();
-    let w = ended.wallet.unwrap();
+    let w = ended.wallet().unwrap();
     assert!(w.response_code.is_none() && w.code_browser.is_none());
 }
 

@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallenge, PastOutcome};
+use crate::domain::challenge::{
+    Challenge, ChallengeMethod, Delivery, Entry, PastChallenge, PastOutcome, Proof, Stage,
+};
 use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
 use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, InteractionRecord, Link, LinkUse, Method,
@@ -321,8 +323,12 @@ impl StoredInteraction {
             last_write_at: self.lw,
             auth: self.a.map(Into::into),
             links: links.collect::<Result<_, _>>()?,
-            challenge: self.q.map(Into::into),
-            past_challenges: self.pq.into_iter().map(Into::into).collect(),
+            challenge: self.q.map(Challenge::try_from).transpose()?,
+            past_challenges: self
+                .pq
+                .into_iter()
+                .map(PastChallenge::try_from)
+                .collect::<Result<_, _>>()?,
             step_up: self.su.map(Into::into),
             binding: self.b.map(Into::into),
             expiry_announced: self.xd,
@@ -1051,7 +1057,10 @@ impl From<StoredLadder> for Ladder {
 /// `Debug` hides the hash and the sealed code, as [`Challenge`]'s does.
 impl std::fmt::Debug for StoredChallenge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&Challenge::from(self.clone()), f)
+        match Challenge::try_from(self.clone()) {
+            Ok(c) => std::fmt::Debug::fmt(&c, f),
+            Err(why) => f.write_str(why),
+        }
     }
 }
 
@@ -1059,7 +1068,7 @@ impl From<&Challenge> for StoredChallenge {
     fn from(c: &Challenge) -> Self {
         StoredChallenge {
             id: c.id,
-            m: c.method.into(),
+            m: c.method().into(),
             d: c.delivery.into(),
             h: c.code_hash.clone(),
             s: c.sealed_code.clone(),
@@ -1073,19 +1082,42 @@ impl From<&Challenge> for StoredChallenge {
             nc: c.number_check.as_ref().map(Into::into),
             t: c.transaction.as_ref().map(Into::into),
             vc: c.call.as_ref().map(Into::into),
-            nv: c.network.as_ref().map(Into::into),
-            nh: c.bound_code.clone(),
-            pe: c.page_entry,
-            w: c.wallet.as_ref().map(Into::into),
+            nv: c.network_answer().as_ref().map(Into::into),
+            nh: c.stage.awaited().map(str::to_string),
+            pe: c.page_entry(),
+            w: c.wallet().map(Into::into),
         }
     }
 }
 
-impl From<StoredChallenge> for Challenge {
-    fn from(c: StoredChallenge) -> Self {
-        Challenge {
+/// The flat stored form's members as the one proof they hold: its
+/// method's variant, with the members that variant keeps (`pe` for a code
+/// or PIN, `nv` for a code or a network challenge, `w` for a wallet's);
+/// the others are never written beside it. `Err` for a wallet challenge
+/// without its state, which no version writes.
+fn stored_proof(c: &mut StoredChallenge) -> Result<Proof, &'static str> {
+    let entry = Entry::of(c.pe);
+    let network = c.nv.take().map(Into::into);
+    Ok(match ChallengeMethod::from(c.m) {
+        ChallengeMethod::Otp => Proof::Otp { entry, network },
+        ChallengeMethod::Pin => Proof::Pin { entry },
+        ChallengeMethod::Binding => Proof::Binding,
+        ChallengeMethod::App => Proof::App,
+        ChallengeMethod::Network => Proof::Network { answer: network },
+        ChallengeMethod::Wallet => {
+            let w = c.w.take().ok_or("a wallet challenge without its state")?;
+            Proof::Wallet(Box::new(w.into()))
+        }
+    })
+}
+
+impl TryFrom<StoredChallenge> for Challenge {
+    type Error = &'static str;
+    fn try_from(mut c: StoredChallenge) -> Result<Self, &'static str> {
+        let proof = stored_proof(&mut c)?;
+        Ok(Challenge {
             id: c.id,
-            method: c.m.into(),
+            proof,
             delivery: c.d.into(),
             code_hash: c.h,
             sealed_code: c.s,
@@ -1099,11 +1131,11 @@ impl From<StoredChallenge> for Challenge {
             number_check: c.nc.map(Into::into),
             transaction: c.t.map(Into::into),
             call: c.vc.and_then(StoredCall::call),
-            network: c.nv.map(Into::into),
-            bound_code: c.nh,
-            page_entry: c.pe,
-            wallet: c.w.map(Into::into),
-        }
+            stage: match c.nh {
+                Some(hash) => Stage::AwaitingCode { hash },
+                None => Stage::Open,
+            },
+        })
     }
 }
 
@@ -1126,12 +1158,13 @@ impl From<&PastChallenge> for StoredPast {
     }
 }
 
-impl From<StoredPast> for PastChallenge {
-    fn from(p: StoredPast) -> Self {
-        PastChallenge {
+impl TryFrom<StoredPast> for PastChallenge {
+    type Error = &'static str;
+    fn try_from(p: StoredPast) -> Result<Self, &'static str> {
+        Ok(PastChallenge {
             id: p.id,
             outcome: p.o.into(),
-            ended: p.c.map(Into::into),
-        }
+            ended: p.c.map(Challenge::try_from).transpose()?,
+        })
     }
 }

@@ -3,7 +3,9 @@
 use uuid::Uuid;
 
 use super::*;
-use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallenge, PastOutcome};
+use crate::domain::challenge::{
+    Challenge, Delivery, Entry, PastChallenge, PastOutcome, Proof, Stage,
+};
 use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
 use crate::domain::identity_change::KnownHashes;
 use crate::domain::interaction::{
@@ -117,7 +119,13 @@ fn full() -> InteractionRecord {
         links,
         challenge: Some(Challenge {
             id: id(4),
-            method: ChallengeMethod::Binding,
+            proof: Proof::Otp {
+                entry: Entry::Page,
+                network: Some(crate::domain::network_auth::NetworkAnswer {
+                    result: crate::domain::network_auth::NetworkResult::NotOnMobileNetwork,
+                    answered_at: ms(8),
+                }),
+            },
             delivery: Delivery::LoginPage,
             code_hash: "codehash".into(),
             sealed_code: Some("sealed".into()),
@@ -171,45 +179,9 @@ fn full() -> InteractionRecord {
                 .unwrap(),
                 version: 42,
             }),
-            network: Some(crate::domain::network_auth::NetworkAnswer {
-                result: crate::domain::network_auth::NetworkResult::NotOnMobileNetwork,
-                answered_at: ms(8),
-            }),
-            bound_code: Some("networkcodehash".into()),
-            page_entry: true,
-            wallet: Some(crate::domain::wallet_state::WalletChallenge {
-                credential: "pid".into(),
-                format: crate::domain::wallet::Format::SdJwt,
-                also: Vec::new(),
-                asked: [("family_name".to_string(), "Lovelace".to_string())].into(),
-                requests: vec![crate::domain::wallet_state::WalletRequest {
-                    rid: "rid-1".into(),
-                    kid: "kid-1".into(),
-                    state: "state-1".into(),
-                    nonce: "nonce-1".into(),
-                    key: "scalar".into(),
-                    made_at: ms(9),
-                    answered: true,
-                }],
-                answer: Some(crate::domain::wallet_state::WalletAnswer {
-                    result: crate::domain::wallet_state::WalletResult::ClaimsMismatch,
-                    issuer: Some("CN=PID Issuer".into()),
-                    matched: vec!["family_name".into()],
-                    claims: [("family_name".to_string(), serde_json::json!("Lovelace"))].into(),
-                    answered_at: ms(10),
-                    sca: Some(crate::domain::wallet_state::ScaProof {
-                        code: "sca-code".into(),
-                        amr: serde_json::json!([{"knowledge": "pin_6_or_more_digits"}]),
-                    }),
-                }),
-                response_code: Some("responsecodehash".into()),
-                code_browser: Some("browserhash".into()),
-                transaction_data: Some("eyJ0eXBlIjoi".into()),
-                registration: Some(crate::domain::wallet_state::KeyRegistration {
-                    register: true,
-                    thumbprint: Some("holderkey".into()),
-                }),
-            }),
+            stage: Stage::AwaitingCode {
+                hash: "networkcodehash".into(),
+            },
         }),
         past_challenges: vec![
             PastChallenge {
@@ -217,7 +189,41 @@ fn full() -> InteractionRecord {
                 outcome: PastOutcome::Replaced,
                 ended: Some(Challenge {
                     id: id(5),
-                    method: ChallengeMethod::Otp,
+                    // A wallet challenge's state, kept once it ended.
+                    proof: Proof::Wallet(Box::new(crate::domain::wallet_state::WalletChallenge {
+                        credential: "pid".into(),
+                        format: crate::domain::wallet::Format::SdJwt,
+                        also: Vec::new(),
+                        asked: [("family_name".to_string(), "Lovelace".to_string())].into(),
+                        requests: vec![crate::domain::wallet_state::WalletRequest {
+                            rid: "rid-1".into(),
+                            kid: "kid-1".into(),
+                            state: "state-1".into(),
+                            nonce: "nonce-1".into(),
+                            key: "scalar".into(),
+                            made_at: ms(9),
+                            answered: true,
+                        }],
+                        answer: Some(crate::domain::wallet_state::WalletAnswer {
+                            result: crate::domain::wallet_state::WalletResult::ClaimsMismatch,
+                            issuer: Some("CN=PID Issuer".into()),
+                            matched: vec!["family_name".into()],
+                            claims: [("family_name".to_string(), serde_json::json!("Lovelace"))]
+                                .into(),
+                            answered_at: ms(10),
+                            sca: Some(crate::domain::wallet_state::ScaProof {
+                                code: "sca-code".into(),
+                                amr: serde_json::json!([{"knowledge": "pin_6_or_more_digits"}]),
+                            }),
+                        }),
+                        response_code: Some("responsecodehash".into()),
+                        code_browser: Some("browserhash".into()),
+                        transaction_data: Some("eyJ0eXBlIjoi".into()),
+                        registration: Some(crate::domain::wallet_state::KeyRegistration {
+                            register: true,
+                            thumbprint: Some("holderkey".into()),
+                        }),
+                    })),
                     delivery: Delivery::Sms,
                     code_hash: String::new(),
                     sealed_code: None,
@@ -234,10 +240,7 @@ fn full() -> InteractionRecord {
                     number_check: None,
                     transaction: None,
                     call: None,
-                    network: None,
-                    bound_code: None,
-                    page_entry: false,
-                    wallet: None,
+                    stage: Stage::Open,
                 }),
             },
             PastChallenge {
@@ -304,10 +307,10 @@ fn an_interaction_reads_back_as_written() {
 fn a_wallet_challenge_of_several_credentials_keeps_the_others() {
     let key = keys::interaction("acme", id(1));
     let mut rec = full();
-    let wallet = rec
-        .challenge
+    let wallet = rec.past_challenges[0]
+        .ended
         .as_mut()
-        .and_then(|c| c.wallet.as_mut())
+        .and_then(|c| c.proof.wallet_mut())
         .unwrap();
     wallet.also = vec!["pid_mdoc".into(), "mdl".into()];
     let text = encode_interaction(&rec, kept(), None).expect("encode");
@@ -373,7 +376,7 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         ),
         &format!(r#"{{"id":"{a}1e","u":true}},{{"id":"{a}1f","dl":"webchat"}}],"#),
         &format!(
-            r#""q":{{"id":"{a}04","m":"binding","d":"login_page","h":"codehash","s":"sealed","#
+            r#""q":{{"id":"{a}04","m":"otp","d":"login_page","h":"codehash","s":"sealed","#
         ),
         r#""e":1800000000300,"n":1,"mx":3,"su":true,"ch":"sms","#,
         r#""ds":{"s":"failed","e":{"c":"131047","t":"Re-engagement message"}},"#,
@@ -381,14 +384,14 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#""na":[{"n":"+447400123456","s":"no","f":"unknown","at":1800000000003}]},"#,
         r#""nc":{"s":false,"fa":true,"at":1800000000006,"src":"t"},"#,
         r#""vc":{"ch":"voice","g":"00112233445566778899aabbccddeeff.acme","v":42},"#,
-        r#""nv":{"r":"not_on_mobile_network","at":1800000000008},"nh":"networkcodehash","pe":true,"#,
+        r#""nv":{"r":"not_on_mobile_network","at":1800000000008},"nh":"networkcodehash","pe":true},"#,
+        &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"wallet","#),
+        r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"},"#,
         r#""w":{"c":"pid","f":"sd","m":{"family_name":"Lovelace"},"#,
         r#""q":[{"r":"rid-1","k":"kid-1","s":"state-1","n":"nonce-1","d":"scalar","at":1800000000009,"x":true}],"#,
         r#""a":{"r":"claims_mismatch","i":"CN=PID Issuer","mt":["family_name"],"cl":{"family_name":"Lovelace"},"at":1800000000010,"#,
         r#""sc":{"j":"sca-code","m":[{"knowledge":"pin_6_or_more_digits"}]}},"#,
         r#""rc":"responsecodehash","rb":"browserhash","td":"eyJ0eXBlIjoi","rg":{"r":true,"t":"holderkey"}}},"#,
-        &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),
-        r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),
         &format!(r#""su":{{"cu":{b},"f":"fp","r":"eu","u":1800000000400}},"#),
         &format!(r#""b":{{"c":"{a}04","cu":{b},"at":1800000000004,"m":"oidc","v":["sms"],"#),

@@ -1,0 +1,329 @@
+//! What a challenge proves and how: one [`Proof`] variant per way of
+//! proving, each holding its own state, and the [`Stage`] it stands at
+//! (open, or a proof made on a page awaiting its binding code). The
+//! method it is named by ([`ChallengeMethod`]), the page that moves it
+//! ([`Page`]) and what a proof made on that page authenticates as
+//! ([`Method`]) are functions of the variant, each one `match` naming
+//! every variant: a way of proving added here does not compile until
+//! each has decided for it (docs/decisions/0670-a-challenge-s-proof-is-one-type.md).
+use super::{ChallengeMethod, NetworkAnswer};
+use crate::domain::method::Method;
+use crate::domain::wallet_state::WalletChallenge;
+
+/// Where the customer types a code or PIN
+/// (docs/api.md#codes-typed-on-the-gateways-page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// Into the conversation: the bot passes it on.
+    Chat,
+    /// On the gateway's page, reached by a link in the conversation.
+    Page,
+}
+
+impl Entry {
+    /// `"entry": "page"` or not.
+    pub fn of(page: bool) -> Entry {
+        if page {
+            Entry::Page
+        } else {
+            Entry::Chat
+        }
+    }
+}
+
+/// A challenge's proof: one variant per way of proving, each with its
+/// own state.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// A one-time code, typed where `entry` says; on a ladder whose first
+    /// step is the network step, `network` is that step's last answer
+    /// from the mobile operator (docs/network-authentication.md#as-the-first-step-of-a-ladder).
+    Otp {
+        entry: Entry,
+        network: Option<NetworkAnswer>,
+    },
+    /// The session PIN, typed where `entry` says.
+    Pin { entry: Entry },
+    /// The code a login page showed, typed into the chat (login binding).
+    Binding,
+    /// Approved in the customer's own app
+    /// (docs/api.md#approval-in-the-customers-app).
+    App,
+    /// The mobile operator's answer through the link the customer opens
+    /// on mobile data (docs/network-authentication.md); `answer`: its last
+    /// (`None` before the first).
+    Network { answer: Option<NetworkAnswer> },
+    /// A credential presented from the customer's wallet through its link
+    /// (docs/wallet.md): the credential, the values it expects, its open
+    /// requests and its answer (boxed: the other variants are small).
+    Wallet(Box<WalletChallenge>),
+}
+
+/// Where a challenge stands on its way to a success.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Stage {
+    /// Waiting for its own proof.
+    Open,
+    /// A proof made outside the conversation (a verified network answer,
+    /// a verified presentation, the right code typed on the gateway's
+    /// page) waits for the binding code its page showed to be typed into
+    /// the conversation: `hash` is that code's keyed hash (bound to the
+    /// challenge, as an OTP's), never the code; the only code that
+    /// answers meanwhile (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
+    AwaitingCode { hash: String },
+}
+
+impl Stage {
+    /// The binding code's keyed hash, while one is awaited.
+    pub fn awaited(&self) -> Option<&str> {
+        match self {
+            Stage::Open => None,
+            Stage::AwaitingCode { hash } => Some(hash),
+        }
+    }
+}
+
+/// A page of the gateway that moves a challenge: each is one kind of
+/// challenge link (`gateway::links::KINDS`, one line a page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// The page that sends the browser to the mobile operator.
+    Network,
+    /// The page that hands a request to a wallet.
+    Wallet,
+    /// The one-field page a code or PIN is typed on.
+    CodeEntry,
+}
+
+impl Page {
+    /// Every page.
+    pub const ALL: [Page; 3] = [Page::Network, Page::Wallet, Page::CodeEntry];
+
+    /// What the binding code its proof awaits authenticates as, when the
+    /// page's proof is one of its own: the operator's answer as
+    /// `network`, a presentation as `wallet`; `None` for a code typed on
+    /// the page, whose binding code succeeds as that code would.
+    pub fn authenticates_as(self) -> Option<Method> {
+        match self {
+            Page::Network => Some(Method::Network),
+            Page::Wallet => Some(Method::Wallet),
+            Page::CodeEntry => None,
+        }
+    }
+}
+
+impl Proof {
+    /// A one-time code typed where `entry` says.
+    pub fn otp(entry: Entry) -> Proof {
+        Proof::Otp {
+            entry,
+            network: None,
+        }
+    }
+
+    /// The method it is named by.
+    pub fn method(&self) -> ChallengeMethod {
+        match self {
+            Proof::Otp { .. } => ChallengeMethod::Otp,
+            Proof::Pin { .. } => ChallengeMethod::Pin,
+            Proof::Binding => ChallengeMethod::Binding,
+            Proof::App => ChallengeMethod::App,
+            Proof::Network { .. } => ChallengeMethod::Network,
+            Proof::Wallet(_) => ChallengeMethod::Wallet,
+        }
+    }
+
+    /// The page of its own that moves it: the network link's, the
+    /// wallet's, or the code-entry page of a code or PIN typed there.
+    /// `None` for one answered in the chat or the app alone (a ladder's
+    /// network step is the ladder's, not the code's: `network_auth`).
+    pub fn page(&self) -> Option<Page> {
+        match self {
+            Proof::Otp { entry, .. } | Proof::Pin { entry } => match entry {
+                Entry::Page => Some(Page::CodeEntry),
+                Entry::Chat => None,
+            },
+            Proof::Network { .. } => Some(Page::Network),
+            Proof::Wallet(_) => Some(Page::Wallet),
+            Proof::Binding | Proof::App => None,
+        }
+    }
+
+    /// Where its code or PIN is typed (`Chat` for one that takes none).
+    pub fn entry(&self) -> Entry {
+        match self {
+            Proof::Otp { entry, .. } | Proof::Pin { entry } => *entry,
+            Proof::Binding | Proof::App | Proof::Network { .. } | Proof::Wallet(_) => Entry::Chat,
+        }
+    }
+
+    /// What the binding code awaited authenticates as, when it stands
+    /// for a proof of its own: its page's (`wallet`, `network`); for one
+    /// with no page of its own, the operator's answer at a ladder's
+    /// network step (`network`); `None` for a code typed on the page.
+    pub fn bound_method(&self) -> Option<Method> {
+        match self.page() {
+            Some(page) => page.authenticates_as(),
+            None => Some(Method::Network),
+        }
+    }
+
+    /// Why no code answers it, for one that takes none; `None` for one a
+    /// code answers.
+    pub fn answered_without_code(&self) -> Option<&'static str> {
+        match self {
+            Proof::Otp { .. } | Proof::Pin { .. } | Proof::Binding => None,
+            Proof::App => {
+                Some("an app challenge is approved in the customer's app, not with a code")
+            }
+            Proof::Network { .. } => {
+                Some("a network challenge is answered by the mobile operator, not with a code")
+            }
+            Proof::Wallet(_) => Some(
+                "a wallet challenge is answered by a credential through its link, not with a code",
+            ),
+        }
+    }
+
+    /// The mobile operator's last answer, for a network challenge or a
+    /// ladder's network step.
+    pub fn network_answer(&self) -> Option<NetworkAnswer> {
+        match self {
+            Proof::Otp { network, .. } => *network,
+            Proof::Network { answer } => *answer,
+            Proof::Pin { .. } | Proof::Binding | Proof::App | Proof::Wallet(_) => None,
+        }
+    }
+
+    /// Where the operator's answer is kept: a network challenge's, or a
+    /// code's (its ladder's network step); `None` for the others, which
+    /// the operator never answers.
+    pub fn network_answer_mut(&mut self) -> Option<&mut Option<NetworkAnswer>> {
+        match self {
+            Proof::Otp { network, .. } => Some(network),
+            Proof::Network { answer } => Some(answer),
+            Proof::Pin { .. } | Proof::Binding | Proof::App | Proof::Wallet(_) => None,
+        }
+    }
+
+    /// A wallet challenge's own state.
+    pub fn wallet(&self) -> Option<&WalletChallenge> {
+        match self {
+            Proof::Wallet(w) => Some(w.as_ref()),
+            Proof::Otp { .. }
+            | Proof::Pin { .. }
+            | Proof::Binding
+            | Proof::App
+            | Proof::Network { .. } => None,
+        }
+    }
+
+    /// A wallet challenge's own state, to change.
+    pub fn wallet_mut(&mut self) -> Option<&mut WalletChallenge> {
+        match self {
+            Proof::Wallet(w) => Some(w.as_mut()),
+            Proof::Otp { .. }
+            | Proof::Pin { .. }
+            | Proof::Binding
+            | Proof::App
+            | Proof::Network { .. } => None,
+        }
+    }
+
+    /// The proof as it is remembered once its challenge ended: a wallet's
+    /// requests' keys go, what it was answered stays.
+    pub fn ended(&self) -> Proof {
+        match self {
+            Proof::Wallet(w) => Proof::Wallet(Box::new(w.ended())),
+            Proof::Otp { .. }
+            | Proof::Pin { .. }
+            | Proof::Binding
+            | Proof::App
+            | Proof::Network { .. } => self.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Proof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Proof::Otp { entry, network } => f
+                .debug_struct("Otp")
+                .field("entry", entry)
+                .field("network", network)
+                .finish(),
+            Proof::Pin { entry } => f.debug_struct("Pin").field("entry", entry).finish(),
+            Proof::Binding => f.write_str("Binding"),
+            Proof::App => f.write_str("App"),
+            Proof::Network { answer } => f.debug_struct("Network").field("answer", answer).finish(),
+            Proof::Wallet(w) => f.debug_tuple("Wallet").field(w).finish(),
+        }
+    }
+}
+
+/// `Debug` hides the awaited code's hash.
+impl std::fmt::Debug for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stage::Open => f.write_str("Open"),
+            Stage::AwaitingCode { .. } => f.write_str("AwaitingCode(..)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each way of proving, once.
+    fn every() -> Vec<Proof> {
+        use crate::domain::wallet_format::Format;
+        let wallet = WalletChallenge::asking("pid".into(), Format::SdJwt, Default::default());
+        vec![
+            Proof::otp(Entry::Chat),
+            Proof::otp(Entry::Page),
+            Proof::Pin { entry: Entry::Chat },
+            Proof::Pin { entry: Entry::Page },
+            Proof::Binding,
+            Proof::App,
+            Proof::Network { answer: None },
+            Proof::Wallet(Box::new(wallet)),
+        ]
+    }
+
+    #[test]
+    fn a_proof_names_its_method_and_every_page_is_some_proof_s() {
+        for p in every() {
+            assert!(ChallengeMethod::ALL.contains(&p.method()), "{p:?}");
+            // A code is answered by a code, the rest without one.
+            assert_eq!(
+                p.answered_without_code().is_none(),
+                p.method().takes_code(),
+                "{p:?}"
+            );
+        }
+        for page in Page::ALL {
+            assert!(every().iter().any(|p| p.page() == Some(page)), "{page:?}");
+        }
+        let methods: Vec<_> = every().iter().map(Proof::method).collect();
+        assert!(ChallengeMethod::ALL.iter().all(|m| methods.contains(m)));
+    }
+
+    #[test]
+    fn a_binding_code_awaited_authenticates_as_the_page_s_proof() {
+        let as_of = |p: Proof| p.bound_method();
+        assert_eq!(
+            as_of(Proof::Network { answer: None }),
+            Some(Method::Network)
+        );
+        assert!(matches!(
+            every().last().map(Proof::bound_method),
+            Some(Some(Method::Wallet))
+        ));
+        // A code typed on the page succeeds as that code would.
+        assert_eq!(as_of(Proof::otp(Entry::Page)), None);
+        assert_eq!(as_of(Proof::Pin { entry: Entry::Page }), None);
+        // A ladder's network step: the operator's answer.
+        assert_eq!(as_of(Proof::otp(Entry::Chat)), Some(Method::Network));
+    }
+}
