@@ -117,7 +117,7 @@ pub async fn on_authenticated(
     let Some((c, _)) = w.rec.challenge_at(cid, now) else {
         return Ok(());
     };
-    let wallet = c.wallet.as_ref();
+    let wallet = c.wallet();
     let k = wallet.and_then(|x| x.registration.as_ref());
     let issuer = wallet.and_then(|x| x.answer.as_ref()?.issuer.clone());
     let (Some(k), Some(issuer), Some(customer)) = (k, issuer, w.rec.customer_ref.clone()) else {

@@ -586,7 +586,7 @@ fn held_by(
     match ending {
         Ending::AwaitingCode => {
             let wallet = rec.challenge.as_mut().filter(|c| c.id == cid);
-            let kept = wallet.and_then(|c| c.wallet.as_mut()?.registration.as_mut());
+            let kept = wallet.and_then(|c| c.proof.wallet_mut()?.registration.as_mut());
             if let Some(k) = kept {
                 k.thumbprint = holder.thumbprint;
             }
