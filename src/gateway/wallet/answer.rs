@@ -336,14 +336,8 @@ async fn verified(
     let no_holder = |answer| (answer, Holder::default());
     let public_url = &core.config().server.public_url;
     let trust = trust_of(core, (found.team, found.wallet), credential, now).await;
-    let presented = (presented, direct);
-    let verified = match verify(
-        found,
-        (credential, &trust.issuers),
-        public_url,
-        presented,
-        now,
-    ) {
+    let trusting = (credential, &trust.issuers);
+    let verified = match verify(found, trusting, public_url, (presented, direct), now) {
         Outcome::Verified(v) => v,
         // A list it needs has no usable copy: never taken as empty.
         Outcome::UntrustedIssuer if trust.missing => return Err(AnswerRefusal::StatusList),
