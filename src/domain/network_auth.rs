@@ -35,6 +35,11 @@ pub enum Ending {
     Gone,
 }
 
+/// The `challenge.failed` reason of a network challenge the operator
+/// answered with another number, or whose landing codes were all wrong
+/// (docs/network-authentication.md).
+pub const MISMATCH: &str = "number_mismatch";
+
 /// Whether `cid` is `rec`'s open network challenge at `now` and the
 /// operator's answer is what it waits for: a `network` challenge, or a
 /// ladder still at its network step, and no verified answer waiting for
@@ -130,9 +135,7 @@ pub fn conclude(
         NetworkResult::NotOnMobileNetwork | NetworkResult::Error => Ending::Open,
         NetworkResult::Mismatch => {
             rec.end_challenge(PastOutcome::Failed);
-            Ending::Ended {
-                reason: "number_mismatch",
-            }
+            Ending::Ended { reason: MISMATCH }
         }
         NetworkResult::Verified if subject.ensure_clear_for(origin.as_deref(), now).is_err() => {
             rec.end_challenge(PastOutcome::Failed);
@@ -200,9 +203,7 @@ pub fn refused_code(
         return Ending::Open;
     }
     rec.end_challenge(PastOutcome::Failed);
-    Ending::Ended {
-        reason: "number_mismatch",
-    }
+    Ending::Ended { reason: MISMATCH }
 }
 
 /// The verified answer authenticates the interaction with method `network`.

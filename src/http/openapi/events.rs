@@ -25,6 +25,7 @@ fn actor() -> Value {
 fn failed_reasons() -> Vec<&'static str> {
     let mut reasons = crate::domain::app_challenge::REASONS.to_vec();
     reasons.push("number_refused");
+    reasons.push(crate::domain::network_auth::MISMATCH);
     reasons.push(crate::domain::identity_change::REASON);
     // A wallet's presentation: its result, or a payment's key that is
     // not registered to the customer.
@@ -167,7 +168,7 @@ fn challenge_failed() -> Value {
             "attempts_remaining": {"type": "integer", "minimum": 0},
         }), &["challenge_id", "method", "delivery", "expires_at", "attempts_remaining"]),
         "reason": {"enum": failed_reasons(),
-                   "description": "Why an `app` challenge ended unapproved, `number_refused` (a number check refused the phone number), or `identity_changed` (the person behind a WhatsApp conversation changed, docs/channels.md#identity-changes), a wallet presentation's result (`claims_mismatch`, `untrusted_issuer`, `revoked`, `invalid_presentation`, or `not_registered`: a payment's attestation not registered to the customer, docs/wallet.md#registering-the-wallet-for-payments); absent for a wrong code."}}),
+                   "description": "Why an `app` challenge ended unapproved, `number_refused` (a number check refused the phone number), `number_mismatch` (a `network` challenge the mobile operator answered with another number, docs/network-authentication.md), or `identity_changed` (the person behind a WhatsApp conversation changed, docs/channels.md#identity-changes), a wallet presentation's result (`claims_mismatch`, `untrusted_issuer`, `revoked`, `invalid_presentation`, or `not_registered`: a payment's attestation not registered to the customer, docs/wallet.md#registering-the-wallet-for-payments); absent for a wrong code."}}),
         &["interaction", "challenge"],
     )
 }
