@@ -123,7 +123,7 @@ async fn connections_held(redis: bool) -> report::Held {
     let setup = reqwest::Client::new();
     let sessions = open_sessions(&setup, &g, FLOOD).await;
     for (i, session) in sessions.iter().enumerate() {
-        post(&setup, &g, Some(session), &get_verification(&seeded[i], 0)).await;
+        post(&setup, &g, Some(session), &get_verification(&seeded[i], 0, None)).await;
     }
     drop(setup);
     let client = reqwest::Client::builder()
@@ -135,7 +135,7 @@ async fn connections_held(redis: bool) -> report::Held {
         .map(|i| {
             let (client, answered) = (client.clone(), answered.clone());
             let (url, bot) = (format!("http://{}/mcp", g.addr), g.bot.clone());
-            let (session, body) = (sessions[i].clone(), get_verification(&seeded[i], 25));
+            let (session, body) = (sessions[i].clone(), get_verification(&seeded[i], 25, None));
             tokio::spawn(async move {
                 let sent = client
                     .post(url)
