@@ -123,7 +123,13 @@ async fn connections_held(redis: bool) -> report::Held {
     let setup = reqwest::Client::new();
     let sessions = open_sessions(&setup, &g, FLOOD).await;
     for (i, session) in sessions.iter().enumerate() {
-        post(&setup, &g, Some(session), &get_verification(&seeded[i], 0, None)).await;
+        post(
+            &setup,
+            &g,
+            Some(session),
+            &get_verification(&seeded[i], 0, None),
+        )
+        .await;
     }
     drop(setup);
     let client = reqwest::Client::builder()
