@@ -391,7 +391,7 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#""q":[{"r":"rid-1","k":"kid-1","s":"state-1","n":"nonce-1","d":"scalar","at":1800000000009,"x":true}],"#,
         r#""a":{"r":"claims_mismatch","i":"CN=PID Issuer","mt":["family_name"],"cl":{"family_name":"Lovelace"},"at":1800000000010,"#,
         r#""sc":{"j":"sca-code","m":[{"knowledge":"pin_6_or_more_digits"}]}},"#,
-        r#""rc":"responsecodehash","rb":"browserhash","td":"eyJ0eXBlIjoi","rg":{"r":true,"t":"holderkey"}}},"#,
+        r#""rc":"responsecodehash","rb":"browserhash","td":"eyJ0eXBlIjoi","rg":{"r":true,"t":"holderkey"}}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),
         &format!(r#""su":{{"cu":{b},"f":"fp","r":"eu","u":1800000000400}},"#),
         &format!(r#""b":{{"c":"{a}04","cu":{b},"at":1800000000004,"m":"oidc","v":["sms"],"#),
