@@ -350,6 +350,15 @@ async fn nothing_outlives_a_burst_of_short_lived_interactions() {
             let ttl = redis.pttl(k);
             assert!(ttl > 0 && ttl <= 7 * 86_400 * 1000, "{k} (pttl {ttl})");
         }
+        // The keys of the file teams an instance reserves against the
+        // operator API (`{~teams}:rk:<sha256>`) live a day, renewed while
+        // it runs (docs/operator-api.md#keys).
+        let (reserved, keys): (Vec<String>, Vec<String>) =
+            keys.into_iter().partition(|k| k.contains("{~teams}:rk:"));
+        for k in &reserved {
+            let ttl = redis.pttl(k);
+            assert!(ttl > 0 && ttl <= 86_400 * 1000, "{k} (pttl {ttl})");
+        }
         // The audit trail (`{team}:a:<seq>`, its head `{team}:ah`, the
         // configuration it last recorded `{team}:acfg` and its digest
         // `{team}:acfgd`) stays for `[audit] retention`, 400 days by
