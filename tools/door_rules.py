@@ -135,19 +135,27 @@ METHOD_COMPARISON = re.compile(r"==\s*ChallengeMethod::")
 METHOD_COMPARISONS = 1
 
 
-def method_comparisons():
-    """Each comparison `== ChallengeMethod::` in shipping code of `src/`."""
+def shipping_hits(pattern, skip=lambda rel: False):
+    """Each match of `pattern` in shipping code of `src/` (not a test
+    file, module or span), as `path:line`, in files `skip` does not name."""
     hits = []
     for path in sorted(SRC.rglob("*.rs")):
         rel = path.relative_to(ROOT).as_posix()
+        if skip(rel):
+            continue
         if path.name == "tests.rs" or "tests" in path.relative_to(SRC).parts[:-1]:
             continue
         code = blank(path.read_text())
         tests = test_spans(code)
-        for m in METHOD_COMPARISON.finditer(code):
+        for m in pattern.finditer(code):
             if not any(a <= m.start() <= b for a, b in tests):
                 hits.append(f"{rel}:{code.count(chr(10), 0, m.start()) + 1}")
     return hits
+
+
+def method_comparisons():
+    """Each comparison `== ChallengeMethod::` in shipping code of `src/`."""
+    return shipping_hits(METHOD_COMPARISON)
 
 
 # A link's key made outside the links' room, and the ones that may be:
@@ -160,19 +168,9 @@ LINK_KEYS_OUTSIDE = 2
 def link_keys_outside():
     """Each link key made in shipping code of `src/` outside the links'
     room and the store's key module."""
-    hits = []
-    for path in sorted(SRC.rglob("*.rs")):
-        rel = path.relative_to(ROOT).as_posix()
-        if rel.startswith(LINKS_ROOM) or rel == "src/store/keys.rs":
-            continue
-        if path.name == "tests.rs" or "tests" in path.relative_to(SRC).parts[:-1]:
-            continue
-        code = blank(path.read_text())
-        tests = test_spans(code)
-        for m in LINK_KEY.finditer(code):
-            if not any(a <= m.start() <= b for a, b in tests):
-                hits.append(f"{rel}:{code.count(chr(10), 0, m.start()) + 1}")
-    return hits
+    return shipping_hits(
+        LINK_KEY, lambda rel: rel.startswith(LINKS_ROOM) or rel == "src/store/keys.rs"
+    )
 
 
 # The page kit's module of `src/http/`, and what a module takes of it
