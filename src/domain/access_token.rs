@@ -13,7 +13,7 @@ use crate::time::Timestamp;
 
 /// Clock skew allowed on `exp` and `nbf`, in seconds: a login token's
 /// (docs/api.md#errors), not an ID token's minute.
-pub const LEEWAY_SECS: i64 = 5;
+pub const LEEWAY_SECS: i64 = super::login_token::LEEWAY_SECS;
 
 /// The longest `sub` taken: it names the actor in log lines and audit
 /// entries.
