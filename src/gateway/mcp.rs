@@ -381,10 +381,14 @@ fn next_moment(pair: &Pair, answer: &Verification, now: Timestamp) -> Option<Tim
         .min()
 }
 
+/// The longest wait `get_verification` may be asked for, in seconds.
+pub const MAX_WAIT_SECONDS: u64 = 25;
+
 /// What `get_verification` is asked (docs/agents.md#get_verification).
 pub struct Asked<'a> {
     pub id: Uuid,
-    /// How long it may wait for a change; zero: it answers at once.
+    /// How long it may wait for a change, up to [`MAX_WAIT_SECONDS`];
+    /// zero: it answers at once.
     pub wait: Duration,
     /// The `cursor` of an earlier answer, as given.
     pub after: Option<&'a str>,

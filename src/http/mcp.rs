@@ -22,6 +22,7 @@ mod modern;
 mod tools;
 
 pub use door::other_method;
+pub use tools::register_series;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

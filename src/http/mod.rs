@@ -119,7 +119,8 @@ pub struct Lasting {
 
 impl Lasting {
     /// `config`'s `[server]` caps the event streams and the waiting calls
-    /// (a reload keeps them).
+    /// (a reload keeps them). The MCP tools' series are registered at 0 in
+    /// `metrics`' recorder.
     pub fn new(config: &crate::config::Config, clock: Arc<dyn Clock>, metrics: Metrics) -> Self {
         let limits = &config.server.limits;
         let streams = crate::events::slots::StreamSlots::new(
@@ -131,6 +132,7 @@ impl Lasting {
             limits.max_waits,
             limits.max_waits_per_key,
         ));
+        mcp::register_series();
         Lasting {
             clock,
             metrics,

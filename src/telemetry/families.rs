@@ -3,7 +3,9 @@
 //! `/metrics`). At install each gets its `# HELP` line, and every series
 //! whose labels come from a closed set is registered at 0, so an alert on
 //! it has a series before the first increment; series labelled by team or
-//! channel are registered when a config is loaded ([`register_config`]).
+//! channel are registered when a config is loaded ([`register_config`]),
+//! and those of the MCP server's tools by the HTTP layer, which holds
+//! them (`http::mcp::register_series`).
 use crate::channels::Purpose;
 use crate::config::Config;
 use crate::domain::audit::Action;
@@ -23,15 +25,6 @@ pub const OUTBOX_KINDS: [&str; 2] = ["event", "notice"];
 /// The `kind` label of `chatgate_background_queue`: the kinds of
 /// background ask, each in lanes of its own (`gateway/polls.rs`).
 pub const BACKGROUND_KINDS: [&str; 2] = ["ladder", "app_poll"];
-
-/// The `tool` label of `chatgate_mcp_calls_total`: the MCP server's tools
-/// (docs/agents.md#the-four-tools).
-pub const MCP_TOOLS: [&str; 4] = [
-    "start_verification",
-    "get_verification",
-    "confirm_chat_code",
-    "check_assurance",
-];
 
 /// Kind of a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,12 +146,6 @@ pub(super) fn describe_and_register() {
     }
     for result in ["right", "wrong", "refused"] {
         metrics::counter!("chatgate_code_entries_total", "result" => result).increment(0);
-    }
-    for tool in MCP_TOOLS {
-        for result in ["ok", "error"] {
-            metrics::counter!("chatgate_mcp_calls_total", "tool" => tool, "result" => result)
-                .increment(0);
-        }
     }
     for kind in BACKGROUND_KINDS {
         metrics::gauge!("chatgate_background_queue", "kind" => kind).increment(0.0);

@@ -1,0 +1,165 @@
+//! `tools/list`, the dispatch of `tools/call` and the metric's labels are
+//! made of [`TOOLS`] alone, and each tool's schemas hold.
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::*;
+
+fn listed() -> Vec<Value> {
+    list()["tools"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn tools_list_gives_every_line_of_tools_once_under_its_own_name_in_order() {
+    let names: Vec<&str> = TOOLS.iter().map(|t| t.name).collect();
+    let listed: Vec<String> = listed()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(listed, names);
+    assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), names.len());
+    for name in names {
+        let snake = name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        assert!(
+            snake && !name.is_empty(),
+            "{name}: a tool's name is snake_case"
+        );
+        assert!(
+            INSTRUCTIONS.contains(name),
+            "{name}: the instructions name every tool"
+        );
+    }
+}
+
+#[test]
+fn tools_call_finds_each_line_of_tools_by_its_exact_name_and_nothing_else() {
+    for t in TOOLS {
+        let found = named(t.name).map(|f| f.name);
+        assert_eq!(found, Some(t.name));
+        assert!(named(&t.name.to_uppercase()).is_none(), "{}", t.name);
+        assert!(named(&format!("{} ", t.name)).is_none(), "{}", t.name);
+    }
+    for unknown in ["", "no_such_tool", "assurance"] {
+        assert!(named(unknown).is_none(), "{unknown}");
+    }
+}
+
+#[test]
+fn every_line_of_tools_has_its_metric_series_at_zero_and_no_other_tool_has_one() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, register_series);
+    let text = handle.render();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("chatgate_mcp_calls_total{"))
+        .collect();
+    assert_eq!(series.len(), TOOLS.len() * RESULTS.len(), "{text}");
+    for t in TOOLS {
+        for result in RESULTS {
+            let line = format!(
+                "chatgate_mcp_calls_total{{tool=\"{}\",result=\"{result}\"}} 0",
+                t.name
+            );
+            assert!(series.contains(&line.as_str()), "{line} in {text}");
+        }
+    }
+}
+
+#[test]
+fn each_tool_s_schemas_compile_and_its_input_schema_names_exactly_its_arguments() {
+    for (t, listing) in TOOLS.iter().zip(listed()) {
+        for schema in ["inputSchema", "outputSchema"] {
+            assert_eq!(listing[schema]["type"], "object", "{} {schema}", t.name);
+            let broken = jsonschema::validator_for(&listing[schema]).err();
+            assert!(broken.is_none(), "{} {schema}: {broken:?}", t.name);
+        }
+        let properties = listing["inputSchema"]["properties"].as_object();
+        let properties: BTreeSet<String> = properties
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let members: BTreeSet<String> = (t.members)().into_iter().collect();
+        assert_eq!(properties, members, "{}: its schema and its Args", t.name);
+        assert_eq!(
+            listing["inputSchema"]["additionalProperties"], false,
+            "{}",
+            t.name
+        );
+        let required = listing["inputSchema"]["required"].as_array().cloned();
+        for r in required.unwrap_or_default() {
+            assert!(
+                members.contains(r.as_str().unwrap_or_default()),
+                "{}: {r}",
+                t.name
+            );
+        }
+    }
+}
+
+#[test]
+fn each_tool_is_titled_described_and_annotated() {
+    for listing in listed() {
+        let title = listing["title"].as_str().unwrap_or_default();
+        assert!(!title.is_empty(), "{listing}");
+        assert!(listing["description"].as_str().unwrap_or_default().len() > 100);
+        let a = &listing["annotations"];
+        assert_eq!(a["title"], title);
+        let read_only = a["readOnlyHint"].as_bool();
+        // A tool that changes nothing destroys nothing: the hint is left out.
+        assert_eq!(
+            a.get("destructiveHint").is_some(),
+            read_only == Some(false),
+            "{listing}"
+        );
+        assert!(a["idempotentHint"].is_boolean() && a["openWorldHint"].is_boolean());
+    }
+}
+
+#[test]
+fn get_verification_s_schema_and_its_check_bound_the_wait_alike() {
+    let get = listed()
+        .into_iter()
+        .find(|t| t["name"] == "get_verification");
+    let get = get.unwrap_or_default();
+    let max = &get["inputSchema"]["properties"]["wait_seconds"]["maximum"];
+    assert_eq!(max.as_u64(), Some(crate::gateway::mcp::MAX_WAIT_SECONDS));
+    let said = format!("(up to {})", crate::gateway::mcp::MAX_WAIT_SECONDS);
+    assert!(get["description"]
+        .as_str()
+        .unwrap_or_default()
+        .contains(&said));
+}
+
+#[test]
+fn every_line_of_tools_is_documented_and_named_in_its_metric_s_help() {
+    let agents = include_str!("../../../../docs/agents.md");
+    let operations = include_str!("../../../../docs/operations.md");
+    let row = operations
+        .lines()
+        .find(|l| l.starts_with("| `chatgate_mcp_calls_total` |"));
+    let help = crate::telemetry::FAMILIES
+        .iter()
+        .find(|f| f.0 == "chatgate_mcp_calls_total")
+        .map(|f| f.3);
+    for t in TOOLS {
+        let name = t.name;
+        let heading = format!("\n### {name}\n");
+        assert!(
+            agents.contains(&heading),
+            "docs/agents.md: a section {name}"
+        );
+        let http_twin = format!("\n| `{name}` | ");
+        assert!(
+            agents.contains(&http_twin),
+            "docs/agents.md#without-mcp: {name}"
+        );
+        assert!(
+            row.unwrap_or_default().contains(name),
+            "docs/operations.md: {name}"
+        );
+        assert!(help.unwrap_or_default().contains(name), "FAMILIES: {name}");
+    }
+}
