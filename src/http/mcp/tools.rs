@@ -49,27 +49,8 @@ const TOOLS: &[Registered] = &[
     Registered::of::<check_assurance::CheckAssurance>(),
 ];
 
-// Two tools of one name: the second could never be called.
-const _: () = assert!(names_apart(), "two lines of TOOLS share a name");
-
-/// Whether no two lines of [`TOOLS`] have one name.
-const fn names_apart() -> bool {
-    let mut i = 0;
-    while i < TOOLS.len() {
-        let mut j = i + 1;
-        while j < TOOLS.len() {
-            if TOOLS[i].name.eq_ignore_ascii_case(TOOLS[j].name) {
-                return false;
-            }
-            j += 1;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// The `result` label of `chatgate_mcp_calls_total`: `error` for a tool
-/// result with `isError`.
+/// The `result` label of `chatgate_mcp_calls_total`: `ok`, then `error`
+/// (a tool result with `isError`), indexed by whether it is one.
 const RESULTS: [&str; 2] = ["ok", "error"];
 
 /// The tool `tools/call` names, if one is.
