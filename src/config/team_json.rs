@@ -89,6 +89,12 @@ impl Config {
                 return Err(vec![api_key_taken_at(i)]);
             }
         }
+        // A stored team's is settled over the teams put in force together,
+        // and a file team's stops a start or a reload (`gateway::operator`).
+        let oauth = team.mcp_oauth.as_ref().filter(|_| api_teams);
+        if let Some(holder) = oauth.and_then(|o| self.mcp_audience_holder(&team.id, o, true)) {
+            return Err(vec![super::mcp_oauth::audience_taken(&holder.id)]);
+        }
         Ok(team)
     }
 }
