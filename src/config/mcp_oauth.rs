@@ -64,7 +64,8 @@ impl Config {
         oauth: &McpOauth,
         api_teams: bool,
     ) -> Option<&Arc<Team>> {
-        let same = |t: &&Arc<Team>| (t.mcp_oauth.as_ref()).is_some_and(|o| o.takes_tokens_of(oauth));
+        let same =
+            |t: &&Arc<Team>| (t.mcp_oauth.as_ref()).is_some_and(|o| o.takes_tokens_of(oauth));
         (self.sums.mcp_teams_of(&oauth.provider.issuer))
             .filter(|id| id.as_str() != team)
             .filter_map(|id| self.teams.get(id))

@@ -43,7 +43,8 @@ impl Config {
 
     /// One pass of [`Config::team_of_json`]: its shape's problems, or the
     /// first rule of a team file it breaks; `api_teams`: a key of an API
-    /// team in force breaks one too.
+    /// team in force breaks one too, and so does another team's `[mcp]
+    /// oauth` issuer and audience.
     fn check_team(
         &self,
         body: &serde_json::Value,

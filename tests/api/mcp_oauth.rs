@@ -419,19 +419,37 @@ async fn a_refused_call_is_audited_as_the_token_s_actor(backend: Backend) {
     assert_eq!(refused["isError"], true, "{refused}");
     let problem: Value =
         serde_json::from_str(refused["content"][0]["text"].as_str().unwrap()).unwrap();
-    assert_eq!((problem["status"].as_u64(), problem["code"].as_str()), (Some(403), Some("forbidden")), "{problem}");
+    assert_eq!(
+        (problem["status"].as_u64(), problem["code"].as_str()),
+        (Some(403), Some("forbidden")),
+        "{problem}"
+    );
     // The bot key's call, refused alike.
     let bot_session = crate::mcp::open(&app, &app.keys.bot).await;
-    let by_key = call(&app, &app.keys.bot, &bot_session, "start_verification", abroad("key")).await;
+    let by_key = call(
+        &app,
+        &app.keys.bot,
+        &bot_session,
+        "start_verification",
+        abroad("key"),
+    )
+    .await;
     assert_eq!(by_key["isError"], true, "{by_key}");
     // A call that is not refused is no entry.
     assert_eq!(post(&app, &t, Some(&session), &ping()).await.status(), 200);
 
     let page = app.get_json("/v1/audit", Some(&app.keys.admin)).await;
     let entries = page["entries"].as_array().unwrap();
-    let denied: Vec<&Value> = entries.iter().filter(|e| e["action"] == "access.denied").collect();
+    let denied: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "access.denied")
+        .collect();
     let actors: Vec<&Value> = denied.iter().map(|e| &e["actor"]["api_key_id"]).collect();
-    assert_eq!(actors, [&json!("oauth:agent-7"), &json!("acme-bot")], "{page:#}");
+    assert_eq!(
+        actors,
+        [&json!("oauth:agent-7"), &json!("acme-bot")],
+        "{page:#}"
+    );
     let by_token = denied[0];
     assert_eq!(by_token["outcome"], "denied");
     assert_eq!(by_token["actor"]["type"], "api_key");

@@ -43,7 +43,11 @@ async fn refused(app: &TestApp, id: &str, body: &Value, pointer: &str, holder: &
         let detail = p["errors"][0]["detail"].as_str().unwrap();
         assert!(detail.contains(&format!("{holder:?}")), "{detail}");
     }
-    let res = app.request(Method::GET, &format!("/v1/teams/{id}"), Some(OPS)).send().await.unwrap();
+    let res = app
+        .request(Method::GET, &format!("/v1/teams/{id}"), Some(OPS))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404, "nothing written");
 }
 
@@ -52,7 +56,12 @@ fn takers(app: &TestApp, issuer: &str, audience: &str) -> Vec<String> {
     let gateway = app.reloader.in_force();
     let config = gateway.config();
     let ids = config.sums.mcp_teams_of(issuer);
-    let ids = ids.filter(|id| config.teams[*id].mcp_oauth.as_ref().is_some_and(|o| o.audience == audience));
+    let ids = ids.filter(|id| {
+        config.teams[*id]
+            .mcp_oauth
+            .as_ref()
+            .is_some_and(|o| o.audience == audience)
+    });
     ids.cloned().collect()
 }
 
@@ -135,22 +144,44 @@ async fn two_at_once(backend: Backend) {
     };
     let b = match backend {
         Backend::Memory => {
-            let same = Setup { store: Some(a.gateway.store().clone()), ..setup() };
+            let same = Setup {
+                store: Some(a.gateway.store().clone()),
+                ..setup()
+            };
             spawn_with(backend, same).await.unwrap()
         }
         _ => spawn_beside(&a, setup()).await,
     };
     let pair = json!({"issuer": ISSUER, "audience": "api://shared"});
-    let (first, second) = (with_oauth("first", pair.clone()), with_oauth("second", pair));
-    let (one, two) = tokio::join!(put(&a, "first", &first, &[]), put(&b, "second", &second, &[]));
+    let (first, second) = (
+        with_oauth("first", pair.clone()),
+        with_oauth("second", pair),
+    );
+    let (one, two) = tokio::join!(
+        put(&a, "first", &first, &[]),
+        put(&b, "second", &second, &[])
+    );
     let statuses = [one.status().as_u16(), two.status().as_u16()];
     assert!(statuses.contains(&201), "{statuses:?}");
-    assert!(statuses.iter().all(|s| [201, 422].contains(s)), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [201, 422].contains(s)),
+        "{statuses:?}"
+    );
     let agreed = || async {
-        let (on_a, on_b) = (takers(&a, ISSUER, "api://shared"), takers(&b, ISSUER, "api://shared"));
+        let (on_a, on_b) = (
+            takers(&a, ISSUER, "api://shared"),
+            takers(&b, ISSUER, "api://shared"),
+        );
         on_a.len() == 1 && on_a == on_b
     };
     in_two_seconds("one team of the pair, the same on both", agreed).await;
+    if statuses == [201, 201] {
+        // Both stored: b had its own in force at once, and gave it up for
+        // the one written first (a's clock is no later than b's; a tie
+        // goes by id).
+        assert_eq!(takers(&b, ISSUER, "api://shared"), ["first"]);
+    }
+    eprintln!("two writes of one pair at once answered {statuses:?}");
     for _ in 0..5 {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         assert!(agreed().await, "never two, never apart");

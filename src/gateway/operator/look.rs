@@ -458,7 +458,8 @@ async fn read_teams(
             (kept.clone()).find_map(|k| Some((k.of.what, k.refused_of(team)?.clone())))
         };
         let form = stored.clone();
-        let built = stored.map(|s| team_of_record(config, id, s).and_then(|t| no_file_s_audience(config, t)));
+        let built = stored
+            .map(|s| team_of_record(config, id, s).and_then(|t| no_file_s_audience(config, t)));
         match built {
             Some(Ok(team)) => match refused_kept(&team) {
                 None => {
@@ -596,9 +597,8 @@ fn one_team_per_audience(
     teams: &mut Vec<Arc<Team>>,
 ) -> (Vec<(String, String)>, Vec<String>) {
     let read: HashSet<&str> = teams.iter().map(|t| t.id.as_str()).collect();
-    let stays = |t: &&Arc<Team>| {
-        t.api.is_some() && !read.contains(t.id.as_str()) && !gone.contains(&t.id)
-    };
+    let stays =
+        |t: &&Arc<Team>| t.api.is_some() && !read.contains(t.id.as_str()) && !gone.contains(&t.id);
     let written = |t: &Team| (t.modified, t.id.clone());
     let (mut clashing, mut displaced) = (Vec::new(), Vec::new());
     let mut held: BTreeMap<(&str, &str), String> = BTreeMap::new();
@@ -618,7 +618,10 @@ fn one_team_per_audience(
             (Some(id), _) => Some(id.clone()),
             (None, Some(h)) if written(h) < written(team) => Some(h.id.clone()),
             (None, Some(h)) => {
-                let why = format!("its /mcp/oauth issuer and audience are team {:?}'s, written earlier", team.id);
+                let why = format!(
+                    "its /mcp/oauth issuer and audience are team {:?}'s, written earlier",
+                    team.id
+                );
                 clashing.push((h.id.clone(), why));
                 displaced.push(h.id.clone());
                 None

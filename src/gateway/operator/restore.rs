@@ -284,24 +284,28 @@ async fn audiences_taken(core: &Core, config: &Config, held: &Held) -> Result<Ve
         (team.mcp_oauth.as_ref()).map(|o| (o.provider.issuer.clone(), o.audience.clone()))
     };
     let mut taken: BTreeMap<(String, String), String> = BTreeMap::new();
-    let with_oauth = |StoredApiForm::V1 { body, .. }: &StoredApiForm| body.pointer("/mcp/oauth").is_some();
+    let with_oauth =
+        |StoredApiForm::V1 { body, .. }: &StoredApiForm| body.pointer("/mcp/oauth").is_some();
     if !held.teams.values().any(with_oauth) {
         return Ok(Vec::new());
     }
     let stored = super::look::stored_team_etags(core).await?;
-    let others: Vec<&String> = stored.keys().filter(|id| !held.teams.contains_key(*id)).collect();
+    let others: Vec<&String> = stored
+        .keys()
+        .filter(|id| !held.teams.contains_key(*id))
+        .collect();
     for chunk in others.chunks(AT_ONCE) {
         let forms = stored_forms(core, chunk, keys::api_team).await?;
         for (id, form) in chunk.iter().zip(forms) {
             let team = form.and_then(|f| built(config, id, &f));
-            if let Some(p) = team.as_ref().and_then(|t| pair(t)) {
+            if let Some(p) = team.as_ref().and_then(&pair) {
                 taken.entry(p).or_insert_with(|| (*id).clone());
             }
         }
     }
     let mut refused = Vec::new();
     for (id, form) in &held.teams {
-        let Some(p) = built(config, id, form).as_ref().and_then(|t| pair(t)) else {
+        let Some(p) = built(config, id, form).as_ref().and_then(&pair) else {
             continue;
         };
         match taken.get(&p) {
