@@ -194,9 +194,7 @@ fn check_unique_mcp_audience(
         return Ok(());
     };
     let same = |t: &&std::sync::Arc<super::Team>| {
-        t.mcp_oauth.as_ref().is_some_and(|o| {
-            o.provider.issuer == oauth.provider.issuer && o.audience == oauth.audience
-        })
+        (t.mcp_oauth.as_ref()).is_some_and(|o| o.takes_tokens_of(oauth))
     };
     match teams.values().find(same) {
         Some(other) => Err(ConfigError::new(

@@ -4,10 +4,13 @@
 //! must name (default `{public_url}/mcp`) and the `scope` it must hold
 //! (default `chatgate:bot`). Its metadata and key set are fetched and
 //! cached as the OpenID login's are.
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use super::de::from_table;
-use super::{ConfigError, OidcConfig};
+use super::form::FormProblem;
+use super::{Config, ConfigError, OidcConfig, Team};
 
 /// The scope an access token must hold unless the team names another.
 pub const DEFAULT_SCOPE: &str = "chatgate:bot";
@@ -39,6 +42,49 @@ pub struct McpOauth {
     pub audience: String,
     /// Every token's scopes hold it.
     pub scope: String,
+}
+
+impl McpOauth {
+    /// Whether `other` names this one's issuer and audience: two teams
+    /// that did would each take the other's access tokens.
+    pub fn takes_tokens_of(&self, other: &McpOauth) -> bool {
+        self.provider.issuer == other.provider.issuer && self.audience == other.audience
+    }
+}
+
+impl Config {
+    /// The team other than `team` (a file team's only, unless
+    /// `api_teams`) whose `[mcp] oauth` names `oauth`'s issuer and
+    /// audience; found from the issuers kept with the teams, never by
+    /// going round them
+    /// (docs/decisions/0740-one-issuer-and-audience-one-team-at-every-write.md).
+    pub fn mcp_audience_holder(
+        &self,
+        team: &str,
+        oauth: &McpOauth,
+        api_teams: bool,
+    ) -> Option<&Arc<Team>> {
+        let same =
+            |t: &&Arc<Team>| (t.mcp_oauth.as_ref()).is_some_and(|o| o.takes_tokens_of(oauth));
+        (self.sums.mcp_teams_of(&oauth.provider.issuer))
+            .filter(|id| id.as_str() != team)
+            .filter_map(|id| self.teams.get(id))
+            .filter(|t| api_teams || t.api.is_none())
+            .find(same)
+    }
+}
+
+/// The problem of a team's body whose `[mcp] oauth` issuer and audience
+/// are team `holder`'s: at its `audience`, written or not (the default,
+/// `{public_url}/mcp`, is the one it has then), so that a body checked
+/// again without it lists it once.
+pub fn audience_taken(holder: &str) -> FormProblem {
+    FormProblem {
+        pointer: "/mcp/oauth/audience".into(),
+        detail: format!(
+            "team {holder:?} already takes this issuer's tokens for this audience (written, or the default {{public_url}}/mcp): give each team its own audience"
+        ),
+    }
 }
 
 /// A team's `[mcp]` section of `file`: its `oauth`, if written.

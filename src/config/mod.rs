@@ -79,7 +79,9 @@ pub use form::{escape as pointer_token, FormProblem, SECRET_MEMBERS};
 pub use key_holders::{KeyHolder, KeyHolders};
 pub use load::{load, load_all_but_sms_length, load_with_env};
 pub use mcp::McpConfig;
-pub use mcp_oauth::{McpOauth, DEFAULT_SCOPE as DEFAULT_MCP_SCOPE};
+pub use mcp_oauth::{
+    audience_taken as mcp_audience_taken, McpOauth, DEFAULT_SCOPE as DEFAULT_MCP_SCOPE,
+};
 pub use oidc::{https_or_loopback, may_reach};
 pub use once::{warn_once, StartupWarning};
 pub use operator::{OperatorConfig, OperatorKey, OperatorRole};

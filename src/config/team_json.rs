@@ -43,7 +43,8 @@ impl Config {
 
     /// One pass of [`Config::team_of_json`]: its shape's problems, or the
     /// first rule of a team file it breaks; `api_teams`: a key of an API
-    /// team in force breaks one too.
+    /// team in force breaks one too, and so does another team's `[mcp]
+    /// oauth` issuer and audience.
     fn check_team(
         &self,
         body: &serde_json::Value,
@@ -88,6 +89,12 @@ impl Config {
             if self.api_key_taken(&team.id, &key.sha256, api_teams) {
                 return Err(vec![api_key_taken_at(i)]);
             }
+        }
+        // A stored team's is settled over the teams put in force together,
+        // and a file team's stops a start or a reload (`gateway::operator`).
+        let oauth = team.mcp_oauth.as_ref().filter(|_| api_teams);
+        if let Some(holder) = oauth.and_then(|o| self.mcp_audience_holder(&team.id, o, true)) {
+            return Err(vec![super::mcp_oauth::audience_taken(&holder.id)]);
         }
         Ok(team)
     }

@@ -412,6 +412,7 @@ fn answer_with(
     sse: bool,
     session: Option<&str>,
 ) -> Response {
+    let denied = answer.as_ref().ok().and_then(denied_label);
     let (status, body) = match answer {
         Ok(result) => (
             StatusCode::OK,
@@ -446,12 +447,42 @@ fn answer_with(
     if let Some(v) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
         res.headers_mut().insert(SESSION, v);
     }
+    if let Some(label) = denied {
+        res.extensions_mut().insert(label);
+    }
     res
+}
+
+/// The problem label of a tool call refused 403 `forbidden`, as its HTTP
+/// twin's answer carries it, so that the call is recorded as the twin is:
+/// an `access.denied` entry naming the caller, a bot key or `oauth:` + a
+/// token's `sub` (docs/agents.md#oauth-access-tokens); its log line says
+/// the code.
+fn denied_label(result: &Value) -> Option<super::ProblemLabel> {
+    if result.get("isError") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    let text = result.pointer("/content/0/text")?.as_str()?;
+    let problem: Value = serde_json::from_str(text).ok()?;
+    (problem.get("code")? == "forbidden").then_some(super::ProblemLabel("forbidden"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tool_refused_forbidden_is_labelled_as_its_twin() {
+        let result = |code: &str, is_error: bool| {
+            let text = json!({"code": code, "status": 403}).to_string();
+            json!({"content": [{"type": "text", "text": text}], "isError": is_error})
+        };
+        let label = denied_label(&result("forbidden", true)).map(|l| l.0);
+        assert_eq!(label, Some("forbidden"));
+        assert!(denied_label(&result("forbidden", false)).is_none());
+        assert!(denied_label(&result("not_found", true)).is_none());
+        assert!(denied_label(&json!({"isError": true, "content": []})).is_none());
+    }
 
     #[test]
     fn nesting_is_measured_outside_strings() {

@@ -42,6 +42,7 @@ mod logs;
 mod many_teams;
 mod mcp;
 mod mcp_oauth;
+mod mcp_oauth_teams;
 mod mcp_stateless;
 mod mcp_waits;
 mod metrics;

@@ -393,3 +393,78 @@ async fn a_token_s_actor_is_logged_and_no_token_is() {
         assert!(!text.contains(signature), "a token in the log: {text}");
     }
 }
+
+/// A call its HTTP twin would refuse 403 `forbidden` (a code to a number
+/// outside `otp.sms_regions`) is the audit entry the twin's is,
+/// `access.denied`, its actor the token's `oauth:` + `sub` where the
+/// twin's is the bot key's id: read back through `GET /v1/audit`.
+async fn a_refused_call_is_audited_as_the_token_s_actor(backend: Backend) {
+    let idp = FakeIdp::start().await;
+    let setup = Setup {
+        defaults: "[defaults.otp]\nsms_regions = [\"GB\"]".into(),
+        team_extra: format!("[mcp]\noauth = {{ issuer = \"{}\" }}\n", idp.issuer),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(backend, setup).await else {
+        return;
+    };
+    let abroad = |key: &str| {
+        let conversation = json!({"channel": "webchat", "conversation_id": format!("{key}-{}", uuid::Uuid::now_v7())});
+        json!({"conversation": conversation, "customer_ref": "cust-abroad",
+               "contact": {"phone": "+12015550123"}, "proof": "code", "delivery": "sms"})
+    };
+    let t = token(&app, &idp, json!({}));
+    let session = crate::mcp::open(&app, &t).await;
+    let refused = call(&app, &t, &session, "start_verification", abroad("oauth")).await;
+    assert_eq!(refused["isError"], true, "{refused}");
+    let problem: Value =
+        serde_json::from_str(refused["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (problem["status"].as_u64(), problem["code"].as_str()),
+        (Some(403), Some("forbidden")),
+        "{problem}"
+    );
+    // The bot key's call, refused alike.
+    let bot_session = crate::mcp::open(&app, &app.keys.bot).await;
+    let by_key = call(
+        &app,
+        &app.keys.bot,
+        &bot_session,
+        "start_verification",
+        abroad("key"),
+    )
+    .await;
+    assert_eq!(by_key["isError"], true, "{by_key}");
+    // A call that is not refused is no entry.
+    assert_eq!(post(&app, &t, Some(&session), &ping()).await.status(), 200);
+
+    let page = app.get_json("/v1/audit", Some(&app.keys.admin)).await;
+    let entries = page["entries"].as_array().unwrap();
+    let denied: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "access.denied")
+        .collect();
+    let actors: Vec<&Value> = denied.iter().map(|e| &e["actor"]["api_key_id"]).collect();
+    assert_eq!(
+        actors,
+        [&json!("oauth:agent-7"), &json!("acme-bot")],
+        "{page:#}"
+    );
+    let by_token = denied[0];
+    assert_eq!(by_token["outcome"], "denied");
+    assert_eq!(by_token["actor"]["type"], "api_key");
+    assert_eq!(by_token["detail"]["reason"], "forbidden");
+    assert_eq!(by_token["detail"]["route"], "/mcp");
+    assert!(by_token["actor"]["ip"].is_string(), "{by_token}");
+    assert!(!page.to_string().contains(&t), "no token in the trail");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_is_audited_as_the_token_s_actor_memory() {
+    a_refused_call_is_audited_as_the_token_s_actor(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_is_audited_as_the_token_s_actor_redis() {
+    a_refused_call_is_audited_as_the_token_s_actor(Backend::Redis).await;
+}

@@ -246,7 +246,8 @@ fn takes_out(running: &Core, changes: &Changes) -> bool {
     let moved = |t: &&Arc<crate::config::Team>| {
         (in_force.get(&t.id)).is_some_and(|was| was.keyspace != t.keyspace)
     };
-    !changes.gone.is_empty() || changes.teams.iter().any(|t| moved(&t))
+    let out = !changes.gone.is_empty() || !changes.displaced.is_empty();
+    out || changes.teams.iter().any(|t| moved(&t))
 }
 
 /// A reload's turn with the API teams: taken before it reads the files,

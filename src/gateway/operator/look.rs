@@ -100,8 +100,13 @@ pub struct Changes {
     /// a value: a pointer, a key id).
     pub refused: Vec<(String, String)>,
     /// Stored teams read together with another, written earlier, that has
-    /// one of their API keys: left out, each with why (never a value).
+    /// one of their API keys (or their `[mcp] oauth` issuer and
+    /// audience): left out, each with why (never a value).
     pub clashing: Vec<(String, String)>,
+    /// Of `clashing`, API teams in force taken out of force: a team read
+    /// now, written earlier, has their `[mcp] oauth` issuer and audience.
+    /// Their stored forms stay held.
+    pub displaced: Vec<String>,
     /// Of `refused` and the kept ones refused, those whose secrets are
     /// sealed under a key id no longer listed, or whose name a file of this
     /// instance has: what stops a start-up or refuses a reload (`"team"`,
@@ -243,7 +248,8 @@ impl Changes {
     /// `config` with these changes in force: the kept ones, then the teams.
     pub fn applied_to(&self, config: &Config) -> std::result::Result<Config, ConfigError> {
         let kept = kept_applied(&self.kept, config)?;
-        kept.with_api_teams(self.teams.iter().cloned(), &self.gone)
+        let out: Vec<String> = self.gone.iter().chain(&self.displaced).cloned().collect();
+        kept.with_api_teams(self.teams.iter().cloned(), &out)
     }
 
     /// The kept ones refused, each with what it is (`"channel"`…).
@@ -342,6 +348,9 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
     // written back): read again at the next move.
     let unstored = changes.gone[gone_from_index..].to_vec();
     changes.clashing = one_team_per_key(config, &changes.gone, &mut changes.teams);
+    let (audiences, displaced) = one_team_per_audience(config, &changes.gone, &mut changes.teams);
+    changes.clashing.extend(audiences);
+    changes.displaced = displaced;
     let kept = KEPT.iter().map(|k| k.what).zip(indexes).collect();
     changes.known = KnownRead {
         every_part,
@@ -449,7 +458,9 @@ async fn read_teams(
             (kept.clone()).find_map(|k| Some((k.of.what, k.refused_of(team)?.clone())))
         };
         let form = stored.clone();
-        match stored.map(|s| team_of_record(config, id, s)) {
+        let built = stored
+            .map(|s| team_of_record(config, id, s).and_then(|t| no_file_s_audience(config, t)));
+        match built {
             Some(Ok(team)) => match refused_kept(&team) {
                 None => {
                     changes.teams.push(Arc::new(team));
@@ -470,6 +481,21 @@ async fn read_teams(
         }
     }
     Ok(())
+}
+
+/// `team` (a stored team, built), unless a file team's `[mcp] oauth`
+/// names its issuer and audience: as a file with its id, that stops a
+/// start-up or refuses a reload, naming the team and the member
+/// (docs/decisions/0740-one-issuer-and-audience-one-team-at-every-write.md).
+fn no_file_s_audience(config: &Config, team: Team) -> std::result::Result<Team, NotInForce> {
+    let oauth = team.mcp_oauth.as_ref();
+    match oauth.and_then(|o| config.mcp_audience_holder(&team.id, o, false)) {
+        None => Ok(team),
+        Some(file) => Err(NotInForce::Stops(format!(
+            "/mcp/oauth/audience: the file team {:?} takes this issuer's tokens for this audience",
+            file.id
+        ))),
+    }
 }
 
 /// A kept one gone that an API team staying in force still lists (one
@@ -555,6 +581,69 @@ fn one_team_per_key(
         true
     });
     clashing
+}
+
+/// Of `teams` read together (in the order written, as
+/// [`one_team_per_key`] left them), those whose `[mcp] oauth` issuer and
+/// audience a team written earlier has taken out, each with why: an API
+/// team in force that stays, or one of `teams`. An API team in force
+/// written later than the team read that has its pair is taken out of
+/// force (the second list) and named with why. Two writes at once on two
+/// instances may both be stored; every instance keeps the one written
+/// first (docs/decisions/0740-one-issuer-and-audience-one-team-at-every-write.md).
+fn one_team_per_audience(
+    in_force: &Config,
+    gone: &[String],
+    teams: &mut Vec<Arc<Team>>,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let read: HashSet<&str> = teams.iter().map(|t| t.id.as_str()).collect();
+    let stays =
+        |t: &&Arc<Team>| t.api.is_some() && !read.contains(t.id.as_str()) && !gone.contains(&t.id);
+    let written = |t: &Team| (t.modified, t.id.clone());
+    let (mut clashing, mut displaced) = (Vec::new(), Vec::new());
+    let mut held: BTreeMap<(&str, &str), String> = BTreeMap::new();
+    let mut kept = Vec::with_capacity(teams.len());
+    for team in teams.iter() {
+        let Some(oauth) = &team.mcp_oauth else {
+            kept.push(true);
+            continue;
+        };
+        let pair = (oauth.provider.issuer.as_str(), oauth.audience.as_str());
+        let in_force_holder = (in_force.sums.mcp_teams_of(pair.0))
+            .filter_map(|id| in_force.teams.get(id))
+            .filter(stays)
+            .filter(|t| !displaced.contains(&t.id))
+            .find(|t| (t.mcp_oauth.as_ref()).is_some_and(|o| o.takes_tokens_of(oauth)));
+        let earlier = match (held.get(&pair), in_force_holder) {
+            (Some(id), _) => Some(id.clone()),
+            (None, Some(h)) if written(h) < written(team) => Some(h.id.clone()),
+            (None, Some(h)) => {
+                let why = format!(
+                    "its /mcp/oauth issuer and audience are team {:?}'s, written earlier",
+                    team.id
+                );
+                clashing.push((h.id.clone(), why));
+                displaced.push(h.id.clone());
+                None
+            }
+            (None, None) => None,
+        };
+        match earlier {
+            Some(holder) => {
+                let why = format!("its /mcp/oauth issuer and audience are team {holder:?}'s");
+                clashing.push((team.id.clone(), why));
+                kept.push(false);
+            }
+            None => {
+                held.insert(pair, team.id.clone());
+                kept.push(true);
+            }
+        }
+    }
+    drop((read, held));
+    let mut keep = kept.into_iter();
+    teams.retain(|_| keep.next().unwrap_or(true));
+    (clashing, displaced)
 }
 
 /// The team a stored record writes, put in force as an API team; why not

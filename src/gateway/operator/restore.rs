@@ -264,10 +264,59 @@ async fn checked(
             (Ok((form, _)), Ok(_)) => drop(held.teams.insert(id.clone(), form)),
         }
     }
+    if refused.is_empty() {
+        refused = audiences_taken(core, &with, &held).await?;
+    }
     Ok(match refused.is_empty() {
         true => Ok(held),
         false => Err(refused),
     })
+}
+
+/// The teams of `held` (an import, checked against `config`) whose
+/// `[mcp] oauth` issuer and audience a team the store holds and the
+/// import does not write over has, or another of its teams before it:
+/// each named with the member
+/// (docs/decisions/0740-one-issuer-and-audience-one-team-at-every-write.md).
+/// The store's teams are read whole, as few as an import is.
+async fn audiences_taken(core: &Core, config: &Config, held: &Held) -> Result<Vec<String>> {
+    let pair = |team: &crate::config::Team| {
+        (team.mcp_oauth.as_ref()).map(|o| (o.provider.issuer.clone(), o.audience.clone()))
+    };
+    let mut taken: BTreeMap<(String, String), String> = BTreeMap::new();
+    let with_oauth =
+        |StoredApiForm::V1 { body, .. }: &StoredApiForm| body.pointer("/mcp/oauth").is_some();
+    if !held.teams.values().any(with_oauth) {
+        return Ok(Vec::new());
+    }
+    let stored = super::look::stored_team_etags(core).await?;
+    let others: Vec<&String> = stored
+        .keys()
+        .filter(|id| !held.teams.contains_key(*id))
+        .collect();
+    for chunk in others.chunks(AT_ONCE) {
+        let forms = stored_forms(core, chunk, keys::api_team).await?;
+        for (id, form) in chunk.iter().zip(forms) {
+            let team = form.and_then(|f| built(config, id, &f));
+            if let Some(p) = team.as_ref().and_then(&pair) {
+                taken.entry(p).or_insert_with(|| (*id).clone());
+            }
+        }
+    }
+    let mut refused = Vec::new();
+    for (id, form) in &held.teams {
+        let Some(p) = built(config, id, form).as_ref().and_then(&pair) else {
+            continue;
+        };
+        match taken.get(&p) {
+            Some(holder) => {
+                let problem = crate::config::mcp_audience_taken(holder);
+                refused.push(format!("team {id}: {} {}", problem.pointer, problem.detail));
+            }
+            None => drop(taken.insert(p, id.clone())),
+        }
+    }
+    Ok(refused)
 }
 
 /// Team `id` of an import checked as a `PUT` of it would be, against
