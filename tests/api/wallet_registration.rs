@@ -299,6 +299,45 @@ registration_test!(
     }
 );
 
+registration_test!(
+    a_sixth_registration_replaces_the_oldest,
+    |app: TestApp, a: Access| async move {
+        let customer = "cust-six";
+        let holders: Vec<p256::ecdsa::SigningKey> = (0..6)
+            .map(|_| p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))
+            .collect();
+        for holder in &holders {
+            let issued = issued_to(holder);
+            register(&app, &a, customer, (Some(issued.as_str()), holder)).await;
+            app.advance(1);
+        }
+        let listed = wallets(&app, customer, &app.keys.bot).await;
+        let prints: Vec<String> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["thumbprint"].as_str().unwrap().to_string())
+            .collect();
+        let newest: Vec<String> = holders[1..].iter().map(thumbprint_of).collect();
+        assert_eq!(prints.len(), 5, "{listed}");
+        for print in &newest {
+            assert!(prints.contains(print), "{print} not in {listed}");
+        }
+        assert!(!prints.contains(&thumbprint_of(&holders[0])), "{listed}");
+        // The oldest's wallet no longer approves a payment; the newest's does.
+        let issued = issued_to(&holders[0]);
+        let oldest = (Some(issued.as_str()), &holders[0]);
+        let (id, cid, answered) = pay(&app, &a, (customer, "psd2-six-1"), oldest).await;
+        assert_eq!(answered.status(), 200);
+        let c = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(c["wallet"]["result"], "invalid_presentation", "{c}");
+        let issued = issued_to(&holders[5]);
+        let newest = (Some(issued.as_str()), &holders[5]);
+        let (id, cid, answered) = pay(&app, &a, (customer, "psd2-six-2"), newest).await;
+        bound(&app, answered, &id, &cid).await;
+    }
+);
+
 /// The store calls of a registration and of a payment only a registered
 /// wallet approves (docs/performance.md#a-wallet-challenge), each
 /// (reads, commits), beside a wallet challenge's
