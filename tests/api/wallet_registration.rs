@@ -299,8 +299,17 @@ registration_test!(
     }
 );
 
-registration_test!(
+/// [`SCA`], and room for the eight challenges of one customer that
+/// [`a_sixth_registration_replaces_the_oldest`] sends within the send
+/// window (a Key Binding JWT of the fixtures is too old for the clock to
+/// move past it).
+const SCA_EIGHT_SENDS: &str = "[[wallet.credentials]]\nid = \"sca\"\nformat = \"dc+sd-jwt\"\n\
+                               vct = [\"urn:eudi:pid:1\"]\npurpose = \"sca\"\n\
+                               [settings.otp]\nmax_sends = 8\n";
+
+crate::wallet_payments::bank_test!(
     a_sixth_registration_replaces_the_oldest,
+    super::SCA_EIGHT_SENDS,
     |app: TestApp, a: Access| async move {
         let customer = "cust-six";
         let holders: Vec<p256::ecdsa::SigningKey> = (0..6)
