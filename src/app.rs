@@ -393,7 +393,9 @@ impl Reloader {
                 return Reloaded::Refused(e);
             }
         };
-        if let Err(e) = crate::gateway::wallet::verify_own_all(&running, &config, r.clock.now()).await {
+        if let Err(e) =
+            crate::gateway::wallet::verify_own_all(&running, &config, r.clock.now()).await
+        {
             tracing::error!(file = %e.file, key = %e.key, problem = %e.problem, "configuration not reloaded: {e}; the running one stays in force");
             return Reloaded::Refused(e);
         }

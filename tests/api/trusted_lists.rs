@@ -63,7 +63,12 @@ pub(crate) fn issuer_root_der() -> Vec<u8> {
 /// before `now`, next updated at `next_update`, naming `certs` (base64
 /// DER, as `val`) as one PID issuance service.
 pub(crate) fn lote(seq: i64, now: i64, next_update: i64, certs: &[String]) -> Value {
-    lote_of((PID_LIST, PID_ISSUANCE), seq, (now - 3600, next_update), certs)
+    lote_of(
+        (PID_LIST, PID_ISSUANCE),
+        seq,
+        (now - 3600, next_update),
+        certs,
+    )
 }
 
 /// A list (JSON binding) of type `list` and sequence `seq`, issued at

@@ -14,8 +14,8 @@ use wiremock::{Mock, MockServer};
 
 use crate::helpers::*;
 use crate::trusted_lists::{
-    es256, fetches, issuer_root_der, list_name, lote, lote_of, metric, operator, presented,
-    served, signed, spawn_lists, Operator, PID_ISSUANCE, PID_LIST,
+    es256, fetches, issuer_root_der, list_name, lote, lote_of, metric, operator, presented, served,
+    signed, spawn_lists, Operator, PID_ISSUANCE, PID_LIST,
 };
 use crate::wallet::{
     access, ada, answer_for, bound, failures, fetch_request, fixtures, interaction, present, read,
@@ -72,7 +72,8 @@ async fn serve_own(
     rc: (i64, i64, &[String]),
 ) {
     server.reset().await;
-    for (at, kind, (seq, next, certs)) in [("/lists/wrpac", WRPAC, ac), ("/lists/wrprc", WRPRC, rc)] {
+    for (at, kind, (seq, next, certs)) in [("/lists/wrpac", WRPAC, ac), ("/lists/wrprc", WRPRC, rc)]
+    {
         let body = signed(op, es256(), &lote_of(kind, seq, (now - 3600, next), certs));
         Mock::given(path(at))
             .respond_with(served(body))
@@ -202,13 +203,25 @@ fn verify_own_needs_its_lists_naming_the_key() {
         let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(json!({"alg": "ES256", "typ": "rc-wrp+jwt"}).to_string());
         parts.next();
-        format!("{header}.{}.{}", parts.next().unwrap(), parts.next().unwrap())
+        format!(
+            "{header}.{}.{}",
+            parts.next().unwrap(),
+            parts.next().unwrap()
+        )
     };
     let both = format!("{}{}", list("ac", "wrpac"), list("rc", "wrprc"));
     let cases = [
         (String::new(), list("rc", "wrprc"), "verify_own"),
-        (format!("registration_certificate = \"{rc}\"\n"), list("ac", "wrpac"), "verify_own"),
-        (format!("registration_certificate = \"{bare_rc}\"\n"), both.clone(), "registration_certificate"),
+        (
+            format!("registration_certificate = \"{rc}\"\n"),
+            list("ac", "wrpac"),
+            "verify_own",
+        ),
+        (
+            format!("registration_certificate = \"{bare_rc}\"\n"),
+            both.clone(),
+            "registration_certificate",
+        ),
         (String::new(), list("ac", "wrpac"), ""),
         (format!("registration_certificate = \"{rc}\"\n"), both, ""),
     ];
@@ -281,7 +294,11 @@ async fn a_five_mib_list_is_never_trusted(backend: Backend) {
     let now = fixtures()["now"].as_i64().unwrap();
     let root = B64.encode(issuer_root_der());
     let copies = 5 * 1024 * 1024 * 3 / 4 / root.len() + 1;
-    let body = signed(&op, es256(), &lote(3, now, now + 86_400, &vec![root; copies]));
+    let body = signed(
+        &op,
+        es256(),
+        &lote(3, now, now + 86_400, &vec![root; copies]),
+    );
     assert!(body.len() >= 5 * 1024 * 1024, "{}", body.len());
     let Some((app, a)) = spawn_lists(backend, &op, &list, &server).await else {
         return;
@@ -316,12 +333,7 @@ async fn a_list_issued_ahead_is_never_trusted(backend: Backend) {
     let now = fixtures()["now"].as_i64().unwrap();
     let root = [B64.encode(issuer_root_der())];
     let issued_at = |issued: i64| {
-        let payload = lote_of(
-            (PID_LIST, PID_ISSUANCE),
-            3,
-            (issued, now + 86_400),
-            &root,
-        );
+        let payload = lote_of((PID_LIST, PID_ISSUANCE), 3, (issued, now + 86_400), &root);
         signed(&op, es256(), &payload)
     };
     let Some((app, a)) = spawn_lists(backend, &op, &list, &server).await else {
@@ -380,8 +392,16 @@ async fn a_reload_with_a_bad_trusted_list_is_refused(backend: Backend) {
     let named = format!("trusted_lists = [\"{list}\"]");
     let at = |k: &str| format!("wallet.trusted_lists.{list}.{k}");
     let cases = [
-        (named.as_str(), "trusted_lists = [\"nope\"]", "wallet.credentials[0].trusted_lists[0]".to_string()),
-        (url.as_str(), "url = \"http://lists.example.eu/pid\"", at("url")),
+        (
+            named.as_str(),
+            "trusted_lists = [\"nope\"]",
+            "wallet.credentials[0].trusted_lists[0]".to_string(),
+        ),
+        (
+            url.as_str(),
+            "url = \"http://lists.example.eu/pid\"",
+            at("url"),
+        ),
         (signers.as_str(), "", at("signers")),
         ("type = \"pid\"", "type = \"pids\"", at("type")),
     ];

@@ -366,18 +366,28 @@ fn newco_with_a_wallet(a: &Access, bot: &str, security: &str) -> Value {
 
 /// Registers the fixture holder's wallet for `customer` of team `newco`
 /// (its bot key `bot`, its security key `security`).
-async fn register_at_newco(app: &TestApp, a: &Access, (bot, security): (&str, &str), customer: &str) {
+async fn register_at_newco(
+    app: &TestApp,
+    a: &Access,
+    (bot, security): (&str, &str),
+    customer: &str,
+) {
     use base64::engine::general_purpose::STANDARD as B64;
     let body = json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
                       "customer_ref": customer});
-    let id = app.create_as(bot, body).await["id"].as_str().unwrap().to_string();
+    let id = app.create_as(bot, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let link = format!("/v1/interactions/{id}/login-links");
     let res = app.post_json(&link, Some(bot), &json!({})).await;
     assert_eq!(res.status(), 201);
     let token = res.json::<Value>().await.unwrap()["token"].clone();
     let key = B64.decode(security.trim_start_matches("whsec_")).unwrap();
     let callback = json!({"token": token, "outcome": "success", "customer": {"id": customer}});
-    let res = app.post_signed("/v1/login/callback", &callback, Some(&key)).await;
+    let res = app
+        .post_signed("/v1/login/callback", &callback, Some(&key))
+        .await;
     assert_eq!(res.status(), 200);
     let body = json!({"method": "wallet", "credential": "sca", "register": true});
     let (cid, link) = started_as(app, bot, &id, body).await;
@@ -391,7 +401,9 @@ async fn register_at_newco(app: &TestApp, a: &Access, (bot, security): (&str, &s
         .to_string();
     let (code, _) = code_at(app, &redirect).await;
     let verify = format!("/v1/interactions/{id}/challenges/{cid}/verify");
-    let res = app.post_json(&verify, Some(bot), &json!({"code": code})).await;
+    let res = app
+        .post_json(&verify, Some(bot), &json!({"code": code}))
+        .await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
 }
 

@@ -230,7 +230,11 @@ fn x5c_of(jwt: &str) -> Option<Vec<Vec<u8>>> {
         .get("x5c")?
         .as_array()?
         .iter()
-        .map(|c| base64::engine::general_purpose::STANDARD.decode(c.as_str()?).ok())
+        .map(|c| {
+            base64::engine::general_purpose::STANDARD
+                .decode(c.as_str()?)
+                .ok()
+        })
         .collect::<Option<_>>()?;
     (!chain.is_empty()).then_some(chain)
 }

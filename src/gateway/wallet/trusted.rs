@@ -139,10 +139,18 @@ async fn refresh_all(core: &Core, team: &Team, wallet: &WalletConfig, now: Times
 /// reload's set is put in force. The first certificate a usable list of
 /// its kind does not hold is a configuration error naming its team's
 /// file and key; a list with no usable copy is a warning.
-pub async fn verify_own_all(core: &Core, config: &Config, now: Timestamp) -> Result<(), ConfigError> {
+pub async fn verify_own_all(
+    core: &Core,
+    config: &Config,
+    now: Timestamp,
+) -> Result<(), ConfigError> {
     for team in config.teams.values() {
         if let Err((key, problem)) = verify_own(core, team, true, now).await {
-            return Err(ConfigError::new(&team.file.display().to_string(), key, problem));
+            return Err(ConfigError::new(
+                &team.file.display().to_string(),
+                key,
+                problem,
+            ));
         }
     }
     Ok(())
@@ -168,7 +176,11 @@ async fn verify_own(
     };
     let checks = [
         ("wrpac", "certificate_chain", Some(&wallet.signer.chain)),
-        ("wrprc", "registration_certificate", own.registration.as_ref()),
+        (
+            "wrprc",
+            "registration_certificate",
+            own.registration.as_ref(),
+        ),
     ];
     for (kind, key, chain) in checks {
         let Some(chain) = chain else {
@@ -176,7 +188,10 @@ async fn verify_own(
         };
         let kind = ListKind::named(kind);
         let (mut usable, mut unusable, mut held) = (Vec::new(), Vec::new(), false);
-        let lists = wallet.trusted_lists.iter().filter(|l| Some(&l.kind) == kind.as_ref());
+        let lists = wallet
+            .trusted_lists
+            .iter()
+            .filter(|l| Some(&l.kind) == kind.as_ref());
         for list in lists {
             if fetch {
                 let trusted = core.trusted_lists();
