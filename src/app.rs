@@ -87,6 +87,10 @@ impl App {
         // The recorder first: series registered before it would be lost.
         let lasting = crate::http::Lasting::new(&config, Arc::clone(&clock), Metrics::install());
         crate::telemetry::register_config(&config);
+        // The bank's own certificates on its lists (docs/wallet.md#the-banks-own-certificates).
+        crate::gateway::wallet::verify_own_all(&gateway, &config, clock.now())
+            .await
+            .map_err(std::io::Error::other)?;
         let router = crate::http::router(Arc::clone(&gateway), &lasting);
         let routes: Routes = Arc::new(arc_swap::ArcSwap::from_pointee(router));
         // Recorded before any other entry: a team's trail shows the
@@ -389,6 +393,12 @@ impl Reloader {
                 return Reloaded::Refused(e);
             }
         };
+        if let Err(e) =
+            crate::gateway::wallet::verify_own_all(&running, &config, r.clock.now()).await
+        {
+            tracing::error!(file = %e.file, key = %e.key, problem = %e.problem, "configuration not reloaded: {e}; the running one stays in force");
+            return Reloaded::Refused(e);
+        }
         let (team_count, channel_count) = (config.teams.len(), config.channels.len());
         // Teams of the set in force that the new one lacks, by keyspace
         // (a team written again under a deleted team's id is another

@@ -23,7 +23,7 @@ use crate::domain::wallet::Format;
 use crate::time::Dur;
 
 mod lists;
-pub use lists::TrustedListConfig;
+pub use lists::{TrustedListConfig, VerifyOwn};
 
 /// The shortest and longest `link_ttl`, and its default.
 const LINK_TTL: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(1800));
@@ -72,6 +72,10 @@ pub struct WalletConfig {
     /// The lists of trusted entities its credentials may name
     /// (docs/wallet.md#trusted-lists), by name.
     pub trusted_lists: Vec<TrustedListConfig>,
+    /// `verify_own = true`: the access certificate and the registration
+    /// certificate must be on the team's `wrpac` and `wrprc` lists
+    /// (docs/wallet.md#the-banks-own-certificates).
+    pub verify_own: Option<VerifyOwn>,
 }
 
 impl WalletConfig {
@@ -216,6 +220,7 @@ struct RawWallet {
     registration_certificate: Option<String>,
     #[serde(default)]
     trusted_lists: std::collections::BTreeMap<String, lists::RawList>,
+    verify_own: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -282,6 +287,12 @@ pub(super) fn load_wallet(
         .map_err(|p| err("client_id_prefix", p))?;
     let team_trust = trusted_issuers(&raw.trusted_issuers).map_err(|(k, p)| err(&k, &p))?;
     let trusted_lists = lists::trusted_lists(raw.trusted_lists).map_err(|(k, p)| err(&k, &p))?;
+    let verify_own = lists::verify_own(
+        raw.verify_own.unwrap_or(false),
+        &trusted_lists,
+        registration.as_deref(),
+    )
+    .map_err(|(k, p)| err(&k, &p))?;
     if raw.credentials.is_empty() {
         return Err(err("credentials", "must name at least one credential"));
     }
@@ -317,6 +328,7 @@ pub(super) fn load_wallet(
         invalid_answer,
         reach: crate::outbound::Reach::Anywhere,
         trusted_lists,
+        verify_own,
     })
 }
 
@@ -612,6 +624,7 @@ pub fn wallet_for_tests(status_lists: bool) -> WalletConfig {
         }],
         reach: crate::outbound::Reach::Anywhere,
         trusted_lists: Vec::new(),
+        verify_own: None,
         link_ttl: DEFAULT_LINK_TTL,
         status_lists,
         invalid_answer: InvalidAnswer::Redirect,

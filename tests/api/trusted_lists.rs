@@ -21,18 +21,18 @@ use crate::wallet::{
     respond, start, Access,
 };
 
-const PID_ISSUANCE: &str = "http://uri.etsi.org/19602/SvcType/PID/Issuance";
-const PID_LIST: &str = "http://uri.etsi.org/19602/LoTEType/EUPIDProvidersList";
+pub(crate) const PID_ISSUANCE: &str = "http://uri.etsi.org/19602/SvcType/PID/Issuance";
+pub(crate) const PID_LIST: &str = "http://uri.etsi.org/19602/LoTEType/EUPIDProvidersList";
 
 /// The scheme operator: its CA (pinned in `signers`), and the certificate
 /// under it whose key signs the lists.
-struct Operator {
-    ca_pem: String,
-    signer_der: Vec<u8>,
-    key: p256::ecdsa::SigningKey,
+pub(crate) struct Operator {
+    pub(crate) ca_pem: String,
+    pub(crate) signer_der: Vec<u8>,
+    pub(crate) key: p256::ecdsa::SigningKey,
 }
 
-fn operator(name: &str) -> Operator {
+pub(crate) fn operator(name: &str) -> Operator {
     let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -53,7 +53,7 @@ fn operator(name: &str) -> Operator {
 }
 
 /// The DER of the fixtures' trusted issuer root.
-fn issuer_root_der() -> Vec<u8> {
+pub(crate) fn issuer_root_der() -> Vec<u8> {
     let pem = fixtures()["trusted"][0].as_str().unwrap().to_string();
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     B64.decode(body).unwrap()
@@ -62,7 +62,24 @@ fn issuer_root_der() -> Vec<u8> {
 /// A PID providers list (JSON binding) of sequence `seq`, issued an hour
 /// before `now`, next updated at `next_update`, naming `certs` (base64
 /// DER, as `val`) as one PID issuance service.
-fn lote(seq: i64, now: i64, next_update: i64, certs: &[String]) -> Value {
+pub(crate) fn lote(seq: i64, now: i64, next_update: i64, certs: &[String]) -> Value {
+    lote_of(
+        (PID_LIST, PID_ISSUANCE),
+        seq,
+        (now - 3600, next_update),
+        certs,
+    )
+}
+
+/// A list (JSON binding) of type `list` and sequence `seq`, issued at
+/// `issued`, next updated at `next_update`, naming `certs` (base64 DER, as
+/// `val`) as one service of type `service`.
+pub(crate) fn lote_of(
+    (list, service): (&str, &str),
+    seq: i64,
+    (issued, next_update): (i64, i64),
+    certs: &[String],
+) -> Value {
     let time = |t: i64| Timestamp::from_unix_seconds(t).to_rfc3339();
     let name = json!([{"lang": "en", "value": "Example"}]);
     let address = json!({
@@ -73,10 +90,10 @@ fn lote(seq: i64, now: i64, next_update: i64, certs: &[String]) -> Value {
         "ListAndSchemeInformation": {
             "LoTEVersionIdentifier": 1,
             "LoTESequenceNumber": seq,
-            "LoTEType": PID_LIST,
+            "LoTEType": list,
             "SchemeOperatorName": name,
             "SchemeTerritory": "EU",
-            "ListIssueDateTime": time(now - 3600),
+            "ListIssueDateTime": time(issued),
             "NextUpdate": time(next_update),
         },
         "TrustedEntitiesList": [{
@@ -86,7 +103,7 @@ fn lote(seq: i64, now: i64, next_update: i64, certs: &[String]) -> Value {
             },
             "TrustedEntityServices": [{"ServiceInformation": {
                 "ServiceName": name,
-                "ServiceTypeIdentifier": PID_ISSUANCE,
+                "ServiceTypeIdentifier": service,
                 "ServiceDigitalIdentity": {
                     "X509Certificates": certs.iter().map(|c| json!({"val": c})).collect::<Vec<_>>(),
                 },
@@ -97,7 +114,7 @@ fn lote(seq: i64, now: i64, next_update: i64, certs: &[String]) -> Value {
 
 /// `payload` signed as a compact JWS by `op` with `header` (its `x5c`
 /// added when absent).
-fn signed(op: &Operator, mut header: Value, payload: &Value) -> String {
+pub(crate) fn signed(op: &Operator, mut header: Value, payload: &Value) -> String {
     if header.get("x5c").is_none() {
         header["x5c"] = json!([B64.encode(&op.signer_der)]);
     }
@@ -110,11 +127,11 @@ fn signed(op: &Operator, mut header: Value, payload: &Value) -> String {
     format!("{input}.{}", B64URL.encode(sig.to_bytes()))
 }
 
-fn es256() -> Value {
+pub(crate) fn es256() -> Value {
     json!({"alg": "ES256", "typ": "jose"})
 }
 
-fn served(body: impl Into<Vec<u8>>) -> ResponseTemplate {
+pub(crate) fn served(body: impl Into<Vec<u8>>) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(body.into(), "application/jwt")
 }
 
@@ -143,11 +160,11 @@ pub(crate) fn with_a_list() -> Setup {
     setup(&access(), &op, "metrics", "http://127.0.0.1:9/lists/pid")
 }
 
-const METRICS_TOKEN: &str = "lists-metrics-token-0123456789";
+pub(crate) const METRICS_TOKEN: &str = "lists-metrics-token-0123456789";
 
 /// The value `/metrics` serves for `series` (its name and labels), read
 /// with the metrics token.
-async fn metric(app: &TestApp, series: &str) -> Option<f64> {
+pub(crate) async fn metric(app: &TestApp, series: &str) -> Option<f64> {
     let res = app
         .request(reqwest::Method::GET, "/metrics", Some(METRICS_TOKEN))
         .send()
@@ -162,7 +179,7 @@ async fn metric(app: &TestApp, series: &str) -> Option<f64> {
 /// A gateway trusting `list` at `server`'s `/lists/pid`, its clock at the
 /// fixtures' `now` once its fetch at start (at the wall clock's time) is
 /// done.
-async fn spawn_lists(
+pub(crate) async fn spawn_lists(
     backend: Backend,
     op: &Operator,
     list: &str,
@@ -202,7 +219,7 @@ async fn spawn_lists(
 /// A wallet challenge for Ada on a new interaction of `customer`,
 /// answered with the fixtures' ES256 credential at the gateway's time:
 /// the answer, the interaction's and the challenge's ids.
-async fn presented(
+pub(crate) async fn presented(
     app: &TestApp,
     a: &Access,
     customer: &str,
@@ -219,14 +236,14 @@ async fn presented(
     (res, id, cid)
 }
 
-async fn fetches(app: &TestApp, list: &str, result: &str) -> f64 {
+pub(crate) async fn fetches(app: &TestApp, list: &str, result: &str) -> f64 {
     let series = format!(
         "chatgate_trusted_list_fetches_total{{team=\"acme\",list=\"{list}\",result=\"{result}\"}}"
     );
     metric(app, &series).await.unwrap_or(0.0)
 }
 
-fn list_name(base: &str, backend: Backend) -> String {
+pub(crate) fn list_name(base: &str, backend: Backend) -> String {
     format!(
         "{base}_{}",
         if backend == Backend::Memory { "m" } else { "r" }

@@ -122,7 +122,18 @@ pub(crate) async fn ask(app: &TestApp, id: &str, body: Value) -> reqwest::Respon
 /// Asks for the wallet challenge `body`: (challenge id, the path of the
 /// link the chat got).
 pub(crate) async fn started(app: &TestApp, id: &str, body: Value) -> (String, String) {
-    let res = ask(app, id, body).await;
+    started_as(app, &app.keys.bot, id, body).await
+}
+
+/// [`started`] with the bot key `key` (of any team).
+pub(crate) async fn started_as(
+    app: &TestApp,
+    key: &str,
+    id: &str,
+    body: Value,
+) -> (String, String) {
+    let path = format!("/v1/interactions/{id}/challenges");
+    let res = app.post_json(&path, Some(key), &body).await;
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     let c: Value = res.json().await.unwrap();
     assert_eq!(c["method"], "wallet");

@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::helpers::*;
 use crate::wallet::{
-    answer_with, ask, bound, failures, fetch_request, fixtures, interaction, read, respond,
-    signed_jws, signing_key, started, Access,
+    answer_with, ask, bound, code_at, failures, fetch_request, fixtures, interaction, read,
+    respond, signed_jws, signing_key, started, started_as, Access,
 };
 use crate::wallet_payments::{entry_of, payment, present_as, start_payment, ts12_claims};
 
@@ -296,6 +296,146 @@ registration_test!(
         let id = interaction(&app, customer).await;
         let body = json!({"method": "wallet", "credential": "sca", "transaction": payment()});
         assert_problem(ask(&app, &id, body).await, 409, "not_registered").await;
+    }
+);
+
+/// [`SCA`], and room for the eight challenges of one customer that
+/// [`a_sixth_registration_replaces_the_oldest`] sends within the send
+/// window (a Key Binding JWT of the fixtures is too old for the clock to
+/// move past it).
+const SCA_EIGHT_SENDS: &str = "[[wallet.credentials]]\nid = \"sca\"\nformat = \"dc+sd-jwt\"\n\
+                               vct = [\"urn:eudi:pid:1\"]\npurpose = \"sca\"\n\
+                               [settings.otp]\nmax_sends = 8\n";
+
+crate::wallet_payments::bank_test!(
+    a_sixth_registration_replaces_the_oldest,
+    super::SCA_EIGHT_SENDS,
+    |app: TestApp, a: Access| async move {
+        let customer = "cust-six";
+        let holders: Vec<p256::ecdsa::SigningKey> = (0..6)
+            .map(|_| p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))
+            .collect();
+        for holder in &holders {
+            let issued = issued_to(holder);
+            register(&app, &a, customer, (Some(issued.as_str()), holder)).await;
+            app.advance(1);
+        }
+        let listed = wallets(&app, customer, &app.keys.bot).await;
+        let prints: Vec<String> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["thumbprint"].as_str().unwrap().to_string())
+            .collect();
+        let newest: Vec<String> = holders[1..].iter().map(thumbprint_of).collect();
+        assert_eq!(prints.len(), 5, "{listed}");
+        for print in &newest {
+            assert!(prints.contains(print), "{print} not in {listed}");
+        }
+        assert!(!prints.contains(&thumbprint_of(&holders[0])), "{listed}");
+        // The oldest's wallet no longer approves a payment; the newest's does.
+        let issued = issued_to(&holders[0]);
+        let oldest = (Some(issued.as_str()), &holders[0]);
+        let (id, cid, answered) = pay(&app, &a, (customer, "psd2-six-1"), oldest).await;
+        assert_eq!(answered.status(), 200);
+        let c = read(&app, &id, &cid, &app.keys.bot).await;
+        assert_eq!(c["wallet"]["result"], "invalid_presentation", "{c}");
+        let issued = issued_to(&holders[5]);
+        let newest = (Some(issued.as_str()), &holders[5]);
+        let (id, cid, answered) = pay(&app, &a, (customer, "psd2-six-2"), newest).await;
+        bound(&app, answered, &id, &cid).await;
+    }
+);
+
+/// Team `newco`'s body (written through the operator API), its bot key
+/// `bot` and security key `security`, with acme's `[wallet]` of access
+/// `a` and its `sca` credential.
+fn newco_with_a_wallet(a: &Access, bot: &str, security: &str) -> Value {
+    let mut body = crate::operator_writes::team("newco", security);
+    body["api_keys"] = json!([{"id": "newco-bot", "role": "bot",
+        "sha256": chatgate::domain::secrets::ApiKeyHash::of_key(bot).to_hex()}]);
+    body["webhook"]["url"] = json!(format!("http://127.0.0.1:{}/events", free_port()));
+    body["wallet"] = json!({
+        "signing_key": a.key_pem,
+        "certificate_chain": a.chain_pem,
+        "trusted_issuers": [fixtures()["trusted"][0]],
+        "credentials": [{"id": "sca", "format": "dc+sd-jwt", "vct": ["urn:eudi:pid:1"], "purpose": "sca"}],
+    });
+    body
+}
+
+/// Registers the fixture holder's wallet for `customer` of team `newco`
+/// (its bot key `bot`, its security key `security`).
+async fn register_at_newco(
+    app: &TestApp,
+    a: &Access,
+    (bot, security): (&str, &str),
+    customer: &str,
+) {
+    use base64::engine::general_purpose::STANDARD as B64;
+    let body = json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
+                      "customer_ref": customer});
+    let id = app.create_as(bot, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let link = format!("/v1/interactions/{id}/login-links");
+    let res = app.post_json(&link, Some(bot), &json!({})).await;
+    assert_eq!(res.status(), 201);
+    let token = res.json::<Value>().await.unwrap()["token"].clone();
+    let key = B64.decode(security.trim_start_matches("whsec_")).unwrap();
+    let callback = json!({"token": token, "outcome": "success", "customer": {"id": customer}});
+    let res = app
+        .post_signed("/v1/login/callback", &callback, Some(&key))
+        .await;
+    assert_eq!(res.status(), 200);
+    let body = json!({"method": "wallet", "credential": "sca", "register": true});
+    let (cid, link) = started_as(app, bot, &id, body).await;
+    let asked = fetch_request(app, a, &link).await;
+    let presented = present_as(&asked, &json!({}), (None, &fixture_holder()));
+    let answered = respond(app, &answer_with(&asked, "sca", &presented, true)).await;
+    assert_eq!(answered.status(), 200);
+    let redirect = answered.json::<Value>().await.unwrap()["redirect_uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, _) = code_at(app, &redirect).await;
+    let verify = format!("/v1/interactions/{id}/challenges/{cid}/verify");
+    let res = app
+        .post_json(&verify, Some(bot), &json!({"code": code}))
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+}
+
+both_stores!(
+    a_team_written_again_has_no_registrations,
+    setup: crate::operator_writes::with_operator(),
+    |app: TestApp| async move {
+        use crate::operator_writes::{delete, etag_of, put};
+        let now = fixtures()["now"].as_i64().unwrap();
+        app.clock.set(chatgate::time::Timestamp::from_unix_seconds(now));
+        let a = crate::wallet::access();
+        let (bot, security) = ("newco-wallet-bot-key", chatgate::domain::secrets::generate_whsec());
+        let res = put(&app, "newco", &newco_with_a_wallet(&a, bot, &security), &[]).await;
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+        let etag = etag_of(&res);
+        register_at_newco(&app, &a, (bot, &security), "cust-again").await;
+        let listed = wallets(&app, "cust-again", bot).await;
+        assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+        // Deleted and written again, the same body: none left.
+        let res = delete(&app, "newco", &[("If-Match", &etag)]).await;
+        assert_eq!(res.status(), 204);
+        let res = put(&app, "newco", &newco_with_a_wallet(&a, bot, &security), &[]).await;
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+        assert_eq!(wallets(&app, "cust-again", bot).await, json!([]));
+        // A payment is refused at the ask: nothing registered.
+        let body = json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
+                          "customer_ref": "cust-again"});
+        let id = app.create_as(bot, body).await["id"].as_str().unwrap().to_string();
+        let ask = json!({"method": "wallet", "credential": "sca",
+                         "transaction": crate::wallet_payments::payment()});
+        let path = format!("/v1/interactions/{id}/challenges");
+        assert_problem(app.post_json(&path, Some(bot), &ask).await, 409, "not_registered").await;
     }
 );
 

@@ -168,3 +168,73 @@ fn kind(
 fn is_absolute_uri(text: &str) -> bool {
     url::Url::parse(text).is_ok_and(|u| !u.cannot_be_a_base() || u.scheme() == "urn")
 }
+
+/// `verify_own = true` (docs/wallet.md#the-banks-own-certificates): the
+/// bank's own certificates, to be found on its `wrpac` and `wrprc` lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyOwn {
+    /// The registration certificate's `x5c` (DER, leaf first), when the
+    /// team sends one: a `wrprc` list's issuance service must hold it.
+    pub registration: Option<Vec<Vec<u8>>>,
+}
+
+/// What `verify_own` asks of a team whose `lists` are read and whose
+/// registration certificate (a JWT) is `registration`: `None` when off;
+/// else `(key, problem)` naming the key refused (below `wallet.`).
+pub(super) fn verify_own(
+    on: bool,
+    lists: &[TrustedListConfig],
+    registration: Option<&str>,
+) -> Result<Option<VerifyOwn>, (String, String)> {
+    if !on {
+        return Ok(None);
+    }
+    let has = |kind: &str| {
+        let kind = ListKind::named(kind);
+        lists.iter().any(|l| Some(&l.kind) == kind.as_ref())
+    };
+    let bad = |k: &str, p: &str| Err((k.to_string(), p.to_string()));
+    if !has("wrpac") {
+        return bad(
+            "verify_own",
+            "needs a [wallet.trusted_lists] list of type \"wrpac\" to find the access certificate on",
+        );
+    }
+    let Some(jwt) = registration else {
+        return Ok(Some(VerifyOwn { registration: None }));
+    };
+    if !has("wrprc") {
+        return bad(
+            "verify_own",
+            "needs a [wallet.trusted_lists] list of type \"wrprc\" to find registration_certificate on",
+        );
+    }
+    match x5c_of(jwt) {
+        Some(chain) => Ok(Some(VerifyOwn {
+            registration: Some(chain),
+        })),
+        None => bad(
+            "registration_certificate",
+            "must carry an x5c header (base64 DER certificates, leaf first) for verify_own",
+        ),
+    }
+}
+
+/// The `x5c` of the JWT `jwt`'s header: at least one base64 DER.
+fn x5c_of(jwt: &str) -> Option<Vec<Vec<u8>>> {
+    use base64::Engine as _;
+    let header = jwt.trim().split('.').next()?;
+    let header = crate::domain::wallet::jose::b64url(header)?;
+    let header = crate::domain::wallet::jose::object(&header)?;
+    let chain: Vec<Vec<u8>> = header
+        .get("x5c")?
+        .as_array()?
+        .iter()
+        .map(|c| {
+            base64::engine::general_purpose::STANDARD
+                .decode(c.as_str()?)
+                .ok()
+        })
+        .collect::<Option<_>>()?;
+    (!chain.is_empty()).then_some(chain)
+}

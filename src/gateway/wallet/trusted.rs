@@ -7,9 +7,10 @@
 //! leaves its challenge open (502), as a failing status list does.
 use std::sync::Arc;
 
-use crate::config::{Team, TrustedListConfig, WalletConfig, WalletCredential};
+use crate::config::{Config, ConfigError, Team, TrustedListConfig, WalletConfig, WalletCredential};
 use crate::domain::audit::{Acting, Action, Draft, Target};
-use crate::domain::wallet::issuers::TrustedIssuers;
+use crate::domain::wallet::issuers::{verify_chain, TrustedIssuers};
+use crate::domain::wallet::trusted_list::ListKind;
 use crate::gateway::work::Step;
 use crate::gateway::Core;
 use crate::store::keys;
@@ -127,6 +128,99 @@ async fn refresh_all(core: &Core, team: &Team, wallet: &WalletConfig, now: Times
             record_change(core, team, list, &changed, now).await;
         }
     }
+    if let Err((key, problem)) = verify_own(core, team, false, now).await {
+        tracing::error!(team = %team.id, key, problem, "the bank's own certificate is on none of its usable lists: wallets that check these lists may refuse its requests");
+    }
+}
+
+/// The bank's own certificates of every team of `config` that sets
+/// `verify_own`, checked against its `wrpac` and `wrprc` lists fetched
+/// now (docs/wallet.md#the-banks-own-certificates): at start, and before a
+/// reload's set is put in force. The first certificate a usable list of
+/// its kind does not hold is a configuration error naming its team's
+/// file and key; a list with no usable copy is a warning.
+pub async fn verify_own_all(
+    core: &Core,
+    config: &Config,
+    now: Timestamp,
+) -> Result<(), ConfigError> {
+    for team in config.teams.values() {
+        if let Err((key, problem)) = verify_own(core, team, true, now).await {
+            return Err(ConfigError::new(
+                &team.file.display().to_string(),
+                key,
+                problem,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `team`'s access certificate chain reaches the issuance services
+/// of one of its `wrpac` lists, and its registration certificate's `x5c`
+/// those of one of its `wrprc` lists (each list fetched first when
+/// `fetch`, else its usable copy kept): `(key, problem)` naming the first
+/// that usable lists of its kind do not hold. One with none of its lists
+/// usable is a warning, not a refusal.
+async fn verify_own(
+    core: &Core,
+    team: &Team,
+    fetch: bool,
+    now: Timestamp,
+) -> Result<(), (String, String)> {
+    let Some(wallet) = team.wallet.as_ref() else {
+        return Ok(());
+    };
+    let Some(own) = wallet.verify_own.as_ref() else {
+        return Ok(());
+    };
+    let checks = [
+        ("wrpac", "certificate_chain", Some(&wallet.signer.chain)),
+        (
+            "wrprc",
+            "registration_certificate",
+            own.registration.as_ref(),
+        ),
+    ];
+    for (kind, key, chain) in checks {
+        let Some(chain) = chain else {
+            continue;
+        };
+        let kind = ListKind::named(kind);
+        let (mut usable, mut unusable, mut held) = (Vec::new(), Vec::new(), false);
+        let lists = wallet
+            .trusted_lists
+            .iter()
+            .filter(|l| Some(&l.kind) == kind.as_ref());
+        for list in lists {
+            if fetch {
+                let trusted = core.trusted_lists();
+                if let Some(changed) = trusted.refresh((&team.id, list), wallet.reach, now).await {
+                    record_change(core, team, list, &changed, now).await;
+                }
+            }
+            match core.trusted_lists().peek(&team.id, list, now) {
+                Some(copy) => {
+                    held |= verify_chain(chain, &copy.issuance, now).is_ok();
+                    usable.push(list.name.as_str());
+                }
+                None => unusable.push(list.name.as_str()),
+            }
+        }
+        if held {
+            continue;
+        }
+        if usable.is_empty() {
+            tracing::warn!(team = %team.id, key = %format!("wallet.{key}"), lists = %unusable.join(","), "verify_own: the bank's own certificate cannot be checked while its lists have no usable copy");
+            continue;
+        }
+        let problem = format!(
+            "is held by no issuance service of the usable list(s) {} (verify_own)",
+            usable.join(", ")
+        );
+        return Err((format!("wallet.{key}"), problem));
+    }
+    Ok(())
 }
 
 /// Records `wallet.trusted_list.changed` in `team`'s trail: the list, its
