@@ -41,7 +41,10 @@ pub(super) fn resolve(layers: &[Layer<'_>]) -> Result<Settings, ConfigError> {
 /// (`file::Settings::over`), as the merged tables would read; the rules
 /// are checked on the result, and a text only where it is not `below`'s
 /// (docs/decisions/0750-a-team-s-settings-are-read-over-the-resolved-defaults.md).
-pub(super) fn resolve_over(below: &Settings, layers: &[Layer<'_>]) -> Result<Settings, ConfigError> {
+pub(super) fn resolve_over(
+    below: &Settings,
+    layers: &[Layer<'_>],
+) -> Result<Settings, ConfigError> {
     let Some(top) = layers.last() else {
         return Ok(below.clone());
     };
@@ -220,20 +223,30 @@ mod tests {
             let over = resolve_over(&below, &layers).unwrap();
             assert_eq!(format!("{over:?}"), merged, "{text}");
             let untouched = !text.contains("templates");
-            assert_eq!(std::sync::Arc::ptr_eq(&over.templates, &below.templates), untouched);
+            assert_eq!(
+                std::sync::Arc::ptr_eq(&over.templates, &below.templates),
+                untouched
+            );
         }
         let broken = [
             ("[lockout]\nthreshold = 0", "settings.lockout.threshold"),
             ("[templates]\notp = \"no code\"", "settings.templates.otp"),
             ("[otp]\nlenght = 5", "settings.otp.lenght"),
-            ("[translations.de]\notp = \"#PIN# #MINUTES#\"", "settings.translations.de"),
+            (
+                "[translations.de]\notp = \"#PIN# #MINUTES#\"",
+                "settings.translations.de",
+            ),
         ];
         for (text, key) in broken {
             let top = t(text);
             let layers = [defaults.clone(), layer(&top)];
             let merged = resolve(&layers).unwrap_err();
             let over = resolve_over(&below, &layers).unwrap_err();
-            assert_eq!((&over.file, &over.key), (&merged.file, &merged.key), "{text}");
+            assert_eq!(
+                (&over.file, &over.key),
+                (&merged.file, &merged.key),
+                "{text}"
+            );
             assert_eq!(over.key, key, "{text}");
             assert_eq!(over.problem, merged.problem, "{text}");
         }

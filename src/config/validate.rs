@@ -455,7 +455,10 @@ mod tests {
         );
         let mut s = Settings::default();
         s.lockout.threshold = 0;
-        assert_eq!(settings_problem(&s, None).unwrap().0, &["lockout.threshold"]);
+        assert_eq!(
+            settings_problem(&s, None).unwrap().0,
+            &["lockout.threshold"]
+        );
         let mut s = Settings::default();
         s.otp.ttl = Dur::from_secs(0);
         assert_eq!(settings_problem(&s, None).unwrap().0, &["otp.ttl"]);

@@ -300,14 +300,24 @@ async fn an_idle_team_has_no_outbox_loop_and_an_idle_api_team_no_series() {
         res.send().await.unwrap().text().await.unwrap()
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(app.gateway.outbox().team_loops(), 0, "no team has outbox work");
+    assert_eq!(
+        app.gateway.outbox().team_loops(),
+        0,
+        "no team has outbox work"
+    );
     let text = scraped().await;
-    assert!(!text.contains("team=\"newco\""), "an idle API team has no series: {text}");
+    assert!(
+        !text.contains("team=\"newco\""),
+        "an idle API team has no series: {text}"
+    );
     assert!(text.contains("chatgate_outbox_given_up_total{team=\"globex\",kind=\"event\"}"));
     // newco's first interaction: its event for newco's webhook starts
     // newco's loop, and no other, and with it newco's series.
-    let body = serde_json::json!({"channel": "webchat", "conversation_id": Uuid::now_v7().to_string()});
-    let res = app.request(Method::POST, "/v1/interactions", Some("newco-bot-key")).json(&body);
+    let body =
+        serde_json::json!({"channel": "webchat", "conversation_id": Uuid::now_v7().to_string()});
+    let res = app
+        .request(Method::POST, "/v1/interactions", Some("newco-bot-key"))
+        .json(&body);
     assert_eq!(res.send().await.unwrap().status(), 201);
     for _ in 0..50 {
         if app.gateway.outbox().team_loops() > 0 {

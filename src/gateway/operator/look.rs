@@ -445,7 +445,8 @@ async fn read_teams(
             changes.refused.push(((*id).clone(), why));
             continue;
         }
-        let taken = (stored.as_ref()).and_then(|s| Some((reserved_for_another(id, s, &reserved)?, s)));
+        let taken =
+            (stored.as_ref()).and_then(|s| Some((reserved_for_another(id, s, &reserved)?, s)));
         if let Some((at, StoredApiForm::V1 { body, .. })) = taken {
             let why = breaks(config, body, vec![crate::config::api_key_taken_at(at)]);
             changes.refused.push(((*id).clone(), why));
