@@ -235,9 +235,12 @@ impl Outbox {
     /// `team`'s loop is started if it was not: sent to the dispatcher.
     fn needs_loop(&self, team: &str) {
         let mut loops = self.loops.lock().unwrap_or_else(|e| e.into_inner());
+        if loops.started.contains(team) {
+            return;
+        }
         let Some(to) = loops.to.clone() else { return };
-        if loops.started.insert(team.to_string()) && to.send(team.to_string()).is_err() {
-            loops.started.remove(team);
+        if to.send(team.to_string()).is_ok() {
+            loops.started.insert(team.to_string());
         }
     }
 
