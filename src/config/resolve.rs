@@ -22,30 +22,49 @@ pub(super) struct Layer<'a> {
 /// written); range rules are checked on the merged result and reported at the
 /// highest layer that wrote one of the keys involved.
 pub(super) fn resolve(layers: &[Layer<'_>]) -> Result<Settings, ConfigError> {
-    resolve_from(layers, 0)
-}
-
-/// [`resolve`] of layers whose first, `[defaults]`, was read alone when
-/// the system file was (a team's layers: its defaults are not read again
-/// for each of thousands of teams).
-pub(super) fn resolve_on_defaults(layers: &[Layer<'_>]) -> Result<Settings, ConfigError> {
-    resolve_from(layers, 1)
-}
-
-/// [`resolve`], reading alone only the layers from `unread` on.
-fn resolve_from(layers: &[Layer<'_>], unread: usize) -> Result<Settings, ConfigError> {
     let mut merged = toml::Table::new();
-    for (i, layer) in layers.iter().enumerate() {
-        if i >= unread {
-            from_table::<file::Settings>(layer.table.clone(), layer.file, &layer.prefix)?;
-        }
+    for layer in layers {
+        from_table::<file::Settings>(layer.table.clone(), layer.file, &layer.prefix)?;
         merge(&mut merged, layer.table);
     }
     let Some(top) = layers.last() else {
         return Ok(Settings::default());
     };
     let settings: Settings = from_table::<file::Settings>(merged, top.file, &top.prefix)?.into();
-    if let Some((keys, problem)) = settings_problem(&settings) {
+    checked(settings, layers, None)
+}
+
+/// [`resolve`] of `layers` whose last is the only one not resolved yet:
+/// `below` is what the others resolved to, checked when they were (a
+/// team's `[defaults]`, read once with the system file; a channel's
+/// team). Only the last layer is read, and put over `below` key by key
+/// (`file::Settings::over`), as the merged tables would read; the rules
+/// are checked on the result, and a text only where it is not `below`'s
+/// (docs/decisions/0750-a-team-s-settings-are-read-over-the-resolved-defaults.md).
+pub(super) fn resolve_over(
+    below: &Settings,
+    layers: &[Layer<'_>],
+) -> Result<Settings, ConfigError> {
+    let Some(top) = layers.last() else {
+        return Ok(below.clone());
+    };
+    let written = from_table::<file::Settings>(top.table.clone(), top.file, &top.prefix)?;
+    checked(written.over(below), layers, Some(below))
+}
+
+/// `settings`, resolved from `layers`, if they break no rule: a rule
+/// broken is reported at the highest layer that wrote one of its keys.
+/// `below`: settings checked already whose texts these share, not checked
+/// again.
+fn checked(
+    settings: Settings,
+    layers: &[Layer<'_>],
+    below: Option<&Settings>,
+) -> Result<Settings, ConfigError> {
+    let Some(top) = layers.last() else {
+        return Ok(settings);
+    };
+    if let Some((keys, problem)) = settings_problem(&settings, below) {
         let written = layers.iter().rev().find_map(|l| {
             keys.iter()
                 .find(|k| has_path(l.table, k))
@@ -143,6 +162,94 @@ mod tests {
         assert_eq!(r.otp.length, 6);
         let r = resolve(&layers[..2]).unwrap();
         assert_eq!(r.authenticated_ttl.get().as_secs(), 900);
+    }
+
+    /// A layer put over the settings below it reads as the merged tables
+    /// do, for every kind of member: a value, a table of values, texts, a
+    /// table of tables (translations, intents), an array; a rule broken
+    /// is reported where it was written, as a merge reports it.
+    #[test]
+    fn a_layer_over_the_resolved_ones_reads_as_the_merged_tables() {
+        let d = t(r##"
+            authenticated_ttl = "30m"
+            [otp]
+            length = 6
+            ladder = []
+            [lockout]
+            threshold = 5
+            window = "1h"
+            [templates]
+            otp = "Code #PIN#, #MINUTES# minutes."
+            pin_prompt = "PIN?"
+            [locale]
+            default = "en"
+            supported = ["en", "es"]
+            [translations.es]
+            otp = "Codigo #PIN#, #MINUTES# minutos."
+            pin_prompt = "PIN, por favor."
+            [intents.payment]
+            max_age = "5m"
+            methods = ["otp", "app"]
+            [intents.balance]
+            max_age = "30m"
+        "##);
+        fn layer(table: &toml::Table) -> Layer<'_> {
+            Layer {
+                file: "team",
+                prefix: "settings".into(),
+                table,
+            }
+        }
+        let defaults = Layer {
+            file: "sys",
+            prefix: "defaults".into(),
+            table: &d,
+        };
+        let below = resolve(std::slice::from_ref(&defaults)).unwrap();
+        let written = [
+            "",
+            "[lockout]\nthreshold = 3",
+            "authenticated_ttl = \"15m\"\n[otp]\nshow_to_agents = true",
+            "[templates]\npin_prompt = \"Your PIN?\"",
+            "[translations.es]\npin_prompt = \"Tu PIN?\"",
+            "[locale]\nsupported = [\"en\", \"es\", \"fr\"]\n[translations.fr]\npin_prompt = \"Votre PIN ?\"",
+            "[intents.payment]\nmax_age = \"1m\"\n[intents.refund]\nmethods = [\"pin\"]",
+            "[locale]\nsupported = [\"en\"]",
+        ];
+        for text in written {
+            let top = t(text);
+            let layers = [defaults.clone(), layer(&top)];
+            let merged = format!("{:?}", resolve(&layers).unwrap());
+            let over = resolve_over(&below, &layers).unwrap();
+            assert_eq!(format!("{over:?}"), merged, "{text}");
+            let untouched = !text.contains("templates");
+            assert_eq!(
+                std::sync::Arc::ptr_eq(&over.templates, &below.templates),
+                untouched
+            );
+        }
+        let broken = [
+            ("[lockout]\nthreshold = 0", "settings.lockout.threshold"),
+            ("[templates]\notp = \"no code\"", "settings.templates.otp"),
+            ("[otp]\nlenght = 5", "settings.otp.lenght"),
+            (
+                "[translations.de]\notp = \"#PIN# #MINUTES#\"",
+                "settings.translations.de",
+            ),
+        ];
+        for (text, key) in broken {
+            let top = t(text);
+            let layers = [defaults.clone(), layer(&top)];
+            let merged = resolve(&layers).unwrap_err();
+            let over = resolve_over(&below, &layers).unwrap_err();
+            assert_eq!(
+                (&over.file, &over.key),
+                (&merged.file, &merged.key),
+                "{text}"
+            );
+            assert_eq!(over.key, key, "{text}");
+            assert_eq!(over.problem, merged.problem, "{text}");
+        }
     }
 
     #[test]

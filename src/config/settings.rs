@@ -88,6 +88,88 @@ pub(super) mod file {
 
     as_is!(Dur, u32, bool, String);
 
+    /// A layer's value put over `base`, what the layers below it resolved
+    /// to: the value their tables merged (a table key by key, any other
+    /// value replacing) would read as, without reading those layers again
+    /// (docs/decisions/0750-a-team-s-settings-are-read-over-the-resolved-defaults.md).
+    trait Over<T> {
+        fn over(self, base: &T) -> T;
+    }
+
+    /// Values a layer replaces whole.
+    macro_rules! replaces {
+        ($($t:ty),+) => {$(
+            impl Over<$t> for $t {
+                fn over(self, _: &$t) -> $t {
+                    self
+                }
+            }
+        )+};
+    }
+
+    replaces!(Dur, u32, bool, String);
+
+    /// An array replaces the one below, as in the tables.
+    impl<A: Read<B>, B> Over<Vec<B>> for Vec<A> {
+        fn over(self, _: &Vec<B>) -> Vec<B> {
+            self.read()
+        }
+    }
+
+    /// An optional value written (an intent's member) replaces.
+    impl<A: Read<B>, B> Over<Option<B>> for Option<A> {
+        fn over(self, _: &Option<B>) -> Option<B> {
+            self.read()
+        }
+    }
+
+    /// A shared value put over: a new one (the base's is kept, shared,
+    /// where the layer writes none of its members).
+    impl<A: Over<B>, B> Over<std::sync::Arc<B>> for A {
+        fn over(self, base: &std::sync::Arc<B>) -> std::sync::Arc<B> {
+            std::sync::Arc::new(self.over(&**base))
+        }
+    }
+
+    /// A table of tables: each one written put over the base's of its
+    /// name, or over the default where the base has none.
+    impl<A: Over<B>, B: Default + Clone> Over<BTreeMap<String, B>> for BTreeMap<String, A> {
+        fn over(self, base: &BTreeMap<String, B>) -> BTreeMap<String, B> {
+            let mut merged = base.clone();
+            for (name, written) in self {
+                let below = merged.remove(&name).unwrap_or_default();
+                merged.insert(name, written.over(&below));
+            }
+            merged
+        }
+    }
+
+    /// Texts key by key.
+    impl Over<domain::Texts> for super::FileTexts {
+        fn over(self, base: &domain::Texts) -> domain::Texts {
+            let mut texts = base.clone();
+            texts.extend(self.0);
+            texts
+        }
+    }
+
+    impl Over<domain::Templates> for Templates {
+        fn over(self, base: &domain::Templates) -> domain::Templates {
+            let mut t = base.clone();
+            for (key, text) in self.0 .0 {
+                t.set(&key, text);
+            }
+            t
+        }
+    }
+
+    impl Settings {
+        /// This layer put over `base` ([`Over`]).
+        pub(in crate::config) fn over(self, base: &domain::Settings) -> domain::Settings {
+            Over::over(self, base)
+        }
+    }
+
     impl<A: Read<B>, B> Read<Vec<B>> for Vec<A> {
         fn read(self) -> Vec<B> {
             self.into_iter().map(Read::read).collect()
@@ -134,6 +216,17 @@ pub(super) mod file {
                     }
                 }
             }
+
+            impl Over<$m::$name> for $name {
+                fn over(self, base: &$m::$name) -> $m::$name {
+                    $m::$name {
+                        $($f: match self.$f {
+                            Some(v) => v.over(&base.$f),
+                            None => base.$f.clone(),
+                        }),+
+                    }
+                }
+            }
         };
     }
 
@@ -158,6 +251,12 @@ pub(super) mod file {
                     match self {
                         $($name::$v => $m::$name::$v),+
                     }
+                }
+            }
+
+            impl Over<$m::$name> for $name {
+                fn over(self, _: &$m::$name) -> $m::$name {
+                    self.read()
                 }
             }
 

@@ -9,7 +9,7 @@ use super::de::from_table;
 use super::env::Environment;
 use super::files::{ApiKeyEntry, DialogflowEntry, SecurityKeyEntry, TeamFile, WebhookEntry};
 use super::interpolate::interpolate_table;
-use super::resolve::{resolve_on_defaults, Layer};
+use super::resolve::{resolve_over, Layer};
 use super::toml_file::{display_path, read_toml};
 use super::validate::{check_label, check_name, http_url};
 use super::{
@@ -253,7 +253,7 @@ pub(super) fn team_of_table(
         prefix: "settings".into(),
         table: &raw.settings,
     };
-    let mut settings = resolve_on_defaults(&[defaults.clone(), team_layer()])?;
+    let mut settings = resolve_over(inherited.resolved, &[defaults.clone(), team_layer()])?;
     settings.share_texts(inherited.resolved);
     check_ladder(
         &settings,
@@ -298,7 +298,7 @@ pub(super) fn team_of_table(
                 table: over,
             },
         ];
-        let mut resolved = resolve_on_defaults(&layers)?;
+        let mut resolved = resolve_over(&settings, &layers)?;
         resolved.share_texts(&settings);
         check_ladder(&resolved, &layers, channels, number_verification.is_some())?;
         channel_settings.insert(name.clone(), resolved);

@@ -30,13 +30,22 @@ pub fn check_label(s: &str) -> Result<(), String> {
 pub(super) use crate::channels::kind::http_url;
 
 /// The first rule `s` breaks: the keys involved (relative to the settings
-/// table; the first is the one reported) and the problem.
-pub(super) fn settings_problem(s: &Settings) -> Option<(Vec<String>, String)> {
+/// table; the first is the one reported) and the problem. `below`:
+/// settings checked already that `s` was resolved over, whose texts it
+/// shares are not checked again.
+pub(super) fn settings_problem(
+    s: &Settings,
+    below: Option<&Settings>,
+) -> Option<(Vec<String>, String)> {
     let keys = |k: &[&str]| k.iter().map(|k| k.to_string()).collect();
     if let Some((k, problem)) = range_problem(s) {
         return Some((keys(k), problem));
     }
-    for (key, text) in s.templates.entries() {
+    // Texts shared with settings checked already are not checked again
+    // (docs/decisions/0750-a-team-s-settings-are-read-over-the-resolved-defaults.md).
+    let shared = |b: &Settings| std::sync::Arc::ptr_eq(&s.templates, &b.templates);
+    let templates = (!below.is_some_and(shared)).then(|| s.templates.entries());
+    for (key, text) in templates.into_iter().flatten() {
         if let Some(p) = missing_required(key, text) {
             return Some((
                 vec![format!("templates.{key}")],
@@ -50,7 +59,8 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(Vec<String>, String)> {
     if let Some(problem) = intent_problem(s) {
         return Some(problem);
     }
-    locale_problem(s)
+    let shared = below.is_some_and(|b| std::sync::Arc::ptr_eq(&s.translations, &b.translations));
+    locale_problem(s, !shared)
 }
 
 /// The first intent whose `acr` is not 1 to 5 values of 1 to 128 visible
@@ -68,7 +78,8 @@ fn intent_problem(s: &Settings) -> Option<(Vec<String>, String)> {
 }
 
 /// The rules of `locale` and `translations` (docs/configuration.md#languages).
-fn locale_problem(s: &Settings) -> Option<(Vec<String>, String)> {
+/// `texts`: whether the translations' texts are checked too.
+fn locale_problem(s: &Settings, texts: bool) -> Option<(Vec<String>, String)> {
     let l = &s.locale;
     let bcp47 = "must be a well-formed BCP 47 language tag";
     if !well_formed(&l.default) {
@@ -90,8 +101,8 @@ fn locale_problem(s: &Settings) -> Option<(Vec<String>, String)> {
             format!("{:?} is not one of locale.supported", l.default),
         ));
     }
-    for (tag, texts) in s.translations.iter() {
-        for (key, text) in texts {
+    for (tag, written) in s.translations.iter().filter(|_| texts) {
+        for (key, text) in written {
             if let Some((c, bidi)) = refused_in_text(text) {
                 return Some((
                     vec![format!("translations.{tag}.{key}")],
@@ -431,23 +442,26 @@ mod tests {
 
     #[test]
     fn default_settings_pass_and_ranges_are_checked() {
-        assert!(settings_problem(&Settings::default()).is_none());
+        assert!(settings_problem(&Settings::default(), None).is_none());
         let mut s = Settings::default();
         s.otp.length = 11;
-        assert_eq!(settings_problem(&s).unwrap().0, &["otp.length"]);
+        assert_eq!(settings_problem(&s, None).unwrap().0, &["otp.length"]);
         let mut s = Settings::default();
         s.pin.min_length = 8;
         s.pin.max_length = 6;
         assert_eq!(
-            settings_problem(&s).unwrap().0,
+            settings_problem(&s, None).unwrap().0,
             &["pin.min_length", "pin.max_length"]
         );
         let mut s = Settings::default();
         s.lockout.threshold = 0;
-        assert_eq!(settings_problem(&s).unwrap().0, &["lockout.threshold"]);
+        assert_eq!(
+            settings_problem(&s, None).unwrap().0,
+            &["lockout.threshold"]
+        );
         let mut s = Settings::default();
         s.otp.ttl = Dur::from_secs(0);
-        assert_eq!(settings_problem(&s).unwrap().0, &["otp.ttl"]);
+        assert_eq!(settings_problem(&s, None).unwrap().0, &["otp.ttl"]);
     }
 
     #[test]
@@ -459,7 +473,7 @@ mod tests {
                 ..Default::default()
             };
             s.intents.insert("passkey".into(), intent);
-            settings_problem(&s).map(|p| p.0)
+            settings_problem(&s, None).map(|p| p.0)
         };
         assert_eq!(with(&["phrh", "phr"]), None);
         for bad in [&[][..], &["two words"], &["a", "b", "c", "d", "e", "f"]] {

@@ -2,10 +2,11 @@
 //! metrics table of docs/operations.md lists the same, and a test compares the two with
 //! `/metrics`). At install each gets its `# HELP` line, and every series
 //! whose labels come from a closed set is registered at 0, so an alert on
-//! it has a series before the first increment; series labelled by team or
-//! channel are registered when a config is loaded ([`register_config`]),
-//! and those of the MCP server's tools by the HTTP layer, which holds
-//! them (`http::mcp::register_series`).
+//! it has a series before the first increment; series labelled by a file
+//! team or a channel are registered when a config is loaded
+//! ([`register_config`]), an API team's at its first use ([`register_team`]),
+//! and those of the MCP server's tools by the HTTP layer, which holds them
+//! (`http::mcp::register_series`).
 use crate::channels::Purpose;
 use crate::config::Config;
 use crate::domain::audit::Action;
@@ -159,9 +160,12 @@ pub(super) fn describe_and_register() {
 /// docs/decisions/0491-a-write-costs-its-own-team.md).
 static REGISTERED: std::sync::Mutex<Option<crate::config::TeamSums>> = std::sync::Mutex::new(None);
 
-/// The series labelled by the config's teams and channels, at 0, and
-/// `chatgate_teams`, how many teams `config` has (set at start and at each
-/// reload).
+/// The series labelled by the config's file teams and channels, at 0,
+/// and `chatgate_teams`, how many teams `config` has (set at start and at
+/// each reload). An API team's series are made at its first use
+/// ([`register_team`], a counter's first count), so that one with no
+/// traffic holds none
+/// (docs/decisions/0752-a-team-s-loop-and-series-are-made-at-its-first-use.md).
 pub fn register_config(config: &Config) {
     metrics::gauge!("chatgate_teams").set(config.teams.len() as f64);
     metrics::gauge!("chatgate_api_teams").set(config.sums.api_teams() as f64);
@@ -169,7 +173,8 @@ pub fn register_config(config: &Config) {
     let seen = registered.take().unwrap_or_default();
     // The recorder is the process's: a team's series, once there, stay.
     for keyspace in config.sums.keyspaces_since(&seen) {
-        let Some(team) = config.team_in(keyspace).map(|t| t.id.clone()) else {
+        let file_team = config.team_in(keyspace).filter(|t| t.api.is_none());
+        let Some(team) = file_team.map(|t| t.id.clone()) else {
             continue;
         };
         for receiver in Receiver::ALL.map(Receiver::as_str) {
@@ -186,17 +191,7 @@ pub fn register_config(config: &Config) {
                 .increment(0);
             }
         }
-        for kind in OUTBOX_KINDS {
-            for name in [
-                "chatgate_outbox_delivered_total",
-                "chatgate_outbox_failed_attempts_total",
-                "chatgate_outbox_given_up_total",
-            ] {
-                metrics::counter!(name, "team" => team.clone(), "kind" => kind).increment(0);
-            }
-            metrics::gauge!("chatgate_outbox_oldest_pending_seconds", "team" => team.clone(), "kind" => kind)
-                .increment(0.0);
-        }
+        register_team(&team);
     }
     *registered = Some(config.sums.clone());
     register_trusted_lists(config);
@@ -211,6 +206,22 @@ pub fn register_config(config: &Config) {
                 .increment(0);
             }
         }
+    }
+}
+
+/// Team `team`'s outbox series, at 0: a file team's at start, an API
+/// team's when its outbox loop starts, at its first outbox work.
+pub fn register_team(team: &str) {
+    for kind in OUTBOX_KINDS {
+        for name in [
+            "chatgate_outbox_delivered_total",
+            "chatgate_outbox_failed_attempts_total",
+            "chatgate_outbox_given_up_total",
+        ] {
+            metrics::counter!(name, "team" => team.to_string(), "kind" => kind).increment(0);
+        }
+        metrics::gauge!("chatgate_outbox_oldest_pending_seconds", "team" => team.to_string(), "kind" => kind)
+            .increment(0.0);
     }
 }
 

@@ -558,3 +558,42 @@ async fn two_instances_act_on_a_re_added_team_s_due_work_in_time() {
     );
     a.stop_keeping_keys().await;
 }
+
+/// A start reads the stored API teams 500 a store call, and the
+/// reservations of their keys in one call more for each such batch
+/// (docs/architecture.md#many-teams): at N teams the start's reads of
+/// them are 2·⌈N/500⌉ calls, whatever else it reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_reads_the_api_teams_and_their_reservations_in_batches() {
+    use crate::operator_claims::team_with_key;
+    use crate::operator_writes::{put, with_operator};
+    const TEAMS: usize = 12;
+    let (counting, a) = crate::round_trips::on_counting_store_with(with_operator()).await;
+    for i in 0..TEAMS {
+        let id = format!("t{i:02}");
+        let res = put(&a, &id, &team_with_key(&id, &format!("key-of-{id}")), &[]).await;
+        assert_eq!(res.status(), 201);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    counting.gets.lock().unwrap().clear();
+    let store: SharedStore = counting.clone();
+    let setup = Setup {
+        store: Some(store),
+        ..with_operator()
+    };
+    let b = spawn_with(Backend::Memory, setup).await.unwrap();
+    let gets = std::mem::take(&mut *counting.gets.lock().unwrap());
+    assert_eq!(b.reloader.in_force().config().api_teams().count(), TEAMS);
+    let bodies: Vec<&Vec<String>> = (gets.iter())
+        .filter(|keys| keys.iter().any(|k| k.ends_with("}:tm")))
+        .collect();
+    assert_eq!(bodies.len(), 1, "every team's body in one call: {bodies:?}");
+    assert_eq!(bodies[0].len(), TEAMS);
+    let first = chatgate::domain::secrets::ApiKeyHash::of_key("key-of-t00").to_hex();
+    let reservations: Vec<&Vec<String>> = (gets.iter())
+        .filter(|keys| keys.iter().any(|k| *k == keys::api_key_reserved(&first)))
+        .collect();
+    assert_eq!(reservations.len(), 1, "every key's reservation in one call");
+    assert_eq!(reservations[0].len(), TEAMS, "one key a team");
+    drop(a);
+}

@@ -279,3 +279,56 @@ both_stores!(
         assert!(text.contains("route=\"unmatched\""));
     }
 );
+
+/// A team with no outbox work has no loop in the dispatcher, and an API
+/// team no series: each is made at the team's first use
+/// (docs/decisions/0752-a-team-s-loop-and-series-are-made-at-its-first-use.md).
+/// A file team's series are there at 0 from the start, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_team_has_no_outbox_loop_and_an_idle_api_team_no_series() {
+    use crate::operator_writes::{put, team, with_operator};
+    let setup = Setup {
+        server: format!("metrics_token = \"{METRICS_TOKEN}\""),
+        ..with_operator()
+    };
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    let security = chatgate::domain::secrets::generate_whsec();
+    let res = put(&app, "newco", &team("newco", &security), &[]).await;
+    assert_eq!(res.status(), 201);
+    let scraped = || async {
+        let res = app.request(Method::GET, "/metrics", Some(METRICS_TOKEN));
+        res.send().await.unwrap().text().await.unwrap()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        app.gateway.outbox().team_loops(),
+        0,
+        "no team has outbox work"
+    );
+    let text = scraped().await;
+    assert!(
+        !text.contains("team=\"newco\""),
+        "an idle API team has no series: {text}"
+    );
+    assert!(text.contains("chatgate_outbox_given_up_total{team=\"globex\",kind=\"event\"}"));
+    // newco's first interaction: its event for newco's webhook starts
+    // newco's loop, and no other, and with it newco's series.
+    let body =
+        serde_json::json!({"channel": "webchat", "conversation_id": Uuid::now_v7().to_string()});
+    let res = app
+        .request(Method::POST, "/v1/interactions", Some("newco-bot-key"))
+        .json(&body);
+    assert_eq!(res.send().await.unwrap().status(), 201);
+    for _ in 0..50 {
+        if app.gateway.outbox().team_loops() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.gateway.outbox().team_loops(), 1, "newco's loop alone");
+    let text = scraped().await;
+    assert!(
+        text.contains("chatgate_outbox_given_up_total{team=\"newco\",kind=\"event\"}"),
+        "{text}"
+    );
+}

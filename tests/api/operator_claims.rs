@@ -302,3 +302,42 @@ both_stores!(a_file_team_s_key_is_refused_where_the_configuration_lacks_it, setu
     // a's acme still acts with it.
     assert_eq!(holders(&a, &a.keys.bot), ["acme"]);
 });
+
+// A team stored before any instance reserved one of its keys (acme's
+// file added after the API team took the key) is refused wherever it is
+// loaded once the key is reserved: at a start and at a reload, on an
+// instance that has no file team of that key as on one that has it,
+// with the words an import's refusal has; the key acts for acme
+// (docs/decisions/0751-a-stored-team-holding-a-reserved-key-is-refused-where-it-is-loaded.md).
+both_stores!(a_team_stored_before_its_key_was_reserved_is_refused_where_it_is_loaded, setup: with_operator(), |b: TestApp| async move {
+    let beside = |keys: Keys| match b.backend {
+        Backend::Memory => Setup { store: Some(b.gateway.store().clone()), keys: Some(keys), ..with_operator() },
+        _ => Setup { key_prefix: Some(b.key_prefix.clone()), keys: Some(keys), ..with_operator() },
+    };
+    // The key of an acme file not yet on any instance: b writes newco with it.
+    let later = Keys::fresh();
+    let res = put(&b, "newco", &team_with_key("newco", &later.bot), &[]).await;
+    assert_eq!(res.status(), 201, "no instance reserved the key yet");
+    assert_eq!(holders(&b, &later.bot), ["newco"]);
+    // An instance whose acme holds it starts: it reserves the key, and
+    // refuses newco at its start.
+    let a = spawn_with(b.backend, beside(later.clone())).await.unwrap();
+    let hash = ApiKeyHash::of_key(&later.bot).to_hex();
+    let reserved = keys::api_key_reserved(&hash);
+    in_two_seconds("acme's key reserved", || async { raw(&b, &reserved).await.is_some() }).await;
+    assert_eq!(holders(&a, &later.bot), ["acme"]);
+    // An instance with another acme key starts: it has no file team of
+    // that key, and refuses newco by the reservation alone.
+    let c = spawn_with(b.backend, beside(Keys::fresh())).await.unwrap();
+    assert!(holders(&c, &later.bot).is_empty(), "newco refused at c's start");
+    assert!(c.reloader.in_force().config().teams.get("newco").is_none());
+    // b, which put newco in force before the key was reserved, refuses it
+    // when it loads it again: at its reload.
+    assert!(matches!(b.reloader.reload().await, chatgate::app::Reloaded::Applied { .. }));
+    assert!(holders(&b, &later.bot).is_empty(), "newco refused at b's reload");
+    assert!(b.reloader.in_force().config().teams.get("newco").is_none());
+    // The stored team stays as it was, refused, not deleted.
+    let res = b.request(Method::GET, "/v1/teams/newco", Some(OPS)).send().await.unwrap();
+    assert_eq!(res.status(), 200, "still stored");
+    drop((a, c));
+});

@@ -18,7 +18,7 @@ use crate::config::{is_secret_member, Config, ConfigError, Team};
 use crate::domain::team_secrets;
 use crate::error::Result;
 use crate::gateway::records::{
-    ApiTeamsGeneration, Loaded, StoredApiChannels, StoredApiForm, StoredApiTeam,
+    ApiTeamsGeneration, KeyReservation, Loaded, StoredApiChannels, StoredApiForm, StoredApiTeam,
 };
 use crate::gateway::Core;
 use crate::store::keys;
@@ -446,10 +446,18 @@ async fn read_teams(
     changes: &mut Changes,
 ) -> Result<()> {
     let read = stored_forms(core, ids, keys::api_team).await?;
+    let reserved = reserved_keys(core, &read).await?;
     for (id, stored) in ids.iter().zip(read) {
         if config.file_team(id).is_some() {
             let why = "a team file of this instance has its id: one id, one source";
             let why = NotInForce::Stops(why.into()).why("team", id, &mut changes.stops);
+            changes.refused.push(((*id).clone(), why));
+            continue;
+        }
+        let taken =
+            (stored.as_ref()).and_then(|s| Some((reserved_for_another(id, s, &reserved)?, s)));
+        if let Some((at, StoredApiForm::V1 { body, .. })) = taken {
+            let why = breaks(config, body, vec![crate::config::api_key_taken_at(at)]);
             changes.refused.push(((*id).clone(), why));
             continue;
         }
@@ -483,6 +491,7 @@ async fn read_teams(
     Ok(())
 }
 
+<<<<<<< HEAD
 /// `team` (a stored team, built), unless a file team's `[mcp] oauth`
 /// names its issuer and audience: as a file with its id, that stops a
 /// start-up or refuses a reload, naming the team and the member
@@ -496,6 +505,48 @@ fn no_file_s_audience(config: &Config, team: Team) -> std::result::Result<Team, 
             file.id
         ))),
     }
+=======
+/// The reservations in the store of the API keys `read` (stored teams)
+/// hold, by digest: whom an instance holds each for
+/// (docs/decisions/0632-a-file-team-s-key-is-reserved-in-the-store.md).
+/// One read for all of them (one slot), none when they hold no key.
+async fn reserved_keys(
+    core: &Core,
+    read: &[Option<StoredApiForm>],
+) -> Result<BTreeMap<String, String>> {
+    let digests: BTreeSet<String> = (read.iter().flatten())
+        .flat_map(|StoredApiForm::V1 { body, .. }| super::claims::digests_of(body))
+        .collect();
+    if digests.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let keys: Vec<String> = digests.iter().map(|d| keys::api_key_reserved(d)).collect();
+    let raw = core.get(&keys).await?;
+    let mut reserved = BTreeMap::new();
+    for ((digest, key), raw) in digests.into_iter().zip(keys).zip(raw) {
+        if let Some(r) = Loaded::<KeyReservation>::parse(key, raw)?.value {
+            reserved.insert(digest, r.holder);
+        }
+    }
+    Ok(reserved)
+}
+
+/// The place in `api_keys` of the first key of stored team `id` that an
+/// instance reserved for another holder (a file team of another id, an
+/// operator): such a team is refused wherever it is put in force, as the
+/// write or import that made it would be refused now, whether or not this
+/// instance holds that file team or key
+/// (docs/decisions/0751-a-stored-team-holding-a-reserved-key-is-refused-where-it-is-loaded.md).
+fn reserved_for_another(
+    id: &str,
+    stored: &StoredApiForm,
+    reserved: &BTreeMap<String, String>,
+) -> Option<usize> {
+    let StoredApiForm::V1 { body, .. } = stored;
+    let mut held = super::claims::keys_of(body);
+    held.find(|(_, digest)| reserved.get(digest).is_some_and(|holder| holder != id))
+        .map(|(at, _)| at)
+>>>>>>> scale
 }
 
 /// A kept one gone that an API team staying in force still lists (one

@@ -112,11 +112,16 @@ impl Dispatcher {
         }
     }
 
-    /// Runs until `shutdown` resolves: a loop per team. What it has not
-    /// delivered stays in the store for the next look, or another instance
-    /// (its claims come due again after their lease).
+    /// Runs until `shutdown` resolves: a loop per team, made at the
+    /// team's first wake (a commit of this instance, the outbox's due
+    /// index): a team with no outbox work has none
+    /// (docs/decisions/0752-a-team-s-loop-and-series-are-made-at-its-first-use.md).
+    /// What it has not delivered stays in the store for the next look, or
+    /// another instance (its claims come due again after their lease).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let this = Arc::new(self);
+        let (to, mut woken) = mpsc::unbounded_channel();
+        this.outbox.loops_to(Some(to));
         // From here on this instance's writes hand their items to the
         // loops (`super::Hand`); no longer once it stops.
         this.outbox.set_dispatching(true);
@@ -124,40 +129,19 @@ impl Dispatcher {
         tokio::pin!(shutdown);
         // Dropped at the end: every team's loop and its deliveries stop.
         let mut teams = JoinSet::new();
-        let mut started = std::collections::HashSet::new();
-        let mut seen = crate::config::TeamSums::default();
-        let mut replaced = this.live.replacements();
         let mut watch = tokio::time::interval(POLL);
         watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut reloaded = true;
         loop {
-            // A team a reload added gets its loop; a removed team's loop
-            // finds no team and delivers nothing: what it was handed or
-            // had claimed goes back to the outbox due at once, for an
-            // instance that has the team (`hand_back_unknown`). A loop is
-            // a keyspace's: a team written again under a deleted team's
-            // id gets one of its own.
-            // The keyspaces new since the configuration seen last are found
-            // by the parts the two do not share: one team written is one
-            // looked at, whatever the number of teams.
-            if std::mem::take(&mut reloaded) {
-                let gw = this.live.current();
-                for keyspace in gw.config.sums.keyspaces_since(&seen) {
-                    if started.insert(keyspace.clone()) {
-                        let keyspace = keyspace.clone();
-                        teams.spawn(TeamDispatch::new(Arc::clone(&this), keyspace).run());
-                    }
-                }
-                seen = gw.config.sums.clone();
-            }
+            // A loop is a keyspace's: a team written again under a deleted
+            // team's id gets one of its own at its first wake. A removed
+            // team's loop finds no team and delivers nothing: what it was
+            // handed or had claimed goes back to the outbox due at once,
+            // for an instance that has the team (`hand_back_unknown`).
             tokio::select! {
                 () = &mut shutdown => return,
-                changed = replaced.changed() => if changed.is_err() {
-                    shutdown.await;
-                    return;
-                } else {
-                    reloaded = true;
-                },
+                Some(keyspace) = woken.recv() => {
+                    teams.spawn(TeamDispatch::new(Arc::clone(&this), keyspace).run());
+                }
                 _ = watch.tick() => this.wake_due_teams().await,
             }
         }
@@ -197,6 +181,7 @@ struct Stopped(Arc<Outbox>);
 impl Drop for Stopped {
     fn drop(&mut self) {
         self.0.set_dispatching(false);
+        self.0.loops_to(None);
     }
 }
 
@@ -281,7 +266,14 @@ impl TeamDispatch {
         // full (more may be due) while there is room. The poll only
         // publishes the team's health, and only once the loop has lanes: an
         // idle team costs the store nothing and the process next to nothing.
-        let (mut look, mut behind) = (false, false);
+        // A loop is made by its team's first wake, which it did not hear:
+        // it looks at once.
+        let (mut look, mut behind) = (true, false);
+        if let Some(team) = self.shared.live.current().config.team_in(&self.team) {
+            if team.api.is_some() {
+                crate::telemetry::register_team(&team.id);
+            }
+        }
         // The claim under way: deliveries that end meanwhile start the
         // next items waiting, without waiting for its answer.
         let mut claiming: Option<Claiming> = None;

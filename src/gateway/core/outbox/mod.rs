@@ -86,6 +86,17 @@ pub struct Outbox {
     /// Whether this instance's dispatcher runs: only then are the items it
     /// writes born claimed by it (see [`Hand`]).
     dispatching: AtomicBool,
+    /// The teams whose loop the dispatcher was asked to start: a team's
+    /// loop is made at its first wake, not at the start
+    /// (docs/decisions/0752-a-team-s-loop-and-series-are-made-at-its-first-use.md).
+    loops: Mutex<Loops>,
+}
+
+/// The teams woken so far, and where the dispatcher hears of a new one.
+#[derive(Default)]
+struct Loops {
+    started: std::collections::HashSet<String>,
+    to: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 /// How many items a team's [`Hand`] holds at most: past that, an item is
@@ -206,7 +217,38 @@ impl Outbox {
             health: health::Health::default(),
             hands: Mutex::default(),
             dispatching: AtomicBool::new(false),
+            loops: Mutex::default(),
         }
+    }
+
+    /// From now on, each team woken for the first time is sent to `to`,
+    /// which starts its loop; `None`: no longer (the dispatcher stopped,
+    /// and the next one starts every loop again at its wake).
+    pub(super) fn loops_to(&self, to: Option<tokio::sync::mpsc::UnboundedSender<String>>) {
+        let mut loops = self.loops.lock().unwrap_or_else(|e| e.into_inner());
+        *loops = Loops {
+            started: Default::default(),
+            to,
+        };
+    }
+
+    /// `team`'s loop is started if it was not: sent to the dispatcher.
+    fn needs_loop(&self, team: &str) {
+        let mut loops = self.loops.lock().unwrap_or_else(|e| e.into_inner());
+        if loops.started.contains(team) {
+            return;
+        }
+        let Some(to) = loops.to.clone() else { return };
+        if to.send(team.to_string()).is_ok() {
+            loops.started.insert(team.to_string());
+        }
+    }
+
+    /// How many teams' loops this instance's dispatcher started: those
+    /// woken since it started (a team with no outbox work has none).
+    pub fn team_loops(&self) -> usize {
+        let loops = self.loops.lock().unwrap_or_else(|e| e.into_inner());
+        loops.started.len()
     }
 
     /// `team`'s hand (see [`Hand`]), which its loop takes from.
@@ -227,6 +269,7 @@ impl Outbox {
             held.extend(items.into_iter().take(room));
         }
         hand.ready.notify_one();
+        self.needs_loop(team);
     }
 
     /// The dispatcher of this instance runs (`true`) or stopped.
@@ -238,6 +281,7 @@ impl Outbox {
     /// index says it has items due: its loop looks now.
     pub fn wake(&self, team: &str) {
         self.bell(team).send_modify(|n| *n = n.wrapping_add(1));
+        self.needs_loop(team);
     }
 
     /// `team`'s bell, which its loop hears (a count that moves on each
