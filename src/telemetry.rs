@@ -27,13 +27,9 @@ pub use traces::Traces;
 pub use crate::config::LogFormat;
 pub use crate::config::{deferring, Deferred};
 pub use crate::domain::customer_refs::SubjectNames;
-<<<<<<< HEAD
-pub use families::{register_config, Kind, BACKGROUND_KINDS, FAMILIES, OUTBOX_KINDS};
-=======
 pub use families::{
-    register_config, register_team, Kind, BACKGROUND_KINDS, FAMILIES, MCP_TOOLS, OUTBOX_KINDS,
+    register_config, register_team, Kind, BACKGROUND_KINDS, FAMILIES, OUTBOX_KINDS,
 };
->>>>>>> scale
 
 /// Installs the process's log subscriber once (stderr, `RUST_LOG` or
 /// `info`); later calls do nothing.

@@ -491,7 +491,6 @@ async fn read_teams(
     Ok(())
 }
 
-<<<<<<< HEAD
 /// `team` (a stored team, built), unless a file team's `[mcp] oauth`
 /// names its issuer and audience: as a file with its id, that stops a
 /// start-up or refuses a reload, naming the team and the member
@@ -505,7 +504,8 @@ fn no_file_s_audience(config: &Config, team: Team) -> std::result::Result<Team, 
             file.id
         ))),
     }
-=======
+}
+
 /// The reservations in the store of the API keys `read` (stored teams)
 /// hold, by digest: whom an instance holds each for
 /// (docs/decisions/0632-a-file-team-s-key-is-reserved-in-the-store.md).
@@ -546,7 +546,6 @@ fn reserved_for_another(
     let mut held = super::claims::keys_of(body);
     held.find(|(_, digest)| reserved.get(digest).is_some_and(|holder| holder != id))
         .map(|(at, _)| at)
->>>>>>> scale
 }
 
 /// A kept one gone that an API team staying in force still lists (one
