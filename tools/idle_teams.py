@@ -141,6 +141,14 @@ def rss_mb(pid: int) -> float:
     return kb / 1024
 
 
+def cpu_s(pid: int) -> float:
+    """The CPU (user + system) process `pid` has used so far, in seconds:
+    what a start or a reload costs, whatever else the machine runs."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def used_memory(host: str, port: int) -> int:
     """The bytes a node says it holds (`used_memory`)."""
     info = command(host, port, "INFO", "memory")
@@ -722,8 +730,8 @@ def main() -> None:
         for i in range(args.instances):
             proc, p, took = start(str(i), quiet=not (args.reload and i == 0))
             ports.append(p)
-            print(f"instance on :{p}: /readyz 200 after {took:.2f} s with {args.teams} {kind}; "
-                  f"RSS {rss_mb(proc.pid):.0f} MB")
+            print(f"instance on :{p}: /readyz 200 after {took:.2f} s ({cpu_s(proc.pid):.2f} s "
+                  f"of its CPU) with {args.teams} {kind}; RSS {rss_mb(proc.pid):.0f} MB")
         time.sleep(args.settle)
         before = calls()
         time.sleep(args.window)
@@ -753,14 +761,15 @@ def main() -> None:
                   f"{max(readers):.0f} MB ({writer_rss / max(readers):.2f}x)")
         if args.reload:
             path = os.path.join(root, "log-0")
-            asked = time.monotonic()
+            asked, cpu_before = time.monotonic(), cpu_s(procs[0].pid)
             procs[0].send_signal(signal.SIGHUP)
             line = None
             while line is None and time.monotonic() - asked < 60:
                 line = next((l for l in open(path, encoding="utf-8")
                              if "configuration reloaded" in l), None)
                 time.sleep(0.02)
-            print(f"reload of {args.teams} teams: {time.monotonic() - asked:.2f} s; "
+            print(f"reload of {args.teams} teams: {time.monotonic() - asked:.2f} s "
+                  f"({cpu_s(procs[0].pid) - cpu_before:.2f} s of its CPU); "
                   f"logged: {(line or 'nothing').strip()}")
         if args.propagation:
             propagation(ports[0], ports[1], args.propagation, args.pause)
