@@ -307,12 +307,11 @@ async fn verified(
     (presented, direct): (&str, bool),
     now: Timestamp,
 ) -> Taken<(WalletAnswer, Holder)> {
+    let refused = |result, issuer| (answer::refused(result, issuer, now), Holder::default());
     let invalid = |why: &str| {
         tracing::info!(reason = why, "a wallet presentation is invalid");
-        let answer = answer::refused(WalletResult::InvalidPresentation, None, now);
-        (answer, Holder::default())
+        refused(WalletResult::InvalidPresentation, None)
     };
-    let no_holder = |answer| (answer, Holder::default());
     let public_url = &core.config().server.public_url;
     let trust = trust_of(core, (found.team, found.wallet), credential, now).await;
     let trusting = (credential, &trust.issuers);
@@ -320,17 +319,11 @@ async fn verified(
         Outcome::Verified(v) => v,
         // A list it needs has no usable copy: never taken as empty.
         Outcome::UntrustedIssuer if trust.missing => return Err(AnswerRefusal::StatusList),
-        Outcome::UntrustedIssuer => {
-            return Ok(no_holder(answer::refused(
-                WalletResult::UntrustedIssuer,
-                None,
-                now,
-            )))
-        }
+        Outcome::UntrustedIssuer => return Ok(refused(WalletResult::UntrustedIssuer, None)),
         Outcome::InvalidPresentation(why) => return Ok(invalid(why.as_str())),
     };
-    let sca = credential.purpose == Purpose::Sca;
-    let sca = match answer::paying(&found.asked, sca, &verified.key_binding, direct) {
+    let sca = (credential.purpose == Purpose::Sca, &verified.key_binding);
+    let sca = match answer::paying(&found.asked, sca.0, sca.1, direct) {
         Ok(sca) => sca,
         Err(why) => return Ok(invalid(why.as_str())),
     };
@@ -338,7 +331,7 @@ async fn verified(
     let status = verified.status.as_ref();
     match credential_status(core, (found.wallet, &trust.status_signers), status, now).await {
         Ok(None) => {}
-        Ok(Some(result)) => return Ok(no_holder(answer::refused(result, issuer, now))),
+        Ok(Some(result)) => return Ok(refused(result, issuer)),
         Err(why) => {
             // The list's failure is logged where it is fetched, once
             // while it fails (`wallet_status`), not once per answer.
@@ -346,13 +339,8 @@ async fn verified(
             return Err(AnswerRefusal::StatusList);
         }
     }
-    let own_name = |name: &str| credential.own_name(name);
-    let answer = answer::compared(
-        &found.asked.asked,
-        own_name,
-        &verified.claims,
-        (issuer, now),
-    );
+    let (asked, own_name) = (&found.asked.asked, |name: &str| credential.own_name(name));
+    let answer = answer::compared(asked, own_name, &verified.claims, (issuer, now));
     let customer = (found.customer_ref.as_deref(), &found.asked);
     let held = holder_of(core, found.team, customer, &verified, answer);
     let (answer, holder) = held.await?;
