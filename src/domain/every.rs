@@ -31,7 +31,7 @@ pub(crate) use every;
 mod tests {
     super::every! {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        enum Three {
+        enum Count {
             /// The first.
             One,
             Two,
@@ -41,6 +41,6 @@ mod tests {
 
     #[test]
     fn all_holds_every_variant_in_the_order_declared() {
-        assert_eq!(Three::ALL, [Three::One, Three::Two, Three::Three]);
+        assert_eq!(Count::ALL, [Count::One, Count::Two, Count::Three]);
     }
 }
