@@ -159,43 +159,49 @@ impl ChannelKind {
     }
 }
 
-/// Why a message is sent (the template it uses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Purpose {
-    LoginLink,
-    Otp,
-    PinPrompt,
-    Authenticated,
-    Expired,
-    /// The binding code of an app challenge: approve in the app.
-    AppPrompt,
-    /// A network challenge's link (docs/network-authentication.md).
-    NetworkLink,
-    /// The link to the page where the customer types a code
-    /// (docs/api.md#codes-typed-on-the-gateways-page).
-    CodeEntryLink,
-    /// The link to the page where the customer types their session PIN;
-    /// it replaces the PIN prompt.
-    PinEntryLink,
-    /// A wallet challenge's link (docs/wallet.md#the-link-page).
-    WalletLink,
+crate::domain::every::every! {
+    /// Why a message is sent (the template it uses).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Purpose {
+        LoginLink,
+        Otp,
+        PinPrompt,
+        Authenticated,
+        Expired,
+        /// The binding code of an app challenge: approve in the app.
+        AppPrompt,
+        /// A network challenge's link (docs/network-authentication.md).
+        NetworkLink,
+        /// The link to the page where the customer types a code
+        /// (docs/api.md#codes-typed-on-the-gateways-page).
+        CodeEntryLink,
+        /// The link to the page where the customer types their session PIN;
+        /// it replaces the PIN prompt.
+        PinEntryLink,
+        /// A wallet challenge's link (docs/wallet.md#the-link-page).
+        WalletLink,
+    }
 }
 
 impl Purpose {
-    /// Every purpose (metric series are registered for each).
-    pub const ALL: [Purpose; 10] = [
-        Purpose::LoginLink,
-        Purpose::Otp,
-        Purpose::PinPrompt,
-        Purpose::Authenticated,
-        Purpose::Expired,
-        Purpose::AppPrompt,
-        Purpose::NetworkLink,
-        Purpose::CodeEntryLink,
-        Purpose::PinEntryLink,
-        Purpose::WalletLink,
-    ];
+    /// Whether its message carries a proof (a code or a challenge's
+    /// link), so that one into a Cloud API conversation is sent with the
+    /// identity key it is for (docs/channels.md#sends-know-the-identity).
+    /// Every purpose is named, so a new one does not build until it is
+    /// placed.
+    pub fn carries_proof(self) -> bool {
+        match self {
+            Purpose::Otp
+            | Purpose::LoginLink
+            | Purpose::AppPrompt
+            | Purpose::NetworkLink
+            | Purpose::CodeEntryLink
+            | Purpose::PinEntryLink
+            | Purpose::WalletLink => true,
+            Purpose::PinPrompt | Purpose::Authenticated | Purpose::Expired => false,
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {

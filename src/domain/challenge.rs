@@ -22,6 +22,7 @@ use super::pin;
 use super::reveal;
 use super::secrets::Pepper;
 use super::transaction::Transaction;
+use crate::domain::every::every;
 use crate::domain::settings::{OtpSettings, PinSettings};
 use crate::error::Error;
 use crate::time::Timestamp;
@@ -34,21 +35,23 @@ pub use proof::{Entry, Page, Proof, Stage};
 /// first; a forgotten id is answered `not_found`).
 pub const MAX_PAST_CHALLENGES: usize = 16;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChallengeMethod {
-    Otp,
-    Pin,
-    /// The code a login page showed, to type into the chat (login binding).
-    Binding,
-    /// Approved in the customer's own app (docs/api.md#approval-in-the-customers-app).
-    App,
-    /// The mobile operator confirms, through a link the customer opens
-    /// on mobile data, that the phone holds the number on file
-    /// (docs/network-authentication.md).
-    Network,
-    /// A credential presented from the customer's wallet through a link
-    /// (docs/wallet.md).
-    Wallet,
+every! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ChallengeMethod {
+        Otp,
+        Pin,
+        /// The code a login page showed, to type into the chat (login binding).
+        Binding,
+        /// Approved in the customer's own app (docs/api.md#approval-in-the-customers-app).
+        App,
+        /// The mobile operator confirms, through a link the customer opens
+        /// on mobile data, that the phone holds the number on file
+        /// (docs/network-authentication.md).
+        Network,
+        /// A credential presented from the customer's wallet through a link
+        /// (docs/wallet.md).
+        Wallet,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,16 +76,10 @@ pub enum Delivery {
 /// parser, the metric labels and the OpenAPI document read them from here,
 /// and a test holds the API's names (`gateway::view`) to them.
 impl ChallengeMethod {
-    pub const ALL: [ChallengeMethod; 6] = [
-        ChallengeMethod::Otp,
-        ChallengeMethod::Pin,
-        ChallengeMethod::Binding,
-        ChallengeMethod::App,
-        ChallengeMethod::Network,
-        ChallengeMethod::Wallet,
-    ];
     /// What `POST /v1/interactions/{id}/challenges` may start (a binding
-    /// comes with a login link).
+    /// comes with a login link): those of [`ChallengeMethod::ALL`] that
+    /// are [`startable`](ChallengeMethod::startable), in its order (a
+    /// `const` check holds the two alike).
     pub const STARTABLE: [ChallengeMethod; 5] = [
         ChallengeMethod::Otp,
         ChallengeMethod::Pin,
@@ -90,6 +87,36 @@ impl ChallengeMethod {
         ChallengeMethod::Network,
         ChallengeMethod::Wallet,
     ];
+
+    /// Whether a request may start it: every method but the login
+    /// binding, which a login page shows.
+    pub const fn startable(self) -> bool {
+        match self {
+            ChallengeMethod::Otp
+            | ChallengeMethod::Pin
+            | ChallengeMethod::App
+            | ChallengeMethod::Network
+            | ChallengeMethod::Wallet => true,
+            ChallengeMethod::Binding => false,
+        }
+    }
+
+    /// Whether [`ChallengeMethod::STARTABLE`] is [`ChallengeMethod::ALL`]'s
+    /// startable methods, in order.
+    const fn startable_listed() -> bool {
+        let (mut i, mut s) = (0, 0);
+        while i < Self::ALL.len() {
+            let m = Self::ALL[i];
+            if m.startable() {
+                if s >= Self::STARTABLE.len() || Self::STARTABLE[s] as u8 != m as u8 {
+                    return false;
+                }
+                s += 1;
+            }
+            i += 1;
+        }
+        s == Self::STARTABLE.len()
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -112,6 +139,11 @@ impl ChallengeMethod {
         }
     }
 }
+
+const _: () = assert!(
+    ChallengeMethod::startable_listed(),
+    "ChallengeMethod::STARTABLE is not the startable methods of ALL, in order"
+);
 
 /// The security rules that depend on the method, each a `match` that names
 /// every method: a method added to [`ChallengeMethod`] does not compile
@@ -561,6 +593,24 @@ impl Challenge {
         }
     }
 
+    /// Whether `page` is or was one of its pages: one it opens on now
+    /// ([`Challenge::opens_on`]), or the network page of a ladder that
+    /// began with its network step, after the ladder moved on too (the
+    /// operator's last answer stays on view,
+    /// docs/network-authentication.md#as-the-first-step-of-a-ladder).
+    pub fn went_by(&self, page: Page) -> bool {
+        let began = || {
+            self.ladder
+                .as_ref()
+                .is_some_and(Ladder::began_at_network_step)
+        };
+        self.opens_on(page)
+            || match page {
+                Page::Network => began(),
+                Page::Wallet | Page::CodeEntry => false,
+            }
+    }
+
     /// A proof made on a page (the operator's verified answer, a verified
     /// presentation, the right code typed there) now waits for the
     /// binding code whose keyed hash is `hash`: the only code that answers
@@ -816,6 +866,12 @@ impl Ladder {
     /// no code yet.
     pub fn at_network_step(&self) -> bool {
         self.current().is_some_and(|s| s.channel == NETWORK_STEP)
+    }
+
+    /// Whether it began with the network step: its first step, sent first.
+    pub fn began_at_network_step(&self) -> bool {
+        self.steps.first().map(String::as_str) == Some(NETWORK_STEP)
+            && self.sent.first().is_some_and(|s| s.channel == NETWORK_STEP)
     }
 
     /// The step that has the code now.

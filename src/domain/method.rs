@@ -2,24 +2,28 @@
 //! pre-chat assertion or a challenge's proof authenticates as. Its own
 //! file, below both the interaction and the challenge, which each name it
 //! (`domain::challenge::Proof` says what a proof made on a page
-//! authenticates as).
+//! authenticates as). Its `ALL`, every method, is made with it
+//! (`every!`: metric series are registered for each).
+use crate::domain::every::every;
 
-/// How an interaction was authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    LoginLink,
-    Oidc,
-    PreChat,
-    Otp,
-    Pin,
-    /// Approved in the customer's own app (docs/api.md#approval-in-the-customers-app).
-    App,
-    /// The mobile operator confirmed the phone holds the number on file
-    /// (docs/network-authentication.md).
-    Network,
-    /// A credential from the customer's wallet matched what the bank
-    /// expects (docs/wallet.md).
-    Wallet,
+every! {
+    /// How an interaction was authenticated.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Method {
+        LoginLink,
+        Oidc,
+        PreChat,
+        Otp,
+        Pin,
+        /// Approved in the customer's own app (docs/api.md#approval-in-the-customers-app).
+        App,
+        /// The mobile operator confirmed the phone holds the number on file
+        /// (docs/network-authentication.md).
+        Network,
+        /// A credential from the customer's wallet matched what the bank
+        /// expects (docs/wallet.md).
+        Wallet,
+    }
 }
 
 /// The authentication method a setting names; `Err` for `recognized`,
@@ -43,18 +47,6 @@ impl TryFrom<crate::domain::settings::AuthMethod> for Method {
 }
 
 impl Method {
-    /// Every method (metric series are registered for each).
-    pub const ALL: [Method; 8] = [
-        Method::LoginLink,
-        Method::Oidc,
-        Method::PreChat,
-        Method::Otp,
-        Method::Pin,
-        Method::App,
-        Method::Network,
-        Method::Wallet,
-    ];
-
     /// The method named `s` (`login_link`, `oidc`, `pre_chat`, `otp`, `pin`, `app`, `network`, `wallet`).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == s)

@@ -20,6 +20,7 @@ pub mod delivery_status;
 pub mod destination;
 pub mod destination_policy;
 pub mod devices;
+pub mod every;
 pub mod identity_change;
 pub mod input;
 pub mod interaction;

@@ -450,10 +450,11 @@ fn delivery_for(method: ChallengeMethod, requested: Option<Delivery>) -> Result<
             refused("a wallet link goes into the chat, by sms or by email")
         }
         // Opened only by a login callback (login binding), never here.
-        (ChallengeMethod::Binding, _) => Err(Error::invalid(
-            "method",
-            "must be otp, pin, app, network or wallet",
-        )),
+        (ChallengeMethod::Binding, _) => {
+            let methods = ChallengeMethod::STARTABLE;
+            let allowed = one_of(&methods, ChallengeMethod::as_str);
+            Err(Error::invalid("method", &format!("must be {allowed}")))
+        }
     }
 }
 

@@ -9,9 +9,12 @@
 //! Token Status List is read and its entry checked by [`status_list`]. A
 //! payment's `transaction_data` is written, and its Key Binding JWT
 //! checked, by [`payment`]; a customer's attestations registered for
-//! payments are kept by [`registration`]'s rules.
+//! payments are kept by [`registration`]'s rules. A wallet's answer is
+//! judged by [`answer`]: its request key's id read, its presentation
+//! verified for the mode it came by, its payment and claims checked.
 //! Nothing here reads the clock, the store or the network.
 pub mod access;
+pub mod answer;
 pub mod challenge;
 pub mod disclosures;
 pub mod invalid;

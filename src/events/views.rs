@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::challenge::{Challenge, ChallengeState as State};
+use crate::domain::challenge::{Challenge, ChallengeState as State, Page};
 use crate::domain::delivery_status::DeliveryState;
 use crate::domain::number_check::NumberCheck;
 use crate::domain::transaction::Transaction;
@@ -344,15 +344,11 @@ pub struct NetworkView {
 }
 
 impl NetworkView {
-    /// For challenge `c`: its last answer, when it is a network challenge
-    /// or a ladder that began with the network step.
+    /// For challenge `c`: its last answer, when the network page is or
+    /// was one of its pages (a network challenge, or a ladder that began
+    /// with the network step).
     fn of(c: &Challenge) -> Option<Self> {
-        use crate::domain::challenge::{Proof, NETWORK_STEP};
-        let network_step = c.ladder.as_ref().is_some_and(|l| {
-            l.steps.first().map(String::as_str) == Some(NETWORK_STEP)
-                && l.sent.first().is_some_and(|s| s.channel == NETWORK_STEP)
-        });
-        (matches!(c.proof, Proof::Network { .. }) || network_step).then(|| NetworkView {
+        c.went_by(Page::Network).then(|| NetworkView {
             result: c.network_answer().map(|a| a.result.into()),
             awaiting_code: c.awaits_code(),
             answered_at: c.network_answer().map(|a| a.answered_at),

@@ -7,6 +7,7 @@
 //! every variant: a way of proving added here does not compile until
 //! each has decided for it (docs/decisions/0670-a-challenge-s-proof-is-one-type.md).
 use super::{ChallengeMethod, NetworkAnswer};
+use crate::domain::every::every;
 use crate::domain::method::Method;
 use crate::domain::wallet_state::WalletChallenge;
 
@@ -83,22 +84,21 @@ impl Stage {
     }
 }
 
-/// A page of the gateway that moves a challenge: each is one kind of
-/// challenge link (`gateway::links::KINDS`, one line a page).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Page {
-    /// The page that sends the browser to the mobile operator.
-    Network,
-    /// The page that hands a request to a wallet.
-    Wallet,
-    /// The one-field page a code or PIN is typed on.
-    CodeEntry,
+every! {
+    /// A page of the gateway that moves a challenge: each is one kind of
+    /// challenge link (`gateway::links::KINDS`, one line a page).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Page {
+        /// The page that sends the browser to the mobile operator.
+        Network,
+        /// The page that hands a request to a wallet.
+        Wallet,
+        /// The one-field page a code or PIN is typed on.
+        CodeEntry,
+    }
 }
 
 impl Page {
-    /// Every page.
-    pub const ALL: [Page; 3] = [Page::Network, Page::Wallet, Page::CodeEntry];
-
     /// What the binding code its proof awaits authenticates as, when the
     /// page's proof is one of its own: the operator's answer as
     /// `network`, a presentation as `wallet`; `None` for a code typed on

@@ -445,3 +445,51 @@ fn a_refused_posted_code_moves_a_ladder_on_counting_nothing() {
     );
     assert_eq!(r.open_challenge(t(2)).unwrap().attempts_used, 0);
 }
+
+/// The network page opens a ladder's challenge at its network step only;
+/// once the ladder moved on to a code, the page went by it still, so its
+/// last answer stays on view. A code of its own never went by it.
+#[test]
+fn a_ladder_that_began_at_the_network_step_went_by_its_page_after_moving_on() {
+    use crate::domain::challenge::{Entry, Ladder, Proof, SentStep, NETWORK_STEP};
+    let step = |index: usize, channel: &str| SentStep {
+        index,
+        channel: channel.into(),
+        destination: "+447400123456".into(),
+        message_id: None,
+        sent_at: t(1),
+        left_at: None,
+        in_flight: 0,
+        reason: None,
+    };
+    let mut c = Challenge::new_network(
+        Uuid::now_v7(),
+        Delivery::Ladder,
+        Duration::from_secs(300),
+        false,
+        t(1),
+    );
+    assert!(c.opens_on(Page::Network) && c.went_by(Page::Network));
+    assert!(!c.went_by(Page::Wallet) && !c.went_by(Page::CodeEntry));
+    c.proof = Proof::otp(Entry::Chat);
+    assert!(!c.went_by(Page::Network), "a code with no ladder");
+    c.ladder = Some(Ladder {
+        steps: vec![NETWORK_STEP.into(), "sms".into()],
+        sent: vec![step(0, NETWORK_STEP)],
+        sealed_code: String::new(),
+        answers: Vec::new(),
+    });
+    assert!(c.opens_on(Page::Network) && c.went_by(Page::Network));
+    if let Some(l) = c.ladder.as_mut() {
+        l.sent.push(step(1, "sms"));
+    }
+    assert!(!c.opens_on(Page::Network), "moved on to the code");
+    assert!(c.went_by(Page::Network), "its last answer stays on view");
+    c.ladder = Some(Ladder {
+        steps: vec!["sms".into(), "email".into()],
+        sent: vec![step(0, "sms")],
+        sealed_code: String::new(),
+        answers: Vec::new(),
+    });
+    assert!(!c.opens_on(Page::Network) && !c.went_by(Page::Network));
+}

@@ -465,16 +465,7 @@ async fn identity_key_hash(
     to: &Option<String>,
     purpose: Purpose,
 ) -> Result<Option<String>> {
-    let carries_proof = matches!(
-        purpose,
-        Purpose::Otp
-            | Purpose::LoginLink
-            | Purpose::AppPrompt
-            | Purpose::NetworkLink
-            | Purpose::CodeEntryLink
-            | Purpose::PinEntryLink
-            | Purpose::WalletLink
-    );
+    let carries_proof = purpose.carries_proof();
     let into_chat =
         channel == chat.channel && to.as_deref().is_none_or(|to| to == chat.conversation_id);
     if !(carries_proof && cloud_api && into_chat) {

@@ -1,14 +1,12 @@
 //! A wallet's answer taken (docs/wallet.md#the-response): the compact JWE
 //! finds its request by its key's id, is opened with that request's key,
-//! and its presentation is verified (`domain::wallet::sd_jwt` or
-//! `domain::wallet::mdoc`, for the mode it came by), its
-//! status checked ([`super::status_list`]) and its claims compared
-//! (`domain::wallet::matching`); the result is applied to the challenge in
+//! and its presentation is verified and its claims compared on plain
+//! values (`domain::wallet::answer`), its status checked
+//! ([`super::status_list`]); the result is applied to the challenge in
 //! one commit (`domain::wallet::challenge::conclude`) with what it
 //! announces. Every refusal before that commit changes nothing. Claim
 //! values go nowhere but the challenge's record: never an event, a log
 //! line or a trace.
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use subtle::ConstantTimeEq as _;
@@ -19,19 +17,17 @@ use super::status_list::credential_status;
 use super::trusted::trust_of;
 use crate::config::{InvalidAnswer, Purpose, Team, WalletConfig, WalletCredential};
 use crate::domain::otp::OtpCode;
+use crate::domain::wallet::answer::{self, Asked, Came, Expected};
 use crate::domain::wallet::challenge::{
     self, Binding, Ending, Presented, Refused, WalletAnswer, WalletChallenge, WalletRequest,
     WalletResult,
 };
-use crate::domain::wallet::invalid::Invalid;
 use crate::domain::wallet::issuers::TrustedIssuers;
-use crate::domain::wallet::jose::{b64url, object, Object};
-use crate::domain::wallet::mdoc::{self, Handover};
+use crate::domain::wallet::jose::{b64url, Object};
 use crate::domain::wallet::outcome::Outcome;
 use crate::domain::wallet::request::LIFETIME;
 use crate::domain::wallet::request_key::RequestKey;
-use crate::domain::wallet::{matching, payment, registration, response};
-use crate::domain::wallet::{sd_jwt, Format};
+use crate::domain::wallet::{response, Format};
 use crate::error::Error;
 use crate::events::types::{ChallengeFailed, FailedChallenge};
 use crate::events::EventData;
@@ -198,23 +194,6 @@ fn answered(
     }
 }
 
-/// The `kid` of a compact JWE's protected header: 400 without one.
-fn kid_of(jwe: &str) -> Taken<String> {
-    let bad = AnswerRefusal::BadRequest;
-    let header = jwe
-        .split('.')
-        .next()
-        .and_then(b64url)
-        .and_then(|h| object(&h))
-        .ok_or(bad("not a compact JWE"))?;
-    header
-        .get("kid")
-        .and_then(serde_json::Value::as_str)
-        .filter(|k| !k.is_empty() && k.len() <= 128)
-        .map(str::to_string)
-        .ok_or(bad("a JWE without the request key's kid"))
-}
-
 /// The open request the JWE's `kid` names (of link `code`, when the
 /// answer came through the page), with its team and challenge.
 async fn find<'c>(
@@ -224,7 +203,7 @@ async fn find<'c>(
     now: Timestamp,
 ) -> Taken<Found<'c>> {
     let bad = AnswerRefusal::BadRequest;
-    let kid = kid_of(jwe)?;
+    let kid = answer::kid_of(jwe).map_err(bad)?;
     let kid = kid.as_str();
     let key = keys::wallet_key(kid);
     let read = change::read(core, std::slice::from_ref(&key)).await?;
@@ -290,7 +269,7 @@ async fn presentation<'c>(
 ) -> Taken<(WalletAnswer, Option<&'c WalletCredential>, Holder)> {
     let invalid = |why: &str| {
         tracing::info!(reason = why, "a wallet presentation is invalid");
-        let answer = refused(WalletResult::InvalidPresentation, None, now);
+        let answer = answer::refused(WalletResult::InvalidPresentation, None, now);
         (answer, None, Holder::default())
     };
     if direct {
@@ -328,12 +307,11 @@ async fn verified(
     (presented, direct): (&str, bool),
     now: Timestamp,
 ) -> Taken<(WalletAnswer, Holder)> {
+    let refused = |result, issuer| (answer::refused(result, issuer, now), Holder::default());
     let invalid = |why: &str| {
         tracing::info!(reason = why, "a wallet presentation is invalid");
-        let answer = refused(WalletResult::InvalidPresentation, None, now);
-        (answer, Holder::default())
+        refused(WalletResult::InvalidPresentation, None)
     };
-    let no_holder = |answer| (answer, Holder::default());
     let public_url = &core.config().server.public_url;
     let trust = trust_of(core, (found.team, found.wallet), credential, now).await;
     let trusting = (credential, &trust.issuers);
@@ -341,12 +319,11 @@ async fn verified(
         Outcome::Verified(v) => v,
         // A list it needs has no usable copy: never taken as empty.
         Outcome::UntrustedIssuer if trust.missing => return Err(AnswerRefusal::StatusList),
-        Outcome::UntrustedIssuer => {
-            return Ok(no_holder(refused(WalletResult::UntrustedIssuer, None, now)))
-        }
+        Outcome::UntrustedIssuer => return Ok(refused(WalletResult::UntrustedIssuer, None)),
         Outcome::InvalidPresentation(why) => return Ok(invalid(why.as_str())),
     };
-    let sca = match paying(found, credential, &verified.key_binding, direct) {
+    let sca = (credential.purpose == Purpose::Sca, &verified.key_binding);
+    let sca = match answer::paying(&found.asked, sca.0, sca.1, direct) {
         Ok(sca) => sca,
         Err(why) => return Ok(invalid(why.as_str())),
     };
@@ -354,7 +331,7 @@ async fn verified(
     let status = verified.status.as_ref();
     match credential_status(core, (found.wallet, &trust.status_signers), status, now).await {
         Ok(None) => {}
-        Ok(Some(result)) => return Ok(no_holder(refused(result, issuer, now))),
+        Ok(Some(result)) => return Ok(refused(result, issuer)),
         Err(why) => {
             // The list's failure is logged where it is fetched, once
             // while it fails (`wallet_status`), not once per answer.
@@ -362,12 +339,8 @@ async fn verified(
             return Err(AnswerRefusal::StatusList);
         }
     }
-    let answer = compared(
-        &found.asked.asked,
-        credential,
-        &verified.claims,
-        (issuer, now),
-    );
+    let (asked, own_name) = (&found.asked.asked, |name: &str| credential.own_name(name));
+    let answer = answer::compared(asked, own_name, &verified.claims, (issuer, now));
     let customer = (found.customer_ref.as_deref(), &found.asked);
     let held = holder_of(core, found.team, customer, &verified, answer);
     let (answer, holder) = held.await?;
@@ -380,43 +353,9 @@ async fn verified(
     }
 }
 
-/// The payment a presentation approves, when its credential is the
-/// team's `sca` one: its Key Binding JWT's claims `kb` checked against the
-/// challenge's `transaction_data` and the mode it came by
-/// (docs/wallet.md#a-payment-approved-in-the-wallet).
-fn paying(
-    found: &Found<'_>,
-    credential: &WalletCredential,
-    kb: &Object,
-    direct: bool,
-) -> Result<Option<payment::ScaProof>, Invalid> {
-    let sca = credential.purpose == Purpose::Sca;
-    let data = found.asked.transaction_data.as_deref();
-    // A registration approves no payment: its attestation is checked as
-    // any other, its key kept.
-    if found
-        .asked
-        .registration
-        .as_ref()
-        .is_some_and(|k| k.register)
-    {
-        return match (sca, data) {
-            (true, None) => Ok(None),
-            _ => Err(Invalid::NotAPayment),
-        };
-    }
-    payment::presented((sca, data), kb, payment::response_mode(direct))
-}
-
-/// `presented` verified as its credential's format asks: an SD-JWT VC
-/// bound to the `nonce` and, by `direct_post.jwt`, the `client_id`,
-/// through the Digital Credentials API `origin:` and the page's origin
-/// (OpenID4VP 1.0, Appendix A.4); an mdoc whose device signed the
-/// SessionTranscript of the mode it came by (OpenID4VP 1.0, Appendix B.2:
-/// `OpenID4VPHandover` with the `client_id`, `nonce`, the request key's
-/// thumbprint and the `response_uri` for `direct_post.jwt`;
-/// `OpenID4VPDCAPIHandover` with the page's origin, `nonce` and thumbprint
-/// for `dc_api.jwt`; docs/decisions/0483-an-mdocs-session-transcript-for-each-mode.md).
+/// `presented`, a presentation of `credential`, verified against what
+/// `found`'s request asked, for the mode it came by (`direct`:
+/// `direct_post.jwt`, to the `response_uri`; else on the page's origin).
 fn verify(
     found: &Found<'_>,
     (credential, trusted): (&WalletCredential, &TrustedIssuers),
@@ -424,99 +363,28 @@ fn verify(
     (presented, direct): (&str, bool),
     now: Timestamp,
 ) -> Outcome {
-    let (wallet, request) = (found.wallet, &found.request);
-    let origin = page_origin(public_url);
-    match credential.format {
-        Format::SdJwt => {
-            let audience = match direct {
-                true => wallet.client_id.clone(),
-                false => format!("origin:{origin}"),
-            };
-            sd_jwt::verify(
-                presented,
-                &sd_jwt::Expected {
-                    trusted,
-                    vct: &credential.vct,
-                    audience: &audience,
-                    nonce: &request.nonce,
-                    now,
-                },
-            )
-        }
-        Format::Mdoc => {
-            // The key's id is its thumbprint, marked with the team's slot.
-            let jwk_thumbprint = Some(keys::without_mark(&request.kid));
-            let response_uri = response_uri(public_url);
-            let handover = match direct {
-                true => Handover::Redirect {
-                    client_id: &wallet.client_id,
-                    nonce: &request.nonce,
-                    jwk_thumbprint,
-                    response_uri: &response_uri,
-                },
-                false => Handover::DcApi {
-                    origin: &origin,
-                    nonce: &request.nonce,
-                    jwk_thumbprint,
-                },
-            };
-            mdoc::verify(
-                presented,
-                &mdoc::Expected {
-                    trusted,
-                    doctype: &credential.doctype,
-                    namespace: &credential.namespace,
-                    handover,
-                    now,
-                },
-            )
-        }
-    }
-}
-
-/// A presentation that went no further than `result`.
-fn refused(result: WalletResult, issuer: Option<String>, now: Timestamp) -> WalletAnswer {
-    WalletAnswer {
-        result,
-        issuer,
-        matched: Vec::new(),
-        claims: BTreeMap::new(),
-        answered_at: now,
-        sca: None,
-    }
-}
-
-/// A verified `credential`'s `claims` compared with what the bank expects
-/// (`asked`, by the names a `match` uses, each read from the claim of the
-/// credential's own name): `verified` when every asked claim matched,
-/// else `claims_mismatch`; the asked claims as disclosed are kept, by the
-/// `match` names, none other.
-fn compared(
-    asked: &BTreeMap<String, String>,
-    credential: &WalletCredential,
-    claims: &Object,
-    (issuer, now): (Option<String>, Timestamp),
-) -> WalletAnswer {
-    let disclosed: Object = asked
-        .keys()
-        .filter_map(|name| {
-            let own = credential.own_name(name)?;
-            Some((name.clone(), claims.get(own)?.clone()))
-        })
-        .collect();
-    let c = matching::compare(asked, &disclosed);
-    let disclosed = disclosed.into_iter().collect();
-    WalletAnswer {
-        result: match c.all {
-            true => WalletResult::Verified,
-            false => WalletResult::ClaimsMismatch,
+    let (origin, response_uri) = (page_origin(public_url), response_uri(public_url));
+    let came = match direct {
+        true => Came::Direct {
+            client_id: &found.wallet.client_id,
+            response_uri: &response_uri,
         },
-        issuer,
-        matched: c.matched,
-        claims: disclosed,
-        answered_at: now,
-        sca: None,
-    }
+        false => Came::DcApi { origin: &origin },
+    };
+    let expected = Expected {
+        asked: Asked {
+            format: credential.format,
+            vct: &credential.vct,
+            doctype: &credential.doctype,
+            namespace: &credential.namespace,
+        },
+        trusted,
+        nonce: &found.request.nonce,
+        // The key's id is its thumbprint, marked with the team's slot.
+        jwk_thumbprint: keys::without_mark(&found.request.kid),
+        came,
+    };
+    answer::verify(presented, &expected, now)
 }
 
 /// Applies `answer` to the request of key `kid` of wallet challenge
@@ -547,7 +415,8 @@ async fn conclude(
                 Ok(ending) => ending,
                 Err(refused) => return Ok(Step::Answer(Err(refused))),
             };
-            held_by(rec, cid, &mut ending, holder);
+            let held = (holder.thumbprint, holder.not_registered);
+            answer::held_by(rec, cid, &mut ending, held);
             if let Ending::Failed { reason, failure } = &ending {
                 if let Some((c, _)) = w.rec.challenge_at(cid, now) {
                     w.emit(EventData::ChallengeFailed(ChallengeFailed {
@@ -564,32 +433,6 @@ async fn conclude(
         })
     });
     Ok(done.await?.value)
-}
-
-/// What the presentation's holder key came to, kept on wallet challenge
-/// `cid` of `rec` as it `ending`s: a verified one's thumbprint, which the
-/// binding code's verification registers or marks used; a failure's
-/// reason `not_registered` for a payment's key not registered to the
-/// customer (docs/wallet.md#registering-the-wallet-for-payments).
-fn held_by(
-    rec: &mut crate::domain::interaction::InteractionRecord,
-    cid: Uuid,
-    ending: &mut Ending,
-    holder: Holder,
-) {
-    match ending {
-        Ending::AwaitingCode => {
-            let wallet = rec.challenge.as_mut().filter(|c| c.id == cid);
-            let kept = wallet.and_then(|c| c.proof.wallet_mut()?.registration.as_mut());
-            if let Some(k) = kept {
-                k.thumbprint = holder.thumbprint;
-            }
-        }
-        Ending::Failed { reason, .. } if holder.not_registered => {
-            *reason = registration::NOT_REGISTERED;
-        }
-        Ending::Failed { .. } | Ending::Open => {}
-    }
 }
 
 /// The binding code a verified answer would wait for, with what the

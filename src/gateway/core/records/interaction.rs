@@ -1066,6 +1066,7 @@ impl std::fmt::Debug for StoredChallenge {
 
 impl From<&Challenge> for StoredChallenge {
     fn from(c: &Challenge) -> Self {
+        let (pe, nv, w) = proof_members(&c.proof);
         StoredChallenge {
             id: c.id,
             m: c.method().into(),
@@ -1082,11 +1083,33 @@ impl From<&Challenge> for StoredChallenge {
             nc: c.number_check.as_ref().map(Into::into),
             t: c.transaction.as_ref().map(Into::into),
             vc: c.call.as_ref().map(Into::into),
-            nv: c.network_answer().as_ref().map(Into::into),
+            nv,
             nh: c.stage.awaited().map(str::to_string),
-            pe: c.page_entry(),
-            w: c.wallet().map(Into::into),
+            pe,
+            w,
         }
+    }
+}
+
+/// The flat members that hold `proof`'s own state, as [`stored_proof`]
+/// reads them back: `pe` for a code or PIN typed on the page, `nv` for a
+/// code's (its ladder's network step) or a network challenge's answer,
+/// `w` for a wallet's. A `match` naming every variant, so that a way of
+/// proving added decides what it keeps before it builds.
+fn proof_members(
+    proof: &Proof,
+) -> (
+    bool,
+    Option<StoredNetworkAnswer>,
+    Option<super::wallet::StoredWallet>,
+) {
+    let page = |entry: &Entry| *entry == Entry::Page;
+    match proof {
+        Proof::Otp { entry, network } => (page(entry), network.as_ref().map(Into::into), None),
+        Proof::Pin { entry } => (page(entry), None, None),
+        Proof::Binding | Proof::App => (false, None, None),
+        Proof::Network { answer } => (false, answer.as_ref().map(Into::into), None),
+        Proof::Wallet(w) => (false, None, Some(w.as_ref().into())),
     }
 }
 
