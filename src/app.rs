@@ -118,13 +118,7 @@ impl App {
             putting,
             in_force,
         }));
-        let listen = &config.server.listen;
-        let listener = TcpListener::bind(listen).await.map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot listen on {listen} (server.listen): {e}"),
-            )
-        })?;
+        let listener = bind(&config.server.listen).await?;
         Ok(App {
             listener,
             routes,
@@ -504,4 +498,14 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down");
+}
+
+/// The listener on `server.listen`, or an error that names the key.
+async fn bind(listen: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(listen).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {listen} (server.listen): {e}"),
+        )
+    })
 }

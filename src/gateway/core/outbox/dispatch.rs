@@ -250,13 +250,7 @@ impl TeamDispatch {
         let Some(settled) = self.settled.take() else {
             return;
         };
-        let mut settler = JoinSet::new();
-        settler.spawn(settle_loop(
-            Arc::clone(&self.shared.store),
-            Arc::clone(&self.shared.clock),
-            self.team.clone(),
-            settled,
-        ));
+        let _settler = self.settler(settled);
         let mut bell = self.bell.clone();
         let hand = self.shared.outbox.hand(&self.team);
         let mut poll = tokio::time::interval(POLL);
@@ -269,11 +263,7 @@ impl TeamDispatch {
         // A loop is made by its team's first wake, which it did not hear:
         // it looks at once.
         let (mut look, mut behind) = (true, false);
-        if let Some(team) = self.shared.live.current().config.team_in(&self.team) {
-            if team.api.is_some() {
-                crate::telemetry::register_team(&team.id);
-            }
-        }
+        self.register_series();
         // The claim under way: deliveries that end meanwhile start the
         // next items waiting, without waiting for its answer.
         let mut claiming: Option<Claiming> = None;
@@ -329,6 +319,29 @@ impl TeamDispatch {
                 _ = poll.tick(), if self.held > 0 || !self.lanes.is_empty() => {
                     self.shared.outbox.health.publish(&self.team, self.shared.clock.now());
                 }
+            }
+        }
+    }
+
+    /// The loop that settles this team's delivered items, which ends with
+    /// the `JoinSet` it returns.
+    fn settler(&self, settled: mpsc::UnboundedReceiver<Handled>) -> JoinSet<()> {
+        let mut settler = JoinSet::new();
+        settler.spawn(settle_loop(
+            Arc::clone(&self.shared.store),
+            Arc::clone(&self.shared.clock),
+            self.team.clone(),
+            settled,
+        ));
+        settler
+    }
+
+    /// An API team's outbox series, made with its loop (a file team's are
+    /// made when its configuration is loaded).
+    fn register_series(&self) {
+        if let Some(team) = self.shared.live.current().config.team_in(&self.team) {
+            if team.api.is_some() {
+                crate::telemetry::register_team(&team.id);
             }
         }
     }
