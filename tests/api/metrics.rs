@@ -292,8 +292,11 @@ async fn an_idle_team_has_no_outbox_loop_and_an_idle_api_team_no_series() {
         ..with_operator()
     };
     let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    // The metrics recorder is the process's: an id no other test writes.
+    let id = format!("idle-{}", &Uuid::now_v7().simple().to_string()[20..]);
+    let label = format!("team=\"{id}\"");
     let security = chatgate::domain::secrets::generate_whsec();
-    let res = put(&app, "newco", &team("newco", &security), &[]).await;
+    let res = put(&app, &id, &team(&id, &security), &[]).await;
     assert_eq!(res.status(), 201);
     let scraped = || async {
         let res = app.request(Method::GET, "/metrics", Some(METRICS_TOKEN));
@@ -307,12 +310,12 @@ async fn an_idle_team_has_no_outbox_loop_and_an_idle_api_team_no_series() {
     );
     let text = scraped().await;
     assert!(
-        !text.contains("team=\"newco\""),
+        !text.contains(&label),
         "an idle API team has no series: {text}"
     );
     assert!(text.contains("chatgate_outbox_given_up_total{team=\"globex\",kind=\"event\"}"));
-    // newco's first interaction: its event for newco's webhook starts
-    // newco's loop, and no other, and with it newco's series.
+    // The team's first interaction: its event for the team's webhook starts
+    // its loop, and no other, and with it its series.
     let body =
         serde_json::json!({"channel": "webchat", "conversation_id": Uuid::now_v7().to_string()});
     let res = app
@@ -325,10 +328,16 @@ async fn an_idle_team_has_no_outbox_loop_and_an_idle_api_team_no_series() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(app.gateway.outbox().team_loops(), 1, "newco's loop alone");
+    assert_eq!(
+        app.gateway.outbox().team_loops(),
+        1,
+        "the team's loop alone"
+    );
     let text = scraped().await;
     assert!(
-        text.contains("chatgate_outbox_given_up_total{team=\"newco\",kind=\"event\"}"),
+        text.contains(&format!(
+            "chatgate_outbox_given_up_total{{{label},kind=\"event\"}}"
+        )),
         "{text}"
     );
 }
