@@ -208,7 +208,6 @@ impl Gateway {
         env: &[(&str, &str)],
         edit: impl Fn(&std::path::Path, String) -> String,
     ) -> Gateway {
-        use std::io::BufRead;
         let dir = std::env::temp_dir().join(format!("chatgate-traces-{}", uuid::Uuid::now_v7()));
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         for sub in ["config", "config/teams", "channels"] {
@@ -225,6 +224,20 @@ impl Gateway {
                 }
             }
         }
+        // A port picked free can be taken by another test before the
+        // gateway binds it: then another port, up to three.
+        for _ in 0..3 {
+            if let Some(gw) = Self::spawn(&dir, env).await {
+                return gw;
+            }
+        }
+        panic!("three ports picked free were taken before the gateway bound them");
+    }
+
+    /// The gateway on a port picked free, once it logs that it listens;
+    /// `None` when the port was taken meanwhile.
+    async fn spawn(dir: &std::path::Path, env: &[(&str, &str)]) -> Option<Gateway> {
+        use std::io::BufRead;
         let listen = format!("127.0.0.1:{}", free_port());
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"));
         cmd.args(["serve", "--config"])
@@ -255,10 +268,17 @@ impl Gateway {
             child,
             base: format!("http://{listen}"),
             stderr,
-            _dir: dir,
+            _dir: dir.to_path_buf(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !gw.lines().iter().any(|l| l.contains("chatgate listening")) {
+            if gw
+                .lines()
+                .iter()
+                .any(|l| l.contains("Address already in use"))
+            {
+                return None;
+            }
             assert!(
                 Instant::now() < deadline,
                 "not listening: {:#?}",
@@ -266,7 +286,7 @@ impl Gateway {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        gw
+        Some(gw)
     }
 
     fn lines(&self) -> Vec<String> {
