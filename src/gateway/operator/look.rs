@@ -524,8 +524,14 @@ async fn reserved_keys(
     let raw = core.get(&keys).await?;
     let mut reserved = BTreeMap::new();
     for ((digest, key), raw) in digests.into_iter().zip(keys).zip(raw) {
-        if let Some(r) = Loaded::<KeyReservation>::parse(key, raw)?.value {
-            reserved.insert(digest, r.holder);
+        match Loaded::<KeyReservation>::parse(key, raw) {
+            Ok(loaded) => reserved.extend(loaded.value.map(|r| (digest, r.holder))),
+            // One unreadable reservation refuses the teams that hold its
+            // key (no holder is a team's id), not every team of the load.
+            Err(e) => {
+                tracing::warn!(error = %e, "a key reservation in the store cannot be read: the stored teams holding its key are refused");
+                reserved.insert(digest, String::new());
+            }
         }
     }
     Ok(reserved)
@@ -690,7 +696,6 @@ fn one_team_per_audience(
             }
         }
     }
-    drop((read, held));
     let mut keep = kept.into_iter();
     teams.retain(|_| keep.next().unwrap_or(true));
     (clashing, displaced)
