@@ -133,7 +133,7 @@ async fn refresh_all(core: &Core, team: &Team, wallet: &WalletConfig, now: Times
     }
 }
 
-/// The bank's own certificates of every team of `config` that sets
+/// The bank's own certificates of every file team of `config` that sets
 /// `verify_own`, checked against its `wrpac` and `wrprc` lists fetched
 /// now (docs/wallet.md#the-banks-own-certificates): at start, and before a
 /// reload's set is put in force. The first certificate a usable list of
@@ -144,7 +144,9 @@ pub async fn verify_own_all(
     config: &Config,
     now: Timestamp,
 ) -> Result<(), ConfigError> {
-    for team in config.teams.values() {
+    // A file team's: an API team's lists are checked once it is in force
+    // (`refresh_all`, logged), as no stored team stops a start or a reload.
+    for team in config.teams.values().filter(|t| t.api.is_none()) {
         if let Err((key, problem)) = verify_own(core, team, true, now).await {
             return Err(ConfigError::new(
                 &team.file.display().to_string(),
