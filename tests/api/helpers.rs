@@ -423,7 +423,10 @@ impl TestApp {
     }
 
     /// The value `/metrics` serves for one series, written as it is there
-    /// (its name and labels), if it serves it.
+    /// (its name and labels), if it serves it. The metrics recorder is the
+    /// test process's, shared by every test running beside this one: a
+    /// series with no label of this test's own team moves with their calls
+    /// too, so assert that it rose by at least yours, never by exactly them.
     pub async fn metric_value(&self, series: &str) -> Option<f64> {
         let res = self.request(Method::GET, "/metrics", None).send().await;
         let text = res.unwrap().text().await.unwrap();
