@@ -893,13 +893,29 @@ macro_rules! both_stores {
     };
 }
 
-/// A loopback port nothing listens on (bound, read, released).
+/// A loopback port nothing listens on, for a process or listener a test
+/// starts later. Taken from below Linux's ephemeral range (32768–60999),
+/// where no `bind(0)` of another test lands between this pick and the
+/// test's own bind, each port at most once in this process (a counter
+/// from an offset of the process id, so that two test processes rarely
+/// start on one), and one that binds now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id() % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    loop {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A code of the same length as `code` that differs from it in every digit.
