@@ -432,7 +432,7 @@ fn invocation(raw: Option<String>, public_url: &str) -> Result<String, &'static 
 /// a header of `typ` `rc-wrp+jwt` and a JSON object payload; with the
 /// `x5c` of that header, read in the one reading of it
 /// (`lists::x5c_in`: `None` when it has none that can be read).
-fn registration_certificate(jwt: &str) -> Result<(String, Option<Vec<Vec<u8>>>), &'static str> {
+fn registration_certificate(jwt: &str) -> Result<(String, Option<lists::Chain>), &'static str> {
     let jwt = jwt.trim();
     let parts: Vec<&str> = jwt.split('.').collect();
     let [header, payload, signature] = parts[..] else {

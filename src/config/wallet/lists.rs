@@ -222,8 +222,11 @@ pub(super) fn verify_own(
     }
 }
 
+/// A certificate chain: each certificate's DER, leaf first.
+pub(super) type Chain = Vec<Vec<u8>>;
+
 /// The `x5c` of a JWT's `header`, read once: at least one base64 DER.
-pub(super) fn x5c_in(header: &serde_json::Map<String, serde_json::Value>) -> Option<Vec<Vec<u8>>> {
+pub(super) fn x5c_in(header: &serde_json::Map<String, serde_json::Value>) -> Option<Chain> {
     use base64::Engine as _;
     let chain: Vec<Vec<u8>> = header
         .get("x5c")?
