@@ -2,13 +2,17 @@
 //! (docs/wallet.md#trusted-lists, docs/wallet.md#the-banks-own-certificates):
 //! once at start, on the timer at each `refresh` though no credential
 //! names them, kept from a reload's check only once its set is in force
-//! (a refused reload keeps and records nothing).
+//! (a refused reload keeps and records nothing), and a team written
+//! through the operator API refused at the write when a usable list does
+//! not hold its own certificates.
 use serde_json::{json, Value};
 
 use crate::helpers::*;
+use crate::operator_inputs::refused_at;
+use crate::operator_writes::{etag_of, operator_section, put, stored, team, OPS};
 use crate::trusted_lists::{fetches, list_name, metric, operator, signed, Operator, METRICS_TOKEN};
 use crate::trusted_lists_own::{ders_of, elsewhere, own_setup_named, refused, serve_own, wall_now};
-use crate::wallet::{access, Access};
+use crate::wallet::{access, fixtures, Access};
 
 /// The bank's certificates as its lists name them: the access chain's
 /// CA, and the registrar's CA that issued the registration certificate.
@@ -186,4 +190,79 @@ async fn a_refused_reload_keeps_the_running_lists_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_reload_keeps_the_running_lists_redis() {
     a_refused_reload_keeps_the_running_lists(Backend::Redis).await;
+}
+
+/// A team body with `verify_own`, its `wrpac` and `wrprc` lists at
+/// `server`: `newco`'s.
+fn own_team(o: &Own, server: &str) -> Value {
+    let list = |kind: &str| json!({"url": format!("{server}/lists/{kind}"), "type": kind, "signers": [o.op.ca_pem]});
+    let mut body = team("newco", &chatgate::domain::secrets::generate_whsec());
+    body["wallet"] = json!({
+        "signing_key": o.a.key_pem,
+        "certificate_chain": o.a.chain_pem,
+        "registration_certificate": o.rc,
+        "verify_own": true,
+        "trusted_issuers": [fixtures()["trusted"][0]],
+        "trusted_lists": {"own_ac": list("wrpac"), "own_rc": list("wrprc")},
+        "credentials": [{"id": "pid", "format": "dc+sd-jwt", "vct": ["urn:eudi:pid:1"],
+            "claims": ["family_name"]}],
+    });
+    body
+}
+
+/// docs/wallet.md#the-banks-own-certificates: a team written through the
+/// operator API whose access or registration certificate a usable list
+/// of its kind does not hold is 422 at its pointer, nothing stored; its
+/// lists with no usable copy, or holding both, it is written.
+async fn an_api_team_s_own_certificates_are_checked_at_the_write(backend: Backend) {
+    let server = wiremock::MockServer::start().await;
+    let o = own("Written");
+    let setup = Setup {
+        system_extra: operator_section(true),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(backend, setup).await else {
+        return;
+    };
+    let body = own_team(&o, &server.uri());
+    let (now, later) = (wall_now(), wall_now() + 30 * 86_400);
+    let (acs, rcs, other) = ([o.access_ca.clone()], [o.registrar.clone()], [elsewhere()]);
+    let cases = [
+        ((&other, &rcs), "/wallet/certificate_chain"),
+        ((&acs, &other), "/wallet/registration_certificate"),
+    ];
+    for ((ac, rc), pointer) in cases {
+        serve_own(&server, &o.op, now, (1, later, ac), (1, later, rc)).await;
+        let dry = app.request(
+            reqwest::Method::PUT,
+            "/v1/teams/newco?dry_run=true",
+            Some(OPS),
+        );
+        let dry = dry.json(&body).send().await.unwrap();
+        assert_eq!(refused_at(dry).await, [pointer]);
+        assert_eq!(
+            refused_at(put(&app, "newco", &body, &[]).await).await,
+            [pointer]
+        );
+        assert!(stored(&app, "newco").await.is_none(), "{pointer}");
+    }
+    // Unreachable lists: nothing to check against, no refusal.
+    server.reset().await;
+    let res = put(&app, "newco", &body, &[]).await;
+    assert_eq!(res.status(), 201);
+    let tag = etag_of(&res);
+    // Both held: written again.
+    serve_own(&server, &o.op, now, (1, later, &acs), (1, later, &rcs)).await;
+    let res = put(&app, "newco", &body, &[("If-Match", &tag)]).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_team_s_own_certificates_are_checked_at_the_write_memory() {
+    an_api_team_s_own_certificates_are_checked_at_the_write(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_team_s_own_certificates_are_checked_at_the_write_redis() {
+    an_api_team_s_own_certificates_are_checked_at_the_write(Backend::Redis).await;
 }

@@ -192,8 +192,8 @@ pub async fn verify_own_all(
     now: Timestamp,
 ) -> Result<OwnLists, ConfigError> {
     let mut read = Vec::new();
-    // A file team's: an API team's lists are checked once it is in force
-    // (at their fetch, logged), as no stored team stops a start or a reload.
+    // A file team's: a stored API team is checked when it is written
+    // (docs/decisions/0790-a-team-s-own-certificates-are-checked-when-it-is-written.md).
     for team in config.teams.values().filter(|t| t.api.is_none()) {
         let own = read_own(core, team, now).await;
         let usable = |list: &TrustedListConfig| usable_of(&own, list);
@@ -207,6 +207,19 @@ pub async fn verify_own_all(
         read.extend(own);
     }
     Ok(OwnLists(read))
+}
+
+/// The bank's own certificates of `team`, written through the operator
+/// API, looked for on its `wrpac` and `wrprc` lists read now, nothing
+/// kept: `(key, problem)` naming the first that a usable list of its
+/// kind does not hold (a `PUT` answers 422 at its pointer).
+pub async fn verify_own_written(
+    core: &Core,
+    team: &Team,
+    now: Timestamp,
+) -> Result<(), (String, String)> {
+    let own = read_own(core, team, now).await;
+    own_held(team, |list| usable_of(&own, list), now)
 }
 
 /// Once `core`'s set is in force (its `config.changed` recorded): the
