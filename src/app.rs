@@ -88,7 +88,7 @@ impl App {
         let lasting = crate::http::Lasting::new(&config, Arc::clone(&clock), Metrics::install());
         crate::telemetry::register_config(&config);
         // The bank's own certificates on its lists (docs/wallet.md#the-banks-own-certificates).
-        crate::gateway::wallet::verify_own_all(&gateway, &config, clock.now())
+        let own = crate::gateway::wallet::verify_own_all(&gateway, &config, clock.now())
             .await
             .map_err(std::io::Error::other)?;
         let router = crate::http::router(Arc::clone(&gateway), &lasting);
@@ -98,7 +98,8 @@ impl App {
         let fresh_wait = opts.fresh_store_wait;
         crate::gateway::store_epoch::record_the_start(&gateway, fresh_wait, Arc::clone(&clock))
             .await;
-        crate::gateway::wallet::refresh_trusted_lists(Arc::clone(&gateway), clock.now());
+        // The lists read for that check kept; the timer fetches the rest.
+        crate::gateway::wallet::lists_in_force(&gateway, own, false, clock.now()).await;
         let live = Live::new(gateway);
         let bell = lasting.operator_bell();
         let waiting = lasting.waiting();
@@ -210,6 +211,8 @@ fn start_workers(
     let reserving =
         gateway::operator::claims::run_reservations(live.clone(), clock.clone(), workers.stopped());
     workers.spawn("key reservations", reserving);
+    let lists = gateway::wallet::run_trusted_lists(live.clone(), clock.clone(), workers.stopped());
+    workers.spawn("trusted lists", lists);
     workers
 }
 
@@ -366,10 +369,7 @@ impl Reloader {
         let read = tokio::task::spawn_blocking(move || crate::config::reload(&config, &env)).await;
         let next = match read {
             Ok(Ok(next)) => next,
-            Ok(Err(e)) => {
-                tracing::error!(file = %e.file, key = %e.key, problem = %e.problem, "configuration not reloaded: {e}; the running one stays in force");
-                return Reloaded::Refused(e);
-            }
+            Ok(Err(e)) => return refused(e),
             Err(join) => {
                 let e = crate::config::ConfigError::new(
                     &running.config().path.display().to_string(),
@@ -382,17 +382,13 @@ impl Reloader {
         };
         let (config, read) = match turn.rebuilt(&running, &next.config).await {
             Ok(rebuilt) => rebuilt,
-            Err(e) => {
-                tracing::error!(file = %e.file, key = %e.key, problem = %e.problem, "configuration not reloaded: {e}; the running one stays in force");
-                return Reloaded::Refused(e);
-            }
+            Err(e) => return refused(e),
         };
-        if let Err(e) =
-            crate::gateway::wallet::verify_own_all(&running, &config, r.clock.now()).await
-        {
-            tracing::error!(file = %e.file, key = %e.key, problem = %e.problem, "configuration not reloaded: {e}; the running one stays in force");
-            return Reloaded::Refused(e);
-        }
+        let own = crate::gateway::wallet::verify_own_all(&running, &config, r.clock.now()).await;
+        let own = match own {
+            Ok(own) => own,
+            Err(e) => return refused(e),
+        };
         let (team_count, channel_count) = (config.teams.len(), config.channels.len());
         // Teams of the set in force that the new one lacks, by keyspace
         // (a team written again under a deleted team's id is another
@@ -416,7 +412,9 @@ impl Reloader {
         if let Err(e) = reserved.await {
             tracing::warn!(error = %e, "the keys of the file teams and operators are not reserved in the store yet; tried again at the next round");
         }
-        crate::gateway::wallet::refresh_trusted_lists(Arc::clone(&gateway), r.clock.now());
+        // After its `config.changed`: the lists read for the check kept,
+        // every other list fetched again by the timer's next round.
+        crate::gateway::wallet::lists_in_force(&gateway, own, true, r.clock.now()).await;
         tracing::info!(
             teams = team_count,
             channels = channel_count,
@@ -433,6 +431,12 @@ impl Reloader {
             restart_needed: next.restart_needed,
         }
     }
+}
+
+/// A reload refused for `e`, logged: the running set stays in force.
+fn refused(e: crate::config::ConfigError) -> Reloaded {
+    tracing::error!(file = %e.file, key = %e.key, problem = %e.problem, "configuration not reloaded: {e}; the running one stays in force");
+    Reloaded::Refused(e)
 }
 
 impl Reloader {

@@ -1,16 +1,19 @@
-//! The lists of trusted entities the teams' wallet credentials name
+//! The lists of trusted entities the teams' wallets name
 //! (docs/wallet.md#trusted-lists), fetched and kept: each team's list by
-//! its name, fetched at start, at each reload and once `refresh` has
-//! passed since it was last asked for (a presentation that needs a list
-//! that is due asks for it then), within 10 s and 1 MiB, no redirect
-//! followed, through the team's reach. A fetch that fails or gives an
-//! unusable list keeps the last usable copy until that copy itself stops
-//! being usable; a list with no usable copy is a failing destination,
-//! logged once when it starts failing and once when it is read again —
-//! never an empty list.
+//! its name, fetched once `refresh` has passed since it was last asked for
+//! (the gateway's timer asks for every list in force, named by a
+//! credential or not; a presentation that needs a list that is due asks
+//! for it then), within 10 s and 1 MiB, no redirect followed, through the
+//! team's reach. A fetch that fails or gives an unusable list keeps the
+//! last usable copy until that copy itself stops being usable; a list with
+//! no usable copy is a failing destination, logged once when it starts
+//! failing and once when it is read again — never an empty list. A check
+//! of a configuration not yet in force reads lists without keeping them
+//! ([`TrustedLists::read_now`]), and keeps what it read once that
+//! configuration is in force.
 //!
 //! One per process, held by the gateway's `Core` (kept across reloads);
-//! a list whose url, signers or type change at a reload starts afresh.
+//! a list whose url, signers or type change starts afresh once kept.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -113,8 +116,8 @@ impl TrustedLists {
         reach: crate::outbound::Reach,
         now: Timestamp,
     ) -> (Option<Arc<ListCopy>>, Option<Changed>) {
-        let changed = match self.due(team, list, now) {
-            true => self.refresh((team, list), reach, now).await,
+        let changed = match self.is_due(team, list, now, Due::Needed) {
+            true => self.refresh((team, list), reach, now, Due::Needed).await,
             false => None,
         };
         (self.peek(team, list, now), changed)
@@ -145,8 +148,8 @@ impl TrustedLists {
             .and_then(|k| k.copy.clone())
     }
 
-    /// Whether `team`'s `list` is to be fetched at `now`.
-    fn due(&self, team: &str, list: &TrustedListConfig, now: Timestamp) -> bool {
+    /// Whether `team`'s `list` is to be fetched at `now` for `why`.
+    pub fn is_due(&self, team: &str, list: &TrustedListConfig, now: Timestamp, why: Due) -> bool {
         let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         let Some(k) = kept
             .get(&(team.to_string(), list.name.clone()))
@@ -158,35 +161,54 @@ impl TrustedLists {
             .copy
             .as_ref()
             .is_some_and(|c| c.listed.usable_at(now, list.max_stale));
-        match k.asked {
-            None => true,
-            // The clock set back: what was asked "later" is no guide.
-            Some((at, _)) if now < at || now >= at.plus(list.refresh) => true,
-            Some((at, failed)) => !usable && (!failed || now >= at.plus(FAILED_HOLD)),
+        match (k.asked, why) {
+            (None, _) => true,
+            (Some((at, _)), _) if now >= at.plus(list.refresh) => true,
+            // The clock set back: what was asked "later" is no guide to a
+            // presentation; the timer waits for `refresh` to pass.
+            (Some((at, _)), Due::Needed) if now < at => true,
+            (Some(_), Due::Refresh) => false,
+            (Some((at, failed)), Due::Needed) => {
+                !usable && (!failed || now >= at.plus(FAILED_HOLD))
+            }
         }
     }
 
-    /// Fetches `team`'s `list` now and keeps what is usable: what changed
-    /// in its services when a new copy replaced another (not for the first).
+    /// Fetches `team`'s `list` at `now` when it is still due for `why`
+    /// once no other fetch of it runs, and keeps what is usable: what
+    /// changed in its services when a new copy replaced another (not for
+    /// the first).
     pub async fn refresh(
         &self,
         (team, list): (&str, &TrustedListConfig),
         reach: crate::outbound::Reach,
         now: Timestamp,
+        why: Due,
     ) -> Option<Changed> {
-        let key = (team.to_string(), list.name.clone());
         let lock = {
             let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-            let k = kept.entry(key.clone()).or_default();
-            if k.fingerprint != list.fingerprint {
-                *k = Kept {
-                    fingerprint: list.fingerprint.clone(),
-                    ..Kept::default()
-                };
-            }
-            Arc::clone(&k.fetching)
+            let k = kept.entry((team.to_string(), list.name.clone()));
+            Arc::clone(&k.or_default().fetching)
         };
         let _one = lock.lock().await;
+        // Another answer's fetch may have kept a copy meanwhile.
+        if !self.is_due(team, list, now, why) {
+            return None;
+        }
+        let read = self.read_now((team, list), reach, now).await;
+        self.keep(read)
+    }
+
+    /// Fetches `team`'s `list` at `now` and reads it against its last
+    /// usable copy, keeping nothing: what a check of a configuration not
+    /// yet in force reads ([`TrustedLists::keep`] once it is). The fetch
+    /// is counted.
+    pub async fn read_now(
+        &self,
+        (team, list): (&str, &TrustedListConfig),
+        reach: crate::outbound::Reach,
+        now: Timestamp,
+    ) -> ReadNow {
         let last = self.kept_copy(team, list);
         let read = match self.fetch(&list.url, reach).await {
             Ok(body) => read(
@@ -199,24 +221,65 @@ impl TrustedLists {
                 },
                 now,
             )
+            .map(|listed| Arc::new(ListCopy::of(listed)))
             .map_err(Unread::Fault),
             Err(e) => Err(e),
         };
         let result = read.as_ref().err().map_or("ok", Unread::as_str);
         metrics::counter!("chatgate_trusted_list_fetches_total", "team" => team.to_string(), "list" => list.name.clone(), "result" => result).increment(1);
+        let kept = last.filter(|c| c.listed.usable_at(now, list.max_stale));
+        ReadNow {
+            team: team.to_string(),
+            list: list.clone(),
+            at: now,
+            read,
+            kept,
+        }
+    }
+
+    /// Keeps what `read` read, as the copy of its team's list: its
+    /// definition's, a list defined otherwise before starting afresh; a
+    /// copy kept meanwhile with a higher sequence number stays. What
+    /// changed in its services when a new copy replaced another.
+    pub fn keep(&self, read: ReadNow) -> Option<Changed> {
+        let ReadNow {
+            team,
+            list,
+            at: now,
+            read,
+            ..
+        } = read;
         let mut changed = None;
         {
             let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-            let k = kept.entry(key).or_default();
+            let k = kept.entry((team.clone(), list.name.clone())).or_default();
+            if k.fingerprint != list.fingerprint {
+                k.fingerprint.clone_from(&list.fingerprint);
+                k.copy = None;
+            }
             k.asked = Some((now, read.is_err()));
-            if let Ok(listed) = read.as_ref() {
-                changed = last.as_ref().and_then(|old| changes(&old.listed, listed));
-                k.copy = Some(Arc::new(ListCopy::of(listed.clone())));
+            if let Ok(copy) = read.as_ref() {
+                let last = k.copy.as_ref();
+                if last.is_none_or(|old| old.listed.sequence <= copy.listed.sequence) {
+                    changed = last.and_then(|old| changes(&old.listed, &copy.listed));
+                    k.copy = Some(Arc::clone(copy));
+                }
             }
         }
-        let copy = self.peek(team, list, now);
-        self.log(team, list, read.as_ref().err(), copy.is_some(), now);
+        let usable = self.peek(&team, &list, now).is_some();
+        self.log(&team, &list, read.as_ref().err(), usable, now);
         changed
+    }
+
+    /// Makes every list of `team` that `lists` holds due, as if never
+    /// asked for: a reload fetches them again.
+    pub fn make_due<'a>(&self, team: &str, lists: impl IntoIterator<Item = &'a TrustedListConfig>) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        for list in lists {
+            if let Some(k) = kept.get_mut(&(team.to_string(), list.name.clone())) {
+                k.asked = None;
+            }
+        }
     }
 
     /// Logs how `team`'s `list` fared at `now`: one warning when it has no
@@ -290,6 +353,47 @@ impl TrustedLists {
             Uncapped::Read(_) => Unread::Unreachable("cut"),
         })?;
         String::from_utf8(body).map_err(|_| Unread::Fault(Fault::BadList))
+    }
+}
+
+/// What makes a list due to be fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Its `refresh` has passed since it was last asked for (or it never
+    /// was): the timer's rule.
+    Refresh,
+    /// Also: it has no usable copy and its last fetch did not fail in the
+    /// last [`FAILED_HOLD`], or the clock is behind when it was last
+    /// asked for: the rule of a presentation that needs it.
+    Needed,
+}
+
+/// A list read by [`TrustedLists::read_now`], not kept yet.
+pub struct ReadNow {
+    team: String,
+    list: TrustedListConfig,
+    at: Timestamp,
+    read: Result<Arc<ListCopy>, Unread>,
+    /// The copy kept of its definition when it was read, usable then.
+    kept: Option<Arc<ListCopy>>,
+}
+
+impl ReadNow {
+    /// The copy a check at its reading counts on: the one read when it
+    /// is usable, else the last usable copy kept
+    /// (docs/wallet.md#trusted-lists).
+    pub fn usable(&self) -> Option<&Arc<ListCopy>> {
+        self.read.as_ref().ok().or(self.kept.as_ref())
+    }
+
+    /// The team whose list it read.
+    pub fn team(&self) -> &str {
+        &self.team
+    }
+
+    /// The list it read.
+    pub fn list(&self) -> &TrustedListConfig {
+        &self.list
     }
 }
 

@@ -283,6 +283,10 @@ pub(super) fn load_wallet(
             Some(registration_certificate(rc).map_err(|p| err("registration_certificate", p))?)
         }
     };
+    let (registration, registration_x5c) = match registration {
+        Some((jwt, x5c)) => (Some(jwt), Some(x5c)),
+        None => (None, None),
+    };
     let client_id = client_id(raw.client_id_prefix.as_deref(), leaf, host_of(public_url))
         .map_err(|p| err("client_id_prefix", p))?;
     let team_trust = trusted_issuers(&raw.trusted_issuers).map_err(|(k, p)| err(&k, &p))?;
@@ -290,7 +294,7 @@ pub(super) fn load_wallet(
     let verify_own = lists::verify_own(
         raw.verify_own.unwrap_or(false),
         &trusted_lists,
-        registration.as_deref(),
+        registration_x5c,
     )
     .map_err(|(k, p)| err(&k, &p))?;
     if raw.credentials.is_empty() {
@@ -425,8 +429,10 @@ fn invocation(raw: Option<String>, public_url: &str) -> Result<String, &'static 
 }
 
 /// The registration certificate's JWT, as given: three base64url parts,
-/// a header of `typ` `rc-wrp+jwt` and a JSON object payload.
-fn registration_certificate(jwt: &str) -> Result<String, &'static str> {
+/// a header of `typ` `rc-wrp+jwt` and a JSON object payload; with the
+/// `x5c` of that header, read in the one reading of it
+/// (`lists::x5c_in`: `None` when it has none that can be read).
+fn registration_certificate(jwt: &str) -> Result<(String, Option<lists::Chain>), &'static str> {
     let jwt = jwt.trim();
     let parts: Vec<&str> = jwt.split('.').collect();
     let [header, payload, signature] = parts[..] else {
@@ -440,7 +446,7 @@ fn registration_certificate(jwt: &str) -> Result<String, &'static str> {
     if object(payload).is_none() || signature.is_empty() || b64url(signature).is_none() {
         return Err("is not a JWT: its payload is not a JSON object, or it has no signature");
     }
-    Ok(jwt.to_string())
+    Ok((jwt.to_string(), lists::x5c_in(&header)))
 }
 
 /// The verifier's `client_id` for `prefix` (default `x509_hash`).

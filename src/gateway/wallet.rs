@@ -25,4 +25,6 @@ pub use link::{
     done_page, link_state, open_wallet_link, request_object, DonePage, LinkState, WalletLinkTarget,
     WalletPage, NO_REQUEST,
 };
-pub use trusted::{refresh_trusted_lists, verify_own_all};
+pub use trusted::{
+    lists_in_force, run_trusted_lists, verify_own_all, verify_own_written, OwnLists, ROUND,
+};

@@ -88,6 +88,7 @@ mod store_reset;
 mod stores;
 mod traces;
 mod trusted_lists;
+mod trusted_lists_kept;
 mod trusted_lists_own;
 mod voice;
 mod waiting;

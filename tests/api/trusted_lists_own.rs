@@ -22,17 +22,17 @@ use crate::wallet::{
     respond, start, wallet_setup, Access,
 };
 
-const WRPAC: (&str, &str) = (
+pub(crate) const WRPAC: (&str, &str) = (
     "http://uri.etsi.org/19602/LoTEType/EUWRPACProvidersList",
     "http://uri.etsi.org/19602/SvcType/WRPAC/Issuance",
 );
-const WRPRC: (&str, &str) = (
+pub(crate) const WRPRC: (&str, &str) = (
     "http://uri.etsi.org/19602/LoTEType/EUWRPRCProvidersList",
     "http://uri.etsi.org/19602/SvcType/WRPRC/Issuance",
 );
 
 /// The wall clock, in Unix seconds: a gateway starts at it.
-fn wall_now() -> i64 {
+pub(crate) fn wall_now() -> i64 {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
@@ -40,7 +40,7 @@ fn wall_now() -> i64 {
 }
 
 /// The base64 DER of each certificate of `pem`, in order.
-fn ders_of(pem: &str) -> Vec<String> {
+pub(crate) fn ders_of(pem: &str) -> Vec<String> {
     pem.split("-----END CERTIFICATE-----")
         .map(|part| {
             part.lines()
@@ -52,7 +52,7 @@ fn ders_of(pem: &str) -> Vec<String> {
 }
 
 /// The base64 DER of a self-signed certificate no list of the bank's holds.
-fn elsewhere() -> String {
+pub(crate) fn elsewhere() -> String {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let cert = rcgen::CertificateParams::new(Vec::<String>::new())
         .unwrap()
@@ -64,7 +64,7 @@ fn elsewhere() -> String {
 /// Serves, in place of what `server` served, a `wrpac` list at
 /// `/lists/wrpac` and a `wrprc` list at `/lists/wrprc`, each signed by
 /// `op`: (its sequence, next update, certificates).
-async fn serve_own(
+pub(crate) async fn serve_own(
     server: &MockServer,
     op: &Operator,
     now: i64,
@@ -85,7 +85,18 @@ async fn serve_own(
 /// acme's `[wallet]` with `verify_own = true`, its registration
 /// certificate `rc`, and its `wrpac` and `wrprc` lists at `server`, pinned
 /// to `op`'s CA.
-fn own_setup(a: &Access, op: &Operator, rc: &str, server: &str) -> Setup {
+pub(crate) fn own_setup(a: &Access, op: &Operator, rc: &str, server: &str) -> Setup {
+    own_setup_named(a, op, rc, server, ("own_ac", "own_rc"))
+}
+
+/// [`own_setup`], its `wrpac` and `wrprc` lists named `names`.
+pub(crate) fn own_setup_named(
+    a: &Access,
+    op: &Operator,
+    rc: &str,
+    server: &str,
+    names: (&str, &str),
+) -> Setup {
     let list = |name: &str, kind: &str| {
         format!(
             "[wallet.trusted_lists.{name}]\nurl = \"{server}/lists/{kind}\"\ntype = \"{kind}\"\n\
@@ -95,15 +106,15 @@ fn own_setup(a: &Access, op: &Operator, rc: &str, server: &str) -> Setup {
     };
     let extra = format!(
         "registration_certificate = \"{rc}\"\nverify_own = true\n{}{}",
-        list("own_ac", "wrpac"),
-        list("own_rc", "wrprc")
+        list(names.0, "wrpac"),
+        list(names.1, "wrprc")
     );
     wallet_setup(a, &extra)
 }
 
 /// Reloads and expects the set refused, naming acme's file and `key`: the
 /// problem.
-async fn refused(app: &TestApp, key: &str) -> String {
+pub(crate) async fn refused(app: &TestApp, key: &str) -> String {
     match app.reloader.reload().await {
         Reloaded::Refused(e) => {
             assert!(e.file.ends_with("acme.toml"), "{e}");
@@ -157,13 +168,15 @@ async fn the_banks_own_certificates_are_on_its_lists(backend: Backend) {
     serve_own(&server, &op, now, (3, later, &ac), (2, now + 600, &other)).await;
     let problem = refused(&app, "wallet.registration_certificate").await;
     assert!(problem.contains("own_rc"), "{problem}");
-    // Both lists gone and that copy past its NextUpdate: nothing to check
-    // against, a warning, not a refusal.
+    // Both lists gone, and the copies kept since the start (the refused
+    // reloads kept nothing they read) past their NextUpdate: nothing to
+    // check against, a warning, not a refusal.
     server.reset().await;
-    app.advance(3600);
+    app.advance(31 * 86_400);
     crate::reload::reload_applies(&app).await;
     // The registrar back: applies.
     let now = app.now().unix_seconds();
+    let later = now + 30 * 86_400;
     serve_own(&server, &op, now, (4, later, &ac), (3, later, &rcs)).await;
     crate::reload::reload_applies(&app).await;
 }

@@ -179,12 +179,14 @@ pub struct VerifyOwn {
 }
 
 /// What `verify_own` asks of a team whose `lists` are read and whose
-/// registration certificate (a JWT) is `registration`: `None` when off;
-/// else `(key, problem)` naming the key refused (below `wallet.`).
+/// registration certificate's header holds `registration` (`None`: it
+/// sends none; `Some(None)`: its header has no `x5c` that can be read):
+/// `None` when off; else `(key, problem)` naming the key refused (below
+/// `wallet.`).
 pub(super) fn verify_own(
     on: bool,
     lists: &[TrustedListConfig],
-    registration: Option<&str>,
+    registration: Option<Option<Vec<Vec<u8>>>>,
 ) -> Result<Option<VerifyOwn>, (String, String)> {
     if !on {
         return Ok(None);
@@ -200,7 +202,7 @@ pub(super) fn verify_own(
             "needs a [wallet.trusted_lists] list of type \"wrpac\" to find the access certificate on",
         );
     }
-    let Some(jwt) = registration else {
+    let Some(x5c) = registration else {
         return Ok(Some(VerifyOwn { registration: None }));
     };
     if !has("wrprc") {
@@ -209,7 +211,7 @@ pub(super) fn verify_own(
             "needs a [wallet.trusted_lists] list of type \"wrprc\" to find registration_certificate on",
         );
     }
-    match x5c_of(jwt) {
+    match x5c {
         Some(chain) => Ok(Some(VerifyOwn {
             registration: Some(chain),
         })),
@@ -220,12 +222,12 @@ pub(super) fn verify_own(
     }
 }
 
-/// The `x5c` of the JWT `jwt`'s header: at least one base64 DER.
-fn x5c_of(jwt: &str) -> Option<Vec<Vec<u8>>> {
+/// A certificate chain: each certificate's DER, leaf first.
+pub(super) type Chain = Vec<Vec<u8>>;
+
+/// The `x5c` of a JWT's `header`, read once: at least one base64 DER.
+pub(super) fn x5c_in(header: &serde_json::Map<String, serde_json::Value>) -> Option<Chain> {
     use base64::Engine as _;
-    let header = jwt.trim().split('.').next()?;
-    let header = crate::domain::wallet::jose::b64url(header)?;
-    let header = crate::domain::wallet::jose::object(&header)?;
     let chain: Vec<Vec<u8>> = header
         .get("x5c")?
         .as_array()?

@@ -388,6 +388,42 @@ fn invocation_and_registration_certificate_are_checked_with_their_key_named() {
     }
 }
 
+/// The registration certificate's header is read once: the reading that
+/// checks its `typ` gives its `x5c` too (base64 DER, leaf first; none for
+/// a header without one, an empty one or one that is not base64).
+#[test]
+fn the_registration_certificate_s_x5c_comes_from_its_one_header_reading() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let jwt = |header: serde_json::Value| {
+        format!(
+            "{}.{}.c2ln",
+            to_b64url(header.to_string().as_bytes()),
+            to_b64url(b"{\"sub\":\"acme\"}")
+        )
+    };
+    let (leaf, ca) = (vec![1u8, 2, 3], vec![4u8, 5]);
+    let x5c = serde_json::json!([b64.encode(&leaf), b64.encode(&ca)]);
+    let with = jwt(serde_json::json!({"alg": "ES256", "typ": "rc-wrp+jwt", "x5c": x5c}));
+    let (read, chain) = registration_certificate(&format!(" {with}\n")).unwrap();
+    assert_eq!((read, chain), (with, Some(vec![leaf, ca])));
+    for x5c in [
+        None,
+        Some(serde_json::json!([])),
+        Some(serde_json::json!(["not base64!"])),
+    ] {
+        let mut header = serde_json::json!({"alg": "ES256", "typ": "rc-wrp+jwt"});
+        if let Some(x5c) = x5c.clone() {
+            header["x5c"] = x5c;
+        }
+        let (_, chain) = registration_certificate(&jwt(header)).unwrap();
+        assert_eq!(chain, None, "{x5c:?}");
+    }
+    // A header of another typ is refused before its x5c is looked at.
+    let other = jwt(serde_json::json!({"alg": "ES256", "typ": "JWT", "x5c": ["AQID"]}));
+    assert!(registration_certificate(&other).is_err());
+}
+
 /// A `[wallet]` whose `credentials` are those `credentials` (TOML with
 /// `[[credentials]]` tables) writes, read.
 fn with_credentials(credentials: &str) -> Result<WalletConfig, ConfigError> {

@@ -412,7 +412,21 @@ pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Wri
     let digests = claims::digests_of(w.body);
     if w.dry_run {
         claims::take_for_body(core, w.id, w.body, true, now).await?;
-        return written(core, &w, &mut BTreeSet::new(), now).await;
+        let checked = written(core, &w, &mut BTreeSet::new(), now).await?;
+        own_on_its_lists(core, &checked.built, now).await?;
+        return Ok(checked);
+    }
+    if w.body.pointer("/wallet/verify_own") == Some(&Value::Bool(true)) {
+        // The team as it would be written, its own certificates looked
+        // for on its lists before anything is claimed or written.
+        let trial = Write {
+            conditions: w.conditions.clone(),
+            dry_run: true,
+            acting: w.acting.clone(),
+            ..w
+        };
+        let checked = written(core, &trial, &mut BTreeSet::new(), now).await?;
+        own_on_its_lists(core, &checked.built, now).await?;
     }
     let (mut made, mut held) = (BTreeSet::new(), BTreeSet::new());
     let listed = api_channels_named(core, w.body);
@@ -445,6 +459,25 @@ pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Wri
     uses::release(core, w.id, &dropped, now).await;
     written.generation = generation.unwrap_or_default();
     Ok(written)
+}
+
+/// With `verify_own`, `team`'s access and registration certificates
+/// looked for on its `wrpac` and `wrprc` lists, read now and not kept:
+/// 422 `invalid_config` at the pointer of one a usable list of its kind
+/// does not hold, as a team file that breaks it stops a start
+/// (docs/wallet.md#the-banks-own-certificates). A list with no usable
+/// copy is no refusal.
+async fn own_on_its_lists(core: &Core, team: &Team, now: Timestamp) -> Result<()> {
+    if team.wallet.as_ref().is_none_or(|w| w.verify_own.is_none()) {
+        return Ok(());
+    }
+    let held = crate::gateway::wallet::verify_own_written(core, team, now).await;
+    held.map_err(|(key, detail)| {
+        Error::InvalidConfig(vec![crate::error::Pointed {
+            pointer: format!("/{}", key.replace('.', "/")),
+            detail,
+        }])
+    })
 }
 
 /// The channels of the operator API in force that `body` (a team's JSON

@@ -6,16 +6,19 @@
 //! never an empty list: a presentation whose chain reaches nothing else
 //! leaves its challenge open (502), as a failing status list does.
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
 
 use crate::config::{Config, ConfigError, Team, TrustedListConfig, WalletConfig, WalletCredential};
 use crate::domain::audit::{Acting, Action, Draft, Target};
 use crate::domain::wallet::issuers::{verify_chain, TrustedIssuers};
 use crate::domain::wallet::trusted_list::ListKind;
 use crate::gateway::work::Step;
-use crate::gateway::Core;
+use crate::gateway::{Core, Live};
 use crate::store::keys;
-use crate::time::Timestamp;
-use crate::trusted_lists::Changed;
+use crate::time::{Clock, Timestamp};
+use crate::trusted_lists::{Changed, Due, ListCopy, ReadNow};
 
 /// A credential's trust at one answer.
 pub(super) struct Trust {
@@ -89,12 +92,39 @@ pub(super) fn authorities(
     all
 }
 
-/// Fetches every team's trusted lists in the background, at `now` (at
-/// start and at each reload): an unreachable list then is no start-up
-/// error, and is asked for again when a presentation needs it.
-pub fn refresh_trusted_lists(core: Arc<Core>, now: Timestamp) {
-    let teams: Vec<Arc<crate::config::Team>> = core
-        .config()
+/// How often the timer looks for lists whose `refresh` has passed.
+pub const ROUND: Duration = Duration::from_secs(1);
+
+/// How many teams' lists one round fetches at once.
+const AT_ONCE: usize = 8;
+
+/// The trusted lists' timer (docs/wallet.md#trusted-lists):
+/// every [`ROUND`], each list of each team in force whose `refresh` has
+/// passed since it was last asked for, or that never was (a team new,
+/// or a list a reload made due), is fetched — named by a credential or
+/// not — and the bank's own certificates are looked for again on the
+/// copies kept. What decides is the gateway's clock.
+pub async fn run_trusted_lists(
+    live: Arc<Live>,
+    clock: Arc<dyn Clock>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(ROUND);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => refresh_due(&live.current(), clock.now()).await,
+        }
+    }
+}
+
+/// One round of the timer at `now`: each team's lists that are due,
+/// fetched ([`AT_ONCE`] teams at a time).
+async fn refresh_due(core: &Core, now: Timestamp) {
+    let config = core.config();
+    let teams: Vec<Arc<Team>> = config
         .teams
         .values()
         .filter(|t| {
@@ -104,77 +134,139 @@ pub fn refresh_trusted_lists(core: Arc<Core>, now: Timestamp) {
         })
         .cloned()
         .collect();
-    if teams.is_empty() {
-        return;
-    }
-    tokio::spawn(async move {
-        for team in teams {
-            if let Some(wallet) = &team.wallet {
-                refresh_all(&core, &team, wallet, now).await;
-            }
-        }
-    });
+    futures::stream::iter(teams)
+        .map(|team| async move { refresh_team(core, &team, now).await })
+        .buffer_unordered(AT_ONCE)
+        .for_each(|()| async {})
+        .await;
 }
 
-/// Fetches every trusted list of `team`'s `wallet` now, and records what
-/// changed in each.
-async fn refresh_all(core: &Core, team: &Team, wallet: &WalletConfig, now: Timestamp) {
+/// Fetches each list of `team`'s wallet that is due at `now`, records
+/// what changed in each, and, when one was fetched, looks for the bank's
+/// own certificates on the copies kept: one error line when a usable
+/// list does not hold one (nothing else changes).
+async fn refresh_team(core: &Core, team: &Team, now: Timestamp) {
+    let Some(wallet) = team.wallet.as_ref() else {
+        return;
+    };
+    let trusted = core.trusted_lists();
+    let mut fetched = false;
     for list in &wallet.trusted_lists {
-        let changed = core
-            .trusted_lists()
-            .refresh((&team.id, list), wallet.reach, now)
+        if !trusted.is_due(&team.id, list, now, Due::Refresh) {
+            continue;
+        }
+        fetched = true;
+        let changed = trusted
+            .refresh((&team.id, list), wallet.reach, now, Due::Refresh)
             .await;
         if let Some(changed) = changed {
             record_change(core, team, list, &changed, now).await;
         }
     }
-    if let Err((key, problem)) = verify_own(core, team, false, now).await {
+    if !fetched {
+        return;
+    }
+    let kept = |list: &TrustedListConfig| trusted.peek(&team.id, list, now);
+    if let Err((key, problem)) = own_held(team, kept, now) {
         tracing::error!(team = %team.id, key, problem, "the bank's own certificate is on none of its usable lists: wallets that check these lists may refuse its requests");
     }
 }
 
+/// The lists the bank's own certificates were looked for on before a set
+/// was put in force, read then and not kept: kept once it is
+/// ([`lists_in_force`]).
+#[derive(Default)]
+pub struct OwnLists(Vec<ReadNow>);
+
 /// The bank's own certificates of every file team of `config` that sets
-/// `verify_own`, checked against its `wrpac` and `wrprc` lists fetched
-/// now (docs/wallet.md#the-banks-own-certificates): at start, and before a
+/// `verify_own`, looked for on its `wrpac` and `wrprc` lists read now
+/// (docs/wallet.md#the-banks-own-certificates): at start, and before a
 /// reload's set is put in force. The first certificate a usable list of
 /// its kind does not hold is a configuration error naming its team's
-/// file and key; a list with no usable copy is a warning.
+/// file and key; a list with no usable copy is a warning. Nothing is
+/// kept: what was read is, by [`lists_in_force`], once the set is in
+/// force — a refused set leaves the lists as they were.
 pub async fn verify_own_all(
     core: &Core,
     config: &Config,
     now: Timestamp,
-) -> Result<(), ConfigError> {
-    // A file team's: an API team's lists are checked once it is in force
-    // (`refresh_all`, logged), as no stored team stops a start or a reload.
+) -> Result<OwnLists, ConfigError> {
+    let mut read = Vec::new();
+    // A file team's: a stored API team is checked when it is written
+    // (docs/decisions/0790-a-team-s-own-certificates-are-checked-when-it-is-written.md).
     for team in config.teams.values().filter(|t| t.api.is_none()) {
-        if let Err((key, problem)) = verify_own(core, team, true, now).await {
+        let own = read_own(core, team, now).await;
+        let usable = |list: &TrustedListConfig| usable_of(&own, list);
+        if let Err((key, problem)) = own_held(team, usable, now) {
             return Err(ConfigError::new(
                 &team.file.display().to_string(),
                 key,
                 problem,
             ));
         }
+        read.extend(own);
     }
-    Ok(())
+    Ok(OwnLists(read))
 }
 
-/// Whether `team`'s access certificate chain reaches the issuance services
-/// of one of its `wrpac` lists, and its registration certificate's `x5c`
-/// those of one of its `wrprc` lists (each list fetched first when
-/// `fetch`, else its usable copy kept): `(key, problem)` naming the first
-/// that usable lists of its kind do not hold. One with none of its lists
-/// usable is a warning, not a refusal.
-async fn verify_own(
+/// The bank's own certificates of `team`, written through the operator
+/// API, looked for on its `wrpac` and `wrprc` lists read now, nothing
+/// kept: `(key, problem)` naming the first that a usable list of its
+/// kind does not hold (a `PUT` answers 422 at its pointer).
+pub async fn verify_own_written(
     core: &Core,
     team: &Team,
-    fetch: bool,
     now: Timestamp,
 ) -> Result<(), (String, String)> {
+    let own = read_own(core, team, now).await;
+    own_held(team, |list| usable_of(&own, list), now)
+}
+
+/// Once `core`'s set is in force (its `config.changed` recorded): the
+/// lists `own` read for it kept, and what changed in each recorded; at a
+/// reload (`reloaded`), every other list of its teams made due, so that
+/// the timer fetches it at its next round (docs/wallet.md#trusted-lists).
+pub async fn lists_in_force(core: &Core, own: OwnLists, reloaded: bool, now: Timestamp) {
+    let trusted = core.trusted_lists();
+    if reloaded {
+        for team in core.config().teams.values() {
+            let Some(wallet) = team.wallet.as_ref() else {
+                continue;
+            };
+            let read = |l: &&TrustedListConfig| {
+                !own.0
+                    .iter()
+                    .any(|r| r.team() == team.id && r.list().name == l.name)
+            };
+            trusted.make_due(&team.id, wallet.trusted_lists.iter().filter(read));
+        }
+    }
+    for read in own.0 {
+        let (id, list) = (read.team().to_string(), read.list().clone());
+        let changed = trusted.keep(read);
+        let team = core.config().teams.get(&id).cloned();
+        if let (Some(changed), Some(team)) = (changed, team) {
+            record_change(core, &team, &list, &changed, now).await;
+        }
+    }
+}
+
+/// The usable copy of `list` that `read` holds (the one read, else the
+/// one kept when it was read).
+fn usable_of(read: &[ReadNow], list: &TrustedListConfig) -> Option<Arc<ListCopy>> {
+    read.iter()
+        .find(|r| r.list().name == list.name)
+        .and_then(|r| r.usable().cloned())
+}
+
+/// What `verify_own` asks of `team`: each of its own certificates, with
+/// the kind of list that must hold it and its key.
+fn own_checks(team: &Team) -> Vec<(ListKind, &'static str, &Vec<Vec<u8>>)> {
     let Some(wallet) = team.wallet.as_ref() else {
-        return Ok(());
+        return Vec::new();
     };
     let Some(own) = wallet.verify_own.as_ref() else {
-        return Ok(());
+        return Vec::new();
     };
     let checks = [
         ("wrpac", "certificate_chain", Some(&wallet.signer.chain)),
@@ -184,27 +276,52 @@ async fn verify_own(
             own.registration.as_ref(),
         ),
     ];
-    for (kind, key, chain) in checks {
-        let Some(chain) = chain else {
-            continue;
-        };
-        let kind = ListKind::named(kind);
-        let (mut usable, mut unusable, mut held) = (Vec::new(), Vec::new(), false);
-        let lists = wallet
-            .trusted_lists
-            .iter()
-            .filter(|l| Some(&l.kind) == kind.as_ref());
-        for list in lists {
-            if fetch {
-                let trusted = core.trusted_lists();
-                if let Some(changed) = trusted.refresh((&team.id, list), wallet.reach, now).await {
-                    record_change(core, team, list, &changed, now).await;
-                }
-            }
-            match core.trusted_lists().peek(&team.id, list, now) {
+    checks
+        .into_iter()
+        .filter_map(|(kind, key, chain)| Some((ListKind::named(kind)?, key, chain?)))
+        .collect()
+}
+
+/// `team`'s lists its own certificates are looked for on, read at `now`
+/// (in turn, each within its 10 s), nothing kept.
+async fn read_own(core: &Core, team: &Team, now: Timestamp) -> Vec<ReadNow> {
+    let Some(wallet) = team.wallet.as_ref() else {
+        return Vec::new();
+    };
+    let kinds: Vec<ListKind> = own_checks(team).into_iter().map(|(k, ..)| k).collect();
+    let mut read = Vec::new();
+    for list in wallet
+        .trusted_lists
+        .iter()
+        .filter(|l| kinds.contains(&l.kind))
+    {
+        let trusted = core.trusted_lists();
+        read.push(trusted.read_now((&team.id, list), wallet.reach, now).await);
+    }
+    read
+}
+
+/// Whether `team`'s access certificate chain reaches the issuance services
+/// of one of its `wrpac` lists, and its registration certificate's `x5c`
+/// those of one of its `wrprc` lists, each list's usable copy as
+/// `usable` gives it: `(key, problem)` naming the first that usable lists
+/// of its kind do not hold. One with none of its lists usable is a
+/// warning, not a refusal.
+fn own_held(
+    team: &Team,
+    usable: impl Fn(&TrustedListConfig) -> Option<Arc<ListCopy>>,
+    now: Timestamp,
+) -> Result<(), (String, String)> {
+    let Some(wallet) = team.wallet.as_ref() else {
+        return Ok(());
+    };
+    for (kind, key, chain) in own_checks(team) {
+        let (mut usable_lists, mut unusable, mut held) = (Vec::new(), Vec::new(), false);
+        for list in wallet.trusted_lists.iter().filter(|l| l.kind == kind) {
+            match usable(list) {
                 Some(copy) => {
                     held |= verify_chain(chain, &copy.issuance, now).is_ok();
-                    usable.push(list.name.as_str());
+                    usable_lists.push(list.name.as_str());
                 }
                 None => unusable.push(list.name.as_str()),
             }
@@ -212,13 +329,13 @@ async fn verify_own(
         if held {
             continue;
         }
-        if usable.is_empty() {
+        if usable_lists.is_empty() {
             tracing::warn!(team = %team.id, key = %format!("wallet.{key}"), lists = %unusable.join(","), "verify_own: the bank's own certificate cannot be checked while its lists have no usable copy");
             continue;
         }
         let problem = format!(
             "is held by no issuance service of the usable list(s) {} (verify_own)",
-            usable.join(", ")
+            usable_lists.join(", ")
         );
         return Err((format!("wallet.{key}"), problem));
     }
