@@ -78,15 +78,9 @@ pub enum Delivery {
 impl ChallengeMethod {
     /// What `POST /v1/interactions/{id}/challenges` may start (a binding
     /// comes with a login link): those of [`ChallengeMethod::ALL`] that
-    /// are [`startable`](ChallengeMethod::startable), in its order (a
-    /// `const` check holds the two alike).
-    pub const STARTABLE: [ChallengeMethod; 5] = [
-        ChallengeMethod::Otp,
-        ChallengeMethod::Pin,
-        ChallengeMethod::App,
-        ChallengeMethod::Network,
-        ChallengeMethod::Wallet,
-    ];
+    /// are [`startable`](ChallengeMethod::startable), in its order, made
+    /// from the two, so that the list cannot say otherwise.
+    pub const STARTABLE: [ChallengeMethod; Self::startable_count()] = Self::startable_of_all();
 
     /// Whether a request may start it: every method but the login
     /// binding, which a login page shows.
@@ -101,21 +95,30 @@ impl ChallengeMethod {
         }
     }
 
-    /// Whether [`ChallengeMethod::STARTABLE`] is [`ChallengeMethod::ALL`]'s
-    /// startable methods, in order.
-    const fn startable_listed() -> bool {
+    /// How many of [`ChallengeMethod::ALL`] are startable.
+    const fn startable_count() -> usize {
+        let (mut i, mut n) = (0, 0);
+        while i < Self::ALL.len() {
+            if Self::ALL[i].startable() {
+                n += 1;
+            }
+            i += 1;
+        }
+        n
+    }
+
+    /// The startable methods of [`ChallengeMethod::ALL`], in its order.
+    const fn startable_of_all<const N: usize>() -> [ChallengeMethod; N] {
+        let mut out = [ChallengeMethod::Otp; N];
         let (mut i, mut s) = (0, 0);
         while i < Self::ALL.len() {
-            let m = Self::ALL[i];
-            if m.startable() {
-                if s >= Self::STARTABLE.len() || Self::STARTABLE[s] as u8 != m as u8 {
-                    return false;
-                }
+            if Self::ALL[i].startable() {
+                out[s] = Self::ALL[i];
                 s += 1;
             }
             i += 1;
         }
-        s == Self::STARTABLE.len()
+        out
     }
 
     pub fn as_str(self) -> &'static str {
@@ -140,10 +143,6 @@ impl ChallengeMethod {
     }
 }
 
-const _: () = assert!(
-    ChallengeMethod::startable_listed(),
-    "ChallengeMethod::STARTABLE is not the startable methods of ALL, in order"
-);
 
 /// The security rules that depend on the method, each a `match` that names
 /// every method: a method added to [`ChallengeMethod`] does not compile
