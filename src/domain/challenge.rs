@@ -29,7 +29,7 @@ use crate::time::Timestamp;
 
 pub mod proof;
 
-pub use proof::{Entry, Page, Proof, Stage};
+pub use proof::{Entry, OtpState, Page, Proof, Stage};
 
 /// How many finished challenges an interaction remembers (oldest forgotten
 /// first; a forgotten id is answered `not_found`).
@@ -78,15 +78,9 @@ pub enum Delivery {
 impl ChallengeMethod {
     /// What `POST /v1/interactions/{id}/challenges` may start (a binding
     /// comes with a login link): those of [`ChallengeMethod::ALL`] that
-    /// are [`startable`](ChallengeMethod::startable), in its order (a
-    /// `const` check holds the two alike).
-    pub const STARTABLE: [ChallengeMethod; 5] = [
-        ChallengeMethod::Otp,
-        ChallengeMethod::Pin,
-        ChallengeMethod::App,
-        ChallengeMethod::Network,
-        ChallengeMethod::Wallet,
-    ];
+    /// are [`startable`](ChallengeMethod::startable), in its order, made
+    /// from the two, so that the list cannot say otherwise.
+    pub const STARTABLE: [ChallengeMethod; Self::startable_count()] = Self::startable_of_all();
 
     /// Whether a request may start it: every method but the login
     /// binding, which a login page shows.
@@ -101,21 +95,30 @@ impl ChallengeMethod {
         }
     }
 
-    /// Whether [`ChallengeMethod::STARTABLE`] is [`ChallengeMethod::ALL`]'s
-    /// startable methods, in order.
-    const fn startable_listed() -> bool {
+    /// How many of [`ChallengeMethod::ALL`] are startable.
+    const fn startable_count() -> usize {
+        let (mut i, mut n) = (0, 0);
+        while i < Self::ALL.len() {
+            if Self::ALL[i].startable() {
+                n += 1;
+            }
+            i += 1;
+        }
+        n
+    }
+
+    /// The startable methods of [`ChallengeMethod::ALL`], in its order.
+    const fn startable_of_all<const N: usize>() -> [ChallengeMethod; N] {
+        let mut out = [ChallengeMethod::Otp; N];
         let (mut i, mut s) = (0, 0);
         while i < Self::ALL.len() {
-            let m = Self::ALL[i];
-            if m.startable() {
-                if s >= Self::STARTABLE.len() || Self::STARTABLE[s] as u8 != m as u8 {
-                    return false;
-                }
+            if Self::ALL[i].startable() {
+                out[s] = Self::ALL[i];
                 s += 1;
             }
             i += 1;
         }
-        s == Self::STARTABLE.len()
+        out
     }
 
     pub fn as_str(self) -> &'static str {
@@ -139,11 +142,6 @@ impl ChallengeMethod {
         }
     }
 }
-
-const _: () = assert!(
-    ChallengeMethod::startable_listed(),
-    "ChallengeMethod::STARTABLE is not the startable methods of ALL, in order"
-);
 
 /// The security rules that depend on the method, each a `match` that names
 /// every method: a method added to [`ChallengeMethod`] does not compile
@@ -271,16 +269,8 @@ pub struct Challenge {
     /// How far its message got (`None`: nothing was sent); on a ladder,
     /// the current step's.
     pub delivery_state: Option<DeliveryState>,
-    /// Its delivery ladder, for `delivery: "ladder"`.
-    pub ladder: Option<Ladder>,
-    /// What the number check found about the phone number its code went
-    /// to (docs/number-checks.md); `None` when none was asked.
-    pub number_check: Option<super::number_check::NumberCheck>,
     /// The payment it approves (docs/api.md#approving-one-payment).
     pub transaction: Option<Transaction>,
-    /// The call that reads its code, while it is open
-    /// (docs/decisions/0213-a-call-s-record-ends-with-its-challenge.md).
-    pub call: Option<super::voice::VoiceCall>,
     /// Open, or a proof made on a page awaiting its binding code
     /// (docs/api.md#a-proof-made-on-a-page-is-bound-to-the-chat).
     pub stage: Stage,
@@ -320,10 +310,7 @@ impl Challenge {
             step_up,
             channel: None,
             delivery_state: None,
-            ladder: None,
-            number_check: None,
             transaction: None,
-            call: None,
             stage: Stage::Open,
         })
     }
@@ -350,10 +337,7 @@ impl Challenge {
             step_up: false,
             channel: None,
             delivery_state: None,
-            ladder: None,
-            number_check: None,
             transaction: None,
-            call: None,
             stage: Stage::Open,
         }
     }
@@ -381,10 +365,7 @@ impl Challenge {
             step_up: false,
             channel: None,
             delivery_state: Some(DeliveryState::accepted()),
-            ladder: None,
-            number_check: None,
             transaction: None,
-            call: None,
             stage: Stage::Open,
         })
     }
@@ -410,10 +391,7 @@ impl Challenge {
             step_up: false,
             channel: None,
             delivery_state: None,
-            ladder: None,
-            number_check: None,
             transaction: None,
-            call: None,
             stage: Stage::Open,
         }
     }
@@ -430,7 +408,7 @@ impl Challenge {
     ) -> Challenge {
         Challenge {
             id,
-            proof: Proof::Network { answer: None },
+            proof: Proof::network(),
             delivery,
             code_hash: String::new(),
             sealed_code: None,
@@ -440,10 +418,7 @@ impl Challenge {
             step_up,
             channel: None,
             delivery_state: None,
-            ladder: None,
-            number_check: None,
             transaction: None,
-            call: None,
             stage: Stage::Open,
         }
     }
@@ -489,30 +464,13 @@ impl Challenge {
     }
 
     /// The challenge as it is remembered once it ended: without its hash
-    /// or sealed code.
+    /// or sealed code, its proof as [`Proof::ended`] keeps it.
     pub fn ended(&self) -> Challenge {
         Challenge {
             code_hash: String::new(),
             sealed_code: None,
-            call: None,
             stage: Stage::Open,
-            // Its requests' keys go; what it was answered stays; where
-            // its code was typed is forgotten.
-            proof: match &self.proof {
-                Proof::Otp { network, .. } => Proof::Otp {
-                    entry: Entry::Chat,
-                    network: *network,
-                },
-                Proof::Pin { .. } => Proof::Pin { entry: Entry::Chat },
-                Proof::Binding | Proof::App | Proof::Network { .. } | Proof::Wallet(_) => {
-                    self.proof.ended()
-                }
-            },
-            ladder: self.ladder.as_ref().map(|l| Ladder {
-                sealed_code: String::new(),
-                answers: Vec::new(),
-                ..l.clone()
-            }),
+            proof: self.proof.ended(),
             ..self.clone()
         }
     }
@@ -548,6 +506,24 @@ impl Challenge {
     /// (docs/api.md#codes-typed-on-the-gateways-page).
     pub fn page_entry(&self) -> bool {
         self.proof.entry() == Entry::Page
+    }
+
+    /// A code's delivery ladder, for `delivery: "ladder"`
+    /// (docs/api.md#delivery-ladder).
+    pub fn ladder(&self) -> Option<&Ladder> {
+        self.proof.ladder()
+    }
+
+    /// The call that reads its code, while it is open
+    /// (docs/decisions/0213-a-call-s-record-ends-with-its-challenge.md).
+    pub fn call(&self) -> Option<&super::voice::VoiceCall> {
+        self.proof.otp_state()?.call.as_ref()
+    }
+
+    /// What the number check found about the phone number its code or
+    /// link went to (docs/number-checks.md); `None` when none was asked.
+    pub fn number_check(&self) -> Option<&super::number_check::NumberCheck> {
+        self.proof.number_check()
     }
 
     /// A wallet challenge's own state (docs/wallet.md).
@@ -588,7 +564,7 @@ impl Challenge {
     pub fn opens_on(&self, page: Page) -> bool {
         let own = self.proof.page() == Some(page);
         match page {
-            Page::Network => own || self.ladder.as_ref().is_some_and(Ladder::at_network_step),
+            Page::Network => own || self.ladder().is_some_and(Ladder::at_network_step),
             Page::Wallet | Page::CodeEntry => own,
         }
     }
@@ -599,11 +575,7 @@ impl Challenge {
     /// operator's last answer stays on view,
     /// docs/network-authentication.md#as-the-first-step-of-a-ladder).
     pub fn went_by(&self, page: Page) -> bool {
-        let began = || {
-            self.ladder
-                .as_ref()
-                .is_some_and(Ladder::began_at_network_step)
-        };
+        let began = || self.ladder().is_some_and(Ladder::began_at_network_step);
         self.opens_on(page)
             || match page {
                 Page::Network => began(),
@@ -648,9 +620,7 @@ impl Challenge {
             return otp::verify(pepper, self.id, code, hash);
         }
         match &self.proof {
-            Proof::Otp { .. } | Proof::Binding => {
-                otp::verify(pepper, self.id, code, &self.code_hash)
-            }
+            Proof::Otp(_) | Proof::Binding => otp::verify(pepper, self.id, code, &self.code_hash),
             Proof::Pin { .. } => pin::verify(pepper, interaction_id, code, &self.code_hash),
             // Approved in the app, by the operator or by a credential,
             // never by a code typed anywhere.
@@ -678,15 +648,17 @@ pub fn ended_call(
     now: crate::time::Timestamp,
 ) -> Option<super::voice::VoiceCall> {
     let kept = match written {
-        Some(c) if c.is_open(now) => c.call.clone(),
+        Some(c) if c.is_open(now) => c.call().cloned(),
         Some(c) => {
-            c.call = None;
+            if let Some(o) = c.proof.otp_state_mut() {
+                o.call = None;
+            }
             None
         }
         None => None,
     };
     let read = read?;
-    let call = read.call.as_ref()?;
+    let call = read.call()?;
     let still = kept.is_some_and(|k| k.gather == call.gather);
     let far = now.plus(CALL_END_MARGIN) < read.expires_at;
     (!still && far).then(|| call.clone())
@@ -706,9 +678,7 @@ impl fmt::Debug for Challenge {
             .field("step_up", &self.step_up)
             .field("channel", &self.channel)
             .field("delivery_state", &self.delivery_state)
-            .field("ladder", &self.ladder)
             .field("transaction", &self.transaction)
-            .field("call", &self.call.as_ref().map(|_| ".."))
             .field("stage", &self.stage)
             .finish()
     }
@@ -1059,7 +1029,7 @@ mod tests {
             t(0),
         )
         .unwrap();
-        c.call = Some(VoiceCall {
+        c.proof.otp_state_mut().unwrap().call = Some(VoiceCall {
             channel: "voice".into(),
             gather: GatherId::new("acme"),
             version: 7,
@@ -1070,33 +1040,33 @@ mod tests {
     #[test]
     fn a_call_s_record_ends_with_its_challenge_and_only_then() {
         let read = called();
-        let call = read.call.clone();
+        let call = read.call().cloned();
         // Still open, same call: nothing ends.
         let mut same = read.clone();
         assert_eq!(ended_call(Some(&read), Some(&mut same), t(10)), None);
-        assert_eq!(same.call, call);
+        assert_eq!(same.call().cloned(), call);
         // Used or closed (no current one), or replaced: it ends.
         assert_eq!(ended_call(Some(&read), None, t(10)), call);
         let mut newer = called();
         assert_eq!(ended_call(Some(&read), Some(&mut newer), t(10)), call);
-        assert!(newer.call.is_some(), "the newer one keeps its own call");
+        assert!(newer.call().is_some(), "the newer one keeps its own call");
         // Exhausted: it ends, and the challenge lets go of it.
         let mut exhausted = read.clone();
         exhausted.attempts_used = 3;
         assert_eq!(ended_call(Some(&read), Some(&mut exhausted), t(10)), call);
-        assert_eq!(exhausted.call, None);
+        assert_eq!(exhausted.call(), None);
         // Another call for the same challenge (a step sent again).
         let mut recalled = read.clone();
-        recalled.call = Some(VoiceCall {
+        recalled.proof.otp_state_mut().unwrap().call = Some(VoiceCall {
             gather: GatherId::new("acme"),
-            ..read.call.clone().unwrap()
+            ..read.call().cloned().unwrap()
         });
         assert_eq!(ended_call(Some(&read), Some(&mut recalled), t(10)), call);
         // Within the margin of its end, or past it: its TTL ends it.
         let mut late = read.clone();
         late.attempts_used = 3;
         assert_eq!(ended_call(Some(&read), Some(&mut late), t(176)), None);
-        assert_eq!(late.call, None, "let go of all the same");
+        assert_eq!(late.call(), None, "let go of all the same");
         assert_eq!(ended_call(Some(&read), None, t(200)), None);
         // Nothing read held a call.
         let mut fresh = called();

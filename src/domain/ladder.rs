@@ -159,7 +159,7 @@ pub fn next_move(
 ) -> Result<Option<Vec<Target>>, Error> {
     still_open(state)?;
     let no_step = || Error::NoNextStep("the challenge's ladder has no step left");
-    let Some(l) = c.ladder.as_ref() else {
+    let Some(l) = c.ladder() else {
         return Err(Error::NoNextStep("the challenge has no delivery ladder"));
     };
     if l.current().is_some_and(|s| s.in_flight > 0) {
@@ -202,7 +202,7 @@ pub fn record_step(
     now: Timestamp,
 ) -> StepRecord {
     let open = c.state(now) == ChallengeState::Open;
-    let (Some(l), true) = (c.ladder.as_mut(), open) else {
+    let (Some(l), true) = (c.proof.ladder_mut(), open) else {
         return StepRecord::Lost;
     };
     if !same_step(l.current(), from) {
@@ -269,8 +269,8 @@ fn same_step(current: Option<&SentStep>, from: Option<&SentStep>) -> bool {
 /// Whether challenge `c` is open at `now` and its ladder still stands at
 /// `from`, the step a move started from (`None`: no step yet).
 pub fn stands_at(c: &Challenge, from: Option<&SentStep>, now: Timestamp) -> bool {
-    let current = c.ladder.as_ref().and_then(|l| l.current());
-    c.state(now) == ChallengeState::Open && c.ladder.is_some() && same_step(current, from)
+    let current = c.ladder().and_then(|l| l.current());
+    c.state(now) == ChallengeState::Open && c.ladder().is_some() && same_step(current, from)
 }
 
 /// Takes back step `refused` of challenge `c`, whose provider refused
@@ -279,7 +279,7 @@ pub fn stands_at(c: &Challenge, from: Option<&SentStep>, now: Timestamp) -> bool
 /// move was recorded. `false` (nothing changed) when `refused` is not
 /// the current step, or another send of it is under way.
 pub fn withdraw_step(c: &mut Challenge, refused: &SentStep, before: Option<DeliveryState>) -> bool {
-    let Some(l) = c.ladder.as_mut() else {
+    let Some(l) = c.proof.ladder_mut() else {
         return false;
     };
     let mine = l
@@ -312,7 +312,7 @@ pub fn record_message(
     now: Timestamp,
 ) -> bool {
     let open = c.state(now) == ChallengeState::Open;
-    let current = c.ladder.as_mut().and_then(|l| l.sent.last_mut());
+    let current = c.proof.ladder_mut().and_then(|l| l.sent.last_mut());
     let Some(current) = current.filter(|s| open && is_step(s, step) && s.in_flight > 0) else {
         return false;
     };
@@ -329,7 +329,7 @@ pub fn record_message(
 /// ladder's first step, which no move took. A step recorded before moves
 /// kept their reason is taken as a time-out's.
 pub fn announced_move(c: &Challenge) -> Option<(String, AdvanceReason)> {
-    let l = c.ladder.as_ref()?;
+    let l = c.ladder()?;
     let [.., previous, current] = l.sent.as_slice() else {
         return None;
     };
@@ -354,7 +354,7 @@ pub enum TimeOut {
 /// a current step whose send is still recorded as under way is resent
 /// once, then given up on; anything else is a move.
 pub fn time_out(c: &Challenge, state: ChallengeState) -> TimeOut {
-    let current = c.ladder.as_ref().and_then(|l| l.current());
+    let current = c.ladder().and_then(|l| l.current());
     match current {
         Some(s) if state == ChallengeState::Open && s.in_flight == 1 => TimeOut::Resend(s.clone()),
         Some(s) if state == ChallengeState::Open && s.in_flight > 1 => TimeOut::GiveUp(s.clone()),
@@ -367,7 +367,7 @@ pub fn time_out(c: &Challenge, state: ChallengeState) -> TimeOut {
 /// first send any more (answered, withdrawn, resent by another).
 pub fn claim_resend(c: &mut Challenge, step: &SentStep, now: Timestamp) -> bool {
     let open = c.state(now) == ChallengeState::Open;
-    let current = c.ladder.as_mut().and_then(|l| l.sent.last_mut());
+    let current = c.proof.ladder_mut().and_then(|l| l.sent.last_mut());
     match current {
         Some(s) if open && is_step(s, step) && s.in_flight == 1 => {
             s.in_flight = 2;
@@ -391,7 +391,7 @@ pub fn next_due(
     now: Timestamp,
     lease: Duration,
 ) -> Option<Timestamp> {
-    let l = c.ladder.as_ref()?;
+    let l = c.ladder()?;
     if c.state(now) != ChallengeState::Open || c.awaits_code() {
         return None;
     }
@@ -576,10 +576,18 @@ mod tests {
     /// An open OTP challenge at `now` on the ladder wa, sms, email, before
     /// any step took it.
     fn ladder_challenge(otp: &OtpSettings, now: Timestamp) -> Challenge {
-        use crate::domain::challenge::{Delivery, Entry, Proof};
+        use crate::domain::challenge::{Delivery, Entry, OtpState, Proof};
         Challenge {
             id: Uuid::now_v7(),
-            proof: Proof::otp(Entry::Chat),
+            proof: Proof::Otp(OtpState {
+                ladder: Some(Ladder {
+                    steps: steps(&["wa", "sms", "email"]),
+                    sent: Vec::new(),
+                    sealed_code: String::new(),
+                    answers: Vec::new(),
+                }),
+                ..OtpState::new(Entry::Chat)
+            }),
             delivery: Delivery::Ladder,
             code_hash: String::new(),
             sealed_code: None,
@@ -589,15 +597,7 @@ mod tests {
             step_up: false,
             channel: None,
             delivery_state: None,
-            ladder: Some(Ladder {
-                steps: steps(&["wa", "sms", "email"]),
-                sent: Vec::new(),
-                sealed_code: String::new(),
-                answers: Vec::new(),
-            }),
-            number_check: None,
             transaction: None,
-            call: None,
             stage: Stage::Open,
         }
     }
@@ -622,7 +622,7 @@ mod tests {
         let mut c = ladder_challenge(&otp, now);
         c.channel = Some("wa".into());
         c.delivery_state = Some(DeliveryState::accepted());
-        c.ladder.as_mut().unwrap().sent.push(sent(0, "wa"));
+        c.proof.ladder_mut().unwrap().sent.push(sent(0, "wa"));
         let open = ChallengeState::Open;
         let moves = |c: &Challenge, state, timed_out, at| {
             next_move(c, state, timed_out, reach, &otp, &r, at)
@@ -644,10 +644,10 @@ mod tests {
         let due = now.plus(otp.advance_after.get());
         assert_eq!(moves(&c, open, true, due).unwrap().unwrap().len(), 2);
         // 3. While the current step's send is under way: that move.
-        c.ladder.as_mut().unwrap().sent[0].in_flight = 1;
+        c.proof.ladder_mut().unwrap().sent[0].in_flight = 1;
         assert!(moves(&c, open, false, now).unwrap().is_none());
         assert!(moves(&c, open, true, due).unwrap().is_none());
-        c.ladder.as_mut().unwrap().sent[0].in_flight = 0;
+        c.proof.ladder_mut().unwrap().sent[0].in_flight = 0;
         c.delivery_state = Some(DeliveryState {
             status: DeliveryStatus::Delivered,
             error: None,
@@ -655,11 +655,11 @@ mod tests {
         let e = moves(&c, open, true, due).unwrap_err();
         assert!(matches!(e, Error::NoNextStep(_)), "{e:?}");
         // 5. On the last step: no step left.
-        c.ladder.as_mut().unwrap().sent.push(sent(2, "email"));
+        c.proof.ladder_mut().unwrap().sent.push(sent(2, "email"));
         let e = moves(&c, open, false, now).unwrap_err();
         assert!(matches!(e, Error::NoNextStep(_)), "{e:?}");
         // 2. No ladder.
-        c.ladder = None;
+        c.proof.otp_state_mut().unwrap().ladder = None;
         let e = moves(&c, open, false, now).unwrap_err();
         assert!(matches!(e, Error::NoNextStep(_)), "{e:?}");
     }
@@ -693,10 +693,10 @@ mod tests {
             StepRecord::Lost
         );
         c.delivery_state.as_mut().unwrap().status = DeliveryStatus::Failed;
-        let from = c.ladder.as_ref().unwrap().current().cloned();
+        let from = c.ladder().unwrap().current().cloned();
         let moved = record_step(&mut c, from.as_ref(), step(1, "sms"), &otp, now);
         assert_eq!(moved, StepRecord::Recorded { time_out_at: due });
-        let l = c.ladder.as_ref().unwrap();
+        let l = c.ladder().unwrap();
         assert_eq!(
             l.sent[0].left_at,
             Some(DeliveryStatus::Failed),
@@ -711,7 +711,7 @@ mod tests {
         let last = record_step(&mut c, from.as_ref(), step(2, "email"), &otp, now);
         assert_eq!(last, StepRecord::Recorded { time_out_at: None });
         // Past its end: lost.
-        let from = c.ladder.as_ref().unwrap().current().cloned();
+        let from = c.ladder().unwrap().current().cloned();
         let late = c.expires_at;
         assert_eq!(
             record_step(&mut c, from.as_ref(), step(2, "email"), &otp, late),
@@ -787,7 +787,7 @@ mod tests {
         let otp = OtpSettings::default();
         let now = Timestamp::from_unix_millis(1_000_000);
         let (c, sms) = sending(&otp, now);
-        let wa = c.ladder.as_ref().unwrap().sent[0].clone();
+        let wa = c.ladder().unwrap().sent[0].clone();
         assert!(stands_at(&c, Some(&sms), now));
         assert!(!stands_at(&c, Some(&wa), now), "moved on");
         assert!(!stands_at(&c, None, now));
@@ -808,7 +808,7 @@ mod tests {
             "not its send"
         );
         assert!(withdraw_step(&mut w, &sms, before.clone()));
-        let l = w.ladder.as_ref().unwrap();
+        let l = w.ladder().unwrap();
         assert_eq!(l.via(), ["wa"]);
         assert_eq!(l.sent[0].left_at, None);
         assert_eq!(w.channel.as_deref(), Some("wa"));
@@ -821,7 +821,7 @@ mod tests {
         let end = a.expires_at;
         assert!(!record_message(&mut a, &sms, Some("SM1".into()), end));
         assert!(record_message(&mut a, &sms, Some("SM1".into()), now));
-        let current = a.ladder.as_ref().unwrap().current().unwrap().clone();
+        let current = a.ladder().unwrap().current().unwrap().clone();
         assert_eq!(
             (current.message_id.as_deref(), current.in_flight),
             (Some("SM1"), 0)
@@ -847,7 +847,7 @@ mod tests {
         assert!(claim_resend(&mut c, &sms, now));
         assert!(!claim_resend(&mut c, &sms, now), "claimed already");
         // Its resend under way too: given up on.
-        let resent = c.ladder.as_ref().unwrap().current().unwrap().clone();
+        let resent = c.ladder().unwrap().current().unwrap().clone();
         assert_eq!(resent.in_flight, 2);
         assert_eq!(time_out(&c, open), TimeOut::GiveUp(resent.clone()));
         assert!(record_message(&mut c, &resent, None, now));
@@ -872,7 +872,7 @@ mod tests {
         // Once: the first sender's answer, later, records nothing.
         assert!(!record_message(&mut c, &sms, Some("SM0".into()), now));
         // The first step: no move.
-        c.ladder.as_mut().unwrap().sent.truncate(1);
+        c.proof.ladder_mut().unwrap().sent.truncate(1);
         assert_eq!(announced_move(&c), None);
     }
 
@@ -910,11 +910,11 @@ mod tests {
             in_flight: 0,
             ..sms.clone()
         };
-        let from = c.ladder.as_ref().unwrap().current().cloned();
+        let from = c.ladder().unwrap().current().cloned();
         assert!(record_step(&mut c, from.as_ref(), email, &otp, now) != StepRecord::Lost);
         assert_eq!(next_due(&c, &otp, now, lease), None);
         // No ladder: none.
-        c.ladder = None;
+        c.proof.otp_state_mut().unwrap().ladder = None;
         assert_eq!(next_due(&c, &otp, now, lease), None);
     }
 }

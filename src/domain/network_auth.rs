@@ -127,7 +127,7 @@ pub fn conclude(
     }
     rec.last_write_at = now;
     let origin = rec.lockout_origin(s);
-    let on_ladder = rec.challenge.as_ref().is_some_and(|c| c.ladder.is_some());
+    let on_ladder = rec.challenge.as_ref().is_some_and(|c| c.ladder().is_some());
     if let (true, Some(reason)) = (on_ladder, move_reason(result)) {
         return Ending::MoveOn(reason);
     }
@@ -194,7 +194,7 @@ pub fn refused_code(
         result: NetworkResult::Mismatch,
         answered_at: now,
     });
-    if c.ladder.is_some() {
+    if c.ladder().is_some() {
         return Ending::MoveOn(AdvanceReason::NumberMismatch);
     }
     c.attempts_used = c.attempts_used.saturating_add(1);

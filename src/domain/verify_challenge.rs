@@ -197,12 +197,12 @@ impl Proves {
             return Proves::Page(method);
         }
         match &c.proof {
-            Proof::Otp { .. } => Proves::Otp {
-                via: match &c.ladder {
+            Proof::Otp(o) => Proves::Otp {
+                via: match &o.ladder {
                     Some(l) => l.via(),
                     None => c.channel.iter().cloned().collect(),
                 },
-                number_check: c.number_check,
+                number_check: o.number_check,
             },
             Proof::Pin { .. } => Proves::Pin,
             Proof::Binding => Proves::Login,

@@ -372,7 +372,7 @@ impl ChallengeView {
             state: state.into(),
             delivery_status,
             delivery_error,
-            number_check: c.number_check.as_ref().map(NumberCheckView::of),
+            number_check: c.number_check().map(NumberCheckView::of),
             transaction,
             transaction_hash,
             approval: None,

@@ -81,7 +81,7 @@ fn apply(
     let Some(mut delivery) = c.delivery_state.clone() else {
         return Applied::Unknown;
     };
-    let ladder = c.ladder.as_ref();
+    let ladder = c.ladder();
     if ladder.is_some_and(|l| !l.is_current_message(message_id)) {
         // An earlier step's message: the ladder has left it
         // (docs/decisions/0075-how-a-ladder-moves.md).
@@ -326,7 +326,7 @@ pub(super) fn ladder_has_next(
         .challenge
         .as_ref()
         .filter(|c| c.id == cid)
-        .and_then(|c| c.ladder.as_ref())
+        .and_then(|c| c.ladder())
     else {
         return false;
     };

@@ -84,9 +84,12 @@ pub(super) async fn prepare_call(
                     "the call's challenge ended before it went out",
                 ));
             };
+            let Some(code) = c.proof.otp_state_mut() else {
+                return Err(Error::internal("a call for a challenge that is no code"));
+            };
             // A call placed before for this challenge (a step sent again)
             // ends here: the write deletes its record.
-            c.call = Some(VoiceCall {
+            code.call = Some(VoiceCall {
                 channel: channel.to_string(),
                 gather: gather.clone(),
                 version,
@@ -289,7 +292,8 @@ fn note_call_version(
     let this_call =
         |v: &&mut VoiceCall| keys::gather(&team.keyspace, &v.channel, v.gather.as_str()) == key;
     let challenge = rec.challenge_at_mut(cid, now);
-    if let Some(call) = challenge.and_then(|(c, _)| c.call.as_mut().filter(this_call)) {
+    let code = challenge.and_then(|(c, _)| c.proof.otp_state_mut());
+    if let Some(call) = code.and_then(|o| o.call.as_mut().filter(this_call)) {
         call.version = version;
     }
 }

@@ -6,9 +6,11 @@
 //! ([`Method`]) are functions of the variant, each one `match` naming
 //! every variant: a way of proving added here does not compile until
 //! each has decided for it (docs/decisions/0670-a-challenge-s-proof-is-one-type.md).
-use super::{ChallengeMethod, NetworkAnswer};
+use super::{ChallengeMethod, Ladder, NetworkAnswer};
 use crate::domain::every::every;
 use crate::domain::method::Method;
+use crate::domain::number_check::NumberCheck;
+use crate::domain::voice::VoiceCall;
 use crate::domain::wallet_state::WalletChallenge;
 
 /// Where the customer types a code or PIN
@@ -36,13 +38,8 @@ impl Entry {
 /// own state.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Proof {
-    /// A one-time code, typed where `entry` says; on a ladder whose first
-    /// step is the network step, `network` is that step's last answer
-    /// from the mobile operator (docs/network-authentication.md#as-the-first-step-of-a-ladder).
-    Otp {
-        entry: Entry,
-        network: Option<NetworkAnswer>,
-    },
+    /// A one-time code, with where it is typed and how it went out.
+    Otp(OtpState),
     /// The session PIN, typed where `entry` says.
     Pin { entry: Entry },
     /// The code a login page showed, typed into the chat (login binding).
@@ -52,12 +49,78 @@ pub enum Proof {
     App,
     /// The mobile operator's answer through the link the customer opens
     /// on mobile data (docs/network-authentication.md); `answer`: its last
-    /// (`None` before the first).
-    Network { answer: Option<NetworkAnswer> },
+    /// (`None` before the first); `number_check`: what the number checks
+    /// found about the number on file (docs/number-checks.md), `None`
+    /// when none was asked.
+    Network {
+        answer: Option<NetworkAnswer>,
+        number_check: Option<NumberCheck>,
+    },
     /// A credential presented from the customer's wallet through its link
     /// (docs/wallet.md): the credential, the values it expects, its open
     /// requests and its answer (boxed: the other variants are small).
     Wallet(Box<WalletChallenge>),
+}
+
+/// A one-time code's own state.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtpState {
+    /// Where it is typed.
+    pub entry: Entry,
+    /// On a ladder whose first step is the network step, that step's last
+    /// answer from the mobile operator
+    /// (docs/network-authentication.md#as-the-first-step-of-a-ladder).
+    pub network: Option<NetworkAnswer>,
+    /// Its delivery ladder, for `delivery: "ladder"`.
+    pub ladder: Option<Ladder>,
+    /// What the number check found about the phone number it went to
+    /// (docs/number-checks.md); `None` when none was asked.
+    pub number_check: Option<NumberCheck>,
+    /// The call that reads it, while it is open
+    /// (docs/decisions/0213-a-call-s-record-ends-with-its-challenge.md).
+    pub call: Option<VoiceCall>,
+}
+
+impl OtpState {
+    /// A code typed where `entry` says, not sent yet.
+    pub fn new(entry: Entry) -> OtpState {
+        OtpState {
+            entry,
+            network: None,
+            ladder: None,
+            number_check: None,
+            call: None,
+        }
+    }
+
+    /// As it is remembered once its challenge ended: where it was typed,
+    /// its call, and its ladder's sealed code and the number checks'
+    /// answers about its steps are forgotten.
+    pub fn ended(&self) -> OtpState {
+        OtpState {
+            entry: Entry::Chat,
+            ladder: self.ladder.as_ref().map(|l| Ladder {
+                sealed_code: String::new(),
+                answers: Vec::new(),
+                ..l.clone()
+            }),
+            call: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// `Debug` hides the call, as the challenge's did.
+impl std::fmt::Debug for OtpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Otp")
+            .field("entry", &self.entry)
+            .field("network", &self.network)
+            .field("ladder", &self.ladder)
+            .field("number_check", &self.number_check)
+            .field("call", &self.call.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 /// Where a challenge stands on its way to a success.
@@ -115,16 +178,21 @@ impl Page {
 impl Proof {
     /// A one-time code typed where `entry` says.
     pub fn otp(entry: Entry) -> Proof {
-        Proof::Otp {
-            entry,
-            network: None,
+        Proof::Otp(OtpState::new(entry))
+    }
+
+    /// A network challenge, not answered yet.
+    pub fn network() -> Proof {
+        Proof::Network {
+            answer: None,
+            number_check: None,
         }
     }
 
     /// The method it is named by.
     pub fn method(&self) -> ChallengeMethod {
         match self {
-            Proof::Otp { .. } => ChallengeMethod::Otp,
+            Proof::Otp(_) => ChallengeMethod::Otp,
             Proof::Pin { .. } => ChallengeMethod::Pin,
             Proof::Binding => ChallengeMethod::Binding,
             Proof::App => ChallengeMethod::App,
@@ -139,7 +207,7 @@ impl Proof {
     /// network step is the ladder's, not the code's: `network_auth`).
     pub fn page(&self) -> Option<Page> {
         match self {
-            Proof::Otp { entry, .. } | Proof::Pin { entry } => match entry {
+            Proof::Otp(OtpState { entry, .. }) | Proof::Pin { entry } => match entry {
                 Entry::Page => Some(Page::CodeEntry),
                 Entry::Chat => None,
             },
@@ -152,7 +220,7 @@ impl Proof {
     /// Where its code or PIN is typed (`Chat` for one that takes none).
     pub fn entry(&self) -> Entry {
         match self {
-            Proof::Otp { entry, .. } | Proof::Pin { entry } => *entry,
+            Proof::Otp(OtpState { entry, .. }) | Proof::Pin { entry } => *entry,
             Proof::Binding | Proof::App | Proof::Network { .. } | Proof::Wallet(_) => Entry::Chat,
         }
     }
@@ -172,7 +240,7 @@ impl Proof {
     /// code answers.
     pub fn answered_without_code(&self) -> Option<&'static str> {
         match self {
-            Proof::Otp { .. } | Proof::Pin { .. } | Proof::Binding => None,
+            Proof::Otp(_) | Proof::Pin { .. } | Proof::Binding => None,
             Proof::App => {
                 Some("an app challenge is approved in the customer's app, not with a code")
             }
@@ -189,8 +257,8 @@ impl Proof {
     /// ladder's network step.
     pub fn network_answer(&self) -> Option<NetworkAnswer> {
         match self {
-            Proof::Otp { network, .. } => *network,
-            Proof::Network { answer } => *answer,
+            Proof::Otp(o) => o.network,
+            Proof::Network { answer, .. } => *answer,
             Proof::Pin { .. } | Proof::Binding | Proof::App | Proof::Wallet(_) => None,
         }
     }
@@ -200,8 +268,8 @@ impl Proof {
     /// the operator never answers.
     pub fn network_answer_mut(&mut self) -> Option<&mut Option<NetworkAnswer>> {
         match self {
-            Proof::Otp { network, .. } => Some(network),
-            Proof::Network { answer } => Some(answer),
+            Proof::Otp(o) => Some(&mut o.network),
+            Proof::Network { answer, .. } => Some(answer),
             Proof::Pin { .. } | Proof::Binding | Proof::App | Proof::Wallet(_) => None,
         }
     }
@@ -210,7 +278,7 @@ impl Proof {
     pub fn wallet(&self) -> Option<&WalletChallenge> {
         match self {
             Proof::Wallet(w) => Some(w.as_ref()),
-            Proof::Otp { .. }
+            Proof::Otp(_)
             | Proof::Pin { .. }
             | Proof::Binding
             | Proof::App
@@ -222,7 +290,7 @@ impl Proof {
     pub fn wallet_mut(&mut self) -> Option<&mut WalletChallenge> {
         match self {
             Proof::Wallet(w) => Some(w.as_mut()),
-            Proof::Otp { .. }
+            Proof::Otp(_)
             | Proof::Pin { .. }
             | Proof::Binding
             | Proof::App
@@ -230,16 +298,72 @@ impl Proof {
         }
     }
 
-    /// The proof as it is remembered once its challenge ended: a wallet's
-    /// requests' keys go, what it was answered stays.
-    pub fn ended(&self) -> Proof {
+    /// A code's own state: where it is typed, its ladder, its call, its
+    /// number check.
+    pub fn otp_state(&self) -> Option<&OtpState> {
         match self {
-            Proof::Wallet(w) => Proof::Wallet(Box::new(w.ended())),
-            Proof::Otp { .. }
-            | Proof::Pin { .. }
+            Proof::Otp(o) => Some(o),
+            Proof::Pin { .. }
             | Proof::Binding
             | Proof::App
-            | Proof::Network { .. } => self.clone(),
+            | Proof::Network { .. }
+            | Proof::Wallet(_) => None,
+        }
+    }
+
+    /// A code's own state, to change.
+    pub fn otp_state_mut(&mut self) -> Option<&mut OtpState> {
+        match self {
+            Proof::Otp(o) => Some(o),
+            Proof::Pin { .. }
+            | Proof::Binding
+            | Proof::App
+            | Proof::Network { .. }
+            | Proof::Wallet(_) => None,
+        }
+    }
+
+    /// A code's delivery ladder (docs/api.md#delivery-ladder).
+    pub fn ladder(&self) -> Option<&Ladder> {
+        self.otp_state()?.ladder.as_ref()
+    }
+
+    /// A code's delivery ladder, to change.
+    pub fn ladder_mut(&mut self) -> Option<&mut Ladder> {
+        self.otp_state_mut()?.ladder.as_mut()
+    }
+
+    /// What the number check found about the number a code went to, or
+    /// the number a network challenge vouches for (docs/number-checks.md).
+    pub fn number_check(&self) -> Option<&NumberCheck> {
+        match self {
+            Proof::Otp(o) => o.number_check.as_ref(),
+            Proof::Network { number_check, .. } => number_check.as_ref(),
+            Proof::Pin { .. } | Proof::Binding | Proof::App | Proof::Wallet(_) => None,
+        }
+    }
+
+    /// Where the number check's finding is kept: a code's or a network
+    /// challenge's; `None` for the others, whose numbers are never
+    /// checked ([`ChallengeMethod::may_go_to_a_number`]).
+    pub fn number_check_mut(&mut self) -> Option<&mut Option<NumberCheck>> {
+        match self {
+            Proof::Otp(o) => Some(&mut o.number_check),
+            Proof::Network { number_check, .. } => Some(number_check),
+            Proof::Pin { .. } | Proof::Binding | Proof::App | Proof::Wallet(_) => None,
+        }
+    }
+
+    /// The proof as it is remembered once its challenge ended: where its
+    /// code was typed is forgotten, a code's call and the secrets its
+    /// ladder held go, a wallet's requests' keys go; what it was answered
+    /// stays.
+    pub fn ended(&self) -> Proof {
+        match self {
+            Proof::Otp(o) => Proof::Otp(o.ended()),
+            Proof::Pin { .. } => Proof::Pin { entry: Entry::Chat },
+            Proof::Wallet(w) => Proof::Wallet(Box::new(w.ended())),
+            Proof::Binding | Proof::App | Proof::Network { .. } => self.clone(),
         }
     }
 }
@@ -247,15 +371,18 @@ impl Proof {
 impl std::fmt::Debug for Proof {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Proof::Otp { entry, network } => f
-                .debug_struct("Otp")
-                .field("entry", entry)
-                .field("network", network)
-                .finish(),
+            Proof::Otp(o) => o.fmt(f),
             Proof::Pin { entry } => f.debug_struct("Pin").field("entry", entry).finish(),
             Proof::Binding => f.write_str("Binding"),
             Proof::App => f.write_str("App"),
-            Proof::Network { answer } => f.debug_struct("Network").field("answer", answer).finish(),
+            Proof::Network {
+                answer,
+                number_check,
+            } => f
+                .debug_struct("Network")
+                .field("answer", answer)
+                .field("number_check", number_check)
+                .finish(),
             Proof::Wallet(w) => f.debug_tuple("Wallet").field(w).finish(),
         }
     }
@@ -286,7 +413,7 @@ mod tests {
             Proof::Pin { entry: Entry::Page },
             Proof::Binding,
             Proof::App,
-            Proof::Network { answer: None },
+            Proof::network(),
             Proof::Wallet(Box::new(wallet)),
         ]
     }
@@ -312,10 +439,7 @@ mod tests {
     #[test]
     fn a_binding_code_awaited_authenticates_as_the_page_s_proof() {
         let as_of = |p: Proof| p.bound_method();
-        assert_eq!(
-            as_of(Proof::Network { answer: None }),
-            Some(Method::Network)
-        );
+        assert_eq!(as_of(Proof::network()), Some(Method::Network));
         assert!(matches!(
             every().last().map(Proof::bound_method),
             Some(Some(Method::Wallet))

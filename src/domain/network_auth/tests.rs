@@ -220,7 +220,7 @@ fn a_ladder_s_network_step_moves_on_for_every_answer_but_a_confirmation() {
             Challenge::new_network(cid, Delivery::Ladder, Duration::from_secs(300), false, t(1));
         c.proof = crate::domain::challenge::Proof::otp(crate::domain::challenge::Entry::Chat);
         c.max_attempts = 3;
-        c.ladder = Some(Ladder {
+        c.proof.otp_state_mut().unwrap().ladder = Some(Ladder {
             steps: vec![NETWORK_STEP.into(), "sms".into()],
             sent: vec![SentStep {
                 index: 0,
@@ -272,7 +272,7 @@ fn a_ladder_s_network_step_moves_on_for_every_answer_but_a_confirmation() {
     // Once it moved past the step, the operator's answer is not awaited.
     let (mut r, _) = open();
     let cid = ladder(&mut r);
-    if let Some(l) = r.challenge.as_mut().and_then(|c| c.ladder.as_mut()) {
+    if let Some(l) = r.challenge.as_mut().and_then(|c| c.proof.ladder_mut()) {
         l.sent.push(SentStep {
             index: 1,
             channel: "sms".into(),
@@ -423,7 +423,7 @@ fn a_refused_posted_code_moves_a_ladder_on_counting_nothing() {
         Challenge::new_network(cid, Delivery::Ladder, Duration::from_secs(300), false, t(1));
     c.proof = crate::domain::challenge::Proof::otp(crate::domain::challenge::Entry::Chat);
     c.max_attempts = 3;
-    c.ladder = Some(Ladder {
+    c.proof.otp_state_mut().unwrap().ladder = Some(Ladder {
         steps: vec![NETWORK_STEP.into(), "sms".into()],
         sent: vec![SentStep {
             index: 0,
@@ -473,19 +473,19 @@ fn a_ladder_that_began_at_the_network_step_went_by_its_page_after_moving_on() {
     assert!(!c.went_by(Page::Wallet) && !c.went_by(Page::CodeEntry));
     c.proof = Proof::otp(Entry::Chat);
     assert!(!c.went_by(Page::Network), "a code with no ladder");
-    c.ladder = Some(Ladder {
+    c.proof.otp_state_mut().unwrap().ladder = Some(Ladder {
         steps: vec![NETWORK_STEP.into(), "sms".into()],
         sent: vec![step(0, NETWORK_STEP)],
         sealed_code: String::new(),
         answers: Vec::new(),
     });
     assert!(c.opens_on(Page::Network) && c.went_by(Page::Network));
-    if let Some(l) = c.ladder.as_mut() {
+    if let Some(l) = c.proof.ladder_mut() {
         l.sent.push(step(1, "sms"));
     }
     assert!(!c.opens_on(Page::Network), "moved on to the code");
     assert!(c.went_by(Page::Network), "its last answer stays on view");
-    c.ladder = Some(Ladder {
+    c.proof.otp_state_mut().unwrap().ladder = Some(Ladder {
         steps: vec!["sms".into(), "email".into()],
         sent: vec![step(0, "sms")],
         sealed_code: String::new(),

@@ -107,7 +107,7 @@ pub(in crate::gateway) async fn start_ladder(
     let answer = StartedChallenge::of(cid, &started, Delivery::Ladder, step, true, Some(&accepted));
     let found = done.rec.challenge.as_ref().filter(|c| c.id == cid);
     Ok(answer
-        .checked(found.and_then(|c| c.number_check.as_ref()))
+        .checked(found.and_then(|c| c.number_check()))
         .for_transaction(req.transaction.as_ref())
         .entered(req.page_entry))
 }
@@ -293,8 +293,13 @@ async fn open_ladder(
                 let code = otp::generate(s.otp.length);
                 let started = super::decide(core, team, w, req, cid, &code, now)?;
                 let sealed_code = reveal::seal(&code, cid, core.pepper())?;
-                if let Some(c) = w.rec.challenge.as_mut() {
-                    c.ladder = Some(Ladder {
+                if let Some(o) = w
+                    .rec
+                    .challenge
+                    .as_mut()
+                    .and_then(|c| c.proof.otp_state_mut())
+                {
+                    o.ladder = Some(Ladder {
                         steps,
                         sent: Vec::new(),
                         sealed_code,
@@ -302,7 +307,7 @@ async fn open_ladder(
                     });
                     // The first step's that goes to a number; the step
                     // recorded below sets its own.
-                    c.number_check = checked.and_then(|c| c.found.first()).map(|f| f.check);
+                    o.number_check = checked.and_then(|c| c.found.first()).map(|f| f.check);
                 }
                 let allowance = started.allowance.clone();
                 let mv = Move {
@@ -353,7 +358,7 @@ pub async fn advance_ladder(
         .ok_or(Error::NotFound("no such challenge"))?;
     let timed_out = reason == AdvanceReason::Timeout;
     let verdict = ladder::next_move(c, state, timed_out, |ch| core.reach(ch), &s.otp, rec, now)?;
-    let (Some(targets), Some(l)) = (verdict, c.ladder.as_ref()) else {
+    let (Some(targets), Some(l)) = (verdict, c.ladder()) else {
         // Another move's send is under way: this is that move.
         return Ok(ChallengeView::of(c, state));
     };
@@ -654,7 +659,7 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
         TimeOut::Resend(step) => (step, true),
         TimeOut::GiveUp(step) => (step, false),
     };
-    let Some(l) = c.ladder.as_ref() else {
+    let Some(l) = c.ladder() else {
         return Ok(false);
     };
     let origin = rec.lockout_origin(s);

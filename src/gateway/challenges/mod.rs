@@ -160,9 +160,7 @@ async fn announce(
             delivery,
             expires_at: started.expires_at,
             method: started.method,
-            number_check: read::NumberCheckView::to_event(
-                challenge.and_then(|c| c.number_check.as_ref()),
-            ),
+            number_check: read::NumberCheckView::to_event(challenge.and_then(|c| c.number_check())),
             transaction,
             transaction_hash,
         },

@@ -156,12 +156,14 @@ async fn open_network_step(
             if let Some(c) = w.rec.challenge.as_mut().filter(|c| c.id == cid) {
                 c.channel = Some(NETWORK_STEP.to_string());
                 c.delivery_state = Some(DeliveryState::accepted());
-                c.ladder = Some(Ladder {
-                    steps: s.otp.ladder.clone(),
-                    sent: vec![step],
-                    sealed_code,
-                    answers: Vec::new(),
-                });
+                if let Some(o) = c.proof.otp_state_mut() {
+                    o.ladder = Some(Ladder {
+                        steps: s.otp.ladder.clone(),
+                        sent: vec![step],
+                        sealed_code,
+                        answers: Vec::new(),
+                    });
+                }
             }
             let due = now.plus(s.otp.advance_after.get()).min(started.expires_at);
             let ttl = started.expires_at.since(now) + std::time::Duration::from_secs(3600);

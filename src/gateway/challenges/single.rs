@@ -209,8 +209,9 @@ async fn reserve(
                     // The contact changed since it was checked.
                     return Err(Error::invalid("to", "the contact changed; ask again"));
                 }
-                if let Some(c) = w.rec.challenge.as_mut() {
-                    c.number_check = Some(*found);
+                let kept = w.rec.challenge.as_mut().map(|c| c.proof.number_check_mut());
+                if let Some(Some(kept)) = kept {
+                    *kept = Some(*found);
                 }
             }
             if let Some(d) = &started.destination {

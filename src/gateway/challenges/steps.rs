@@ -299,11 +299,13 @@ fn record_claim(
     }
     // The code goes to this step's number now: what was found about it
     // (a voice step's forwarding, say) is the challenge's.
-    if let Some(found) = mv.found.iter().find(|f| f.step.is(target)) {
-        c.number_check = Some(found.check);
-    }
-    if let Some(l) = c.ladder.as_mut() {
-        l.keep_answers(&mv.asked);
+    if let Some(o) = c.proof.otp_state_mut() {
+        if let Some(found) = mv.found.iter().find(|f| f.step.is(target)) {
+            o.number_check = Some(found.check);
+        }
+        if let Some(l) = o.ladder.as_mut() {
+            l.keep_answers(&mv.asked);
+        }
     }
     let (due, lease) = due_op(team, mv, c, otp, now);
     due.write(w);
@@ -372,7 +374,7 @@ pub(super) async fn refused(
                     counts.write(w)?;
                     return Ok(Step::Write(None));
                 }
-                let from = c.ladder.as_ref().and_then(|l| l.current().cloned());
+                let from = c.ladder().and_then(|l| l.current().cloned());
                 let next = Move {
                     from,
                     allowance: mv.allowance.clone(),

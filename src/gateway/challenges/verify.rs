@@ -160,7 +160,7 @@ async fn verify_from_chat(
     }
     // The code is used: a ladder's messages are withdrawn where they can be.
     if let Some((c, _)) = done.rec.challenge_at(cid, now) {
-        if let Some(l) = &c.ladder {
+        if let Some(l) = c.ladder() {
             super::ladder::revoke_ladder(core, l).await;
         }
     }

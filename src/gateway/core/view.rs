@@ -176,7 +176,7 @@ pub enum LadderStep {
 impl LadderStepView {
     /// The steps of `c`'s ladder, if it has one.
     fn of(c: &crate::domain::challenge::Challenge) -> Option<Vec<LadderStepView>> {
-        let l = c.ladder.as_ref()?;
+        let l = c.ladder()?;
         let current = l.current().map(|s| s.index);
         Some(
             l.steps
@@ -340,7 +340,7 @@ impl InteractionView {
                 expires_at: c.expires_at,
                 binding_code: None,
                 delivery_status: c.delivery_state.as_ref().map(|d| d.status.into()),
-                channel: c.ladder.as_ref().and(c.channel.clone()),
+                channel: c.ladder().and(c.channel.clone()),
                 ladder: LadderStepView::of(c),
             }),
             contact: Contact::from(&rec.contact),

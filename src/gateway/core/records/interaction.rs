@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::challenge::{
-    Challenge, ChallengeMethod, Delivery, Entry, PastChallenge, PastOutcome, Proof, Stage,
+    Challenge, ChallengeMethod, Delivery, Entry, OtpState, PastChallenge, PastOutcome, Proof, Stage,
 };
 use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
 use crate::domain::interaction::{
@@ -1066,7 +1066,14 @@ impl std::fmt::Debug for StoredChallenge {
 
 impl From<&Challenge> for StoredChallenge {
     fn from(c: &Challenge) -> Self {
-        let (pe, nv, w) = proof_members(&c.proof);
+        let ProofMembers {
+            pe,
+            nv,
+            w,
+            l,
+            nc,
+            vc,
+        } = proof_members(&c.proof);
         StoredChallenge {
             id: c.id,
             m: c.method().into(),
@@ -1079,10 +1086,10 @@ impl From<&Challenge> for StoredChallenge {
             su: c.step_up,
             ch: c.channel.clone(),
             ds: c.delivery_state.as_ref().map(Into::into),
-            l: c.ladder.as_ref().map(Into::into),
-            nc: c.number_check.as_ref().map(Into::into),
+            l,
+            nc,
             t: c.transaction.as_ref().map(Into::into),
-            vc: c.call.as_ref().map(Into::into),
+            vc,
             nv,
             nh: c.stage.awaited().map(str::to_string),
             pe,
@@ -1091,42 +1098,87 @@ impl From<&Challenge> for StoredChallenge {
     }
 }
 
+/// The flat members that hold a proof's own state.
+#[derive(Default)]
+struct ProofMembers {
+    /// A code or PIN typed on the page.
+    pe: bool,
+    /// A code's (its ladder's network step) or a network challenge's
+    /// answer from the operator.
+    nv: Option<StoredNetworkAnswer>,
+    /// A wallet's state.
+    w: Option<super::wallet::StoredWallet>,
+    /// A code's ladder.
+    l: Option<StoredLadder>,
+    /// A code's or a network challenge's number check.
+    nc: Option<StoredNumberCheck>,
+    /// The call that reads a code.
+    vc: Option<StoredCall>,
+}
+
 /// The flat members that hold `proof`'s own state, as [`stored_proof`]
 /// reads them back: `pe` for a code or PIN typed on the page, `nv` for a
 /// code's (its ladder's network step) or a network challenge's answer,
-/// `w` for a wallet's. A `match` naming every variant, so that a way of
-/// proving added decides what it keeps before it builds.
-fn proof_members(
-    proof: &Proof,
-) -> (
-    bool,
-    Option<StoredNetworkAnswer>,
-    Option<super::wallet::StoredWallet>,
-) {
+/// `nc` for a code's or a network challenge's number check, `l` and `vc`
+/// for a code's ladder and call, `w` for a wallet's. A `match` naming
+/// every variant, so that a way of proving added decides what it keeps
+/// before it builds.
+fn proof_members(proof: &Proof) -> ProofMembers {
     let page = |entry: &Entry| *entry == Entry::Page;
     match proof {
-        Proof::Otp { entry, network } => (page(entry), network.as_ref().map(Into::into), None),
-        Proof::Pin { entry } => (page(entry), None, None),
-        Proof::Binding | Proof::App => (false, None, None),
-        Proof::Network { answer } => (false, answer.as_ref().map(Into::into), None),
-        Proof::Wallet(w) => (false, None, Some(w.as_ref().into())),
+        Proof::Otp(o) => ProofMembers {
+            pe: page(&o.entry),
+            nv: o.network.as_ref().map(Into::into),
+            l: o.ladder.as_ref().map(Into::into),
+            nc: o.number_check.as_ref().map(Into::into),
+            vc: o.call.as_ref().map(Into::into),
+            w: None,
+        },
+        Proof::Pin { entry } => ProofMembers {
+            pe: page(entry),
+            ..ProofMembers::default()
+        },
+        Proof::Binding | Proof::App => ProofMembers::default(),
+        Proof::Network {
+            answer,
+            number_check,
+        } => ProofMembers {
+            nv: answer.as_ref().map(Into::into),
+            nc: number_check.as_ref().map(Into::into),
+            ..ProofMembers::default()
+        },
+        Proof::Wallet(w) => ProofMembers {
+            w: Some(w.as_ref().into()),
+            ..ProofMembers::default()
+        },
     }
 }
 
 /// The flat stored form's members as the one proof they hold: its
 /// method's variant, with the members that variant keeps (`pe` for a code
-/// or PIN, `nv` for a code or a network challenge, `w` for a wallet's);
-/// the others are never written beside it. `Err` for a wallet challenge
-/// without its state, which no version writes.
+/// or PIN, `nv` and `nc` for a code or a network challenge, `l` and `vc`
+/// for a code, `w` for a wallet's); the others are never written beside
+/// it. `Err` for a wallet challenge without its state, which no version
+/// writes.
 fn stored_proof(c: &mut StoredChallenge) -> Result<Proof, &'static str> {
     let entry = Entry::of(c.pe);
     let network = c.nv.take().map(Into::into);
+    let number_check = c.nc.take().map(Into::into);
     Ok(match ChallengeMethod::from(c.m) {
-        ChallengeMethod::Otp => Proof::Otp { entry, network },
+        ChallengeMethod::Otp => Proof::Otp(OtpState {
+            entry,
+            network,
+            ladder: c.l.take().map(Into::into),
+            number_check,
+            call: c.vc.take().and_then(StoredCall::call),
+        }),
         ChallengeMethod::Pin => Proof::Pin { entry },
         ChallengeMethod::Binding => Proof::Binding,
         ChallengeMethod::App => Proof::App,
-        ChallengeMethod::Network => Proof::Network { answer: network },
+        ChallengeMethod::Network => Proof::Network {
+            answer: network,
+            number_check,
+        },
         ChallengeMethod::Wallet => {
             let w = c.w.take().ok_or("a wallet challenge without its state")?;
             Proof::Wallet(Box::new(w.into()))
@@ -1150,10 +1202,7 @@ impl TryFrom<StoredChallenge> for Challenge {
             step_up: c.su,
             channel: c.ch,
             delivery_state: c.ds.map(Into::into),
-            ladder: c.l.map(Into::into),
-            number_check: c.nc.map(Into::into),
             transaction: c.t.map(Into::into),
-            call: c.vc.and_then(StoredCall::call),
             stage: match c.nh {
                 Some(hash) => Stage::AwaitingCode { hash },
                 None => Stage::Open,

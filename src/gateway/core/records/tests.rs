@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::domain::challenge::{
-    Challenge, Delivery, Entry, PastChallenge, PastOutcome, Proof, Stage,
+    Challenge, Delivery, Entry, OtpState, PastChallenge, PastOutcome, Proof, Stage,
 };
 use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
 use crate::domain::identity_change::KnownHashes;
@@ -119,13 +119,50 @@ fn full() -> InteractionRecord {
         links,
         challenge: Some(Challenge {
             id: id(4),
-            proof: Proof::Otp {
+            proof: Proof::Otp(OtpState {
                 entry: Entry::Page,
                 network: Some(crate::domain::network_auth::NetworkAnswer {
                     result: crate::domain::network_auth::NetworkResult::NotOnMobileNetwork,
                     answered_at: ms(8),
                 }),
-            },
+                ladder: Some(Ladder {
+                    steps: vec!["wa".into(), "sms".into()],
+                    sent: vec![SentStep {
+                        index: 1,
+                        channel: "sms".into(),
+                        destination: "+447400123456".into(),
+                        message_id: Some("SM1".into()),
+                        sent_at: ms(7),
+                        left_at: None,
+                        in_flight: 1,
+                        reason: Some(crate::domain::ladder::AdvanceReason::Failed),
+                    }],
+                    sealed_code: "sealed-too".into(),
+                    answers: vec![crate::domain::number_check::NumberAnswer {
+                        number: "+447400123456".into(),
+                        answer: crate::domain::number_check::Answer {
+                            sim_swap: crate::domain::number_check::Finding::No,
+                            call_forwarding: Some(crate::domain::number_check::Finding::Unknown),
+                            at: ms(3),
+                        },
+                    }],
+                }),
+                number_check: Some(crate::domain::number_check::NumberCheck {
+                    sim_swap: Some(false),
+                    call_forwarding: None,
+                    forwarding_asked: true,
+                    checked_at: ms(6),
+                    source: crate::domain::number_check::Source::TwilioLookup,
+                }),
+                call: Some(crate::domain::voice::VoiceCall {
+                    channel: "voice".into(),
+                    gather: crate::domain::voice::GatherId::parse(
+                        "00112233445566778899aabbccddeeff.acme",
+                    )
+                    .unwrap(),
+                    version: 42,
+                }),
+            }),
             delivery: Delivery::LoginPage,
             code_hash: "codehash".into(),
             sealed_code: Some("sealed".into()),
@@ -141,44 +178,7 @@ fn full() -> InteractionRecord {
                     title: Some("Re-engagement message".into()),
                 }),
             }),
-            ladder: Some(Ladder {
-                steps: vec!["wa".into(), "sms".into()],
-                sent: vec![SentStep {
-                    index: 1,
-                    channel: "sms".into(),
-                    destination: "+447400123456".into(),
-                    message_id: Some("SM1".into()),
-                    sent_at: ms(7),
-                    left_at: None,
-                    in_flight: 1,
-                    reason: Some(crate::domain::ladder::AdvanceReason::Failed),
-                }],
-                sealed_code: "sealed-too".into(),
-                answers: vec![crate::domain::number_check::NumberAnswer {
-                    number: "+447400123456".into(),
-                    answer: crate::domain::number_check::Answer {
-                        sim_swap: crate::domain::number_check::Finding::No,
-                        call_forwarding: Some(crate::domain::number_check::Finding::Unknown),
-                        at: ms(3),
-                    },
-                }],
-            }),
-            number_check: Some(crate::domain::number_check::NumberCheck {
-                sim_swap: Some(false),
-                call_forwarding: None,
-                forwarding_asked: true,
-                checked_at: ms(6),
-                source: crate::domain::number_check::Source::TwilioLookup,
-            }),
             transaction: None,
-            call: Some(crate::domain::voice::VoiceCall {
-                channel: "voice".into(),
-                gather: crate::domain::voice::GatherId::parse(
-                    "00112233445566778899aabbccddeeff.acme",
-                )
-                .unwrap(),
-                version: 42,
-            }),
             stage: Stage::AwaitingCode {
                 hash: "networkcodehash".into(),
             },
@@ -236,10 +236,7 @@ fn full() -> InteractionRecord {
                         status: DeliveryStatus::Read,
                         error: None,
                     }),
-                    ladder: None,
-                    number_check: None,
                     transaction: None,
-                    call: None,
                     stage: Stage::Open,
                 }),
             },
@@ -444,7 +441,7 @@ fn a_stored_interaction_of_today_reads_back_equal() {
     let (read, _) = decode_interaction(&answered, &key).expect("a step without f or r");
     let step = read
         .challenge
-        .and_then(|c| c.ladder)
+        .and_then(|c| c.ladder().cloned())
         .map(|l| (l.sent[0].in_flight, l.sent[0].reason));
     assert_eq!(step, Some((0, None)));
     // The other answers, as stored today.
