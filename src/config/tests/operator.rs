@@ -132,7 +132,13 @@ fn a_file_teams_form_shows_its_secrets_as_hmacs_and_never_the_values() {
     super::assert_no_secret(&sms.to_string());
     // Off without [operator]: nothing is kept for a read.
     assert_eq!(
-        Fixture::new().load().unwrap().team("acme").unwrap().form.value(),
+        Fixture::new()
+            .load()
+            .unwrap()
+            .team("acme")
+            .unwrap()
+            .form
+            .value(),
         Value::Null
     );
 }

@@ -1053,7 +1053,12 @@ fn a_recorded_configuration_is_written_packed_and_read_back_equal() {
     // the defaults' texts, under long shared prefixes.
     let mut keys = std::collections::BTreeMap::new();
     for name in ["otp_sms", "otp_email", "link_sms", "expired", "locked"] {
-        for lang in ["", "translations.de.", "translations.es.", "translations.fr."] {
+        for lang in [
+            "",
+            "translations.de.",
+            "translations.es.",
+            "translations.fr.",
+        ] {
             let key = format!("settings.{lang}templates.{name}");
             let digest = hex::encode(sha2::Sha256::digest(key.as_bytes()));
             keys.insert(key, digest[..16].to_string());
