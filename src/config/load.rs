@@ -162,6 +162,7 @@ fn read_teams(
 ) -> Result<(super::Teams, KeysSeen), ConfigError> {
     let mut teams_by_id = super::Teams::new();
     let mut api_keys = HashMap::new();
+    let mut audiences = Audiences::new();
     for path in toml_files(dir, file, "server.teams_dir")? {
         let team = teams::load_team(&path, env, inherited, channels)?;
         if let Some(first) = teams_by_id.get(&team.id) {
@@ -176,36 +177,41 @@ fn read_teams(
             ));
         }
         teams::check_unique_api_keys(&team, &mut api_keys)?;
-        check_unique_mcp_audience(&team, &teams_by_id, &display_path(&path))?;
+        check_unique_mcp_audience(&team, &mut audiences, &display_path(&path))?;
         teams_by_id.insert(team.id.clone(), std::sync::Arc::new(team));
     }
     Ok((teams_by_id, api_keys))
 }
 
+/// The teams read so far whose `[mcp] oauth` is written, by its issuer
+/// and audience.
+type Audiences = HashMap<(String, String), String>;
+
 /// Two teams whose `[mcp] oauth` name one issuer and one audience would
 /// each take the other's access tokens: the second is refused
-/// (docs/agents.md#oauth-access-tokens).
+/// (docs/agents.md#oauth-access-tokens). Found in `held`, the pairs of the
+/// teams read before, not by going round them.
 fn check_unique_mcp_audience(
     team: &super::Team,
-    teams: &super::Teams,
+    held: &mut Audiences,
     file: &str,
 ) -> Result<(), ConfigError> {
     let Some(oauth) = &team.mcp_oauth else {
         return Ok(());
     };
-    let same = |t: &&std::sync::Arc<super::Team>| {
-        (t.mcp_oauth.as_ref()).is_some_and(|o| o.takes_tokens_of(oauth))
-    };
-    match teams.values().find(same) {
+    let pair = (oauth.provider.issuer.clone(), oauth.audience.clone());
+    match held.get(&pair) {
         Some(other) => Err(ConfigError::new(
             file,
             "mcp.oauth.audience",
             format!(
-                "team {:?} already takes this issuer's tokens for this audience: give each team its own audience",
-                other.id
+                "team {other:?} already takes this issuer's tokens for this audience: give each team its own audience",
             ),
         )),
-        None => Ok(()),
+        None => {
+            held.insert(pair, team.id.clone());
+            Ok(())
+        }
     }
 }
 

@@ -74,7 +74,7 @@ pub use deferred::{deferring, Deferred};
 pub use env::Environment;
 #[cfg(test)]
 pub(crate) use files::team_file_members;
-pub use form::{channel_place, is_secret_member};
+pub use form::{channel_place, is_secret_member, FormText};
 pub use form::{escape as pointer_token, FormProblem, SECRET_MEMBERS};
 pub use key_holders::{KeyHolder, KeyHolders};
 pub use load::{load, load_all_but_sms_length, load_with_env};

@@ -267,9 +267,9 @@ pub struct Team {
     /// (docs/channels.md#business-scoped-user-ids).
     pub whatsapp_chats: Vec<String>,
     /// The JSON form of its file, secrets read back as HMACs
-    /// (docs/operator-api.md#the-representation); `Null` while the
-    /// operator API is off.
-    pub form: serde_json::Value,
+    /// (docs/operator-api.md#the-representation), kept as its text; `Null`
+    /// while the operator API is off.
+    pub form: super::FormText,
     /// When its file was last modified, as this instance read it (for a
     /// team written through the operator API: when it was written).
     pub modified: Option<crate::time::Timestamp>,

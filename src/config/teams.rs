@@ -336,7 +336,7 @@ pub(super) fn team_of_table(
         settings,
         channel_settings,
         whatsapp_chats,
-        form,
+        form: super::FormText::of(&form),
         modified: None,
         api: None,
     })

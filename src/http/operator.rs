@@ -274,12 +274,13 @@ async fn read_team(
     if let Some(file) = team.filter(|t| t.api.is_none()) {
         return Ok(read_back(
             StatusCode::OK,
-            &file.form,
+            &file.form.value(),
             &etag(&file.print),
             Source::File,
         ));
     }
-    let in_force = team.map(|t| (&t.form, team_etag(t)));
+    let in_force = team.map(|t| (t.form.value(), team_etag(t)));
+    let in_force = in_force.as_ref().map(|(form, tag)| (form, tag.clone()));
     api_read::<Teams>(&st, &id, in_force).await
 }
 

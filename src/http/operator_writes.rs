@@ -162,7 +162,7 @@ async fn put<R: Resource>(asked: Put) -> Result<Response> {
     }
     let (status, built) = (created_or_replaced(written.created), &written.built);
     let tag = format!("\"{}\"", R::digest(built));
-    Ok(read_back(status, R::form(built), &tag, Source::Api))
+    Ok(read_back(status, &R::form(built), &tag, Source::Api))
 }
 
 /// A `PUT`'s JSON body: 400 without one.

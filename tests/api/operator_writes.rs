@@ -194,6 +194,49 @@ both_stores!(a_team_is_created_replaced_and_deleted_against_its_etag, setup: wit
     assert_eq!(problem["errors"][0]["pointer"], "/id", "{problem}");
 });
 
+/// The most a recorded configuration (`{team}:acfg`) of a team that sets
+/// nothing may weigh, a key: its keys are the `[defaults]` it inherits,
+/// packed (docs/decisions/0800-a-recorded-configuration-keeps-its-keys-packed.md;
+/// 62 bytes a key as a map of them).
+const RECORDED_MOST_A_KEY: usize = 28;
+
+/// The operator API on, with the sample's texts and Spanish translations
+/// as `[defaults]`: a hundred and more keys every team inherits.
+fn with_the_sample_s_texts() -> Setup {
+    let sample = std::fs::read_to_string("config/chatgate.toml").unwrap();
+    let from = sample.find("[defaults.templates]").unwrap();
+    let to = from + sample[from..].find("\n[audit]").unwrap();
+    Setup {
+        defaults: sample[from..to].to_string(),
+        ..with_operator()
+    }
+}
+
+// A team that sets nothing: its recorded configuration weighs a fraction
+// of its inherited keys' names, and still names the one key a later
+// write changes.
+both_stores!(a_team_that_sets_nothing_is_recorded_in_few_bytes, setup: with_the_sample_s_texts(), |app: TestApp| async move {
+    let mut first = team("quiet", &chatgate::domain::secrets::generate_whsec());
+    first.as_object_mut().unwrap().retain(|k, _| ["id", "login_url", "channels", "security_keys", "api_keys"].contains(&k.as_str()));
+    let res = put(&app, "quiet", &first, &[("If-None-Match", "*")]).await;
+    assert_eq!(res.status(), 201);
+    let tag = etag_of(&res);
+    // What the write shows, its secrets as their HMACs, written back.
+    let mut body: Value = res.json().await.unwrap();
+    let space = keyspace(&app, "quiet").await;
+    let got = app.gateway.store().get(&[keys::audit_config(&space)]).await.unwrap();
+    let recorded = got.into_iter().next().flatten().expect("recorded").value;
+    let entry = &entries_in(&app, &space).await[0];
+    let names = entry["detail"]["changed"].as_array().unwrap().len();
+    assert!(names > 100, "every inherited key is recorded: {names}");
+    assert!(recorded.len() <= RECORDED_MOST_A_KEY * names, "{} bytes for {names} keys", recorded.len());
+
+    body["settings"] = json!({"otp": {"ttl": "3m"}});
+    assert_eq!(put(&app, "quiet", &body, &[("If-Match", &tag)]).await.status(), 200);
+    let written = entries_in(&app, &space).await;
+    assert_eq!(written[1]["detail"]["changed"], json!(["settings.otp.ttl"]), "{}", written[1]);
+});
+
 both_stores!(of_two_writers_naming_one_etag_one_wins, setup: with_operator(), |app: TestApp| async move {
     let body = team("race", &chatgate::domain::secrets::generate_whsec());
     let res = put(&app, "race", &body, &[]).await;

@@ -20,6 +20,38 @@ pub use pointer::{escape, pointer_of_key, FormProblem};
 pub use secret::{channel_place, is_secret_member, SECRET_MEMBERS};
 pub use shown::{json_form, secrets_read_back};
 
+/// A team's JSON form kept as its text: some hundreds of bytes where the
+/// parsed tree took some kilobytes a team, for a form read only by the
+/// operator API (a read, a write, an export), which parses it then
+/// (docs/decisions/0801-a-team-s-form-is-kept-as-its-text.md).
+#[derive(Clone, PartialEq, Eq)]
+pub struct FormText(Box<str>);
+
+impl FormText {
+    /// `form`, kept as its text.
+    pub fn of(form: &serde_json::Value) -> Self {
+        FormText(form.to_string().into_boxed_str())
+    }
+
+    /// The form, parsed again.
+    pub fn value(&self) -> serde_json::Value {
+        // Written by `of`, so it parses; `Null`, as with the API off, else.
+        serde_json::from_str(&self.0).unwrap_or_default()
+    }
+}
+
+impl Default for FormText {
+    fn default() -> Self {
+        FormText::of(&serde_json::Value::Null)
+    }
+}
+
+impl std::fmt::Debug for FormText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,7 +82,7 @@ fn an_operator_key_that_is_a_teams_key_stops_the_start_up() {
 fn a_reload_keeps_the_operator_section_in_force_and_its_read_backs() {
     let fx = with_operator();
     let running = fx.load().unwrap();
-    let before = running.team("acme").unwrap().form["webhook"]["secret"].clone();
+    let before = running.team("acme").unwrap().form.value()["webhook"]["secret"].clone();
     // Another secrets key and no more keys: a restart applies them.
     fx.write(
         "config/teams.key",
@@ -101,13 +101,13 @@ fn a_reload_keeps_the_operator_section_in_force_and_its_read_backs() {
     );
     let op = reloaded.config.operator.as_deref().unwrap();
     assert_eq!(op.api_keys.len(), 1, "the keys in force are kept");
-    let after = &reloaded.config.team("acme").unwrap().form["webhook"]["secret"];
-    assert_eq!(after, &before, "read back under the key in force");
+    let after = reloaded.config.team("acme").unwrap().form.value()["webhook"]["secret"].clone();
+    assert_eq!(after, before, "read back under the key in force");
     // A load from scratch reads what the file now writes.
     let fresh = fx.load().unwrap();
     assert!(fresh.operator.as_deref().unwrap().api_keys.is_empty());
     assert_ne!(
-        fresh.team("acme").unwrap().form["webhook"]["secret"],
+        fresh.team("acme").unwrap().form.value()["webhook"]["secret"],
         before
     );
 }
@@ -115,13 +115,13 @@ fn a_reload_keeps_the_operator_section_in_force_and_its_read_backs() {
 #[test]
 fn a_file_teams_form_shows_its_secrets_as_hmacs_and_never_the_values() {
     let config = with_operator().load().unwrap();
-    let acme = config.team("acme").unwrap();
-    let text = acme.form.to_string();
+    let acme = config.team("acme").unwrap().form.value();
+    let text = acme.to_string();
     super::assert_no_secret(&text);
-    let hook = &acme.form["webhook"]["secret"]["hmac"];
+    let hook = &acme["webhook"]["secret"]["hmac"];
     assert_eq!(hook.as_str().unwrap().len(), 64, "{text}");
-    assert_eq!(acme.form["settings"]["authenticated_ttl"], "15m");
-    assert_eq!(acme.form["security_keys"][1]["kid"], "2026-05");
+    assert_eq!(acme["settings"]["authenticated_ttl"], "15m");
+    assert_eq!(acme["security_keys"][1]["kid"], "2026-05");
     let sms = &config.channels["sms"].form;
     assert_eq!(
         sms["auth_token"]["hmac"].as_str().unwrap().len(),
@@ -132,7 +132,13 @@ fn a_file_teams_form_shows_its_secrets_as_hmacs_and_never_the_values() {
     super::assert_no_secret(&sms.to_string());
     // Off without [operator]: nothing is kept for a read.
     assert_eq!(
-        Fixture::new().load().unwrap().team("acme").unwrap().form,
+        Fixture::new()
+            .load()
+            .unwrap()
+            .team("acme")
+            .unwrap()
+            .form
+            .value(),
         Value::Null
     );
 }
@@ -148,7 +154,7 @@ fn a_valid_body_is_a_team_and_every_rule_of_a_file_names_its_pointer() {
     // The system's [defaults] are under it.
     assert_eq!(team.settings.otp.length, 6);
     assert_eq!(
-        team.form["security_keys"][0]["secret"]["hmac"]
+        team.form.value()["security_keys"][0]["secret"]["hmac"]
             .as_str()
             .unwrap()
             .len(),
@@ -291,7 +297,7 @@ proptest! {
         let body = written(json_form(&table, &|_, v| v.to_string()));
         let from_body = config.team_of_json(&body, &Default::default()).unwrap();
         prop_assert_eq!(from_body.print.digest(), from_file.print.digest());
-        prop_assert_eq!(from_body.form, from_file.form.clone());
+        prop_assert_eq!(from_body.form.value(), from_file.form.value());
     }
 }
 

@@ -262,12 +262,12 @@ fn record_in(
         return Ok(true);
     }
     c.audit(entry(team, source, acting, &digest, before.as_ref()));
-    let stored = StoredConfig::V1 {
-        digest: digest.clone(),
-        keys: team.print.recorded_keys(),
-        api_keys: team.api_keys.clone(),
-        security_keys: team.kids.clone(),
-    };
+    let stored = StoredConfig::of_parts((
+        digest.clone(),
+        team.print.recorded_keys(),
+        team.api_keys.clone(),
+        team.kids.clone(),
+    ));
     c.put(&loaded, &stored, retention)?;
     c.put(&kept, &digest, retention)?;
     Ok(true)

@@ -61,8 +61,8 @@ impl super::resource::Resource for Channels {
         built.print.digest()
     }
 
-    fn form(built: &ChannelConfig) -> &Value {
-        &built.form
+    fn form(built: &ChannelConfig) -> std::borrow::Cow<'_, Value> {
+        std::borrow::Cow::Borrowed(&built.form)
     }
 
     async fn write(core: &Core, w: Write<'_>, now: Timestamp) -> Result<WrittenChannel> {

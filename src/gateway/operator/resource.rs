@@ -66,7 +66,7 @@ pub trait Resource: Send + Sync + 'static {
     fn digest(built: &Self::Built) -> String;
 
     /// A built one's JSON form, as a read shows it (secrets as `{"hmac"}`).
-    fn form(built: &Self::Built) -> &Value;
+    fn form(built: &Self::Built) -> std::borrow::Cow<'_, Value>;
 
     /// Writes `w` (or, for a dry run, checks that it would be written):
     /// the conditions, the body checked, the sealed form stored with the

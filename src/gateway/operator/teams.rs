@@ -55,8 +55,8 @@ impl super::resource::Resource for Teams {
         built.own_digest.clone()
     }
 
-    fn form(built: &Team) -> &Value {
-        &built.form
+    fn form(built: &Team) -> std::borrow::Cow<'_, Value> {
+        std::borrow::Cow::Owned(built.form.value())
     }
 
     async fn write(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Written> {
@@ -433,7 +433,7 @@ pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Wri
     // What the team in force here listed that the write drops: its claims
     // go once it is written.
     let mut dropped = match core.config().team(w.id) {
-        Some(team) if team.api.is_some() => api_channels_named(core, &team.form),
+        Some(team) if team.api.is_some() => api_channels_named(core, &team.form.value()),
         _ => Default::default(),
     };
     dropped.retain(|name, _| !listed.contains_key(name));

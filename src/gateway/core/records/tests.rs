@@ -1044,6 +1044,52 @@ fn the_audit_records_of_today_read_back_equal() {
 }
 
 #[test]
+fn a_recorded_configuration_is_written_packed_and_read_back_equal() {
+    use sha2::Digest as _;
+    // A team's keys as a recorded configuration holds them: most of them
+    // the defaults' texts, under long shared prefixes.
+    let mut keys = std::collections::BTreeMap::new();
+    for name in ["otp_sms", "otp_email", "link_sms", "expired", "locked"] {
+        for lang in [
+            "",
+            "translations.de.",
+            "translations.es.",
+            "translations.fr.",
+        ] {
+            let key = format!("settings.{lang}templates.{name}");
+            let digest = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+            keys.insert(key, digest[..16].to_string());
+        }
+    }
+    let parts = (
+        "d".repeat(64),
+        keys,
+        vec!["bot".to_string()],
+        vec!["k1".to_string()],
+    );
+    let written = serde_json::to_string(&StoredConfig::of_parts(parts.clone())).unwrap();
+    assert!(written.starts_with(r#"{"v":"2","#), "{written}");
+    let plain = serde_json::to_string(&StoredConfig::V1 {
+        digest: parts.0.clone(),
+        keys: parts.1.clone(),
+        api_keys: parts.2.clone(),
+        security_keys: parts.3.clone(),
+    })
+    .unwrap();
+    assert!(
+        written.len() * 2 < plain.len(),
+        "{} bytes packed, {} as V1",
+        written.len(),
+        plain.len()
+    );
+    let read: StoredConfig = kept_as_written(&written);
+    assert_eq!(read.into_parts(), parts);
+    // Packed keys that do not inflate are a corrupt record, not none.
+    let bad = r#"{"v":"2","digest":"d","keys":"AAAA","api_keys":[],"security_keys":[]}"#;
+    assert!(Loaded::<StoredConfig>::parse("k".into(), raw(bad)).is_err());
+}
+
+#[test]
 fn a_network_link_s_record_of_today_reads_back_equal() {
     // Today's bytes of `n:`, `wl:` and `ce:` alike, read by the typed read.
     let text = format!(r#"{{"t":"acme","i":"{}","c":"{}"}}"#, id(1), id(2));
