@@ -200,10 +200,7 @@ fn check_unique_mcp_audience(
         Some(other) => Err(ConfigError::new(
             file,
             "mcp.oauth.audience",
-            format!(
-                "team {:?} already takes this issuer's tokens for this audience: give each team its own audience",
-                other.id
-            ),
+            super::mcp_oauth::audience_taken(&other.id).detail,
         )),
         None => Ok(()),
     }
