@@ -204,9 +204,7 @@ fn check_unique_mcp_audience(
         Some(other) => Err(ConfigError::new(
             file,
             "mcp.oauth.audience",
-            format!(
-                "team {other:?} already takes this issuer's tokens for this audience: give each team its own audience",
-            ),
+            super::mcp_oauth::audience_taken(other).detail,
         )),
         None => {
             held.insert(pair, team.id.clone());

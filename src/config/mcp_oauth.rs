@@ -64,20 +64,64 @@ impl Config {
         oauth: &McpOauth,
         api_teams: bool,
     ) -> Option<&Arc<Team>> {
-        let same =
-            |t: &&Arc<Team>| (t.mcp_oauth.as_ref()).is_some_and(|o| o.takes_tokens_of(oauth));
-        (self.sums.mcp_teams_of(&oauth.provider.issuer))
-            .filter(|id| id.as_str() != team)
-            .filter_map(|id| self.teams.get(id))
-            .filter(|t| api_teams || t.api.is_none())
-            .find(same)
+        let (issuer, audience) = (&oauth.provider.issuer, &oauth.audience);
+        self.mcp_audience_holders(team, issuer, audience, api_teams)
+            .next()
     }
+
+    /// Every team other than `team` (a file team's only, unless
+    /// `api_teams`) whose `[mcp] oauth` names `issuer` and `audience`, by
+    /// id: [`Config::mcp_audience_holder`]'s index and check, for a pair
+    /// read from a stored body ([`pair_of_body`]) as for a team built.
+    pub fn mcp_audience_holders<'a, 'b>(
+        &'a self,
+        team: &'b str,
+        issuer: &'b str,
+        audience: &'b str,
+        api_teams: bool,
+    ) -> impl Iterator<Item = &'a Arc<Team>> + 'b
+    where
+        'a: 'b,
+    {
+        let same = move |t: &&Arc<Team>| {
+            (t.mcp_oauth.as_ref())
+                .is_some_and(|o| o.provider.issuer == issuer && o.audience == audience)
+        };
+        (self.sums.mcp_teams_of(issuer))
+            .filter(move |id| id.as_str() != team)
+            .filter_map(|id| self.teams.get(id))
+            .filter(move |t| api_teams || t.api.is_none())
+            .filter(same)
+    }
+}
+
+/// The `[mcp] oauth` issuer and audience of a team's JSON body (its
+/// secrets sealed or not: neither is one), the audience its default
+/// (`{public_url}/mcp`) where not written; read without building the
+/// team, so a pair it breaks a rule with is read as written. `None`
+/// without an issuer.
+pub fn pair_of_body(body: &serde_json::Value, public_url: &str) -> Option<(String, String)> {
+    let oauth = body.pointer("/mcp/oauth")?;
+    let issuer = oauth.get("issuer")?.as_str()?;
+    let audience = match oauth.get("audience") {
+        Some(audience) => audience.as_str()?.to_string(),
+        None => default_audience(public_url),
+    };
+    Some((issuer.to_string(), audience))
+}
+
+/// The audience of a team that writes none: the gateway's MCP resource.
+fn default_audience(public_url: &str) -> String {
+    format!("{}/mcp", public_url.trim_end_matches('/'))
 }
 
 /// The problem of a team's body whose `[mcp] oauth` issuer and audience
 /// are team `holder`'s: at its `audience`, written or not (the default,
 /// `{public_url}/mcp`, is the one it has then), so that a body checked
-/// again without it lists it once.
+/// again without it lists it once. Its detail is the one text of that
+/// refusal wherever a second team is refused the pair: a write, an
+/// import, a team file (`mcp.oauth.audience`), a stored team a file
+/// team's pair keeps out of force.
 pub fn audience_taken(holder: &str) -> FormProblem {
     FormProblem {
         pointer: "/mcp/oauth/audience".into(),
@@ -102,9 +146,7 @@ pub(super) fn load_team_mcp(
     if let Some(problem) = super::oidc::issuer_problem(&raw.issuer) {
         return Err(err("issuer", problem));
     }
-    let audience = raw
-        .audience
-        .unwrap_or_else(|| format!("{}/mcp", public_url.trim_end_matches('/')));
+    let audience = raw.audience.unwrap_or_else(|| default_audience(public_url));
     if audience.trim().is_empty() || audience.chars().any(char::is_control) {
         return Err(err(
             "audience",

@@ -80,7 +80,8 @@ pub use key_holders::{KeyHolder, KeyHolders};
 pub use load::{load, load_all_but_sms_length, load_with_env};
 pub use mcp::McpConfig;
 pub use mcp_oauth::{
-    audience_taken as mcp_audience_taken, McpOauth, DEFAULT_SCOPE as DEFAULT_MCP_SCOPE,
+    audience_taken as mcp_audience_taken, pair_of_body as mcp_pair_of_body, McpOauth,
+    DEFAULT_SCOPE as DEFAULT_MCP_SCOPE,
 };
 pub use oidc::{https_or_loopback, may_reach};
 pub use once::{warn_once, StartupWarning};

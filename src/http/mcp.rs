@@ -76,7 +76,7 @@ pub struct McpParams;
 
 impl RawSchema for McpParams {
     fn json() -> Value {
-        json!({"type": "object", "description": "as the method says (docs/agents.md#the-four-tools)"})
+        json!({"type": "object", "description": "as the method says (docs/agents.md#the-tools)"})
     }
 }
 raw_schema!(McpParams);

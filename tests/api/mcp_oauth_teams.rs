@@ -197,3 +197,68 @@ async fn two_teams_of_one_pair_written_at_once_are_never_both_in_force_on_memory
 async fn two_teams_of_one_pair_written_at_once_are_never_both_in_force_on_redis() {
     two_at_once(Backend::Redis).await;
 }
+
+/// An import checks its teams' pairs as a write does, by the index of
+/// issuers: against many stored teams it reads them, and builds none
+/// whose pair none of its teams has (counted by the trace line of each
+/// stored team built).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_against_many_stored_teams_builds_none_of_them() {
+    use chatgate::gateway::operator::{look::Held, restore};
+    let app = spawn_with(Backend::Memory, setup()).await.unwrap();
+    const STORED: usize = 12;
+    for i in 0..STORED {
+        let id = format!("stored-{i:02}");
+        // Half of them with a pair of their own, half with none.
+        let mut body = with_oauth(
+            &id,
+            json!({"issuer": ISSUER, "audience": format!("api://{id}")}),
+        );
+        if i % 2 == 1 {
+            body.as_object_mut().unwrap().remove("mcp");
+        }
+        assert_eq!(put(&app, &id, &body, &[]).await.status(), 201);
+    }
+    let own = json!({"issuer": ISSUER, "audience": "api://newco"});
+    assert_eq!(
+        put(&app, "newco", &with_oauth("newco", own), &[])
+            .await
+            .status(),
+        201
+    );
+    let mut file = serde_json::to_value(restore::export(&app.gateway).await.unwrap()).unwrap();
+    let newco = file["teams"]["newco"].take();
+    file["teams"] = json!({ "newco": newco });
+    let tag = app
+        .request(Method::GET, "/v1/teams/newco", Some(OPS))
+        .send()
+        .await
+        .unwrap();
+    let tag = etag_of(&tag);
+    assert_eq!(
+        delete(&app, "newco", &[("If-Match", &tag)]).await.status(),
+        204
+    );
+    let held: Held = serde_json::from_value(file).unwrap();
+
+    let capture = crate::logs::Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let done = restore::import(&app.gateway, &held, false, app.clock.now()).await;
+    drop(guard);
+    assert_eq!(done.unwrap().expect("imported").teams, 1);
+    let text = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
+    let built = |id: &str| {
+        let lines = text.lines().filter(|l| l.contains("a stored team built"));
+        lines.filter(|l| l.contains(&format!("team={id}"))).count()
+    };
+    let stored: usize = (0..STORED).map(|i| built(&format!("stored-{i:02}"))).sum();
+    assert_eq!(stored, 0, "stored teams built by the import");
+    // The count counts: the team imported is built to be written.
+    assert!(built("newco") >= 1, "{text}");
+}

@@ -910,3 +910,40 @@ both_stores!(
         .await;
     }
 );
+
+/// A team's loop that ends — here its claim panics, as a fault nobody
+/// foresaw would — is started again, naming the team in one error line:
+/// the team's later events are delivered, not left until a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_s_loop_that_ends_is_started_again() {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
+    let counting = Arc::new(crate::round_trips::Counting::default());
+    counting.panic_at_claim_of(&keys::outbox("acme"));
+    let setup = Setup {
+        store: Some(counting.clone()),
+        ..with_webhook(&receiver.uri(), &generate_whsec())
+    };
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    let delivered = |id: String| {
+        let receiver = &receiver;
+        async move { requests_where(receiver, |b| b["data"]["interaction"]["id"] == id.as_str()).await }
+    };
+    // The first write starts acme's loop, whose first claim panics.
+    app.new_interaction().await;
+    eventually("the loop's claim panicked", || async {
+        counting.panicked.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    // A write after it: delivered by the loop started again.
+    let id = app.new_interaction().await;
+    eventually("delivered after the loop ended", || async {
+        !delivered(id.clone()).await.is_empty()
+    })
+    .await;
+    assert_eq!(delivered(id).await.len(), 1, "once");
+    assert_eq!(app.gateway.outbox().team_loops(), 1, "acme's loop, once");
+}

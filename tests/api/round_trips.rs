@@ -40,6 +40,11 @@ pub(crate) struct Counting {
     /// Commits with an op on a key containing this text fail as a store
     /// that is down would.
     failing: std::sync::Mutex<Option<String>>,
+    /// The next claim of due entries of this queue panics, as a fault
+    /// nobody foresaw would (then it is taken).
+    panic_claiming: std::sync::Mutex<Option<String>>,
+    /// Claims that panicked.
+    pub(crate) panicked: AtomicUsize,
     /// Commits with an op on a team's audit head: tries of audited commits.
     pub(crate) head_commits: AtomicUsize,
     /// Reads of an audit head take [`SLOW_HEAD_READ`] when set.
@@ -103,6 +108,8 @@ impl Counting {
             extensions: AtomicUsize::default(),
             due_adds: AtomicUsize::default(),
             failing: std::sync::Mutex::default(),
+            panic_claiming: std::sync::Mutex::default(),
+            panicked: AtomicUsize::default(),
             head_commits: AtomicUsize::default(),
             slow_head_reads: AtomicBool::default(),
             after_applied: None,
@@ -110,6 +117,11 @@ impl Counting {
             reads: AtomicUsize::default(),
             commits: AtomicUsize::default(),
         }
+    }
+
+    /// The next claim of due entries of `queue` panics.
+    pub(crate) fn panic_at_claim_of(&self, queue: &str) {
+        *self.panic_claiming.lock().unwrap() = Some(queue.to_string());
     }
 
     fn tick(&self) {
@@ -228,6 +240,18 @@ impl Store for Counting {
         limit: usize,
         claim: i64,
     ) -> Result<Vec<IndexEntry>, StoreError> {
+        let panics = {
+            let mut panic_claiming = self.panic_claiming.lock().unwrap();
+            let panics = panic_claiming.as_deref() == Some(key);
+            if panics {
+                *panic_claiming = None;
+            }
+            panics
+        };
+        if panics {
+            self.panicked.fetch_add(1, Ordering::SeqCst);
+            panic!("a claim of {key} panics on purpose");
+        }
         // Background work (sweeper, outbox): not part of any request.
         self.inner.index_claim_due(key, max, limit, claim).await
     }

@@ -499,10 +499,11 @@ fn no_file_s_audience(config: &Config, team: Team) -> std::result::Result<Team, 
     let oauth = team.mcp_oauth.as_ref();
     match oauth.and_then(|o| config.mcp_audience_holder(&team.id, o, false)) {
         None => Ok(team),
-        Some(file) => Err(NotInForce::Stops(format!(
-            "/mcp/oauth/audience: the file team {:?} takes this issuer's tokens for this audience",
-            file.id
-        ))),
+        Some(file) => {
+            let taken = crate::config::mcp_audience_taken(&file.id);
+            let why = format!("{}: {}", taken.pointer, taken.detail);
+            Err(NotInForce::Stops(why))
+        }
     }
 }
 
@@ -760,6 +761,7 @@ pub fn with_held(config: &Config, held: &Held) -> Config {
 /// Team `id` as `stored` writes it, built against `config`; `None` when
 /// it cannot be.
 pub fn built(config: &Config, id: &str, stored: &StoredApiForm) -> Option<Team> {
+    tracing::trace!(team = %id, "a stored team built");
     team_of_record(config, id, stored.clone()).ok()
 }
 

@@ -239,15 +239,16 @@ async fn checked(
     }
     let with = with_held(config, &held);
     let mut keys: BTreeMap<String, &String> = BTreeMap::new();
+    let mut teams = Vec::new();
     for (id, form) in &exported.teams {
         let team = checked_team(&with, id, form);
         let claimed = match &team {
-            Ok((_, opened)) => claims::take_for_body(core, id, opened, true, now).await,
+            Ok((_, opened, _)) => claims::take_for_body(core, id, opened, true, now).await,
             Err(_) => Ok(Default::default()),
         };
         // A key another team of the file holds: named by its pointer,
         // never by the key or the team.
-        let twice = (team.iter()).flat_map(|(_, opened)| claims::keys_of(opened));
+        let twice = (team.iter()).flat_map(|(_, opened, _)| claims::keys_of(opened));
         let twice = twice.filter(|(_, d)| keys.insert(d.clone(), id).is_some_and(|o| o != id));
         let twice: Vec<String> = twice
             .map(|(i, _)| format!("/api_keys/{i}/sha256 {}", claims::KEY_TAKEN))
@@ -261,11 +262,14 @@ async fn checked(
             (Ok(_), Ok(_)) if !twice.is_empty() => {
                 refused.push(format!("team {id}: {}", twice.join("; ")));
             }
-            (Ok((form, _)), Ok(_)) => drop(held.teams.insert(id.clone(), form)),
+            (Ok((form, _, team)), Ok(_)) => {
+                held.teams.insert(id.clone(), form);
+                teams.push(std::sync::Arc::new(team));
+            }
         }
     }
     if refused.is_empty() {
-        refused = audiences_taken(core, &with, &held).await?;
+        refused = audiences_taken(core, &with, teams).await?;
     }
     Ok(match refused.is_empty() {
         true => Ok(held),
@@ -273,60 +277,85 @@ async fn checked(
     })
 }
 
-/// The teams of `held` (an import, checked against `config`) whose
-/// `[mcp] oauth` issuer and audience a team the store holds and the
-/// import does not write over has, or another of its teams before it:
-/// each named with the member
+/// The teams of an import (`teams`, built against `config`) whose `[mcp]
+/// oauth` issuer and audience a team the store holds and the import does
+/// not write over has, or another of its teams before it by id: each
+/// named with the member
 /// (docs/decisions/0740-one-issuer-and-audience-one-team-at-every-write.md).
-/// The store's teams are read whole, as few as an import is.
-async fn audiences_taken(core: &Core, config: &Config, held: &Held) -> Result<Vec<String>> {
-    let pair = |team: &crate::config::Team| {
-        (team.mcp_oauth.as_ref()).map(|o| (o.provider.issuer.clone(), o.audience.clone()))
-    };
-    let mut taken: BTreeMap<(String, String), String> = BTreeMap::new();
-    let with_oauth =
-        |StoredApiForm::V1 { body, .. }: &StoredApiForm| body.pointer("/mcp/oauth").is_some();
-    if !held.teams.values().any(with_oauth) {
+/// Checked as a `PUT` is, by the index of issuers kept with the teams
+/// (`Config::mcp_audience_holders`), the import's teams in force over
+/// `config`: a stored team's pair is read from its body, and only a
+/// stored team whose pair an imported one has is built (a stored team
+/// that no longer builds holds none), so an import against many stored
+/// teams reads them but builds next to none
+/// (docs/decisions/0811-an-import-checks-issuers-and-audiences-by-the-write-s-index.md).
+async fn audiences_taken(
+    core: &Core,
+    config: &Config,
+    teams: Vec<std::sync::Arc<crate::config::Team>>,
+) -> Result<Vec<String>> {
+    if !teams.iter().any(|t| t.mcp_oauth.is_some()) {
         return Ok(Vec::new());
     }
+    let ids: BTreeSet<String> = teams.iter().map(|t| t.id.clone()).collect();
+    // A file team's id was refused before (`files_of`).
+    let with = (config.with_api_teams(teams, &[]))
+        .map_err(|e| Error::internal_from("an import's teams put in force", e))?;
+    let imported = |t: &&std::sync::Arc<crate::config::Team>| ids.contains(&t.id);
+    // Each imported team refused, by id, with the team that has its pair.
+    let mut holders: BTreeMap<String, String> = BTreeMap::new();
     let stored = super::look::stored_team_etags(core).await?;
-    let others: Vec<&String> = stored
-        .keys()
-        .filter(|id| !held.teams.contains_key(*id))
-        .collect();
+    let others: Vec<&String> = stored.keys().filter(|id| !ids.contains(*id)).collect();
+    let public_url = &with.server.public_url;
     for chunk in others.chunks(AT_ONCE) {
         let forms = stored_forms(core, chunk, keys::api_team).await?;
         for (id, form) in chunk.iter().zip(forms) {
-            let team = form.and_then(|f| built(config, id, &f));
-            if let Some(p) = team.as_ref().and_then(&pair) {
-                taken.entry(p).or_insert_with(|| (*id).clone());
+            let Some(form) = form else { continue };
+            let StoredApiForm::V1 { body, .. } = &form;
+            let Some((issuer, audience)) = crate::config::mcp_pair_of_body(body, public_url) else {
+                continue;
+            };
+            let takers = with.mcp_audience_holders(id, &issuer, &audience, true);
+            let takers: Vec<&String> = takers.filter(imported).map(|t| &t.id).collect();
+            if takers.is_empty() || built(config, id, &form).is_none() {
+                continue;
+            }
+            for taker in takers {
+                holders
+                    .entry(taker.clone())
+                    .or_insert_with(|| (*id).clone());
             }
         }
     }
-    let mut refused = Vec::new();
-    for (id, form) in &held.teams {
-        let Some(p) = built(config, id, form).as_ref().and_then(&pair) else {
+    // Of the imported teams of one pair no stored team has, the first by id keeps it.
+    for id in &ids {
+        let Some(oauth) = with.teams.get(id).and_then(|t| t.mcp_oauth.as_ref()) else {
             continue;
         };
-        match taken.get(&p) {
-            Some(holder) => {
-                let problem = crate::config::mcp_audience_taken(holder);
-                refused.push(format!("team {id}: {} {}", problem.pointer, problem.detail));
-            }
-            None => drop(taken.insert(p, id.clone())),
+        if holders.contains_key(id) {
+            continue;
+        }
+        let (issuer, audience) = (&oauth.provider.issuer, &oauth.audience);
+        let mut first = with.mcp_audience_holders(id, issuer, audience, true);
+        if let Some(first) = first.find(imported).filter(|f| f.id < *id) {
+            holders.insert(id.clone(), first.id.clone());
         }
     }
-    Ok(refused)
+    let refused = holders.into_iter().map(|(id, holder)| {
+        let problem = crate::config::mcp_audience_taken(&holder);
+        format!("team {id}: {} {}", problem.pointer, problem.detail)
+    });
+    Ok(refused.collect())
 }
 
 /// Team `id` of an import checked as a `PUT` of it would be, against
 /// `config` (the import's channels in force): the form with the digest
-/// made here, and its body opened; or why not.
+/// made here, its body opened, and the team; or why not.
 fn checked_team(
     config: &Config,
     id: &str,
     stored: &StoredApiForm,
-) -> std::result::Result<(StoredApiForm, serde_json::Value), String> {
+) -> std::result::Result<(StoredApiForm, serde_json::Value, crate::config::Team), String> {
     let StoredApiForm::V1 {
         body,
         at,
@@ -347,11 +376,11 @@ fn checked_team(
     })?;
     let form = StoredApiForm::V1 {
         body: body.clone(),
-        digest: team.own_digest,
+        digest: team.own_digest.clone(),
         at: *at,
         incarnation: incarnation.clone(),
     };
-    Ok((form, opened))
+    Ok((form, opened, team))
 }
 
 /// Those of `exported` a file of `config` keeps, each named.

@@ -128,7 +128,7 @@ impl Dispatcher {
         let _stopped = Stopped(Arc::clone(&this.outbox));
         tokio::pin!(shutdown);
         // Dropped at the end: every team's loop and its deliveries stop.
-        let mut teams = JoinSet::new();
+        let mut teams = Loops::default();
         let mut watch = tokio::time::interval(POLL);
         watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -139,10 +139,12 @@ impl Dispatcher {
             // for an instance that has the team (`hand_back_unknown`).
             tokio::select! {
                 () = &mut shutdown => return,
-                Some(keyspace) = woken.recv() => {
-                    teams.spawn(TeamDispatch::new(Arc::clone(&this), keyspace).run());
+                Some(keyspace) = woken.recv() => teams.start(&this, keyspace),
+                Some(ended) = teams.set.join_next_with_id() => teams.ended(ended),
+                _ = watch.tick() => {
+                    teams.start_again(&this);
+                    this.wake_due_teams().await;
                 }
-                _ = watch.tick() => this.wake_due_teams().await,
             }
         }
     }
@@ -170,6 +172,50 @@ impl Dispatcher {
             if teams.len() < due_teams::TAKE {
                 return;
             }
+        }
+    }
+}
+
+/// The teams' loops the dispatcher runs, by task. A loop runs as long as
+/// the dispatcher: one that ends (it returned, or panicked) is started
+/// again at the dispatcher's next round ([`POLL`]), with one error line
+/// naming the team, so that its events are not left undelivered until a
+/// restart. What it had in hand stays in the store: claimed items come due
+/// again after their lease, the new loop looks at once.
+#[derive(Default)]
+struct Loops {
+    set: JoinSet<()>,
+    /// The team of each loop, by its task.
+    team_of: HashMap<tokio::task::Id, String>,
+    /// The teams whose loop ended, to start again.
+    ended: Vec<String>,
+}
+
+impl Loops {
+    /// A loop for `keyspace`.
+    fn start(&mut self, dispatcher: &Arc<Dispatcher>, keyspace: String) {
+        let run = TeamDispatch::new(Arc::clone(dispatcher), keyspace.clone()).run();
+        let id = self.set.spawn(run).id();
+        self.team_of.insert(id, keyspace);
+    }
+
+    /// A loop ended: its team's is started again at the next round.
+    fn ended(&mut self, ended: std::result::Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let (id, panicked) = match ended {
+            Ok((id, ())) => (id, false),
+            Err(e) => (e.id(), e.is_panic()),
+        };
+        let Some(team) = self.team_of.remove(&id) else {
+            return;
+        };
+        tracing::error!(team = %team, panicked, "a team's outbox loop ended; it is started again");
+        self.ended.push(team);
+    }
+
+    /// Each loop that ended since the last round, started again.
+    fn start_again(&mut self, dispatcher: &Arc<Dispatcher>) {
+        for team in std::mem::take(&mut self.ended) {
+            self.start(dispatcher, team);
         }
     }
 }
@@ -250,7 +296,7 @@ impl TeamDispatch {
         let Some(settled) = self.settled.take() else {
             return;
         };
-        let _settler = self.settler(settled);
+        let mut settler = self.settler(settled);
         let mut bell = self.bell.clone();
         let hand = self.shared.outbox.hand(&self.team);
         let mut poll = tokio::time::interval(POLL);
@@ -313,6 +359,9 @@ impl TeamDispatch {
                     look = true;
                 }
                 () = hand.handed() => self.take_handed(&hand).await,
+                // The settling task ended (it can only have panicked): the
+                // loop ends too, and is started again with another (`Loops`).
+                Some(_) = settler.join_next() => return,
                 // Only a loop that holds items or has delivered here has
                 // lanes to look after and health to publish: an idle
                 // team's loop sleeps until woken.
