@@ -99,12 +99,12 @@ pub async fn call(
 
 /// The tool `params` name and its arguments, `params` taken apart.
 fn asked(params: Value) -> Result<(&'static Registered, Value), RpcError> {
-    let mut params = match params {
-        Value::Object(p) => p,
-        _ => Map::new(),
+    let no_name = || RpcError::invalid_params("params.name: required");
+    let Value::Object(mut params) = params else {
+        return Err(no_name());
     };
     let name = params.get("name").and_then(Value::as_str);
-    let name = name.ok_or_else(|| RpcError::invalid_params("params.name: required"))?;
+    let name = name.ok_or_else(no_name)?;
     let tool = named(name);
     let args = match params.remove("arguments") {
         None | Some(Value::Null) => Value::Object(Map::new()),
