@@ -17,7 +17,15 @@
 //! cargo run --release --example allocs -- --memory-only --verify     # and wrong codes
 //! cargo run --release --example allocs -- --memory-only --callback   # and login callbacks
 //! cargo run --release --example allocs -- --memory-only --callback --sign-late   # each signed as sent
+//! cargo run --release --example allocs -- --memory-only --mcp   # and MCP get_verification
 //! ```
+//! With `--mcp`, also a stateless `get_verification` whose answer did not
+//! change (its `cursor` as `after`), and what a waiting one holds
+//! (docs/performance.md#an-mcp-tool-call): the heap bytes still allocated
+//! per call while 200 of them wait, each on a connection of its own, less
+//! those of as many connections held by a bare axum handler; the
+//! allocator's own count, which neither the load nor the allocator's
+//! pages move. `--count N` sends N requests a row instead of 2 000.
 //! For instruction counts, run it under
 //! `valgrind --tool=callgrind` (`--memory-only` keeps Redis' timing out).
 #[path = "loadtest/ceilings.rs"]
@@ -31,7 +39,7 @@ mod gateway;
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -43,25 +51,31 @@ struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
+/// The bytes allocated and not yet freed.
+static LIVE: AtomicI64 = AtomicI64::new(0);
 
 // SAFETY: every call is passed on to mimalloc unchanged.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(l.size() as u64, Relaxed);
+        LIVE.fetch_add(l.size() as i64, Relaxed);
         mimalloc::MiMalloc.alloc(l)
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(l.size() as u64, Relaxed);
+        LIVE.fetch_add(l.size() as i64, Relaxed);
         mimalloc::MiMalloc.alloc_zeroed(l)
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as i64, Relaxed);
         mimalloc::MiMalloc.dealloc(p, l)
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(n as u64, Relaxed);
+        LIVE.fetch_add(n as i64 - l.size() as i64, Relaxed);
         mimalloc::MiMalloc.realloc(p, l, n)
     }
 }
@@ -70,7 +84,13 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 const WARM: usize = 200;
-const COUNTED: usize = 2_000;
+
+/// Requests counted a row (`--count N`; 2 000 unless told).
+static COUNTED: AtomicUsize = AtomicUsize::new(2_000);
+
+fn counted() -> usize {
+    COUNTED.load(Relaxed)
+}
 
 /// `GET paths[i]` (round robin) with `auth`.
 fn gets<'a>(paths: &'a [String], auth: &'a str) -> impl FnMut(usize) -> engine::Req + 'a {
@@ -115,12 +135,14 @@ async fn per_request(
         .expect("handshake");
     tokio::spawn(conn);
     send(&mut s, (0, WARM), &mut make, status).await;
+    counting_starts();
     let (a0, b0) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
     let cpu0 = (engine::process_cpu_seconds(), engine::gateway_cpu_seconds());
-    send(&mut s, (WARM, COUNTED), &mut make, status).await;
+    send(&mut s, (WARM, counted()), &mut make, status).await;
     let cpu1 = (engine::process_cpu_seconds(), engine::gateway_cpu_seconds());
     let (a1, b1) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
-    let n = COUNTED as f64;
+    counting_ends();
+    let n = counted() as f64;
     let us = |a: Option<f64>, b: Option<f64>| Some((b? - a?) * 1e6 / n);
     Counted {
         allocs: (a1 - a0) as f64 / n,
@@ -128,6 +150,20 @@ async fn per_request(
         process_us: us(cpu0.0, cpu1.0),
         gateway_us: us(cpu0.1, cpu1.1),
     }
+}
+
+/// Where a row's counted requests start, a mark for callgrind's
+/// `--zero-before` (its dumps, with the gateway's threads, are still to be
+/// read apart: not yet a figure of docs/performance.md).
+#[inline(never)]
+fn counting_starts() {
+    std::hint::black_box(());
+}
+
+/// Where they end, a mark for `--dump-before`.
+#[inline(never)]
+fn counting_ends() {
+    std::hint::black_box(());
 }
 
 /// What [`per_request`] counted, per request.
@@ -157,6 +193,15 @@ fn main() {
     let verify = std::env::args().any(|a| a == "--verify");
     let callback = std::env::args().any(|a| a == "--callback");
     let sign_late = std::env::args().any(|a| a == "--sign-late");
+    let mcp = std::env::args().any(|a| a == "--mcp");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--count")
+        .and_then(|i| args.get(i + 1))
+    {
+        COUNTED.store(n.parse().expect("--count N"), Relaxed);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -201,6 +246,9 @@ fn main() {
             let store = if redis { "redis" } else { "memory" };
             let n = per_request(g.addr, gets(&paths, &auth), 200).await;
             row(&format!("status read ({store})"), n, Some(ceiling));
+            if mcp {
+                mcp_rows(&g, &seeded, store, ceiling).await;
+            }
             if verify {
                 // Wrong codes (7 digits: never a 6-digit OTP) on an open
                 // challenge on every second one of 2 000 more interactions,
@@ -227,7 +275,7 @@ fn main() {
                 // With `--sign-late` each is signed as it is sent: under
                 // callgrind the run outlasts a signature's five minutes
                 // (the allocations counted then include the signing).
-                let fresh = g.seed(10_000, WARM + COUNTED, 4).await;
+                let fresh = g.seed(10_000, WARM + counted(), 4).await;
                 let mut tokens = Vec::new();
                 for s in &fresh {
                     let token = g.issue(s.id).await;
@@ -254,4 +302,120 @@ fn main() {
             gateway::delete_prefix(&prefix).await;
         }
     });
+}
+
+/// The stateless protocol version (docs/agents.md#protocol-versions).
+const MODERN: &str = "2026-07-28";
+
+/// A stateless `tools/call` of `get_verification` about `id`, waiting
+/// `wait` seconds for a change from `after`, if given.
+fn get_verification(id: uuid::Uuid, wait: u64, after: Option<&str>, auth: &str) -> engine::Req {
+    let mut args = serde_json::json!({"interaction_id": id, "wait_seconds": wait});
+    if let Some(after) = after {
+        args["after"] = after.into();
+    }
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "get_verification", "arguments": args, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientInfo": {"name": "allocs", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let headers = [
+        ("authorization", auth),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", MODERN),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "get_verification"),
+    ];
+    engine::request("POST", "/mcp", &headers, body.to_string().into_bytes())
+}
+
+/// One request on a connection of its own: its answer's body.
+async fn once(addr: SocketAddr, req: engine::Req) -> Bytes {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let res = s.send_request(req).await.expect("answer");
+    assert_eq!(res.status(), 200);
+    res.into_body().collect().await.expect("body").to_bytes()
+}
+
+/// The MCP rows: `get_verification` with its cursor, and what a waiting
+/// one holds.
+async fn mcp_rows(g: &gateway::Running, seeded: &[gateway::Seeded], store: &str, ceiling: Counted) {
+    let auth = format!("Bearer {}", g.bot);
+    let mut cursors = Vec::new();
+    for s in seeded {
+        let body = once(g.addr, get_verification(s.id, 0, None, &auth)).await;
+        let answer: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let cursor = answer["result"]["structuredContent"]["cursor"].as_str();
+        cursors.push(cursor.expect("a cursor").to_string());
+    }
+    let calls = |i: usize| {
+        let i = i % seeded.len();
+        get_verification(seeded[i].id, 0, Some(&cursors[i]), &auth)
+    };
+    let n = per_request(g.addr, calls, 200).await;
+    row(&format!("MCP get_verification ({store})"), n, Some(ceiling));
+    let waits = |i: usize| {
+        let i = i % seeded.len();
+        get_verification(seeded[i].id, 25, Some(&cursors[i]), &auth)
+    };
+    let held = held_per_call(g.addr, waits).await;
+    let bare = held_per_call(holding_server().await, |i| {
+        engine::request("POST", "/hold", &[], i.to_string().into_bytes())
+    })
+    .await;
+    println!(
+        "heap held per waiting MCP get_verification ({store}): {held:.0} bytes, bare axum {bare:.0}: {:.0} beyond",
+        held - bare
+    );
+}
+
+/// How many calls wait at once.
+const WAITING: usize = 200;
+
+/// The heap bytes each of [`WAITING`] requests made by `make`, sent at
+/// once on connections of their own, holds once they all wait.
+async fn held_per_call(addr: SocketAddr, make: impl Fn(usize) -> engine::Req) -> f64 {
+    let live0 = LIVE.load(Relaxed);
+    let mut calls = Vec::with_capacity(WAITING);
+    for i in 0..WAITING {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        let req = make(i);
+        calls.push(tokio::spawn(async move {
+            let _conn = tokio::spawn(conn);
+            let _ = s.send_request(req).await;
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let live1 = LIVE.load(Relaxed);
+    for c in &calls {
+        c.abort();
+    }
+    for c in calls {
+        let _ = c.await;
+    }
+    (live1 - live0) as f64 / WAITING as f64
+}
+
+/// A bare axum server whose `POST /hold` answers after 25 s.
+async fn holding_server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new().route(
+        "/hold",
+        axum::routing::post(|_body: String| async {
+            tokio::time::sleep(std::time::Duration::from_secs(25)).await;
+            "held"
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
 }

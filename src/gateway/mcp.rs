@@ -321,16 +321,20 @@ pub async fn verification(
     now: Timestamp,
 ) -> Result<Verification> {
     let pair = core.load_pair(team, id, now).await?;
-    answer_of(core, team, id, &pair, now)
+    answer_of(core, team, id, &pair, now, None)
 }
 
-/// What `get_verification` answers of `pair` at `now`, its cursor minted.
+/// What `get_verification` answers of `pair` at `now`, its cursor minted;
+/// `known`, a cursor of ours for this interaction, is its cursor when
+/// the answer is the one it names (the same digest makes the same
+/// cursor: it is not made again).
 fn answer_of(
     core: &Core,
     team: &Team,
     id: Uuid,
     pair: &Pair,
     now: Timestamp,
+    known: Option<&str>,
 ) -> Result<Verification> {
     let v = pair.view(team, now)?;
     let rec = pair.rec()?;
@@ -365,7 +369,11 @@ fn answer_of(
         challenge,
         cursor: String::new(),
     };
-    answer.cursor = cursor_of(core, team, id, &answer.digest());
+    let digest = answer.digest();
+    answer.cursor = match known {
+        Some(cursor) if cursor.get(..32) == Some(digest.as_str()) => cursor.to_string(),
+        _ => cursor_of(core, team, id, &digest),
+    };
     Ok(answer)
 }
 
@@ -421,22 +429,18 @@ pub async fn get_verification(
         true => None,
         false => {
             let ikey = keys::interaction(&team.keyspace, id);
-            doors::watch(core, &[ikey]).await.ok()
+            Box::pin(doors::watch(core, &[ikey])).await.ok()
         }
     };
+    // `after`, when it is a cursor of ours: its digest.
     let after = asked
         .after
-        .and_then(|c| digest_of_cursor(core, team, id, c));
+        .and_then(|c| Some((digest_of_cursor(core, team, id, c)?, c)));
     let mut stop = std::pin::pin!(stop);
     loop {
-        let now = clock.now();
-        let pair = core.load_pair(team, id, now).await?;
-        let answer = answer_of(core, team, id, &pair, now)?;
-        let same = match (after, asked.session) {
-            (Some(digest), _) => answer.digest_held() == digest,
-            (None, Some(who)) => !note_answer(core, team, who, id, &answer, now).await?,
-            (None, None) => false,
-        };
+        // The read runs boxed: its store call's future is not held
+        // through the wait.
+        let (pair, answer, same) = Box::pin(read(core, team, &asked, after, clock)).await?;
         let Some(w) = watch.as_mut().filter(|_| same) else {
             return Ok(answer);
         };
@@ -458,6 +462,28 @@ pub async fn get_verification(
             Waited::Lost => watch = None,
         }
     }
+}
+
+/// One read of [`get_verification`]: the interaction's records, its
+/// answer now, and whether that is the answer the caller has (`after`, a
+/// cursor of ours and its digest; without it, the session's last answer,
+/// noted).
+async fn read(
+    core: &Core,
+    team: &Team,
+    asked: &Asked<'_>,
+    after: Option<(&str, &str)>,
+    clock: &dyn Clock,
+) -> Result<(Pair, Verification, bool)> {
+    let (id, now) = (asked.id, clock.now());
+    let pair = core.load_pair(team, id, now).await?;
+    let answer = answer_of(core, team, id, &pair, now, after.map(|(_, c)| c))?;
+    let same = match (after, asked.session) {
+        (Some((digest, _)), _) => answer.digest_held() == digest,
+        (None, Some(who)) => !note_answer(core, team, who, id, &answer, now).await?,
+        (None, None) => false,
+    };
+    Ok((pair, answer, same))
 }
 
 /// What a waiting `get_verification` holds between two reads.
@@ -504,11 +530,13 @@ impl Held<'_> {
                 () = tokio::time::sleep_until(next) => {}
                 () = stop.as_mut() => {
                     let now = self.clock.now();
-                    return answer_of(self.core, self.team, self.id, self.pair, now).map(Waited::Answer);
+                    let known = Some(self.answer.cursor.as_str());
+                    return answer_of(self.core, self.team, self.id, self.pair, now, known).map(Waited::Answer);
                 }
             }
             let now = self.clock.now();
-            let answer = answer_of(self.core, self.team, self.id, self.pair, now)?;
+            let known = Some(self.answer.cursor.as_str());
+            let answer = answer_of(self.core, self.team, self.id, self.pair, now, known)?;
             if answer != self.answer || tokio::time::Instant::now() >= until {
                 return Ok(Waited::Answer(answer));
             }

@@ -24,7 +24,9 @@ pub struct JsonBody<T> {
     pub raw: Bytes,
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+/// Whether `headers` declare a JSON body (`application/json` or
+/// `application/…+json`).
+pub fn is_json(headers: &HeaderMap) -> bool {
     let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -41,6 +43,16 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// else 408) and checks it is declared JSON. `Ok(None)` for an empty body.
 pub async fn json_bytes(req: Request, state: &AppState) -> Result<Option<Bytes>, Error> {
     let json = is_json(req.headers());
+    body_bytes(req, json, state).await
+}
+
+/// [`json_bytes`] of a request whose headers were taken out of it, `json`
+/// when they declared JSON ([`is_json`]).
+pub async fn body_bytes(
+    req: Request,
+    json: bool,
+    state: &AppState,
+) -> Result<Option<Bytes>, Error> {
     let limit = state.gateway.config().server.limits.body_read_timeout;
     let bytes = tokio::time::timeout(limit, Bytes::from_request(req, state))
         .await

@@ -24,15 +24,16 @@ mod tools;
 pub use door::other_method;
 pub use tools::register_series;
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::BotOnly;
-use super::extract::{json_bytes, NoQuery};
+use super::extract::{body_bytes, is_json, NoQuery};
 use super::openapi::{raw_schema, ApiKeyErrors, JsonBodyErrors, RawSchema, E400, E403, E404, E422};
 use super::AppState;
 use crate::domain::json_members::repeated_member;
@@ -117,83 +118,112 @@ raw_schema!(McpParams);
     responses((status = 200, description = "the JSON-RPC answer (`application/json`, or one `text/event-stream` event when only that is accepted)", body = Object),
               (status = 202, description = "a notification, taken"),
               ApiKeyErrors, E403, E404, JsonBodyErrors))]
-async fn post_mcp(
-    State(st): State<AppState>,
-    _: door::Door,
-    bot: Result<BotOnly, Error>,
-    _: NoQuery,
-    req: Request,
-) -> Response {
-    let bot = match bot {
-        Ok(bot) => bot,
-        Err(e) => return door::refused(e, &st),
+async fn post_mcp(State(st): State<AppState>, _: door::Door, req: Request) -> Response {
+    // What comes before a tool call runs boxed and is gone when it is
+    // done: the key's, the body's and the session's reads, the parsed
+    // body and the headers are not held while a `get_verification` waits.
+    let call = match Box::pin(prepare(&st, req)).await {
+        Ok(call) => call,
+        Err(answered) => return answered,
     };
-    let headers = req.headers().clone();
-    let message = match read(req, &st).await {
-        Ok(m) => m,
-        Err(e) => return e.into_response(),
-    };
-    let sse = only_event_stream(&headers);
-    let id = message.get("id").cloned();
-    let era = match modern::era(&headers, &message) {
-        Ok(Some(era)) => era,
-        Ok(None) => {
-            return Error::BadRequest("MCP-Protocol-Version is not one this server speaks".into())
-                .into_response()
-        }
-        Err(e) => return answer_with(&id.unwrap_or(Value::Null), Err(e), sse, None),
-    };
-    let Some(method) = message.get("method").and_then(Value::as_str) else {
-        // A client's answer or error to a request of ours: we make none.
-        return StatusCode::ACCEPTED.into_response();
-    };
-    if era == modern::Era::Modern {
-        return stateless(&st, &bot, &headers, method, &message, sse).await;
-    }
-    if method == "initialize" {
-        return initialize(&st, &bot, &message, sse).await;
-    }
-    let session = match in_session(&st, &bot, &headers).await {
-        Ok(s) => s,
-        Err(e) => return e.into_response(),
-    };
-    let Some(id) = message.get("id").cloned() else {
-        return StatusCode::ACCEPTED.into_response();
-    };
-    let params = message.get("params").cloned().unwrap_or(Value::Null);
-    let answer = match method {
-        "ping" => Ok(json!({})),
-        "tools/list" => Ok(tools::list()),
-        "tools/call" => tools::call(&st, &bot, Some(&session), &params).await,
-        _ => Err(RpcError::new(-32601, "method not found")),
-    };
-    answer_with(&id, answer, sse, None)
+    let ToolCall {
+        bot,
+        id,
+        params,
+        sse,
+        session,
+        stateless,
+    } = call;
+    let answer = tools::call(&st, &bot, session.as_deref(), params).await;
+    let answer = answer.map(|r| if stateless { r.completed() } else { r });
+    let denied = answer.as_ref().ok().and_then(|r| r.label);
+    answer_with(&id, answer, sse, None, denied)
 }
 
-/// A `2026-07-28` request, its version already checked: the mirrored
-/// headers, then the method, with no session (one named is ignored).
-async fn stateless(
-    st: &AppState,
-    bot: &BotOnly,
-    headers: &HeaderMap,
-    method: &str,
-    message: &Value,
+/// A `tools/call` read and checked: what its answer needs of the request.
+struct ToolCall {
+    bot: BotOnly,
+    id: Value,
+    params: Value,
     sse: bool,
-) -> Response {
-    let Some(id) = message.get("id").cloned() else {
-        return StatusCode::ACCEPTED.into_response();
+    /// The caller's session under a version with one.
+    session: Option<String>,
+    stateless: bool,
+}
+
+/// The request up to its method: the caller (refused with the
+/// `WWW-Authenticate` MCP clients read), the query, the body, the version
+/// and the session. A `tools/call` is given back to be made; every other
+/// request is answered here (`Err`: the answer).
+async fn prepare(st: &AppState, req: Request) -> Result<ToolCall, Response> {
+    let (mut parts, body) = req.into_parts();
+    let bot = BotOnly::from_request_parts(&mut parts, st).await;
+    NoQuery::from_request_parts(&mut parts, st)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let bot = bot.map_err(|e| door::refused(e, st))?;
+    let headers = std::mem::take(&mut parts.headers);
+    let json = is_json(&headers);
+    let mut message = read(Request::from_parts(parts, body), json, st)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let sse = only_event_stream(&headers);
+    let id = message.remove("id");
+    let params = message.remove("params").unwrap_or(Value::Null);
+    let modern = match modern::era(&headers, &params) {
+        Ok(Some(era)) => era == modern::Era::Modern,
+        Ok(None) => {
+            let e = Error::BadRequest("MCP-Protocol-Version is not one this server speaks".into());
+            return Err(e.into_response());
+        }
+        Err(e) => return Err(error_with(&id.unwrap_or(Value::Null), e, sse)),
     };
-    let params = message.get("params").cloned().unwrap_or(Value::Null);
-    if let Err(e) = modern::headers_match(headers, method, &params) {
-        return answer_with(&id, Err(e), sse, None);
+    let Some(Value::String(method)) = message.remove("method") else {
+        // A client's answer or error to a request of ours: we make none.
+        return Err(StatusCode::ACCEPTED.into_response());
+    };
+    drop(message);
+    if !modern && method == "initialize" {
+        return Err(initialize(st, &bot, id, &params, sse).await);
     }
-    let answer = match method {
-        "server/discover" => Ok(modern::discover(tools::INSTRUCTIONS)),
-        "tools/list" => Ok(modern::cacheable_list(tools::list())),
-        "tools/call" => tools::call(st, bot, None, &params).await,
-        _ => Err(RpcError::new(-32601, "method not found").with_status(StatusCode::NOT_FOUND)),
+    // Under `2026-07-28` there is none (one named is ignored).
+    let session = match modern {
+        true => None,
+        false => Some(
+            in_session(st, &bot, &headers)
+                .await
+                .map_err(IntoResponse::into_response)?,
+        ),
     };
-    answer_with(&id, answer.map(modern::complete), sse, None)
+    let Some(id) = id else {
+        return Err(StatusCode::ACCEPTED.into_response());
+    };
+    if modern {
+        // The mirrored headers, then the method.
+        modern::headers_match(&headers, &method, &params).map_err(|e| error_with(&id, e, sse))?;
+    }
+    let answer = match (modern, method.as_str()) {
+        (_, "tools/call") => {
+            return Ok(ToolCall {
+                bot,
+                id,
+                params,
+                sse,
+                session,
+                stateless: modern,
+            })
+        }
+        (false, "ping") => Ok(json!({})),
+        (false, "tools/list") => Ok(tools::list()),
+        (true, "tools/list") => Ok(modern::cacheable_list(tools::list())),
+        (true, "server/discover") => Ok(modern::discover(tools::INSTRUCTIONS)),
+        (false, _) => Err(RpcError::new(-32601, "method not found")),
+        (true, _) => {
+            Err(RpcError::new(-32601, "method not found").with_status(StatusCode::NOT_FOUND))
+        }
+    };
+    let answer = answer.map(|r| if modern { modern::complete(r) } else { r });
+    Err(answer_with(&id, answer, sse, None, None))
 }
 
 /// End a session of the Model Context Protocol server.
@@ -245,10 +275,11 @@ async fn protected_resource(State(st): State<AppState>, _: NoQuery) -> Response 
     .into_response()
 }
 
-/// The body: one JSON-RPC 2.0 message, an object (400 otherwise, and
-/// for nesting deeper than [`MAX_DEPTH`], checked before it is parsed).
-async fn read(req: Request, st: &AppState) -> Result<Value, Error> {
-    let bytes = json_bytes(req, st)
+/// The body (`json`: its headers, taken out, declared JSON): one
+/// JSON-RPC 2.0 message, an object (400 otherwise, and for nesting deeper
+/// than [`MAX_DEPTH`], checked before it is parsed).
+async fn read(req: Request, json: bool, st: &AppState) -> Result<Map<String, Value>, Error> {
+    let bytes = body_bytes(req, json, st)
         .await?
         .ok_or_else(|| Error::BadRequest("the body must be a JSON-RPC message".into()))?;
     if depth_over(&bytes, MAX_DEPTH) {
@@ -266,7 +297,7 @@ async fn read(req: Request, st: &AppState) -> Result<Value, Error> {
             "the body names a member twice in one object".into(),
         ));
     }
-    let message: Value = serde_json::from_slice(&bytes)
+    let message: Map<String, Value> = serde_json::from_slice(&bytes)
         .map_err(|_| Error::BadRequest("the body is not valid JSON".into()))?;
     if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(Error::BadRequest("jsonrpc: must be \"2.0\"".into()));
@@ -328,13 +359,17 @@ fn only_event_stream(headers: &HeaderMap) -> bool {
 }
 
 /// `initialize`: a new session of the caller's key, and what this server is.
-async fn initialize(st: &AppState, bot: &BotOnly, message: &Value, sse: bool) -> Response {
-    let Some(id) = message.get("id").cloned() else {
+async fn initialize(
+    st: &AppState,
+    bot: &BotOnly,
+    id: Option<Value>,
+    params: &Value,
+    sse: bool,
+) -> Response {
+    let Some(id) = id else {
         return Error::BadRequest("initialize is a request: id required".into()).into_response();
     };
-    let asked = message
-        .pointer("/params/protocolVersion")
-        .and_then(Value::as_str);
+    let asked = params.get("protocolVersion").and_then(Value::as_str);
     let version = VERSIONS
         .iter()
         .find(|v| Some(**v) == asked)
@@ -351,7 +386,7 @@ async fn initialize(st: &AppState, bot: &BotOnly, message: &Value, sse: bool) ->
         "serverInfo": modern::server_info(),
         "instructions": tools::INSTRUCTIONS,
     });
-    answer_with(&id, Ok(result), sse, Some(&session))
+    answer_with(&id, Ok(result), sse, Some(&session), None)
 }
 
 /// The session the request's `Mcp-Session-Id` names, if it is the
@@ -405,31 +440,47 @@ impl RpcError {
 }
 
 /// The JSON-RPC answer to request `id`, as JSON or as one event, with the
-/// session header of an `initialize`.
+/// session header of an `initialize`, and the problem label of a tool
+/// call its HTTP twin would have refused, as the twin's answer carries it:
+/// its log line says the code, and a 403 `forbidden` is recorded as the
+/// twin's is, an `access.denied` entry naming the caller, a bot key or
+/// `oauth:` + a token's `sub` (docs/agents.md#oauth-access-tokens).
 fn answer_with(
     id: &Value,
-    answer: Result<Value, RpcError>,
+    answer: Result<impl Serialize, RpcError>,
     sse: bool,
     session: Option<&str>,
+    denied: Option<super::ProblemLabel>,
 ) -> Response {
-    let denied = answer.as_ref().ok().and_then(denied_label);
-    let (status, body) = match answer {
-        Ok(result) => (
-            StatusCode::OK,
-            json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        ),
+    #[derive(Serialize)]
+    struct Answered<'a, R> {
+        jsonrpc: &'static str,
+        id: &'a Value,
+        result: R,
+    }
+    let (status, text) = match answer {
+        Ok(result) => {
+            let answered = Answered {
+                jsonrpc: "2.0",
+                id,
+                result,
+            };
+            // Only a map keyed by a sequence fails to be written; no
+            // result holds one.
+            (
+                StatusCode::OK,
+                serde_json::to_string(&answered).unwrap_or_default(),
+            )
+        }
         Err(e) => {
             let mut error = json!({"code": e.code, "message": e.message});
             if let Some(data) = e.data {
                 error["data"] = data;
             }
-            (
-                e.status,
-                json!({"jsonrpc": "2.0", "id": id, "error": error}),
-            )
+            let body = json!({"jsonrpc": "2.0", "id": id, "error": error});
+            (e.status, body.to_string())
         }
     };
-    let text = body.to_string();
     let (kind, text) = if sse {
         (
             "text/event-stream",
@@ -453,35 +504,38 @@ fn answer_with(
     res
 }
 
-/// The problem label of a tool call refused 403 `forbidden`, as its HTTP
-/// twin's answer carries it, so that the call is recorded as the twin is:
-/// an `access.denied` entry naming the caller, a bot key or `oauth:` + a
-/// token's `sub` (docs/agents.md#oauth-access-tokens); its log line says
-/// the code.
-fn denied_label(result: &Value) -> Option<super::ProblemLabel> {
-    if result.get("isError") != Some(&Value::Bool(true)) {
-        return None;
-    }
-    let text = result.pointer("/content/0/text")?.as_str()?;
-    let problem: Value = serde_json::from_str(text).ok()?;
-    (problem.get("code")? == "forbidden").then_some(super::ProblemLabel("forbidden"))
+/// The JSON-RPC error `e` answered to request `id`.
+fn error_with(id: &Value, e: RpcError, sse: bool) -> Response {
+    answer_with(id, Err::<Value, _>(e), sse, None, None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The size of the future `f` returns, from its type alone.
+    fn future_of<A, B, C, R: std::future::Future, F: Fn(A, B, C) -> R>(_: &F) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// The most the handler's own future (held in axum's box for as long
+    /// as a call waits) and `tools::call`'s may take together: what comes
+    /// before the call (the key, the body, the session) is boxed apart and
+    /// gone by then (docs/performance.md#an-mcp-tool-call).
+    const WAITING_HANDLER: usize = 1024;
+
     #[test]
-    fn a_tool_refused_forbidden_is_labelled_as_its_twin() {
-        let result = |code: &str, is_error: bool| {
-            let text = json!({"code": code, "status": 403}).to_string();
-            json!({"content": [{"type": "text", "text": text}], "isError": is_error})
-        };
-        let label = denied_label(&result("forbidden", true)).map(|l| l.0);
-        assert_eq!(label, Some("forbidden"));
-        assert!(denied_label(&result("forbidden", false)).is_none());
-        assert!(denied_label(&result("not_found", true)).is_none());
-        assert!(denied_label(&json!({"isError": true, "content": []})).is_none());
+    fn what_a_waiting_tool_call_holds_of_its_request_is_under_a_kib() {
+        fn call_of<A, B, C, D, R: std::future::Future, F: Fn(A, B, C, D) -> R>(_: &F) -> usize {
+            std::mem::size_of::<R>()
+        }
+        let (handler, call) = (future_of(&post_mcp), call_of(&tools::call));
+        eprintln!("post_mcp {handler} bytes, tools::call {call} bytes");
+        assert!(handler <= WAITING_HANDLER, "{handler} bytes");
+        assert!(
+            call < handler,
+            "tools::call's {call} bytes are within the handler's"
+        );
     }
 
     #[test]

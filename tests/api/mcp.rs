@@ -1,6 +1,6 @@
 //! The MCP server (docs/agents.md): `POST /mcp` behind bot keys, sessions
-//! bound to their key and kept in the store, the four tools over the
-//! API's own use cases, errors as tool results or JSON-RPC errors, and no
+//! bound to their key and kept in the store, the tools over the API's
+//! own use cases, errors as tool results or JSON-RPC errors, and no
 //! code, link or token in any answer.
 use std::time::{Duration, Instant};
 
@@ -115,7 +115,7 @@ async fn mcp_calls(app: &TestApp, tool: &str, result: &str) -> f64 {
 }
 
 both_stores!(
-    mcp_initialize_names_the_server_and_lists_four_tools_with_schemas,
+    mcp_initialize_names_the_server_and_lists_its_tools_with_schemas,
     setup: setup(false),
     |app: TestApp| async move {
         // A version it does not speak gets the newest.

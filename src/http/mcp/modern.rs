@@ -11,6 +11,7 @@
 //! ([`super::tools`]) are the same under each.
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::RpcError;
@@ -57,7 +58,7 @@ pub enum Era {
     Modern,
 }
 
-/// Which era `message` speaks, from its `_meta` version and its
+/// Which era a message speaks, from the `_meta` version of its `params` and its
 /// `MCP-Protocol-Version` header. A request whose `_meta` names a
 /// version is stateless: the header must name the same (`-32020`), the
 /// version must be `2026-07-28` (`-32022`, with the supported list) and
@@ -65,11 +66,11 @@ pub enum Era {
 /// Without one, a header of `2026-07-28` is `-32602` (its `_meta` is
 /// missing); an unknown header is the legacy transport's 400 (`None`:
 /// the caller's problem); a legacy one, or none, is the legacy era.
-pub fn era(headers: &HeaderMap, message: &Value) -> Result<Option<Era>, RpcError> {
+pub fn era(headers: &HeaderMap, params: &Value) -> Result<Option<Era>, RpcError> {
     let header = headers
         .get(VERSION_HEADER)
         .map(|v| v.to_str().map(str::trim).unwrap_or("\u{fffd}"));
-    let meta = message.get("params").and_then(|p| p.get("_meta"));
+    let meta = params.get("_meta");
     let version = meta.and_then(|m| m.get(VERSION_KEY));
     let Some(version) = version else {
         return match header {
@@ -191,6 +192,16 @@ pub fn server_info() -> Value {
     json!({"name": "chatgate", "title": "chatgate", "version": env!("CARGO_PKG_VERSION")})
 }
 
+/// The `_meta` of a stateless result that has none of its own, the
+/// server's name and version ([`complete`]'s), written once.
+pub fn server_meta() -> &'static RawValue {
+    static META: std::sync::LazyLock<Box<RawValue>> = std::sync::LazyLock::new(|| {
+        let meta = json!({ SERVER_INFO_KEY: server_info() });
+        serde_json::value::to_raw_value(&meta).unwrap_or_else(|_| RawValue::NULL.to_owned())
+    });
+    &META
+}
+
 /// `server/discover`: the versions, the capabilities, what this server is.
 pub fn discover(instructions: &str) -> Value {
     json!({
@@ -240,8 +251,9 @@ mod tests {
         h
     }
 
+    /// The `params` of a message with `meta`.
     fn with_meta(meta: Value) -> Value {
-        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}})
+        json!({"_meta": meta})
     }
 
     fn modern_meta() -> Value {
@@ -250,7 +262,7 @@ mod tests {
 
     #[test]
     fn the_era_follows_the_meta_version_and_the_header() {
-        let bare = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+        let bare = Value::Null;
         assert_eq!(era(&headers(&[]), &bare).unwrap(), Some(Era::Legacy));
         let legacy = headers(&[(VERSION_HEADER, "2025-06-18")]);
         assert_eq!(era(&legacy, &bare).unwrap(), Some(Era::Legacy));
@@ -338,6 +350,8 @@ mod tests {
             (r["ttlMs"].as_u64(), r["cacheScope"].as_str()),
             (Some(LIST_TTL_MS), Some("private"))
         );
+        let meta: Value = serde_json::from_str(server_meta().get()).unwrap();
+        assert_eq!(meta, r["_meta"]);
         let d = discover("x");
         assert_eq!(d["supportedVersions"][0], MODERN);
     }

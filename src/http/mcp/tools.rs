@@ -24,10 +24,12 @@ mod get_verification;
 mod start_verification;
 mod tool;
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
 
 use super::super::auth::BotOnly;
-use super::super::AppState;
+use super::super::{AppState, ProblemLabel};
 use super::RpcError;
 use arguments::Failure;
 use tool::{Call, Registered};
@@ -61,48 +63,117 @@ fn named(name: &str) -> Option<&'static Registered> {
 /// `tools/call`: the tool's result, `structuredContent` and the same
 /// JSON as one `text` content; a refusal with `isError: true`. `session`
 /// is the caller's under a version with one, `None` when stateless.
+/// `params` are taken apart, never copied: a waiting call holds none of
+/// them.
 pub async fn call(
     st: &AppState,
     bot: &BotOnly,
     session: Option<&str>,
-    params: &Value,
-) -> Result<Value, RpcError> {
+    params: Value,
+) -> Result<ToolResult, RpcError> {
+    let (tool, args) = asked(params)?;
+    let outcome = (tool.call)(Call { st, bot, session }, args).await;
+    let (text, structured, label) = match outcome {
+        Ok(v) => {
+            let raw = written(&v);
+            (raw.get().to_string(), Some(raw), None)
+        }
+        Err(Failure(e)) => {
+            let (text, label) = Box::pin(problem_of(e)).await;
+            (text, None, label)
+        }
+    };
+    let is_error = structured.is_none();
+    let result = RESULTS[usize::from(is_error)];
+    metrics::counter!("chatgate_mcp_calls_total", "tool" => tool.name, "result" => result)
+        .increment(1);
+    Ok(ToolResult {
+        content: [Text { kind: "text", text }],
+        is_error,
+        structured,
+        result_type: None,
+        meta: None,
+        label,
+    })
+}
+
+/// The tool `params` name and its arguments, `params` taken apart.
+fn asked(params: Value) -> Result<(&'static Registered, Value), RpcError> {
+    let no_name = || RpcError::invalid_params("params.name: required");
+    let Value::Object(mut params) = params else {
+        return Err(no_name());
+    };
     let name = params.get("name").and_then(Value::as_str);
-    let name = name.ok_or_else(|| RpcError::invalid_params("params.name: required"))?;
-    let args = match params.get("arguments") {
-        None | Some(Value::Null) => Value::Object(Default::default()),
-        Some(a @ Value::Object(_)) => a.clone(),
+    let name = name.ok_or_else(no_name)?;
+    let tool = named(name);
+    let args = match params.remove("arguments") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(a @ Value::Object(_)) => a,
         Some(_) => {
             return Err(RpcError::invalid_params(
                 "params.arguments: must be an object",
             ))
         }
     };
-    let tool = named(name).ok_or_else(|| RpcError::invalid_params("no such tool"))?;
-    let outcome = (tool.call)(Call { st, bot, session }, args).await;
-    let (result, is_error) = match outcome {
-        Ok(v) => (v, false),
-        Err(Failure(e)) => (problem_of(e).await, true),
-    };
-    let label = RESULTS[usize::from(is_error)];
-    metrics::counter!("chatgate_mcp_calls_total", "tool" => tool.name, "result" => label)
-        .increment(1);
-    let text = result.to_string();
-    let mut answer = json!({"content": [{"type": "text", "text": text}], "isError": is_error});
-    if !is_error {
-        answer["structuredContent"] = result;
-    }
-    Ok(answer)
+    let tool = tool.ok_or_else(|| RpcError::invalid_params("no such tool"))?;
+    Ok((tool, args))
 }
 
-/// The problem+json `e` answers on the HTTP API, as JSON.
-async fn problem_of(e: crate::error::Error) -> Value {
+/// A tool's result as `tools/call` answers it, written once: its JSON is
+/// the `text` content, and the same text is `structuredContent`.
+#[derive(Serialize)]
+pub struct ToolResult {
+    content: [Text; 1],
+    #[serde(rename = "isError")]
+    is_error: bool,
+    #[serde(rename = "structuredContent", skip_serializing_if = "Option::is_none")]
+    structured: Option<Box<RawValue>>,
+    #[serde(rename = "resultType", skip_serializing_if = "Option::is_none")]
+    result_type: Option<&'static str>,
+    #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
+    meta: Option<&'static RawValue>,
+    /// The problem label of a refusal, as its HTTP twin's answer carries
+    /// it (`problem.rs`), for the request's log line and audit trail.
+    #[serde(skip)]
+    pub label: Option<ProblemLabel>,
+}
+
+/// One `text` content.
+#[derive(Serialize)]
+struct Text {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: String,
+}
+
+impl ToolResult {
+    /// As a stateless result is answered (`super::modern::complete`):
+    /// `resultType` `complete` and the server in its `_meta`.
+    pub fn completed(self) -> Self {
+        ToolResult {
+            result_type: Some("complete"),
+            meta: Some(super::modern::server_meta()),
+            ..self
+        }
+    }
+}
+
+/// `v` written as JSON, once.
+fn written(v: &Value) -> Box<RawValue> {
+    // A `Value` is always written: only a map keyed by a sequence fails.
+    serde_json::value::to_raw_value(v).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+/// The problem+json `e` answers on the HTTP API, as its text, and its
+/// label.
+async fn problem_of(e: crate::error::Error) -> (String, Option<ProblemLabel>) {
     use axum::response::IntoResponse;
-    let body = e.into_response().into_body();
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
+    let res = e.into_response();
+    let label = res.extensions().get::<ProblemLabel>().copied();
+    let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024)
         .await
         .unwrap_or_default();
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    (String::from_utf8_lossy(&bytes).into_owned(), label)
 }
 
 /// `tools/list`: every tool, each with its title, description for a

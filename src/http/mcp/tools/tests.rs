@@ -163,3 +163,21 @@ fn every_line_of_tools_is_documented_and_named_in_its_metric_s_help() {
         assert!(help.unwrap_or_default().contains(name), "FAMILIES: {name}");
     }
 }
+
+/// The size of the future `f` returns, from its type alone.
+fn future_of<A, B, R: std::future::Future, F: Fn(A, B) -> R>(_: &F) -> usize {
+    std::mem::size_of::<R>()
+}
+
+/// The largest future a `get_verification` call holds while it waits
+/// (`tool::called` boxes it whole): its read's store call runs in a box
+/// of its own and is not part of it
+/// (docs/performance.md#an-mcp-tool-call).
+const WAITING_TOOL_FUTURE: usize = 4096;
+
+#[test]
+fn a_waiting_get_verification_holds_a_future_of_a_few_kib_and_its_read_is_not_in_it() {
+    let size = future_of(&<get_verification::GetVerification as tool::Tool>::call);
+    eprintln!("GetVerification::call: {size} bytes");
+    assert!(size <= WAITING_TOOL_FUTURE, "{size} bytes");
+}
