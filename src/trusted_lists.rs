@@ -271,6 +271,20 @@ impl TrustedLists {
         changed
     }
 
+    /// Forgets the copies of lists that are no longer in force: a team
+    /// gone, or a list it no longer names (`in_force(team, list)` says
+    /// which stay). A list named again later is fetched afresh.
+    pub fn keep_only(&self, in_force: impl Fn(&str, &str) -> bool) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|(team, list), _| in_force(team, list));
+    }
+
+    /// How many lists have a copy or a fetch remembered, of every team.
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// Makes every list of `team` that `lists` holds due, as if never
     /// asked for: a reload fetches them again.
     pub fn make_due<'a>(&self, team: &str, lists: impl IntoIterator<Item = &'a TrustedListConfig>) {
@@ -446,4 +460,57 @@ fn changes(old: &Listed, new: &Listed) -> Option<Changed> {
         added,
         removed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(name: &str) -> TrustedListConfig {
+        TrustedListConfig {
+            name: name.into(),
+            url: format!("https://lists.example/{name}"),
+            signers: TrustedIssuers::default(),
+            kind: crate::domain::wallet::trusted_list::ListKind {
+                lote_type: "t".into(),
+                territory: None,
+                issuance: "i".into(),
+                revocation: "r".into(),
+            },
+            refresh: Duration::from_secs(3600),
+            max_stale: Duration::from_secs(3600),
+            fingerprint: name.into(),
+        }
+    }
+
+    /// A fetch of `team`'s `name` that failed, kept as one would be.
+    fn asked(lists: &TrustedLists, team: &str, name: &str) {
+        lists.keep(ReadNow {
+            team: team.into(),
+            list: list(name),
+            at: Timestamp::from_unix_millis(0),
+            read: Err(Unread::Unreachable("test")),
+            kept: None,
+        });
+    }
+
+    #[test]
+    fn what_no_team_in_force_names_is_forgotten_and_the_rest_kept() {
+        let lists = TrustedLists::default();
+        asked(&lists, "acme", "pid");
+        asked(&lists, "acme", "gone");
+        asked(&lists, "deleted", "pid");
+        assert_eq!(lists.remembered(), 3);
+        lists.keep_only(|team, list| team == "acme" && list == "pid");
+        assert_eq!(lists.remembered(), 1);
+        let now = Timestamp::from_unix_millis(1_000);
+        assert!(
+            !lists.is_due("acme", &list("pid"), now, Due::Refresh),
+            "kept"
+        );
+        assert!(
+            lists.is_due("deleted", &list("pid"), now, Due::Refresh),
+            "forgotten"
+        );
+    }
 }

@@ -120,10 +120,18 @@ pub async fn run_trusted_lists(
     }
 }
 
-/// One round of the timer at `now`: each team's lists that are due,
-/// fetched ([`AT_ONCE`] teams at a time).
+/// One round of the timer at `now`: the copies of lists no team in force
+/// names forgotten, then each team's lists that are due, fetched
+/// ([`AT_ONCE`] teams at a time).
 async fn refresh_due(core: &Core, now: Timestamp) {
     let config = core.config();
+    core.trusted_lists().keep_only(|team, list| {
+        config
+            .teams
+            .get(team)
+            .and_then(|t| t.wallet.as_ref())
+            .is_some_and(|w| w.trusted_lists.iter().any(|l| l.name == list))
+    });
     let teams: Vec<Arc<Team>> = config
         .teams
         .values()
