@@ -363,7 +363,7 @@ async fn mcp_rows(g: &gateway::Running, seeded: &[gateway::Seeded], store: &str,
         get_verification(seeded[i].id, 25, Some(&cursors[i]), &auth)
     };
     let held = held_per_call(g.addr, waits).await;
-    let bare = held_per_call(holding_server().await, |i| {
+    let bare = held_per_call(gateway::holding_server().await, |i| {
         engine::request("POST", "/hold", &[], i.to_string().into_bytes())
     })
     .await;
@@ -401,21 +401,4 @@ async fn held_per_call(addr: SocketAddr, make: impl Fn(usize) -> engine::Req) ->
         let _ = c.await;
     }
     (live1 - live0) as f64 / WAITING as f64
-}
-
-/// A bare axum server whose `POST /hold` answers after 25 s.
-async fn holding_server() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = axum::Router::new().route(
-        "/hold",
-        axum::routing::post(|_body: String| async {
-            tokio::time::sleep(std::time::Duration::from_secs(25)).await;
-            "held"
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    addr
 }

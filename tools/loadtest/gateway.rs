@@ -656,3 +656,20 @@ pub fn rss_bytes() -> u64 {
         .unwrap_or(0);
     pages * 4096
 }
+
+/// A bare axum server whose `POST /hold` answers after 25 s.
+pub async fn holding_server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new().route(
+        "/hold",
+        axum::routing::post(|_body: String| async {
+            tokio::time::sleep(std::time::Duration::from_secs(25)).await;
+            "held"
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}

@@ -7,7 +7,6 @@
 //! waits answer once their interactions change; and the connections a
 //! thousand such calls of one key hold of a gateway whose waiting budget
 //! is as shipped.
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -393,7 +392,7 @@ async fn waiting_calls(
         },
     )
     .await;
-    let bare = holding_server().await;
+    let bare = gateway::holding_server().await;
     let (bare_bytes, _) = held(
         waiting,
         || 0,
@@ -539,21 +538,4 @@ where
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     (rss1.saturating_sub(rss0) as f64, counted)
-}
-
-/// A bare axum server whose `POST /hold` answers after 25 s.
-async fn holding_server() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = axum::Router::new().route(
-        "/hold",
-        axum::routing::post(|_body: String| async {
-            tokio::time::sleep(Duration::from_secs(25)).await;
-            "held"
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    addr
 }
