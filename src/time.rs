@@ -1,6 +1,7 @@
 //! Time as a value: [`Timestamp`] (unix milliseconds, RFC 3339 on the wire)
 //! and the [`Clock`] that is read once per request at the edge; [`Dur`], a
-//! duration as settings write it.
+//! duration as settings write it; the ticking of the background loops
+//! ([`every::Every`]).
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -9,6 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod duration;
+pub mod every;
 pub use duration::Dur;
 
 /// A point in time, unix milliseconds, UTC.

@@ -50,6 +50,7 @@ use super::log::{EventLog, Fanout, LogEntry, LogError, LogId, HISTORY_AGE, KEY_T
 use super::Event;
 use crate::store::redis::conn::{slot_of, Connector, Link};
 use crate::store::{keys, History};
+use crate::time::every::Every;
 
 /// The longest a read or an append may take.
 const CALL_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -478,14 +479,13 @@ struct Poller {
 }
 
 impl Poller {
-    async fn run(mut self, every: Duration, mut stop: watch::Receiver<()>) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.changed() => return,
-                _ = tick.tick() => self.round().await,
-            }
+    async fn run(mut self, period: Duration, mut stop: watch::Receiver<()>) {
+        let stopped = async move {
+            let _ = stop.changed().await;
+        };
+        let mut rounds = Every::new(period, stopped);
+        while rounds.next().await {
+            self.round().await;
         }
     }
 

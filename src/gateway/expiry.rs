@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::events::types::Plain;
 use crate::events::EventData;
 use crate::store::{keys, IndexEntry, Store};
+use crate::time::every::Every;
 use crate::time::{Clock, Timestamp};
 
 /// How often the sweeper looks for due work; well inside the 5 s docs/api.md#events allows.
@@ -50,28 +51,21 @@ impl Sweeper {
 
     /// Runs until `shutdown` resolves.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut tick = tokio::time::interval(SWEEP_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rescan = due_teams::Rescan::default();
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tick.tick() => {
-                    // The generation before the gateway: never newer than it.
-                    let generation = due_teams::Generations {
-                        now: self.live.generation(),
-                        last_removal: self.live.last_removal(),
-                    };
-                    let gw = self.live.current();
-                    rescan.step(gw.store().as_ref(), gw.config(), generation, SWEEP_EVERY).await;
-                    // The index answers again after failing: its first
-                    // slice and its sweep at once, not a round later.
-                    if rescan.taken(self.sweep_due_teams(&gw).await) {
-                        rescan.step(gw.store().as_ref(), gw.config(), generation, SWEEP_EVERY).await;
-                        rescan.taken(self.sweep_due_teams(&gw).await);
-                    }
-                }
+        let mut rounds = Every::new(SWEEP_EVERY, shutdown);
+        while rounds.next().await {
+            // The generation before the gateway: never newer than it.
+            let generation = due_teams::Generations {
+                now: self.live.generation(),
+                last_removal: self.live.last_removal(),
+            };
+            let gw = self.live.current();
+            rescan.step(gw.store().as_ref(), gw.config(), generation, SWEEP_EVERY).await;
+            // The index answers again after failing: its first
+            // slice and its sweep at once, not a round later.
+            if rescan.taken(self.sweep_due_teams(&gw).await) {
+                rescan.step(gw.store().as_ref(), gw.config(), generation, SWEEP_EVERY).await;
+                rescan.taken(self.sweep_due_teams(&gw).await);
             }
         }
     }

@@ -35,6 +35,7 @@ use crate::config::Team;
 use crate::domain::login_token::LEEWAY_SECS;
 use crate::error::{Error, Result};
 use crate::store::{keys, Versioned};
+use crate::time::every::Every;
 use crate::time::{Clock, Timestamp};
 
 /// How often each team's marker is read: a store emptied is noticed within
@@ -152,15 +153,10 @@ pub async fn run_store_watch(
     clock: Arc<dyn Clock>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(CHECK_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut nodes = NodeMarkers::default();
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = tick.tick() => watch_round(&live.current(), &mut nodes, clock.now()).await,
-        }
+    let mut rounds = Every::new(CHECK_EVERY, shutdown);
+    while rounds.next().await {
+        watch_round(&live.current(), &mut nodes, clock.now()).await;
     }
 }
 

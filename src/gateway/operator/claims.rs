@@ -28,6 +28,7 @@ use crate::gateway::records::{
     ApiKeyClaim, ApiTeamsGeneration, KeyReservation, Loaded, StoredApiForm,
 };
 use crate::gateway::work::Step;
+use crate::time::every::Every;
 use crate::gateway::{Core, Live};
 use crate::store::keys;
 use crate::time::{Clock, Timestamp};
@@ -408,17 +409,10 @@ pub async fn run_reservations(
     clock: Arc<dyn Clock>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(RESERVE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = tick.tick() => {
-                if let Err(e) = reserve_configured(&live.current(), clock.now()).await {
-                    tracing::warn!(error = %e, "the keys of the file teams and operators are not reserved in the store yet; tried again at the next round");
-                }
-            }
+    let mut rounds = Every::new(RESERVE_EVERY, shutdown);
+    while rounds.next().await {
+        if let Err(e) = reserve_configured(&live.current(), clock.now()).await {
+            tracing::warn!(error = %e, "the keys of the file teams and operators are not reserved in the store yet; tried again at the next round");
         }
     }
 }

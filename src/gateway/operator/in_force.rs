@@ -15,6 +15,7 @@ use super::{channels, index, restore};
 use crate::config::{Config, ConfigError};
 use crate::fared::{Failing, Fared};
 use crate::gateway::{store_epoch, Core, Live};
+use crate::time::every::ticks;
 use crate::time::Clock;
 
 /// Puts a configuration in force in place of the gateway running, and
@@ -157,8 +158,7 @@ impl InForce {
     pub async fn run(self: Arc<Self>, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         let bell = Arc::clone(&self.bell);
-        let mut tick = tokio::time::interval(EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = ticks(EVERY);
         loop {
             tokio::select! {
                 _ = &mut stop => return,

@@ -17,6 +17,7 @@ use crate::domain::wallet::trusted_list::ListKind;
 use crate::gateway::work::Step;
 use crate::gateway::{Core, Live};
 use crate::store::keys;
+use crate::time::every::Every;
 use crate::time::{Clock, Timestamp};
 use crate::trusted_lists::{Changed, Due, ListCopy, ReadNow};
 
@@ -109,14 +110,9 @@ pub async fn run_trusted_lists(
     clock: Arc<dyn Clock>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(ROUND);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            _ = tick.tick() => refresh_due(&live.current(), clock.now()).await,
-        }
+    let mut rounds = Every::new(ROUND, shutdown);
+    while rounds.next().await {
+        refresh_due(&live.current(), clock.now()).await;
     }
 }
 

@@ -66,6 +66,7 @@ use crate::error::{Error, Result};
 use crate::events::Publisher;
 use crate::gateway::core::{due_teams, Core, Live};
 use crate::store::{keys, Commit, IndexEntry, Op, SharedStore, Store, StoreError};
+use crate::time::every::ticks;
 use crate::time::{Clock, Timestamp};
 
 /// How long settling waits for an event to reach the log before it puts
@@ -129,8 +130,7 @@ impl Dispatcher {
         tokio::pin!(shutdown);
         // Dropped at the end: every team's loop and its deliveries stop.
         let mut teams = Loops::default();
-        let mut watch = tokio::time::interval(POLL);
-        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch = ticks(POLL);
         loop {
             // A loop is a keyspace's: a team written again under a deleted
             // team's id gets one of its own at its first wake. A removed
@@ -299,8 +299,7 @@ impl TeamDispatch {
         let mut settler = self.settler(settled);
         let mut bell = self.bell.clone();
         let hand = self.shared.outbox.hand(&self.team);
-        let mut poll = tokio::time::interval(POLL);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut poll = ticks(POLL);
         // Look whenever woken (by a commit of this instance, or by the
         // outbox's due index), and as long as the last claim came back
         // full (more may be due) while there is room. The poll only
