@@ -947,3 +947,24 @@ async fn a_team_s_loop_that_ends_is_started_again() {
     assert_eq!(delivered(id).await.len(), 1, "once");
     assert_eq!(app.gateway.outbox().team_loops(), 1, "acme's loop, once");
 }
+
+both_stores!(a_deleted_team_s_bell_and_loop_are_forgotten, setup: crate::operator_writes::with_operator(), |app: TestApp| async move {
+    use crate::operator_writes::{delete, etag_of, keyspace, put, team};
+    let outbox = app.gateway.outbox();
+    let (bells, loops) = (outbox.bells(), outbox.team_loops());
+    let mut body = team("gone", &generate_whsec());
+    body.as_object_mut().unwrap().remove("webhook");
+    let res = put(&app, "gone", &body, &[("If-None-Match", "*")]).await;
+    assert_eq!(res.status(), 201);
+    let etag = etag_of(&res);
+    // The team's wake: a bell and a loop of its own.
+    outbox.wake(&keyspace(&app, "gone").await);
+    assert_eq!((outbox.bells(), outbox.team_loops()), (bells + 1, loops + 1));
+    let res = delete(&app, "gone", &[("If-Match", &etag)]).await;
+    assert_eq!(res.status(), 204);
+    // Its loop, idle, sees the team gone: neither is held any more.
+    eventually("the deleted team forgotten", || async {
+        (outbox.bells(), outbox.team_loops()) == (bells, loops)
+    })
+    .await;
+});

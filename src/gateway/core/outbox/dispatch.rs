@@ -130,6 +130,7 @@ impl Dispatcher {
         tokio::pin!(shutdown);
         // Dropped at the end: every team's loop and its deliveries stop.
         let mut teams = Loops::default();
+        let mut removals = Removals::since(&this.live);
         let mut watch = ticks(POLL);
         loop {
             // A loop is a keyspace's: a team written again under a deleted
@@ -143,6 +144,7 @@ impl Dispatcher {
                 Some(ended) = teams.set.join_next_with_id() => teams.ended(ended),
                 _ = watch.tick() => {
                     teams.start_again(&this);
+                    removals.ring_gone(&this, &teams);
                     this.wake_due_teams().await;
                 }
             }
@@ -177,14 +179,16 @@ impl Dispatcher {
 }
 
 /// The teams' loops the dispatcher runs, by task. A loop runs as long as
-/// the dispatcher: one that ends (it returned, or panicked) is started
-/// again at the dispatcher's next round ([`POLL`]), with one error line
-/// naming the team, so that its events are not left undelivered until a
-/// restart. What it had in hand stays in the store: claimed items come due
-/// again after their lease, the new loop looks at once.
+/// the dispatcher, or until its team has left the configuration in force
+/// ([`LoopEnd::TeamGone`]): one that ends otherwise (it returned, or
+/// panicked) is started again at the dispatcher's next round ([`POLL`]),
+/// with one error line naming the team, so that its events are not left
+/// undelivered until a restart. What it had in hand stays in the store:
+/// claimed items come due again after their lease, the new loop looks at
+/// once.
 #[derive(Default)]
 struct Loops {
-    set: JoinSet<()>,
+    set: JoinSet<LoopEnd>,
     /// The team of each loop, by its task.
     team_of: HashMap<tokio::task::Id, String>,
     /// The teams whose loop ended, to start again.
@@ -199,10 +203,18 @@ impl Loops {
         self.team_of.insert(id, keyspace);
     }
 
-    /// A loop ended: its team's is started again at the next round.
-    fn ended(&mut self, ended: std::result::Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+    /// A loop ended: its team's is started again at the next round, unless
+    /// the team is gone.
+    fn ended(
+        &mut self,
+        ended: std::result::Result<(tokio::task::Id, LoopEnd), tokio::task::JoinError>,
+    ) {
         let (id, panicked) = match ended {
-            Ok((id, ())) => (id, false),
+            Ok((id, LoopEnd::TeamGone)) => {
+                self.team_of.remove(&id);
+                return;
+            }
+            Ok((id, LoopEnd::Broken)) => (id, false),
             Err(e) => (e.id(), e.is_panic()),
         };
         let Some(team) = self.team_of.remove(&id) else {
@@ -217,6 +229,49 @@ impl Loops {
         for team in std::mem::take(&mut self.ended) {
             self.start(dispatcher, team);
         }
+    }
+}
+
+/// How a team's loop ended.
+enum LoopEnd {
+    /// Its team left the configuration in force while the loop held
+    /// nothing: the outbox forgot the team's bell, hand and loop
+    /// ([`Outbox::forget`]); a later wake starts another.
+    TeamGone,
+    /// Its bell was dropped, or its settling task ended: started again.
+    Broken,
+}
+
+/// The replacements of the gateway in force that may have taken teams
+/// out, as far as the dispatcher looked at them: after one, the loops of
+/// the teams gone are rung, so that an idle one sees its team gone and
+/// ends ([`LoopEnd::TeamGone`]) rather than sleeping for good. A
+/// replacement that only adds or changes teams costs nothing here.
+struct Removals {
+    /// The generation of the gateway looked at last.
+    looked: u64,
+}
+
+impl Removals {
+    fn since(live: &Live) -> Self {
+        Removals {
+            looked: live.generation(),
+        }
+    }
+
+    /// Rings the loops of the teams the gateway in force lacks, if a
+    /// replacement since the last look may have taken one out.
+    fn ring_gone(&mut self, dispatcher: &Dispatcher, loops: &Loops) {
+        // The generation first: the gateway taken after it is at least as
+        // new, and every removal up to it has moved `last_removal`.
+        let generation = dispatcher.live.generation();
+        if dispatcher.live.last_removal() <= self.looked {
+            return;
+        }
+        let gw = dispatcher.live.current();
+        let gone = (loops.team_of.values()).filter(|team| gw.config.team_in(team).is_none());
+        gone.for_each(|team| dispatcher.outbox.ring(team));
+        self.looked = generation;
     }
 }
 
@@ -292,9 +347,9 @@ impl TeamDispatch {
         }
     }
 
-    async fn run(mut self) {
+    async fn run(mut self) -> LoopEnd {
         let Some(settled) = self.settled.take() else {
-            return;
+            return LoopEnd::Broken;
         };
         let mut settler = self.settler(settled);
         let mut bell = self.bell.clone();
@@ -331,6 +386,9 @@ impl TeamDispatch {
                 claiming = Some(self.claim());
             }
             if self.held == 0 && self.running.is_empty() && claiming.is_none() {
+                if self.team_gone() && self.shared.outbox.forget(&self.team, &bell) {
+                    break;
+                }
                 self.gw = None;
             }
             tokio::select! {
@@ -353,14 +411,14 @@ impl TeamDispatch {
                 }
                 changed = bell.changed() => {
                     if changed.is_err() {
-                        return;
+                        return LoopEnd::Broken;
                     }
                     look = true;
                 }
                 () = hand.handed() => self.take_handed(&hand).await,
                 // The settling task ended (it can only have panicked): the
                 // loop ends too, and is started again with another (`Loops`).
-                Some(_) = settler.join_next() => return,
+                Some(_) = settler.join_next() => return LoopEnd::Broken,
                 // Only a loop that holds items or has delivered here has
                 // lanes to look after and health to publish: an idle
                 // team's loop sleeps until woken.
@@ -369,6 +427,16 @@ impl TeamDispatch {
                 }
             }
         }
+        // The team is gone: what was handed back is settled before the
+        // loop ends (its settling task ends with the last sender).
+        drop(self);
+        while settler.join_next().await.is_some() {}
+        LoopEnd::TeamGone
+    }
+
+    /// Whether the team of this loop has left the configuration in force.
+    fn team_gone(&self) -> bool {
+        self.gw().config.team_in(&self.team).is_none()
     }
 
     /// The loop that settles this team's delivered items, which ends with

@@ -72,9 +72,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// Timeout of one webhook delivery.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The wake-up bells of this instance's dispatcher (one per team, which
-/// that team's loop hears), its HTTP client, and the items this instance
-/// has just written, kept for it ([`Kept`]).
+/// The wake-up bells of this instance's dispatcher (one per team with a
+/// loop, which that loop hears, until it forgets its team gone:
+/// [`Outbox::forget`]), its HTTP client, and the items this instance has
+/// just written, kept for it ([`Kept`]).
 pub struct Outbox {
     bells: Mutex<HashMap<String, Arc<watch::Sender<u64>>>>,
     http: crate::outbound::Clients,
@@ -260,14 +261,19 @@ impl Outbox {
 
     /// Hands `items`, just committed to `team`'s outbox claimed by this
     /// instance, to the team's loop. Those it has no room for come due at
-    /// their lease's end.
+    /// their lease's end. They are put in the hand while the hands are
+    /// held: a loop that forgets its team ([`Outbox::forget`]) sees them,
+    /// or they go to the hand of the loop started next.
     fn hand_over(&self, team: &str, items: Vec<(String, OutboxItem)>) {
-        let hand = self.hand(team);
-        {
+        let hand = {
+            let mut hands = self.hands.lock().unwrap_or_else(|e| e.into_inner());
+            let hand = Arc::clone(hands.entry(team.to_string()).or_default());
             let mut held = hand.items.lock().unwrap_or_else(|e| e.into_inner());
             let room = HANDED.saturating_sub(held.len());
             held.extend(items.into_iter().take(room));
-        }
+            drop(held);
+            hand
+        };
         hand.ready.notify_one();
         self.needs_loop(team);
     }
@@ -292,6 +298,48 @@ impl Outbox {
             .entry(team.to_string())
             .or_insert_with(|| Arc::new(watch::Sender::new(0)));
         Arc::clone(bell)
+    }
+
+    /// Rings `team`'s bell if its loop has one, without starting a loop:
+    /// its loop looks whether its team is still in force.
+    fn ring(&self, team: &str) {
+        let bells = self.bells.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bell) = bells.get(team) {
+            bell.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// How many teams' bells this instance holds: one a team whose loop
+    /// was started, until that loop forgets its team.
+    pub fn bells(&self) -> usize {
+        self.bells.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Forgets `team`'s bell, hand and loop, for a loop that is idle and
+    /// whose team left the configuration in force, unless a wake came
+    /// since the loop last heard its bell (`heard`) or items wait in its
+    /// hand: then the loop goes on and looks. Once forgotten, a later wake
+    /// starts another loop with a bell and hand of its own, as a first
+    /// wake does
+    /// (docs/decisions/0850-a-team-s-outbox-loop-ends-once-its-team-is-gone.md).
+    pub(super) fn forget(&self, team: &str, heard: &watch::Receiver<u64>) -> bool {
+        // Held throughout: a wake rings the bell before it asks for a
+        // loop here, so one that came after the look below starts a loop.
+        let mut loops = self.loops.lock().unwrap_or_else(|e| e.into_inner());
+        if heard.has_changed().unwrap_or(false) {
+            return false;
+        }
+        let mut hands = self.hands.lock().unwrap_or_else(|e| e.into_inner());
+        if hands.get(team).is_some_and(|hand| hand.holds_any()) {
+            return false;
+        }
+        hands.remove(team);
+        let bell = self.bells.lock().unwrap_or_else(|e| e.into_inner()).remove(team);
+        loops.started.remove(team);
+        drop((hands, loops));
+        // Freed outside the locks.
+        drop(bell);
+        true
     }
 
     /// The op that puts `item` into `team`'s outbox, due at once: the
