@@ -266,3 +266,53 @@ async fn an_api_team_s_own_certificates_are_checked_at_the_write_memory() {
 async fn an_api_team_s_own_certificates_are_checked_at_the_write_redis() {
     an_api_team_s_own_certificates_are_checked_at_the_write(Backend::Redis).await;
 }
+
+/// A `verify_own` team exported from `a`, imported into another store:
+/// refused naming the team and the pointer, nothing written, while a usable
+/// list of its kind does not hold its certificate; written when its lists
+/// have no usable copy, as at a `PUT`
+/// (docs/decisions/0851-an-import-checks-a-team-s-own-certificates-as-a-put-does.md).
+async fn an_import_checks_a_team_s_own_certificates(backend: Backend) {
+    use chatgate::gateway::operator::{look::Held, restore};
+    use chatgate::time::Clock as _;
+    let server = wiremock::MockServer::start().await;
+    let o = own("Imported");
+    let setup = || Setup {
+        system_extra: operator_section(true),
+        ..Setup::default()
+    };
+    let Some(a) = spawn_with(backend, setup()).await else {
+        return;
+    };
+    let (now, later) = (wall_now(), wall_now() + 30 * 86_400);
+    let (acs, rcs, other) = ([o.access_ca.clone()], [o.registrar.clone()], [elsewhere()]);
+    serve_own(&server, &o.op, now, (1, later, &acs), (1, later, &rcs)).await;
+    let res = put(&a, "newco", &own_team(&o, &server.uri()), &[]).await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let exported: Held = restore::export(&a.gateway).await.unwrap();
+    let b = spawn_with(backend, setup()).await.unwrap();
+    let import = || restore::import(&b.gateway, &exported, false, b.clock.now());
+    // The provider of its access certificate dropped from its wrpac list.
+    serve_own(&server, &o.op, now, (2, later, &other), (1, later, &rcs)).await;
+    let refused = import().await.unwrap().expect_err("refused").join("; ");
+    assert!(
+        refused.starts_with("team newco: /wallet/certificate_chain "),
+        "{refused}"
+    );
+    assert!(restore::export(&b.gateway).await.unwrap().is_empty(), "nothing written");
+    // Its lists unreachable: nothing to check against, no refusal.
+    server.reset().await;
+    let restored = import().await.unwrap().expect("imported");
+    assert_eq!(restored.teams, 1);
+    assert!(stored(&b, "newco").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_checks_a_team_s_own_certificates_memory() {
+    an_import_checks_a_team_s_own_certificates(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_checks_a_team_s_own_certificates_redis() {
+    an_import_checks_a_team_s_own_certificates(Backend::Redis).await;
+}

@@ -15,6 +15,7 @@ use super::forms::stored_forms;
 use super::index::{self, part_of};
 use super::kept::{opened_at, said_problems, NotInForce, Registered};
 use super::look::{built, with_held, Held};
+use super::teams::own_on_its_lists;
 use super::KEPT;
 use crate::config::{is_secret_member, Config};
 use crate::domain::team_secrets;
@@ -80,7 +81,9 @@ const WRITTEN_AT_ONCE: usize = 64;
 /// Writes back what `held` has and the store lacks: each team's record
 /// with its entry, then the channels, the index and the generation (moved
 /// past `known_generation`, the one this instance put in force, so every
-/// instance looks again). Logs one error line when it wrote anything,
+/// instance looks again). Nothing is checked again, `verify_own` neither:
+/// they are the teams in force here, checked when they were written
+/// (docs/decisions/0851-an-import-checks-a-team-s-own-certificates-as-a-put-does.md). Logs one error line when it wrote anything,
 /// with the count of the teams' trails it restarted (not a line each).
 pub async fn restore(
     core: &Core,
@@ -216,7 +219,8 @@ fn moved(file: &Held, checked: &Held) -> Vec<String> {
 /// each kept one, then each team against them — its secrets opened at
 /// its place with this gateway's `secrets_keys`, its body by every rule a
 /// `PUT` checks, its API keys against the other teams of the file, the
-/// teams in force and the store's claims — each with the digest made
+/// teams in force and the store's claims, then its own certificates on
+/// its lists ([`own_not_held`]) — each with the digest made
 /// here, whatever the file says; or every refusal, naming the team (the
 /// channel) and the pointer.
 async fn checked(
@@ -269,12 +273,40 @@ async fn checked(
         }
     }
     if refused.is_empty() {
+        refused = own_not_held(core, &teams, now).await?;
+    }
+    if refused.is_empty() {
         refused = audiences_taken(core, &with, teams).await?;
     }
     Ok(match refused.is_empty() {
         true => Ok(held),
         false => Err(refused),
     })
+}
+
+/// The teams of an import with `verify_own` whose access or registration
+/// certificate a usable list of its kind does not hold, each named with
+/// the pointer, as a `PUT` of it is refused: its `wrpac` and `wrprc`
+/// lists fetched now, nothing kept; a list with no usable copy is no
+/// refusal (docs/decisions/0851-an-import-checks-a-team-s-own-certificates-as-a-put-does.md).
+/// Only once nothing else refused the import: nothing is fetched for a
+/// file that writes nothing.
+async fn own_not_held(
+    core: &Core,
+    teams: &[std::sync::Arc<crate::config::Team>],
+    now: Timestamp,
+) -> Result<Vec<String>> {
+    let mut refused = Vec::new();
+    for team in teams {
+        match own_on_its_lists(core, team, now).await {
+            Ok(()) => {}
+            Err(Error::InvalidConfig(problems)) => {
+                refused.push(format!("team {}: {}", team.id, said_problems(&problems)));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(refused)
 }
 
 /// The teams of an import (`teams`, built against `config`) whose `[mcp]

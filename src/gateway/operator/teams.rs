@@ -466,8 +466,9 @@ pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Wri
 /// 422 `invalid_config` at the pointer of one a usable list of its kind
 /// does not hold, as a team file that breaks it stops a start
 /// (docs/wallet.md#the-banks-own-certificates). A list with no usable
-/// copy is no refusal.
-async fn own_on_its_lists(core: &Core, team: &Team, now: Timestamp) -> Result<()> {
+/// copy is no refusal. An import checks its teams by it too
+/// (docs/decisions/0851-an-import-checks-a-team-s-own-certificates-as-a-put-does.md).
+pub(super) async fn own_on_its_lists(core: &Core, team: &Team, now: Timestamp) -> Result<()> {
     if team.wallet.as_ref().is_none_or(|w| w.verify_own.is_none()) {
         return Ok(());
     }
