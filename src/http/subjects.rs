@@ -13,6 +13,7 @@ use super::openapi::{ActorHeader, ApiKeyErrors, JsonBodyErrors, E403, E404, E422
 use super::AppState;
 use crate::config::Role;
 use crate::domain::input;
+use crate::domain::wallet::registration;
 use crate::error::{Error, Result};
 use crate::gateway::registrations::RegisteredWallet;
 use crate::gateway::view::SubjectView;
@@ -131,9 +132,7 @@ async fn unregister_wallet(
     _: NoQuery,
     PathParam((subject, thumbprint)): PathParam<(String, String)>,
 ) -> Result<StatusCode> {
-    if agent.role != Role::Admin && agent.person.is_none() {
-        return Err(Error::PersonRequired);
-    }
+    registration::may_unregister(agent.role == Role::Admin, agent.person.is_some())?;
     let subject = input::subject(&subject)?;
     if thumbprint.is_empty() || thumbprint.len() > 128 {
         return Err(Error::NotFound(

@@ -2,7 +2,8 @@
 //! (docs/wallet.md#registering-the-wallet-for-payments), on plain values:
 //! who may register ([`may_register`]: an interaction authenticated with a
 //! `customer_ref`, recently, by a method other than a wallet's or a
-//! pre-chat assertion), what is kept per customer ([`Registrations`]: the
+//! pre-chat assertion), who may remove one ([`may_unregister`]: an admin,
+//! or an agent naming a person), what is kept per customer ([`Registrations`]: the
 //! attestation's issuer and the RFC 7638 thumbprint of its holder key, at
 //! most [`MAX_REGISTERED`], a newer one replacing the oldest), and the
 //! thumbprint of a verified presentation's `cnf.jwk`
@@ -142,6 +143,20 @@ pub fn may_register<'r>(
     Ok(customer)
 }
 
+/// Whether a caller may remove one of a customer's registered wallets
+/// (docs/api.md#wallets-registered-for-payments): an admin (`admin`), or
+/// an agent who names the person behind the request (`person_named`: a
+/// `Chatgate-Actor`, or a console session), whatever the team's
+/// `require_person` says; an agent's key alone is 403 `person_required`.
+/// A removal takes away the customer's means of approving payments: it
+/// is always someone's.
+pub fn may_unregister(admin: bool, person_named: bool) -> Result<(), Error> {
+    if admin || person_named {
+        return Ok(());
+    }
+    Err(Error::PersonRequired)
+}
+
 /// The RFC 7638 thumbprint (SHA-256, base64url without padding) of the
 /// holder key of a verified SD-JWT VC's `claims` (its `cnf.jwk`): the
 /// required members of its key type, in lexicographic order, without
@@ -174,6 +189,17 @@ mod tests {
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_unix_seconds(s)
+    }
+
+    #[test]
+    fn a_wallet_is_removed_by_an_admin_or_an_agent_naming_a_person() {
+        assert!(may_unregister(true, false).is_ok(), "an admin");
+        assert!(may_unregister(true, true).is_ok(), "an admin naming a person");
+        assert!(may_unregister(false, true).is_ok(), "an agent naming a person");
+        assert!(matches!(
+            may_unregister(false, false),
+            Err(Error::PersonRequired)
+        ));
     }
 
     #[test]
