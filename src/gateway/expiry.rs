@@ -60,11 +60,15 @@ impl Sweeper {
                 last_removal: self.live.last_removal(),
             };
             let gw = self.live.current();
-            rescan.step(gw.store().as_ref(), gw.config(), generation, SWEEP_EVERY).await;
+            rescan
+                .step(gw.store().as_ref(), gw.config(), generation, SWEEP_EVERY)
+                .await;
             // The index answers again after failing: its first
             // slice and its sweep at once, not a round later.
             if rescan.taken(self.sweep_due_teams(&gw).await) {
-                rescan.step(gw.store().as_ref(), gw.config(), generation, SWEEP_EVERY).await;
+                rescan
+                    .step(gw.store().as_ref(), gw.config(), generation, SWEEP_EVERY)
+                    .await;
                 rescan.taken(self.sweep_due_teams(&gw).await);
             }
         }

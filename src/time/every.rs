@@ -67,7 +67,10 @@ mod tests {
         });
         assert!(rounds.next().await, "the first round at once");
         stop.send(()).unwrap();
-        assert!(!rounds.next().await, "none once stopped, the hour not waited");
+        assert!(
+            !rounds.next().await,
+            "none once stopped, the hour not waited"
+        );
     }
 
     #[tokio::test]

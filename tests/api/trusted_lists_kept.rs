@@ -299,7 +299,10 @@ async fn an_import_checks_a_team_s_own_certificates(backend: Backend) {
         refused.starts_with("team newco: /wallet/certificate_chain "),
         "{refused}"
     );
-    assert!(restore::export(&b.gateway).await.unwrap().is_empty(), "nothing written");
+    assert!(
+        restore::export(&b.gateway).await.unwrap().is_empty(),
+        "nothing written"
+    );
     // Its lists unreachable: nothing to check against, no refusal.
     server.reset().await;
     let restored = import().await.unwrap().expect("imported");

@@ -194,8 +194,14 @@ mod tests {
     #[test]
     fn a_wallet_is_removed_by_an_admin_or_an_agent_naming_a_person() {
         assert!(may_unregister(true, false).is_ok(), "an admin");
-        assert!(may_unregister(true, true).is_ok(), "an admin naming a person");
-        assert!(may_unregister(false, true).is_ok(), "an agent naming a person");
+        assert!(
+            may_unregister(true, true).is_ok(),
+            "an admin naming a person"
+        );
+        assert!(
+            may_unregister(false, true).is_ok(),
+            "an agent naming a person"
+        );
         assert!(matches!(
             may_unregister(false, false),
             Err(Error::PersonRequired)

@@ -28,9 +28,9 @@ use crate::gateway::records::{
     ApiKeyClaim, ApiTeamsGeneration, KeyReservation, Loaded, StoredApiForm,
 };
 use crate::gateway::work::Step;
-use crate::time::every::Every;
 use crate::gateway::{Core, Live};
 use crate::store::keys;
+use crate::time::every::Every;
 use crate::time::{Clock, Timestamp};
 
 /// The detail of a key another team or an operator has.

@@ -385,11 +385,8 @@ impl TeamDispatch {
                 behind = false;
                 claiming = Some(self.claim());
             }
-            if self.held == 0 && self.running.is_empty() && claiming.is_none() {
-                if self.team_gone() && self.shared.outbox.forget(&self.team, &bell) {
-                    break;
-                }
-                self.gw = None;
+            if claiming.is_none() && self.idle_and_gone(&bell) {
+                return self.end_gone(settler).await;
             }
             tokio::select! {
                 Some(ended) = self.running.join_next_with_id() => self.ended(ended),
@@ -427,16 +424,31 @@ impl TeamDispatch {
                 }
             }
         }
-        // The team is gone: what was handed back is settled before the
-        // loop ends (its settling task ends with the last sender).
+    }
+
+    /// With nothing in flight or waiting (and no claim under way), the
+    /// loop lets go of its gateway while it sleeps; `true` when its team
+    /// has left the configuration in force too and the outbox forgot the
+    /// team ([`Outbox::forget`], unless woken since `heard`): it ends.
+    fn idle_and_gone(&mut self, heard: &watch::Receiver<u64>) -> bool {
+        if self.held > 0 || !self.running.is_empty() {
+            return false;
+        }
+        let gone = self.gw().config.team_in(&self.team).is_none();
+        if gone && self.shared.outbox.forget(&self.team, heard) {
+            return true;
+        }
+        self.gw = None;
+        false
+    }
+
+    /// The end of the loop of a team gone: what it handed back is
+    /// settled first (its settling task ends with the last sender, the
+    /// loop's own).
+    async fn end_gone(self, mut settler: JoinSet<()>) -> LoopEnd {
         drop(self);
         while settler.join_next().await.is_some() {}
         LoopEnd::TeamGone
-    }
-
-    /// Whether the team of this loop has left the configuration in force.
-    fn team_gone(&self) -> bool {
-        self.gw().config.team_in(&self.team).is_none()
     }
 
     /// The loop that settles this team's delivered items, which ends with

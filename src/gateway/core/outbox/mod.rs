@@ -334,7 +334,11 @@ impl Outbox {
             return false;
         }
         hands.remove(team);
-        let bell = self.bells.lock().unwrap_or_else(|e| e.into_inner()).remove(team);
+        let bell = self
+            .bells
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(team);
         loops.started.remove(team);
         drop((hands, loops));
         // Freed outside the locks.
