@@ -1,7 +1,9 @@
 //! The SMS length of every text that can go through a `twilio` channel
 //! (docs/configuration.md#sms-length): one enumeration of those texts
 //! ([`sms_texts`]), the load-time check over it and the rows
-//! `chatgate check-texts` prints.
+//! `chatgate check-texts` prints. Where a text goes is a `match` naming
+//! every purpose, a page's link by its row of `Page::link`.
+#![deny(clippy::wildcard_enum_match_arm)]
 use std::collections::BTreeMap;
 
 use super::validate::{at_longest, longest_short_url, written_at};
