@@ -27,6 +27,8 @@ use uuid::Uuid;
 
 use kind::{Dial, Kind, KindInfo, Problem};
 
+use crate::domain::challenge::Page;
+use crate::domain::settings::TextKey;
 use crate::fared::{Failing, Fared};
 use crate::outbound::{Clients, Reach};
 
@@ -160,9 +162,10 @@ impl ChannelKind {
 }
 
 crate::domain::every::every! {
-    /// Why a message is sent (the template it uses).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-    #[serde(rename_all = "snake_case")]
+    /// Why a message is sent (the template it uses). Its name (`as_str`)
+    /// is its template's key, in a metric label, a webhook's `purpose`
+    /// and a channel file's `[templates]`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Purpose {
         LoginLink,
         Otp,
@@ -171,16 +174,17 @@ crate::domain::every::every! {
         Expired,
         /// The binding code of an app challenge: approve in the app.
         AppPrompt,
-        /// A network challenge's link (docs/network-authentication.md).
-        NetworkLink,
-        /// The link to the page where the customer types a code
-        /// (docs/api.md#codes-typed-on-the-gateways-page).
-        CodeEntryLink,
-        /// The link to the page where the customer types their session PIN;
-        /// it replaces the PIN prompt.
+        /// The link to a page of the gateway that moves a challenge: the
+        /// network challenge's (docs/network-authentication.md), the
+        /// wallet's (docs/wallet.md#the-link-page), the page a code is
+        /// typed on (docs/api.md#codes-typed-on-the-gateways-page). Its
+        /// text and where it may go are the page's (`Page::link`), so a
+        /// page added is a purpose without a line here
+        /// (docs/decisions/0830-a-page-s-link-message-is-one-purpose.md).
+        Link(Page),
+        /// The link to the code-entry page where the customer types their
+        /// session PIN; it replaces the PIN prompt.
         PinEntryLink,
-        /// A wallet challenge's link (docs/wallet.md#the-link-page).
-        WalletLink,
     }
 }
 
@@ -195,27 +199,37 @@ impl Purpose {
             Purpose::Otp
             | Purpose::LoginLink
             | Purpose::AppPrompt
-            | Purpose::NetworkLink
-            | Purpose::CodeEntryLink
-            | Purpose::PinEntryLink
-            | Purpose::WalletLink => true,
+            | Purpose::Link(_)
+            | Purpose::PinEntryLink => true,
             Purpose::PinPrompt | Purpose::Authenticated | Purpose::Expired => false,
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    /// Its own template key, the one its name spells; a page's link's is
+    /// the page's ([`Page::link`]).
+    pub fn key(self) -> TextKey {
         match self {
-            Purpose::LoginLink => "login_link",
-            Purpose::Otp => "otp",
-            Purpose::PinPrompt => "pin_prompt",
-            Purpose::Authenticated => "authenticated",
-            Purpose::Expired => "expired",
-            Purpose::AppPrompt => "app_prompt",
-            Purpose::NetworkLink => "network_link",
-            Purpose::CodeEntryLink => "code_entry_link",
-            Purpose::PinEntryLink => "pin_entry_link",
-            Purpose::WalletLink => "wallet_link",
+            Purpose::LoginLink => TextKey::LoginLink,
+            Purpose::Otp => TextKey::Otp,
+            Purpose::PinPrompt => TextKey::PinPrompt,
+            Purpose::Authenticated => TextKey::Authenticated,
+            Purpose::Expired => TextKey::Expired,
+            Purpose::AppPrompt => TextKey::AppPrompt,
+            Purpose::Link(page) => page.link().text,
+            Purpose::PinEntryLink => TextKey::PinEntryLink,
         }
+    }
+
+    /// Its name: its template key's ([`Purpose::key`]).
+    pub fn as_str(self) -> &'static str {
+        self.key().as_str()
+    }
+}
+
+/// Its name, as a webhook's `purpose` carries it.
+impl Serialize for Purpose {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -573,6 +587,33 @@ mod tests {
         );
         assert_eq!(s, "3");
     }
+    /// The names of every purpose, as the metric labels, the webhooks'
+    /// `purpose` and the channel files' `[templates]` have always spelled
+    /// them, in the order of `ALL`.
+    #[test]
+    fn every_purpose_keeps_its_name() {
+        let names: Vec<&str> = Purpose::ALL.map(Purpose::as_str).to_vec();
+        assert_eq!(
+            names,
+            [
+                "login_link",
+                "otp",
+                "pin_prompt",
+                "authenticated",
+                "expired",
+                "app_prompt",
+                "network_link",
+                "wallet_link",
+                "code_entry_link",
+                "pin_entry_link",
+            ]
+        );
+        for purpose in Purpose::ALL {
+            let json = serde_json::to_value(purpose).unwrap();
+            assert_eq!(json, serde_json::json!(purpose.as_str()));
+        }
+    }
+
     #[test]
     fn a_message_shows_neither_its_text_nor_its_code() {
         let msg = Message {

@@ -161,26 +161,8 @@ pub fn template_key(purpose: Purpose, channel: Option<&ChannelConfig>) -> TextKe
         | Purpose::Authenticated
         | Purpose::Expired
         | Purpose::AppPrompt
-        | Purpose::NetworkLink
-        | Purpose::CodeEntryLink
-        | Purpose::PinEntryLink
-        | Purpose::WalletLink => purpose_key(purpose),
-    }
-}
-
-/// The purpose's own template key, the one its name spells.
-pub fn purpose_key(purpose: Purpose) -> TextKey {
-    match purpose {
-        Purpose::LoginLink => TextKey::LoginLink,
-        Purpose::Otp => TextKey::Otp,
-        Purpose::PinPrompt => TextKey::PinPrompt,
-        Purpose::Authenticated => TextKey::Authenticated,
-        Purpose::Expired => TextKey::Expired,
-        Purpose::AppPrompt => TextKey::AppPrompt,
-        Purpose::NetworkLink => TextKey::NetworkLink,
-        Purpose::CodeEntryLink => TextKey::CodeEntryLink,
-        Purpose::PinEntryLink => TextKey::PinEntryLink,
-        Purpose::WalletLink => TextKey::WalletLink,
+        | Purpose::Link(_)
+        | Purpose::PinEntryLink => purpose.key(),
     }
 }
 

@@ -68,7 +68,7 @@ pub use api_urls::api_url_problems;
 pub use approvals::ApprovalsConfig;
 pub use audit::{AuditConfig, SyslogTarget, SyslogTls};
 pub use channels::{
-    for_transaction, purpose_key, shows_text, template, template_key, text, text_in, voice_text,
+    for_transaction, shows_text, template, template_key, text, text_in, voice_text,
 };
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;

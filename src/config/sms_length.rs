@@ -1,12 +1,15 @@
 //! The SMS length of every text that can go through a `twilio` channel
 //! (docs/configuration.md#sms-length): one enumeration of those texts
 //! ([`sms_texts`]), the load-time check over it and the rows
-//! `chatgate check-texts` prints.
+//! `chatgate check-texts` prints. Where a text goes is a `match` naming
+//! every purpose, a page's link by its row of `Page::link`.
+#![deny(clippy::wildcard_enum_match_arm)]
 use std::collections::BTreeMap;
 
 use super::validate::{at_longest, longest_short_url, written_at};
 use super::{ChannelConfig, Config, ConfigError, Settings, Team};
 use crate::channels::Purpose;
+use crate::domain::challenge::Section;
 use crate::domain::sms_segments::{self, Segments};
 
 /// One text a team can send through a `twilio` channel, its placeholders
@@ -43,7 +46,7 @@ fn text_in<'a>(
     settings: &'a Settings,
     channel: &'a ChannelConfig,
 ) -> &'a str {
-    super::text(super::purpose_key(purpose), settings, Some(channel), tag)
+    super::text(purpose.key(), settings, Some(channel), tag)
 }
 
 /// Every (team, channel, language, key) whose text can go through a
@@ -104,11 +107,12 @@ enum Goes {
     Nowhere,
 }
 
-/// Where `team` can send the text of `purpose`: a network link only with
-/// `[number_verification]`, a wallet link only with `[wallet]`, the page's
-/// links for a code or a PIN (which go into the conversation, and only
-/// there) into the conversation alone. Every purpose is named, so a new
-/// one does not build until it is placed.
+/// Where `team` can send the text of `purpose`: a page's link where the
+/// page says ([`crate::domain::challenge::Page::link`]): nowhere without the section the page needs
+/// (`[number_verification]`, `[wallet]`), else into the conversation and,
+/// for a link that may go to the number, through `sms_channel`; the PIN's
+/// link to the code-entry page into the conversation alone. Every
+/// purpose is named, so a new one does not build until it is placed.
 fn goes(purpose: Purpose, team: &Team) -> Goes {
     match purpose {
         Purpose::LoginLink
@@ -117,10 +121,25 @@ fn goes(purpose: Purpose, team: &Team) -> Goes {
         | Purpose::Authenticated
         | Purpose::Expired
         | Purpose::AppPrompt => Goes::Everywhere,
-        Purpose::NetworkLink if team.number_verification.is_some() => Goes::ConversationOrSms,
-        Purpose::WalletLink if team.wallet.is_some() => Goes::ConversationOrSms,
-        Purpose::NetworkLink | Purpose::WalletLink => Goes::Nowhere,
-        Purpose::CodeEntryLink | Purpose::PinEntryLink => Goes::Conversation,
+        Purpose::Link(page) => {
+            let link = page.link();
+            if !link.needs.is_none_or(|section| has(team, section)) {
+                Goes::Nowhere
+            } else if link.to_number {
+                Goes::ConversationOrSms
+            } else {
+                Goes::Conversation
+            }
+        }
+        Purpose::PinEntryLink => Goes::Conversation,
+    }
+}
+
+/// Whether `team` has `section` of the team file.
+fn has(team: &Team, section: Section) -> bool {
+    match section {
+        Section::NumberVerification => team.number_verification.is_some(),
+        Section::Wallet => team.wallet.is_some(),
     }
 }
 

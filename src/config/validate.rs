@@ -231,13 +231,8 @@ pub(super) fn written_at(
 ) -> (String, String) {
     let chosen = ChosenText {
         tag,
-        key: super::purpose_key(purpose),
-        text: super::text(
-            super::purpose_key(purpose),
-            team.settings_for(source),
-            Some(channel),
-            tag,
-        ),
+        key: purpose.key(),
+        text: super::text(purpose.key(), team.settings_for(source), Some(channel), tag),
     };
     let system_file = display_path(&config.path);
     if let Some(at) =
@@ -319,8 +314,7 @@ pub(super) fn check_template_lengths(config: &Config) -> Result<(), ConfigError>
                     continue;
                 };
                 for (tag, purpose) in every_language(settings) {
-                    let text =
-                        super::text(super::purpose_key(purpose), settings, Some(channel), tag);
+                    let text = super::text(purpose.key(), settings, Some(channel), tag);
                     let len = worst_case_chars(text, public_url);
                     if len <= limit {
                         continue;

@@ -29,7 +29,7 @@ use crate::time::Timestamp;
 
 pub mod proof;
 
-pub use proof::{Entry, OtpState, Page, Proof, Stage};
+pub use proof::{Entry, LinkMessage, OtpState, Page, Proof, Section, Stage};
 
 /// How many finished challenges an interaction remembers (oldest forgotten
 /// first; a forgotten id is answered `not_found`).

@@ -96,13 +96,14 @@ fn every_built_in_text_but_the_network_link_is_one_segment_at_its_longest() {
     let url = longest_short_url(&format!("https://{}.example", "a".repeat(54)));
     let templates = Templates::default();
     for purpose in crate::channels::Purpose::ALL {
-        let text = templates.text(crate::config::purpose_key(purpose));
+        let text = templates.text(purpose.key());
         let count = segments(&at_longest(text, &url, 10, "9999"));
-        let want = if purpose == crate::channels::Purpose::NetworkLink {
-            2
-        } else {
-            1
-        };
+        let want =
+            if purpose == crate::channels::Purpose::Link(crate::domain::challenge::Page::Network) {
+                2
+            } else {
+                1
+            };
         assert_eq!(
             (count.count, count.encoding.as_str()),
             (want, "GSM-7"),

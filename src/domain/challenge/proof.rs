@@ -10,6 +10,7 @@ use super::{ChallengeMethod, Ladder, NetworkAnswer};
 use crate::domain::every::every;
 use crate::domain::method::Method;
 use crate::domain::number_check::NumberCheck;
+use crate::domain::settings::TextKey;
 use crate::domain::voice::VoiceCall;
 use crate::domain::wallet_state::WalletChallenge;
 
@@ -173,6 +174,56 @@ impl Page {
             Page::CodeEntry => None,
         }
     }
+
+    /// The message that carries its link (`Purpose::Link`), one row a
+    /// page: every fact of that message a page decides, so that a page
+    /// added decides them here and nowhere else
+    /// (docs/decisions/0830-a-page-s-link-message-is-one-purpose.md).
+    pub const fn link(self) -> LinkMessage {
+        match self {
+            Page::Network => LinkMessage {
+                text: TextKey::NetworkLink,
+                needs: Some(Section::NumberVerification),
+                to_number: true,
+            },
+            Page::Wallet => LinkMessage {
+                text: TextKey::WalletLink,
+                needs: Some(Section::Wallet),
+                to_number: true,
+            },
+            Page::CodeEntry => LinkMessage {
+                text: TextKey::CodeEntryLink,
+                needs: None,
+                to_number: false,
+            },
+        }
+    }
+}
+
+/// The message that carries a page's link into the conversation
+/// ([`Page::link`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkMessage {
+    /// Its text; the message's purpose is named by it (`network_link`),
+    /// in a metric label, a webhook's `purpose` and a channel file's
+    /// `[templates]`.
+    pub text: TextKey,
+    /// The section of the team file a team needs to send it (its
+    /// challenge starts only then); `None`: every team can.
+    pub needs: Option<Section>,
+    /// Whether it may also go to the customer's number through the
+    /// team's `sms_channel` (`delivery` `sms`), not only into the
+    /// conversation (docs/configuration.md#sms-length).
+    pub to_number: bool,
+}
+
+/// A section of the team file a page answers only with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// `[number_verification]`.
+    NumberVerification,
+    /// `[wallet]`.
+    Wallet,
 }
 
 impl Proof {

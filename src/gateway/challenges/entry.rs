@@ -97,7 +97,7 @@ async fn send_entry_link(
         url: Some(&url),
         ..Fill::default()
     };
-    let purpose = Purpose::CodeEntryLink;
+    let purpose = Purpose::Link(Page::CodeEntry);
     let sent = core.send(team, rec, &rec.channel, None, purpose, fill, None, now);
     sent.await.map_err(|e| Error::Channel(e.to_string()))?;
     Ok(())

@@ -70,7 +70,7 @@ pub(super) async fn start_network_ladder(
             rec,
             &rec.channel,
             None,
-            Purpose::NetworkLink,
+            Purpose::Link(Page::Network),
             fill,
             None,
             now,

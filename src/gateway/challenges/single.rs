@@ -270,14 +270,14 @@ async fn send_challenge(
                 url: link,
                 ..Fill::default()
             };
-            (Purpose::NetworkLink, fill)
+            (Purpose::Link(Page::Network), fill)
         }
         ChallengeMethod::Wallet => {
             let fill = Fill {
                 url: link,
                 ..Fill::default()
             };
-            (Purpose::WalletLink, fill)
+            (Purpose::Link(Page::Wallet), fill)
         }
     };
     let to = message.to.clone();

@@ -73,13 +73,24 @@ impl LinkKind for CodeEntry {
 /// [`KINDS`] does not build: the registry's tests see every kind that
 /// has a key.
 pub fn key<K: LinkKind>(code: &str) -> String {
+    key_of(line::<K>(), code)
+}
+
+/// The line of [`KINDS`] that kind `K` is; a kind not on it does not
+/// build.
+pub(super) fn line<K: LinkKind>() -> Registered {
     const {
         assert!(
             registered(Registered::of::<K>()),
             "a link kind not in links::KINDS"
         )
     };
-    keys::challenge_link(K::PREFIX, code)
+    Registered::of::<K>()
+}
+
+/// The key of the link of `kind`, a line of [`KINDS`], that `code` names.
+pub(super) fn key_of(kind: Registered, code: &str) -> String {
+    keys::challenge_link(kind.prefix, code)
 }
 
 /// Whether one line of [`KINDS`] is `kind`: its name, prefix and path

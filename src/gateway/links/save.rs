@@ -3,8 +3,8 @@
 //! of every link (docs/architecture.md#challenge-links).
 use uuid::Uuid;
 
-use super::kind::LinkKind;
-use super::kinds::{key, CodeEntry, Network, Wallet};
+use super::kind::{LinkKind, Registered};
+use super::kinds::{key_of, line, KINDS};
 use crate::config::Team;
 use crate::domain::challenge::Page;
 use crate::error::{Error, Result};
@@ -18,7 +18,8 @@ use crate::time::Timestamp;
 
 /// Saves a fresh link to challenge `cid` of interaction `id` for `page`,
 /// the page its proof waits for: the one save every start uses, by the
-/// page's one kind (`KINDS` has one line a page). Its URL, as [`save`]'s.
+/// page's one line of `KINDS` (one a page: `kinds::one_line_a_page`), so
+/// a page added is saved without a line here. Its URL, as [`save`]'s.
 pub async fn save_for(
     core: &Core,
     team: &Team,
@@ -27,11 +28,10 @@ pub async fn save_for(
     until: Timestamp,
     now: Timestamp,
 ) -> Result<String> {
-    match page {
-        Page::Network => save::<Network>(core, team, ids, until, now).await,
-        Page::Wallet => save::<Wallet>(core, team, ids, until, now).await,
-        Page::CodeEntry => save::<CodeEntry>(core, team, ids, until, now).await,
-    }
+    let Some(&kind) = KINDS.iter().find(|k| k.page == page) else {
+        return Err(Error::internal("a page without its line in links::KINDS"));
+    };
+    saved(core, team, kind, ids, until, now).await
 }
 
 /// Saves a fresh link of kind `K` to challenge `cid` of interaction `id`
@@ -43,6 +43,18 @@ pub async fn save_for(
 pub async fn save<K: LinkKind>(
     core: &Core,
     team: &Team,
+    ids: (Uuid, Uuid),
+    until: Timestamp,
+    now: Timestamp,
+) -> Result<String> {
+    saved(core, team, line::<K>(), ids, until, now).await
+}
+
+/// [`save`], by the kind's line of `KINDS`.
+async fn saved(
+    core: &Core,
+    team: &Team,
+    kind: Registered,
     (id, cid): (Uuid, Uuid),
     until: Timestamp,
     now: Timestamp,
@@ -59,7 +71,7 @@ pub async fn save<K: LinkKind>(
         .max()
         .unwrap_or_default();
     let ttl = until.since(now).max(std::time::Duration::from_secs(1)) + lives;
-    let key = key::<K>(&code);
+    let key = key_of(kind, &code);
     let saved = change::once(core, &team.keyspace, &[], now, |c| {
         c.claim(&key, &link, Some(ttl))?;
         Ok(Step::Write(()))
@@ -68,5 +80,5 @@ pub async fn save<K: LinkKind>(
         .await?
         .ok_or_else(|| Error::internal("a 256-bit link code collided"))?;
     let public_url = &core.config().server.public_url;
-    Ok(format!("{public_url}/{}/{code}", K::PATH))
+    Ok(format!("{public_url}/{}/{code}", kind.path))
 }
