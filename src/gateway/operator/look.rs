@@ -381,24 +381,7 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
     };
     let moved: Vec<&String> = moved.into_iter().collect();
     let gone_from_index = changes.gone.len();
-    // The next batches are read while one is built.
-    let chunks: Vec<&[&String]> = moved.chunks(READ_AT_ONCE).collect();
-    let mut reads = futures::stream::FuturesOrdered::new();
-    for chunk in chunks.iter().take(READS_AHEAD) {
-        reads.push_back(read_batch(core, chunk));
-    }
-    let mut next = READS_AHEAD;
-    for chunk in &chunks {
-        let Some(read) = reads.next().await else {
-            break;
-        };
-        if let Some(ahead) = chunks.get(next) {
-            reads.push_back(read_batch(core, ahead));
-            next += 1;
-        }
-        put_batch(&against, chunk, read?, &mut changes);
-    }
-    drop(reads);
+    read_teams(core, &against, &moved, &mut changes).await?;
     // Indexed but not stored (a Cluster master that lost it, until
     // written back): read again at the next move.
     let unstored = changes.gone[gone_from_index..].to_vec();
@@ -488,6 +471,33 @@ fn left_out_known(changes: &mut Changes, unstored: Vec<String>) {
             }
         }
     }
+}
+
+/// Into `changes`: stored teams `ids`, [`READ_AT_ONCE`] a call, the next
+/// [`READS_AHEAD`] calls read while one batch is built ([`put_batch`]).
+async fn read_teams(
+    core: &Core,
+    config: &Config,
+    ids: &[&String],
+    changes: &mut Changes,
+) -> Result<()> {
+    let chunks: Vec<&[&String]> = ids.chunks(READ_AT_ONCE).collect();
+    let mut reads = futures::stream::FuturesOrdered::new();
+    for chunk in chunks.iter().take(READS_AHEAD) {
+        reads.push_back(read_batch(core, chunk));
+    }
+    let mut next = READS_AHEAD;
+    for chunk in &chunks {
+        let Some(read) = reads.next().await else {
+            break;
+        };
+        if let Some(ahead) = chunks.get(next) {
+            reads.push_back(read_batch(core, ahead));
+            next += 1;
+        }
+        put_batch(config, chunk, read?, changes);
+    }
+    Ok(())
 }
 
 /// Into `changes`: stored teams `ids`, read together ([`read_batch`]) and
