@@ -22,13 +22,17 @@ pub(super) fn every_problem<T>(
     check: impl Fn(&serde_json::Value) -> Result<T, Vec<FormProblem>>,
     placeholder: impl Fn(&str) -> Option<serde_json::Value>,
 ) -> Result<T, Vec<FormProblem>> {
+    // A body that passes (every stored team at a start) is not copied.
+    let mut found = match check(body) {
+        Ok(made) => return Ok(made),
+        Err(found) => Some(found),
+    };
     let mut body = body.clone();
     let mut problems: Vec<FormProblem> = Vec::new();
     // The pointers of the problems listed, and of the members left out.
     let mut seen = BTreeSet::new();
     for _ in 0..MAX_PROBLEMS * 2 {
-        let found = match check(&body) {
-            Ok(made) if problems.is_empty() => return Ok(made),
+        let found = match found.take().map_or_else(|| check(&body), Err) {
             Ok(_) => break,
             Err(found) => found,
         };

@@ -12,7 +12,7 @@
 //!
 //! Every problem stops loading with one [`ConfigError`]: one line naming the
 //! file, the key and the problem, never a secret value.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::env::Environment;
@@ -105,8 +105,13 @@ fn load_sections(
         teams::check_operator_keys(operator, &api_keys, &file)?;
     }
 
+    // One pass over the teams, whatever the number of channels.
+    let used: HashSet<&str> = teams_by_id
+        .values()
+        .flat_map(|t| t.channels_used())
+        .collect();
     for (name, warnings) in channel_warnings {
-        if teams_by_id.values().any(|t| t.uses_channel(&name)) {
+        if used.contains(name.as_str()) {
             warnings.replay();
         }
     }

@@ -313,13 +313,19 @@ impl Team {
     /// its `sms_channel`, `email_channel` or `voice_channel`, or as a step of an
     /// `otp.ladder` of its settings)?
     pub fn uses_channel(&self, name: &str) -> bool {
-        self.has_channel(name)
-            || self.sms_channel.as_deref() == Some(name)
-            || self.email_channel.as_deref() == Some(name)
-            || self.voice_channel.as_deref() == Some(name)
-            || std::iter::once(&self.settings)
-                .chain(self.channel_settings.values())
-                .any(|s| s.otp.ladder.iter().any(|step| step == name))
+        self.channels_used().any(|used| used == name)
+    }
+
+    /// The channels this team sends through, as [`Team::uses_channel`]
+    /// names them (one may come more than once).
+    pub fn channels_used(&self) -> impl Iterator<Item = &str> {
+        let named = [&self.sms_channel, &self.email_channel, &self.voice_channel];
+        let ladders = std::iter::once(&self.settings)
+            .chain(self.channel_settings.values())
+            .flat_map(|s| s.otp.ladder.iter());
+        (self.channels.iter().map(String::as_str))
+            .chain(named.into_iter().filter_map(|c| c.as_deref()))
+            .chain(ladders.map(String::as_str))
     }
 
     /// The `otp.ttl` of the codes this team sends through `channel`: that

@@ -5,7 +5,8 @@
 //! the channels the teams list and whether one has `[oidc]` (what the
 //! served OpenAPI documents show), the teams of each `[mcp] oauth` issuer
 //! (whose access token a bearer is, and the issuers the MCP server's
-//! metadata lists), how many are API teams (a gauge), and
+//! metadata lists), how many are API teams (a gauge), the teams whose
+//! wallet names trusted lists (what the lists' timer looks at), and
 //! their keyspaces as a persistent set, which a worker that keeps the one
 //! it last saw compares with the one in force by the parts they do not
 //! share ([`TeamSums::keyspaces_since`]).
@@ -25,6 +26,8 @@ pub struct TeamSums {
     mcp_oauth: BTreeMap<String, BTreeSet<String>>,
     /// How many teams were written through the operator API.
     api: usize,
+    /// The teams whose `[wallet]` names a trusted list, by id.
+    trusted_lists: BTreeSet<String>,
     /// Every team's keyspace.
     keyspaces: imbl::OrdSet<String>,
 }
@@ -47,6 +50,9 @@ impl TeamSums {
         self.oidc += usize::from(team.oidc.is_some());
         self.api += usize::from(team.api.is_some());
         self.keyspaces.insert(team.keyspace.clone());
+        if has_trusted_lists(team) {
+            self.trusted_lists.insert(team.id.clone());
+        }
         if let Some(oauth) = &team.mcp_oauth {
             (self.mcp_oauth.entry(oauth.provider.issuer.clone()))
                 .or_default()
@@ -67,6 +73,9 @@ impl TeamSums {
         self.oidc -= usize::from(team.oidc.is_some());
         self.api -= usize::from(team.api.is_some());
         self.keyspaces.remove(&team.keyspace);
+        if has_trusted_lists(team) {
+            self.trusted_lists.remove(&team.id);
+        }
         if let Some(oauth) = &team.mcp_oauth {
             let issuer = &oauth.provider.issuer;
             if let Some(teams) = self.mcp_oauth.get_mut(issuer) {
@@ -96,6 +105,11 @@ impl TeamSums {
     /// The teams whose `[mcp] oauth` is `issuer`'s, by id.
     pub fn mcp_teams_of(&self, issuer: &str) -> impl Iterator<Item = &String> {
         self.mcp_oauth.get(issuer).into_iter().flatten()
+    }
+
+    /// The teams whose `[wallet]` names a trusted list, by id.
+    pub fn trusted_list_teams(&self) -> impl Iterator<Item = &String> {
+        self.trusted_lists.iter()
     }
 
     /// How many API teams there are.
@@ -129,4 +143,9 @@ impl TeamSums {
                 _ => None,
             })
     }
+}
+
+/// Whether `team`'s `[wallet]` names a trusted list.
+fn has_trusted_lists(team: &Team) -> bool {
+    (team.wallet.as_ref()).is_some_and(|w| !w.trusted_lists.is_empty())
 }

@@ -113,14 +113,40 @@ pub fn seal(
 /// sealed before salts has none.
 pub fn salts_of(stored: &Value, is_secret: IsSecret<'_>) -> Salts {
     let mut found = Salts::new();
-    let mut f = |pointer: &str, v: &Value| -> Result<Value, ()> {
+    let mut f = |pointer: &str, v: &Value| {
         if let Some(salt) = v.as_str().and_then(SecretsCipher::salt_of) {
             found.insert(pointer.to_string(), salt);
         }
-        Ok(v.clone())
     };
-    let _ = map_secrets(stored, "", false, is_secret, &mut f);
+    each_secret(stored, "", false, is_secret, &mut f);
     found
+}
+
+/// Calls `f` with every secret of `value` (as [`map_secrets`] finds them)
+/// and its pointer, copying nothing.
+fn each_secret(
+    value: &Value,
+    pointer: &str,
+    secret: bool,
+    is_secret: IsSecret<'_>,
+    f: &mut dyn FnMut(&str, &Value),
+) {
+    match value {
+        Value::String(_) if secret => f(pointer, value),
+        Value::Object(o) if secret && o.contains_key("hmac") => f(pointer, value),
+        Value::Object(o) => {
+            for (name, v) in o {
+                let at = format!("{pointer}/{}", token(name));
+                each_secret(v, &at, is_secret(name), is_secret, f);
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                each_secret(v, &format!("{pointer}/{i}"), secret, is_secret, f);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A stored form's secrets opened: the body as written, or the pointer
@@ -220,13 +246,12 @@ pub fn rebind(
 /// Every secret string of an opened body, by pointer.
 pub fn secrets_at(body: &Value, is_secret: IsSecret<'_>) -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();
-    let mut f = |pointer: &str, v: &Value| -> Result<Value, ()> {
+    let mut f = |pointer: &str, v: &Value| {
         if let Some(s) = v.as_str() {
             found.insert(pointer.to_string(), s.to_string());
         }
-        Ok(v.clone())
     };
-    let _ = map_secrets(body, "", false, is_secret, &mut f);
+    each_secret(body, "", false, is_secret, &mut f);
     found
 }
 

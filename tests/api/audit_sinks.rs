@@ -115,7 +115,8 @@ async fn stored_entries(store: &SharedStore, last: u64) -> Vec<Map<String, Value
         .await
         .unwrap()
         .into_iter()
-        .map(|raw| serde_json::from_str(&raw.expect("an entry").value).unwrap())
+        .map(|raw| chatgate::gateway::audit::entry_json(raw.expect("an entry").value).unwrap())
+        .map(|json| serde_json::from_str(&json).unwrap())
         .collect()
 }
 

@@ -562,12 +562,14 @@ async fn two_instances_act_on_a_re_added_team_s_due_work_in_time() {
 /// A start reads the stored API teams 500 a store call, and the
 /// reservations of their keys in one call more for each such batch
 /// (docs/architecture.md#many-teams): at N teams the start's reads of
-/// them are 2·⌈N/500⌉ calls, whatever else it reads.
+/// them are 2·⌈N/500⌉ calls, whatever else it reads. More teams than
+/// one thread builds alone: they are built on every core, each in force
+/// as written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_reads_the_api_teams_and_their_reservations_in_batches() {
     use crate::operator_claims::team_with_key;
     use crate::operator_writes::{put, with_operator};
-    const TEAMS: usize = 12;
+    const TEAMS: usize = 150;
     let (counting, a) = crate::round_trips::on_counting_store_with(with_operator()).await;
     for i in 0..TEAMS {
         let id = format!("t{i:02}");
@@ -583,7 +585,16 @@ async fn a_start_reads_the_api_teams_and_their_reservations_in_batches() {
     };
     let b = spawn_with(Backend::Memory, setup).await.unwrap();
     let gets = std::mem::take(&mut *counting.gets.lock().unwrap());
-    assert_eq!(b.reloader.in_force().config().api_teams().count(), TEAMS);
+    let config = b.reloader.in_force().config().clone();
+    assert_eq!(config.api_teams().count(), TEAMS);
+    for team in config.api_teams() {
+        let key = chatgate::domain::secrets::ApiKeyHash::of_key(&format!("key-of-{}", team.id));
+        assert!(
+            team.api_keys.iter().any(|k| k.sha256.matches(&key)),
+            "{} has its own key",
+            team.id
+        );
+    }
     let bodies: Vec<&Vec<String>> = (gets.iter())
         .filter(|keys| keys.iter().any(|k| k.ends_with("}:tm")))
         .collect();

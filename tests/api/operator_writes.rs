@@ -131,7 +131,8 @@ pub(crate) async fn entries_in(app: &TestApp, keyspace: &str) -> Vec<Value> {
         let Some(v) = got.into_iter().next().flatten() else {
             break;
         };
-        found.push(serde_json::from_str(&v.value).unwrap());
+        let json = chatgate::gateway::audit::entry_json(v.value).unwrap();
+        found.push(serde_json::from_str(&json).unwrap());
     }
     found
 }
@@ -230,6 +231,13 @@ both_stores!(a_team_that_sets_nothing_is_recorded_in_few_bytes, setup: with_the_
     let names = entry["detail"]["changed"].as_array().unwrap().len();
     assert!(names > 100, "every inherited key is recorded: {names}");
     assert!(recorded.len() <= RECORDED_MOST_A_KEY * names, "{} bytes for {names} keys", recorded.len());
+    // The first entry, which names every key, is stored packed and read
+    // back as the JSON that was hashed.
+    let got = app.gateway.store().get(&[keys::audit_entry(&space, 1)]).await.unwrap();
+    let stored_entry = got.into_iter().next().flatten().expect("the first entry").value;
+    let json = chatgate::gateway::audit::entry_json(stored_entry.clone()).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), *entry);
+    assert!(stored_entry.len() * 3 <= json.len(), "{} bytes stored for {} of JSON", stored_entry.len(), json.len());
 
     body["settings"] = json!({"otp": {"ttl": "3m"}});
     assert_eq!(put(&app, "quiet", &body, &[("If-Match", &tag)]).await.status(), 200);

@@ -2,7 +2,7 @@
 //! (docs/audit.md#the-trail-of-a-deleted-team): kept in its keyspace for its
 //! retention, apart from any team written again under its id, and read
 //! back for `chatgate audit export --team ID --deleted`.
-use crate::gateway::records::{DeletedTeam, Loaded, StoredHead};
+use crate::gateway::records::{entry_json, DeletedTeam, Loaded, StoredHead};
 use crate::store::{keys, Store};
 
 /// Entries read from the store in one call.
@@ -36,7 +36,9 @@ pub async fn deleted_trail(store: &dyn Store, id: &str) -> Result<Option<Vec<Str
         let wanted = (from..=to)
             .map(|seq| keys::audit_entry(&keyspace, seq))
             .collect();
-        entries.extend(read(wanted).await?.into_iter().flatten().map(|v| v.value));
+        for raw in read(wanted).await?.into_iter().flatten() {
+            entries.push(entry_json(raw.value)?);
+        }
         from = to + 1;
     }
     Ok(Some(entries))

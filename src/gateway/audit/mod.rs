@@ -15,13 +15,17 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub(super) use super::change::append;
-use super::change::{self, vouch};
+use super::change::vouch;
 pub use super::core::trail::StoredHead;
 use super::core::trail::{head_of, read_head};
+/// An entry's JSON as its record stores it (tests and tools read the
+/// store itself).
+pub use super::records::entry_json;
 use super::{Core, Live, Workers};
 use crate::domain::audit::{Acting, Action, Draft, Target};
 use crate::domain::interaction::InteractionRecord;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::gateway::records::Loaded;
 use crate::store::keys;
 use crate::time::{Clock, Timestamp};
 pub use config_change::{
@@ -124,10 +128,16 @@ pub async fn page(
     let mut entries = Vec::new();
     if first <= last {
         let wanted: Vec<String> = (first..=last).map(|s| keys::audit_entry(team, s)).collect();
-        let read = change::read(core, &wanted).await?;
-        for key in &wanted {
+        let read = core.get(&wanted).await?;
+        for (key, raw) in wanted.into_iter().zip(read) {
             // An entry that expired while read ends the page.
-            let Some(entry) = read.get::<serde_json::Value>(key)?.value else {
+            let Some(mut raw) = raw else {
+                break;
+            };
+            raw.value = entry_json(raw.value).map_err(|e| {
+                Error::internal_from("an audit entry does not read", std::io::Error::other(e))
+            })?;
+            let Some(entry) = Loaded::<serde_json::Value>::parse(key, Some(raw))?.value else {
                 break;
             };
             entries.push(entry);

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::cursor::{hold, settle};
 use crate::error::Result;
 use crate::fared::Fared;
-use crate::gateway::records::Loaded;
+use crate::gateway::records::{entry_json, Loaded};
 use crate::gateway::{Core, Live, Workers};
 use crate::store::{keys, Versioned};
 use crate::time::{Clock, Timestamp};
@@ -87,14 +87,15 @@ pub(super) struct Entry {
     /// Its `time`, when it has one.
     pub time: Option<Timestamp>,
     pub value: Value,
-    /// Its JSON as stored.
+    /// Its JSON, as hashed (inflated where it is stored packed).
     pub text: String,
 }
 
 impl Entry {
     /// The entry `seq` as read, or `None` when it is gone or not JSON.
     fn parse(seq: u64, raw: Option<Versioned>) -> Option<Entry> {
-        let raw = raw?;
+        let mut raw = raw?;
+        raw.value = entry_json(raw.value).ok()?;
         let text = raw.value.clone();
         let value = Loaded::<Value>::parse(String::new(), Some(raw))
             .ok()?

@@ -53,7 +53,7 @@ pub use operator::{
 };
 pub use small::{StoredDevices, StoredEpoch, StoredLinkUses, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
-pub use trail::{entry_text, ConfigParts, StoredConfig, StoredCursor, StoredHead};
+pub use trail::{entry_json, entry_text, ConfigParts, StoredConfig, StoredCursor, StoredHead};
 pub use wallet::{StoredRegistrations, StoredWalletKey};
 
 /// A record as read, with the version to write it back against.

@@ -233,5 +233,25 @@ pub(super) async fn stored_forms<N: AsRef<str>>(
         .collect()
 }
 
+/// [`stored_forms`] of API teams `ids`, each with the text the store
+/// keeps: what an instance holds for a store reset ([`super::look::HeldTexts`]).
+pub(super) async fn stored_teams_and_texts<N: AsRef<str>>(
+    core: &Core,
+    ids: &[N],
+) -> Result<Vec<Option<(StoredApiForm, Box<str>)>>> {
+    let keys: Vec<String> = ids
+        .iter()
+        .map(|n| crate::store::keys::api_team(n.as_ref()))
+        .collect();
+    let raw = core.get(&keys).await?;
+    let read = keys.into_iter().zip(raw);
+    read.map(|(key, raw)| {
+        let text = raw.as_ref().map(|r| Box::<str>::from(r.value.as_str()));
+        let form = Loaded::<StoredApiForm>::parse(key, raw)?.value;
+        Ok(form.zip(text))
+    })
+    .collect()
+}
+
 /// The place a channel's sealed secrets are bound to: no team id has a `~`.
 pub use crate::config::channel_place;

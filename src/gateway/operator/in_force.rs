@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use super::look::{self, Changes, Held, Known};
+use super::look::{self, Changes, HeldTexts, Known};
 use super::teams::ApiTeamsBell;
 use super::{channels, index, restore};
 use crate::config::{Config, ConfigError};
@@ -36,7 +36,7 @@ pub struct ApiKnown {
     known: Known,
     generation: u64,
     /// Their stored forms, written back when the store comes back empty.
-    held: Held,
+    held: HeldTexts,
     /// The `born` of the generation's record last read (`None`: not read
     /// yet): another one is a store that came back empty.
     born: Option<u64>,
@@ -203,7 +203,7 @@ impl InForce {
         let reset = api.born.is_some_and(|born| born != looked.born) || losses != api.losses;
         if reset && !api.held.is_empty() {
             let running = self.live.current();
-            restore::restore(&running, &api.held, api.generation, now).await?;
+            restore::restore(&running, &api.held.parsed()?, api.generation, now).await?;
         }
         (api.born, api.losses) = (Some(looked.born), losses);
         if looked.generation != api.generation {

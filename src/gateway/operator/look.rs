@@ -9,7 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use super::forms::{breaks, operator, stored_forms};
+use futures::StreamExt as _;
+
+use super::forms::{breaks, operator, stored_forms, stored_teams_and_texts};
 use super::index::{self, part_of};
 use super::kept::{opened_at, read_kept, KeptChanges, NotInForce, Registered};
 use super::resource::Resource;
@@ -112,9 +114,10 @@ pub struct Changes {
     /// instance has: what stops a start-up or refuses a reload (`"team"`,
     /// `"channel"`…, the name, why).
     pub stops: Vec<(&'static str, String, String)>,
-    /// The stored forms of `teams`, as the store keeps them (sealed): what
-    /// a store reset writes back (those of the kept ones are in `kept`).
-    pub forms: Held,
+    /// The stored forms of `teams`, as the store keeps them (sealed), each
+    /// its text: what a store reset writes back (those of the kept ones are
+    /// in `kept`).
+    pub forms: BTreeMap<String, Box<str>>,
     /// Kept ones deleted that stay in force for the API teams in force
     /// that still list them (`"channel"`…, the name, which teams).
     pub still_listed: Vec<(&'static str, String, String)>,
@@ -142,6 +145,23 @@ impl Held {
     pub fn of(&self, k: &Registered) -> impl Iterator<Item = (&String, &StoredApiForm)> {
         self.kept.get(k.exported_as).into_iter().flatten()
     }
+}
+
+/// [`Held`] as an instance keeps it between store resets: each API team's
+/// stored form as the text the store keeps, parsed only when a reset
+/// writes them back; the kept ones' (few) as [`Held`] keeps them
+/// (docs/decisions/0841-an-instance-holds-its-api-teams-stored-forms-as-text.md).
+#[derive(Debug, Clone, Default)]
+pub struct HeldTexts {
+    teams: BTreeMap<String, Box<str>>,
+    kept: BTreeMap<&'static str, BTreeMap<String, StoredApiForm>>,
+}
+
+impl HeldTexts {
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.teams.is_empty() && self.kept.values().all(|k| k.is_empty())
+    }
 
     /// What `changes` put in force, or took out, applied to what is held.
     pub fn take(&mut self, changes: &mut Changes) {
@@ -158,10 +178,25 @@ impl Held {
         let forms = std::mem::take(&mut changes.forms);
         let put: BTreeSet<&str> = changes.teams.iter().map(|t| t.id.as_str()).collect();
         let teams = forms
-            .teams
             .into_iter()
             .filter(|(id, _)| put.contains(id.as_str()));
         self.teams.extend(teams);
+    }
+
+    /// What is held, each team's text parsed (as it was read before it was
+    /// put in force, so none fails but a bug's).
+    pub fn parsed(&self) -> Result<Held> {
+        let mut teams = BTreeMap::new();
+        for (id, text) in &self.teams {
+            let raw = crate::store::Versioned {
+                value: text.to_string(),
+                version: 0,
+            };
+            let form = Loaded::<StoredApiForm>::parse(keys::api_team(id), Some(raw))?;
+            teams.extend(form.value.map(|f| (id.clone(), f)));
+        }
+        let kept = self.kept.clone();
+        Ok(Held { teams, kept })
     }
 }
 
@@ -301,6 +336,11 @@ fn file_key_logged(files: &Config, team: &Team) {
 /// Stored teams read in one store call.
 const READ_AT_ONCE: usize = 500;
 
+/// Batches of [`READ_AT_ONCE`] read ahead of the one being built: the
+/// store's answers come while the teams are built, and a Cluster's masters
+/// each have some in hand.
+const READS_AHEAD: usize = 4;
+
 /// The API teams and kept resources of the store that differ from
 /// `known`: the generation and the kept ones' indexes read, the parts of
 /// the teams' index moved since `known` (with those of the teams it left
@@ -341,9 +381,7 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
     };
     let moved: Vec<&String> = moved.into_iter().collect();
     let gone_from_index = changes.gone.len();
-    for chunk in moved.chunks(READ_AT_ONCE) {
-        read_teams(core, &against, chunk, &mut changes).await?;
-    }
+    read_teams(core, &against, &moved, &mut changes).await?;
     // Indexed but not stored (a Cluster master that lost it, until
     // written back): read again at the next move.
     let unstored = changes.gone[gone_from_index..].to_vec();
@@ -435,61 +473,178 @@ fn left_out_known(changes: &mut Changes, unstored: Vec<String>) {
     }
 }
 
-/// Into `changes`: stored teams `ids`, read in one call and built against
-/// `config` (the kept ones read with them in force); one that lists a kept
-/// one refused here is refused too, rather than built against a file's of
-/// the name.
+/// Into `changes`: stored teams `ids`, [`READ_AT_ONCE`] a call, the next
+/// [`READS_AHEAD`] calls read while one batch is built ([`put_batch`]).
 async fn read_teams(
     core: &Core,
     config: &Config,
     ids: &[&String],
     changes: &mut Changes,
 ) -> Result<()> {
-    let read = stored_forms(core, ids, keys::api_team).await?;
-    let reserved = reserved_keys(core, &read).await?;
+    let chunks: Vec<&[&String]> = ids.chunks(READ_AT_ONCE).collect();
+    let mut reads = futures::stream::FuturesOrdered::new();
+    for chunk in chunks.iter().take(READS_AHEAD) {
+        reads.push_back(read_batch(core, chunk));
+    }
+    let mut next = READS_AHEAD;
+    for chunk in &chunks {
+        let Some(read) = reads.next().await else {
+            break;
+        };
+        if let Some(ahead) = chunks.get(next) {
+            reads.push_back(read_batch(core, ahead));
+            next += 1;
+        }
+        put_batch(config, chunk, read?, changes);
+    }
+    Ok(())
+}
+
+/// Into `changes`: stored teams `ids`, read together ([`read_batch`]) and
+/// built against `config` (the kept ones read with them in force), on
+/// every core at once ([`built_on_every_core`]); one that lists a kept one refused here
+/// is refused too, rather than built against a file's of the name.
+fn put_batch(config: &Config, ids: &[&String], batch: Batch, changes: &mut Changes) {
+    let Batch {
+        read,
+        texts,
+        reserved,
+    } = batch;
+    let mut to_build = Vec::with_capacity(ids.len());
     for (id, stored) in ids.iter().zip(read) {
-        if config.file_team(id).is_some() {
-            let why = "a team file of this instance has its id: one id, one source";
-            let why = NotInForce::Stops(why.into()).why("team", id, &mut changes.stops);
-            changes.refused.push(((*id).clone(), why));
-            continue;
-        }
-        let taken =
-            (stored.as_ref()).and_then(|s| Some((reserved_for_another(id, s, &reserved)?, s)));
-        if let Some((at, StoredApiForm::V1 { body, .. })) = taken {
-            let why = breaks(config, body, vec![crate::config::api_key_taken_at(at)]);
-            changes.refused.push(((*id).clone(), why));
-            continue;
-        }
+        let step = match stored {
+            _ if config.file_team(id).is_some() => {
+                let why = "a team file of this instance has its id: one id, one source";
+                Err(Some(NotInForce::Stops(why.into()).why(
+                    "team",
+                    id,
+                    &mut changes.stops,
+                )))
+            }
+            Some(stored) => match reserved_for_another(id, &stored, &reserved) {
+                Some(at) => {
+                    let StoredApiForm::V1 { body, .. } = &stored;
+                    Err(Some(breaks(
+                        config,
+                        body,
+                        vec![crate::config::api_key_taken_at(at)],
+                    )))
+                }
+                None => Ok(stored),
+            },
+            None => Err(None),
+        };
+        to_build.push(((*id).clone(), step));
+    }
+    let built = built_on_every_core(config, to_build);
+    for ((id, built), text) in built.into_iter().zip(texts) {
         let refused_kept = |team: &Team| {
             let kept = changes.kept.iter();
             (kept.clone()).find_map(|k| Some((k.of.what, k.refused_of(team)?.clone())))
         };
-        let form = stored.clone();
-        let built = stored
-            .map(|s| team_of_record(config, id, s).and_then(|t| no_file_s_audience(config, t)));
         match built {
-            Some(Ok(team)) => match refused_kept(&team) {
+            Ok(Ok(team)) => match refused_kept(&team) {
                 None => {
                     changes.teams.push(Arc::new(team));
-                    (changes.forms.teams).extend(form.map(|f| ((*id).clone(), f)));
+                    (changes.forms).extend(text.map(|t| (id, t)));
                 }
                 Some((what, name)) => {
                     let why =
                         format!("it lists the API {what} {name:?}, which was not put in force");
-                    changes.refused.push(((*id).clone(), why));
+                    changes.refused.push((id, why));
                 }
             },
-            Some(Err(not)) => {
-                let why = not.why("team", id, &mut changes.stops);
-                changes.refused.push(((*id).clone(), why));
+            Ok(Err(not)) => {
+                let why = not.why("team", &id, &mut changes.stops);
+                changes.refused.push((id, why));
             }
+            Err(Some(why)) => changes.refused.push((id, why)),
             // Indexed but not stored (a writer stopped between): none.
-            None => changes.gone.push((*id).clone()),
+            Err(None) => changes.gone.push(id),
         }
     }
-    Ok(())
 }
+
+/// Stored teams read together: their forms, the text of each, and the
+/// reservations of their keys.
+struct Batch {
+    read: Vec<Option<StoredApiForm>>,
+    texts: Vec<Option<Box<str>>>,
+    reserved: BTreeMap<String, String>,
+}
+
+/// Stored teams `ids` read, in one call, and their keys' reservations in
+/// another (none when they hold no key).
+async fn read_batch(core: &Core, ids: &[&String]) -> Result<Batch> {
+    let read = stored_teams_and_texts(core, ids).await?;
+    let (read, texts): (Vec<_>, Vec<_>) = read.into_iter().map(Option::unzip).unzip();
+    let reserved = reserved_keys(core, &read).await?;
+    Ok(Batch {
+        read,
+        texts,
+        reserved,
+    })
+}
+
+/// A stored team read, to build (`Ok`), or refused before it is built
+/// (with why), or indexed but not stored (`None`); once built, the team or
+/// why it is not in force.
+type ToBuild<T> = (String, std::result::Result<T, Option<String>>);
+
+/// The teams of `read` to build, built against `config` (each with its
+/// print's digest made, which a start compares with the one recorded), the
+/// list cut into one run for each core: a start of many teams takes as
+/// long as its share of them, not as all of them.
+fn built_on_every_core(
+    config: &Config,
+    mut read: Vec<ToBuild<StoredApiForm>>,
+) -> Vec<ToBuild<std::result::Result<Team, NotInForce>>> {
+    let build = |run: Vec<ToBuild<StoredApiForm>>| -> Vec<_> {
+        let one = |id: &str, stored| {
+            let built =
+                team_of_record(config, id, stored).and_then(|t| no_file_s_audience(config, t));
+            if let Ok(team) = &built {
+                team.print.digest();
+            }
+            built
+        };
+        (run.into_iter())
+            .map(|(id, step)| {
+                let built = step.map(|stored| one(&id, stored));
+                (id, built)
+            })
+            .collect()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_core = read.len().div_ceil(cores).max(BUILT_ALONE);
+    if read.len() <= per_core {
+        return build(read);
+    }
+    let mut runs = Vec::with_capacity(cores);
+    while read.len() > per_core {
+        let rest = read.split_off(per_core);
+        runs.push(std::mem::replace(&mut read, rest));
+    }
+    std::thread::scope(|s| {
+        let others: Vec<_> = (runs.into_iter())
+            .map(|run| s.spawn(|| build(run)))
+            .collect();
+        let last = build(read);
+        let mut all = Vec::new();
+        for other in others {
+            match other.join() {
+                Ok(built) => all.extend(built),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all.extend(last);
+        all
+    })
+}
+
+/// Fewer teams than this are built on the task's own thread: a write's
+/// one team is not worth a thread.
+const BUILT_ALONE: usize = 64;
 
 /// `team` (a stored team, built), unless a file team's `[mcp] oauth`
 /// names its issuer and audience: as a file with its id, that stops a

@@ -128,14 +128,10 @@ async fn refresh_due(core: &Core, now: Timestamp) {
             .and_then(|t| t.wallet.as_ref())
             .is_some_and(|w| w.trusted_lists.iter().any(|l| l.name == list))
     });
-    let teams: Vec<Arc<Team>> = config
-        .teams
-        .values()
-        .filter(|t| {
-            t.wallet
-                .as_ref()
-                .is_some_and(|w| !w.trusted_lists.is_empty())
-        })
+    // The teams with lists, as the configuration keeps them: not a walk
+    // of every team in force.
+    let with_lists = config.sums.trusted_list_teams();
+    let teams: Vec<Arc<Team>> = (with_lists.filter_map(|id| config.teams.get(id)))
         .cloned()
         .collect();
     futures::stream::iter(teams)

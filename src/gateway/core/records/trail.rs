@@ -68,9 +68,35 @@ impl From<StoredHead> for Head {
     }
 }
 
-/// `{team}:a:<seq>`: the entry's JSON, as written.
+/// An entry whose JSON is longer than this many bytes is stored packed:
+/// in practice a team's first `config.changed`, which names every key
+/// (docs/decisions/0840-a-long-audit-entry-is-stored-packed.md).
+const PACK_OVER: usize = 1024;
+
+/// What the stored text of a packed entry starts with (that of an entry
+/// stored as its JSON starts with `{`).
+const PACKED: &str = "z1:";
+
+/// `{team}:a:<seq>`: the entry's JSON, as written; one longer than
+/// [`PACK_OVER`] bytes deflated (RFC 1951), in base64 without padding,
+/// after [`PACKED`]. What is hashed and answered is the JSON
+/// ([`entry_json`]).
 pub fn entry_text(entry: &Entry) -> serde_json::Result<String> {
-    serde_json::to_string(entry)
+    let json = serde_json::to_string(entry)?;
+    if json.len() <= PACK_OVER {
+        return Ok(json);
+    }
+    Ok(format!("{PACKED}{}", packed::deflated(json.as_bytes())))
+}
+
+/// The JSON of an entry as [`entry_text`] stored it, byte for byte what
+/// was hashed; why not, for a packed one that does not inflate to text.
+pub fn entry_json(stored: String) -> Result<String, String> {
+    let Some(text) = stored.strip_prefix(PACKED) else {
+        return Ok(stored);
+    };
+    let json = packed::inflated(text)?;
+    String::from_utf8(json).map_err(|_| "a packed audit entry inflates to no text".to_string())
 }
 
 /// A sink's cursor of a team (`{team}:asl`, `{team}:awh`, …): the last
@@ -181,24 +207,72 @@ mod packed {
         s: S,
     ) -> Result<S::Ok, S::Error> {
         let json = serde_json::to_vec(keys).map_err(S::Error::custom)?;
-        let deflated = miniz_oxide::deflate::compress_to_vec(&json, LEVEL);
-        s.serialize_str(&B64.encode(deflated))
+        s.serialize_str(&deflated(&json))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<String, String>, D::Error> {
         let text = String::deserialize(d)?;
-        let deflated = B64.decode(text).map_err(D::Error::custom)?;
-        let json = miniz_oxide::inflate::decompress_to_vec_with_limit(&deflated, MOST)
-            .map_err(|e| D::Error::custom(format!("packed keys do not inflate: {:?}", e.status)))?;
+        let json = inflated(&text).map_err(D::Error::custom)?;
         serde_json::from_slice(&json).map_err(D::Error::custom)
+    }
+
+    /// `bytes` deflated, in base64 without padding.
+    pub fn deflated(bytes: &[u8]) -> String {
+        B64.encode(miniz_oxide::deflate::compress_to_vec(bytes, LEVEL))
+    }
+
+    /// What [`deflated`] made `text` of; why not.
+    pub fn inflated(text: &str) -> Result<Vec<u8>, String> {
+        let deflated = B64.decode(text).map_err(|e| e.to_string())?;
+        miniz_oxide::inflate::decompress_to_vec_with_limit(&deflated, MOST)
+            .map_err(|e| format!("packed text does not inflate: {:?}", e.status))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `config.changed` naming `keys` dotted keys, sealed.
+    fn changed(keys: usize) -> Entry {
+        use crate::domain::audit::{seal, Acting, Action, Draft, Target};
+        let names: Vec<String> = (0..keys)
+            .map(|i| format!("settings.translations.es.templates.text_{i}"))
+            .collect();
+        let draft = Draft::success(
+            Action::ConfigChanged,
+            &Acting::system(None),
+            Target::default(),
+        )
+        .with("changed", names);
+        let now = crate::time::Timestamp::from_unix_seconds(1_764_000_000);
+        seal(&Head::genesis(), "acme", draft, uuid::Uuid::nil(), now)
+    }
+
+    /// A long entry is stored packed and read back as its JSON, byte for
+    /// byte; a short one is stored as its JSON; what an earlier version
+    /// stored reads as it was.
+    #[test]
+    fn a_long_entry_is_stored_packed_and_read_back_as_its_json() {
+        let long = changed(150);
+        let json = serde_json::to_string(&long).unwrap();
+        let stored = entry_text(&long).unwrap();
+        assert!(stored.starts_with(PACKED), "{stored}");
+        assert!(
+            stored.len() * 3 <= json.len(),
+            "{} of {}",
+            stored.len(),
+            json.len()
+        );
+        assert_eq!(entry_json(stored).unwrap(), json);
+        let short = changed(1);
+        let json = serde_json::to_string(&short).unwrap();
+        assert_eq!(entry_text(&short).unwrap(), json);
+        assert_eq!(entry_json(json.clone()).unwrap(), json);
+        assert!(entry_json(format!("{PACKED}not deflated")).is_err());
+    }
 
     /// What an earlier version wrote is read the same way.
     #[test]
