@@ -73,24 +73,19 @@ pub async fn call(
 ) -> Result<ToolResult, RpcError> {
     let (tool, args) = asked(params)?;
     let outcome = (tool.call)(Call { st, bot, session }, args).await;
-    let (text, structured, label) = match outcome {
-        Ok(v) => {
-            let raw = written(&v);
-            (raw.get().to_string(), Some(raw), None)
-        }
+    let (written, label) = match outcome {
+        Ok(result) => (Written::Result(result), None),
         Err(Failure(e)) => {
             let (text, label) = Box::pin(problem_of(e)).await;
-            (text, None, label)
+            (Written::Refusal(text), label)
         }
     };
-    let is_error = structured.is_none();
+    let is_error = matches!(written, Written::Refusal(_));
     let result = RESULTS[usize::from(is_error)];
     metrics::counter!("chatgate_mcp_calls_total", "tool" => tool.name, "result" => result)
         .increment(1);
     Ok(ToolResult {
-        content: [Text { kind: "text", text }],
-        is_error,
-        structured,
+        written,
         result_type: None,
         meta: None,
         label,
@@ -121,29 +116,52 @@ fn asked(params: Value) -> Result<(&'static Registered, Value), RpcError> {
 
 /// A tool's result as `tools/call` answers it, written once: its JSON is
 /// the `text` content, and the same text is `structuredContent`.
-#[derive(Serialize)]
 pub struct ToolResult {
-    content: [Text; 1],
-    #[serde(rename = "isError")]
-    is_error: bool,
-    #[serde(rename = "structuredContent", skip_serializing_if = "Option::is_none")]
-    structured: Option<Box<RawValue>>,
-    #[serde(rename = "resultType", skip_serializing_if = "Option::is_none")]
+    written: Written,
     result_type: Option<&'static str>,
-    #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
     meta: Option<&'static RawValue>,
     /// The problem label of a refusal, as its HTTP twin's answer carries
     /// it (`problem.rs`), for the request's log line and audit trail.
-    #[serde(skip)]
     pub label: Option<ProblemLabel>,
+}
+
+/// What a call answered, as written once.
+enum Written {
+    /// The tool's result: the `text` content and `structuredContent`.
+    Result(Box<RawValue>),
+    /// The problem+json of a refusal (`isError`): the `text` content alone.
+    Refusal(String),
+}
+
+impl Serialize for ToolResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (text, structured) = match &self.written {
+            Written::Result(raw) => (raw.get(), Some(raw)),
+            Written::Refusal(text) => (text.as_str(), None),
+        };
+        let mut r = s.serialize_struct("ToolResult", 5)?;
+        r.serialize_field("content", &[Text { kind: "text", text }])?;
+        r.serialize_field("isError", &structured.is_none())?;
+        if let Some(raw) = structured {
+            r.serialize_field("structuredContent", raw)?;
+        }
+        if let Some(kind) = self.result_type {
+            r.serialize_field("resultType", kind)?;
+        }
+        if let Some(meta) = self.meta {
+            r.serialize_field("_meta", meta)?;
+        }
+        r.end()
+    }
 }
 
 /// One `text` content.
 #[derive(Serialize)]
-struct Text {
+struct Text<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    text: String,
+    text: &'a str,
 }
 
 impl ToolResult {
@@ -156,12 +174,6 @@ impl ToolResult {
             ..self
         }
     }
-}
-
-/// `v` written as JSON, once.
-fn written(v: &Value) -> Box<RawValue> {
-    // A `Value` is always written: only a map keyed by a sequence fails.
-    serde_json::value::to_raw_value(v).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 /// The problem+json `e` answers on the HTTP API, as its text, and its

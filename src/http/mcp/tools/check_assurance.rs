@@ -24,6 +24,7 @@ impl Tool for CheckAssurance {
         open_world: false,
     };
     type Args = AssuranceArgs;
+    type Output = crate::gateway::assurance::AssuranceView;
 
     fn input_schema() -> Value {
         json!({
@@ -50,7 +51,7 @@ impl Tool for CheckAssurance {
         })
     }
 
-    async fn call(c: Call<'_>, a: AssuranceArgs) -> Result<Value, Failure> {
+    async fn call(c: Call<'_>, a: AssuranceArgs) -> Result<crate::gateway::assurance::AssuranceView, Failure> {
         let id = interaction_id(&a.interaction_id)?;
         let mut q = HashMap::new();
         let mut put = |k: &str, v: Option<String>| {
@@ -69,7 +70,7 @@ impl Tool for CheckAssurance {
         let answer =
             crate::gateway::assurance::assurance(&st.gateway, team, id, ask, transaction, now)
                 .await?;
-        Ok(json!(answer))
+        Ok(answer)
     }
 }
 
