@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::arguments::{interaction_id, Failure};
 use super::tool::{Call, Effect, Hints, Tool};
+use crate::gateway::assurance::AssuranceView;
 use crate::http::assurance::{parse_ask, parse_transaction};
 
 pub(super) struct CheckAssurance;
@@ -24,7 +25,7 @@ impl Tool for CheckAssurance {
         open_world: false,
     };
     type Args = AssuranceArgs;
-    type Output = crate::gateway::assurance::AssuranceView;
+    type Output = AssuranceView;
 
     fn input_schema() -> Value {
         json!({
@@ -51,7 +52,7 @@ impl Tool for CheckAssurance {
         })
     }
 
-    async fn call(c: Call<'_>, a: AssuranceArgs) -> Result<crate::gateway::assurance::AssuranceView, Failure> {
+    async fn call(c: Call<'_>, a: AssuranceArgs) -> Result<AssuranceView, Failure> {
         let id = interaction_id(&a.interaction_id)?;
         let mut q = HashMap::new();
         let mut put = |k: &str, v: Option<String>| {
