@@ -105,8 +105,9 @@ pub(super) struct Registered {
     pub name: &'static str,
     /// Its entry of `tools/list`.
     pub listed: fn() -> Value,
-    /// Its call, its arguments read first.
-    pub call: for<'a> fn(Call<'a>, Value) -> Answer<'a>,
+    /// Its call of the arguments' JSON: they are read at once (the call
+    /// holds them as the tool's [`Tool::Args`], not their text).
+    pub call: for<'a, 'b> fn(Call<'a>, &'b str) -> Answer<'a>,
     /// The members its arguments are read into, as serde names them: a
     /// test holds them to be its input schema's properties.
     #[cfg(test)]
@@ -139,9 +140,10 @@ fn listed<T: Tool>() -> Value {
 
 /// Tool `T`'s call of `args`, read as its arguments first, its result
 /// written.
-fn called<T: Tool>(c: Call<'_>, args: Value) -> Answer<'_> {
+fn called<'a, T: Tool>(c: Call<'a>, args: &str) -> Answer<'a> {
+    let args = arguments::<T::Args>(args);
     Box::pin(async move {
-        let result = T::call(c, arguments::<T::Args>(args)?).await?;
+        let result = T::call(c, args?).await?;
         Ok(written(&result))
     })
 }
