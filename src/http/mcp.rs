@@ -551,7 +551,7 @@ mod tests {
     /// as a call waits) and `tools::call`'s may take together: what comes
     /// before the call (the key, the body, the session) is boxed apart and
     /// gone by then (docs/performance.md#an-mcp-tool-call).
-    const WAITING_HANDLER: usize = 1024;
+    const WAITING_HANDLER: usize = 896;
 
     #[test]
     fn what_a_waiting_tool_call_holds_of_its_request_is_under_a_kib() {
