@@ -73,6 +73,8 @@ pub mod app;
 pub mod channels;
 pub mod cli;
 pub mod config;
+#[cfg(test)]
+mod counted_allocations;
 pub mod domain;
 pub mod error;
 pub mod events;

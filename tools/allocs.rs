@@ -25,7 +25,13 @@
 //! per call while 200 of them wait, each on a connection of its own, less
 //! those of as many connections held by a bare axum handler; the
 //! allocator's own count, which neither the load nor the allocator's
-//! pages move. `--count N` sends N requests a row instead of 2 000.
+//! pages move; and the tasks of its server each holds. Each server is held once first and the heap left to free
+//! when a round's connections close is freed before the next is counted:
+//! otherwise what the first round grows for good (the runtimes' slabs)
+//! is counted as the first server's, and a round's frees fall within the
+//! next. With the `system-allocator` feature the count is over the
+//! system's allocator, so that `heaptrack` sees each allocation's place.
+//! `--count N` sends N requests a row instead of 2 000.
 //! For instruction counts, run it under
 //! `valgrind --tool=callgrind` (`--memory-only` keeps Redis' timing out).
 #[path = "loadtest/ceilings.rs"]
@@ -46,37 +52,44 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
-/// The gateway's allocator, counted.
+/// The gateway's allocator, counted: mimalloc, or with the
+/// `system-allocator` feature the system's, so that heaptrack (which
+/// replaces `malloc`) sees where each allocation was made.
 struct Counting;
+
+#[cfg(not(feature = "system-allocator"))]
+use mimalloc::MiMalloc as Inner;
+#[cfg(feature = "system-allocator")]
+use std::alloc::System as Inner;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
 /// The bytes allocated and not yet freed.
 static LIVE: AtomicI64 = AtomicI64::new(0);
 
-// SAFETY: every call is passed on to mimalloc unchanged.
+// SAFETY: every call is passed on to the inner allocator unchanged.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(l.size() as u64, Relaxed);
         LIVE.fetch_add(l.size() as i64, Relaxed);
-        mimalloc::MiMalloc.alloc(l)
+        Inner.alloc(l)
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(l.size() as u64, Relaxed);
         LIVE.fetch_add(l.size() as i64, Relaxed);
-        mimalloc::MiMalloc.alloc_zeroed(l)
+        Inner.alloc_zeroed(l)
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         LIVE.fetch_sub(l.size() as i64, Relaxed);
-        mimalloc::MiMalloc.dealloc(p, l)
+        Inner.dealloc(p, l)
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(n as u64, Relaxed);
         LIVE.fetch_add(n as i64 - l.size() as i64, Relaxed);
-        mimalloc::MiMalloc.realloc(p, l, n)
+        Inner.realloc(p, l, n)
     }
 }
 
@@ -358,28 +371,58 @@ async fn mcp_rows(g: &gateway::Running, seeded: &[gateway::Seeded], store: &str,
     };
     let n = per_request(g.addr, calls, 200).await;
     row(&format!("MCP get_verification ({store})"), n, Some(ceiling));
-    let waits = |i: usize| {
-        let i = i % seeded.len();
-        get_verification(seeded[i].id, 25, Some(&cursors[i]), &auth)
+    let waits = |wait: u64| {
+        let auth = &auth;
+        let cursors = &cursors;
+        move |i: usize| {
+            let i = i % seeded.len();
+            get_verification(seeded[i].id, wait, Some(&cursors[i]), auth)
+        }
     };
-    let held = held_per_call(g.addr, waits).await;
-    let bare = held_per_call(gateway::holding_server().await, |i| {
-        engine::request("POST", "/hold", &[], i.to_string().into_bytes())
-    })
-    .await;
+    let hold = |i: usize| engine::request("POST", "/hold", &[], i.to_string().into_bytes());
+    let bare_addr = gateway::holding_server().await;
+    // Each server is held once before it is measured: what as many
+    // connections at once grow and keep (the runtimes' slabs of sockets,
+    // tasks and timers, the client's) is not counted as either's. The
+    // gateway's first round waits a second: each call has answered when
+    // its client hangs up (a call runs in a task of its own, which its
+    // client's leaving does not end), so none is still held when the
+    // second is counted. The bare server first: heaptrack's peak is then
+    // the gateway's waits.
+    // The bare server runs in this runtime, beside each call's two client
+    // tasks (the call and its connection); the gateway in one of its own.
+    let here = tokio::runtime::Handle::current();
+    let clients = || here.metrics().num_alive_tasks();
+    held_per_call(bare_addr, hold, &clients).await;
+    let bare = held_per_call(bare_addr, hold, &clients).await;
+    let gateway = || g.alive_tasks();
+    held_per_call(g.addr, waits(1), &gateway).await;
+    let held = held_per_call(g.addr, waits(25), &gateway).await;
     println!(
-        "heap held per waiting MCP get_verification ({store}): {held:.0} bytes, bare axum {bare:.0}: {:.0} beyond",
-        held - bare
+        "heap held per waiting MCP get_verification ({store}): {:.0} bytes, bare axum {:.0}: {:.0} beyond",
+        held.bytes,
+        bare.bytes,
+        held.bytes - bare.bytes
+    );
+    println!(
+        "tasks per waiting MCP get_verification ({store}): {:.2}, bare axum {:.2}",
+        held.tasks,
+        bare.tasks - 2.0
     );
 }
 
 /// How many calls wait at once.
 const WAITING: usize = 200;
 
-/// The heap bytes each of [`WAITING`] requests made by `make`, sent at
-/// once on connections of their own, holds once they all wait.
-async fn held_per_call(addr: SocketAddr, make: impl Fn(usize) -> engine::Req) -> f64 {
-    let live0 = LIVE.load(Relaxed);
+/// What each of [`WAITING`] requests made by `make`, sent at once on
+/// connections of their own, holds once they all wait: heap bytes, and
+/// tasks as `tasks` counts those of its server.
+async fn held_per_call(
+    addr: SocketAddr,
+    make: impl Fn(usize) -> engine::Req,
+    tasks: &dyn Fn() -> usize,
+) -> Held {
+    let (live0, tasks0) = (LIVE.load(Relaxed), tasks());
     let mut calls = Vec::with_capacity(WAITING);
     for i in 0..WAITING {
         let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -393,12 +436,25 @@ async fn held_per_call(addr: SocketAddr, make: impl Fn(usize) -> engine::Req) ->
         }));
     }
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let live1 = LIVE.load(Relaxed);
+    let (live1, tasks1) = (LIVE.load(Relaxed), tasks());
     for c in &calls {
         c.abort();
     }
     for c in calls {
         let _ = c.await;
     }
-    (live1 - live0) as f64 / WAITING as f64
+    // What the calls leave to free as their connections close is freed
+    // before the next count starts, not within it.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let n = WAITING as f64;
+    Held {
+        bytes: (live1 - live0) as f64 / n,
+        tasks: (tasks1 as f64 - tasks0 as f64) / n,
+    }
+}
+
+/// What a waiting call holds ([`held_per_call`]).
+struct Held {
+    bytes: f64,
+    tasks: f64,
 }

@@ -78,7 +78,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut names: HashSet<Cow<'de, str>> = HashSet::new();
+        let mut names = Names::default();
         while let Some(name) = map.next_key_seed(Name)? {
             if names.contains(&name) {
                 *self.found.borrow_mut() = Some(name.into_owned());
@@ -88,6 +88,37 @@ impl<'de> Visitor<'de> for Walk<'_> {
             map.next_value_seed(self)?;
         }
         Ok(())
+    }
+}
+
+/// How many names of one object are kept in place, compared one by one.
+const IN_PLACE: usize = 8;
+
+/// The names one object has named so far: its first [`IN_PLACE`] in
+/// place (an object of a few members, as most are, allocates nothing and
+/// hashes nothing), the others in a set, so that the work stays linear.
+#[derive(Default)]
+struct Names<'de> {
+    first: [Cow<'de, str>; IN_PLACE],
+    len: usize,
+    rest: HashSet<Cow<'de, str>>,
+}
+
+impl<'de> Names<'de> {
+    fn contains(&self, name: &str) -> bool {
+        self.first[..self.len].iter().any(|n| n == name) || self.rest.contains(name)
+    }
+
+    fn insert(&mut self, name: Cow<'de, str>) {
+        match self.first.get_mut(self.len) {
+            Some(place) => {
+                *place = name;
+                self.len += 1;
+            }
+            None => {
+                self.rest.insert(name);
+            }
+        }
     }
 }
 
@@ -195,6 +226,28 @@ mod tests {
         assert_eq!(repeated(&deep), None);
         let deep = format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
         assert_eq!(repeated(&deep), None);
+    }
+
+    #[test]
+    fn a_name_is_found_twice_on_either_side_of_the_names_kept_in_place() {
+        let names: Vec<String> = (0..IN_PLACE + 4)
+            .map(|i| format!("\"m{i}\": {i}"))
+            .collect();
+        let object = |extra: &str| format!("{{{}, {extra}}}", names.join(","));
+        assert_eq!(repeated(&object("\"z\": 0")), None);
+        assert_eq!(repeated(&object("\"m0\": 0")).as_deref(), Some("m0"));
+        let last = format!("m{}", IN_PLACE + 3);
+        assert_eq!(
+            repeated(&object(&format!("\"{last}\": 0"))).as_deref(),
+            Some(last.as_str())
+        );
+    }
+
+    #[test]
+    fn a_small_object_is_read_without_an_allocation() {
+        let body = br#"{"jsonrpc": "2.0", "id": 1, "params": {"a": [1, {"b": 2}], "c": "d"}}"#;
+        let (found, made) = crate::counted_allocations::allocations(|| repeated_member(body));
+        assert_eq!((found, made), (None, 0));
     }
 
     #[test]

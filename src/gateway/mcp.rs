@@ -260,8 +260,11 @@ impl Verification {
     /// its cursor is still empty: what a session remembers of it, and its
     /// cursor's first part.
     fn digest(&self) -> String {
-        let text = serde_json::to_vec(self).unwrap_or_default();
-        hex::encode(&Sha256::digest(text)[..16])
+        let mut hash = Sha256::new();
+        // Hashed as it is written: no text of it is kept. Only a map keyed
+        // by a sequence fails to be written; an answer holds none.
+        let _ = serde_json::to_writer(&mut hash, self);
+        hex::encode(&hash.finalize()[..16])
     }
 
     /// [`Verification::digest`], as its cursor holds it.

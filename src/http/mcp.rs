@@ -18,17 +18,20 @@
 //! handshake and session of `2025-06-18` and `2025-11-25`); the tools,
 //! the same under each, are in [`tools`].
 mod door;
+mod message;
 mod modern;
 mod tools;
 
 pub use door::other_method;
 pub use tools::register_series;
 
+use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -38,6 +41,7 @@ use super::openapi::{raw_schema, ApiKeyErrors, JsonBodyErrors, RawSchema, E400, 
 use super::AppState;
 use crate::domain::json_members::repeated_member;
 use crate::error::Error;
+use message::{members, text, Message, Params};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -120,8 +124,8 @@ raw_schema!(McpParams);
               ApiKeyErrors, E403, E404, JsonBodyErrors))]
 async fn post_mcp(State(st): State<AppState>, _: door::Door, req: Request) -> Response {
     // What comes before a tool call runs boxed and is gone when it is
-    // done: the key's, the body's and the session's reads, the parsed
-    // body and the headers are not held while a `get_verification` waits.
+    // done: the key's, the body's and the session's reads, the body and
+    // the headers are not held while a `get_verification` waits.
     let call = match Box::pin(prepare(&st, req)).await {
         Ok(call) => call,
         Err(answered) => return answered,
@@ -129,26 +133,40 @@ async fn post_mcp(State(st): State<AppState>, _: door::Door, req: Request) -> Re
     let ToolCall {
         bot,
         id,
-        params,
+        tool,
+        args,
         sse,
         session,
         stateless,
     } = call;
-    let answer = tools::call(&st, &bot, session.as_deref(), params).await;
-    let answer = answer.map(|r| if stateless { r.completed() } else { r });
-    let denied = answer.as_ref().ok().and_then(|r| r.label);
-    answer_with(&id, answer, sse, None, denied)
+    let answer = tools::call(&st, &bot, session.as_deref(), tool, arguments(&args));
+    drop(args);
+    let answer = answer.await;
+    let answer = if stateless {
+        answer.completed()
+    } else {
+        answer
+    };
+    let denied = answer.label;
+    answer_with(&id, Ok(answer), sse, None, denied)
 }
 
 /// A `tools/call` read and checked: what its answer needs of the request.
 struct ToolCall {
     bot: BotOnly,
-    id: Value,
-    params: Value,
+    id: Box<RawValue>,
+    tool: tools::Named,
+    /// The JSON of its arguments, a part of the body.
+    args: Bytes,
     sse: bool,
     /// The caller's session under a version with one.
     session: Option<String>,
     stateless: bool,
+}
+
+/// The arguments' JSON text (`{}` when none were given).
+fn arguments(args: &Bytes) -> &str {
+    std::str::from_utf8(args).unwrap_or_default()
 }
 
 /// The request up to its method: the caller (refused with the
@@ -164,25 +182,25 @@ async fn prepare(st: &AppState, req: Request) -> Result<ToolCall, Response> {
     let bot = bot.map_err(|e| door::refused(e, st))?;
     let headers = std::mem::take(&mut parts.headers);
     let json = is_json(&headers);
-    let mut message = read(Request::from_parts(parts, body), json, st)
+    let bytes = read(Request::from_parts(parts, body), json, st)
         .await
         .map_err(IntoResponse::into_response)?;
+    let message = message_of(&bytes).map_err(IntoResponse::into_response)?;
     let sse = only_event_stream(&headers);
-    let id = message.remove("id");
-    let params = message.remove("params").unwrap_or(Value::Null);
-    let modern = match modern::era(&headers, &params) {
+    let id = message.id;
+    let params: Params = members(message.params);
+    let modern = match modern::era(&headers, &members(params.meta)) {
         Ok(Some(era)) => era == modern::Era::Modern,
         Ok(None) => {
             let e = Error::BadRequest("MCP-Protocol-Version is not one this server speaks".into());
             return Err(e.into_response());
         }
-        Err(e) => return Err(error_with(&id.unwrap_or(Value::Null), e, sse)),
+        Err(e) => return Err(error_with(id.unwrap_or(RawValue::NULL), e, sse)),
     };
-    let Some(Value::String(method)) = message.remove("method") else {
+    let Some(method) = text(message.method) else {
         // A client's answer or error to a request of ours: we make none.
         return Err(StatusCode::ACCEPTED.into_response());
     };
-    drop(message);
     if !modern && method == "initialize" {
         return Err(initialize(st, &bot, id, &params, sse).await);
     }
@@ -200,18 +218,26 @@ async fn prepare(st: &AppState, req: Request) -> Result<ToolCall, Response> {
     };
     if modern {
         // The mirrored headers, then the method.
-        modern::headers_match(&headers, &method, &params).map_err(|e| error_with(&id, e, sse))?;
+        let name = text(params.name);
+        modern::headers_match(&headers, &method, name.as_deref())
+            .map_err(|e| error_with(id, e, sse))?;
     }
-    let answer = match (modern, method.as_str()) {
+    let answer = match (modern, method.as_ref()) {
         (_, "tools/call") => {
+            let (tool, args) = tools::asked(&params).map_err(|e| error_with(id, e, sse))?;
+            let args = match args {
+                Some(args) => bytes.slice_ref(args.as_bytes()),
+                None => Bytes::from_static(b"{}"),
+            };
             return Ok(ToolCall {
                 bot,
-                id,
-                params,
+                id: id.to_owned(),
+                tool,
+                args,
                 sse,
                 session,
                 stateless: modern,
-            })
+            });
         }
         (false, "ping") => Ok(json!({})),
         (false, "tools/list") => Ok(tools::list()),
@@ -223,7 +249,7 @@ async fn prepare(st: &AppState, req: Request) -> Result<ToolCall, Response> {
         }
     };
     let answer = answer.map(|r| if modern { modern::complete(r) } else { r });
-    Err(answer_with(&id, answer, sse, None, None))
+    Err(answer_with(id, answer, sse, None, None))
 }
 
 /// End a session of the Model Context Protocol server.
@@ -278,7 +304,7 @@ async fn protected_resource(State(st): State<AppState>, _: NoQuery) -> Response 
 /// The body (`json`: its headers, taken out, declared JSON): one
 /// JSON-RPC 2.0 message, an object (400 otherwise, and for nesting deeper
 /// than [`MAX_DEPTH`], checked before it is parsed).
-async fn read(req: Request, json: bool, st: &AppState) -> Result<Map<String, Value>, Error> {
+async fn read(req: Request, json: bool, st: &AppState) -> Result<Bytes, Error> {
     let bytes = body_bytes(req, json, st)
         .await?
         .ok_or_else(|| Error::BadRequest("the body must be a JSON-RPC message".into()))?;
@@ -297,13 +323,18 @@ async fn read(req: Request, json: bool, st: &AppState) -> Result<Map<String, Val
             "the body names a member twice in one object".into(),
         ));
     }
-    let message: Map<String, Value> = serde_json::from_slice(&bytes)
+    Ok(bytes)
+}
+
+/// The message `bytes` hold (an object, [`read`]): `jsonrpc` `"2.0"`,
+/// a `method` that is a string when there is one (400 otherwise).
+fn message_of(bytes: &[u8]) -> Result<Message<'_>, Error> {
+    let message: Message = serde_json::from_slice(bytes)
         .map_err(|_| Error::BadRequest("the body is not valid JSON".into()))?;
-    if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    if text(message.jsonrpc).as_deref() != Some("2.0") {
         return Err(Error::BadRequest("jsonrpc: must be \"2.0\"".into()));
     }
-    let method = message.get("method");
-    if method.is_some_and(|m| !m.is_string()) {
+    if message.method.is_some() && text(message.method).is_none() {
         return Err(Error::BadRequest("method: must be a string".into()));
     }
     Ok(message)
@@ -341,38 +372,36 @@ fn depth_over(bytes: &[u8], max: usize) -> bool {
 /// Whether the client accepts `text/event-stream` and not
 /// `application/json`: then the answer is one event.
 fn only_event_stream(headers: &HeaderMap) -> bool {
-    let accept = headers
+    let (mut events, mut json) = (false, false);
+    let accepted = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|m| {
-            m.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .collect::<Vec<_>>();
-    let has = |m: &str| accept.iter().any(|a| a == m);
-    has("text/event-stream") && !has("application/json") && !has("*/*") && !has("application/*")
+        .map(|m| m.split(';').next().unwrap_or("").trim());
+    for m in accepted {
+        let is = |kind: &str| m.eq_ignore_ascii_case(kind);
+        events |= is("text/event-stream");
+        json |= is("application/json") || is("*/*") || is("application/*");
+    }
+    events && !json
 }
 
 /// `initialize`: a new session of the caller's key, and what this server is.
 async fn initialize(
     st: &AppState,
     bot: &BotOnly,
-    id: Option<Value>,
-    params: &Value,
+    id: Option<&RawValue>,
+    params: &Params<'_>,
     sse: bool,
 ) -> Response {
     let Some(id) = id else {
         return Error::BadRequest("initialize is a request: id required".into()).into_response();
     };
-    let asked = params.get("protocolVersion").and_then(Value::as_str);
+    let asked = text(params.protocol_version);
     let version = VERSIONS
         .iter()
-        .find(|v| Some(**v) == asked)
+        .find(|v| Some(**v) == asked.as_deref())
         .unwrap_or(&VERSIONS[1]);
     let now = st.clock.now();
     let session =
@@ -386,7 +415,7 @@ async fn initialize(
         "serverInfo": modern::server_info(),
         "instructions": tools::INSTRUCTIONS,
     });
-    answer_with(&id, Ok(result), sse, Some(&session), None)
+    answer_with(id, Ok(result), sse, Some(&session), None)
 }
 
 /// The session the request's `Mcp-Session-Id` names, if it is the
@@ -446,7 +475,7 @@ impl RpcError {
 /// twin's is, an `access.denied` entry naming the caller, a bot key or
 /// `oauth:` + a token's `sub` (docs/agents.md#oauth-access-tokens).
 fn answer_with(
-    id: &Value,
+    id: &RawValue,
     answer: Result<impl Serialize, RpcError>,
     sse: bool,
     session: Option<&str>,
@@ -455,7 +484,7 @@ fn answer_with(
     #[derive(Serialize)]
     struct Answered<'a, R> {
         jsonrpc: &'static str,
-        id: &'a Value,
+        id: &'a RawValue,
         result: R,
     }
     let (status, text) = match answer {
@@ -505,7 +534,7 @@ fn answer_with(
 }
 
 /// The JSON-RPC error `e` answered to request `id`.
-fn error_with(id: &Value, e: RpcError, sse: bool) -> Response {
+fn error_with(id: &RawValue, e: RpcError, sse: bool) -> Response {
     answer_with(id, Err::<Value, _>(e), sse, None, None)
 }
 
@@ -522,11 +551,13 @@ mod tests {
     /// as a call waits) and `tools::call`'s may take together: what comes
     /// before the call (the key, the body, the session) is boxed apart and
     /// gone by then (docs/performance.md#an-mcp-tool-call).
-    const WAITING_HANDLER: usize = 1024;
+    const WAITING_HANDLER: usize = 896;
 
     #[test]
     fn what_a_waiting_tool_call_holds_of_its_request_is_under_a_kib() {
-        fn call_of<A, B, C, D, R: std::future::Future, F: Fn(A, B, C, D) -> R>(_: &F) -> usize {
+        fn call_of<A, B, C, D, E, R: std::future::Future, F: Fn(A, B, C, D, E) -> R>(
+            _: &F,
+        ) -> usize {
             std::mem::size_of::<R>()
         }
         let (handler, call) = (future_of(&post_mcp), call_of(&tools::call));
@@ -536,6 +567,43 @@ mod tests {
             call < handler,
             "tools::call's {call} bytes are within the handler's"
         );
+    }
+
+    /// A stateless `get_verification` as the allocs tool sends it
+    /// (tools/allocs.rs), with what a client adds to `_meta`.
+    const CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+        "name":"get_verification","arguments":{"interaction_id":"0192d3f8-5f0e-7a51-8c1e-1f2d3c4b5a69",
+        "wait_seconds":25,"after":"00112233445566778899aabbccddeeff0011223344556677"},
+        "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+        "io.modelcontextprotocol/clientInfo":{"name":"allocs","version":"1"},
+        "io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+
+    #[test]
+    fn a_tool_call_is_read_up_to_its_arguments_with_two_allocations() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            (modern::VERSION_HEADER, modern::MODERN),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "get_verification"),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        let (args, made) = crate::counted_allocations::allocations(|| {
+            let message = message_of(CALL.as_bytes()).unwrap();
+            let params: Params = members(message.params);
+            let era = modern::era(&headers, &members(params.meta)).unwrap();
+            assert_eq!(era, Some(modern::Era::Modern));
+            let method = text(message.method).unwrap();
+            let name = text(params.name);
+            modern::headers_match(&headers, &method, name.as_deref()).unwrap();
+            let (_, args) = tools::asked(&params).unwrap();
+            args.map(str::len)
+        });
+        assert!(args.is_some_and(|n| n > 100), "the arguments' text");
+        // Its members are borrowed from the body, no tree of it is built:
+        // the two are serde_json's stack of the objects nested in `params`
+        // and in `_meta` as it reads past them.
+        assert_eq!(made, 2);
     }
 
     #[test]

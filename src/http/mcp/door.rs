@@ -48,10 +48,10 @@ fn refusal(parts: &Parts, st: &AppState) -> Option<Response> {
         );
     }
     let host = match parts.headers.get(header::HOST) {
-        Some(h) => h.to_str().ok().map(str::to_string),
-        None => parts.uri.authority().map(|a| a.as_str().to_string()),
+        Some(h) => h.to_str().ok(),
+        None => parts.uri.authority().map(|a| a.as_str()),
     };
-    let allowed = host.is_some_and(|h| mcp.allows_host(&h, &config.server.public_url));
+    let allowed = host.is_some_and(|h| mcp.allows_host(h, &config.server.public_url));
     (!allowed).then(|| {
         Error::Forbidden("this Host may not reach the MCP server ([mcp] allowed_hosts)")
             .into_response()

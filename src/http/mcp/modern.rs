@@ -9,11 +9,14 @@
 //!
 //! The versions differ here, in the envelope; the tools
 //! ([`super::tools`]) are the same under each.
+use std::borrow::Cow;
+
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
+use super::message::{is_object, text, Meta};
 use super::RpcError;
 
 /// The versions with an `initialize` handshake and a session, oldest first.
@@ -33,10 +36,12 @@ pub const LIST_TTL_MS: u64 = 600_000;
 // A list is fresh for a minute at least (docs/agents.md#protocol-versions).
 const _: () = assert!(LIST_TTL_MS >= 60_000);
 
-/// The `_meta` key of a request's version.
+/// The `_meta` key of a request's version (`super::message::Meta`'s).
+#[cfg(test)]
 const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 
 /// The `_meta` key of the client's capabilities.
+#[cfg(test)]
 const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 
 /// The `_meta` key of the server's name and version on every result.
@@ -66,13 +71,11 @@ pub enum Era {
 /// Without one, a header of `2026-07-28` is `-32602` (its `_meta` is
 /// missing); an unknown header is the legacy transport's 400 (`None`:
 /// the caller's problem); a legacy one, or none, is the legacy era.
-pub fn era(headers: &HeaderMap, params: &Value) -> Result<Option<Era>, RpcError> {
+pub fn era(headers: &HeaderMap, meta: &Meta<'_>) -> Result<Option<Era>, RpcError> {
     let header = headers
         .get(VERSION_HEADER)
         .map(|v| v.to_str().map(str::trim).unwrap_or("\u{fffd}"));
-    let meta = params.get("_meta");
-    let version = meta.and_then(|m| m.get(VERSION_KEY));
-    let Some(version) = version else {
+    let Some(version) = meta.version else {
         return match header {
             None => Ok(Some(Era::Legacy)),
             Some(h) if LEGACY.contains(&h) => Ok(Some(Era::Legacy)),
@@ -82,11 +85,12 @@ pub fn era(headers: &HeaderMap, params: &Value) -> Result<Option<Era>, RpcError>
             Some(_) => Ok(None),
         };
     };
-    let Some(version) = version.as_str() else {
+    let Some(version) = text(Some(version)) else {
         return Err(bad_meta(
             "params._meta: io.modelcontextprotocol/protocolVersion must be a string",
         ));
     };
+    let version = version.as_ref();
     if LEGACY.contains(&version) && header.is_none_or(|h| h == version) {
         return Ok(Some(Era::Legacy));
     }
@@ -103,10 +107,7 @@ pub fn era(headers: &HeaderMap, params: &Value) -> Result<Option<Era>, RpcError>
                 .with_status(StatusCode::BAD_REQUEST),
         );
     }
-    if !meta
-        .and_then(|m| m.get(CAPABILITIES_KEY))
-        .is_some_and(Value::is_object)
-    {
+    if !meta.capabilities.is_some_and(is_object) {
         return Err(bad_meta(
             "params._meta: io.modelcontextprotocol/clientCapabilities (an object) is required",
         ));
@@ -136,7 +137,11 @@ fn mismatch(why: &'static str) -> RpcError {
 /// (either both or neither; its `=?base64?…?=` form decoded first).
 /// Header names are matched case-insensitively, values exactly, after
 /// the optional whitespace around them.
-pub fn headers_match(headers: &HeaderMap, method: &str, params: &Value) -> Result<(), RpcError> {
+pub fn headers_match(
+    headers: &HeaderMap,
+    method: &str,
+    name: Option<&str>,
+) -> Result<(), RpcError> {
     let said = header(headers, "mcp-method")?;
     match said {
         None => return Err(mismatch("Mcp-Method: required")),
@@ -148,7 +153,6 @@ pub fn headers_match(headers: &HeaderMap, method: &str, params: &Value) -> Resul
     if method != "tools/call" {
         return Ok(());
     }
-    let name = params.get("name").and_then(Value::as_str);
     match (header(headers, "mcp-name")?, name) {
         (None, None) => Ok(()),
         (None, Some(_)) => Err(mismatch("Mcp-Name: required")),
@@ -160,7 +164,10 @@ pub fn headers_match(headers: &HeaderMap, method: &str, params: &Value) -> Resul
 /// A mirrored header's value: trimmed, `=?base64?…?=` decoded; one that
 /// is not visible ASCII, repeated, or not valid Base64 of UTF-8 is a
 /// mismatch.
-fn header(headers: &HeaderMap, name: &'static str) -> Result<Option<String>, RpcError> {
+fn header<'h>(
+    headers: &'h HeaderMap,
+    name: &'static str,
+) -> Result<Option<Cow<'h, str>>, RpcError> {
     let mut all = headers.get_all(name).iter();
     let Some(value) = all.next() else {
         return Ok(None);
@@ -176,13 +183,13 @@ fn header(headers: &HeaderMap, name: &'static str) -> Result<Option<String>, Rpc
         .strip_prefix("=?base64?")
         .and_then(|t| t.strip_suffix("?="))
     else {
-        return Ok(Some(text.to_string()));
+        return Ok(Some(Cow::Borrowed(text)));
     };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|_| mismatch("a mirrored header's =?base64? value is not Base64"))?;
     String::from_utf8(bytes)
-        .map(Some)
+        .map(|t| Some(Cow::Owned(t)))
         .map_err(|_| mismatch("a mirrored header's =?base64? value is not UTF-8"))
 }
 
@@ -240,6 +247,7 @@ pub fn complete(mut result: Value) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use super::super::message::{members, Params};
     use super::*;
     use axum::http::HeaderValue;
 
@@ -249,6 +257,14 @@ mod tests {
             h.append(*k, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    /// [`era`] of a message whose `params` are `params`, as read.
+    fn era_of(headers: &HeaderMap, params: &Value) -> Result<Option<Era>, RpcError> {
+        let text = params.to_string();
+        let raw: &RawValue = serde_json::from_str(&text).unwrap();
+        let params: Params = members(Some(raw));
+        era(headers, &members(params.meta))
     }
 
     /// The `params` of a message with `meta`.
@@ -263,22 +279,22 @@ mod tests {
     #[test]
     fn the_era_follows_the_meta_version_and_the_header() {
         let bare = Value::Null;
-        assert_eq!(era(&headers(&[]), &bare).unwrap(), Some(Era::Legacy));
+        assert_eq!(era_of(&headers(&[]), &bare).unwrap(), Some(Era::Legacy));
         let legacy = headers(&[(VERSION_HEADER, "2025-06-18")]);
-        assert_eq!(era(&legacy, &bare).unwrap(), Some(Era::Legacy));
+        assert_eq!(era_of(&legacy, &bare).unwrap(), Some(Era::Legacy));
         assert_eq!(
-            era(&headers(&[(VERSION_HEADER, "1999-01-01")]), &bare).unwrap(),
+            era_of(&headers(&[(VERSION_HEADER, "1999-01-01")]), &bare).unwrap(),
             None
         );
         let modern = headers(&[(VERSION_HEADER, MODERN)]);
         assert_eq!(
-            era(&modern, &with_meta(modern_meta())).unwrap(),
+            era_of(&modern, &with_meta(modern_meta())).unwrap(),
             Some(Era::Modern)
         );
         // A modern header without _meta, or _meta without capabilities.
-        let e = era(&modern, &bare).unwrap_err();
+        let e = era_of(&modern, &bare).unwrap_err();
         assert_eq!((e.code, e.status), (-32602, StatusCode::BAD_REQUEST));
-        let e = era(&modern, &with_meta(json!({VERSION_KEY: MODERN}))).unwrap_err();
+        let e = era_of(&modern, &with_meta(json!({VERSION_KEY: MODERN}))).unwrap_err();
         assert_eq!((e.code, e.status), (-32602, StatusCode::BAD_REQUEST));
     }
 
@@ -287,11 +303,11 @@ mod tests {
     ) {
         let meta = json!({VERSION_KEY: "v999", CAPABILITIES_KEY: {}});
         let modern = headers(&[(VERSION_HEADER, MODERN)]);
-        let e = era(&modern, &with_meta(meta.clone())).unwrap_err();
+        let e = era_of(&modern, &with_meta(meta.clone())).unwrap_err();
         assert_eq!((e.code, e.status), (-32020, StatusCode::BAD_REQUEST));
-        let e = era(&headers(&[]), &with_meta(modern_meta())).unwrap_err();
+        let e = era_of(&headers(&[]), &with_meta(modern_meta())).unwrap_err();
         assert_eq!(e.code, -32020, "no header at all");
-        let e = era(&headers(&[(VERSION_HEADER, "v999")]), &with_meta(meta)).unwrap_err();
+        let e = era_of(&headers(&[(VERSION_HEADER, "v999")]), &with_meta(meta)).unwrap_err();
         assert_eq!((e.code, e.status), (-32022, StatusCode::BAD_REQUEST));
         let data = e.data.unwrap();
         assert_eq!(data["requested"], "v999");
@@ -300,18 +316,18 @@ mod tests {
 
     #[test]
     fn the_mirrored_method_and_name_must_be_the_body_s() {
-        let call = json!({"name": "get_verification"});
+        let call = Some("get_verification");
         let ok = headers(&[
             ("mcp-method", "tools/call"),
             ("mcp-name", "  get_verification "),
         ]);
-        assert!(headers_match(&ok, "tools/call", &call).is_ok());
+        assert!(headers_match(&ok, "tools/call", call).is_ok());
         let encoded = base64::engine::general_purpose::STANDARD.encode("get_verification");
         let ok = headers(&[
             ("mcp-method", "tools/call"),
             ("mcp-name", &format!("=?base64?{encoded}?=")),
         ]);
-        assert!(headers_match(&ok, "tools/call", &call).is_ok());
+        assert!(headers_match(&ok, "tools/call", call).is_ok());
         for bad in [
             headers(&[]),
             headers(&[
@@ -330,7 +346,7 @@ mod tests {
                 ("mcp-name", "get_verification"),
             ]),
         ] {
-            let e = headers_match(&bad, "tools/call", &call).unwrap_err();
+            let e = headers_match(&bad, "tools/call", call).unwrap_err();
             assert_eq!(
                 (e.code, e.status),
                 (-32020, StatusCode::BAD_REQUEST),
@@ -338,7 +354,7 @@ mod tests {
             );
         }
         let list = headers(&[("mcp-method", "tools/list")]);
-        assert!(headers_match(&list, "tools/list", &json!({})).is_ok());
+        assert!(headers_match(&list, "tools/list", None).is_ok());
     }
 
     #[test]

@@ -26,10 +26,11 @@ mod tool;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::super::auth::BotOnly;
 use super::super::{AppState, ProblemLabel};
+use super::message::{is_object, text, Params};
 use super::RpcError;
 use arguments::Failure;
 use tool::{Call, Registered};
@@ -60,55 +61,55 @@ fn named(name: &str) -> Option<&'static Registered> {
     TOOLS.iter().find(|t| t.name == name)
 }
 
-/// `tools/call`: the tool's result, `structuredContent` and the same
-/// JSON as one `text` content; a refusal with `isError: true`. `session`
-/// is the caller's under a version with one, `None` when stateless.
-/// `params` are taken apart, never copied: a waiting call holds none of
-/// them.
-pub async fn call(
-    st: &AppState,
-    bot: &BotOnly,
-    session: Option<&str>,
-    params: Value,
-) -> Result<ToolResult, RpcError> {
-    let (tool, args) = asked(params)?;
-    let outcome = (tool.call)(Call { st, bot, session }, args).await;
-    let (text, structured, label) = match outcome {
-        Ok(v) => {
-            let raw = written(&v);
-            (raw.get().to_string(), Some(raw), None)
+/// A tool a `tools/call` named.
+#[derive(Clone, Copy)]
+pub struct Named(&'static Registered);
+
+/// `tools/call` of `tool` with the JSON of its arguments `args`: the
+/// tool's result, `structuredContent` and the same JSON as one `text`
+/// content; a refusal with `isError: true`. `session` is the caller's
+/// under a version with one, `None` when stateless. The arguments are
+/// read before this returns: the call holds none of their text.
+pub fn call<'a>(
+    st: &'a AppState,
+    bot: &'a BotOnly,
+    session: Option<&'a str>,
+    Named(tool): Named,
+    args: &str,
+) -> impl std::future::Future<Output = ToolResult> + Send + 'a {
+    let outcome = (tool.call)(Call { st, bot, session }, args);
+    async move {
+        let (written, label) = match outcome.await {
+            Ok(result) => (Written::Result(result), None),
+            Err(Failure(e)) => {
+                let (text, label) = Box::pin(problem_of(e)).await;
+                (Written::Refusal(text), label)
+            }
+        };
+        let is_error = matches!(written, Written::Refusal(_));
+        let result = RESULTS[usize::from(is_error)];
+        metrics::counter!("chatgate_mcp_calls_total", "tool" => tool.name, "result" => result)
+            .increment(1);
+        ToolResult {
+            written,
+            result_type: None,
+            meta: None,
+            label,
         }
-        Err(Failure(e)) => {
-            let (text, label) = Box::pin(problem_of(e)).await;
-            (text, None, label)
-        }
-    };
-    let is_error = structured.is_none();
-    let result = RESULTS[usize::from(is_error)];
-    metrics::counter!("chatgate_mcp_calls_total", "tool" => tool.name, "result" => result)
-        .increment(1);
-    Ok(ToolResult {
-        content: [Text { kind: "text", text }],
-        is_error,
-        structured,
-        result_type: None,
-        meta: None,
-        label,
-    })
+    }
 }
 
-/// The tool `params` name and its arguments, `params` taken apart.
-fn asked(params: Value) -> Result<(&'static Registered, Value), RpcError> {
-    let no_name = || RpcError::invalid_params("params.name: required");
-    let Value::Object(mut params) = params else {
-        return Err(no_name());
-    };
-    let name = params.get("name").and_then(Value::as_str);
-    let name = name.ok_or_else(no_name)?;
-    let tool = named(name);
-    let args = match params.remove("arguments") {
-        None | Some(Value::Null) => Value::Object(Map::new()),
-        Some(a @ Value::Object(_)) => a,
+/// The tool a `tools/call`'s `params` name and the JSON of its arguments
+/// (`None`: none given, as `{}`): `-32602` without a name, with arguments
+/// that are not an object, or for a name no tool has.
+pub fn asked<'p>(params: &Params<'p>) -> Result<(Named, Option<&'p str>), RpcError> {
+    let name = text(params.name);
+    let name = name.ok_or_else(|| RpcError::invalid_params("params.name: required"))?;
+    let tool = named(&name);
+    let args = match params.arguments {
+        None => None,
+        Some(a) if a.get() == "null" => None,
+        Some(a) if is_object(a) => Some(a.get()),
         Some(_) => {
             return Err(RpcError::invalid_params(
                 "params.arguments: must be an object",
@@ -116,34 +117,57 @@ fn asked(params: Value) -> Result<(&'static Registered, Value), RpcError> {
         }
     };
     let tool = tool.ok_or_else(|| RpcError::invalid_params("no such tool"))?;
-    Ok((tool, args))
+    Ok((Named(tool), args))
 }
 
 /// A tool's result as `tools/call` answers it, written once: its JSON is
 /// the `text` content, and the same text is `structuredContent`.
-#[derive(Serialize)]
 pub struct ToolResult {
-    content: [Text; 1],
-    #[serde(rename = "isError")]
-    is_error: bool,
-    #[serde(rename = "structuredContent", skip_serializing_if = "Option::is_none")]
-    structured: Option<Box<RawValue>>,
-    #[serde(rename = "resultType", skip_serializing_if = "Option::is_none")]
+    written: Written,
     result_type: Option<&'static str>,
-    #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
     meta: Option<&'static RawValue>,
     /// The problem label of a refusal, as its HTTP twin's answer carries
     /// it (`problem.rs`), for the request's log line and audit trail.
-    #[serde(skip)]
     pub label: Option<ProblemLabel>,
+}
+
+/// What a call answered, as written once.
+enum Written {
+    /// The tool's result: the `text` content and `structuredContent`.
+    Result(Box<RawValue>),
+    /// The problem+json of a refusal (`isError`): the `text` content alone.
+    Refusal(String),
+}
+
+impl Serialize for ToolResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (text, structured) = match &self.written {
+            Written::Result(raw) => (raw.get(), Some(raw)),
+            Written::Refusal(text) => (text.as_str(), None),
+        };
+        let mut r = s.serialize_struct("ToolResult", 5)?;
+        r.serialize_field("content", &[Text { kind: "text", text }])?;
+        r.serialize_field("isError", &structured.is_none())?;
+        if let Some(raw) = structured {
+            r.serialize_field("structuredContent", raw)?;
+        }
+        if let Some(kind) = self.result_type {
+            r.serialize_field("resultType", kind)?;
+        }
+        if let Some(meta) = self.meta {
+            r.serialize_field("_meta", meta)?;
+        }
+        r.end()
+    }
 }
 
 /// One `text` content.
 #[derive(Serialize)]
-struct Text {
+struct Text<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    text: String,
+    text: &'a str,
 }
 
 impl ToolResult {
@@ -156,12 +180,6 @@ impl ToolResult {
             ..self
         }
     }
-}
-
-/// `v` written as JSON, once.
-fn written(v: &Value) -> Box<RawValue> {
-    // A `Value` is always written: only a map keyed by a sequence fails.
-    serde_json::value::to_raw_value(v).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 /// The problem+json `e` answers on the HTTP API, as its text, and its

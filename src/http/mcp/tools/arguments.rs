@@ -36,31 +36,39 @@ pub(super) fn broken(pointer: &str, why: &str, wrong_type: bool) -> Failure {
 /// The tool's arguments as `T`: a member missing or of the wrong JSON
 /// type is 400, one not defined or of a value not allowed 422, each
 /// naming the member's JSON pointer, never its value.
-pub(super) fn arguments<T: DeserializeOwned>(args: serde_json::Value) -> Result<T, Failure> {
-    serde_path_to_error::deserialize(args).map_err(|e| {
-        let mut pointer = pointer_of(e.path());
-        let inner = e.into_inner().to_string();
-        // serde's text may quote the value given: only its kind is kept.
-        let mut named = |rest: &str| {
-            let name = rest.split('`').nth(1).unwrap_or("");
-            if !pointer.ends_with(&format!("/{}", escaped(name))) {
-                pointer.push('/');
-                pointer.push_str(&escaped(name));
-            }
-        };
-        let (why, wrong_type) = if let Some(rest) = inner.strip_prefix("missing field ") {
-            named(rest);
-            ("is required", true)
-        } else if let Some(rest) = inner.strip_prefix("unknown field ") {
-            named(rest);
-            ("is not defined by this tool", false)
-        } else if inner.starts_with("invalid type") {
-            ("is of the wrong JSON type", true)
-        } else {
-            ("is not a value this tool allows", false)
-        };
-        broken(&pointer, why, wrong_type)
-    })
+pub(super) fn arguments<T: DeserializeOwned>(args: &str) -> Result<T, Failure> {
+    // Read as they are, with no path kept; only arguments that break the
+    // schema are read again to learn where.
+    if let Ok(args) = serde_json::from_str(args) {
+        return Ok(args);
+    }
+    let mut read = serde_json::Deserializer::from_str(args);
+    let e = match serde_path_to_error::deserialize::<_, T>(&mut read) {
+        Ok(args) => return Ok(args),
+        Err(e) => e,
+    };
+    let mut pointer = pointer_of(e.path());
+    let inner = e.into_inner().to_string();
+    // serde's text may quote the value given: only its kind is kept.
+    let mut named = |rest: &str| {
+        let name = rest.split('`').nth(1).unwrap_or("");
+        if !pointer.ends_with(&format!("/{}", escaped(name))) {
+            pointer.push('/');
+            pointer.push_str(&escaped(name));
+        }
+    };
+    let (why, wrong_type) = if let Some(rest) = inner.strip_prefix("missing field ") {
+        named(rest);
+        ("is required", true)
+    } else if let Some(rest) = inner.strip_prefix("unknown field ") {
+        named(rest);
+        ("is not defined by this tool", false)
+    } else if inner.starts_with("invalid type") {
+        ("is of the wrong JSON type", true)
+    } else {
+        ("is not a value this tool allows", false)
+    };
+    Err(broken(&pointer, why, wrong_type))
 }
 
 /// The JSON pointer (RFC 6901) of a place in the arguments.

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::arguments::{interaction_id, Failure};
 use super::tool::{Call, Effect, Hints, Tool};
+use crate::gateway::assurance::AssuranceView;
 use crate::http::assurance::{parse_ask, parse_transaction};
 
 pub(super) struct CheckAssurance;
@@ -24,6 +25,7 @@ impl Tool for CheckAssurance {
         open_world: false,
     };
     type Args = AssuranceArgs;
+    type Output = AssuranceView;
 
     fn input_schema() -> Value {
         json!({
@@ -50,7 +52,7 @@ impl Tool for CheckAssurance {
         })
     }
 
-    async fn call(c: Call<'_>, a: AssuranceArgs) -> Result<Value, Failure> {
+    async fn call(c: Call<'_>, a: AssuranceArgs) -> Result<AssuranceView, Failure> {
         let id = interaction_id(&a.interaction_id)?;
         let mut q = HashMap::new();
         let mut put = |k: &str, v: Option<String>| {
@@ -69,7 +71,7 @@ impl Tool for CheckAssurance {
         let answer =
             crate::gateway::assurance::assurance(&st.gateway, team, id, ask, transaction, now)
                 .await?;
-        Ok(json!(answer))
+        Ok(answer)
     }
 }
 

@@ -25,6 +25,7 @@ impl Tool for ConfirmChatCode {
         open_world: false,
     };
     type Args = ConfirmArgs;
+    type Output = use_cases::Verification;
 
     fn input_schema() -> Value {
         json!({
@@ -38,13 +39,13 @@ impl Tool for ConfirmChatCode {
         verification_schema()
     }
 
-    async fn call(c: Call<'_>, a: ConfirmArgs) -> Result<Value, Failure> {
+    async fn call(c: Call<'_>, a: ConfirmArgs) -> Result<use_cases::Verification, Failure> {
         let id = interaction_id(&a.interaction_id)?;
         let (st, team) = (c.st, c.bot.team());
         let now = st.clock.now();
         use_cases::confirm_chat_code(&st.gateway, team, id, &a.code, now).await?;
         let answer = use_cases::verification(&st.gateway, team, id, st.clock.now()).await?;
-        Ok(json!(answer))
+        Ok(answer)
     }
 }
 

@@ -28,6 +28,7 @@ impl Tool for GetVerification {
         open_world: false,
     };
     type Args = GetArgs;
+    type Output = use_cases::Verification;
 
     fn input_schema() -> Value {
         json!({
@@ -47,7 +48,7 @@ impl Tool for GetVerification {
     /// `wait_seconds` 0, and so it does when a provider's request takes
     /// its place. A stateless call (no session) waits as well: its
     /// `after` is what it differs from.
-    async fn call(c: Call<'_>, a: GetArgs) -> Result<Value, Failure> {
+    async fn call(c: Call<'_>, a: GetArgs) -> Result<use_cases::Verification, Failure> {
         let (st, bot) = (c.st, c.bot);
         let wait = a.wait_seconds.unwrap_or(0);
         if wait > MAX_WAIT_SECONDS {
@@ -72,7 +73,7 @@ impl Tool for GetVerification {
         let clock = st.clock.as_ref();
         let answer =
             use_cases::get_verification(&st.gateway, bot.team(), asked, clock, taken).await?;
-        Ok(json!(answer))
+        Ok(answer)
     }
 }
 

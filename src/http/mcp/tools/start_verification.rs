@@ -33,6 +33,7 @@ impl Tool for StartVerification {
         open_world: true,
     };
     type Args = StartArgs;
+    type Output = use_cases::StartedVerification;
 
     fn input_schema() -> Value {
         json!({
@@ -72,7 +73,7 @@ impl Tool for StartVerification {
         })
     }
 
-    async fn call(c: Call<'_>, a: StartArgs) -> Result<Value, Failure> {
+    async fn call(c: Call<'_>, a: StartArgs) -> Result<use_cases::StartedVerification, Failure> {
         a.check()?;
         let (st, team) = (c.st, c.bot.team());
         let now = st.clock.now();
@@ -106,7 +107,7 @@ impl Tool for StartVerification {
         let clock = st.clock.as_ref();
         let started =
             use_cases::start_verification(&st.gateway, team, view.id, proof, clock).await?;
-        Ok(json!(started))
+        Ok(started)
     }
 }
 

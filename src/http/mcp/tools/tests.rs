@@ -181,3 +181,21 @@ fn a_waiting_get_verification_holds_a_future_of_a_few_kib_and_its_read_is_not_in
     eprintln!("GetVerification::call: {size} bytes");
     assert!(size <= WAITING_TOOL_FUTURE, "{size} bytes");
 }
+
+#[test]
+fn a_get_verification_s_arguments_are_read_into_its_own_two_strings_and_nothing_more() {
+    let text = r#"{"interaction_id":"0192d3f8-5f0e-7a51-8c1e-1f2d3c4b5a69","wait_seconds":25,
+        "after":"00112233445566778899aabbccddeeff0011223344556677"}"#;
+    let (args, made) = crate::counted_allocations::allocations(|| {
+        arguments::arguments::<get_verification::GetArgs>(text).is_ok()
+    });
+    assert!(args);
+    assert_eq!(made, 2, "interaction_id and after: no tree, no path kept");
+    // Arguments that break the schema are still told by their pointer.
+    let Err(arguments::Failure(e)) =
+        arguments::arguments::<get_verification::GetArgs>(r#"{"wait_seconds":"x"}"#)
+    else {
+        panic!("a string is no wait");
+    };
+    assert!(e.to_string().contains("/wait_seconds"), "{e}");
+}

@@ -7,6 +7,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::arguments::{arguments, Failure};
@@ -31,15 +33,20 @@ pub(super) trait Tool: 'static {
     /// missing, of the wrong JSON type, not defined or of a value not
     /// allowed is a tool error naming the member's JSON pointer.
     type Args: DeserializeOwned + Send;
+    /// Its result, written once as the call's JSON (`structuredContent`,
+    /// and the same text as its `text` content): no `Value` is built of it.
+    type Output: Serialize + Send;
 
     /// The JSON Schema of its arguments (`inputSchema`): the members of
     /// [`Tool::Args`], no other.
     fn input_schema() -> Value;
     /// The JSON Schema of its result (`outputSchema`).
     fn output_schema() -> Value;
-    /// The call: the result's JSON, or the problem its HTTP twin would
-    /// answer.
-    fn call(c: Call<'_>, args: Self::Args) -> impl Future<Output = Result<Value, Failure>> + Send;
+    /// The call: its result, or the problem its HTTP twin would answer.
+    fn call(
+        c: Call<'_>,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::Output, Failure>> + Send;
 }
 
 /// What a call is given besides its arguments.
@@ -88,8 +95,8 @@ impl Hints {
     }
 }
 
-/// A call under way, as every tool's is held.
-type Answer<'a> = Pin<Box<dyn Future<Output = Result<Value, Failure>> + Send + 'a>>;
+/// A call under way, as every tool's is held: its result written.
+type Answer<'a> = Pin<Box<dyn Future<Output = Result<Box<RawValue>, Failure>> + Send + 'a>>;
 
 /// A tool as the code written over every one sees it: one line of
 /// `TOOLS`, each member made from its [`Tool`].
@@ -98,8 +105,9 @@ pub(super) struct Registered {
     pub name: &'static str,
     /// Its entry of `tools/list`.
     pub listed: fn() -> Value,
-    /// Its call, its arguments read first.
-    pub call: for<'a> fn(Call<'a>, Value) -> Answer<'a>,
+    /// Its call of the arguments' JSON: they are read at once (the call
+    /// holds them as the tool's [`Tool::Args`], not their text).
+    pub call: for<'a, 'b> fn(Call<'a>, &'b str) -> Answer<'a>,
     /// The members its arguments are read into, as serde names them: a
     /// test holds them to be its input schema's properties.
     #[cfg(test)]
@@ -130,9 +138,20 @@ fn listed<T: Tool>() -> Value {
     })
 }
 
-/// Tool `T`'s call of `args`, read as its arguments first.
-fn called<T: Tool>(c: Call<'_>, args: Value) -> Answer<'_> {
-    Box::pin(async move { T::call(c, arguments::<T::Args>(args)?).await })
+/// Tool `T`'s call of `args`, read as its arguments first, its result
+/// written.
+fn called<'a, T: Tool>(c: Call<'a>, args: &str) -> Answer<'a> {
+    let args = arguments::<T::Args>(args);
+    Box::pin(async move {
+        let result = T::call(c, args?).await?;
+        Ok(written(&result))
+    })
+}
+
+/// `result` written as JSON, once.
+fn written(result: &impl Serialize) -> Box<RawValue> {
+    // Only a map keyed by a sequence fails to be written; no result holds one.
+    serde_json::value::to_raw_value(result).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 /// The members `A` reads, from the error an unknown one gets: "unknown
