@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::extract::{unknown_field, InteractionId, Now, QueryParams};
-use super::openapi::{ApiKeyErrors, E404, E422};
+use super::openapi::{method_names, ApiKeyErrors, E404, E422};
 use super::AppState;
 use crate::config::Dur;
 use crate::domain::assurance::Policy;
@@ -116,14 +116,6 @@ pub(super) fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
     }))
 }
 
-/// What `methods` may name: every authentication method, then
-/// `recognized`.
-fn method_names() -> String {
-    let mut names: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
-    names.push("recognized");
-    names.join(", ")
-}
-
 /// Is the current authentication recent and strong enough for one action?
 ///
 /// A bad duration, an unknown method or intent, `intent` together with
@@ -132,9 +124,9 @@ fn method_names() -> String {
     security(("api_key" = [])),
     params(("id" = Uuid, Path),
            ("max_age" = Option<String>, Query, min_length = 1, description = "a duration: 90s, 5m, 2h (more than 0s)"),
-           ("methods" = Option<String>, Query,
-            pattern = "^ *(login_link|oidc|pre_chat|otp|pin|app|network|wallet|recognized) *(, *(login_link|oidc|pre_chat|otp|pin|app|network|wallet|recognized) *)*$",
-            description = "comma-separated: login_link, oidc, pre_chat, otp, pin, app, network, wallet, recognized (a recognized conversation meets it)"),
+           // Its pattern and description name every method: written
+           // by `openapi::finish` from `method_names`.
+           ("methods" = Option<String>, Query),
            ("intent" = Option<String>, Query, min_length = 1, max_length = 64,
             description = "a named policy of the settings; not with max_age, methods or acr"),
            ("acr" = Option<String>, Query, min_length = 1,

@@ -22,6 +22,7 @@ use utoipa::{IntoResponses, OpenApi};
 
 use super::problem::{Problem, ProblemCode, PROBLEM_JSON};
 use crate::config::Config;
+use crate::domain::interaction::Method;
 
 pub mod down_level;
 mod events;
@@ -379,7 +380,36 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi, raw: &[(&str, Value)]) -> Value
     doc["webhooks"] = events::webhooks();
     camel_case_links(&mut doc);
     describe_refusals(&mut doc);
+    name_the_methods(&mut doc);
     doc
+}
+
+/// What the assurance query's `methods` may name: every authentication
+/// method (`Method::ALL`), then `recognized`.
+pub(super) fn method_names() -> String {
+    let mut names: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
+    names.push("recognized");
+    names.join(", ")
+}
+
+/// The pattern and description of the assurance query's `methods`, made
+/// from [`method_names`], so that a method added is in the document
+/// without a hand-written list to keep.
+fn name_the_methods(doc: &mut Value) {
+    let Some(params) = doc
+        .pointer_mut("/paths/~1v1~1interactions~1{id}~1assurance/get/parameters")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    let names = method_names();
+    let one = format!("({})", names.replace(", ", "|"));
+    for p in params.iter_mut().filter(|p| p["name"] == "methods") {
+        p["schema"]["pattern"] = Value::String(format!("^ *{one} *(, *{one} *)*$"));
+        p["description"] = Value::String(format!(
+            "comma-separated: {names} (a recognized conversation meets it)"
+        ));
+    }
 }
 
 /// The 422s of each operation beyond "a value that is not allowed": the
