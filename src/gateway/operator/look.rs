@@ -513,22 +513,16 @@ fn put_batch(config: &Config, ids: &[&String], batch: Batch, changes: &mut Chang
     let mut to_build = Vec::with_capacity(ids.len());
     for (id, stored) in ids.iter().zip(read) {
         let step = match stored {
+            // Named among the stops below, in the batch's order.
             _ if config.file_team(id).is_some() => {
                 let why = "a team file of this instance has its id: one id, one source";
-                Err(Some(NotInForce::Stops(why.into()).why(
-                    "team",
-                    id,
-                    &mut changes.stops,
-                )))
+                Err(Some(NotInForce::Stops(why.into())))
             }
             Some(stored) => match reserved_for_another(id, &stored, &reserved) {
                 Some(at) => {
                     let StoredApiForm::V1 { body, .. } = &stored;
-                    Err(Some(breaks(
-                        config,
-                        body,
-                        vec![crate::config::api_key_taken_at(at)],
-                    )))
+                    let why = breaks(config, body, vec![crate::config::api_key_taken_at(at)]);
+                    Err(Some(NotInForce::Breaks(why)))
                 }
                 None => Ok(stored),
             },
@@ -554,11 +548,10 @@ fn put_batch(config: &Config, ids: &[&String], batch: Batch, changes: &mut Chang
                     changes.refused.push((id, why));
                 }
             },
-            Ok(Err(not)) => {
+            Ok(Err(not)) | Err(Some(not)) => {
                 let why = not.why("team", &id, &mut changes.stops);
                 changes.refused.push((id, why));
             }
-            Err(Some(why)) => changes.refused.push((id, why)),
             // Indexed but not stored (a writer stopped between): none.
             Err(None) => changes.gone.push(id),
         }
@@ -586,10 +579,11 @@ async fn read_batch(core: &Core, ids: &[&String]) -> Result<Batch> {
     })
 }
 
-/// A stored team read, to build (`Ok`), or refused before it is built
-/// (with why), or indexed but not stored (`None`); once built, the team or
-/// why it is not in force.
-type ToBuild<T> = (String, std::result::Result<T, Option<String>>);
+/// A stored team read, to build (`Ok`), or not in force before it is
+/// built (why), or indexed but not stored (`None`); once built, the team
+/// or why it is not in force. What stops a start is named once the batch
+/// is built, in its order, whether found before the build or by it.
+type ToBuild<T> = (String, std::result::Result<T, Option<NotInForce>>);
 
 /// The teams of `read` to build, built against `config` (each with its
 /// print's digest made, which a start compares with the one recorded), the
