@@ -337,7 +337,20 @@ fn message_of(bytes: &[u8]) -> Result<Message<'_>, Error> {
     if message.method.is_some() && text(message.method).is_none() {
         return Err(Error::BadRequest("method: must be a string".into()));
     }
+    if message.id.is_some_and(|id| !an_id(id.get())) {
+        return Err(Error::BadRequest(
+            "id: must be a string, a number or null".into(),
+        ));
+    }
     Ok(message)
+}
+
+/// Whether a request's id, as its text, is one JSON-RPC 2.0 allows: a
+/// string, a number or null. The answer echoes it as the client wrote it,
+/// so an array or an object (whose text may hold a line break, which an
+/// event stream's frame may not) is refused.
+fn an_id(text: &str) -> bool {
+    matches!(text.as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9')) || text == "null"
 }
 
 /// Whether `bytes` nest arrays and objects deeper than `max` (strings
@@ -567,6 +580,25 @@ mod tests {
             call < handler,
             "tools::call's {call} bytes are within the handler's"
         );
+    }
+
+    #[test]
+    fn an_id_is_a_string_a_number_or_null() {
+        let with_id = |id: &str| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        for id in [r#""a b""#, "7", "-1.5e3", "null"] {
+            let body = with_id(id);
+            let message = message_of(body.as_bytes()).unwrap();
+            assert_eq!(message.id.map(RawValue::get), Some(id));
+        }
+        for id in ["[1,\n2]", "{\"a\":\n1}", "true"] {
+            let body = with_id(id);
+            let Err(Error::BadRequest(why)) = message_of(body.as_bytes()) else {
+                panic!("{id} taken as an id");
+            };
+            assert!(why.starts_with("id: "), "{why}");
+        }
+        let notification = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        assert!(message_of(notification.as_bytes()).unwrap().id.is_none());
     }
 
     /// A stateless `get_verification` as the allocs tool sends it
