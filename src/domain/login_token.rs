@@ -182,7 +182,7 @@ pub fn verify<'a, T: TeamKeys + 'a>(
     let key = team.key_by_kid(&kid).ok_or(BAD_KEY)?;
 
     let signature = B64URL.decode(signature).map_err(|_| MALFORMED)?;
-    let mut mac = key.hmac.mac().ok_or(BAD_KEY)?;
+    let mut mac = key.hmac.mac();
     hmac::Mac::update(&mut mac, signed);
     hmac::Mac::verify_slice(mac, &signature).map_err(|_| BAD_KEY)?;
 

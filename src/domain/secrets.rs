@@ -41,18 +41,31 @@ impl fmt::Debug for SecretBytes {
 /// costs only the hashing of its own bytes. Kept for as long as the key
 /// is. As secret as the key: `Debug` shows nothing of it.
 #[derive(Clone)]
-pub struct HmacKey(Option<Hmac<Sha256>>);
+pub struct HmacKey(Hmac<Sha256>);
 
 impl HmacKey {
     pub fn new(key: &[u8]) -> Self {
-        HmacKey(Hmac::<Sha256>::new_from_slice(key).ok())
+        HmacKey(Hmac::new(&block_key(key)))
     }
 
-    /// A fresh MAC under this key. Never `None`: HMAC takes keys of any
-    /// length.
-    pub fn mac(&self) -> Option<Hmac<Sha256>> {
+    /// A fresh MAC under this key.
+    pub fn mac(&self) -> Hmac<Sha256> {
         self.0.clone()
     }
+}
+
+/// `key` as HMAC-SHA256 takes it, one block of 64 bytes (RFC 2104,
+/// section 2): a longer key hashed first, a shorter one padded with
+/// zeros. Keyed with a whole block, HMAC has no failure to handle.
+fn block_key(key: &[u8]) -> hmac::digest::Key<Hmac<Sha256>> {
+    let mut block = hmac::digest::Key::<Hmac<Sha256>>::default();
+    if key.len() > block.len() {
+        let digest = Sha256::digest(key);
+        block[..digest.len()].copy_from_slice(&digest);
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    block
 }
 
 impl fmt::Debug for HmacKey {
@@ -222,10 +235,7 @@ impl Pepper {
     }
 
     fn mac(&self, purpose: &str, input: &[u8]) -> [u8; 32] {
-        let Some(mut mac) = self.0.mac() else {
-            // HMAC accepts keys of any length; this arm cannot be reached.
-            return [0u8; 32];
-        };
+        let mut mac = self.0.mac();
         mac.update(purpose.as_bytes());
         mac.update(&[0]);
         mac.update(input);

@@ -116,7 +116,7 @@ impl SecretsCipher {
     /// read (`config/operator.rs`).
     pub fn new(keys: &[(String, [u8; KEY_BYTES])]) -> Option<Self> {
         let (_, first) = keys.first()?;
-        let derive = HmacKey::new(first).mac()?.chain_update(READ_BACK_LABEL);
+        let derive = HmacKey::new(first).mac().chain_update(READ_BACK_LABEL);
         let read_back = HmacKey::new(&derive.finalize().into_bytes());
         let keys = keys
             .iter()
@@ -237,18 +237,13 @@ impl SecretsCipher {
         salt: Option<&Salt>,
         value: &str,
     ) -> String {
-        let Some(derive) = self.read_back.mac() else {
-            return String::new();
-        };
-        let key = derive
+        let key = (self.read_back.mac())
             .chain_update((place.len() as u64).to_be_bytes())
             .chain_update(place.as_bytes())
             .chain_update(pointer.as_bytes())
             .finalize()
             .into_bytes();
-        let Some(mac) = HmacKey::new(&key).mac() else {
-            return String::new();
-        };
+        let mac = HmacKey::new(&key).mac();
         let mac = match salt {
             Some(s) => mac.chain_update([1u8]).chain_update(s.0),
             None => mac.chain_update([0u8]),
