@@ -130,7 +130,9 @@ impl Dispatcher {
         tokio::pin!(shutdown);
         // Dropped at the end: every team's loop and its deliveries stop.
         let mut teams = Loops::default();
-        let mut removals = Removals::since(&this.live);
+        // The teams each replacement takes out, as the audit sinks hear
+        // them: a gone team's idle loop is rung, to see it gone and end.
+        let mut departures = this.live.departures();
         let mut watch = ticks(POLL);
         loop {
             // A loop is a keyspace's: a team written again under a deleted
@@ -142,9 +144,9 @@ impl Dispatcher {
                 () = &mut shutdown => return,
                 Some(keyspace) = woken.recv() => teams.start(&this, keyspace),
                 Some(ended) = teams.set.join_next_with_id() => teams.ended(ended),
+                Some((keyspace, _)) = departures.recv() => this.outbox.ring(&keyspace),
                 _ = watch.tick() => {
                     teams.start_again(&this);
-                    removals.ring_gone(&this, &teams);
                     this.wake_due_teams().await;
                 }
             }
@@ -240,39 +242,6 @@ enum LoopEnd {
     TeamGone,
     /// Its bell was dropped, or its settling task ended: started again.
     Broken,
-}
-
-/// The replacements of the gateway in force that may have taken teams
-/// out, as far as the dispatcher looked at them: after one, the loops of
-/// the teams gone are rung, so that an idle one sees its team gone and
-/// ends ([`LoopEnd::TeamGone`]) rather than sleeping for good. A
-/// replacement that only adds or changes teams costs nothing here.
-struct Removals {
-    /// The generation of the gateway looked at last.
-    looked: u64,
-}
-
-impl Removals {
-    fn since(live: &Live) -> Self {
-        Removals {
-            looked: live.generation(),
-        }
-    }
-
-    /// Rings the loops of the teams the gateway in force lacks, if a
-    /// replacement since the last look may have taken one out.
-    fn ring_gone(&mut self, dispatcher: &Dispatcher, loops: &Loops) {
-        // The generation first: the gateway taken after it is at least as
-        // new, and every removal up to it has moved `last_removal`.
-        let generation = dispatcher.live.generation();
-        if dispatcher.live.last_removal() <= self.looked {
-            return;
-        }
-        let gw = dispatcher.live.current();
-        let gone = (loops.team_of.values()).filter(|team| gw.config.team_in(team).is_none());
-        gone.for_each(|team| dispatcher.outbox.ring(team));
-        self.looked = generation;
-    }
 }
 
 /// Marks the dispatcher stopped when its run ends (returns or is
