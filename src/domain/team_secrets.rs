@@ -46,8 +46,87 @@ fn token(name: &str) -> String {
     name.replace('~', "~0").replace('/', "~1")
 }
 
-/// `value` with every secret (a string, or an object, under a secret
-/// member) replaced by what `f` makes of it and its pointer.
+/// What a walk over a body's secrets makes of it: a copy with each
+/// secret replaced (`Value`), or nothing (`()`) when the secrets are only
+/// looked at, so that one walk finds them for both.
+trait Walked: Sized {
+    /// What it makes of a value that is no secret and holds none.
+    fn other(value: &Value) -> Self;
+    /// An object, before its members.
+    fn object() -> Self;
+    /// An array of `len` items, before them.
+    fn array(len: usize) -> Self;
+    /// The member `name` added to an object.
+    fn member(&mut self, name: &str, made: Self);
+    /// An item added to an array.
+    fn item(&mut self, made: Self);
+}
+
+impl Walked for Value {
+    fn other(value: &Value) -> Self {
+        value.clone()
+    }
+    fn object() -> Self {
+        Value::Object(serde_json::Map::new())
+    }
+    fn array(len: usize) -> Self {
+        Value::Array(Vec::with_capacity(len))
+    }
+    fn member(&mut self, name: &str, made: Self) {
+        if let Value::Object(o) = self {
+            o.insert(name.to_string(), made);
+        }
+    }
+    fn item(&mut self, made: Self) {
+        if let Value::Array(a) = self {
+            a.push(made);
+        }
+    }
+}
+
+impl Walked for () {
+    fn other(_: &Value) -> Self {}
+    fn object() -> Self {}
+    fn array(_: usize) -> Self {}
+    fn member(&mut self, _: &str, (): Self) {}
+    fn item(&mut self, (): Self) {}
+}
+
+/// The walk over `value`'s secrets (a string, or an object holding
+/// `hmac`, under a secret member; an array under one holds secrets too):
+/// what `f` makes of each and its pointer, in a copy of the rest
+/// ([`map_secrets`]) or in nothing ([`each_secret`]).
+fn walk<T: Walked, E>(
+    value: &Value,
+    pointer: &str,
+    secret: bool,
+    is_secret: IsSecret<'_>,
+    f: &mut dyn FnMut(&str, &Value) -> Result<T, E>,
+) -> Result<T, E> {
+    Ok(match value {
+        Value::String(_) if secret => f(pointer, value)?,
+        Value::Object(o) if secret && o.contains_key("hmac") => f(pointer, value)?,
+        Value::Object(o) => {
+            let mut out = T::object();
+            for (name, v) in o {
+                let at = format!("{pointer}/{}", token(name));
+                out.member(name, walk(v, &at, is_secret(name), is_secret, f)?);
+            }
+            out
+        }
+        Value::Array(a) => {
+            let mut out = T::array(a.len());
+            for (i, v) in a.iter().enumerate() {
+                out.item(walk(v, &format!("{pointer}/{i}"), secret, is_secret, f)?);
+            }
+            out
+        }
+        other => T::other(other),
+    })
+}
+
+/// `value` with every secret replaced by what `f` makes of it and its
+/// pointer.
 fn map_secrets<E>(
     value: &Value,
     pointer: &str,
@@ -55,35 +134,23 @@ fn map_secrets<E>(
     is_secret: IsSecret<'_>,
     f: &mut dyn FnMut(&str, &Value) -> Result<Value, E>,
 ) -> Result<Value, E> {
-    Ok(match value {
-        Value::String(_) if secret => f(pointer, value)?,
-        Value::Object(o) if secret && o.contains_key("hmac") => f(pointer, value)?,
-        Value::Object(o) => {
-            let mut out = serde_json::Map::new();
-            for (name, v) in o {
-                let at = format!("{pointer}/{}", token(name));
-                out.insert(
-                    name.clone(),
-                    map_secrets(v, &at, is_secret(name), is_secret, f)?,
-                );
-            }
-            Value::Object(out)
-        }
-        Value::Array(a) => {
-            let mut out = Vec::with_capacity(a.len());
-            for (i, v) in a.iter().enumerate() {
-                out.push(map_secrets(
-                    v,
-                    &format!("{pointer}/{i}"),
-                    secret,
-                    is_secret,
-                    f,
-                )?);
-            }
-            Value::Array(out)
-        }
-        other => other.clone(),
-    })
+    walk(value, pointer, secret, is_secret, f)
+}
+
+/// Calls `f` with every secret of `value` and its pointer, copying
+/// nothing.
+fn each_secret(
+    value: &Value,
+    pointer: &str,
+    secret: bool,
+    is_secret: IsSecret<'_>,
+    f: &mut dyn FnMut(&str, &Value),
+) {
+    let mut look = |pointer: &str, v: &Value| -> Result<(), std::convert::Infallible> {
+        f(pointer, v);
+        Ok(())
+    };
+    let Ok(()) = walk(value, pointer, secret, is_secret, &mut look);
 }
 
 /// `body` (of team `team`) with each secret string sealed under the first
@@ -120,33 +187,6 @@ pub fn salts_of(stored: &Value, is_secret: IsSecret<'_>) -> Salts {
     };
     each_secret(stored, "", false, is_secret, &mut f);
     found
-}
-
-/// Calls `f` with every secret of `value` (as [`map_secrets`] finds them)
-/// and its pointer, copying nothing.
-fn each_secret(
-    value: &Value,
-    pointer: &str,
-    secret: bool,
-    is_secret: IsSecret<'_>,
-    f: &mut dyn FnMut(&str, &Value),
-) {
-    match value {
-        Value::String(_) if secret => f(pointer, value),
-        Value::Object(o) if secret && o.contains_key("hmac") => f(pointer, value),
-        Value::Object(o) => {
-            for (name, v) in o {
-                let at = format!("{pointer}/{}", token(name));
-                each_secret(v, &at, is_secret(name), is_secret, f);
-            }
-        }
-        Value::Array(a) => {
-            for (i, v) in a.iter().enumerate() {
-                each_secret(v, &format!("{pointer}/{i}"), secret, is_secret, f);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// A stored form's secrets opened: the body as written, or the pointer
@@ -201,13 +241,12 @@ pub fn open_each(
 /// (docs/decisions/0550-a-sealed-secret-is-bound-to-its-destination.md).
 pub fn first_unbound(stored: &Value, is_secret: IsSecret<'_>) -> Option<String> {
     let mut first = None;
-    let mut f = |pointer: &str, v: &Value| -> Result<Value, ()> {
+    let mut f = |pointer: &str, v: &Value| {
         if !v.as_str().is_some_and(SecretsCipher::bound) {
             first.get_or_insert_with(|| pointer.to_string());
         }
-        Ok(v.clone())
     };
-    let _ = map_secrets(stored, "", false, is_secret, &mut f);
+    each_secret(stored, "", false, is_secret, &mut f);
     first
 }
 
@@ -441,6 +480,39 @@ mod tests {
         // Not a secret member: left as it is.
         let plain = json!({"settings": {"hmac": "x"}});
         assert_eq!(keep(&plain, &is_secret, &kept, &rb).unwrap().0, plain);
+    }
+
+    #[test]
+    fn a_copy_and_a_look_find_the_same_secrets_in_the_same_order() {
+        let body = json!({"b": {"secret": ["one", {"hmac": "h"}, 3]},
+                          "a/~": {"client_secret": {"hmac": "x", "more": 1}},
+                          "secret": {"nested": "not one", "secret": "two"}, "n": 1});
+        let mut looked = Vec::new();
+        each_secret(&body, "", false, &is_secret, &mut |p, v| {
+            looked.push((p.to_string(), v.clone()));
+        });
+        let mut copied = Vec::new();
+        let copy = map_secrets(&body, "", false, &is_secret, &mut |p, v| {
+            copied.push((p.to_string(), v.clone()));
+            Ok::<_, ()>(json!("*"))
+        })
+        .unwrap();
+        assert_eq!(looked, copied);
+        let pointers: Vec<&str> = looked.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/a~1~0/client_secret",
+                "/b/secret/0",
+                "/b/secret/1",
+                "/secret/secret"
+            ]
+        );
+        assert_eq!(
+            copy,
+            json!({"b": {"secret": ["*", "*", 3]}, "a/~": {"client_secret": "*"},
+                   "secret": {"nested": "not one", "secret": "*"}, "n": 1})
+        );
     }
 
     #[test]
