@@ -4,6 +4,7 @@
 //! rendered as Prometheus text at `/metrics` (families and their help in
 //! [`families`], process metrics in [`process`]). Traces go to an
 //! OpenTelemetry collector when one is configured ([`traces`]).
+mod by_team;
 mod capped;
 mod families;
 mod process;
@@ -13,7 +14,7 @@ mod trace_ids;
 pub mod traces;
 
 use std::io::IsTerminal;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::filter::{filter_fn, FilterExt};
@@ -125,6 +126,20 @@ pub struct Metrics(Option<PrometheusHandle>);
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// The series labelled by a team ([`by_team`]), beside the recorder's.
+static TEAM_SERIES: OnceLock<Arc<by_team::TeamSeries>> = OnceLock::new();
+
+/// Drops the series labelled by team `id` (a team that left the
+/// configuration in force, and whose id no team in force has): a fleet
+/// that writes and deletes teams does not grow `/metrics`
+/// (docs/decisions/0890-a-gone-team-s-series-and-health-are-dropped.md).
+/// A later use of the id starts its series again at 0.
+pub fn forget_team(id: &str) {
+    if let Some(teams) = TEAM_SERIES.get() {
+        teams.forget(id);
+    }
+}
+
 /// How often histogram samples are folded in when nobody scrapes.
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -146,11 +161,12 @@ impl Metrics {
                     )
                 })
                 .map(PrometheusBuilder::build_recorder);
-            let Ok(recorder) = recorder else {
+            let Ok(inner) = recorder else {
                 return None;
             };
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok()?;
+            let handle = inner.handle();
+            let teams = Arc::clone(TEAM_SERIES.get_or_init(Arc::default));
+            metrics::set_global_recorder(by_team::ByTeam { inner, teams }).ok()?;
             families::describe_and_register();
             // Histogram samples are folded into their buckets only by a
             // scrape or by upkeep: without this, a gateway nobody scrapes
@@ -175,6 +191,9 @@ impl Metrics {
             .as_ref()
             .map(PrometheusHandle::render)
             .unwrap_or_default();
+        if let (Some(_), Some(teams)) = (&self.0, TEAM_SERIES.get()) {
+            teams.render(&mut out);
+        }
         process::render(&mut out);
         out
     }

@@ -341,3 +341,67 @@ async fn an_idle_team_has_no_outbox_loop_and_an_idle_api_team_no_series() {
         "{text}"
     );
 }
+
+/// A team written through the operator API and deleted leaves neither
+/// series nor deliveries' health behind on an instance, so that a fleet
+/// that writes and deletes teams does not grow
+/// (docs/decisions/0890-a-gone-team-s-series-and-health-are-dropped.md).
+/// While it lives, its failing webhook's oldest pending item is its id's
+/// series, as its deliveries count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_team_s_series_and_health_are_dropped() {
+    use crate::operator_writes::{delete, etag_of, put, team, with_operator};
+    use crate::outbox::eventually;
+    let setup = Setup {
+        server: format!("metrics_token = \"{METRICS_TOKEN}\""),
+        ..with_operator()
+    };
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    let outbox = app.gateway.outbox();
+    let held = outbox.destinations_held();
+    // The metrics recorder is the process's: an id no other test writes.
+    let id = format!("gone-{}", &Uuid::now_v7().simple().to_string()[20..]);
+    let label = format!("team=\"{id}\"");
+    let security = chatgate::domain::secrets::generate_whsec();
+    let mut body = team(&id, &security);
+    // A webhook nobody answers: its delivery fails and waits for a retry.
+    body["webhook"]["url"] = serde_json::json!("http://127.0.0.1:9/events");
+    let res = put(&app, &id, &body, &[]).await;
+    assert_eq!(res.status(), 201);
+    let etag = etag_of(&res);
+    let scraped = || async {
+        let res = app.request(Method::GET, "/metrics", Some(METRICS_TOKEN));
+        res.send().await.unwrap().text().await.unwrap()
+    };
+    let body =
+        serde_json::json!({"channel": "webchat", "conversation_id": Uuid::now_v7().to_string()});
+    let res = app
+        .request(Method::POST, "/v1/interactions", Some("newco-bot-key"))
+        .json(&body);
+    assert_eq!(res.send().await.unwrap().status(), 201);
+    let value = |text: &str, series: &str| {
+        let line = text.lines().find_map(|l| l.strip_prefix(series));
+        line.and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let failed = format!("chatgate_outbox_failed_attempts_total{{{label},kind=\"event\"}} ");
+    eventually("the webhook's delivery failed", || async {
+        value(&scraped().await, &failed) > 0.0
+    })
+    .await;
+    // The failed item grows old on the gateway's clock.
+    app.advance(30);
+    let pending = format!("chatgate_outbox_oldest_pending_seconds{{{label},kind=\"event\"}} ");
+    eventually("the failed item's age, under the team's id", || async {
+        value(&scraped().await, &pending) >= 30.0
+    })
+    .await;
+    assert!(outbox.destinations_held() > held, "its webhook's health");
+    let res = delete(&app, &id, &[("If-Match", &etag)]).await;
+    assert_eq!(res.status(), 204);
+    eventually("the deleted team's series and health gone", || async {
+        !scraped().await.contains(&label) && outbox.destinations_held() == held
+    })
+    .await;
+    assert_eq!(outbox.team_loops(), 0, "its loop ended");
+}

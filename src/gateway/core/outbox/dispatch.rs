@@ -143,13 +143,36 @@ impl Dispatcher {
             tokio::select! {
                 () = &mut shutdown => return,
                 Some(keyspace) = woken.recv() => teams.start(&this, keyspace),
-                Some(ended) = teams.set.join_next_with_id() => teams.ended(ended),
-                Some((keyspace, _)) = departures.recv() => this.outbox.ring(&keyspace),
+                Some(ended) = teams.set.join_next_with_id() => teams.ended(&this, ended),
+                Some((keyspace, team)) = departures.recv() => this.departed(&keyspace, &team),
                 _ = watch.tick() => {
                     teams.start_again(&this);
                     this.wake_due_teams().await;
                 }
             }
+        }
+    }
+
+    /// A team the gateway in force no longer has: its idle loop is rung,
+    /// to see it gone and end, and what this instance holds of it goes.
+    fn departed(&self, keyspace: &str, team: &Team) {
+        self.outbox.ring(keyspace);
+        self.forget_if_gone(&team.id, team.api.is_some());
+    }
+
+    /// Forgets the deliveries' health of team `id`, and for a team
+    /// written through the operator API (`api`) its metric series, once
+    /// no team in force has that id: at the team's departure, and again
+    /// when its loop ends (a delivery that ended meanwhile may have
+    /// counted). A team written again under the id keeps them
+    /// (docs/decisions/0890-a-gone-team-s-series-and-health-are-dropped.md).
+    fn forget_if_gone(&self, id: &str, api: bool) {
+        if self.live.current().config.team(id).is_some() {
+            return;
+        }
+        self.outbox.health.forget(id);
+        if api {
+            crate::telemetry::forget_team(id);
         }
     }
 
@@ -206,14 +229,18 @@ impl Loops {
     }
 
     /// A loop ended: its team's is started again at the next round, unless
-    /// the team is gone.
+    /// the team is gone (then what the dispatcher holds of it goes).
     fn ended(
         &mut self,
+        dispatcher: &Dispatcher,
         ended: std::result::Result<(tokio::task::Id, LoopEnd), tokio::task::JoinError>,
     ) {
         let (id, panicked) = match ended {
             Ok((id, LoopEnd::TeamGone)) => {
-                self.team_of.remove(&id);
+                if let Some(gone) = self.team_of.remove(&id) {
+                    let api = keys::incarnation_of(&gone).is_some();
+                    dispatcher.forget_if_gone(keys::team_of(&gone), api);
+                }
                 return;
             }
             Ok((id, LoopEnd::Broken)) => (id, false),
@@ -389,10 +416,20 @@ impl TeamDispatch {
                 // lanes to look after and health to publish: an idle
                 // team's loop sleeps until woken.
                 _ = poll.tick(), if self.held > 0 || !self.lanes.is_empty() => {
-                    self.shared.outbox.health.publish(&self.team, self.shared.clock.now());
+                    self.publish_health();
                 }
             }
         }
+    }
+
+    /// Publishes the team's deliveries' health, under its id as its
+    /// deliveries record it (not its keyspace).
+    fn publish_health(&self) {
+        let id = keys::team_of(&self.team);
+        self.shared
+            .outbox
+            .health
+            .publish(id, self.shared.clock.now());
     }
 
     /// With nothing in flight or waiting (and no claim under way), the

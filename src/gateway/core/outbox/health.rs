@@ -108,7 +108,21 @@ impl Health {
         }
     }
 
-    /// Sets `chatgate_outbox_oldest_pending_seconds` of `team`, per kind:
+    /// Forgets what it holds of team `id`: its destinations' pending
+    /// items and failures, and the gauge's values it last set (a team
+    /// that left the configuration in force, its id no team's in force).
+    pub fn forget(&self, id: &str) {
+        self.lock().retain(|to, _| to.team != id);
+        let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        published.retain(|(team, _), _| team != id);
+    }
+
+    /// How many destinations it holds a state of.
+    pub fn destinations(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Sets `chatgate_outbox_oldest_pending_seconds` of `team` (its id), per kind:
     /// the age of the oldest item still to deliver that failed here (0
     /// when none).
     pub fn publish(&self, team: &str, now: Timestamp) {
@@ -171,5 +185,27 @@ mod tests {
         assert!(h.lock()[&hook()].failing.is_none());
         h.publish("acme", retry.plus(FORGET_AFTER));
         assert_eq!(pending(&h), 0, "another instance took it");
+    }
+
+    #[test]
+    fn a_team_forgotten_leaves_nothing_and_the_others_stay() {
+        let h = Health::default();
+        let t0 = Timestamp::from_unix_millis(1_000_000);
+        let other = Receiver {
+            team: "globex".into(),
+            ..hook()
+        };
+        let retry = t0.plus(Duration::from_secs(2));
+        h.failed(&hook(), Uuid::now_v7(), t0, retry, "answered HTTP 500", t0);
+        h.failed(&other, Uuid::now_v7(), t0, retry, "answered HTTP 500", t0);
+        h.publish("acme", retry);
+        h.publish("globex", retry);
+        assert_eq!(h.destinations(), 2);
+        h.forget("acme");
+        assert_eq!(h.destinations(), 1);
+        assert!(h.lock().contains_key(&other));
+        let published = h.published.lock().unwrap();
+        assert!(published.keys().all(|(team, _)| team == "globex"));
+        assert_eq!(published.len(), 2, "globex's two kinds");
     }
 }

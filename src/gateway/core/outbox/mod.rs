@@ -309,6 +309,13 @@ impl Outbox {
         }
     }
 
+    /// How many destinations this instance holds a deliveries' health of
+    /// (a team's webhook, each of its chat channels once used): none of a
+    /// team gone.
+    pub fn destinations_held(&self) -> usize {
+        self.health.destinations()
+    }
+
     /// How many teams' bells this instance holds: one a team whose loop
     /// was started, until that loop forgets its team.
     pub fn bells(&self) -> usize {
