@@ -2,8 +2,9 @@
 //! (docs/wallet.md#trusted-lists), fetched and kept: each team's list by
 //! its name, fetched once `refresh` has passed since it was last asked for
 //! (the gateway's timer asks for every list in force, named by a
-//! credential or not; a presentation that needs a list that is due asks
-//! for it then), within 10 s and 1 MiB, no redirect followed, through the
+//! credential or not; a presentation that needs a list with no usable
+//! copy asks for it then, one that holds a usable copy never waits for
+//! a fetch), within 10 s and 1 MiB, no redirect followed, through the
 //! team's reach. A fetch that fails or gives an unusable list keeps the
 //! last usable copy until that copy itself stops being usable; a list with
 //! no usable copy is a failing destination, logged once when it starts
@@ -106,16 +107,22 @@ impl Default for TrustedLists {
 }
 
 impl TrustedLists {
-    /// The usable copy of `team`'s `list` at `now`: the one kept, fetched
-    /// again first when `refresh` has passed (or it has none and no fetch
-    /// failed in the last [`FAILED_HOLD`]). `None`: no usable copy. With
-    /// it, what a fetch made now changed.
+    /// The usable copy of `team`'s `list` at `now`: the one kept, as it
+    /// is, however due its `refresh` (the gateway's timer fetches it in
+    /// the background, and the copy answers meanwhile); only with none
+    /// usable, one fetched now (unless a fetch failed in the last
+    /// [`FAILED_HOLD`])
+    /// (docs/decisions/0891-a-presentation-holding-a-usable-list-never-waits-for-its-fetch.md).
+    /// `None`: no usable copy. With it, what a fetch made now changed.
     pub async fn usable(
         &self,
         (team, list): (&str, &TrustedListConfig),
         reach: crate::outbound::Reach,
         now: Timestamp,
     ) -> (Option<Arc<ListCopy>>, Option<Changed>) {
+        if let Some(copy) = self.peek(team, list, now) {
+            return (Some(copy), None);
+        }
         let changed = match self.is_due(team, list, now, Due::Needed) {
             true => self.refresh((team, list), reach, now, Due::Needed).await,
             false => None,
@@ -378,7 +385,8 @@ pub enum Due {
     Refresh,
     /// Also: it has no usable copy and its last fetch did not fail in the
     /// last [`FAILED_HOLD`], or the clock is behind when it was last
-    /// asked for: the rule of a presentation that needs it.
+    /// asked for: the rule of a presentation that needs it and holds no
+    /// usable copy ([`TrustedLists::usable`]).
     Needed,
 }
 

@@ -243,6 +243,22 @@ pub(crate) async fn fetches(app: &TestApp, list: &str, result: &str) -> f64 {
     metric(app, &series).await.unwrap_or(0.0)
 }
 
+/// Waits (up to 30 s of real time) until `list` was fetched once more
+/// with `result` than `before`, and no more.
+pub(crate) async fn fetched(app: &TestApp, list: &str, result: &str, before: f64) {
+    for _ in 0..600 {
+        if fetches(app, list, result).await > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        fetches(app, list, result).await - before,
+        1.0,
+        "{list}: {result}"
+    );
+}
+
 pub(crate) fn list_name(base: &str, backend: Backend) -> String {
     format!(
         "{base}_{}",
@@ -454,18 +470,19 @@ async fn a_list_keeps_its_last_usable_copy(backend: Backend) {
         &lote(4, now, now + 30 * 86_400, std::slice::from_ref(&root)),
     ))
     .await;
+    // The timer fetches it once its refresh has passed (docs/decisions/0891-a-presentation-holding-a-usable-list-never-waits-for-its-fetch.md).
     let before = fetches(&app, &list, "rollback").await;
     app.advance(3600);
+    fetched(&app, &list, "rollback", before).await;
     let (res, id, cid) = presented(&app, &a, &customer).await;
     bound(&app, res, &id, &cid).await;
-    assert_eq!(fetches(&app, &list, "rollback").await - before, 1.0);
     // Unreachable: the copy kept still.
     server.reset().await;
     let before = fetches(&app, &list, "unreachable").await;
     app.advance(3600);
+    fetched(&app, &list, "unreachable", before).await;
     let (res, id, cid) = presented(&app, &a, &customer).await;
     bound(&app, res, &id, &cid).await;
-    assert_eq!(fetches(&app, &list, "unreachable").await - before, 1.0);
     // A new copy without the issuer: no longer trusted.
     let elsewhere = B64.encode(
         rcgen::CertificateParams::new(Vec::<String>::new())
@@ -480,7 +497,9 @@ async fn a_list_keeps_its_last_usable_copy(backend: Backend) {
         &lote(6, now, now + 30 * 86_400, &[elsewhere]),
     ))
     .await;
+    let before = fetches(&app, &list, "ok").await;
     app.advance(3600);
+    fetched(&app, &list, "ok", before).await;
     let (res, id, cid) = presented(&app, &a, &customer).await;
     assert_eq!(res.status(), 200);
     let c = read(&app, &id, &cid, &app.keys.bot).await;
@@ -581,4 +600,54 @@ fn a_bad_trusted_list_is_refused_naming_the_key() {
             }
         }
     }
+}
+
+/// A presentation that finds its list due while a usable copy is kept
+/// answers with that copy at once: the list is fetched in the background
+/// by the timer, however slow its server
+/// (docs/decisions/0891-a-presentation-holding-a-usable-list-never-waits-for-its-fetch.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presentation_does_not_wait_for_a_due_list_s_fetch() {
+    let server = MockServer::start().await;
+    let op = operator("Slow");
+    let list = list_name("slow", Backend::Memory);
+    let now = fixtures()["now"].as_i64().unwrap();
+    let root = B64.encode(issuer_root_der());
+    let body = signed(&op, es256(), &lote(3, now, now + 30 * 86_400, &[root]));
+    Mock::given(path("/lists/pid"))
+        .respond_with(served(body.clone()))
+        .mount(&server)
+        .await;
+    let Some((app, a)) = spawn_lists(Backend::Memory, &op, &list, &server).await else {
+        return;
+    };
+    let customer = format!("cust-{list}");
+    // The first presentation at the fixtures' time reads a usable copy.
+    let (res, id, cid) = presented(&app, &a, &customer).await;
+    bound(&app, res, &id, &cid).await;
+    // Its server slows down to 8 s an answer (the fetch's limit is 10 s),
+    // and its refresh passes.
+    server.reset().await;
+    let slow = served(body).set_delay(std::time::Duration::from_secs(8));
+    Mock::given(path("/lists/pid"))
+        .respond_with(slow)
+        .mount(&server)
+        .await;
+    let before = fetches(&app, &list, "ok").await;
+    app.advance(3600);
+    let id = interaction(&app, &customer).await;
+    let (cid, link) = start(&app, &id, ada()).await;
+    let asked = fetch_request(&app, &a, &link).await;
+    let at = app.now().unix_seconds();
+    let answer = answer_for(&asked, &present("es256", &asked, None, at));
+    let started = std::time::Instant::now();
+    let res = respond(&app, &answer).await;
+    let took = started.elapsed();
+    bound(&app, res, &id, &cid).await;
+    assert!(
+        took < std::time::Duration::from_secs(4),
+        "the presentation waited {took:?} for the list"
+    );
+    // The timer's fetch lands in the background.
+    fetched(&app, &list, "ok", before).await;
 }

@@ -2,7 +2,8 @@
 //! (docs/wallet.md#trusted-lists): its `trusted_issuers` PEMs, and the
 //! certificates of its `trusted_lists`' services — issuance services for
 //! its issuer, revocation services for its status lists — from each list's
-//! usable copy, fetched when it is due. A list with no usable copy is
+//! usable copy (the timer fetches it when due; a presentation only when
+//! none is usable). A list with no usable copy is
 //! never an empty list: a presentation whose chain reaches nothing else
 //! leaves its challenge open (502), as a failing status list does.
 use std::sync::Arc;
