@@ -264,3 +264,33 @@ async fn the_cli_export_imported_into_a_fresh_store_keeps_every_etag_or_names_th
     assert_eq!(read(&c, "/v1/teams/newco").await.0, team_tag);
     assert_eq!(read(&c, "/v1/channels/newsms").await.0, channel_tag);
 }
+
+/// An import reads its teams' key claims and reservations together, a
+/// change of up to 256 keys' at once, as a restore writes them back: not
+/// a store round trip a team.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_reads_its_teams_key_claims_together() {
+    use chatgate::store::keys;
+    let (counting, app) = crate::round_trips::on_counting_store_with(with_operator()).await;
+    let mut claims = Vec::new();
+    for i in 0..30 {
+        let id = format!("many{i}");
+        let key = format!("many-key-{i}");
+        let mut body = writes::team(&id, &generate_whsec());
+        body["api_keys"][0]["sha256"] = json!(ApiKeyHash::of_key(&key).to_hex());
+        let res = writes::put(&app, &id, &body, &[]).await;
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+        claims.push(keys::api_key_claim(&ApiKeyHash::of_key(&key).to_hex()));
+    }
+    let held = restore::export(&app.gateway).await.unwrap();
+    counting.gets.lock().unwrap().clear();
+    let done = restore::import(&app.gateway, &held, true, app.clock.now()).await;
+    assert!(done.unwrap().is_ok(), "imported over itself");
+    let gets = counting.gets.lock().unwrap().clone();
+    let reading_claims = gets
+        .iter()
+        .filter(|keys| keys.iter().any(|k| claims.contains(k)));
+    let reading_claims: Vec<usize> = reading_claims.map(Vec::len).collect();
+    // The check's read, and the write-back's.
+    assert_eq!(reading_claims.len(), 2, "{reading_claims:?}");
+}

@@ -114,13 +114,86 @@ pub async fn take_for_body(
     dry_run: bool,
     now: Timestamp,
 ) -> Result<BTreeSet<String>> {
-    let held = match taken(core, team, &digests_of(body), dry_run, now).await? {
-        Ok(made) => return Ok(made),
-        Err(held) => held,
-    };
-    let at = keys_of(body).find(|(_, digest)| *digest == held);
+    match taken(core, team, &digests_of(body), dry_run, now).await? {
+        Ok(made) => Ok(made),
+        Err(held) => Err(taken_at(body, &held)),
+    }
+}
+
+/// [`take_for_body`]'s dry run for each team of an import (`bodies`, by
+/// id): the claims and reservations of their keys read in changes of
+/// [`AT_ONCE`] keys' claims, as a restore's are written ([`claim_held`]),
+/// not a round trip a team; a team whose key another team's claim holds
+/// is checked on its own then ([`take_for_body`]: a claim left behind is
+/// taken over). Each team's answer, in order.
+pub async fn check_bodies(
+    core: &Core,
+    bodies: &[(&str, &Value)],
+    now: Timestamp,
+) -> Result<Vec<Result<()>>> {
+    let digests: Vec<BTreeSet<String>> = bodies.iter().map(|(_, b)| digests_of(b)).collect();
+    let mut found = Vec::with_capacity(bodies.len());
+    let mut from = 0;
+    while from < bodies.len() {
+        // Teams while their keys fit in one change (one team at least).
+        let mut to = from + 1;
+        let mut held = digests[from].len();
+        while to < bodies.len() && held + digests[to].len() <= AT_ONCE {
+            held += digests[to].len();
+            to += 1;
+        }
+        let chunk: Vec<(&str, &BTreeSet<String>)> =
+            (from..to).map(|i| (bodies[i].0, &digests[i])).collect();
+        found.extend(checked_at_once(core, &chunk, now).await?);
+        from = to;
+    }
+    let mut answers = Vec::with_capacity(bodies.len());
+    for ((team, body), claimed) in bodies.iter().zip(found) {
+        answers.push(match claimed {
+            Claimed::Made(_) => Ok(()),
+            Claimed::Reserved(digest) => Err(taken_at(body, &digest)),
+            Claimed::Held(_) => take_for_body(core, team, body, true, now).await.map(drop),
+        });
+    }
+    Ok(answers)
+}
+
+/// What a dry run of [`take`] finds for each of `teams` (each with its
+/// keys' digests), their claims and reservations read in one change.
+async fn checked_at_once(
+    core: &Core,
+    teams: &[(&str, &BTreeSet<String>)],
+    now: Timestamp,
+) -> Result<Vec<Claimed>> {
+    let all = teams.iter().flat_map(|(_, digests)| digests.iter());
+    let read: Vec<String> = (all.clone().map(|d| keys::api_key_claim(d)))
+        .chain(all.map(|d| keys::api_key_reserved(d)))
+        .collect();
+    if read.is_empty() {
+        return Ok(teams
+            .iter()
+            .map(|_| Claimed::Made(BTreeSet::new()))
+            .collect());
+    }
+    let none = BTreeMap::new();
+    core.change(change::NO_TEAM, &read, now, |c| {
+        let mut each = Vec::with_capacity(teams.len());
+        for (team, digests) in teams {
+            each.push(match claim_in(c, team, digests, &none, true, now)? {
+                Step::Answer(found) | Step::Write(found) | Step::WriteIfChanged(found) => found,
+            });
+        }
+        Ok(Step::Answer(each))
+    })
+    .await
+}
+
+/// The refusal of `body`, a key of which (`digest`) another team or an
+/// operator holds: 422 at that key's pointer.
+fn taken_at(body: &Value, digest: &str) -> Error {
+    let at = keys_of(body).find(|(_, d)| d == digest);
     let problem = crate::config::api_key_taken_at(at.map_or(0, |(i, _)| i));
-    Err(Error::InvalidConfig(vec![problem]))
+    Error::InvalidConfig(vec![problem])
 }
 
 /// [`take`]: `Err` names a digest another team holds the claim of.

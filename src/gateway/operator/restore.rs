@@ -244,12 +244,7 @@ async fn checked(
     let with = with_held(config, &held);
     let mut keys: BTreeMap<String, &String> = BTreeMap::new();
     let mut teams = Vec::new();
-    for (id, form) in &exported.teams {
-        let team = checked_team(&with, id, form);
-        let claimed = match &team {
-            Ok((_, opened, _)) => claims::take_for_body(core, id, opened, true, now).await,
-            Err(_) => Ok(Default::default()),
-        };
+    for (id, team, claimed) in claimed_teams(core, &with, exported, now).await? {
         // A key another team of the file holds: named by its pointer,
         // never by the key or the team.
         let twice = (team.iter()).flat_map(|(_, opened, _)| claims::keys_of(opened));
@@ -282,6 +277,40 @@ async fn checked(
         true => Ok(held),
         false => Err(refused),
     })
+}
+
+/// A team of an import checked as a `PUT` of it would be ([`checked_team`]).
+type CheckedTeam =
+    std::result::Result<(StoredApiForm, serde_json::Value, crate::config::Team), String>;
+
+/// Each team of `exported` checked against `config` ([`checked_team`]),
+/// with what a dry run of the claims of its keys answers: of every team
+/// that builds, read together ([`claims::check_bodies`]), not a store
+/// round trip a team.
+async fn claimed_teams<'a>(
+    core: &Core,
+    config: &Config,
+    exported: &'a Held,
+    now: Timestamp,
+) -> Result<Vec<(&'a String, CheckedTeam, Result<()>)>> {
+    let built: Vec<(&String, CheckedTeam)> = (exported.teams.iter())
+        .map(|(id, form)| (id, checked_team(config, id, form)))
+        .collect();
+    let bodies = built.iter().filter_map(|(id, team)| {
+        let opened = team.as_ref().ok().map(|(_, opened, _)| opened);
+        opened.map(|opened| (id.as_str(), opened))
+    });
+    let bodies: Vec<(&str, &serde_json::Value)> = bodies.collect();
+    let mut claimed = claims::check_bodies(core, &bodies, now).await?.into_iter();
+    let mut each = Vec::with_capacity(built.len());
+    for (id, team) in built {
+        let claim = match &team {
+            Ok(_) => claimed.next().unwrap_or(Ok(())),
+            Err(_) => Ok(()),
+        };
+        each.push((id, team, claim));
+    }
+    Ok(each)
 }
 
 /// The teams of an import with `verify_own` whose access or registration
@@ -383,11 +412,7 @@ async fn audiences_taken(
 /// Team `id` of an import checked as a `PUT` of it would be, against
 /// `config` (the import's channels in force): the form with the digest
 /// made here, its body opened, and the team; or why not.
-fn checked_team(
-    config: &Config,
-    id: &str,
-    stored: &StoredApiForm,
-) -> std::result::Result<(StoredApiForm, serde_json::Value, crate::config::Team), String> {
+fn checked_team(config: &Config, id: &str, stored: &StoredApiForm) -> CheckedTeam {
     let StoredApiForm::V1 {
         body,
         at,
