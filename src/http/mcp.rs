@@ -148,7 +148,7 @@ async fn post_mcp(State(st): State<AppState>, _: door::Door, req: Request) -> Re
         answer
     };
     let denied = answer.label;
-    answer_with(&id, Ok(answer), sse, None, denied)
+    respond(StatusCode::OK, answer.answered(&id), sse, None, denied)
 }
 
 /// A `tools/call` read and checked: what its answer needs of the request.
@@ -523,18 +523,32 @@ fn answer_with(
             (e.status, body.to_string())
         }
     };
-    let (kind, text) = if sse {
-        (
-            "text/event-stream",
-            format!("event: message\ndata: {text}\n\n"),
-        )
+    respond(status, text.into_bytes(), sse, session, denied)
+}
+
+/// The answer `json` (a JSON-RPC message) with `status`, as JSON or as
+/// one event, with the session header and the problem label
+/// ([`answer_with`]).
+fn respond(
+    status: StatusCode,
+    json: Vec<u8>,
+    sse: bool,
+    session: Option<&str>,
+    denied: Option<super::ProblemLabel>,
+) -> Response {
+    let (kind, body) = if sse {
+        let mut event = Vec::with_capacity(json.len() + 24);
+        event.extend_from_slice(b"event: message\ndata: ");
+        event.extend_from_slice(&json);
+        event.extend_from_slice(b"\n\n");
+        ("text/event-stream", event)
     } else {
-        ("application/json", text)
+        ("application/json", json)
     };
     let mut res = (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(kind))],
-        text,
+        body,
     )
         .into_response();
     if let Some(v) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
