@@ -32,6 +32,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -139,9 +140,29 @@ async fn post_mcp(State(st): State<AppState>, _: door::Door, req: Request) -> Re
         session,
         stateless,
     } = call;
-    let answer = tools::call(&st, &bot, session.as_deref(), tool, arguments(&args));
-    drop(args);
-    let answer = answer.await;
+    let answer = if tool.writes() {
+        // A tool that changes something runs in a task of its own, as
+        // every other state-changing request does (`http::guard`): its
+        // client hanging up cannot stop it between two of its steps. A
+        // tool that reads runs in the request's task: a client that hangs
+        // up ends it, and a waiting call's place in the budget with it.
+        let waits = crate::waits::Waits::current().unwrap_or_default();
+        let task = tokio::spawn(
+            waits
+                .scope(async move {
+                    tools::call(&st, &bot, session.as_deref(), tool, arguments(&args)).await
+                })
+                .in_current_span(),
+        );
+        match task.await {
+            Ok(answer) => answer,
+            Err(e) => return Error::internal_from("the request's task failed", e).into_response(),
+        }
+    } else {
+        let answer = tools::call(&st, &bot, session.as_deref(), tool, arguments(&args));
+        drop(args);
+        answer.await
+    };
     let answer = if stateless {
         answer.completed()
     } else {

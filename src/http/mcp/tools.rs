@@ -64,6 +64,14 @@ fn named(name: &str) -> Option<&'static Registered> {
 #[derive(Clone, Copy)]
 pub struct Named(&'static Registered);
 
+impl Named {
+    /// Whether the tool changes anything: its call then runs in a task of
+    /// its own (`super::post_mcp`).
+    pub fn writes(self) -> bool {
+        self.0.writes
+    }
+}
+
 /// `tools/call` of `tool` with the JSON of its arguments `args`: the
 /// tool's result, `structuredContent` and the same JSON as one `text`
 /// content; a refusal with `isError: true`. `session` is the caller's

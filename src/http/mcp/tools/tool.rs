@@ -127,6 +127,8 @@ type Answer<'a> = Pin<Box<dyn Future<Output = Result<String, Failure>> + Send + 
 #[derive(Clone, Copy)]
 pub(super) struct Registered {
     pub name: &'static str,
+    /// Whether it changes anything ([`Effect::Writes`]).
+    pub writes: bool,
     /// Its entry of `tools/list`.
     pub listed: fn() -> Value,
     /// Its call of the arguments' JSON: they are read at once (the call
@@ -142,6 +144,7 @@ impl Registered {
     pub const fn of<T: Tool>() -> Registered {
         Registered {
             name: T::NAME,
+            writes: matches!(T::HINTS.effect, Effect::Writes { .. }),
             listed: listed::<T>,
             call: called::<T>,
             #[cfg(test)]
