@@ -222,7 +222,7 @@ fn tally<'a>(answers: impl Iterator<Item = &'a String>) -> String {
         *counts.entry(a).or_default() += 1;
     }
     let mut counts: Vec<_> = counts.into_iter().collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     let said: Vec<String> = counts.iter().map(|(a, n)| format!("{a} ×{n}")).collect();
     said.join(", ")
 }
