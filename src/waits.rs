@@ -40,6 +40,12 @@ impl Waits {
         WAITS.scope(self.clone(), request)
     }
 
+    /// The waits of the request this runs in, if any: for a task of its
+    /// own that the request spawns, to run in [`Waits::scope`].
+    pub fn current() -> Option<Waits> {
+        WAITS.try_with(Waits::clone).ok()
+    }
+
     /// The provider waited on now, if any: the outermost wait, which
     /// names it best (a channel's send, around its HTTP call).
     pub fn provider(&self) -> Option<Provider> {

@@ -33,7 +33,9 @@
 //! system's allocator, so that `heaptrack` sees each allocation's place.
 //! `--count N` sends N requests a row instead of 2 000.
 //! For instruction counts, run it under
-//! `valgrind --tool=callgrind` (`--memory-only` keeps Redis' timing out).
+//! `valgrind --tool=callgrind` (`--memory-only` keeps Redis' timing out),
+//! or for the servers' threads alone through
+//! `tools/loadtest/server_instructions.py`.
 #[path = "loadtest/ceilings.rs"]
 mod ceilings;
 #[path = "loadtest/engine.rs"]
@@ -166,17 +168,19 @@ async fn per_request(
 }
 
 /// Where a row's counted requests start, a mark for callgrind's
-/// `--zero-before` (its dumps, with the gateway's threads, are still to be
-/// read apart: not yet a figure of docs/performance.md).
+/// `--zero-before` (`tools/loadtest/server_instructions.py` counts the
+/// servers' threads alone).
 #[inline(never)]
 fn counting_starts() {
-    std::hint::black_box(());
+    // Not the same code as `counting_ends`, which the linker would fold
+    // into one function (then both marks would zero and dump).
+    std::hint::black_box(1u8);
 }
 
 /// Where they end, a mark for `--dump-before`.
 #[inline(never)]
 fn counting_ends() {
-    std::hint::black_box(());
+    std::hint::black_box(2u8);
 }
 
 /// What [`per_request`] counted, per request.
@@ -219,6 +223,16 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // The ceilings are served in a multi-thread runtime of their own, as
+    // the gateway is: a count of the servers' threads alone
+    // (`tools/loadtest/server_instructions.py`) counts theirs the same way.
+    let ceilings_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(gateway::SERVER_WORKERS)
+        .thread_name("ceiling")
+        .enable_all()
+        .build()
+        .expect("the ceilings' runtime");
+    let servers = ceilings_runtime.handle().clone();
     runtime.block_on(async {
         chatgate::telemetry::init_to(chatgate::telemetry::LogFormat::Text, std::io::sink, false);
         println!(
@@ -233,7 +247,12 @@ fn main() {
         let bare = if redis_only {
             None
         } else {
-            let c = per_request(ceilings::bare().await, gets(&root, "-"), 200).await;
+            let c = per_request(
+                served(&servers, ceilings::bare()).await,
+                gets(&root, "-"),
+                200,
+            )
+            .await;
             row("CEILING bare axum", c, None);
             Some(c)
         };
@@ -241,7 +260,9 @@ fn main() {
         let redis_get = if memory_only {
             None
         } else {
-            let addr = ceilings::redis_get(gateway::redis_url(), &prefix).await;
+            let ours = prefix.clone();
+            let ceiling = async move { ceilings::redis_get(gateway::redis_url(), &ours).await };
+            let addr = served(&servers, ceiling).await;
             let c = per_request(addr, gets(&root, "-"), 200).await;
             row("CEILING axum + one Redis GET", c, None);
             Some(c)
@@ -317,6 +338,14 @@ fn main() {
     });
 }
 
+/// The address of the ceiling `ceiling` serves, served on `servers`.
+async fn served(
+    servers: &tokio::runtime::Handle,
+    ceiling: impl std::future::Future<Output = SocketAddr> + Send + 'static,
+) -> SocketAddr {
+    servers.spawn(ceiling).await.expect("a ceiling served")
+}
+
 /// The stateless protocol version (docs/agents.md#protocol-versions).
 const MODERN: &str = "2026-07-28";
 
@@ -385,9 +414,9 @@ async fn mcp_rows(g: &gateway::Running, seeded: &[gateway::Seeded], store: &str,
     // connections at once grow and keep (the runtimes' slabs of sockets,
     // tasks and timers, the client's) is not counted as either's. The
     // gateway's first round waits a second: each call has answered when
-    // its client hangs up (a call runs in a task of its own, which its
-    // client's leaving does not end), so none is still held when the
-    // second is counted. The bare server first: heaptrack's peak is then
+    // its client hangs up (and one that had not would end with its
+    // client, docs/decisions/0860-an-mcp-call-that-only-reads-ends-with-its-client.md),
+    // so none is still held when the second is counted. The bare server first: heaptrack's peak is then
     // the gateway's waits.
     // The bare server runs in this runtime, beside each call's two client
     // tasks (the call and its connection); the gateway in one of its own.

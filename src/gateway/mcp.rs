@@ -237,6 +237,10 @@ pub struct Verification {
     /// answers, equal cursors. Given back as `after`, a wait answers when
     /// the answer differs from it.
     pub cursor: String,
+    /// All of the above as JSON, written once when it was made: the
+    /// tool's result, and (with its cursor empty) what its digest is of.
+    #[serde(skip)]
+    json: String,
 }
 
 /// The interaction's current or last challenge, as `get_verification`
@@ -256,15 +260,45 @@ pub struct ChallengeSummary {
 }
 
 impl Verification {
-    /// The first 128 bits of the SHA-256 of its JSON, in hex, made while
-    /// its cursor is still empty: what a session remembers of it, and its
-    /// cursor's first part.
-    fn digest(&self) -> String {
-        let mut hash = Sha256::new();
-        // Hashed as it is written: no text of it is kept. Only a map keyed
-        // by a sequence fails to be written; an answer holds none.
-        let _ = serde_json::to_writer(&mut hash, self);
-        hex::encode(&hash.finalize()[..16])
+    /// Writes its JSON while its cursor is still empty and answers its
+    /// digest, the first 128 bits of the SHA-256 of that JSON, in hex:
+    /// what a session remembers of it, and its cursor's first part. The
+    /// cursor is put in the JSON by [`Verification::with_cursor`].
+    fn digest(&mut self) -> String {
+        debug_assert!(self.cursor.is_empty());
+        // Only a map keyed by a sequence fails to be written; an answer
+        // holds none.
+        let json = serde_json::to_string(self).unwrap_or_default();
+        let digest = hex::encode(&Sha256::digest(json.as_bytes())[..16]);
+        self.json = json;
+        digest
+    }
+
+    /// Its cursor set, in its JSON too: the JSON ends with the cursor's
+    /// member, written empty (`"cursor":""}`), and a cursor is hex, which
+    /// JSON writes as it is.
+    fn with_cursor(mut self, cursor: String) -> Self {
+        match self.json.strip_suffix("\"\"}") {
+            Some(head) => {
+                let mut json = String::with_capacity(head.len() + cursor.len() + 2);
+                json.push_str(head);
+                json.push('"');
+                json.push_str(&cursor);
+                json.push_str("\"}");
+                self.json = json;
+                self.cursor = cursor;
+            }
+            None => {
+                self.cursor = cursor;
+                self.json = serde_json::to_string(&self).unwrap_or_default();
+            }
+        }
+        self
+    }
+
+    /// Its JSON, as written when it was made.
+    pub fn into_json(self) -> String {
+        self.json
     }
 
     /// [`Verification::digest`], as its cursor holds it.
@@ -281,10 +315,14 @@ const CURSOR_HASH: &str = "mcp-cursor";
 /// interaction, which tells one of ours (for this interaction) from any
 /// other string (docs/decisions/0641-a-cursor-is-the-answer-s-digest-marked-as-ours.md).
 fn cursor_of(core: &Core, team: &Team, id: Uuid, digest: &str) -> String {
-    let mark = core
-        .pepper()
-        .keyed_hash(CURSOR_HASH, cursor_input(team, id, digest).as_bytes());
-    format!("{digest}{}", &mark[..16])
+    format!("{digest}{}", &mark_of(core, team, id, digest)[..16])
+}
+
+/// The keyed hash of a cursor's `digest` for interaction `id`, in hex; a
+/// cursor holds its first 16 digits.
+fn mark_of(core: &Core, team: &Team, id: Uuid, digest: &str) -> String {
+    core.pepper()
+        .keyed_hash(CURSOR_HASH, cursor_input(team, id, digest).as_bytes())
 }
 
 fn cursor_input(team: &Team, id: Uuid, digest: &str) -> String {
@@ -302,8 +340,9 @@ fn digest_of_cursor<'c>(core: &Core, team: &Team, id: Uuid, cursor: &'c str) -> 
     if mark.len() != 16 || !hexes(digest) || !hexes(mark) {
         return None;
     }
-    let ours = cursor_of(core, team, id, digest);
-    let same: bool = subtle::ConstantTimeEq::ct_eq(ours.as_bytes(), cursor.as_bytes()).into();
+    let ours = mark_of(core, team, id, digest);
+    let ours = ours.as_bytes().get(..16).unwrap_or_default();
+    let same: bool = subtle::ConstantTimeEq::ct_eq(ours, mark.as_bytes()).into();
     same.then_some(digest)
 }
 
@@ -371,13 +410,14 @@ fn answer_of(
         customer_id: v.customer.and_then(|c| c.get("id").cloned()),
         challenge,
         cursor: String::new(),
+        json: String::new(),
     };
     let digest = answer.digest();
-    answer.cursor = match known {
+    let cursor = match known {
         Some(cursor) if cursor.get(..32) == Some(digest.as_str()) => cursor.to_string(),
         _ => cursor_of(core, team, id, &digest),
     };
-    Ok(answer)
+    Ok(answer.with_cursor(cursor))
 }
 
 /// When `pair`'s answer changes by time alone after `now` (an
@@ -651,4 +691,37 @@ fn say(core: &Core, team: &Team, v: &InteractionView, key: TextKey) -> String {
     let settings = team.settings_for(&v.channel);
     let channel = core.config().channels.get(&v.channel);
     crate::config::text(key, settings, channel, &v.locale).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An answer's JSON is written once, with its cursor empty for its
+    /// digest, and its cursor put in after: the same text serde writes of
+    /// it with the cursor, the digest the same as when the JSON was
+    /// written into the hash (docs/performance.md#an-mcp-tool-call).
+    #[test]
+    fn an_answer_s_json_is_written_once_and_its_digest_is_of_it_without_its_cursor() {
+        for customer in [None, Some("cust \"1\" \u{e9}\n".to_string())] {
+            let mut answer = Verification {
+                status: Status::Pending,
+                authenticated: false,
+                method: None,
+                expires_at: None,
+                customer_id: customer,
+                challenge: None,
+                cursor: String::new(),
+                json: String::new(),
+            };
+            let mut hash = Sha256::new();
+            serde_json::to_writer(&mut hash, &answer).unwrap();
+            let before = hex::encode(&hash.finalize()[..16]);
+            let digest = answer.digest();
+            assert_eq!(digest, before);
+            let answer = answer.with_cursor(format!("{digest}0123456789abcdef"));
+            assert_eq!(answer.cursor, format!("{digest}0123456789abcdef"));
+            assert_eq!(answer.json, serde_json::to_string(&answer).unwrap());
+        }
+    }
 }

@@ -32,6 +32,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -139,16 +140,36 @@ async fn post_mcp(State(st): State<AppState>, _: door::Door, req: Request) -> Re
         session,
         stateless,
     } = call;
-    let answer = tools::call(&st, &bot, session.as_deref(), tool, arguments(&args));
-    drop(args);
-    let answer = answer.await;
+    let answer = if tool.writes() {
+        // A tool that changes something runs in a task of its own, as
+        // every other state-changing request does (`http::guard`): its
+        // client hanging up cannot stop it between two of its steps. A
+        // tool that reads runs in the request's task: a client that hangs
+        // up ends it, and a waiting call's place in the budget with it.
+        let waits = crate::waits::Waits::current().unwrap_or_default();
+        let task = tokio::spawn(
+            waits
+                .scope(async move {
+                    tools::call(&st, &bot, session.as_deref(), tool, arguments(&args)).await
+                })
+                .in_current_span(),
+        );
+        match task.await {
+            Ok(answer) => answer,
+            Err(e) => return Error::internal_from("the request's task failed", e).into_response(),
+        }
+    } else {
+        let answer = tools::call(&st, &bot, session.as_deref(), tool, arguments(&args));
+        drop(args);
+        answer.await
+    };
     let answer = if stateless {
         answer.completed()
     } else {
         answer
     };
     let denied = answer.label;
-    answer_with(&id, Ok(answer), sse, None, denied)
+    respond(StatusCode::OK, answer.answered(&id), sse, None, denied)
 }
 
 /// A `tools/call` read and checked: what its answer needs of the request.
@@ -523,18 +544,32 @@ fn answer_with(
             (e.status, body.to_string())
         }
     };
-    let (kind, text) = if sse {
-        (
-            "text/event-stream",
-            format!("event: message\ndata: {text}\n\n"),
-        )
+    respond(status, text.into_bytes(), sse, session, denied)
+}
+
+/// The answer `json` (a JSON-RPC message) with `status`, as JSON or as
+/// one event, with the session header and the problem label
+/// ([`answer_with`]).
+fn respond(
+    status: StatusCode,
+    json: Vec<u8>,
+    sse: bool,
+    session: Option<&str>,
+    denied: Option<super::ProblemLabel>,
+) -> Response {
+    let (kind, body) = if sse {
+        let mut event = Vec::with_capacity(json.len() + 24);
+        event.extend_from_slice(b"event: message\ndata: ");
+        event.extend_from_slice(&json);
+        event.extend_from_slice(b"\n\n");
+        ("text/event-stream", event)
     } else {
-        ("application/json", text)
+        ("application/json", json)
     };
     let mut res = (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(kind))],
-        text,
+        body,
     )
         .into_response();
     if let Some(v) = session.and_then(|s| HeaderValue::from_str(s).ok()) {

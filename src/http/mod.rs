@@ -344,7 +344,10 @@ async fn method_not_allowed(
 ///   still waiting. A `GET` or `HEAD` reads (a status, a list, a page, the
 ///   event stream) or, for an agent's reveal, records its audit event
 ///   before it answers, so stopping one half-way leaves nothing half-done:
-///   it runs in the request's own task;
+///   it runs in the request's own task. So does a `POST /mcp`: its
+///   handler runs a tool that changes something in a task of its own
+///   (`mcp::post_mcp`), and what else it does (a tool that reads, a
+///   session opened or its use recorded) is one read or one commit;
 /// - past [`REQUEST_DEADLINE`] the answer is 503 problem+json, or 502
 ///   while the request waits on a provider;
 /// - a panic is 500 problem+json (the process goes on);
@@ -372,7 +375,8 @@ pub(super) async fn guard(req: Request, next: Next) -> Response {
     } else if matches!(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
-    ) {
+    ) || (req.method() == axum::http::Method::POST && path == "/mcp")
+    {
         let waits = Waits::default();
         let answer = waits.scope(catching_panics(next.run(req)));
         within_deadline(REQUEST_DEADLINE, &waits, answer).await

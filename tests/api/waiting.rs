@@ -111,6 +111,47 @@ both_stores!(
     }
 );
 
+both_stores!(
+    a_waiting_call_whose_client_leaves_gives_its_place_back,
+    setup: Setup {
+        server: "max_waits_per_key = 2".into(),
+        ..crate::mcp::setup(false)
+    },
+    |app: TestApp| async move {
+        let bot = app.keys.bot.clone();
+        let id = app.new_interaction().await;
+        let mut sessions = Vec::new();
+        for _ in 0..3 {
+            let session = open(&app, &bot).await;
+            let first = waiting_call(&reqwest::Client::new(), &app, &bot, &session, &id, 0);
+            assert_eq!(first.await.unwrap().unwrap().0, 200);
+            sessions.push(session);
+        }
+        // The key's share full, each call on a connection of its own.
+        let (leaving, staying) = (reqwest::Client::new(), reqwest::Client::new());
+        let left = waiting_call(&leaving, &app, &bot, &sessions[0], &id, 25);
+        let stays = waiting_call(&staying, &app, &bot, &sessions[1], &id, 25);
+        until_held(&app, 2).await;
+        // A client hangs up: its call ends, its place comes back long
+        // before the wait's 25 s.
+        left.abort();
+        drop(leaving);
+        let at = Instant::now();
+        until_held(&app, 1).await;
+        assert!(at.elapsed() < Duration::from_secs(5), "{:?}", at.elapsed());
+        // A new call of the key waits in it rather than answer at once.
+        let new = waiting_call(&staying, &app, &bot, &sessions[2], &id, 25);
+        until_held(&app, 2).await;
+        app.authenticate(&id, "cust-leaves").await;
+        for answer in join_all([stays, new]).await {
+            let (status, answer) = answer.unwrap().unwrap();
+            assert_eq!(status, 200);
+            assert!(!at_once(&answer), "answered on the change: {answer}");
+        }
+        until_held(&app, 0).await;
+    }
+);
+
 /// The code page a customer opens (a real customer page: 200 while the
 /// gateway has connections for it).
 async fn code_page(app: &TestApp) -> String {

@@ -49,7 +49,7 @@ pub struct Running {
 
 /// Worker threads of the gateway's runtime: one per core of the 2-core
 /// machine the figures are taken on, as a deployment would run it.
-const SERVER_WORKERS: usize = 2;
+pub const SERVER_WORKERS: usize = 2;
 
 /// A seeded interaction.
 #[derive(Clone)]

@@ -141,7 +141,7 @@ async fn connections_held(redis: bool) -> report::Held {
         .pool_max_idle_per_host(0)
         .build()
         .expect("a client");
-    let answered = Arc::new(Mutex::new(Vec::<u16>::new()));
+    let answered = Arc::new(Mutex::new(Vec::<String>::new()));
     let calls: Vec<_> = (0..FLOOD)
         .map(|i| {
             let (client, answered) = (client.clone(), answered.clone());
@@ -156,7 +156,14 @@ async fn connections_held(redis: bool) -> report::Held {
                     .json(&body)
                     .send()
                     .await;
-                let status = sent.map_or(0, |r| r.status().as_u16());
+                // What a call was answered: its status, or why none came.
+                let status = match sent {
+                    Ok(r) => r.status().as_u16().to_string(),
+                    Err(e) => format!(
+                        "no answer ({})",
+                        std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string())
+                    ),
+                };
                 answered.lock().expect("answered").push(status);
             })
         })
@@ -200,10 +207,24 @@ async fn connections_held(redis: bool) -> report::Held {
         waiting: gauge("chatgate_waiting_calls"),
         connections_open: gauge("chatgate_connections_open"),
         answered: statuses.len(),
-        refused: statuses.iter().filter(|s| **s != 200).count(),
+        refused: statuses.iter().filter(|s| *s != "200").count(),
+        refused_as: tally(statuses.iter().filter(|s| *s != "200")),
         healthz_ok: (ok, 20),
         healthz_max_ms: slowest,
     }
+}
+
+/// How many times each of `answers` came, most first: `503 ×5, no
+/// answer (…) ×2`.
+fn tally<'a>(answers: impl Iterator<Item = &'a String>) -> String {
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for a in answers {
+        *counts.entry(a).or_default() += 1;
+    }
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    let said: Vec<String> = counts.iter().map(|(a, n)| format!("{a} ×{n}")).collect();
+    said.join(", ")
 }
 
 /// Each session's first answer about its own interaction (`seeded[i]`):

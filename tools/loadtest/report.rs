@@ -221,6 +221,8 @@ pub struct Held {
     pub answered: usize,
     /// Of those, answered other than 200.
     pub refused: usize,
+    /// Those, by their status or why no answer came.
+    pub refused_as: String,
     /// `GET /healthz` meanwhile: 200s of those sent, and the slowest.
     pub healthz_ok: (usize, usize),
     pub healthz_max_ms: f64,
@@ -428,8 +430,9 @@ impl Report {
         }
         for h in &self.held {
             println!(
-                "{}: {} sent, {:.0} waiting, {:.0} connections open, {} answered at once ({} not 200); /healthz {}/{} 200, slowest {:.1} ms",
+                "{}: {} sent, {:.0} waiting, {:.0} connections open, {} answered at once ({} not 200{}); /healthz {}/{} 200, slowest {:.1} ms",
                 h.name, h.sent, h.waiting, h.connections_open, h.answered, h.refused,
+                if h.refused_as.is_empty() { String::new() } else { format!(": {}", h.refused_as) },
                 h.healthz_ok.0, h.healthz_ok.1, h.healthz_max_ms
             );
         }

@@ -24,7 +24,6 @@ mod get_verification;
 mod start_verification;
 mod tool;
 
-use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -65,6 +64,14 @@ fn named(name: &str) -> Option<&'static Registered> {
 #[derive(Clone, Copy)]
 pub struct Named(&'static Registered);
 
+impl Named {
+    /// Whether the tool changes anything: its call then runs in a task of
+    /// its own (`super::post_mcp`).
+    pub fn writes(self) -> bool {
+        self.0.writes
+    }
+}
+
 /// `tools/call` of `tool` with the JSON of its arguments `args`: the
 /// tool's result, `structuredContent` and the same JSON as one `text`
 /// content; a refusal with `isError: true`. `session` is the caller's
@@ -80,7 +87,7 @@ pub fn call<'a>(
     let outcome = (tool.call)(Call { st, bot, session }, args);
     async move {
         let (written, label) = match outcome.await {
-            Ok(result) => (Written::Result(result), None),
+            Ok(json) => (Written::Result(json), None),
             Err(Failure(e)) => {
                 let (text, label) = Box::pin(problem_of(e)).await;
                 (Written::Refusal(text), label)
@@ -126,51 +133,57 @@ pub struct ToolResult {
     written: Written,
     result_type: Option<&'static str>,
     meta: Option<&'static RawValue>,
-    /// The problem label of a refusal, as its HTTP twin's answer carries
-    /// it (`problem.rs`), for the request's log line and audit trail.
+    /// The problem label of a refusal, as its HTTP twin's answer carries it
+    /// (`problem.rs`), for the request's log line and audit trail.
     pub label: Option<ProblemLabel>,
 }
 
 /// What a call answered, as written once.
 enum Written {
-    /// The tool's result: the `text` content and `structuredContent`.
-    Result(Box<RawValue>),
+    /// The tool's result, its JSON: the `text` content and
+    /// `structuredContent`.
+    Result(String),
     /// The problem+json of a refusal (`isError`): the `text` content alone.
     Refusal(String),
 }
 
-impl Serialize for ToolResult {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
+impl ToolResult {
+    /// The JSON-RPC answer to request `id` carrying this result, written
+    /// as serde writes `{"jsonrpc","id","result":{"content":[{"type",
+    /// "text"}],"isError","structuredContent","resultType","_meta"}}`
+    /// compact, those members present: the result's JSON is copied as it
+    /// is for `structuredContent`, and only escaped for the `text`.
+    pub fn answered(&self, id: &RawValue) -> Vec<u8> {
         let (text, structured) = match &self.written {
-            Written::Result(raw) => (raw.get(), Some(raw)),
+            Written::Result(json) => (json.as_str(), Some(json.as_str())),
             Written::Refusal(text) => (text.as_str(), None),
         };
-        let mut r = s.serialize_struct("ToolResult", 5)?;
-        r.serialize_field("content", &[Text { kind: "text", text }])?;
-        r.serialize_field("isError", &structured.is_none())?;
-        if let Some(raw) = structured {
-            r.serialize_field("structuredContent", raw)?;
+        let mut out = Vec::with_capacity(160 + 2 * text.len());
+        out.extend_from_slice(r#"{"jsonrpc":"2.0","id":"#.as_bytes());
+        out.extend_from_slice(id.get().as_bytes());
+        out.extend_from_slice(r#","result":{"content":[{"type":"text","text":"#.as_bytes());
+        escaped(&mut out, text);
+        out.extend_from_slice(r#"}],"isError":"#.as_bytes());
+        out.extend_from_slice(if structured.is_some() {
+            b"false"
+        } else {
+            b"true"
+        });
+        if let Some(json) = structured {
+            out.extend_from_slice(r#","structuredContent":"#.as_bytes());
+            out.extend_from_slice(json.as_bytes());
         }
         if let Some(kind) = self.result_type {
-            r.serialize_field("resultType", kind)?;
+            out.extend_from_slice(r#","resultType":"#.as_bytes());
+            escaped(&mut out, kind);
         }
         if let Some(meta) = self.meta {
-            r.serialize_field("_meta", meta)?;
+            out.extend_from_slice(r#","_meta":"#.as_bytes());
+            out.extend_from_slice(meta.get().as_bytes());
         }
-        r.end()
+        out.extend_from_slice(b"}}");
+        out
     }
-}
-
-/// One `text` content.
-#[derive(Serialize)]
-struct Text<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    text: &'a str,
-}
-
-impl ToolResult {
     /// As a stateless result is answered (`super::modern::complete`):
     /// `resultType` `complete` and the server in its `_meta`.
     pub fn completed(self) -> Self {
@@ -180,6 +193,12 @@ impl ToolResult {
             ..self
         }
     }
+}
+
+/// `text` as a JSON string (quoted, escaped as serde_json escapes it).
+fn escaped(out: &mut Vec<u8>, text: &str) {
+    // Writing a string to a `Vec` fails never.
+    let _ = serde_json::to_writer(out, text);
 }
 
 /// The problem+json `e` answers on the HTTP API, as its text, and its

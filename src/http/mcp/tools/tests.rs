@@ -199,3 +199,74 @@ fn a_get_verification_s_arguments_are_read_into_its_own_two_strings_and_nothing_
     };
     assert!(e.to_string().contains("/wait_seconds"), "{e}");
 }
+
+/// A tool's answer as serde wrote it when a result was a `Serialize`
+/// struct: the members, their order and their escapes that
+/// [`ToolResult::answered`] writes by hand.
+#[derive(serde::Serialize)]
+struct AsSerdeWrites<'a> {
+    jsonrpc: &'static str,
+    id: &'a RawValue,
+    result: SerdeResult<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct SerdeResult<'a> {
+    content: [SerdeText<'a>; 1],
+    #[serde(rename = "isError")]
+    is_error: bool,
+    #[serde(rename = "structuredContent", skip_serializing_if = "Option::is_none")]
+    structured: Option<&'a RawValue>,
+    #[serde(rename = "resultType", skip_serializing_if = "Option::is_none")]
+    result_type: Option<&'a str>,
+    #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a RawValue>,
+}
+
+#[derive(serde::Serialize)]
+struct SerdeText<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+}
+
+#[test]
+fn a_tool_s_answer_is_written_byte_for_byte_as_serde_writes_it() {
+    let json = r#"{"status":"pending","said":"\"é\"\n\u2028<\\ \u0001","cursor":"00ff"}"#;
+    let raw = RawValue::from_string(json.to_string()).unwrap();
+    for id in ["7", r#""a \"b\"""#, "null", "-1.5e3"] {
+        let id = RawValue::from_string(id.to_string()).unwrap();
+        for (stateless, refused) in [(false, false), (true, false), (false, true), (true, true)] {
+            let written = match refused {
+                false => Written::Result(json.to_string()),
+                true => Written::Refusal(json.to_string()),
+            };
+            let mut result = ToolResult {
+                written,
+                result_type: None,
+                meta: None,
+                label: None,
+            };
+            if stateless {
+                result = result.completed();
+            }
+            let serde = AsSerdeWrites {
+                jsonrpc: "2.0",
+                id: &id,
+                result: SerdeResult {
+                    content: [SerdeText {
+                        kind: "text",
+                        text: json,
+                    }],
+                    is_error: refused,
+                    structured: (!refused).then_some(&*raw),
+                    result_type: stateless.then_some("complete"),
+                    meta: stateless.then(super::super::modern::server_meta),
+                },
+            };
+            let expected = serde_json::to_string(&serde).unwrap();
+            let answered = String::from_utf8(result.answered(&id)).unwrap();
+            assert_eq!(answered, expected);
+        }
+    }
+}

@@ -8,7 +8,6 @@ use std::pin::Pin;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::arguments::{arguments, Failure};
@@ -35,7 +34,7 @@ pub(super) trait Tool: 'static {
     type Args: DeserializeOwned + Send;
     /// Its result, written once as the call's JSON (`structuredContent`,
     /// and the same text as its `text` content): no `Value` is built of it.
-    type Output: Serialize + Send;
+    type Output: Written + Send;
 
     /// The JSON Schema of its arguments (`inputSchema`): the members of
     /// [`Tool::Args`], no other.
@@ -95,14 +94,41 @@ impl Hints {
     }
 }
 
+/// A tool's result as its JSON text: written once, by serde, or kept as
+/// it was written when the result was made (a `get_verification` answer's
+/// JSON is what its cursor's digest is of).
+pub(super) trait Written: Serialize {
+    fn json(self) -> String;
+}
+
+impl Written for crate::gateway::mcp::Verification {
+    fn json(self) -> String {
+        self.into_json()
+    }
+}
+
+impl Written for crate::gateway::mcp::StartedVerification {
+    fn json(self) -> String {
+        written(&self)
+    }
+}
+
+impl Written for crate::gateway::assurance::AssuranceView {
+    fn json(self) -> String {
+        written(&self)
+    }
+}
+
 /// A call under way, as every tool's is held: its result written.
-type Answer<'a> = Pin<Box<dyn Future<Output = Result<Box<RawValue>, Failure>> + Send + 'a>>;
+type Answer<'a> = Pin<Box<dyn Future<Output = Result<String, Failure>> + Send + 'a>>;
 
 /// A tool as the code written over every one sees it: one line of
 /// `TOOLS`, each member made from its [`Tool`].
 #[derive(Clone, Copy)]
 pub(super) struct Registered {
     pub name: &'static str,
+    /// Whether it changes anything ([`Effect::Writes`]).
+    pub writes: bool,
     /// Its entry of `tools/list`.
     pub listed: fn() -> Value,
     /// Its call of the arguments' JSON: they are read at once (the call
@@ -118,6 +144,7 @@ impl Registered {
     pub const fn of<T: Tool>() -> Registered {
         Registered {
             name: T::NAME,
+            writes: matches!(T::HINTS.effect, Effect::Writes { .. }),
             listed: listed::<T>,
             call: called::<T>,
             #[cfg(test)]
@@ -144,14 +171,14 @@ fn called<'a, T: Tool>(c: Call<'a>, args: &str) -> Answer<'a> {
     let args = arguments::<T::Args>(args);
     Box::pin(async move {
         let result = T::call(c, args?).await?;
-        Ok(written(&result))
+        Ok(result.json())
     })
 }
 
 /// `result` written as JSON, once.
-fn written(result: &impl Serialize) -> Box<RawValue> {
+fn written(result: &impl Serialize) -> String {
     // Only a map keyed by a sequence fails to be written; no result holds one.
-    serde_json::value::to_raw_value(result).unwrap_or_else(|_| RawValue::NULL.to_owned())
+    serde_json::to_string(result).unwrap_or_else(|_| "null".to_string())
 }
 
 /// The members `A` reads, from the error an unknown one gets: "unknown
