@@ -77,6 +77,7 @@ impl App {
             events = events.with_keep_alive(every);
         }
         let mut gateway = Arc::new(Core::new(Arc::clone(&config), store, channels, events));
+        let mut phases = crate::start_phases::Phases::new(true);
         let stored = in_force::at_start(&gateway, clock.now()).await?;
         let known = stored.map(|(config, known)| {
             let channels = senders.for_config(&config);
@@ -93,11 +94,13 @@ impl App {
             .map_err(std::io::Error::other)?;
         let router = crate::http::router(Arc::clone(&gateway), &lasting);
         let routes: Routes = Arc::new(arc_swap::ArcSwap::from_pointee(router));
+        phases.done("the API teams, the metrics, the router", config.teams.len());
         // Recorded before any other entry: a team's trail shows the
         // configuration in force for everything after it.
         let fresh_wait = opts.fresh_store_wait;
         crate::gateway::store_epoch::record_the_start(&gateway, fresh_wait, Arc::clone(&clock))
             .await;
+        phases.done("config.changed compared and recorded", 0);
         // The lists read for that check kept; the timer fetches the rest.
         crate::gateway::wallet::lists_in_force(&gateway, own, false, clock.now()).await;
         let live = Live::new(gateway);

@@ -88,6 +88,7 @@ pub mod outbound;
 mod server;
 pub mod spans;
 pub mod ssf;
+pub mod start_phases;
 pub mod store;
 pub mod telemetry;
 pub mod time;

@@ -70,6 +70,10 @@ beyond that of an instance with no team (the writer's before it wrote),
 by the team, beside the size of a team's body. --wrap CMD starts the
 readers under CMD (e.g. `heaptrack -o /tmp/heap`, with a build of the
 `system-allocator` feature: docs/performance.md#what-a-team-costs).
+--reader-log DIR keeps the readers' logs in DIR, logged at
+IDLE_TEAMS_READER_LOG (`info` unless set); at `info,chatgate::start=debug`
+each phase of a start is a line with its wall time and the process's CPU
+(docs/performance.md#a-start-of-100-000-api-teams).
 
     python3 tools/idle_teams.py --cluster --api-teams --teams 30000 --instances 1
 
@@ -648,6 +652,9 @@ def main() -> None:
                    "wrote its API teams to: nothing is written, the instances start on it "
                    "(IDLE_TEAMS_SECRETS_KEY: that run's secrets key)")
     a.add_argument("--wrap", help="a command the readers are started under (a heap profiler)")
+    a.add_argument("--reader-log", metavar="DIR",
+                   help="the readers' logs kept in DIR (log-0…), at RUST_LOG=IDLE_TEAMS_READER_LOG "
+                   "(`info` unless set): the start's phases at `chatgate::start=debug`")
     a.add_argument("--propagation", type=int, default=0,
                    help="writes on the first instance to time until the second serves them")
     a.add_argument("--pause", type=float, default=1.0,
@@ -686,12 +693,15 @@ def main() -> None:
         def start(name: str, quiet: bool = True):
             """An instance on a new port, once it answers /readyz 200."""
             p = free_port()
+            level = "error" if quiet else "info"
+            if args.reader_log and name != "writer":
+                level = os.environ.get("IDLE_TEAMS_READER_LOG", "info")
             env = dict(os.environ,
                        CHATGATE_SERVER__LISTEN=f"127.0.0.1:{p}",
                        CHATGATE_SERVER__PUBLIC_URL=f"http://127.0.0.1:{p}",
                        CHATGATE_STORE__BACKEND=backend,
                        CHATGATE_STORE__KEY_PREFIX=prefix,
-                       RUST_LOG="error" if quiet else "info",
+                       RUST_LOG=level,
                        **store)
             started = time.monotonic()
             log = open(os.path.join(root, f"log-{name}"), "w")
@@ -794,6 +804,11 @@ def main() -> None:
                 proc.kill()
         if cluster:
             cluster.stop()
+        if args.reader_log:
+            os.makedirs(args.reader_log, exist_ok=True)
+            for name in os.listdir(root):
+                if name.startswith("log-") and name != "log-writer":
+                    shutil.copy(os.path.join(root, name), args.reader_log)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -235,9 +235,12 @@ pub const TRUSTED_LIST_RESULTS: [&str; 6] = [
     "rollback",
 ];
 
-/// Each team's trusted lists' series, at 0 (unusable until a copy is read).
+/// Each team's trusted lists' series, at 0 (unusable until a copy is read):
+/// the teams the sums list as naming one, not every team (a write through
+/// the operator API registers the set it put in force).
 fn register_trusted_lists(config: &Config) {
-    for team in config.teams.values() {
+    let teams = config.sums.trusted_list_teams();
+    for team in teams.filter_map(|id| config.teams.get(id)) {
         let lists = team.wallet.iter().flat_map(|w| &w.trusted_lists);
         for list in lists {
             let (t, l) = (team.id.clone(), list.name.clone());

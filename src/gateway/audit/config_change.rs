@@ -53,6 +53,10 @@ const AT_ONCE: usize = 128;
 /// one `MGET` per slot of them, side by side).
 const READ_AT_ONCE: usize = 500;
 
+/// Calls of [`READ_AT_ONCE`] teams in flight at once: a start of 100 000
+/// teams waits on 200 calls, not one after the other.
+const READS_AT_ONCE: usize = 8;
+
 /// Records `config.changed` for each team of the configuration in force
 /// whose configuration is not the one last recorded. The digests recorded
 /// (`{team}:acfgd`) are read first, [`READ_AT_ONCE`] teams a call: only a
@@ -102,23 +106,39 @@ where
 /// [`record_configuration`]'s one try: the first failure stops it.
 async fn record_changed(core: &Core, source: Source, now: Timestamp) -> crate::error::Result<()> {
     use futures::TryStreamExt as _;
+    let mut phases = crate::start_phases::Phases::new(matches!(source, Source::Start));
     let changed = changed_teams(core).await?;
+    phases.done(
+        "config.changed: the recorded digests compared",
+        core.config().teams.len(),
+    );
+    let n = changed.len();
     futures::stream::iter(changed.into_iter().map(Ok))
         .try_for_each_concurrent(AT_ONCE, |team| record_team(core, team, source, now))
-        .await
+        .await?;
+    phases.done("config.changed: the changed ones recorded", n);
+    Ok(())
 }
 
 /// The teams of the configuration in force whose recorded digest is not
 /// their configuration's (or none is recorded).
 async fn changed_teams(core: &Core) -> crate::error::Result<Vec<&Team>> {
+    use futures::{StreamExt as _, TryStreamExt as _};
     let teams: Vec<&Team> = core.config().teams.values().map(|t| &**t).collect();
-    let mut changed = Vec::new();
-    for chunk in teams.chunks(READ_AT_ONCE) {
+    let read = |chunk: &[&Team]| {
         let digests: Vec<String> = chunk
             .iter()
             .map(|t| keys::audit_config_digest(&t.keyspace))
             .collect();
-        let read = core.get(&digests).await?;
+        async move { core.get(&digests).await }
+    };
+    let chunks = teams.chunks(READ_AT_ONCE);
+    let mut reads = futures::stream::iter(chunks.clone().map(read)).buffered(READS_AT_ONCE);
+    let mut changed = Vec::new();
+    for chunk in chunks {
+        let Some(read) = reads.try_next().await? else {
+            break;
+        };
         for (team, kept) in chunk.iter().zip(read) {
             if kept_digest(kept.as_ref()).as_deref() != Some(team.print.digest().as_str()) {
                 changed.push(*team);

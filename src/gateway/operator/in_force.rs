@@ -103,18 +103,28 @@ pub async fn at_start(
     if gateway.config().operator.is_none() {
         return Ok(None);
     }
+    let mut phases = crate::start_phases::Phases::new(true);
     index::keep_in_parts(gateway, now).await.map_err(|e| {
         std::io::Error::other(format!("cannot keep the API teams' index in parts: {e}"))
     })?;
+    phases.done("the API teams' index kept in parts", 0);
     let changes = look::changes(gateway, &Default::default())
         .await
         .map_err(|e| std::io::Error::other(format!("cannot read the API teams: {e}")))?;
+    let read = changes.teams.len();
+    phases.done("the API teams read, built, their keys settled", read);
     if let Some(e) = changes.first_refusal() {
         return Err(std::io::Error::other(e.to_string()));
     }
     let config =
         (changes.applied_to(gateway.config())).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok(Some((config, ApiKnown::read(changes))))
+    phases.done(
+        "the API teams put in the configuration",
+        changes.teams.len(),
+    );
+    let known = ApiKnown::read(changes);
+    phases.done("the API teams' index and forms kept", 0);
+    Ok(Some((config, known)))
 }
 
 /// The worker that keeps the API teams the store holds in force, and the

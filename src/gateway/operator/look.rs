@@ -348,9 +348,11 @@ const READS_AHEAD: usize = 4;
 /// [`READ_AT_ONCE`] a call, and the API teams in force that list a kept
 /// one that moved.
 pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
+    let mut phases = crate::start_phases::Phases::new(known.at.is_none());
     let (indexes, count) = indexes_and_generation(core).await?;
     let (every_part, parts) = parts_to_read(&count, known);
     let read = index::read_parts(core, &parts).await?;
+    phases.done("the API teams' index read", parts.len());
     let mut changes = Changes {
         generation: count.generation,
         ..Changes::default()
@@ -487,16 +489,23 @@ async fn read_teams(
         reads.push_back(read_batch(core, chunk));
     }
     let mut next = READS_AHEAD;
+    let (mut waited, mut built) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     for chunk in &chunks {
+        let at = std::time::Instant::now();
         let Some(read) = reads.next().await else {
             break;
         };
+        waited += at.elapsed();
         if let Some(ahead) = chunks.get(next) {
             reads.push_back(read_batch(core, ahead));
             next += 1;
         }
+        let at = std::time::Instant::now();
         put_batch(config, chunk, read?, changes);
+        built += at.elapsed();
     }
+    let (waited_ms, built_ms) = (waited.as_secs_f64() * 1e3, built.as_secs_f64() * 1e3);
+    tracing::debug!(target: crate::start_phases::TARGET, teams = ids.len(), waited_ms, built_ms, "the stored teams: waited on the store, built");
     Ok(())
 }
 
