@@ -381,7 +381,7 @@ impl ChallengeView {
         let awaiting_code = c.awaits_code() && state == State::Open;
         ChallengeView {
             challenge_id: c.id,
-            method: c.method().into(),
+            method: c.method(),
             delivery: c.delivery.into(),
             channel: c.channel.clone(),
             expires_at: c.expires_at,
