@@ -377,17 +377,101 @@ pub(super) mod file {
 
     names!(domain::LoginBinding { None, ChatCode });
 
-    names!(domain::AuthMethod {
-        LoginLink,
-        Oidc,
-        PreChat,
-        Otp,
-        Pin,
-        App,
-        Network,
-        Wallet,
-        Recognized,
-    });
+    /// A way of authenticating as a file names it: by the domain's names
+    /// (`AuthMethod::NAMES`: every method's, then `recognized`), read as
+    /// serde reads an enum's variants, so that its messages read as the
+    /// other names' do and a method added is one the files name with no
+    /// line here.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(in crate::config) struct AuthMethod(domain::AuthMethod);
+
+    impl<'de> Deserialize<'de> for AuthMethod {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_enum("AuthMethod", AUTH_METHODS, AuthMethodVisitor)
+        }
+    }
+
+    const AUTH_METHODS: &[&str] = &domain::AuthMethod::NAMES;
+
+    /// The variant of an enum named by its name (or its index), as serde's
+    /// derive reads one.
+    struct AuthMethodVisitor;
+
+    impl<'de> serde::de::Visitor<'de> for AuthMethodVisitor {
+        type Value = AuthMethod;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("enum AuthMethod")
+        }
+
+        fn visit_enum<A: serde::de::EnumAccess<'de>>(
+            self,
+            data: A,
+        ) -> Result<AuthMethod, A::Error> {
+            use serde::de::VariantAccess;
+            let (named, variant) = data.variant::<AuthMethodName>()?;
+            variant.unit_variant()?;
+            Ok(AuthMethod(named.0))
+        }
+    }
+
+    /// A variant's identifier: its name, or its index in `ALL`.
+    struct AuthMethodName(domain::AuthMethod);
+
+    impl<'de> Deserialize<'de> for AuthMethodName {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_identifier(AuthMethodNameVisitor)
+        }
+    }
+
+    struct AuthMethodNameVisitor;
+
+    impl serde::de::Visitor<'_> for AuthMethodNameVisitor {
+        type Value = AuthMethodName;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("variant identifier")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, i: u64) -> Result<AuthMethodName, E> {
+            let all = domain::AuthMethod::ALL;
+            match usize::try_from(i).ok().and_then(|i| all.get(i)) {
+                Some(m) => Ok(AuthMethodName(*m)),
+                None => Err(E::invalid_value(
+                    serde::de::Unexpected::Unsigned(i),
+                    &format!("variant index 0 <= i < {}", all.len()).as_str(),
+                )),
+            }
+        }
+
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<AuthMethodName, E> {
+            domain::AuthMethod::parse(s)
+                .map(AuthMethodName)
+                .ok_or_else(|| E::unknown_variant(s, AUTH_METHODS))
+        }
+
+        fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<AuthMethodName, E> {
+            match std::str::from_utf8(b) {
+                Ok(s) => self.visit_str(s),
+                Err(_) => Err(E::unknown_variant(
+                    &String::from_utf8_lossy(b),
+                    AUTH_METHODS,
+                )),
+            }
+        }
+    }
+
+    impl Read<domain::AuthMethod> for AuthMethod {
+        fn read(self) -> domain::AuthMethod {
+            self.0
+        }
+    }
+
+    impl Over<domain::AuthMethod> for AuthMethod {
+        fn over(self, _: &domain::AuthMethod) -> domain::AuthMethod {
+            self.0
+        }
+    }
 
     names!(abuse::Destinations { Any, OnFile });
 
@@ -466,12 +550,28 @@ pub(super) mod file {
                 }
             }
             check(LoginBinding::every());
-            check(AuthMethod::every());
             check(Destinations::every());
             check(NumberCheckRule::every());
             check(LockoutScope::every());
             check(NumberType::every());
             assert_eq!(snake("FixedLineOrMobile"), "fixed_line_or_mobile");
+        }
+
+        /// A way of authenticating reads from its domain name, and a name
+        /// it does not know is serde's unknown variant, naming them all.
+        #[test]
+        fn the_files_name_every_way_of_authenticating_as_the_domain_does() {
+            for d in domain::AuthMethod::ALL {
+                let named: AuthMethod = serde_json::from_value(d.as_str().into()).unwrap();
+                assert_eq!(Read::<domain::AuthMethod>::read(named), d);
+            }
+            let e = serde_json::from_value::<AuthMethod>("sms".into()).unwrap_err();
+            let names: Vec<String> = AUTH_METHODS.iter().map(|n| format!("`{n}`")).collect();
+            let expected = format!(
+                "unknown variant `sms`, expected one of {}",
+                names.join(", ")
+            );
+            assert_eq!(e.to_string(), expected);
         }
     }
 }

@@ -22,37 +22,19 @@ use super::pin;
 use super::reveal;
 use super::secrets::Pepper;
 use super::transaction::Transaction;
-use crate::domain::every::every;
 use crate::domain::settings::{OtpSettings, PinSettings};
 use crate::error::Error;
 use crate::time::Timestamp;
 
 pub mod proof;
 
-pub use proof::{Entry, LinkMessage, OtpState, Page, Proof, Section, Stage};
+pub use proof::{
+    ChallengeMethod, Entry, LinkMessage, OtpState, Page, Proof, Section, Sends, Stage, Typed,
+};
 
 /// How many finished challenges an interaction remembers (oldest forgotten
 /// first; a forgotten id is answered `not_found`).
 pub const MAX_PAST_CHALLENGES: usize = 16;
-
-every! {
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum ChallengeMethod {
-        Otp,
-        Pin,
-        /// The code a login page showed, to type into the chat (login binding).
-        Binding,
-        /// Approved in the customer's own app (docs/api.md#approval-in-the-customers-app).
-        App,
-        /// The mobile operator confirms, through a link the customer opens
-        /// on mobile data, that the phone holds the number on file
-        /// (docs/network-authentication.md).
-        Network,
-        /// A credential presented from the customer's wallet through a link
-        /// (docs/wallet.md).
-        Wallet,
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
@@ -70,130 +52,6 @@ pub enum Delivery {
     Ladder,
     /// The customer's own app, through the team's identity provider.
     App,
-}
-
-/// The names of the methods and deliveries, spelled once: the request
-/// parser, the metric labels and the OpenAPI document read them from here,
-/// and a test holds the API's names (`gateway::view`) to them.
-impl ChallengeMethod {
-    /// What `POST /v1/interactions/{id}/challenges` may start (a binding
-    /// comes with a login link): those of [`ChallengeMethod::ALL`] that
-    /// are [`startable`](ChallengeMethod::startable), in its order, made
-    /// from the two, so that the list cannot say otherwise.
-    pub const STARTABLE: [ChallengeMethod; Self::startable_count()] = Self::startable_of_all();
-
-    /// Whether a request may start it: every method but the login
-    /// binding, which a login page shows.
-    pub const fn startable(self) -> bool {
-        match self {
-            ChallengeMethod::Otp
-            | ChallengeMethod::Pin
-            | ChallengeMethod::App
-            | ChallengeMethod::Network
-            | ChallengeMethod::Wallet => true,
-            ChallengeMethod::Binding => false,
-        }
-    }
-
-    /// How many of [`ChallengeMethod::ALL`] are startable.
-    const fn startable_count() -> usize {
-        let (mut i, mut n) = (0, 0);
-        while i < Self::ALL.len() {
-            if Self::ALL[i].startable() {
-                n += 1;
-            }
-            i += 1;
-        }
-        n
-    }
-
-    /// The startable methods of [`ChallengeMethod::ALL`], in its order.
-    const fn startable_of_all<const N: usize>() -> [ChallengeMethod; N] {
-        let mut out = [ChallengeMethod::Otp; N];
-        let (mut i, mut s) = (0, 0);
-        while i < Self::ALL.len() {
-            if Self::ALL[i].startable() {
-                out[s] = Self::ALL[i];
-                s += 1;
-            }
-            i += 1;
-        }
-        out
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChallengeMethod::Otp => "otp",
-            ChallengeMethod::Pin => "pin",
-            ChallengeMethod::Binding => "binding",
-            ChallengeMethod::App => "app",
-            ChallengeMethod::Network => "network",
-            ChallengeMethod::Wallet => "wallet",
-        }
-    }
-
-    /// Whether a code typed by the customer answers it. One that takes
-    /// none (approval in the app) is refused a code before anything is
-    /// counted (`verify_challenge::decide`) and is never out of attempts.
-    pub fn takes_code(self) -> bool {
-        match self {
-            ChallengeMethod::Otp | ChallengeMethod::Pin | ChallengeMethod::Binding => true,
-            ChallengeMethod::App | ChallengeMethod::Network | ChallengeMethod::Wallet => false,
-        }
-    }
-}
-
-/// The security rules that depend on the method, each a `match` that names
-/// every method: a method added to [`ChallengeMethod`] does not compile
-/// until each rule has decided for it (no rule is a deny-list that a new
-/// method would slip past).
-impl ChallengeMethod {
-    /// Whether a challenge of this method can approve a payment: the
-    /// customer sees the amount and the payee where the code arrives, or
-    /// in their own app or wallet (docs/payments.md; a wallet's for its
-    /// `sca` credential alone, docs/wallet.md#a-payment-approved-in-the-wallet).
-    /// A session PIN proves a person, never a payment; a binding code
-    /// belongs to a login; a network check proves a SIM, and the operator
-    /// shows the customer nothing to approve.
-    pub fn approves_payment(self) -> bool {
-        match self {
-            ChallengeMethod::Otp | ChallengeMethod::App | ChallengeMethod::Wallet => true,
-            ChallengeMethod::Pin | ChallengeMethod::Binding | ChallengeMethod::Network => false,
-        }
-    }
-
-    /// Whether this method's code may be sent to a phone number, so that
-    /// the team's number checks vouch for the number before it is trusted
-    /// (docs/number-checks.md). A PIN is the customer's own, a binding code
-    /// is shown by the login page, an app approval goes to the app. A
-    /// network check vouches for the number on file itself, and a swapped
-    /// SIM passes it, so the number checks vouch for that number first
-    /// (docs/network-authentication.md).
-    pub fn may_go_to_a_number(self) -> bool {
-        match self {
-            ChallengeMethod::Otp | ChallengeMethod::Network => true,
-            ChallengeMethod::Pin
-            | ChallengeMethod::Binding
-            | ChallengeMethod::App
-            | ChallengeMethod::Wallet => false,
-        }
-    }
-
-    /// Whether an agent may be shown this method's code
-    /// (docs/api.md#get-v1interactionsidchallengescidcode): a one-time code
-    /// sealed for reveal; never the customer's PIN, a login page's binding
-    /// code, an app approval, which has no code, or a network link, which
-    /// only the customer's phone may open.
-    pub fn revealable(self) -> bool {
-        match self {
-            ChallengeMethod::Otp => true,
-            ChallengeMethod::Pin
-            | ChallengeMethod::Binding
-            | ChallengeMethod::App
-            | ChallengeMethod::Network
-            | ChallengeMethod::Wallet => false,
-        }
-    }
 }
 
 impl Delivery {
@@ -563,10 +421,7 @@ impl Challenge {
     /// caller asks first.
     pub fn opens_on(&self, page: Page) -> bool {
         let own = self.proof.page() == Some(page);
-        match page {
-            Page::Network => own || self.ladder().is_some_and(Ladder::at_network_step),
-            Page::Wallet | Page::CodeEntry => own,
-        }
+        own || (page.is_a_ladder_step() && self.ladder().is_some_and(Ladder::at_network_step))
     }
 
     /// Whether `page` is or was one of its pages: one it opens on now
@@ -576,11 +431,7 @@ impl Challenge {
     /// docs/network-authentication.md#as-the-first-step-of-a-ladder).
     pub fn went_by(&self, page: Page) -> bool {
         let began = || self.ladder().is_some_and(Ladder::began_at_network_step);
-        self.opens_on(page)
-            || match page {
-                Page::Network => began(),
-                Page::Wallet | Page::CodeEntry => false,
-            }
+        self.opens_on(page) || (page.is_a_ladder_step() && began())
     }
 
     /// A proof made on a page (the operator's verified answer, a verified
@@ -619,12 +470,10 @@ impl Challenge {
         if let Some(hash) = self.stage.awaited() {
             return otp::verify(pepper, self.id, code, hash);
         }
-        match &self.proof {
-            Proof::Otp(_) | Proof::Binding => otp::verify(pepper, self.id, code, &self.code_hash),
-            Proof::Pin { .. } => pin::verify(pepper, interaction_id, code, &self.code_hash),
-            // Approved in the app, by the operator or by a credential,
-            // never by a code typed anywhere.
-            Proof::App | Proof::Network { .. } | Proof::Wallet(_) => false,
+        match self.proof.typed() {
+            Some(Typed::Code) => otp::verify(pepper, self.id, code, &self.code_hash),
+            Some(Typed::Pin) => pin::verify(pepper, interaction_id, code, &self.code_hash),
+            None => false,
         }
     }
 }

@@ -26,52 +26,13 @@ every! {
     }
 }
 
-/// The authentication method a setting names; `Err` for `recognized`,
-/// which is no authentication (see `domain::recognition`).
-impl TryFrom<crate::domain::settings::AuthMethod> for Method {
-    type Error = ();
-    fn try_from(m: crate::domain::settings::AuthMethod) -> Result<Self, ()> {
-        use crate::domain::settings::AuthMethod as A;
-        Ok(match m {
-            A::LoginLink => Method::LoginLink,
-            A::Oidc => Method::Oidc,
-            A::PreChat => Method::PreChat,
-            A::Otp => Method::Otp,
-            A::Pin => Method::Pin,
-            A::App => Method::App,
-            A::Network => Method::Network,
-            A::Wallet => Method::Wallet,
-            A::Recognized => return Err(()),
-        })
-    }
-}
-
-/// The setting that names `m`: one arm a method, so a method added here
-/// does not build until settings can name it (an assurance rule could
-/// not require it otherwise).
-impl From<Method> for crate::domain::settings::AuthMethod {
-    fn from(m: Method) -> Self {
-        use crate::domain::settings::AuthMethod as A;
-        match m {
-            Method::LoginLink => A::LoginLink,
-            Method::Oidc => A::Oidc,
-            Method::PreChat => A::PreChat,
-            Method::Otp => A::Otp,
-            Method::Pin => A::Pin,
-            Method::App => A::App,
-            Method::Network => A::Network,
-            Method::Wallet => A::Wallet,
-        }
-    }
-}
-
 impl Method {
     /// The method named `s` (`login_link`, `oidc`, `pre_chat`, `otp`, `pin`, `app`, `network`, `wallet`).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == s)
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Method::LoginLink => "login_link",
             Method::Oidc => "oidc",
@@ -81,25 +42,6 @@ impl Method {
             Method::App => "app",
             Method::Network => "network",
             Method::Wallet => "wallet",
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Method;
-    use crate::domain::settings::AuthMethod;
-
-    /// Every method is one a setting can name, and comes back as itself.
-    #[test]
-    fn every_method_is_named_by_a_setting_and_back() {
-        for m in Method::ALL {
-            assert_eq!(
-                Method::try_from(AuthMethod::from(m)),
-                Ok(m),
-                "{}",
-                m.as_str()
-            );
         }
     }
 }

@@ -10,6 +10,8 @@
 use std::sync::Arc;
 
 use super::abuse::{Destinations, LockoutScope, NumberType, SmsRegion};
+use super::every::every;
+use super::method::Method;
 use crate::time::Dur;
 
 #[derive(Debug, Clone)]
@@ -81,21 +83,63 @@ pub struct Intent {
     pub acr: Option<Vec<String>>,
 }
 
-/// A way of authenticating, as settings name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    LoginLink,
-    Oidc,
-    PreChat,
-    Otp,
-    Pin,
-    App,
-    /// Silent network authentication (docs/network-authentication.md).
-    Network,
-    /// A credential from the customer's wallet (docs/wallet.md).
-    Wallet,
-    /// Not an authentication: a recognized conversation (assurance only).
-    Recognized,
+every! {
+    /// A way of authenticating, as settings name it: an authentication
+    /// method, or `recognized`. Its names are the methods' (`Method::ALL`,
+    /// in order), then `recognized`, made from the two lists, so that a
+    /// method added is one settings can name without a line here.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum AuthMethod {
+        /// An authentication method, by its name (`otp`, `wallet`, ...).
+        Is(Method),
+        /// Not an authentication: a recognized conversation (assurance only).
+        Recognized,
+    }
+}
+
+impl AuthMethod {
+    /// Every name settings may write, in the order of [`AuthMethod::ALL`].
+    pub const NAMES: [&'static str; Self::ALL.len()] = {
+        let mut names = [""; Self::ALL.len()];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Self::ALL[i].as_str();
+            i += 1;
+        }
+        names
+    };
+
+    /// Its name in settings: the method's, or `recognized`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Is(m) => m.as_str(),
+            AuthMethod::Recognized => "recognized",
+        }
+    }
+
+    /// The one named `s`.
+    pub fn parse(s: &str) -> Option<AuthMethod> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// The authentication method a setting names; `Err` for `recognized`,
+/// which is no authentication (see `domain::recognition`).
+impl TryFrom<AuthMethod> for Method {
+    type Error = ();
+    fn try_from(m: AuthMethod) -> Result<Self, ()> {
+        match m {
+            AuthMethod::Is(m) => Ok(m),
+            AuthMethod::Recognized => Err(()),
+        }
+    }
+}
+
+/// The setting that names `m` (an assurance rule can require every method).
+impl From<Method> for AuthMethod {
+    fn from(m: Method) -> Self {
+        AuthMethod::Is(m)
+    }
 }
 
 impl Default for Settings {
@@ -720,6 +764,32 @@ impl Templates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every method is one a setting can name, and comes back as itself.
+    #[test]
+    fn every_method_is_named_by_a_setting_and_back() {
+        for m in Method::ALL {
+            assert_eq!(
+                Method::try_from(AuthMethod::from(m)),
+                Ok(m),
+                "{}",
+                m.as_str()
+            );
+        }
+    }
+
+    /// Settings name every method by its own name, in its order, then
+    /// `recognized`; each name reads back.
+    #[test]
+    fn settings_name_the_methods_then_recognized() {
+        let mut names: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
+        names.push("recognized");
+        assert_eq!(AuthMethod::NAMES.to_vec(), names);
+        for m in AuthMethod::ALL {
+            assert_eq!(AuthMethod::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(AuthMethod::parse("Otp"), None);
+    }
 
     #[test]
     fn every_template_key_is_named_and_settable() {

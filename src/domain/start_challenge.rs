@@ -426,7 +426,10 @@ fn own_contact_only(method: ChallengeMethod) -> Option<&'static str> {
 
 /// The delivery of a request for `method` that asked for `requested`
 /// (`None`: the method's default), or 422 when they do not go together.
-fn delivery_for(method: ChallengeMethod, requested: Option<Delivery>) -> Result<Delivery, Error> {
+pub fn delivery_for(
+    method: ChallengeMethod,
+    requested: Option<Delivery>,
+) -> Result<Delivery, Error> {
     let refused = |why| Err(Error::invalid("delivery", why));
     match (method, requested) {
         (ChallengeMethod::Pin, None | Some(Delivery::Chat)) => Ok(Delivery::Chat),

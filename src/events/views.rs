@@ -6,9 +6,13 @@
 //! The domain's types carry no wire format: each one the API shows has a
 //! twin here with its JSON names and its OpenAPI schema (same name), and a
 //! `From` from the domain's. A twin's names are the domain's `as_str`
-//! (a test below holds every variant to it). They sit with the events, a
-//! layer below the gateway, so that an event's payload names the very type
-//! the API answers with.
+//! (a test below holds every variant to it). An enum made by `every!`
+//! whose variants a proof on a page adds (`ChallengeMethod`, `Method`) has
+//! no twin: it is carried as the domain's, written by its `as_str`, its
+//! schema's names made from its `ALL`, here
+//! (docs/decisions/0870-a-proof-on-a-page-is-written-in-the-domain.md).
+//! They sit with the events, a layer below the gateway, so that an
+//! event's payload names the very type the API answers with.
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -62,21 +66,44 @@ macro_rules! api_names {
     };
 }
 
-api_names!(
-    /// How an interaction was authenticated.
-    interaction::Method {
-        LoginLink,
-        Oidc,
-        PreChat,
-        Otp,
-        Pin,
-        App,
-        /// The mobile operator confirmed the number on file
-        /// (docs/network-authentication.md).
-        Network,
-        /// A credential from the customer's wallet (docs/wallet.md).
-        Wallet,
-    }
+/// The API's names of a domain enum made by `every!`, carried as it is,
+/// with no twin: it is written by its `as_str`, and its schema's `enum`
+/// is its `ALL`'s names, in order, so that a variant added in the domain
+/// is named here without a line (a test holds the names to the twins').
+macro_rules! api_names_of_all {
+    ($ty:ty, $name:literal, $description:expr) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+                let description: Option<&str> = $description;
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::String))
+                    .enum_values(Some(<$ty>::ALL.map(<$ty>::as_str)))
+                    .description(description)
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $ty {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed($name)
+            }
+        }
+    };
+}
+
+/// How an interaction was authenticated.
+pub use crate::domain::interaction::Method;
+api_names_of_all!(
+    Method,
+    "Method",
+    Some("How an interaction was authenticated.")
 );
 
 api_names!(
@@ -97,19 +124,9 @@ api_names!(interaction::Status {
     Banned,
 });
 
-api_names!(challenge::ChallengeMethod {
-    Otp,
-    Pin,
-    /// The code a login page showed, to type into the chat (login binding).
-    Binding,
-    /// Approved in the customer's own app.
-    App,
-    /// Confirmed by the mobile operator through a link opened on mobile
-    /// data (docs/network-authentication.md).
-    Network,
-    /// A credential presented from the customer's wallet (docs/wallet.md).
-    Wallet,
-});
+/// What a challenge proves, and how.
+pub use crate::domain::challenge::ChallengeMethod;
+api_names_of_all!(ChallengeMethod, "ChallengeMethod", None);
 
 api_names!(
     /// What the mobile operator answered about a network challenge's link
@@ -364,7 +381,7 @@ impl ChallengeView {
         let awaiting_code = c.awaits_code() && state == State::Open;
         ChallengeView {
             challenge_id: c.id,
-            method: c.method().into(),
+            method: c.method(),
             delivery: c.delivery.into(),
             channel: c.channel.clone(),
             expires_at: c.expires_at,
@@ -562,10 +579,8 @@ mod tests {
     }
 
     named!(
-        Method: interaction,
         Status: interaction,
         ConversationKind: bsuid,
-        ChallengeMethod: challenge,
         Delivery: challenge,
         Unmet: assurance,
         StepUpReason: devices,
@@ -577,10 +592,8 @@ mod tests {
     #[test]
     fn every_enum_is_named_as_the_domain_names_it() {
         named_as_the_domain!(
-            Method,
             Status,
             ConversationKind,
-            ChallengeMethod,
             Delivery,
             Unmet,
             StepUpReason,
@@ -588,5 +601,34 @@ mod tests {
             ChallengeState,
             NetworkResult
         );
+    }
+
+    /// An enum the API carries as the domain's is written by its
+    /// `as_str`, and its schema names every variant of `ALL`, in order.
+    #[test]
+    fn an_enum_carried_as_the_domain_s_is_named_by_as_str_from_all() {
+        use utoipa::PartialSchema;
+        fn names_of(
+            schema: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        ) -> Vec<String> {
+            let json = serde_json::to_value(schema).unwrap();
+            let names = json["enum"].as_array().cloned().unwrap_or_default();
+            names
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        }
+        let methods: Vec<String> = Method::ALL.map(|m| m.as_str().to_string()).to_vec();
+        assert_eq!(names_of(Method::schema()), methods);
+        for m in Method::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+        }
+        let methods: Vec<String> = ChallengeMethod::ALL
+            .map(|m| m.as_str().to_string())
+            .to_vec();
+        assert_eq!(names_of(ChallengeMethod::schema()), methods);
+        for m in ChallengeMethod::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+        }
     }
 }

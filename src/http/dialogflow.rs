@@ -16,7 +16,6 @@ use super::openapi::{raw_schema, ApiKeyErrors, JsonBodyErrors, RawSchema, E403, 
 use super::AppState;
 use crate::domain::bot_turn::{Said, Tag};
 use crate::domain::challenge::Delivery;
-use crate::domain::interaction;
 use crate::error::{Error, Result};
 use crate::gateway::bots::{self, BotAnswer, BotTurn};
 
@@ -221,7 +220,7 @@ impl WebhookResponse {
                 parameters: AnswerParameters {
                     chatgate_interaction_id: i.id,
                     chatgate_authenticated: i.authenticated,
-                    chatgate_method: i.method.map(|m| interaction::Method::from(m).as_str()),
+                    chatgate_method: i.method.map(|m| m.as_str()),
                     chatgate_challenge_id: i.open_challenge.as_ref().map(|c| c.challenge_id),
                     chatgate_result: answer.result.as_str(),
                     code: (tag == Tag::CheckCode).then_some(Value::Null),

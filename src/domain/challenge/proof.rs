@@ -6,7 +6,7 @@
 //! ([`Method`]) are functions of the variant, each one `match` naming
 //! every variant: a way of proving added here does not compile until
 //! each has decided for it (docs/decisions/0670-a-challenge-s-proof-is-one-type.md).
-use super::{ChallengeMethod, Ladder, NetworkAnswer};
+use super::{Ladder, NetworkAnswer};
 use crate::domain::every::every;
 use crate::domain::method::Method;
 use crate::domain::number_check::NumberCheck;
@@ -124,6 +124,15 @@ impl std::fmt::Debug for OtpState {
     }
 }
 
+/// What a code typed into a challenge is checked as ([`Proof::typed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Typed {
+    /// A code drawn by the gateway, hashed bound to the challenge.
+    Code,
+    /// The session PIN, hashed bound to the interaction.
+    Pin,
+}
+
 /// Where a challenge stands on its way to a success.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Stage {
@@ -163,6 +172,17 @@ every! {
 }
 
 impl Page {
+    /// Whether a code's delivery ladder passes through it, as its network
+    /// step (docs/network-authentication.md#as-the-first-step-of-a-ladder):
+    /// a challenge on such a ladder opens on it too
+    /// (`Challenge::opens_on`, `Challenge::went_by`).
+    pub fn is_a_ladder_step(self) -> bool {
+        match self {
+            Page::Network => true,
+            Page::Wallet | Page::CodeEntry => false,
+        }
+    }
+
     /// What the binding code its proof awaits authenticates as, when the
     /// page's proof is one of its own: the operator's answer as
     /// `network`, a presentation as `wallet`; `None` for a code typed on
@@ -284,6 +304,19 @@ impl Proof {
         match self.page() {
             Some(page) => page.authenticates_as(),
             None => Some(Method::Network),
+        }
+    }
+
+    /// What a code typed answers it as, checked against its keyed hash
+    /// (`Challenge::matches`): a code (an OTP's, a binding's) or the
+    /// session PIN. `None`: approved in the app, by the operator or by a
+    /// credential, never by a code typed anywhere (a binding code a page
+    /// awaits is the stage's, not the proof's).
+    pub fn typed(&self) -> Option<Typed> {
+        match self {
+            Proof::Otp(_) | Proof::Binding => Some(Typed::Code),
+            Proof::Pin { .. } => Some(Typed::Pin),
+            Proof::App | Proof::Network { .. } | Proof::Wallet(_) => None,
         }
     }
 
@@ -419,6 +452,179 @@ impl Proof {
     }
 }
 
+every! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ChallengeMethod {
+        Otp,
+        Pin,
+        /// The code a login page showed, to type into the chat (login binding).
+        Binding,
+        /// Approved in the customer's own app (docs/api.md#approval-in-the-customers-app).
+        App,
+        /// The mobile operator confirms, through a link the customer opens
+        /// on mobile data, that the phone holds the number on file
+        /// (docs/network-authentication.md).
+        Network,
+        /// A credential presented from the customer's wallet through a link
+        /// (docs/wallet.md).
+        Wallet,
+    }
+}
+
+/// What a start of a method sends ([`ChallengeMethod::sends`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sends {
+    /// A code, in one message or by the delivery ladder.
+    Code,
+    /// The session PIN's prompt, or the link to the page it is typed on.
+    PinPrompt,
+    /// A request to the customer's app, through the team's identity
+    /// provider: no message.
+    AppRequest,
+    /// The link to the page its proof is made on, in one message, saved
+    /// until the challenge's end (`links::save_for`).
+    Link(Page),
+}
+
+/// The names of the methods and deliveries, spelled once: the request
+/// parser, the metric labels and the OpenAPI document read them from here,
+/// and a test holds the API's names (`gateway::view`) to them.
+impl ChallengeMethod {
+    /// What `POST /v1/interactions/{id}/challenges` may start (a binding
+    /// comes with a login link): those of [`ChallengeMethod::ALL`] that
+    /// are [`startable`](ChallengeMethod::startable), in its order, made
+    /// from the two, so that the list cannot say otherwise.
+    pub const STARTABLE: [ChallengeMethod; Self::startable_count()] = Self::startable_of_all();
+
+    /// Whether a request may start it: every method but the login
+    /// binding, which a login page shows.
+    pub const fn startable(self) -> bool {
+        match self {
+            ChallengeMethod::Otp
+            | ChallengeMethod::Pin
+            | ChallengeMethod::App
+            | ChallengeMethod::Network
+            | ChallengeMethod::Wallet => true,
+            ChallengeMethod::Binding => false,
+        }
+    }
+
+    /// How many of [`ChallengeMethod::ALL`] are startable.
+    const fn startable_count() -> usize {
+        let (mut i, mut n) = (0, 0);
+        while i < Self::ALL.len() {
+            if Self::ALL[i].startable() {
+                n += 1;
+            }
+            i += 1;
+        }
+        n
+    }
+
+    /// The startable methods of [`ChallengeMethod::ALL`], in its order.
+    const fn startable_of_all<const N: usize>() -> [ChallengeMethod; N] {
+        let mut out = [ChallengeMethod::Otp; N];
+        let (mut i, mut s) = (0, 0);
+        while i < Self::ALL.len() {
+            if Self::ALL[i].startable() {
+                out[s] = Self::ALL[i];
+                s += 1;
+            }
+            i += 1;
+        }
+        out
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeMethod::Otp => "otp",
+            ChallengeMethod::Pin => "pin",
+            ChallengeMethod::Binding => "binding",
+            ChallengeMethod::App => "app",
+            ChallengeMethod::Network => "network",
+            ChallengeMethod::Wallet => "wallet",
+        }
+    }
+
+    /// What a start of the method sends, which says the gateway's path
+    /// (`gateway::challenges`): a code, a PIN's prompt, a request to the
+    /// customer's app, or the link to its page. A method whose proof is
+    /// made on a page of its own names that page here, and its start goes
+    /// down the links' shared path, with no arm of its own.
+    pub const fn sends(self) -> Sends {
+        match self {
+            ChallengeMethod::Otp | ChallengeMethod::Binding => Sends::Code,
+            ChallengeMethod::Pin => Sends::PinPrompt,
+            ChallengeMethod::App => Sends::AppRequest,
+            ChallengeMethod::Network => Sends::Link(Page::Network),
+            ChallengeMethod::Wallet => Sends::Link(Page::Wallet),
+        }
+    }
+
+    /// Whether a code typed by the customer answers it. One that takes
+    /// none (approval in the app) is refused a code before anything is
+    /// counted (`verify_challenge::decide`) and is never out of attempts.
+    pub fn takes_code(self) -> bool {
+        match self {
+            ChallengeMethod::Otp | ChallengeMethod::Pin | ChallengeMethod::Binding => true,
+            ChallengeMethod::App | ChallengeMethod::Network | ChallengeMethod::Wallet => false,
+        }
+    }
+}
+
+/// The security rules that depend on the method, each a `match` that names
+/// every method: a method added to [`ChallengeMethod`] does not compile
+/// until each rule has decided for it (no rule is a deny-list that a new
+/// method would slip past).
+impl ChallengeMethod {
+    /// Whether a challenge of this method can approve a payment: the
+    /// customer sees the amount and the payee where the code arrives, or
+    /// in their own app or wallet (docs/payments.md; a wallet's for its
+    /// `sca` credential alone, docs/wallet.md#a-payment-approved-in-the-wallet).
+    /// A session PIN proves a person, never a payment; a binding code
+    /// belongs to a login; a network check proves a SIM, and the operator
+    /// shows the customer nothing to approve.
+    pub fn approves_payment(self) -> bool {
+        match self {
+            ChallengeMethod::Otp | ChallengeMethod::App | ChallengeMethod::Wallet => true,
+            ChallengeMethod::Pin | ChallengeMethod::Binding | ChallengeMethod::Network => false,
+        }
+    }
+
+    /// Whether this method's code may be sent to a phone number, so that
+    /// the team's number checks vouch for the number before it is trusted
+    /// (docs/number-checks.md). A PIN is the customer's own, a binding code
+    /// is shown by the login page, an app approval goes to the app. A
+    /// network check vouches for the number on file itself, and a swapped
+    /// SIM passes it, so the number checks vouch for that number first
+    /// (docs/network-authentication.md).
+    pub fn may_go_to_a_number(self) -> bool {
+        match self {
+            ChallengeMethod::Otp | ChallengeMethod::Network => true,
+            ChallengeMethod::Pin
+            | ChallengeMethod::Binding
+            | ChallengeMethod::App
+            | ChallengeMethod::Wallet => false,
+        }
+    }
+
+    /// Whether an agent may be shown this method's code
+    /// (docs/api.md#get-v1interactionsidchallengescidcode): a one-time code
+    /// sealed for reveal; never the customer's PIN, a login page's binding
+    /// code, an app approval, which has no code, or a network link, which
+    /// only the customer's phone may open.
+    pub fn revealable(self) -> bool {
+        match self {
+            ChallengeMethod::Otp => true,
+            ChallengeMethod::Pin
+            | ChallengeMethod::Binding
+            | ChallengeMethod::App
+            | ChallengeMethod::Network
+            | ChallengeMethod::Wallet => false,
+        }
+    }
+}
+
 impl std::fmt::Debug for Proof {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -452,6 +658,7 @@ impl std::fmt::Debug for Stage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::challenge::Sends;
 
     /// Each way of proving, once.
     fn every() -> Vec<Proof> {
@@ -479,6 +686,16 @@ mod tests {
                 p.method().takes_code(),
                 "{p:?}"
             );
+            assert_eq!(p.typed().is_some(), p.method().takes_code(), "{p:?}");
+        }
+        for p in every() {
+            // The page a method's start sends the link to is its proof's.
+            match p.method().sends() {
+                Sends::Link(page) => assert_eq!(p.page(), Some(page), "{p:?}"),
+                Sends::Code | Sends::PinPrompt | Sends::AppRequest => {
+                    assert!(p.page().is_none() || p.entry() == Entry::Page, "{p:?}")
+                }
+            }
         }
         for page in Page::ALL {
             assert!(every().iter().any(|p| p.page() == Some(page)), "{page:?}");

@@ -40,12 +40,12 @@ use uuid::Uuid;
 use super::work::Work;
 use super::{Core, InteractionView};
 use crate::config::Team;
-use crate::domain::challenge::{ChallengeMethod, Delivery};
+use crate::domain::challenge::{Delivery, Page, Sends};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::OtpCode;
 use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
 use crate::domain::transaction::{approvals_signed, Transaction};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::types::{ChallengeCreated, CreatedChallenge, TransactionObject};
 use crate::events::EventData;
 use crate::time::{Clock, Timestamp};
@@ -73,35 +73,32 @@ pub async fn start_challenge_seen(
     req: ChallengeRequest,
     clock: &dyn Clock,
 ) -> Result<(StartedChallenge, Option<InteractionView>)> {
-    use ChallengeMethod::{App, Binding, Network, Otp, Pin, Wallet};
     use Delivery::{Agent, Chat, Email, Ladder, LoginPage, Sms, Voice};
     approvals_signed(req.transaction.as_ref(), &core.config().approvals.keys)?;
-    let started = match (req.method, req.delivery) {
-        (App, _) => app::start_app_challenge(core, team, id, req.transaction.as_ref(), clock).await,
-        (Otp | Pin | Binding, Ladder) => {
+    // The method says what its start sends (`ChallengeMethod::sends`): a
+    // proof made on a page of its own goes down the links' path, with no
+    // arm of its own here.
+    let started = match (req.method.sends(), req.delivery) {
+        (Sends::AppRequest, _) => {
+            app::start_app_challenge(core, team, id, req.transaction.as_ref(), clock).await
+        }
+        (Sends::Code | Sends::PinPrompt, Ladder) => {
             ladder::start_ladder(core, team, id, &req, clock.now()).await
         }
-        // Refused by the request's parser: a network link goes into the
-        // chat or by SMS.
-        (Network, Ladder) => Err(crate::error::Error::invalid(
-            "delivery",
-            "a network link goes into the chat or by sms",
-        )),
-        // Refused by the request's parser: a wallet link goes into the
-        // chat, by SMS or by e-mail.
-        (Wallet, Ladder) => Err(crate::error::Error::invalid(
-            "delivery",
-            "a wallet link goes into the chat, by sms or by email",
-        )),
-        (Wallet, Chat | Sms | Email | Voice | Agent | LoginPage | Delivery::App) => {
-            let req = wallet::checked(team, req)?;
-            let (started, seen) = single::start(core, team, id, &req, clock.now()).await?;
-            return Ok((started, Some(seen)));
-        }
+        // Refused by the request's parser, in its words: a link goes in
+        // one message (`start_challenge::delivery_for`).
+        (Sends::Link(_), Ladder) => Err(start_challenge::delivery_for(req.method, Some(Ladder))
+            .err()
+            .unwrap_or_else(|| Error::invalid("delivery", "a link goes in one message"))),
         (
-            Otp | Pin | Binding | Network,
+            Sends::Code | Sends::PinPrompt | Sends::Link(_),
             Chat | Sms | Email | Voice | Agent | LoginPage | Delivery::App,
         ) => {
+            // A wallet's credentials are the team's `[wallet]`'s to check.
+            let req = match req.method.sends() {
+                Sends::Link(Page::Wallet) => wallet::checked(team, req)?,
+                Sends::Code | Sends::PinPrompt | Sends::AppRequest | Sends::Link(_) => req,
+            };
             let (started, seen) = single::start(core, team, id, &req, clock.now()).await?;
             return Ok((started, Some(seen)));
         }

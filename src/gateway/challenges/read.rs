@@ -75,7 +75,7 @@ impl StartedChallenge {
         let (delivery_status, delivery_error) = delivery_of(state);
         StartedChallenge {
             challenge_id: cid,
-            method: started.method.into(),
+            method: started.method,
             delivery: Some(delivery.into()),
             channel,
             expires_at: started.expires_at,

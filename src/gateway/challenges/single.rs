@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::read::StartedChallenge;
 use crate::channels::{ChannelError, Fill, Purpose, Sent};
 use crate::config::Team;
-use crate::domain::challenge::{ChallengeMethod, Page};
+use crate::domain::challenge::{ChallengeMethod, Sends};
 use crate::domain::destination_policy::Reach;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::number_check::NumberCheck;
@@ -96,12 +96,11 @@ async fn saved_link(
     now: Timestamp,
 ) -> Result<Option<String>> {
     let (ids, until) = ((id, cid), started.expires_at);
-    // The page its proof waits for, whose link the message carries; a
-    // code typed on the page has its link sent after the code
-    // (`entry::after_code`).
-    let page = match started.page {
-        Some(page @ (Page::Network | Page::Wallet)) => page,
-        Some(Page::CodeEntry) | None => return Ok(None),
+    // The page its proof is made on, whose link the message carries
+    // (`ChallengeMethod::sends`); a code typed on the page has its link
+    // sent after the code (`entry::after_code`).
+    let Sends::Link(page) = started.method.sends() else {
+        return Ok(None);
     };
     let saved = links::save_for(core, team, page, ids, until, now).await;
     match saved {
@@ -226,7 +225,7 @@ async fn reserve(
 }
 
 /// Sends a started challenge's message, if it has one: the code of an
-/// OTP, the prompt of a PIN, a network challenge's `link`. `None`:
+/// OTP, the prompt of a PIN, the link to a proof's page. `None`:
 /// nothing to send.
 async fn send_challenge(
     core: &Core,
@@ -242,8 +241,8 @@ async fn send_challenge(
     // The payment it is for: its amount and payee go into the text.
     let transaction = rec.challenge.as_ref().and_then(|c| c.transaction.as_ref());
     let amount = transaction.map(|t| t.amount_text());
-    let (purpose, fill) = match started.method {
-        ChallengeMethod::Otp | ChallengeMethod::Binding => {
+    let (purpose, fill) = match started.method.sends() {
+        Sends::Code => {
             let ttl = team.settings_for(&rec.channel).otp.ttl.get();
             let fill = Fill {
                 pin: Some(code.expose()),
@@ -255,29 +254,22 @@ async fn send_challenge(
             (Purpose::Otp, fill)
         }
         // Typed on the page: its link replaces the prompt.
-        ChallengeMethod::Pin if link.is_some() => {
+        Sends::PinPrompt if link.is_some() => {
             let fill = Fill {
                 url: link,
                 ..Fill::default()
             };
             (Purpose::PinEntryLink, fill)
         }
-        ChallengeMethod::Pin => (Purpose::PinPrompt, Fill::default()),
+        Sends::PinPrompt => (Purpose::PinPrompt, Fill::default()),
         // Its request goes to the identity provider (`ciba.rs`).
-        ChallengeMethod::App => return Ok(None),
-        ChallengeMethod::Network => {
+        Sends::AppRequest => return Ok(None),
+        Sends::Link(page) => {
             let fill = Fill {
                 url: link,
                 ..Fill::default()
             };
-            (Purpose::Link(Page::Network), fill)
-        }
-        ChallengeMethod::Wallet => {
-            let fill = Fill {
-                url: link,
-                ..Fill::default()
-            };
-            (Purpose::Link(Page::Wallet), fill)
+            (Purpose::Link(page), fill)
         }
     };
     let to = message.to.clone();

@@ -321,7 +321,7 @@ impl InteractionView {
             customer_ref: rec.customer_ref.clone(),
             status: status.into(),
             authenticated: status == interaction::Status::Authenticated,
-            method: auth.map(|a| a.method.into()),
+            method: auth.map(|a| a.method),
             acr: auth.and_then(|a| a.sign_in.acr.clone()),
             amr: auth.and_then(|a| a.sign_in.amr.clone()),
             authenticated_at: auth.map(|a| a.authenticated_at),
@@ -335,7 +335,7 @@ impl InteractionView {
             has_session_pin: rec.session_pin_hash.is_some(),
             open_challenge: rec.open_challenge(now).map(|c| OpenChallengeView {
                 challenge_id: c.id,
-                method: c.method().into(),
+                method: c.method(),
                 delivery: c.delivery.into(),
                 expires_at: c.expires_at,
                 binding_code: None,
@@ -348,7 +348,7 @@ impl InteractionView {
             last_activity_at: rec.last_activity_at,
             recognized: recognition.map(|r| RecognizedView {
                 customer_id: r.customer_id.clone(),
-                method: r.method.into(),
+                method: r.method,
                 authenticated_at: r.authenticated_at,
                 until: r.until,
             }),
