@@ -333,13 +333,18 @@ async fn an_idle_team_has_no_outbox_loop_and_an_idle_api_team_no_series() {
         1,
         "the team's loop alone"
     );
-    let text = scraped().await;
-    assert!(
-        text.contains(&format!(
-            "chatgate_outbox_given_up_total{{{label},kind=\"event\"}}"
-        )),
-        "{text}"
-    );
+    // The loop registers its series when it first runs, a moment after
+    // it is counted: the scrape waits for that run, not for a timer.
+    let series = format!("chatgate_outbox_given_up_total{{{label},kind=\"event\"}}");
+    let mut text = scraped().await;
+    for _ in 0..50 {
+        if text.contains(&series) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        text = scraped().await;
+    }
+    assert!(text.contains(&series), "{text}");
 }
 
 /// A team written through the operator API and deleted leaves neither
