@@ -29,7 +29,8 @@ use crate::time::Timestamp;
 pub mod proof;
 
 pub use proof::{
-    ChallengeMethod, Entry, LinkMessage, OtpState, Page, Proof, Section, Sends, Stage, Typed,
+    ChallengeMethod, Entry, LinkMessage, NumberChecked, OtpState, Page, Proof, Section, Sends,
+    Stage, Typed,
 };
 
 /// How many finished challenges an interaction remembers (oldest forgotten
@@ -94,9 +95,11 @@ pub fn named<T: Copy>(names: &[T], as_str: fn(T) -> &'static str, s: &str) -> Op
     names.iter().copied().find(|n| as_str(*n) == s)
 }
 
-/// `a, b or c`, for a message naming what is allowed.
-pub fn one_of<T: Copy>(names: &[T], as_str: fn(T) -> &'static str) -> String {
-    let names: Vec<&str> = names.iter().map(|n| as_str(*n)).collect();
+/// `a, b or c`, for a message naming what is allowed: each of `names`
+/// as `name` spells it.
+pub fn one_of<T: Copy, S: AsRef<str>>(names: &[T], name: impl Fn(T) -> S) -> String {
+    let names: Vec<S> = names.iter().map(|n| name(*n)).collect();
+    let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
     match names.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
         _ => names.concat(),

@@ -44,4 +44,22 @@ impl Method {
             Method::Wallet => "wallet",
         }
     }
+
+    /// Whether an authentication by it vouches for registering the
+    /// customer's wallet for payments
+    /// (docs/wallet.md#registering-the-wallet-for-payments): every method
+    /// but `wallet` (a wallet cannot vouch for itself) and `pre_chat` (an
+    /// assertion the website made, not the customer here now). One
+    /// `match`: a method added decides here.
+    pub const fn vouches_for_a_wallet(self) -> bool {
+        match self {
+            Method::LoginLink
+            | Method::Oidc
+            | Method::Otp
+            | Method::Pin
+            | Method::App
+            | Method::Network => true,
+            Method::PreChat | Method::Wallet => false,
+        }
+    }
 }

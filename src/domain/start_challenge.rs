@@ -125,7 +125,7 @@ impl ChallengeRequest {
     ) -> Result<Self, Error> {
         let credential = credential.filter(|v| !v.is_null());
         let asked = asked.filter(|v| !v.is_null());
-        if self.method != ChallengeMethod::Wallet {
+        if !self.method.request_doc().credential {
             let only = "only for method wallet";
             return match (credential, asked) {
                 (Some(_), _) => Err(Error::invalid("credential", only)),
@@ -457,6 +457,162 @@ pub fn delivery_for(
             let methods = ChallengeMethod::STARTABLE;
             let allowed = one_of(&methods, ChallengeMethod::as_str);
             Err(Error::invalid("method", &format!("must be {allowed}")))
+        }
+    }
+}
+
+/// What a request that starts a method's challenge may say, as the API's
+/// document shows it (`NewChallenge` in `src/http/challenges.rs`: one
+/// variant of its `anyOf` a form, one sentence of its description a
+/// method). A method writes its own in [`ChallengeMethod::request_doc`],
+/// so that the document names it with no line of its own; a test holds
+/// the forms to what [`delivery_for`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestDoc {
+    /// Its sentence of the request's description.
+    pub prose: &'static str,
+    /// Its forms, each a variant of the document's `anyOf`; none for a
+    /// method no request starts.
+    pub forms: &'static [RequestForm],
+    /// Whether it asks for a credential from the customer's wallet
+    /// (`credential`, `match`, `register`: docs/wallet.md#asking); any
+    /// other method is 422 naming them.
+    pub credential: bool,
+}
+
+/// One form of a request for a method ([`RequestDoc::forms`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestForm {
+    /// Its title in the document.
+    pub title: &'static str,
+    /// The `delivery` it takes.
+    pub delivery: Deliveries,
+    /// What its `to` names, if it takes one.
+    pub to: Option<Addressee>,
+}
+
+/// The `delivery` a request's form takes ([`RequestForm`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deliveries {
+    /// None: left out (or null) for the method's own.
+    None,
+    /// One of these, or left out for the method's default.
+    Optional(&'static [Delivery]),
+    /// This one, named.
+    Required(Delivery),
+}
+
+/// What a request's `to` names ([`RequestForm::to`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressee {
+    /// A phone number.
+    Phone,
+    /// An e-mail address.
+    Email,
+}
+
+impl ChallengeMethod {
+    /// What a request that starts it may say ([`RequestDoc`]), one `match`
+    /// naming every method: a method added does not compile until it
+    /// says its own.
+    pub fn request_doc(self) -> RequestDoc {
+        match self {
+            ChallengeMethod::Otp => RequestDoc {
+                prose:
+                    "For OTP, `delivery` is `chat` (default), `sms`, `email`, `voice` (a call on \
+                    the team's `voice_channel`), `agent` or `ladder` (the team's `otp.ladder`); \
+                    `to` names the number or address for `sms`/`voice`/`email`, else the \
+                    interaction's `contact` is used.",
+                forms: &[
+                    RequestForm {
+                        title: "otp in the chat or for an agent",
+                        delivery: Deliveries::Optional(&[Delivery::Chat, Delivery::Agent]),
+                        to: None,
+                    },
+                    RequestForm {
+                        title: "otp by sms",
+                        delivery: Deliveries::Required(Delivery::Sms),
+                        to: Some(Addressee::Phone),
+                    },
+                    RequestForm {
+                        title: "otp read by a voice call",
+                        delivery: Deliveries::Required(Delivery::Voice),
+                        to: Some(Addressee::Phone),
+                    },
+                    RequestForm {
+                        title: "otp by e-mail",
+                        delivery: Deliveries::Required(Delivery::Email),
+                        to: Some(Addressee::Email),
+                    },
+                    RequestForm {
+                        title: "otp by the delivery ladder",
+                        delivery: Deliveries::Required(Delivery::Ladder),
+                        to: None,
+                    },
+                ],
+                credential: false,
+            },
+            ChallengeMethod::Pin => RequestDoc {
+                prose: "A PIN prompt goes into the chat.",
+                forms: &[RequestForm {
+                    title: "pin",
+                    delivery: Deliveries::Optional(&[Delivery::Chat]),
+                    to: None,
+                }],
+                credential: false,
+            },
+            // Nothing to send: the customer approves in the app.
+            ChallengeMethod::App => RequestDoc {
+                prose: "`app` asks the customer to approve in their own app                 \
+                    (docs/api.md#approval-in-the-customers-app): it needs the interaction's \
+                    `customer_ref`, and takes no `delivery` or `to`.",
+                forms: &[RequestForm {
+                    title: "app (the team's [oidc] has ciba = true)",
+                    delivery: Deliveries::None,
+                    to: None,
+                }],
+                credential: false,
+            },
+            // A network check checks the number on file, never a `to`.
+            ChallengeMethod::Network => RequestDoc {
+                prose:
+                    "`network` sends a one-time link (`delivery` `chat`, the default, or `sms`) \
+                    that the customer opens on mobile data: the mobile operator confirms the \
+                    phone holds the interaction's `contact.phone` \
+                    (docs/network-authentication.md); it takes no `to` or `transaction`.",
+                forms: &[RequestForm {
+                    title: "network (the team has [number_verification])",
+                    delivery: Deliveries::Optional(&[Delivery::Chat, Delivery::Sms]),
+                    to: None,
+                }],
+                credential: false,
+            },
+            // Its link goes to the interaction's own conversation or contact.
+            ChallengeMethod::Wallet => RequestDoc {
+                prose: "`wallet` sends a one-time link (`delivery` `chat`, the default, `sms` or \
+                    `email`) where the customer presents a credential from their wallet, which \
+                    must show the `match` claims with those values (docs/wallet.md#asking); \
+                    `credential` names one of the team's `[wallet]` credentials, or 1 to 4 of \
+                    them of which the customer presents any one; it takes no `to`, and a \
+                    `transaction` (with `payee_id`) for the team's `sca` credential alone, which \
+                    requires one (docs/wallet.md#a-payment-approved-in-the-wallet).",
+                forms: &[RequestForm {
+                    title: "wallet (the team has [wallet])",
+                    delivery: Deliveries::Optional(&[
+                        Delivery::Chat,
+                        Delivery::Sms,
+                        Delivery::Email,
+                    ]),
+                    to: None,
+                }],
+                credential: true,
+            },
+            // A login page shows it; no request starts it.
+            ChallengeMethod::Binding => RequestDoc {
+                prose: "",
+                forms: &[],
+                credential: false,
+            },
         }
     }
 }

@@ -15,9 +15,9 @@ use super::openapi::{
 };
 use super::AppState;
 use crate::domain::audit_keys::Jwks;
-use crate::domain::challenge::{ChallengeMethod as M, Delivery as D};
+use crate::domain::challenge::{one_of, ChallengeMethod as M};
 use crate::domain::locale::LocaleTag;
-use crate::domain::start_challenge::ChallengeRequest;
+use crate::domain::start_challenge::{Addressee, ChallengeRequest, Deliveries, RequestForm};
 use crate::domain::transaction::Transaction;
 use crate::error::Result;
 use crate::gateway::{self, ChallengeView, RevealedCode, StartedChallenge, Verified};
@@ -96,108 +96,102 @@ impl NewChallenge {
 }
 
 /// The rules of [`NewChallenge`] for the document: which `delivery` goes
-/// with which `method`, and `to` only for `sms` (a phone number) or `email`.
+/// with which `method`, and `to` only for `sms` (a phone number) or `email`,
+/// each method's forms and sentence its own (`ChallengeMethod::request_doc`),
+/// taken in the order of `ChallengeMethod::STARTABLE`: a method added is in
+/// the document with no line here.
 /// The variants exclude each other (by `method`, and by `delivery`, which
 /// the first and last leave optional), so `anyOf` means what `oneOf` would;
 /// it is `anyOf` because linters cannot see exclusion by an optional member
 /// (redocly's `no-illogical-composition-keywords`).
 impl RawSchema for NewChallenge {
     fn json() -> serde_json::Value {
-        // A PIN approves no payment: its variant takes none.
-        let transaction =
-            json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Transaction"}]});
-        let variant = |title: &str,
-                       method: &str,
-                       delivery: serde_json::Value,
-                       to: serde_json::Value,
-                       delivery_required: bool| {
-            let required = if delivery_required {
-                json!(["method", "delivery"])
-            } else {
-                json!(["method"])
-            };
-            json!({"title": title, "type": "object", "additionalProperties": false, "required": required,
-                   "properties": {"method": {"const": method}, "delivery": delivery, "to": to,
-                                  "locale": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/LocaleText"}]},
-                                  "transaction": transaction.clone(),
-                                  "entry": {"enum": ["chat", "page", null]}}})
-        };
-        let null = json!({"type": "null"});
-        let (otp, pin) = (M::Otp.as_str(), M::Pin.as_str());
-        let (chat, agent) = (D::Chat.as_str(), D::Agent.as_str());
-        let mut pin_variant = variant(
-            "pin",
-            pin,
-            json!({"enum": [chat, null]}),
-            null.clone(),
-            false,
+        let methods = M::STARTABLE;
+        let ticked = |m: M| format!("`{}`", m.as_str());
+        let prose: Vec<&str> = methods.iter().map(|m| m.request_doc().prose).collect();
+        let paying: Vec<M> = methods
+            .into_iter()
+            .filter(|m| m.approves_payment())
+            .collect();
+        let description = format!(
+            "`method` {}. {} `transaction` (with {}) names the one payment the code or approval \
+             is for (docs/api.md#approving-one-payment). {ENTRY}",
+            one_of(&methods, ticked),
+            prose.join(" "),
+            one_of(&paying, ticked),
         );
-        pin_variant["properties"]["transaction"] = null.clone();
-        // Nothing to type: the customer approves in the app, or opens a link.
-        let chat_only = json!({"enum": ["chat", null]});
-        // A network check proves a SIM, not a payment, and checks the
-        // number on file, never a `to`.
-        let mut network_variant = variant(
-            "network (the team has [number_verification])",
-            M::Network.as_str(),
-            json!({"enum": [chat, D::Sms.as_str(), null]}),
-            null.clone(),
-            false,
-        );
-        network_variant["properties"]["transaction"] = null.clone();
-        network_variant["properties"]["entry"] = chat_only.clone();
-        let mut app_variant = variant(
-            "app (the team's [oidc] has ciba = true)",
-            M::App.as_str(),
-            null.clone(),
-            null.clone(),
-            false,
-        );
-        app_variant["properties"]["entry"] = chat_only.clone();
-        // A credential proves who the customer is; the team's `sca`
-        // credential approves a payment, and takes no `match` when it
-        // compares no claim. Its link goes to the interaction's own
-        // conversation or contact.
-        let mut wallet_variant = variant(
-            "wallet (the team has [wallet])",
-            M::Wallet.as_str(),
-            json!({"enum": [chat, D::Sms.as_str(), D::Email.as_str(), null]}),
-            null.clone(),
-            false,
-        );
-        wallet_variant["properties"]["entry"] = chat_only;
-        let credential_id = json!({"type": "string", "minLength": 1, "maxLength": 64});
-        wallet_variant["properties"]["credential"] = json!({"oneOf": [
-            credential_id.clone(),
-            {"type": "array", "items": credential_id, "minItems": 1, "maxItems": 4, "uniqueItems": true},
-        ], "description": "one of the team's [wallet] credentials ids, or 1 to 4 of them of which the customer presents any one (one request with DCQL credential_sets); may be left out when it has one"});
-        wallet_variant["properties"]["register"] = json!({"oneOf": [{"type": "null"}, {"type": "boolean"}],
-            "description": "`true`: register the customer's attestation of the team's `sca` credential for payments, with no `transaction`; needs the interaction authenticated with a `customer_ref` by a method other than `wallet`, `recognized` and `pre_chat` in the last 10 minutes, else 409 `not_authenticated` (docs/wallet.md#registering-the-wallet-for-payments)"});
-        wallet_variant["properties"]["match"] = json!({"type": "object", "maxProperties": 10,
-            "description": "claim name → the value the bank expects; each a claim (by the name its `claims` gives) of every credential asked; 1 to 10, required but for an `sca` credential whose `claims` are empty",
-            "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 200}});
-        json!({
-            "description": "`method` `otp`, `pin`, `app`, `network` or `wallet`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `voice` (a call on the team's `voice_channel`), `agent` or `ladder` (the team's `otp.ladder`); \
-                `to` names the number or address for `sms`/`voice`/`email`, else the interaction's `contact` is used. \
-                A PIN prompt goes into the chat. `app` asks the customer to approve in their own app                 (docs/api.md#approval-in-the-customers-app): it needs the interaction's `customer_ref`, and takes no `delivery` or `to`. \
-                `network` sends a one-time link (`delivery` `chat`, the default, or `sms`) that the customer opens on mobile data: the mobile operator confirms the phone holds the interaction's `contact.phone` (docs/network-authentication.md); it takes no `to` or `transaction`. `wallet` sends a one-time link (`delivery` `chat`, the default, `sms` or `email`) where the customer presents a credential from their wallet, which must show the `match` claims with those values (docs/wallet.md#asking); `credential` names one of the team's `[wallet]` credentials, or 1 to 4 of them of which the customer presents any one; it takes no `to`, and a `transaction` (with `payee_id`) for the team's `sca` credential alone, which requires one (docs/wallet.md#a-payment-approved-in-the-wallet). `transaction` (with `otp`, `app` or `wallet`) names the one payment the code or approval is for (docs/api.md#approving-one-payment). \
-                `entry` `page` (default `chat`), for an `otp` whose code does not go into the chat (`sms`, `email`, `voice`, `ladder`, `agent`) or a `pin`: the customer types it on the gateway's page `/c/{code}`, reached by a link the gateway sends into the conversation after the code (docs/api.md#codes-typed-on-the-gateways-page); `verify` of such a challenge is 409 `entry_page`. With a code into the chat or another method it is 422.",
-            "anyOf": [
-                variant("otp in the chat or for an agent", otp, json!({"enum": [chat, agent, null]}), null.clone(), false),
-                variant("otp by sms", otp, json!({"const": D::Sms.as_str()}),
-                        json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/PhoneText"}]}), true),
-                variant("otp read by a voice call", otp, json!({"const": D::Voice.as_str()}),
-                        json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/PhoneText"}]}), true),
-                variant("otp by e-mail", otp, json!({"const": D::Email.as_str()}),
-                        json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/EmailText"}]}), true),
-                variant("otp by the delivery ladder", otp, json!({"const": D::Ladder.as_str()}), null.clone(), true),
-                pin_variant,
-                app_variant,
-                network_variant,
-                wallet_variant,
-            ]
-        })
+        let variants: Vec<serde_json::Value> = methods
+            .into_iter()
+            .flat_map(|m| m.request_doc().forms.iter().map(move |f| variant(m, f)))
+            .collect();
+        json!({"description": description, "anyOf": variants})
     }
+}
+
+/// The last sentence of [`NewChallenge`]'s description: a code typed on
+/// the gateway's page.
+const ENTRY: &str = "`entry` `page` (default `chat`), for an `otp` whose code does not go into \
+    the chat (`sms`, `email`, `voice`, `ladder`, `agent`) or a `pin`: the customer types it on \
+    the gateway's page `/c/{code}`, reached by a link the gateway sends into the conversation \
+    after the code (docs/api.md#codes-typed-on-the-gateways-page); `verify` of such a challenge \
+    is 409 `entry_page`. With a code into the chat or another method it is 422.";
+
+/// One variant of [`NewChallenge`]'s `anyOf`: `form` of method `m`. A
+/// method that approves no payment takes no `transaction`; one that takes
+/// no code is never typed on the page (`entry` `chat` alone).
+fn variant(m: M, form: &RequestForm) -> serde_json::Value {
+    let null = json!({"type": "null"});
+    let or_null = |schema: &str| json!({"oneOf": [{"type": "null"}, {"$ref": format!("#/components/schemas/{schema}")}]});
+    let (delivery, required) = match form.delivery {
+        Deliveries::None => (null.clone(), json!(["method"])),
+        Deliveries::Optional(named) => {
+            let mut named: Vec<_> = named.iter().map(|d| json!(d.as_str())).collect();
+            named.push(serde_json::Value::Null);
+            (json!({ "enum": named }), json!(["method"]))
+        }
+        Deliveries::Required(d) => (json!({"const": d.as_str()}), json!(["method", "delivery"])),
+    };
+    let to = match form.to {
+        Some(Addressee::Phone) => or_null("PhoneText"),
+        Some(Addressee::Email) => or_null("EmailText"),
+        None => null.clone(),
+    };
+    let transaction = if m.approves_payment() {
+        or_null("Transaction")
+    } else {
+        null
+    };
+    let entry = if m.takes_code() {
+        json!({"enum": ["chat", "page", null]})
+    } else {
+        json!({"enum": ["chat", null]})
+    };
+    let mut variant = json!({"title": form.title, "type": "object", "additionalProperties": false, "required": required,
+           "properties": {"method": {"const": m.as_str()}, "delivery": delivery, "to": to,
+                          "locale": or_null("LocaleText"),
+                          "transaction": transaction,
+                          "entry": entry}});
+    if m.request_doc().credential {
+        credential_members(&mut variant["properties"]);
+    }
+    variant
+}
+
+/// The members of a request that asks for a credential from the
+/// customer's wallet (docs/wallet.md#asking). A credential proves who the
+/// customer is; the team's `sca` credential approves a payment, and takes
+/// no `match` when it compares no claim.
+fn credential_members(properties: &mut serde_json::Value) {
+    let credential_id = json!({"type": "string", "minLength": 1, "maxLength": 64});
+    properties["credential"] = json!({"oneOf": [
+        credential_id.clone(),
+        {"type": "array", "items": credential_id, "minItems": 1, "maxItems": 4, "uniqueItems": true},
+    ], "description": "one of the team's [wallet] credentials ids, or 1 to 4 of them of which the customer presents any one (one request with DCQL credential_sets); may be left out when it has one"});
+    properties["register"] = json!({"oneOf": [{"type": "null"}, {"type": "boolean"}],
+        "description": "`true`: register the customer's attestation of the team's `sca` credential for payments, with no `transaction`; needs the interaction authenticated with a `customer_ref` by a method other than `wallet`, `recognized` and `pre_chat` in the last 10 minutes, else 409 `not_authenticated` (docs/wallet.md#registering-the-wallet-for-payments)"});
+    properties["match"] = json!({"type": "object", "maxProperties": 10,
+        "description": "claim name → the value the bank expects; each a claim (by the name its `claims` gives) of every credential asked; 1 to 10, required but for an `sca` credential whose `claims` are empty",
+        "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 200}});
 }
 raw_schema!(NewChallenge);
 
@@ -386,8 +380,8 @@ async fn reveal(
 
 /// The names of challenge methods and deliveries are spelled once
 /// (`as_str` over `ALL`): the names `Method::parse` reads, the metric
-/// labels, the request parser and the hand-written `anyOf` of
-/// `NewChallenge` must all be those.
+/// labels, the request parser and the `anyOf` of `NewChallenge` (made
+/// from each method's `request_doc`) must all be those.
 #[cfg(test)]
 mod names {
     use std::collections::BTreeSet;

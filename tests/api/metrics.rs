@@ -97,6 +97,46 @@ async fn request_duration_is_a_histogram_with_a_status_label() {
 
 const METRICS_TOKEN: &str = "scrape-me-0123456789abcdef";
 
+/// `/metrics` with the token: every series, the teams' too.
+async fn scrape_all(app: &TestApp) -> String {
+    let res = app.request(Method::GET, "/metrics", Some(METRICS_TOKEN));
+    res.send().await.unwrap().text().await.unwrap()
+}
+
+/// A gateway with the operator API and a metrics token.
+async fn operated_gateway() -> TestApp {
+    let setup = Setup {
+        server: with_metrics_token().server,
+        ..crate::operator_writes::with_operator()
+    };
+    spawn_with(Backend::Memory, setup).await.unwrap()
+}
+
+/// A team written through the operator API as `edit` changes it, under
+/// an id (`{prefix}-…`) no other test writes, for the metrics recorder is
+/// the process's: the id, its `team="…"` label and the `PUT`'s answer.
+async fn an_api_team(
+    app: &TestApp,
+    prefix: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> (String, String, reqwest::Response) {
+    use crate::operator_writes::{put, team};
+    let id = format!("{prefix}-{}", &Uuid::now_v7().simple().to_string()[20..]);
+    let label = format!("team=\"{id}\"");
+    let mut body = team(&id, &chatgate::domain::secrets::generate_whsec());
+    edit(&mut body);
+    let res = put(app, &id, &body, &[]).await;
+    assert_eq!(res.status(), 201);
+    (id, label, res)
+}
+
+/// The API team's first interaction, as its bot (`newco-bot-key`).
+async fn first_interaction(app: &TestApp) {
+    let body =
+        serde_json::json!({"channel": "webchat", "conversation_id": Uuid::now_v7().to_string()});
+    app.create_as("newco-bot-key", body).await;
+}
+
 fn with_metrics_token() -> Setup {
     Setup {
         server: format!("metrics_token = \"{METRICS_TOKEN}\""),
@@ -286,29 +326,15 @@ both_stores!(
 /// A file team's series are there at 0 from the start, as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_team_has_no_outbox_loop_and_an_idle_api_team_no_series() {
-    use crate::operator_writes::{put, team, with_operator};
-    let setup = Setup {
-        server: format!("metrics_token = \"{METRICS_TOKEN}\""),
-        ..with_operator()
-    };
-    let app = spawn_with(Backend::Memory, setup).await.unwrap();
-    // The metrics recorder is the process's: an id no other test writes.
-    let id = format!("idle-{}", &Uuid::now_v7().simple().to_string()[20..]);
-    let label = format!("team=\"{id}\"");
-    let security = chatgate::domain::secrets::generate_whsec();
-    let res = put(&app, &id, &team(&id, &security), &[]).await;
-    assert_eq!(res.status(), 201);
-    let scraped = || async {
-        let res = app.request(Method::GET, "/metrics", Some(METRICS_TOKEN));
-        res.send().await.unwrap().text().await.unwrap()
-    };
+    let app = operated_gateway().await;
+    let (_, label, _) = an_api_team(&app, "idle", |_| {}).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
         app.gateway.outbox().team_loops(),
         0,
         "no team has outbox work"
     );
-    let text = scraped().await;
+    let text = scrape_all(&app).await;
     assert!(
         !text.contains(&label),
         "an idle API team has no series: {text}"
@@ -316,12 +342,7 @@ async fn an_idle_team_has_no_outbox_loop_and_an_idle_api_team_no_series() {
     assert!(text.contains("chatgate_outbox_given_up_total{team=\"globex\",kind=\"event\"}"));
     // The team's first interaction: its event for the team's webhook starts
     // its loop, and no other, and with it its series.
-    let body =
-        serde_json::json!({"channel": "webchat", "conversation_id": Uuid::now_v7().to_string()});
-    let res = app
-        .request(Method::POST, "/v1/interactions", Some("newco-bot-key"))
-        .json(&body);
-    assert_eq!(res.send().await.unwrap().status(), 201);
+    first_interaction(&app).await;
     for _ in 0..50 {
         if app.gateway.outbox().team_loops() > 0 {
             break;
@@ -336,13 +357,13 @@ async fn an_idle_team_has_no_outbox_loop_and_an_idle_api_team_no_series() {
     // The loop registers its series when it first runs, a moment after
     // it is counted: the scrape waits for that run, not for a timer.
     let series = format!("chatgate_outbox_given_up_total{{{label},kind=\"event\"}}");
-    let mut text = scraped().await;
+    let mut text = scrape_all(&app).await;
     for _ in 0..50 {
         if text.contains(&series) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        text = scraped().await;
+        text = scrape_all(&app).await;
     }
     assert!(text.contains(&series), "{text}");
 }
@@ -355,35 +376,18 @@ async fn an_idle_team_has_no_outbox_loop_and_an_idle_api_team_no_series() {
 /// series, as its deliveries count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_team_s_series_and_health_are_dropped() {
-    use crate::operator_writes::{delete, etag_of, put, team, with_operator};
+    use crate::operator_writes::{delete, etag_of};
     use crate::outbox::eventually;
-    let setup = Setup {
-        server: format!("metrics_token = \"{METRICS_TOKEN}\""),
-        ..with_operator()
-    };
-    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    let app = operated_gateway().await;
     let outbox = app.gateway.outbox();
     let held = outbox.destinations_held();
-    // The metrics recorder is the process's: an id no other test writes.
-    let id = format!("gone-{}", &Uuid::now_v7().simple().to_string()[20..]);
-    let label = format!("team=\"{id}\"");
-    let security = chatgate::domain::secrets::generate_whsec();
-    let mut body = team(&id, &security);
     // A webhook nobody answers: its delivery fails and waits for a retry.
-    body["webhook"]["url"] = serde_json::json!("http://127.0.0.1:9/events");
-    let res = put(&app, &id, &body, &[]).await;
-    assert_eq!(res.status(), 201);
+    let (id, label, res) = an_api_team(&app, "gone", |body| {
+        body["webhook"]["url"] = serde_json::json!("http://127.0.0.1:9/events");
+    })
+    .await;
     let etag = etag_of(&res);
-    let scraped = || async {
-        let res = app.request(Method::GET, "/metrics", Some(METRICS_TOKEN));
-        res.send().await.unwrap().text().await.unwrap()
-    };
-    let body =
-        serde_json::json!({"channel": "webchat", "conversation_id": Uuid::now_v7().to_string()});
-    let res = app
-        .request(Method::POST, "/v1/interactions", Some("newco-bot-key"))
-        .json(&body);
-    assert_eq!(res.send().await.unwrap().status(), 201);
+    first_interaction(&app).await;
     let value = |text: &str, series: &str| {
         let line = text.lines().find_map(|l| l.strip_prefix(series));
         line.and_then(|v| v.trim().parse::<f64>().ok())
@@ -391,21 +395,21 @@ async fn a_deleted_team_s_series_and_health_are_dropped() {
     };
     let failed = format!("chatgate_outbox_failed_attempts_total{{{label},kind=\"event\"}} ");
     eventually("the webhook's delivery failed", || async {
-        value(&scraped().await, &failed) > 0.0
+        value(&scrape_all(&app).await, &failed) > 0.0
     })
     .await;
     // The failed item grows old on the gateway's clock.
     app.advance(30);
     let pending = format!("chatgate_outbox_oldest_pending_seconds{{{label},kind=\"event\"}} ");
     eventually("the failed item's age, under the team's id", || async {
-        value(&scraped().await, &pending) >= 30.0
+        value(&scrape_all(&app).await, &pending) >= 30.0
     })
     .await;
     assert!(outbox.destinations_held() > held, "its webhook's health");
     let res = delete(&app, &id, &[("If-Match", &etag)]).await;
     assert_eq!(res.status(), 204);
     eventually("the deleted team's series and health gone", || async {
-        !scraped().await.contains(&label) && outbox.destinations_held() == held
+        !scrape_all(&app).await.contains(&label) && outbox.destinations_held() == held
     })
     .await;
     assert_eq!(outbox.team_loops(), 0, "its loop ended");

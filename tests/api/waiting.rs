@@ -68,23 +68,35 @@ fn at_once(answer: &Value) -> bool {
 /// A second bot key of acme's (as in `mcp.rs`).
 const OTHER_BOT: &str = "cg_other_bot_key_for_mcp_tests_0123456789";
 
-both_stores!(
-    a_wait_past_its_key_s_share_answers_at_once,
-    setup: Setup {
+/// The MCP gateway with a key's share of two waiting calls
+/// (`server.max_waits_per_key`).
+fn two_waits_a_key() -> Setup {
+    Setup {
         server: "max_waits_per_key = 2".into(),
         ..crate::mcp::setup(false)
-    },
+    }
+}
+
+/// A session of each of `keys` whose first call about interaction `id`
+/// was answered at once: from now on, its calls about it wait.
+async fn waiting_sessions(app: &TestApp, keys: &[&str], id: &str) -> Vec<String> {
+    let mut sessions = Vec::new();
+    for key in keys {
+        let session = open(app, key).await;
+        let first = waiting_call(&reqwest::Client::new(), app, key, &session, id, 0);
+        assert_eq!(first.await.unwrap().unwrap().0, 200);
+        sessions.push(session);
+    }
+    sessions
+}
+
+both_stores!(
+    a_wait_past_its_key_s_share_answers_at_once,
+    setup: two_waits_a_key(),
     |app: TestApp| async move {
         let (bot, other) = (app.keys.bot.clone(), OTHER_BOT);
         let id = app.new_interaction().await;
-        // Sessions whose first answer came at once: from now on, they wait.
-        let mut sessions = Vec::new();
-        for key in [bot.as_str(), bot.as_str(), other] {
-            let session = open(&app, key).await;
-            let first = waiting_call(&reqwest::Client::new(), &app, key, &session, &id, 0);
-            assert_eq!(first.await.unwrap().unwrap().0, 200);
-            sessions.push(session);
-        }
+        let sessions = waiting_sessions(&app, &[&bot, &bot, other], &id).await;
         let client = reqwest::Client::new();
         let held: Vec<_> = sessions[..2]
             .iter()
@@ -113,20 +125,11 @@ both_stores!(
 
 both_stores!(
     a_waiting_call_whose_client_leaves_gives_its_place_back,
-    setup: Setup {
-        server: "max_waits_per_key = 2".into(),
-        ..crate::mcp::setup(false)
-    },
+    setup: two_waits_a_key(),
     |app: TestApp| async move {
         let bot = app.keys.bot.clone();
         let id = app.new_interaction().await;
-        let mut sessions = Vec::new();
-        for _ in 0..3 {
-            let session = open(&app, &bot).await;
-            let first = waiting_call(&reqwest::Client::new(), &app, &bot, &session, &id, 0);
-            assert_eq!(first.await.unwrap().unwrap().0, 200);
-            sessions.push(session);
-        }
+        let sessions = waiting_sessions(&app, &[&bot, &bot, &bot], &id).await;
         // The key's share full, each call on a connection of its own.
         let (leaving, staying) = (reqwest::Client::new(), reqwest::Client::new());
         let left = waiting_call(&leaving, &app, &bot, &sessions[0], &id, 25);

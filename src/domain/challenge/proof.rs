@@ -486,6 +486,16 @@ pub enum Sends {
     Link(Page),
 }
 
+/// The number the number checks vouch for before a challenge is trusted
+/// ([`ChallengeMethod::number_checked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberChecked {
+    /// The number its code goes to (the start's destination).
+    Destination,
+    /// The interaction's `contact.phone`, the number it vouches for.
+    OnFile,
+}
+
 /// The names of the methods and deliveries, spelled once: the request
 /// parser, the metric labels and the OpenAPI document read them from here,
 /// and a test holds the API's names (`gateway::view`) to them.
@@ -591,21 +601,48 @@ impl ChallengeMethod {
         }
     }
 
-    /// Whether this method's code may be sent to a phone number, so that
-    /// the team's number checks vouch for the number before it is trusted
-    /// (docs/number-checks.md). A PIN is the customer's own, a binding code
-    /// is shown by the login page, an app approval goes to the app. A
-    /// network check vouches for the number on file itself, and a swapped
-    /// SIM passes it, so the number checks vouch for that number first
-    /// (docs/network-authentication.md).
-    pub fn may_go_to_a_number(self) -> bool {
+    /// Whether the payment it approves is approved in the customer's own
+    /// app or wallet, outside the conversation: a read of the challenge
+    /// answers the approval, which no verify of a code answered, and its
+    /// approval token names no `via`, since no channel carried it
+    /// (docs/api.md#the-approval-token). A code the gateway sent (`otp`)
+    /// is approved by its verify and names its channel; a method that
+    /// approves no payment ([`ChallengeMethod::approves_payment`]) has
+    /// no approval to read.
+    pub fn approves_in_own_app(self) -> bool {
         match self {
-            ChallengeMethod::Otp | ChallengeMethod::Network => true,
+            ChallengeMethod::App | ChallengeMethod::Wallet => true,
+            ChallengeMethod::Otp
+            | ChallengeMethod::Pin
+            | ChallengeMethod::Binding
+            | ChallengeMethod::Network => false,
+        }
+    }
+
+    /// Which phone number the team's number checks vouch for before a
+    /// challenge of this method is trusted (docs/number-checks.md), one
+    /// `match`: a code's destination, or, for a network check, the
+    /// number on file, wherever its link goes (a swapped SIM passes the
+    /// operator's check, docs/network-authentication.md). `None`: its
+    /// code never goes to a number (a PIN is the customer's own, a
+    /// binding code is shown by the login page, an app approval goes to
+    /// the app, a wallet's link asks a credential).
+    pub fn number_checked(self) -> Option<NumberChecked> {
+        match self {
+            ChallengeMethod::Otp => Some(NumberChecked::Destination),
+            ChallengeMethod::Network => Some(NumberChecked::OnFile),
             ChallengeMethod::Pin
             | ChallengeMethod::Binding
             | ChallengeMethod::App
-            | ChallengeMethod::Wallet => false,
+            | ChallengeMethod::Wallet => None,
         }
+    }
+
+    /// Whether this method's code may be sent to a phone number, so that
+    /// the team's number checks vouch for the number before it is trusted
+    /// ([`ChallengeMethod::number_checked`] names one).
+    pub fn may_go_to_a_number(self) -> bool {
+        self.number_checked().is_some()
     }
 
     /// Whether an agent may be shown this method's code

@@ -648,3 +648,48 @@ fn every_method_says_its_own_rungs() {
         assert_eq!(own.opens, opens, "{method:?}");
     }
 }
+
+/// The API document's forms of a method (`ChallengeMethod::request_doc`)
+/// name the deliveries its start accepts, and no other; a method typed
+/// on the page is one a code answers; a method asking a credential is
+/// the one whose request takes `credential`.
+#[test]
+fn a_method_s_request_forms_are_what_its_start_accepts() {
+    let credential = serde_json::json!("pid");
+    for method in ChallengeMethod::ALL {
+        let doc = method.request_doc();
+        assert_eq!(doc.forms.is_empty(), !method.startable(), "{method:?}");
+        if !method.startable() {
+            continue;
+        }
+        let (mut named, mut left_out) = (Vec::new(), false);
+        for form in doc.forms {
+            let these = match form.delivery {
+                Deliveries::None => Vec::new(),
+                Deliveries::Optional(these) => these.to_vec(),
+                Deliveries::Required(d) => vec![d],
+            };
+            left_out |= !matches!(form.delivery, Deliveries::Required(_));
+            named.extend_from_slice(&these);
+            // Its `to`, where it names one, and no other.
+            let to = match form.to {
+                Some(Addressee::Phone) | None => PHONE,
+                Some(Addressee::Email) => "someone@example.com",
+            };
+            for d in &these {
+                let sent = ChallengeRequest::parse(method.as_str(), Some(d.as_str()), Some(to));
+                assert_eq!(sent.is_ok(), form.to.is_some(), "{method:?} {d:?}");
+            }
+        }
+        for d in Delivery::REQUESTABLE {
+            let accepted = delivery_for(method, Some(d)).is_ok();
+            assert_eq!(accepted, named.contains(&d), "{method:?} {d:?}");
+        }
+        assert_eq!(delivery_for(method, None).is_ok(), left_out, "{method:?}");
+        let on_the_page = page_entry_allowed(method.as_str(), Some("sms")).is_ok();
+        assert_eq!(on_the_page, method.takes_code(), "{method:?}");
+        let asked = ChallengeRequest::parse(method.as_str(), None, None)
+            .and_then(|r| r.for_wallet(Some(&credential), None));
+        assert_eq!(asked.is_ok(), doc.credential, "{method:?}");
+    }
+}

@@ -16,7 +16,7 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use super::jose::{to_b64url, Object};
-use crate::domain::interaction::{InteractionRecord, Method};
+use crate::domain::interaction::InteractionRecord;
 use crate::domain::settings::Settings;
 use crate::error::Error;
 use crate::time::Timestamp;
@@ -136,8 +136,7 @@ pub fn may_register<'r>(
     let Some(auth) = rec.auth.as_ref().filter(|_| rec.is_authenticated(now, s)) else {
         return Err(refused);
     };
-    let method_may = !matches!(auth.method, Method::Wallet | Method::PreChat);
-    if !method_may || now.since(auth.authenticated_at) > RECENT {
+    if !auth.method.vouches_for_a_wallet() || now.since(auth.authenticated_at) > RECENT {
         return Err(refused);
     }
     Ok(customer)

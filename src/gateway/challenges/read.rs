@@ -2,11 +2,12 @@
 //! ([`StartedChallenge`]), and the read of one challenge
 //! (docs/api.md#reading-a-challenge): where it stands and how far its
 //! message got.
+#![deny(clippy::wildcard_enum_match_arm)]
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::config::Team;
-use crate::domain::challenge::{ChallengeMethod as Method, ChallengeState as State};
+use crate::domain::challenge::ChallengeState as State;
 use crate::domain::delivery_status::DeliveryState;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::number_check::NumberCheck;
@@ -135,9 +136,10 @@ pub async fn read_challenge(
         let used = state == crate::domain::challenge::ChallengeState::Used;
         view.wallet = WalletView::of(c, true, (view.awaiting_code == Some(true), used));
     }
-    // An app's approval, and a wallet's once its binding code is verified
+    // An approval given in the customer's own app or wallet: an app's,
+    // and a wallet's once its binding code is verified
     // (docs/wallet.md#a-payment-approved-in-the-wallet).
-    if matches!(c.method(), Method::App | Method::Wallet) {
+    if c.method().approves_in_own_app() {
         view.approval = approval_of(core, team, rec, cid, for_bot, now)?;
     }
     Ok(view)
@@ -207,7 +209,7 @@ pub(super) fn approval_of(
             token: None,
         }));
     }
-    let via = (!matches!(c.method(), Method::App | Method::Wallet)).then(|| auth.via.clone());
+    let via = (!c.method().approves_in_own_app()).then(|| auth.via.clone());
     let claims = ApprovalClaims::new(
         Approved {
             issuer: &core.config().server.issuer,

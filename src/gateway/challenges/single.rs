@@ -5,12 +5,13 @@
 //! Starting reserves the send allowance and opens the challenge in one
 //! commit, then sends; a failed send gives both back (502, no allowance
 //! used).
+#![deny(clippy::wildcard_enum_match_arm)]
 use uuid::Uuid;
 
 use super::read::StartedChallenge;
 use crate::channels::{ChannelError, Fill, Purpose, Sent};
 use crate::config::Team;
-use crate::domain::challenge::{ChallengeMethod, Sends};
+use crate::domain::challenge::{NumberChecked, Sends};
 use crate::domain::destination_policy::Reach;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::number_check::NumberCheck;
@@ -126,7 +127,10 @@ async fn check_number(
     req: &ChallengeRequest,
     now: Timestamp,
 ) -> Result<Option<(String, NumberCheck)>> {
-    if team.number_checks.is_none() || !req.method.may_go_to_a_number() {
+    let Some(checked) = req.method.number_checked() else {
+        return Ok(None);
+    };
+    if team.number_checks.is_none() {
         return Ok(None);
     }
     let pair = core.load_pair(team, id, now).await?;
@@ -142,35 +146,42 @@ async fn check_number(
     };
     let code = otp::generate(settings.otp.length);
     let dry = start_challenge::decide(req, cid, &code, &mut rec, &mut subject, &rules, now)?;
-    let asked = number_checks::refused_challenge(cid, req.delivery, now);
-    if req.method == ChallengeMethod::Network {
+    let asked = FailedChallenge {
+        method: req.method,
+        ..number_checks::refused_challenge(cid, req.delivery, now)
+    };
+    let (number, voice) = match checked {
         // The number the operator is asked about, wherever the link goes.
-        let Some(number) = rec.contact.phone.as_deref().map(e164_of) else {
-            return Ok(None);
-        };
-        let asked = FailedChallenge {
-            method: ChallengeMethod::Network,
-            ..asked
-        };
-        let found = number_checks::check(core, team, pair.rec()?, asked, &number, false, now);
-        return Ok(found.await?.map(|c| (number, c)));
-    }
+        NumberChecked::OnFile => match rec.contact.phone.as_deref() {
+            Some(phone) => (e164_of(phone), false),
+            None => return Ok(None),
+        },
+        NumberChecked::Destination => match code_number(core, dry) {
+            Some(found) => found,
+            None => return Ok(None),
+        },
+    };
+    let found = number_checks::check(core, team, pair.rec()?, asked, &number, voice, now).await?;
+    Ok(found.map(|c| (number, c)))
+}
+
+/// The phone number a code started as `dry` goes to, and whether a call
+/// reads it; `None` when it goes to no number (a conversation, an
+/// e-mail address, a WhatsApp conversation named by a business-scoped
+/// user id: docs/channels.md#business-scoped-user-ids).
+fn code_number(core: &Core, dry: Started) -> Option<(String, bool)> {
     let (Some(message), Some(number)) = (&dry.message, dry.destination) else {
-        return Ok(None);
+        return None;
     };
     if crate::domain::bsuid::is_bsuid(&number) {
-        // A WhatsApp conversation named by a business-scoped user id: no
-        // number to check (docs/channels.md#business-scoped-user-ids).
-        return Ok(None);
+        return None;
     }
     let voice = match core.reach(&message.channel) {
         Reach::Phone | Reach::PhoneChat => false,
         Reach::Voice => true,
-        Reach::Conversation | Reach::Email => return Ok(None),
+        Reach::Conversation | Reach::Email => return None,
     };
-    let rec = pair.rec()?;
-    let found = number_checks::check(core, team, rec, asked, &number, voice, now).await?;
-    Ok(found.map(|c| (number, c)))
+    Some((number, voice))
 }
 
 /// `number` in E.164 when it reads as a phone number, else as written.
@@ -200,9 +211,9 @@ async fn reserve(
             if let Some((number, found)) = checked {
                 // A network check's number is the one on file, wherever
                 // its link goes.
-                let checked_number = match req.method {
-                    ChallengeMethod::Network => w.rec.contact.phone.as_deref().map(e164_of),
-                    _ => started.destination.clone(),
+                let checked_number = match req.method.number_checked() {
+                    Some(NumberChecked::OnFile) => w.rec.contact.phone.as_deref().map(e164_of),
+                    Some(NumberChecked::Destination) | None => started.destination.clone(),
                 };
                 if checked_number.as_ref() != Some(number) {
                     // The contact changed since it was checked.
