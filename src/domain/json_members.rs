@@ -26,11 +26,17 @@ use serde_json::value::RawValue;
 /// unescaped), at any depth. `None` for JSON without one, and for text
 /// that is not JSON at all: its own parse says what is wrong with it.
 pub fn repeated_member(json: &[u8]) -> Option<String> {
+    repeated_in(&mut serde_json::Deserializer::from_slice(json))
+}
+
+/// [`repeated_member`] of the value `de` reads.
+fn repeated_in<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+) -> Option<String> {
     let found = RefCell::new(None);
-    let mut de = serde_json::Deserializer::from_slice(json);
     // Stopped at the repeated name (recorded in `found`), or at a syntax
     // error, left to the caller's parse.
-    let _ = Walk { found: &found }.deserialize(&mut de);
+    let _ = Walk { found: &found }.deserialize(de);
     found.into_inner()
 }
 
@@ -127,9 +133,21 @@ pub trait Kept<'de>: Default {
 /// a repeat before a syntax error is still a repeat). A text that is
 /// some other JSON value is `T`'s default.
 pub fn read_object<'de, T: Kept<'de>>(json: &'de [u8]) -> Result<T, Unread> {
+    match std::str::from_utf8(json) {
+        // UTF-8 checked once, here, rather than string by string.
+        Ok(text) => read_from(serde_json::Deserializer::from_str(text)),
+        Err(_) => read_from(serde_json::Deserializer::from_slice(json)),
+    }
+}
+
+/// [`read_object`] of what `de` reads.
+fn read_from<'de, R, T>(mut de: serde_json::Deserializer<R>) -> Result<T, Unread>
+where
+    R: serde_json::de::Read<'de>,
+    T: Kept<'de>,
+{
     let found = RefCell::new(None);
     let check = Check { found: &found };
-    let mut de = serde_json::Deserializer::from_slice(json);
     let read = check
         .object::<T>()
         .deserialize(&mut de)
@@ -251,7 +269,8 @@ impl<'de> DeserializeSeed<'de> for Raw<'_> {
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'de RawValue, D::Error> {
         let raw = <&RawValue>::deserialize(d)?;
         if raw.get().starts_with(['{', '[']) {
-            if let Some(name) = repeated_member(raw.get().as_bytes()) {
+            let mut de = serde_json::Deserializer::from_str(raw.get());
+            if let Some(name) = repeated_in(&mut de) {
                 return Err(self.check.repeated(name));
             }
         }

@@ -378,19 +378,21 @@ fn an_id(text: &str) -> bool {
 /// Whether `bytes` nest arrays and objects deeper than `max` (strings
 /// skipped), read in one pass without building anything.
 fn depth_over(bytes: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let (mut depth, mut at) = (0usize, 0);
+    while let Some(&b) = bytes.get(at) {
         match b {
-            b'"' => in_string = true,
+            b'"' => {
+                // To the string's closing quote, each escape's next byte
+                // passed over.
+                at += 1;
+                while let Some(&c) = bytes.get(at) {
+                    match c {
+                        b'"' => break,
+                        b'\\' => at += 2,
+                        _ => at += 1,
+                    }
+                }
+            }
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -400,6 +402,7 @@ fn depth_over(bytes: &[u8], max: usize) -> bool {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        at += 1;
     }
     false
 }
@@ -681,6 +684,11 @@ mod tests {
         assert!(!depth_over(br#"{"a":[{"b":"[[[[[[["}]}"#, 3));
         assert!(depth_over(br#"{"a":[{"b":[1]}]}"#, 3));
         assert!(!depth_over(br#"{"a":"\"[[[[","b":{}}"#, 2));
+        // After an escaped backslash a quote ends the string; an escaped
+        // quote does not.
+        assert!(depth_over(br#"{"a":"\\",[[[[]]]]}"#, 3));
+        assert!(!depth_over(br#"{"a":"\",[[[[]]]]"}"#, 3));
+        assert!(!depth_over(br#"{"a":"[[[[\"#, 3), "a string not closed");
         let deep = "[".repeat(100_000);
         assert!(depth_over(deep.as_bytes(), MAX_DEPTH));
     }
