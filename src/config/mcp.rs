@@ -42,6 +42,19 @@ pub struct McpConfig {
     pub allowed_origins: Vec<String>,
     /// `(host, port)`; `None`: any port.
     pub allowed_hosts: Vec<(String, Option<u16>)>,
+    /// `server.public_url`'s `Host`, parsed once as the configuration
+    /// loads ([`McpConfig::serving`]); `None` without one.
+    pub public_host: Option<PublicHost>,
+}
+
+/// The `Host` of `server.public_url`: its host in lower case, its port
+/// (the scheme's when none is written), and the scheme's default port,
+/// which a `Host` without a port means.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublicHost {
+    pub name: String,
+    pub port: u16,
+    pub default_port: Option<u16>,
 }
 
 impl Default for McpConfig {
@@ -49,45 +62,68 @@ impl Default for McpConfig {
         build(&McpSection::default(), "").unwrap_or(McpConfig {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            public_host: None,
         })
     }
 }
 
 impl McpConfig {
-    /// Whether a request's `Origin` may reach `/mcp`: one listed, exactly.
+    /// This configuration serving at `public_url` (`server.public_url`,
+    /// parsed): its `Host` taken apart once, here, for
+    /// [`McpConfig::allows_host`].
+    pub fn serving(self, public_url: &url::Url) -> Self {
+        let default_port = match public_url.scheme() {
+            "https" => Some(443),
+            "http" => Some(80),
+            _ => None,
+        };
+        let public_host = public_url.host_str().and_then(|h| {
+            Some(PublicHost {
+                name: h.to_ascii_lowercase(),
+                port: public_url.port_or_known_default()?,
+                default_port,
+            })
+        });
+        McpConfig {
+            public_host,
+            ..self
+        }
+    }
+
+    /// Whether a request's `Origin` may reach `/mcp`: one listed, exactly
+    /// (the list is in lower case).
     pub fn allows_origin(&self, origin: &str) -> bool {
-        let origin = origin.trim().to_ascii_lowercase();
-        self.allowed_origins.contains(&origin)
+        let origin = origin.trim();
+        self.allowed_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
     }
 
     /// Whether a request's `Host` (`host[:port]`) may reach `/mcp`:
-    /// `public_url`'s host with its port, or one listed.
-    pub fn allows_host(&self, host: &str, public_url: &str) -> bool {
-        let Some((name, port)) = split_host(host) else {
+    /// `public_url`'s host with its port, or one listed. Compared in
+    /// place, nothing allocated.
+    pub fn allows_host(&self, host: &str) -> bool {
+        let Some((name, port)) = host_parts(host) else {
             return false;
         };
-        let public = url::Url::parse(public_url).ok();
-        let own = public.as_ref().and_then(|u| {
-            let h = u.host_str()?.to_ascii_lowercase();
-            Some((h, u.port_or_known_default()?))
+        let own = self.public_host.as_ref().is_some_and(|own| {
+            own.name.eq_ignore_ascii_case(name) && port.or(own.default_port) == Some(own.port)
         });
-        let default_port = match public.as_ref().map(url::Url::scheme) {
-            Some("https") => Some(443),
-            Some("http") => Some(80),
-            _ => None,
-        };
-        if own.is_some_and(|(h, p)| h == name && port.or(default_port) == Some(p)) {
-            return true;
-        }
-        self.allowed_hosts
+        own || self
+            .allowed_hosts
             .iter()
-            .any(|(h, p)| *h == name && (p.is_none() || *p == port))
+            .any(|(h, p)| h.eq_ignore_ascii_case(name) && (p.is_none() || *p == port))
     }
 }
 
 /// `host[:port]` in lower case: `None` when it is not one.
 fn split_host(host: &str) -> Option<(String, Option<u16>)> {
-    let host = host.trim().to_ascii_lowercase();
+    host_parts(host).map(|(name, port)| (name.to_ascii_lowercase(), port))
+}
+
+/// `host[:port]`'s host, as written, and port: `None` when it is not one.
+fn host_parts(host: &str) -> Option<(&str, Option<u16>)> {
+    let host = host.trim();
     let (name, port) = if host.starts_with('[') {
         let end = host.find(']')?;
         let rest = &host[end + 1..];
@@ -96,17 +132,17 @@ fn split_host(host: &str) -> Option<(String, Option<u16>)> {
             None if rest.is_empty() => None,
             None => return None,
         };
-        (host[..=end].to_string(), port)
+        (&host[..=end], port)
     } else {
         match host.split_once(':') {
-            Some((n, p)) => (n.to_string(), Some(p)),
-            None => (host.clone(), None),
+            Some((n, p)) => (n, Some(p)),
+            None => (host, None),
         }
     };
     let name_ok = !name.is_empty()
         && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c));
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-._[]:".contains(&c));
     let port = match port {
         Some(p) => Some(p.parse::<u16>().ok()?),
         None => None,
@@ -151,6 +187,7 @@ pub(super) fn build(raw: &McpSection, file: &str) -> Result<McpConfig, ConfigErr
     Ok(McpConfig {
         allowed_origins: raw.allowed_origins.clone(),
         allowed_hosts,
+        public_host: None,
     })
 }
 
@@ -188,25 +225,31 @@ mod tests {
         );
     }
 
+    /// Whether `c`, serving at `public_url`, lets `host` reach `/mcp`.
+    fn allows(c: &McpConfig, host: &str, public_url: &str) -> bool {
+        let url = url::Url::parse(public_url).unwrap();
+        c.clone().serving(&url).allows_host(host)
+    }
+
     #[test]
     fn hosts_are_public_url_s_with_its_port_or_listed_with_any() {
         let c = build_from("").unwrap();
         let public = "https://auth.example.com";
-        assert!(c.allows_host("auth.example.com", public));
-        assert!(c.allows_host("Auth.Example.com:443", public));
-        assert!(!c.allows_host("auth.example.com:8443", public));
-        assert!(c.allows_host("127.0.0.1:39211", public));
-        assert!(c.allows_host("localhost", public));
-        assert!(c.allows_host("[::1]:8080", public));
-        assert!(!c.allows_host("evil.example.com", public));
-        assert!(!c.allows_host("", public));
-        assert!(c.allows_host("gw:8080", "http://gw:8080"));
-        assert!(!c.allows_host("gw", "http://gw:8080"));
+        assert!(allows(&c, "auth.example.com", public));
+        assert!(allows(&c, "Auth.Example.com:443", public));
+        assert!(!allows(&c, "auth.example.com:8443", public));
+        assert!(allows(&c, "127.0.0.1:39211", public));
+        assert!(allows(&c, "localhost", public));
+        assert!(allows(&c, "[::1]:8080", public));
+        assert!(!allows(&c, "evil.example.com", public));
+        assert!(!allows(&c, "", public));
+        assert!(allows(&c, "gw:8080", "http://gw:8080"));
+        assert!(!allows(&c, "gw", "http://gw:8080"));
         let c = build_from("allowed_hosts = [\"chatgate.internal\", \"gw:81\"]").unwrap();
-        assert!(c.allows_host("chatgate.internal:9000", public));
-        assert!(c.allows_host("gw:81", public) && !c.allows_host("gw:82", public));
+        assert!(allows(&c, "chatgate.internal:9000", public));
+        assert!(allows(&c, "gw:81", public) && !allows(&c, "gw:82", public));
         assert!(
-            !c.allows_host("localhost", public),
+            !allows(&c, "localhost", public),
             "the list replaces the default"
         );
     }

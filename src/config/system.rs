@@ -52,6 +52,8 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
     let s = raw.server;
 
     let public_url = server_identity(&s, file)?;
+    // The `Host` the MCP server answers at, parsed once here.
+    let mcp = mcp.serving(&public_url);
 
     let log_format = match s.log_format.as_str() {
         "text" => LogFormat::Text,

@@ -8,22 +8,35 @@
 //! and keeps only the member names of the objects it is inside (compared
 //! after unescaping: `"a"` and `"\u0061"` are one name). No value is
 //! built, and the work is linear in the text.
+//!
+//! [`read_object`] makes the same check in the pass that reads a text's
+//! members: a reader ([`Kept`]) takes the members it wants as it meets
+//! them, borrowed from the text, and every other value is walked for the
+//! check alone (docs/performance.md#an-mcp-tool-call).
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
+use std::marker::PhantomData;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// The first member name that one object of `json` names twice (as
 /// unescaped), at any depth. `None` for JSON without one, and for text
 /// that is not JSON at all: its own parse says what is wrong with it.
 pub fn repeated_member(json: &[u8]) -> Option<String> {
+    repeated_in(&mut serde_json::Deserializer::from_slice(json))
+}
+
+/// [`repeated_member`] of the value `de` reads.
+fn repeated_in<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+) -> Option<String> {
     let found = RefCell::new(None);
-    let mut de = serde_json::Deserializer::from_slice(json);
     // Stopped at the repeated name (recorded in `found`), or at a syntax
     // error, left to the caller's parse.
-    let _ = Walk { found: &found }.deserialize(&mut de);
+    let _ = Walk { found: &found }.deserialize(de);
     found.into_inner()
 }
 
@@ -88,6 +101,180 @@ impl<'de> Visitor<'de> for Walk<'_> {
             map.next_value_seed(self)?;
         }
         Ok(())
+    }
+}
+
+/// What [`read_object`] finds wrong with a text.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unread {
+    /// One object names this member twice (as unescaped), at any depth.
+    Repeated(String),
+    /// The text is not one JSON value.
+    NotJson,
+}
+
+/// The members of one JSON object that a reader takes, read in the pass
+/// that checks the text for a member named twice ([`read_object`]).
+pub trait Kept<'de>: Default {
+    /// Takes the value of member `name` from `map` with `check`'s seeds
+    /// when it is one this reader keeps (`true`); `false`, and the value
+    /// is walked for the check alone.
+    fn keep<A: MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+        check: Check<'_>,
+    ) -> Result<bool, A::Error>;
+}
+
+/// The object `json` holds, as `T` keeps it, read in one pass that refuses
+/// a member named twice in any object of the text, whether `T` keeps its
+/// members or not (the first such name, as [`repeated_member`] finds it;
+/// a repeat before a syntax error is still a repeat). A text that is
+/// some other JSON value is `T`'s default.
+pub fn read_object<'de, T: Kept<'de>>(json: &'de [u8]) -> Result<T, Unread> {
+    match std::str::from_utf8(json) {
+        // UTF-8 checked once, here, rather than string by string.
+        Ok(text) => read_from(serde_json::Deserializer::from_str(text)),
+        Err(_) => read_from(serde_json::Deserializer::from_slice(json)),
+    }
+}
+
+/// [`read_object`] of what `de` reads.
+fn read_from<'de, R, T>(mut de: serde_json::Deserializer<R>) -> Result<T, Unread>
+where
+    R: serde_json::de::Read<'de>,
+    T: Kept<'de>,
+{
+    let found = RefCell::new(None);
+    let check = Check { found: &found };
+    let read = check
+        .object::<T>()
+        .deserialize(&mut de)
+        .and_then(|kept| de.end().map(|()| kept));
+    match found.into_inner() {
+        Some(name) => Err(Unread::Repeated(name)),
+        None => read.map_err(|_| Unread::NotJson),
+    }
+}
+
+/// The check of one [`read_object`] pass: where it records the repeated
+/// name that stops it, and the seeds a [`Kept`] reads its members with.
+#[derive(Clone, Copy)]
+pub struct Check<'f> {
+    found: &'f RefCell<Option<String>>,
+}
+
+impl<'f> Check<'f> {
+    /// A seed of a member that is an object of members `T` keeps (`T`'s
+    /// default when it is another value, walked all the same).
+    pub fn object<T>(self) -> Object<'f, T> {
+        Object {
+            check: self,
+            kept: PhantomData,
+        }
+    }
+
+    /// A seed of a member kept as its JSON text, borrowed: an array or an
+    /// object is checked as it is taken.
+    pub fn raw(self) -> Raw<'f> {
+        Raw { check: self }
+    }
+
+    fn walk(self) -> Walk<'f> {
+        Walk { found: self.found }
+    }
+
+    /// The error that stops the pass at `name`, recorded.
+    fn repeated<E: de::Error>(self, name: String) -> E {
+        *self.found.borrow_mut() = Some(name);
+        E::custom("a member name twice in one object")
+    }
+}
+
+/// [`Check::object`]'s seed.
+pub struct Object<'f, T> {
+    check: Check<'f>,
+    kept: PhantomData<T>,
+}
+
+impl<'de, T: Kept<'de>> DeserializeSeed<'de> for Object<'_, T> {
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, T: Kept<'de>> Visitor<'de> for Object<'_, T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<T, E> {
+        Ok(T::default())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<T, E> {
+        Ok(T::default())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<T, E> {
+        Ok(T::default())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<T, E> {
+        Ok(T::default())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<T, E> {
+        Ok(T::default())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<T, E> {
+        Ok(T::default())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+        self.check.walk().visit_seq(seq)?;
+        Ok(T::default())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let mut kept = T::default();
+        let mut names = Names::default();
+        while let Some(name) = map.next_key_seed(Name)? {
+            if names.contains(&name) {
+                return Err(self.check.repeated(name.into_owned()));
+            }
+            if !kept.keep(&name, &mut map, self.check)? {
+                map.next_value_seed(self.check.walk())?;
+            }
+            names.insert(name);
+        }
+        Ok(kept)
+    }
+}
+
+/// [`Check::raw`]'s seed.
+pub struct Raw<'f> {
+    check: Check<'f>,
+}
+
+impl<'de> DeserializeSeed<'de> for Raw<'_> {
+    type Value = &'de RawValue;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'de RawValue, D::Error> {
+        let raw = <&RawValue>::deserialize(d)?;
+        if raw.get().starts_with(['{', '[']) {
+            let mut de = serde_json::Deserializer::from_str(raw.get());
+            if let Some(name) = repeated_in(&mut de) {
+                return Err(self.check.repeated(name));
+            }
+        }
+        Ok(raw)
     }
 }
 
@@ -248,6 +435,57 @@ mod tests {
         let body = br#"{"jsonrpc": "2.0", "id": 1, "params": {"a": [1, {"b": 2}], "c": "d"}}"#;
         let (found, made) = crate::counted_allocations::allocations(|| repeated_member(body));
         assert_eq!((found, made), (None, 0));
+    }
+
+    /// A reader that keeps `k` as text and `o`'s members as its own.
+    #[derive(Default, Debug)]
+    struct KeepK<'a> {
+        k: Option<&'a RawValue>,
+        o: Option<Box<KeepK<'a>>>,
+    }
+
+    impl<'a> Kept<'a> for KeepK<'a> {
+        fn keep<A: MapAccess<'a>>(
+            &mut self,
+            name: &str,
+            map: &mut A,
+            check: Check<'_>,
+        ) -> Result<bool, A::Error> {
+            match name {
+                "k" => self.k = Some(map.next_value_seed(check.raw())?),
+                "o" => self.o = Some(Box::new(map.next_value_seed(check.object())?)),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        }
+    }
+
+    /// Reading members as they are kept finds what [`repeated_member`]
+    /// finds, in the members kept and in those read past alike.
+    #[test]
+    fn members_read_as_kept_are_checked_as_the_whole_text_is() {
+        let kept =
+            read_object::<KeepK>(br#"{"k": {"a": 1}, "o": {"k": [2]}, "z": [{"a": 1}]}"#).unwrap();
+        assert_eq!(kept.k.map(RawValue::get), Some(r#"{"a": 1}"#));
+        assert_eq!(kept.o.unwrap().k.map(RawValue::get), Some("[2]"));
+        for text in [
+            r#"{"k": 1, "\u006b": 2}"#,
+            r#"{"k": {"a": 1, "a": 2}}"#,
+            r#"{"o": {"x": [1, {"a": 1, "a": 1}]}}"#,
+            r#"{"o": [{"a": 1, "a": 1}]}"#,
+            r#"{"z": {"y": {"a": 1, "a": 1}}}"#,
+            r#"{"k": 1, "a": 1, "a": 2, oops"#,
+        ] {
+            let found = read_object::<KeepK>(text.as_bytes()).unwrap_err();
+            let expected = repeated(text).map(Unread::Repeated);
+            assert_eq!(Some(found), expected, "{text}");
+        }
+        for text in [r#"{"k": 1, "b": "#, r#"{"k": 1} 2"#, ""] {
+            let e = read_object::<KeepK>(text.as_bytes()).unwrap_err();
+            assert_eq!(e, Unread::NotJson, "{text}");
+        }
+        let other = read_object::<KeepK>(br#"[{"k": 1}]"#).unwrap();
+        assert!(other.k.is_none(), "a text that is no object keeps nothing");
     }
 
     #[test]

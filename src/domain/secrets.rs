@@ -220,6 +220,12 @@ impl Pepper {
         hex::encode(self.mac(purpose, input))
     }
 
+    /// [`Pepper::keyed_hash`] as its 32 bytes, for a caller that keeps a
+    /// part of it or writes it in a form of its own.
+    pub fn keyed_bytes(&self, purpose: &str, input: &[u8]) -> [u8; 32] {
+        self.mac(purpose, input)
+    }
+
     /// Constant-time check of `input` against a hash made by [`Pepper::keyed_hash`].
     pub fn verify(&self, purpose: &str, input: &[u8], expected_hex: &str) -> bool {
         let Ok(expected) = hex::decode(expected_hex) else {

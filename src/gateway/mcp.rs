@@ -22,6 +22,8 @@ use super::{
 };
 use crate::config::Team;
 use crate::domain::challenge::{self as rules, Challenge};
+use crate::domain::interaction;
+use crate::domain::secrets::Pepper;
 use crate::domain::settings::TextKey;
 use crate::domain::start_challenge::ChallengeRequest;
 use crate::error::{Error, Result};
@@ -237,8 +239,8 @@ pub struct Verification {
     /// answers, equal cursors. Given back as `after`, a wait answers when
     /// the answer differs from it.
     pub cursor: String,
-    /// All of the above as JSON, written once when it was made: the
-    /// tool's result, and (with its cursor empty) what its digest is of.
+    /// All of the above as JSON, written once when it was made, its
+    /// cursor in it: the tool's result.
     #[serde(skip)]
     json: String,
 }
@@ -259,40 +261,92 @@ pub struct ChallengeSummary {
     pub awaiting_code: bool,
 }
 
+/// The form of [`Verification::said`], its first byte: a new form makes
+/// new digests, so that no cursor of an older one is taken for an answer.
+const SAID_FORM: u8 = 1;
+
 impl Verification {
-    /// Writes its JSON while its cursor is still empty and answers its
-    /// digest, the first 128 bits of the SHA-256 of that JSON, in hex:
-    /// what a session remembers of it, and its cursor's first part. The
-    /// cursor is put in the JSON by [`Verification::with_cursor`].
-    fn digest(&mut self) -> String {
-        debug_assert!(self.cursor.is_empty());
-        // Only a map keyed by a sequence fails to be written; an answer
-        // holds none.
-        let json = serde_json::to_string(self).unwrap_or_default();
-        let digest = hex::encode(&Sha256::digest(json.as_bytes())[..16]);
-        self.json = json;
+    /// What it says, its cursor aside, in a compact typed encoding: the
+    /// form ([`SAID_FORM`]), then each member in order — a name (an
+    /// enum's, as the JSON writes it) as its length in a byte and its
+    /// text; a flag as a byte; a member that may be null as 0, or 1 and
+    /// the member; a time as its milliseconds (8 bytes, little-endian); a
+    /// text of the customer's, or a result's JSON, as its length in 4
+    /// bytes and its bytes; an id as its 16 bytes. Each part says where
+    /// it ends, so two answers that say the same encode the same and any
+    /// other two do not
+    /// (docs/decisions/0900-a-cursor-is-the-digest-of-what-the-answer-says.md).
+    fn said(&self) -> Vec<u8> {
+        fn name(out: &mut Vec<u8>, name: &str) {
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
+        }
+        fn text(out: &mut Vec<u8>, text: &[u8]) {
+            out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+            out.extend_from_slice(text);
+        }
+        let mut out = Vec::with_capacity(96);
+        out.push(SAID_FORM);
+        name(&mut out, interaction::Status::from(self.status).as_str());
+        out.push(u8::from(self.authenticated));
+        match self.method {
+            Some(m) => {
+                out.push(1);
+                name(&mut out, m.as_str());
+            }
+            None => out.push(0),
+        }
+        match self.expires_at {
+            Some(at) => {
+                out.push(1);
+                out.extend_from_slice(&at.unix_millis().to_le_bytes());
+            }
+            None => out.push(0),
+        }
+        match &self.customer_id {
+            Some(id) => {
+                out.push(1);
+                text(&mut out, id.as_bytes());
+            }
+            None => out.push(0),
+        }
+        match &self.challenge {
+            Some(c) => {
+                out.push(1);
+                out.extend_from_slice(c.challenge_id.as_bytes());
+                name(&mut out, c.method.as_str());
+                name(&mut out, rules::ChallengeState::from(c.state).as_str());
+                match &c.result {
+                    Some(result) => {
+                        out.push(1);
+                        // A value is written to a `Vec` without fail.
+                        let json = serde_json::to_vec(result).unwrap_or_default();
+                        text(&mut out, &json);
+                    }
+                    None => out.push(0),
+                }
+                out.push(u8::from(c.awaiting_code));
+            }
+            None => out.push(0),
+        }
+        out
+    }
+
+    /// Its digest: the first 128 bits of the SHA-256 of
+    /// [`Verification::said`], what a session remembers of it and its
+    /// cursor's first part.
+    fn digest(&self) -> [u8; DIGEST] {
+        let mut digest = [0u8; DIGEST];
+        digest.copy_from_slice(&Sha256::digest(self.said())[..DIGEST]);
         digest
     }
 
-    /// Its cursor set, in its JSON too: the JSON ends with the cursor's
-    /// member, written empty (`"cursor":""}`), and a cursor is hex, which
-    /// JSON writes as it is.
+    /// Its cursor set and its JSON written, once.
     fn with_cursor(mut self, cursor: String) -> Self {
-        match self.json.strip_suffix("\"\"}") {
-            Some(head) => {
-                let mut json = String::with_capacity(head.len() + cursor.len() + 2);
-                json.push_str(head);
-                json.push('"');
-                json.push_str(&cursor);
-                json.push_str("\"}");
-                self.json = json;
-                self.cursor = cursor;
-            }
-            None => {
-                self.cursor = cursor;
-                self.json = serde_json::to_string(&self).unwrap_or_default();
-            }
-        }
+        self.cursor = cursor;
+        // Only a map keyed by a sequence fails to be written; an answer
+        // holds none.
+        self.json = serde_json::to_string(&self).unwrap_or_default();
         self
     }
 
@@ -301,49 +355,72 @@ impl Verification {
         self.json
     }
 
-    /// [`Verification::digest`], as its cursor holds it.
+    /// [`Verification::digest`], as its cursor holds it (in hex).
     fn digest_held(&self) -> &str {
-        self.cursor.get(..32).unwrap_or_default()
+        self.cursor.get(..2 * DIGEST).unwrap_or_default()
     }
 }
+
+/// The bytes of an answer's digest a cursor holds.
+const DIGEST: usize = 16;
+
+/// The bytes of a cursor's mark.
+const MARK: usize = 8;
 
 /// The purpose of the keyed hash that marks a cursor as ours.
 const CURSOR_HASH: &str = "mcp-cursor";
 
-/// The cursor of an answer of interaction `id` whose [`Verification::digest`]
-/// is `digest`: the digest, then 64 bits of a keyed hash of it and the
-/// interaction, which tells one of ours (for this interaction) from any
-/// other string (docs/decisions/0641-a-cursor-is-the-answer-s-digest-marked-as-ours.md).
-fn cursor_of(core: &Core, team: &Team, id: Uuid, digest: &str) -> String {
-    format!("{digest}{}", &mark_of(core, team, id, digest)[..16])
+/// The cursor of an answer of interaction `id` of the team whose
+/// keyspace is `keyspace`, the answer's [`Verification::digest`] being
+/// `digest`: the digest, then 64 bits of a keyed hash of it, the
+/// interaction and the team, which tells one of ours (for this
+/// interaction) from any other string, all in hex
+/// (docs/decisions/0900-a-cursor-is-the-digest-of-what-the-answer-says.md).
+fn cursor_of(pepper: &Pepper, keyspace: &str, id: Uuid, digest: &[u8; DIGEST]) -> String {
+    let mark = mark_of(pepper, keyspace, id, digest);
+    let mut hex = [0u8; 2 * (DIGEST + MARK)];
+    let (first, second) = hex.split_at_mut(2 * DIGEST);
+    // The lengths are the slices': neither fails.
+    let _ = hex::encode_to_slice(digest, first);
+    let _ = hex::encode_to_slice(mark, second);
+    hex.iter().map(|&b| char::from(b)).collect()
 }
 
-/// The keyed hash of a cursor's `digest` for interaction `id`, in hex; a
-/// cursor holds its first 16 digits.
-fn mark_of(core: &Core, team: &Team, id: Uuid, digest: &str) -> String {
-    core.pepper()
-        .keyed_hash(CURSOR_HASH, cursor_input(team, id, digest).as_bytes())
+/// The mark of a cursor's `digest` for interaction `id` of `keyspace`:
+/// the first [`MARK`] bytes of the pepper's keyed hash of the id's 16
+/// bytes, the digest's and the keyspace (the two first of fixed length,
+/// so that the input is one way of saying them).
+fn mark_of(pepper: &Pepper, keyspace: &str, id: Uuid, digest: &[u8; DIGEST]) -> [u8; MARK] {
+    let mut input = Vec::with_capacity(2 * DIGEST + keyspace.len());
+    input.extend_from_slice(id.as_bytes());
+    input.extend_from_slice(digest);
+    input.extend_from_slice(keyspace.as_bytes());
+    let hash = pepper.keyed_bytes(CURSOR_HASH, &input);
+    let mut mark = [0u8; MARK];
+    mark.copy_from_slice(&hash[..MARK]);
+    mark
 }
 
-fn cursor_input(team: &Team, id: Uuid, digest: &str) -> String {
-    format!("{}\n{id}\n{digest}", team.keyspace)
-}
-
-/// The digest a cursor of ours names; `None` for any string that is not
-/// a cursor minted for interaction `id` (treated as no `after` at all).
-fn digest_of_cursor<'c>(core: &Core, team: &Team, id: Uuid, cursor: &'c str) -> Option<&'c str> {
-    let (digest, mark) = (cursor.get(..32)?, cursor.get(32..)?);
-    let hexes = |t: &str| {
-        t.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    if mark.len() != 16 || !hexes(digest) || !hexes(mark) {
+/// The digest a cursor of ours names, in hex; `None` for any string that
+/// is not a cursor minted for interaction `id` of `keyspace` (treated as
+/// no `after` at all).
+fn digest_of_cursor<'c>(
+    pepper: &Pepper,
+    keyspace: &str,
+    id: Uuid,
+    cursor: &'c str,
+) -> Option<&'c str> {
+    let (held, given) = (cursor.get(..2 * DIGEST)?, cursor.get(2 * DIGEST..)?);
+    let lower = |t: &str| !t.bytes().any(|b| b.is_ascii_uppercase());
+    let (mut digest, mut mark) = ([0u8; DIGEST], [0u8; MARK]);
+    hex::decode_to_slice(held, &mut digest).ok()?;
+    hex::decode_to_slice(given, &mut mark).ok()?;
+    if !lower(cursor) {
         return None;
     }
-    let ours = mark_of(core, team, id, digest);
-    let ours = ours.as_bytes().get(..16).unwrap_or_default();
-    let same: bool = subtle::ConstantTimeEq::ct_eq(ours, mark.as_bytes()).into();
-    same.then_some(digest)
+    let ours = mark_of(pepper, keyspace, id, &digest);
+    let same: bool = subtle::ConstantTimeEq::ct_eq(&ours[..], &mark[..]).into();
+    same.then_some(held)
 }
 
 /// Whether challenge `c` waits for a binding code typed into the chat
@@ -402,7 +479,7 @@ fn answer_of(
                 awaiting_code: state == rules::ChallengeState::Open && awaits_binding_code(c),
             }
         });
-    let mut answer = Verification {
+    let answer = Verification {
         status: v.status,
         authenticated: v.authenticated,
         method: v.method,
@@ -413,9 +490,14 @@ fn answer_of(
         json: String::new(),
     };
     let digest = answer.digest();
+    let mut held = [0u8; 2 * DIGEST];
+    // 16 bytes always fit 32 hex digits.
+    let _ = hex::encode_to_slice(digest, &mut held);
     let cursor = match known {
-        Some(cursor) if cursor.get(..32) == Some(digest.as_str()) => cursor.to_string(),
-        _ => cursor_of(core, team, id, &digest),
+        Some(cursor) if cursor.as_bytes().get(..2 * DIGEST) == Some(&held[..]) => {
+            cursor.to_string()
+        }
+        _ => cursor_of(core.pepper(), &team.keyspace, id, &digest),
     };
     Ok(answer.with_cursor(cursor))
 }
@@ -478,7 +560,7 @@ pub async fn get_verification(
     // `after`, when it is a cursor of ours: its digest.
     let after = asked
         .after
-        .and_then(|c| Some((digest_of_cursor(core, team, id, c)?, c)));
+        .and_then(|c| Some((digest_of_cursor(core.pepper(), &team.keyspace, id, c)?, c)));
     let mut stop = std::pin::pin!(stop);
     loop {
         // The read runs boxed: its store call's future is not held
@@ -696,32 +778,182 @@ fn say(core: &Core, team: &Team, v: &InteractionView, key: TextKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    /// An answer's JSON is written once, with its cursor empty for its
-    /// digest, and its cursor put in after: the same text serde writes of
-    /// it with the cursor, the digest the same as when the JSON was
-    /// written into the hash (docs/performance.md#an-mcp-tool-call).
-    #[test]
-    fn an_answer_s_json_is_written_once_and_its_digest_is_of_it_without_its_cursor() {
-        for customer in [None, Some("cust \"1\" \u{e9}\n".to_string())] {
-            let mut answer = Verification {
-                status: Status::Pending,
-                authenticated: false,
-                method: None,
-                expires_at: None,
-                customer_id: customer,
-                challenge: None,
-                cursor: String::new(),
-                json: String::new(),
-            };
-            let mut hash = Sha256::new();
-            serde_json::to_writer(&mut hash, &answer).unwrap();
-            let before = hex::encode(&hash.finalize()[..16]);
-            let digest = answer.digest();
-            assert_eq!(digest, before);
-            let answer = answer.with_cursor(format!("{digest}0123456789abcdef"));
-            assert_eq!(answer.cursor, format!("{digest}0123456789abcdef"));
-            assert_eq!(answer.json, serde_json::to_string(&answer).unwrap());
+    /// An answer that says something in each of its members.
+    fn full() -> Verification {
+        Verification {
+            status: Status::Authenticated,
+            authenticated: true,
+            method: Some(Method::Otp),
+            expires_at: Some(Timestamp::from_unix_millis(1_790_000_000_123)),
+            customer_id: Some("cust-1".into()),
+            challenge: Some(ChallengeSummary {
+                challenge_id: Uuid::from_u128(7),
+                method: ChallengeMethod::Network,
+                state: ChallengeState::Used,
+                result: Some(serde_json::json!("verified")),
+                awaiting_code: false,
+            }),
+            cursor: String::new(),
+            json: String::new(),
         }
+    }
+
+    /// Every member of an answer, changed one at a time (to another
+    /// value, and to null where it may be), changes its digest; the same
+    /// answer made again has the same one.
+    #[test]
+    fn every_member_of_an_answer_changes_its_digest() {
+        type Change = fn(&mut Verification);
+        fn challenge(v: &mut Verification) -> &mut ChallengeSummary {
+            v.challenge.as_mut().unwrap()
+        }
+        let changes: [(&str, Change); 14] = [
+            ("status", |v| v.status = Status::Expired),
+            ("authenticated", |v| v.authenticated = false),
+            ("method", |v| v.method = Some(Method::Pin)),
+            ("method null", |v| v.method = None),
+            ("expires_at", |v| {
+                v.expires_at = Some(Timestamp::from_unix_millis(1_790_000_000_124))
+            }),
+            ("expires_at null", |v| v.expires_at = None),
+            ("customer_id", |v| v.customer_id = Some("cust-2".into())),
+            ("customer_id null", |v| v.customer_id = None),
+            ("challenge_id", |v| {
+                challenge(v).challenge_id = Uuid::from_u128(8)
+            }),
+            ("challenge.method", |v| {
+                challenge(v).method = ChallengeMethod::Wallet
+            }),
+            ("challenge.state", |v| {
+                challenge(v).state = ChallengeState::Expired
+            }),
+            ("challenge.result", |v| {
+                challenge(v).result = Some(serde_json::json!("mismatch"))
+            }),
+            ("challenge.awaiting_code", |v| {
+                challenge(v).awaiting_code = true
+            }),
+            ("challenge null", |v| v.challenge = None),
+        ];
+        let base = full().digest();
+        assert_eq!(full().digest(), base, "the same answer, the same digest");
+        let mut seen = vec![base];
+        for (member, change) in changes {
+            let mut v = full();
+            change(&mut v);
+            let digest = v.digest();
+            assert!(!seen.contains(&digest), "{member}: its digest is another's");
+            seen.push(digest);
+        }
+        let mut v = full();
+        challenge(&mut v).result = None;
+        assert_ne!(v.digest(), base, "challenge.result null");
+    }
+
+    /// A cursor tells one of ours for this interaction of this team:
+    /// another team's, another interaction's, another pepper's, a mark
+    /// changed, a cursor cut or in capitals, are not.
+    #[test]
+    fn a_cursor_is_ours_only_for_its_team_and_interaction() {
+        let pepper = Pepper::new("pepper-of-at-least-some-length");
+        let (id, digest) = (Uuid::from_u128(42), full().digest());
+        let cursor = cursor_of(&pepper, "acme", id, &digest);
+        assert_eq!(cursor.len(), 48);
+        assert_eq!(&cursor[..32], hex::encode(digest));
+        assert_eq!(
+            digest_of_cursor(&pepper, "acme", id, &cursor),
+            Some(&cursor[..32])
+        );
+        let other = Pepper::new("another-pepper-of-some-length");
+        let mut forged = cursor[..47].to_string();
+        forged.push(if cursor.ends_with('0') { '1' } else { '0' });
+        for (what, pepper, keyspace, id, cursor) in [
+            ("another team", &pepper, "acme~2", id, cursor.clone()),
+            (
+                "another interaction",
+                &pepper,
+                "acme",
+                Uuid::from_u128(43),
+                cursor.clone(),
+            ),
+            ("another pepper", &other, "acme", id, cursor.clone()),
+            ("a mark changed", &pepper, "acme", id, forged),
+            ("cut", &pepper, "acme", id, cursor[..46].to_string()),
+            ("in capitals", &pepper, "acme", id, cursor.to_uppercase()),
+            ("garbage", &pepper, "acme", id, "ü".repeat(40)),
+        ] {
+            assert_eq!(
+                digest_of_cursor(pepper, keyspace, id, &cursor),
+                None,
+                "{what}"
+            );
+        }
+    }
+
+    fn answers() -> impl Strategy<Value = Verification> {
+        let challenge = (
+            0u128..2,
+            prop::sample::select(vec![ChallengeMethod::Otp, ChallengeMethod::Network]),
+            prop::sample::select(vec![ChallengeState::Open, ChallengeState::Used]),
+            prop::option::of(prop::sample::select(vec!["verified", "mismatch"])),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(id, method, state, result, awaiting_code)| ChallengeSummary {
+                    challenge_id: Uuid::from_u128(id),
+                    method,
+                    state,
+                    result: result.map(serde_json::Value::from),
+                    awaiting_code,
+                },
+            );
+        (
+            prop::sample::select(vec![Status::Pending, Status::Authenticated]),
+            any::<bool>(),
+            prop::option::of(prop::sample::select(vec![Method::Otp, Method::Oidc])),
+            prop::option::of(
+                (0i64..3).prop_map(|ms| Timestamp::from_unix_millis(1_790_000_000_000 + ms)),
+            ),
+            prop::option::of(prop::sample::select(vec!["", "a", "a\u{1}", "ab"])),
+            prop::option::of(challenge),
+        )
+            .prop_map(
+                |(status, authenticated, method, expires_at, customer, challenge)| Verification {
+                    status,
+                    authenticated,
+                    method,
+                    expires_at,
+                    customer_id: customer.map(String::from),
+                    challenge,
+                    cursor: String::new(),
+                    json: String::new(),
+                },
+            )
+    }
+
+    proptest! {
+        /// Two answers have the same digest exactly when their JSON says
+        /// the same.
+        #[test]
+        fn answers_have_one_digest_when_they_say_the_same(a in answers(), b in answers()) {
+            let (ja, jb) = (serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+            prop_assert_eq!(a.said() == b.said(), ja == jb);
+            prop_assert_eq!(a.digest() == b.digest(), ja == jb);
+        }
+    }
+
+    /// An answer's JSON is written once, with its cursor: the text serde
+    /// writes of it.
+    #[test]
+    fn an_answer_s_json_is_written_with_its_cursor() {
+        let answer = full().with_cursor("00ff".into());
+        assert_eq!(answer.json, serde_json::to_string(&answer).unwrap());
+        assert!(
+            answer.json.ends_with(r#""cursor":"00ff"}"#),
+            "{}",
+            answer.json
+        );
     }
 }

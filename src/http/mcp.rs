@@ -40,9 +40,9 @@ use super::auth::BotOnly;
 use super::extract::{body_bytes, is_json, NoQuery};
 use super::openapi::{raw_schema, ApiKeyErrors, JsonBodyErrors, RawSchema, E400, E403, E404, E422};
 use super::AppState;
-use crate::domain::json_members::repeated_member;
+use crate::domain::json_members::Unread;
 use crate::error::Error;
-use message::{members, text, Message, Params};
+use message::{text, Message, Params};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -209,8 +209,8 @@ async fn prepare(st: &AppState, req: Request) -> Result<ToolCall, Response> {
     let message = message_of(&bytes).map_err(IntoResponse::into_response)?;
     let sse = only_event_stream(&headers);
     let id = message.id;
-    let params: Params = members(message.params);
-    let modern = match modern::era(&headers, &members(params.meta)) {
+    let params = message.params;
+    let modern = match modern::era(&headers, &params.meta) {
         Ok(Some(era)) => era == modern::Era::Modern,
         Ok(None) => {
             let e = Error::BadRequest("MCP-Protocol-Version is not one this server speaks".into());
@@ -324,7 +324,8 @@ async fn protected_resource(State(st): State<AppState>, _: NoQuery) -> Response 
 
 /// The body (`json`: its headers, taken out, declared JSON): one
 /// JSON-RPC 2.0 message, an object (400 otherwise, and for nesting deeper
-/// than [`MAX_DEPTH`], checked before it is parsed).
+/// than [`MAX_DEPTH`], checked before it is parsed). A member named twice
+/// is refused as the message is read ([`message_of`]).
 async fn read(req: Request, json: bool, st: &AppState) -> Result<Bytes, Error> {
     let bytes = body_bytes(req, json, st)
         .await?
@@ -339,19 +340,19 @@ async fn read(req: Request, json: bool, st: &AppState) -> Result<Bytes, Error> {
             "the body must be one JSON-RPC message, an object (no batch)".into(),
         ));
     }
-    if repeated_member(&bytes).is_some() {
-        return Err(Error::BadRequest(
-            "the body names a member twice in one object".into(),
-        ));
-    }
     Ok(bytes)
 }
 
-/// The message `bytes` hold (an object, [`read`]): `jsonrpc` `"2.0"`,
+/// The message `bytes` hold (an object, [`read`]), read in one pass
+/// that refuses a member named twice in any object: `jsonrpc` `"2.0"`,
 /// a `method` that is a string when there is one (400 otherwise).
 fn message_of(bytes: &[u8]) -> Result<Message<'_>, Error> {
-    let message: Message = serde_json::from_slice(bytes)
-        .map_err(|_| Error::BadRequest("the body is not valid JSON".into()))?;
+    let message = message::read(bytes).map_err(|e| match e {
+        Unread::Repeated(_) => {
+            Error::BadRequest("the body names a member twice in one object".into())
+        }
+        Unread::NotJson => Error::BadRequest("the body is not valid JSON".into()),
+    })?;
     if text(message.jsonrpc).as_deref() != Some("2.0") {
         return Err(Error::BadRequest("jsonrpc: must be \"2.0\"".into()));
     }
@@ -377,19 +378,21 @@ fn an_id(text: &str) -> bool {
 /// Whether `bytes` nest arrays and objects deeper than `max` (strings
 /// skipped), read in one pass without building anything.
 fn depth_over(bytes: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let (mut depth, mut at) = (0usize, 0);
+    while let Some(&b) = bytes.get(at) {
         match b {
-            b'"' => in_string = true,
+            b'"' => {
+                // To the string's closing quote, each escape's next byte
+                // passed over.
+                at += 1;
+                while let Some(&c) = bytes.get(at) {
+                    match c {
+                        b'"' => break,
+                        b'\\' => at += 2,
+                        _ => at += 1,
+                    }
+                }
+            }
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -399,6 +402,7 @@ fn depth_over(bytes: &[u8], max: usize) -> bool {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        at += 1;
     }
     false
 }
@@ -646,7 +650,7 @@ mod tests {
         "io.modelcontextprotocol/clientCapabilities":{}}}}"#;
 
     #[test]
-    fn a_tool_call_is_read_up_to_its_arguments_with_two_allocations() {
+    fn a_tool_call_is_read_up_to_its_arguments_without_an_allocation() {
         let mut headers = HeaderMap::new();
         for (name, value) in [
             (modern::VERSION_HEADER, modern::MODERN),
@@ -657,8 +661,8 @@ mod tests {
         }
         let (args, made) = crate::counted_allocations::allocations(|| {
             let message = message_of(CALL.as_bytes()).unwrap();
-            let params: Params = members(message.params);
-            let era = modern::era(&headers, &members(params.meta)).unwrap();
+            let params = message.params;
+            let era = modern::era(&headers, &params.meta).unwrap();
             assert_eq!(era, Some(modern::Era::Modern));
             let method = text(message.method).unwrap();
             let name = text(params.name);
@@ -667,10 +671,12 @@ mod tests {
             args.map(str::len)
         });
         assert!(args.is_some_and(|n| n > 100), "the arguments' text");
-        // Its members are borrowed from the body, no tree of it is built:
-        // the two are serde_json's stack of the objects nested in `params`
-        // and in `_meta` as it reads past them.
-        assert_eq!(made, 2);
+        // Its members are borrowed from the body, no tree of it is built,
+        // and the one pass that reads them (the check for a member named
+        // twice with it) keeps no stack of its own: serde_json's of the
+        // objects nested in `params` and `_meta`, which it read past in
+        // a pass of its own, made the 2 there were.
+        assert_eq!(made, 0);
     }
 
     #[test]
@@ -678,6 +684,11 @@ mod tests {
         assert!(!depth_over(br#"{"a":[{"b":"[[[[[[["}]}"#, 3));
         assert!(depth_over(br#"{"a":[{"b":[1]}]}"#, 3));
         assert!(!depth_over(br#"{"a":"\"[[[[","b":{}}"#, 2));
+        // After an escaped backslash a quote ends the string; an escaped
+        // quote does not.
+        assert!(depth_over(br#"{"a":"\\",[[[[]]]]}"#, 3));
+        assert!(!depth_over(br#"{"a":"\",[[[[]]]]"}"#, 3));
+        assert!(!depth_over(br#"{"a":"[[[[\"#, 3), "a string not closed");
         let deep = "[".repeat(100_000);
         assert!(depth_over(deep.as_bytes(), MAX_DEPTH));
     }

@@ -7,9 +7,6 @@
 //! then read before the method: any method without a valid key (or a
 //! team's OAuth access token, `http::auth`) is 401, whose
 //! `WWW-Authenticate` names the protected-resource metadata.
-use std::cell::RefCell;
-use std::sync::{Arc, Weak};
-
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
@@ -17,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::super::auth::BotOnly;
 use super::super::AppState;
-use crate::config::Config;
 use crate::error::Error;
 
 /// The path of the protected-resource metadata (RFC 9728) of `/mcp`.
@@ -55,33 +51,10 @@ fn refusal(parts: &Parts, st: &AppState) -> Option<Response> {
         Some(h) => h.to_str().ok(),
         None => parts.uri.authority().map(|a| a.as_str()),
     };
-    let allowed = host.is_some_and(|h| host_allowed(config, h));
+    let allowed = host.is_some_and(|h| mcp.allows_host(h));
     (!allowed).then(|| {
         Error::Forbidden("this Host may not reach the MCP server ([mcp] allowed_hosts)")
             .into_response()
-    })
-}
-
-thread_local! {
-    /// The last `Host` this thread judged, under which configuration, and
-    /// whether it was allowed: a client sends the same `Host` on every
-    /// request, and judging it parses `public_url`.
-    static JUDGED: RefCell<Option<(Weak<Config>, String, bool)>> = const { RefCell::new(None) };
-}
-
-/// Whether `host` may reach `/mcp` under `config` (`[mcp] allowed_hosts`
-/// or `public_url`'s): judged once per thread for the same configuration
-/// and `Host`, which the configuration alone decides (a reload makes a
-/// new one, and the `Weak` held keeps its address from being reused).
-fn host_allowed(config: &Arc<Config>, host: &str) -> bool {
-    let known = JUDGED.with_borrow(|j| match j {
-        Some((c, h, allowed)) if c.as_ptr() == Arc::as_ptr(config) && h == host => Some(*allowed),
-        _ => None,
-    });
-    known.unwrap_or_else(|| {
-        let allowed = config.mcp.allows_host(host, &config.server.public_url);
-        JUDGED.set(Some((Arc::downgrade(config), host.to_string(), allowed)));
-        allowed
     })
 }
 

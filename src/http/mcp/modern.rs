@@ -247,7 +247,7 @@ pub fn complete(mut result: Value) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::super::message::{members, Params};
+    use super::super::message::read;
     use super::*;
     use axum::http::HeaderValue;
 
@@ -261,10 +261,9 @@ mod tests {
 
     /// [`era`] of a message whose `params` are `params`, as read.
     fn era_of(headers: &HeaderMap, params: &Value) -> Result<Option<Era>, RpcError> {
-        let text = params.to_string();
-        let raw: &RawValue = serde_json::from_str(&text).unwrap();
-        let params: Params = members(Some(raw));
-        era(headers, &members(params.meta))
+        let text = json!({ "params": params }).to_string();
+        let message = read(text.as_bytes()).ok().unwrap();
+        era(headers, &message.params.meta)
     }
 
     /// The `params` of a message with `meta`.
