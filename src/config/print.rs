@@ -9,7 +9,7 @@
 //! team inherits (`[defaults]`, a channel's file) is one layer shared by
 //! every print that inherits it, not a copy per team; the digest is made
 //! once (docs/decisions/0702-what-a-team-inherits-is-shared.md).
-use std::cmp::Ordering;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -48,38 +48,43 @@ impl Layer {
     }
 }
 
-/// The order of two dotted names, each its prefix and key (`""`: none),
-/// as the names written out would sort, without writing them.
-fn name_order(a: (&str, &str), b: (&str, &str)) -> Ordering {
-    if a.0 == b.0 {
-        return a.1.cmp(b.1);
-    }
-    // Most names are short: written out on the stack and compared whole.
-    let mut written = ([0u8; 128], [0u8; 128]);
-    match (write_name(&mut written.0, a), write_name(&mut written.1, b)) {
-        (Some(x), Some(y)) => written.0[..x].cmp(&written.1[..y]),
-        _ => name_bytes(a).cmp(name_bytes(b)),
-    }
+/// A layer's head in [`ConfigPrint::for_each`]: its next key's dotted
+/// name, written out, and digest (`None`: none left).
+struct Head<'a> {
+    prefix: &'a str,
+    keys: std::collections::btree_map::Iter<'a, String, String>,
+    name: Vec<u8>,
+    digest: Option<&'a str>,
 }
 
-/// The dotted name `(prefix, key)` written into `out`: its length, or
-/// `None` when it does not fit.
-fn write_name(out: &mut [u8; 128], (prefix, key): (&str, &str)) -> Option<usize> {
-    let dot = usize::from(!prefix.is_empty());
-    let len = prefix.len() + dot + key.len();
-    if len > out.len() {
-        return None;
+impl<'a> Head<'a> {
+    /// The head of the layer of `prefix` and `keys`, at its first key.
+    fn of(prefix: &'a str, keys: std::collections::btree_map::Iter<'a, String, String>) -> Self {
+        let mut head = Head {
+            prefix,
+            keys,
+            name: Vec::with_capacity(64),
+            digest: None,
+        };
+        head.advance();
+        head
     }
-    out[..prefix.len()].copy_from_slice(prefix.as_bytes());
-    out[prefix.len()..prefix.len() + dot].copy_from_slice(&b"."[..dot]);
-    out[prefix.len() + dot..len].copy_from_slice(key.as_bytes());
-    Some(len)
-}
 
-/// The bytes of a dotted name, its prefix and key (`""`: none).
-fn name_bytes<'a>((prefix, key): (&'a str, &'a str)) -> impl Iterator<Item = u8> + 'a {
-    let dot = (!prefix.is_empty()).then_some(b'.');
-    prefix.bytes().chain(dot).chain(key.bytes())
+    /// On to the next key: its name written out (`prefix.key`, or `key`
+    /// at the top).
+    fn advance(&mut self) {
+        let Some((key, digest)) = self.keys.next() else {
+            self.digest = None;
+            return;
+        };
+        self.name.clear();
+        if !self.prefix.is_empty() {
+            self.name.extend_from_slice(self.prefix.as_bytes());
+            self.name.push(b'.');
+        }
+        self.name.extend_from_slice(key.as_bytes());
+        self.digest = Some(digest);
+    }
 }
 
 impl ConfigPrint {
@@ -111,42 +116,37 @@ impl ConfigPrint {
         }
     }
 
-    /// Calls `each` with every dotted name (its prefix and key) and its
-    /// digest, in the names' order, the last layer's where several have
-    /// one.
-    fn for_each(&self, mut each: impl FnMut(&str, &str, &str)) {
-        let mut heads: Vec<_> = (self.layers.iter())
-            .map(|l| (l.prefix.as_str(), l.keys.iter().peekable()))
+    /// Calls `each` with every dotted name, written out, and its digest,
+    /// in the names' order, the last layer's where several have one. Each
+    /// layer's name at its head is written out once, when the head moves,
+    /// so that the heads compare as bytes (a print of a team has some 160
+    /// names; docs/performance.md#the-build-of-a-start-cut-again).
+    fn for_each(&self, mut each: impl FnMut(&[u8], &str)) {
+        let mut heads: Vec<Head<'_>> = (self.layers.iter())
+            .map(|l| Head::of(&l.prefix, l.keys.iter()))
             .collect();
         loop {
-            // The least name at the head of a layer, the last layer's
-            // of equal ones.
-            let mut least: Option<(usize, (&str, &str))> = None;
-            for (i, (prefix, keys)) in heads.iter_mut().enumerate() {
-                let Some(&(key, _)) = keys.peek() else {
+            // The least name at the head of a layer, the last layer's of
+            // equal ones.
+            let mut least: Option<usize> = None;
+            for (i, head) in heads.iter().enumerate() {
+                if head.digest.is_none() {
                     continue;
-                };
-                let name = (*prefix, key.as_str());
-                if least.is_none_or(|(_, l)| name_order(name, l) != Ordering::Greater) {
-                    least = Some((i, name));
+                }
+                if least.is_none_or(|l| head.name <= heads[l].name) {
+                    least = Some(i);
                 }
             }
-            let Some((at, name)) = least else {
+            let Some(at) = least else {
                 return;
             };
-            let mut digest = "";
-            for (i, (prefix, keys)) in heads.iter_mut().enumerate() {
-                let same = keys
-                    .peek()
-                    .is_some_and(|&(key, _)| name_order((*prefix, key.as_str()), name).is_eq());
-                if same {
-                    let (_, d) = keys.next().unwrap_or_else(|| unreachable!());
-                    if i == at {
-                        digest = d.as_str();
-                    }
+            each(&heads[at].name, heads[at].digest.unwrap_or_default());
+            for i in (0..heads.len()).filter(|i| *i != at) {
+                if heads[i].digest.is_some() && heads[i].name == heads[at].name {
+                    heads[i].advance();
                 }
             }
-            each(name.0, name.1, digest);
+            heads[at].advance();
         }
     }
 
@@ -155,15 +155,14 @@ impl ConfigPrint {
     pub fn digest(&self) -> String {
         let made = self.digest.get_or_init(|| {
             let mut hasher = Sha256::new();
-            self.for_each(|prefix, key, digest| {
-                if !prefix.is_empty() {
-                    hasher.update(prefix.as_bytes());
-                    hasher.update(b".");
-                }
-                hasher.update(key.as_bytes());
-                hasher.update(b"\t");
-                hasher.update(digest.as_bytes());
-                hasher.update(b"\n");
+            let mut line = Vec::with_capacity(128);
+            self.for_each(|name, digest| {
+                line.clear();
+                line.extend_from_slice(name);
+                line.push(b'\t');
+                line.extend_from_slice(digest.as_bytes());
+                line.push(b'\n');
+                hasher.update(&line);
             });
             hex::encode(hasher.finalize())
         });
@@ -222,10 +221,57 @@ fn flatten(keys: &mut BTreeMap<String, String>, prefix: &str, table: &toml::Tabl
         match value {
             toml::Value::Table(t) => flatten(keys, &name, t),
             other => {
-                let digest = hex::encode(Sha256::digest(other.to_string().as_bytes()));
+                let text = plain_text(other).map_or_else(|| other.to_string().into(), Cow::Owned);
+                let digest = hex::encode(Sha256::digest(text.as_bytes()));
                 keys.insert(name, digest);
             }
         }
+    }
+}
+
+/// The TOML text of `value` (what `toml` writes of it) where it is plain:
+/// an integer, a boolean, a string of printable ASCII with no quote or
+/// backslash, or an array of them; `None` for any other, which `toml`
+/// writes. Made without `toml`'s writer, which a team's print calls for
+/// every key of its body (docs/performance.md#the-build-of-a-start-cut-again).
+fn plain_text(value: &toml::Value) -> Option<String> {
+    let mut out = String::new();
+    write_plain(&mut out, value).then_some(out)
+}
+
+/// Into `out`, [`plain_text`] of `value`; whether it is plain.
+fn write_plain(out: &mut String, value: &toml::Value) -> bool {
+    use std::fmt::Write as _;
+    match value {
+        toml::Value::Integer(i) => write!(out, "{i}").is_ok(),
+        toml::Value::Boolean(b) => {
+            out.push_str(if *b { "true" } else { "false" });
+            true
+        }
+        toml::Value::String(s) => {
+            let plain = |b: u8| (0x20..0x7f).contains(&b) && !matches!(b, b'"' | b'\\' | b'\'');
+            if !s.bytes().all(plain) {
+                return false;
+            }
+            out.push('"');
+            out.push_str(s);
+            out.push('"');
+            true
+        }
+        toml::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                if !write_plain(out, item) {
+                    return false;
+                }
+            }
+            out.push(']');
+            true
+        }
+        _ => false,
     }
 }
 
@@ -357,29 +403,49 @@ mod tests {
     #[test]
     fn names_sort_as_written_out() {
         let long = "k".repeat(200);
-        let names = [
-            ("", "a"),
-            ("", "a.b"),
-            ("a", "b"),
-            ("a", "b-"),
-            ("", "a-b"),
-            ("", "a_b"),
-            ("settings", "x"),
-            ("", "settings_x"),
-            ("", "settingsa"),
-            ("settings", ""),
-            ("", long.as_str()),
-            ("k", long.as_str()),
-            ("channels.web", "kind"),
+        let tables = [
+            ("", format!("a = 1\n\"a.b\" = 2\n\"a-b\" = 3\na_b = 4\nsettings_x = 5\nsettingsa = 6\n{long} = 7")),
+            ("a", "b = 8\n\"b-\" = 9".to_string()),
+            ("settings", "x = 10\n\"\" = 11".to_string()),
+            ("k", format!("{long} = 12")),
+            ("channels.web", "kind = 13".to_string()),
         ];
-        let written = |(p, k): (&str, &str)| match p.is_empty() {
-            true => k.to_string(),
-            false => format!("{p}.{k}"),
-        };
-        for a in names {
-            for b in names {
-                assert_eq!(name_order(a, b), written(a).cmp(&written(b)), "{a:?} {b:?}");
+        let mut p = ConfigPrint::default();
+        for (prefix, table) in &tables {
+            p.add_table(prefix, &toml::from_str(table).unwrap());
+        }
+        let mut written = Vec::new();
+        p.for_each(|name, _| written.push(String::from_utf8(name.to_vec()).unwrap()));
+        let keys: Vec<String> = p.keys().into_keys().collect();
+        assert_eq!(
+            written, keys,
+            "each name once, in the order of the names written out"
+        );
+        assert_eq!(p.digest(), flat_digest(&p.keys()));
+    }
+
+    #[test]
+    fn a_plain_value_s_text_is_toml_s() {
+        let table: toml::Table = toml::from_str(concat!(
+            "a = 0\nb = -42\nc = 9223372036854775807\nd = true\ne = false\n",
+            "f = \"t00001\"\ng = \"https://login.example/login?team=t00001&x=%20y\"\n",
+            "h = \"\"\ni = \" spaced out \"\nj = [\"webchat\"]\nk = [\"a\", \"b\", \"c\"]\n",
+            "l = []\nm = [1, 2, 3]\nn = [[1, 2], [\"x\"]]\no = [true, false]\n",
+            "p = \"#PIN# is ~your~ code: {x} <y> `z` | $1 ^ * ! @ ; =\"\n",
+            "q = \"it's\"\nr = \"a \\\"quote\\\"\"\ns = \"tab\\there\"\nt = \"caf\u{e9}\"\n",
+            "u = 1.5\nv = [{ a = 1 }]\n",
+        ))
+        .unwrap();
+        let mut plain = 0;
+        for (key, value) in &table {
+            if let Some(text) = plain_text(value) {
+                assert_eq!(text, value.to_string(), "{key}");
+                plain += 1;
             }
+        }
+        assert_eq!(plain, 16, "the plain ones: a to p");
+        for key in ["q", "r", "s", "t", "u", "v"] {
+            assert_eq!(plain_text(&table[key]), None, "{key}");
         }
     }
 }

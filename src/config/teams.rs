@@ -101,8 +101,11 @@ pub(super) fn form_of(
     };
     let read_back =
         |pointer: &str, v: &str| r.cipher.read_back(place, pointer, r.salts.get(pointer), v);
-    print.add_table("", &super::form::secrets_read_back(table, &read_back));
-    super::form::json_form(table, &read_back)
+    // Each secret read back once: the form shows the read-back the print
+    // was made of.
+    let shown = super::form::secrets_read_back(table, &read_back);
+    print.add_table("", &shown);
+    super::form::json_form(&shown, &|_, read_back: &str| read_back.to_owned())
 }
 
 pub(super) fn load_team(

@@ -19,7 +19,7 @@ use crate::time::{stored, Timestamp};
 /// or beside the indexes (`{~teams}:ch:<name>`, [`StoredApiChannel`]),
 /// so that a channel commits with its index and the generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "v")]
+#[serde(tag = "v", try_from = "StoredApiFormRead")]
 pub enum StoredApiForm {
     #[serde(rename = "1")]
     V1 {
@@ -41,6 +41,37 @@ pub enum StoredApiForm {
 
 /// `{team}:tm`: a team written through the operator API.
 pub type StoredApiTeam = StoredApiForm;
+
+/// A [`StoredApiForm`] as its text is read: straight into its members,
+/// where an internally tagged enum is first read whole into serde's
+/// buffer and then read again (a start reads every API team's;
+/// docs/performance.md#the-build-of-a-start-cut-again).
+#[derive(Deserialize)]
+struct StoredApiFormRead {
+    v: String,
+    body: serde_json::Value,
+    digest: String,
+    #[serde(with = "stored")]
+    at: Timestamp,
+    #[serde(rename = "inc", default)]
+    incarnation: Option<String>,
+}
+
+impl TryFrom<StoredApiFormRead> for StoredApiForm {
+    type Error = String;
+
+    fn try_from(read: StoredApiFormRead) -> Result<Self, String> {
+        match read.v.as_str() {
+            "1" => Ok(StoredApiForm::V1 {
+                body: read.body,
+                digest: read.digest,
+                at: read.at,
+                incarnation: read.incarnation,
+            }),
+            v => Err(format!("unknown variant `{v}`, expected `1`")),
+        }
+    }
+}
 
 /// `{~teams}:ch:<name>`: a channel written through the operator API.
 pub type StoredApiChannel = StoredApiForm;
