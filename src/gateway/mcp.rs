@@ -285,38 +285,56 @@ impl Verification {
             out.extend_from_slice(&(text.len() as u32).to_le_bytes());
             out.extend_from_slice(text);
         }
+        // Every member named: one added is a compile error here until it
+        // is encoded (or said to be no part of what the answer says).
+        let Verification {
+            status,
+            authenticated,
+            method,
+            expires_at,
+            customer_id,
+            challenge,
+            cursor: _,
+            json: _,
+        } = self;
         let mut out = Vec::with_capacity(96);
         out.push(SAID_FORM);
-        name(&mut out, interaction::Status::from(self.status).as_str());
-        out.push(u8::from(self.authenticated));
-        match self.method {
+        name(&mut out, interaction::Status::from(*status).as_str());
+        out.push(u8::from(*authenticated));
+        match method {
             Some(m) => {
                 out.push(1);
                 name(&mut out, m.as_str());
             }
             None => out.push(0),
         }
-        match self.expires_at {
+        match expires_at {
             Some(at) => {
                 out.push(1);
                 out.extend_from_slice(&at.unix_millis().to_le_bytes());
             }
             None => out.push(0),
         }
-        match &self.customer_id {
+        match customer_id {
             Some(id) => {
                 out.push(1);
                 text(&mut out, id.as_bytes());
             }
             None => out.push(0),
         }
-        match &self.challenge {
-            Some(c) => {
+        match challenge {
+            Some(ChallengeSummary {
+                challenge_id,
+                method,
+                state,
+                result,
+                awaiting_code,
+            }) => {
                 out.push(1);
-                out.extend_from_slice(c.challenge_id.as_bytes());
-                name(&mut out, c.method.as_str());
-                name(&mut out, rules::ChallengeState::from(c.state).as_str());
-                match &c.result {
+                out.extend_from_slice(challenge_id.as_bytes());
+                name(&mut out, method.as_str());
+                name(&mut out, rules::ChallengeState::from(*state).as_str());
+                match result {
                     Some(result) => {
                         out.push(1);
                         // A value is written to a `Vec` without fail.
@@ -325,7 +343,7 @@ impl Verification {
                     }
                     None => out.push(0),
                 }
-                out.push(u8::from(c.awaiting_code));
+                out.push(u8::from(*awaiting_code));
             }
             None => out.push(0),
         }
@@ -760,11 +778,13 @@ fn said_of(req: &ChallengeRequest) -> (&'static str, TextKey) {
         D::Voice => "voice",
         _ => "chat",
     };
+    // Every method named: one added says here what `start_verification`
+    // tells the customer of it.
     match req.method {
         M::App => ("app", TextKey::SayAppSent),
         M::Network => (to, TextKey::SayNetworkSent),
         M::Wallet => (to, TextKey::SayWalletSent),
-        _ => (to, TextKey::SayCodePageSent),
+        M::Otp | M::Pin | M::Binding => (to, TextKey::SayCodePageSent),
     }
 }
 
