@@ -49,7 +49,7 @@ And the pages' one kit (docs/architecture.md#the-pages), in `src/http/`:
 And the challenge's proof (docs/decisions/0670-a-challenge-s-proof-is-one-type.md),
 in shipping code anywhere in `src/`:
 
-- comparisons of a method, `== ChallengeMethod::`, at most
+- comparisons of a method, `==` or `!= ChallengeMethod::`, at most
   `METHOD_COMPARISONS`: what a challenge proves is its `Proof`, read by
   a `match` the compiler holds to every variant; a comparison decides
   for one method and says nothing when another is added. The ceiling
@@ -128,10 +128,10 @@ def hand_loops():
     return hits
 
 
-# Comparisons of a challenge's method, and how many may stand (17 before
-# the proof was one type; the one left asks whether a start's number
-# check is the network check's, `gateway/challenges/single.rs`).
-METHOD_COMPARISON = re.compile(r"==\s*ChallengeMethod::")
+# Comparisons of a challenge's method (`==` or `!=`), and how many may
+# stand: none (17 before the proof was one type). What the gateway asks of
+# a method is a `match` of the domain's (docs/architecture.md).
+METHOD_COMPARISON = re.compile(r"[=!]=\s*ChallengeMethod::")
 METHOD_COMPARISONS = 0
 
 
@@ -276,7 +276,7 @@ def main():
             print(f"  {hit}")
         pages_broken |= bool(hits)
     methods = method_comparisons()
-    print(f"== method comparisons (== ChallengeMethod::): {len(methods)} (at most {METHOD_COMPARISONS})")
+    print(f"== method comparisons (== or != ChallengeMethod::): {len(methods)} (at most {METHOD_COMPARISONS})")
     for hit in methods:
         print(f"  {hit}")
     links = link_keys_outside()

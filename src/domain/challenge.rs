@@ -29,8 +29,8 @@ use crate::time::Timestamp;
 pub mod proof;
 
 pub use proof::{
-    ChallengeMethod, Entry, LinkMessage, NumberChecked, OtpState, Page, Proof, Section, Sends,
-    Stage, Typed,
+    ChallengeMethod, Entry, LinkMessage, NumberChecked, OtpState, Page, PageEntryLink, Proof,
+    Section, Sends, Stage, Typed,
 };
 
 /// How many finished challenges an interaction remembers (oldest forgotten

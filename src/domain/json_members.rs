@@ -129,8 +129,10 @@ pub trait Kept<'de>: Default {
 
 /// The object `json` holds, as `T` keeps it, read in one pass that refuses
 /// a member named twice in any object of the text, whether `T` keeps its
-/// members or not (the first such name, as [`repeated_member`] finds it;
-/// a repeat before a syntax error is still a repeat). A text that is
+/// members or not (the first such name, as [`repeated_member`] finds it).
+/// A repeat before a syntax error is still a repeat, but within a member
+/// `T` keeps as text ([`Check::raw`]) the syntax error is met first: the
+/// text is not JSON. A text that is
 /// some other JSON value is `T`'s default.
 pub fn read_object<'de, T: Kept<'de>>(json: &'de [u8]) -> Result<T, Unread> {
     match std::str::from_utf8(json) {

@@ -277,14 +277,6 @@ impl Verification {
     /// other two do not
     /// (docs/decisions/0900-a-cursor-is-the-digest-of-what-the-answer-says.md).
     fn said(&self) -> Vec<u8> {
-        fn name(out: &mut Vec<u8>, name: &str) {
-            out.push(name.len() as u8);
-            out.extend_from_slice(name.as_bytes());
-        }
-        fn text(out: &mut Vec<u8>, text: &[u8]) {
-            out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-            out.extend_from_slice(text);
-        }
         // Every member named: one added is a compile error here until it
         // is encoded (or said to be no part of what the answer says).
         let Verification {
@@ -297,57 +289,33 @@ impl Verification {
             cursor: _,
             json: _,
         } = self;
-        let mut out = Vec::with_capacity(96);
-        out.push(SAID_FORM);
-        name(&mut out, interaction::Status::from(*status).as_str());
-        out.push(u8::from(*authenticated));
-        match method {
-            Some(m) => {
-                out.push(1);
-                name(&mut out, m.as_str());
-            }
-            None => out.push(0),
-        }
-        match expires_at {
-            Some(at) => {
-                out.push(1);
-                out.extend_from_slice(&at.unix_millis().to_le_bytes());
-            }
-            None => out.push(0),
-        }
-        match customer_id {
-            Some(id) => {
-                out.push(1);
-                text(&mut out, id.as_bytes());
-            }
-            None => out.push(0),
-        }
-        match challenge {
-            Some(ChallengeSummary {
+        let mut out = Said(Vec::with_capacity(96));
+        out.0.push(SAID_FORM);
+        out.name(interaction::Status::from(*status).as_str());
+        out.0.push(u8::from(*authenticated));
+        out.maybe(method.as_ref(), |out, m| out.name(m.as_str()));
+        out.maybe(expires_at.as_ref(), |out, at| {
+            out.0.extend_from_slice(&at.unix_millis().to_le_bytes())
+        });
+        out.maybe(customer_id.as_ref(), |out, id| out.text(id.as_bytes()));
+        out.maybe(challenge.as_ref(), |out, c| {
+            let ChallengeSummary {
                 challenge_id,
                 method,
                 state,
                 result,
                 awaiting_code,
-            }) => {
-                out.push(1);
-                out.extend_from_slice(challenge_id.as_bytes());
-                name(&mut out, method.as_str());
-                name(&mut out, rules::ChallengeState::from(*state).as_str());
-                match result {
-                    Some(result) => {
-                        out.push(1);
-                        // A value is written to a `Vec` without fail.
-                        let json = serde_json::to_vec(result).unwrap_or_default();
-                        text(&mut out, &json);
-                    }
-                    None => out.push(0),
-                }
-                out.push(u8::from(*awaiting_code));
-            }
-            None => out.push(0),
-        }
-        out
+            } = c;
+            out.0.extend_from_slice(challenge_id.as_bytes());
+            out.name(method.as_str());
+            out.name(rules::ChallengeState::from(*state).as_str());
+            out.maybe(result.as_ref(), |out, result| {
+                // A value is written to a `Vec` without fail.
+                out.text(&serde_json::to_vec(result).unwrap_or_default())
+            });
+            out.0.push(u8::from(*awaiting_code));
+        });
+        out.0
     }
 
     /// Its digest: the first 128 bits of the SHA-256 of
@@ -376,6 +344,34 @@ impl Verification {
     /// [`Verification::digest`], as its cursor holds it (in hex).
     fn digest_held(&self) -> &str {
         self.cursor.get(..2 * DIGEST).unwrap_or_default()
+    }
+}
+
+/// [`Verification::said`]'s bytes, written part by part.
+struct Said(Vec<u8>);
+
+impl Said {
+    /// A name: its length in a byte, and its text.
+    fn name(&mut self, name: &str) {
+        self.0.push(name.len() as u8);
+        self.0.extend_from_slice(name.as_bytes());
+    }
+
+    /// A text: its length in 4 bytes (little-endian), and its bytes.
+    fn text(&mut self, text: &[u8]) {
+        self.0.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(text);
+    }
+
+    /// A member that may be null: 0, or 1 and the member as `write` writes it.
+    fn maybe<T>(&mut self, member: Option<&T>, write: impl FnOnce(&mut Said, &T)) {
+        match member {
+            Some(m) => {
+                self.0.push(1);
+                write(self, m);
+            }
+            None => self.0.push(0),
+        }
     }
 }
 

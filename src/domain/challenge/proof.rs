@@ -486,6 +486,18 @@ pub enum Sends {
     Link(Page),
 }
 
+/// Where the link to the page a code is typed on goes, when the request
+/// asked for the page (`entry: page`; [`ChallengeMethod::page_entry_link`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageEntryLink {
+    /// In the challenge's one message, in place of the PIN's prompt.
+    InThePrompt,
+    /// Into the conversation, after the code went out.
+    AfterTheCode,
+    /// Nowhere: the method's code is not typed on the page.
+    None,
+}
+
 /// The number the number checks vouch for before a challenge is trusted
 /// ([`ChallengeMethod::number_checked`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -568,6 +580,19 @@ impl ChallengeMethod {
             ChallengeMethod::App => Sends::AppRequest,
             ChallengeMethod::Network => Sends::Link(Page::Network),
             ChallengeMethod::Wallet => Sends::Link(Page::Wallet),
+        }
+    }
+
+    /// Where the link to the code entry page goes when the request asked
+    /// for the page (docs/api.md#codes-typed-on-the-gateways-page).
+    pub const fn page_entry_link(self) -> PageEntryLink {
+        match self {
+            ChallengeMethod::Pin => PageEntryLink::InThePrompt,
+            ChallengeMethod::Otp => PageEntryLink::AfterTheCode,
+            ChallengeMethod::Binding
+            | ChallengeMethod::App
+            | ChallengeMethod::Network
+            | ChallengeMethod::Wallet => PageEntryLink::None,
         }
     }
 

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
-use crate::domain::challenge::{ChallengeMethod, Page};
+use crate::domain::challenge::{Page, PageEntryLink};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
 use crate::error::{Error, Result};
@@ -37,7 +37,10 @@ pub(super) async fn message_link(
     link: Option<String>,
     now: Timestamp,
 ) -> Result<Option<String>> {
-    if link.is_some() || !req.page_entry || req.method != ChallengeMethod::Pin {
+    if link.is_some()
+        || !req.page_entry
+        || req.method.page_entry_link() != PageEntryLink::InThePrompt
+    {
         return Ok(link);
     }
     entry_url(core, team, ids, started.expires_at, now)
@@ -56,7 +59,7 @@ pub(super) async fn after_code(
     (cid, req, started): (Uuid, &ChallengeRequest, &Started),
     now: Timestamp,
 ) -> Result<()> {
-    if !req.page_entry || req.method != ChallengeMethod::Otp {
+    if !req.page_entry || req.method.page_entry_link() != PageEntryLink::AfterTheCode {
         return Ok(());
     }
     let Err(e) = send_entry_link(core, team, rec, cid, started.expires_at, now).await else {
